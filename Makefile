@@ -1,0 +1,63 @@
+# Every target is idempotent: re-running skips what is already in place.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= $(or $(FUNNEL_DATA_DIR),data)
+DEMO_USERS ?= 20000
+# Point DEMO_CSV at a directory of Kaggle-style CSVs to demo on your own data instead of generated data.
+DEMO_CSV ?=
+FG := FUNNEL_DATA_DIR=$(DATA_DIR) $(BIN)/funnelgate
+
+.PHONY: install ensure-redis demo test lint bench schema clean
+
+install: $(VENV)/.installed ensure-redis
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "funnelgate needs Python >= 3.11 (PYTHON=$(PYTHON) is older)" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+ensure-redis:
+	@if command -v redis-server >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing redis-server with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	else \
+		echo "redis-server is not installed. Run:  sudo apt-get install -y redis-server" >&2; \
+		echo "(or set FUNNEL_REDIS_URL to an existing Redis)" >&2; \
+		exit 1; \
+	fi
+
+demo: install
+	@if [ ! -f $(DATA_DIR)/.demo-ready ]; then \
+		set -e; \
+		csv="$(DEMO_CSV)"; \
+		if [ -z "$$csv" ]; then \
+			csv=$(DATA_DIR)/sample-csv; \
+			$(FG) generate --users $(DEMO_USERS) --seed 7 --out $$csv; \
+		fi; \
+		$(FG) ingest --csv-dir $$csv; \
+		$(FG) embed; \
+		touch $(DATA_DIR)/.demo-ready; \
+	fi
+	$(FG) serve
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check gateway schema resolvers loaders tests bench
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/run.py
+
+schema: install
+	$(BIN)/python -m gateway.schema_export
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

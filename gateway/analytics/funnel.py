@@ -1,0 +1,155 @@
+"""Funnel math in plain Python: per-user step matching and the step summary.
+
+This is the reference semantics of :class:`gateway.models.FunnelQuery`. The MongoDB adapter feeds it
+the per-user sequences its pipeline groups; the DuckDB adapter computes the same thing in SQL and the
+test suite checks the two agree on random data.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from gateway.models import (
+    FunnelBreakdown,
+    FunnelResult,
+    FunnelStepResult,
+    Interval,
+    StepOrder,
+    TrendPoint,
+)
+
+
+@dataclass(frozen=True)
+class UserMatch:
+    """How far one user got: ``times[k]`` is when step k was reached; ``anchor`` starts the clock."""
+
+    user_id: int
+    group: str | None
+    anchor: datetime
+    times: list[datetime]
+    time_on_step: list[float]  # the user's total duration on each step's page (all steps, reached or not)
+
+
+def match_steps(
+    events: Sequence[tuple[int, datetime]], n_steps: int, order: StepOrder, window_seconds: int | None
+) -> tuple[datetime | None, list[datetime]]:
+    """Match one user's visits to listed steps, given as (step index, timestamp) pairs in any order.
+
+    Returns (anchor, times of the steps reached, in step order).
+    """
+    ordered = sorted(events, key=lambda e: (e[1], e[0]))
+    if order is StepOrder.UNORDERED:
+        return _match_unordered(ordered, n_steps, window_seconds)
+    firsts = [t for s, t in ordered if s == 0]
+    if not firsts:
+        return None, []
+    anchor = firsts[0]
+    limit = anchor + timedelta(seconds=window_seconds) if window_seconds is not None else None
+    times = [anchor]
+    if order is StepOrder.ORDERED:
+        for step in range(1, n_steps):
+            nxt = next((t for s, t in ordered if s == step and t >= times[-1]), None)
+            if nxt is None or (limit is not None and nxt > limit):
+                break
+            times.append(nxt)
+        return anchor, times
+    # STRICT: walk the listed visits after the first step-1 visit.
+    start = next(i for i, (s, t) in enumerate(ordered) if s == 0)
+    current = 0
+    for s, t in ordered[start + 1 :]:
+        if s == current:
+            continue
+        if s != current + 1 or current + 1 >= n_steps or (limit is not None and t > limit):
+            break
+        current += 1
+        times.append(t)
+    return anchor, times
+
+
+def _match_unordered(
+    ordered: Sequence[tuple[int, datetime]], n_steps: int, window_seconds: int | None
+) -> tuple[datetime | None, list[datetime]]:
+    if not ordered:
+        return None, []
+    anchor = ordered[0][1]
+    limit = anchor + timedelta(seconds=window_seconds) if window_seconds is not None else None
+    first: dict[int, datetime] = {}
+    for s, t in ordered:
+        first.setdefault(s, t)
+    times: list[datetime] = []
+    for step in range(n_steps):
+        t = first.get(step)
+        if t is None or (limit is not None and t > limit):
+            break
+        times.append(max(times[-1], t) if times else t)
+    return anchor, times
+
+
+def summarise(steps: Sequence[str], matches: Iterable[UserMatch]) -> tuple[list[FunnelStepResult], float]:
+    """Step results and overall conversion rate for the users in ``matches``."""
+    reached: list[list[UserMatch]] = [[] for _ in steps]
+    for m in matches:
+        for k in range(len(m.times)):
+            reached[k].append(m)
+    results: list[FunnelStepResult] = []
+    first_users = len(reached[0])
+    for k, name in enumerate(steps):
+        users = len(reached[k])
+        prev = len(reached[k - 1]) if k else users
+        rate = (users / prev if prev else 0.0) if k else (1.0 if users else 0.0)
+        results.append(
+            FunnelStepResult(
+                name=name,
+                users=users,
+                conversion_rate=rate,
+                drop_off_rate=(1.0 - rate) if k else 0.0,
+                conversion_from_start=users / first_users if first_users else 0.0,
+                avg_time_spent=statistics.fmean(m.time_on_step[k] for m in reached[k]) if users else None,
+                median_time_to_convert=(
+                    statistics.median((m.times[k] - m.anchor).total_seconds() for m in reached[k])
+                    if users
+                    else None
+                ),
+            )
+        )
+    overall = len(reached[-1]) / first_users if first_users else 0.0
+    return results, overall
+
+
+def funnel_result(steps: Sequence[str], matches: Sequence[UserMatch], breakdown: bool) -> FunnelResult:
+    step_results, overall = summarise(steps, matches)
+    breakdowns: list[FunnelBreakdown] = []
+    if breakdown:
+        groups: dict[str | None, list[UserMatch]] = defaultdict(list)
+        for m in matches:
+            if m.times:
+                groups[m.group].append(m)
+        for key in sorted(groups, key=lambda g: (g is None, g or "")):
+            group_steps, group_overall = summarise(steps, groups[key])
+            breakdowns.append(FunnelBreakdown(key=key, steps=group_steps, overall_conversion_rate=group_overall))
+    return FunnelResult(steps=step_results, overall_conversion_rate=overall, breakdowns=breakdowns)
+
+
+def period_start(moment: datetime | date, interval: Interval) -> date:
+    day = moment.date() if isinstance(moment, datetime) else moment
+    if interval is Interval.DAY:
+        return day
+    if interval is Interval.WEEK:
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def trend(steps: Sequence[str], matches: Sequence[UserMatch], interval: Interval) -> list[TrendPoint]:
+    cohorts: dict[date, list[UserMatch]] = defaultdict(list)
+    for m in matches:
+        if m.times:
+            cohorts[period_start(m.anchor, interval)].append(m)
+    points = []
+    for period in sorted(cohorts):
+        step_results, overall = summarise(steps, cohorts[period])
+        points.append(TrendPoint(period=period, steps=step_results, conversion_rate=overall))
+    return points

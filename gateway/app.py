@@ -1,0 +1,53 @@
+"""The aiohttp application: /graphql (GraphiQL, POST/GET, graphql-transport-ws) and /healthz."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from aiohttp import web
+from strawberry.aiohttp.views import GraphQLView
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from gateway import health
+from gateway.context import Context, new_context
+from gateway.graphql_errors import ErrorPolicy
+from gateway.services import Services
+from resolvers.query import Query
+from resolvers.subscription import Subscription
+
+SERVICES = web.AppKey("services", Services)
+
+
+def build_schema() -> strawberry.Schema:
+    return strawberry.Schema(query=Query, subscription=Subscription, extensions=[ErrorPolicy])
+
+
+class FunnelGraphQLView(GraphQLView):
+    """Only the hook is overridden: every request gets fresh loaders over the shared services."""
+
+    def __init__(self, services: Services, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.services = services
+
+    async def get_context(self, request: web.Request, response: Any) -> Context:  # type: ignore[override]
+        return new_context(self.services, request)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    report = await health.check(request.app[SERVICES])
+    return web.json_response(report, status=200 if report["status"] == "ok" else 503)
+
+
+def create_app(services: Services, schema: strawberry.Schema | None = None) -> web.Application:
+    app = web.Application()
+    app[SERVICES] = services
+    view = FunnelGraphQLView(
+        services,
+        schema=schema or build_schema(),
+        graphql_ide="graphiql",
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+    )
+    app.router.add_route("*", "/graphql", view)
+    app.router.add_get("/healthz", healthz)
+    return app

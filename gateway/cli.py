@@ -1,0 +1,156 @@
+"""``funnelgate`` command line: parse arguments, build settings, then ``asyncio.run`` one coroutine.
+
+Exit codes: 0 ok, 1 the command failed (error printed), 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Settings, load_settings
+from gateway.errors import ConfigError, FunnelError
+
+log = logging.getLogger("funnelgate")
+
+_BACKEND_FLAGS = ("data_dir", "host", "port", "mongo_url", "mongo_db", "milvus_uri", "redis_url", "log_level")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("backends (override the FUNNEL_* environment variables)")
+    for name in _BACKEND_FLAGS:
+        group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, metavar=name.upper())
+
+    parser = argparse.ArgumentParser(prog="funnelgate", description="GraphQL analytics gateway for funnels.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", parents=[common], help="serve GraphQL (GraphiQL at /graphql) and /healthz")
+
+    p = sub.add_parser("ingest", parents=[common], help="load Kaggle-style funnel CSVs into the store")
+    p.add_argument("--csv-dir", type=Path, required=True, help="directory with user_table.csv and *_table.csv")
+    p.add_argument("--steps", help="funnel order, comma separated (default: by decreasing reach)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the session/visit/interaction synthesis")
+
+    p = sub.add_parser("generate", help="write a synthetic dataset with the Kaggle files' shape")
+    p.add_argument("--users", type=int, default=20_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("embed", parents=[common], help="(re)build behaviour embeddings in Milvus")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("query", parents=[common], help="run one GraphQL operation and print the JSON result")
+    p.add_argument("document", help="the GraphQL document")
+    p.add_argument("--variables", default=None, help="variables as a JSON object")
+    return parser
+
+
+async def _serve(settings: Settings) -> int:
+    from gateway.server import serve
+
+    await serve(settings)
+    return 0
+
+
+async def _ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.datadir_lock import DataDirLock
+    from gateway.ingest.pipeline import ingest_directory
+    from gateway.ingest.progress import ProgressBar
+    from gateway.services import open_store
+
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
+    async with AsyncExitStack() as stack:
+        if settings.embedded_document_store:
+            stack.enter_context(DataDirLock(settings.data_dir))
+        store = await open_store(settings)
+        stack.push_async_callback(store.close)
+        await store.ensure_indexes()
+        report = await ingest_directory(store, args.csv_dir, steps=steps, seed=args.seed, progress=ProgressBar())
+    print(report.render())
+    return 0
+
+
+async def _embed(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.analytics.embed_job import embed_all
+    from gateway.ingest.progress import ProgressBar
+    from gateway.services import open_services
+
+    async with open_services(settings, need_cache=False) as services:
+        counts = await embed_all(
+            services.store, services.vectors, settings.model_dir, seed=args.seed, progress=ProgressBar()
+        )
+    for collection, n in counts.items():
+        print(f"{collection}: {n}")
+    return 0
+
+
+async def _query(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.query_runner import run_query
+    from gateway.services import open_services
+
+    variables = _json_object("--variables", args.variables)
+    async with open_services(settings) as services:
+        result = await run_query(services, args.document, variables)
+    print(json.dumps(result, indent=2, default=str))
+    return 1 if result.get("errors") else 0
+
+
+def _json_object(flag: str, raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(flag, f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(flag, "must be a JSON object")
+    return value
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from gateway.ingest.generator import generate_dataset
+
+    if args.users < 1:
+        raise ConfigError("--users", "must be at least 1")
+    counts = generate_dataset(args.out, args.users, args.seed)
+    for name, rows in counts.items():
+        print(f"{name}: {rows} rows")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            logging.basicConfig(level=logging.INFO, format="%(message)s")
+            return _generate(args)
+        overrides = {name: getattr(args, name, None) for name in _BACKEND_FLAGS}
+        settings = load_settings(overrides=overrides)
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        commands = {
+            "serve": lambda: _serve(settings),
+            "ingest": lambda: _ingest(settings, args),
+            "embed": lambda: _embed(settings, args),
+            "query": lambda: _query(settings, args),
+        }
+        return asyncio.run(commands[args.command]())
+    except ConfigError as exc:
+        print(f"funnelgate: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except FunnelError as exc:
+        print(f"funnelgate: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""All configuration, read once from ``FUNNEL_*`` environment variables and CLI overrides.
+
+No other module reads the environment: they receive a :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway.errors import ConfigError
+
+PREFIX = "FUNNEL_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    mongo_url: str | None = None
+    mongo_db: str = "funnel_analysis"
+    mongo_pool_size: int = 50
+    mongo_timeout_ms: int = 5000
+    milvus_uri: str | None = None
+    redis_url: str | None = None
+    log_level: str = "INFO"
+    max_page_size: int = 1000
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.data_dir / "funnel.duckdb"
+
+    @property
+    def milvus_target(self) -> str:
+        """The Milvus URI to open: the configured server, else a Milvus Lite file in the data dir."""
+        return self.milvus_uri or str(self.data_dir / "milvus.db")
+
+    @property
+    def embedded_document_store(self) -> bool:
+        return self.mongo_url is None
+
+    @property
+    def embedded_vectors(self) -> bool:
+        return self.milvus_uri is None
+
+    @property
+    def model_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+def _port(key: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(key, f"expected an integer port, got {raw!r}") from None
+    if not 1 <= value <= 65535:
+        raise ConfigError(key, f"port {value} is out of range 1..65535")
+    return value
+
+
+def _positive_int(key: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(key, f"expected a positive integer, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(key, f"expected a positive integer, got {value}")
+    return value
+
+
+def _url(key: str, raw: str, schemes: tuple[str, ...]) -> str:
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ConfigError(key, f"unparsable URL {raw!r}: {exc}") from None
+    if parts.scheme not in schemes:
+        raise ConfigError(key, f"URL {raw!r} must start with one of {', '.join(s + '://' for s in schemes)}")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(key, f"URL {raw!r} has no host")
+    return raw
+
+
+def _milvus_uri(key: str, raw: str) -> str:
+    # A path to a .db file means Milvus Lite at that place; anything else must be a server URL.
+    if raw.endswith(".db") and "://" not in raw:
+        return raw
+    return _url(key, raw, ("http", "https", "tcp", "grpc"))
+
+
+def _data_dir(key: str, raw: str) -> Path:
+    path = Path(raw).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(key, f"cannot create data directory {str(path)!r}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(key, f"data directory {str(path)!r} is not writable")
+    return path
+
+
+def _log_level(key: str, raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(key, f"expected DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return level
+
+
+# setting name -> cast; the env var is PREFIX + name.upper(), the CLI flag --name-with-dashes.
+_CASTS = {
+    "data_dir": _data_dir,
+    "host": lambda key, raw: raw,
+    "port": _port,
+    "mongo_url": lambda key, raw: _url(key, raw, ("mongodb", "mongodb+srv")),
+    "mongo_db": lambda key, raw: raw,
+    "mongo_pool_size": _positive_int,
+    "mongo_timeout_ms": _positive_int,
+    "milvus_uri": _milvus_uri,
+    "redis_url": lambda key, raw: _url(key, raw, ("redis", "rediss", "unix")),
+    "log_level": _log_level,
+    "max_page_size": _positive_int,
+}
+
+
+def env_name(setting: str) -> str:
+    return PREFIX + setting.upper()
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build settings from ``env`` (default: the process environment), then CLI ``overrides``.
+
+    Empty environment values count as unset. Raises :class:`ConfigError` naming the first bad key.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name, cast in _CASTS.items():
+        key = env_name(name)
+        raw = env.get(key)
+        if raw is not None and raw.strip() != "":
+            values[name] = cast(key, raw.strip())
+    for name, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if name not in _CASTS:
+            raise ConfigError(f"--{name.replace('_', '-')}", "unknown setting")
+        values[name] = _CASTS[name](f"--{name.replace('_', '-')}", str(value))
+    if "data_dir" not in values:
+        values["data_dir"] = _data_dir(env_name("data_dir"), str(Settings.data_dir))
+    return replace(Settings(), **values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that reproduces ``settings`` (for child processes and docs)."""
+    out = {}
+    for name in _CASTS:
+        value = getattr(settings, name)
+        if value is not None:
+            out[env_name(name)] = str(value)
+    return out

@@ -1,0 +1,48 @@
+"""The error hierarchy. Adapters translate driver errors into these with ``raise ... from exc``.
+
+Each error carries the GraphQL ``extensions.code`` it maps to, so the API layer never guesses.
+"""
+
+from __future__ import annotations
+
+
+class FunnelError(Exception):
+    """Base of every error funnelgate raises on purpose."""
+
+    code = "INTERNAL_SERVER_ERROR"
+
+
+class ConfigError(FunnelError):
+    """A setting is missing or malformed; ``key`` names the environment variable or flag."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+class BadInput(FunnelError):
+    """The caller asked for something malformed (unknown step, inverted range, page too large)."""
+
+    code = "BAD_USER_INPUT"
+
+
+class NotFound(FunnelError):
+    """A single requested entity does not exist."""
+
+    code = "NOT_FOUND"
+
+
+class StoreUnavailable(FunnelError):
+    """A backend (document store, vector index, cache) cannot be reached or timed out."""
+
+    code = "UNAVAILABLE"
+
+
+class DataDirLocked(FunnelError):
+    """Another funnelgate process holds the embedded data directory (DuckDB and Milvus Lite are single-process)."""
+
+
+class IngestError(FunnelError):
+    """Input that cannot be ingested at all (missing user table, empty file, no user_id column)."""
+
+    code = "BAD_USER_INPUT"

@@ -1,0 +1,103 @@
+"""Every Redis key pattern, TTL and pub/sub channel, in one place.
+
+Each key is built by one small function so no f-string key is written twice. A key includes every
+argument that changes the answer; arguments too long for a readable key are hashed into it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from typing import Any
+
+# TTLs in seconds, per freshness class (the design's table).
+TTL_REALTIME = 30  # metrics:realtime
+TTL_DAILY = 60 * 60  # metrics:funnel:* for today, metrics:dashboard:* touching today
+TTL_HISTORICAL = 24 * 60 * 60  # metrics for closed date ranges
+TTL_ACTIVE_SESSION = 30 * 60  # session:{id}
+TTL_USER_ACTIVITY = 5 * 60  # user:active:{id}
+TTL_REALTIME_LIST = 60  # realtime:users
+TTL_QUERY_SHORT = 60 * 60  # query results over data that changes with ingest (similar users, sentiment)
+TTL_QUERY_LONG = 24 * 60 * 60  # query results over closed history (journeys)
+
+# Channels.
+CHANNEL_EVENTS = "events"
+CHANNEL_METRICS = "metrics:updates"
+
+
+def digest(value: Any) -> str:
+    """A short stable hash of any JSON-able value (sorted keys), for arguments that don't fit a key."""
+    blob = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _part(value: object) -> str:
+    if value is None:
+        return "all"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def dashboard(start: date | None, end: date | None) -> str:
+    return f"metrics:dashboard:{_part(start)}..{_part(end)}"
+
+
+def funnel(device: str | None, day: date | str | None, args: Any) -> str:
+    """``metrics:funnel:{device}:{date}`` plus a digest of every other argument (steps, order, window...)."""
+    return f"metrics:funnel:{_part(device)}:{_part(day)}:{digest(args)}"
+
+
+def realtime_metrics() -> str:
+    return "metrics:realtime"
+
+
+def session(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+def user_active(user_id: int) -> str:
+    return f"user:active:{user_id}"
+
+
+def realtime_users() -> str:
+    return "realtime:users"
+
+
+def similar_users(user_id: int, args: Any = None) -> str:
+    """``query:similar_users:{user_id}``; a limit/filter other than the default adds a digest suffix."""
+    base = f"query:similar_users:{user_id}"
+    return base if args is None else f"{base}:{digest(args)}"
+
+
+def user_journey(user_id: int) -> str:
+    return f"query:user_journey:{user_id}"
+
+
+def sentiment(page_type: str, day: date | None) -> str:
+    return f"query:sentiment:{page_type}:{_part(day)}"
+
+
+# Entity caches the loaders use (same cache-aside rules, fixed prefixes).
+def user(user_id: int) -> str:
+    return f"query:user:{user_id}"
+
+
+def user_sessions(user_id: int) -> str:
+    return f"query:user_sessions:{user_id}"
+
+
+def session_visits(session_id: str) -> str:
+    return f"query:session_visits:{session_id}"
+
+
+def session_interactions(session_id: str) -> str:
+    return f"query:session_interactions:{session_id}"
+
+
+def family(key: str) -> str:
+    """The key family a key belongs to, for hit/miss counters: ``query:similar_users:42`` -> ``query:similar_users``."""
+    head, _, rest = key.partition(":")
+    second = rest.split(":", 1)[0]
+    return f"{head}:{second}" if second else head

@@ -1,0 +1,160 @@
+"""Plain records that cross the store boundary: queries in, results out.
+
+Documents themselves stay plain dicts with the design's field names (see ``gateway/stores/base.py``);
+these dataclasses describe the analytics questions and answers, which have a fixed shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import Enum
+from typing import Any
+
+Document = dict[str, Any]
+
+
+class StepOrder(str, Enum):
+    ORDERED = "ordered"  # steps in this order, timestamps non-decreasing, other pages allowed between
+    STRICT = "strict"  # like ordered, but no other *listed* step in between (repeats of the current step allowed)
+    UNORDERED = "unordered"  # every earlier step visited, in any order
+
+
+class Breakdown(str, Enum):
+    DEVICE = "device"
+    SEX = "sex"
+
+
+class Interval(str, Enum):
+    DAY = "day"
+    WEEK = "week"  # ISO weeks, starting Monday
+    MONTH = "month"
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    """Who and when. ``device``/``sex`` match the user's attributes; ``start``/``end`` (inclusive, by
+    calendar day of the timestamp) restrict the events considered: visits for funnels, session starts for
+    dashboards and paths, the user's first-visit ``date`` for user listings."""
+
+    device: str | None = None
+    sex: str | None = None
+    start: date | None = None
+    end: date | None = None
+
+
+@dataclass(frozen=True)
+class FunnelQuery:
+    """A funnel over distinct ``steps`` (page types).
+
+    Step matching per user, over the visits that pass the filter:
+      * ORDERED: t1 = first visit to step 1; t_k = first visit to step k with timestamp >= t_{k-1}.
+      * STRICT: the user's visits to listed steps, sorted by (timestamp, step index), consecutive repeats
+        of one step collapsed; starting at the first step-1 visit, each next listed visit must be the next
+        step, else the user stops at the step reached so far.
+      * UNORDERED: t0 = the user's first visit to any listed step; step j's time is its first visit; the
+        user reaches step k when steps 1..k all have a time; t_k = the largest of those k times.
+    ``window_seconds``: a step counts only if its time is <= anchor + window, where the anchor is t1
+    (ORDERED/STRICT) or t0 (UNORDERED). A user reaching step k has reached every step before it.
+    """
+
+    steps: tuple[str, ...]
+    filter: UserFilter = field(default_factory=UserFilter)
+    order: StepOrder = StepOrder.ORDERED
+    window_seconds: int | None = None
+    breakdown: Breakdown | None = None
+
+
+@dataclass(frozen=True)
+class FunnelStepResult:
+    """One step. Rates are fractions in [0, 1].
+
+    * ``users``: distinct users who reached this step.
+    * ``conversion_rate``: users / previous step's users (1.0 for step 1 when it has users; 0.0 when the
+      previous step has none). ``drop_off_rate`` = 1 - conversion_rate for steps after the first, 0.0 for step 1.
+    * ``conversion_from_start``: users / step 1's users (0.0 when step 1 has none).
+    * ``avg_time_spent``: over users who reached this step, the mean of each user's total ``duration`` on
+      this step's page (all the user's filtered visits to it), in seconds; None without users.
+    * ``median_time_to_convert``: median over users who reached this step of (t_k - anchor) in seconds,
+      the mean of the two middle values for an even count; None without users.
+    """
+
+    name: str
+    users: int
+    conversion_rate: float
+    drop_off_rate: float
+    conversion_from_start: float
+    avg_time_spent: float | None
+    median_time_to_convert: float | None
+
+
+@dataclass(frozen=True)
+class FunnelBreakdown:
+    key: str | None  # the device or sex value; None for users without one
+    steps: list[FunnelStepResult]
+    overall_conversion_rate: float
+
+
+@dataclass(frozen=True)
+class FunnelResult:
+    steps: list[FunnelStepResult]
+    overall_conversion_rate: float  # last step's users / first step's users, 0.0 when no one started
+    breakdowns: list[FunnelBreakdown] = field(default_factory=list)  # sorted by key, None last
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    period: date  # first day of the cohort period (the period of the user's anchor time)
+    steps: list[FunnelStepResult]
+    conversion_rate: float
+
+
+@dataclass(frozen=True)
+class UserPage:
+    """One page of user ids, ascending. ``total`` counts every match, not just this page."""
+
+    user_ids: list[int]
+    total: int
+    has_next: bool
+
+
+@dataclass(frozen=True)
+class DeviceMetrics:
+    device: str | None
+    users: int
+    sessions: int
+    conversions: int
+    revenue: float
+    avg_session_duration: float | None
+
+
+@dataclass(frozen=True)
+class DashboardMetrics:
+    """Over sessions whose start_time falls in the range: ``users`` = distinct users with such a session,
+    ``conversions`` = converted sessions, ``revenue`` = sum of their conversion_value,
+    ``avg_session_duration`` = mean(end_time - start_time) in seconds (None without sessions)."""
+
+    users: int
+    sessions: int
+    conversions: int
+    revenue: float
+    avg_session_duration: float | None
+    by_device: list[DeviceMetrics]  # sorted by device, None last
+
+
+@dataclass(frozen=True)
+class PathCount:
+    path: list[str]  # a session's pages_visited, in visit order
+    sessions: int
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    written: int  # inserted or replaced
+    duplicates: int = 0  # skipped because the unique key already existed (insert only)
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    keys: tuple[str, ...]
+    unique: bool = False

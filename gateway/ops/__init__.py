@@ -1,0 +1,1 @@
+"""Operations: auth, limits, metrics, backup (next wave)."""

@@ -1,0 +1,1 @@
+"""Realtime event capture, live aggregates and subscriptions (next wave)."""

@@ -1,0 +1,118 @@
+"""The backends, opened once from settings and closed together.
+
+``open_services`` is the only place that decides which adapter serves which role, and it logs that
+decision once per role. Embedded backends (DuckDB, Milvus Lite, a private redis-server) hold the data
+directory's lock, so a second process on the same directory fails clearly instead of corrupting files.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+from gateway.cache_stats import CacheStats
+from gateway.config import Settings
+from gateway.datadir_lock import DataDirLock
+from gateway.stores.base import Cache, DocumentStore, VectorIndex
+
+log = logging.getLogger("funnelgate")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: DocumentStore
+    vectors: VectorIndex
+    cache: Cache
+    cache_stats: CacheStats = field(default_factory=CacheStats)
+
+
+async def open_store(settings: Settings) -> DocumentStore:
+    if settings.mongo_url:
+        from gateway.stores.mongo_store import MongoStore
+
+        store: DocumentStore = MongoStore.connect(
+            settings.mongo_url, settings.mongo_db, settings.mongo_pool_size, settings.mongo_timeout_ms
+        )
+        where = f"MongoDB {settings.mongo_url} db={settings.mongo_db}"
+    else:
+        from gateway.stores.duckdb_store import DuckDBStore
+
+        store = await DuckDBStore.open(settings.duckdb_path)
+        where = f"embedded DuckDB {settings.duckdb_path}"
+    log.info("document store: %s", where)
+    return store
+
+
+async def open_vectors(settings: Settings) -> VectorIndex:
+    from gateway.stores.milvus_index import MilvusIndex
+
+    vectors = await MilvusIndex.open(settings.milvus_target)
+    kind = "Milvus server" if settings.milvus_uri else "embedded Milvus Lite"
+    log.info("vector index: %s %s", kind, settings.milvus_target)
+    return vectors
+
+
+async def open_cache(settings: Settings, stack: AsyncExitStack) -> Cache:
+    from gateway.stores.redis_cache import RedisCache
+    from gateway.stores.redis_server import RedisServer
+
+    if settings.redis_url:
+        url = settings.redis_url
+        log.info("cache: Redis %s", url)
+    else:
+        server = RedisServer(settings.data_dir / "redis")
+        url = await server.start()
+        stack.push_async_callback(server.stop)
+        log.info("cache: private redis-server (pid %s) at %s", server.pid, url)
+    cache = RedisCache.connect(url)
+    stack.push_async_callback(cache.close)
+    return cache
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, *, need_cache: bool = True) -> AsyncIterator[Services]:
+    """Open every backend; close them all (child redis-server included) on exit, even after errors."""
+    async with AsyncExitStack() as stack:
+        if settings.embedded_document_store or settings.embedded_vectors or not settings.redis_url:
+            stack.enter_context(DataDirLock(settings.data_dir))
+        # The cache first: a missing redis-server is the likeliest start-up failure, and the cheapest.
+        cache = await open_cache(settings, stack) if need_cache else _NoCache()
+        store = await open_store(settings)
+        stack.push_async_callback(store.close)
+        await store.ensure_indexes()
+        vectors = await open_vectors(settings)
+        stack.push_async_callback(vectors.close)
+        yield Services(settings=settings, store=store, vectors=vectors, cache=cache)
+
+
+class _NoCache:
+    """For one-shot CLI commands that don't need Redis (ingest, embed): every read misses."""
+
+    name = "none"
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def get_many(self, keys):  # type: ignore[no-untyped-def]
+        return [None] * len(keys)
+
+    async def set_many(self, items):  # type: ignore[no-untyped-def]
+        return None
+
+    async def ttl(self, key: str) -> int:
+        return -2
+
+    async def delete(self, keys):  # type: ignore[no-untyped-def]
+        return 0
+
+    async def incr(self, key: str, amount: int = 1) -> int:
+        return amount
+
+    async def publish(self, channel: str, message: bytes) -> int:
+        return 0

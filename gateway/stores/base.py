@@ -1,0 +1,258 @@
+"""The storage contracts. Docstrings here are the contract every adapter meets and tests/contract/ checks.
+
+General rules for every method of every Protocol:
+  * Batch-first: a method taking N keys returns N results in key order; a missing key gives ``None``
+    (single entity) or ``[]`` (list per key). Duplicate keys are allowed and answered at every position.
+  * Empty input returns ``[]`` without touching the backend.
+  * Backend unreachable or timed out -> :class:`gateway.errors.StoreUnavailable` (driver error chained).
+    Malformed arguments -> :class:`gateway.errors.BadInput`. Nothing else escapes on purpose.
+  * Writes are idempotent: writing the same documents twice leaves the same data.
+  * Timestamps are naive ``datetime`` in UTC, day fields are ``date``; documents are plain dicts whose
+    field names are the design's (below); adapters strip their own internals (``_id``, rowids).
+
+Documents per collection (the ``event_id`` fields make realtime writes idempotent):
+  users:             user_id:int, device:str|None, sex:str|None, date:date|None, attributes:dict
+  page_visits:       event_id:str, user_id:int, session_id:str, page_type:str, timestamp:datetime,
+                     duration:float (s), device:str|None
+  user_interactions: event_id:str, user_id:int, session_id:str, page_type:str, interaction_type:str
+                     (click|scroll|hover|form), element:str, timestamp:datetime,
+                     coordinates:{x:int, y:int}, value:str|None
+  user_sessions:     session_id:str, user_id:int, start_time:datetime, end_time:datetime,
+                     device:str|None, pages_visited:list[str], total_interactions:int, converted:bool,
+                     conversion_value:float
+  funnel_analytics:  date:date, device:str, funnel_step:str, step_index:int, unique_users:int,
+                     conversion_rate:float, drop_off_rate:float, avg_time_spent:float|None
+  funnel_definitions: name:str, steps:list[str]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, Protocol, runtime_checkable
+
+from gateway.models import (
+    DashboardMetrics,
+    Document,
+    FunnelQuery,
+    FunnelResult,
+    IndexSpec,
+    Interval,
+    PathCount,
+    TrendPoint,
+    UserFilter,
+    UserPage,
+    WriteResult,
+)
+
+USERS = "users"
+PAGE_VISITS = "page_visits"
+USER_INTERACTIONS = "user_interactions"
+USER_SESSIONS = "user_sessions"
+FUNNEL_ANALYTICS = "funnel_analytics"
+FUNNEL_DEFINITIONS = "funnel_definitions"
+
+COLLECTIONS = (USERS, PAGE_VISITS, USER_INTERACTIONS, USER_SESSIONS, FUNNEL_ANALYTICS, FUNNEL_DEFINITIONS)
+
+# The unique key of each collection: upserts replace by it, inserts skip (and count) duplicates of it.
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    USERS: ("user_id",),
+    PAGE_VISITS: ("event_id",),
+    USER_INTERACTIONS: ("event_id",),
+    USER_SESSIONS: ("session_id",),
+    FUNNEL_ANALYTICS: ("date", "device", "funnel_step"),
+    FUNNEL_DEFINITIONS: ("name",),
+}
+
+# The design's indexes (plus the unique event ids). ensure_indexes() creates exactly these, idempotently.
+DESIGN_INDEXES: dict[str, tuple[IndexSpec, ...]] = {
+    USERS: (IndexSpec(("user_id",), unique=True), IndexSpec(("device",)), IndexSpec(("date",))),
+    PAGE_VISITS: (
+        IndexSpec(("event_id",), unique=True),
+        IndexSpec(("user_id", "timestamp")),
+        IndexSpec(("page_type",)),
+        IndexSpec(("session_id",)),
+    ),
+    USER_INTERACTIONS: (
+        IndexSpec(("event_id",), unique=True),
+        IndexSpec(("user_id", "session_id")),
+        IndexSpec(("page_type",)),
+        IndexSpec(("interaction_type",)),
+    ),
+    USER_SESSIONS: (
+        IndexSpec(("session_id",), unique=True),
+        IndexSpec(("user_id", "start_time")),
+        IndexSpec(("converted",)),
+    ),
+    FUNNEL_ANALYTICS: (IndexSpec(("date", "device", "funnel_step"), unique=True), IndexSpec(("date",))),
+    FUNNEL_DEFINITIONS: (IndexSpec(("name",), unique=True),),
+}
+
+DEFAULT_FUNNEL = "default"
+
+
+@runtime_checkable
+class DocumentStore(Protocol):
+    """The system of record (MongoDB in production, DuckDB embedded)."""
+
+    name: str  # "mongodb" or "duckdb", for logs and /healthz
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def ensure_indexes(self) -> None:
+        """Create collections/tables and every index in DESIGN_INDEXES. Idempotent."""
+
+    async def indexes(self) -> dict[str, list[IndexSpec]]:
+        """The indexes that exist now, per collection (the primary ``_id`` index of MongoDB excluded)."""
+
+    async def ping(self) -> None:
+        """Return when the backend answers; raise StoreUnavailable otherwise."""
+
+    async def close(self) -> None:
+        """Release connections/threads. Idempotent."""
+
+    # -- lookups by many keys ----------------------------------------------------------------------
+    async def users_by_ids(self, user_ids: Sequence[int]) -> list[Document | None]:
+        """One user document per id, in key order; None for unknown ids."""
+
+    async def sessions_by_user_ids(self, user_ids: Sequence[int]) -> list[list[Document]]:
+        """Each user's sessions sorted by (start_time, session_id); [] for users without sessions."""
+
+    async def sessions_by_ids(self, session_ids: Sequence[str]) -> list[Document | None]:
+        """One session document per id, in key order; None for unknown ids."""
+
+    async def visits_by_session_ids(self, session_ids: Sequence[str]) -> list[list[Document]]:
+        """Each session's page visits sorted by (timestamp, event_id)."""
+
+    async def visits_by_user_ids(self, user_ids: Sequence[int]) -> list[list[Document]]:
+        """Each user's page visits sorted by (timestamp, event_id)."""
+
+    async def interactions_by_session_ids(self, session_ids: Sequence[str]) -> list[list[Document]]:
+        """Each session's interactions sorted by (timestamp, event_id)."""
+
+    async def list_users(self, filter: UserFilter, first: int, after: int | None) -> UserPage:
+        """Users matching the filter (start/end apply to the user's ``date``), ids ascending, keyset
+        paginated: ids > ``after``, at most ``first``."""
+
+    async def page_types(self) -> list[str]:
+        """Distinct page_type values of page_visits, sorted."""
+
+    async def count(self, collection: str) -> int:
+        """Number of documents in a collection (0 when it does not exist yet)."""
+
+    # -- analytics ---------------------------------------------------------------------------------
+    async def funnel(self, query: FunnelQuery) -> FunnelResult:
+        """The funnel as FunnelQuery/FunnelStepResult define it. With ``query.breakdown`` the result
+        also carries one FunnelBreakdown per distinct value among users with a step-1 match."""
+
+    async def funnel_trend(self, query: FunnelQuery, interval: Interval) -> list[TrendPoint]:
+        """The funnel per cohort period (period of the user's anchor time: day, ISO week starting
+        Monday, or month), periods ascending, only periods with at least one user. Breakdown ignored."""
+
+    async def funnel_users(
+        self, query: FunnelQuery, step_index: int, converted: bool, first: int, after: int | None
+    ) -> UserPage:
+        """Users who reached step ``step_index`` (0-based) but not the next one (``converted=False``,
+        "dropped off after step k"), or who reached the last step (``converted=True``, step_index
+        ignored). Ids ascending, keyset paginated like list_users."""
+
+    async def dashboard(self, start: date | None, end: date | None) -> DashboardMetrics:
+        """Session metrics for sessions starting in [start, end] (inclusive days; None = open)."""
+
+    async def top_paths(self, limit: int, filter: UserFilter) -> list[PathCount]:
+        """The most frequent pages_visited sequences among sessions (filter: user device/sex, session
+        start day), sorted by sessions desc, then path (joined with '>') asc; at most ``limit``."""
+
+    async def form_texts(self, page_type: str, day: date | None) -> list[str]:
+        """Non-empty ``value`` of form interactions on ``page_type`` (on ``day`` when given),
+        ordered by (timestamp, event_id)."""
+
+    async def activity_by_user_page(self) -> list[Document]:
+        """Per (user_id, page_type) that has visits: visits:int, total_duration:float,
+        first_visit:datetime, clicks:int, scrolls:int, hovers:int, forms:int (interaction counts on that
+        page). Sorted by (user_id, page_type). Feeds the behaviour embeddings."""
+
+    async def funnel_analytics(self, start: date | None, end: date | None, device: str | None) -> list[Document]:
+        """Pre-computed rows, sorted by (date, device, step_index)."""
+
+    async def default_funnel(self) -> list[str] | None:
+        """The dataset's default funnel steps, or None before the first ingest."""
+
+    # -- writes ------------------------------------------------------------------------------------
+    async def insert_many(self, collection: str, documents: Sequence[Document]) -> WriteResult:
+        """Insert, batched and unordered; a document whose primary key exists is skipped and counted
+        in ``duplicates`` (not an error). Other documents of the batch are still written."""
+
+    async def upsert_many(self, collection: str, documents: Sequence[Document]) -> WriteResult:
+        """Insert or replace whole documents by primary key. ``written`` counts all of them."""
+
+    async def replace_funnel_analytics(self, start: date, end: date, rows: Sequence[Document]) -> int:
+        """Delete the rows with date in [start, end], then write ``rows``. Returns rows written."""
+
+    async def set_default_funnel(self, steps: Sequence[str]) -> None:
+        """Store the dataset's default funnel (upsert of funnel_definitions name='default')."""
+
+    async def delete_users(self, user_ids: Sequence[int]) -> int:
+        """Delete these users and everything of theirs (sessions, visits, interactions). Returns the
+        number of users deleted. Lets ingest replace a user's synthesised history idempotently."""
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Behaviour embeddings (Milvus Lite embedded, Milvus standalone in production)."""
+
+    name: str
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def recreate(self, collection: str, dim: int) -> None:
+        """Drop and create ``collection`` (INT64 ``id`` primary key, FLOAT_VECTOR ``embedding``,
+        JSON ``metadata``) without an index, ready for bulk insert."""
+
+    async def insert(self, collection: str, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert rows {id, embedding, metadata}. Returns rows inserted."""
+
+    async def build_index(self, collection: str) -> None:
+        """Flush, build IVF_FLAT (nlist 1024, COSINE) on ``embedding``, load for search."""
+
+    async def get_vectors(self, collection: str, ids: Sequence[int]) -> list[list[float] | None]:
+        """Stored vectors in key order; None for unknown ids."""
+
+    async def search(
+        self,
+        collection: str,
+        vectors: Sequence[Sequence[float]],
+        limit: int,
+        filter: str | None = None,
+    ) -> list[list[tuple[int, float, dict[str, Any]]]]:
+        """ONE search for all query vectors (nprobe 10): per query vector, up to ``limit`` hits
+        (id, cosine similarity, metadata), best first. ``filter`` is a Milvus boolean expression."""
+
+    async def count(self, collection: str) -> int: ...
+
+
+@runtime_checkable
+class Cache(Protocol):
+    """Redis: cache-aside values, counters, pub/sub. Values are bytes; callers encode."""
+
+    name: str
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """One MGET; None for missing keys."""
+
+    async def set_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
+        """One pipeline of SET key value EX ttl."""
+
+    async def ttl(self, key: str) -> int:
+        """Remaining seconds, -1 without expiry, -2 when missing."""
+
+    async def delete(self, keys: Sequence[str]) -> int: ...
+
+    async def incr(self, key: str, amount: int = 1) -> int: ...
+
+    async def publish(self, channel: str, message: bytes) -> int: ...

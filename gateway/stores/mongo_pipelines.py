@@ -1,0 +1,255 @@
+"""Pure builders of the MongoDB queries and aggregation pipelines ``MongoStore`` runs.
+
+Every pipeline filters first on indexed fields, projects early, and uses only operators that both a real
+MongoDB 7/8 and mongomock (the contract tests' backend) support. mongomock lacks ``$reduce``,
+``$indexOfArray``, ``$median``, ``$setWindowFields``, ``$dateTrunc``, ``$sortArray``, ``$isoDayOfWeek``,
+``$lookup`` with ``let`` and ``$unionWith``, and it does not evaluate array literals (``[$a, $b]``) as
+expressions: the few parts that would need them are done in Python by the store, each said where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from gateway.models import UserFilter
+from gateway.stores.base import USERS
+
+Pipeline = list[dict[str, Any]]
+Query = dict[str, Any]
+
+# Interaction types counted per (user, page) in activity_by_user_page: output field -> stored value.
+INTERACTION_COUNTS = {"clicks": "click", "scrolls": "scroll", "hovers": "hover", "forms": "form"}
+
+
+def midnight(day: date) -> datetime:
+    """MongoDB has no date type: a day is stored and compared as the datetime at its midnight."""
+    return datetime.combine(day, time())
+
+
+def day_range(start: date | None, end: date | None) -> dict[str, datetime] | None:
+    """A timestamp condition for the inclusive days [start, end] (None = open side), or None."""
+    cond: dict[str, datetime] = {}
+    if start is not None:
+        cond["$gte"] = midnight(start)
+    if end is not None:
+        cond["$lt"] = midnight(end + timedelta(days=1))
+    return cond or None
+
+
+def stored_day_range(start: date | None, end: date | None) -> dict[str, datetime] | None:
+    """A condition on a stored ``date`` field (a midnight datetime) for the inclusive days [start, end]."""
+    cond: dict[str, datetime] = {}
+    if start is not None:
+        cond["$gte"] = midnight(start)
+    if end is not None:
+        cond["$lte"] = midnight(end)
+    return cond or None
+
+
+def user_attribute_match(filter: UserFilter, prefix: str = "") -> Query:
+    """Equality on the user's device/sex (``prefix`` is the path of a joined user, e.g. ``"u."``)."""
+    match: Query = {}
+    if filter.device is not None:
+        match[prefix + "device"] = filter.device
+    if filter.sex is not None:
+        match[prefix + "sex"] = filter.sex
+    return match
+
+
+def users_query(filter: UserFilter, after: int | None = None) -> Query:
+    """The users find() filter of list_users; ``after`` adds the keyset condition."""
+    query = user_attribute_match(filter)
+    days = stored_day_range(filter.start, filter.end)
+    if days is not None:
+        query["date"] = days
+    if after is not None:
+        query["user_id"] = {"$gt": after}
+    return query
+
+
+def _join_user(local_field: str) -> dict[str, Any]:
+    # One indexed lookup (users.user_id is unique) per input document; ``u`` is [] for unknown users.
+    return {"$lookup": {"from": USERS, "localField": local_field, "foreignField": "user_id", "as": "u"}}
+
+
+def step_index_expr(steps: Sequence[str]) -> dict[str, Any]:
+    """The 0-based step index of ``$page_type``. ($indexOfArray would be shorter; mongomock lacks it.)"""
+    branches = [{"case": {"$eq": ["$page_type", step]}, "then": k} for k, step in enumerate(steps)]
+    return {"$switch": {"branches": branches, "default": -1}}
+
+
+def funnel_events_pipeline(
+    steps: Sequence[str], filter: UserFilter, group_field: str | None = None
+) -> Pipeline:
+    """Per user: ``ev`` = compact {s: step index, t: timestamp} pairs of the visits to listed steps that
+    pass the filter, and ``d0``..``d{n-1}`` = the user's total duration on each step's page.
+
+    The step matching itself (ordered/strict/unordered, windows, medians) runs in Python on these
+    groups, through gateway.analytics.funnel: it needs per-user sorting and scanning that would take
+    $reduce/$sortArray, which mongomock lacks. Users are joined only when the filter names a device or
+    sex (they must match) or a breakdown is asked (``g`` = the user's ``group_field``; absent when the
+    user document is missing).
+    """
+    match: Query = {"page_type": {"$in": list(steps)}}
+    days = day_range(filter.start, filter.end)
+    if days is not None:
+        match["timestamp"] = days
+    durations = {
+        f"d{k}": {"$sum": {"$cond": [{"$eq": ["$s", k]}, "$d", 0]}} for k in range(len(steps))
+    }
+    pipeline: Pipeline = [
+        {"$match": match},
+        {"$project": {"_id": 0, "user_id": 1, "t": "$timestamp", "d": "$duration", "s": step_index_expr(steps)}},
+        {"$group": {"_id": "$user_id", "ev": {"$push": {"s": "$s", "t": "$t"}}, **durations}},
+    ]
+    attributes = user_attribute_match(filter, prefix="u.")
+    if attributes or group_field is not None:
+        pipeline.append(_join_user("_id"))
+        if attributes:
+            pipeline.append({"$match": attributes})
+        keep: dict[str, Any] = {"ev": 1, **{f"d{k}": 1 for k in range(len(steps))}}
+        if group_field is not None:
+            keep["g"] = {"$arrayElemAt": [f"$u.{group_field}", 0]}
+        pipeline.append({"$project": keep})
+    return pipeline
+
+
+def _session_totals(group_id: Any) -> dict[str, Any]:
+    """$group accumulators summing the per-(user, device) session figures below."""
+    return {
+        "$group": {
+            "_id": group_id,
+            "users": {"$sum": 1},
+            "sessions": {"$sum": "$sessions"},
+            "conversions": {"$sum": "$conversions"},
+            "revenue": {"$sum": "$revenue"},
+            "duration_ms": {"$sum": "$duration_ms"},
+        }
+    }
+
+
+def dashboard_pipeline(start: date | None, end: date | None) -> Pipeline:
+    """One document {total: [..], by_device: [..]} of session figures; ``duration_ms`` is the summed
+    (end_time - start_time), which $subtract gives in milliseconds (mongomock too); the store divides.
+
+    Sessions are first grouped per (user, device) so both distinct-user counts (overall and per device)
+    come out of plain $sum: 1 instead of a huge $addToSet.
+    """
+    pipeline: Pipeline = []
+    days = day_range(start, end)
+    if days is not None:
+        pipeline.append({"$match": {"start_time": days}})
+    converted = {"$eq": ["$converted", True]}
+    pipeline += [
+        {
+            "$project": {
+                "_id": 0,
+                "user_id": 1,
+                "device": {"$ifNull": ["$device", None]},  # missing and null group together
+                "converted": 1,
+                "conversion_value": 1,
+                "duration_ms": {"$subtract": ["$end_time", "$start_time"]},
+            }
+        },
+        {
+            "$group": {
+                "_id": {"user": "$user_id", "device": "$device"},
+                "sessions": {"$sum": 1},
+                "conversions": {"$sum": {"$cond": [converted, 1, 0]}},
+                "revenue": {"$sum": {"$cond": [converted, "$conversion_value", 0]}},
+                "duration_ms": {"$sum": "$duration_ms"},
+            }
+        },
+        {
+            "$facet": {
+                "by_device": [_session_totals("$_id.device")],
+                "total": [
+                    {
+                        "$group": {
+                            "_id": "$_id.user",
+                            "sessions": {"$sum": "$sessions"},
+                            "conversions": {"$sum": "$conversions"},
+                            "revenue": {"$sum": "$revenue"},
+                            "duration_ms": {"$sum": "$duration_ms"},
+                        }
+                    },
+                    _session_totals(None),
+                ],
+            }
+        },
+    ]
+    return pipeline
+
+
+def top_paths_pipeline(limit: int, filter: UserFilter) -> Pipeline:
+    """Sessions counted per pages_visited, then the paths grouped per count, largest counts first.
+
+    The final order breaks ties by the path joined with '>', which needs string building ($reduce) that
+    mongomock lacks, so the server returns the ``limit`` largest counts (each carrying >= 1 path, hence
+    enough paths) and the store sorts the ties and cuts at ``limit``.
+    """
+    pipeline: Pipeline = []
+    days = day_range(filter.start, filter.end)
+    if days is not None:
+        pipeline.append({"$match": {"start_time": days}})
+    pipeline.append({"$project": {"_id": 0, "user_id": 1, "pages_visited": 1}})
+    attributes = user_attribute_match(filter, prefix="u.")
+    if attributes:
+        pipeline += [_join_user("user_id"), {"$match": attributes}]
+    pipeline += [
+        {"$group": {"_id": "$pages_visited", "sessions": {"$sum": 1}}},
+        {"$group": {"_id": "$sessions", "paths": {"$push": "$_id"}}},
+        {"$sort": {"_id": -1}},
+        {"$limit": limit},
+    ]
+    return pipeline
+
+
+def visit_activity_pipeline() -> Pipeline:
+    """Per (user_id, page_type): visits, total_duration, first_visit; sorted by the pair."""
+    return [
+        {"$project": {"_id": 0, "user_id": 1, "page_type": 1, "duration": 1, "timestamp": 1}},
+        {
+            "$group": {
+                "_id": {"user_id": "$user_id", "page_type": "$page_type"},
+                "visits": {"$sum": 1},
+                "total_duration": {"$sum": "$duration"},
+                "first_visit": {"$min": "$timestamp"},
+            }
+        },
+        {"$sort": {"_id.user_id": 1, "_id.page_type": 1}},
+    ]
+
+
+def interaction_activity_pipeline() -> Pipeline:
+    """Per (user_id, page_type): interaction counts by type. The store joins them to the visit groups
+    in Python (a compound-key $lookup needs ``let``, which mongomock lacks)."""
+    counts = {
+        field: {"$sum": {"$cond": [{"$eq": ["$interaction_type", kind]}, 1, 0]}}
+        for field, kind in INTERACTION_COUNTS.items()
+    }
+    return [
+        {"$project": {"_id": 0, "user_id": 1, "page_type": 1, "interaction_type": 1}},
+        {"$group": {"_id": {"user_id": "$user_id", "page_type": "$page_type"}, **counts}},
+    ]
+
+
+def form_texts_query(page_type: str, day: date | None) -> Query:
+    """Form interactions on ``page_type`` with a non-empty value (on ``day`` when given)."""
+    query: Query = {"interaction_type": "form", "page_type": page_type, "value": {"$nin": [None, ""]}}
+    days = day_range(day, day)
+    if days is not None:
+        query["timestamp"] = days
+    return query
+
+
+def funnel_analytics_query(start: date | None, end: date | None, device: str | None) -> Query:
+    query: Query = {}
+    days = stored_day_range(start, end)
+    if days is not None:
+        query["date"] = days
+    if device is not None:
+        query["device"] = device
+    return query

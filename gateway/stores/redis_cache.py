@@ -1,0 +1,87 @@
+"""The Cache Protocol on Redis (redis-py asyncio with hiredis)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway.errors import StoreUnavailable
+
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class RedisCache:
+    name = "redis"
+
+    def __init__(self, client: aioredis.Redis, where: str) -> None:
+        self._client = client
+        self.where = where
+
+    @classmethod
+    def connect(cls, url: str, timeout_s: float = 2.0) -> RedisCache:
+        client = aioredis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
+        )
+        return cls(client, url)
+
+    async def ping(self) -> None:
+        try:
+            await self._client.ping()
+        except _UNREACHABLE as exc:
+            raise StoreUnavailable(f"redis at {self.where} is unreachable: {exc}") from exc
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        try:
+            return list(await self._client.mget(list(keys)))
+        except (*_UNREACHABLE, RedisError) as exc:
+            raise StoreUnavailable(f"redis MGET failed: {exc}") from exc
+
+    async def set_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
+        if not items:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key, value, ttl in items:
+                    pipe.set(key, value, ex=ttl)
+                await pipe.execute()
+        except (*_UNREACHABLE, RedisError) as exc:
+            raise StoreUnavailable(f"redis SET pipeline failed: {exc}") from exc
+
+    async def ttl(self, key: str) -> int:
+        return int(await self._call(self._client.ttl(key)))
+
+    async def delete(self, keys: Sequence[str]) -> int:
+        return int(await self._call(self._client.delete(*keys))) if keys else 0
+
+    async def incr(self, key: str, amount: int = 1) -> int:
+        return int(await self._call(self._client.incrby(key, amount)))
+
+    async def publish(self, channel: str, message: bytes) -> int:
+        return int(await self._call(self._client.publish(channel, message)))
+
+    async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
+        """Messages published on ``channel`` until the consumer stops iterating."""
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(channel)
+        try:
+            async for message in pubsub.listen():
+                if message and message.get("type") == "message":
+                    yield message["data"]
+        finally:
+            await pubsub.unsubscribe(channel)
+            await pubsub.aclose()
+
+    async def _call(self, awaitable):  # type: ignore[no-untyped-def]
+        try:
+            return await awaitable
+        except (*_UNREACHABLE, RedisError) as exc:
+            raise StoreUnavailable(f"redis call failed: {exc}") from exc

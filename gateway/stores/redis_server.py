@@ -1,0 +1,98 @@
+"""A private redis-server child process for the embedded mode: loopback unix socket, files in the data dir."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+from pathlib import Path
+
+from gateway.errors import StoreUnavailable
+
+INSTALL_HINT = "install it with: sudo apt-get install -y redis-server   (or set FUNNEL_REDIS_URL)"
+
+
+class RedisNotInstalled(StoreUnavailable):
+    pass
+
+
+class RedisServer:
+    """Start with ``url = await server.start()``; ``await server.stop()`` terminates and reaps it."""
+
+    def __init__(self, directory: Path, executable: str | None = None) -> None:
+        self.directory = directory
+        self.executable = executable or shutil.which("redis-server")
+        self.socket = directory / "redis.sock"
+        self._process: asyncio.subprocess.Process | None = None
+        self._port: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}" if self._port is None else f"redis://127.0.0.1:{self._port}/0"
+
+    def _listen_args(self) -> list[str]:
+        # A unix socket avoids port races and is unreachable from the network; its path is capped at
+        # ~107 bytes, so deep data dirs fall back to a free loopback port.
+        if len(str(self.socket.resolve())) < 100:
+            self._port = None
+            return ["--port", "0", "--unixsocket", str(self.socket.resolve()), "--unixsocketperm", "700"]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self._port = probe.getsockname()[1]
+        return ["--port", str(self._port), "--bind", "127.0.0.1"]
+
+    async def _ready(self) -> bool:
+        if self._port is None:
+            return self.socket.exists()
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", self._port)
+        except OSError:
+            return False
+        writer.close()
+        await writer.wait_closed()
+        return True
+
+    async def start(self, timeout_s: float = 10.0) -> str:
+        if not self.executable:
+            raise RedisNotInstalled(f"redis-server is not installed; {INSTALL_HINT}")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.socket.unlink(missing_ok=True)
+        self._process = await asyncio.create_subprocess_exec(
+            self.executable,
+            *self._listen_args(),
+            "--dir", str(self.directory),
+            "--save", "",
+            "--appendonly", "no",
+            "--maxmemory-policy", "allkeys-lru",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not await self._ready():
+            if self._process.returncode is not None:
+                err = (await self._process.stderr.read()).decode() if self._process.stderr else ""
+                raise StoreUnavailable(f"redis-server exited at start ({self._process.returncode}): {err}")
+            if asyncio.get_running_loop().time() > deadline:
+                await self.stop()
+                raise StoreUnavailable("redis-server did not start listening in time")
+            await asyncio.sleep(0.02)
+        return self.url
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout_s)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        self.socket.unlink(missing_ok=True)

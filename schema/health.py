@@ -1,0 +1,37 @@
+"""Health of the gateway's dependencies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+
+@strawberry.type(description="One backend the gateway depends on.")
+class Dependency:
+    role: str = strawberry.field(description="document_store, vector_index or cache")
+    backend: str
+    up: bool
+    latency_ms: float | None
+    error: str | None
+
+    @classmethod
+    def from_report(cls, role: str, report: dict[str, Any]) -> Dependency:
+        return cls(
+            role=role,
+            backend=report["backend"],
+            up=report["status"] == "up",
+            latency_ms=report.get("latency_ms"),
+            error=report.get("error"),
+        )
+
+
+@strawberry.type(description="Overall status: ok when every dependency is up, else degraded.")
+class Health:
+    status: str
+    dependencies: list[Dependency]
+
+    @classmethod
+    def from_report(cls, report: dict[str, Any]) -> Health:
+        deps = [Dependency.from_report(role, r) for role, r in report["dependencies"].items()]
+        return cls(status=report["status"], dependencies=deps)

@@ -1,0 +1,88 @@
+from pathlib import Path
+
+import pytest
+
+from gateway.config import load_settings, settings_env
+from gateway.errors import ConfigError
+
+
+def test_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(env={})
+    assert s.data_dir == Path("data")
+    assert (tmp_path / "data").is_dir()
+    assert (s.host, s.port) == ("127.0.0.1", 8000)
+    assert s.mongo_url is None and s.embedded_document_store
+    assert s.mongo_db == "funnel_analysis"
+    assert s.milvus_target == "data/milvus.db" and s.embedded_vectors
+    assert s.redis_url is None
+    assert s.duckdb_path == Path("data/funnel.duckdb")
+
+
+def test_values_are_cast(tmp_path):
+    env = {
+        "FUNNEL_DATA_DIR": str(tmp_path / "d"),
+        "FUNNEL_HOST": "0.0.0.0",
+        "FUNNEL_PORT": "9001",
+        "FUNNEL_MONGO_URL": "mongodb://u:p@db.example:27017/?authSource=admin",
+        "FUNNEL_MONGO_DB": "other",
+        "FUNNEL_MILVUS_URI": "http://milvus:19530",
+        "FUNNEL_REDIS_URL": "redis://cache:6379/1",
+    }
+    s = load_settings(env=env)
+    assert s.data_dir == tmp_path / "d" and s.port == 9001 and s.host == "0.0.0.0"
+    assert not s.embedded_document_store and s.mongo_db == "other"
+    assert s.milvus_target == "http://milvus:19530"
+    assert s.redis_url == "redis://cache:6379/1"
+    assert load_settings(env=settings_env(s)) == s
+
+
+def test_empty_values_count_as_unset(tmp_path):
+    s = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path), "FUNNEL_MONGO_URL": "", "FUNNEL_PORT": " "})
+    assert s.mongo_url is None and s.port == 8000
+
+
+def test_cli_overrides_beat_env(tmp_path):
+    s = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path), "FUNNEL_PORT": "9001"}, overrides={"port": "9002"})
+    assert s.port == 9002
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("FUNNEL_PORT", "eighty", "expected an integer port"),
+        ("FUNNEL_PORT", "0", "out of range"),
+        ("FUNNEL_PORT", "70000", "out of range"),
+        ("FUNNEL_MONGO_URL", "postgres://x", "must start with one of mongodb://"),
+        ("FUNNEL_MONGO_URL", "mongodb://h:port/", "unparsable URL"),
+        ("FUNNEL_REDIS_URL", "redis://", "has no host"),
+        ("FUNNEL_MILVUS_URI", "ftp://m:1", "must start with one of"),
+        ("FUNNEL_LOG_LEVEL", "LOUD", "expected DEBUG"),
+        ("FUNNEL_MAX_PAGE_SIZE", "-3", "positive integer"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path, key, value, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path), key: value})
+    assert err.value.key == key
+    assert str(err.value).startswith(f"{key}: ")
+    assert fragment in str(err.value)
+
+
+def test_unwritable_data_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"FUNNEL_DATA_DIR": str(blocker / "sub")})
+    assert err.value.key == "FUNNEL_DATA_DIR"
+
+
+def test_bad_override_names_the_flag(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path)}, overrides={"port": "x"})
+    assert err.value.key == "--port"
+
+
+def test_milvus_lite_path_accepted(tmp_path):
+    s = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path), "FUNNEL_MILVUS_URI": str(tmp_path / "v.db")})
+    assert s.milvus_target == str(tmp_path / "v.db")

@@ -1,0 +1,119 @@
+"""`funnelgate serve` as a real process: start, health, one-process-per-data-dir, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNNEL_")}
+    env.update({"FUNNEL_DATA_DIR": str(data_dir), "FUNNEL_PORT": str(port), **extra})
+    return env
+
+
+async def _run(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def _wait_healthy(port: int, proc: asyncio.subprocess.Process, timeout_s: float = 90) -> dict:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    async with aiohttp.ClientSession() as http:
+        while asyncio.get_running_loop().time() < deadline:
+            if proc.returncode is not None:
+                err = (await proc.stderr.read()).decode()
+                raise AssertionError(f"serve exited early ({proc.returncode}): {err}")
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    return {"status": resp.status, **(await resp.json())}
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.25)
+    raise AssertionError("serve did not become healthy in time")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_serve_start_health_lock_and_clean_stop(tmp_path):
+    data_dir, port = tmp_path / "data", _free_port()
+    proc = await _run("serve", env=_env(data_dir, port))
+    try:
+        health = await _wait_healthy(port, proc)
+        assert health["status"] == 200 and health["dependencies"]["cache"]["status"] == "up"
+
+        # A second server on the same data dir must refuse to start, naming the reason.
+        second = await _run("serve", env=_env(data_dir, _free_port()))
+        _, err = await asyncio.wait_for(second.communicate(), 60)
+        assert second.returncode == 1
+        assert "is in use by pid" in err.decode()
+
+        proc.send_signal(signal.SIGTERM)
+        _, err_bytes = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    log = err_bytes.decode()
+    assert proc.returncode == 0, log
+    # One line per role says which backend serves it.
+    assert "document store: embedded DuckDB" in log
+    assert "vector index: embedded Milvus Lite" in log
+    match = re.search(r"cache: private redis-server \(pid (\d+)\)", log)
+    assert match, log
+    redis_pid = int(match.group(1))
+    assert not _alive(redis_pid), "the child redis-server outlived the gateway"
+    assert not (data_dir / "redis" / "redis.sock").exists()
+
+
+async def test_missing_redis_server_names_the_install_command(tmp_path):
+    env = _env(tmp_path / "data", _free_port(), PATH=str(tmp_path / "empty-bin"))
+    proc = await _run("serve", env=env)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert "apt-get install -y redis-server" in err.decode()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("FUNNEL_PORT", "http"), ("FUNNEL_REDIS_URL", "nope"), ("FUNNEL_MONGO_URL", "mongodb://:x")],
+)
+async def test_bad_configuration_exits_2_naming_the_variable(tmp_path, key, value):
+    proc = await _run("serve", env=_env(tmp_path / "data", _free_port(), **{key: value}))
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert key in err.decode()
+
+
+async def test_port_in_use_is_a_clear_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = await _run("serve", env=_env(tmp_path / "data", port))
+        _, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 2
+    assert f"port {port} is already in use" in err.decode()
