@@ -1,4 +1,5 @@
-"""Pure builders of the MongoDB queries and aggregation pipelines ``MongoStore`` runs.
+"""Pure builders of the MongoDB queries and aggregation pipelines ``MongoStore`` runs, and the pure
+functions shaping their output into the Protocol's answers.
 
 Every pipeline filters first on indexed fields, projects early, and uses only operators that both a real
 MongoDB 7/8 and mongomock (the contract tests' backend) support. mongomock lacks ``$reduce``,
@@ -13,7 +14,16 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from gateway.models import UserFilter
+from gateway.analytics.funnel import UserMatch, match_steps
+from gateway.models import (
+    DashboardMetrics,
+    DeviceMetrics,
+    Document,
+    FunnelQuery,
+    PathCount,
+    UserFilter,
+    UserPage,
+)
 from gateway.stores.base import USERS
 
 Pipeline = list[dict[str, Any]]
@@ -96,12 +106,18 @@ def funnel_events_pipeline(
     days = day_range(filter.start, filter.end)
     if days is not None:
         match["timestamp"] = days
-    durations = {
-        f"d{k}": {"$sum": {"$cond": [{"$eq": ["$s", k]}, "$d", 0]}} for k in range(len(steps))
-    }
+    durations = {f"d{k}": {"$sum": {"$cond": [{"$eq": ["$s", k]}, "$d", 0]}} for k in range(len(steps))}
     pipeline: Pipeline = [
         {"$match": match},
-        {"$project": {"_id": 0, "user_id": 1, "t": "$timestamp", "d": "$duration", "s": step_index_expr(steps)}},
+        {
+            "$project": {
+                "_id": 0,
+                "user_id": 1,
+                "t": "$timestamp",
+                "d": "$duration",
+                "s": step_index_expr(steps),
+            }
+        },
         {"$group": {"_id": "$user_id", "ev": {"$push": {"s": "$s", "t": "$t"}}, **durations}},
     ]
     attributes = user_attribute_match(filter, prefix="u.")
@@ -253,3 +269,96 @@ def funnel_analytics_query(start: date | None, end: date | None, device: str | N
     if device is not None:
         query["device"] = device
     return query
+
+
+# -- shaping pipeline output into the Protocol's answers (pure, so unit-testable) --------------------
+
+
+def page_of(sorted_ids: list[int], first: int, after: int | None) -> UserPage:
+    """Keyset page over ascending ids computed in Python (funnel_users)."""
+    rest = sorted_ids if after is None else [i for i in sorted_ids if i > after]
+    return UserPage(user_ids=rest[:first], total=len(sorted_ids), has_next=len(rest) > first)
+
+
+def user_matches(docs: list[Document], query: FunnelQuery) -> list[UserMatch]:
+    """Per-user groups of funnel_events_pipeline -> the reference step matching (users with no anchor
+    dropped). Timestamps come back from MongoDB at millisecond precision."""
+    n = len(query.steps)
+    matches = []
+    for doc in docs:
+        events = [(e["s"], e["t"]) for e in doc["ev"]]
+        anchor, times = match_steps(events, n, query.order, query.window_seconds)
+        if anchor is None:
+            continue
+        matches.append(
+            UserMatch(
+                user_id=doc["_id"],
+                group=doc.get("g"),
+                anchor=anchor,
+                times=times,
+                time_on_step=[float(doc.get(f"d{k}") or 0.0) for k in range(n)],
+            )
+        )
+    return matches
+
+
+def device_metrics(row: Document) -> DeviceMetrics:
+    """One _session_totals row -> DeviceMetrics (``_id`` is the device, or None for the total)."""
+    sessions = int(row["sessions"])
+    return DeviceMetrics(
+        device=row["_id"],
+        users=int(row["users"]),
+        sessions=sessions,
+        conversions=int(row["conversions"]),
+        revenue=float(row["revenue"]),
+        avg_session_duration=row["duration_ms"] / sessions / 1000.0 if sessions else None,
+    )
+
+
+def dashboard_metrics(facets: Document) -> DashboardMetrics:
+    """The single document of dashboard_pipeline -> DashboardMetrics."""
+    # $group over no input yields nothing on MongoDB (mongomock: a zero row); both mean no sessions.
+    totals = [row for row in facets["total"] if row["sessions"]]
+    if not totals:
+        return DashboardMetrics(0, 0, 0, 0.0, None, [])
+    total = device_metrics(totals[0])
+    devices = sorted(
+        (device_metrics(row) for row in facets["by_device"] if row["sessions"]),
+        key=lambda d: (d.device is None, d.device or ""),
+    )
+    return DashboardMetrics(
+        users=total.users,
+        sessions=total.sessions,
+        conversions=total.conversions,
+        revenue=total.revenue,
+        avg_session_duration=total.avg_session_duration,
+        by_device=devices,
+    )
+
+
+def rank_paths(groups: list[Document], limit: int) -> list[PathCount]:
+    """top_paths_pipeline's {_id: count, paths} groups -> at most ``limit`` paths, by sessions desc then
+    the '>'-joined path asc (the tie-break the pipeline leaves to Python)."""
+    ranked = [(-int(row["_id"]), ">".join(path), path) for row in groups for path in row["paths"]]
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    return [PathCount(path=list(path), sessions=-neg) for neg, _, path in ranked[:limit]]
+
+
+def merge_activity(visits: list[Document], interactions: list[Document]) -> list[Document]:
+    """Join the two activity groupings on (user_id, page_type); visit groups set the rows and order."""
+    counts = {(row["_id"].get("user_id"), row["_id"].get("page_type")): row for row in interactions}
+    out = []
+    for row in visits:
+        key = (row["_id"].get("user_id"), row["_id"].get("page_type"))
+        hits = counts.get(key, {})
+        out.append(
+            {
+                "user_id": key[0],
+                "page_type": key[1],
+                "visits": int(row["visits"]),
+                "total_duration": float(row["total_duration"] or 0.0),
+                "first_visit": row["first_visit"],
+                **{field: int(hits.get(field, 0)) for field in INTERACTION_COUNTS},
+            }
+        )
+    return out

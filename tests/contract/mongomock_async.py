@@ -112,7 +112,12 @@ class AsyncMongomockCollection:
                 self._apply(op, details)
             except DuplicateKeyError as exc:
                 details["writeErrors"].append(
-                    {"index": index, "code": _DUPLICATE_KEY, "errmsg": str(exc), "op": getattr(op, "_doc", None)}
+                    {
+                        "index": index,
+                        "code": _DUPLICATE_KEY,
+                        "errmsg": str(exc),
+                        "op": getattr(op, "_doc", None),
+                    }
                 )
                 if ordered:
                     break
@@ -144,7 +149,9 @@ class AsyncMongomockCollection:
             return
         raise TypeError(f"unsupported bulk operation {op!r}")
 
-    async def replace_one(self, filter: Mapping[str, Any], replacement: Mapping[str, Any], upsert: bool = False) -> Any:
+    async def replace_one(
+        self, filter: Mapping[str, Any], replacement: Mapping[str, Any], upsert: bool = False
+    ) -> Any:
         self._check_open()
         return self._coll.replace_one(filter, replacement, upsert=upsert)
 
@@ -205,7 +212,7 @@ class AsyncMongomockClient:
     """``client[db][coll]`` over one in-memory mongomock server; ``await close()`` like AsyncMongoClient."""
 
     def __init__(self) -> None:
-        self._client = mongomock.MongoClient()
+        self._client: Any = mongomock.MongoClient()
         self._closed = [False]
 
     def __getitem__(self, name: str) -> AsyncMongomockDatabase:
