@@ -82,10 +82,10 @@ def _match_unordered(
         first.setdefault(s, t)
     times: list[datetime] = []
     for step in range(n_steps):
-        t = first.get(step)
-        if t is None or (limit is not None and t > limit):
+        seen = first.get(step)
+        if seen is None or (limit is not None and seen > limit):
             break
-        times.append(max(times[-1], t) if times else t)
+        times.append(max(times[-1], seen) if times else seen)
     return anchor, times
 
 
@@ -130,7 +130,9 @@ def funnel_result(steps: Sequence[str], matches: Sequence[UserMatch], breakdown:
                 groups[m.group].append(m)
         for key in sorted(groups, key=lambda g: (g is None, g or "")):
             group_steps, group_overall = summarise(steps, groups[key])
-            breakdowns.append(FunnelBreakdown(key=key, steps=group_steps, overall_conversion_rate=group_overall))
+            breakdowns.append(
+                FunnelBreakdown(key=key, steps=group_steps, overall_conversion_rate=group_overall)
+            )
     return FunnelResult(steps=step_results, overall_conversion_rate=overall, breakdowns=breakdowns)
 
 

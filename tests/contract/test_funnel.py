@@ -1,0 +1,169 @@
+"""DocumentStore.funnel against the hand-computed expectations of fixture_data."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.errors import BadInput
+from gateway.models import Breakdown, FunnelQuery, StepOrder, UserFilter
+from gateway.stores.base import DocumentStore
+from tests.contract import fixture_data as fx
+from tests.contract.fixture_data import STEPS, WINDOW, FunnelExpectation, assert_funnel, day
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")  # the loop of the module's shared store
+
+FEBRUARY = UserFilter(start=day("2015-02-01"), end=day("2015-02-28"))
+JANUARY = UserFilter(start=day("2015-01-01"), end=day("2015-01-31"))
+
+
+@pytest.mark.parametrize(
+    ("order", "window", "expected"),
+    [
+        (StepOrder.ORDERED, None, fx.ORDERED),
+        (StepOrder.ORDERED, WINDOW, fx.ORDERED_WINDOW),
+        (StepOrder.STRICT, None, fx.STRICT),
+        (StepOrder.STRICT, WINDOW, fx.STRICT_WINDOW),
+        (StepOrder.UNORDERED, None, fx.UNORDERED),
+        (StepOrder.UNORDERED, WINDOW, fx.UNORDERED_WINDOW),
+    ],
+    ids=["ordered", "ordered-window", "strict", "strict-window", "unordered", "unordered-window"],
+)
+async def test_funnel_orders_and_windows(
+    shared_loaded_store: DocumentStore, order: StepOrder, window: int | None, expected: FunnelExpectation
+) -> None:
+    result = await shared_loaded_store.funnel(FunnelQuery(STEPS, order=order, window_seconds=window))
+    assert_funnel(result.steps, result.overall_conversion_rate, expected)
+    assert result.breakdowns == []
+
+
+async def test_window_boundary_is_inclusive(shared_loaded_store: DocumentStore) -> None:
+    # One second less than WINDOW: u50's search at anchor+600 no longer counts (u50 stops at home), so
+    # search loses u50 compared with ORDERED_WINDOW: [8, 6-1, 3, 2].
+    result = await shared_loaded_store.funnel(FunnelQuery(STEPS, window_seconds=WINDOW - 1))
+    assert [s.users for s in result.steps] == [8, 5, 3, 2]
+
+
+async def test_funnel_by_device(shared_loaded_store: DocumentStore) -> None:
+    result = await shared_loaded_store.funnel(FunnelQuery(STEPS, breakdown=Breakdown.DEVICE))
+    assert_funnel(result.steps, result.overall_conversion_rate, fx.ORDERED)
+    assert [b.key for b in result.breakdowns] == ["desktop", "mobile", None]
+    for got, expected in zip(
+        result.breakdowns, [fx.DEVICE_DESKTOP, fx.DEVICE_MOBILE, fx.DEVICE_NONE], strict=True
+    ):
+        assert_funnel(got.steps, got.overall_conversion_rate, expected)
+
+
+async def test_funnel_by_sex(shared_loaded_store: DocumentStore) -> None:
+    result = await shared_loaded_store.funnel(FunnelQuery(STEPS, breakdown=Breakdown.SEX))
+    assert_funnel(result.steps, result.overall_conversion_rate, fx.ORDERED)
+    assert [b.key for b in result.breakdowns] == ["female", "male", None]
+    for got, expected in zip(result.breakdowns, [fx.SEX_FEMALE, fx.SEX_MALE, fx.SEX_NONE], strict=True):
+        assert_funnel(got.steps, got.overall_conversion_rate, expected)
+
+
+async def test_unordered_breakdown_users(shared_loaded_store: DocumentStore) -> None:
+    # UNORDERED reach: desktop u10(4) u30(1) u50(4) u80(4) -> [4,3,3,3]; mobile u20(2) u40(3) u90(3)
+    # -> [3,3,2,0]; no device u60(4) -> [1,1,1,1].
+    result = await shared_loaded_store.funnel(
+        FunnelQuery(STEPS, order=StepOrder.UNORDERED, breakdown=Breakdown.DEVICE)
+    )
+    got = [(b.key, [s.users for s in b.steps]) for b in result.breakdowns]
+    assert got == [("desktop", [4, 3, 3, 3]), ("mobile", [3, 3, 2, 0]), (None, [1, 1, 1, 1])]
+
+
+async def test_unordered_window_breakdown_leaves_out_users_without_step_one(
+    shared_loaded_store: DocumentStore,
+) -> None:
+    # With WINDOW, u80 reaches nothing (home 47160 s after t0): desktop keeps u10(4) u30(1) u50(2)
+    # -> [3,2,1,1]; mobile u20(2) u40(2) u90(3) -> [3,3,1,0]; u60(4).
+    query = FunnelQuery(STEPS, order=StepOrder.UNORDERED, window_seconds=WINDOW, breakdown=Breakdown.DEVICE)
+    result = await shared_loaded_store.funnel(query)
+    got = [(b.key, [s.users for s in b.steps]) for b in result.breakdowns]
+    assert got == [("desktop", [3, 2, 1, 1]), ("mobile", [3, 3, 1, 0]), (None, [1, 1, 1, 1])]
+
+
+@pytest.mark.parametrize(
+    ("filter", "expected"),
+    [
+        (UserFilter(device="desktop"), fx.DEVICE_DESKTOP),
+        (UserFilter(device="mobile"), fx.DEVICE_MOBILE),
+        (UserFilter(sex="female"), fx.SEX_FEMALE),
+        (UserFilter(sex="male"), fx.SEX_MALE),
+        (FEBRUARY, fx.FEBRUARY),
+        (JANUARY, fx.JANUARY),
+        (UserFilter(device="tablet"), fx.NOBODY),
+        (UserFilter(start=day("2016-01-01")), fx.NOBODY),
+    ],
+    ids=["desktop", "mobile", "female", "male", "february", "january", "no-device-match", "no-date-match"],
+)
+async def test_funnel_filters(
+    shared_loaded_store: DocumentStore, filter: UserFilter, expected: FunnelExpectation
+) -> None:
+    result = await shared_loaded_store.funnel(FunnelQuery(STEPS, filter=filter))
+    assert_funnel(result.steps, result.overall_conversion_rate, expected)
+
+
+async def test_filter_and_breakdown_together(shared_loaded_store: DocumentStore) -> None:
+    query = FunnelQuery(STEPS, filter=UserFilter(device="desktop"), breakdown=Breakdown.SEX)
+    result = await shared_loaded_store.funnel(query)
+    assert_funnel(result.steps, result.overall_conversion_rate, fx.DEVICE_DESKTOP)
+    assert [b.key for b in result.breakdowns] == ["female", "male", None]
+    for got, expected in zip(
+        result.breakdowns, [fx.DESKTOP_FEMALE, fx.DESKTOP_MALE, fx.SEX_NONE], strict=True
+    ):
+        assert_funnel(got.steps, got.overall_conversion_rate, expected)
+
+
+async def test_nobody_with_breakdown_has_no_groups(shared_loaded_store: DocumentStore) -> None:
+    query = FunnelQuery(STEPS, filter=UserFilter(device="tablet"), breakdown=Breakdown.SEX)
+    result = await shared_loaded_store.funnel(query)
+    assert_funnel(result.steps, result.overall_conversion_rate, fx.NOBODY)
+    assert result.breakdowns == []
+
+
+async def test_step_nobody_visits(shared_loaded_store: DocumentStore) -> None:
+    result = await shared_loaded_store.funnel(FunnelQuery(("home", "wishlist")))
+    assert_funnel(result.steps, result.overall_conversion_rate, fx.HOME_WISHLIST)
+
+
+async def test_first_step_nobody_visits(shared_loaded_store: DocumentStore) -> None:
+    result = await shared_loaded_store.funnel(FunnelQuery(("wishlist", "home")))
+    assert_funnel(
+        result.steps,
+        result.overall_conversion_rate,
+        FunnelExpectation(fx.zero_steps(("wishlist", "home")), 0.0),
+    )
+
+
+async def test_single_step_funnel(shared_loaded_store: DocumentStore) -> None:
+    result = await shared_loaded_store.funnel(FunnelQuery(("search",)))
+    assert_funnel(result.steps, result.overall_conversion_rate, fx.SEARCH_ONLY)
+
+
+async def test_funnel_on_empty_store(store: DocumentStore) -> None:
+    result = await store.funnel(FunnelQuery(STEPS, breakdown=Breakdown.DEVICE))
+    assert_funnel(result.steps, result.overall_conversion_rate, fx.NOBODY)
+    assert result.breakdowns == []
+
+
+async def test_funnel_without_steps_is_bad_input(shared_loaded_store: DocumentStore) -> None:
+    with pytest.raises(BadInput):
+        await shared_loaded_store.funnel(FunnelQuery(()))
+
+
+async def test_funnel_with_repeated_step_is_bad_input(shared_loaded_store: DocumentStore) -> None:
+    # FunnelQuery is "a funnel over distinct steps".
+    with pytest.raises(BadInput):
+        await shared_loaded_store.funnel(FunnelQuery(("home", "search", "home")))
+
+
+async def test_funnel_negative_window_is_bad_input(shared_loaded_store: DocumentStore) -> None:
+    with pytest.raises(BadInput):
+        await shared_loaded_store.funnel(FunnelQuery(STEPS, window_seconds=-1))
+
+
+async def test_funnel_inverted_range_is_bad_input(shared_loaded_store: DocumentStore) -> None:
+    with pytest.raises(BadInput):
+        await shared_loaded_store.funnel(
+            FunnelQuery(STEPS, filter=UserFilter(start=day("2015-02-01"), end=day("2015-01-31")))
+        )
