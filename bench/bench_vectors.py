@@ -1,0 +1,275 @@
+"""Behaviour embeddings on the Kaggle set (90,400 users): IVF recall, batched search, lookalike sanity.
+
+1. Data: the Kaggle CSVs ingested into an embedded DuckDB store when the ingestion pipeline and the DuckDB
+   adapter are importable; otherwise the same synthesis the ingest uses, held in memory (a synthetic user
+   table of the same size when the CSVs are absent).
+2. ``embed_all`` into Milvus Lite in a temporary directory (the product path, timed).
+3. recall@10 of IVF_FLAT (nlist 1024, nprobe 10) against exact cosine in numpy on 200 random users:
+   strict (same ids) and tie-aware (a hit counts when its exact similarity reaches the 10th best).
+4. One search with 100 query vectors vs 100 single-vector searches, sequential and concurrent.
+5. Lookalike: mean conversion likelihood (k = 10) of converted users vs random users vs the base rate.
+
+Run: ``python bench/bench_vectors.py``. ``main()`` returns rows {bench, metric, value, unit}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway.analytics.embed_job import collect, embed_all  # noqa: E402
+from gateway.analytics.embeddings import BehaviourModel  # noqa: E402
+from gateway.analytics.lookalike import compare_lookalike, conversion_likelihood  # noqa: E402
+from gateway.models import Document, UserFilter, UserPage  # noqa: E402
+from gateway.stores.milvus_index import USER_COLLECTION, MilvusIndex  # noqa: E402
+from loaders.similar_users import SimilarQuery, search_similar  # noqa: E402
+
+KAGGLE = ROOT.parent / "shared" / "data" / "kaggle-funnel"
+SAMPLE = 200
+BATCH = 100
+K = 10
+SEED = 0
+BENCH = "vectors"
+
+
+class MemoryStore:
+    """The DocumentStore methods the embedding job reads, over synthesised documents in memory."""
+
+    name = "memory"
+
+    def __init__(self, users: list[Document], sessions: list[Document], visits: list[Document],
+                 interactions: list[Document], steps: Sequence[str]) -> None:  # fmt: skip
+        self.users = {u["user_id"]: u for u in users}
+        self.ids = sorted(self.users)
+        self.sessions: dict[int, list[Document]] = {}
+        for s in sessions:
+            self.sessions.setdefault(s["user_id"], []).append(s)
+        self.steps = list(steps)
+        self.activity = _activity(visits, interactions)
+
+    async def activity_by_user_page(self) -> list[Document]:
+        return self.activity
+
+    async def default_funnel(self) -> list[str] | None:
+        return self.steps
+
+    async def list_users(self, filter: UserFilter, first: int, after: int | None) -> UserPage:
+        start = 0 if after is None else int(np.searchsorted(self.ids, after, side="right"))
+        page = self.ids[start : start + first]
+        return UserPage(page, len(self.ids), start + first < len(self.ids))
+
+    async def users_by_ids(self, user_ids: Sequence[int]) -> list[Document | None]:
+        return [self.users.get(u) for u in user_ids]
+
+    async def sessions_by_user_ids(self, user_ids: Sequence[int]) -> list[list[Document]]:
+        return [self.sessions.get(u, []) for u in user_ids]
+
+    async def close(self) -> None:
+        return None
+
+
+def _activity(visits: list[Document], interactions: list[Document]) -> list[Document]:
+    """activity_by_user_page computed the plain way, as the contract in stores/base.py defines it."""
+    rows: dict[tuple[int, str], Document] = {}
+    for v in visits:
+        key = (v["user_id"], v["page_type"])
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = {"user_id": key[0], "page_type": key[1], "visits": 0, "total_duration": 0.0,
+                               "first_visit": v["timestamp"], "clicks": 0, "scrolls": 0, "hovers": 0,
+                               "forms": 0}  # fmt: skip
+        row["visits"] += 1
+        row["total_duration"] += v["duration"]
+        row["first_visit"] = min(row["first_visit"], v["timestamp"])
+    field = {"click": "clicks", "scroll": "scrolls", "hover": "hovers", "form": "forms"}
+    for i in interactions:
+        row = rows.get((i["user_id"], i["page_type"]))
+        if row is not None:
+            row[field[i["interaction_type"]]] += 1
+    return [rows[k] for k in sorted(rows)]
+
+
+def _synthetic_dataset() -> Any:
+    """A user table like Kaggle's (90,400 users, same funnel rates) for machines without the CSVs."""
+    from gateway.ingest.csv_files import CsvDataset, UserRow
+    from gateway.ingest.report import IngestReport
+
+    rng = random.Random(SEED)
+    users: list[UserRow] = []
+    pages: dict[str, set[int]] = {"home": set(), "search": set(), "payment": set(), "confirmation": set()}
+    for uid in range(1, 90_401):
+        day = date(2015, 1, 1) + timedelta(days=rng.randint(0, 119))
+        mobile = rng.random() < 0.33
+        users.append(UserRow(uid, day, "Mobile" if mobile else "Desktop", rng.choice(["Male", "Female"]), {}))
+        pages["home"].add(uid)
+        if rng.random() < 0.5:
+            pages["search"].add(uid)
+            if rng.random() < (0.2 if mobile else 0.1):
+                pages["payment"].add(uid)
+                if rng.random() < (0.1 if mobile else 0.05):
+                    pages["confirmation"].add(uid)
+    return CsvDataset(users=users, pages=pages, report=IngestReport())
+
+
+async def _memory_store() -> tuple[MemoryStore, str]:
+    from gateway.ingest.csv_files import read_dataset
+    from gateway.ingest.pipeline import resolve_steps, user_document
+    from gateway.ingest.synthesis import SynthesisPlan, synthesise, visit_order
+
+    kaggle = (KAGGLE / "user_table.csv").exists()
+    dataset = await asyncio.to_thread(read_dataset, KAGGLE) if kaggle else _synthetic_dataset()
+    steps = resolve_steps(None, dataset)
+    plan = SynthesisPlan(visit_order(steps, dataset.default_order()), steps[-1], SEED)
+    made = await asyncio.to_thread(synthesise, dataset.users, dataset.pages_by_user(), plan)
+    store = MemoryStore([user_document(u) for u in dataset.users], made.sessions, made.visits,
+                        made.interactions, steps)  # fmt: skip
+    return store, ("Kaggle CSVs" if kaggle else "synthetic users") + ", synthesised in memory"
+
+
+async def _store(workdir: Path) -> tuple[Any, str]:
+    """The ingested DuckDB store when ingestion and the adapter exist, else the in-memory fallback."""
+    try:
+        from gateway.ingest.pipeline import ingest_directory
+        from gateway.stores.duckdb_store import DuckDBStore
+    except ImportError:
+        return await _memory_store()
+    if not (KAGGLE / "user_table.csv").exists():
+        return await _memory_store()
+    store = await DuckDBStore.open(workdir / "funnel.duckdb")
+    await store.ensure_indexes()
+    await ingest_directory(store, KAGGLE, seed=SEED)
+    return store, "Kaggle CSVs ingested into DuckDB"
+
+
+def _recall(
+    exact_sims: np.ndarray,
+    exact_ids: np.ndarray,
+    hits: list[list[tuple[int, float, dict]]],
+    position: dict[int, int],
+    query_rows: np.ndarray,
+    matrix: np.ndarray,
+) -> tuple[float, float]:
+    strict = tie_aware = 0
+    for q, found in enumerate(hits):
+        got = [h[0] for h in found[:K]]
+        strict += len(set(got) & set(exact_ids[q].tolist()))
+        kth = exact_sims[q].min()
+        sims = matrix[[position[g] for g in got]] @ matrix[query_rows[q]]
+        tie_aware += int(np.sum(sims >= kth - 1e-5))
+    total = K * len(hits)
+    return strict / total, tie_aware / total
+
+
+async def _run(workdir: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def row(metric: str, value: float, unit: str) -> None:
+        rows.append({"bench": BENCH, "metric": metric, "value": float(value), "unit": unit})
+
+    t0 = time.perf_counter()
+    store, source = await _store(workdir)
+    row("data_build_seconds", time.perf_counter() - t0, "s")
+    # 100 concurrent single searches queue inside Milvus Lite: give each call more than the default 10 s.
+    vectors = await MilvusIndex.open(str(workdir / "milvus.db"), timeout_s=120.0)
+    try:
+        t0 = time.perf_counter()
+        stages: dict[str, float] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            stages[stage] = time.perf_counter() - t0  # when the stage last reported, since the start
+
+        counts = await embed_all(store, vectors, workdir / "models", seed=SEED, progress=progress)
+        row("embed_all_seconds", time.perf_counter() - t0, "s")
+        print("embed_all stages (s since start):", {k: round(v, 1) for k, v in stages.items()})
+        row("users_embedded", counts["users"], "users")
+        row("page_rows_embedded", counts["pages"], "rows")
+        row("informative_dims_users", counts["user_dims"], "dims")
+
+        data = await collect(store)
+        model = BehaviourModel.load(workdir / "models")
+        matrix = await asyncio.to_thread(model.embed_users, data)
+        position = {uid: i for i, uid in enumerate(data.user_ids)}
+        rng = np.random.default_rng(SEED)
+        sample = np.sort(rng.choice(len(data.user_ids), size=SAMPLE, replace=False))
+        sample_ids = [data.user_ids[i] for i in sample]
+        stored = await vectors.get_vectors(USER_COLLECTION, sample_ids)
+        drift = max(
+            float(np.abs(np.asarray(s) - matrix[i]).max()) for s, i in zip(stored, sample, strict=True)
+        )
+        assert drift < 1e-5, f"Milvus holds other vectors than the model gives ({drift})"
+
+        # 3. recall@10 vs exact cosine (vectors are unit length: cosine = dot product).
+        sims = matrix[sample] @ matrix.T
+        exact_ids_pos = np.argpartition(-sims, K, axis=1)[:, :K]
+        exact_sims = np.take_along_axis(sims, exact_ids_pos, axis=1)
+        exact_ids = np.asarray(data.user_ids)[exact_ids_pos]
+        hits = await vectors.search(USER_COLLECTION, matrix[sample].tolist(), K)
+        strict, tie_aware = _recall(exact_sims, exact_ids, hits, position, sample, matrix)
+        row("recall@10_ivf_nprobe10_strict", strict, "ratio")
+        row("recall@10_ivf_nprobe10_tie_aware", tie_aware, "ratio")
+        distinct = len({tuple(np.round(matrix[i], 5)) for i in range(len(matrix))})
+        row("distinct_user_vectors", distinct, "vectors")
+
+        # 4. one batched search vs single searches (the collection is loaded and warm).
+        queries = matrix[sample[:BATCH]].tolist()
+        await vectors.search(USER_COLLECTION, queries[:1], K + 1)
+        t0 = time.perf_counter()
+        await vectors.search(USER_COLLECTION, queries, K + 1)
+        batched = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for q in queries:
+            await vectors.search(USER_COLLECTION, [q], K + 1)
+        sequential = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        await asyncio.gather(*(vectors.search(USER_COLLECTION, [q], K + 1) for q in queries))
+        concurrent = time.perf_counter() - t0
+        row("search_100_batched_ms", batched * 1000, "ms")
+        row("search_100_single_sequential_ms", sequential * 1000, "ms")
+        row("search_100_single_concurrent_ms", concurrent * 1000, "ms")
+        row("batched_speedup_vs_sequential", sequential / batched, "x")
+        row("batched_speedup_vs_concurrent", concurrent / batched, "x")
+
+        # 5. lookalike: converters' neighbours vs random users' neighbours.
+        converted = [u for u in data.user_ids if any(s.get("converted") for s in data.sessions.get(u, []))]
+        picked = random.Random(SEED).sample(converted, min(SAMPLE, len(converted)))
+        conv_n = await search_similar(vectors, [SimilarQuery(u, K) for u in picked])
+        rand_n = await search_similar(vectors, [SimilarQuery(u, K) for u in sample_ids])
+        result = compare_lookalike(
+            [conversion_likelihood(n) for n in conv_n], [conversion_likelihood(n) for n in rand_n]
+        )
+        row("lookalike_mean_converted_users", result.converted_mean or 0.0, "share")
+        row("lookalike_mean_random_users", result.random_mean or 0.0, "share")
+        row("conversion_base_rate", len(converted) / len(data.user_ids), "share")
+        row("lookalike_lift_converted_vs_random", result.lift or 0.0, "x")
+        print(f"data: {source}; {len(data.user_ids)} users, steps {list(data.steps)}")
+        print(f"pages per user: {Counter(len(a) for a in data.activity.values()).most_common()}")
+    finally:
+        await vectors.close()
+        await store.close()
+    return rows
+
+
+def main() -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="bench-vectors-") as tmp:
+        rows = asyncio.run(_run(Path(tmp)))
+    print(f"{'metric':<40} {'value':>12} unit")
+    for r in rows:
+        print(f"{r['metric']:<40} {r['value']:>12.4f} {r['unit']}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

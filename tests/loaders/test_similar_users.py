@@ -1,0 +1,178 @@
+"""SimilarUsersLoader: one Milvus search per tick, Redis in front, on real Milvus Lite and redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from gateway import keys
+from gateway.analytics.embed_job import embed_all
+from gateway.cache_stats import CacheStats
+from gateway.errors import BadInput
+from gateway.stores.base import DocumentStore
+from gateway.stores.milvus_index import USER_COLLECTION, MilvusIndex
+from gateway.stores.redis_cache import RedisCache
+from loaders.similar_users import SimilarQuery, SimilarUsersLoader
+from tests.analytics.journeys import MemoryStore, varied_journeys
+
+USERS = 40  # ids 1..40; odd ids are on Mobile, every fifth user converts (see varied_journeys)
+
+
+class CountingIndex:
+    """The real MilvusIndex, with every call counted and every search's arguments kept."""
+
+    name = "milvus"
+
+    def __init__(self, inner: MilvusIndex) -> None:
+        self.inner = inner
+        self.calls: Counter[str] = Counter()
+        self.searches: list[tuple[int, int, str | None]] = []  # (query vectors, limit, filter)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def recreate(self, collection: str, dim: int) -> None:
+        await self.inner.recreate(collection, dim)
+
+    async def insert(self, collection: str, rows: Sequence[dict[str, Any]]) -> int:
+        return await self.inner.insert(collection, rows)
+
+    async def build_index(self, collection: str) -> None:
+        await self.inner.build_index(collection)
+
+    async def count(self, collection: str) -> int:
+        return await self.inner.count(collection)
+
+    async def get_vectors(self, collection: str, ids: Sequence[int]) -> list[list[float] | None]:
+        self.calls["get_vectors"] += 1
+        return await self.inner.get_vectors(collection, ids)
+
+    async def search(
+        self, collection: str, vectors: Sequence[Sequence[float]], limit: int, filter: str | None = None
+    ) -> list[list[tuple[int, float, dict[str, Any]]]]:
+        self.calls["search"] += 1
+        self.searches.append((len(vectors), limit, filter))
+        return await self.inner.search(collection, vectors, limit, filter)
+
+
+@pytest.fixture
+async def index(tmp_path: Path) -> AsyncIterator[CountingIndex]:
+    milvus = await MilvusIndex.open(str(tmp_path / "milvus.db"))
+    try:
+        await embed_all(cast(DocumentStore, MemoryStore(varied_journeys(USERS))), milvus, tmp_path / "models")
+        yield CountingIndex(milvus)
+    finally:
+        await milvus.close()
+
+
+def _ids(neighbours: list[dict[str, Any]]) -> list[int]:
+    return [n["user_id"] for n in neighbours]
+
+
+async def test_n_loads_in_one_tick_make_one_vector_fetch_and_one_search(
+    index: CountingIndex, redis_cache: RedisCache
+):
+    loader = SimilarUsersLoader(redis_cache, CacheStats(), index)
+    user_ids = list(range(1, 21))
+    results = await asyncio.gather(*(loader.load(SimilarQuery(uid, 5)) for uid in user_ids))
+    assert index.calls == {"get_vectors": 1, "search": 1}
+    assert index.searches == [(20, 6, None)]  # 20 query vectors, limit 5 + 1 for the user itself
+
+    # Independently: one plain search per user straight on the index, the user itself dropped.
+    vectors = await index.inner.get_vectors(USER_COLLECTION, user_ids)
+    for uid, vector, got in zip(user_ids, vectors, results, strict=True):
+        [hits] = await index.inner.search(USER_COLLECTION, [vector or []], 6)
+        assert _ids(got) == [h[0] for h in hits if h[0] != uid][:5]
+        assert uid not in _ids(got)
+        assert all(set(n) == {"user_id", "score", "metadata"} for n in got)
+
+
+async def test_a_repeated_question_is_served_from_redis_without_milvus(
+    index: CountingIndex, redis_cache: RedisCache
+):
+    stats = CacheStats()
+    first = await SimilarUsersLoader(redis_cache, stats, index).load_many([SimilarQuery(3), SimilarQuery(4)])
+    index.calls.clear()
+    again = await SimilarUsersLoader(redis_cache, stats, index).load_many([SimilarQuery(4), SimilarQuery(3)])
+    assert index.calls == {}
+    assert again == [first[1], first[0]]
+    assert stats.snapshot()["query:similar_users"] == {"hits": 2, "misses": 2, "errors": 0}
+
+
+async def test_cache_keys_and_ttls(index: CountingIndex, redis_cache: RedisCache):
+    loader = SimilarUsersLoader(redis_cache, CacheStats(), index)
+    await loader.load_many([SimilarQuery(7), SimilarQuery(7, 3, device="Mobile")])
+    plain = "query:similar_users:7"  # the design's key for the default question
+    assert 3590 <= await redis_cache.ttl(plain) <= 3600
+    filtered = keys.similar_users(7, {"limit": 3, "device": "Mobile", "converted": None})
+    assert filtered.startswith("query:similar_users:7:") and filtered != plain
+    assert 3590 <= await redis_cache.ttl(filtered) <= 3600
+
+
+async def test_filters_on_device_and_conversion_one_search_per_distinct_filter(
+    index: CountingIndex, redis_cache: RedisCache
+):
+    loader = SimilarUsersLoader(redis_cache, CacheStats(), index)
+    queries = [
+        SimilarQuery(1, 4),
+        SimilarQuery(2, 4),
+        SimilarQuery(1, 4, device="Desktop"),
+        SimilarQuery(2, 6, device="Desktop"),
+        SimilarQuery(3, 4, converted=True),
+    ]
+    plain_1, plain_2, desktop_1, desktop_2, converters = await loader.load_many(queries)
+    assert index.calls == {"get_vectors": 1, "search": 3}
+    assert sorted(index.searches, key=str) == sorted(
+        [
+            (2, 5, None),
+            (2, 7, 'metadata["device"] == "Desktop"'),
+            (1, 5, 'metadata["converted"] == true'),
+        ],
+        key=str,
+    )
+    assert len(plain_1) == 4 and len(plain_2) == 4
+    # IVF scans nprobe=10 cells; on 40 points a cell holds one point, so a filter can leave fewer hits
+    # than asked. At least one, never more than the limit, and every one matching the filter.
+    assert 1 <= len(desktop_1) <= 4 and 1 <= len(desktop_2) <= 6
+    # Desktop users are the even ids; converters are multiples of 5 (ground truth of the fixture).
+    assert all(n["user_id"] % 2 == 0 and n["metadata"]["device"] == "Desktop" for n in desktop_1 + desktop_2)
+    assert 2 not in _ids(desktop_2)
+    assert converters and all(n["user_id"] % 5 == 0 and n["metadata"]["converted"] for n in converters)
+
+
+async def test_a_user_without_a_vector_gets_an_empty_list_that_is_not_cached(
+    index: CountingIndex, redis_cache: RedisCache
+):
+    loader = SimilarUsersLoader(redis_cache, CacheStats(), index)
+    assert await loader.load_many([SimilarQuery(999), SimilarQuery(998, 2)]) == [[], []]
+    assert index.calls == {"get_vectors": 1}  # nothing to search for
+    assert await redis_cache.ttl("query:similar_users:999") == -2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+        ({"limit": True}, "limit"),
+        ({"device": 'Mobile" or id > 0 or "'}, "device"),
+        ({"device": ""}, "device"),
+        ({"converted": "yes"}, "converted"),
+    ],
+)
+def test_malformed_questions_are_bad_input(kwargs: dict[str, Any], message: str):
+    with pytest.raises(BadInput, match=message):
+        SimilarQuery(1, **kwargs)
+
+
+def test_user_id_must_be_an_integer():
+    with pytest.raises(BadInput, match="user_id"):
+        SimilarQuery("1")  # type: ignore[arg-type]
