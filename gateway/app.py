@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 from aiohttp import web
 from strawberry.aiohttp.views import GraphQLView
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway import health
@@ -20,7 +21,13 @@ SERVICES = web.AppKey("services", Services)
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(query=Query, subscription=Subscription, extensions=[ErrorPolicy])
+    # Parsing and validating the same document again on every request costs more than answering a
+    # cached funnel; both caches are keyed by the document text, so they are safe to share.
+    return strawberry.Schema(
+        query=Query,
+        subscription=Subscription,
+        extensions=[ErrorPolicy, lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
+    )
 
 
 class FunnelGraphQLView(GraphQLView):

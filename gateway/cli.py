@@ -64,7 +64,7 @@ async def _ingest(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.datadir_lock import DataDirLock
     from gateway.ingest.pipeline import ingest_directory
     from gateway.ingest.progress import ProgressBar
-    from gateway.services import open_store
+    from gateway.services import invalidate_shared_cache, open_store
 
     steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
     async with AsyncExitStack() as stack:
@@ -74,6 +74,7 @@ async def _ingest(settings: Settings, args: argparse.Namespace) -> int:
         stack.push_async_callback(store.close)
         await store.ensure_indexes()
         report = await ingest_directory(store, args.csv_dir, steps=steps, seed=args.seed, progress=ProgressBar())
+    await invalidate_shared_cache(settings)
     print(report.render())
     return 0
 
@@ -81,12 +82,13 @@ async def _ingest(settings: Settings, args: argparse.Namespace) -> int:
 async def _embed(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.analytics.embed_job import embed_all
     from gateway.ingest.progress import ProgressBar
-    from gateway.services import open_services
+    from gateway.services import invalidate_shared_cache, open_services
 
     async with open_services(settings, need_cache=False) as services:
         counts = await embed_all(
             services.store, services.vectors, settings.model_dir, seed=args.seed, progress=ProgressBar()
         )
+    await invalidate_shared_cache(settings)
     for collection, n in counts.items():
         print(f"{collection}: {n}")
     return 0

@@ -21,6 +21,9 @@ TTL_REALTIME_LIST = 60  # realtime:users
 TTL_QUERY_SHORT = 60 * 60  # query results over data that changes with ingest (similar users, sentiment)
 TTL_QUERY_LONG = 24 * 60 * 60  # query results over closed history (journeys)
 
+# What a data change (ingest, embed) makes stale: every cached query result and metric.
+DERIVED_PREFIXES = ("query:", "metrics:")
+
 # Channels.
 CHANNEL_EVENTS = "events"
 CHANNEL_METRICS = "metrics:updates"
@@ -86,6 +89,15 @@ def user(user_id: int) -> str:
 
 def user_sessions(user_id: int) -> str:
     return f"query:user_sessions:{user_id}"
+
+
+def session_doc(session_id: str) -> str:
+    """A stored session document. Not ``session:{id}``: that key holds *live* session state (realtime)."""
+    return f"query:session:{session_id}"
+
+
+def top_paths(args: Any) -> str:
+    return f"query:top_paths:{digest(args)}"
 
 
 def session_visits(session_id: str) -> str:

@@ -49,7 +49,9 @@ async def open_store(settings: Settings) -> DocumentStore:
 async def open_vectors(settings: Settings) -> VectorIndex:
     from gateway.stores.milvus_index import MilvusIndex
 
-    vectors = await MilvusIndex.open(settings.milvus_target)
+    # A Milvus server that is down must not stop the gateway: vector fields report UNAVAILABLE and
+    # /healthz says so until it is back. Milvus Lite runs in-process, so it is verified at once.
+    vectors = await MilvusIndex.open(settings.milvus_target, verify=settings.embedded_vectors)
     kind = "Milvus server" if settings.milvus_uri else "embedded Milvus Lite"
     log.info("vector index: %s %s", kind, settings.milvus_target)
     return vectors
@@ -70,6 +72,22 @@ async def open_cache(settings: Settings, stack: AsyncExitStack) -> Cache:
     cache = RedisCache.connect(url)
     stack.push_async_callback(cache.close)
     return cache
+
+
+async def invalidate_shared_cache(settings: Settings) -> int:
+    """After a data change, drop derived cache entries from a shared Redis (a private one starts empty)."""
+    if not settings.redis_url:
+        return 0
+    from gateway.keys import DERIVED_PREFIXES
+    from gateway.stores.redis_cache import RedisCache
+
+    cache = RedisCache.connect(settings.redis_url)
+    try:
+        removed = await cache.delete_prefixes(DERIVED_PREFIXES)
+    finally:
+        await cache.close()
+    log.info("cache: dropped %d derived entries from %s", removed, settings.redis_url)
+    return removed
 
 
 @asynccontextmanager
@@ -109,6 +127,9 @@ class _NoCache:
         return -2
 
     async def delete(self, keys):  # type: ignore[no-untyped-def]
+        return 0
+
+    async def delete_prefixes(self, prefixes):  # type: ignore[no-untyped-def]
         return 0
 
     async def incr(self, key: str, amount: int = 1) -> int:

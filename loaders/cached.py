@@ -30,7 +30,8 @@ class CachedLoader(DataLoader, Generic[K, V]):  # type: ignore[misc]
 
     def __init__(self, cache: Cache, stats: CacheStats) -> None:
         super().__init__()
-        self.cache = cache
+        # Not ``self.cache``: aiodataloader uses that name for its per-request memo switch.
+        self.redis = cache
         self.stats = stats
 
     def cache_key(self, key: K) -> str:
@@ -67,16 +68,26 @@ class CachedLoader(DataLoader, Generic[K, V]):  # type: ignore[misc]
         return results
 
     async def _read(self, cache_keys: list[str]) -> list[bytes | None]:
-        try:
-            return await self.cache.get_many(cache_keys)
-        except StoreUnavailable as exc:
-            self.stats.errors[self.family] += 1
-            log.warning("cache read skipped for %s: %s", self.family, exc)
-            return [None] * len(cache_keys)
+        return await read_cached(self.redis, self.stats, self.family, cache_keys)
 
     async def _write(self, items: list[tuple[str, bytes, int]]) -> None:
-        try:
-            await self.cache.set_many(items)
-        except StoreUnavailable as exc:
-            self.stats.errors[self.family] += 1
-            log.warning("cache write skipped for %s: %s", self.family, exc)
+        await write_cached(self.redis, self.stats, self.family, items)
+
+
+async def read_cached(cache: Cache, stats: CacheStats, family: str, cache_keys: list[str]) -> list[bytes | None]:
+    """One MGET; an outage reads as all-miss (counted), so queries fall through to the backend."""
+    try:
+        return await cache.get_many(cache_keys)
+    except StoreUnavailable as exc:
+        stats.errors[family] += 1
+        log.warning("cache read skipped for %s: %s", family, exc)
+        return [None] * len(cache_keys)
+
+
+async def write_cached(cache: Cache, stats: CacheStats, family: str, items: list[tuple[str, bytes, int]]) -> None:
+    """One pipelined SET with TTLs; an outage skips the write (counted)."""
+    try:
+        await cache.set_many(items)
+    except StoreUnavailable as exc:
+        stats.errors[family] += 1
+        log.warning("cache write skipped for %s: %s", family, exc)

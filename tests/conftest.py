@@ -31,3 +31,6 @@ def settings(tmp_path: Path) -> Settings:
 async def services(settings: Settings) -> AsyncIterator[Services]:
     async with open_services(settings) as opened:
         yield opened
+
+
+from tests.redis_fixtures import redis_cache  # noqa: E402,F401  (re-exported fixture)

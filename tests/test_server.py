@@ -44,7 +44,7 @@ async def _wait_healthy(port: int, proc: asyncio.subprocess.Process, timeout_s: 
                 raise AssertionError(f"serve exited early ({proc.returncode}): {err}")
             try:
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                    return {"status": resp.status, **(await resp.json())}
+                    return {"http_status": resp.status, **(await resp.json())}
             except aiohttp.ClientError:
                 await asyncio.sleep(0.25)
     raise AssertionError("serve did not become healthy in time")
@@ -63,7 +63,7 @@ async def test_serve_start_health_lock_and_clean_stop(tmp_path):
     proc = await _run("serve", env=_env(data_dir, port))
     try:
         health = await _wait_healthy(port, proc)
-        assert health["status"] == 200 and health["dependencies"]["cache"]["status"] == "up"
+        assert health["http_status"] == 200 and health["status"] == "ok" and health["dependencies"]["cache"]["status"] == "up"
 
         # A second server on the same data dir must refuse to start, naming the reason.
         second = await _run("serve", env=_env(data_dir, _free_port()))

@@ -253,6 +253,9 @@ class Cache(Protocol):
 
     async def delete(self, keys: Sequence[str]) -> int: ...
 
+    async def delete_prefixes(self, prefixes: Sequence[str]) -> int:
+        """Drop every key under these prefixes without blocking Redis. Returns keys removed."""
+
     async def incr(self, key: str, amount: int = 1) -> int: ...
 
     async def publish(self, channel: str, message: bytes) -> int: ...

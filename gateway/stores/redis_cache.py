@@ -62,6 +62,20 @@ class RedisCache:
     async def delete(self, keys: Sequence[str]) -> int:
         return int(await self._call(self._client.delete(*keys))) if keys else 0
 
+    async def delete_prefixes(self, prefixes: Sequence[str]) -> int:
+        """Drop every key under these prefixes (SCAN + UNLINK, never KEYS: it would block Redis)."""
+        removed = 0
+        for prefix in prefixes:
+            batch: list[bytes] = []
+            async for key in self._client.scan_iter(match=f"{prefix}*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    removed += int(await self._call(self._client.unlink(*batch)))
+                    batch = []
+            if batch:
+                removed += int(await self._call(self._client.unlink(*batch)))
+        return removed
+
     async def incr(self, key: str, amount: int = 1) -> int:
         return int(await self._call(self._client.incrby(key, amount)))
 

@@ -1,0 +1,73 @@
+import asyncio
+import os
+
+import pytest
+
+from gateway.errors import StoreUnavailable
+from gateway.stores.redis_cache import RedisCache
+from gateway.stores.redis_server import RedisNotInstalled, RedisServer
+
+
+async def test_get_many_set_many_ttl(redis_cache):
+    assert await redis_cache.get_many([]) == []
+    await redis_cache.set_many([("a", b"1", 100), ("b", b"2", 5)])
+    assert await redis_cache.get_many(["a", "missing", "b", "a"]) == [b"1", None, b"2", b"1"]
+    assert 95 <= await redis_cache.ttl("a") <= 100
+    assert await redis_cache.ttl("missing") == -2
+    assert await redis_cache.delete(["a", "b", "missing"]) == 2
+    assert await redis_cache.incr("n") == 1 and await redis_cache.incr("n", 4) == 5
+
+
+async def test_publish_reaches_a_subscriber(redis_cache):
+    received = []
+
+    async def listen():
+        async for message in redis_cache.subscribe("chan"):
+            received.append(message)
+            return
+
+    task = asyncio.create_task(listen())
+    for _ in range(100):  # until the subscription is registered
+        if await redis_cache.publish("chan", b"hello"):
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.wait_for(task, 5)
+    assert received == [b"hello"]
+
+
+async def test_server_stop_reaps_the_child(tmp_path):
+    server = RedisServer(tmp_path / "r")
+    await server.start()
+    pid = server.pid
+    await server.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    await server.stop()  # idempotent
+
+
+async def test_missing_executable_names_install_command(tmp_path):
+    server = RedisServer(tmp_path / "r")
+    server.executable = None
+    with pytest.raises(RedisNotInstalled, match="apt-get install -y redis-server"):
+        await server.start()
+
+
+async def test_unreachable_redis_is_store_unavailable():
+    cache = RedisCache.connect("redis://127.0.0.1:1/0", timeout_s=0.3)
+    try:
+        with pytest.raises(StoreUnavailable):
+            await cache.ping()
+        with pytest.raises(StoreUnavailable):
+            await cache.get_many(["x"])
+    finally:
+        await cache.close()
+
+
+async def test_delete_prefixes_leaves_other_keys(redis_cache):
+    items = [(f"query:user:{i}", b"x", 60) for i in range(2500)] + [
+        ("metrics:realtime", b"y", 60),
+        ("keep:me", b"z", 60),
+    ]
+    await redis_cache.set_many(items)
+    assert await redis_cache.delete_prefixes(["query:", "metrics:"]) == 2501
+    assert await redis_cache.get_many(["keep:me", "query:user:7", "metrics:realtime"]) == [b"z", None, None]
