@@ -1,0 +1,75 @@
+"""Sentiment of what users typed into forms on a page type, scored with VADER.
+
+VADER's convention: compound >= 0.05 is positive, <= -0.05 negative, neutral in between. Scoring is CPU
+work, so it runs in a worker thread; the summary is cached under ``query:sentiment:{page}:{date}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from gateway import keys
+from gateway.errors import BadInput
+from gateway.services import Services
+from loaders.read_through import read_through
+
+POSITIVE_AT = 0.05
+NEGATIVE_AT = -0.05
+
+
+@dataclass(frozen=True)
+class SentimentSummary:
+    page_type: str
+    day: date | None
+    texts: int
+    mean_compound: float | None  # None without texts
+    positive: int
+    neutral: int
+    negative: int
+
+
+@lru_cache(maxsize=1)
+def _analyzer() -> SentimentIntensityAnalyzer:
+    # Loading the lexicon takes a while; the analyzer keeps no per-call state, so one is shared.
+    return SentimentIntensityAnalyzer()
+
+
+def summarise(page_type: str, day: date | None, texts: Sequence[str]) -> SentimentSummary:
+    scores = [_analyzer().polarity_scores(text)["compound"] for text in texts]
+    return SentimentSummary(
+        page_type=page_type,
+        day=day,
+        texts=len(scores),
+        mean_compound=statistics.fmean(scores) if scores else None,
+        positive=sum(1 for s in scores if s >= POSITIVE_AT),
+        neutral=sum(1 for s in scores if NEGATIVE_AT < s < POSITIVE_AT),
+        negative=sum(1 for s in scores if s <= NEGATIVE_AT),
+    )
+
+
+async def page_sentiment(services: Services, page_type: str, day: date | None) -> SentimentSummary:
+    """Unknown page types are bad input; a known page without form texts has zero counts."""
+
+    async def compute() -> SentimentSummary:
+        store = services.store
+        known = await store.page_types()
+        if page_type not in known:
+            raise BadInput(f"unknown page type {page_type!r} (known: {', '.join(known)})")
+        texts = await store.form_texts(page_type, day)
+        return await asyncio.to_thread(summarise, page_type, day, texts)
+
+    def decode(d: dict[str, Any]) -> SentimentSummary:
+        return SentimentSummary(**d)
+
+    key = keys.sentiment(page_type, day)
+    return await read_through(
+        services.cache, services.cache_stats, key, keys.TTL_QUERY_SHORT, compute, decode
+    )

@@ -1,0 +1,36 @@
+"""Run one GraphQL operation without a server (the ``funnelgate query`` command, scripts, tests).
+
+The result is the JSON the HTTP endpoint would send: ``data``, plus ``errors`` (and ``extensions``)
+only when there are some, with the same error masking and codes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import strawberry
+from strawberry.http import process_result
+
+from gateway.context import new_context
+from gateway.services import Services
+
+
+@lru_cache(maxsize=1)
+def _schema() -> strawberry.Schema:
+    # Building the schema walks every type; once per process is enough.
+    from gateway.app import build_schema
+
+    return build_schema()
+
+
+async def run_query(
+    services: Services, query: str, variables: dict[str, Any] | None = None, operation_name: str | None = None
+) -> dict[str, Any]:
+    result = await _schema().execute(
+        query,
+        variable_values=variables,
+        context_value=new_context(services),
+        operation_name=operation_name,
+    )
+    return dict(process_result(result))

@@ -1,0 +1,58 @@
+"""A user's journey: every page visit in time order, and how far along the default funnel it got."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gateway import keys
+from gateway.analytics.funnel import match_steps
+from gateway.cache_stats import CacheStats
+from gateway.models import Document, StepOrder
+from gateway.stores.base import Cache, DocumentStore
+from loaders.cached import CachedLoader
+
+
+def summarise_journey(visits: list[Document], steps: Sequence[str] | None) -> dict[str, Any]:
+    """The journey record cached under ``query:user_journey:{id}``.
+
+    Progress is the ORDERED match of the visits against the dataset's default funnel (no window), the
+    same rule the ``funnel`` query applies, so a user counted as converted there is converted here.
+    """
+    furthest: str | None = None
+    converted = False
+    time_to_convert: float | None = None
+    if steps:
+        index = {name: i for i, name in enumerate(steps)}
+        events = [(index[v["page_type"]], v["timestamp"]) for v in visits if v["page_type"] in index]
+        anchor, times = match_steps(events, len(steps), StepOrder.ORDERED, None)
+        if anchor is not None and times:
+            furthest = steps[len(times) - 1]
+            converted = len(times) == len(steps)
+            if converted:
+                time_to_convert = (times[-1] - anchor).total_seconds()
+    return {
+        "visits": visits,
+        "furthest_step": furthest,
+        "converted": converted,
+        "time_to_convert_seconds": time_to_convert,
+    }
+
+
+class JourneyByUser(CachedLoader[int, dict[str, Any]]):
+    """Callers check the user exists first: an unknown id would get an empty journey."""
+
+    family = "query:user_journey"
+    ttl = keys.TTL_QUERY_LONG
+
+    def __init__(self, cache: Cache, stats: CacheStats, store: DocumentStore) -> None:
+        super().__init__(cache, stats)
+        self.store = store
+
+    def cache_key(self, key: int) -> str:
+        return keys.user_journey(key)
+
+    async def fetch(self, keys: Sequence[int]) -> Sequence[dict[str, Any] | None]:
+        visits = await self.store.visits_by_user_ids(list(keys))
+        steps = await self.store.default_funnel()
+        return [summarise_journey(v, steps) for v in visits]

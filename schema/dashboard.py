@@ -1,0 +1,63 @@
+"""Session-level metrics and the most frequent paths."""
+
+from __future__ import annotations
+
+import strawberry
+
+from gateway import models
+from schema.enums import Device, device_of
+
+
+@strawberry.type
+class DeviceMetrics:
+    device: Device | None
+    users: int
+    sessions: int
+    conversions: int
+    revenue: float
+    avg_session_duration: float | None = strawberry.field(description="Seconds; null without sessions.")
+
+
+@strawberry.type(description="Over sessions starting in the range.")
+class Dashboard:
+    users: int = strawberry.field(description="Distinct users with a session in the range.")
+    sessions: int
+    conversions: int = strawberry.field(description="Converted sessions.")
+    revenue: float = strawberry.field(description="Sum of the converted sessions' value.")
+    avg_session_duration: float | None = strawberry.field(description="Seconds; null without sessions.")
+    by_device: list[DeviceMetrics]
+
+    @strawberry.field(description="Conversions / sessions; 0 without sessions.")
+    def conversion_rate(self) -> float:
+        return self.conversions / self.sessions if self.sessions else 0.0
+
+    @classmethod
+    def from_model(cls, m: models.DashboardMetrics) -> Dashboard:
+        return cls(
+            users=m.users,
+            sessions=m.sessions,
+            conversions=m.conversions,
+            revenue=m.revenue,
+            avg_session_duration=m.avg_session_duration,
+            by_device=[
+                DeviceMetrics(
+                    device=device_of(d.device),
+                    users=d.users,
+                    sessions=d.sessions,
+                    conversions=d.conversions,
+                    revenue=d.revenue,
+                    avg_session_duration=d.avg_session_duration,
+                )
+                for d in m.by_device
+            ],
+        )
+
+
+@strawberry.type(description="A sequence of pages visited in one session, and how many sessions followed it.")
+class PathCount:
+    path: list[str]
+    sessions: int
+
+    @classmethod
+    def from_model(cls, p: models.PathCount) -> PathCount:
+        return cls(path=list(p.path), sessions=p.sessions)

@@ -1,0 +1,34 @@
+"""Sentiment of form texts on a page type."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import strawberry
+
+from gateway.analytics.sentiment import SentimentSummary
+
+
+@strawberry.type(description="VADER sentiment of the form values typed on a page type (on a day, if given).")
+class Sentiment:
+    page_type: str
+    date: date | None
+    texts: int = strawberry.field(description="Non-empty form values scored.")
+    mean_compound: float | None = strawberry.field(
+        description="Mean compound score in [-1, 1]; null without texts."
+    )
+    positive: int = strawberry.field(description="Texts with compound >= 0.05.")
+    neutral: int
+    negative: int = strawberry.field(description="Texts with compound <= -0.05.")
+
+    @classmethod
+    def from_summary(cls, s: SentimentSummary) -> Sentiment:
+        return cls(
+            page_type=s.page_type,
+            date=s.day,
+            texts=s.texts,
+            mean_compound=s.mean_compound,
+            positive=s.positive,
+            neutral=s.neutral,
+            negative=s.negative,
+        )

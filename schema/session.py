@@ -1,0 +1,58 @@
+"""A browsing session; its visits and interactions come from per-request loaders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from gateway.models import Document
+from schema.enums import Device, device_of
+from schema.events import Interaction, PageVisit
+
+if TYPE_CHECKING:
+    from schema.user import User
+
+
+@strawberry.type
+class Session:
+    id: str
+    user_id: int
+    start_time: datetime = strawberry.field(description="UTC.")
+    end_time: datetime = strawberry.field(description="UTC.")
+    device: Device | None
+    pages_visited: list[str] = strawberry.field(description="Page types in visit order.")
+    total_interactions: int
+    converted: bool
+    conversion_value: float
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> Session:
+        return cls(
+            id=doc["session_id"],
+            user_id=doc["user_id"],
+            start_time=doc["start_time"],
+            end_time=doc["end_time"],
+            device=device_of(doc.get("device")),
+            pages_visited=list(doc["pages_visited"]),
+            total_interactions=doc["total_interactions"],
+            converted=doc["converted"],
+            conversion_value=doc["conversion_value"],
+        )
+
+    @strawberry.field
+    def user(self) -> Annotated[User, strawberry.lazy("schema.user")]:
+        from schema.user import User
+
+        return User(id=self.user_id)
+
+    @strawberry.field(description="Page visits in time order.")
+    async def visits(self, info: strawberry.Info) -> list[PageVisit]:
+        docs = await info.context.loaders.visits_by_session.load(self.id)
+        return [PageVisit.from_doc(d) for d in docs or []]
+
+    @strawberry.field(description="Interactions in time order.")
+    async def interactions(self, info: strawberry.Info) -> list[Interaction]:
+        docs = await info.context.loaders.interactions_by_session.load(self.id)
+        return [Interaction.from_doc(d) for d in docs or []]

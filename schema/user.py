@@ -1,0 +1,144 @@
+"""Users, their look-alikes, and the Relay-style user connection.
+
+A ``User`` holds only its id: every other field asks the per-request ``users`` loader, so a list of
+users costs one batch only when some field actually needs the document.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import date
+
+import strawberry
+from strawberry.scalars import JSON
+
+from gateway.analytics.lookalike import DEFAULT_K, conversion_likelihood
+from gateway.errors import BadInput, NotFound
+from gateway.funnel_service import check_page_size
+from gateway.models import Document, UserPage
+from loaders.similar_users import DEFAULT_LIMIT, SimilarQuery
+from schema.enums import Device, Sex, device_of, sex_of
+from schema.journey import Journey
+from schema.session import Session
+
+
+async def similar_users(info: strawberry.Info, query: SimilarQuery) -> list[SimilarUser]:
+    hits = await info.context.loaders.similar_users.load(query)
+    return [SimilarUser(user_id=h["user_id"], score=h["score"]) for h in hits or []]
+
+
+@strawberry.type
+class User:
+    id: int
+
+    async def _doc(self, info: strawberry.Info) -> Document:
+        doc = await info.context.loaders.users.load(self.id)
+        if doc is None:
+            raise NotFound(f"user {self.id} does not exist")
+        return doc
+
+    @strawberry.field
+    async def device(self, info: strawberry.Info) -> Device | None:
+        return device_of((await self._doc(info)).get("device"))
+
+    @strawberry.field
+    async def sex(self, info: strawberry.Info) -> Sex | None:
+        return sex_of((await self._doc(info)).get("sex"))
+
+    @strawberry.field(description="Day of the user's first visit.")
+    async def date(self, info: strawberry.Info) -> date | None:
+        return (await self._doc(info)).get("date")
+
+    @strawberry.field(description="Every other column the dataset had for this user.")
+    async def attributes(self, info: strawberry.Info) -> JSON:
+        return JSON((await self._doc(info)).get("attributes") or {})
+
+    @strawberry.field(description="Sessions by start time; at most `first` when given.")
+    async def sessions(self, info: strawberry.Info, first: int | None = None) -> list[Session]:
+        if first is not None:
+            check_page_size(first, info.context.services.settings.max_page_size)
+        docs = await info.context.loaders.sessions_by_user.load(self.id) or []
+        return [Session.from_doc(d) for d in docs[:first]]
+
+    @strawberry.field
+    async def journey(self, info: strawberry.Info) -> Journey:
+        return Journey.from_record(self.id, await info.context.loaders.journey.load(self.id))
+
+    @strawberry.field(description="At least one of the user's sessions converted.")
+    async def converted(self, info: strawberry.Info) -> bool:
+        docs = await info.context.loaders.sessions_by_user.load(self.id) or []
+        return any(d["converted"] for d in docs)
+
+    @strawberry.field(
+        description="Users with the most similar behaviour, best first (null if Milvus is down)."
+    )
+    async def similar_users(
+        self, info: strawberry.Info, limit: int = DEFAULT_LIMIT
+    ) -> list[SimilarUser] | None:
+        return await similar_users(info, SimilarQuery(user_id=self.id, limit=limit))
+
+    @strawberry.field(
+        description=(
+            f"Share of converted users among the {DEFAULT_K} most similar users; null without neighbours "
+            "(and with an error if Milvus is down)."
+        )
+    )
+    async def conversion_likelihood(self, info: strawberry.Info) -> float | None:
+        neighbours = await info.context.loaders.similar_users.load(
+            SimilarQuery(user_id=self.id, limit=DEFAULT_K)
+        )
+        return conversion_likelihood(neighbours or [])
+
+
+@strawberry.type(description="A look-alike user and its cosine similarity.")
+class SimilarUser:
+    user_id: int
+    score: float = strawberry.field(description="Cosine similarity of the behaviour embeddings.")
+
+    @strawberry.field
+    def user(self) -> User:
+        return User(id=self.user_id)
+
+
+# -- the connection -----------------------------------------------------------------------------
+def encode_cursor(user_id: int) -> str:
+    return base64.b64encode(str(user_id).encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        return int(base64.b64decode(cursor.encode(), validate=True).decode())
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadInput(f"invalid cursor {cursor!r}") from None
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class UserEdge:
+    cursor: str = strawberry.field(description="Opaque; pass as `after` to continue after this user.")
+    node: User
+
+
+@strawberry.type
+class UserConnection:
+    edges: list[UserEdge]
+    page_info: PageInfo
+    total_count: int = strawberry.field(description="Every match, not just this page.")
+
+    @classmethod
+    def from_page(cls, page: UserPage) -> UserConnection:
+        edges = [UserEdge(cursor=encode_cursor(i), node=User(id=i)) for i in page.user_ids]
+        end = edges[-1].cursor if edges else None
+        return cls(
+            edges=edges,
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=end),
+            total_count=page.total,
+        )

@@ -1,0 +1,156 @@
+"""Every rejected argument, unknown ids, masked internal errors, and a Milvus outage."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from gateway.errors import StoreUnavailable
+from tests.api.conftest import FailingProxy, error_codes, run
+
+BAD_QUERIES = {
+    "unknown step": '{ funnel(steps: ["home_page", "checkout_page"]) { overallConversionRate } }',
+    "duplicate step": '{ funnel(steps: ["home_page", "search_page", "home_page"]) { steps { name } } }',
+    "single step": '{ funnel(steps: ["home_page"]) { overallConversionRate } }',
+    "no steps": "{ funnel(steps: []) { overallConversionRate } }",
+    "inverted range": '{ funnel(filter: {start: "2015-01-06", end: "2015-01-01"}) { steps { name } } }',
+    "window zero": "{ funnel(conversionWindowSeconds: 0) { overallConversionRate } }",
+    "trend unknown step": '{ funnelTrend(interval: DAY, steps: ["home_page", "nope"]) { period } }',
+    "trend inverted range": (
+        '{ funnelTrend(interval: WEEK, filter: {start: "2015-02-01", end: "2015-01-01"}) { period } }'
+    ),
+    "dropped unknown afterStep": '{ droppedOff(afterStep: "nope") { totalCount } }',
+    "dropped after last step": '{ droppedOff(afterStep: "payment_confirmation_page") { totalCount } }',
+    "dropped first zero": '{ droppedOff(afterStep: "home_page", first: 0) { totalCount } }',
+    "converted first over max": "{ converted(first: 1001) { totalCount } }",
+    "converted bad cursor": '{ converted(after: "not a cursor!") { totalCount } }',
+    "users first over max": "{ users(first: 1001) { totalCount } }",
+    "users negative first": "{ users(first: -1) { totalCount } }",
+    "users inverted range": '{ users(filter: {start: "2015-01-06", end: "2015-01-05"}) { totalCount } }',
+    "users cursor not a number": '{ users(after: "YWJj") { totalCount } }',
+    "sessions first zero": "{ user(id: 1) { sessions(first: 0) { id } } }",
+    "sessions first over max": "{ user(id: 1) { sessions(first: 1001) { id } } }",
+    "dashboard inverted range": '{ dashboard(range: {start: "2015-01-06", end: "2015-01-05"}) { sessions } }',
+    "top paths limit zero": "{ topPaths(limit: 0) { sessions } }",
+    "top paths inverted range": '{ topPaths(filter: {start: "2015-01-06", end: "2015-01-05"}) { sessions } }',
+    "similar limit zero": "{ similarUsers(userId: 1, limit: 0) { userId } }",
+    "similar limit too large": "{ user(id: 1) { similarUsers(limit: 101) { userId } } }",
+    "sentiment unknown page": '{ sentiment(pageType: "nope") { texts } }',
+}
+
+
+async def test_bad_input(services):
+    # One service set for all cases (setting up the backends dominates the time); each case is named.
+    for name, query in BAD_QUERIES.items():
+        result = await run(services, query)
+        assert error_codes(result) == ["BAD_USER_INPUT"], (name, result)
+
+
+async def test_bad_input_messages_name_the_problem(services):
+    unknown = await run(services, BAD_QUERIES["unknown step"])
+    assert "checkout_page" in unknown["errors"][0]["message"]
+    inverted = await run(services, BAD_QUERIES["inverted range"])
+    assert "2015-01-06" in inverted["errors"][0]["message"]
+    over = await run(services, BAD_QUERIES["users first over max"])
+    assert "1000" in over["errors"][0]["message"]
+
+
+async def test_first_at_the_maximum_is_accepted(services):
+    result = await run(
+        services, "{ users(first: 1000) { totalCount } converted(first: 1000) { totalCount } }"
+    )
+    assert result == {"data": {"users": {"totalCount": 6}, "converted": {"totalCount": 2}}}
+
+
+async def test_no_default_funnel_yet(services):
+    class NoDefault(FailingProxy):
+        async def default_funnel(self):
+            return None
+
+    fresh = dataclasses.replace(services, store=NoDefault(services.store, {}))
+    result = await run(fresh, "{ funnel { overallConversionRate } }")
+    assert error_codes(result) == ["BAD_USER_INPUT"]
+    # Explicit steps still work.
+    ok = await run(fresh, '{ funnel(steps: ["home_page", "search_page"]) { overallConversionRate } }')
+    assert ok["data"]["funnel"]["overallConversionRate"] == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("{ user(id: 999) { id device } }", "user"),
+        ('{ session(id: "nope") { id } }', "session"),
+        ("{ journey(userId: 999) { converted } }", "journey"),
+        ("{ similarUsers(userId: 999) { userId } }", "similarUsers"),
+    ],
+)
+async def test_unknown_ids_are_not_found(services, query, field):
+    result = await run(services, query)
+    assert error_codes(result) == ["NOT_FOUND"]
+    assert result["errors"][0]["path"] == [field]
+    assert result["data"] == {field: None}
+
+
+async def test_not_found_leaves_sibling_fields(services):
+    result = await run(services, "{ missing: user(id: 999) { id } there: user(id: 2) { id device } }")
+    assert error_codes(result) == ["NOT_FOUND"]
+    assert result["data"] == {"missing": None, "there": {"id": 2, "device": "MOBILE"}}
+
+
+async def test_unexpected_exception_is_masked(services):
+    broken = dataclasses.replace(
+        services,
+        store=FailingProxy(services.store, {"funnel": lambda: RuntimeError("secret dsn=postgres://u:pw@db")}),
+    )
+    result = await run(broken, "{ funnel { overallConversionRate } }")
+    assert error_codes(result) == ["INTERNAL_SERVER_ERROR"]
+    assert result["errors"][0]["message"] == "Internal server error"
+    text = json.dumps(result)
+    assert "secret" not in text and "Traceback" not in text and "RuntimeError" not in text
+
+
+async def test_unexpected_exception_in_a_loader_is_masked(services):
+    broken = dataclasses.replace(
+        services, store=FailingProxy(services.store, {"sessions_by_user_ids": lambda: KeyError("internal")})
+    )
+    result = await run(broken, "{ user(id: 1) { id sessions { id } } }")
+    assert error_codes(result) == ["INTERNAL_SERVER_ERROR"]
+    assert "internal" not in json.dumps(result)
+
+
+async def test_milvus_down_gives_partial_data(services):
+    def down() -> Exception:
+        return StoreUnavailable("milvus search failed at milvus.db: connection refused")
+
+    broken = dataclasses.replace(
+        services, vectors=FailingProxy(services.vectors, {"get_vectors": down, "search": down})
+    )
+    result = await run(
+        broken,
+        "{ user(id: 1) { id device similarUsers(limit: 2) { userId } conversionLikelihood sessions { id } }"
+        "  similarUsers(userId: 2) { userId } funnel { overallConversionRate } }",
+    )
+    assert result["data"] == {
+        "user": {
+            "id": 1,
+            "device": "DESKTOP",
+            "similarUsers": None,
+            "conversionLikelihood": None,
+            "sessions": [{"id": "s1"}],
+        },
+        "similarUsers": None,
+        "funnel": {"overallConversionRate": pytest.approx(0.4)},
+    }
+    assert sorted(error_codes(result)) == ["UNAVAILABLE"] * 3
+    assert sorted(tuple(e["path"]) for e in result["errors"]) == [
+        ("similarUsers",), ("user", "conversionLikelihood"), ("user", "similarUsers")
+    ]  # fmt: skip
+
+
+async def test_real_milvus_closed_gives_partial_data(services):
+    await services.vectors.close()  # the real adapter now fails every call (close is idempotent at teardown)
+    result = await run(services, "{ user(id: 4) { id sex similarUsers { userId } } }")
+    assert result["data"] == {"user": {"id": 4, "sex": "MALE", "similarUsers": None}}
+    assert error_codes(result) == ["UNAVAILABLE"]
