@@ -74,7 +74,9 @@ def read_dataset(csv_dir: Path) -> CsvDataset:
     user_path = files.get(USER_TABLE)
     if user_path is None:
         raise IngestError(f"no {USER_TABLE} in {csv_dir}: it is required (user_id, date, device, sex)")
-    page_paths = [p for name, p in sorted(files.items()) if name.endswith(PAGE_TABLE_SUFFIX) and p != user_path]
+    page_paths = [
+        p for name, p in sorted(files.items()) if name.endswith(PAGE_TABLE_SUFFIX) and p != user_path
+    ]
     if not page_paths:
         raise IngestError(f"no page tables in {csv_dir}: expected files like home_page_table.csv")
 
@@ -119,7 +121,10 @@ def _normalise_header(raw: str) -> str:
 
 
 def _parse(path: Path, report: IngestReport) -> _Table:
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(f"cannot read {path.name}: {exc.strerror}") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

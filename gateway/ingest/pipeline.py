@@ -1,0 +1,153 @@
+"""Ingest a directory of funnel CSVs into a DocumentStore: validate, synthesise, write, summarise.
+
+Order matters for the guarantees:
+  1. Read and validate everything first. Anything fatal raises IngestError before the first write, so
+     the previous data stays intact.
+  2. Per batch of users: delete those users (and their history), then upsert their documents. Deleting
+     first keeps a re-ingest idempotent even when synthesis produces fewer documents than last time.
+     The next batch is synthesised in a worker thread while the current one is written.
+  3. Store the default funnel, then refresh funnel_analytics over the ingested days.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from gateway.analytics.refresh import refresh_funnel_analytics
+from gateway.errors import IngestError
+from gateway.ingest.csv_files import USER_TABLE, CsvDataset, UserRow, normalise_page, read_dataset
+from gateway.ingest.report import IngestReport
+from gateway.ingest.synthesis import DEFAULT_VISIT_DATE, SynthesisPlan, synthesise, visit_order
+from gateway.models import Document
+from gateway.stores.base import PAGE_VISITS, USER_INTERACTIONS, USER_SESSIONS, USERS, DocumentStore
+
+BATCH_USERS = 10_000
+Progress = Callable[[str, int, int], None]
+Batch = list[tuple[str, list[Document]]]
+
+
+async def ingest_directory(
+    store: DocumentStore,
+    csv_dir: Path,
+    steps: Sequence[str] | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Load ``csv_dir`` into ``store``; see the module docstring. Raises IngestError (nothing written)
+    for unusable input; store errors (StoreUnavailable) propagate."""
+    started = time.perf_counter()
+    dataset = await asyncio.to_thread(read_dataset, Path(csv_dir))
+    report = dataset.report
+    if not dataset.users:
+        raise IngestError(
+            f"no valid rows in {USER_TABLE} ({report.files[0].rejected} rejected): nothing to ingest"
+        )
+    funnel = resolve_steps(steps, dataset)
+    report.steps = list(funnel)
+    if not dataset.has_date_column:
+        report.notes.append(f"users without a date get their synthesised visits on {DEFAULT_VISIT_DATE}")
+    plan = SynthesisPlan(visit_order(funnel, dataset.default_order()), funnel[-1], seed)
+    reached = dataset.pages_by_user()
+    users = dataset.users
+    batches = [users[i : i + BATCH_USERS] for i in range(0, len(users), BATCH_USERS)]
+
+    written: Counter[str] = Counter({USERS: 0, USER_SESSIONS: 0, PAGE_VISITS: 0, USER_INTERACTIONS: 0})
+    done = 0
+    with fewer_gc_pauses():
+        pending = asyncio.create_task(asyncio.to_thread(_build_batch, batches[0], reached, plan))
+        try:
+            # One delete up front (per batch, each delete would scan tables that keep growing), while the
+            # first batch is being synthesised.
+            _report_progress(progress, "removing old history", 0, 1)
+            await store.delete_users([u.user_id for u in users])
+            _report_progress(progress, "removing old history", 1, 1)
+            for index, batch in enumerate(batches):
+                documents = await pending
+                if index + 1 < len(batches):
+                    # Synthesis (numpy, then dict building) overlaps with the store writing this batch.
+                    pending = asyncio.create_task(
+                        asyncio.to_thread(_build_batch, batches[index + 1], reached, plan)
+                    )
+                for collection, docs in documents:
+                    if docs:
+                        written[collection] += (await store.upsert_many(collection, docs)).written
+                done += len(batch)
+                _report_progress(progress, "writing users", done, len(users))
+        finally:
+            if not pending.done():
+                pending.cancel()  # the thread finishes on its own; nothing awaits its result
+    report.written = dict(written)
+
+    await store.set_default_funnel(funnel)
+    days = [u.date or DEFAULT_VISIT_DATE for u in users if reached.get(u.user_id)]
+    if days:
+        _report_progress(progress, "funnel_analytics", 0, 1)
+        report.analytics_rows = await refresh_funnel_analytics(store, funnel, min(days), max(days))
+        _report_progress(progress, "funnel_analytics", 1, 1)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _report_progress(progress: Progress | None, stage: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(stage, done, total)
+
+
+def resolve_steps(steps: Sequence[str] | None, dataset: CsvDataset) -> tuple[str, ...]:
+    """The funnel: ``steps`` (normalised like page names) when given, else pages by decreasing reach."""
+    available = dataset.default_order()
+    if steps is None:
+        if not available:
+            raise IngestError("no page rows for known users in the page tables: no funnel to build")
+        return tuple(available)
+    funnel = tuple(normalise_page(s) for s in steps)
+    if not funnel or any(not s for s in funnel):
+        raise IngestError(f"--steps needs non-empty page names, got {list(steps)!r}")
+    repeated = sorted({s for s in funnel if funnel.count(s) > 1})
+    if repeated:
+        raise IngestError(f"--steps names a page twice: {', '.join(repeated)}")
+    unknown = [s for s in funnel if s not in dataset.pages]
+    if unknown:
+        found = ", ".join(available) or "none"
+        raise IngestError(f"--steps names pages without data: {', '.join(unknown)} (pages found: {found})")
+    return funnel
+
+
+def user_document(user: UserRow) -> Document:
+    return {
+        "user_id": user.user_id,
+        "device": user.device,
+        "sex": user.sex,
+        "date": user.date,
+        "attributes": dict(user.attributes),
+    }
+
+
+def _build_batch(
+    users: Sequence[UserRow], reached: Mapping[int, Collection[str]], plan: SynthesisPlan
+) -> Batch:
+    synthesised = synthesise(users, reached, plan)
+    return [
+        (USERS, [user_document(u) for u in users]),
+        (USER_SESSIONS, synthesised.sessions),
+        (PAGE_VISITS, synthesised.visits),
+        (USER_INTERACTIONS, synthesised.interactions),
+    ]
+
+
+@contextmanager
+def fewer_gc_pauses() -> Iterator[None]:
+    """Hundreds of thousands of short-lived dicts trigger the cyclic collector over and over (it was
+    ~40 % of synthesis time); documents hold no cycles, so collect less often while ingesting."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)

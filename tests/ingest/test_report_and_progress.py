@@ -1,0 +1,97 @@
+"""The ingest summary table and the terminal progress bar."""
+
+from __future__ import annotations
+
+import io
+
+from gateway.ingest.progress import BAR_WIDTH, ProgressBar
+from gateway.ingest.report import MAX_LISTED_REJECTIONS, IngestReport
+
+
+def test_render_lists_files_rejections_missing_values_and_writes() -> None:
+    report = IngestReport()
+    users = report.file("user_table.csv")
+    users.rows_read, users.ingested = 3, 2
+    users.reject(3, "user_id is not an integer: 'x'")
+    home = report.file("home_page_table.csv")
+    home.rows_read, home.ingested = 2, 2
+    report.missing.update({"sex": 1, "device": 2})
+    report.steps = ["home", "search"]
+    report.written = {"users": 2, "page_visits": 5}
+    report.analytics_rows = 4
+    assert report.render() == "\n".join(
+        [
+            "file                  rows read    ingested    rejected",
+            "-------------------------------------------------------",
+            "user_table.csv                3           2           1",
+            "home_page_table.csv           2           2           0",
+            "",
+            "rejected rows (1):",
+            "  user_table.csv:3: user_id is not an integer: 'x'",
+            "",
+            "missing values stored as null: device 2, sex 1",
+            "",
+            "default funnel: home > search",
+            "documents written: users 2, page_visits 5",
+            "funnel_analytics rows: 4",
+        ]
+    )
+
+
+def test_many_rejections_are_summarised_by_kind() -> None:
+    report = IngestReport()
+    file = report.file("home_page_table.csv")
+    for line in range(2, 2 + MAX_LISTED_REJECTIONS + 30):
+        file.reject(line, f"unknown user: {line} is not a valid row of user_table.csv")
+    file.reject(999, "user_id is not an integer: 'q'")
+    lines = report.render().splitlines()
+    assert f"rejected rows ({MAX_LISTED_REJECTIONS + 31}):" in lines
+    assert "  home_page_table.csv:2: unknown user: 2 is not a valid row of user_table.csv" in lines
+    assert "  ... and 31 more:" in lines
+    assert "    30 x unknown user" in lines
+    assert "    1 x user_id is not an integer" in lines
+
+
+def test_file_reports_are_created_once_in_first_seen_order() -> None:
+    report = IngestReport()
+    assert report.file("b.csv") is report.file("b.csv")
+    report.file("a.csv")
+    assert [f.file for f in report.files] == ["b.csv", "a.csv"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_is_silent_off_a_terminal() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(stream)
+    bar("writing users", 5, 10)
+    bar("writing users", 10, 10)
+    bar.close()
+    assert not bar.active
+    assert stream.getvalue() == ""
+
+
+def test_progress_bar_draws_on_a_terminal_and_ends_the_line() -> None:
+    stream = _Terminal()
+    bar = ProgressBar(stream)
+    bar("writing users", 5, 10)
+    half = stream.getvalue()
+    assert half.startswith("\rwriting users")
+    assert "[" + "#" * (BAR_WIDTH // 2) + "." * (BAR_WIDTH - BAR_WIDTH // 2) + "]" in half
+    assert half.rstrip().endswith("5/10  50%")
+    assert not half.endswith("\n")
+    bar("writing users", 10, 10)
+    assert stream.getvalue().endswith("100%\n")
+
+
+def test_progress_bar_close_ends_an_interrupted_line() -> None:
+    stream = _Terminal()
+    bar = ProgressBar(stream)
+    bar("embedding", 1, 3)
+    bar.close()
+    bar.close()
+    assert stream.getvalue().endswith("33%\n")
+    assert stream.getvalue().count("\n") == 1
