@@ -1,0 +1,151 @@
+"""The DuckDB SQL of the non-funnel questions: user listings, the session dashboard, top paths, form
+texts, per-(user, page) activity and the pre-computed funnel rows. Each builder returns (sql, params)
+with named ``$`` parameters; the store runs them and shapes the rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from gateway.models import DashboardMetrics, DeviceMetrics, UserFilter
+from gateway.stores import duckdb_funnel as sqlf
+from gateway.stores import duckdb_schema as schema
+from gateway.stores.base import FUNNEL_ANALYTICS
+
+Params = dict[str, Any]
+
+
+def time_range(column: str, start: date | None, end: date | None, params: Params) -> str:
+    """SQL for ``column`` (a timestamp) on the inclusive days [start, end]; 'true' when open."""
+    low, high = sqlf.day_bounds(start, end)
+    conditions = ["true"]
+    if low is not None:
+        conditions.append(f"{column} >= $low")
+        params["low"] = low
+    if high is not None:
+        conditions.append(f"{column} < $high")
+        params["high"] = high
+    return " AND ".join(conditions)
+
+
+def _day_range(column: str, start: date | None, end: date | None, params: Params) -> list[str]:
+    """Conditions for a DATE ``column`` in the inclusive days [start, end]."""
+    conditions = []
+    if start is not None:
+        conditions.append(f"{column} >= $start")
+        params["start"] = start
+    if end is not None:
+        conditions.append(f"{column} <= $end")
+        params["end"] = end
+    return conditions
+
+
+def list_users_sql(filter: UserFilter, after: int | None) -> tuple[str, Params]:
+    """Users by device/sex and by their first-visit ``date``, as a keyset page (see keyset_page_sql)."""
+    params: Params = {}
+    conditions = ["true"]
+    for column in ("device", "sex"):
+        if getattr(filter, column) is not None:
+            conditions.append(f"{column} = ${column}")
+            params[column] = getattr(filter, column)
+    conditions += _day_range('"date"', filter.start, filter.end, params)
+    if after is not None:
+        params["after"] = after
+    hits = f"SELECT user_id FROM users WHERE {' AND '.join(conditions)}"
+    return sqlf.keyset_page_sql("", hits, after is not None), params
+
+
+def dashboard_sql(start: date | None, end: date | None) -> tuple[str, Params]:
+    """Rows (is_total, device, users, sessions, conversions, revenue, avg duration): the total and one
+    row per session device."""
+    params: Params = {}
+    where = time_range("start_time", start, end, params)
+    sql = f"""
+        SELECT GROUPING(device) = 1, device, count(DISTINCT user_id), count(*),
+               count(*) FILTER (WHERE converted),
+               coalesce(sum(conversion_value) FILTER (WHERE converted), 0.0),
+               avg(date_diff('microsecond', start_time, end_time) / 1e6)
+        FROM user_sessions WHERE {where} GROUP BY GROUPING SETS ((), (device))"""
+    return sql, params
+
+
+def dashboard_metrics(rows: Sequence[Sequence[Any]]) -> DashboardMetrics:
+    with_sessions = [row for row in rows if row[3]]  # an empty input still yields a zero total row
+
+    def metrics(row: Sequence[Any]) -> DeviceMetrics:
+        return DeviceMetrics(row[1], int(row[2]), int(row[3]), int(row[4]), float(row[5]), row[6])
+
+    total = next((row for row in with_sessions if row[0]), None)
+    if total is None:
+        return DashboardMetrics(0, 0, 0, 0.0, None, [])
+    devices = sorted(
+        (metrics(row) for row in with_sessions if not row[0]),
+        key=lambda m: (m.device is None, m.device or ""),
+    )
+    t = metrics(total)
+    return DashboardMetrics(t.users, t.sessions, t.conversions, t.revenue, t.avg_session_duration, devices)
+
+
+def top_paths_sql(limit: int, filter: UserFilter) -> tuple[str, Params]:
+    params: Params = {"limit": limit}
+    where = time_range("start_time", filter.start, filter.end, params) + sqlf.user_filter_sql(filter, params)
+    sql = f"""
+        SELECT coalesce(pages_visited, CAST([] AS VARCHAR[])) AS path, count(*) AS sessions
+        FROM user_sessions WHERE {where}
+        GROUP BY path ORDER BY sessions DESC, array_to_string(path, '>') LIMIT $limit"""
+    return sql, params
+
+
+def form_texts_sql(page_type: str, day: date | None) -> tuple[str, Params]:
+    params: Params = {"page_type": page_type}
+    where = time_range('"timestamp"', day, day, params)
+    sql = f"""
+        SELECT value FROM user_interactions
+        WHERE interaction_type = 'form' AND page_type = $page_type AND value <> '' AND {where}
+        ORDER BY "timestamp", event_id"""
+    return sql, params
+
+
+ACTIVITY_FIELDS = (
+    "user_id",
+    "page_type",
+    "visits",
+    "total_duration",
+    "first_visit",
+    "clicks",
+    "scrolls",
+    "hovers",
+    "forms",
+)
+# Visits set the rows: an interaction on a page the user has no visit to does not make a row.
+ACTIVITY_SQL = """
+    WITH v AS (
+      SELECT user_id, page_type, count(*) AS visits, coalesce(sum(duration), 0.0) AS total_duration,
+             min("timestamp") AS first_visit
+      FROM page_visits GROUP BY user_id, page_type),
+    i AS (
+      SELECT user_id, page_type,
+             count(*) FILTER (WHERE interaction_type = 'click') AS clicks,
+             count(*) FILTER (WHERE interaction_type = 'scroll') AS scrolls,
+             count(*) FILTER (WHERE interaction_type = 'hover') AS hovers,
+             count(*) FILTER (WHERE interaction_type = 'form') AS forms
+      FROM user_interactions GROUP BY user_id, page_type)
+    SELECT v.user_id, v.page_type, v.visits, v.total_duration, v.first_visit,
+           coalesce(i.clicks, 0), coalesce(i.scrolls, 0), coalesce(i.hovers, 0), coalesce(i.forms, 0)
+    FROM v LEFT JOIN i ON i.user_id = v.user_id AND i.page_type IS NOT DISTINCT FROM v.page_type
+    ORDER BY v.user_id, v.page_type"""
+
+
+def funnel_analytics_sql(start: date | None, end: date | None, device: str | None) -> tuple[str, Params]:
+    table = schema.TABLES[FUNNEL_ANALYTICS]
+    params: Params = {}
+    conditions = ["true", *_day_range('"date"', start, end, params)]
+    if device is not None:
+        conditions.append("device = $device")
+        params["device"] = device
+    sql = (
+        f"SELECT {schema.columns_sql(table)} FROM funnel_analytics WHERE {' AND '.join(conditions)} "
+        'ORDER BY "date", device, step_index'
+    )
+    return sql, params

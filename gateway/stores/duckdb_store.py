@@ -1,0 +1,457 @@
+"""The embedded document store: one DuckDB file behind the DocumentStore Protocol.
+
+One connection per store; each call runs in the store's thread pool on that thread's own cursor
+(``con.cursor()``), so the event loop never waits on DuckDB and reads run side by side. Writes take
+one lock: DuckDB would otherwise abort one of two concurrent writers with a transaction conflict.
+Bulk writes go through a registered pandas DataFrame (one INSERT ... SELECT per batch, see
+duckdb_writes). Tables are created on first use, the secondary indexes by ``ensure_indexes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+
+from gateway.errors import BadInput, DataDirLocked, StoreUnavailable
+from gateway.models import (
+    DashboardMetrics,
+    Document,
+    FunnelBreakdown,
+    FunnelQuery,
+    FunnelResult,
+    IndexSpec,
+    Interval,
+    PathCount,
+    TrendPoint,
+    UserFilter,
+    UserPage,
+    WriteResult,
+)
+from gateway.stores import duckdb_funnel as sqlf
+from gateway.stores import duckdb_reports as reports
+from gateway.stores import duckdb_schema as schema
+from gateway.stores import duckdb_writes as writes
+from gateway.stores.base import (
+    COLLECTIONS,
+    DEFAULT_FUNNEL,
+    FUNNEL_ANALYTICS,
+    FUNNEL_DEFINITIONS,
+    PAGE_VISITS,
+    USER_INTERACTIONS,
+    USER_SESSIONS,
+    USERS,
+)
+
+T = TypeVar("T")
+Cursor = duckdb.DuckDBPyConnection
+WORKERS = 4
+# Errors that mean the caller's data could not be stored as asked; every other driver error means the
+# database itself failed us (I/O, memory, closed connection, internal errors).
+_BAD_INPUT_ERRORS = (
+    duckdb.DataError,
+    duckdb.InvalidInputException,
+    duckdb.ConstraintException,
+    duckdb.InvalidTypeException,
+)
+
+
+def translate(exc: duckdb.Error, action: str) -> Exception:
+    if isinstance(exc, _BAD_INPUT_ERRORS):
+        return BadInput(f"DuckDB rejected {action}: {exc}")
+    return StoreUnavailable(f"DuckDB failed {action}: {exc}")
+
+
+def _connect(path: Path) -> Cursor:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return duckdb.connect(str(path))
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise DataDirLocked(f"another process holds the DuckDB file {str(path)!r}: {exc}") from exc
+        raise StoreUnavailable(f"cannot open DuckDB file {str(path)!r}: {exc}") from exc
+    except duckdb.Error as exc:
+        raise StoreUnavailable(f"cannot open DuckDB file {str(path)!r}: {exc}") from exc
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create the directory of {str(path)!r}: {exc}") from exc
+
+
+def _check_ids(keys: Sequence[Any], kind: type, what: str) -> list[Any]:
+    for key in keys:
+        if not isinstance(key, kind) or isinstance(key, bool):
+            raise BadInput(f"{what} must be {kind.__name__}s, got {key!r}")
+    return list(keys)
+
+
+def _check_count(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BadInput(f"{what} must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _check_after(after: Any) -> None:
+    if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
+        raise BadInput(f"after must be a user id (int) or None, got {after!r}")
+
+
+def _per_key(keys: Sequence[Any], found: Mapping[Any, T], missing: Callable[[], T]) -> list[T]:
+    """Answers in key order; a repeated key gets its own copy so callers may mutate results freely."""
+    seen: set[Any] = set()
+    out = []
+    for key in keys:
+        value = found[key] if key in found else missing()
+        out.append(copy.deepcopy(value) if key in seen else value)
+        seen.add(key)
+    return out
+
+
+class DuckDBStore:
+    name = "duckdb"
+
+    def __init__(self, con: Cursor, path: Path) -> None:
+        self._con = con
+        self.path = path
+        self._local = threading.local()
+        self._cursors: list[Cursor] = []
+        self._cursors_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._tables_ready = False
+        self._closed = False
+        self._executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="duckdb")
+
+    @classmethod
+    async def open(cls, path: str | Path) -> DuckDBStore:
+        """Open (creating it if needed) the database file; nothing else happens until the first call."""
+        target = Path(path)
+        return cls(await asyncio.to_thread(_connect, target), target)
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _cursor(self) -> Cursor:
+        cur: Cursor | None = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._con.cursor()
+            writes.run_sql(cur, "SET TimeZone = 'UTC'")  # aware datetimes are stored as naive UTC
+            self._local.cursor = cur
+            with self._cursors_lock:
+                self._cursors.append(cur)
+        if not self._tables_ready:
+            with self._write_lock:
+                if not self._tables_ready:
+                    for table in schema.TABLES.values():
+                        for ddl in schema.table_ddl(table):
+                            writes.run_sql(cur, ddl)
+                    self._tables_ready = True
+        return cur
+
+    def _call(self, fn: Callable[[Cursor], T], action: str) -> T:
+        try:
+            return fn(self._cursor())
+        except duckdb.Error as exc:
+            raise translate(exc, action) from exc
+
+    async def _run(self, action: str, fn: Callable[[Cursor], T]) -> T:
+        if self._closed:
+            raise StoreUnavailable(f"the DuckDB store is closed ({action})")
+        try:
+            future = self._executor.submit(self._call, fn, action)
+        except RuntimeError as exc:  # shut down between the check and the submit
+            raise StoreUnavailable(f"the DuckDB store is closed ({action})") from exc
+        return await asyncio.wrap_future(future)
+
+    @staticmethod
+    def _table(collection: str) -> schema.Table:
+        if collection not in schema.TABLES:
+            raise BadInput(f"unknown collection {collection!r}")
+        return schema.TABLES[collection]
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def ensure_indexes(self) -> None:
+        def create(cur: Cursor) -> None:
+            with self._write_lock:
+                for collection in COLLECTIONS:
+                    for ddl in schema.index_ddl(collection):
+                        writes.run_sql(cur, ddl)
+
+        await self._run("ensure_indexes", create)
+
+    async def indexes(self) -> dict[str, list[IndexSpec]]:
+        def read(cur: Cursor) -> list[tuple[str, tuple[str, ...], bool]]:
+            keys = [
+                (t, tuple(cols), True) for t, cols in cur.execute(schema.CONSTRAINT_INDEXES_SQL).fetchall()
+            ]
+            for table, expressions, unique in cur.execute(schema.CREATED_INDEXES_SQL).fetchall():
+                keys.append((table, schema.parse_index_expressions(expressions), bool(unique)))
+            return keys
+
+        found: dict[str, list[IndexSpec]] = {}
+        for table, columns, unique in await self._run("indexes", read):
+            spec = IndexSpec(columns, unique=unique)
+            if table in COLLECTIONS and spec not in found.setdefault(table, []):
+                found[table].append(spec)
+        return found
+
+    async def ping(self) -> None:
+        await self._run("ping", lambda cur: cur.execute("SELECT 1").fetchall())
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.to_thread(self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+        try:
+            for cur in self._cursors:
+                cur.close()
+            self._con.close()
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"DuckDB failed to close {str(self.path)!r}: {exc}") from exc
+
+    # -- lookups by many keys ----------------------------------------------------------------------
+    def _select(self, table: schema.Table, where: str, order: str) -> str:
+        columns = schema.columns_sql(table)
+        return f"SELECT {columns} FROM {schema.quote(table.name)} WHERE {where} ORDER BY {order}"
+
+    async def _docs_by(
+        self, collection: str, column: str, sql_type: str, keys: Sequence[Any], order: str
+    ) -> list[Document]:
+        table = schema.TABLES[collection]
+        sql = self._select(table, f"{column} IN (SELECT unnest(CAST($keys AS {sql_type}[])))", order)
+        unique = list(dict.fromkeys(keys))
+
+        def fetch(cur: Cursor) -> list[Document]:
+            return [schema.to_document(table, row) for row in cur.execute(sql, {"keys": unique}).fetchall()]
+
+        return await self._run(f"read {collection}", fetch)
+
+    async def _one_per_key(
+        self, collection: str, column: str, sql_type: str, keys: Sequence[Any]
+    ) -> list[Any]:
+        if not keys:
+            return []
+        docs = await self._docs_by(collection, column, sql_type, keys, column)
+        return _per_key(keys, {d[column]: d for d in docs}, lambda: None)
+
+    async def _many_per_key(
+        self, collection: str, column: str, sql_type: str, keys: Sequence[Any], order: str
+    ) -> list[list[Document]]:
+        if not keys:
+            return []
+        grouped: dict[Any, list[Document]] = defaultdict(list)
+        for doc in await self._docs_by(collection, column, sql_type, keys, f"{column}, {order}"):
+            grouped[doc[column]].append(doc)
+        return _per_key(keys, grouped, list)
+
+    async def users_by_ids(self, user_ids: Sequence[int]) -> list[Document | None]:
+        ids = _check_ids(user_ids, int, "user ids")
+        return await self._one_per_key(USERS, "user_id", "BIGINT", ids)
+
+    async def sessions_by_user_ids(self, user_ids: Sequence[int]) -> list[list[Document]]:
+        ids = _check_ids(user_ids, int, "user ids")
+        return await self._many_per_key(USER_SESSIONS, "user_id", "BIGINT", ids, "start_time, session_id")
+
+    async def sessions_by_ids(self, session_ids: Sequence[str]) -> list[Document | None]:
+        ids = _check_ids(session_ids, str, "session ids")
+        return await self._one_per_key(USER_SESSIONS, "session_id", "VARCHAR", ids)
+
+    async def visits_by_session_ids(self, session_ids: Sequence[str]) -> list[list[Document]]:
+        ids = _check_ids(session_ids, str, "session ids")
+        return await self._many_per_key(PAGE_VISITS, "session_id", "VARCHAR", ids, '"timestamp", event_id')
+
+    async def visits_by_user_ids(self, user_ids: Sequence[int]) -> list[list[Document]]:
+        ids = _check_ids(user_ids, int, "user ids")
+        return await self._many_per_key(PAGE_VISITS, "user_id", "BIGINT", ids, '"timestamp", event_id')
+
+    async def interactions_by_session_ids(self, session_ids: Sequence[str]) -> list[list[Document]]:
+        ids = _check_ids(session_ids, str, "session ids")
+        return await self._many_per_key(
+            USER_INTERACTIONS, "session_id", "VARCHAR", ids, '"timestamp", event_id'
+        )
+
+    async def _page(self, action: str, sql: str, params: dict[str, Any], first: int) -> UserPage:
+        params["limit"] = first + 1
+
+        def fetch(cur: Cursor) -> tuple[int, list[int]]:
+            total, ids = writes.first_row(cur, sql, params) or (0, None)
+            return int(total), list(ids or [])
+
+        total, ids = await self._run(action, fetch)
+        return UserPage(user_ids=ids[:first], total=total, has_next=len(ids) > first)
+
+    async def list_users(self, filter: UserFilter, first: int, after: int | None) -> UserPage:
+        _check_count(first, "first")
+        _check_after(after)
+        sqlf.check_range(filter.start, filter.end)
+        sql, params = reports.list_users_sql(filter, after)
+        return await self._page("list_users", sql, params, first)
+
+    async def page_types(self) -> list[str]:
+        sql = "SELECT DISTINCT page_type FROM page_visits WHERE page_type IS NOT NULL ORDER BY page_type"
+        rows = await self._run("page_types", lambda cur: cur.execute(sql).fetchall())
+        return [row[0] for row in rows]
+
+    async def count(self, collection: str) -> int:
+        table = self._table(collection)
+        sql = f"SELECT count(*) FROM {schema.quote(table.name)}"
+        rows = await self._run(f"count {collection}", lambda cur: cur.execute(sql).fetchall())
+        return int(rows[0][0])
+
+    # -- analytics ---------------------------------------------------------------------------------
+    async def _query(
+        self, action: str, sql: str, params: dict[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        return await self._run(action, lambda cur: cur.execute(sql, params or {}).fetchall())
+
+    async def funnel(self, query: FunnelQuery) -> FunnelResult:
+        sqlf.check_query(query)
+        n = len(query.steps)
+        rows = await self._query("funnel", *sqlf.summary_sql(query))
+        table = sqlf.grouped_stats(query, rows)
+        steps, overall = sqlf.step_results(query.steps, table.get((True, None), sqlf.empty_stats(n)))
+        breakdowns = []
+        groups = sorted((key[1] for key in table if not key[0]), key=lambda g: (g is None, g or ""))
+        for group in groups:
+            group_steps, group_overall = sqlf.step_results(query.steps, table[(False, group)])
+            breakdowns.append(
+                FunnelBreakdown(key=group, steps=group_steps, overall_conversion_rate=group_overall)
+            )
+        return FunnelResult(steps=steps, overall_conversion_rate=overall, breakdowns=breakdowns)
+
+    async def funnel_trend(self, query: FunnelQuery, interval: Interval) -> list[TrendPoint]:
+        sqlf.check_query(query)
+        if not isinstance(interval, Interval):
+            raise BadInput(f"unknown interval {interval!r}")
+        plain = replace(query, breakdown=None)
+        table = sqlf.grouped_stats(plain, await self._query("funnel_trend", *sqlf.trend_sql(plain, interval)))
+        points = []
+        for (period,) in sorted(table):
+            steps, overall = sqlf.step_results(query.steps, table[(period,)])
+            points.append(TrendPoint(period=period, steps=steps, conversion_rate=overall))
+        return points
+
+    async def funnel_users(
+        self, query: FunnelQuery, step_index: int, converted: bool, first: int, after: int | None
+    ) -> UserPage:
+        sqlf.check_query(query)
+        _check_count(first, "first")
+        _check_after(after)
+        n = len(query.steps)
+        if not converted and (
+            not isinstance(step_index, int) or isinstance(step_index, bool) or not 0 <= step_index < n
+        ):
+            raise BadInput(f"step_index must be in 0..{n - 1}, got {step_index!r}")
+        plain = replace(query, breakdown=None)
+        sql, params = sqlf.funnel_users_sql(plain, step_index, converted, after is not None)
+        if after is not None:
+            params["after"] = after
+        return await self._page("funnel_users", sql, params, first)
+
+    async def dashboard(self, start: date | None, end: date | None) -> DashboardMetrics:
+        sqlf.check_range(start, end)
+        return reports.dashboard_metrics(await self._query("dashboard", *reports.dashboard_sql(start, end)))
+
+    async def top_paths(self, limit: int, filter: UserFilter) -> list[PathCount]:
+        _check_count(limit, "limit")
+        sqlf.check_range(filter.start, filter.end)
+        if limit == 0:
+            return []
+        rows = await self._query("top_paths", *reports.top_paths_sql(limit, filter))
+        return [PathCount(path=list(path), sessions=int(sessions)) for path, sessions in rows]
+
+    async def form_texts(self, page_type: str, day: date | None) -> list[str]:
+        if not isinstance(page_type, str):
+            raise BadInput(f"page_type must be a string, got {page_type!r}")
+        return [row[0] for row in await self._query("form_texts", *reports.form_texts_sql(page_type, day))]
+
+    async def activity_by_user_page(self) -> list[Document]:
+        rows = await self._query("activity_by_user_page", reports.ACTIVITY_SQL)
+        return [dict(zip(reports.ACTIVITY_FIELDS, row, strict=True)) for row in rows]
+
+    async def funnel_analytics(
+        self, start: date | None, end: date | None, device: str | None
+    ) -> list[Document]:
+        sqlf.check_range(start, end)
+        table = schema.TABLES[FUNNEL_ANALYTICS]
+        rows = await self._query("funnel_analytics", *reports.funnel_analytics_sql(start, end, device))
+        return [schema.to_document(table, row) for row in rows]
+
+    async def default_funnel(self) -> list[str] | None:
+        sql = "SELECT steps FROM funnel_definitions WHERE name = $name"
+        rows = await self._query("default_funnel", sql, {"name": DEFAULT_FUNNEL})
+        return list(rows[0][0] or []) if rows else None
+
+    # -- writes (each holds the write lock; see duckdb_writes) --------------------------------------
+
+    async def insert_many(self, collection: str, documents: Sequence[Document]) -> WriteResult:
+        table = self._table(collection)
+        docs = schema.checked_documents(table, documents)
+        if not docs:
+            return WriteResult(written=0)
+
+        def insert(cur: Cursor) -> WriteResult:
+            written = 0
+            for batch in writes.batches(docs, writes.WRITE_BATCH):
+                with self._write_lock:
+                    written += writes.insert_batch(cur, table, batch)
+            return WriteResult(written=written, duplicates=len(docs) - written)
+
+        return await self._run(f"insert into {collection}", insert)
+
+    async def upsert_many(self, collection: str, documents: Sequence[Document]) -> WriteResult:
+        table = self._table(collection)
+        docs = schema.checked_documents(table, documents)
+        if not docs:
+            return WriteResult(written=0)
+
+        def upsert(cur: Cursor) -> WriteResult:
+            with self._write_lock:
+                writes.upsert_rows(cur, table, docs)
+            return WriteResult(written=len(docs))
+
+        return await self._run(f"upsert into {collection}", upsert)
+
+    async def replace_funnel_analytics(self, start: date, end: date, rows: Sequence[Document]) -> int:
+        if not isinstance(start, date) or not isinstance(end, date):
+            raise BadInput(f"start and end must be dates, got {start!r} and {end!r}")
+        sqlf.check_range(start, end)
+        table = schema.TABLES[FUNNEL_ANALYTICS]
+        docs = schema.checked_documents(table, rows)
+
+        def replace_rows(cur: Cursor) -> int:
+            with self._write_lock:
+                where = '"date" >= $start AND "date" <= $end'
+                writes.delete_rows(cur, FUNNEL_ANALYTICS, where, {"start": start, "end": end})
+                writes.upsert_rows(cur, table, docs)
+            return len(docs)
+
+        return await self._run("replace funnel_analytics", replace_rows)
+
+    async def set_default_funnel(self, steps: Sequence[str]) -> None:
+        if not steps or any(not isinstance(step, str) or not step for step in steps):
+            raise BadInput(f"a default funnel needs non-empty step names, got {list(steps)!r}")
+        await self.upsert_many(FUNNEL_DEFINITIONS, [{"name": DEFAULT_FUNNEL, "steps": list(steps)}])
+
+    async def delete_users(self, user_ids: Sequence[int]) -> int:
+        ids = list(dict.fromkeys(_check_ids(user_ids, int, "user ids")))
+        if not ids:
+            return 0
+        where = "user_id IN (SELECT unnest(CAST($ids AS BIGINT[])))"
+
+        def delete(cur: Cursor) -> int:
+            with self._write_lock:
+                # Their history first: an interrupted call leaves the users, so a retry finds them again.
+                for collection in (USER_INTERACTIONS, PAGE_VISITS, USER_SESSIONS):
+                    writes.delete_rows(cur, collection, where, {"ids": ids})
+                return writes.delete_rows(cur, USERS, where, {"ids": ids})
+
+        return await self._run("delete_users", delete)
