@@ -10,10 +10,12 @@ from strawberry.aiohttp.views import GraphQLView
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from gateway import health
+from gateway import health, response_cache
+from gateway.cache_stats import CacheStats
 from gateway.context import Context, new_context
 from gateway.graphql_errors import ErrorPolicy
 from gateway.services import Services
+from gateway.stores.base import Cache
 from resolvers.query import Query
 from resolvers.subscription import Subscription
 
@@ -46,8 +48,13 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(report, status=200 if report["status"] == "ok" else 503)
 
 
+def _cache_of(request: web.Request) -> tuple[Cache, CacheStats]:
+    services = request.app[SERVICES]
+    return services.cache, services.cache_stats
+
+
 def create_app(services: Services, schema: strawberry.Schema | None = None) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[response_cache.middleware(_cache_of, "/graphql")])
     app[SERVICES] = services
     view = FunnelGraphQLView(
         services,

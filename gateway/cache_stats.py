@@ -14,4 +14,6 @@ class CacheStats:
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         families = sorted(set(self.hits) | set(self.misses) | set(self.errors))
-        return {f: {"hits": self.hits[f], "misses": self.misses[f], "errors": self.errors[f]} for f in families}
+        return {
+            f: {"hits": self.hits[f], "misses": self.misses[f], "errors": self.errors[f]} for f in families
+        }

@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", parents=[common], help="serve GraphQL (GraphiQL at /graphql) and /healthz")
 
     p = sub.add_parser("ingest", parents=[common], help="load Kaggle-style funnel CSVs into the store")
-    p.add_argument("--csv-dir", type=Path, required=True, help="directory with user_table.csv and *_table.csv")
+    p.add_argument(
+        "--csv-dir", type=Path, required=True, help="directory with user_table.csv and *_table.csv"
+    )
     p.add_argument("--steps", help="funnel order, comma separated (default: by decreasing reach)")
     p.add_argument("--seed", type=int, default=0, help="seed of the session/visit/interaction synthesis")
 
@@ -73,7 +75,9 @@ async def _ingest(settings: Settings, args: argparse.Namespace) -> int:
         store = await open_store(settings)
         stack.push_async_callback(store.close)
         await store.ensure_indexes()
-        report = await ingest_directory(store, args.csv_dir, steps=steps, seed=args.seed, progress=ProgressBar())
+        report = await ingest_directory(
+            store, args.csv_dir, steps=steps, seed=args.seed, progress=ProgressBar()
+        )
     await invalidate_shared_cache(settings)
     print(report.render())
     return 0
@@ -136,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _generate(args)
         overrides = {name: getattr(args, name, None) for name in _BACKEND_FLAGS}
         settings = load_settings(overrides=overrides)
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
         commands = {
             "serve": lambda: _serve(settings),
             "ingest": lambda: _ingest(settings, args),

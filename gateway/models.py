@@ -16,7 +16,9 @@ Document = dict[str, Any]
 
 class StepOrder(str, Enum):
     ORDERED = "ordered"  # steps in this order, timestamps non-decreasing, other pages allowed between
-    STRICT = "strict"  # like ordered, but no other *listed* step in between (repeats of the current step allowed)
+    STRICT = (
+        "strict"  # like ordered, but no other *listed* step in between (repeats of the current step allowed)
+    )
     UNORDERED = "unordered"  # every earlier step visited, in any order
 
 

@@ -33,7 +33,9 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
                     await site.start()
                 except OSError as exc:
                     if exc.errno == errno.EADDRINUSE:
-                        raise ConfigError(env_name("port"), f"port {settings.port} is already in use") from None
+                        raise ConfigError(
+                            env_name("port"), f"port {settings.port} is already in use"
+                        ) from None
                     raise
                 log.info("serving GraphiQL at http://%s:%s/graphql", settings.host, settings.port)
                 if ready is not None:

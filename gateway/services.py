@@ -8,7 +8,7 @@ directory's lock, so a second process on the same directory fails clearly instea
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -117,19 +117,19 @@ class _NoCache:
     async def close(self) -> None:
         return None
 
-    async def get_many(self, keys):  # type: ignore[no-untyped-def]
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return [None] * len(keys)
 
-    async def set_many(self, items):  # type: ignore[no-untyped-def]
+    async def set_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
         return None
 
     async def ttl(self, key: str) -> int:
         return -2
 
-    async def delete(self, keys):  # type: ignore[no-untyped-def]
+    async def delete(self, keys: Sequence[str]) -> int:
         return 0
 
-    async def delete_prefixes(self, prefixes):  # type: ignore[no-untyped-def]
+    async def delete_prefixes(self, prefixes: Sequence[str]) -> int:
         return 0
 
     async def incr(self, key: str, amount: int = 1) -> int:

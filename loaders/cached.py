@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
 
-from gateway import codec
+from gateway import cache_hints, codec
 from gateway.cache_stats import CacheStats
 from gateway.errors import StoreUnavailable
 from gateway.stores.base import Cache
@@ -24,7 +24,7 @@ V = TypeVar("V")
 log = logging.getLogger(__name__)
 
 
-class CachedLoader(DataLoader, Generic[K, V]):  # type: ignore[misc]
+class CachedLoader(DataLoader, Generic[K, V]):
     family: str = ""  # key family for hit/miss counters, e.g. "query:user"
     ttl: int = 3600
 
@@ -46,6 +46,7 @@ class CachedLoader(DataLoader, Generic[K, V]):  # type: ignore[misc]
         return value is not None
 
     async def batch_load_fn(self, keys: Sequence[K]) -> list[V | None]:
+        cache_hints.record(self.ttl)
         cache_keys = [self.cache_key(k) for k in keys]
         cached = await self._read(cache_keys)
         results: list[Any] = [None] * len(keys)
@@ -74,7 +75,9 @@ class CachedLoader(DataLoader, Generic[K, V]):  # type: ignore[misc]
         await write_cached(self.redis, self.stats, self.family, items)
 
 
-async def read_cached(cache: Cache, stats: CacheStats, family: str, cache_keys: list[str]) -> list[bytes | None]:
+async def read_cached(
+    cache: Cache, stats: CacheStats, family: str, cache_keys: list[str]
+) -> list[bytes | None]:
     """One MGET; an outage reads as all-miss (counted), so queries fall through to the backend."""
     try:
         return await cache.get_many(cache_keys)
@@ -84,7 +87,9 @@ async def read_cached(cache: Cache, stats: CacheStats, family: str, cache_keys: 
         return [None] * len(cache_keys)
 
 
-async def write_cached(cache: Cache, stats: CacheStats, family: str, items: list[tuple[str, bytes, int]]) -> None:
+async def write_cached(
+    cache: Cache, stats: CacheStats, family: str, items: list[tuple[str, bytes, int]]
+) -> None:
     """One pipelined SET with TTLs; an outage skips the write (counted)."""
     try:
         await cache.set_many(items)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from gateway import codec, keys
+from gateway import cache_hints, codec, keys
 from gateway.cache_stats import CacheStats
 from gateway.stores.base import Cache
 from loaders.cached import read_cached, write_cached
@@ -28,6 +28,7 @@ async def read_through(
 ) -> T:
     """``decode`` rebuilds the value from what :func:`gateway.codec.loads` returns (plain JSON types)."""
     family = keys.family(key)
+    cache_hints.record(ttl)
     [blob] = await read_cached(cache, stats, family, [key])
     if blob is not None:
         stats.hits[family] += 1

@@ -14,7 +14,9 @@ from schema.health import Health
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(description="Backend health every `intervalSeconds`, `count` times (0 = forever).")
+    @strawberry.subscription(
+        description="Backend health every `intervalSeconds`, `count` times (0 = forever)."
+    )
     async def health(
         self, info: strawberry.Info, interval_seconds: float = 5.0, count: int = 0
     ) -> AsyncGenerator[Health, None]:

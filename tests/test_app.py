@@ -101,7 +101,11 @@ async def test_subscription_bad_argument_is_an_error(client):
         await ws.send_json({"type": "connection_init"})
         await ws.receive_json(timeout=5)
         await ws.send_json(
-            {"id": "1", "type": "subscribe", "payload": {"query": "subscription { health(count: -1) { status } }"}}
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": "subscription { health(count: -1) { status } }"},
+            }
         )
         msg = await ws.receive_json(timeout=5)
     errors = msg["payload"]["errors"] if msg["type"] == "next" else msg["payload"]

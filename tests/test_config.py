@@ -43,7 +43,9 @@ def test_empty_values_count_as_unset(tmp_path):
 
 
 def test_cli_overrides_beat_env(tmp_path):
-    s = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path), "FUNNEL_PORT": "9001"}, overrides={"port": "9002"})
+    s = load_settings(
+        env={"FUNNEL_DATA_DIR": str(tmp_path), "FUNNEL_PORT": "9001"}, overrides={"port": "9002"}
+    )
     assert s.port == 9002
 
 

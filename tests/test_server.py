@@ -63,7 +63,11 @@ async def test_serve_start_health_lock_and_clean_stop(tmp_path):
     proc = await _run("serve", env=_env(data_dir, port))
     try:
         health = await _wait_healthy(port, proc)
-        assert health["http_status"] == 200 and health["status"] == "ok" and health["dependencies"]["cache"]["status"] == "up"
+        assert (
+            health["http_status"] == 200
+            and health["status"] == "ok"
+            and health["dependencies"]["cache"]["status"] == "up"
+        )
 
         # A second server on the same data dir must refuse to start, naming the reason.
         second = await _run("serve", env=_env(data_dir, _free_port()))

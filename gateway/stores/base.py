@@ -171,7 +171,9 @@ class DocumentStore(Protocol):
         first_visit:datetime, clicks:int, scrolls:int, hovers:int, forms:int (interaction counts on that
         page). Sorted by (user_id, page_type). Feeds the behaviour embeddings."""
 
-    async def funnel_analytics(self, start: date | None, end: date | None, device: str | None) -> list[Document]:
+    async def funnel_analytics(
+        self, start: date | None, end: date | None, device: str | None
+    ) -> list[Document]:
         """Pre-computed rows, sorted by (date, device, step_index)."""
 
     async def default_funnel(self) -> list[str] | None:

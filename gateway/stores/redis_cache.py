@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -41,7 +42,8 @@ class RedisCache:
         if not keys:
             return []
         try:
-            return list(await self._client.mget(list(keys)))
+            values = await self._client.mget(list(keys))
+            return [v.encode() if isinstance(v, str) else v for v in values]
         except (*_UNREACHABLE, RedisError) as exc:
             raise StoreUnavailable(f"redis MGET failed: {exc}") from exc
 
@@ -94,7 +96,7 @@ class RedisCache:
             await pubsub.unsubscribe(channel)
             await pubsub.aclose()
 
-    async def _call(self, awaitable):  # type: ignore[no-untyped-def]
+    async def _call(self, awaitable: Awaitable[Any]) -> Any:
         try:
             return await awaitable
         except (*_UNREACHABLE, RedisError) as exc:

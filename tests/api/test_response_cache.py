@@ -1,0 +1,85 @@
+"""Whole-response cache over HTTP: identical reads answered from one Redis GET, never staler than their parts."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway import keys, response_cache
+from gateway.app import create_app
+
+DASHBOARD = '{ dashboard(range: {start: "2015-01-05", end: "2015-01-06"}) { sessions users } }'
+
+
+@pytest.fixture
+async def http(counted):
+    async with TestClient(TestServer(create_app(counted))) as client:
+        yield client
+
+
+def response_keys(cache) -> dict[str, int]:
+    return {k: ttl for k, ttl in cache.written.items() if k.startswith("query:response:")}
+
+
+async def post(http, query: str, variables: dict | None = None):
+    resp = await http.post("/graphql", json={"query": query, "variables": variables})
+    return resp, await resp.read()
+
+
+async def test_identical_request_is_served_from_redis(http, counted):
+    first, body = await post(http, DASHBOARD)
+    assert first.headers.get("X-Cache") == "miss"
+    calls = counted.store.total
+    second, again = await post(http, DASHBOARD)
+    assert second.headers.get("X-Cache") == "hit"
+    assert again == body
+    assert counted.store.total == calls
+    [(key, ttl)] = response_keys(counted.cache).items()
+    assert ttl == response_cache.MAX_AGE  # the dashboard's own TTL (a closed past range: 24 h) is longer
+    assert response_cache.MAX_AGE - 10 < await counted.cache.ttl(key) <= response_cache.MAX_AGE
+
+
+async def test_ttl_is_the_shortest_of_the_values_inside(http, counted, monkeypatch):
+    monkeypatch.setattr(response_cache, "MAX_AGE", 10**6)
+    # An open-ended dashboard lives TTL_DAILY; the user document TTL_QUERY_LONG: the response gets the shorter.
+    await post(http, "{ dashboard { sessions } user(id: 4) { device } }")
+    [ttl] = response_keys(counted.cache).values()
+    assert ttl == keys.TTL_DAILY < keys.TTL_QUERY_LONG
+
+
+async def test_different_variables_are_different_entries(http, counted):
+    query = "query($id: Int!) { user(id: $id) { device } }"
+    await post(http, query, {"id": 4})
+    resp, _ = await post(http, query, {"id": 5})
+    assert resp.headers.get("X-Cache") == "miss"
+    assert len(response_keys(counted.cache)) == 2
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ health { status } }",  # live status must never be cached
+        "{ users(first: 2) { totalCount } dashboard { sessions } }",  # one uncached root spoils the lot
+        '{ funnel(steps: ["home_page", "nowhere"]) { overallConversionRate } }',  # an error
+        "{ nope }",  # invalid
+    ],
+)
+async def test_not_cached(http, counted, query):
+    await post(http, query)
+    resp, _ = await post(http, query)
+    assert "X-Cache" not in resp.headers or resp.headers["X-Cache"] != "hit"
+    assert response_keys(counted.cache) == {}
+
+
+async def test_malformed_body_falls_through_to_graphql(http):
+    resp = await http.post("/graphql", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+    assert "X-Cache" not in resp.headers
+
+
+async def test_ingest_invalidation_drops_cached_responses(http, counted):
+    await post(http, DASHBOARD)
+    assert response_keys(counted.cache)
+    await counted.cache.delete_prefixes(keys.DERIVED_PREFIXES)
+    resp, _ = await post(http, DASHBOARD)
+    assert resp.headers.get("X-Cache") == "miss"
