@@ -19,7 +19,11 @@ async def _probe(ping: Any, timeout_s: float) -> dict[str, Any]:
 
 
 async def check(services: Services, timeout_s: float = 2.0) -> dict[str, Any]:
-    roles: dict[str, Any] = {"document_store": services.store, "vector_index": services.vectors, "cache": services.cache}
+    roles: dict[str, Any] = {
+        "document_store": services.store,
+        "vector_index": services.vectors,
+        "cache": services.cache,
+    }
     results = await asyncio.gather(*(_probe(b.ping, timeout_s) for b in roles.values()))
     deps = {
         role: {"backend": backend.name, **result}

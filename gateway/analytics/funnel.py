@@ -89,17 +89,20 @@ def _match_unordered(
     return anchor, times
 
 
-def summarise(steps: Sequence[str], matches: Iterable[UserMatch]) -> tuple[list[FunnelStepResult], float]:
-    """Step results and overall conversion rate for the users in ``matches``."""
-    reached: list[list[UserMatch]] = [[] for _ in steps]
-    for m in matches:
-        for k in range(len(m.times)):
-            reached[k].append(m)
-    results: list[FunnelStepResult] = []
-    first_users = len(reached[0])
+# (users, avg_time_spent, median_time_to_convert) of one step.
+StepStats = tuple[int, float | None, float | None]
+
+
+def step_results(steps: Sequence[str], stats: Sequence[StepStats]) -> tuple[list[FunnelStepResult], float]:
+    """The rates of every step from per-step counts and timings, and the overall conversion rate.
+
+    Shared by every way of counting (this module's matching, the DuckDB SQL) so the arithmetic is one.
+    """
+    first = stats[0][0]
+    results = []
     for k, name in enumerate(steps):
-        users = len(reached[k])
-        prev = len(reached[k - 1]) if k else users
+        users, avg, median = stats[k]
+        prev = stats[k - 1][0] if k else users
         rate = (users / prev if prev else 0.0) if k else (1.0 if users else 0.0)
         results.append(
             FunnelStepResult(
@@ -107,17 +110,30 @@ def summarise(steps: Sequence[str], matches: Iterable[UserMatch]) -> tuple[list[
                 users=users,
                 conversion_rate=rate,
                 drop_off_rate=(1.0 - rate) if k else 0.0,
-                conversion_from_start=users / first_users if first_users else 0.0,
-                avg_time_spent=statistics.fmean(m.time_on_step[k] for m in reached[k]) if users else None,
-                median_time_to_convert=(
-                    statistics.median((m.times[k] - m.anchor).total_seconds() for m in reached[k])
-                    if users
-                    else None
-                ),
+                conversion_from_start=users / first if first else 0.0,
+                avg_time_spent=float(avg) if users and avg is not None else None,
+                median_time_to_convert=float(median) if users and median is not None else None,
             )
         )
-    overall = len(reached[-1]) / first_users if first_users else 0.0
+    overall = stats[-1][0] / first if first else 0.0
     return results, overall
+
+
+def summarise(steps: Sequence[str], matches: Iterable[UserMatch]) -> tuple[list[FunnelStepResult], float]:
+    """Step results and overall conversion rate for the users in ``matches``."""
+    reached: list[list[UserMatch]] = [[] for _ in steps]
+    for m in matches:
+        for k in range(len(m.times)):
+            reached[k].append(m)
+    stats: list[StepStats] = [
+        (
+            len(users),
+            statistics.fmean(m.time_on_step[k] for m in users) if users else None,
+            statistics.median((m.times[k] - m.anchor).total_seconds() for m in users) if users else None,
+        )
+        for k, users in enumerate(reached)
+    ]
+    return step_results(steps, stats)
 
 
 def funnel_result(steps: Sequence[str], matches: Sequence[UserMatch], breakdown: bool) -> FunnelResult:

@@ -18,41 +18,16 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from gateway.errors import BadInput
+from gateway.analytics.funnel import StepStats
 from gateway.models import (
     Breakdown,
     FunnelQuery,
-    FunnelStepResult,
     Interval,
     StepOrder,
     UserFilter,
 )
 
 Params = dict[str, Any]
-# (users, avg_time_spent, median_time_to_convert) per step.
-StepStats = tuple[int, float | None, float | None]
-
-
-def check_range(start: date | None, end: date | None) -> None:
-    if start is not None and end is not None and start > end:
-        raise BadInput(f"start {start} is after end {end}")
-
-
-def check_query(query: FunnelQuery) -> None:
-    if not query.steps:
-        raise BadInput("a funnel needs at least one step")
-    if any(not isinstance(step, str) or not step for step in query.steps):
-        raise BadInput("funnel steps must be non-empty page types")
-    if len(set(query.steps)) != len(query.steps):
-        raise BadInput(f"funnel steps must be distinct, got {list(query.steps)}")
-    if not isinstance(query.order, StepOrder):
-        raise BadInput(f"unknown step order {query.order!r}")
-    if query.breakdown is not None and not isinstance(query.breakdown, Breakdown):
-        raise BadInput(f"unknown breakdown {query.breakdown!r}")
-    window = query.window_seconds
-    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 0):
-        raise BadInput(f"window_seconds must be an integer >= 0, got {window!r}")
-    check_range(query.filter.start, query.filter.end)
 
 
 def day_bounds(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
@@ -269,29 +244,6 @@ def grouped_stats(query: FunnelQuery, rows: Iterable[Sequence[Any]]) -> dict[Any
             median = 0.0  # step 1 is the anchor
         table[tuple(key)][k] = (int(users), avg, median)
     return dict(table)
-
-
-def step_results(steps: Sequence[str], stats: Sequence[StepStats]) -> tuple[list[FunnelStepResult], float]:
-    """FunnelStepResult arithmetic exactly as gateway.analytics.funnel.summarise does it."""
-    first = stats[0][0]
-    results = []
-    for k, name in enumerate(steps):
-        users, avg, median = stats[k]
-        prev = stats[k - 1][0] if k else users
-        rate = (users / prev if prev else 0.0) if k else (1.0 if users else 0.0)
-        results.append(
-            FunnelStepResult(
-                name=name,
-                users=users,
-                conversion_rate=rate,
-                drop_off_rate=(1.0 - rate) if k else 0.0,
-                conversion_from_start=users / first if first else 0.0,
-                avg_time_spent=float(avg) if users and avg is not None else None,
-                median_time_to_convert=float(median) if users and median is not None else None,
-            )
-        )
-    overall = stats[-1][0] / first if first else 0.0
-    return results, overall
 
 
 def empty_stats(n: int) -> list[StepStats]:

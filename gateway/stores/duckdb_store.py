@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from gateway.analytics.funnel import step_results
 from gateway.errors import BadInput, DataDirLocked, StoreUnavailable
 from gateway.models import (
     DashboardMetrics,
@@ -51,6 +52,7 @@ from gateway.stores.base import (
     USER_SESSIONS,
     USERS,
 )
+from gateway.stores.validation import check_after, check_count, check_query, check_range, check_step_index
 
 T = TypeVar("T")
 Cursor = duckdb.DuckDBPyConnection
@@ -90,17 +92,6 @@ def _check_ids(keys: Sequence[Any], kind: type, what: str) -> list[Any]:
         if not isinstance(key, kind) or isinstance(key, bool):
             raise BadInput(f"{what} must be {kind.__name__}s, got {key!r}")
     return list(keys)
-
-
-def _check_count(value: Any, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise BadInput(f"{what} must be an integer >= 0, got {value!r}")
-    return value
-
-
-def _check_after(after: Any) -> None:
-    if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
-        raise BadInput(f"after must be a user id (int) or None, got {after!r}")
 
 
 def _per_key(keys: Sequence[Any], found: Mapping[Any, T], missing: Callable[[], T]) -> list[T]:
@@ -289,9 +280,9 @@ class DuckDBStore:
         return UserPage(user_ids=ids[:first], total=total, has_next=len(ids) > first)
 
     async def list_users(self, filter: UserFilter, first: int, after: int | None) -> UserPage:
-        _check_count(first, "first")
-        _check_after(after)
-        sqlf.check_range(filter.start, filter.end)
+        check_count(first, "first")
+        check_after(after)
+        check_range(filter.start, filter.end)
         sql, params = reports.list_users_sql(filter, after)
         return await self._page("list_users", sql, params, first)
 
@@ -313,43 +304,39 @@ class DuckDBStore:
         return await self._run(action, lambda cur: cur.execute(sql, params or {}).fetchall())
 
     async def funnel(self, query: FunnelQuery) -> FunnelResult:
-        sqlf.check_query(query)
+        check_query(query)
         n = len(query.steps)
         rows = await self._query("funnel", *sqlf.summary_sql(query))
         table = sqlf.grouped_stats(query, rows)
-        steps, overall = sqlf.step_results(query.steps, table.get((True, None), sqlf.empty_stats(n)))
+        steps, overall = step_results(query.steps, table.get((True, None), sqlf.empty_stats(n)))
         breakdowns = []
         groups = sorted((key[1] for key in table if not key[0]), key=lambda g: (g is None, g or ""))
         for group in groups:
-            group_steps, group_overall = sqlf.step_results(query.steps, table[(False, group)])
+            group_steps, group_overall = step_results(query.steps, table[(False, group)])
             breakdowns.append(
                 FunnelBreakdown(key=group, steps=group_steps, overall_conversion_rate=group_overall)
             )
         return FunnelResult(steps=steps, overall_conversion_rate=overall, breakdowns=breakdowns)
 
     async def funnel_trend(self, query: FunnelQuery, interval: Interval) -> list[TrendPoint]:
-        sqlf.check_query(query)
+        check_query(query)
         if not isinstance(interval, Interval):
             raise BadInput(f"unknown interval {interval!r}")
         plain = replace(query, breakdown=None)
         table = sqlf.grouped_stats(plain, await self._query("funnel_trend", *sqlf.trend_sql(plain, interval)))
         points = []
         for (period,) in sorted(table):
-            steps, overall = sqlf.step_results(query.steps, table[(period,)])
+            steps, overall = step_results(query.steps, table[(period,)])
             points.append(TrendPoint(period=period, steps=steps, conversion_rate=overall))
         return points
 
     async def funnel_users(
         self, query: FunnelQuery, step_index: int, converted: bool, first: int, after: int | None
     ) -> UserPage:
-        sqlf.check_query(query)
-        _check_count(first, "first")
-        _check_after(after)
-        n = len(query.steps)
-        if not converted and (
-            not isinstance(step_index, int) or isinstance(step_index, bool) or not 0 <= step_index < n
-        ):
-            raise BadInput(f"step_index must be in 0..{n - 1}, got {step_index!r}")
+        check_query(query)
+        check_count(first, "first")
+        check_after(after)
+        check_step_index(query, step_index, converted)
         plain = replace(query, breakdown=None)
         sql, params = sqlf.funnel_users_sql(plain, step_index, converted, after is not None)
         if after is not None:
@@ -357,12 +344,12 @@ class DuckDBStore:
         return await self._page("funnel_users", sql, params, first)
 
     async def dashboard(self, start: date | None, end: date | None) -> DashboardMetrics:
-        sqlf.check_range(start, end)
+        check_range(start, end)
         return reports.dashboard_metrics(await self._query("dashboard", *reports.dashboard_sql(start, end)))
 
     async def top_paths(self, limit: int, filter: UserFilter) -> list[PathCount]:
-        _check_count(limit, "limit")
-        sqlf.check_range(filter.start, filter.end)
+        check_count(limit, "limit")
+        check_range(filter.start, filter.end)
         if limit == 0:
             return []
         rows = await self._query("top_paths", *reports.top_paths_sql(limit, filter))
@@ -380,7 +367,7 @@ class DuckDBStore:
     async def funnel_analytics(
         self, start: date | None, end: date | None, device: str | None
     ) -> list[Document]:
-        sqlf.check_range(start, end)
+        check_range(start, end)
         table = schema.TABLES[FUNNEL_ANALYTICS]
         rows = await self._query("funnel_analytics", *reports.funnel_analytics_sql(start, end, device))
         return [schema.to_document(table, row) for row in rows]
@@ -423,7 +410,7 @@ class DuckDBStore:
     async def replace_funnel_analytics(self, start: date, end: date, rows: Sequence[Document]) -> int:
         if not isinstance(start, date) or not isinstance(end, date):
             raise BadInput(f"start and end must be dates, got {start!r} and {end!r}")
-        sqlf.check_range(start, end)
+        check_range(start, end)
         table = schema.TABLES[FUNNEL_ANALYTICS]
         docs = schema.checked_documents(table, rows)
 

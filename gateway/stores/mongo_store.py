@@ -28,7 +28,6 @@ from gateway.analytics.funnel import UserMatch, funnel_result, trend
 from gateway.config import env_name
 from gateway.errors import BadInput, ConfigError, StoreUnavailable
 from gateway.models import (
-    Breakdown,
     DashboardMetrics,
     Document,
     FunnelQuery,
@@ -36,7 +35,6 @@ from gateway.models import (
     IndexSpec,
     Interval,
     PathCount,
-    StepOrder,
     TrendPoint,
     UserFilter,
     UserPage,
@@ -55,6 +53,7 @@ from gateway.stores.base import (
     USER_SESSIONS,
     USERS,
 )
+from gateway.stores.validation import check_after, check_count, check_query, check_range, check_step_index
 
 WRITE_BATCH = 10_000
 DUPLICATE_KEY = 11000
@@ -96,32 +95,6 @@ def _check_keys(keys: Sequence[Any], kind: type, what: str) -> None:
     for key in keys:
         if not isinstance(key, kind) or isinstance(key, bool):
             raise BadInput(f"{what} must be {kind.__name__}s, got {key!r}")
-
-
-def _check_range(start: date | None, end: date | None) -> None:
-    if start is not None and end is not None and start > end:
-        raise BadInput(f"start {start} is after end {end}")
-
-
-def _check_page(first: int) -> None:
-    if first < 0:
-        raise BadInput(f"first must be >= 0, got {first}")
-
-
-def _check_funnel(query: FunnelQuery) -> None:
-    if not query.steps:
-        raise BadInput("a funnel needs at least one step")
-    if any(not isinstance(step, str) or not step for step in query.steps):
-        raise BadInput("funnel steps must be non-empty page types")
-    if len(set(query.steps)) != len(query.steps):
-        raise BadInput(f"funnel steps must be distinct, got {list(query.steps)}")
-    if not isinstance(query.order, StepOrder):
-        raise BadInput(f"unknown step order {query.order!r}")
-    if query.breakdown is not None and not isinstance(query.breakdown, Breakdown):
-        raise BadInput(f"unknown breakdown {query.breakdown!r}")
-    if query.window_seconds is not None and query.window_seconds < 0:
-        raise BadInput(f"window_seconds must be >= 0, got {query.window_seconds}")
-    _check_range(query.filter.start, query.filter.end)
 
 
 class MongoStore:
@@ -283,8 +256,9 @@ class MongoStore:
         )
 
     async def list_users(self, filter: UserFilter, first: int, after: int | None) -> UserPage:
-        _check_range(filter.start, filter.end)
-        _check_page(first)
+        check_range(filter.start, filter.end)
+        check_count(first, "first")
+        check_after(after)
         users = self._db[USERS]
         with _driver_errors("list_users"):
             # limit(0) would mean "no limit" to MongoDB; first + 1 also tells whether a next page exists.
@@ -313,13 +287,13 @@ class MongoStore:
         return await asyncio.to_thread(mp.user_matches, docs, query)
 
     async def funnel(self, query: FunnelQuery) -> FunnelResult:
-        _check_funnel(query)
+        check_query(query)
         group_field = query.breakdown.value if query.breakdown is not None else None
         matches = await self._funnel_matches(query, group_field)
         return await asyncio.to_thread(funnel_result, query.steps, matches, group_field is not None)
 
     async def funnel_trend(self, query: FunnelQuery, interval: Interval) -> list[TrendPoint]:
-        _check_funnel(query)
+        check_query(query)
         if not isinstance(interval, Interval):
             raise BadInput(f"unknown interval {interval!r}")
         matches = await self._funnel_matches(query, None)
@@ -328,25 +302,24 @@ class MongoStore:
     async def funnel_users(
         self, query: FunnelQuery, step_index: int, converted: bool, first: int, after: int | None
     ) -> UserPage:
-        _check_funnel(query)
-        _check_page(first)
+        check_query(query)
+        check_count(first, "first")
+        check_after(after)
+        check_step_index(query, step_index, converted)
         n = len(query.steps)
-        if not converted and not 0 <= step_index < n:
-            raise BadInput(f"step_index must be in 0..{n - 1}, got {step_index}")
         reached = n if converted else step_index + 1  # exactly this many steps reached
         matches = await self._funnel_matches(query, None)
         ids = sorted(m.user_id for m in matches if len(m.times) == reached)
         return mp.page_of(ids, first, after)
 
     async def dashboard(self, start: date | None, end: date | None) -> DashboardMetrics:
-        _check_range(start, end)
+        check_range(start, end)
         [facets] = await self._aggregate(USER_SESSIONS, mp.dashboard_pipeline(start, end))
         return mp.dashboard_metrics(facets)
 
     async def top_paths(self, limit: int, filter: UserFilter) -> list[PathCount]:
-        if limit < 0:
-            raise BadInput(f"limit must be >= 0, got {limit}")
-        _check_range(filter.start, filter.end)
+        check_count(limit, "limit")
+        check_range(filter.start, filter.end)
         if limit == 0:
             return []
         groups = await self._aggregate(USER_SESSIONS, mp.top_paths_pipeline(limit, filter))
@@ -371,7 +344,7 @@ class MongoStore:
     async def funnel_analytics(
         self, start: date | None, end: date | None, device: str | None
     ) -> list[Document]:
-        _check_range(start, end)
+        check_range(start, end)
         query = mp.funnel_analytics_query(start, end, device)
         return await self._find(FUNNEL_ANALYTICS, query, sort=("date", "device", "step_index"))
 
@@ -422,7 +395,7 @@ class MongoStore:
         return WriteResult(written=len(docs))
 
     async def replace_funnel_analytics(self, start: date, end: date, rows: Sequence[Document]) -> int:
-        _check_range(start, end)
+        check_range(start, end)
         with _driver_errors("replace funnel_analytics"):
             await self._db[FUNNEL_ANALYTICS].delete_many({"date": mp.stored_day_range(start, end)})
         return (await self.upsert_many(FUNNEL_ANALYTICS, rows)).written
