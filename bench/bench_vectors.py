@@ -34,7 +34,8 @@ from gateway.analytics.embed_job import collect, embed_all  # noqa: E402
 from gateway.analytics.embeddings import BehaviourModel  # noqa: E402
 from gateway.analytics.lookalike import compare_lookalike, conversion_likelihood  # noqa: E402
 from gateway.models import Document, UserFilter, UserPage  # noqa: E402
-from gateway.stores.milvus_index import USER_COLLECTION, MilvusIndex  # noqa: E402
+from gateway.stores.base import USER_COLLECTION  # noqa: E402
+from gateway.stores.milvus_index import MilvusIndex  # noqa: E402
 from loaders.similar_users import SimilarQuery, search_similar  # noqa: E402
 
 KAGGLE = ROOT.parent / "shared" / "data" / "kaggle-funnel"

@@ -10,7 +10,8 @@ from strawberry.aiohttp.views import GraphQLView
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from gateway import health, response_cache
+from gateway import health
+from gateway import response_cache as whole_responses
 from gateway.cache_stats import CacheStats
 from gateway.context import Context, new_context
 from gateway.graphql_errors import ErrorPolicy
@@ -53,8 +54,11 @@ def _cache_of(request: web.Request) -> tuple[Cache, CacheStats]:
     return services.cache, services.cache_stats
 
 
-def create_app(services: Services, schema: strawberry.Schema | None = None) -> web.Application:
-    app = web.Application(middlewares=[response_cache.middleware(_cache_of, "/graphql")])
+def create_app(
+    services: Services, schema: strawberry.Schema | None = None, *, response_cache: bool = True
+) -> web.Application:
+    middlewares = [whole_responses.middleware(_cache_of, "/graphql")] if response_cache else []
+    app = web.Application(middlewares=middlewares)
     app[SERVICES] = services
     view = FunnelGraphQLView(
         services,

@@ -70,7 +70,7 @@ async def _ingest(settings: Settings, args: argparse.Namespace) -> int:
 
     steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
     async with AsyncExitStack() as stack:
-        if settings.embedded_document_store:
+        if settings.uses_data_dir_exclusively:
             stack.enter_context(DataDirLock(settings.data_dir))
         store = await open_store(settings)
         stack.push_async_callback(store.close)

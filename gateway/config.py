@@ -50,6 +50,15 @@ class Settings:
         return self.milvus_uri is None
 
     @property
+    def uses_data_dir_exclusively(self) -> bool:
+        """True when an embedded backend (DuckDB, Milvus Lite, the private Redis) lives in the data dir.
+
+        Such a process must hold the data-dir lock; with the private Redis that also keeps an ingest
+        from running beside a server whose cache it could not invalidate.
+        """
+        return self.mongo_url is None or self.milvus_uri is None or self.redis_url is None
+
+    @property
     def model_dir(self) -> Path:
         return self.data_dir / "models"
 

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from gateway import keys
+from gateway.cache_aside import read_through
 from gateway.errors import BadInput
 from gateway.models import (
     Breakdown,
@@ -26,22 +27,18 @@ from gateway.models import (
     FunnelResult,
     FunnelStepResult,
     Interval,
+    PathCount,
     StepOrder,
     TrendPoint,
     UserFilter,
     UserPage,
 )
 from gateway.services import Services
-from loaders.read_through import read_through
+from gateway.stores.validation import check_range
 
 
 def today() -> date:
     return datetime.now(UTC).date()
-
-
-def check_range(start: date | None, end: date | None) -> None:
-    if start is not None and end is not None and start > end:
-        raise BadInput(f"inverted date range: start {start.isoformat()} is after end {end.isoformat()}")
 
 
 def check_page_size(first: int, maximum: int, name: str = "first") -> None:
@@ -138,6 +135,18 @@ class FunnelService:
         return await read_through(
             self.services.cache, self.services.cache_stats,
             keys.dashboard(start, end), ttl_for(end), compute, _dashboard,
+        )  # fmt: skip
+
+    async def top_paths(self, limit: int, filter: UserFilter) -> list[PathCount]:
+        check_range(filter.start, filter.end)
+
+        async def compute() -> list[PathCount]:
+            return await self.services.store.top_paths(limit, filter)
+
+        return await read_through(
+            self.services.cache, self.services.cache_stats,
+            keys.top_paths({"limit": limit, "filter": filter}), ttl_for(filter.end), compute,
+            lambda rows: [PathCount(**row) for row in rows],
         )  # fmt: skip
 
     # -- arguments --------------------------------------------------------------------------------

@@ -24,10 +24,10 @@ from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
 from graphql.error import GraphQLError
 
 from gateway import keys
+from gateway.cache_aside import read_cached, write_cached
 from gateway.cache_hints import collecting
 from gateway.cache_stats import CacheStats
 from gateway.stores.base import Cache
-from loaders.cached import read_cached, write_cached
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ MAX_AGE = 300
 FAMILY = "query:response"
 CACHEABLE_ROOTS = frozenset(
     {"funnel", "funnelTrend", "droppedOff", "converted", "dashboard", "sentiment", "user", "session",
-     "journey", "similarUsers"}
+     "journey", "similarUsers", "topPaths"}
 )  # fmt: skip
 
 

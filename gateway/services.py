@@ -94,7 +94,7 @@ async def invalidate_shared_cache(settings: Settings) -> int:
 async def open_services(settings: Settings, *, need_cache: bool = True) -> AsyncIterator[Services]:
     """Open every backend; close them all (child redis-server included) on exit, even after errors."""
     async with AsyncExitStack() as stack:
-        if settings.embedded_document_store or settings.embedded_vectors or not settings.redis_url:
+        if settings.uses_data_dir_exclusively:
             stack.enter_context(DataDirLock(settings.data_dir))
         # The cache first: a missing redis-server is the likeliest start-up failure, and the cheapest.
         cache = await open_cache(settings, stack) if need_cache else _NoCache()

@@ -14,8 +14,8 @@ from typing import Any, Generic, TypeVar
 from aiodataloader import DataLoader
 
 from gateway import cache_hints, codec
+from gateway.cache_aside import read_cached, write_cached
 from gateway.cache_stats import CacheStats
-from gateway.errors import StoreUnavailable
 from gateway.stores.base import Cache
 
 K = TypeVar("K", bound=Hashable)
@@ -73,26 +73,3 @@ class CachedLoader(DataLoader, Generic[K, V]):
 
     async def _write(self, items: list[tuple[str, bytes, int]]) -> None:
         await write_cached(self.redis, self.stats, self.family, items)
-
-
-async def read_cached(
-    cache: Cache, stats: CacheStats, family: str, cache_keys: list[str]
-) -> list[bytes | None]:
-    """One MGET; an outage reads as all-miss (counted), so queries fall through to the backend."""
-    try:
-        return await cache.get_many(cache_keys)
-    except StoreUnavailable as exc:
-        stats.errors[family] += 1
-        log.warning("cache read skipped for %s: %s", family, exc)
-        return [None] * len(cache_keys)
-
-
-async def write_cached(
-    cache: Cache, stats: CacheStats, family: str, items: list[tuple[str, bytes, int]]
-) -> None:
-    """One pipelined SET with TTLs; an outage skips the write (counted)."""
-    try:
-        await cache.set_many(items)
-    except StoreUnavailable as exc:
-        stats.errors[family] += 1
-        log.warning("cache write skipped for %s: %s", family, exc)

@@ -15,8 +15,7 @@ from typing import Any
 from gateway import keys
 from gateway.cache_stats import CacheStats
 from gateway.errors import BadInput
-from gateway.stores.base import Cache, VectorIndex
-from gateway.stores.milvus_index import USER_COLLECTION
+from gateway.stores.base import USER_COLLECTION, Cache, VectorIndex
 from loaders.cached import CachedLoader
 
 DEFAULT_LIMIT = 10

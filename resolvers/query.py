@@ -171,9 +171,8 @@ class Query:
     ) -> list[PathCount]:
         services = info.context.services
         check_page_size(limit, services.settings.max_page_size, "limit")
-        model = user_filter(filter)
-        check_range(model.start, model.end)
-        return [PathCount.from_model(p) for p in await services.store.top_paths(limit, model)]
+        paths = await FunnelService(services).top_paths(limit, user_filter(filter))
+        return [PathCount.from_model(p) for p in paths]
 
     @strawberry.field(description="Sentiment of the form values typed on a page type, on a day if given.")
     async def sentiment(self, info: strawberry.Info, page_type: str, date: date | None = None) -> Sentiment:

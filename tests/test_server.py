@@ -74,6 +74,12 @@ async def test_serve_start_health_lock_and_clean_stop(tmp_path):
         _, err = await asyncio.wait_for(second.communicate(), 60)
         assert second.returncode == 1
         assert "is in use by pid" in err.decode()
+        # So must an ingest: the server's private Redis would keep serving what it replaces.
+        fixture = Path(__file__).parent / "fixtures" / "ingest"
+        ingest = await _run("ingest", "--csv-dir", str(next(fixture.iterdir())), env=_env(data_dir, port))
+        _, err = await asyncio.wait_for(ingest.communicate(), 60)
+        assert ingest.returncode == 1
+        assert "is in use by pid" in err.decode()
 
         proc.send_signal(signal.SIGTERM)
         _, err_bytes = await asyncio.wait_for(proc.communicate(), 30)

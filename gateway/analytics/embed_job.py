@@ -18,18 +18,19 @@ from gateway.analytics.behaviour_features import BehaviourData, PageRow, user_me
 from gateway.analytics.embeddings import BehaviourModel, by_user, latest_version
 from gateway.errors import BadInput
 from gateway.models import UserFilter
-from gateway.stores.base import DocumentStore, VectorIndex
-from gateway.stores.milvus_index import (
+from gateway.stores.base import (
     DIM,
-    INSERT_BATCH,
     PAGE_COLLECTION,
     PAGE_ID_STRIDE,
     USER_COLLECTION,
+    DocumentStore,
+    VectorIndex,
     page_vector_id,
 )
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 READ_CHUNK = 5_000  # users per store call while reading
+INSERT_CHUNK = 10_000  # rows per insert call, so progress moves
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +110,9 @@ async def _insert(
     vectors: VectorIndex, collection: str, rows: list[dict[str, Any]], progress: Progress
 ) -> int:
     inserted = 0
-    for start in range(0, len(rows), INSERT_BATCH):
-        inserted += await vectors.insert(collection, rows[start : start + INSERT_BATCH])
-        progress(f"insert {collection}", min(start + INSERT_BATCH, len(rows)), len(rows))
+    for start in range(0, len(rows), INSERT_CHUNK):
+        inserted += await vectors.insert(collection, rows[start : start + INSERT_CHUNK])
+        progress(f"insert {collection}", min(start + INSERT_CHUNK, len(rows)), len(rows))
     return inserted
 
 

@@ -17,9 +17,9 @@ from typing import Any
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from gateway import keys
+from gateway.cache_aside import read_through
 from gateway.errors import BadInput
 from gateway.services import Services
-from loaders.read_through import read_through
 
 POSITIVE_AT = 0.05
 NEGATIVE_AT = -0.05

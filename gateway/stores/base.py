@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
+from gateway.errors import BadInput
 from gateway.models import (
     DashboardMetrics,
     Document,
@@ -89,6 +90,20 @@ DESIGN_INDEXES: dict[str, tuple[IndexSpec, ...]] = {
 }
 
 DEFAULT_FUNNEL = "default"
+
+# The vector collections, as the design names them.
+USER_COLLECTION = "user_behavior_embeddings"
+PAGE_COLLECTION = "page_interaction_embeddings"
+DIM = 128
+# page_interaction_embeddings ids: user_id * PAGE_ID_STRIDE + the page type's index in the model.
+PAGE_ID_STRIDE = 64
+
+
+def page_vector_id(user_id: int, page_index: int) -> int:
+    """The id of one (user, page type) row in ``page_interaction_embeddings``."""
+    if not 0 <= page_index < PAGE_ID_STRIDE:
+        raise BadInput(f"page index {page_index} is outside 0..{PAGE_ID_STRIDE - 1}")
+    return user_id * PAGE_ID_STRIDE + page_index
 
 
 @runtime_checkable

@@ -52,7 +52,14 @@ from gateway.stores.base import (
     USER_SESSIONS,
     USERS,
 )
-from gateway.stores.validation import check_after, check_count, check_query, check_range, check_step_index
+from gateway.stores.validation import (
+    check_after,
+    check_count,
+    check_ids,
+    check_query,
+    check_range,
+    check_step_index,
+)
 
 T = TypeVar("T")
 Cursor = duckdb.DuckDBPyConnection
@@ -85,13 +92,6 @@ def _connect(path: Path) -> Cursor:
         raise StoreUnavailable(f"cannot open DuckDB file {str(path)!r}: {exc}") from exc
     except OSError as exc:
         raise StoreUnavailable(f"cannot create the directory of {str(path)!r}: {exc}") from exc
-
-
-def _check_ids(keys: Sequence[Any], kind: type, what: str) -> list[Any]:
-    for key in keys:
-        if not isinstance(key, kind) or isinstance(key, bool):
-            raise BadInput(f"{what} must be {kind.__name__}s, got {key!r}")
-    return list(keys)
 
 
 def _per_key(keys: Sequence[Any], found: Mapping[Any, T], missing: Callable[[], T]) -> list[T]:
@@ -244,27 +244,27 @@ class DuckDBStore:
         return _per_key(keys, grouped, list)
 
     async def users_by_ids(self, user_ids: Sequence[int]) -> list[Document | None]:
-        ids = _check_ids(user_ids, int, "user ids")
+        ids = check_ids(user_ids, int, "user ids")
         return await self._one_per_key(USERS, "user_id", "BIGINT", ids)
 
     async def sessions_by_user_ids(self, user_ids: Sequence[int]) -> list[list[Document]]:
-        ids = _check_ids(user_ids, int, "user ids")
+        ids = check_ids(user_ids, int, "user ids")
         return await self._many_per_key(USER_SESSIONS, "user_id", "BIGINT", ids, "start_time, session_id")
 
     async def sessions_by_ids(self, session_ids: Sequence[str]) -> list[Document | None]:
-        ids = _check_ids(session_ids, str, "session ids")
+        ids = check_ids(session_ids, str, "session ids")
         return await self._one_per_key(USER_SESSIONS, "session_id", "VARCHAR", ids)
 
     async def visits_by_session_ids(self, session_ids: Sequence[str]) -> list[list[Document]]:
-        ids = _check_ids(session_ids, str, "session ids")
+        ids = check_ids(session_ids, str, "session ids")
         return await self._many_per_key(PAGE_VISITS, "session_id", "VARCHAR", ids, '"timestamp", event_id')
 
     async def visits_by_user_ids(self, user_ids: Sequence[int]) -> list[list[Document]]:
-        ids = _check_ids(user_ids, int, "user ids")
+        ids = check_ids(user_ids, int, "user ids")
         return await self._many_per_key(PAGE_VISITS, "user_id", "BIGINT", ids, '"timestamp", event_id')
 
     async def interactions_by_session_ids(self, session_ids: Sequence[str]) -> list[list[Document]]:
-        ids = _check_ids(session_ids, str, "session ids")
+        ids = check_ids(session_ids, str, "session ids")
         return await self._many_per_key(
             USER_INTERACTIONS, "session_id", "VARCHAR", ids, '"timestamp", event_id'
         )
@@ -429,7 +429,7 @@ class DuckDBStore:
         await self.upsert_many(FUNNEL_DEFINITIONS, [{"name": DEFAULT_FUNNEL, "steps": list(steps)}])
 
     async def delete_users(self, user_ids: Sequence[int]) -> int:
-        ids = list(dict.fromkeys(_check_ids(user_ids, int, "user ids")))
+        ids = list(dict.fromkeys(check_ids(user_ids, int, "user ids")))
         if not ids:
             return 0
         where = "user_id IN (SELECT unnest(CAST($ids AS BIGINT[])))"

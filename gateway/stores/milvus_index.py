@@ -20,17 +20,12 @@ from pymilvus.exceptions import DataTypeNotMatchException, MilvusException, Para
 
 from gateway.errors import BadInput, StoreUnavailable
 
-USER_COLLECTION = "user_behavior_embeddings"
-PAGE_COLLECTION = "page_interaction_embeddings"
-DIM = 128
 NLIST = 1024
 NPROBE = 10
 METRIC = "COSINE"
 INDEX_TYPE = "IVF_FLAT"
 INSERT_BATCH = 10_000
 MAX_SEARCH_LIMIT = 16_384  # Milvus' topk ceiling
-# page_interaction_embeddings ids: user_id * PAGE_ID_STRIDE + the page type's index in the model.
-PAGE_ID_STRIDE = 64
 
 _BULK_TIMEOUT_S = 600.0  # flush / index build on 100k+ rows takes seconds, not milliseconds
 _UNREACHABLE = (MilvusException, grpc.RpcError, OSError, asyncio.TimeoutError)
@@ -38,13 +33,6 @@ _BAD_ARGUMENT = (ParamError, DataTypeNotMatchException)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-
-def page_vector_id(user_id: int, page_index: int) -> int:
-    """The id of one (user, page type) row in ``page_interaction_embeddings``."""
-    if not 0 <= page_index < PAGE_ID_STRIDE:
-        raise BadInput(f"page index {page_index} is outside 0..{PAGE_ID_STRIDE - 1}")
-    return user_id * PAGE_ID_STRIDE + page_index
 
 
 class _QuietLiteIndexWait(logging.Filter):

@@ -53,7 +53,14 @@ from gateway.stores.base import (
     USER_SESSIONS,
     USERS,
 )
-from gateway.stores.validation import check_after, check_count, check_query, check_range, check_step_index
+from gateway.stores.validation import (
+    check_after,
+    check_count,
+    check_ids,
+    check_query,
+    check_range,
+    check_step_index,
+)
 
 WRITE_BATCH = 10_000
 DUPLICATE_KEY = 11000
@@ -89,12 +96,6 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 def _unique(keys: Sequence[Hashable]) -> list[Any]:
     return list(dict.fromkeys(keys))
-
-
-def _check_keys(keys: Sequence[Any], kind: type, what: str) -> None:
-    for key in keys:
-        if not isinstance(key, kind) or isinstance(key, bool):
-            raise BadInput(f"{what} must be {kind.__name__}s, got {key!r}")
 
 
 class MongoStore:
@@ -230,27 +231,27 @@ class MongoStore:
 
     # -- lookups by many keys ----------------------------------------------------------------------
     async def users_by_ids(self, user_ids: Sequence[int]) -> list[Document | None]:
-        _check_keys(user_ids, int, "user ids")
+        check_ids(user_ids, int, "user ids")
         return await self._one_per_key(USERS, "user_id", user_ids)
 
     async def sessions_by_user_ids(self, user_ids: Sequence[int]) -> list[list[Document]]:
-        _check_keys(user_ids, int, "user ids")
+        check_ids(user_ids, int, "user ids")
         return await self._many_per_key(USER_SESSIONS, "user_id", user_ids, ("start_time", "session_id"))
 
     async def sessions_by_ids(self, session_ids: Sequence[str]) -> list[Document | None]:
-        _check_keys(session_ids, str, "session ids")
+        check_ids(session_ids, str, "session ids")
         return await self._one_per_key(USER_SESSIONS, "session_id", session_ids)
 
     async def visits_by_session_ids(self, session_ids: Sequence[str]) -> list[list[Document]]:
-        _check_keys(session_ids, str, "session ids")
+        check_ids(session_ids, str, "session ids")
         return await self._many_per_key(PAGE_VISITS, "session_id", session_ids, ("timestamp", "event_id"))
 
     async def visits_by_user_ids(self, user_ids: Sequence[int]) -> list[list[Document]]:
-        _check_keys(user_ids, int, "user ids")
+        check_ids(user_ids, int, "user ids")
         return await self._many_per_key(PAGE_VISITS, "user_id", user_ids, ("timestamp", "event_id"))
 
     async def interactions_by_session_ids(self, session_ids: Sequence[str]) -> list[list[Document]]:
-        _check_keys(session_ids, str, "session ids")
+        check_ids(session_ids, str, "session ids")
         return await self._many_per_key(
             USER_INTERACTIONS, "session_id", session_ids, ("timestamp", "event_id")
         )
@@ -309,7 +310,7 @@ class MongoStore:
         n = len(query.steps)
         reached = n if converted else step_index + 1  # exactly this many steps reached
         matches = await self._funnel_matches(query, None)
-        ids = sorted(m.user_id for m in matches if len(m.times) == reached)
+        ids = await asyncio.to_thread(lambda: sorted(m.user_id for m in matches if len(m.times) == reached))
         return mp.page_of(ids, first, after)
 
     async def dashboard(self, start: date | None, end: date | None) -> DashboardMetrics:
@@ -406,7 +407,7 @@ class MongoStore:
         await self.upsert_many(FUNNEL_DEFINITIONS, [{"name": DEFAULT_FUNNEL, "steps": list(steps)}])
 
     async def delete_users(self, user_ids: Sequence[int]) -> int:
-        _check_keys(user_ids, int, "user ids")
+        check_ids(user_ids, int, "user ids")
         if not user_ids:
             return 0
         match = {"user_id": {"$in": _unique(user_ids)}}

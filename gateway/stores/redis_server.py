@@ -68,7 +68,7 @@ class RedisServer:
             "--dir", str(self.directory),
             "--save", "",
             "--appendonly", "no",
-            "--maxmemory-policy", "allkeys-lru",
+            "--maxmemory-policy", "volatile-lru",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from gateway.errors import BadInput
 from gateway.models import Breakdown, FunnelQuery, StepOrder
@@ -10,7 +12,15 @@ from gateway.models import Breakdown, FunnelQuery, StepOrder
 
 def check_range(start: date | None, end: date | None) -> None:
     if start is not None and end is not None and start > end:
-        raise BadInput(f"start {start} is after end {end}")
+        raise BadInput(f"inverted date range: start {start.isoformat()} is after end {end.isoformat()}")
+
+
+def check_ids(keys: Sequence[Any], kind: type, what: str) -> list[Any]:
+    """Lookup keys of one plain type (bools are not ints here); returns them as a list."""
+    for key in keys:
+        if not isinstance(key, kind) or isinstance(key, bool):
+            raise BadInput(f"{what} must be {kind.__name__}s, got {key!r}")
+    return list(keys)
 
 
 def check_count(value: object, what: str) -> int:

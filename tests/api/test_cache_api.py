@@ -164,3 +164,16 @@ async def test_hits_and_misses_are_counted_per_family(counted, family):
     await data_of(counted, query)
     assert counted.cache_stats.misses[family] == 1
     assert counted.cache_stats.hits[family] == 1
+
+
+async def test_top_paths_are_cached_per_arguments(counted):
+    query = "query($n: Int!) { topPaths(limit: $n) { path sessions } }"
+    first = await data_of(counted, query, {"n": 2})
+    assert counted.store.calls["top_paths"] == 1
+    assert await data_of(counted, query, {"n": 2}) == first
+    assert counted.store.calls["top_paths"] == 1
+    await data_of(counted, query, {"n": 3})  # another limit is another key
+    assert counted.store.calls["top_paths"] == 2
+    written = [k for k in counted.cache.written if k.startswith("query:top_paths:")]
+    assert len(written) == 2
+    assert all(counted.cache.written[k] == keys.TTL_DAILY for k in written)  # an open range

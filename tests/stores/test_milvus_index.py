@@ -15,14 +15,15 @@ from pymilvus.exceptions import MilvusException
 from gateway.analytics.embed_job import embed_all
 from gateway.analytics.embeddings import BehaviourModel
 from gateway.errors import BadInput, StoreUnavailable
-from gateway.stores.base import DocumentStore, VectorIndex
-from gateway.stores.milvus_index import (
+from gateway.stores.base import (
     DIM,
     PAGE_COLLECTION,
     USER_COLLECTION,
-    MilvusIndex,
+    DocumentStore,
+    VectorIndex,
     page_vector_id,
 )
+from gateway.stores.milvus_index import MilvusIndex
 from loaders.similar_users import SimilarQuery, search_similar
 from tests.analytics.journeys import MemoryStore, Page, varied_journeys
 

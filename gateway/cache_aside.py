@@ -1,0 +1,65 @@
+"""Cache-aside on the Cache Protocol, shared by the loaders, the services and the response cache.
+
+``read_cached``/``write_cached`` are one MGET and one pipelined SET; an outage is counted and degrades
+to the backend instead of failing the query. ``read_through`` does the same for one computed value
+(a funnel, a dashboard, a sentiment score): read the key, compute on a miss, write it back with its TTL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from gateway import cache_hints, codec, keys
+from gateway.cache_stats import CacheStats
+from gateway.errors import StoreUnavailable
+from gateway.stores.base import Cache
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+async def read_cached(
+    cache: Cache, stats: CacheStats, family: str, cache_keys: list[str]
+) -> list[bytes | None]:
+    """One MGET; an outage reads as all-miss (counted), so queries fall through to the backend."""
+    try:
+        return await cache.get_many(cache_keys)
+    except StoreUnavailable as exc:
+        stats.errors[family] += 1
+        log.warning("cache read skipped for %s: %s", family, exc)
+        return [None] * len(cache_keys)
+
+
+async def write_cached(
+    cache: Cache, stats: CacheStats, family: str, items: list[tuple[str, bytes, int]]
+) -> None:
+    """One pipelined SET with TTLs; an outage skips the write (counted)."""
+    try:
+        await cache.set_many(items)
+    except StoreUnavailable as exc:
+        stats.errors[family] += 1
+        log.warning("cache write skipped for %s: %s", family, exc)
+
+
+async def read_through(
+    cache: Cache,
+    stats: CacheStats,
+    key: str,
+    ttl: int,
+    compute: Callable[[], Awaitable[T]],
+    decode: Callable[[Any], T],
+) -> T:
+    """``decode`` rebuilds the value from what :func:`gateway.codec.loads` returns (plain JSON types)."""
+    family = keys.family(key)
+    cache_hints.record(ttl)
+    [blob] = await read_cached(cache, stats, family, [key])
+    if blob is not None:
+        stats.hits[family] += 1
+        return decode(codec.loads(blob))
+    stats.misses[family] += 1
+    value = await compute()
+    await write_cached(cache, stats, family, [(key, codec.dumps(value), ttl)])
+    return value
