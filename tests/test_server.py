@@ -127,3 +127,20 @@ async def test_port_in_use_is_a_clear_error(tmp_path):
         _, err = await asyncio.wait_for(proc.communicate(), 90)
     assert proc.returncode == 2
     assert f"port {port} is already in use" in err.decode()
+
+
+async def test_a_killed_gateway_takes_its_redis_child_with_it(tmp_path):
+    data_dir, port = tmp_path / "data", _free_port()
+    proc = await _run("serve", env=_env(data_dir, port))
+    try:
+        await _wait_healthy(port, proc)
+    finally:
+        proc.kill()  # SIGKILL: no chance to clean up
+        await proc.wait()
+    log = (await proc.stderr.read()).decode()
+    redis_pid = int(re.search(r"cache: private redis-server \(pid (\d+)\)", log).group(1))
+    for _ in range(100):
+        if not _alive(redis_pid):
+            break
+        await asyncio.sleep(0.05)
+    assert not _alive(redis_pid), "redis-server outlived a SIGKILLed gateway"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import shutil
+import signal
 import socket
+import sys
 from pathlib import Path
 
 from gateway.errors import StoreUnavailable
@@ -15,6 +18,18 @@ INSTALL_HINT = "install it with: sudo apt-get install -y redis-server   (or set 
 
 class RedisNotInstalled(StoreUnavailable):
     pass
+
+
+# Loaded here, not in the child: between fork and exec the child should do as little as possible.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when the gateway dies, even by SIGKILL,
+    so a crashed gateway never leaves an orphaned redis-server holding the data dir."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 class RedisServer:
@@ -71,6 +86,7 @@ class RedisServer:
             "--maxmemory-policy", "volatile-lru",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_die_with_parent,
         )  # fmt: skip
         deadline = asyncio.get_running_loop().time() + timeout_s
         while not await self._ready():
