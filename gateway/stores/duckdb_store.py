@@ -1,29 +1,23 @@
 """The embedded document store: one DuckDB file behind the DocumentStore Protocol.
 
-One connection per store; each call runs in the store's thread pool on that thread's own cursor
-(``con.cursor()``), so the event loop never waits on DuckDB and reads run side by side. Writes take
-one lock: DuckDB would otherwise abort one of two concurrent writers with a transaction conflict.
+Every call runs off the event loop through a DuckDBConnection (duckdb_connection: a thread pool, a
+cursor per thread, one writer at a time). Funnel SQL lives in duckdb_funnel, reports in duckdb_reports.
 Bulk writes go through a registered pandas DataFrame (one INSERT ... SELECT per batch, see
 duckdb_writes). Tables are created on first use, the secondary indexes by ``ensure_indexes``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
-import duckdb
-
 from gateway.analytics.funnel import step_results
-from gateway.errors import BadInput, DataDirLocked, StoreUnavailable
+from gateway.errors import BadInput
 from gateway.models import (
     DashboardMetrics,
     Document,
@@ -52,6 +46,7 @@ from gateway.stores.base import (
     USER_SESSIONS,
     USERS,
 )
+from gateway.stores.duckdb_connection import Cursor, DuckDBConnection
 from gateway.stores.validation import (
     check_after,
     check_count,
@@ -62,36 +57,6 @@ from gateway.stores.validation import (
 )
 
 T = TypeVar("T")
-Cursor = duckdb.DuckDBPyConnection
-WORKERS = 4
-# Errors that mean the caller's data could not be stored as asked; every other driver error means the
-# database itself failed us (I/O, memory, closed connection, internal errors).
-_BAD_INPUT_ERRORS = (
-    duckdb.DataError,
-    duckdb.InvalidInputException,
-    duckdb.ConstraintException,
-    duckdb.InvalidTypeException,
-)
-
-
-def translate(exc: duckdb.Error, action: str) -> Exception:
-    if isinstance(exc, _BAD_INPUT_ERRORS):
-        return BadInput(f"DuckDB rejected {action}: {exc}")
-    return StoreUnavailable(f"DuckDB failed {action}: {exc}")
-
-
-def _connect(path: Path) -> Cursor:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return duckdb.connect(str(path))
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise DataDirLocked(f"another process holds the DuckDB file {str(path)!r}: {exc}") from exc
-        raise StoreUnavailable(f"cannot open DuckDB file {str(path)!r}: {exc}") from exc
-    except duckdb.Error as exc:
-        raise StoreUnavailable(f"cannot open DuckDB file {str(path)!r}: {exc}") from exc
-    except OSError as exc:
-        raise StoreUnavailable(f"cannot create the directory of {str(path)!r}: {exc}") from exc
 
 
 def _per_key(keys: Sequence[Any], found: Mapping[Any, T], missing: Callable[[], T]) -> list[T]:
@@ -108,55 +73,14 @@ def _per_key(keys: Sequence[Any], found: Mapping[Any, T], missing: Callable[[], 
 class DuckDBStore:
     name = "duckdb"
 
-    def __init__(self, con: Cursor, path: Path) -> None:
-        self._con = con
-        self.path = path
-        self._local = threading.local()
-        self._cursors: list[Cursor] = []
-        self._cursors_lock = threading.Lock()
-        self._write_lock = threading.Lock()
-        self._tables_ready = False
-        self._closed = False
-        self._executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="duckdb")
+    def __init__(self, db: DuckDBConnection) -> None:
+        self._db = db
+        self.path = db.path
 
     @classmethod
     async def open(cls, path: str | Path) -> DuckDBStore:
         """Open (creating it if needed) the database file; nothing else happens until the first call."""
-        target = Path(path)
-        return cls(await asyncio.to_thread(_connect, target), target)
-
-    # -- plumbing ----------------------------------------------------------------------------------
-    def _cursor(self) -> Cursor:
-        cur: Cursor | None = getattr(self._local, "cursor", None)
-        if cur is None:
-            cur = self._con.cursor()
-            writes.run_sql(cur, "SET TimeZone = 'UTC'")  # aware datetimes are stored as naive UTC
-            self._local.cursor = cur
-            with self._cursors_lock:
-                self._cursors.append(cur)
-        if not self._tables_ready:
-            with self._write_lock:
-                if not self._tables_ready:
-                    for table in schema.TABLES.values():
-                        for ddl in schema.table_ddl(table):
-                            writes.run_sql(cur, ddl)
-                    self._tables_ready = True
-        return cur
-
-    def _call(self, fn: Callable[[Cursor], T], action: str) -> T:
-        try:
-            return fn(self._cursor())
-        except duckdb.Error as exc:
-            raise translate(exc, action) from exc
-
-    async def _run(self, action: str, fn: Callable[[Cursor], T]) -> T:
-        if self._closed:
-            raise StoreUnavailable(f"the DuckDB store is closed ({action})")
-        try:
-            future = self._executor.submit(self._call, fn, action)
-        except RuntimeError as exc:  # shut down between the check and the submit
-            raise StoreUnavailable(f"the DuckDB store is closed ({action})") from exc
-        return await asyncio.wrap_future(future)
+        return cls(await DuckDBConnection.open(Path(path)))
 
     @staticmethod
     def _table(collection: str) -> schema.Table:
@@ -167,12 +91,12 @@ class DuckDBStore:
     # -- lifecycle ---------------------------------------------------------------------------------
     async def ensure_indexes(self) -> None:
         def create(cur: Cursor) -> None:
-            with self._write_lock:
+            with self._db.write_lock:
                 for collection in COLLECTIONS:
                     for ddl in schema.index_ddl(collection):
                         writes.run_sql(cur, ddl)
 
-        await self._run("ensure_indexes", create)
+        await self._db.run("ensure_indexes", create)
 
     async def indexes(self) -> dict[str, list[IndexSpec]]:
         def read(cur: Cursor) -> list[tuple[str, tuple[str, ...], bool]]:
@@ -184,29 +108,17 @@ class DuckDBStore:
             return keys
 
         found: dict[str, list[IndexSpec]] = {}
-        for table, columns, unique in await self._run("indexes", read):
+        for table, columns, unique in await self._db.run("indexes", read):
             spec = IndexSpec(columns, unique=unique)
             if table in COLLECTIONS and spec not in found.setdefault(table, []):
                 found[table].append(spec)
         return found
 
     async def ping(self) -> None:
-        await self._run("ping", lambda cur: cur.execute("SELECT 1").fetchall())
+        await self._db.run("ping", lambda cur: cur.execute("SELECT 1").fetchall())
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.to_thread(self._shutdown)
-
-    def _shutdown(self) -> None:
-        self._executor.shutdown(wait=True)
-        try:
-            for cur in self._cursors:
-                cur.close()
-            self._con.close()
-        except duckdb.Error as exc:
-            raise StoreUnavailable(f"DuckDB failed to close {str(self.path)!r}: {exc}") from exc
+        await self._db.close()
 
     # -- lookups by many keys ----------------------------------------------------------------------
     def _select(self, table: schema.Table, where: str, order: str) -> str:
@@ -223,7 +135,7 @@ class DuckDBStore:
         def fetch(cur: Cursor) -> list[Document]:
             return [schema.to_document(table, row) for row in cur.execute(sql, {"keys": unique}).fetchall()]
 
-        return await self._run(f"read {collection}", fetch)
+        return await self._db.run(f"read {collection}", fetch)
 
     async def _one_per_key(
         self, collection: str, column: str, sql_type: str, keys: Sequence[Any]
@@ -276,7 +188,7 @@ class DuckDBStore:
             total, ids = writes.first_row(cur, sql, params) or (0, None)
             return int(total), list(ids or [])
 
-        total, ids = await self._run(action, fetch)
+        total, ids = await self._db.run(action, fetch)
         return UserPage(user_ids=ids[:first], total=total, has_next=len(ids) > first)
 
     async def list_users(self, filter: UserFilter, first: int, after: int | None) -> UserPage:
@@ -288,20 +200,20 @@ class DuckDBStore:
 
     async def page_types(self) -> list[str]:
         sql = "SELECT DISTINCT page_type FROM page_visits WHERE page_type IS NOT NULL ORDER BY page_type"
-        rows = await self._run("page_types", lambda cur: cur.execute(sql).fetchall())
+        rows = await self._db.run("page_types", lambda cur: cur.execute(sql).fetchall())
         return [row[0] for row in rows]
 
     async def count(self, collection: str) -> int:
         table = self._table(collection)
         sql = f"SELECT count(*) FROM {schema.quote(table.name)}"
-        rows = await self._run(f"count {collection}", lambda cur: cur.execute(sql).fetchall())
+        rows = await self._db.run(f"count {collection}", lambda cur: cur.execute(sql).fetchall())
         return int(rows[0][0])
 
     # -- analytics ---------------------------------------------------------------------------------
     async def _query(
         self, action: str, sql: str, params: dict[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
-        return await self._run(action, lambda cur: cur.execute(sql, params or {}).fetchall())
+        return await self._db.run(action, lambda cur: cur.execute(sql, params or {}).fetchall())
 
     async def funnel(self, query: FunnelQuery) -> FunnelResult:
         check_query(query)
@@ -388,11 +300,11 @@ class DuckDBStore:
         def insert(cur: Cursor) -> WriteResult:
             written = 0
             for batch in writes.batches(docs, writes.WRITE_BATCH):
-                with self._write_lock:
+                with self._db.write_lock:
                     written += writes.insert_batch(cur, table, batch)
             return WriteResult(written=written, duplicates=len(docs) - written)
 
-        return await self._run(f"insert into {collection}", insert)
+        return await self._db.run(f"insert into {collection}", insert)
 
     async def upsert_many(self, collection: str, documents: Sequence[Document]) -> WriteResult:
         table = self._table(collection)
@@ -401,11 +313,11 @@ class DuckDBStore:
             return WriteResult(written=0)
 
         def upsert(cur: Cursor) -> WriteResult:
-            with self._write_lock:
+            with self._db.write_lock:
                 writes.upsert_rows(cur, table, docs)
             return WriteResult(written=len(docs))
 
-        return await self._run(f"upsert into {collection}", upsert)
+        return await self._db.run(f"upsert into {collection}", upsert)
 
     async def replace_funnel_analytics(self, start: date, end: date, rows: Sequence[Document]) -> int:
         if not isinstance(start, date) or not isinstance(end, date):
@@ -415,13 +327,13 @@ class DuckDBStore:
         docs = schema.checked_documents(table, rows)
 
         def replace_rows(cur: Cursor) -> int:
-            with self._write_lock:
+            with self._db.write_lock:
                 where = '"date" >= $start AND "date" <= $end'
                 writes.delete_rows(cur, FUNNEL_ANALYTICS, where, {"start": start, "end": end})
                 writes.upsert_rows(cur, table, docs)
             return len(docs)
 
-        return await self._run("replace funnel_analytics", replace_rows)
+        return await self._db.run("replace funnel_analytics", replace_rows)
 
     async def set_default_funnel(self, steps: Sequence[str]) -> None:
         if not steps or any(not isinstance(step, str) or not step for step in steps):
@@ -435,10 +347,10 @@ class DuckDBStore:
         where = "user_id IN (SELECT unnest(CAST($ids AS BIGINT[])))"
 
         def delete(cur: Cursor) -> int:
-            with self._write_lock:
+            with self._db.write_lock:
                 # Their history first: an interrupted call leaves the users, so a retry finds them again.
                 for collection in (USER_INTERACTIONS, PAGE_VISITS, USER_SESSIONS):
                     writes.delete_rows(cur, collection, where, {"ids": ids})
                 return writes.delete_rows(cur, USERS, where, {"ids": ids})
 
-        return await self._run("delete_users", delete)
+        return await self._db.run("delete_users", delete)

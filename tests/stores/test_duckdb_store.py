@@ -26,7 +26,7 @@ from gateway.models import (
     UserPage,
     WriteResult,
 )
-from gateway.stores import duckdb_schema, duckdb_store, duckdb_writes
+from gateway.stores import duckdb_connection, duckdb_schema, duckdb_writes
 from gateway.stores.base import COLLECTIONS, DESIGN_INDEXES, DocumentStore
 from gateway.stores.duckdb_store import DuckDBStore
 
@@ -174,16 +174,17 @@ async def test_close_is_idempotent_and_later_calls_are_unavailable(tmp_path: Pat
 async def test_calls_run_in_worker_threads_with_one_cursor_each(store: DuckDBStore) -> None:
     loop_thread = threading.get_ident()
     seen: list[int] = []
-    original = store._cursor
+    db = store._db
+    original = db._cursor
 
     def spying_cursor() -> duckdb.DuckDBPyConnection:
         seen.append(threading.get_ident())
         return original()
 
-    store._cursor = spying_cursor  # type: ignore[method-assign]
+    db._cursor = spying_cursor  # type: ignore[method-assign]
     await asyncio.gather(*(store.count("users") for _ in range(20)))
     assert len(seen) == 20 and loop_thread not in seen
-    assert len(store._cursors) == len(set(map(id, store._cursors))) <= duckdb_store.WORKERS
+    assert len(db._cursors) == len(set(map(id, db._cursors))) <= duckdb_connection.WORKERS
 
 
 # -- concurrency ----------------------------------------------------------------------------------------
@@ -442,7 +443,7 @@ async def test_a_lost_connection_is_unavailable(tmp_path: Path) -> None:
     opened = await DuckDBStore.open(tmp_path / "lost.duckdb")
     try:
         await opened.ping()
-        opened._con.close()  # the database goes away under the store's cursors
+        opened._db._con.close()  # the database goes away under the store's cursors
         with pytest.raises(StoreUnavailable) as caught:
             await opened.count("users")
         assert isinstance(caught.value.__cause__, duckdb.Error)

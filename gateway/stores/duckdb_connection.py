@@ -1,0 +1,117 @@
+"""The DuckDB connection behind the embedded store: a thread pool, one cursor per thread, one writer.
+
+Every call runs off the event loop in the pool on that thread's own cursor (``con.cursor()``), so reads
+run side by side; writers take ``write_lock``, since DuckDB would abort one of two concurrent writers
+with a transaction conflict. Driver errors leave here translated (BadInput or StoreUnavailable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+
+from gateway.errors import BadInput, DataDirLocked, StoreUnavailable
+from gateway.stores import duckdb_schema as schema
+from gateway.stores import duckdb_writes as writes
+
+T = TypeVar("T")
+Cursor = duckdb.DuckDBPyConnection
+WORKERS = 4
+# Errors that mean the caller's data could not be stored as asked; every other driver error means the
+# database itself failed us (I/O, memory, closed connection, internal errors).
+_BAD_INPUT_ERRORS = (
+    duckdb.DataError,
+    duckdb.InvalidInputException,
+    duckdb.ConstraintException,
+    duckdb.InvalidTypeException,
+)
+
+
+def translate(exc: duckdb.Error, action: str) -> Exception:
+    if isinstance(exc, _BAD_INPUT_ERRORS):
+        return BadInput(f"DuckDB rejected {action}: {exc}")
+    return StoreUnavailable(f"DuckDB failed {action}: {exc}")
+
+
+def _connect(path: Path) -> Cursor:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return duckdb.connect(str(path))
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise DataDirLocked(f"another process holds the DuckDB file {str(path)!r}: {exc}") from exc
+        raise StoreUnavailable(f"cannot open DuckDB file {str(path)!r}: {exc}") from exc
+    except duckdb.Error as exc:
+        raise StoreUnavailable(f"cannot open DuckDB file {str(path)!r}: {exc}") from exc
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create the directory of {str(path)!r}: {exc}") from exc
+
+
+class DuckDBConnection:
+    def __init__(self, con: Cursor, path: Path) -> None:
+        self._con = con
+        self.path = path
+        self._local = threading.local()
+        self._cursors: list[Cursor] = []
+        self._cursors_lock = threading.Lock()
+        self.write_lock = threading.Lock()
+        self._tables_ready = False
+        self._closed = False
+        self._executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="duckdb")
+
+    @classmethod
+    async def open(cls, path: Path) -> DuckDBConnection:
+        return cls(await asyncio.to_thread(_connect, path), path)
+
+    def _cursor(self) -> Cursor:
+        cur: Cursor | None = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._con.cursor()
+            writes.run_sql(cur, "SET TimeZone = 'UTC'")  # aware datetimes are stored as naive UTC
+            self._local.cursor = cur
+            with self._cursors_lock:
+                self._cursors.append(cur)
+        if not self._tables_ready:
+            with self.write_lock:
+                if not self._tables_ready:
+                    for table in schema.TABLES.values():
+                        for ddl in schema.table_ddl(table):
+                            writes.run_sql(cur, ddl)
+                    self._tables_ready = True
+        return cur
+
+    def _call(self, fn: Callable[[Cursor], T], action: str) -> T:
+        try:
+            return fn(self._cursor())
+        except duckdb.Error as exc:
+            raise translate(exc, action) from exc
+
+    async def run(self, action: str, fn: Callable[[Cursor], T]) -> T:
+        if self._closed:
+            raise StoreUnavailable(f"the DuckDB store is closed ({action})")
+        try:
+            future = self._executor.submit(self._call, fn, action)
+        except RuntimeError as exc:  # shut down between the check and the submit
+            raise StoreUnavailable(f"the DuckDB store is closed ({action})") from exc
+        return await asyncio.wrap_future(future)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.to_thread(self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+        try:
+            for cur in self._cursors:
+                cur.close()
+            self._con.close()
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"DuckDB failed to close {str(self.path)!r}: {exc}") from exc
