@@ -1,8 +1,7 @@
 """Behaviour embeddings on the Kaggle set (90,400 users): IVF recall, batched search, lookalike sanity.
 
-1. Data: the Kaggle CSVs ingested into an embedded DuckDB store when the ingestion pipeline and the DuckDB
-   adapter are importable; otherwise the same synthesis the ingest uses, held in memory (a synthetic user
-   table of the same size when the CSVs are absent).
+1. Data: the Kaggle CSVs ingested into an embedded DuckDB store (a generated set of the same size and
+   shape when the CSVs are absent), through the product's ingest path.
 2. ``embed_all`` into Milvus Lite in a temporary directory (the product path, timed).
 3. recall@10 of IVF_FLAT (nlist 1024, nprobe 10) against exact cosine in numpy on 200 random users:
    strict (same ids) and tie-aware (a hit counts when its exact similarity reaches the 10th best).
@@ -20,8 +19,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +30,10 @@ sys.path.insert(0, str(ROOT))
 from gateway.analytics.embed_job import collect, embed_all  # noqa: E402
 from gateway.analytics.embeddings import BehaviourModel  # noqa: E402
 from gateway.analytics.lookalike import compare_lookalike, conversion_likelihood  # noqa: E402
-from gateway.models import Document, UserFilter, UserPage  # noqa: E402
+from gateway.ingest.generator import generate_dataset  # noqa: E402
+from gateway.ingest.pipeline import ingest_directory  # noqa: E402
 from gateway.stores.base import USER_COLLECTION  # noqa: E402
+from gateway.stores.duckdb_store import DuckDBStore  # noqa: E402
 from gateway.stores.milvus_index import MilvusIndex  # noqa: E402
 from loaders.similar_users import SimilarQuery, search_similar  # noqa: E402
 
@@ -46,113 +45,16 @@ SEED = 0
 BENCH = "vectors"
 
 
-class MemoryStore:
-    """The DocumentStore methods the embedding job reads, over synthesised documents in memory."""
-
-    name = "memory"
-
-    def __init__(self, users: list[Document], sessions: list[Document], visits: list[Document],
-                 interactions: list[Document], steps: Sequence[str]) -> None:  # fmt: skip
-        self.users = {u["user_id"]: u for u in users}
-        self.ids = sorted(self.users)
-        self.sessions: dict[int, list[Document]] = {}
-        for s in sessions:
-            self.sessions.setdefault(s["user_id"], []).append(s)
-        self.steps = list(steps)
-        self.activity = _activity(visits, interactions)
-
-    async def activity_by_user_page(self) -> list[Document]:
-        return self.activity
-
-    async def default_funnel(self) -> list[str] | None:
-        return self.steps
-
-    async def list_users(self, filter: UserFilter, first: int, after: int | None) -> UserPage:
-        start = 0 if after is None else int(np.searchsorted(self.ids, after, side="right"))
-        page = self.ids[start : start + first]
-        return UserPage(page, len(self.ids), start + first < len(self.ids))
-
-    async def users_by_ids(self, user_ids: Sequence[int]) -> list[Document | None]:
-        return [self.users.get(u) for u in user_ids]
-
-    async def sessions_by_user_ids(self, user_ids: Sequence[int]) -> list[list[Document]]:
-        return [self.sessions.get(u, []) for u in user_ids]
-
-    async def close(self) -> None:
-        return None
-
-
-def _activity(visits: list[Document], interactions: list[Document]) -> list[Document]:
-    """activity_by_user_page computed the plain way, as the contract in stores/base.py defines it."""
-    rows: dict[tuple[int, str], Document] = {}
-    for v in visits:
-        key = (v["user_id"], v["page_type"])
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = {"user_id": key[0], "page_type": key[1], "visits": 0, "total_duration": 0.0,
-                               "first_visit": v["timestamp"], "clicks": 0, "scrolls": 0, "hovers": 0,
-                               "forms": 0}  # fmt: skip
-        row["visits"] += 1
-        row["total_duration"] += v["duration"]
-        row["first_visit"] = min(row["first_visit"], v["timestamp"])
-    field = {"click": "clicks", "scroll": "scrolls", "hover": "hovers", "form": "forms"}
-    for i in interactions:
-        row = rows.get((i["user_id"], i["page_type"]))
-        if row is not None:
-            row[field[i["interaction_type"]]] += 1
-    return [rows[k] for k in sorted(rows)]
-
-
-def _synthetic_dataset() -> Any:
-    """A user table like Kaggle's (90,400 users, same funnel rates) for machines without the CSVs."""
-    from gateway.ingest.csv_files import CsvDataset, UserRow
-    from gateway.ingest.report import IngestReport
-
-    rng = random.Random(SEED)
-    users: list[UserRow] = []
-    pages: dict[str, set[int]] = {"home": set(), "search": set(), "payment": set(), "confirmation": set()}
-    for uid in range(1, 90_401):
-        day = date(2015, 1, 1) + timedelta(days=rng.randint(0, 119))
-        mobile = rng.random() < 0.33
-        users.append(UserRow(uid, day, "Mobile" if mobile else "Desktop", rng.choice(["Male", "Female"]), {}))
-        pages["home"].add(uid)
-        if rng.random() < 0.5:
-            pages["search"].add(uid)
-            if rng.random() < (0.2 if mobile else 0.1):
-                pages["payment"].add(uid)
-                if rng.random() < (0.1 if mobile else 0.05):
-                    pages["confirmation"].add(uid)
-    return CsvDataset(users=users, pages=pages, report=IngestReport())
-
-
-async def _memory_store() -> tuple[MemoryStore, str]:
-    from gateway.ingest.csv_files import read_dataset
-    from gateway.ingest.pipeline import resolve_steps, user_document
-    from gateway.ingest.synthesis import SynthesisPlan, synthesise, visit_order
-
-    kaggle = (KAGGLE / "user_table.csv").exists()
-    dataset = await asyncio.to_thread(read_dataset, KAGGLE) if kaggle else _synthetic_dataset()
-    steps = resolve_steps(None, dataset)
-    plan = SynthesisPlan(visit_order(steps, dataset.default_order()), steps[-1], SEED)
-    made = await asyncio.to_thread(synthesise, dataset.users, dataset.pages_by_user(), plan)
-    store = MemoryStore([user_document(u) for u in dataset.users], made.sessions, made.visits,
-                        made.interactions, steps)  # fmt: skip
-    return store, ("Kaggle CSVs" if kaggle else "synthetic users") + ", synthesised in memory"
-
-
 async def _store(workdir: Path) -> tuple[Any, str]:
-    """The ingested DuckDB store when ingestion and the adapter exist, else the in-memory fallback."""
-    try:
-        from gateway.ingest.pipeline import ingest_directory
-        from gateway.stores.duckdb_store import DuckDBStore
-    except ImportError:
-        return await _memory_store()
+    """The Kaggle CSVs (or, without them, a generated set of the same size) ingested into DuckDB."""
+    source, label = KAGGLE, "Kaggle CSVs"
     if not (KAGGLE / "user_table.csv").exists():
-        return await _memory_store()
+        source, label = workdir / "csv", "generated users (Kaggle CSVs absent)"
+        await asyncio.to_thread(generate_dataset, source, 90_400, SEED)
     store = await DuckDBStore.open(workdir / "funnel.duckdb")
     await store.ensure_indexes()
-    await ingest_directory(store, KAGGLE, seed=SEED)
-    return store, "Kaggle CSVs ingested into DuckDB"
+    await ingest_directory(store, source, seed=SEED)
+    return store, f"{label} ingested into DuckDB"
 
 
 def _recall(
