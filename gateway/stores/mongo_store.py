@@ -11,7 +11,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from bson.errors import BSONError
@@ -53,6 +53,7 @@ from gateway.stores.base import (
     USER_SESSIONS,
     USERS,
 )
+from gateway.stores.mongo_documents import from_mongo, index_name, to_mongo
 from gateway.stores.validation import (
     check_after,
     check_count,
@@ -64,8 +65,6 @@ from gateway.stores.validation import (
 
 WRITE_BATCH = 10_000
 DUPLICATE_KEY = 11000
-# Fields holding a ``date``: stored as the datetime at midnight (BSON has no date type).
-DATE_FIELDS: dict[str, tuple[str, ...]] = {USERS: ("date",), FUNNEL_ANALYTICS: ("date",)}
 NO_ID = {"_id": 0}
 
 
@@ -82,11 +81,6 @@ def _driver_errors(action: str) -> Iterator[None]:
         raise StoreUnavailable(f"MongoDB client error during {action}: {exc}") from exc
     except (BSONError, OverflowError) as exc:
         raise BadInput(f"cannot encode a document for {action}: {exc}") from exc
-
-
-def index_name(spec: IndexSpec) -> str:
-    """MongoDB's default name for an ascending index on these keys (user_id_1_timestamp_1)."""
-    return "_".join(f"{key}_1" for key in spec.keys)
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -136,29 +130,6 @@ class MongoStore:
         if collection not in COLLECTIONS:
             raise BadInput(f"unknown collection {collection!r}")
 
-    @staticmethod
-    def _to_mongo(collection: str, document: Mapping[str, Any]) -> Document:
-        if not isinstance(document, Mapping):
-            raise BadInput(f"{collection} documents must be mappings, got {type(document).__name__}")
-        missing = [key for key in PRIMARY_KEYS[collection] if key not in document]
-        if missing:
-            raise BadInput(f"{collection} document lacks its key field(s) {missing}: {dict(document)!r}")
-        doc = {key: value for key, value in document.items() if key != "_id"}
-        for field in DATE_FIELDS.get(collection, ()):
-            value = doc.get(field)
-            if isinstance(value, date) and not isinstance(value, datetime):
-                doc[field] = mp.midnight(value)
-        return doc
-
-    @staticmethod
-    def _from_mongo(collection: str, doc: Document) -> Document:
-        doc.pop("_id", None)
-        for field in DATE_FIELDS.get(collection, ()):
-            value = doc.get(field)
-            if isinstance(value, datetime):
-                doc[field] = value.date()
-        return doc
-
     async def _find(
         self, collection: str, query: Mapping[str, Any], sort: Sequence[str] = (), projection: Any = None
     ) -> list[Document]:
@@ -167,7 +138,7 @@ class MongoStore:
             if sort:
                 cursor = cursor.sort([(field, ASCENDING) for field in sort])
             docs = await cursor.to_list(None)
-        return [self._from_mongo(collection, doc) for doc in docs]
+        return [from_mongo(collection, doc) for doc in docs]
 
     async def _aggregate(self, collection: str, pipeline: mp.Pipeline) -> list[Document]:
         with _driver_errors(f"aggregate on {collection}"):
@@ -357,7 +328,7 @@ class MongoStore:
     # -- writes ------------------------------------------------------------------------------------
     async def insert_many(self, collection: str, documents: Sequence[Document]) -> WriteResult:
         self._check_collection(collection)
-        docs = [self._to_mongo(collection, doc) for doc in documents]  # copies: PyMongo adds _id to them
+        docs = [to_mongo(collection, doc) for doc in documents]  # copies: PyMongo adds _id to them
         written = duplicates = 0
         with _driver_errors(f"insert into {collection}"):
             for batch in _batches(docs, WRITE_BATCH):
@@ -380,7 +351,7 @@ class MongoStore:
     async def upsert_many(self, collection: str, documents: Sequence[Document]) -> WriteResult:
         self._check_collection(collection)
         keys = PRIMARY_KEYS[collection]
-        docs = [self._to_mongo(collection, doc) for doc in documents]
+        docs = [to_mongo(collection, doc) for doc in documents]
         ops = [ReplaceOne({key: doc[key] for key in keys}, doc, upsert=True) for doc in docs]
         with _driver_errors(f"upsert into {collection}"):
             for batch in _batches(ops, WRITE_BATCH):

@@ -29,7 +29,8 @@ from gateway.models import (
 from gateway.stores import mongo_pipelines as mp
 from gateway.stores import mongo_store
 from gateway.stores.base import DESIGN_INDEXES, DocumentStore
-from gateway.stores.mongo_store import MongoStore, index_name
+from gateway.stores.mongo_documents import index_name
+from gateway.stores.mongo_store import MongoStore
 from tests.contract.mongomock_async import AsyncMongomockClient
 
 DAY1 = datetime(2015, 1, 1, 10, 0)
