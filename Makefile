@@ -25,7 +25,7 @@ ensure-redis:
 		:; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing redis-server with apt-get"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+		apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq redis-server >/dev/null; \
 	else \
 		echo "redis-server is not installed. Run:  sudo apt-get install -y redis-server" >&2; \
 		echo "(or set FUNNEL_REDIS_URL to an existing Redis)" >&2; \

@@ -104,7 +104,8 @@ def _milvus_uri(key: str, raw: str) -> str:
 
 
 def _data_dir(key: str, raw: str) -> Path:
-    path = Path(raw).expanduser()
+    # Absolute from here on: child processes, socket URLs and Milvus Lite must not depend on the cwd.
+    path = Path(raw).expanduser().resolve()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

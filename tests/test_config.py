@@ -9,14 +9,14 @@ from gateway.errors import ConfigError
 def test_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     s = load_settings(env={})
-    assert s.data_dir == Path("data")
+    assert s.data_dir == Path("data").resolve()
     assert (tmp_path / "data").is_dir()
     assert (s.host, s.port) == ("127.0.0.1", 8000)
     assert s.mongo_url is None and s.embedded_document_store
     assert s.mongo_db == "funnel_analysis"
-    assert s.milvus_target == "data/milvus.db" and s.embedded_vectors
+    assert s.milvus_target == str(tmp_path / "data" / "milvus.db") and s.embedded_vectors
     assert s.redis_url is None
-    assert s.duckdb_path == Path("data/funnel.duckdb")
+    assert s.duckdb_path == tmp_path / "data" / "funnel.duckdb"
 
 
 def test_values_are_cast(tmp_path):

@@ -28,9 +28,9 @@ def _env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
-async def _run(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+async def _run(*args: str, env: dict[str, str], cwd: Path | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", *args, env=env,
+        sys.executable, "-m", "gateway", *args, env=env, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 
@@ -97,6 +97,29 @@ async def test_serve_start_health_lock_and_clean_stop(tmp_path):
     redis_pid = int(match.group(1))
     assert not _alive(redis_pid), "the child redis-server outlived the gateway"
     assert not (data_dir / "redis" / "redis.sock").exists()
+
+
+async def test_a_relative_data_dir_serves_with_its_cache_up(tmp_path):
+    # `make demo` runs with FUNNEL_DATA_DIR=data: the private Redis must be reachable from that too.
+    port = _free_port()
+    env = {**_env(tmp_path, port), "FUNNEL_DATA_DIR": "data", "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = await _run("serve", env=env, cwd=tmp_path)
+    try:
+        health = await _wait_healthy(port, proc)
+        assert health["http_status"] == 200, health
+        assert health["dependencies"]["cache"]["status"] == "up", health
+        query = {"query": "{ dashboard { sessions } }"}
+        async with aiohttp.ClientSession() as http:
+            seen = []
+            for _ in range(2):
+                async with http.post(f"http://127.0.0.1:{port}/graphql", json=query) as resp:
+                    assert resp.status == 200
+                    seen.append(resp.headers.get("X-Cache"))
+        assert seen == ["miss", "hit"], "the second identical query must come from Redis"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), 30)
+    assert (tmp_path / "data" / "funnel.duckdb").exists()
 
 
 async def test_missing_redis_server_names_the_install_command(tmp_path):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import shutil
-import signal
 import socket
 import sys
 from pathlib import Path
@@ -20,16 +18,20 @@ class RedisNotInstalled(StoreUnavailable):
     pass
 
 
-# Loaded here, not in the child: between fork and exec the child should do as little as possible.
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-_PR_SET_PDEATHSIG = 1
+def _die_with_parent_prefix() -> list[str]:
+    """A command prefix that makes Linux SIGTERM the child when the gateway dies, even by SIGKILL,
+    so a crashed gateway never leaves an orphaned redis-server holding the data dir.
 
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGTERM it when the gateway dies, even by SIGKILL,
-    so a crashed gateway never leaves an orphaned redis-server holding the data dir."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    This used to be a ``preexec_fn`` calling prctl(PR_SET_PDEATHSIG). A preexec_fn makes CPython fork()
+    and run Python in the child; when Milvus Lite's gRPC threads are busy, gRPC's fork handlers then
+    abort the child before exec (SIGABRT, "epoll_wait error: Bad file descriptor"). Without a
+    preexec_fn CPython spawns with vfork/posix_spawn, which runs no fork handlers, and util-linux's
+    ``setpriv`` sets the parent-death signal in the new process instead.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or not sys.platform.startswith("linux"):
+        return []
+    return [setpriv, "--pdeathsig", "TERM", "--"]
 
 
 class RedisServer:
@@ -48,7 +50,8 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"unix://{self.socket}" if self._port is None else f"redis://127.0.0.1:{self._port}/0"
+        # Absolute: in ``unix://data/redis.sock`` a client would read "data" as a host name.
+        return f"unix://{self.socket.resolve()}" if self._port is None else f"redis://127.0.0.1:{self._port}/0"
 
     def _listen_args(self) -> list[str]:
         # A unix socket avoids port races and is unreachable from the network; its path is capped at
@@ -78,6 +81,7 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
         self._process = await asyncio.create_subprocess_exec(
+            *_die_with_parent_prefix(),
             self.executable,
             *self._listen_args(),
             "--dir", str(self.directory),
@@ -86,7 +90,6 @@ class RedisServer:
             "--maxmemory-policy", "volatile-lru",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent,
         )  # fmt: skip
         deadline = asyncio.get_running_loop().time() + timeout_s
         while not await self._ready():
