@@ -51,7 +51,9 @@ class RedisServer:
     @property
     def url(self) -> str:
         # Absolute: in ``unix://data/redis.sock`` a client would read "data" as a host name.
-        return f"unix://{self.socket.resolve()}" if self._port is None else f"redis://127.0.0.1:{self._port}/0"
+        return (
+            f"unix://{self.socket.resolve()}" if self._port is None else f"redis://127.0.0.1:{self._port}/0"
+        )
 
     def _listen_args(self) -> list[str]:
         # A unix socket avoids port races and is unreachable from the network; its path is capped at
