@@ -36,7 +36,7 @@ from gateway.app import create_app
 from gateway.config import load_settings
 from gateway.query_runner import run_query
 from gateway.services import Services, open_services
-from gateway.stores.base import PAGE_VISITS, USERS
+from gateway.stores.collections import PAGE_VISITS, USERS
 
 Row = dict[str, Any]
 BENCH = "api"

@@ -23,7 +23,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.models import FunnelQuery
-from gateway.stores.duckdb_store import DuckDBStore
+from gateway.stores.duckdb.store import DuckDBStore
 
 KAGGLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kaggle-funnel"
 PAGES = ("home_page", "search_page", "payment_page", "payment_confirmation_page")

@@ -24,7 +24,7 @@ from gateway.ingest.csv_files import read_dataset
 from gateway.ingest.pipeline import BATCH_USERS, fewer_gc_pauses, ingest_directory
 from gateway.ingest.synthesis import SynthesisPlan, synthesise
 from gateway.models import Document
-from gateway.stores.duckdb_store import DuckDBStore
+from gateway.stores.duckdb.store import DuckDBStore
 
 KAGGLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kaggle-funnel"
 TARGET_SECONDS = 60.0

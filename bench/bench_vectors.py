@@ -32,9 +32,9 @@ from gateway.analytics.embeddings import BehaviourModel  # noqa: E402
 from gateway.analytics.lookalike import compare_lookalike, conversion_likelihood  # noqa: E402
 from gateway.ingest.generator import generate_dataset  # noqa: E402
 from gateway.ingest.pipeline import ingest_directory  # noqa: E402
-from gateway.stores.base import USER_COLLECTION  # noqa: E402
-from gateway.stores.duckdb_store import DuckDBStore  # noqa: E402
-from gateway.stores.milvus_index import MilvusIndex  # noqa: E402
+from gateway.stores.collections import USER_COLLECTION  # noqa: E402
+from gateway.stores.duckdb.store import DuckDBStore  # noqa: E402
+from gateway.stores.milvus.index import MilvusIndex  # noqa: E402
 from loaders.similar_users import SimilarQuery, search_similar  # noqa: E402
 
 KAGGLE = ROOT.parent / "shared" / "data" / "kaggle-funnel"

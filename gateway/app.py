@@ -16,7 +16,7 @@ from gateway.cache_stats import CacheStats
 from gateway.context import Context, new_context
 from gateway.graphql_errors import ErrorPolicy
 from gateway.services import Services
-from gateway.stores.base import Cache
+from gateway.stores.contracts import Cache
 from resolvers.query import Query
 from resolvers.subscription import Subscription
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from gateway import cache_hints, codec, keys
 from gateway.cache_stats import CacheStats
 from gateway.errors import StoreUnavailable
-from gateway.stores.base import Cache
+from gateway.stores.contracts import Cache
 
 T = TypeVar("T")
 

@@ -63,7 +63,7 @@ async def _serve(settings: Settings) -> int:
 
 
 async def _ingest(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.datadir_lock import DataDirLock
+    from gateway.embedded.datadir_lock import DataDirLock
     from gateway.ingest.pipeline import ingest_directory
     from gateway.ingest.progress import ProgressBar
     from gateway.services import invalidate_shared_cache, open_store

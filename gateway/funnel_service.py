@@ -34,7 +34,7 @@ from gateway.models import (
     UserPage,
 )
 from gateway.services import Services
-from gateway.stores.validation import check_range
+from gateway.validation import check_range
 
 
 def today() -> date:

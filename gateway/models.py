@@ -1,6 +1,6 @@
 """Plain records that cross the store boundary: queries in, results out.
 
-Documents themselves stay plain dicts with the design's field names (see ``gateway/stores/base.py``);
+Documents themselves stay plain dicts with the design's field names (see ``gateway/stores/collections.py``);
 these dataclasses describe the analytics questions and answers, which have a fixed shape.
 """
 

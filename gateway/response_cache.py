@@ -27,7 +27,7 @@ from gateway import keys
 from gateway.cache_aside import read_cached, write_cached
 from gateway.cache_hints import collecting
 from gateway.cache_stats import CacheStats
-from gateway.stores.base import Cache
+from gateway.stores.contracts import Cache
 
 log = logging.getLogger(__name__)
 

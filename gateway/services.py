@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from gateway.cache_stats import CacheStats
 from gateway.config import Settings
-from gateway.datadir_lock import DataDirLock
-from gateway.stores.base import Cache, DocumentStore, VectorIndex
+from gateway.embedded.datadir_lock import DataDirLock
+from gateway.stores.contracts import Cache, DocumentStore, VectorIndex
 
 log = logging.getLogger("funnelgate")
 
@@ -31,14 +31,14 @@ class Services:
 
 async def open_store(settings: Settings) -> DocumentStore:
     if settings.mongo_url:
-        from gateway.stores.mongo_store import MongoStore
+        from gateway.stores.mongo.store import MongoStore
 
         store: DocumentStore = MongoStore.connect(
             settings.mongo_url, settings.mongo_db, settings.mongo_pool_size, settings.mongo_timeout_ms
         )
         where = f"MongoDB {settings.mongo_url} db={settings.mongo_db}"
     else:
-        from gateway.stores.duckdb_store import DuckDBStore
+        from gateway.stores.duckdb.store import DuckDBStore
 
         store = await DuckDBStore.open(settings.duckdb_path)
         where = f"embedded DuckDB {settings.duckdb_path}"
@@ -47,7 +47,7 @@ async def open_store(settings: Settings) -> DocumentStore:
 
 
 async def open_vectors(settings: Settings) -> VectorIndex:
-    from gateway.stores.milvus_index import MilvusIndex
+    from gateway.stores.milvus.index import MilvusIndex
 
     # A Milvus server that is down must not stop the gateway: vector fields report UNAVAILABLE and
     # /healthz says so until it is back. Milvus Lite runs in-process, so it is verified at once.
@@ -58,8 +58,8 @@ async def open_vectors(settings: Settings) -> VectorIndex:
 
 
 async def open_cache(settings: Settings, stack: AsyncExitStack) -> Cache:
-    from gateway.stores.redis_cache import RedisCache
-    from gateway.stores.redis_server import RedisServer
+    from gateway.embedded.redis_server import RedisServer
+    from gateway.stores.redis.cache import RedisCache
 
     if settings.redis_url:
         url = settings.redis_url
@@ -79,7 +79,7 @@ async def invalidate_shared_cache(settings: Settings) -> int:
     if not settings.redis_url:
         return 0
     from gateway.keys import DERIVED_PREFIXES
-    from gateway.stores.redis_cache import RedisCache
+    from gateway.stores.redis.cache import RedisCache
 
     cache = RedisCache.connect(settings.redis_url)
     try:

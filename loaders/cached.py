@@ -16,7 +16,7 @@ from aiodataloader import DataLoader
 from gateway import cache_hints, codec
 from gateway.cache_aside import read_cached, write_cached
 from gateway.cache_stats import CacheStats
-from gateway.stores.base import Cache
+from gateway.stores.contracts import Cache
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

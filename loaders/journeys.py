@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway import keys
-from gateway.analytics.funnel import match_steps
 from gateway.cache_stats import CacheStats
 from gateway.models import Document, StepOrder
-from gateway.stores.base import Cache, DocumentStore
+from gateway.stores.contracts import Cache, DocumentStore
+from gateway.stores.funnel_math import match_steps
 from loaders.cached import CachedLoader
 
 

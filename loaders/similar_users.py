@@ -15,7 +15,8 @@ from typing import Any
 from gateway import keys
 from gateway.cache_stats import CacheStats
 from gateway.errors import BadInput
-from gateway.stores.base import USER_COLLECTION, Cache, VectorIndex
+from gateway.stores.collections import USER_COLLECTION
+from gateway.stores.contracts import Cache, VectorIndex
 from loaders.cached import CachedLoader
 
 DEFAULT_LIMIT = 10

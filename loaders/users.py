@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from gateway import keys
 from gateway.cache_stats import CacheStats
 from gateway.models import Document
-from gateway.stores.base import Cache, DocumentStore
+from gateway.stores.contracts import Cache, DocumentStore
 from loaders.cached import CachedLoader
 
 

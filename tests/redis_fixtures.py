@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.stores.redis_cache import RedisCache
-from gateway.stores.redis_server import RedisServer
+from gateway.embedded.redis_server import RedisServer
+from gateway.stores.redis.cache import RedisCache
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
-from gateway.stores.redis_server import RedisServer
+from gateway.embedded.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ async def test_healthz_reports_every_dependency_up(client):
 
 async def test_healthz_503_when_redis_stops(tmp_path, services):
     # A Redis of our own, so stopping it doesn't disturb the fixture's teardown.
-    from gateway.stores.redis_cache import RedisCache
+    from gateway.stores.redis.cache import RedisCache
 
     server = RedisServer(tmp_path / "own-redis")
     cache = RedisCache.connect(await server.start(), timeout_s=0.5)

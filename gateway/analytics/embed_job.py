@@ -18,15 +18,8 @@ from gateway.analytics.behaviour_features import BehaviourData, PageRow, user_me
 from gateway.analytics.embeddings import BehaviourModel, by_user, latest_version
 from gateway.errors import BadInput
 from gateway.models import UserFilter
-from gateway.stores.base import (
-    DIM,
-    PAGE_COLLECTION,
-    PAGE_ID_STRIDE,
-    USER_COLLECTION,
-    DocumentStore,
-    VectorIndex,
-    page_vector_id,
-)
+from gateway.stores.collections import DIM, PAGE_COLLECTION, PAGE_ID_STRIDE, USER_COLLECTION, page_vector_id
+from gateway.stores.contracts import DocumentStore, VectorIndex
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 READ_CHUNK = 5_000  # users per store call while reading

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from gateway.models import Breakdown, Document, FunnelQuery, Interval, UserFilter
-from gateway.stores.base import DocumentStore
+from gateway.stores.contracts import DocumentStore
 
 ALL_DEVICES = "all"
 

@@ -25,7 +25,8 @@ from gateway.ingest.csv_files import USER_TABLE, CsvDataset, UserRow, normalise_
 from gateway.ingest.report import IngestReport
 from gateway.ingest.synthesis import DEFAULT_VISIT_DATE, SynthesisPlan, synthesise, visit_order
 from gateway.models import Document
-from gateway.stores.base import PAGE_VISITS, USER_INTERACTIONS, USER_SESSIONS, USERS, DocumentStore
+from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USER_SESSIONS, USERS
+from gateway.stores.contracts import DocumentStore
 
 BATCH_USERS = 10_000
 Progress = Callable[[str, int, int], None]

@@ -17,7 +17,7 @@ import pytest
 from gateway.config import load_settings
 from gateway.query_runner import run_query
 from gateway.services import Services, open_services
-from gateway.stores.base import PAGE_VISITS, USER_COLLECTION, USER_INTERACTIONS, USER_SESSIONS, USERS
+from gateway.stores.collections import PAGE_VISITS, USER_COLLECTION, USER_INTERACTIONS, USER_SESSIONS, USERS
 from tests.api import fixture_data as fx
 
 

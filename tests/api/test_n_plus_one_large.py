@@ -11,7 +11,7 @@ import pytest
 
 from gateway.config import load_settings
 from gateway.services import open_services
-from gateway.stores.base import PAGE_VISITS, USER_COLLECTION, USER_SESSIONS, USERS
+from gateway.stores.collections import PAGE_VISITS, USER_COLLECTION, USER_SESSIONS, USERS
 from tests.api.conftest import CountingProxy, RecordingCache, data_of
 
 N_USERS = 150

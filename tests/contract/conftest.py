@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from gateway.stores.base import DocumentStore
+from gateway.stores.contracts import DocumentStore
 from tests.contract.fixture_data import DATASET, fresh
 
 STORE_KINDS = [
@@ -55,11 +55,11 @@ async def opened_store(kind: str, directory: Path) -> AsyncIterator[DocumentStor
     """A new empty store of this kind with its indexes, closed (and a real database dropped) on exit."""
     cleanup_db: tuple[str, str] | None = None
     if kind == "duckdb":
-        from gateway.stores.duckdb_store import DuckDBStore
+        from gateway.stores.duckdb.store import DuckDBStore
 
         opened = await _maybe_await(DuckDBStore.open(directory / "c.duckdb"))
     elif kind == "mongomock":
-        from gateway.stores.mongo_store import MongoStore
+        from gateway.stores.mongo.store import MongoStore
         from tests.contract.mongomock_async import AsyncMongomockClient
 
         # A new client is a new in-memory server: the store starts empty.
@@ -70,7 +70,7 @@ async def opened_store(kind: str, directory: Path) -> AsyncIterator[DocumentStor
         url = load_settings().mongo_url
         if not url:
             pytest.skip("FUNNEL_MONGO_URL is not set")
-        from gateway.stores.mongo_store import MongoStore
+        from gateway.stores.mongo.store import MongoStore
 
         name = f"funnelgate_contract_{uuid.uuid4().hex[:12]}"
         opened = await _maybe_await(MongoStore.connect(url, name))

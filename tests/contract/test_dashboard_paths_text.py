@@ -25,7 +25,7 @@ import pytest
 
 from gateway.errors import BadInput
 from gateway.models import DashboardMetrics, DeviceMetrics, PathCount, UserFilter
-from gateway.stores.base import DocumentStore
+from gateway.stores.contracts import DocumentStore
 from tests.contract.fixture_data import at, day
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")  # the loop of the module's shared store

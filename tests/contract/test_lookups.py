@@ -8,7 +8,7 @@ import pytest
 
 from gateway.errors import BadInput
 from gateway.models import UserFilter, UserPage
-from gateway.stores.base import DocumentStore
+from gateway.stores.contracts import DocumentStore
 from tests.contract.fixture_data import (
     INTERACTION_BY_ID,
     PAGE_TYPES,

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from gateway.analytics.funnel import UserMatch, funnel_result, match_steps, trend
 from gateway.models import Breakdown, FunnelQuery, Interval, StepOrder, UserFilter
+from gateway.stores.funnel_math import UserMatch, funnel_result, match_steps, trend
 from tests.contract import fixture_data as fx
 from tests.contract.fixture_data import STEPS, USERS, VISITS, WINDOW, FunnelExpectation, assert_funnel, day
 

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.errors import BadInput
 from gateway.models import Breakdown, FunnelQuery, Interval, StepOrder, TrendPoint, UserFilter, UserPage
-from gateway.stores.base import DocumentStore
+from gateway.stores.contracts import DocumentStore
 from tests.contract import fixture_data as fx
 from tests.contract.fixture_data import STEPS, WINDOW, assert_funnel, day
 

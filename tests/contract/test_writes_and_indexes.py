@@ -6,7 +6,8 @@ import pytest
 
 from gateway.errors import BadInput
 from gateway.models import WriteResult
-from gateway.stores.base import COLLECTIONS, DESIGN_INDEXES, DocumentStore
+from gateway.stores.collections import COLLECTIONS, DESIGN_INDEXES
+from gateway.stores.contracts import DocumentStore
 from tests.contract.fixture_data import (
     FA_0105_DESKTOP_HOME,
     FA_0105_DESKTOP_SEARCH,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.models import Breakdown, FunnelQuery, UserFilter
-from gateway.stores.base import DocumentStore
+from gateway.stores.contracts import DocumentStore
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
 
@@ -37,7 +37,7 @@ def fixture_dir(case: str) -> Path:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[DocumentStore]:
-    duckdb_store = pytest.importorskip("gateway.stores.duckdb_store")
+    duckdb_store = pytest.importorskip("gateway.stores.duckdb.store")
     opened = await duckdb_store.DuckDBStore.open(tmp_path / "t.duckdb")
     await opened.ensure_indexes()
     try:

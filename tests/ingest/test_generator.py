@@ -11,7 +11,8 @@ import pytest
 from gateway.errors import BadInput
 from gateway.ingest.generator import generate_dataset
 from gateway.ingest.pipeline import ingest_directory
-from gateway.stores.base import USERS, DocumentStore
+from gateway.stores.collections import USERS
+from gateway.stores.contracts import DocumentStore
 from tests.ingest.conftest import STEPS, dump, funnel_users
 
 PAGE_FILES = {

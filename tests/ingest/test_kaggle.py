@@ -8,7 +8,8 @@ import pytest
 
 from gateway.ingest.pipeline import ingest_directory
 from gateway.models import Breakdown, FunnelQuery
-from gateway.stores.base import USERS, DocumentStore
+from gateway.stores.collections import USERS
+from gateway.stores.contracts import DocumentStore
 
 
 @pytest.mark.kaggle

@@ -10,7 +10,8 @@ import pytest
 
 from gateway.errors import IngestError
 from gateway.ingest.pipeline import ingest_directory
-from gateway.stores.base import PAGE_VISITS, USER_INTERACTIONS, USER_SESSIONS, USERS, DocumentStore
+from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USER_SESSIONS, USERS
+from gateway.stores.contracts import DocumentStore
 from tests.ingest.conftest import (
     BASE_DESKTOP,
     BASE_FUNNEL,
@@ -237,7 +238,7 @@ async def test_reingest_with_another_seed_replaces_the_synthesised_history(store
 
 
 async def test_same_input_and_seed_give_the_same_documents(tmp_path: Path) -> None:
-    duckdb_store = pytest.importorskip("gateway.stores.duckdb_store")
+    duckdb_store = pytest.importorskip("gateway.stores.duckdb.store")
     dumps = []
     for name, seed in (("a", 11), ("b", 11), ("c", 12)):
         store = await duckdb_store.DuckDBStore.open(tmp_path / f"{name}.duckdb")

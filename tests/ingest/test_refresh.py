@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from gateway.analytics.refresh import refresh_funnel_analytics
-from gateway.stores.base import FUNNEL_ANALYTICS, PAGE_VISITS, USERS, DocumentStore
+from gateway.stores.collections import FUNNEL_ANALYTICS, PAGE_VISITS, USERS
+from gateway.stores.contracts import DocumentStore
 
 STEPS = ("home", "search", "payment")
 

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 
 from gateway.cache_stats import CacheStats
-from gateway.stores.redis_cache import RedisCache
+from gateway.stores.redis.cache import RedisCache
 from loaders.cached import CachedLoader
 
 

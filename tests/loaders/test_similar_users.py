@@ -14,9 +14,10 @@ from gateway import keys
 from gateway.analytics.embed_job import embed_all
 from gateway.cache_stats import CacheStats
 from gateway.errors import BadInput
-from gateway.stores.base import USER_COLLECTION, DocumentStore
-from gateway.stores.milvus_index import MilvusIndex
-from gateway.stores.redis_cache import RedisCache
+from gateway.stores.collections import USER_COLLECTION
+from gateway.stores.contracts import DocumentStore
+from gateway.stores.milvus.index import MilvusIndex
+from gateway.stores.redis.cache import RedisCache
 from loaders.similar_users import SimilarQuery, SimilarUsersLoader
 from tests.analytics.journeys import MemoryStore, varied_journeys
 

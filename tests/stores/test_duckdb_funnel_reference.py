@@ -1,4 +1,4 @@
-"""The DuckDB funnel SQL against the Python reference (gateway.analytics.funnel) on random visits.
+"""The DuckDB funnel SQL against the Python reference (gateway.stores.funnel_math) on random visits.
 
 Visits are drawn on a coarse time grid so ties (same second, same or different step) are common, users
 revisit steps (which sends ORDERED through its exact plan) and visit unlisted pages; some users have no
@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from gateway.analytics.funnel import UserMatch, funnel_result, match_steps, summarise, trend
 from gateway.models import (
     Breakdown,
     FunnelQuery,
@@ -28,7 +27,8 @@ from gateway.models import (
     TrendPoint,
     UserFilter,
 )
-from gateway.stores.duckdb_store import DuckDBStore
+from gateway.stores.duckdb.store import DuckDBStore
+from gateway.stores.funnel_math import UserMatch, funnel_result, match_steps, summarise, trend
 
 STEPS = ("home", "search", "payment", "confirm")
 PAGES = (*STEPS, "product", "help")

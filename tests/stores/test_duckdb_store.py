@@ -26,9 +26,12 @@ from gateway.models import (
     UserPage,
     WriteResult,
 )
-from gateway.stores import duckdb_connection, duckdb_schema, duckdb_writes
-from gateway.stores.base import COLLECTIONS, DESIGN_INDEXES, DocumentStore
-from gateway.stores.duckdb_store import DuckDBStore
+from gateway.stores.collections import COLLECTIONS, DESIGN_INDEXES
+from gateway.stores.contracts import DocumentStore
+from gateway.stores.duckdb import connection as duckdb_connection
+from gateway.stores.duckdb import schema as duckdb_schema
+from gateway.stores.duckdb import writes as duckdb_writes
+from gateway.stores.duckdb.store import DuckDBStore
 
 T0 = datetime(2015, 3, 2, 9, 0, 0)
 

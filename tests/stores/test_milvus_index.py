@@ -15,15 +15,9 @@ from pymilvus.exceptions import MilvusException
 from gateway.analytics.embed_job import embed_all
 from gateway.analytics.embeddings import BehaviourModel
 from gateway.errors import BadInput, StoreUnavailable
-from gateway.stores.base import (
-    DIM,
-    PAGE_COLLECTION,
-    USER_COLLECTION,
-    DocumentStore,
-    VectorIndex,
-    page_vector_id,
-)
-from gateway.stores.milvus_index import MilvusIndex
+from gateway.stores.collections import DIM, PAGE_COLLECTION, USER_COLLECTION, page_vector_id
+from gateway.stores.contracts import DocumentStore, VectorIndex
+from gateway.stores.milvus.index import MilvusIndex
 from loaders.similar_users import SimilarQuery, search_similar
 from tests.analytics.journeys import MemoryStore, Page, varied_journeys
 

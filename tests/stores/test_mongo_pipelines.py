@@ -26,11 +26,12 @@ from gateway.models import (
     UserPage,
     WriteResult,
 )
-from gateway.stores import mongo_pipelines as mp
-from gateway.stores import mongo_store
-from gateway.stores.base import DESIGN_INDEXES, DocumentStore
-from gateway.stores.mongo_documents import index_name
-from gateway.stores.mongo_store import MongoStore
+from gateway.stores.collections import DESIGN_INDEXES
+from gateway.stores.contracts import DocumentStore
+from gateway.stores.mongo import pipelines as mp
+from gateway.stores.mongo import store as mongo_store
+from gateway.stores.mongo.documents import index_name
+from gateway.stores.mongo.store import MongoStore
 from tests.contract.mongomock_async import AsyncMongomockClient
 
 DAY1 = datetime(2015, 1, 1, 10, 0)

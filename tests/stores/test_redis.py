@@ -3,9 +3,9 @@ import os
 
 import pytest
 
+from gateway.embedded.redis_server import RedisNotInstalled, RedisServer
 from gateway.errors import StoreUnavailable
-from gateway.stores.redis_cache import RedisCache
-from gateway.stores.redis_server import RedisNotInstalled, RedisServer
+from gateway.stores.redis.cache import RedisCache
 
 
 async def test_get_many_set_many_ttl(redis_cache):

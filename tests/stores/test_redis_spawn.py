@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from pymilvus import MilvusClient
 
-from gateway.stores.redis_server import RedisServer
+from gateway.embedded.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow
 

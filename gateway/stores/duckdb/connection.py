@@ -17,8 +17,7 @@ from typing import TypeVar
 import duckdb
 
 from gateway.errors import BadInput, DataDirLocked, StoreUnavailable
-from gateway.stores import duckdb_schema as schema
-from gateway.stores import duckdb_writes as writes
+from gateway.stores.duckdb import schema, writes
 
 T = TypeVar("T")
 Cursor = duckdb.DuckDBPyConnection

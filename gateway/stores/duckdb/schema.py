@@ -18,7 +18,7 @@ import pandas as pd
 
 from gateway.errors import BadInput
 from gateway.models import Document, IndexSpec
-from gateway.stores.base import (
+from gateway.stores.collections import (
     DESIGN_INDEXES,
     FUNNEL_ANALYTICS,
     FUNNEL_DEFINITIONS,

@@ -1,8 +1,8 @@
 """The MongoDB document store: PyMongo's AsyncMongoClient behind the DocumentStore Protocol.
 
 Lookups are one ``$in`` find per batch call; analytics are aggregation pipelines built in
-``mongo_pipelines``. Funnel step matching runs on per-user groups the server builds, through the shared
-reference math in ``gateway.analytics.funnel`` (run in a thread: it is CPU work on many users).
+``pipelines``. Funnel step matching runs on per-user groups the server builds, through the shared
+reference math in ``gateway.stores.funnel_math`` (run in a thread: it is CPU work on many users).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pymongo.errors import (
     PyMongoError,
 )
 
-from gateway.analytics.funnel import UserMatch, funnel_result, trend
 from gateway.config import env_name
 from gateway.errors import BadInput, ConfigError, StoreUnavailable
 from gateway.models import (
@@ -40,8 +39,7 @@ from gateway.models import (
     UserPage,
     WriteResult,
 )
-from gateway.stores import mongo_pipelines as mp
-from gateway.stores.base import (
+from gateway.stores.collections import (
     COLLECTIONS,
     DEFAULT_FUNNEL,
     DESIGN_INDEXES,
@@ -53,8 +51,10 @@ from gateway.stores.base import (
     USER_SESSIONS,
     USERS,
 )
-from gateway.stores.mongo_documents import from_mongo, index_name, to_mongo
-from gateway.stores.validation import (
+from gateway.stores.funnel_math import UserMatch, funnel_result, trend
+from gateway.stores.mongo import pipelines as mp
+from gateway.stores.mongo.documents import from_mongo, index_name, to_mongo
+from gateway.validation import (
     check_after,
     check_count,
     check_ids,

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from gateway.stores import duckdb_schema as schema
+from gateway.stores.duckdb import schema
 
 T = TypeVar("T")
 Cursor = duckdb.DuckDBPyConnection

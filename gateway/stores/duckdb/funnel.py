@@ -1,4 +1,4 @@
-"""The funnel in DuckDB SQL: the same numbers as ``gateway.analytics.funnel``, computed in the engine.
+"""The funnel in DuckDB SQL: the same numbers as ``gateway.stores.funnel_math``, computed in the engine.
 
 Every funnel question is answered from one relation, ``reached(k, user_id, anchor, t, d)``: a row per
 user and step k the user reached, with the anchor and the step's time (epoch microseconds) and ``d``,
@@ -18,7 +18,6 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from gateway.analytics.funnel import StepStats
 from gateway.models import (
     Breakdown,
     FunnelQuery,
@@ -26,6 +25,7 @@ from gateway.models import (
     StepOrder,
     UserFilter,
 )
+from gateway.stores.funnel_math import StepStats
 
 Params = dict[str, Any]
 
@@ -230,7 +230,7 @@ def funnel_users_sql(query: FunnelQuery, step_index: int, converted: bool, after
     return keyset_page_sql(sql, hits, after), params
 
 
-# -- rows -> results (the arithmetic of gateway.analytics.funnel.summarise) ----------------------------
+# -- rows -> results (the arithmetic of gateway.stores.funnel_math.summarise) ----------------------------
 
 
 def grouped_stats(query: FunnelQuery, rows: Iterable[Sequence[Any]]) -> dict[Any, list[StepStats]]:

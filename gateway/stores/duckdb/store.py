@@ -1,9 +1,9 @@
 """The embedded document store: one DuckDB file behind the DocumentStore Protocol.
 
-Every call runs off the event loop through a DuckDBConnection (duckdb_connection: a thread pool, a
-cursor per thread, one writer at a time). Funnel SQL lives in duckdb_funnel, reports in duckdb_reports.
+Every call runs off the event loop through a DuckDBConnection (``connection``: a thread pool, a
+cursor per thread, one writer at a time). Funnel SQL lives in ``funnel``, reports in ``reports``.
 Bulk writes go through a registered pandas DataFrame (one INSERT ... SELECT per batch, see
-duckdb_writes). Tables are created on first use, the secondary indexes by ``ensure_indexes``.
+``writes``). Tables are created on first use, the secondary indexes by ``ensure_indexes``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway.analytics.funnel import step_results
 from gateway.errors import BadInput
 from gateway.models import (
     DashboardMetrics,
@@ -32,11 +31,7 @@ from gateway.models import (
     UserPage,
     WriteResult,
 )
-from gateway.stores import duckdb_funnel as sqlf
-from gateway.stores import duckdb_reports as reports
-from gateway.stores import duckdb_schema as schema
-from gateway.stores import duckdb_writes as writes
-from gateway.stores.base import (
+from gateway.stores.collections import (
     COLLECTIONS,
     DEFAULT_FUNNEL,
     FUNNEL_ANALYTICS,
@@ -46,8 +41,11 @@ from gateway.stores.base import (
     USER_SESSIONS,
     USERS,
 )
-from gateway.stores.duckdb_connection import Cursor, DuckDBConnection
-from gateway.stores.validation import (
+from gateway.stores.duckdb import funnel as sqlf
+from gateway.stores.duckdb import reports, schema, writes
+from gateway.stores.duckdb.connection import Cursor, DuckDBConnection
+from gateway.stores.funnel_math import step_results
+from gateway.validation import (
     check_after,
     check_count,
     check_ids,
@@ -289,7 +287,7 @@ class DuckDBStore:
         rows = await self._query("default_funnel", sql, {"name": DEFAULT_FUNNEL})
         return list(rows[0][0] or []) if rows else None
 
-    # -- writes (each holds the write lock; see duckdb_writes) --------------------------------------
+    # -- writes (each holds the write lock; see writes.py) --------------------------------------
 
     async def insert_many(self, collection: str, documents: Sequence[Document]) -> WriteResult:
         table = self._table(collection)

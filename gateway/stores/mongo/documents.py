@@ -8,8 +8,8 @@ from typing import Any
 
 from gateway.errors import BadInput
 from gateway.models import Document, IndexSpec
-from gateway.stores import mongo_pipelines as mp
-from gateway.stores.base import FUNNEL_ANALYTICS, PRIMARY_KEYS, USERS
+from gateway.stores.collections import FUNNEL_ANALYTICS, PRIMARY_KEYS, USERS
+from gateway.stores.mongo import pipelines as mp
 
 # Fields holding a ``date``: stored as the datetime at midnight.
 DATE_FIELDS: dict[str, tuple[str, ...]] = {USERS: ("date",), FUNNEL_ANALYTICS: ("date",)}

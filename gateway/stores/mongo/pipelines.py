@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from gateway.analytics.funnel import UserMatch, match_steps
 from gateway.models import (
     DashboardMetrics,
     DeviceMetrics,
@@ -24,7 +23,8 @@ from gateway.models import (
     UserFilter,
     UserPage,
 )
-from gateway.stores.base import USERS
+from gateway.stores.collections import USERS
+from gateway.stores.funnel_math import UserMatch, match_steps
 
 Pipeline = list[dict[str, Any]]
 Query = dict[str, Any]
@@ -97,7 +97,7 @@ def funnel_events_pipeline(
     pass the filter, and ``d0``..``d{n-1}`` = the user's total duration on each step's page.
 
     The step matching itself (ordered/strict/unordered, windows, medians) runs in Python on these
-    groups, through gateway.analytics.funnel: it needs per-user sorting and scanning that would take
+    groups, through gateway.stores.funnel_math: it needs per-user sorting and scanning that would take
     $reduce/$sortArray, which mongomock lacks. Users are joined only when the filter names a device or
     sex (they must match) or a breakdown is asked (``g`` = the user's ``group_field``; absent when the
     user document is missing).

@@ -9,9 +9,9 @@ from datetime import date
 from typing import Any
 
 from gateway.models import DashboardMetrics, DeviceMetrics, UserFilter
-from gateway.stores import duckdb_funnel as sqlf
-from gateway.stores import duckdb_schema as schema
-from gateway.stores.base import FUNNEL_ANALYTICS
+from gateway.stores.collections import FUNNEL_ANALYTICS
+from gateway.stores.duckdb import funnel as sqlf
+from gateway.stores.duckdb import schema
 
 Params = dict[str, Any]
 

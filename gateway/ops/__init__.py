@@ -1,1 +1,0 @@
-"""Operations: auth, limits, metrics, backup (next wave)."""

@@ -1,1 +1,0 @@
-"""Realtime event capture, live aggregates and subscriptions (next wave)."""
