@@ -57,7 +57,7 @@ bench: install
 	$(BIN)/python bench/run.py
 
 schema: install
-	$(BIN)/python -m gateway.schema_export
+	$(BIN)/python -m gateway.web.schema_export
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

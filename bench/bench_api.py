@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiohttp import ClientSession, TCPConnector, web
 
-from gateway.app import create_app
 from gateway.config import load_settings
-from gateway.query_runner import run_query
 from gateway.services import Services, open_services
 from gateway.stores.collections import PAGE_VISITS, USERS
+from gateway.web.app import create_app
+from gateway.web.query_runner import run_query
 
 Row = dict[str, Any]
 BENCH = "api"

@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(settings: Settings) -> int:
-    from gateway.server import serve
+    from gateway.web.server import serve
 
     await serve(settings)
     return 0
@@ -99,8 +99,8 @@ async def _embed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _query(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.query_runner import run_query
     from gateway.services import open_services
+    from gateway.web.query_runner import run_query
 
     variables = _json_object("--variables", args.variables)
     async with open_services(settings) as services:

@@ -15,8 +15,8 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
-from gateway import keys
-from gateway.cache_aside import read_through
+from gateway.cache import keys
+from gateway.cache.aside import read_through
 from gateway.errors import BadInput
 from gateway.models import (
     Breakdown,

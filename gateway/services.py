@@ -1,18 +1,22 @@
-"""The backends, opened once from settings and closed together.
+"""The backends, opened once from settings, checked, and closed together.
 
 ``open_services`` is the only place that decides which adapter serves which role, and it logs that
 decision once per role. Embedded backends (DuckDB, Milvus Lite, a private redis-server) hold the data
 directory's lock, so a second process on the same directory fails clearly instead of corrupting files.
+``check_health`` pings every backend concurrently (for /healthz and the ``health`` field).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
-from gateway.cache_stats import CacheStats
+from gateway.cache.stats import CacheStats
 from gateway.config import Settings
 from gateway.embedded.datadir_lock import DataDirLock
 from gateway.stores.contracts import Cache, DocumentStore, VectorIndex
@@ -78,7 +82,7 @@ async def invalidate_shared_cache(settings: Settings) -> int:
     """After a data change, drop derived cache entries from a shared Redis (a private one starts empty)."""
     if not settings.redis_url:
         return 0
-    from gateway.keys import DERIVED_PREFIXES
+    from gateway.cache.keys import DERIVED_PREFIXES
     from gateway.stores.redis.cache import RedisCache
 
     cache = RedisCache.connect(settings.redis_url)
@@ -104,6 +108,31 @@ async def open_services(settings: Settings, *, need_cache: bool = True) -> Async
         vectors = await open_vectors(settings)
         stack.push_async_callback(vectors.close)
         yield Services(settings=settings, store=store, vectors=vectors, cache=cache)
+
+
+async def _probe(ping: Any, timeout_s: float) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(ping(), timeout_s)
+    except Exception as exc:  # any failure means "down"; the reason is reported, not raised
+        return {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+async def check_health(services: Services, timeout_s: float = 2.0) -> dict[str, Any]:
+    """{status: ok|degraded, dependencies: {role: {backend, status: up|down, latency_ms | error}}}."""
+    roles: dict[str, Any] = {
+        "document_store": services.store,
+        "vector_index": services.vectors,
+        "cache": services.cache,
+    }
+    results = await asyncio.gather(*(_probe(b.ping, timeout_s) for b in roles.values()))
+    deps = {
+        role: {"backend": backend.name, **result}
+        for (role, backend), result in zip(roles.items(), results, strict=True)
+    }
+    ok = all(d["status"] == "up" for d in deps.values())
+    return {"status": "ok" if ok else "degraded", "dependencies": deps}
 
 
 class _NoCache:

@@ -13,9 +13,9 @@ from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
 
-from gateway import cache_hints, codec
-from gateway.cache_aside import read_cached, write_cached
-from gateway.cache_stats import CacheStats
+from gateway.cache import codec, hints
+from gateway.cache.aside import read_cached, write_cached
+from gateway.cache.stats import CacheStats
 from gateway.stores.contracts import Cache
 
 K = TypeVar("K", bound=Hashable)
@@ -46,7 +46,7 @@ class CachedLoader(DataLoader, Generic[K, V]):
         return value is not None
 
     async def batch_load_fn(self, keys: Sequence[K]) -> list[V | None]:
-        cache_hints.record(self.ttl)
+        hints.record(self.ttl)
         cache_keys = [self.cache_key(k) for k in keys]
         cached = await self._read(cache_keys)
         results: list[Any] = [None] * len(keys)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway import keys
-from gateway.cache_stats import CacheStats
+from gateway.cache import keys
+from gateway.cache.stats import CacheStats
 from gateway.models import Document, StepOrder
 from gateway.stores.contracts import Cache, DocumentStore
 from gateway.stores.funnel_math import match_steps

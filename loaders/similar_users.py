@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import keys
-from gateway.cache_stats import CacheStats
+from gateway.cache import keys
+from gateway.cache.stats import CacheStats
 from gateway.errors import BadInput
 from gateway.stores.collections import USER_COLLECTION
 from gateway.stores.contracts import Cache, VectorIndex

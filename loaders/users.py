@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway import keys
-from gateway.cache_stats import CacheStats
+from gateway.cache import keys
+from gateway.cache.stats import CacheStats
 from gateway.models import Document
 from gateway.stores.contracts import Cache, DocumentStore
 from loaders.cached import CachedLoader

@@ -7,10 +7,11 @@ from typing import Annotated
 
 import strawberry
 
-from gateway import health
 from gateway.analytics.sentiment import page_sentiment
+from gateway.cache.responses import volatile
 from gateway.errors import NotFound
 from gateway.funnel_service import FunnelService, check_page_size, check_range
+from gateway.services import check_health
 from loaders.similar_users import DEFAULT_LIMIT, SimilarQuery
 from schema.dashboard import Dashboard, PathCount
 from schema.enums import Breakdown, Interval, StepOrder
@@ -113,8 +114,10 @@ class Query:
         await _require_user(info, id)
         return User(id=id)
 
+    # A listing read from the store on every request, past the cache: never a cached response.
     @strawberry.field(
-        description="Users by id ascending; the filter's dates apply to the user's first visit."
+        description="Users by id ascending; the filter's dates apply to the user's first visit.",
+        metadata=volatile(),
     )
     async def users(
         self,
@@ -178,6 +181,6 @@ class Query:
     async def sentiment(self, info: strawberry.Info, page_type: str, date: date | None = None) -> Sentiment:
         return Sentiment.from_summary(await page_sentiment(info.context.services, page_type, date))
 
-    @strawberry.field(description="Status of every backend the gateway uses.")
+    @strawberry.field(description="Status of every backend the gateway uses.", metadata=volatile())
     async def health(self, info: strawberry.Info) -> Health:
-        return Health.from_report(await health.check(info.context.services))
+        return Health.from_report(await check_health(info.context.services))

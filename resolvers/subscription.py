@@ -7,8 +7,8 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from gateway import health
 from gateway.errors import BadInput
+from gateway.services import check_health
 from schema.health import Health
 
 
@@ -24,7 +24,7 @@ class Subscription:
             raise BadInput("intervalSeconds must be >= 0.1 and count >= 0")
         sent = 0
         while count == 0 or sent < count:
-            yield Health.from_report(await health.check(info.context.services))
+            yield Health.from_report(await check_health(info.context.services))
             sent += 1
             if count == 0 or sent < count:
                 await asyncio.sleep(interval_seconds)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import create_app
 from gateway.embedded.redis_server import RedisServer
+from gateway.web.app import create_app
 
 
 @pytest.fixture

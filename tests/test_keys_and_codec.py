@@ -1,6 +1,6 @@
 from datetime import date, datetime
 
-from gateway import codec, keys
+from gateway.cache import codec, keys
 
 
 def test_design_key_patterns():

@@ -16,8 +16,8 @@ from typing import Any
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from gateway import keys
-from gateway.cache_aside import read_through
+from gateway.cache import keys
+from gateway.cache.aside import read_through
 from gateway.errors import BadInput
 from gateway.services import Services
 

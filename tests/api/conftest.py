@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from gateway.config import load_settings
-from gateway.query_runner import run_query
 from gateway.services import Services, open_services
 from gateway.stores.collections import PAGE_VISITS, USER_COLLECTION, USER_INTERACTIONS, USER_SESSIONS, USERS
+from gateway.web.query_runner import run_query
 from tests.api import fixture_data as fx
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway import keys
+from gateway.cache import keys
 from tests.api.conftest import data_of
 
 FUNNEL = """query($f: FunnelFilter, $o: StepOrder!, $w: Int, $b: Breakdown, $s: [String!]) {

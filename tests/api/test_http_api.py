@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient, TestServer
 from pytest import approx
 
-from gateway.app import create_app
+from gateway.web.app import create_app
 from tests.api.conftest import run
 
 

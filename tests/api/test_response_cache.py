@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway import keys, response_cache
-from gateway.app import create_app
+from gateway.cache import keys
+from gateway.cache import responses as response_cache
+from gateway.web.app import create_app
 
 DASHBOARD = '{ dashboard(range: {start: "2015-01-05", end: "2015-01-06"}) { sessions users } }'
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from gateway.schema_export import SCHEMA_FILE, main, sdl
+from gateway.web.schema_export import SCHEMA_FILE, main, sdl
 
 
 def test_exported_schema_is_current():
-    assert SCHEMA_FILE.exists(), "run: python -m gateway.schema_export"
-    assert SCHEMA_FILE.read_text() == sdl(), "schema.graphql is stale: run python -m gateway.schema_export"
+    assert SCHEMA_FILE.exists(), "run: python -m gateway.web.schema_export"
+    assert SCHEMA_FILE.read_text() == sdl(), (
+        "schema.graphql is stale: run python -m gateway.web.schema_export"
+    )
 
 
 def test_check_mode_detects_a_stale_file(tmp_path):

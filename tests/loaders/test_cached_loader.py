@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 
-from gateway.cache_stats import CacheStats
+from gateway.cache.stats import CacheStats
 from gateway.stores.redis.cache import RedisCache
 from loaders.cached import CachedLoader
 

@@ -10,9 +10,9 @@ from typing import Any, cast
 
 import pytest
 
-from gateway import keys
 from gateway.analytics.embed_job import embed_all
-from gateway.cache_stats import CacheStats
+from gateway.cache import keys
+from gateway.cache.stats import CacheStats
 from gateway.errors import BadInput
 from gateway.stores.collections import USER_COLLECTION
 from gateway.stores.contracts import DocumentStore

@@ -11,8 +11,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from gateway import cache_hints, codec, keys
-from gateway.cache_stats import CacheStats
+from gateway.cache import codec, hints, keys
+from gateway.cache.stats import CacheStats
 from gateway.errors import StoreUnavailable
 from gateway.stores.contracts import Cache
 
@@ -52,9 +52,9 @@ async def read_through(
     compute: Callable[[], Awaitable[T]],
     decode: Callable[[Any], T],
 ) -> T:
-    """``decode`` rebuilds the value from what :func:`gateway.codec.loads` returns (plain JSON types)."""
+    """``decode`` rebuilds the value from what :func:`gateway.cache.codec.loads` returns (plain JSON types)."""
     family = keys.family(key)
-    cache_hints.record(ttl)
+    hints.record(ttl)
     [blob] = await read_cached(cache, stats, family, [key])
     if blob is not None:
         stats.hits[family] += 1

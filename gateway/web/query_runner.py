@@ -12,15 +12,14 @@ from typing import Any
 import strawberry
 from strawberry.http import process_result
 
-from gateway.context import new_context
 from gateway.services import Services
+from gateway.web.app import build_schema
+from gateway.web.context import new_context
 
 
 @lru_cache(maxsize=1)
 def _schema() -> strawberry.Schema:
     # Building the schema walks every type; once per process is enough.
-    from gateway.app import build_schema
-
     return build_schema()
 
 

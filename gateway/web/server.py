@@ -9,10 +9,10 @@ import signal
 
 from aiohttp import web
 
-from gateway.app import create_app
 from gateway.config import Settings, env_name
 from gateway.errors import ConfigError
 from gateway.services import open_services
+from gateway.web.app import create_app
 
 log = logging.getLogger("funnelgate")
 

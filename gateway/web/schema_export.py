@@ -1,4 +1,4 @@
-"""Write the GraphQL SDL to ``schema.graphql`` at the repository root: ``python -m gateway.schema_export``.
+"""Write the GraphQL SDL to ``schema.graphql`` at the repository root: ``python -m gateway.web.schema_export``.
 
 ``--check`` only compares and exits 1 when the file is stale (for CI); the test suite does the same.
 """
@@ -9,17 +9,17 @@ import argparse
 import sys
 from pathlib import Path
 
-SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
+from gateway.web.app import build_schema
+
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 
 
 def sdl() -> str:
-    from gateway.app import build_schema
-
     return build_schema().as_str().rstrip("\n") + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gateway.schema_export", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m gateway.web.schema_export", description=__doc__)
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if schema.graphql is stale, write nothing"
     )
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     current = args.output.read_text() if args.output.exists() else None
     if args.check:
         if current != text:
-            print(f"{args.output} is stale: run python -m gateway.schema_export", file=sys.stderr)
+            print(f"{args.output} is stale: run python -m gateway.web.schema_export", file=sys.stderr)
             return 1
         return 0
     if current != text:

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
 from aiohttp import web
-from strawberry.aiohttp.views import GraphQLView
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from gateway import health
-from gateway import response_cache as whole_responses
-from gateway.cache_stats import CacheStats
-from gateway.context import Context, new_context
-from gateway.graphql_errors import ErrorPolicy
+from gateway.cache import responses
+from gateway.cache.stats import CacheStats
 from gateway.services import Services
 from gateway.stores.contracts import Cache
+from gateway.web import response_cache as whole_responses
+from gateway.web.errors import ErrorPolicy
+from gateway.web.health import SERVICES, healthz
+from gateway.web.view import FunnelGraphQLView
 from resolvers.query import Query
 from resolvers.subscription import Subscription
-
-SERVICES = web.AppKey("services", Services)
 
 
 def build_schema() -> strawberry.Schema:
@@ -33,20 +29,12 @@ def build_schema() -> strawberry.Schema:
     )
 
 
-class FunnelGraphQLView(GraphQLView):
-    """Only the hook is overridden: every request gets fresh loaders over the shared services."""
-
-    def __init__(self, services: Services, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.services = services
-
-    async def get_context(self, request: web.Request, response: Any) -> Context:  # type: ignore[override]
-        return new_context(self.services, request)
-
-
-async def healthz(request: web.Request) -> web.Response:
-    report = await health.check(request.app[SERVICES])
-    return web.json_response(report, status=200 if report["status"] == "ok" else 503)
+def cacheable_roots(schema: strawberry.Schema) -> frozenset[str]:
+    """The Query fields whose answers the response cache may keep, read off the fields' metadata."""
+    query = schema.get_type_by_name("Query")
+    fields = getattr(query, "fields", [])
+    names = schema.config.name_converter
+    return responses.cacheable_roots((names.get_graphql_name(f), f.metadata) for f in fields)
 
 
 def _cache_of(request: web.Request) -> tuple[Cache, CacheStats]:
@@ -57,12 +45,14 @@ def _cache_of(request: web.Request) -> tuple[Cache, CacheStats]:
 def create_app(
     services: Services, schema: strawberry.Schema | None = None, *, response_cache: bool = True
 ) -> web.Application:
-    middlewares = [whole_responses.middleware(_cache_of, "/graphql")] if response_cache else []
+    schema = schema or build_schema()
+    roots = cacheable_roots(schema)
+    middlewares = [whole_responses.middleware(_cache_of, "/graphql", roots)] if response_cache else []
     app = web.Application(middlewares=middlewares)
     app[SERVICES] = services
     view = FunnelGraphQLView(
         services,
-        schema=schema or build_schema(),
+        schema=schema,
         graphql_ide="graphiql",
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
     )

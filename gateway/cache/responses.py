@@ -1,0 +1,75 @@
+"""Whole-response caching rules for repeated read-only GraphQL POSTs (dashboards polling one query).
+
+Parsing, validating and executing a GraphQL document costs several times more than reading a cached
+answer from Redis, so an identical request (same document, variables and operation name) may be
+answered from one GET. This module decides, without knowing HTTP, whether and how long:
+  * the document is one query operation whose root fields are all cacheable: every Query field except
+    those whose metadata says :func:`volatile` (live status, listings read past the cache), never a
+    mutation or subscription; the web layer derives that set from the schema, see
+    :func:`cacheable_roots`;
+  * the key is ``query:response:{digest of document, variables, operation name}``, so an ingest or
+    embed drops it with every other derived key;
+  * the response lives for the shortest TTL of the cached values it was built from (the loaders
+    record them, :mod:`gateway.cache.hints`), at most ``MAX_AGE`` seconds; a response built from no
+    cached value is not stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
+from graphql.error import GraphQLError
+
+from gateway.cache import keys
+
+MAX_AGE = 300
+FAMILY = "query:response"
+_VOLATILE = "funnelgate.volatile"
+
+
+def volatile() -> dict[str, bool]:
+    """Field metadata for a root field whose answer must never come from the response cache."""
+    return {_VOLATILE: True}
+
+
+def cacheable_roots(fields: Iterable[tuple[str, Mapping[str, Any] | None]]) -> frozenset[str]:
+    """The names of the query root fields (GraphQL name, field metadata) not marked volatile."""
+    return frozenset(name for name, metadata in fields if not (metadata or {}).get(_VOLATILE))
+
+
+@lru_cache(maxsize=512)
+def _cacheable_document(document: str, operation_name: str | None, roots: frozenset[str]) -> bool:
+    try:
+        parsed = parse(document)
+    except GraphQLError:
+        return False
+    operations = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [op for op in operations if op.name and op.name.value == operation_name]
+    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+        return False
+    selections = operations[0].selection_set.selections
+    return all(isinstance(s, FieldNode) and s.name.value in roots for s in selections)
+
+
+def request_key(body: bytes, roots: frozenset[str]) -> str | None:
+    """The cache key of a GraphQL POST body, or None when its answer must not be cached."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+        return None
+    operation = payload.get("operationName")
+    if not _cacheable_document(payload["query"], operation if isinstance(operation, str) else None, roots):
+        return None
+    return f"{FAMILY}:{keys.digest([payload['query'], payload.get('variables'), operation])}"
+
+
+def ttl(shortest_inside: int | None) -> int | None:
+    """How long a response may live given the shortest TTL among its cached parts (None: don't store)."""
+    return min(shortest_inside, MAX_AGE) if shortest_inside else None

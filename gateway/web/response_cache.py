@@ -1,0 +1,47 @@
+"""The aiohttp middleware of the whole-response cache; what is cacheable, and for how long, is decided
+in :mod:`gateway.cache.responses`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.cache import responses
+from gateway.cache.aside import read_cached, write_cached
+from gateway.cache.hints import collecting
+from gateway.cache.stats import CacheStats
+from gateway.stores.contracts import Cache
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def middleware(
+    cache_of: Callable[[web.Request], tuple[Cache, CacheStats]], path: str, roots: frozenset[str]
+) -> Any:
+    """``roots``: the query root fields that may be served from the cache (see responses.cacheable_roots)."""
+
+    @web.middleware
+    async def response_cache(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method != "POST" or request.path != path or request.content_type != "application/json":
+            return await handler(request)
+        key = responses.request_key(await request.read(), roots)
+        if key is None:
+            return await handler(request)
+        cache, stats = cache_of(request)
+        [blob] = await read_cached(cache, stats, responses.FAMILY, [key])
+        if blob is not None:
+            stats.hits[responses.FAMILY] += 1
+            return web.Response(body=blob, content_type="application/json", headers={"X-Cache": "hit"})
+        stats.misses[responses.FAMILY] += 1
+        with collecting() as hints:
+            response = await handler(request)
+        body = getattr(response, "body", None)
+        ttl = responses.ttl(hints.max_age)
+        if response.status == 200 and isinstance(body, bytes) and ttl and b'"errors"' not in body:
+            await write_cached(cache, stats, responses.FAMILY, [(key, body, ttl)])
+            response.headers["X-Cache"] = "miss"
+        return response
+
+    return response_cache
