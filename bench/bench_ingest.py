@@ -21,8 +21,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.ingest.csv_files import read_dataset
-from gateway.ingest.pipeline import BATCH_USERS, fewer_gc_pauses, ingest_directory
 from gateway.ingest.synthesis import SynthesisPlan, synthesise
+from gateway.jobs.ingest import BATCH_USERS, fewer_gc_pauses, ingest_directory
 from gateway.models import Document
 from gateway.stores.duckdb.store import DuckDBStore
 

@@ -27,11 +27,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.analytics.embed_job import collect, embed_all  # noqa: E402
-from gateway.analytics.embeddings import BehaviourModel  # noqa: E402
 from gateway.analytics.lookalike import compare_lookalike, conversion_likelihood  # noqa: E402
+from gateway.embeddings.model import BehaviourModel  # noqa: E402
 from gateway.ingest.generator import generate_dataset  # noqa: E402
-from gateway.ingest.pipeline import ingest_directory  # noqa: E402
+from gateway.jobs.embed import collect, embed_all  # noqa: E402
+from gateway.jobs.ingest import ingest_directory  # noqa: E402
 from gateway.stores.collections import USER_COLLECTION  # noqa: E402
 from gateway.stores.duckdb.store import DuckDBStore  # noqa: E402
 from gateway.stores.milvus.index import MilvusIndex  # noqa: E402

@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -63,36 +62,20 @@ async def _serve(settings: Settings) -> int:
 
 
 async def _ingest(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.embedded.datadir_lock import DataDirLock
-    from gateway.ingest.pipeline import ingest_directory
     from gateway.ingest.progress import ProgressBar
-    from gateway.services import invalidate_shared_cache, open_store
+    from gateway.jobs.ingest import run_ingest
 
     steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
-    async with AsyncExitStack() as stack:
-        if settings.uses_data_dir_exclusively:
-            stack.enter_context(DataDirLock(settings.data_dir))
-        store = await open_store(settings)
-        stack.push_async_callback(store.close)
-        await store.ensure_indexes()
-        report = await ingest_directory(
-            store, args.csv_dir, steps=steps, seed=args.seed, progress=ProgressBar()
-        )
-    await invalidate_shared_cache(settings)
+    report = await run_ingest(settings, args.csv_dir, steps=steps, seed=args.seed, progress=ProgressBar())
     print(report.render())
     return 0
 
 
 async def _embed(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.analytics.embed_job import embed_all
     from gateway.ingest.progress import ProgressBar
-    from gateway.services import invalidate_shared_cache, open_services
+    from gateway.jobs.embed import run_embed
 
-    async with open_services(settings, need_cache=False) as services:
-        counts = await embed_all(
-            services.store, services.vectors, settings.model_dir, seed=args.seed, progress=ProgressBar()
-        )
-    await invalidate_shared_cache(settings)
+    counts = await run_embed(settings, seed=args.seed, progress=ProgressBar())
     for collection, n in counts.items():
         print(f"{collection}: {n}")
     return 0

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from gateway.analytics.behaviour_features import BehaviourData
+from gateway.embeddings.features import BehaviourData
 from gateway.models import Document, UserFilter, UserPage
 
 STEPS = ("home", "search", "payment", "confirmation")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.analytics.behaviour_features import (
+from gateway.embeddings.features import (
     FeatureSpace,
     engagement_score,
     page_rows_and_features,
@@ -18,7 +18,7 @@ from gateway.analytics.behaviour_features import (
     user_features,
     user_metadata,
 )
-from gateway.analytics.embeddings import EMBED_DIM, BehaviourModel, Projection, latest_version
+from gateway.embeddings.model import EMBED_DIM, BehaviourModel, Projection, latest_version
 from tests.analytics.journeys import Journeys, Page, varied_journeys
 
 MONDAY_10AM = datetime(2015, 1, 5, 10, 0)

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.errors import BadInput
 from gateway.ingest.generator import generate_dataset
-from gateway.ingest.pipeline import ingest_directory
+from gateway.jobs.ingest import ingest_directory
 from gateway.stores.collections import USERS
 from gateway.stores.contracts import DocumentStore
 from tests.ingest.conftest import STEPS, dump, funnel_users

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ingest.pipeline import ingest_directory
+from gateway.jobs.ingest import ingest_directory
 from gateway.models import Breakdown, FunnelQuery
 from gateway.stores.collections import USERS
 from gateway.stores.contracts import DocumentStore

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import IngestError
-from gateway.ingest.pipeline import ingest_directory
+from gateway.jobs.ingest import ingest_directory
 from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USER_SESSIONS, USERS
 from gateway.stores.contracts import DocumentStore
 from tests.ingest.conftest import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from gateway.analytics.refresh import refresh_funnel_analytics
+from gateway.jobs.refresh import refresh_funnel_analytics
 from gateway.stores.collections import FUNNEL_ANALYTICS, PAGE_VISITS, USERS
 from gateway.stores.contracts import DocumentStore
 

@@ -10,10 +10,10 @@ from typing import Any, cast
 
 import pytest
 
-from gateway.analytics.embed_job import embed_all
 from gateway.cache import keys
 from gateway.cache.stats import CacheStats
 from gateway.errors import BadInput
+from gateway.jobs.embed import embed_all
 from gateway.stores.collections import USER_COLLECTION
 from gateway.stores.contracts import DocumentStore
 from gateway.stores.milvus.index import MilvusIndex

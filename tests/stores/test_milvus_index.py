@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from pymilvus.exceptions import MilvusException
 
-from gateway.analytics.embed_job import embed_all
-from gateway.analytics.embeddings import BehaviourModel
+from gateway.embeddings.model import BehaviourModel
 from gateway.errors import BadInput, StoreUnavailable
+from gateway.jobs.embed import embed_all
 from gateway.stores.collections import DIM, PAGE_COLLECTION, USER_COLLECTION, page_vector_id
 from gateway.stores.contracts import DocumentStore, VectorIndex
 from gateway.stores.milvus.index import MilvusIndex

@@ -5,7 +5,7 @@ default funnel the user got, device, sex, session count and shape, hour and week
 and hashed page-path n-grams of the sessions. Per (user, page type): that page's counts, shares, time,
 hour, page and device. The conversion label (``converted``, ``conversion_value``) is not a feature: the
 lookalike score reads it back from the neighbours' metadata. Counts enter as log1p so heavy users do not
-dominate; standardising and projecting is the model's job (``embeddings.Projection``).
+dominate; standardising and projecting is the model's job (``model.Projection``).
 """
 
 from __future__ import annotations

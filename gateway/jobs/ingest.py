@@ -1,4 +1,5 @@
-"""Ingest a directory of funnel CSVs into a DocumentStore: validate, synthesise, write, summarise.
+"""`funnelgate ingest`: a directory of funnel CSVs into the DocumentStore: validate, synthesise, write,
+summarise. The CSV reading, cleaning and synthesis themselves live in :mod:`gateway.ingest`.
 
 Order matters for the guarantees:
   1. Read and validate everything first. Anything fatal raises IngestError before the first write, so
@@ -16,21 +17,44 @@ import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 
-from gateway.analytics.refresh import refresh_funnel_analytics
+from gateway.config import Settings
+from gateway.embedded.datadir_lock import DataDirLock
 from gateway.errors import IngestError
 from gateway.ingest.csv_files import USER_TABLE, CsvDataset, UserRow, normalise_page, read_dataset
 from gateway.ingest.report import IngestReport
 from gateway.ingest.synthesis import DEFAULT_VISIT_DATE, SynthesisPlan, synthesise, visit_order
+from gateway.jobs.refresh import refresh_funnel_analytics
 from gateway.models import Document
+from gateway.services import invalidate_shared_cache, open_store
 from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USER_SESSIONS, USERS
 from gateway.stores.contracts import DocumentStore
 
 BATCH_USERS = 10_000
 Progress = Callable[[str, int, int], None]
 Batch = list[tuple[str, list[Document]]]
+
+
+async def run_ingest(
+    settings: Settings,
+    csv_dir: Path,
+    steps: Sequence[str] | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """The command: hold the data dir (embedded backends), ingest into the configured store, then drop
+    the derived keys of a shared Redis. Only the document store is opened: ingest needs nothing else."""
+    async with AsyncExitStack() as stack:
+        if settings.uses_data_dir_exclusively:
+            stack.enter_context(DataDirLock(settings.data_dir))
+        store = await open_store(settings)
+        stack.push_async_callback(store.close)
+        await store.ensure_indexes()
+        report = await ingest_directory(store, csv_dir, steps=steps, seed=seed, progress=progress)
+    await invalidate_shared_cache(settings)
+    return report
 
 
 async def ingest_directory(

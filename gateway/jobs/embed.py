@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from gateway.analytics.behaviour_features import BehaviourData, PageRow, user_metadata
-from gateway.analytics.embeddings import BehaviourModel, by_user, latest_version
+from gateway.config import Settings
+from gateway.embeddings.features import BehaviourData, PageRow, user_metadata
+from gateway.embeddings.model import BehaviourModel, by_user, latest_version
 from gateway.errors import BadInput
 from gateway.models import UserFilter
+from gateway.services import invalidate_shared_cache, open_services
 from gateway.stores.collections import DIM, PAGE_COLLECTION, PAGE_ID_STRIDE, USER_COLLECTION, page_vector_id
 from gateway.stores.contracts import DocumentStore, VectorIndex
 
@@ -142,3 +144,12 @@ async def embed_all(
         "user_dims": model.users.informative,
         "page_dims": model.pages.informative,
     }
+
+
+async def run_embed(settings: Settings, seed: int = 0, progress: Progress | None = None) -> dict[str, int]:
+    """The command: embed from the configured store into the configured Milvus (Redis is not needed),
+    then drop the derived keys of a shared Redis."""
+    async with open_services(settings, need_cache=False) as services:
+        counts = await embed_all(services.store, services.vectors, settings.model_dir, seed, progress)
+    await invalidate_shared_cache(settings)
+    return counts

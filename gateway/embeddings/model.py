@@ -1,11 +1,11 @@
 """Behaviour embeddings: what a user did on the site, as a 128-d unit vector.
 
-The featuriser (``behaviour_features``) turns documents into raw feature matrices; here each matrix is
+The featuriser (``features``) turns documents into raw feature matrices; here each matrix is
 standardised and projected on its principal directions fitted on the data (``Projection``). Fewer
 informative directions than 128 leave the trailing dimensions zero, so vectors are always 128-d and
 identical journeys get identical vectors. Rows are L2-normalised: cosine = dot product. A fitted
 ``BehaviourModel`` (users + (user, page type) rows) is saved with a version number next to the data.
-Everything here is numpy on plain data, meant to run in a worker thread; ``embed_job`` does the I/O.
+Everything here is numpy on plain data, meant to run in a worker thread; ``gateway.jobs.embed`` does the I/O.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.analytics.behaviour_features import (
+from gateway.embeddings.features import (
     BehaviourData,
     FeatureSpace,
     PageRow,
