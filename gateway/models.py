@@ -1,15 +1,24 @@
-"""Plain records that cross the store boundary: queries in, results out.
+"""Plain records that cross the store boundary (queries in, results out) and the domain enums.
 
 Documents themselves stay plain dicts with the design's field names (see ``gateway/stores/collections.py``);
-these dataclasses describe the analytics questions and answers, which have a fixed shape.
+these dataclasses describe the analytics questions and answers, which have a fixed shape. The enums
+are the single source of their values: the stores keep the lower-case values, GraphQL shows the names.
+:func:`from_fields` builds any dataclass from another object's same-named fields, so neither the cache
+(JSON back to records) nor the schema (records to GraphQL types) writes a converter per type.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
-from typing import Any
+from functools import cache
+from types import NoneType, UnionType
+from typing import Any, TypeVar, Union, cast, get_args, get_origin, get_type_hints
+
+T = TypeVar("T")
 
 Document = dict[str, Any]
 
@@ -20,6 +29,17 @@ class StepOrder(str, Enum):
         "strict"  # like ordered, but no other *listed* step in between (repeats of the current step allowed)
     )
     UNORDERED = "unordered"  # every earlier step visited, in any order
+
+
+class Device(str, Enum):
+    DESKTOP = "desktop"
+    MOBILE = "mobile"
+    TABLET = "tablet"
+
+
+class Sex(str, Enum):
+    FEMALE = "female"
+    MALE = "male"
 
 
 class Breakdown(str, Enum):
@@ -43,6 +63,20 @@ class UserFilter:
     sex: str | None = None
     start: date | None = None
     end: date | None = None
+
+
+@dataclass(frozen=True)
+class FunnelDefinition:
+    """A funnel as a client names it: ``steps`` None means the dataset's default funnel.
+
+    Every field but ``steps`` is copied as is into the FunnelQuery the stores compute, so a new funnel
+    option is one field here and in FunnelQuery (and one argument in resolvers/funnel_arguments.py).
+    """
+
+    steps: tuple[str, ...] | None = None
+    filter: UserFilter = field(default_factory=UserFilter)
+    order: StepOrder = StepOrder.ORDERED
+    window_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -160,3 +194,38 @@ class WriteResult:
 class IndexSpec:
     keys: tuple[str, ...]
     unique: bool = False
+
+
+# -- building records field by field ------------------------------------------------------------------
+def from_fields(cls: type[T], source: Any, **renamed: str) -> T:
+    """A ``cls`` (any dataclass: a record above, a strawberry type) filled from the same-named keys of a
+    mapping or attributes of an object; ``renamed`` maps a field to the source's name for it. Fields
+    that are not constructor arguments (strawberry resolvers) are left out."""
+    read = source.get if isinstance(source, Mapping) else lambda name: getattr(source, name)
+    fields = _init_fields(cast(Hashable, cls))
+    return cls(**{name: as_declared(kind, read(renamed.get(name, name))) for name, kind in fields})
+
+
+def as_declared(declared: Any, value: Any) -> Any:
+    """``value`` as the ``declared`` type: dataclasses field by field, lists and tuples item by item,
+    enums by value (a stored string in any case), optional types unless None; anything else as it is."""
+    if value is None:
+        return None
+    origin = get_origin(declared)
+    if origin in (Union, UnionType):
+        options = [t for t in get_args(declared) if t is not NoneType]
+        return as_declared(options[0], value) if len(options) == 1 else value
+    if origin in (list, tuple):
+        items = [as_declared(get_args(declared)[0], item) for item in value]
+        return tuple(items) if origin is tuple else items
+    if isinstance(declared, type) and issubclass(declared, Enum):
+        return declared(value.lower() if isinstance(value, str) else value)
+    if isinstance(declared, type) and dataclasses.is_dataclass(declared) and not isinstance(value, declared):
+        return from_fields(declared, value)
+    return value
+
+
+@cache
+def _init_fields(cls: Any) -> tuple[tuple[str, Any], ...]:
+    hints = get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls) if f.init)

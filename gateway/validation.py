@@ -1,18 +1,46 @@
-"""Argument checks every DocumentStore adapter applies, so they reject bad input identically."""
+"""Every argument check, in one place: the API and every adapter call the same functions, so a rule
+is written once and rejects bad input with the same message wherever it arrives.
+
+Each rule holds at every layer, with one deliberate difference (docs/architecture.md, "Validation"):
+a funnel the *client names* needs at least two steps (a one-step "conversion" is a typo, not a
+question), while a ``FunnelQuery`` the stores compute may have one step, because the dataset's default
+funnel may be a single page and the contract suite pins the one-step answer. The same goes for page
+sizes: a client's ``first`` is 1..FUNNEL_MAX_PAGE_SIZE, a store's count is any integer >= 0.
+"""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 from gateway.errors import BadInput
-from gateway.models import Breakdown, FunnelQuery, StepOrder
+from gateway.models import Breakdown, FunnelDefinition, FunnelQuery, Interval, StepOrder
+
+MIN_STEPS_COMPUTED = 1  # what a store answers (FunnelQuery)
+MIN_STEPS_ASKED = 2  # what a client may name (FunnelDefinition.steps)
+MAX_SIMILAR_USERS = 100
+# Device values reach a Milvus expression: allow only what device names look like.
+_DEVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# -- values of every query --------------------------------------------------------------------------
 def check_range(start: date | None, end: date | None) -> None:
     if start is not None and end is not None and start > end:
         raise BadInput(f"inverted date range: start {start.isoformat()} is after end {end.isoformat()}")
+
+
+def check_dates(start: object, end: object) -> None:
+    """Both bounds given, as dates, in order."""
+    if not isinstance(start, date) or not isinstance(end, date):
+        raise BadInput(f"start and end must be dates, got {start!r} and {end!r}")
+    check_range(start, end)
 
 
 def check_ids(keys: Sequence[Any], kind: type, what: str) -> list[Any]:
@@ -24,37 +52,117 @@ def check_ids(keys: Sequence[Any], kind: type, what: str) -> list[Any]:
 
 
 def check_count(value: object, what: str) -> int:
-    """A page size or limit: an integer >= 0."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    """A store's page size or limit: an integer >= 0."""
+    if not _is_int(value) or value < 0:  # type: ignore[operator]
         raise BadInput(f"{what} must be an integer >= 0, got {value!r}")
-    return value
+    return value  # type: ignore[return-value]
+
+
+def check_page_size(first: int, maximum: int, name: str = "first") -> None:
+    """A client's page size or limit: 1..maximum (FUNNEL_MAX_PAGE_SIZE)."""
+    if not 1 <= first <= maximum:
+        raise BadInput(f"{name} must be between 1 and {maximum}, got {first}")
 
 
 def check_after(after: object) -> None:
-    if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
+    if after is not None and not _is_int(after):
         raise BadInput(f"after must be a user id (int) or None, got {after!r}")
 
 
-def check_query(query: FunnelQuery) -> None:
-    if not query.steps:
-        raise BadInput("a funnel needs at least one step")
-    if any(not isinstance(step, str) or not step for step in query.steps):
+def check_page_type(page_type: object) -> None:
+    if not isinstance(page_type, str):
+        raise BadInput(f"page_type must be a string, got {page_type!r}")
+
+
+# -- funnels ----------------------------------------------------------------------------------------
+def check_steps(steps: Sequence[object], minimum: int) -> None:
+    """Distinct, non-empty page types, at least ``minimum`` of them."""
+    if len(steps) < minimum:
+        raise BadInput(f"a funnel needs at least {minimum} step{'s' * (minimum > 1)}, got {len(steps)}")
+    if any(not isinstance(step, str) or not step for step in steps):
         raise BadInput("funnel steps must be non-empty page types")
-    if len(set(query.steps)) != len(query.steps):
-        raise BadInput(f"funnel steps must be distinct, got {list(query.steps)}")
-    if not isinstance(query.order, StepOrder):
-        raise BadInput(f"unknown step order {query.order!r}")
+    repeated = sorted(str(name) for name, n in Counter(steps).items() if n > 1)
+    if repeated:
+        raise BadInput(f"duplicate funnel steps: {', '.join(repeated)}")
+
+
+def check_window(window: object) -> None:
+    """A conversion window is a whole number of seconds >= 1, or None for no window."""
+    if window is not None and (not _is_int(window) or window < 1):  # type: ignore[operator]
+        raise BadInput(f"conversionWindowSeconds must be an integer >= 1, got {window!r}")
+
+
+def _check_funnel_options(order: object, window: object, start: date | None, end: date | None) -> None:
+    if not isinstance(order, StepOrder):
+        raise BadInput(f"unknown step order {order!r}")
+    check_window(window)
+    check_range(start, end)
+
+
+def check_funnel_definition(definition: FunnelDefinition) -> None:
+    """What a client asks; steps None means the dataset's default funnel (checked when it is read)."""
+    if definition.steps is not None:
+        check_steps(definition.steps, MIN_STEPS_ASKED)
+    f = definition.filter
+    _check_funnel_options(definition.order, definition.window_seconds, f.start, f.end)
+
+
+def check_funnel_query(query: FunnelQuery) -> None:
+    """What a store computes."""
+    check_steps(query.steps, MIN_STEPS_COMPUTED)
+    _check_funnel_options(query.order, query.window_seconds, query.filter.start, query.filter.end)
     if query.breakdown is not None and not isinstance(query.breakdown, Breakdown):
         raise BadInput(f"unknown breakdown {query.breakdown!r}")
-    window = query.window_seconds
-    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 0):
-        raise BadInput(f"window_seconds must be an integer >= 0, got {window!r}")
-    check_range(query.filter.start, query.filter.end)
+
+
+def check_known_steps(steps: Sequence[str], known: Sequence[str]) -> None:
+    unknown = [s for s in steps if s not in known]
+    if unknown:
+        raise BadInput(f"unknown funnel steps: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+
+
+def check_interval(interval: object) -> None:
+    if not isinstance(interval, Interval):
+        raise BadInput(f"unknown interval {interval!r}")
 
 
 def check_step_index(query: FunnelQuery, step_index: int, converted: bool) -> None:
+    """ "Dropped off after step k" needs a k in the funnel; "converted" ignores it."""
     n = len(query.steps)
-    if converted:
-        return
-    if not isinstance(step_index, int) or isinstance(step_index, bool) or not 0 <= step_index < n:
+    if not converted and (not _is_int(step_index) or not 0 <= step_index < n):
         raise BadInput(f"step_index must be in 0..{n - 1}, got {step_index!r}")
+
+
+def after_step_index(steps: Sequence[str], after_step: str | None) -> int:
+    """The index of ``after_step``, a step someone can drop off after (so not the last one)."""
+    if after_step is None or after_step not in steps:
+        raise BadInput(f"afterStep {after_step!r} is not one of the funnel's steps: {', '.join(steps)}")
+    index = list(steps).index(after_step)
+    if index == len(steps) - 1:
+        raise BadInput(
+            f"afterStep {after_step!r} is the last step: nobody drops off after it (use converted)"
+        )
+    return index
+
+
+def check_default_funnel(steps: Sequence[object]) -> None:
+    if not steps or any(not isinstance(step, str) or not step for step in steps):
+        raise BadInput(f"a default funnel needs non-empty step names, got {list(steps)!r}")
+
+
+# -- everything else the API takes ------------------------------------------------------------------
+def check_similar(user_id: object, limit: object, device: object, converted: object) -> None:
+    """A similar-users question: who (an int), how many (1..MAX_SIMILAR_USERS), optional filters."""
+    if not _is_int(user_id):
+        raise BadInput(f"user_id must be an integer, got {user_id!r}")
+    if not _is_int(limit) or not 1 <= limit <= MAX_SIMILAR_USERS:  # type: ignore[operator]
+        raise BadInput(f"limit must be an integer in 1..{MAX_SIMILAR_USERS}, got {limit!r}")
+    if device is not None and not (isinstance(device, str) and _DEVICE_NAME.match(device)):
+        raise BadInput(f"device must be a plain name (letters, digits, space, _ . -), got {device!r}")
+    if converted is not None and not isinstance(converted, bool):
+        raise BadInput(f"converted must be true, false or null, got {converted!r}")
+
+
+def check_polling(interval_seconds: float, count: int) -> None:
+    if interval_seconds < 0.1 or count < 0:
+        raise BadInput("intervalSeconds must be >= 0.1 and count >= 0")

@@ -7,8 +7,8 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from gateway.errors import BadInput
 from gateway.services import check_health
+from gateway.validation import check_polling
 from schema.health import Health
 
 
@@ -20,8 +20,7 @@ class Subscription:
     async def health(
         self, info: strawberry.Info, interval_seconds: float = 5.0, count: int = 0
     ) -> AsyncGenerator[Health, None]:
-        if interval_seconds < 0.1 or count < 0:
-            raise BadInput("intervalSeconds must be >= 0.1 and count >= 0")
+        check_polling(interval_seconds, count)
         sent = 0
         while count == 0 or sent < count:
             yield Health.from_report(await check_health(info.context.services))

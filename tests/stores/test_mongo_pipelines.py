@@ -145,7 +145,8 @@ def test_day_ranges_are_inclusive_calendar_days() -> None:
         "$gte": datetime(2015, 1, 2),
         "$lt": datetime(2015, 1, 4),
     }
-    assert mp.stored_day_range(None, date(2015, 1, 3)) == {"$lte": datetime(2015, 1, 3)}
+    # A stored day is its midnight: the same rule covers it, end day included.
+    assert mp.day_range(None, date(2015, 1, 3)) == {"$lt": datetime(2015, 1, 4)}
 
 
 def test_users_query_combines_attributes_days_and_keyset() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 
 from gateway.models import (
@@ -25,19 +25,23 @@ from gateway.models import (
     StepOrder,
     UserFilter,
 )
+from gateway.stores.days import day_bounds
 from gateway.stores.funnel_math import StepStats
 
 Params = dict[str, Any]
 
 
-def day_bounds(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
-    """[start midnight, midnight after end): the timestamps of the inclusive days, None = open side."""
-    low = datetime.combine(start, time()) if start is not None else None
-    try:
-        high = datetime.combine(end + timedelta(days=1), time()) if end is not None else None
-    except OverflowError:  # end = date.max: nothing lies beyond it
-        high = None
-    return low, high
+def day_range_sql(column: str, start: date | None, end: date | None, params: Params) -> str:
+    """SQL for ``column`` (TIMESTAMP or DATE) on the inclusive days [start, end]; 'true' when open."""
+    low, high = day_bounds(start, end)
+    conditions = ["true"]
+    if low is not None:
+        conditions.append(f"{column} >= $low")
+        params["low"] = low
+    if high is not None:
+        conditions.append(f"{column} < $high")
+        params["high"] = high
+    return " AND ".join(conditions)
 
 
 def user_filter_sql(filter: UserFilter, params: Params, column: str = "user_id") -> str:
@@ -56,15 +60,8 @@ def user_filter_sql(filter: UserFilter, params: Params, column: str = "user_id")
 
 def _visit_filter(query: FunnelQuery, params: Params) -> str:
     """Conditions (after WHERE) on page_visits for the query's date range and user attributes."""
-    where = '"timestamp" IS NOT NULL'
-    low, high = day_bounds(query.filter.start, query.filter.end)
-    if low is not None:
-        where += ' AND "timestamp" >= $low'
-        params["low"] = low
-    if high is not None:
-        where += ' AND "timestamp" < $high'
-        params["high"] = high
-    return where + user_filter_sql(query.filter, params)
+    days = day_range_sql('"timestamp"', query.filter.start, query.filter.end, params)
+    return f'"timestamp" IS NOT NULL AND {days}' + user_filter_sql(query.filter, params)
 
 
 def _within(column: str, anchor: str, window: bool) -> str:

@@ -16,31 +16,6 @@ from gateway.stores.duckdb import schema
 Params = dict[str, Any]
 
 
-def time_range(column: str, start: date | None, end: date | None, params: Params) -> str:
-    """SQL for ``column`` (a timestamp) on the inclusive days [start, end]; 'true' when open."""
-    low, high = sqlf.day_bounds(start, end)
-    conditions = ["true"]
-    if low is not None:
-        conditions.append(f"{column} >= $low")
-        params["low"] = low
-    if high is not None:
-        conditions.append(f"{column} < $high")
-        params["high"] = high
-    return " AND ".join(conditions)
-
-
-def _day_range(column: str, start: date | None, end: date | None, params: Params) -> list[str]:
-    """Conditions for a DATE ``column`` in the inclusive days [start, end]."""
-    conditions = []
-    if start is not None:
-        conditions.append(f"{column} >= $start")
-        params["start"] = start
-    if end is not None:
-        conditions.append(f"{column} <= $end")
-        params["end"] = end
-    return conditions
-
-
 def list_users_sql(filter: UserFilter, after: int | None) -> tuple[str, Params]:
     """Users by device/sex and by their first-visit ``date``, as a keyset page (see keyset_page_sql)."""
     params: Params = {}
@@ -49,7 +24,7 @@ def list_users_sql(filter: UserFilter, after: int | None) -> tuple[str, Params]:
         if getattr(filter, column) is not None:
             conditions.append(f"{column} = ${column}")
             params[column] = getattr(filter, column)
-    conditions += _day_range('"date"', filter.start, filter.end, params)
+    conditions.append(sqlf.day_range_sql('"date"', filter.start, filter.end, params))
     if after is not None:
         params["after"] = after
     hits = f"SELECT user_id FROM users WHERE {' AND '.join(conditions)}"
@@ -60,7 +35,7 @@ def dashboard_sql(start: date | None, end: date | None) -> tuple[str, Params]:
     """Rows (is_total, device, users, sessions, conversions, revenue, avg duration): the total and one
     row per session device."""
     params: Params = {}
-    where = time_range("start_time", start, end, params)
+    where = sqlf.day_range_sql("start_time", start, end, params)
     sql = f"""
         SELECT GROUPING(device) = 1, device, count(DISTINCT user_id), count(*),
                count(*) FILTER (WHERE converted),
@@ -89,7 +64,9 @@ def dashboard_metrics(rows: Sequence[Sequence[Any]]) -> DashboardMetrics:
 
 def top_paths_sql(limit: int, filter: UserFilter) -> tuple[str, Params]:
     params: Params = {"limit": limit}
-    where = time_range("start_time", filter.start, filter.end, params) + sqlf.user_filter_sql(filter, params)
+    where = sqlf.day_range_sql("start_time", filter.start, filter.end, params) + sqlf.user_filter_sql(
+        filter, params
+    )
     sql = f"""
         SELECT coalesce(pages_visited, CAST([] AS VARCHAR[])) AS path, count(*) AS sessions
         FROM user_sessions WHERE {where}
@@ -99,7 +76,7 @@ def top_paths_sql(limit: int, filter: UserFilter) -> tuple[str, Params]:
 
 def form_texts_sql(page_type: str, day: date | None) -> tuple[str, Params]:
     params: Params = {"page_type": page_type}
-    where = time_range('"timestamp"', day, day, params)
+    where = sqlf.day_range_sql('"timestamp"', day, day, params)
     sql = f"""
         SELECT value FROM user_interactions
         WHERE interaction_type = 'form' AND page_type = $page_type AND value <> '' AND {where}
@@ -140,7 +117,7 @@ ACTIVITY_SQL = """
 def funnel_analytics_sql(start: date | None, end: date | None, device: str | None) -> tuple[str, Params]:
     table = schema.TABLES[FUNNEL_ANALYTICS]
     params: Params = {}
-    conditions = ["true", *_day_range('"date"', start, end, params)]
+    conditions = [sqlf.day_range_sql('"date"', start, end, params)]
     if device is not None:
         conditions.append("device = $device")
         params["device"] = device

@@ -48,8 +48,12 @@ from gateway.stores.funnel_math import step_results
 from gateway.validation import (
     check_after,
     check_count,
+    check_dates,
+    check_default_funnel,
+    check_funnel_query,
     check_ids,
-    check_query,
+    check_interval,
+    check_page_type,
     check_range,
     check_step_index,
 )
@@ -214,7 +218,7 @@ class DuckDBStore:
         return await self._db.run(action, lambda cur: cur.execute(sql, params or {}).fetchall())
 
     async def funnel(self, query: FunnelQuery) -> FunnelResult:
-        check_query(query)
+        check_funnel_query(query)
         n = len(query.steps)
         rows = await self._query("funnel", *sqlf.summary_sql(query))
         table = sqlf.grouped_stats(query, rows)
@@ -229,9 +233,8 @@ class DuckDBStore:
         return FunnelResult(steps=steps, overall_conversion_rate=overall, breakdowns=breakdowns)
 
     async def funnel_trend(self, query: FunnelQuery, interval: Interval) -> list[TrendPoint]:
-        check_query(query)
-        if not isinstance(interval, Interval):
-            raise BadInput(f"unknown interval {interval!r}")
+        check_funnel_query(query)
+        check_interval(interval)
         plain = replace(query, breakdown=None)
         table = sqlf.grouped_stats(plain, await self._query("funnel_trend", *sqlf.trend_sql(plain, interval)))
         points = []
@@ -243,7 +246,7 @@ class DuckDBStore:
     async def funnel_users(
         self, query: FunnelQuery, step_index: int, converted: bool, first: int, after: int | None
     ) -> UserPage:
-        check_query(query)
+        check_funnel_query(query)
         check_count(first, "first")
         check_after(after)
         check_step_index(query, step_index, converted)
@@ -266,8 +269,7 @@ class DuckDBStore:
         return [PathCount(path=list(path), sessions=int(sessions)) for path, sessions in rows]
 
     async def form_texts(self, page_type: str, day: date | None) -> list[str]:
-        if not isinstance(page_type, str):
-            raise BadInput(f"page_type must be a string, got {page_type!r}")
+        check_page_type(page_type)
         return [row[0] for row in await self._query("form_texts", *reports.form_texts_sql(page_type, day))]
 
     async def activity_by_user_page(self) -> list[Document]:
@@ -318,9 +320,7 @@ class DuckDBStore:
         return await self._db.run(f"upsert into {collection}", upsert)
 
     async def replace_funnel_analytics(self, start: date, end: date, rows: Sequence[Document]) -> int:
-        if not isinstance(start, date) or not isinstance(end, date):
-            raise BadInput(f"start and end must be dates, got {start!r} and {end!r}")
-        check_range(start, end)
+        check_dates(start, end)
         table = schema.TABLES[FUNNEL_ANALYTICS]
         docs = schema.checked_documents(table, rows)
 
@@ -334,8 +334,7 @@ class DuckDBStore:
         return await self._db.run("replace funnel_analytics", replace_rows)
 
     async def set_default_funnel(self, steps: Sequence[str]) -> None:
-        if not steps or any(not isinstance(step, str) or not step for step in steps):
-            raise BadInput(f"a default funnel needs non-empty step names, got {list(steps)!r}")
+        check_default_funnel(steps)
         await self.upsert_many(FUNNEL_DEFINITIONS, [{"name": DEFAULT_FUNNEL, "steps": list(steps)}])
 
     async def delete_users(self, user_ids: Sequence[int]) -> int:

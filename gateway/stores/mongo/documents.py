@@ -9,7 +9,7 @@ from typing import Any
 from gateway.errors import BadInput
 from gateway.models import Document, IndexSpec
 from gateway.stores.collections import FUNNEL_ANALYTICS, PRIMARY_KEYS, USERS
-from gateway.stores.mongo import pipelines as mp
+from gateway.stores.days import midnight
 
 # Fields holding a ``date``: stored as the datetime at midnight.
 DATE_FIELDS: dict[str, tuple[str, ...]] = {USERS: ("date",), FUNNEL_ANALYTICS: ("date",)}
@@ -25,7 +25,7 @@ def to_mongo(collection: str, document: Mapping[str, Any]) -> Document:
     for field in DATE_FIELDS.get(collection, ()):
         value = doc.get(field)
         if isinstance(value, date) and not isinstance(value, datetime):
-            doc[field] = mp.midnight(value)
+            doc[field] = midnight(value)
     return doc
 
 

@@ -11,7 +11,7 @@ expressions: the few parts that would need them are done in Python by the store,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from gateway.models import (
@@ -24,6 +24,7 @@ from gateway.models import (
     UserPage,
 )
 from gateway.stores.collections import USERS
+from gateway.stores.days import day_bounds
 from gateway.stores.funnel_math import UserMatch, match_steps
 
 Pipeline = list[dict[str, Any]]
@@ -33,28 +34,15 @@ Query = dict[str, Any]
 INTERACTION_COUNTS = {"clicks": "click", "scrolls": "scroll", "hovers": "hover", "forms": "form"}
 
 
-def midnight(day: date) -> datetime:
-    """MongoDB has no date type: a day is stored and compared as the datetime at its midnight."""
-    return datetime.combine(day, time())
-
-
 def day_range(start: date | None, end: date | None) -> dict[str, datetime] | None:
-    """A timestamp condition for the inclusive days [start, end] (None = open side), or None."""
+    """A condition on a timestamp, or on a stored day (its midnight: MongoDB has no date type), for the
+    inclusive days [start, end]; None when both sides are open."""
+    low, high = day_bounds(start, end)
     cond: dict[str, datetime] = {}
-    if start is not None:
-        cond["$gte"] = midnight(start)
-    if end is not None:
-        cond["$lt"] = midnight(end + timedelta(days=1))
-    return cond or None
-
-
-def stored_day_range(start: date | None, end: date | None) -> dict[str, datetime] | None:
-    """A condition on a stored ``date`` field (a midnight datetime) for the inclusive days [start, end]."""
-    cond: dict[str, datetime] = {}
-    if start is not None:
-        cond["$gte"] = midnight(start)
-    if end is not None:
-        cond["$lte"] = midnight(end)
+    if low is not None:
+        cond["$gte"] = low
+    if high is not None:
+        cond["$lt"] = high
     return cond or None
 
 
@@ -71,7 +59,7 @@ def user_attribute_match(filter: UserFilter, prefix: str = "") -> Query:
 def users_query(filter: UserFilter, after: int | None = None) -> Query:
     """The users find() filter of list_users; ``after`` adds the keyset condition."""
     query = user_attribute_match(filter)
-    days = stored_day_range(filter.start, filter.end)
+    days = day_range(filter.start, filter.end)
     if days is not None:
         query["date"] = days
     if after is not None:
@@ -263,7 +251,7 @@ def form_texts_query(page_type: str, day: date | None) -> Query:
 
 def funnel_analytics_query(start: date | None, end: date | None, device: str | None) -> Query:
     query: Query = {}
-    days = stored_day_range(start, end)
+    days = day_range(start, end)
     if days is not None:
         query["date"] = days
     if device is not None:

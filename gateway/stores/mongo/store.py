@@ -57,8 +57,12 @@ from gateway.stores.mongo.documents import from_mongo, index_name, to_mongo
 from gateway.validation import (
     check_after,
     check_count,
+    check_dates,
+    check_default_funnel,
+    check_funnel_query,
     check_ids,
-    check_query,
+    check_interval,
+    check_page_type,
     check_range,
     check_step_index,
 )
@@ -259,22 +263,21 @@ class MongoStore:
         return await asyncio.to_thread(mp.user_matches, docs, query)
 
     async def funnel(self, query: FunnelQuery) -> FunnelResult:
-        check_query(query)
+        check_funnel_query(query)
         group_field = query.breakdown.value if query.breakdown is not None else None
         matches = await self._funnel_matches(query, group_field)
         return await asyncio.to_thread(funnel_result, query.steps, matches, group_field is not None)
 
     async def funnel_trend(self, query: FunnelQuery, interval: Interval) -> list[TrendPoint]:
-        check_query(query)
-        if not isinstance(interval, Interval):
-            raise BadInput(f"unknown interval {interval!r}")
+        check_funnel_query(query)
+        check_interval(interval)
         matches = await self._funnel_matches(query, None)
         return await asyncio.to_thread(trend, query.steps, matches, interval)
 
     async def funnel_users(
         self, query: FunnelQuery, step_index: int, converted: bool, first: int, after: int | None
     ) -> UserPage:
-        check_query(query)
+        check_funnel_query(query)
         check_count(first, "first")
         check_after(after)
         check_step_index(query, step_index, converted)
@@ -298,6 +301,7 @@ class MongoStore:
         return mp.rank_paths(groups, limit)
 
     async def form_texts(self, page_type: str, day: date | None) -> list[str]:
+        check_page_type(page_type)
         docs = await self._find(
             USER_INTERACTIONS,
             mp.form_texts_query(page_type, day),
@@ -367,14 +371,13 @@ class MongoStore:
         return WriteResult(written=len(docs))
 
     async def replace_funnel_analytics(self, start: date, end: date, rows: Sequence[Document]) -> int:
-        check_range(start, end)
+        check_dates(start, end)
         with _driver_errors("replace funnel_analytics"):
-            await self._db[FUNNEL_ANALYTICS].delete_many({"date": mp.stored_day_range(start, end)})
+            await self._db[FUNNEL_ANALYTICS].delete_many({"date": mp.day_range(start, end)})
         return (await self.upsert_many(FUNNEL_ANALYTICS, rows)).written
 
     async def set_default_funnel(self, steps: Sequence[str]) -> None:
-        if not steps or any(not isinstance(step, str) or not step for step in steps):
-            raise BadInput(f"a default funnel needs non-empty step names, got {list(steps)!r}")
+        check_default_funnel(steps)
         await self.upsert_many(FUNNEL_DEFINITIONS, [{"name": DEFAULT_FUNNEL, "steps": list(steps)}])
 
     async def delete_users(self, user_ids: Sequence[int]) -> int:
