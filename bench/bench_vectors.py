@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.analytics.lookalike import compare_lookalike, conversion_likelihood  # noqa: E402
+from gateway.analytics.similar_users import SimilarQuery, search_similar  # noqa: E402
 from gateway.embeddings.model import BehaviourModel  # noqa: E402
 from gateway.ingest.generator import generate_dataset  # noqa: E402
 from gateway.jobs.embed import collect, embed_all  # noqa: E402
@@ -35,7 +36,6 @@ from gateway.jobs.ingest import ingest_directory  # noqa: E402
 from gateway.stores.collections import USER_COLLECTION  # noqa: E402
 from gateway.stores.duckdb.store import DuckDBStore  # noqa: E402
 from gateway.stores.milvus.index import MilvusIndex  # noqa: E402
-from loaders.similar_users import SimilarQuery, search_similar  # noqa: E402
 
 KAGGLE = ROOT.parent / "shared" / "data" / "kaggle-funnel"
 SAMPLE = 200

@@ -1,43 +1,76 @@
 """Per-request DataLoaders, one per entity/key; build_loaders is called once per request.
 
 Each is Redis-first (see :mod:`loaders.cached`): whatever a query nests, one level costs at most one
-MGET, one backend call and one pipelined SET per loader.
+MGET, one backend call and one pipelined SET per loader. The table below is every loader there is:
+a new one is a row here and a field of :class:`Loaders`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from loaders.events import InteractionsBySession, VisitsBySession
-from loaders.journeys import JourneyByUser
-from loaders.sessions import SessionById, SessionsByUser
-from loaders.similar_users import SimilarUsersLoader
-from loaders.users import UsersById
+from gateway.analytics.journeys import journeys_by_user
+from gateway.analytics.similar_users import Neighbour, SimilarQuery, search_similar
+from gateway.cache import keys
+from gateway.models import Document
+from loaders.cached import Lookup, TableLoader
 
 if TYPE_CHECKING:
     from gateway.services import Services
 
+LONG, SHORT = keys.TTL_QUERY_LONG, keys.TTL_QUERY_SHORT
+
+# Store lookups: the backend is the DocumentStore.
+USERS: Lookup[int, Document] = Lookup("query:user", LONG, keys.user, lambda s, ids: s.users_by_ids(ids))
+# An empty list is an answer (a known user without sessions) and is cached like any other.
+SESSIONS_BY_USER: Lookup[int, list[Document]] = Lookup(
+    "query:user_sessions", LONG, keys.user_sessions, lambda s, ids: s.sessions_by_user_ids(ids)
+)
+# Not ``session:{id}``: that key is kept for live session state (realtime capture).
+SESSION: Lookup[str, Document] = Lookup(
+    "query:session", LONG, keys.session_doc, lambda s, ids: s.sessions_by_ids(ids)
+)
+VISITS_BY_SESSION: Lookup[str, list[Document]] = Lookup(
+    "query:session_visits", LONG, keys.session_visits, lambda s, ids: s.visits_by_session_ids(ids)
+)
+INTERACTIONS_BY_SESSION: Lookup[str, list[Document]] = Lookup(
+    "query:session_interactions",
+    LONG,
+    keys.session_interactions,
+    lambda s, ids: s.interactions_by_session_ids(ids),
+)
+JOURNEY: Lookup[int, dict[str, Any]] = Lookup("query:user_journey", LONG, keys.user_journey, journeys_by_user)
+# The backend is the VectorIndex. [] means "no vector yet" or "nobody matches": the next embed may
+# change both, so it is not pinned in the cache.
+SIMILAR_USERS: Lookup[SimilarQuery, list[Neighbour]] = Lookup(
+    "query:similar_users",
+    SHORT,
+    lambda q: keys.similar_users(q.user_id, q.cache_args()),
+    search_similar,
+    cacheable=bool,
+)
+
 
 @dataclass
 class Loaders:
-    users: UsersById
-    sessions_by_user: SessionsByUser
-    session: SessionById
-    visits_by_session: VisitsBySession
-    interactions_by_session: InteractionsBySession
-    journey: JourneyByUser
-    similar_users: SimilarUsersLoader
+    users: TableLoader[int, Document]
+    sessions_by_user: TableLoader[int, list[Document]]
+    session: TableLoader[str, Document]
+    visits_by_session: TableLoader[str, list[Document]]
+    interactions_by_session: TableLoader[str, list[Document]]
+    journey: TableLoader[int, dict[str, Any]]
+    similar_users: TableLoader[SimilarQuery, list[Neighbour]]
 
 
 def build_loaders(services: Services) -> Loaders:
     cache, stats, store = services.cache, services.cache_stats, services.store
     return Loaders(
-        users=UsersById(cache, stats, store),
-        sessions_by_user=SessionsByUser(cache, stats, store),
-        session=SessionById(cache, stats, store),
-        visits_by_session=VisitsBySession(cache, stats, store),
-        interactions_by_session=InteractionsBySession(cache, stats, store),
-        journey=JourneyByUser(cache, stats, store),
-        similar_users=SimilarUsersLoader(cache, stats, services.vectors),
+        users=TableLoader(cache, stats, USERS, store),
+        sessions_by_user=TableLoader(cache, stats, SESSIONS_BY_USER, store),
+        session=TableLoader(cache, stats, SESSION, store),
+        visits_by_session=TableLoader(cache, stats, VISITS_BY_SESSION, store),
+        interactions_by_session=TableLoader(cache, stats, INTERACTIONS_BY_SESSION, store),
+        journey=TableLoader(cache, stats, JOURNEY, store),
+        similar_users=TableLoader(cache, stats, SIMILAR_USERS, services.vectors),
     )

@@ -3,12 +3,16 @@
 ``batch_load_fn`` gets every key loaded in one tick: one MGET for all of them, one ``fetch`` for the
 misses, one pipelined SET (with the family's TTL) for what came back, results in key order.
 A cache outage degrades to the backend instead of failing the query.
+
+A loader is one row of the table in :mod:`loaders` (a :class:`Lookup`: key family, TTL, cache key,
+backend call) served by :class:`TableLoader`; subclassing :class:`CachedLoader` works too.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
@@ -42,8 +46,7 @@ class CachedLoader(DataLoader, Generic[K, V]):
         raise NotImplementedError
 
     def cacheable(self, value: V | None) -> bool:
-        # Missing entities are not cached: an ingest may create them any moment.
-        return value is not None
+        return _found(value)
 
     async def batch_load_fn(self, keys: Sequence[K]) -> list[V | None]:
         hints.record(self.ttl)
@@ -73,3 +76,38 @@ class CachedLoader(DataLoader, Generic[K, V]):
 
     async def _write(self, items: list[tuple[str, bytes, int]]) -> None:
         await write_cached(self.redis, self.stats, self.family, items)
+
+
+def _found(value: object) -> bool:
+    # Missing entities are not cached: an ingest may create them any moment.
+    return value is not None
+
+
+@dataclass(frozen=True)
+class Lookup(Generic[K, V]):
+    """What one loader caches, and how it asks its backend for the misses (in key order, None = missing)."""
+
+    family: str  # key family, for hit/miss counters: e.g. "query:user"
+    ttl: int
+    cache_key: Callable[[K], str]
+    fetch: Callable[[Any, Sequence[K]], Awaitable[Sequence[V | None]]]  # (backend, keys)
+    cacheable: Callable[[V | None], bool] = _found
+
+
+class TableLoader(CachedLoader[K, V]):
+    """A CachedLoader defined by one :class:`Lookup`, bound to the backend it fetches from."""
+
+    def __init__(self, cache: Cache, stats: CacheStats, lookup: Lookup[K, V], backend: Any) -> None:
+        super().__init__(cache, stats)
+        self.lookup = lookup
+        self.backend = backend
+        self.family, self.ttl = lookup.family, lookup.ttl
+
+    def cache_key(self, key: K) -> str:
+        return self.lookup.cache_key(key)
+
+    async def fetch(self, keys: Sequence[K]) -> Sequence[V | None]:
+        return await self.lookup.fetch(self.backend, keys)
+
+    def cacheable(self, value: V | None) -> bool:
+        return self.lookup.cacheable(value)

@@ -1,4 +1,8 @@
-"""Query root: each resolver maps arguments to a loader or service call and returns schema types."""
+"""Query root: each resolver maps arguments to a loader or service call and returns schema types.
+
+The funnel fields take their shared arguments through :func:`resolvers.funnel_arguments.takes_funnel`.
+A root field marked ``metadata=volatile()`` is never answered from the whole-response cache.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +11,26 @@ from typing import Annotated
 
 import strawberry
 
+from gateway.analytics import funnels, reports
 from gateway.analytics.sentiment import page_sentiment
+from gateway.analytics.similar_users import DEFAULT_LIMIT, SimilarQuery
 from gateway.cache.responses import volatile
 from gateway.errors import NotFound
-from gateway.funnel_service import FunnelService, check_page_size, check_range
+from gateway.models import FunnelDefinition, from_fields
 from gateway.services import check_health
-from loaders.similar_users import DEFAULT_LIMIT, SimilarQuery
+from gateway.validation import check_page_size
+from resolvers.funnel_arguments import takes_funnel
 from schema.dashboard import Dashboard, PathCount
-from schema.enums import Breakdown, Interval, StepOrder
+from schema.enums import Breakdown, Interval
 from schema.funnel import Funnel, FunnelTrendPoint
 from schema.health import Health
 from schema.inputs import DateRange, FunnelFilter, SimilarUserFilter, user_filter
 from schema.journey import Journey
 from schema.sentiment import Sentiment
 from schema.session import Session
-from schema.user import SimilarUser, User, UserConnection, decode_cursor, similar_users
+from schema.user import SimilarUser, User, UserConnection, decode_cursor, journey_of, similar_users
 
 DEFAULT_PAGE = 100
-Steps = Annotated[
-    list[str] | None,
-    strawberry.argument(description="Page types in funnel order; omitted = the dataset's default funnel."),
-]
-Window = Annotated[
-    int | None,
-    strawberry.argument(description="A step counts only within this many seconds of the funnel's start."),
-]
 
 
 async def _require_user(info: strawberry.Info, user_id: int) -> None:
@@ -39,75 +38,60 @@ async def _require_user(info: strawberry.Info, user_id: int) -> None:
         raise NotFound(f"user {user_id} does not exist")
 
 
+async def _funnel_users(
+    info: strawberry.Info,
+    definition: FunnelDefinition,
+    converted: bool,
+    after_step: str | None,
+    first: int,
+    after: str | None,
+) -> UserConnection:
+    page = await funnels.users(
+        info.context.services, definition,
+        converted=converted, after_step=after_step, first=first, after=decode_cursor(after),
+    )  # fmt: skip
+    return UserConnection.from_page(page)
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="Conversion through `steps` for the filtered users.")
+    @takes_funnel
     async def funnel(
-        self,
-        info: strawberry.Info,
-        steps: Steps = None,
-        filter: FunnelFilter | None = None,
-        order: StepOrder = StepOrder.ORDERED,
-        conversion_window_seconds: Window = None,
-        breakdown: Breakdown | None = None,
+        self, info: strawberry.Info, definition: FunnelDefinition, breakdown: Breakdown | None = None
     ) -> Funnel:
-        result = await FunnelService(info.context.services).funnel(
-            steps, user_filter(filter), order.to_model(), conversion_window_seconds,
-            breakdown.to_model() if breakdown else None,
-        )  # fmt: skip
-        return Funnel.from_model(result)
+        return from_fields(Funnel, await funnels.funnel(info.context.services, definition, breakdown))
 
     @strawberry.field(description="The funnel per cohort of users who started it in the same period.")
+    @takes_funnel
     async def funnel_trend(
-        self,
-        info: strawberry.Info,
-        interval: Interval,
-        steps: Steps = None,
-        filter: FunnelFilter | None = None,
-        order: StepOrder = StepOrder.ORDERED,
-        conversion_window_seconds: Window = None,
+        self, info: strawberry.Info, interval: Interval, definition: FunnelDefinition
     ) -> list[FunnelTrendPoint]:
-        points = await FunnelService(info.context.services).trend(
-            interval.to_model(), steps, user_filter(filter), order.to_model(), conversion_window_seconds
-        )
-        return [FunnelTrendPoint.from_model(p) for p in points]
+        points = await funnels.trend(info.context.services, definition, interval)
+        return [from_fields(FunnelTrendPoint, p) for p in points]
 
     @strawberry.field(description="Users who reached `afterStep` but not the next step.")
+    @takes_funnel
     async def dropped_off(
         self,
         info: strawberry.Info,
         after_step: str,
-        steps: Steps = None,
-        filter: FunnelFilter | None = None,
-        order: StepOrder = StepOrder.ORDERED,
-        conversion_window_seconds: Window = None,
+        definition: FunnelDefinition,
         first: int = DEFAULT_PAGE,
         after: str | None = None,
     ) -> UserConnection:
-        page = await FunnelService(info.context.services).users(
-            converted=False, after_step=after_step, steps=steps, filter=user_filter(filter),
-            order=order.to_model(), window_seconds=conversion_window_seconds,
-            first=first, after=decode_cursor(after),
-        )  # fmt: skip
-        return UserConnection.from_page(page)
+        return await _funnel_users(info, definition, False, after_step, first, after)
 
     @strawberry.field(description="Users who reached the funnel's last step.")
+    @takes_funnel
     async def converted(
         self,
         info: strawberry.Info,
-        steps: Steps = None,
-        filter: FunnelFilter | None = None,
-        order: StepOrder = StepOrder.ORDERED,
-        conversion_window_seconds: Window = None,
+        definition: FunnelDefinition,
         first: int = DEFAULT_PAGE,
         after: str | None = None,
     ) -> UserConnection:
-        page = await FunnelService(info.context.services).users(
-            converted=True, after_step=None, steps=steps, filter=user_filter(filter),
-            order=order.to_model(), window_seconds=conversion_window_seconds,
-            first=first, after=decode_cursor(after),
-        )  # fmt: skip
-        return UserConnection.from_page(page)
+        return await _funnel_users(info, definition, True, None, first, after)
 
     @strawberry.field(description="One user; null with a NOT_FOUND error when the id is unknown.")
     async def user(self, info: strawberry.Info, id: int) -> User | None:
@@ -128,21 +112,20 @@ class Query:
     ) -> UserConnection:
         services = info.context.services
         check_page_size(first, services.settings.max_page_size)
-        model = user_filter(filter)
-        check_range(model.start, model.end)
-        return UserConnection.from_page(await services.store.list_users(model, first, decode_cursor(after)))
+        page = await services.store.list_users(user_filter(filter), first, decode_cursor(after))
+        return UserConnection.from_page(page)
 
     @strawberry.field(description="One session; null with a NOT_FOUND error when the id is unknown.")
     async def session(self, info: strawberry.Info, id: str) -> Session | None:
         doc = await info.context.loaders.session.load(id)
         if doc is None:
             raise NotFound(f"session {id} does not exist")
-        return Session.from_doc(doc)
+        return from_fields(Session, doc, id="session_id")
 
     @strawberry.field(description="A user's page visits and progress along the default funnel.")
     async def journey(self, info: strawberry.Info, user_id: int) -> Journey | None:
         await _require_user(info, user_id)
-        return Journey.from_record(user_id, await info.context.loaders.journey.load(user_id))
+        return await journey_of(info, user_id)
 
     @strawberry.field(
         description="Users with the most similar behaviour, best first (null if Milvus is down)."
@@ -166,20 +149,19 @@ class Query:
         range_: Annotated[DateRange | None, strawberry.argument(name="range")] = None,
     ) -> Dashboard:
         start, end = (range_.start, range_.end) if range_ else (None, None)
-        return Dashboard.from_model(await FunnelService(info.context.services).dashboard(start, end))
+        return from_fields(Dashboard, await reports.dashboard(info.context.services, start, end))
 
     @strawberry.field(description="The most frequent page sequences of sessions, most frequent first.")
     async def top_paths(
         self, info: strawberry.Info, limit: int = 10, filter: FunnelFilter | None = None
     ) -> list[PathCount]:
-        services = info.context.services
-        check_page_size(limit, services.settings.max_page_size, "limit")
-        paths = await FunnelService(services).top_paths(limit, user_filter(filter))
-        return [PathCount.from_model(p) for p in paths]
+        paths = await reports.top_paths(info.context.services, limit, user_filter(filter))
+        return [from_fields(PathCount, p) for p in paths]
 
     @strawberry.field(description="Sentiment of the form values typed on a page type, on a day if given.")
     async def sentiment(self, info: strawberry.Info, page_type: str, date: date | None = None) -> Sentiment:
-        return Sentiment.from_summary(await page_sentiment(info.context.services, page_type, date))
+        summary = await page_sentiment(info.context.services, page_type, date)
+        return from_fields(Sentiment, summary, date="day")
 
     @strawberry.field(description="Status of every backend the gateway uses.", metadata=volatile())
     async def health(self, info: strawberry.Info) -> Health:

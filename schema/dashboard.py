@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from gateway import models
-from schema.enums import Device, device_of
+from schema.enums import Device
 
 
 @strawberry.type
@@ -31,33 +30,8 @@ class Dashboard:
     def conversion_rate(self) -> float:
         return self.conversions / self.sessions if self.sessions else 0.0
 
-    @classmethod
-    def from_model(cls, m: models.DashboardMetrics) -> Dashboard:
-        return cls(
-            users=m.users,
-            sessions=m.sessions,
-            conversions=m.conversions,
-            revenue=m.revenue,
-            avg_session_duration=m.avg_session_duration,
-            by_device=[
-                DeviceMetrics(
-                    device=device_of(d.device),
-                    users=d.users,
-                    sessions=d.sessions,
-                    conversions=d.conversions,
-                    revenue=d.revenue,
-                    avg_session_duration=d.avg_session_duration,
-                )
-                for d in m.by_device
-            ],
-        )
-
 
 @strawberry.type(description="A sequence of pages visited in one session, and how many sessions followed it.")
 class PathCount:
     path: list[str]
     sessions: int
-
-    @classmethod
-    def from_model(cls, p: models.PathCount) -> PathCount:
-        return cls(path=list(p.path), sessions=p.sessions)

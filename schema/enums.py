@@ -1,60 +1,32 @@
-"""GraphQL enums. Their values are the store's lower-case strings, so ``Device(doc["device"])`` and
-``Device.MOBILE.value`` convert in both directions without a table."""
+"""The domain enums of :mod:`gateway.models`, exposed to GraphQL as they are.
+
+The model enums are the single source: their member names are the GraphQL values and their values the
+stores' lower-case strings, so resolvers receive model enums and no conversion is written anywhere.
+Registering them here only attaches the GraphQL description; import the enums from this module (not
+from gateway.models) in schema code, so the registration has always run.
+"""
 
 from __future__ import annotations
 
-from enum import Enum
-
 import strawberry
 
-from gateway import models
+from gateway.models import Breakdown, Device, Interval, Sex, StepOrder
 
-
-@strawberry.enum(description="The device a user browsed with.")
-class Device(Enum):
-    DESKTOP = "desktop"
-    MOBILE = "mobile"
-    TABLET = "tablet"
-
-
-@strawberry.enum
-class Sex(Enum):
-    FEMALE = "female"
-    MALE = "male"
-
-
-@strawberry.enum(description="Cohort period of a funnel trend: day, ISO week (from Monday) or month.")
-class Interval(Enum):
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-
-    def to_model(self) -> models.Interval:
-        return models.Interval(self.value)
-
-
-@strawberry.enum(
+strawberry.enum(Device, description="The device a user browsed with.")
+strawberry.enum(Sex)
+strawberry.enum(
+    Interval, description="Cohort period of a funnel trend: day, ISO week (from Monday) or month."
+)
+strawberry.enum(
+    StepOrder,
     description=(
         "ORDERED: steps in order, other pages allowed between; STRICT: no other listed step between; "
         "UNORDERED: every earlier step visited, in any order."
-    )
+    ),
 )
-class StepOrder(Enum):
-    ORDERED = "ordered"
-    STRICT = "strict"
-    UNORDERED = "unordered"
+strawberry.enum(Breakdown, description="Split a funnel by a user attribute.")
 
-    def to_model(self) -> models.StepOrder:
-        return models.StepOrder(self.value)
-
-
-@strawberry.enum(description="Split a funnel by a user attribute.")
-class Breakdown(Enum):
-    DEVICE = "device"
-    SEX = "sex"
-
-    def to_model(self) -> models.Breakdown:
-        return models.Breakdown(self.value)
+__all__ = ["Breakdown", "Device", "Interval", "Sex", "StepOrder", "device_of", "sex_of"]
 
 
 # Stores keep lower-case values; .lower() forgives a document written before that rule.

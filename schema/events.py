@@ -6,8 +6,7 @@ from datetime import datetime
 
 import strawberry
 
-from gateway.models import Document
-from schema.enums import Device, device_of
+from schema.enums import Device
 
 
 @strawberry.type(description="One page view.")
@@ -19,18 +18,6 @@ class PageVisit:
     timestamp: datetime = strawberry.field(description="UTC.")
     duration: float = strawberry.field(description="Seconds on the page.")
     device: Device | None
-
-    @classmethod
-    def from_doc(cls, doc: Document) -> PageVisit:
-        return cls(
-            event_id=doc["event_id"],
-            user_id=doc["user_id"],
-            session_id=doc["session_id"],
-            page_type=doc["page_type"],
-            timestamp=doc["timestamp"],
-            duration=doc["duration"],
-            device=device_of(doc.get("device")),
-        )
 
 
 @strawberry.type
@@ -49,17 +36,3 @@ class Interaction:
     timestamp: datetime = strawberry.field(description="UTC.")
     coordinates: Coordinates | None
     value: str | None = strawberry.field(description="What was typed (form interactions).")
-
-    @classmethod
-    def from_doc(cls, doc: Document) -> Interaction:
-        xy = doc.get("coordinates")
-        return cls(
-            event_id=doc["event_id"],
-            session_id=doc["session_id"],
-            page_type=doc["page_type"],
-            interaction_type=doc["interaction_type"],
-            element=doc["element"],
-            timestamp=doc["timestamp"],
-            coordinates=Coordinates(x=xy["x"], y=xy["y"]) if xy else None,
-            value=doc.get("value"),
-        )

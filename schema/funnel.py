@@ -1,12 +1,10 @@
-"""Funnel results: steps, breakdowns and trend points (built from gateway.models records)."""
+"""Funnel results: steps, breakdowns and trend points (built from gateway.models records by from_fields)."""
 
 from __future__ import annotations
 
 from datetime import date
 
 import strawberry
-
-from gateway import models
 
 
 @strawberry.type(description="One funnel step. Rates are fractions in [0, 1].")
@@ -22,22 +20,6 @@ class FunnelStep:
     median_time_to_convert: float | None = strawberry.field(
         description="Median seconds from the funnel's start to reaching this step."
     )
-
-    @classmethod
-    def from_model(cls, step: models.FunnelStepResult) -> FunnelStep:
-        return cls(
-            name=step.name,
-            users=step.users,
-            conversion_rate=step.conversion_rate,
-            drop_off_rate=step.drop_off_rate,
-            conversion_from_start=step.conversion_from_start,
-            avg_time_spent=step.avg_time_spent,
-            median_time_to_convert=step.median_time_to_convert,
-        )
-
-
-def _steps(steps: list[models.FunnelStepResult]) -> list[FunnelStep]:
-    return [FunnelStep.from_model(s) for s in steps]
 
 
 @strawberry.type(description="The funnel for the users with one breakdown value.")
@@ -55,26 +37,9 @@ class Funnel:
         description="One entry per breakdown value (sorted, null last); empty without `breakdown`."
     )
 
-    @classmethod
-    def from_model(cls, result: models.FunnelResult) -> Funnel:
-        return cls(
-            steps=_steps(result.steps),
-            overall_conversion_rate=result.overall_conversion_rate,
-            breakdowns=[
-                FunnelBreakdown(
-                    key=b.key, steps=_steps(b.steps), overall_conversion_rate=b.overall_conversion_rate
-                )
-                for b in result.breakdowns
-            ],
-        )
-
 
 @strawberry.type(description="The funnel of the users whose funnel started in one period.")
 class FunnelTrendPoint:
     period: date = strawberry.field(description="First day of the period.")
     steps: list[FunnelStep]
     conversion_rate: float = strawberry.field(description="Overall conversion rate of this cohort.")
-
-    @classmethod
-    def from_model(cls, point: models.TrendPoint) -> FunnelTrendPoint:
-        return cls(period=point.period, steps=_steps(point.steps), conversion_rate=point.conversion_rate)

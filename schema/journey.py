@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -23,16 +23,6 @@ class Journey:
     time_to_convert_seconds: float | None = strawberry.field(
         description="Seconds from the first step to the last; null unless converted."
     )
-
-    @classmethod
-    def from_record(cls, user_id: int, record: dict[str, Any]) -> Journey:
-        return cls(
-            user_id=user_id,
-            visits=[PageVisit.from_doc(v) for v in record["visits"]],
-            furthest_step=record["furthest_step"],
-            converted=record["converted"],
-            time_to_convert_seconds=record["time_to_convert_seconds"],
-        )
 
     @strawberry.field
     def user(self) -> Annotated[User, strawberry.lazy("schema.user")]:

@@ -6,8 +6,6 @@ from datetime import date
 
 import strawberry
 
-from gateway.analytics.sentiment import SentimentSummary
-
 
 @strawberry.type(description="VADER sentiment of the form values typed on a page type (on a day, if given).")
 class Sentiment:
@@ -20,15 +18,3 @@ class Sentiment:
     positive: int = strawberry.field(description="Texts with compound >= 0.05.")
     neutral: int
     negative: int = strawberry.field(description="Texts with compound <= -0.05.")
-
-    @classmethod
-    def from_summary(cls, s: SentimentSummary) -> Sentiment:
-        return cls(
-            page_type=s.page_type,
-            date=s.day,
-            texts=s.texts,
-            mean_compound=s.mean_compound,
-            positive=s.positive,
-            neutral=s.neutral,
-            negative=s.negative,
-        )

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from gateway.models import Document
-from schema.enums import Device, device_of
+from gateway.models import from_fields
+from schema.enums import Device
 from schema.events import Interaction, PageVisit
 
 if TYPE_CHECKING:
@@ -27,20 +27,6 @@ class Session:
     converted: bool
     conversion_value: float
 
-    @classmethod
-    def from_doc(cls, doc: Document) -> Session:
-        return cls(
-            id=doc["session_id"],
-            user_id=doc["user_id"],
-            start_time=doc["start_time"],
-            end_time=doc["end_time"],
-            device=device_of(doc.get("device")),
-            pages_visited=list(doc["pages_visited"]),
-            total_interactions=doc["total_interactions"],
-            converted=doc["converted"],
-            conversion_value=doc["conversion_value"],
-        )
-
     @strawberry.field
     def user(self) -> Annotated[User, strawberry.lazy("schema.user")]:
         from schema.user import User
@@ -50,9 +36,9 @@ class Session:
     @strawberry.field(description="Page visits in time order.")
     async def visits(self, info: strawberry.Info) -> list[PageVisit]:
         docs = await info.context.loaders.visits_by_session.load(self.id)
-        return [PageVisit.from_doc(d) for d in docs or []]
+        return [from_fields(PageVisit, d) for d in docs or []]
 
     @strawberry.field(description="Interactions in time order.")
     async def interactions(self, info: strawberry.Info) -> list[Interaction]:
         docs = await info.context.loaders.interactions_by_session.load(self.id)
-        return [Interaction.from_doc(d) for d in docs or []]
+        return [from_fields(Interaction, d) for d in docs or []]

@@ -14,13 +14,18 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gateway.analytics.lookalike import DEFAULT_K, conversion_likelihood
+from gateway.analytics.similar_users import DEFAULT_LIMIT, SimilarQuery
 from gateway.errors import BadInput, NotFound
-from gateway.funnel_service import check_page_size
-from gateway.models import Document, UserPage
-from loaders.similar_users import DEFAULT_LIMIT, SimilarQuery
+from gateway.models import Document, UserPage, from_fields
+from gateway.validation import check_page_size
 from schema.enums import Device, Sex, device_of, sex_of
 from schema.journey import Journey
 from schema.session import Session
+
+
+async def journey_of(info: strawberry.Info, user_id: int) -> Journey:
+    record = await info.context.loaders.journey.load(user_id)
+    return from_fields(Journey, {**record, "user_id": user_id})
 
 
 async def similar_users(info: strawberry.Info, query: SimilarQuery) -> list[SimilarUser]:
@@ -59,11 +64,11 @@ class User:
         if first is not None:
             check_page_size(first, info.context.services.settings.max_page_size)
         docs = await info.context.loaders.sessions_by_user.load(self.id) or []
-        return [Session.from_doc(d) for d in docs[:first]]
+        return [from_fields(Session, d, id="session_id") for d in docs[:first]]
 
     @strawberry.field
     async def journey(self, info: strawberry.Info) -> Journey:
-        return Journey.from_record(self.id, await info.context.loaders.journey.load(self.id))
+        return await journey_of(info, self.id)
 
     @strawberry.field(description="At least one of the user's sessions converted.")
     async def converted(self, info: strawberry.Info) -> bool:

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Any
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
@@ -66,10 +65,7 @@ async def page_sentiment(services: Services, page_type: str, day: date | None) -
         texts = await store.form_texts(page_type, day)
         return await asyncio.to_thread(summarise, page_type, day, texts)
 
-    def decode(d: dict[str, Any]) -> SentimentSummary:
-        return SentimentSummary(**d)
-
     key = keys.sentiment(page_type, day)
     return await read_through(
-        services.cache, services.cache_stats, key, keys.TTL_QUERY_SHORT, compute, decode
+        services.cache, services.cache_stats, key, keys.TTL_QUERY_SHORT, compute, SentimentSummary
     )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from gateway.cache import codec, hints, keys
 from gateway.cache.stats import CacheStats
 from gateway.errors import StoreUnavailable
+from gateway.models import as_declared
 from gateway.stores.contracts import Cache
 
 T = TypeVar("T")
@@ -50,15 +51,15 @@ async def read_through(
     key: str,
     ttl: int,
     compute: Callable[[], Awaitable[T]],
-    decode: Callable[[Any], T],
+    result_type: Any,
 ) -> T:
-    """``decode`` rebuilds the value from what :func:`gateway.cache.codec.loads` returns (plain JSON types)."""
+    """``result_type`` is what ``compute`` returns (e.g. ``list[TrendPoint]``): a hit is rebuilt as it."""
     family = keys.family(key)
     hints.record(ttl)
     [blob] = await read_cached(cache, stats, family, [key])
     if blob is not None:
         stats.hits[family] += 1
-        return decode(codec.loads(blob))
+        return cast(T, as_declared(result_type, codec.loads(blob)))
     stats.misses[family] += 1
     value = await compute()
     await write_cached(cache, stats, family, [(key, codec.dumps(value), ttl)])

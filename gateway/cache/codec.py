@@ -1,6 +1,8 @@
 """Bytes <-> values for the cache: JSON, with dates and datetimes tagged so they come back typed.
 
 Tagged JSON rather than pickle: anything that can write to Redis must not be able to run code here.
+Records (dataclasses) go in as plain objects; ``gateway.models.as_declared`` turns them back into the
+declared type, so no record needs a decoder of its own.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 # TTLs in seconds, per freshness class (the design's table).
@@ -20,6 +20,13 @@ TTL_USER_ACTIVITY = 5 * 60  # user:active:{id}
 TTL_REALTIME_LIST = 60  # realtime:users
 TTL_QUERY_SHORT = 60 * 60  # query results over data that changes with ingest (similar users, sentiment)
 TTL_QUERY_LONG = 24 * 60 * 60  # query results over closed history (journeys)
+
+
+def ttl_for_range(end: date | None) -> int:
+    """Metrics over a range closed in the past cannot change any more; anything touching today can."""
+    closed_in_past = end is not None and end < datetime.now(UTC).date()
+    return TTL_HISTORICAL if closed_in_past else TTL_DAILY
+
 
 # What a data change (ingest, embed) makes stale: every cached query result and metric.
 DERIVED_PREFIXES = ("query:", "metrics:")
@@ -45,6 +52,15 @@ def _part(value: object) -> str:
 
 def dashboard(start: date | None, end: date | None) -> str:
     return f"metrics:dashboard:{_part(start)}..{_part(end)}"
+
+
+def days(start: date | None, end: date | None) -> date | str | None:
+    """The day part of a metrics key: one day, a ``start..end`` range (``all`` = open), or None."""
+    if start is None and end is None:
+        return None
+    if start == end:
+        return start
+    return f"{_part(start)}..{_part(end)}"
 
 
 def funnel(device: str | None, day: date | str | None, args: Any) -> str:

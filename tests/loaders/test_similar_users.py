@@ -1,4 +1,4 @@
-"""SimilarUsersLoader: one Milvus search per tick, Redis in front, on real Milvus Lite and redis-server."""
+"""The similar-users loader: one Milvus search per tick, Redis in front, on real Milvus Lite and redis-server."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import pytest
 
+from gateway.analytics.similar_users import SimilarQuery
 from gateway.cache import keys
 from gateway.cache.stats import CacheStats
 from gateway.errors import BadInput
@@ -18,7 +19,8 @@ from gateway.stores.collections import USER_COLLECTION
 from gateway.stores.contracts import DocumentStore
 from gateway.stores.milvus.index import MilvusIndex
 from gateway.stores.redis.cache import RedisCache
-from loaders.similar_users import SimilarQuery, SimilarUsersLoader
+from loaders import SIMILAR_USERS
+from loaders.cached import TableLoader
 from tests.analytics.journeys import MemoryStore, varied_journeys
 
 USERS = 40  # ids 1..40; odd ids are on Mobile, every fifth user converts (see varied_journeys)
@@ -81,7 +83,7 @@ def _ids(neighbours: list[dict[str, Any]]) -> list[int]:
 async def test_n_loads_in_one_tick_make_one_vector_fetch_and_one_search(
     index: CountingIndex, redis_cache: RedisCache
 ):
-    loader = SimilarUsersLoader(redis_cache, CacheStats(), index)
+    loader = TableLoader(redis_cache, CacheStats(), SIMILAR_USERS, index)
     user_ids = list(range(1, 21))
     results = await asyncio.gather(*(loader.load(SimilarQuery(uid, 5)) for uid in user_ids))
     assert index.calls == {"get_vectors": 1, "search": 1}
@@ -100,16 +102,20 @@ async def test_a_repeated_question_is_served_from_redis_without_milvus(
     index: CountingIndex, redis_cache: RedisCache
 ):
     stats = CacheStats()
-    first = await SimilarUsersLoader(redis_cache, stats, index).load_many([SimilarQuery(3), SimilarQuery(4)])
+    first = await TableLoader(redis_cache, stats, SIMILAR_USERS, index).load_many(
+        [SimilarQuery(3), SimilarQuery(4)]
+    )
     index.calls.clear()
-    again = await SimilarUsersLoader(redis_cache, stats, index).load_many([SimilarQuery(4), SimilarQuery(3)])
+    again = await TableLoader(redis_cache, stats, SIMILAR_USERS, index).load_many(
+        [SimilarQuery(4), SimilarQuery(3)]
+    )
     assert index.calls == {}
     assert again == [first[1], first[0]]
     assert stats.snapshot()["query:similar_users"] == {"hits": 2, "misses": 2, "errors": 0}
 
 
 async def test_cache_keys_and_ttls(index: CountingIndex, redis_cache: RedisCache):
-    loader = SimilarUsersLoader(redis_cache, CacheStats(), index)
+    loader = TableLoader(redis_cache, CacheStats(), SIMILAR_USERS, index)
     await loader.load_many([SimilarQuery(7), SimilarQuery(7, 3, device="Mobile")])
     plain = "query:similar_users:7"  # the design's key for the default question
     assert 3590 <= await redis_cache.ttl(plain) <= 3600
@@ -121,7 +127,7 @@ async def test_cache_keys_and_ttls(index: CountingIndex, redis_cache: RedisCache
 async def test_filters_on_device_and_conversion_one_search_per_distinct_filter(
     index: CountingIndex, redis_cache: RedisCache
 ):
-    loader = SimilarUsersLoader(redis_cache, CacheStats(), index)
+    loader = TableLoader(redis_cache, CacheStats(), SIMILAR_USERS, index)
     queries = [
         SimilarQuery(1, 4),
         SimilarQuery(2, 4),
@@ -152,7 +158,7 @@ async def test_filters_on_device_and_conversion_one_search_per_distinct_filter(
 async def test_a_user_without_a_vector_gets_an_empty_list_that_is_not_cached(
     index: CountingIndex, redis_cache: RedisCache
 ):
-    loader = SimilarUsersLoader(redis_cache, CacheStats(), index)
+    loader = TableLoader(redis_cache, CacheStats(), SIMILAR_USERS, index)
     assert await loader.load_many([SimilarQuery(999), SimilarQuery(998, 2)]) == [[], []]
     assert index.calls == {"get_vectors": 1}  # nothing to search for
     assert await redis_cache.ttl("query:similar_users:999") == -2

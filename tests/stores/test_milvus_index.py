@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from pymilvus.exceptions import MilvusException
 
+from gateway.analytics.similar_users import SimilarQuery, search_similar
 from gateway.embeddings.model import BehaviourModel
 from gateway.errors import BadInput, StoreUnavailable
 from gateway.jobs.embed import embed_all
 from gateway.stores.collections import DIM, PAGE_COLLECTION, USER_COLLECTION, page_vector_id
 from gateway.stores.contracts import DocumentStore, VectorIndex
 from gateway.stores.milvus.index import MilvusIndex
-from loaders.similar_users import SimilarQuery, search_similar
 from tests.analytics.journeys import MemoryStore, Page, varied_journeys
 
 TWIN_PAGES = [Page("home", 2, 40.0, 3, 2, 1), Page("search", 1, 90.0, 4, 1, 0, 1)]

@@ -1,28 +1,21 @@
 """Similar users: every request of a tick becomes one vector fetch and one Milvus search per filter.
 
 ``search_similar`` is the batching core (the bench and the lookalike check use it without a cache);
-``SimilarUsersLoader`` puts Redis in front of it under ``query:similar_users:{user_id}``.
+the ``similar_users`` loader puts Redis in front of it under ``query:similar_users:{user_id}``.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.cache import keys
-from gateway.cache.stats import CacheStats
-from gateway.errors import BadInput
 from gateway.stores.collections import USER_COLLECTION
-from gateway.stores.contracts import Cache, VectorIndex
-from loaders.cached import CachedLoader
+from gateway.stores.contracts import VectorIndex
+from gateway.validation import check_similar
 
 DEFAULT_LIMIT = 10
-MAX_LIMIT = 100
-# Device values reach a Milvus expression: allow only what device names look like.
-_DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
 
 Neighbour = dict[str, Any]  # {"user_id": int, "score": float (cosine), "metadata": {...}}
 
@@ -37,20 +30,7 @@ class SimilarQuery:
     converted: bool | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.user_id, bool) or not isinstance(self.user_id, int):
-            raise BadInput(f"user_id must be an integer, got {self.user_id!r}")
-        if (
-            isinstance(self.limit, bool)
-            or not isinstance(self.limit, int)
-            or not 1 <= self.limit <= MAX_LIMIT
-        ):
-            raise BadInput(f"limit must be an integer in 1..{MAX_LIMIT}, got {self.limit!r}")
-        if self.device is not None and not (isinstance(self.device, str) and _DEVICE.match(self.device)):
-            raise BadInput(
-                f"device must be a plain name (letters, digits, space, _ . -), got {self.device!r}"
-            )
-        if self.converted is not None and not isinstance(self.converted, bool):
-            raise BadInput(f"converted must be true, false or null, got {self.converted!r}")
+        check_similar(self.user_id, self.limit, self.device, self.converted)
 
     def filter_expression(self) -> str | None:
         """The Milvus boolean expression on the neighbours' metadata, None without a filter."""
@@ -98,22 +78,3 @@ async def search_similar(vectors: VectorIndex, queries: Sequence[SimilarQuery]) 
                 if hit_id != query.user_id
             ][: query.limit]
     return results
-
-
-class SimilarUsersLoader(CachedLoader[SimilarQuery, list[Neighbour]]):
-    family = "query:similar_users"
-    ttl = keys.TTL_QUERY_SHORT
-
-    def __init__(self, cache: Cache, stats: CacheStats, vectors: VectorIndex) -> None:
-        super().__init__(cache, stats)
-        self.vectors = vectors
-
-    def cache_key(self, key: SimilarQuery) -> str:
-        return keys.similar_users(key.user_id, key.cache_args())
-
-    async def fetch(self, keys: Sequence[SimilarQuery]) -> Sequence[list[Neighbour] | None]:
-        return await search_similar(self.vectors, keys)
-
-    def cacheable(self, value: list[Neighbour] | None) -> bool:
-        # [] means "no vector yet" or "nobody matches": the next embed may change both, don't pin it.
-        return bool(value)

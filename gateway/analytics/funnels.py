@@ -1,0 +1,119 @@
+"""Funnel questions: the funnel, its trend, and who dropped off or converted, Redis first.
+
+Checks that need no data run before the cache is read; the ones that need the store (unknown step
+names, the default funnel) run only on a miss, which is safe because only valid answers are cached.
+A funnel's key is ``metrics:funnel:{device}:{day or range}:{digest of every other argument}``; its TTL is
+the historical one when the range is closed in the past (that answer cannot change any more), the
+daily one otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from gateway.cache import keys
+from gateway.cache.aside import read_through
+from gateway.errors import BadInput
+from gateway.models import (
+    Breakdown,
+    FunnelDefinition,
+    FunnelQuery,
+    FunnelResult,
+    Interval,
+    TrendPoint,
+    UserPage,
+)
+from gateway.services import Services
+from gateway.validation import (
+    after_step_index,
+    check_funnel_definition,
+    check_known_steps,
+    check_page_size,
+)
+
+T = TypeVar("T")
+
+
+async def funnel(
+    services: Services, definition: FunnelDefinition, breakdown: Breakdown | None
+) -> FunnelResult:
+    async def compute() -> FunnelResult:
+        return await services.store.funnel(await _query(services, definition, breakdown))
+
+    return await _cached(
+        services, definition, {"kind": "funnel", "breakdown": breakdown}, compute, FunnelResult
+    )
+
+
+async def trend(services: Services, definition: FunnelDefinition, interval: Interval) -> list[TrendPoint]:
+    async def compute() -> list[TrendPoint]:
+        return await services.store.funnel_trend(await _query(services, definition), interval)
+
+    return await _cached(
+        services, definition, {"kind": "trend", "interval": interval}, compute, list[TrendPoint]
+    )
+
+
+async def users(
+    services: Services,
+    definition: FunnelDefinition,
+    *,
+    converted: bool,
+    after_step: str | None,
+    first: int,
+    after: int | None,
+) -> UserPage:
+    """Users who converted, or who reached ``after_step`` but not the next step."""
+    check_page_size(first, services.settings.max_page_size)
+
+    async def compute() -> UserPage:
+        query = await _query(services, definition)
+        index = len(query.steps) - 1 if converted else after_step_index(query.steps, after_step)
+        return await services.store.funnel_users(query, index, converted, first, after)
+
+    question = {
+        "kind": "users",
+        "converted": converted,
+        "after_step": after_step,
+        "first": first,
+        "after": after,
+    }
+    return await _cached(services, definition, question, compute, UserPage)
+
+
+async def _query(
+    services: Services, definition: FunnelDefinition, breakdown: Breakdown | None = None
+) -> FunnelQuery:
+    """The definition with its steps resolved: the default funnel, or the named steps if they exist."""
+    store = services.store
+    if definition.steps is None:
+        steps = tuple(await store.default_funnel() or ())
+        if not steps:
+            raise BadInput("no default funnel yet (nothing ingested): pass steps")
+    else:
+        steps = definition.steps
+        check_known_steps(steps, await store.page_types())
+    # Every option of the definition carries over unchanged: a new option needs no edit here.
+    options = {
+        f.name: getattr(definition, f.name) for f in dataclasses.fields(definition) if f.name != "steps"
+    }
+    return FunnelQuery(steps=steps, breakdown=breakdown, **options)
+
+
+async def _cached(
+    services: Services,
+    definition: FunnelDefinition,
+    question: dict[str, Any],
+    compute: Callable[[], Awaitable[T]],
+    result_type: Any,
+) -> T:
+    check_funnel_definition(definition)
+    # Everything that changes the answer is in the key: the whole definition and the question asked.
+    args = {**dataclasses.asdict(definition), **question}
+    f = definition.filter
+    key = keys.funnel(f.device, keys.days(f.start, f.end), args)
+    return await read_through(
+        services.cache, services.cache_stats, key, keys.ttl_for_range(f.end), compute, result_type
+    )

@@ -1,0 +1,104 @@
+"""The funnel arguments, declared once: every funnel root field takes them flat (``steps``, ``filter``,
+``order``, ``conversionWindowSeconds``) and its resolver receives one ``FunnelDefinition``.
+
+A resolver asks for them with a parameter annotated ``FunnelDefinition``; :func:`takes_funnel` puts the
+GraphQL arguments in its place in the signature strawberry reads (``__signature__``), and on each call
+builds the definition from them. A new funnel option is one row of ``FUNNEL_ARGUMENTS`` (and a field of
+FunnelDefinition/FunnelQuery that the stores honour); no resolver changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import strawberry
+
+from gateway.models import FunnelDefinition
+from schema.enums import StepOrder
+from schema.inputs import FunnelFilter, user_filter
+
+T = TypeVar("T")
+
+
+def _steps(value: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class FunnelArgument:
+    """One GraphQL argument and the FunnelDefinition field it fills."""
+
+    name: str  # the Python name; GraphQL spells it in camelCase
+    annotation: Any
+    default: Any
+    field: str
+    to_model: Callable[[Any], Any] = _same
+
+    def parameter(self) -> inspect.Parameter:
+        return inspect.Parameter(
+            self.name, inspect.Parameter.KEYWORD_ONLY, annotation=self.annotation, default=self.default
+        )
+
+
+FUNNEL_ARGUMENTS = (
+    FunnelArgument(
+        "steps",
+        Annotated[
+            list[str] | None,
+            strawberry.argument(
+                description="Page types in funnel order; omitted = the dataset's default funnel."
+            ),
+        ],
+        None,
+        "steps",
+        _steps,
+    ),
+    FunnelArgument("filter", FunnelFilter | None, None, "filter", user_filter),
+    FunnelArgument("order", StepOrder, StepOrder.ORDERED, "order"),
+    FunnelArgument(
+        "conversion_window_seconds",
+        Annotated[
+            int | None,
+            strawberry.argument(
+                description="A step counts only within this many seconds of the funnel's start."
+            ),
+        ],
+        None,
+        "window_seconds",
+    ),
+)
+
+
+def takes_funnel(resolver: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Replace the resolver's ``FunnelDefinition`` parameter by the flat funnel arguments."""
+    signature = inspect.signature(resolver)
+    [target] = [
+        p for p in signature.parameters.values() if p.annotation in (FunnelDefinition, "FunnelDefinition")
+    ]
+    parameters: list[inspect.Parameter] = []
+    for p in signature.parameters.values():
+        if p is target:
+            parameters += [argument.parameter() for argument in FUNNEL_ARGUMENTS]
+        elif p.name in ("self", "info"):
+            parameters.append(p)
+        else:  # after the keyword-only funnel arguments, every other argument must be keyword-only too
+            parameters.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+
+    @functools.wraps(resolver)
+    async def resolve(*args: Any, **kwargs: Any) -> T:
+        fields = {a.field: a.to_model(kwargs.pop(a.name, a.default)) for a in FUNNEL_ARGUMENTS}
+        return await resolver(*args, **{target.name: FunnelDefinition(**fields)}, **kwargs)
+
+    resolve.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    resolve.__annotations__ = {p.name: p.annotation for p in parameters} | {
+        "return": signature.return_annotation
+    }
+    return resolve
