@@ -1,0 +1,3 @@
+"""Services that answer questions: funnels, reports (dashboard, paths), journeys, similar users, lookalike
+likelihood, sentiment.
+"""

@@ -1,6 +1,6 @@
 """TTL hints: the loaders record the TTL of every cached value they serve to the current request.
 
-The response cache (gateway/response_cache.py) reads them to decide how long a whole response may live.
+The response cache (gateway/cache/responses.py, gateway/web/response_cache.py) reads them to decide how long a whole response may live.
 A context variable carries them, so loaders need no extra argument and record nothing outside a request.
 """
 

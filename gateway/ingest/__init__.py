@@ -1,0 +1,3 @@
+"""Reading, cleaning and synthesising Kaggle-style funnel CSVs, and generating such CSVs;
+gateway.jobs.ingest writes the result.
+"""

@@ -1,5 +1,5 @@
 """The hand-computed funnel expectations checked against the reference Python semantics
-(gateway/analytics/funnel.py): the fixture pins the reference just as it pins the adapters.
+(gateway/stores/funnel_math.py): the fixture pins the reference just as it pins the adapters.
 
 UserMatch lists are built here straight from fixture_data (filter, per-step events, durations), then
 match_steps/funnel_result/trend give the answer. No store is involved.

@@ -1,0 +1,1 @@
+"""The embedded document store on DuckDB (DuckDBStore in store.py)."""

@@ -1,0 +1,1 @@
+"""The vector index on Milvus Lite or a Milvus server (MilvusIndex in index.py)."""

@@ -1,0 +1,1 @@
+"""The cache on Redis (RedisCache in cache.py)."""
