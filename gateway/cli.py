@@ -95,8 +95,10 @@ async def _query(settings: Settings, args: argparse.Namespace) -> int:
 def _json_object(flag: str, raw: str | None) -> dict[str, Any] | None:
     if raw is None:
         return None
+    from gateway.web.request_json import decode
+
     try:
-        value = json.loads(raw)
+        value = decode(raw)
     except json.JSONDecodeError as exc:
         raise ConfigError(flag, f"not valid JSON: {exc}") from None
     if not isinstance(value, dict):

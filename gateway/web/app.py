@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 from aiohttp import web
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import ValidationCache
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.cache import responses
@@ -14,6 +14,7 @@ from gateway.stores.contracts import Cache
 from gateway.web import response_cache as whole_responses
 from gateway.web.errors import ErrorPolicy
 from gateway.web.health import SERVICES, healthz
+from gateway.web.operations import PARSE_CACHE_SIZE, SharedParserCache
 from gateway.web.view import FunnelGraphQLView
 from resolvers.query import Query
 from resolvers.subscription import Subscription
@@ -25,7 +26,7 @@ def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         subscription=Subscription,
-        extensions=[ErrorPolicy, lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
+        extensions=[ErrorPolicy, SharedParserCache, lambda: ValidationCache(maxsize=PARSE_CACHE_SIZE)],
     )
 
 

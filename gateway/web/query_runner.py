@@ -1,7 +1,8 @@
 """Run one GraphQL operation without a server (the ``funnelgate query`` command, scripts, tests).
 
 The result is the JSON the HTTP endpoint would send: ``data``, plus ``errors`` (and ``extensions``)
-only when there are some, with the same error masking and codes.
+only when there are some, with the same error masking and codes, and the same operation rules
+(:mod:`gateway.web.operations`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from typing import Any
 
 import strawberry
 from strawberry.http import process_result
+from strawberry.types.execution import PreExecutionError
 
 from gateway.services import Services
 from gateway.web.app import build_schema
 from gateway.web.context import new_context
+from gateway.web.operations import operation_problem
 
 
 @lru_cache(maxsize=1)
@@ -26,6 +29,9 @@ def _schema() -> strawberry.Schema:
 async def run_query(
     services: Services, query: str, variables: dict[str, Any] | None = None, operation_name: str | None = None
 ) -> dict[str, Any]:
+    problem = operation_problem(query, operation_name, "a one-shot query")
+    if problem is not None:
+        return dict(process_result(PreExecutionError(data=None, errors=[problem])))
     result = await _schema().execute(
         query,
         variable_values=variables,

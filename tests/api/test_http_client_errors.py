@@ -1,0 +1,129 @@
+"""What a client sends wrong is a 4xx or a GraphQL error with a client-side code, never a 500.
+
+Each case once answered HTTP 500 or INTERNAL_SERVER_ERROR, or ran the wrong operation (issue 9, item 3).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import WSMsgType
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.web.app import create_app
+from tests.api.conftest import error_codes, run
+
+CLIENT_CODES = {
+    "BAD_REQUEST",
+    "BAD_USER_INPUT",
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "NOT_FOUND",
+}
+JSON = {"Content-Type": "application/json"}
+SENTIMENT = "query($p: String!) { sentiment(pageType: $p) { texts } }"
+TWO_OPERATIONS = "query A { health { status } } query B { funnel { overallConversionRate } }"
+
+# name -> (POST keyword arguments, expected status, expected code or a fragment of the 4xx text)
+POSTS: dict[str, tuple[dict[str, Any], int, str]] = {
+    "body is a JSON string": ({"data": b'"x"', "headers": JSON}, 400, "expected a JSON object, got a string"),
+    "body is a JSON number": ({"data": b"12", "headers": JSON}, 400, "expected a JSON object, got a number"),
+    "body is JSON null": ({"data": b"null", "headers": JSON}, 400, "expected a JSON object, got null"),
+    "body is not UTF-8": (
+        {"data": b'{"query": "{ health { status } }\xff"}', "headers": JSON},
+        400,
+        "not valid UTF-8",
+    ),
+    "lone surrogate in a string variable": (
+        {"data": json.dumps({"query": SENTIMENT, "variables": {"p": "\ud800"}}).encode(), "headers": JSON},
+        400,
+        "lone UTF-16 surrogate",
+    ),
+    "subscription over POST": (
+        {"json": {"query": "subscription { health(count: 1) { status } }"}},
+        200,
+        "BAD_REQUEST",
+    ),
+    "two operations, no operationName": ({"json": {"query": TWO_OPERATIONS}}, 200, "BAD_REQUEST"),
+    "syntax error": ({"json": {"query": "{ health { status "}}, 200, "GRAPHQL_PARSE_FAILED"),
+    "variable of the wrong type": (
+        {"json": {"query": "query($id: Int!) { user(id: $id) { id } }", "variables": {"id": "x"}}},
+        200,
+        "BAD_USER_INPUT",
+    ),
+    "impossible date variable": (
+        {
+            "json": {
+                "query": 'query($d: Date!) { sentiment(pageType: "search_page", date: $d) { texts } }',
+                "variables": {"d": "2015-02-30"},
+            }
+        },
+        200,
+        "BAD_USER_INPUT",
+    ),
+}
+
+GETS: dict[str, tuple[dict[str, str], int, str]] = {
+    "subscription over GET": (
+        {"query": "subscription { health(count: 1) { status } }"},
+        200,
+        "BAD_REQUEST",
+    ),
+    "two operations over GET": ({"query": TWO_OPERATIONS}, 200, "BAD_REQUEST"),
+    "lone surrogate in GET variables": (
+        {"query": SENTIMENT, "variables": json.dumps({"p": "\ud800"})},
+        400,
+        "lone UTF-16 surrogate",
+    ),
+    "GET variables not an object": ({"query": SENTIMENT, "variables": '"x"'}, 400, "object"),
+}
+
+
+def _mismatch(status: int, text: str, expected_status: int, expected: str) -> str | None:
+    """None when the answer is the expected one, else what came back."""
+    if status == expected_status == 200:
+        body = json.loads(text)
+        codes = [e.get("extensions", {}).get("code") for e in body.get("errors", [])]
+        if body["data"] is None and codes == [expected]:
+            return None
+    elif status == expected_status and expected in text:
+        return None
+    return f"{status} {text[:200]}"
+
+
+async def test_client_mistakes_over_http_are_client_errors(services):
+    wrong = {}
+    async with TestClient(TestServer(create_app(services))) as client:
+        for name, (kwargs, expected_status, expected) in POSTS.items():
+            response = await client.post("/graphql", **kwargs)
+            wrong[name] = _mismatch(response.status, await response.text(), expected_status, expected)
+        for name, (params, expected_status, expected) in GETS.items():
+            response = await client.get("/graphql", params=params)
+            wrong[name] = _mismatch(response.status, await response.text(), expected_status, expected)
+        assert {name: got for name, got in wrong.items() if got is not None} == {}
+        # The named operation of the same document still runs.
+        response = await client.post("/graphql", json={"query": TWO_OPERATIONS, "operationName": "A"})
+        assert await response.json() == {"data": {"health": {"status": "ok"}}}
+
+
+async def test_every_graphql_error_code_is_a_client_code_or_internal(services):
+    # The same cases without HTTP (funnelgate query, scripts): the same codes.
+    for query in (TWO_OPERATIONS, "subscription { health(count: 1) { status } }", "{ health { status "):
+        result = await run(services, query)
+        assert result["data"] is None
+        assert set(error_codes(result)) <= CLIENT_CODES, result
+
+
+async def test_a_lone_surrogate_over_websocket_closes_with_4400(services):
+    payload = {"query": "subscription { health(count: 1) { status } }", "variables": {"p": "\ud800"}}
+    async with (
+        TestClient(TestServer(create_app(services))) as client,
+        client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws,
+    ):
+        await ws.send_json({"type": "connection_init"})
+        assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+        await ws.send_str(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        message = await ws.receive(timeout=5)
+    assert message.type == WSMsgType.CLOSE
+    assert message.data == 4400
