@@ -46,3 +46,15 @@ class IngestError(FunnelError):
     """Input that cannot be ingested at all (missing user table, empty file, no user_id column)."""
 
     code = "BAD_USER_INPUT"
+
+
+SHOWN_CHARS = 200
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` for a message that echoes input, cut to ``limit`` characters: a client or a file
+    may send megabytes, and the message (and every log line and report carrying it) must stay small."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"

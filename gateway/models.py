@@ -31,15 +31,30 @@ class StepOrder(str, Enum):
     UNORDERED = "unordered"  # every earlier step visited, in any order
 
 
-class Device(str, Enum):
+class _WithOther(str, Enum):
+    """A user attribute with known values plus OTHER. Any other string (another case, a value from an
+    export the gateway does not know, a document written before this rule) reads as OTHER, so whatever
+    a store holds, the API can return; ingest keeps the raw value in the user's ``attributes``."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        if not isinstance(value, str):
+            return None
+        folded = value.strip().lower()
+        return next((member for member in cls if member.value == folded), cls("other"))
+
+
+class Device(_WithOther):
     DESKTOP = "desktop"
     MOBILE = "mobile"
     TABLET = "tablet"
+    OTHER = "other"
 
 
-class Sex(str, Enum):
+class Sex(_WithOther):
     FEMALE = "female"
     MALE = "male"
+    OTHER = "other"
 
 
 class Breakdown(str, Enum):

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from gateway.errors import BadInput
+from gateway.errors import BadInput, shown
 from gateway.models import Breakdown, FunnelDefinition, FunnelQuery, Interval, StepOrder
 
 MIN_STEPS_COMPUTED = 1  # what a store answers (FunnelQuery)
@@ -24,6 +24,32 @@ MIN_STEPS_ASKED = 2  # what a client may name (FunnelDefinition.steps)
 MAX_SIMILAR_USERS = 100
 # Device values reach a Milvus expression: allow only what device names look like.
 _DEVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
+
+
+# -- the data domain: what ingest accepts, so that every API field can return it ---------------------
+# GraphQL's Int is a signed 32-bit integer: a larger id could be stored but never returned.
+USER_ID_MIN, USER_ID_MAX = 1, 2**31 - 1
+# Users' first-visit days. Synthesis places a user's visits on that day and the hours after it, which
+# must stay inside what every store and Python's datetime can hold.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2999, 12, 31)
+
+
+def parse_user_id(raw: str) -> int:
+    """A user id from a file: ASCII digits only (no sign, no ``_``, no other script's digits, surrounding
+    blanks allowed), within USER_ID_MIN..USER_ID_MAX. BadInput says which rule the value breaks."""
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise BadInput(f"user_id is not a whole number in ASCII digits: {shown(text)}")
+    value = int(text)
+    if not USER_ID_MIN <= value <= USER_ID_MAX:
+        raise BadInput(f"user_id outside {USER_ID_MIN}..{USER_ID_MAX} (GraphQL Int is 32-bit): {shown(text)}")
+    return value
+
+
+def check_day(day: date) -> date:
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadInput(f"date outside {FIRST_DAY}..{LAST_DAY}: {day.isoformat()!r}")
+    return day
 
 
 def _is_int(value: object) -> bool:

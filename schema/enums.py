@@ -12,8 +12,8 @@ import strawberry
 
 from gateway.models import Breakdown, Device, Interval, Sex, StepOrder
 
-strawberry.enum(Device, description="The device a user browsed with.")
-strawberry.enum(Sex)
+strawberry.enum(Device, description="The device a user browsed with; OTHER for a value outside the list.")
+strawberry.enum(Sex, description="OTHER for a value outside the list.")
 strawberry.enum(
     Interval, description="Cohort period of a funnel trend: day, ISO week (from Monday) or month."
 )
@@ -29,10 +29,10 @@ strawberry.enum(Breakdown, description="Split a funnel by a user attribute.")
 __all__ = ["Breakdown", "Device", "Interval", "Sex", "StepOrder", "device_of", "sex_of"]
 
 
-# Stores keep lower-case values; .lower() forgives a document written before that rule.
+# Stores keep lower-case values; any other stored string reads as OTHER (see gateway.models).
 def device_of(value: str | None) -> Device | None:
-    return None if value is None else Device(value.lower())
+    return None if value is None else Device(value)
 
 
 def sex_of(value: str | None) -> Sex | None:
-    return None if value is None else Sex(value.lower())
+    return None if value is None else Sex(value)

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from gateway.errors import IngestError
+from gateway.errors import BadInput, IngestError, shown
 from gateway.ingest.report import FileReport, IngestReport
+from gateway.models import Device, Sex
+from gateway.validation import check_day, parse_user_id
 
 USER_TABLE = "user_table.csv"
 PAGE_TABLE_SUFFIX = "_table.csv"
@@ -28,14 +33,18 @@ _USER_ID_ALIASES = ("user_id", "userid")
 _MISSING = frozenset({"", "na", "n/a", "null", "none", "nan"})
 # Page names that do not follow the plain "<x>_page" -> "<x>" rule.
 _PAGE_ALIASES = {"payment_confirmation": "confirmation"}
+# The longest cell kept (Python's csv default limit): a longer one rejects its row, the reading goes on.
+MAX_FIELD_CHARS = 131_072
+# Like git: a NUL byte in the first 8000 bytes means binary data, not text.
+_BINARY_PROBE = 8000
 
 
 class UserRow(NamedTuple):  # a tuple: tens of thousands are built per ingest
     user_id: int
     date: date | None
-    device: str | None
-    sex: str | None
-    attributes: dict[str, str | None]
+    device: str | None  # a Device value (lower case), OTHER's for a value outside the list
+    sex: str | None  # a Sex value, likewise
+    attributes: dict[str, str | None]  # extra columns, and the raw device/sex when it read as OTHER
 
 
 @dataclass
@@ -85,6 +94,9 @@ def read_dataset(csv_dir: Path) -> CsvDataset:
     user_table = _parse(user_path, report)
     page_tables = [_parse(p, report) for p in page_paths]
     if not user_table.rows:
+        rejected = user_table.report.rejections
+        if rejected:
+            raise IngestError(f"no readable rows in {user_path.name}: {rejected[0]}")
         raise IngestError(f"{user_path.name} has a header but no data rows")
 
     users, has_date_column = _read_users(user_table, report)
@@ -125,6 +137,9 @@ def _parse(path: Path, report: IngestReport) -> _Table:
         raw = path.read_bytes()
     except OSError as exc:
         raise IngestError(f"cannot read {path.name}: {exc.strerror}") from None
+    nul = raw.find(b"\0", 0, _BINARY_PROBE)
+    if nul >= 0:
+        raise IngestError(f"{path.name} is binary data, not CSV text (a NUL byte at offset {nul})")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -133,6 +148,13 @@ def _parse(path: Path, report: IngestReport) -> _Table:
         report.notes.append(f"{path.name} is not UTF-8; read as Latin-1")
     if not text.strip():
         raise IngestError(f"{path.name} is empty: expected a header line with a user_id column")
+    if _mostly_control_characters(text):
+        raise IngestError(f"{path.name} is binary data, not CSV text (mostly control characters)")
+    with _no_field_limit(len(text)):
+        return _read_rows(path, text, report)
+
+
+def _read_rows(path: Path, text: str, report: IngestReport) -> _Table:
     reader = csv.reader(io.StringIO(text, newline=""))
     lines: Iterator[list[str]] = iter(reader)
     try:
@@ -145,31 +167,72 @@ def _parse(path: Path, report: IngestReport) -> _Table:
         raise IngestError(f"{path.name}:{reader.line_num}: unreadable header: {exc}") from None
     columns = [_normalise_header(h) for h in header]
     if not any(c in _USER_ID_ALIASES for c in columns):
-        raise IngestError(f"{path.name} has no user_id column (columns: {', '.join(columns)})")
+        listed = ", ".join(columns)
+        listed = listed if len(listed) <= 200 else f"{listed[:200]}..."
+        raise IngestError(f"{path.name} has no user_id column (columns: {listed})")
     file_report = report.file(path.name)
     rows: list[tuple[int, list[str]]] = []
+    rejected = 0
+    last_line = reader.line_num
     while True:
         try:
             fields = next(lines)
         except StopIteration:
             break
-        except csv.Error as exc:
-            # A malformed quote swallows the rest of the file; keep what was read and say where it broke.
-            file_report.rows_read += 1
-            file_report.reject(reader.line_num, f"malformed CSV: {exc}; the rest of the file was not read")
-            break
+        except csv.Error as exc:  # the reader goes on with the next record
+            rejected += 1
+            file_report.reject(reader.line_num, f"malformed CSV: {exc}")
+            if reader.line_num == last_line:
+                break  # no progress: never loop on one line
+            last_line = reader.line_num
+            continue
+        first_line, last_line = last_line + 1, reader.line_num
         # Short-circuits on the first cell for ordinary rows; drops blank and all-empty (",,,") lines.
-        if fields and (fields[0].strip() or any(cell.strip() for cell in fields)):
-            rows.append((reader.line_num, fields))
-    file_report.rows_read += len(rows)
+        if not fields or not (fields[0].strip() or any(cell.strip() for cell in fields)):
+            continue
+        longest = max(len(cell) for cell in fields)
+        if longest > MAX_FIELD_CHARS:
+            rejected += 1
+            span = (
+                f" (a quoted field running from line {first_line}: an unclosed quote?)"
+                if last_line > first_line
+                else ""
+            )
+            file_report.reject(
+                first_line, f"field too long: {longest:,} characters, at most {MAX_FIELD_CHARS:,}{span}"
+            )
+            continue
+        rows.append((last_line, fields))
+    file_report.rows_read += len(rows) + rejected
     return _Table(path, columns, rows, file_report)
 
 
-def _parse_user_id(raw: str) -> int | None:
+@contextmanager
+def _no_field_limit(length: int) -> Iterator[None]:
+    """Lift the csv module's field limit (process-wide) while reading one file: a cell over it would stop
+    the reader mid-record. Cells over MAX_FIELD_CHARS are rejected by their row instead."""
+    previous = csv.field_size_limit()
+    csv.field_size_limit(min(max(previous, length + 1), sys.maxsize))
     try:
-        return int(raw.strip())
-    except ValueError:
-        return None
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _mostly_control_characters(text: str) -> bool:
+    """Binary data that slipped past the NUL probe (short or NUL-free): over a tenth of its first
+    characters are control characters, which text exports do not write (random bytes have a quarter)."""
+    probe = text[:_BINARY_PROBE]
+    controls = sum(1 for ch in probe if (ch < " " and ch not in "\t\r\n") or "\x7f" <= ch < "\xa0")
+    return controls * 10 > len(probe)
+
+
+def _parse_user_id(raw: str) -> int | str:
+    """The id, or why the cell is not one (see validation.parse_user_id)."""
+    try:
+        return parse_user_id(raw)
+    except BadInput as exc:
+        return str(exc)
 
 
 def _value(raw: str) -> str | None:
@@ -191,8 +254,9 @@ def _read_users(table: _Table, report: IngestReport) -> tuple[list[UserRow], boo
             report.notes.append(f"{table.name} has no {column} column: every user's {column} is null")
     date_col, device_col, sex_col = named.get("date"), named.get("device"), named.get("sex")
 
-    parsed_dates: dict[str, date | None] = {}  # a few hundred distinct dates among many rows
-    categories: dict[str, str | None] = {}  # device/sex cell -> normalised value
+    parsed_dates: dict[str, date | str] = {}  # a few hundred distinct dates among many rows
+    categories: dict[tuple[str, str], _Category | None] = {}  # (column, cell) -> its value
+    unknown: dict[str, Counter[str]] = {}  # column -> raw values read as OTHER
     first_line: dict[int, int] = {}
     users: list[UserRow] = []
     missing = report.missing
@@ -203,8 +267,8 @@ def _read_users(table: _Table, report: IngestReport) -> tuple[list[UserRow], boo
         if len(fields) < width:  # trailing empty cells are often dropped by exporters
             fields = fields + [""] * (width - len(fields))
         user_id = _parse_user_id(fields[id_col])
-        if user_id is None:
-            table.report.reject(line, f"user_id is not an integer: {fields[id_col].strip()!r}")
+        if isinstance(user_id, str):
+            table.report.reject(line, user_id)
             continue
         day: date | None = None
         if date_col is not None:
@@ -214,45 +278,87 @@ def _read_users(table: _Table, report: IngestReport) -> tuple[list[UserRow], boo
             else:
                 if raw_date not in parsed_dates:
                     parsed_dates[raw_date] = _parse_date(raw_date)
-                day = parsed_dates[raw_date]
-                if day is None:
-                    table.report.reject(line, f"unparsable date: {raw_date!r} (expected YYYY-MM-DD)")
+                parsed = parsed_dates[raw_date]
+                if isinstance(parsed, str):
+                    table.report.reject(line, parsed)
                     continue
+                day = parsed
         else:
             missing["date"] += 1
         if user_id in first_line:
             table.report.reject(line, f"duplicate user: {user_id} (first on line {first_line[user_id]})")
             continue
         first_line[user_id] = line
-        device = _category(fields[device_col], categories) if device_col is not None else None
-        sex = _category(fields[sex_col], categories) if sex_col is not None else None
-        if device is None:
-            missing["device"] += 1
-        if sex is None:
-            missing["sex"] += 1
         attributes = {name: _value(fields[i]) for i, name in extra}
-        users.append(UserRow(user_id, day, device, sex, attributes))
+        device = (
+            _category(Device, fields[device_col], categories, unknown) if device_col is not None else None
+        )
+        sex = _category(Sex, fields[sex_col], categories, unknown) if sex_col is not None else None
+        for column, value in (("device", device), ("sex", sex)):
+            if value is None:
+                missing[column] += 1
+            elif value.raw is not None:
+                attributes[column] = value.raw
+        users.append(UserRow(user_id, day, device and device.stored, sex and sex.stored, attributes))
     table.report.ingested = len(users)
+    for kind, counts in unknown.items():
+        listed = ", ".join(f"{shown(raw)} x{n:,}" for raw, n in counts.most_common(5))
+        more = f" and {len(counts) - 5:,} other values" if len(counts) > 5 else ""
+        report.notes.append(
+            f"{sum(counts.values()):,} users have a {kind} outside {', '.join(KNOWN[kind])}: stored as "
+            f"other, the raw value kept in attributes.{kind} ({listed}{more})"
+        )
     return users, date_col is not None
 
 
-def _category(raw: str, cache: dict[str, str | None]) -> str | None:
-    """Device/sex: trimmed and lower-cased (``Desktop`` -> ``desktop``), None when missing."""
-    if raw not in cache:
+KNOWN = {
+    "device": [d.value for d in Device if d is not Device.OTHER],
+    "sex": [s.value for s in Sex if s is not Sex.OTHER],
+}
+
+
+class _Category(NamedTuple):
+    stored: str  # the enum value the store keeps
+    raw: str | None  # the cell as written when it read as OTHER without saying "other"
+
+
+def _category(
+    kind: type[Device] | type[Sex],
+    raw: str,
+    cache: dict[tuple[str, str], _Category | None],
+    unknown: dict[str, Counter[str]],
+) -> _Category | None:
+    """Device/sex: a known value in any case (``Desktop`` -> ``desktop``), None when missing, OTHER
+    (counted, and the raw value kept) for anything else."""
+    column = "device" if kind is Device else "sex"
+    key = (column, raw)
+    if key not in cache:
         value = _value(raw)
-        cache[raw] = value.lower() if value else None
-    return cache[raw]
+        if value is None:
+            cache[key] = None
+        else:
+            member = kind(value)
+            is_unknown = member.value == "other" and value.lower() != "other"
+            cache[key] = _Category(member.value, value if is_unknown else None)
+    category = cache[key]
+    if category is not None and category.raw is not None:
+        unknown.setdefault(column, Counter())[category.raw] += 1
+    return category
 
 
-def _parse_date(raw: str) -> date | None:
+def _parse_date(raw: str) -> date | str:
+    """The day, or why the cell is not one."""
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
-        pass
-    try:  # a timestamp column exported as a day's first visit
-        return datetime.fromisoformat(raw).date()
-    except ValueError:
-        return None
+        try:  # a timestamp column exported as a day's first visit
+            day = datetime.fromisoformat(raw).date()
+        except ValueError:
+            return f"unparsable date: {shown(raw)} (expected YYYY-MM-DD)"
+    try:
+        return check_day(day)
+    except BadInput as exc:
+        return str(exc)
 
 
 # -- pages ------------------------------------------------------------------------------------------
@@ -273,10 +379,9 @@ def _read_page_rows(table: _Table, known: set[int], pages: dict[str, set[int]], 
     page_of_cell: dict[str, str] = {}  # a handful of distinct cell values among many rows
     ingested = 0
     for line, fields in table.rows:
-        user_id = _parse_user_id(fields[id_col]) if id_col < len(fields) else None
-        if user_id is None:
-            raw = fields[id_col].strip() if id_col < len(fields) else ""
-            table.report.reject(line, f"user_id is not an integer: {raw!r}")
+        user_id = _parse_user_id(fields[id_col] if id_col < len(fields) else "")
+        if isinstance(user_id, str):
+            table.report.reject(line, user_id)
             continue
         cell = fields[page_col] if page_col is not None and page_col < len(fields) else ""
         page = page_of_cell.get(cell)
@@ -284,7 +389,7 @@ def _read_page_rows(table: _Table, known: set[int], pages: dict[str, set[int]], 
             value = _value(cell)
             page = page_of_cell[cell] = normalise_page(value) if value else fallback
         if not page:
-            table.report.reject(line, f"no page name: {cell!r}")
+            table.report.reject(line, f"no page name: {shown(cell)}")
             continue
         if user_id not in known:
             table.report.reject(line, f"unknown user: {user_id} is not a valid row of {USER_TABLE}")

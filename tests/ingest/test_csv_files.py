@@ -109,7 +109,7 @@ def test_user_table_without_date_column_reads_with_null_dates() -> None:
 def test_non_integer_user_id_is_rejected_with_its_line() -> None:
     dataset = read_dataset(fixture_dir("bad_user_id"))
     assert [str(r) for r in dataset.report.rejections] == [
-        "user_table.csv:4: user_id is not an integer: 'abc'"
+        "user_table.csv:4: user_id is not a whole number in ASCII digits: 'abc'"
     ]
     assert [u.user_id for u in dataset.users] == [1, 2, 4, 5, 6]
     assert dataset.report.file("user_table.csv").rows_read == 6

@@ -95,7 +95,12 @@ async def test_without_date_column_visits_fall_on_the_default_date(store: Docume
 @pytest.mark.parametrize(
     ("case", "line", "users", "funnel"),
     [
-        ("bad_user_id", "user_table.csv:4: user_id is not an integer: 'abc'", [1, 2, 4, 5, 6], [5, 3, 2, 1]),
+        (
+            "bad_user_id",
+            "user_table.csv:4: user_id is not a whole number in ASCII digits: 'abc'",
+            [1, 2, 4, 5, 6],
+            [5, 3, 2, 1],
+        ),
         (
             "bad_date",
             "user_table.csv:5: unparsable date: '2015-13-45' (expected YYYY-MM-DD)",
