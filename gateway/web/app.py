@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from aiohttp import web
 from strawberry.extensions import ValidationCache
+from strawberry.schema.config import StrawberryConfig
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.cache import responses
@@ -18,6 +19,7 @@ from gateway.web.operations import PARSE_CACHE_SIZE, SharedParserCache
 from gateway.web.view import FunnelGraphQLView
 from resolvers.query import Query
 from resolvers.subscription import Subscription
+from schema.scalars import SCALAR_MAP
 
 
 def build_schema() -> strawberry.Schema:
@@ -26,6 +28,7 @@ def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         subscription=Subscription,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[ErrorPolicy, SharedParserCache, lambda: ValidationCache(maxsize=PARSE_CACHE_SIZE)],
     )
 

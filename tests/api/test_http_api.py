@@ -30,3 +30,25 @@ async def test_errors_over_http_carry_codes(services):
     assert body["data"] == {"user": None}
     assert [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND"]
     assert body == await run(services, query, {"id": 999})
+
+
+async def test_datetimes_carry_their_utc_offset_fresh_and_cached(services):
+    # Issue 9, item 5: "2015-01-02T09:00:00" read as local time is hours off outside UTC.
+    query = """{ session(id: "s3") { startTime endTime visits { timestamp } interactions { timestamp } }
+                 journey(userId: 3) { visits { timestamp } } }"""
+    answers = []
+    for response_cache in (False, True):
+        async with TestClient(TestServer(create_app(services, response_cache=response_cache))) as client:
+            # computed, then from the loaders' Redis entries; then stored, then a whole cached response
+            for _ in range(2):
+                response = await client.post("/graphql", json={"query": query})
+                answers.append((await response.json(), response.headers.get("X-Cache")))
+    first = answers[0][0]
+    assert all(body == first for body, _ in answers)
+    assert answers[-1][1] == "hit"
+    session = first["data"]["session"]
+    stamps = [session["startTime"], session["endTime"]]
+    stamps += [v["timestamp"] for v in session["visits"] + session["interactions"]]
+    stamps += [v["timestamp"] for v in first["data"]["journey"]["visits"]]
+    assert session["startTime"] == "2015-01-02T09:00:00+00:00"
+    assert all(stamp.endswith("+00:00") for stamp in stamps), stamps
