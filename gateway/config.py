@@ -175,3 +175,20 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if value is not None:
             out[env_name(name)] = str(value)
     return out
+
+
+DATA_DIR_SHOWN = "$FUNNEL_DATA_DIR"
+
+
+def redact(text: str, settings: Settings) -> str:
+    """``text`` as an API client may read it: the data directory's path replaced by ``$FUNNEL_DATA_DIR``
+    and the passwords of the configured URLs by ``***``. Logs keep the full text."""
+    out = text.replace(str(settings.data_dir), DATA_DIR_SHOWN)
+    for url in (settings.mongo_url, settings.redis_url, settings.milvus_uri):
+        try:
+            password = urlsplit(url).password if url else None
+        except ValueError:
+            password = None
+        if password:
+            out = out.replace(password, "***")
+    return out

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.cache.stats import CacheStats
-from gateway.config import Settings
+from gateway.config import Settings, redact
 from gateway.embedded.datadir_lock import DataDirLock
 from gateway.stores.contracts import Cache, DocumentStore, VectorIndex
 
@@ -120,7 +120,8 @@ async def _probe(ping: Any, timeout_s: float) -> dict[str, Any]:
 
 
 async def check_health(services: Services, timeout_s: float = 2.0) -> dict[str, Any]:
-    """{status: ok|degraded, dependencies: {role: {backend, status: up|down, latency_ms | error}}}."""
+    """{status: ok|degraded, dependencies: {role: {backend, status: up|down, latency_ms | error}}}; errors
+    are redacted (config.redact): no data-dir path, no password."""
     roles: dict[str, Any] = {
         "document_store": services.store,
         "vector_index": services.vectors,
@@ -131,6 +132,9 @@ async def check_health(services: Services, timeout_s: float = 2.0) -> dict[str, 
         role: {"backend": backend.name, **result}
         for (role, backend), result in zip(roles.items(), results, strict=True)
     }
+    for dep in deps.values():  # the report goes to clients (/healthz, the health field): no server paths
+        if "error" in dep:
+            dep["error"] = redact(dep["error"], services.settings)
     ok = all(d["status"] == "up" for d in deps.values())
     return {"status": "ok" if ok else "degraded", "dependencies": deps}
 

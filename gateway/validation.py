@@ -65,7 +65,7 @@ def check_range(start: date | None, end: date | None) -> None:
 def check_dates(start: object, end: object) -> None:
     """Both bounds given, as dates, in order."""
     if not isinstance(start, date) or not isinstance(end, date):
-        raise BadInput(f"start and end must be dates, got {start!r} and {end!r}")
+        raise BadInput(f"start and end must be dates, got {shown(start)} and {shown(end)}")
     check_range(start, end)
 
 
@@ -73,14 +73,14 @@ def check_ids(keys: Sequence[Any], kind: type, what: str) -> list[Any]:
     """Lookup keys of one plain type (bools are not ints here); returns them as a list."""
     for key in keys:
         if not isinstance(key, kind) or isinstance(key, bool):
-            raise BadInput(f"{what} must be {kind.__name__}s, got {key!r}")
+            raise BadInput(f"{what} must be {kind.__name__}s, got {shown(key)}")
     return list(keys)
 
 
 def check_count(value: object, what: str) -> int:
     """A store's page size or limit: an integer >= 0."""
     if not _is_int(value) or value < 0:  # type: ignore[operator]
-        raise BadInput(f"{what} must be an integer >= 0, got {value!r}")
+        raise BadInput(f"{what} must be an integer >= 0, got {shown(value)}")
     return value  # type: ignore[return-value]
 
 
@@ -92,12 +92,12 @@ def check_page_size(first: int, maximum: int, name: str = "first") -> None:
 
 def check_after(after: object) -> None:
     if after is not None and not _is_int(after):
-        raise BadInput(f"after must be a user id (int) or None, got {after!r}")
+        raise BadInput(f"after must be a user id (int) or None, got {shown(after)}")
 
 
 def check_page_type(page_type: object) -> None:
     if not isinstance(page_type, str):
-        raise BadInput(f"page_type must be a string, got {page_type!r}")
+        raise BadInput(f"page_type must be a string, got {shown(page_type)}")
 
 
 # -- funnels ----------------------------------------------------------------------------------------
@@ -109,18 +109,18 @@ def check_steps(steps: Sequence[object], minimum: int) -> None:
         raise BadInput("funnel steps must be non-empty page types")
     repeated = sorted(str(name) for name, n in Counter(steps).items() if n > 1)
     if repeated:
-        raise BadInput(f"duplicate funnel steps: {', '.join(repeated)}")
+        raise BadInput(f"duplicate funnel steps: {shown(', '.join(repeated))}")
 
 
 def check_window(window: object) -> None:
     """A conversion window is a whole number of seconds >= 1, or None for no window."""
     if window is not None and (not _is_int(window) or window < 1):  # type: ignore[operator]
-        raise BadInput(f"conversionWindowSeconds must be an integer >= 1, got {window!r}")
+        raise BadInput(f"conversionWindowSeconds must be an integer >= 1, got {shown(window)}")
 
 
 def _check_funnel_options(order: object, window: object, start: date | None, end: date | None) -> None:
     if not isinstance(order, StepOrder):
-        raise BadInput(f"unknown step order {order!r}")
+        raise BadInput(f"unknown step order {shown(order)}")
     check_window(window)
     check_range(start, end)
 
@@ -138,35 +138,37 @@ def check_funnel_query(query: FunnelQuery) -> None:
     check_steps(query.steps, MIN_STEPS_COMPUTED)
     _check_funnel_options(query.order, query.window_seconds, query.filter.start, query.filter.end)
     if query.breakdown is not None and not isinstance(query.breakdown, Breakdown):
-        raise BadInput(f"unknown breakdown {query.breakdown!r}")
+        raise BadInput(f"unknown breakdown {shown(query.breakdown)}")
 
 
 def check_known_steps(steps: Sequence[str], known: Sequence[str]) -> None:
     unknown = [s for s in steps if s not in known]
     if unknown:
-        raise BadInput(f"unknown funnel steps: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        raise BadInput(
+            f"unknown funnel steps: {shown(', '.join(unknown))} (known: {', '.join(sorted(known))})"
+        )
 
 
 def check_interval(interval: object) -> None:
     if not isinstance(interval, Interval):
-        raise BadInput(f"unknown interval {interval!r}")
+        raise BadInput(f"unknown interval {shown(interval)}")
 
 
 def check_step_index(query: FunnelQuery, step_index: int, converted: bool) -> None:
     """ "Dropped off after step k" needs a k in the funnel; "converted" ignores it."""
     n = len(query.steps)
     if not converted and (not _is_int(step_index) or not 0 <= step_index < n):
-        raise BadInput(f"step_index must be in 0..{n - 1}, got {step_index!r}")
+        raise BadInput(f"step_index must be in 0..{n - 1}, got {shown(step_index)}")
 
 
 def after_step_index(steps: Sequence[str], after_step: str | None) -> int:
     """The index of ``after_step``, a step someone can drop off after (so not the last one)."""
     if after_step is None or after_step not in steps:
-        raise BadInput(f"afterStep {after_step!r} is not one of the funnel's steps: {', '.join(steps)}")
+        raise BadInput(f"afterStep {shown(after_step)} is not one of the funnel's steps: {', '.join(steps)}")
     index = list(steps).index(after_step)
     if index == len(steps) - 1:
         raise BadInput(
-            f"afterStep {after_step!r} is the last step: nobody drops off after it (use converted)"
+            f"afterStep {shown(after_step)} is the last step: nobody drops off after it (use converted)"
         )
     return index
 
@@ -180,13 +182,13 @@ def check_default_funnel(steps: Sequence[object]) -> None:
 def check_similar(user_id: object, limit: object, device: object, converted: object) -> None:
     """A similar-users question: who (an int), how many (1..MAX_SIMILAR_USERS), optional filters."""
     if not _is_int(user_id):
-        raise BadInput(f"user_id must be an integer, got {user_id!r}")
+        raise BadInput(f"user_id must be an integer, got {shown(user_id)}")
     if not _is_int(limit) or not 1 <= limit <= MAX_SIMILAR_USERS:  # type: ignore[operator]
-        raise BadInput(f"limit must be an integer in 1..{MAX_SIMILAR_USERS}, got {limit!r}")
+        raise BadInput(f"limit must be an integer in 1..{MAX_SIMILAR_USERS}, got {shown(limit)}")
     if device is not None and not (isinstance(device, str) and _DEVICE_NAME.match(device)):
-        raise BadInput(f"device must be a plain name (letters, digits, space, _ . -), got {device!r}")
+        raise BadInput(f"device must be a plain name (letters, digits, space, _ . -), got {shown(device)}")
     if converted is not None and not isinstance(converted, bool):
-        raise BadInput(f"converted must be true, false or null, got {converted!r}")
+        raise BadInput(f"converted must be true, false or null, got {shown(converted)}")
 
 
 def check_polling(interval_seconds: float, count: int) -> None:

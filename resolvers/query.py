@@ -15,7 +15,7 @@ from gateway.analytics import funnels, reports
 from gateway.analytics.sentiment import page_sentiment
 from gateway.analytics.similar_users import DEFAULT_LIMIT, SimilarQuery
 from gateway.cache.responses import volatile
-from gateway.errors import NotFound
+from gateway.errors import NotFound, shown
 from gateway.models import FunnelDefinition, from_fields
 from gateway.services import check_health
 from gateway.validation import check_page_size
@@ -119,7 +119,7 @@ class Query:
     async def session(self, info: strawberry.Info, id: str) -> Session | None:
         doc = await info.context.loaders.session.load(id)
         if doc is None:
-            raise NotFound(f"session {id} does not exist")
+            raise NotFound(f"session {shown(id)} does not exist")
         return from_fields(Session, doc, id="session_id")
 
     @strawberry.field(description="A user's page visits and progress along the default funnel.")

@@ -15,7 +15,7 @@ from strawberry.scalars import JSON
 
 from gateway.analytics.lookalike import DEFAULT_K, conversion_likelihood
 from gateway.analytics.similar_users import DEFAULT_LIMIT, SimilarQuery
-from gateway.errors import BadInput, NotFound
+from gateway.errors import BadInput, NotFound, shown
 from gateway.models import Document, UserPage, from_fields
 from gateway.validation import check_page_size
 from schema.enums import Device, Sex, device_of, sex_of
@@ -117,7 +117,7 @@ def decode_cursor(cursor: str | None) -> int | None:
     try:
         return int(base64.b64decode(cursor.encode(), validate=True).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadInput(f"invalid cursor {cursor!r}") from None
+        raise BadInput(f"invalid cursor {shown(cursor)}") from None
 
 
 @strawberry.type

@@ -17,7 +17,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from gateway.cache import keys
 from gateway.cache.aside import read_through
-from gateway.errors import BadInput
+from gateway.errors import BadInput, shown
 from gateway.services import Services
 
 POSITIVE_AT = 0.05
@@ -61,7 +61,7 @@ async def page_sentiment(services: Services, page_type: str, day: date | None) -
         store = services.store
         known = await store.page_types()
         if page_type not in known:
-            raise BadInput(f"unknown page type {page_type!r} (known: {', '.join(known)})")
+            raise BadInput(f"unknown page type {shown(page_type)} (known: {', '.join(known)})")
         texts = await store.form_texts(page_type, day)
         return await asyncio.to_thread(summarise, page_type, day, texts)
 

@@ -13,7 +13,7 @@ from gateway.cache.stats import CacheStats
 from gateway.services import Services
 from gateway.stores.contracts import Cache
 from gateway.web import response_cache as whole_responses
-from gateway.web.errors import ErrorPolicy
+from gateway.web.errors import ErrorPolicy, FunnelSchema
 from gateway.web.health import SERVICES, healthz
 from gateway.web.operations import PARSE_CACHE_SIZE, SharedParserCache
 from gateway.web.view import FunnelGraphQLView
@@ -25,7 +25,7 @@ from schema.scalars import SCALAR_MAP
 def build_schema() -> strawberry.Schema:
     # Parsing and validating the same document again on every request costs more than answering a
     # cached funnel; both caches are keyed by the document text, so they are safe to share.
-    return strawberry.Schema(
+    return FunnelSchema(
         query=Query,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),

@@ -1,21 +1,33 @@
-"""What a GraphQL client sees of an error: a message and ``extensions.code``, never a stack trace.
+"""What a GraphQL client sees of an error, and what the log keeps of it.
 
-Errors raised on purpose (:class:`gateway.errors.FunnelError`) keep their message and get their code;
-GraphQL's own errors get a client-side code: ``GRAPHQL_PARSE_FAILED`` (syntax), ``GRAPHQL_VALIDATION_FAILED``
-(the document does not fit the schema), ``BAD_USER_INPUT`` (a variable value that cannot be coerced);
-anything else is logged here and masked as ``INTERNAL_SERVER_ERROR``.
+Client side (:class:`ErrorPolicy`): a message and ``extensions.code``, never a stack trace. Errors raised
+on purpose (:class:`gateway.errors.FunnelError`) keep their message and get their code; GraphQL's own
+errors get a client-side code: ``GRAPHQL_PARSE_FAILED`` (syntax), ``GRAPHQL_VALIDATION_FAILED`` (the
+document does not fit the schema), ``BAD_USER_INPUT`` (a variable value that cannot be coerced); anything
+else is masked as ``INTERNAL_SERVER_ERROR``. Every message is cut to MAX_MESSAGE_CHARS and redacted
+(no data-dir path, no password: :func:`gateway.config.redact`).
+
+Log side (:class:`FunnelSchema`, strawberry's ``process_errors`` hook, which logged every error at ERROR
+with its traceback and the whole request text): a client's mistake is one INFO line, a backend outage
+one WARNING line, and only an unexpected error gets ERROR with its traceback.
 """
 
 from __future__ import annotations
 
 import logging
 
+import strawberry
 from graphql.error import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import MaskErrors
+from strawberry.types import ExecutionContext
 
-from gateway.errors import FunnelError
+from gateway.config import redact
+from gateway.errors import FunnelError, StoreUnavailable
 
 log = logging.getLogger("funnelgate.graphql")
+
+MAX_MESSAGE_CHARS = 1000  # echoed values are cut to 200 where they are written (gateway.errors.shown)
+MAX_LOGGED_CHARS = 300
 
 
 def _is_unexpected(error: GraphQLError) -> bool:
@@ -37,21 +49,52 @@ def client_code(error: GraphQLError) -> str | None:
     return None
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 class ErrorPolicy(MaskErrors):
     def __init__(self) -> None:
         super().__init__(should_mask_error=_is_unexpected, error_message="Internal server error")
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        log.error("unexpected error at %s", error.path, exc_info=error.original_error)
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
         return masked
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        settings = getattr(getattr(self.execution_context.context, "services", None), "settings", None)
         for error in errors:
-            if (error.extensions or {}).get("code"):
-                continue
-            code = client_code(error)
-            if code is not None:
-                error.extensions = {**(error.extensions or {}), "code": code}
+            if not (error.extensions or {}).get("code"):
+                code = client_code(error)
+                if code is not None:
+                    error.extensions = {**(error.extensions or {}), "code": code}
+            message = _cut(error.message, MAX_MESSAGE_CHARS)
+            error.message = redact(message, settings) if settings is not None else message
         return super()._process_errors(errors)
+
+
+def log_error(error: GraphQLError) -> None:
+    """One line per client mistake or outage; a traceback only for what nobody expected."""
+    where = ".".join(str(p) for p in error.path) if error.path else "request"
+    message = _cut(error.message, MAX_LOGGED_CHARS)
+    original = error.original_error
+    if _is_unexpected(error):
+        log.error("unexpected error at %s: %s", where, message, exc_info=original)
+    elif isinstance(original, StoreUnavailable):
+        log.warning("backend unavailable at %s: %s", where, message)
+    else:
+        log.info("client error %s at %s: %s", client_code(error) or "GRAPHQL_ERROR", where, message)
+
+
+class FunnelSchema(strawberry.Schema):
+    """strawberry's Schema with the gateway's error logging (its ``process_errors`` hook)."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            log_error(error)
+
+
+__all__ = ["ErrorPolicy", "FunnelSchema", "client_code", "log_error"]
