@@ -8,7 +8,7 @@ DEMO_USERS ?= 20000
 DEMO_CSV ?=
 FG := FUNNEL_DATA_DIR=$(DATA_DIR) $(BIN)/funnelgate
 
-.PHONY: install ensure-redis demo test lint bench schema clean
+.PHONY: install ensure-redis demo demo-data test lint bench schema clean
 
 install: $(VENV)/.installed ensure-redis
 
@@ -32,18 +32,30 @@ ensure-redis:
 		exit 1; \
 	fi
 
-demo: install
-	@if [ ! -f $(DATA_DIR)/.demo-ready ]; then \
-		set -e; \
-		csv="$(DEMO_CSV)"; \
-		if [ -z "$$csv" ]; then \
-			csv=$(DATA_DIR)/sample-csv; \
-			$(FG) generate --users $(DEMO_USERS) --seed 7 --out $$csv; \
+# The data of the demo: DEMO_CSV, or a generated sample. DATA_DIR/.demo-ready records which source
+# (absolute path and a digest of its CSV files) was ingested and embedded: a changed source is
+# ingested again, an unchanged one is not.
+demo-data: install
+	@set -e; \
+	csv="$(DEMO_CSV)"; \
+	if [ -z "$$csv" ]; then \
+		csv=$(DATA_DIR)/sample-csv-$(DEMO_USERS); \
+		if [ ! -f "$$csv/.complete" ]; then \
+			$(FG) generate --users $(DEMO_USERS) --seed 7 --out "$$csv"; \
+			touch "$$csv/.complete"; \
 		fi; \
-		$(FG) ingest --csv-dir $$csv; \
+	fi; \
+	source="$$($(FG) fingerprint "$$csv")"; \
+	if [ "$$(cat $(DATA_DIR)/.demo-ready 2>/dev/null)" = "$$source" ]; then \
+		echo "demo data: up to date with $$source"; \
+	else \
+		rm -f $(DATA_DIR)/.demo-ready; \
+		$(FG) ingest --csv-dir "$$csv"; \
 		$(FG) embed; \
-		touch $(DATA_DIR)/.demo-ready; \
+		printf '%s\n' "$$source" > $(DATA_DIR)/.demo-ready; \
 	fi
+
+demo: demo-data
 	$(FG) serve
 
 test: install

@@ -19,19 +19,30 @@ from gateway.errors import ConfigError, FunnelError
 
 log = logging.getLogger("funnelgate")
 
-_BACKEND_FLAGS = ("data_dir", "host", "port", "mongo_url", "mongo_db", "milvus_uri", "redis_url", "log_level")
+_BACKEND_FLAGS = ("data_dir", "mongo_url", "mongo_db", "milvus_uri", "redis_url", "log_level")
+_LISTEN_FLAGS = ("host", "port")  # only `serve` listens
+# Third-party loggers that speak at INFO about their own start-up (faiss tries AVX512, then AVX2...).
+_QUIET_LOGGERS = ("faiss", "faiss.loader")
+
+
+def _flags(title: str, names: Sequence[str]) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group(title)
+    for name in names:
+        group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, metavar=name.upper())
+    return parent
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("backends (override the FUNNEL_* environment variables)")
-    for name in _BACKEND_FLAGS:
-        group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, metavar=name.upper())
+    common = _flags("backends (override the FUNNEL_* environment variables)", _BACKEND_FLAGS)
+    listen = _flags("listening (override FUNNEL_HOST and FUNNEL_PORT)", _LISTEN_FLAGS)
 
     parser = argparse.ArgumentParser(prog="funnelgate", description="GraphQL analytics gateway for funnels.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("serve", parents=[common], help="serve GraphQL (GraphiQL at /graphql) and /healthz")
+    sub.add_parser(
+        "serve", parents=[common, listen], help="serve GraphQL (GraphiQL at /graphql) and /healthz"
+    )
 
     p = sub.add_parser("ingest", parents=[common], help="load Kaggle-style funnel CSVs into the store")
     p.add_argument(
@@ -51,6 +62,19 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("query", parents=[common], help="run one GraphQL operation and print the JSON result")
     p.add_argument("document", help="the GraphQL document")
     p.add_argument("--variables", default=None, help="variables as a JSON object")
+    p.add_argument(
+        "--operation-name", default=None, help="the operation to run when the document has several"
+    )
+    p.add_argument(
+        "--url",
+        default=None,
+        help="ask a running gateway (http://host:port/graphql) instead of opening the backends",
+    )
+
+    p = sub.add_parser(
+        "fingerprint", help="print a CSV directory's absolute path and a digest of its CSV files' contents"
+    )
+    p.add_argument("csv_dir", type=Path)
     return parser
 
 
@@ -87,9 +111,28 @@ async def _query(settings: Settings, args: argparse.Namespace) -> int:
 
     variables = _json_object("--variables", args.variables)
     async with open_services(settings) as services:
-        result = await run_query(services, args.document, variables)
+        result = await run_query(services, args.document, variables, args.operation_name)
+    return _print_result(result)
+
+
+async def _remote_query(args: argparse.Namespace) -> int:
+    from gateway.web.remote import check_url, post_query
+
+    variables = _json_object("--variables", args.variables)
+    result = await post_query(check_url(args.url), args.document, variables, args.operation_name)
+    return _print_result(result)
+
+
+def _print_result(result: dict[str, Any]) -> int:
     print(json.dumps(result, indent=2, default=str))
     return 1 if result.get("errors") else 0
+
+
+def _fingerprint(args: argparse.Namespace) -> int:
+    from gateway.ingest.csv_files import fingerprint
+
+    print(f"{args.csv_dir.resolve()} {fingerprint(args.csv_dir)}")
+    return 0
 
 
 def _json_object(flag: str, raw: str | None) -> dict[str, Any] | None:
@@ -117,17 +160,27 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_logging(level: str | int, fmt: str) -> None:
+    logging.basicConfig(level=level, format=fmt)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "generate":
-            logging.basicConfig(level=logging.INFO, format="%(message)s")
+            _configure_logging(logging.INFO, "%(message)s")
             return _generate(args)
-        overrides = {name: getattr(args, name, None) for name in _BACKEND_FLAGS}
+        if args.command == "fingerprint":
+            return _fingerprint(args)
+        if args.command == "query" and args.url is not None:
+            # Nothing local is opened: the data dir, the backend flags and FUNNEL_* are not read.
+            _configure_logging(logging.WARNING, "%(levelname)s %(name)s: %(message)s")
+            return asyncio.run(_remote_query(args))
+        overrides = {name: getattr(args, name, None) for name in (*_BACKEND_FLAGS, *_LISTEN_FLAGS)}
         settings = load_settings(overrides=overrides)
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        _configure_logging(settings.log_level, "%(asctime)s %(levelname)s %(name)s: %(message)s")
         commands = {
             "serve": lambda: _serve(settings),
             "ingest": lambda: _ingest(settings, args),

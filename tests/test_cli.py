@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -72,3 +75,62 @@ def test_ingest_of_a_directory_without_user_table_exits_1(tmp_path, capsys):
     (tmp_path / "csv").mkdir()
     assert main(["ingest", "--csv-dir", str(tmp_path / "csv"), "--data-dir", str(tmp_path / "data")]) == 1
     assert "user_table.csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["ingest", "--csv-dir", "x"], ["embed"], ["query", "{ __typename }"]])
+@pytest.mark.parametrize("flag", ["--host", "--port"])
+def test_listen_flags_only_where_something_listens(capsys, command, flag):
+    with pytest.raises(SystemExit) as exited:
+        main([*command, flag, "1"])
+    assert exited.value.code == 2
+    assert f"unrecognized arguments: {flag} 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("host", "fragment"),
+    [
+        ("no-such-host.invalid", "FUNNEL_HOST: cannot resolve 'no-such-host.invalid'"),
+        ("192.0.2.1", "FUNNEL_HOST: '192.0.2.1' is not an address of this machine"),  # TEST-NET-1
+    ],
+)
+def test_a_bad_listen_host_is_a_configuration_error(tmp_path, capsys, monkeypatch, host, fragment):
+    monkeypatch.setenv("FUNNEL_HOST", host)
+    assert main(["serve", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
+    assert not (tmp_path / "funnel.duckdb").exists(), "nothing is opened before the address is checked"
+
+
+def test_fingerprint_follows_the_contents(tmp_path, capsys):
+    csv = tmp_path / "csv"
+    assert main(["generate", "--users", "20", "--seed", "1", "--out", str(csv)]) == 0
+    capsys.readouterr()
+    prints = []
+    for seed in ("1", "1", "2"):
+        main(["generate", "--users", "20", "--seed", seed, "--out", str(csv)])
+        capsys.readouterr()
+        assert main(["fingerprint", str(csv)]) == 0
+        prints.append(capsys.readouterr().out.split())
+    assert prints[0] == prints[1] != prints[2]
+    assert prints[0][0] == str(csv.resolve()) and prints[0][1].startswith("sha256:")
+
+
+def test_third_party_start_up_chatter_is_silenced(tmp_path):
+    # faiss (under Milvus Lite) logs which CPU variant it tries, at INFO, on every start.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNNEL_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "query", "{ __typename }", "--data-dir", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "faiss" not in done.stderr and "AVX" not in done.stderr, done.stderr
+
+
+def test_packaging_metadata_uses_an_spdx_licence():
+    # A TOML table made setuptools (>= 77) print a deprecation banner on every install.
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "MIT"
+    assert "setuptools>=77" in project["build-system"]["requires"]

@@ -1,0 +1,57 @@
+"""``funnelgate query --url``: one GraphQL operation against a running gateway, over HTTP.
+
+The embedded data directory is held by the server, so a second process cannot open it; asking the
+server is the way to query it while it runs (and the way to query any remote gateway).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from gateway.errors import ConfigError, StoreUnavailable
+
+ACCEPT = "application/graphql-response+json, application/json;q=0.9"
+TIMEOUT_S = 300  # an uncached funnel over a big dataset takes a while
+
+
+def check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("--url", f"expected http(s)://host[:port]/graphql, got {url!r}")
+    return url
+
+
+async def post_query(
+    url: str, document: str, variables: dict[str, Any] | None = None, operation_name: str | None = None
+) -> dict[str, Any]:
+    """The server's GraphQL response. A non-GraphQL answer (a 4xx with a text reason, a proxy's page)
+    comes back as ``{"errors": [{"message": ..., "extensions": {"code": "HTTP_<status>"}}]}``."""
+    payload: dict[str, Any] = {"query": document}
+    if variables is not None:
+        payload["variables"] = variables
+    if operation_name is not None:
+        payload["operationName"] = operation_name
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as http,
+            http.post(check_url(url), json=payload, headers={"Accept": ACCEPT}) as response,
+        ):
+            text = await response.text()
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise StoreUnavailable(f"cannot reach {url}: {exc or type(exc).__name__}") from None
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and ("data" in body or "errors" in body):
+        return body
+    return {
+        "errors": [
+            {"message": f"HTTP {status}: {text.strip()[:500]}", "extensions": {"code": f"HTTP_{status}"}}
+        ]
+    }
