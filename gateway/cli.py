@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
-        "fingerprint", help="print a CSV directory's absolute path and a digest of its CSV files' contents"
+        "fingerprint",
+        help="print a CSV directory's absolute path, a digest of its CSV files and the document format",
     )
     p.add_argument("csv_dir", type=Path)
     return parser
@@ -130,8 +131,9 @@ def _print_result(result: dict[str, Any]) -> int:
 
 def _fingerprint(args: argparse.Namespace) -> int:
     from gateway.ingest.csv_files import fingerprint
+    from gateway.jobs.ingest import DOCUMENT_FORMAT
 
-    print(f"{args.csv_dir.resolve()} {fingerprint(args.csv_dir)}")
+    print(f"{args.csv_dir.resolve()} {fingerprint(args.csv_dir)} documents-v{DOCUMENT_FORMAT}")
     return 0
 
 

@@ -11,7 +11,12 @@ import strawberry
 class FunnelStep:
     name: str = strawberry.field(description="The step's page type.")
     users: int = strawberry.field(description="Distinct users who reached this step.")
-    conversion_rate: float = strawberry.field(description="Users / previous step's users (1 for step 1).")
+    conversion_rate: float = strawberry.field(
+        description=(
+            "Users / previous step's users. Step 1: 1 when anyone reached it, 0 when nobody did; "
+            "any step after a step nobody reached: 0."
+        )
+    )
     drop_off_rate: float = strawberry.field(description="1 - conversionRate after step 1; 0 for step 1.")
     conversion_from_start: float = strawberry.field(description="Users / step 1's users.")
     avg_time_spent: float | None = strawberry.field(

@@ -7,11 +7,16 @@ from datetime import date
 import strawberry
 
 
-@strawberry.type(description="VADER sentiment of the form values typed on a page type (on a day, if given).")
+@strawberry.type(
+    description=(
+        "VADER sentiment of the free text typed into forms on a page type (on a day, if given); values "
+        "picked from fixed choices (selects, ratings, promo codes) are not scored."
+    )
+)
 class Sentiment:
     page_type: str
     date: date | None
-    texts: int = strawberry.field(description="Non-empty form values scored.")
+    texts: int = strawberry.field(description="Non-empty free-text form values scored.")
     mean_compound: float | None = strawberry.field(
         description="Mean compound score in [-1, 1]; null without texts."
     )

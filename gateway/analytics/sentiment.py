@@ -1,5 +1,8 @@
 """Sentiment of what users typed into forms on a page type, scored with VADER.
 
+Only free text counts: the store returns the values of form interactions marked ``free_text`` (typed,
+not picked from fixed choices), so a select's "visa" or a promo code never pulls the mean toward 0.
+
 VADER's convention: compound >= 0.05 is positive, <= -0.05 negative, neutral in between. Scoring is CPU
 work, so it runs in a worker thread; the summary is cached under ``query:sentiment:{page}:{date}``.
 """

@@ -24,6 +24,10 @@ class Element:
     x: int
     y: int
     values: tuple[str, ...] = ()  # fixed choices for form elements without free text
+    # A form element whose value the user types (a search box, a feedback text), as opposed to one
+    # picked from fixed choices (a select, a rating, a promo code, a newsletter toggle): only typed
+    # text carries sentiment. Interactions store it as ``free_text``.
+    free_text: bool = False
 
 
 _PAGES: dict[str, tuple[Element, ...]] = {
@@ -50,7 +54,7 @@ _PAGES: dict[str, tuple[Element, ...]] = {
         Element("result_card_image", "hover", 300, 520),
         Element("filter_brand", "hover", 150, 600),
         Element("results_list", "scroll", 720, 1300),
-        Element("search_input", "form", 640, 120),
+        Element("search_input", "form", 640, 120, free_text=True),
         Element("filter_size_select", "form", 150, 800, ("S", "M", "L", "XL")),
     ),
     "payment": (
@@ -177,7 +181,7 @@ def elements_for(page: str) -> tuple[Element, ...]:
         Element(f"{page}_content_card", "hover", 720, 800),
         Element(f"{page}_page_body", "scroll", 720, 1200),
     )
-    return (*elements, Element(f"{page}_feedback", "form", 720, 1800))
+    return (*elements, Element(f"{page}_feedback", "form", 720, 1800, free_text=True))
 
 
 def feedback_texts(page: str, mood: str) -> tuple[str, ...]:
@@ -212,6 +216,7 @@ class CompiledCatalogue:
 
     names: list[str]
     kinds: np.ndarray  # element -> index into INTERACTION_TYPES
+    free_text: np.ndarray  # element -> bool, Element.free_text
     x: np.ndarray
     y: np.ndarray
     option_start: np.ndarray  # (pages, types)
@@ -228,6 +233,7 @@ class CompiledCatalogue:
 def compile_catalogue(pages: tuple[str, ...]) -> CompiledCatalogue:
     names: list[str] = []
     kinds: list[int] = []
+    free_text: list[bool] = []
     xs: list[int] = []
     ys: list[int] = []
     option_start = np.zeros((len(pages), len(INTERACTION_TYPES)), dtype=np.int64)
@@ -254,6 +260,7 @@ def compile_catalogue(pages: tuple[str, ...]) -> CompiledCatalogue:
             value_count.append(counts)
             names.append(element.name)
             kinds.append(INTERACTION_TYPES.index(element.kind))
+            free_text.append(element.free_text)
             xs.append(element.x)
             ys.append(element.y)
         feedback[p] = len(names) - 1
@@ -266,6 +273,7 @@ def compile_catalogue(pages: tuple[str, ...]) -> CompiledCatalogue:
     return CompiledCatalogue(
         names=names,
         kinds=np.array(kinds, dtype=np.int64),
+        free_text=np.array(free_text, dtype=bool),
         x=np.array(xs, dtype=np.int64),
         y=np.array(ys, dtype=np.int64),
         option_start=option_start,

@@ -302,8 +302,9 @@ def _interactions(
             "timestamp": ts,
             "coordinates": {"x": xx, "y": yy},
             "value": val,
+            "free_text": typed,
         }
-        for u, vc, jj, p, t, e, ts, xx, yy, val in zip(
+        for u, vc, jj, p, t, e, ts, xx, yy, val, typed in zip(
             visit_uid[i_visit].tolist(),
             v_code[i_visit].tolist(),
             j.tolist(),
@@ -314,6 +315,7 @@ def _interactions(
             x.astype(np.int64).tolist(),
             y.tolist(),
             values.tolist(),
+            catalogue.free_text[element].tolist(),
             strict=True,
         )
     ]

@@ -33,6 +33,9 @@ from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USER_SESS
 from gateway.stores.contracts import DocumentStore
 
 BATCH_USERS = 10_000
+# Bumped whenever ingest writes different documents from the same input, so `make demo` ingests again
+# (funnelgate fingerprint prints it). 2: user_interactions.free_text.
+DOCUMENT_FORMAT = 2
 Progress = Callable[[str, int, int], None]
 Batch = list[tuple[str, list[Document]]]
 

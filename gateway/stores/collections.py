@@ -8,7 +8,8 @@ Documents per collection (the ``event_id`` fields make realtime writes idempoten
                      duration:float (s), device:str|None
   user_interactions: event_id:str, user_id:int, session_id:str, page_type:str, interaction_type:str
                      (click|scroll|hover|form), element:str, timestamp:datetime,
-                     coordinates:{x:int, y:int}, value:str|None
+                     coordinates:{x:int, y:int}, value:str|None, free_text:bool (the value was
+                     typed, not picked from fixed choices; false for non-form interactions)
   user_sessions:     session_id:str, user_id:int, start_time:datetime, end_time:datetime,
                      device:str|None, pages_visited:list[str], total_interactions:int, converted:bool,
                      conversion_value:float

@@ -105,8 +105,8 @@ class DocumentStore(Protocol):
         start day), sorted by sessions desc, then path (joined with '>') asc; at most ``limit``."""
 
     async def form_texts(self, page_type: str, day: date | None) -> list[str]:
-        """Non-empty ``value`` of form interactions on ``page_type`` (on ``day`` when given),
-        ordered by (timestamp, event_id)."""
+        """Non-empty ``value`` of free-text form interactions (``free_text`` true: typed, not picked from
+        fixed choices) on ``page_type`` (on ``day`` when given), ordered by (timestamp, event_id)."""
 
     async def activity_by_user_page(self) -> list[Document]:
         """Per (user_id, page_type) that has visits: visits:int, total_duration:float,

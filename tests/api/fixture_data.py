@@ -101,6 +101,7 @@ INTERACTIONS: list[dict[str, Any]] = [
         "timestamp": ts,
         "coordinates": {"x": 10 * i, "y": 20 * i},
         "value": value,
+        "free_text": kind == "form",
     }
     for i, (session, user, page, kind, element, ts, value) in enumerate(_INTERACTIONS, start=1)
 ]

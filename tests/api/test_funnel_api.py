@@ -156,3 +156,19 @@ async def test_converted_with_filter(services):
     )
     assert ids(data["converted"]) == [4]
     assert data["converted"]["totalCount"] == 1
+
+
+async def test_an_empty_funnel_is_what_the_schema_says(services):
+    # Issue 9, item 8: step 1 answered 0.0 where the description promised "1 for step 1".
+    data = await data_of(
+        services,
+        """{ funnel(filter: {start: "2030-01-01", end: "2030-01-31"}) {
+               overallConversionRate steps { users conversionRate dropOffRate conversionFromStart } }
+             __type(name: "FunnelStep") { fields { name description } } }""",
+    )
+    assert data["funnel"]["overallConversionRate"] == 0.0
+    assert {(s["users"], s["conversionRate"]) for s in data["funnel"]["steps"]} == {(0, 0.0)}
+    described = {f["name"]: f["description"] for f in data["__type"]["fields"]}
+    assert "Step 1: 1 when anyone reached it, 0 when nobody did" in described["conversionRate"]
+    full = await data_of(services, "{ funnel { steps { users conversionRate } } }")
+    assert full["funnel"]["steps"][0]["users"] > 0 and full["funnel"]["steps"][0]["conversionRate"] == 1.0

@@ -274,6 +274,7 @@ def _interaction(
     x: int,
     y: int,
     value: str | None,
+    free_text: bool | None = None,
 ) -> dict:
     return {
         "event_id": event_id,
@@ -285,6 +286,7 @@ def _interaction(
         "timestamp": at(stamp),
         "coordinates": {"x": x, "y": y},
         "value": value,
+        "free_text": kind == "form" if free_text is None else free_text,  # forms here are typed text
     }
 
 
@@ -314,6 +316,10 @@ INTERACTIONS: list[dict[str, Any]] = [
         50,
         300,
         "please deliver fast",
+    ),
+    # a value picked from fixed choices (a select): a form with a value, but no free text
+    _interaction(
+        "i10-5", 10, "s10a", "payment", "form", "card-type", "2015-01-05 10:05:20", 50, 200, "visa", False
     ),
     _interaction(
         "i20-1", 20, "s20a", "search", "form", "search-box", "2015-01-06 09:00:02", 100, 20, "cheap laptop"

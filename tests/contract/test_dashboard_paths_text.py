@@ -241,7 +241,7 @@ async def test_form_texts_on_a_page(shared_loaded_store: DocumentStore) -> None:
         ("search", "2015-02-03", ["great selection", "phone case"]),
         ("search", "2015-02-01", ["late night snack"]),
         ("search", "2015-01-07", []),
-        ("payment", None, ["please deliver fast"]),  # i30-1 is an empty string
+        ("payment", None, ["please deliver fast"]),  # i30-1 is an empty string, i10-5 a choice ("visa")
         ("home", None, []),  # clicks and scrolls only
         ("checkout", None, []),  # no such page
     ],
@@ -276,7 +276,7 @@ def activity(
 ACTIVITY = [
     activity(10, "confirmation", 1, 10.0, "2015-01-05 10:06:00"),
     activity(10, "home", 2, 45.0, "2015-01-05 10:00:00", clicks=1, scrolls=1),
-    activity(10, "payment", 1, 60.0, "2015-01-05 10:05:00", forms=1),
+    activity(10, "payment", 1, 60.0, "2015-01-05 10:05:00", forms=2),
     activity(10, "product", 1, 20.0, "2015-01-05 10:01:00"),
     activity(10, "search", 1, 40.0, "2015-01-05 10:03:00", forms=1),
     activity(20, "home", 1, 12.0, "2015-01-06 09:00:00"),

@@ -310,3 +310,17 @@ async def test_synthesised_history_is_consistent(store: DocumentStore) -> None:
         5: {"home"},
         6: {"home"},
     }
+
+
+async def test_sentiment_reads_only_typed_text_after_an_ingest(store: DocumentStore) -> None:
+    from gateway.ingest.page_catalogue import elements_for
+
+    await ingest_directory(store, fixture_dir("clean"))
+    interactions = (await dump(store))["interactions"]
+    for page in ("search", "payment"):
+        typed = [i for i in interactions if i["page_type"] == page and i["free_text"] and i["value"]]
+        typed.sort(key=lambda i: (i["timestamp"], i["event_id"]))
+        assert await store.form_texts(page, None) == [i["value"] for i in typed]
+    choices = {v for page in STEPS for e in elements_for(page) for v in e.values}
+    assert choices.isdisjoint(await store.form_texts("payment", None))
+    assert any(i["value"] in choices for i in interactions), "the fixture has picked values to leave out"

@@ -226,3 +226,23 @@ def test_any_integer_seed_works(seed: int) -> None:
     users, reached = _population(5)
     out = synthesise(users, reached, SynthesisPlan(STEPS, "confirmation", seed=seed))
     assert len(out.sessions) >= 5
+
+
+def test_only_typed_form_values_are_marked_free_text() -> None:
+    # Issue 9, item 8: 587 of 894 payment "texts" were select/promo values ("visa", "FREESHIP",
+    # "standard"), which sentiment then scored as if someone had written them.
+    from gateway.ingest.page_catalogue import FEEDBACK_TEXTS, RATING_BY_MOOD, elements_for
+
+    users, reached = _population(600)
+    out = synthesise(users, reached, PLAN)
+    typed = {t for texts in SEARCH_TEXTS.values() for t in texts}
+    typed |= {t for moods in FEEDBACK_TEXTS.values() for texts in moods.values() for t in texts}
+    choices = {v for page in PLAN.visit_order for e in elements_for(page) for v in e.values}
+    choices |= {v for values in RATING_BY_MOOD.values() for v in values}
+    assert typed.isdisjoint(choices)
+    by_flag: dict[bool, set[str]] = defaultdict(set)
+    for item in out.interactions:
+        assert item["free_text"] is (item["interaction_type"] == "form" and item["value"] in typed)
+        by_flag[item["free_text"]].add(item["value"])
+    assert by_flag[True] and by_flag[True] <= typed
+    assert {"visa", "FREESHIP", "standard", "5"} <= by_flag[False]

@@ -84,6 +84,7 @@ def interaction(event_id: str, uid: int) -> dict[str, Any]:
         "timestamp": T0 + timedelta(seconds=5),
         "coordinates": {"x": 10, "y": 20},
         "value": "blue shoes",
+        "free_text": True,
     }
 
 
@@ -499,3 +500,29 @@ async def test_breakdown_and_strict_queries_run(store: DuckDBStore) -> None:
         assert [s.users for s in result.steps] == [0, 0] and result.breakdowns == []
     page = await store.funnel_users(FunnelQuery(steps=("a",)), 0, False, 0, None)
     assert page == UserPage([], total=0, has_next=False)
+
+
+async def test_a_file_from_before_free_text_gains_the_column(tmp_path: Path) -> None:
+    # user_interactions without the free_text column, as the previous version made it.
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        """CREATE TABLE user_interactions (event_id VARCHAR NOT NULL, user_id BIGINT, session_id VARCHAR,
+           page_type VARCHAR, interaction_type VARCHAR, element VARCHAR, "timestamp" TIMESTAMP,
+           coord_x INTEGER, coord_y INTEGER, value VARCHAR)"""
+    )
+    con.execute(
+        "INSERT INTO user_interactions VALUES ('old', 1, 's1', 'search', 'form', 'search-box', "
+        "TIMESTAMP '2015-03-02 08:00:00', 1, 2, 'typed long ago')"
+    )
+    con.close()
+    store = await DuckDBStore.open(path)
+    try:
+        await store.ensure_indexes()
+        await store.upsert_many("user_interactions", [interaction("new", 1)])
+        [[old, new]] = await store.interactions_by_session_ids(["s1"])
+        assert (old["event_id"], old["free_text"]) == ("old", None)  # unknown until ingested again
+        assert (new["event_id"], new["free_text"]) == ("new", True)
+        assert await store.form_texts("search", None) == ["blue shoes"]
+    finally:
+        await store.close()

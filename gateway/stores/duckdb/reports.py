@@ -79,7 +79,7 @@ def form_texts_sql(page_type: str, day: date | None) -> tuple[str, Params]:
     where = sqlf.day_range_sql('"timestamp"', day, day, params)
     sql = f"""
         SELECT value FROM user_interactions
-        WHERE interaction_type = 'form' AND page_type = $page_type AND value <> '' AND {where}
+        WHERE interaction_type = 'form' AND free_text AND page_type = $page_type AND value <> '' AND {where}
         ORDER BY "timestamp", event_id"""
     return sql, params
 

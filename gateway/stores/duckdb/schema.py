@@ -81,6 +81,7 @@ TABLES: dict[str, Table] = {
                 ("coord_x", "INTEGER"),
                 ("coord_y", "INTEGER"),
                 ("value", "VARCHAR"),
+                ("free_text", "BOOLEAN"),
             ),
         ),
         Table(
@@ -128,13 +129,23 @@ def columns_sql(table: Table, alias: str | None = None) -> str:
 
 
 def table_ddl(table: Table) -> list[str]:
-    """CREATE TABLE (key columns NOT NULL) and its unique key index."""
+    """CREATE TABLE (key columns NOT NULL), its unique key index, and any column a file made by an older
+    version lacks (ADD COLUMN IF NOT EXISTS: its rows read null until they are written again)."""
     body = ", ".join(
         f"{quote(column)} {sql_type}{' NOT NULL' if column in table.key else ''}"
         for column, sql_type in table.columns
     )
     key = IndexSpec(table.key, unique=True)
-    return [f"CREATE TABLE IF NOT EXISTS {quote(table.name)} ({body})", _create_index(table.name, key)]
+    added = [
+        f"ALTER TABLE {quote(table.name)} ADD COLUMN IF NOT EXISTS {quote(column)} {sql_type}"
+        for column, sql_type in table.columns
+        if column not in table.key
+    ]
+    return [
+        f"CREATE TABLE IF NOT EXISTS {quote(table.name)} ({body})",
+        _create_index(table.name, key),
+        *added,
+    ]
 
 
 def index_name(table: str, spec: IndexSpec) -> str:

@@ -241,8 +241,13 @@ def interaction_activity_pipeline() -> Pipeline:
 
 
 def form_texts_query(page_type: str, day: date | None) -> Query:
-    """Form interactions on ``page_type`` with a non-empty value (on ``day`` when given)."""
-    query: Query = {"interaction_type": "form", "page_type": page_type, "value": {"$nin": [None, ""]}}
+    """Free-text form interactions on ``page_type`` with a non-empty value (on ``day`` when given)."""
+    query: Query = {
+        "interaction_type": "form",
+        "free_text": True,
+        "page_type": page_type,
+        "value": {"$nin": [None, ""]},
+    }
     days = day_range(day, day)
     if days is not None:
         query["timestamp"] = days
