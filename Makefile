@@ -10,7 +10,19 @@ FG := FUNNEL_DATA_DIR=$(DATA_DIR) $(BIN)/funnelgate
 
 .PHONY: install ensure-redis demo demo-data test lint bench schema clean
 
-install: $(VENV)/.installed ensure-redis
+NODE_TOOLS := tests/node
+
+install: $(VENV)/.installed ensure-redis $(NODE_TOOLS)/node_modules/.package-lock.json
+
+# The reference GraphQL clients the suite runs against a live app (graphql-http's audit, graphql-ws),
+# pinned by their lockfile: npm ci runs again only when package-lock.json changes. The tests skip
+# where Node cannot run (missing, or older than 20).
+$(NODE_TOOLS)/node_modules/.package-lock.json: $(NODE_TOOLS)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund --loglevel=error --prefix $(NODE_TOOLS) >/dev/null && touch $@; \
+	else \
+		echo "npm not found: $(NODE_TOOLS) not installed (the reference-client tests need Node and npm)" >&2; \
+	fi
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -63,6 +75,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check gateway schema resolvers loaders tests bench
+	$(BIN)/ruff format --check gateway schema resolvers loaders tests bench
 	$(BIN)/mypy
 
 bench: install
@@ -72,4 +85,4 @@ schema: install
 	$(BIN)/python -m gateway.web.schema_export
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(NODE_TOOLS)/node_modules

@@ -13,6 +13,7 @@ from gateway.cache.aside import read_cached, write_cached
 from gateway.cache.hints import collecting
 from gateway.cache.stats import CacheStats
 from gateway.stores.contracts import Cache
+from gateway.web.negotiation import negotiate
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -33,7 +34,9 @@ def middleware(
         [blob] = await read_cached(cache, stats, responses.FAMILY, [key])
         if blob is not None:
             stats.hits[responses.FAMILY] += 1
-            return web.Response(body=blob, content_type="application/json", headers={"X-Cache": "hit"})
+            # Only error-free 200 bodies are stored: the same bytes under either media type.
+            media = negotiate(request.headers.get("Accept"))
+            return web.Response(body=blob, content_type=media, charset="utf-8", headers={"X-Cache": "hit"})
         stats.misses[responses.FAMILY] += 1
         with collecting() as hints:
             response = await handler(request)

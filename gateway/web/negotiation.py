@@ -1,0 +1,94 @@
+"""GraphQL-over-HTTP content negotiation (https://graphql.github.io/graphql-over-http/draft/).
+
+* ``application/graphql-response+json`` is answered when the client's ``Accept`` prefers it (graphql-http,
+  Apollo Client and urql send it). With it, a *request error* (parse or validation failure, a variable
+  that cannot be coerced, no single operation to run: execution never started) is HTTP 400 with **no**
+  ``data`` entry; 500 when the error is the server's own. Field errors keep ``data`` and HTTP 200.
+* ``application/json`` (legacy clients, also for a missing ``Accept``, wildcards only, or nothing we can
+  produce) is answered exactly as before: HTTP 200 and ``"data": null`` for request errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+APPLICATION_JSON = "application/json"
+_OURS = (GRAPHQL_RESPONSE_JSON, APPLICATION_JSON)
+_SERVER_CODES = frozenset({"INTERNAL_SERVER_ERROR"})
+
+
+def _accept_entries(accept: str) -> list[tuple[str, float]]:
+    entries = []
+    for part in accept.split(","):
+        fields = [f.strip() for f in part.split(";")]
+        media = fields[0].lower()
+        if not media:
+            continue
+        q = 1.0
+        for parameter in fields[1:]:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        entries.append((media, q))
+    return entries
+
+
+def _quality(media: str, entries: list[tuple[str, float]]) -> float:
+    """The q of the most specific range in ``Accept`` that matches ``media`` (RFC 9110 §12.5.1), 0 if none."""
+    kind = media.split("/")[0]
+    best: tuple[int, float] | None = None
+    for pattern, q in entries:
+        specificity = {media: 2, f"{kind}/*": 1, "*/*": 0}.get(pattern)
+        if specificity is not None and (best is None or specificity > best[0]):
+            best = (specificity, q)
+    return best[1] if best else 0.0
+
+
+def negotiate(accept: str | None) -> str:
+    """The response media type for an ``Accept`` header.
+
+    The higher q wins; on a tie a type the client names beats one it only reaches through a wildcard,
+    and the spec's type beats ``application/json``. No Accept, wildcards only, or nothing acceptable:
+    ``application/json`` (the spec allows it instead of 406, and legacy clients expect it).
+    """
+    if not accept or not accept.strip():
+        return APPLICATION_JSON
+    entries = _accept_entries(accept)
+    named = {media for media, q in entries if q > 0 and media in _OURS}
+    new, old = _quality(GRAPHQL_RESPONSE_JSON, entries), _quality(APPLICATION_JSON, entries)
+    if not named or new == old == 0:
+        return APPLICATION_JSON
+    if new != old:
+        return GRAPHQL_RESPONSE_JSON if new > old else APPLICATION_JSON
+    return GRAPHQL_RESPONSE_JSON if GRAPHQL_RESPONSE_JSON in named else APPLICATION_JSON
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """True when execution never started: the spec's "request error", answered without ``data``.
+
+    strawberry returns a PreExecutionError for parse and validation failures (and the gateway for a
+    document naming no single operation); graphql-core reports a variable it cannot coerce, or an
+    unknown operation, as ``data`` None with errors that have no ``path``. A field error always has a
+    path, even when a non-null root field nulls the whole ``data``.
+    """
+    if isinstance(result, PreExecutionError):
+        return True
+    errors = result.errors or []
+    return result.data is None and bool(errors) and all(error.path is None for error in errors)
+
+
+def response_body(result: ExecutionResult, media: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    """strawberry's processed ``body`` adjusted to the negotiated media type, and the HTTP status."""
+    if media != GRAPHQL_RESPONSE_JSON or not is_request_error(result):
+        return dict(body), 200
+    codes = {(error.get("extensions") or {}).get("code") for error in body.get("errors") or []}
+    status = 500 if codes & _SERVER_CODES else 400
+    return {key: value for key, value in body.items() if key != "data"}, status
