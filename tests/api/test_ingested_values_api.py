@@ -10,6 +10,7 @@ from pathlib import Path
 from gateway.errors import IngestError
 from gateway.jobs.embed import embed_all
 from gateway.jobs.ingest import ingest_directory
+from gateway.models import UserFilter
 from gateway.services import Services
 from tests.api.conftest import run
 from tests.ingest.conftest import FIXTURES
@@ -79,8 +80,9 @@ async def test_every_user_field_returns_for_everything_ingest_accepts(services: 
         await services.cache.delete_prefixes(["query:", "metrics:"])
         await embed_all(services.store, services.vectors, tmp_path / "models")
         ids, errors = await _read_every_user(services)
-        if errors or not ids:
-            failures[case.name] = errors[:3] or "no users read back"
+        stored = (await services.store.list_users(UserFilter(), 100_000, None)).user_ids
+        if errors or not ids or ids != stored:
+            failures[case.name] = errors[:3] or f"read back {len(ids)} of {len(stored)} users"
     assert failures == {}
     assert fatal == FATAL
 
