@@ -38,6 +38,18 @@ class StoreUnavailable(FunnelError):
     code = "UNAVAILABLE"
 
 
+class QueryTimeout(FunnelError):
+    """A backend stopped a query at the request's deadline (``gateway.deadlines``), or the gateway gave up
+    waiting for it. Not an outage: the backend is up, this question was too expensive for the time left."""
+
+    code = "TIMEOUT"
+
+
+class StoreQueryFailed(FunnelError):
+    """The backend is up but refused a query: a malformed pipeline (an adapter bug) or a resource limit.
+    Reported as internal; the adapter logs the driver's error, the message names only the operation."""
+
+
 class DataDirLocked(FunnelError):
     """Another funnelgate process holds the embedded data directory (DuckDB and Milvus Lite are single-process)."""
 

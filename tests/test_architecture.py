@@ -22,7 +22,17 @@ ROOTS = ("gateway", "schema", "resolvers", "loaders")
 
 # Bottom first. A module belongs to the layer of its longest matching prefix.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("gateway", "gateway.config", "gateway.errors", "gateway.models", "gateway.validation")),
+    (
+        "foundation",
+        (
+            "gateway",
+            "gateway.config",
+            "gateway.deadlines",
+            "gateway.errors",
+            "gateway.models",
+            "gateway.validation",
+        ),
+    ),
     ("stores", ("gateway.stores",)),
     (
         "services",
