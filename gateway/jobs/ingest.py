@@ -29,7 +29,13 @@ from gateway.ingest.synthesis import DEFAULT_VISIT_DATE, SynthesisPlan, synthesi
 from gateway.jobs.refresh import refresh_funnel_analytics
 from gateway.models import Document
 from gateway.services import invalidate_shared_cache, open_store
-from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USER_SESSIONS, USERS
+from gateway.stores.collections import (
+    PAGE_VISITS,
+    USER_INTERACTIONS,
+    USER_SESSIONS,
+    USERS,
+    carry_user_device,
+)
 from gateway.stores.contracts import DocumentStore
 
 BATCH_USERS = 10_000
@@ -161,10 +167,13 @@ def _build_batch(
     users: Sequence[UserRow], reached: Mapping[int, Collection[str]], plan: SynthesisPlan
 ) -> Batch:
     synthesised = synthesise(users, reached, plan)
+    # The device invariant (stores/contracts.py): history carries its user's device, whatever synthesis
+    # did, because stores answer device filters from it.
+    device_of = {u.user_id: u.device for u in users}
     return [
         (USERS, [user_document(u) for u in users]),
-        (USER_SESSIONS, synthesised.sessions),
-        (PAGE_VISITS, synthesised.visits),
+        (USER_SESSIONS, carry_user_device(synthesised.sessions, device_of)),
+        (PAGE_VISITS, carry_user_device(synthesised.visits, device_of)),
         (USER_INTERACTIONS, synthesised.interactions),
     ]
 

@@ -4,12 +4,22 @@ General rules for every method of every Protocol:
   * Batch-first: a method taking N keys returns N results in key order; a missing key gives ``None``
     (single entity) or ``[]`` (list per key). Duplicate keys are allowed and answered at every position.
   * Empty input returns ``[]`` without touching the backend.
-  * Backend unreachable or timed out -> :class:`gateway.errors.StoreUnavailable` (driver error chained).
-    Malformed arguments -> :class:`gateway.errors.BadInput`. Nothing else escapes on purpose.
+  * Backend unreachable -> :class:`gateway.errors.StoreUnavailable`; a query stopped at the request's
+    deadline (``gateway.deadlines``) -> :class:`gateway.errors.QueryTimeout`; a query the backend
+    refuses (an adapter bug, a resource limit) -> :class:`gateway.errors.StoreQueryFailed`, logged by
+    the adapter. The driver error is chained. Malformed arguments -> :class:`gateway.errors.BadInput`.
+    Nothing else escapes on purpose.
   * Writes are idempotent: writing the same documents twice leaves the same data.
   * Timestamps are naive ``datetime`` in UTC, day fields are ``date``; documents are plain dicts whose
     field names are the design's (:mod:`gateway.stores.collections` lists them per collection);
     adapters strip their own internals (``_id``, rowids).
+  * The device invariant: ``page_visits.device`` and ``user_sessions.device`` are ALWAYS the device of
+    the visitor's user document (None when there is none). Filters and breakdowns by device are
+    defined on the user; an adapter may answer them from the visits' and sessions' own (indexed)
+    ``device`` because of this invariant, and the MongoDB adapter does. Every writer keeps it: ingest
+    stamps each user's device on their history (``collections.carry_user_device``) and rewrites a
+    user's whole history when the user is re-ingested; realtime capture must stamp it the same way.
+    ``tests/contract/test_device_invariant.py`` checks it after a real ingest into every adapter.
 """
 
 from __future__ import annotations
