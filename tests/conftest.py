@@ -1,8 +1,14 @@
-"""Fixtures shared by the whole suite: real backends in a temporary data directory, closed afterwards."""
+"""Fixtures shared by the whole suite: real backends in a temporary data directory, closed afterwards.
+
+``mongo_wire_url``: one private MongoDB wire-protocol test server per session (``tests/mongo_server.py``),
+started by the first test that needs it and stopped when the session ends. Every test uses its own
+database on it. If it cannot start, those tests skip with the reason, and the summary says so in
+capitals: the MongoDB leg must never go missing quietly.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +25,29 @@ def kaggle_dir() -> Path:
     if not (KAGGLE_DIR / "user_table.csv").exists():
         pytest.skip(f"Kaggle CSVs not present at {KAGGLE_DIR}")
     return KAGGLE_DIR
+
+
+_MONGO_WIRE_FAILURE: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def mongo_wire_url() -> Iterator[str]:
+    from tests.mongo_server import ServerUnavailable, running_mongo_wire_server
+
+    try:
+        with running_mongo_wire_server() as url:
+            yield url
+    except ServerUnavailable as exc:
+        _MONGO_WIRE_FAILURE.append(str(exc))
+        pytest.skip(f"MONGODB WIRE LEG SKIPPED: the test server could not start: {exc}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _MONGO_WIRE_FAILURE:
+        terminalreporter.section("MONGODB WIRE LEG SKIPPED", sep="!", red=True, bold=True)
+        terminalreporter.line(
+            f"the MongoDB wire test server did not start: {_MONGO_WIRE_FAILURE[0]}", red=True
+        )
 
 
 @pytest.fixture
