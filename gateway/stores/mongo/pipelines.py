@@ -1,31 +1,17 @@
-"""Pure builders of the MongoDB queries and aggregation pipelines ``MongoStore`` runs, and the pure
-functions shaping their output into the Protocol's answers.
-
-Every pipeline filters first on indexed fields, projects early, and uses only operators that both a real
-MongoDB 7/8 and mongomock (the contract tests' backend) support. mongomock lacks ``$reduce``,
-``$indexOfArray``, ``$median``, ``$setWindowFields``, ``$dateTrunc``, ``$sortArray``, ``$isoDayOfWeek``,
-``$lookup`` with ``let`` and ``$unionWith``, and it does not evaluate array literals (``[$a, $b]``) as
-expressions: the few parts that would need them are done in Python by the store, each said where.
+"""Pure builders of the MongoDB queries and pipelines ``MongoStore`` sends besides the funnels
+(``funnel_pipelines``), and the shaping of their output. Each one filters on an indexed field first
+(``collections.DESIGN_INDEXES`` says which index serves which) and returns only what the answer needs:
+the reduction happens on the server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from gateway.models import (
-    DashboardMetrics,
-    DeviceMetrics,
-    Document,
-    FunnelQuery,
-    PathCount,
-    UserFilter,
-    UserPage,
-)
-from gateway.stores.collections import USERS
+from gateway.models import DashboardMetrics, DeviceMetrics, Document, PathCount, UserFilter
+from gateway.stores.collections import USER_INTERACTIONS, USERS
 from gateway.stores.days import day_bounds
-from gateway.stores.funnel_math import UserMatch, match_steps
 
 Pipeline = list[dict[str, Any]]
 Query = dict[str, Any]
@@ -35,7 +21,7 @@ INTERACTION_COUNTS = {"clicks": "click", "scrolls": "scroll", "hovers": "hover",
 
 
 def day_range(start: date | None, end: date | None) -> dict[str, datetime] | None:
-    """A condition on a timestamp, or on a stored day (its midnight: MongoDB has no date type), for the
+    """A condition on a timestamp, or on a stored day (its midnight: BSON has no date type), for the
     inclusive days [start, end]; None when both sides are open."""
     low, high = day_bounds(start, end)
     cond: dict[str, datetime] = {}
@@ -46,19 +32,13 @@ def day_range(start: date | None, end: date | None) -> dict[str, datetime] | Non
     return cond or None
 
 
-def user_attribute_match(filter: UserFilter, prefix: str = "") -> Query:
-    """Equality on the user's device/sex (``prefix`` is the path of a joined user, e.g. ``"u."``)."""
-    match: Query = {}
-    if filter.device is not None:
-        match[prefix + "device"] = filter.device
-    if filter.sex is not None:
-        match[prefix + "sex"] = filter.sex
-    return match
-
-
 def users_query(filter: UserFilter, after: int | None = None) -> Query:
     """The users find() filter of list_users; ``after`` adds the keyset condition."""
-    query = user_attribute_match(filter)
+    query: Query = {}
+    if filter.device is not None:
+        query["device"] = filter.device
+    if filter.sex is not None:
+        query["sex"] = filter.sex
     days = day_range(filter.start, filter.end)
     if days is not None:
         query["date"] = days
@@ -67,57 +47,31 @@ def users_query(filter: UserFilter, after: int | None = None) -> Query:
     return query
 
 
-def _join_user(local_field: str) -> dict[str, Any]:
-    # One indexed lookup (users.user_id is unique) per input document; ``u`` is [] for unknown users.
-    return {"$lookup": {"from": USERS, "localField": local_field, "foreignField": "user_id", "as": "u"}}
-
-
-def step_index_expr(steps: Sequence[str]) -> dict[str, Any]:
-    """The 0-based step index of ``$page_type``. ($indexOfArray would be shorter; mongomock lacks it.)"""
-    branches = [{"case": {"$eq": ["$page_type", step]}, "then": k} for k, step in enumerate(steps)]
-    return {"$switch": {"branches": branches, "default": -1}}
-
-
-def funnel_events_pipeline(
-    steps: Sequence[str], filter: UserFilter, group_field: str | None = None
-) -> Pipeline:
-    """Per user: ``ev`` = compact {s: step index, t: timestamp} pairs of the visits to listed steps that
-    pass the filter, and ``d0``..``d{n-1}`` = the user's total duration on each step's page.
-
-    The step matching itself (ordered/strict/unordered, windows, medians) runs in Python on these
-    groups, through gateway.stores.funnel_math: it needs per-user sorting and scanning that would take
-    $reduce/$sortArray, which mongomock lacks. Users are joined only when the filter names a device or
-    sex (they must match) or a breakdown is asked (``g`` = the user's ``group_field``; absent when the
-    user document is missing).
-    """
-    match: Query = {"page_type": {"$in": list(steps)}}
-    days = day_range(filter.start, filter.end)
+def form_texts_query(page_type: str, day: date | None) -> Query:
+    """Free-text form interactions on ``page_type`` with a non-empty value (on ``day`` when given)."""
+    query: Query = {
+        "page_type": page_type,
+        "interaction_type": "form",
+        "free_text": True,
+        "value": {"$nin": [None, ""]},
+    }
+    days = day_range(day, day)
     if days is not None:
-        match["timestamp"] = days
-    durations = {f"d{k}": {"$sum": {"$cond": [{"$eq": ["$s", k]}, "$d", 0]}} for k in range(len(steps))}
-    pipeline: Pipeline = [
-        {"$match": match},
-        {
-            "$project": {
-                "_id": 0,
-                "user_id": 1,
-                "t": "$timestamp",
-                "d": "$duration",
-                "s": step_index_expr(steps),
-            }
-        },
-        {"$group": {"_id": "$user_id", "ev": {"$push": {"s": "$s", "t": "$t"}}, **durations}},
-    ]
-    attributes = user_attribute_match(filter, prefix="u.")
-    if attributes or group_field is not None:
-        pipeline.append(_join_user("_id"))
-        if attributes:
-            pipeline.append({"$match": attributes})
-        keep: dict[str, Any] = {"ev": 1, **{f"d{k}": 1 for k in range(len(steps))}}
-        if group_field is not None:
-            keep["g"] = {"$arrayElemAt": [f"$u.{group_field}", 0]}
-        pipeline.append({"$project": keep})
-    return pipeline
+        query["timestamp"] = days
+    return query
+
+
+def funnel_analytics_query(start: date | None, end: date | None, device: str | None) -> Query:
+    query: Query = {}
+    days = day_range(start, end)
+    if days is not None:
+        query["date"] = days
+    if device is not None:
+        query["device"] = device
+    return query
+
+
+# -- sessions: dashboard and top paths ----------------------------------------------------------------
 
 
 def _session_totals(group_id: Any) -> dict[str, Any]:
@@ -135,12 +89,9 @@ def _session_totals(group_id: Any) -> dict[str, Any]:
 
 
 def dashboard_pipeline(start: date | None, end: date | None) -> Pipeline:
-    """One document {total: [..], by_device: [..]} of session figures; ``duration_ms`` is the summed
-    (end_time - start_time), which $subtract gives in milliseconds (mongomock too); the store divides.
-
-    Sessions are first grouped per (user, device) so both distinct-user counts (overall and per device)
-    come out of plain $sum: 1 instead of a huge $addToSet.
-    """
+    """On user_sessions: one document {total: [..], by_device: [..]}. Sessions are grouped per (user,
+    device) first so both distinct-user counts come out of a plain $sum: 1 instead of a huge
+    $addToSet; ``duration_ms`` is the summed end - start ($subtract of dates gives milliseconds)."""
     pipeline: Pipeline = []
     days = day_range(start, end)
     if days is not None:
@@ -148,22 +99,12 @@ def dashboard_pipeline(start: date | None, end: date | None) -> Pipeline:
     converted = {"$eq": ["$converted", True]}
     pipeline += [
         {
-            "$project": {
-                "_id": 0,
-                "user_id": 1,
-                "device": {"$ifNull": ["$device", None]},  # missing and null group together
-                "converted": 1,
-                "conversion_value": 1,
-                "duration_ms": {"$subtract": ["$end_time", "$start_time"]},
-            }
-        },
-        {
             "$group": {
-                "_id": {"user": "$user_id", "device": "$device"},
+                "_id": {"user": "$user_id", "device": {"$ifNull": ["$device", None]}},
                 "sessions": {"$sum": 1},
                 "conversions": {"$sum": {"$cond": [converted, 1, 0]}},
                 "revenue": {"$sum": {"$cond": [converted, "$conversion_value", 0]}},
-                "duration_ms": {"$sum": "$duration_ms"},
+                "duration_ms": {"$sum": {"$subtract": ["$end_time", "$start_time"]}},
             }
         },
         {
@@ -187,112 +128,137 @@ def dashboard_pipeline(start: date | None, end: date | None) -> Pipeline:
     return pipeline
 
 
-def top_paths_pipeline(limit: int, filter: UserFilter) -> Pipeline:
-    """Sessions counted per pages_visited, then the paths grouped per count, largest counts first.
+def _joined_path() -> Any:
+    """pages_visited joined with '>' (the contract's tie-break key)."""
+    return {
+        "$reduce": {
+            "input": {"$ifNull": ["$_id", []]},
+            "initialValue": None,
+            "in": {"$cond": [{"$eq": ["$$value", None]}, "$$this", {"$concat": ["$$value", ">", "$$this"]}]},
+        }
+    }
 
-    The final order breaks ties by the path joined with '>', which needs string building ($reduce) that
-    mongomock lacks, so the server returns the ``limit`` largest counts (each carrying >= 1 path, hence
-    enough paths) and the store sorts the ties and cuts at ``limit``.
-    """
-    pipeline: Pipeline = []
+
+def top_paths_pipeline(limit: int, filter: UserFilter) -> Pipeline:
+    """On user_sessions: sessions counted per distinct pages_visited, then the top ``limit`` by
+    (sessions desc, joined path asc). $sort + $limit runs as a bounded top-k and every group holds one
+    path, so no document grows with the data. The device filter reads the sessions' own device (the
+    device invariant); a sex filter joins users once per user, not once per session."""
+    match: Query = {}
     days = day_range(filter.start, filter.end)
     if days is not None:
-        pipeline.append({"$match": {"start_time": days}})
-    pipeline.append({"$project": {"_id": 0, "user_id": 1, "pages_visited": 1}})
-    attributes = user_attribute_match(filter, prefix="u.")
-    if attributes:
-        pipeline += [_join_user("user_id"), {"$match": attributes}]
-    pipeline += [
+        match["start_time"] = days
+    if filter.device is not None:
+        match["device"] = filter.device
+    stages: Pipeline = [{"$match": match}] if match else []
+    if filter.sex is not None:
+        stages += [
+            {"$group": {"_id": "$user_id", "paths": {"$push": "$pages_visited"}}},
+            {
+                "$lookup": {
+                    "from": USERS,
+                    "localField": "_id",
+                    "foreignField": "user_id",
+                    "pipeline": [{"$project": {"_id": 0, "sex": 1}}],
+                    "as": "u",
+                }
+            },
+            {"$match": {"u.sex": filter.sex}},
+            {"$unwind": "$paths"},
+            {"$project": {"pages_visited": "$paths"}},
+        ]
+    stages += [
         {"$group": {"_id": "$pages_visited", "sessions": {"$sum": 1}}},
-        {"$group": {"_id": "$sessions", "paths": {"$push": "$_id"}}},
-        {"$sort": {"_id": -1}},
+        {"$addFields": {"key": _joined_path()}},
+        {"$sort": {"sessions": -1, "key": 1}},
         {"$limit": limit},
+        {"$project": {"_id": 0, "path": "$_id", "sessions": 1}},
     ]
-    return pipeline
+    return stages
 
 
-def visit_activity_pipeline() -> Pipeline:
-    """Per (user_id, page_type): visits, total_duration, first_visit; sorted by the pair."""
+# -- activity per (user, page), in batches of whole users -----------------------------------------------
+
+
+def activity_bound_pipeline(after: int | None, max_visits: int) -> Pipeline:
+    """On page_visits: the user_id of the ``max_visits``-th visit after user ``after`` in user order,
+    read by walking the (user_id, timestamp) index. The batch is then (after, that id]: at most
+    max_visits visits plus the rest of the last user's. No document: the rest fits in one batch."""
+    stages: Pipeline = [] if after is None else [{"$match": {"user_id": {"$gt": after}}}]
     return [
-        {"$project": {"_id": 0, "user_id": 1, "page_type": 1, "duration": 1, "timestamp": 1}},
+        *stages,
+        {"$sort": {"user_id": 1}},
+        {"$skip": max_visits - 1},
+        {"$limit": 1},
+        {"$project": {"_id": 0, "user_id": 1}},
+    ]
+
+
+def activity_batch_pipeline(after: int | None, upto: int | None) -> Pipeline:
+    """On page_visits: the activity rows of users in (after, upto] (None = open), sorted by (user_id,
+    page_type). Visits and interactions of the same users meet in one $group through $unionWith (no
+    join in Python); pairs without visits are dropped, as the contract says."""
+    ids: dict[str, int] = {}
+    if after is not None:
+        ids["$gt"] = after
+    if upto is not None:
+        ids["$lte"] = upto
+    match: Pipeline = [{"$match": {"user_id": ids}}] if ids else []
+    counts = {
+        field: {"$sum": {"$cond": [{"$eq": ["$it", kind]}, 1, 0]}}
+        for field, kind in INTERACTION_COUNTS.items()
+    }
+    interactions = [
+        *match,
+        {
+            "$project": {
+                "_id": 0,
+                "user_id": 1,
+                "page_type": 1,
+                "v": {"$literal": 0},
+                "it": "$interaction_type",
+            }
+        },
+    ]
+    return [
+        *match,
+        {
+            "$project": {
+                "_id": 0,
+                "user_id": 1,
+                "page_type": 1,
+                "duration": 1,
+                "timestamp": 1,
+                "v": {"$literal": 1},
+            }
+        },
+        {"$unionWith": {"coll": USER_INTERACTIONS, "pipeline": interactions}},
         {
             "$group": {
                 "_id": {"user_id": "$user_id", "page_type": "$page_type"},
-                "visits": {"$sum": 1},
+                "visits": {"$sum": "$v"},
                 "total_duration": {"$sum": "$duration"},
                 "first_visit": {"$min": "$timestamp"},
+                **counts,
             }
         },
+        {"$match": {"visits": {"$gt": 0}}},
         {"$sort": {"_id.user_id": 1, "_id.page_type": 1}},
+        {
+            "$project": {
+                "_id": 0,
+                "user_id": "$_id.user_id",
+                "page_type": "$_id.page_type",
+                "visits": 1,
+                "total_duration": {"$toDouble": "$total_duration"},
+                "first_visit": 1,
+                **{field: 1 for field in INTERACTION_COUNTS},
+            }
+        },
     ]
 
 
-def interaction_activity_pipeline() -> Pipeline:
-    """Per (user_id, page_type): interaction counts by type. The store joins them to the visit groups
-    in Python (a compound-key $lookup needs ``let``, which mongomock lacks)."""
-    counts = {
-        field: {"$sum": {"$cond": [{"$eq": ["$interaction_type", kind]}, 1, 0]}}
-        for field, kind in INTERACTION_COUNTS.items()
-    }
-    return [
-        {"$project": {"_id": 0, "user_id": 1, "page_type": 1, "interaction_type": 1}},
-        {"$group": {"_id": {"user_id": "$user_id", "page_type": "$page_type"}, **counts}},
-    ]
-
-
-def form_texts_query(page_type: str, day: date | None) -> Query:
-    """Free-text form interactions on ``page_type`` with a non-empty value (on ``day`` when given)."""
-    query: Query = {
-        "interaction_type": "form",
-        "free_text": True,
-        "page_type": page_type,
-        "value": {"$nin": [None, ""]},
-    }
-    days = day_range(day, day)
-    if days is not None:
-        query["timestamp"] = days
-    return query
-
-
-def funnel_analytics_query(start: date | None, end: date | None, device: str | None) -> Query:
-    query: Query = {}
-    days = day_range(start, end)
-    if days is not None:
-        query["date"] = days
-    if device is not None:
-        query["device"] = device
-    return query
-
-
-# -- shaping pipeline output into the Protocol's answers (pure, so unit-testable) --------------------
-
-
-def page_of(sorted_ids: list[int], first: int, after: int | None) -> UserPage:
-    """Keyset page over ascending ids computed in Python (funnel_users)."""
-    rest = sorted_ids if after is None else [i for i in sorted_ids if i > after]
-    return UserPage(user_ids=rest[:first], total=len(sorted_ids), has_next=len(rest) > first)
-
-
-def user_matches(docs: list[Document], query: FunnelQuery) -> list[UserMatch]:
-    """Per-user groups of funnel_events_pipeline -> the reference step matching (users with no anchor
-    dropped). Timestamps come back from MongoDB at millisecond precision."""
-    n = len(query.steps)
-    matches = []
-    for doc in docs:
-        events = [(e["s"], e["t"]) for e in doc["ev"]]
-        anchor, times = match_steps(events, n, query.order, query.window_seconds)
-        if anchor is None:
-            continue
-        matches.append(
-            UserMatch(
-                user_id=doc["_id"],
-                group=doc.get("g"),
-                anchor=anchor,
-                times=times,
-                time_on_step=[float(doc.get(f"d{k}") or 0.0) for k in range(n)],
-            )
-        )
-    return matches
+# -- shaping -------------------------------------------------------------------------------------------
 
 
 def device_metrics(row: Document) -> DeviceMetrics:
@@ -309,15 +275,13 @@ def device_metrics(row: Document) -> DeviceMetrics:
 
 
 def dashboard_metrics(facets: Document) -> DashboardMetrics:
-    """The single document of dashboard_pipeline -> DashboardMetrics."""
-    # $group over no input yields nothing on MongoDB (mongomock: a zero row); both mean no sessions.
-    totals = [row for row in facets["total"] if row["sessions"]]
-    if not totals:
+    """The single document of dashboard_pipeline -> DashboardMetrics ($group over no sessions yields no
+    row at all)."""
+    if not facets["total"]:
         return DashboardMetrics(0, 0, 0, 0.0, None, [])
-    total = device_metrics(totals[0])
+    total = device_metrics(facets["total"][0])
     devices = sorted(
-        (device_metrics(row) for row in facets["by_device"] if row["sessions"]),
-        key=lambda d: (d.device is None, d.device or ""),
+        (device_metrics(row) for row in facets["by_device"]), key=lambda d: (d.device is None, d.device or "")
     )
     return DashboardMetrics(
         users=total.users,
@@ -329,29 +293,5 @@ def dashboard_metrics(facets: Document) -> DashboardMetrics:
     )
 
 
-def rank_paths(groups: list[Document], limit: int) -> list[PathCount]:
-    """top_paths_pipeline's {_id: count, paths} groups -> at most ``limit`` paths, by sessions desc then
-    the '>'-joined path asc (the tie-break the pipeline leaves to Python)."""
-    ranked = [(-int(row["_id"]), ">".join(path), path) for row in groups for path in row["paths"]]
-    ranked.sort(key=lambda r: (r[0], r[1]))
-    return [PathCount(path=list(path), sessions=-neg) for neg, _, path in ranked[:limit]]
-
-
-def merge_activity(visits: list[Document], interactions: list[Document]) -> list[Document]:
-    """Join the two activity groupings on (user_id, page_type); visit groups set the rows and order."""
-    counts = {(row["_id"].get("user_id"), row["_id"].get("page_type")): row for row in interactions}
-    out = []
-    for row in visits:
-        key = (row["_id"].get("user_id"), row["_id"].get("page_type"))
-        hits = counts.get(key, {})
-        out.append(
-            {
-                "user_id": key[0],
-                "page_type": key[1],
-                "visits": int(row["visits"]),
-                "total_duration": float(row["total_duration"] or 0.0),
-                "first_visit": row["first_visit"],
-                **{field: int(hits.get(field, 0)) for field in INTERACTION_COUNTS},
-            }
-        )
-    return out
+def path_counts(rows: list[Document]) -> list[PathCount]:
+    return [PathCount(path=list(row["path"]), sessions=int(row["sessions"])) for row in rows]

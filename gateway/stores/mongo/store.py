@@ -1,8 +1,9 @@
 """The MongoDB document store: PyMongo's AsyncMongoClient behind the DocumentStore Protocol.
 
-Lookups are one ``$in`` find per batch call; analytics are aggregation pipelines built in
-``pipelines``. Funnel step matching runs on per-user groups the server builds, through the shared
-reference math in ``gateway.stores.funnel_math`` (run in a thread: it is CPU work on many users).
+Lookups are one ``$in`` find per batch call. Analytics are aggregation pipelines computed on the server
+(``funnel_pipelines``, ``pipelines``): what comes back is O(answer) -- steps x breakdown values, one page
+of ids, ``limit`` paths -- never a document per user. Every call runs through ``driver.operation``,
+which gives it the request's time limit and translates the driver's errors.
 """
 
 from __future__ import annotations
@@ -10,19 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Hashable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
-from bson.errors import BSONError
 from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
-from pymongo.errors import (
-    BulkWriteError,
-    ConfigurationError,
-    ConnectionFailure,
-    OperationFailure,
-    PyMongoError,
-)
+from pymongo.errors import BulkWriteError, ConfigurationError
 
 from gateway.config import env_name
 from gateway.errors import BadInput, ConfigError, StoreUnavailable
@@ -51,9 +44,10 @@ from gateway.stores.collections import (
     USER_SESSIONS,
     USERS,
 )
-from gateway.stores.funnel_math import UserMatch, funnel_result, trend
+from gateway.stores.mongo import funnel_pipelines as fp
 from gateway.stores.mongo import pipelines as mp
 from gateway.stores.mongo.documents import from_mongo, index_name, to_mongo
+from gateway.stores.mongo.driver import SOCKET_TIMEOUT_S, operation
 from gateway.validation import (
     check_after,
     check_count,
@@ -68,28 +62,23 @@ from gateway.validation import (
 )
 
 WRITE_BATCH = 10_000
+# Ids per delete: one $in of 50,000 int64 ids is ~0.75 MB of BSON, far below the 16 MB command limit
+# that one $in of every id of a large ingest (~1.4M users) would exceed.
+DELETE_BATCH = 50_000
+# Visits per activity_by_user_page batch (whole users): bounds each aggregation's work and reply.
+ACTIVITY_BATCH_VISITS = 20_000
 DUPLICATE_KEY = 11000
 NO_ID = {"_id": 0}
-
-
-@contextmanager
-def _driver_errors(action: str) -> Iterator[None]:
-    """Translate PyMongo/BSON errors into the gateway's (the driver error stays chained)."""
-    try:
-        yield
-    except ConnectionFailure as exc:  # includes ServerSelectionTimeoutError, NetworkTimeout, AutoReconnect
-        raise StoreUnavailable(f"MongoDB unreachable or timed out during {action}: {exc}") from exc
-    except OperationFailure as exc:  # includes ExecutionTimeout and write-concern timeouts
-        raise StoreUnavailable(f"MongoDB failed {action}: {exc}") from exc
-    except PyMongoError as exc:  # e.g. InvalidOperation on a closed client
-        raise StoreUnavailable(f"MongoDB client error during {action}: {exc}") from exc
-    except (BSONError, OverflowError) as exc:
-        raise BadInput(f"cannot encode a document for {action}: {exc}") from exc
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _limit(max_ms: int | None) -> dict[str, int]:
+    """The maxTimeMS option of an aggregate/count/distinct (find takes ``max_time_ms``)."""
+    return {} if max_ms is None else {"maxTimeMS": max_ms}
 
 
 def _unique(keys: Sequence[Hashable]) -> list[Any]:
@@ -113,9 +102,9 @@ class MongoStore:
                 maxPoolSize=pool_size,
                 serverSelectionTimeoutMS=timeout_ms,
                 connectTimeoutMS=timeout_ms,
-                # Analytics aggregations legitimately run for seconds; the socket may wait longer than
-                # it takes to find a server or open a connection.
-                socketTimeoutMS=max(timeout_ms, 60_000),
+                # Reads carry their own server-side limit (driver.py); the socket waits a little longer,
+                # so a silent server is noticed without cutting a query the server is still allowed.
+                socketTimeoutMS=max(timeout_ms, int(SOCKET_TIMEOUT_S * 1000)),
                 appname="funnelgate",
                 tz_aware=False,  # the gateway's timestamps are naive UTC
             )
@@ -125,10 +114,10 @@ class MongoStore:
 
     @classmethod
     def from_database(cls, database: Any, client: Any | None = None) -> MongoStore:
-        """A store over an existing (async) database handle, e.g. the mongomock facade in tests."""
+        """A store over an existing AsyncDatabase (tests, benches: a client with listeners/options)."""
         return cls(database, client)
 
-    # -- documents in and out ----------------------------------------------------------------------
+    # -- plumbing ----------------------------------------------------------------------------------
     @staticmethod
     def _check_collection(collection: str) -> None:
         if collection not in COLLECTIONS:
@@ -137,16 +126,17 @@ class MongoStore:
     async def _find(
         self, collection: str, query: Mapping[str, Any], sort: Sequence[str] = (), projection: Any = None
     ) -> list[Document]:
-        with _driver_errors(f"find in {collection}"):
-            cursor = self._db[collection].find(query, projection or NO_ID)
+        with operation(f"find in {collection}") as max_ms:
+            cursor = self._db[collection].find(query, projection or NO_ID, max_time_ms=max_ms)
             if sort:
                 cursor = cursor.sort([(field, ASCENDING) for field in sort])
             docs = await cursor.to_list(None)
         return [from_mongo(collection, doc) for doc in docs]
 
     async def _aggregate(self, collection: str, pipeline: mp.Pipeline) -> list[Document]:
-        with _driver_errors(f"aggregate on {collection}"):
-            cursor = await self._db[collection].aggregate(pipeline, allowDiskUse=True)
+        # allowDiskUse: the funnel's $group and $setWindowFields may spill past 100 MB instead of failing
+        with operation(f"aggregate on {collection}") as max_ms:
+            cursor = await self._db[collection].aggregate(pipeline, allowDiskUse=True, **_limit(max_ms))
             return list(await cursor.to_list(None))
 
     async def _one_per_key(self, collection: str, field: str, keys: Sequence[Any]) -> list[Document | None]:
@@ -170,7 +160,7 @@ class MongoStore:
     # -- lifecycle ---------------------------------------------------------------------------------
     async def ensure_indexes(self) -> None:
         # create_index with the same name and options is a no-op, and it creates the collection.
-        with _driver_errors("ensure_indexes"):
+        with operation("ensure_indexes", default_s=None):
             for collection, specs in DESIGN_INDEXES.items():
                 for spec in specs:
                     options: dict[str, Any] = {"name": index_name(spec)}
@@ -180,7 +170,7 @@ class MongoStore:
 
     async def indexes(self) -> dict[str, list[IndexSpec]]:
         out: dict[str, list[IndexSpec]] = {}
-        with _driver_errors("indexes"):
+        with operation("indexes"):
             for collection in COLLECTIONS:
                 info = await self._db[collection].index_information()
                 specs = [
@@ -193,7 +183,7 @@ class MongoStore:
         return out
 
     async def ping(self) -> None:
-        with _driver_errors("ping"):
+        with operation("ping"):
             await self._db.command("ping")
 
     async def close(self) -> None:
@@ -201,7 +191,7 @@ class MongoStore:
             return
         self._closed = True
         if self._client is not None:
-            with _driver_errors("close"):
+            with operation("close", default_s=None):
                 await self._client.close()
 
     # -- lookups by many keys ----------------------------------------------------------------------
@@ -236,43 +226,37 @@ class MongoStore:
         check_count(first, "first")
         check_after(after)
         users = self._db[USERS]
-        with _driver_errors("list_users"):
+        with operation("list_users") as max_ms:
             # limit(0) would mean "no limit" to MongoDB; first + 1 also tells whether a next page exists.
-            cursor = users.find(mp.users_query(filter, after), {"_id": 0, "user_id": 1})
+            cursor = users.find(mp.users_query(filter, after), {"_id": 0, "user_id": 1}, max_time_ms=max_ms)
             cursor = cursor.sort("user_id", ASCENDING).limit(first + 1)
             total, docs = await asyncio.gather(
-                users.count_documents(mp.users_query(filter)), cursor.to_list(None)
+                users.count_documents(mp.users_query(filter), **_limit(max_ms)), cursor.to_list(None)
             )
         ids = [doc["user_id"] for doc in docs]
         return UserPage(user_ids=ids[:first], total=total, has_next=len(ids) > first)
 
     async def page_types(self) -> list[str]:
-        with _driver_errors("page_types"):
-            values = await self._db[PAGE_VISITS].distinct("page_type")
+        with operation("page_types") as max_ms:
+            values = await self._db[PAGE_VISITS].distinct("page_type", **_limit(max_ms))
         return sorted(value for value in values if value is not None)
 
     async def count(self, collection: str) -> int:
         self._check_collection(collection)
-        with _driver_errors(f"count {collection}"):
-            return int(await self._db[collection].count_documents({}))
+        with operation(f"count {collection}") as max_ms:
+            return int(await self._db[collection].count_documents({}, **_limit(max_ms)))
 
-    # -- analytics ---------------------------------------------------------------------------------
-    async def _funnel_matches(self, query: FunnelQuery, group_field: str | None) -> list[UserMatch]:
-        pipeline = mp.funnel_events_pipeline(query.steps, query.filter, group_field)
-        docs = await self._aggregate(PAGE_VISITS, pipeline)
-        return await asyncio.to_thread(mp.user_matches, docs, query)
-
+    # -- analytics: computed on the server ----------------------------------------------------------
     async def funnel(self, query: FunnelQuery) -> FunnelResult:
         check_funnel_query(query)
-        group_field = query.breakdown.value if query.breakdown is not None else None
-        matches = await self._funnel_matches(query, group_field)
-        return await asyncio.to_thread(funnel_result, query.steps, matches, group_field is not None)
+        rows = await self._aggregate(PAGE_VISITS, fp.summary_pipeline(query))
+        return fp.summary_result(query, rows)
 
     async def funnel_trend(self, query: FunnelQuery, interval: Interval) -> list[TrendPoint]:
         check_funnel_query(query)
         check_interval(interval)
-        matches = await self._funnel_matches(query, None)
-        return await asyncio.to_thread(trend, query.steps, matches, interval)
+        rows = await self._aggregate(PAGE_VISITS, fp.trend_pipeline(query, interval))
+        return fp.trend_result(query, rows)
 
     async def funnel_users(
         self, query: FunnelQuery, step_index: int, converted: bool, first: int, after: int | None
@@ -281,11 +265,9 @@ class MongoStore:
         check_count(first, "first")
         check_after(after)
         check_step_index(query, step_index, converted)
-        n = len(query.steps)
-        reached = n if converted else step_index + 1  # exactly this many steps reached
-        matches = await self._funnel_matches(query, None)
-        ids = await asyncio.to_thread(lambda: sorted(m.user_id for m in matches if len(m.times) == reached))
-        return mp.page_of(ids, first, after)
+        reached = len(query.steps) if converted else step_index + 1  # exactly this many steps reached
+        [facets] = await self._aggregate(PAGE_VISITS, fp.users_pipeline(query, reached, first + 1, after))
+        return fp.users_result(facets, first)
 
     async def dashboard(self, start: date | None, end: date | None) -> DashboardMetrics:
         check_range(start, end)
@@ -296,9 +278,8 @@ class MongoStore:
         check_count(limit, "limit")
         check_range(filter.start, filter.end)
         if limit == 0:
-            return []
-        groups = await self._aggregate(USER_SESSIONS, mp.top_paths_pipeline(limit, filter))
-        return mp.rank_paths(groups, limit)
+            return []  # $limit 0 is an error to MongoDB
+        return mp.path_counts(await self._aggregate(USER_SESSIONS, mp.top_paths_pipeline(limit, filter)))
 
     async def form_texts(self, page_type: str, day: date | None) -> list[str]:
         check_page_type(page_type)
@@ -311,11 +292,19 @@ class MongoStore:
         return [doc["value"] for doc in docs]
 
     async def activity_by_user_page(self) -> list[Document]:
-        visits, interactions = await asyncio.gather(
-            self._aggregate(PAGE_VISITS, mp.visit_activity_pipeline()),
-            self._aggregate(USER_INTERACTIONS, mp.interaction_activity_pipeline()),
-        )
-        return await asyncio.to_thread(mp.merge_activity, visits, interactions)
+        """In batches of whole users (ACTIVITY_BATCH_VISITS visits each, plus the rest of the last
+        user's): every aggregation is bounded, so each fits its own time limit at any data size."""
+        rows: list[Document] = []
+        after: int | None = None
+        while True:
+            bound = await self._aggregate(
+                PAGE_VISITS, mp.activity_bound_pipeline(after, ACTIVITY_BATCH_VISITS)
+            )
+            upto = int(bound[0]["user_id"]) if bound else None
+            rows += await self._aggregate(PAGE_VISITS, mp.activity_batch_pipeline(after, upto))
+            if upto is None:
+                return rows
+            after = upto
 
     async def funnel_analytics(
         self, start: date | None, end: date | None, device: str | None
@@ -325,16 +314,18 @@ class MongoStore:
         return await self._find(FUNNEL_ANALYTICS, query, sort=("date", "device", "step_index"))
 
     async def default_funnel(self) -> list[str] | None:
-        with _driver_errors("default_funnel"):
-            doc = await self._db[FUNNEL_DEFINITIONS].find_one({"name": DEFAULT_FUNNEL}, NO_ID)
+        with operation("default_funnel") as max_ms:
+            doc = await self._db[FUNNEL_DEFINITIONS].find_one(
+                {"name": DEFAULT_FUNNEL}, NO_ID, max_time_ms=max_ms
+            )
         return list(doc["steps"]) if doc else None
 
-    # -- writes ------------------------------------------------------------------------------------
+    # -- writes: bounded batches, no default time limit (see driver.py) -------------------------------
     async def insert_many(self, collection: str, documents: Sequence[Document]) -> WriteResult:
         self._check_collection(collection)
         docs = [to_mongo(collection, doc) for doc in documents]  # copies: PyMongo adds _id to them
         written = duplicates = 0
-        with _driver_errors(f"insert into {collection}"):
+        with operation(f"insert into {collection}", default_s=None):
             for batch in _batches(docs, WRITE_BATCH):
                 try:
                     result = await self._db[collection].insert_many(batch, ordered=False)
@@ -357,7 +348,7 @@ class MongoStore:
         keys = PRIMARY_KEYS[collection]
         docs = [to_mongo(collection, doc) for doc in documents]
         ops = [ReplaceOne({key: doc[key] for key in keys}, doc, upsert=True) for doc in docs]
-        with _driver_errors(f"upsert into {collection}"):
+        with operation(f"upsert into {collection}", default_s=None):
             for batch in _batches(ops, WRITE_BATCH):
                 try:
                     await self._db[collection].bulk_write(list(batch), ordered=False)
@@ -372,8 +363,10 @@ class MongoStore:
 
     async def replace_funnel_analytics(self, start: date, end: date, rows: Sequence[Document]) -> int:
         check_dates(start, end)
-        with _driver_errors("replace funnel_analytics"):
-            await self._db[FUNNEL_ANALYTICS].delete_many({"date": mp.day_range(start, end)})
+        days = mp.day_range(start, end)
+        assert days is not None  # check_dates: both days are given
+        with operation("replace funnel_analytics", default_s=None):
+            await self._db[FUNNEL_ANALYTICS].delete_many({"date": days})
         return (await self.upsert_many(FUNNEL_ANALYTICS, rows)).written
 
     async def set_default_funnel(self, steps: Sequence[str]) -> None:
@@ -382,12 +375,12 @@ class MongoStore:
 
     async def delete_users(self, user_ids: Sequence[int]) -> int:
         check_ids(user_ids, int, "user ids")
-        if not user_ids:
-            return 0
-        match = {"user_id": {"$in": _unique(user_ids)}}
-        with _driver_errors("delete_users"):
-            # Their history first: an interrupted call leaves the users, so a retry finds them again.
-            for collection in (USER_INTERACTIONS, PAGE_VISITS, USER_SESSIONS):
-                await self._db[collection].delete_many(match)
-            result = await self._db[USERS].delete_many(match)
-        return int(result.deleted_count)
+        deleted = 0
+        with operation("delete_users", default_s=None):
+            for batch in _batches(_unique(user_ids), DELETE_BATCH):
+                match = {"user_id": {"$in": list(batch)}}
+                # Their history first: an interrupted call leaves the users, so a retry finds them again.
+                for collection in (USER_INTERACTIONS, PAGE_VISITS, USER_SESSIONS):
+                    await self._db[collection].delete_many(match)
+                deleted += (await self._db[USERS].delete_many(match)).deleted_count
+        return deleted
