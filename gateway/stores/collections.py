@@ -53,6 +53,7 @@ DESIGN_INDEXES: dict[str, tuple[IndexSpec, ...]] = {
     USERS: (
         IndexSpec(("user_id",), unique=True),  # users_by_ids, list_users' keyset order, the $lookup of sex
         IndexSpec(("device",)),  # list_users by device
+        IndexSpec(("sex",)),  # list_users by sex (its count has no other condition)
         IndexSpec(("date",)),  # list_users by first-visit day
     ),
     PAGE_VISITS: (
@@ -72,6 +73,7 @@ DESIGN_INDEXES: dict[str, tuple[IndexSpec, ...]] = {
         IndexSpec(("session_id",), unique=True),  # sessions_by_ids
         IndexSpec(("user_id", "start_time")),  # sessions_by_user_ids, delete_users
         IndexSpec(("start_time",)),  # dashboard and top_paths day ranges
+        IndexSpec(("device", "start_time")),  # top_paths of one device (and day range)
     ),
     FUNNEL_ANALYTICS: (
         # the key; its (date, device) prefix serves funnel_analytics() and replace's range delete
