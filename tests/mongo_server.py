@@ -11,10 +11,13 @@ exactly as the gateway talks to MongoDB. It answers as MongoDB 8.2 and runs the 
 The server gets in-memory storage, a free loopback port, no config auto-discovery (``--config`` names
 an empty file of ours) and test commands (``configureFailPoint``, for the error-path tests: it ignores
 ``maxTimeMS`` by itself). It dies with the process that started it, even one killed by SIGKILL:
-``setpriv --pdeathsig TERM`` asks the kernel for that signal, as a command prefix rather than a
+``setpriv --pdeathsig KILL`` asks the kernel for that signal, as a command prefix rather than a
 ``preexec_fn`` (see ``gateway/embedded/redis_server.py``: forking Python into the child is unsafe next
-to gRPC threads). The parent-death signal follows the *thread* that started the server, so start it
-from a thread that lives as long as you need it (the main thread, in pytest and the benches).
+to gRPC threads). KILL, not TERM: the server handles SIGTERM in Python, and when the signal lands on
+one of its worker threads while the main thread waits on an Event, the handler never runs (seen here:
+1 orphan in 3 killed parents with TERM, stack parked in ``SecantusDBServer.wait``). Its storage is in
+memory, so a kill loses nothing. The parent-death signal follows the *thread* that started the server,
+so start it from a thread that lives as long as you need it (the main thread, in pytest and benches).
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from pathlib import Path
 
 COMMAND = "secantusd-py"
 START_TIMEOUT_S = 60.0  # ~1-2 s usually; a cold start on a loaded 2-core machine once took 17 s
-# SIGTERM makes the server drain connections for up to ~7 s (measured: 0.1-10 s); its storage is in
-# memory, so after a short grace SIGKILL loses nothing (its temp files live in our temp dir).
+# SIGTERM lets the server drain its connections, but may go unhandled (see above; measured 0.1 s to
+# never); the storage is in memory, so after a short grace SIGKILL loses nothing, and its scratch
+# files live in our temp dir.
 TERM_GRACE_S = 3.0
 
 
@@ -56,7 +60,7 @@ def _die_with_us() -> list[str]:
     setpriv = shutil.which("setpriv")
     if setpriv is None or not sys.platform.startswith("linux"):
         return []  # then only the explicit stop below ends it
-    return [setpriv, "--pdeathsig", "TERM", "--"]
+    return [setpriv, "--pdeathsig", "KILL", "--"]
 
 
 def _free_port() -> int:

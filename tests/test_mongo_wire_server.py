@@ -4,6 +4,7 @@ memory on a shared CI machine."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -50,8 +51,10 @@ def test_leaving_the_block_stops_the_server() -> None:
     assert _closes(_port(url))
 
 
-def test_the_server_dies_with_a_killed_parent() -> None:
-    parent = subprocess.Popen([sys.executable, "-c", LAUNCHER], stdout=subprocess.PIPE, text=True)
+def test_the_server_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    # The killed parent cannot remove its temp dir: let it make that under ours.
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    parent = subprocess.Popen([sys.executable, "-c", LAUNCHER], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert parent.stdout is not None
         port = _port(parent.stdout.readline().strip())
