@@ -244,3 +244,19 @@ def as_declared(declared: Any, value: Any) -> Any:
 def _init_fields(cls: Any) -> tuple[tuple[str, Any], ...]:
     hints = get_type_hints(cls)
     return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls) if f.init)
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """One realtime write (``DocumentStore.record_events``): documents as the collections define them.
+
+    ``interactions`` holds interaction events and conversions (``interaction_type`` ``"conversion"``,
+    ``value`` the amount as a decimal string). ``sessions`` has one seed per session the events belong
+    to (session_id, user_id, device): the store creates the session from it when it does not exist yet.
+    ``users`` are created when absent and never changed when present.
+    """
+
+    visits: list[Document] = field(default_factory=list)
+    interactions: list[Document] = field(default_factory=list)
+    sessions: list[Document] = field(default_factory=list)
+    users: list[Document] = field(default_factory=list)

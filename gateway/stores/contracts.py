@@ -31,6 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 from gateway.models import (
     DashboardMetrics,
     Document,
+    EventBatch,
     FunnelQuery,
     FunnelResult,
     IndexSpec,
@@ -148,6 +149,18 @@ class DocumentStore(Protocol):
     async def delete_users(self, user_ids: Sequence[int]) -> int:
         """Delete these users and everything of theirs (sessions, visits, interactions). Returns the
         number of users deleted. Lets ingest replace a user's synthesised history idempotently."""
+
+    async def record_events(self, batch: EventBatch) -> list[str]:
+        """The realtime write. Insert ``batch.visits`` and ``batch.interactions`` whose ``event_id`` is
+        not stored yet (a repeated id in the batch: the first one), insert ``batch.users`` whose
+        ``user_id`` is not stored yet, and fold every NEWLY inserted event into its session as
+        :mod:`gateway.stores.event_fold` defines (creating it from its ``batch.sessions`` seed). Returns
+        the newly inserted event ids (visits first, then interactions, each in batch order); replaying a
+        batch returns ``[]`` and changes nothing.
+
+        Durable on return: DuckDB commits it all in one transaction (its commit fsyncs the WAL);
+        MongoDB writes with a journaled write concern, events first, then users and sessions (see
+        ``stores/mongo/events.py`` for what a crash between the two leaves)."""
 
 
 @runtime_checkable

@@ -20,6 +20,7 @@ from gateway.errors import BadInput
 from gateway.models import (
     DashboardMetrics,
     Document,
+    EventBatch,
     FunnelBreakdown,
     FunnelQuery,
     FunnelResult,
@@ -41,8 +42,8 @@ from gateway.stores.collections import (
     USER_SESSIONS,
     USERS,
 )
+from gateway.stores.duckdb import events, reports, schema, writes
 from gateway.stores.duckdb import funnel as sqlf
-from gateway.stores.duckdb import reports, schema, writes
 from gateway.stores.duckdb.connection import Cursor, DuckDBConnection
 from gateway.stores.funnel_math import step_results
 from gateway.validation import (
@@ -351,3 +352,10 @@ class DuckDBStore:
                 return writes.delete_rows(cur, USERS, where, {"ids": ids})
 
         return await self._db.run("delete_users", delete)
+
+    async def record_events(self, batch: EventBatch) -> list[str]:
+        def record(cur: Cursor) -> list[str]:
+            with self._db.write_lock:
+                return events.record(cur, batch)
+
+        return await self._db.run("record_events", record)

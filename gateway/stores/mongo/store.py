@@ -22,6 +22,7 @@ from gateway.errors import BadInput, ConfigError, StoreUnavailable
 from gateway.models import (
     DashboardMetrics,
     Document,
+    EventBatch,
     FunnelQuery,
     FunnelResult,
     IndexSpec,
@@ -45,6 +46,7 @@ from gateway.stores.collections import (
     USERS,
 )
 from gateway.stores.mongo import funnel_pipelines as fp
+from gateway.stores.mongo import events
 from gateway.stores.mongo import pipelines as mp
 from gateway.stores.mongo.documents import from_mongo, index_name, to_mongo
 from gateway.stores.mongo.driver import SOCKET_TIMEOUT_S, operation
@@ -384,3 +386,8 @@ class MongoStore:
                     await self._db[collection].delete_many(match)
                 deleted += (await self._db[USERS].delete_many(match)).deleted_count
         return deleted
+
+    async def record_events(self, batch: EventBatch) -> list[str]:
+        # A bounded batch of writes, like ingest's: no request deadline cuts it half-way.
+        with operation("record_events", default_s=None):
+            return await events.record(self._db, batch)

@@ -1,0 +1,139 @@
+"""How newly stored realtime events change their sessions: one rule, shared by every adapter.
+
+``DocumentStore.record_events`` inserts events idempotently and then folds only the *newly inserted*
+ones into ``user_sessions`` with :func:`session_deltas` (a retried event changes nothing). Per session:
+
+* ``start_time`` = min(stored start, earliest new event), ``end_time`` = max(stored end, latest new
+  event's end: a visit ends at timestamp + duration, an interaction at its timestamp);
+* ``pages_visited`` gets the new visits' page types appended, in (timestamp, event_id) order;
+* ``total_interactions`` += new interactions, conversions excluded;
+* ``converted`` becomes true with a conversion (``interaction_type`` ``"conversion"``) and
+  ``conversion_value`` adds its amount (the interaction's ``value``, a decimal string).
+
+A session that does not exist yet is created from its seed in ``EventBatch.sessions`` (session_id,
+user_id, device) with these values over an empty session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.errors import BadInput
+from gateway.models import Document, EventBatch
+
+CONVERSION = "conversion"  # the interaction_type a conversion event is stored with
+
+
+@dataclass
+class SessionDelta:
+    session_id: str
+    user_id: int
+    device: str | None
+    start_time: datetime
+    end_time: datetime
+    pages: list[str] = field(default_factory=list)
+    interactions: int = 0
+    converted: bool = False
+    conversion_value: float = 0.0
+
+    def as_new_session(self) -> Document:
+        """The session document when no session of this id is stored yet."""
+        return {
+            "session_id": self.session_id,
+            "user_id": self.user_id,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "device": self.device,
+            "pages_visited": list(self.pages),
+            "total_interactions": self.interactions,
+            "converted": self.converted,
+            "conversion_value": self.conversion_value,
+        }
+
+    def merged_into(self, stored: Document | None) -> Document:
+        """The stored session with this delta folded in (the reference the adapters implement)."""
+        if stored is None:
+            return self.as_new_session()
+        return {
+            **stored,
+            "start_time": min(stored["start_time"], self.start_time),
+            "end_time": max(stored["end_time"], self.end_time),
+            "pages_visited": [*stored.get("pages_visited", []), *self.pages],
+            "total_interactions": int(stored.get("total_interactions") or 0) + self.interactions,
+            "converted": bool(stored.get("converted")) or self.converted,
+            "conversion_value": float(stored.get("conversion_value") or 0.0) + self.conversion_value,
+        }
+
+
+def conversion_amount(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"a conversion's value must be a decimal amount, got {value!r}") from None
+
+
+def session_deltas(batch: EventBatch, new_ids: Collection[str]) -> list[SessionDelta]:
+    """One delta per session that got at least one new event, in first-seen order."""
+    seeds = {seed["session_id"]: seed for seed in batch.sessions}
+    deltas: dict[str, SessionDelta] = {}
+    pages: dict[str, list[tuple[datetime, str, str]]] = {}
+
+    def delta_of(doc: Document, start: datetime, end: datetime) -> SessionDelta:
+        sid = doc["session_id"]
+        current = deltas.get(sid)
+        if current is None:
+            seed: Document = seeds.get(sid) or doc
+            current = deltas[sid] = SessionDelta(
+                session_id=sid,
+                user_id=int(seed["user_id"]),
+                device=seed.get("device"),
+                start_time=start,
+                end_time=end,
+            )
+        current.start_time = min(current.start_time, start)
+        current.end_time = max(current.end_time, end)
+        return current
+
+    first = _first_occurrences(batch, new_ids)
+    for visit in batch.visits:
+        if id(visit) not in first:
+            continue
+        ts = visit["timestamp"]
+        delta_of(visit, ts, ts + timedelta(seconds=float(visit.get("duration") or 0.0)))
+        pages.setdefault(visit["session_id"], []).append((ts, visit["event_id"], visit["page_type"]))
+    for interaction in batch.interactions:
+        if id(interaction) not in first:
+            continue
+        ts = interaction["timestamp"]
+        delta = delta_of(interaction, ts, ts)
+        if interaction.get("interaction_type") == CONVERSION:
+            delta.converted = True
+            delta.conversion_value += conversion_amount(interaction.get("value"))
+        else:
+            delta.interactions += 1
+    for sid, visited in pages.items():
+        deltas[sid].pages = [page for _, _, page in sorted(visited)]
+    return list(deltas.values())
+
+
+def _first_occurrences(batch: EventBatch, new_ids: Collection[str]) -> set[int]:
+    """The documents (by identity) that were inserted: the first of each new id (a repeat is skipped)."""
+    seen: set[str] = set()
+    chosen: set[int] = set()
+    for doc in (*batch.visits, *batch.interactions):
+        event_id = doc["event_id"]
+        if event_id in new_ids and event_id not in seen:
+            seen.add(event_id)
+            chosen.add(id(doc))
+    return chosen
+
+
+def new_event_ids(batch: EventBatch, stored: Collection[str]) -> list[str]:
+    """The batch's event ids that are in ``stored`` (the newly inserted ones), visits first, batch order,
+    each once."""
+    return list(
+        dict.fromkeys(d["event_id"] for d in (*batch.visits, *batch.interactions) if d["event_id"] in stored)
+    )

@@ -1,0 +1,93 @@
+"""``record_events`` on MongoDB: unordered bulk inserts whose duplicate-key errors say which events
+are new, then the sessions of the new events, every write journaled (``j: true``).
+
+Which events are new: an unordered ``insert_many`` writes every document it can and reports each
+refused one (its ``index`` in the batch) in ``writeErrors``; code 11000 (duplicate key on the unique
+``event_id`` index) means "already stored". Every other inserted document is new.
+
+Order and crashes: events, then users, then the sessions' ``$min``/``$max``/``$push``/``$inc`` upserts.
+A standalone MongoDB has no multi-document transactions, so a crash after the events and before the
+sessions leaves those events stored (durable, counted as duplicates on retry) with their sessions not
+yet extended; the events themselves are never lost. A replica set could wrap the three in a transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
+from pymongo.write_concern import WriteConcern
+
+from gateway.errors import BadInput, StoreUnavailable
+from gateway.models import Document, EventBatch
+from gateway.stores.collections import PAGE_VISITS, PRIMARY_KEYS, USER_INTERACTIONS, USER_SESSIONS, USERS
+from gateway.stores.event_fold import SessionDelta, new_event_ids, session_deltas
+from gateway.stores.mongo.documents import to_mongo
+
+DUPLICATE_KEY = 11000
+JOURNALED = WriteConcern(j=True)
+
+
+def _journaled(collection: Any) -> Any:
+    # Real PyMongo collections take a write concern; an in-memory test double may not.
+    with_options = getattr(collection, "with_options", None)
+    return with_options(write_concern=JOURNALED) if with_options is not None else collection
+
+
+def _first_per_key(collection: str, docs: Sequence[Mapping[str, Any]]) -> list[Document]:
+    [key] = PRIMARY_KEYS[collection]
+    chosen: dict[Any, Document] = {}
+    for doc in docs:
+        chosen.setdefault(doc[key], to_mongo(collection, doc))
+    return list(chosen.values())
+
+
+async def _insert_new(db: Any, collection: str, docs: Sequence[Mapping[str, Any]]) -> set[Any]:
+    """Insert what is not stored yet; the keys that were inserted."""
+    batch = _first_per_key(collection, docs)
+    if not batch:
+        return set()
+    [key] = PRIMARY_KEYS[collection]
+    try:
+        await _journaled(db[collection]).insert_many(batch, ordered=False)
+        refused: set[int] = set()
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
+        if others:
+            raise BadInput(f"MongoDB rejected a {collection} document: {others[0].get('errmsg')}") from exc
+        if exc.details.get("writeConcernErrors"):
+            raise StoreUnavailable(f"MongoDB write concern failed on {collection}") from exc
+        refused = {int(e["index"]) for e in errors}
+    return {doc[key] for i, doc in enumerate(batch) if i not in refused}
+
+
+def _extend(delta: SessionDelta) -> UpdateOne:
+    update: dict[str, Any] = {
+        "$setOnInsert": {"user_id": delta.user_id, "device": delta.device},
+        "$min": {"start_time": delta.start_time},
+        "$max": {"end_time": delta.end_time},
+        "$push": {"pages_visited": {"$each": delta.pages}},
+        "$inc": {"total_interactions": delta.interactions, "conversion_value": delta.conversion_value},
+    }
+    if delta.converted:
+        update["$set"] = {"converted": True}
+    else:
+        update["$setOnInsert"]["converted"] = False
+    return UpdateOne({"session_id": delta.session_id}, update, upsert=True)
+
+
+async def record(db: Any, batch: EventBatch) -> list[str]:
+    new: set[str] = set()
+    for collection, docs in ((PAGE_VISITS, batch.visits), (USER_INTERACTIONS, batch.interactions)):
+        new |= await _insert_new(db, collection, docs)
+    await _insert_new(db, USERS, batch.users)
+    ops = [_extend(delta) for delta in session_deltas(batch, new)]
+    if ops:
+        try:
+            await _journaled(db[USER_SESSIONS]).bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            raise StoreUnavailable(f"MongoDB failed to extend sessions: {exc.details}") from exc
+    return new_event_ids(batch, new)

@@ -1,0 +1,152 @@
+"""record_events: which events are new, idempotent replays, users created once, sessions folded."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from gateway.models import EventBatch
+from gateway.stores.contracts import DocumentStore
+from gateway.stores.event_fold import CONVERSION
+from tests.contract.fixture_data import SESSION_BY_ID, USER_BY_ID, at, fresh
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def visit(event_id: str, user_id: int, session_id: str, page: str, stamp: str, duration: float = 10.0) -> dict:
+    return {
+        "event_id": event_id, "user_id": user_id, "session_id": session_id, "page_type": page,
+        "timestamp": at(stamp), "duration": duration, "device": "mobile",
+    }  # fmt: skip
+
+
+def interaction(event_id: str, session_id: str, kind: str, stamp: str, value: str | None = None) -> dict:
+    return {
+        "event_id": event_id, "user_id": 500, "session_id": session_id, "page_type": "payment",
+        "interaction_type": kind, "element": "pay_button", "timestamp": at(stamp),
+        "coordinates": {"x": 1, "y": 2}, "value": value,
+    }  # fmt: skip
+
+
+NEW_USER = {"user_id": 500, "device": "mobile", "sex": None, "date": at("2026-03-01 00:00:00").date(), "attributes": {}}
+SEED = {"session_id": "rt-1", "user_id": 500, "device": "mobile"}
+
+
+def live_batch() -> EventBatch:
+    """User 500 (new): two visits out of order, a click, a form, a conversion, one session."""
+    return EventBatch(
+        visits=[
+            visit("v2", 500, "rt-1", "search", "2026-03-01 10:01:00", 30.0),
+            visit("v1", 500, "rt-1", "home", "2026-03-01 10:00:00", 20.0),
+        ],
+        interactions=[
+            interaction("i1", "rt-1", "click", "2026-03-01 10:00:05"),
+            interaction("i2", "rt-1", "form", "2026-03-01 10:01:10", "great shop"),
+            interaction("c1", "rt-1", CONVERSION, "2026-03-01 10:02:00", "85.5"),
+        ],
+        sessions=[dict(SEED)],
+        users=[dict(NEW_USER)],
+    )
+
+
+async def test_new_events_are_stored_and_returned_in_batch_order(store: DocumentStore) -> None:
+    assert await store.record_events(live_batch()) == ["v2", "v1", "i1", "i2", "c1"]
+    [visits] = await store.visits_by_user_ids([500])
+    assert [v["event_id"] for v in visits] == ["v1", "v2"]
+    [interactions] = await store.interactions_by_session_ids(["rt-1"])
+    assert [(i["event_id"], i["interaction_type"], i["value"]) for i in interactions] == [
+        ("i1", "click", None),
+        ("i2", "form", "great shop"),
+        ("c1", CONVERSION, "85.5"),
+    ]
+    assert await store.users_by_ids([500]) == [NEW_USER]
+
+
+async def test_a_new_session_is_the_fold_of_its_events(store: DocumentStore) -> None:
+    await store.record_events(live_batch())
+    [session] = await store.sessions_by_ids(["rt-1"])
+    assert session == {
+        "session_id": "rt-1",
+        "user_id": 500,
+        "start_time": at("2026-03-01 10:00:00"),
+        "end_time": at("2026-03-01 10:02:00"),  # the conversion, after the search visit's end (10:01:30)
+        "device": "mobile",
+        "pages_visited": ["home", "search"],  # by timestamp, not by batch order
+        "total_interactions": 2,  # the conversion is not an interaction
+        "converted": True,
+        "conversion_value": 85.5,
+    }
+
+
+async def test_replaying_a_batch_changes_nothing(store: DocumentStore) -> None:
+    await store.record_events(live_batch())
+    before = (await store.sessions_by_ids(["rt-1"]), await store.count("page_visits"))
+    assert await store.record_events(live_batch()) == []
+    assert (await store.sessions_by_ids(["rt-1"]), await store.count("page_visits")) == before
+    assert await store.count("user_interactions") == 3 and await store.count("users") == 1
+
+
+async def test_only_the_new_events_of_a_mixed_batch_extend_the_session(store: DocumentStore) -> None:
+    await store.record_events(live_batch())
+    again = live_batch()
+    later = visit("v3", 500, "rt-1", "payment", "2026-03-01 10:05:00", 60.0)
+    mixed = EventBatch(visits=[*again.visits, later], interactions=again.interactions, sessions=again.sessions)
+    assert await store.record_events(mixed) == ["v3"]
+    [session] = await store.sessions_by_ids(["rt-1"])
+    assert session["pages_visited"] == ["home", "search", "payment"]
+    assert session["end_time"] == at("2026-03-01 10:06:00")
+    assert (session["total_interactions"], session["conversion_value"]) == (2, 85.5)
+
+
+async def test_a_repeated_event_id_in_one_batch_is_stored_once(store: DocumentStore) -> None:
+    first = visit("dup", 500, "rt-1", "home", "2026-03-01 10:00:00")
+    second = visit("dup", 500, "rt-1", "search", "2026-03-01 10:00:30")
+    batch = EventBatch(visits=[first, second], sessions=[dict(SEED)], users=[dict(NEW_USER)])
+    assert await store.record_events(batch) == ["dup"]
+    [visits] = await store.visits_by_user_ids([500])
+    assert [(v["event_id"], v["page_type"]) for v in visits] == [("dup", "home")]
+    [session] = await store.sessions_by_ids(["rt-1"])
+    assert session["pages_visited"] == ["home"]
+
+
+async def test_stored_sessions_and_users_are_extended_not_replaced(loaded_store: DocumentStore) -> None:
+    """An ingested session (s10a, user 10) gets a late click and an early visit; user 10 stays as is."""
+    stored = SESSION_BY_ID["s10a"]
+    early = visit("e1", 10, "s10a", "home", "2015-01-05 09:59:00", 5.0)
+    click = {**interaction("e2", "s10a", "click", "2015-01-05 10:10:00"), "user_id": 10}
+    changed_user = {**USER_BY_ID[10], "device": "tablet"}
+    batch = EventBatch(
+        visits=[early],
+        interactions=[click],
+        sessions=[{"session_id": "s10a", "user_id": 10, "device": "desktop"}],
+        users=fresh([changed_user]),
+    )
+    assert await loaded_store.record_events(batch) == ["e1", "e2"]
+    [session] = await loaded_store.sessions_by_ids(["s10a"])
+    assert session == {
+        **stored,
+        "start_time": at("2015-01-05 09:59:00"),
+        "end_time": at("2015-01-05 10:10:00"),
+        "pages_visited": [*stored["pages_visited"], "home"],  # appended: new events go at the end
+        "total_interactions": stored["total_interactions"] + 1,
+    }
+    assert await loaded_store.users_by_ids([10]) == [USER_BY_ID[10]]
+
+
+async def test_an_empty_batch_touches_nothing(store: DocumentStore) -> None:
+    assert await store.record_events(EventBatch()) == []
+    assert await store.count("user_sessions") == 0
+
+
+async def test_sessions_of_only_duplicate_events_are_not_created(store: DocumentStore) -> None:
+    await store.record_events(live_batch())
+    stray = EventBatch(
+        visits=[visit("v1", 500, "rt-2", "home", "2026-03-01 10:00:00")],
+        sessions=[{"session_id": "rt-2", "user_id": 500, "device": "mobile"}],
+    )
+    assert await store.record_events(stray) == []
+    assert await store.sessions_by_ids(["rt-2"]) == [None]
+    [visits] = await store.visits_by_user_ids([500])
+    assert {v["session_id"] for v in visits} == {"rt-1"}
+    assert visits[0]["timestamp"] + timedelta(0) == at("2026-03-01 10:00:00")
