@@ -156,6 +156,9 @@ class _NoCache:
     async def set_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
         return None
 
+    async def set_absent(self, items: Sequence[tuple[str, bytes, int]]) -> list[bool]:
+        return [False] * len(items)
+
     async def ttl(self, key: str) -> int:
         return -2
 

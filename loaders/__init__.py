@@ -21,26 +21,43 @@ if TYPE_CHECKING:
 
 LONG, SHORT = keys.TTL_QUERY_LONG, keys.TTL_QUERY_SHORT
 
-# Store lookups: the backend is the DocumentStore.
+# Store lookups: the backend is the DocumentStore. User documents never change with live events (they
+# are created, never updated); the others name the version token that events replace.
 USERS: Lookup[int, Document] = Lookup("query:user", LONG, keys.user, lambda s, ids: s.users_by_ids(ids))
 # An empty list is an answer (a known user without sessions) and is cached like any other.
 SESSIONS_BY_USER: Lookup[int, list[Document]] = Lookup(
-    "query:user_sessions", LONG, keys.user_sessions, lambda s, ids: s.sessions_by_user_ids(ids)
+    "query:user_sessions",
+    LONG,
+    keys.user_sessions,
+    lambda s, ids: s.sessions_by_user_ids(ids),
+    version_key=keys.version_user,
 )
 # Not ``session:{id}``: that key is kept for live session state (realtime capture).
 SESSION: Lookup[str, Document] = Lookup(
-    "query:session", LONG, keys.session_doc, lambda s, ids: s.sessions_by_ids(ids)
+    "query:session",
+    LONG,
+    keys.session_doc,
+    lambda s, ids: s.sessions_by_ids(ids),
+    version_key=keys.version_session,
 )
 VISITS_BY_SESSION: Lookup[str, list[Document]] = Lookup(
-    "query:session_visits", LONG, keys.session_visits, lambda s, ids: s.visits_by_session_ids(ids)
+    "query:session_visits",
+    LONG,
+    keys.session_visits,
+    lambda s, ids: s.visits_by_session_ids(ids),
+    version_key=keys.version_session,
 )
 INTERACTIONS_BY_SESSION: Lookup[str, list[Document]] = Lookup(
     "query:session_interactions",
     LONG,
     keys.session_interactions,
     lambda s, ids: s.interactions_by_session_ids(ids),
+    version_key=keys.version_session,
 )
-JOURNEY: Lookup[int, dict[str, Any]] = Lookup("query:user_journey", LONG, keys.user_journey, journeys_by_user)
+# Live events add visits (and create users): versioned by the user, like their sessions.
+JOURNEY: Lookup[int, dict[str, Any]] = Lookup(
+    "query:user_journey", LONG, keys.user_journey, journeys_by_user, version_key=keys.version_user
+)
 # The backend is the VectorIndex. [] means "no vector yet" or "nobody matches": the next embed may
 # change both, so it is not pinned in the cache.
 SIMILAR_USERS: Lookup[SimilarQuery, list[Neighbour]] = Lookup(

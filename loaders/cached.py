@@ -6,6 +6,10 @@ A cache outage degrades to the backend instead of failing the query.
 
 A loader is one row of the table in :mod:`loaders` (a :class:`Lookup`: key family, TTL, cache key,
 backend call) served by :class:`TableLoader`; subclassing :class:`CachedLoader` works too.
+
+A loader whose values live events change names a version token per key (``version_key``, see
+gateway/cache/versions.py): its entries are stamped with the tokens they were computed under, read in the
+same MGET as the current tokens, and served only while those are unchanged.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
 
-from gateway.cache import codec, hints
+from gateway.cache import codec, hints, versions
 from gateway.cache.aside import read_cached, write_cached
 from gateway.cache.stats import CacheStats
 from gateway.stores.contracts import Cache
@@ -48,28 +52,57 @@ class CachedLoader(DataLoader, Generic[K, V]):
     def cacheable(self, value: V | None) -> bool:
         return _found(value)
 
+    def version_key(self, key: K) -> str | None:
+        """The version token this key's value depends on (besides the epoch), or None: not versioned."""
+        return None
+
     async def batch_load_fn(self, keys: Sequence[K]) -> list[V | None]:
         hints.record(self.ttl)
         cache_keys = [self.cache_key(k) for k in keys]
-        cached = await self._read(cache_keys)
+        per_key = [self._versions(k) for k in keys]
+        version_keys = list(dict.fromkeys(v for vs in per_key for v in vs))
+        read = await self._read(cache_keys + version_keys)
+        tokens = dict(zip(version_keys, map(versions.decode, read[len(keys) :]), strict=True))
         results: list[Any] = [None] * len(keys)
         missing: list[int] = []
-        for i, blob in enumerate(cached):
-            if blob is None:
+        for i, blob in enumerate(read[: len(keys)]):
+            mine = [tokens[v] for v in per_key[i]]
+            payload = versions.unstamp(blob, mine) if per_key[i] else blob
+            if payload is None:
                 missing.append(i)
             else:
-                results[i] = codec.loads(blob)
+                results[i] = codec.loads(payload)
+                hints.depend(per_key[i], mine)  # type: ignore[arg-type]  # all present: unstamp checked
         self.stats.hits[self.family] += len(keys) - len(missing)
         self.stats.misses[self.family] += len(missing)
         if missing:
             fetched = await self.fetch([keys[i] for i in missing])
+            stamped = await self._tokens_for([per_key[i] for i in missing], tokens)
             writes = []
             for i, value in zip(missing, fetched, strict=True):
                 results[i] = value
-                if self.cacheable(value):
-                    writes.append((cache_keys[i], codec.dumps(value), self.ttl))
+                stamp = None if stamped is None else [stamped[v] for v in per_key[i]]
+                hints.depend(per_key[i], stamp)
+                if not self.cacheable(value) or (per_key[i] and stamp is None):
+                    continue
+                payload = codec.dumps(value)
+                writes.append((cache_keys[i], versions.stamp(stamp, payload) if stamp else payload, self.ttl))
             await self._write(writes)
         return results
+
+    def _versions(self, key: K) -> list[str]:
+        own = self.version_key(key)
+        return [] if own is None else versions.entity_versions(own)
+
+    async def _tokens_for(
+        self, needed: list[list[str]], tokens: dict[str, str | None]
+    ) -> dict[str, str] | None:
+        """Every token the misses will be stamped with, absent ones created; None when that failed."""
+        wanted = list(dict.fromkeys(v for vs in needed for v in vs))
+        if not wanted:
+            return {}
+        ensured = await versions.ensure_tokens(self.redis, wanted, [tokens[v] for v in wanted])
+        return None if ensured is None else dict(zip(wanted, ensured, strict=True))
 
     async def _read(self, cache_keys: list[str]) -> list[bytes | None]:
         return await read_cached(self.redis, self.stats, self.family, cache_keys)
@@ -92,6 +125,7 @@ class Lookup(Generic[K, V]):
     cache_key: Callable[[K], str]
     fetch: Callable[[Any, Sequence[K]], Awaitable[Sequence[V | None]]]  # (backend, keys)
     cacheable: Callable[[V | None], bool] = _found
+    version_key: Callable[[K], str] | None = None  # the version token live events replace (keys.version_*)
 
 
 class TableLoader(CachedLoader[K, V]):
@@ -111,3 +145,6 @@ class TableLoader(CachedLoader[K, V]):
 
     def cacheable(self, value: V | None) -> bool:
         return self.lookup.cacheable(value)
+
+    def version_key(self, key: K) -> str | None:
+        return None if self.lookup.version_key is None else self.lookup.version_key(key)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from gateway.cache import keys
 from gateway.cache.aside import read_through
+from gateway.cache.versions import range_versions
 from gateway.errors import BadInput
 from gateway.models import (
     Breakdown,
@@ -114,6 +115,8 @@ async def _cached(
     args = {**dataclasses.asdict(definition), **question}
     f = definition.filter
     key = keys.funnel(f.device, keys.days(f.start, f.end), args)
+    # Live events change it through page visits of its users' device and sex on its days.
+    tokens = range_versions(keys.VERSION_VISITS, f.device, f.sex, f.start, f.end)
     return await read_through(
-        services.cache, services.cache_stats, key, keys.ttl_for_range(f.end), compute, result_type
+        services.cache, services.cache_stats, key, keys.ttl_for_range(f.end), compute, result_type, tokens
     )

@@ -6,6 +6,7 @@ from datetime import date
 
 from gateway.cache import keys
 from gateway.cache.aside import read_through
+from gateway.cache.versions import range_versions
 from gateway.models import DashboardMetrics, PathCount, UserFilter
 from gateway.services import Services
 from gateway.validation import check_page_size, check_range
@@ -18,7 +19,10 @@ async def dashboard(services: Services, start: date | None, end: date | None) ->
         return await services.store.dashboard(start, end)
 
     key, ttl = keys.dashboard(start, end), keys.ttl_for_range(end)
-    return await read_through(services.cache, services.cache_stats, key, ttl, compute, DashboardMetrics)
+    tokens = range_versions(keys.VERSION_SESSIONS, None, None, start, end)  # sessions by start day
+    return await read_through(
+        services.cache, services.cache_stats, key, ttl, compute, DashboardMetrics, tokens
+    )
 
 
 async def top_paths(services: Services, limit: int, filter: UserFilter) -> list[PathCount]:
@@ -29,4 +33,7 @@ async def top_paths(services: Services, limit: int, filter: UserFilter) -> list[
         return await services.store.top_paths(limit, filter)
 
     key, ttl = keys.top_paths({"limit": limit, "filter": filter}), keys.ttl_for_range(filter.end)
-    return await read_through(services.cache, services.cache_stats, key, ttl, compute, list[PathCount])
+    tokens = range_versions(keys.VERSION_SESSIONS, filter.device, filter.sex, filter.start, filter.end)
+    return await read_through(
+        services.cache, services.cache_stats, key, ttl, compute, list[PathCount], tokens
+    )

@@ -20,6 +20,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from gateway.cache import keys
 from gateway.cache.aside import read_through
+from gateway.cache.versions import entity_versions
 from gateway.errors import BadInput, shown
 from gateway.services import Services
 
@@ -69,6 +70,7 @@ async def page_sentiment(services: Services, page_type: str, day: date | None) -
         return await asyncio.to_thread(summarise, page_type, day, texts)
 
     key = keys.sentiment(page_type, day)
+    tokens = entity_versions(keys.version_forms(page_type, day))
     return await read_through(
-        services.cache, services.cache_stats, key, keys.TTL_QUERY_SHORT, compute, SentimentSummary
+        services.cache, services.cache_stats, key, keys.TTL_QUERY_SHORT, compute, SentimentSummary, tokens
     )

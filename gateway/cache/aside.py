@@ -3,15 +3,17 @@
 ``read_cached``/``write_cached`` are one MGET and one pipelined SET; an outage is counted and degrades
 to the backend instead of failing the query. ``read_through`` does the same for one computed value
 (a funnel, a dashboard, a sentiment score): read the key, compute on a miss, write it back with its TTL.
+With ``versions`` (gateway/cache/versions.py) the entry is read in the same MGET as its version tokens
+and served only if it was computed under the current ones.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
-from gateway.cache import codec, hints, keys
+from gateway.cache import codec, hints, keys, versions
 from gateway.cache.stats import CacheStats
 from gateway.errors import StoreUnavailable
 from gateway.models import as_declared
@@ -52,15 +54,27 @@ async def read_through(
     ttl: int,
     compute: Callable[[], Awaitable[T]],
     result_type: Any,
+    version_keys: Sequence[str] = (),
 ) -> T:
     """``result_type`` is what ``compute`` returns (e.g. ``list[TrendPoint]``): a hit is rebuilt as it."""
     family = keys.family(key)
     hints.record(ttl)
-    [blob] = await read_cached(cache, stats, family, [key])
+    blob, *raw_tokens = await read_cached(cache, stats, family, [key, *version_keys])
+    tokens = [versions.decode(t) for t in raw_tokens]
+    if version_keys:
+        blob = versions.unstamp(blob, tokens)
     if blob is not None:
         stats.hits[family] += 1
+        hints.depend(version_keys, tokens)  # type: ignore[arg-type]  # all present: unstamp checked
         return cast(T, as_declared(result_type, codec.loads(blob)))
     stats.misses[family] += 1
     value = await compute()
-    await write_cached(cache, stats, family, [(key, codec.dumps(value), ttl)])
+    payload = codec.dumps(value)
+    if version_keys:
+        stamped_with = await versions.ensure_tokens(cache, version_keys, tokens)
+        hints.depend(version_keys, stamped_with)
+        if stamped_with is None:
+            return value
+        payload = versions.stamp(stamped_with, payload)
+    await write_cached(cache, stats, family, [(key, payload, ttl)])
     return value

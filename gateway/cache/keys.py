@@ -32,8 +32,14 @@ def ttl_for_range(end: date | None) -> int:
 DERIVED_PREFIXES = ("query:", "metrics:")
 
 # Channels.
-CHANNEL_EVENTS = "events"
+CHANNEL_EVENTS = "events"  # one message per group commit of realtime capture: the new events
 CHANNEL_METRICS = "metrics:updates"
+
+# Realtime aggregates (gateway/realtime/aggregates.py).
+TTL_MINUTE_COUNTERS = 2 * 60 * 60  # per-minute counters: the last two hours
+TTL_DAILY_UNIQUES = 8 * 24 * 60 * 60  # unique users per step per day: a week back, plus today
+# Version tokens (gateway/cache/versions.py) outlive every entry that recorded them: see there.
+TTL_VERSION = 2 * TTL_HISTORICAL
 
 
 def digest(value: Any) -> str:
@@ -82,6 +88,46 @@ def user_active(user_id: int) -> str:
 
 def realtime_users() -> str:
     return "realtime:users"
+
+
+def realtime_minute(minute: datetime) -> str:
+    """A hash of event counters for one UTC minute (fields: see gateway/realtime/aggregates.py)."""
+    return f"realtime:minute:{minute:%Y-%m-%dT%H:%M}"
+
+
+def realtime_uniques(day: date, page_type: str, device: str | None) -> str:
+    """HyperLogLog of the users who visited ``page_type`` on ``day`` (device ``all`` = everyone)."""
+    return f"realtime:uniques:{day.isoformat()}:{page_type}:{_part(device)}"
+
+
+# Version tokens of the data namespaces cached entries are computed from (gateway/cache/versions.py).
+VERSION_VISITS = "visits"  # page_visits, by the visitor's device and sex and the visit's day
+VERSION_SESSIONS = "sessions"  # user_sessions, by the user's device and sex and the session's start day
+
+
+def version_epoch() -> str:
+    """Folded into every versioned entry: replacing it invalidates them all (invalidateCache(ALL))."""
+    return "ver:epoch"
+
+
+def version_user(user_id: int) -> str:
+    """A user's sessions list and journey."""
+    return f"ver:user:{user_id}"
+
+
+def version_session(session_id: str) -> str:
+    """A session's document, visits and interactions."""
+    return f"ver:session:{session_id}"
+
+
+def version_range(kind: str, device: str | None, sex: str | None, node: str) -> str:
+    """One node of the calendar tree (``versions.cover``) of a namespace: ``kind`` x device x sex."""
+    return f"ver:{kind}:{_part(device)}:{_part(sex)}:{node}"
+
+
+def version_forms(page_type: str, day: date | None) -> str:
+    """Form texts typed on a page type, on one day or (None) on any day."""
+    return f"ver:forms:{page_type}:{_part(day)}"
 
 
 def similar_users(user_id: int, args: Any = None) -> str:

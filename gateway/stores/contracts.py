@@ -215,6 +215,9 @@ class Cache(Protocol):
     async def set_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
         """One pipeline of SET key value EX ttl."""
 
+    async def set_absent(self, items: Sequence[tuple[str, bytes, int]]) -> list[bool]:
+        """One pipeline of SET key value NX EX ttl; per item, whether it was set (False: the key existed)."""
+
     async def ttl(self, key: str) -> int:
         """Remaining seconds, -1 without expiry, -2 when missing."""
 

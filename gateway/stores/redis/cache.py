@@ -58,6 +58,17 @@ class RedisCache:
         except (*_UNREACHABLE, RedisError) as exc:
             raise StoreUnavailable(f"redis SET pipeline failed: {exc}") from exc
 
+    async def set_absent(self, items: Sequence[tuple[str, bytes, int]]) -> list[bool]:
+        if not items:
+            return []
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key, value, ttl in items:
+                    pipe.set(key, value, ex=ttl, nx=True)
+                return [bool(done) for done in await pipe.execute()]
+        except (*_UNREACHABLE, RedisError) as exc:
+            raise StoreUnavailable(f"redis SET NX pipeline failed: {exc}") from exc
+
     async def ttl(self, key: str) -> int:
         return int(await self._call(self._client.ttl(key)))
 
