@@ -14,7 +14,9 @@ from tests.contract.fixture_data import SESSION_BY_ID, USER_BY_ID, at, fresh
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-def visit(event_id: str, user_id: int, session_id: str, page: str, stamp: str, duration: float = 10.0) -> dict:
+def visit(
+    event_id: str, user_id: int, session_id: str, page: str, stamp: str, duration: float = 10.0
+) -> dict:
     return {
         "event_id": event_id, "user_id": user_id, "session_id": session_id, "page_type": page,
         "timestamp": at(stamp), "duration": duration, "device": "mobile",
@@ -29,7 +31,13 @@ def interaction(event_id: str, session_id: str, kind: str, stamp: str, value: st
     }  # fmt: skip
 
 
-NEW_USER = {"user_id": 500, "device": "mobile", "sex": None, "date": at("2026-03-01 00:00:00").date(), "attributes": {}}
+NEW_USER = {
+    "user_id": 500,
+    "device": "mobile",
+    "sex": None,
+    "date": at("2026-03-01 00:00:00").date(),
+    "attributes": {},
+}
 SEED = {"session_id": "rt-1", "user_id": 500, "device": "mobile"}
 
 
@@ -91,7 +99,9 @@ async def test_only_the_new_events_of_a_mixed_batch_extend_the_session(store: Do
     await store.record_events(live_batch())
     again = live_batch()
     later = visit("v3", 500, "rt-1", "payment", "2026-03-01 10:05:00", 60.0)
-    mixed = EventBatch(visits=[*again.visits, later], interactions=again.interactions, sessions=again.sessions)
+    mixed = EventBatch(
+        visits=[*again.visits, later], interactions=again.interactions, sessions=again.sessions
+    )
     assert await store.record_events(mixed) == ["v3"]
     [session] = await store.sessions_by_ids(["rt-1"])
     assert session["pages_visited"] == ["home", "search", "payment"]
