@@ -30,6 +30,11 @@ class Settings:
     redis_url: str | None = None
     log_level: str = "INFO"
     max_page_size: int = 1000
+    # Realtime capture (gateway/realtime): limits of POST /events and trackEvents, and sessionisation.
+    events_max_batch: int = 1000
+    events_max_bytes: int = 1024 * 1024
+    events_max_skew_s: int = 300  # how far in the future an event's timestamp may be
+    session_gap_s: int = 30 * 60  # inactivity that ends a session (= the session:{id} TTL)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -135,6 +140,10 @@ _CASTS = {
     "redis_url": lambda key, raw: _url(key, raw, ("redis", "rediss", "unix")),
     "log_level": _log_level,
     "max_page_size": _positive_int,
+    "events_max_batch": _positive_int,
+    "events_max_bytes": _positive_int,
+    "events_max_skew_s": _positive_int,
+    "session_gap_s": _positive_int,
 }
 
 

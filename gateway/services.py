@@ -14,12 +14,16 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.cache.stats import CacheStats
 from gateway.config import Settings, redact
 from gateway.embedded.datadir_lock import DataDirLock
+from gateway.errors import StoreUnavailable
 from gateway.stores.contracts import Cache, DocumentStore, VectorIndex
+
+if TYPE_CHECKING:
+    from gateway.realtime.runtime import Realtime
 
 log = logging.getLogger("funnelgate")
 
@@ -31,6 +35,7 @@ class Services:
     vectors: VectorIndex
     cache: Cache
     cache_stats: CacheStats = field(default_factory=CacheStats)
+    realtime: Realtime | None = None  # set by open_services: capture, the pub/sub hub (gateway/realtime)
 
 
 async def open_store(settings: Settings) -> DocumentStore:
@@ -107,7 +112,12 @@ async def open_services(settings: Settings, *, need_cache: bool = True) -> Async
         await store.ensure_indexes()
         vectors = await open_vectors(settings)
         stack.push_async_callback(vectors.close)
-        yield Services(settings=settings, store=store, vectors=vectors, cache=cache)
+        services = Services(settings=settings, store=store, vectors=vectors, cache=cache)
+        from gateway.realtime.runtime import Realtime
+
+        services.realtime = Realtime(services)
+        stack.push_async_callback(services.realtime.close)  # first closed: drains pending captures
+        yield services
 
 
 async def _probe(ping: Any, timeout_s: float) -> dict[str, Any]:
@@ -173,3 +183,12 @@ class _NoCache:
 
     async def publish(self, channel: str, message: bytes) -> int:
         return 0
+
+    async def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        raise StoreUnavailable("no cache configured for this command")
+
+    async def execute_many(self, commands: Sequence[Sequence[Any]]) -> None:
+        raise StoreUnavailable("no cache configured for this command")
+
+    async def open_subscription(self, channel: str) -> Any:
+        raise StoreUnavailable("no cache configured for this command")

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import strawberry
 
 from gateway.models import FunnelDefinition
 from schema.enums import StepOrder
 from schema.inputs import FunnelFilter, user_filter
-
-T = TypeVar("T")
 
 
 def _steps(value: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -77,8 +75,9 @@ FUNNEL_ARGUMENTS = (
 )
 
 
-def takes_funnel(resolver: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Replace the resolver's ``FunnelDefinition`` parameter by the flat funnel arguments."""
+def takes_funnel(resolver: Callable[..., Any]) -> Callable[..., Any]:
+    """Replace the resolver's ``FunnelDefinition`` parameter by the flat funnel arguments (a resolver,
+    or an async generator for a subscription)."""
     signature = inspect.signature(resolver)
     [target] = [
         p for p in signature.parameters.values() if p.annotation in (FunnelDefinition, "FunnelDefinition")
@@ -92,12 +91,26 @@ def takes_funnel(resolver: Callable[..., Awaitable[T]]) -> Callable[..., Awaitab
         else:  # after the keyword-only funnel arguments, every other argument must be keyword-only too
             parameters.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY))
 
-    @functools.wraps(resolver)
-    async def resolve(*args: Any, **kwargs: Any) -> T:
-        fields = {a.field: a.to_model(kwargs.pop(a.name, a.default)) for a in FUNNEL_ARGUMENTS}
-        return await resolver(*args, **{target.name: FunnelDefinition(**fields)}, **kwargs)
+    def definition(kwargs: dict[str, Any]) -> FunnelDefinition:
+        return FunnelDefinition(
+            **{a.field: a.to_model(kwargs.pop(a.name, a.default)) for a in FUNNEL_ARGUMENTS}
+        )
 
-    resolve.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    resolve: Any
+    if inspect.isasyncgenfunction(resolver):  # a subscription (funnelUpdates) takes them too
+
+        @functools.wraps(resolver)
+        async def resolve(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            async for item in resolver(*args, **{target.name: definition(kwargs)}, **kwargs):
+                yield item
+
+    else:
+
+        @functools.wraps(resolver)
+        async def resolve(*args: Any, **kwargs: Any) -> Any:
+            return await resolver(*args, **{target.name: definition(kwargs)}, **kwargs)
+
+    resolve.__signature__ = signature.replace(parameters=parameters)
     resolve.__annotations__ = {p.name: p.annotation for p in parameters} | {
         "return": signature.return_annotation
     }

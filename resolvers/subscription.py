@@ -1,4 +1,6 @@
-"""Subscription root."""
+"""Subscription root. The realtime streams (gateway/realtime/streams.py) yield records, or an error
+instance when Redis is down: sent as a payload with ``errors`` (code UNAVAILABLE) while the subscription
+stays open and resumes when Redis is back; hence the nullable item types."""
 
 from __future__ import annotations
 
@@ -7,9 +9,14 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
+from gateway.models import FunnelDefinition, from_fields
+from gateway.realtime import streams
 from gateway.services import check_health
 from gateway.validation import check_polling
+from resolvers.funnel_arguments import takes_funnel
+from schema.funnel import Funnel
 from schema.health import Health
+from schema.realtime import ActivityEvent, RealtimeMetrics
 
 
 @strawberry.type
@@ -27,3 +34,38 @@ class Subscription:
             sent += 1
             if count == 0 or sent < count:
                 await asyncio.sleep(interval_seconds)
+
+    @strawberry.subscription(
+        description=(
+            "Live metrics every `intervalSeconds`: active users, events per minute, today's unique users per "
+            "step of the default funnel, by device."
+        )
+    )
+    async def realtime_metrics(
+        self, info: strawberry.Info, interval_seconds: float = 5.0
+    ) -> AsyncGenerator[RealtimeMetrics | None, None]:
+        check_polling(interval_seconds, 0)
+        async for item in streams.realtime_metrics(info.context.services.realtime, interval_seconds):
+            yield item if isinstance(item, Exception) else RealtimeMetrics.from_snapshot(item)  # type: ignore[misc]
+
+    @strawberry.subscription(
+        description=(
+            "The funnel now, then again whenever new events change it: at most one message per "
+            "`intervalSeconds`, however many events arrive."
+        )
+    )
+    @takes_funnel
+    async def funnel_updates(
+        self, info: strawberry.Info, definition: FunnelDefinition, interval_seconds: float = 1.0
+    ) -> AsyncGenerator[Funnel | None, None]:
+        check_polling(interval_seconds, 0)
+        services = info.context.services
+        async for item in streams.funnel_updates(services, definition, interval_seconds):
+            yield item if isinstance(item, Exception) else from_fields(Funnel, item)  # type: ignore[misc]
+
+    @strawberry.subscription(description="A user's events as they are stored, in arrival order.")
+    async def user_activity(
+        self, info: strawberry.Info, user_id: int
+    ) -> AsyncGenerator[ActivityEvent | None, None]:
+        async for item in streams.user_activity(info.context.services.realtime, user_id):
+            yield item if isinstance(item, Exception) else ActivityEvent.from_live(item)  # type: ignore[misc]

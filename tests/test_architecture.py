@@ -44,6 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "gateway.ingest",
             "gateway.embedded",
             "gateway.embeddings",
+            "gateway.realtime",
         ),
     ),
     ("loaders", ("loaders",)),

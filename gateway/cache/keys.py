@@ -30,6 +30,26 @@ def ttl_for_range(end: date | None) -> int:
 
 # What a data change (ingest, embed) makes stale: every cached query result and metric.
 DERIVED_PREFIXES = ("query:", "metrics:")
+RESPONSES_PREFIX = "query:response:"
+# What invalidateCache(scope) drops, per scope (whole responses are dropped with every scope: they are
+# built from these entries).
+SCOPE_PREFIXES: dict[str, tuple[str, ...]] = {
+    "all": DERIVED_PREFIXES,
+    "funnels": ("metrics:funnel:",),
+    "dashboards": ("metrics:dashboard:",),
+    "top_paths": ("query:top_paths:",),
+    "entities": (
+        "query:user:",
+        "query:user_sessions:",
+        "query:user_journey:",
+        "query:session:",
+        "query:session_visits:",
+        "query:session_interactions:",
+    ),
+    "sentiment": ("query:sentiment:",),
+    "similar_users": ("query:similar_users:",),
+    "responses": (RESPONSES_PREFIX,),
+}
 
 # Channels.
 CHANNEL_EVENTS = "events"  # one message per group commit of realtime capture: the new events
@@ -86,8 +106,9 @@ def user_active(user_id: int) -> str:
     return f"user:active:{user_id}"
 
 
-def realtime_users() -> str:
-    return "realtime:users"
+def realtime_users(device: str | None = None) -> str:
+    """Users with an event in the last minute (a sorted set: user id -> arrival time), all or one device."""
+    return "realtime:users" if device is None else f"realtime:users:{device}"
 
 
 def realtime_minute(minute: datetime) -> str:

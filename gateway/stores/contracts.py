@@ -229,3 +229,29 @@ class Cache(Protocol):
     async def incr(self, key: str, amount: int = 1) -> int: ...
 
     async def publish(self, channel: str, message: bytes) -> int: ...
+
+    async def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Run Redis commands (``("HINCRBY", key, field, 1)``...) in one round trip, without a
+        transaction; their replies in order. Realtime aggregates and their reads use it."""
+
+    async def execute_many(self, commands: Sequence[Sequence[Any]]) -> None:
+        """Run many write commands in ONE call, in order, without replies (realtime capture writes a few
+        per event). Each command may have at most 4,000 arguments. Not atomic on failure: what ran stays."""
+
+    async def open_subscription(self, channel: str) -> Subscription:
+        """A subscription to ``channel`` on a connection of its own (StoreUnavailable when Redis is down)."""
+
+
+@runtime_checkable
+class Subscription(Protocol):
+    """One pub/sub connection subscribed to one channel."""
+
+    async def get(self, timeout_s: float) -> bytes | None:
+        """The next message, or None after ``timeout_s`` without one (a PING's reply counts as b"").
+        StoreUnavailable when the connection is lost."""
+
+    async def ping(self) -> None:
+        """Ask for a reply (it arrives through ``get`` as b""), to notice a server that stopped answering."""
+
+    async def close(self) -> None:
+        """Unsubscribe and release the connection; idempotent, never raises."""

@@ -1,4 +1,4 @@
-"""The aiohttp application: /graphql (GraphiQL, POST/GET, graphql-transport-ws) and /healthz."""
+"""The aiohttp application: /graphql (GraphiQL, POST/GET, graphql-transport-ws), /healthz, POST /events."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from gateway.services import Services
 from gateway.stores.contracts import Cache
 from gateway.web import response_cache as whole_responses
 from gateway.web.errors import ErrorPolicy, FunnelSchema
+from gateway.web.events import post_events
 from gateway.web.health import SERVICES, healthz
 from gateway.web.operations import PARSE_CACHE_SIZE, SharedParserCache
 from gateway.web.view import FunnelGraphQLView
+from resolvers.mutation import Mutation
 from resolvers.query import Query
 from resolvers.subscription import Subscription
 from schema.scalars import SCALAR_MAP
@@ -27,6 +29,7 @@ def build_schema() -> strawberry.Schema:
     # cached funnel; both caches are keyed by the document text, so they are safe to share.
     return FunnelSchema(
         query=Query,
+        mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[ErrorPolicy, SharedParserCache, lambda: ValidationCache(maxsize=PARSE_CACHE_SIZE)],
@@ -62,4 +65,5 @@ def create_app(
     )
     app.router.add_route("*", "/graphql", view)
     app.router.add_get("/healthz", healthz)
+    app.router.add_post("/events", post_events)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
 
@@ -14,6 +16,19 @@ from gateway.errors import StoreUnavailable
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
+# execute_many: ARGV is [argc, command, args..., argc, command, args...]. One script call replaces
+# thousands of pipelined commands, whose client-side encoding and replies cost ~30 us each in redis-py.
+# Its keys are not declared in KEYS: fine on one Redis; on Redis Cluster it must become per-slot calls.
+_EXECUTE_MANY = """
+local i, n = 1, #ARGV
+while i <= n do
+  local argc = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + argc))
+  i = i + argc + 1
+end
+return n
+"""
+
 
 class RedisCache:
     name = "redis"
@@ -21,6 +36,7 @@ class RedisCache:
     def __init__(self, client: aioredis.Redis, where: str) -> None:
         self._client = client
         self.where = where
+        self._execute_many = client.register_script(_EXECUTE_MANY)
 
     @classmethod
     def connect(cls, url: str, timeout_s: float = 2.0) -> RedisCache:
@@ -95,6 +111,38 @@ class RedisCache:
     async def publish(self, channel: str, message: bytes) -> int:
         return int(await self._call(self._client.publish(channel, message)))
 
+    async def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        if not commands:
+            return []
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                return list(await pipe.execute())
+        except (*_UNREACHABLE, RedisError) as exc:
+            raise StoreUnavailable(f"redis pipeline failed: {exc}") from exc
+
+    async def execute_many(self, commands: Sequence[Sequence[Any]]) -> None:
+        if not commands:
+            return
+        flat: list[Any] = []
+        for command in commands:
+            flat.append(len(command))
+            flat.extend(command)
+        try:
+            await self._execute_many(keys=[], args=flat)
+        except (*_UNREACHABLE, RedisError) as exc:
+            raise StoreUnavailable(f"redis script failed: {exc}") from exc
+
+    async def open_subscription(self, channel: str) -> RedisSubscription:
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+        except (*_UNREACHABLE, RedisError) as exc:
+            await RedisSubscription(pubsub).close()
+            raise StoreUnavailable(f"redis SUBSCRIBE {channel} failed: {exc}") from exc
+        return RedisSubscription(pubsub)
+
     async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
         """Messages published on ``channel`` until the consumer stops iterating."""
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
@@ -112,3 +160,38 @@ class RedisCache:
             return await awaitable
         except (*_UNREACHABLE, RedisError) as exc:
             raise StoreUnavailable(f"redis call failed: {exc}") from exc
+
+
+class RedisSubscription:
+    """The Subscription contract on one redis-py PubSub (one connection of the pool, its own)."""
+
+    def __init__(self, pubsub: Any) -> None:
+        self._pubsub = pubsub
+        self._closed = False
+
+    async def get(self, timeout_s: float) -> bytes | None:
+        try:
+            message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout_s)
+        except (*_UNREACHABLE, RedisError, RuntimeError) as exc:
+            raise StoreUnavailable(f"redis subscription lost: {exc}") from exc
+        if not message:
+            return None
+        if message.get("type") == "message":
+            data = message["data"]
+            return data.encode() if isinstance(data, str) else bytes(data)
+        return b"" if message.get("type") == "pong" else None
+
+    async def ping(self) -> None:
+        try:
+            await self._pubsub.ping()
+        except (*_UNREACHABLE, RedisError, RuntimeError) as exc:
+            raise StoreUnavailable(f"redis subscription lost: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):  # a dead connection cannot unsubscribe; closing is enough
+            await asyncio.wait_for(self._pubsub.unsubscribe(), 1.0)
+        with contextlib.suppress(Exception):
+            await self._pubsub.aclose()

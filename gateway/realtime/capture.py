@@ -1,0 +1,47 @@
+"""Capture, as ``POST /events`` and ``trackEvents`` both call it: validate, write durably, report.
+
+The answer comes after the group commit (gateway/realtime/writer.py): every id in ``accepted`` is in the
+document store, durably, and any cached answer it changes is no longer served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import BadInput
+from gateway.realtime.events import Rejected, utc_now, validate
+from gateway.realtime.runtime import Realtime, running
+
+
+class TooManyEvents(BadInput):
+    """More events in one batch than FUNNEL_EVENTS_MAX_BATCH (HTTP 413)."""
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    accepted: list[str]  # every valid event's id, in batch order: stored now or before
+    duplicates: list[str]  # the accepted ids that changed nothing (stored before, or repeated in the batch)
+    rejected: list[Rejected]  # index in the batch, the event's id if it had one, the reason
+
+    @property
+    def new(self) -> int:
+        return len(self.accepted) - len(set(self.duplicates))
+
+
+async def capture(runtime: Realtime | None, raw_events: Sequence[Any]) -> CaptureResult:
+    realtime = running(runtime)
+    if not raw_events:
+        raise BadInput("no events: send at least one")
+    if len(raw_events) > realtime.max_batch:
+        raise TooManyEvents(
+            f"{len(raw_events)} events in one batch; at most {realtime.max_batch} (FUNNEL_EVENTS_MAX_BATCH)"
+        )
+    checked = validate(raw_events, utc_now(), realtime.max_skew)
+    new = await realtime.writer.write(checked.events)
+    accepted = [e.event_id for e in checked.events]
+    duplicates = [event_id for event_id in accepted if event_id not in new]
+    return CaptureResult(
+        accepted=accepted, duplicates=duplicates + checked.repeats, rejected=checked.rejected
+    )

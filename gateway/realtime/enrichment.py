@@ -1,0 +1,134 @@
+"""Enrichment: valid events -> the documents ``DocumentStore.record_events`` writes.
+
+Two store reads per group of events (whatever its size): the users, and the users' sessions.
+
+* **Users.** A known user keeps their document. An unknown one is created from their earliest event in
+  the group: ``device`` as that event reports it (None if it does not), ``sex`` None, ``date`` the
+  event's day, ``attributes`` {}.
+* **Device.** Every visit and session carries its *user's* device (the store's device invariant, which
+  the MongoDB adapter's indexed device filters rely on). When an event reports another device than its
+  user's, the stored documents keep the user's; the reported device travels with the published event
+  (``userActivity`` shows it as ``reportedDevice``) and the live session state in Redis
+  (``session:{id}`` field ``reported_device``), and is otherwise not stored.
+* **Sessions.** An event naming ``sessionId`` belongs to that session. Otherwise it continues the
+  user's latest session (the last by start time, stored or begun earlier in the group) when it falls
+  within ``gap`` (FUNNEL_SESSION_GAP_S, 30 minutes, the TTL of ``session:{id}``) of that session's
+  span, and starts a new one, ``rt-{eventId}``, when it does not. Events of a user are taken in
+  timestamp order, so a group holding a whole day of one user splits at every 30-minute pause.
+* **Conversions** are stored as ``user_interactions`` with ``interaction_type`` ``conversion``,
+  ``element`` ``conversion`` and the amount as ``value``; the store folds them into the session
+  (``converted``, ``conversion_value``), see ``gateway/stores/event_fold.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from gateway.models import Document, EventBatch
+from gateway.realtime.events import CONVERSION, PAGE_VIEW, Event
+from gateway.stores.contracts import DocumentStore
+from gateway.stores.event_fold import CONVERSION as STORED_CONVERSION
+
+
+@dataclass
+class _Span:
+    session_id: str
+    start: datetime
+    end: datetime
+
+
+@dataclass
+class Planned:
+    """A group of events as the store will write it, and what capture needs once it is committed."""
+
+    batch: EventBatch
+    events: list[Event]
+    session_of: dict[str, str] = field(default_factory=dict)  # event_id -> session_id
+    user_device: dict[int, str | None] = field(default_factory=dict)
+    user_sex: dict[int, str | None] = field(default_factory=dict)
+    new_users: set[int] = field(default_factory=set)
+    stored_start: dict[str, datetime] = field(default_factory=dict)  # sessions that existed: their start
+
+
+def _end(event: Event) -> datetime:
+    return event.timestamp + timedelta(seconds=event.duration) if event.type == PAGE_VIEW else event.timestamp
+
+
+def _document(event: Event, session_id: str, device: str | None) -> Document:
+    common = {
+        "event_id": event.event_id,
+        "user_id": event.user_id,
+        "session_id": session_id,
+        "page_type": event.page_type,
+        "timestamp": event.timestamp,
+    }
+    if event.type == PAGE_VIEW:
+        return {**common, "duration": event.duration, "device": device}
+    kind: str | None
+    if event.type == CONVERSION:
+        kind, element, coordinates = STORED_CONVERSION, "conversion", None
+    else:
+        kind, element, coordinates = event.interaction_type, event.element or "", event.coordinates
+    return {
+        **common,
+        "interaction_type": kind,
+        "element": element,
+        "coordinates": coordinates,
+        "value": event.value,
+    }
+
+
+async def plan(store: DocumentStore, events: list[Event], gap: timedelta) -> Planned:
+    user_ids = list(dict.fromkeys(e.user_id for e in events))
+    users = await store.users_by_ids(user_ids)
+    histories = await store.sessions_by_user_ids(user_ids)
+    planned = Planned(batch=EventBatch(), events=events)
+    latest: dict[int, _Span] = {}
+    for user_id, doc, sessions in zip(user_ids, users, histories, strict=True):
+        for session in sessions:
+            planned.stored_start[session["session_id"]] = session["start_time"]
+        if sessions:
+            last = sessions[-1]
+            latest[user_id] = _Span(last["session_id"], last["start_time"], last["end_time"])
+        if doc is not None:
+            planned.user_device[user_id] = doc.get("device")
+            planned.user_sex[user_id] = doc.get("sex")
+
+    seeds: dict[str, Document] = {}
+    for event in sorted(events, key=lambda e: e.timestamp):  # stable: batch order among equal times
+        user_id = event.user_id
+        if user_id not in planned.user_device:  # unknown: created from their earliest event
+            planned.new_users.add(user_id)
+            planned.user_device[user_id] = event.device
+            planned.user_sex[user_id] = None
+            planned.batch.users.append(
+                {
+                    "user_id": user_id,
+                    "device": event.device,
+                    "sex": None,
+                    "date": event.timestamp.date(),
+                    "attributes": {},
+                }
+            )
+        span = latest.get(user_id)
+        start, end = event.timestamp, _end(event)
+        if event.session_id is not None and (span is None or span.session_id != event.session_id):
+            known_start = planned.stored_start.get(event.session_id)
+            span = latest[user_id] = _Span(event.session_id, min(start, known_start or start), end)
+        elif event.session_id is None and (span is None or not span.start - gap <= start <= span.end + gap):
+            span = latest[user_id] = _Span(f"rt-{event.event_id}", start, end)
+        else:
+            assert span is not None
+            span.start, span.end = min(span.start, start), max(span.end, end)
+        planned.session_of[event.event_id] = span.session_id
+        device = planned.user_device[user_id]
+        seeds.setdefault(
+            span.session_id, {"session_id": span.session_id, "user_id": user_id, "device": device}
+        )
+
+    for event in events:  # documents in batch order
+        doc = _document(event, planned.session_of[event.event_id], planned.user_device[event.user_id])
+        (planned.batch.visits if event.type == PAGE_VIEW else planned.batch.interactions).append(doc)
+    planned.batch.sessions.extend(seeds.values())
+    return planned

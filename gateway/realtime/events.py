@@ -1,0 +1,292 @@
+"""Realtime events: the wire format, every validation rule, and the normalised :class:`Event`.
+
+``POST /events`` and the ``trackEvents`` mutation both hand their raw events (JSON objects with the
+camelCase names below) to :func:`validate`, so a rule and its message exist once. Each event is judged
+on its own: a bad one is rejected with its index and reason and never costs a good one its place.
+
+=================  ==============================================================================
+field              rule
+=================  ==============================================================================
+type               required: ``page_view`` | ``interaction`` | ``conversion``
+eventId            optional (generated when absent): 1-128 of ``A-Z a-z 0-9 _ . : @ -``; the key of
+                   idempotency -- an id already stored, or repeated in the batch, changes nothing
+userId             required: an integer in 1..2^31-1 (GraphQL's Int); an unknown user is created
+sessionId          optional, like eventId; absent: the user's session continues unless it has been
+                   inactive for FUNNEL_SESSION_GAP_S (30 min), then a new one starts
+pageType           required: known page types and new ones alike, as a slug ``[a-z][a-z0-9_]{0,39}``
+                   (``home``, ``search``, ``payment``, ``confirmation``, ``wishlist``...)
+timestamp          optional (absent: the time it arrived): ISO-8601 *with* an offset (``Z``,
+                   ``+02:00``) or epoch seconds (a number); from 1970-01-01 up to
+                   FUNNEL_EVENTS_MAX_SKEW_S (300 s) in the future
+duration           page_view only, optional: seconds on the page, 0..86400 (default 0)
+device             optional: desktop | mobile | tablet (any case); absent: the user's device
+interactionType    interaction only, required: click | scroll | hover | form
+element            interaction only, optional: up to 100 characters
+coordinates        interaction only, optional: ``{"x": int, "y": int}``, each 0..100000
+value              form interactions: the text typed, up to 2000 characters (optional);
+                   conversion: required, the amount, a number (or decimal string) 0..1e9
+=================  ==============================================================================
+
+A field that does not belong to the event's type, or that the format does not know, is an error (a
+typo such as ``user_id`` must not silently drop data); ``null`` counts as absent.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gateway.models import Device
+
+PAGE_VIEW, INTERACTION, CONVERSION = "page_view", "interaction", "conversion"
+EVENT_TYPES = (PAGE_VIEW, INTERACTION, CONVERSION)
+INTERACTION_TYPES = ("click", "scroll", "hover", "form")
+USER_ID_MAX = 2**31 - 1
+MAX_DURATION_S = 86_400
+MAX_ELEMENT, MAX_TEXT = 100, 2000
+MAX_COORDINATE = 100_000
+MAX_AMOUNT = 1e9
+EARLIEST = datetime(1970, 1, 1)
+
+_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
+_SLUG = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_COMMON = {"type", "eventId", "userId", "sessionId", "pageType", "timestamp", "device"}
+FIELDS: dict[str, frozenset[str]] = {
+    PAGE_VIEW: frozenset({*_COMMON, "duration"}),
+    INTERACTION: frozenset({*_COMMON, "interactionType", "element", "coordinates", "value"}),
+    CONVERSION: frozenset({*_COMMON, "value"}),
+}
+ALL_FIELDS = frozenset().union(*FIELDS.values())
+REQUIRED: dict[str, tuple[str, ...]] = {
+    PAGE_VIEW: ("userId", "pageType"),
+    INTERACTION: ("userId", "pageType", "interactionType"),
+    CONVERSION: ("userId", "pageType", "value"),
+}
+
+
+class Invalid(ValueError):
+    """One event breaks a rule; the message is the reason the client sees."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A valid event, normalised: naive UTC timestamp, lower-case device, the value as stored."""
+
+    event_id: str
+    type: str
+    user_id: int
+    session_id: str | None
+    page_type: str
+    timestamp: datetime
+    device: str | None  # as reported (the stored visit carries the user's device)
+    duration: float = 0.0
+    interaction_type: str | None = None
+    element: str | None = None
+    coordinates: dict[str, int] | None = None
+    value: str | None = None  # form text, or a conversion's amount as a decimal string
+
+    @property
+    def amount(self) -> float:
+        return float(self.value) if self.type == CONVERSION and self.value is not None else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    index: int
+    event_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Validated:
+    events: list[Event]  # first occurrence of each id, in batch order
+    indexes: list[int]  # each event's position in the batch
+    repeats: list[str]  # ids repeated later in the same batch (accepted: the first one counts)
+    rejected: list[Rejected]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _identifier(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not _ID.match(value):
+        raise Invalid(f"{name} must be 1-128 characters of A-Z a-z 0-9 _ . : @ -, got {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _timestamp(value: Any, now: datetime, max_skew: timedelta) -> datetime:
+    if value is None:
+        return _milliseconds(now)
+    if _is_number(value):
+        try:
+            moment = datetime.fromtimestamp(float(value), UTC).replace(tzinfo=None)
+        except (OverflowError, OSError, ValueError):
+            raise Invalid(f"timestamp {_shown(value)} is not a usable epoch time") from None
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise Invalid(f"timestamp must be ISO-8601 or epoch seconds, got {_shown(value)}") from None
+        if parsed.tzinfo is None:
+            raise Invalid(f"timestamp needs a UTC offset (Z or +hh:mm), got {_shown(value)}")
+        moment = parsed.astimezone(UTC).replace(tzinfo=None)
+    else:
+        raise Invalid(f"timestamp must be ISO-8601 or epoch seconds, got {_shown(value)}")
+    if moment < EARLIEST:
+        raise Invalid(f"timestamp {_shown(value)} is before 1970-01-01")
+    if moment > now + max_skew:
+        seconds = int(max_skew.total_seconds())
+        raise Invalid(f"timestamp {_shown(value)} is more than {seconds} s in the future")
+    return _milliseconds(moment)
+
+
+def _milliseconds(moment: datetime) -> datetime:
+    # MongoDB keeps milliseconds: every store holds the same instant.
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _device(value: Any) -> str | None:
+    known = [d.value for d in Device]
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in known:
+        raise Invalid(f"device must be one of {', '.join(known)}, got {_shown(value)}")
+    return value.strip().lower()
+
+
+def _coordinates(value: Any) -> dict[str, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) != {"x", "y"}:
+        raise Invalid(f"coordinates must be an object {{x, y}}, got {_shown(value)}")
+    for axis in ("x", "y"):
+        if not _is_int(value[axis]) or not 0 <= value[axis] <= MAX_COORDINATE:
+            raise Invalid(
+                f"coordinates.{axis} must be an integer 0..{MAX_COORDINATE}, got {_shown(value[axis])}"
+            )
+    return {"x": value["x"], "y": value["y"]}
+
+
+def _amount(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise Invalid(f"a conversion's value must be an amount, got {_shown(value)}") from None
+    elif _is_number(value):
+        number = float(value)
+    else:
+        raise Invalid(f"a conversion's value must be an amount, got {_shown(value)}")
+    if not math.isfinite(number) or not 0 <= number <= MAX_AMOUNT:
+        raise Invalid(f"a conversion's value must be between 0 and {MAX_AMOUNT:.0e}, got {_shown(value)}")
+    return repr(number)
+
+
+def _text(name: str, value: Any, limit: int) -> str:
+    if not isinstance(value, str) or len(value) > limit:
+        raise Invalid(f"{name} must be a string of at most {limit} characters, got {_shown(value)}")
+    return value
+
+
+def parse_event(raw: Any, now: datetime, max_skew: timedelta) -> Event:
+    """One raw event (a JSON object) -> Event, or :class:`Invalid` naming the first broken rule."""
+    if not isinstance(raw, Mapping):
+        raise Invalid(f"an event must be a JSON object, got {type(raw).__name__}")
+    given = {k: v for k, v in raw.items() if v is not None}
+    unknown = sorted(str(k) for k in given if k not in ALL_FIELDS)
+    if unknown:
+        raise Invalid(
+            f"unknown field(s) {', '.join(unknown)} (fields are camelCase: {', '.join(sorted(ALL_FIELDS))})"
+        )
+    kind = given.get("type")
+    if kind not in EVENT_TYPES:
+        raise Invalid(f"type must be one of {', '.join(EVENT_TYPES)}, got {_shown(kind)}")
+    foreign = sorted(k for k in given if k not in FIELDS[kind])
+    if foreign:
+        raise Invalid(f"field(s) {', '.join(foreign)} do not apply to {kind} events")
+    missing = [k for k in REQUIRED[kind] if k not in given]
+    if missing:
+        raise Invalid(f"{kind} events need {', '.join(missing)}")
+    user_id = given["userId"]
+    if not _is_int(user_id) or not 1 <= user_id <= USER_ID_MAX:
+        raise Invalid(f"userId must be an integer 1..{USER_ID_MAX}, got {_shown(user_id)}")
+    page_type = given["pageType"]
+    if not isinstance(page_type, str) or not _SLUG.match(page_type):
+        raise Invalid(
+            f"pageType must be a slug like 'home' or 'gift_cards' ([a-z][a-z0-9_]{{0,39}}), got {_shown(page_type)}"
+        )
+    event_id = _identifier("eventId", given["eventId"]) if "eventId" in given else uuid.uuid4().hex
+    session_id = _identifier("sessionId", given["sessionId"]) if "sessionId" in given else None
+    fields: dict[str, Any] = {}
+    if kind == PAGE_VIEW:
+        duration = given.get("duration", 0)
+        if not _is_number(duration) or not 0 <= duration <= MAX_DURATION_S:
+            raise Invalid(f"duration must be a number of seconds 0..{MAX_DURATION_S}, got {_shown(duration)}")
+        fields["duration"] = float(duration)
+    elif kind == INTERACTION:
+        interaction = given["interactionType"]
+        if interaction not in INTERACTION_TYPES:
+            raise Invalid(
+                f"interactionType must be one of {', '.join(INTERACTION_TYPES)}, got {_shown(interaction)}"
+            )
+        if "value" in given and interaction != "form":
+            raise Invalid("value applies to form interactions only")
+        fields["interaction_type"] = interaction
+        fields["element"] = _text("element", given.get("element", ""), MAX_ELEMENT)
+        fields["coordinates"] = _coordinates(given.get("coordinates"))
+        if "value" in given:
+            fields["value"] = _text("value", given["value"], MAX_TEXT)
+    else:
+        fields["value"] = _amount(given["value"])
+    return Event(
+        event_id=event_id,
+        type=kind,
+        user_id=user_id,
+        session_id=session_id,
+        page_type=page_type,
+        timestamp=_timestamp(given.get("timestamp"), now, max_skew),
+        device=_device(given.get("device")),
+        **fields,
+    )
+
+
+def validate(raw_events: Sequence[Any], now: datetime, max_skew: timedelta) -> Validated:
+    """Every event judged on its own; ``now`` is naive UTC (the arrival time of the batch)."""
+    events: list[Event] = []
+    indexes: list[int] = []
+    repeats: list[str] = []
+    rejected: list[Rejected] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_events):
+        try:
+            event = parse_event(raw, now, max_skew)
+        except Invalid as exc:
+            claimed = raw.get("eventId") if isinstance(raw, Mapping) else None
+            rejected.append(Rejected(index, claimed if isinstance(claimed, str) else None, str(exc)))
+            continue
+        if event.event_id in seen:
+            repeats.append(event.event_id)
+            continue
+        seen.add(event.event_id)
+        events.append(event)
+        indexes.append(index)
+    return Validated(events=events, indexes=indexes, repeats=repeats, rejected=rejected)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

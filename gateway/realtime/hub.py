@@ -1,0 +1,240 @@
+"""The process-wide pub/sub hub: ONE Redis subscription per process, fanned out to every live GraphQL
+subscription through bounded per-subscriber buffers.
+
+* **One connection.** The hub subscribes to ``keys.CHANNEL_EVENTS`` when its first subscriber arrives
+  and unsubscribes (task ended, connection released) when its last one leaves, so ``PUBSUB NUMSUB``
+  counts each process at most once, and an idle process holds nothing.
+* **Never blocked by a subscriber.** A message is parsed once and *offered* to each subscriber; an
+  offer only appends to a buffer or sets a flag and never awaits. An :class:`EventFeed` (a stream of
+  events, ``userActivity``) holds at most ``limit`` undelivered events: a consumer that falls that far
+  behind (a stalled or dead client) is dropped -- its subscription ends with an error saying so --
+  while the others go on. A :class:`ChangeFlag` (``funnelUpdates``) keeps no events at all, only "something
+  relevant changed", so it coalesces any number of messages into one recomputation.
+* **Redis down.** A lost connection (or a server that stops answering PINGs) is reported to every
+  subscriber as a status (:class:`HubStatus`, ``up=False`` with the reason); the hub retries with
+  backoff (0.1 s doubling to 2 s), resubscribes, reports ``up=True`` and calls ``on_reconnect``.
+  Messages published while it was away are lost (pub/sub is at-most-once); the stored events are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.cache import keys
+from gateway.errors import FunnelError, StoreUnavailable
+from gateway.stores.contracts import Cache, Subscription
+
+log = logging.getLogger("funnelgate.realtime")
+
+LiveEvent = dict[str, Any]  # an event as published (gateway/realtime/runtime.py: published_event)
+POLL_S = 1.0  # how long one read waits for a message
+PING_AFTER_S = 5.0  # silence after which the hub asks Redis for a PONG
+PONG_TIMEOUT_S = 3.0  # no PONG this long after a PING: Redis is treated as down
+BACKOFF_S = (0.1, 2.0)
+
+
+@dataclass(frozen=True)
+class HubStatus:
+    up: bool
+    reason: str = ""
+
+
+class Subscriber:
+    """One consumer. ``offer``/``offer_status`` are called by the hub and must never block."""
+
+    def offer(self, events: list[LiveEvent]) -> None:
+        raise NotImplementedError
+
+    def offer_status(self, status: HubStatus) -> None:
+        raise NotImplementedError
+
+
+class Dropped(FunnelError):
+    """A subscriber fell too far behind and was dropped (its client does not read fast enough)."""
+
+    code = "SUBSCRIBER_DROPPED"
+
+
+class EventFeed(Subscriber):
+    """The matching events, in order, at most ``limit`` waiting; beyond that the subscriber is dropped."""
+
+    def __init__(self, wanted: Callable[[LiveEvent], bool], limit: int) -> None:
+        self._wanted = wanted
+        self._limit = limit
+        self._items: deque[LiveEvent | HubStatus] = deque()
+        self._wake = asyncio.Event()
+        self.dropped = False
+
+    def offer(self, events: list[LiveEvent]) -> None:
+        if self.dropped:
+            return
+        for event in events:
+            if self._wanted(event):
+                if len(self._items) >= self._limit:
+                    self.dropped = True
+                    self._items.clear()  # free the memory now: this subscriber is finished
+                    break
+                self._items.append(event)
+        if self._items or self.dropped:
+            self._wake.set()
+
+    def offer_status(self, status: HubStatus) -> None:
+        self._items.append(status)
+        self._wake.set()
+
+    async def next(self) -> LiveEvent | HubStatus:
+        while not self._items:
+            if self.dropped:
+                raise Dropped(f"subscriber dropped: more than {self._limit} events were waiting for it")
+            self._wake.clear()
+            await self._wake.wait()
+        return self._items.popleft()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._items)
+
+
+class ChangeFlag(Subscriber):
+    """Remembers only that a matching event arrived since the last ``take`` (and the latest status)."""
+
+    def __init__(self, wanted: Callable[[LiveEvent], bool]) -> None:
+        self._wanted = wanted
+        self._changed = False
+        self._status: HubStatus | None = None
+        self._wake = asyncio.Event()
+
+    def offer(self, events: list[LiveEvent]) -> None:
+        if not self._changed and any(self._wanted(e) for e in events):
+            self._changed = True
+            self._wake.set()
+
+    def offer_status(self, status: HubStatus) -> None:
+        self._status = status
+        self._wake.set()
+
+    async def wait(self) -> None:
+        while not (self._changed or self._status):
+            self._wake.clear()
+            await self._wake.wait()
+
+    def take(self) -> tuple[bool, HubStatus | None]:
+        """(changed, status) since the last take, and reset both."""
+        changed, status = self._changed, self._status
+        self._changed, self._status = False, None
+        return changed, status
+
+
+class Hub:
+    def __init__(
+        self,
+        cache: Cache,
+        channel: str = keys.CHANNEL_EVENTS,
+        on_reconnect: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._cache = cache
+        self._channel = channel
+        self._on_reconnect = on_reconnect
+        self._subscribers: set[Subscriber] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.status = HubStatus(up=True)
+        self.messages = 0  # received, for tests and stats
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @asynccontextmanager
+    async def subscribed(self, subscriber: Subscriber) -> AsyncIterator[Subscriber]:
+        self._subscribers.add(subscriber)
+        if not self.running:
+            self._task = asyncio.create_task(self._run(), name="funnelgate-pubsub-hub")
+        elif not self.status.up:
+            subscriber.offer_status(self.status)
+        try:
+            yield subscriber
+        finally:
+            self._subscribers.discard(subscriber)
+            if not self._subscribers:
+                await self.stop()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _set_status(self, status: HubStatus) -> None:
+        changed = status.up != self.status.up
+        self.status = status
+        if changed:
+            (log.info if status.up else log.warning)(
+                "pub/sub hub: %s", "Redis is back" if status.up else status.reason
+            )
+            for subscriber in list(self._subscribers):
+                subscriber.offer_status(status)
+
+    async def _run(self) -> None:
+        delay = BACKOFF_S[0]
+        while True:
+            try:
+                subscription = await self._cache.open_subscription(self._channel)
+            except StoreUnavailable as exc:
+                self._set_status(HubStatus(up=False, reason=f"Redis is unavailable: {exc}"))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_S[1])
+                continue
+            try:
+                was_down = not self.status.up
+                self._set_status(HubStatus(up=True))
+                delay = BACKOFF_S[0]
+                if was_down and self._on_reconnect is not None:
+                    await self._on_reconnect()
+                await self._pump(subscription)
+            except StoreUnavailable as exc:
+                self._set_status(HubStatus(up=False, reason=f"Redis is unavailable: {exc}"))
+            finally:
+                await subscription.close()
+
+    async def _pump(self, subscription: Subscription) -> None:
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
+        pinged_at: float | None = None
+        while True:
+            message = await subscription.get(POLL_S)
+            now = loop.time()
+            if message is None:
+                if pinged_at is None and now - quiet_since >= PING_AFTER_S:
+                    await subscription.ping()
+                    pinged_at = now
+                elif pinged_at is not None and now - pinged_at >= PONG_TIMEOUT_S:
+                    raise StoreUnavailable(f"no answer to PING for {PONG_TIMEOUT_S:.0f} s")
+                continue
+            quiet_since, pinged_at = now, None
+            if message:
+                self.dispatch(message)
+
+    def dispatch(self, message: bytes) -> None:
+        """Parse one published message and offer its events to every subscriber (never blocks)."""
+        self.messages += 1
+        try:
+            events = orjson.loads(message)["events"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.warning("pub/sub hub: ignored a malformed message on %s", self._channel)
+            return
+        for subscriber in list(self._subscribers):
+            subscriber.offer(events)

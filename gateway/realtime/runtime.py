@@ -1,0 +1,163 @@
+"""The realtime runtime of one gateway process: the group-commit writer, the pub/sub hub, the snapshot.
+
+One commit (:meth:`Realtime._commit`), for a group of valid events from any number of requests:
+
+  1. enrichment: two store reads (users, their sessions) -> the documents (``enrichment.plan``);
+  2. ``DocumentStore.record_events``: one durable write; it says which events are new;
+  3. for the new events only, ONE Redis pipeline: the version tokens they change (invalidation), the
+     live aggregates (counters, HyperLogLogs, active users, session state), and one ``PUBLISH`` of the
+     new events on ``keys.CHANNEL_EVENTS``;
+  4. the submitters are answered (the writer does that): after the commit, and after the cache can no
+     longer serve an answer the events changed.
+
+Redis is not needed to capture: if step 3 fails (or Redis failed less than a second ago) the events
+are still stored and acknowledged; the process remembers that some tokens may not have been replaced
+and replaces ``ver:epoch`` -- every versioned entry -- as soon as Redis answers again (the next commit
+or the hub's reconnection), so nothing cached before the outage is served after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from gateway.cache import keys, versions
+from gateway.errors import StoreUnavailable
+from gateway.realtime import aggregates
+from gateway.realtime.enrichment import Planned, plan
+from gateway.realtime.events import Event, utc_now
+from gateway.realtime.hub import Hub
+from gateway.realtime.invalidation import version_bumps
+from gateway.realtime.writer import GroupCommitWriter
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+log = logging.getLogger("funnelgate.realtime")
+
+REDIS_TIMEOUT_S = 1.0  # the capture pipeline waits no longer for Redis (events are already stored)
+REDIS_PAUSE_S = 1.0  # after a failure, skip Redis this long (no 1 s wait on every commit meanwhile)
+SNAPSHOT_MAX_AGE_S = 1.0  # realtimeMetrics subscribers of one process share a snapshot this fresh
+DEFAULT_FUNNEL_MAX_AGE_S = 60.0
+
+
+def published_event(event: Event, planned: Planned) -> dict[str, Any]:
+    """An event as subscribers receive it: the stored facts plus what the client reported."""
+    return {
+        "eventId": event.event_id,
+        "type": event.type,
+        "userId": event.user_id,
+        "sessionId": planned.session_of[event.event_id],
+        "pageType": event.page_type,
+        "timestamp": event.timestamp.isoformat(),
+        "device": planned.user_device.get(event.user_id),
+        "sex": planned.user_sex.get(event.user_id),
+        "reportedDevice": event.device,
+        "duration": event.duration,
+        "interactionType": event.interaction_type,
+        "element": event.element,
+        "value": event.value,
+    }
+
+
+def published_message(planned: Planned, new_ids: Collection[str]) -> bytes:
+    return orjson.dumps(
+        {"events": [published_event(e, planned) for e in planned.events if e.event_id in new_ids]}
+    )
+
+
+class Realtime:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        settings = services.settings
+        self.gap = timedelta(seconds=settings.session_gap_s)
+        self.max_skew = timedelta(seconds=settings.events_max_skew_s)
+        self.max_batch = settings.events_max_batch
+        self.writer = GroupCommitWriter(self._commit)
+        self.hub = Hub(services.cache, on_reconnect=self.settle)
+        self.redis_debt = False  # some version tokens may not have been replaced (Redis failed)
+        self._redis_paused_until = 0.0
+        self._snapshot: tuple[float, aggregates.Snapshot] | None = None
+        self._default_funnel: tuple[float, list[str]] | None = None
+
+    async def _commit(self, events: list[Event]) -> set[str]:
+        store = self._services.store
+        planned = await plan(store, events, self.gap)
+        new = set(await store.record_events(planned.batch))
+        if new:
+            await self._effects(planned, new)
+        return new
+
+    async def _effects(self, planned: Planned, new: set[str]) -> None:
+        token = versions.new_token()
+        ttl = keys.TTL_VERSION
+        commands: list[tuple[Any, ...]] = []
+        if self.redis_debt:
+            commands.append(("SET", keys.version_epoch(), token, "EX", ttl))
+        commands += [("SET", key, token, "EX", ttl) for key in version_bumps(planned, new)]
+        commands += aggregates.commands(planned, new, utc_now())
+        commands.append(("PUBLISH", keys.CHANNEL_EVENTS, published_message(planned, new)))
+        await self._redis(commands)
+
+    async def _redis(self, commands: Sequence[tuple[Any, ...]]) -> bool:
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._redis_paused_until:
+            self.redis_debt = True
+            return False
+        try:
+            await asyncio.wait_for(self._services.cache.execute_many(commands), REDIS_TIMEOUT_S)
+        except (StoreUnavailable, TimeoutError) as exc:
+            if not self.redis_debt:
+                log.warning(
+                    "realtime: Redis failed (%s); events are stored, aggregates and pub/sub wait", exc
+                )
+            self.redis_debt = True
+            self._redis_paused_until = loop.time() + REDIS_PAUSE_S
+            return False
+        self.redis_debt = False
+        return True
+
+    async def settle(self) -> None:
+        """Replace ``ver:epoch`` if a commit could not replace its tokens (called when Redis is back)."""
+        if self.redis_debt:
+            self._redis_paused_until = 0.0
+            await self._redis([("SET", keys.version_epoch(), versions.new_token(), "EX", keys.TTL_VERSION)])
+
+    async def default_funnel(self) -> list[str]:
+        now = asyncio.get_running_loop().time()
+        if self._default_funnel is None or now - self._default_funnel[0] > DEFAULT_FUNNEL_MAX_AGE_S:
+            self._default_funnel = (now, list(await self._services.store.default_funnel() or []))
+        return self._default_funnel[1]
+
+    async def snapshot(self, now: datetime | None = None) -> aggregates.Snapshot:
+        """The live metrics (Redis reads, one pipeline), shared by this process's subscribers for 1 s."""
+        clock = asyncio.get_running_loop().time()
+        if now is None and self._snapshot is not None and clock - self._snapshot[0] < SNAPSHOT_MAX_AGE_S:
+            return self._snapshot[1]
+        at = now or utc_now()
+        steps = await self.default_funnel()
+        cache = self._services.cache
+        replies = await cache.pipeline(aggregates.snapshot_commands(steps, at))
+        snap = aggregates.snapshot(steps, at, replies)
+        blob = orjson.dumps(snap, default=str)
+        await cache.set_many([(keys.realtime_metrics(), blob, keys.TTL_REALTIME)])
+        self._snapshot = (clock, snap)
+        return snap
+
+    async def close(self) -> None:
+        await self.writer.close()
+        await self.hub.stop()
+
+
+def running(realtime: Realtime | None) -> Realtime:
+    """The process's runtime (``Services.realtime``); services built without open_services have none."""
+    if realtime is None:
+        raise StoreUnavailable(
+            "realtime capture is not running in this process (services without open_services)"
+        )
+    return realtime

@@ -1,0 +1,101 @@
+"""What each realtime subscription yields; the resolvers (resolvers/subscription.py) only map to types.
+
+Each stream yields values, or a :class:`StoreUnavailable` *instance* when Redis is down: GraphQL sends
+that as a payload with ``errors`` (code UNAVAILABLE) and the subscription stays open, to resume when the
+hub is back. Leaving the ``async with`` of the hub (the client unsubscribes or disconnects, the
+generator is closed) unregisters the subscriber; the last one out ends the hub's Redis subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import date, datetime
+
+from gateway.analytics import funnels
+from gateway.errors import StoreUnavailable
+from gateway.models import FunnelDefinition, FunnelResult, UserFilter
+from gateway.realtime.aggregates import Snapshot
+from gateway.realtime.events import PAGE_VIEW
+from gateway.realtime.hub import ChangeFlag, EventFeed, HubStatus, LiveEvent
+from gateway.realtime.runtime import Realtime, running
+from gateway.services import Services
+
+ACTIVITY_BUFFER = 256  # undelivered events a userActivity subscriber may fall behind before it is dropped
+
+
+def _unavailable(status: HubStatus) -> StoreUnavailable:
+    return StoreUnavailable(f"{status.reason}; live updates resume when Redis is back")
+
+
+async def user_activity(
+    runtime: Realtime | None, user_id: int
+) -> AsyncIterator[LiveEvent | StoreUnavailable]:
+    realtime = running(runtime)
+    feed = EventFeed(lambda event: event.get("userId") == user_id, ACTIVITY_BUFFER)
+    async with realtime.hub.subscribed(feed):
+        while True:
+            item = await feed.next()  # raises Dropped when this subscriber fell too far behind
+            if isinstance(item, HubStatus):
+                if not item.up:
+                    yield _unavailable(item)
+                continue
+            yield item
+
+
+def changes_funnel(steps: Sequence[str], where: UserFilter) -> Callable[[LiveEvent], bool]:
+    """Whether a published event can change a funnel over ``steps`` filtered by ``where``: a page view
+    of one of its steps, by a user of its device and sex, on one of its days."""
+    wanted = frozenset(steps)
+
+    def changes(event: LiveEvent) -> bool:
+        if event.get("type") != PAGE_VIEW or event.get("pageType") not in wanted:
+            return False
+        if where.device is not None and event.get("device") != where.device:
+            return False
+        if where.sex is not None and event.get("sex") != where.sex:
+            return False
+        if where.start is None and where.end is None:
+            return True
+        day = datetime.fromisoformat(event["timestamp"]).date()
+        return (where.start or date.min) <= day <= (where.end or date.max)
+
+    return changes
+
+
+async def funnel_updates(
+    services: Services, definition: FunnelDefinition, interval_s: float
+) -> AsyncIterator[FunnelResult | StoreUnavailable]:
+    """The funnel now, then again whenever events change it, at most once per ``interval_s``."""
+    realtime = running(services.realtime)
+    first = await funnels.funnel(services, definition, None)  # checks the definition; errors end it here
+    steps = definition.steps or tuple(await realtime.default_funnel())
+    flag = ChangeFlag(changes_funnel(steps, definition.filter))
+    loop = asyncio.get_running_loop()
+    async with realtime.hub.subscribed(flag):
+        yield first
+        sent_at = loop.time()
+        while True:
+            await flag.wait()
+            await asyncio.sleep(max(0.0, sent_at + interval_s - loop.time()))  # coalesce meanwhile
+            changed, status = flag.take()
+            if status is not None and not status.up:
+                yield _unavailable(status)
+                continue
+            if changed or status is not None:  # back after an outage: events may have been missed
+                try:
+                    yield await funnels.funnel(services, definition, None)
+                except StoreUnavailable as exc:
+                    yield exc
+                sent_at = loop.time()
+
+
+async def realtime_metrics(
+    realtime: Realtime, interval_s: float
+) -> AsyncIterator[Snapshot | StoreUnavailable]:
+    while True:
+        try:
+            yield await realtime.snapshot()
+        except StoreUnavailable as exc:
+            yield StoreUnavailable(f"Redis is unavailable ({exc}); live metrics resume when it is back")
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,85 @@
+"""``POST /events``: a JSON array of events, or ``{"batch": [...]}``; the rules are gateway/realtime/events.py.
+
+=======  =====================================================================================
+status   when
+=======  =====================================================================================
+200      at least one event accepted: ``{"accepted": [...], "duplicates": [...], "rejected": [...]}``;
+         every accepted id is durably stored (it survives a SIGKILL right after this answer)
+400      every event rejected (same body), or the body is not a JSON array / ``{"batch": [...]}``,
+         or holds no events: ``{"error": ..., "code": "BAD_REQUEST"}``
+413      more than FUNNEL_EVENTS_MAX_BYTES bytes or FUNNEL_EVENTS_MAX_BATCH events: ``code``
+         ``PAYLOAD_TOO_LARGE``
+503      the document store could not take the write: nothing was acknowledged, retry (``UNAVAILABLE``)
+=======  =====================================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.errors import BadInput, StoreUnavailable
+from gateway.realtime.capture import TooManyEvents, capture
+from gateway.web.health import SERVICES
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.Response(
+        body=orjson.dumps({"error": message, "code": code}), status=status, content_type="application/json"
+    )
+
+
+async def _body(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None past ``limit`` bytes (read no further than that)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _events_of(payload: Any) -> list[Any] | None:
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict) and isinstance(payload.get("batch"), list) and set(payload) == {"batch"}:
+        return list(payload["batch"])
+    return None
+
+
+async def post_events(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    limit = services.settings.events_max_bytes
+    body = await _body(request, limit)
+    if body is None:
+        return _error(
+            413, "PAYLOAD_TOO_LARGE", f"the body is larger than {limit} bytes (FUNNEL_EVENTS_MAX_BYTES)"
+        )
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return _error(400, "BAD_REQUEST", f"the body is not valid JSON: {exc}")
+    events = _events_of(payload)
+    if events is None:
+        return _error(400, "BAD_REQUEST", 'expected a JSON array of events, or {"batch": [...]}')
+    try:
+        result = await capture(services.realtime, events)
+    except TooManyEvents as exc:
+        return _error(413, "PAYLOAD_TOO_LARGE", str(exc))
+    except BadInput as exc:
+        return _error(400, "BAD_REQUEST", str(exc))
+    except StoreUnavailable as exc:
+        return _error(503, "UNAVAILABLE", f"events were not stored, retry: {exc}")
+    answer = {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "rejected": [{"index": r.index, "eventId": r.event_id, "reason": r.reason} for r in result.rejected],
+    }
+    status = 200 if result.accepted else 400
+    return web.Response(body=orjson.dumps(answer), status=status, content_type="application/json")

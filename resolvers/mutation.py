@@ -1,0 +1,59 @@
+"""Mutation root: event capture (``trackEvents``, the same path as POST /events) and the admin operations
+the design calls "manual cache refresh endpoints" (role-gated through resolvers/permissions.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from gateway.errors import BadInput
+from gateway.jobs.refresh import refresh_funnel_analytics
+from gateway.realtime.capture import capture
+from gateway.realtime.invalidation import invalidate_scope
+from resolvers.permissions import AdminOnly
+from schema.inputs import DateRange
+from schema.realtime import (
+    CacheScope,
+    EventInput,
+    InvalidationResult,
+    RefreshResult,
+    TrackEventsResult,
+)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description=(
+            "Capture events (at most FUNNEL_EVENTS_MAX_BATCH): each is validated on its own; accepted ones "
+            "are durably stored when this returns. Replaying an eventId changes nothing."
+        )
+    )
+    async def track_events(self, info: strawberry.Info, events: list[EventInput]) -> TrackEventsResult:
+        result = await capture(info.context.services.realtime, [event.to_wire() for event in events])
+        return TrackEventsResult.from_result(result)
+
+    @strawberry.mutation(
+        description="Drop cached entries of a scope (and every cached whole response).",
+        permission_classes=[AdminOnly],
+    )
+    async def invalidate_cache(self, info: strawberry.Info, scope: CacheScope) -> InvalidationResult:
+        removed = await invalidate_scope(info.context.services.cache, scope.value)
+        return InvalidationResult(scope=scope, keys_removed=removed)
+
+    @strawberry.mutation(
+        description="Recompute the pre-aggregated funnel_analytics rows of the default funnel for a range.",
+        permission_classes=[AdminOnly],
+    )
+    async def refresh_analytics(
+        self, info: strawberry.Info, range_: Annotated[DateRange, strawberry.argument(name="range")]
+    ) -> RefreshResult:
+        if range_.start is None or range_.end is None:
+            raise BadInput("refreshAnalytics needs a closed range: start and end")
+        store = info.context.services.store
+        steps = await store.default_funnel()
+        if not steps:
+            raise BadInput("no default funnel yet (nothing ingested)")
+        rows = await refresh_funnel_analytics(store, steps, range_.start, range_.end)
+        return RefreshResult(start=range_.start, end=range_.end, steps=list(steps), rows=rows)

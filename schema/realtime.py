@@ -1,0 +1,227 @@
+"""Realtime types: the event input of ``trackEvents``, its result, the admin results, and what the
+subscriptions send (``realtimeMetrics``, ``userActivity``; ``funnelUpdates`` sends ``Funnel``).
+
+``EventInput`` is deliberately loose (strings, and JSON for ``timestamp`` and ``value``, which take a
+string or a number): the rules live in gateway/realtime/events.py and apply to ``POST /events`` and
+``trackEvents`` alike, so a bad event is rejected on its own, with its index and reason, instead of
+failing the whole mutation.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from gateway.realtime.aggregates import Snapshot
+from gateway.realtime.capture import CaptureResult
+from schema.enums import Device, device_of
+
+
+@strawberry.input
+class CoordinatesInput:
+    x: int
+    y: int
+
+
+_WIRE_NAMES = {
+    "type": "type",
+    "event_id": "eventId",
+    "user_id": "userId",
+    "session_id": "sessionId",
+    "page_type": "pageType",
+    "timestamp": "timestamp",
+    "duration": "duration",
+    "device": "device",
+    "interaction_type": "interactionType",
+    "element": "element",
+    "coordinates": "coordinates",
+    "value": "value",
+}
+
+
+@strawberry.input(description="One event, the same fields as a POST /events item (README: Event format).")
+class EventInput:
+    type: str | None = strawberry.field(
+        default=strawberry.UNSET, description="page_view, interaction or conversion."
+    )
+    event_id: str | None = strawberry.field(
+        default=strawberry.UNSET, description="For idempotent retries; generated when absent."
+    )
+    user_id: int | None = strawberry.UNSET
+    session_id: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Absent: continues the user's session (30 min gap)."
+    )
+    page_type: str | None = strawberry.UNSET
+    timestamp: JSON | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="ISO-8601 with a UTC offset (2026-03-01T10:00:00Z) or epoch seconds; absent: when it arrives.",
+    )
+    duration: float | None = strawberry.field(
+        default=strawberry.UNSET, description="page_view: seconds on the page."
+    )
+    device: str | None = strawberry.field(default=strawberry.UNSET, description="desktop, mobile or tablet.")
+    interaction_type: str | None = strawberry.field(
+        default=strawberry.UNSET, description="click, scroll, hover or form."
+    )
+    element: str | None = strawberry.UNSET
+    coordinates: CoordinatesInput | None = strawberry.UNSET
+    value: JSON | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A form interaction's text, or a conversion's amount (a number or a decimal string).",
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The event as POST /events would carry it (unset fields absent)."""
+        out: dict[str, Any] = {}
+        for name, wire in _WIRE_NAMES.items():
+            value = getattr(self, name)
+            if value is strawberry.UNSET or value is None:
+                continue
+            out[wire] = {"x": value.x, "y": value.y} if isinstance(value, CoordinatesInput) else value
+        return out
+
+
+@strawberry.type(description="An event that was not accepted, and why.")
+class RejectedEvent:
+    index: int = strawberry.field(description="Its position in the batch (0-based).")
+    event_id: str | None
+    reason: str
+
+
+@strawberry.type(description="What trackEvents stored. Every accepted id is durably stored.")
+class TrackEventsResult:
+    accepted: list[str] = strawberry.field(description="Ids of the valid events, stored now or before.")
+    duplicates: list[str] = strawberry.field(
+        description="Accepted ids that changed nothing (already stored)."
+    )
+    rejected: list[RejectedEvent]
+
+    @classmethod
+    def from_result(cls, result: CaptureResult) -> TrackEventsResult:
+        return cls(
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            rejected=[
+                RejectedEvent(index=r.index, event_id=r.event_id, reason=r.reason) for r in result.rejected
+            ],
+        )
+
+
+class CacheScope(str, Enum):
+    ALL = "all"
+    FUNNELS = "funnels"
+    DASHBOARDS = "dashboards"
+    TOP_PATHS = "top_paths"
+    ENTITIES = "entities"
+    SENTIMENT = "sentiment"
+    SIMILAR_USERS = "similar_users"
+    RESPONSES = "responses"
+
+
+strawberry.enum(
+    CacheScope, description="Which cached entries invalidateCache drops (whole responses always go too)."
+)
+
+
+@strawberry.type
+class InvalidationResult:
+    scope: CacheScope
+    keys_removed: int
+
+
+@strawberry.type(description="funnel_analytics rows rewritten for the range, for the default funnel.")
+class RefreshResult:
+    start: date
+    end: date
+    steps: list[str]
+    rows: int
+
+
+@strawberry.type(description="One event as it arrived (userActivity).")
+class ActivityEvent:
+    event_id: str
+    type: str
+    user_id: int
+    session_id: str
+    page_type: str
+    timestamp: datetime = strawberry.field(description="UTC.")
+    device: Device | None = strawberry.field(description="The user's device (what is stored).")
+    reported_device: Device | None = strawberry.field(description="The device the event itself reported.")
+    duration: float | None
+    interaction_type: str | None
+    element: str | None
+    value: str | None
+
+    @classmethod
+    def from_live(cls, event: dict[str, Any]) -> ActivityEvent:
+        return cls(
+            event_id=event["eventId"],
+            type=event["type"],
+            user_id=event["userId"],
+            session_id=event["sessionId"],
+            page_type=event["pageType"],
+            timestamp=datetime.fromisoformat(event["timestamp"]),
+            device=device_of(event.get("device")),
+            reported_device=device_of(event.get("reportedDevice")),
+            duration=event.get("duration") if event["type"] == "page_view" else None,
+            interaction_type=event.get("interactionType"),
+            element=event.get("element"),
+            value=event.get("value"),
+        )
+
+
+@strawberry.type
+class LiveDevice:
+    device: str = strawberry.field(description="desktop, mobile, tablet, or none (users without a device).")
+    active_users: int
+    events_per_minute: float
+
+
+@strawberry.type
+class LiveStepDevice:
+    device: str
+    users_today: int
+
+
+@strawberry.type(description="A step of the default funnel today (UTC), counted live.")
+class LiveStep:
+    name: str
+    users_today: int = strawberry.field(description="Unique users who viewed it today (HyperLogLog, ~1 %).")
+    by_device: list[LiveStepDevice]
+
+
+@strawberry.type(description="Live metrics from Redis (gateway/realtime/aggregates.py).")
+class RealtimeMetrics:
+    at: datetime = strawberry.field(description="When the snapshot was read (UTC).")
+    active_users: int = strawberry.field(description="Users with an event in the last minute.")
+    events_per_minute: float = strawberry.field(description="Events timestamped in the last 60 s.")
+    conversions_per_minute: float
+    by_device: list[LiveDevice]
+    steps: list[LiveStep]
+
+    @classmethod
+    def from_snapshot(cls, snap: Snapshot) -> RealtimeMetrics:
+        return cls(
+            at=snap.at,
+            active_users=snap.active_users,
+            events_per_minute=snap.events_per_minute,
+            conversions_per_minute=snap.conversions_per_minute,
+            by_device=[
+                LiveDevice(
+                    device=d.device, active_users=d.active_users, events_per_minute=d.events_per_minute
+                )
+                for d in snap.by_device
+            ],
+            steps=[
+                LiveStep(
+                    name=s.name,
+                    users_today=s.users_today,
+                    by_device=[LiveStepDevice(device=d, users_today=n) for d, n in s.by_device],
+                )
+                for s in snap.steps
+            ],
+        )
