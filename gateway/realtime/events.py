@@ -125,7 +125,8 @@ def _identifier(name: str, value: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    text = repr(value)
+    # Numbers the same way whether they came as JSON (-1) or through GraphQL's Float (-1.0).
+    text = format(value, "g") if isinstance(value, float) and math.isfinite(value) else repr(value)
     return text if len(text) <= 60 else text[:60] + "..."
 
 

@@ -1,0 +1,96 @@
+"""Realtime tests: the API fixture (tests/api) served over HTTP and WebSocket, and event helpers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.cache import keys
+from gateway.services import Services
+from gateway.stores.contracts import Cache
+from gateway.web.app import create_app
+from tests.api.conftest import counted, services  # noqa: F401  (re-exported fixtures)
+
+
+@pytest.fixture
+async def http(services: Services) -> AsyncIterator[TestClient]:  # noqa: F811
+    async with TestClient(TestServer(create_app(services))) as client:
+        yield client
+
+
+@pytest.fixture
+async def counted_http(counted: Services) -> AsyncIterator[TestClient]:  # noqa: F811
+    async with TestClient(TestServer(create_app(counted))) as client:
+        yield client
+
+
+def page_view(event_id: str, user_id: int, page: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "page_view", "eventId": event_id, "userId": user_id, "pageType": page, **extra}
+
+
+async def post_events(http: TestClient, body: Any) -> tuple[int, dict[str, Any]]:
+    resp = await http.post("/events", json=body)
+    return resp.status, await resp.json()
+
+
+class GraphQLSocket:
+    """A graphql-transport-ws client over one aiohttp WebSocket."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self._ids = 0
+
+    async def init(self) -> None:
+        await self.ws.send_json({"type": "connection_init"})
+        assert (await self.ws.receive_json(timeout=10))["type"] == "connection_ack"
+
+    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
+        self._ids += 1
+        op = str(self._ids)
+        payload = {"query": query, "variables": variables or {}}
+        await self.ws.send_json({"id": op, "type": "subscribe", "payload": payload})
+        return op
+
+    async def complete(self, op: str) -> None:
+        await self.ws.send_json({"id": op, "type": "complete"})
+
+    async def receive(self, wait_s: float = 20) -> dict[str, Any]:
+        while True:
+            message = await self.ws.receive_json(timeout=wait_s)
+            if message.get("type") == "ping":
+                await self.ws.send_json({"type": "pong"})
+                continue
+            return message
+
+
+async def open_socket(http: TestClient) -> GraphQLSocket:
+    ws = await http.ws_connect("/graphql", protocols=["graphql-transport-ws"])
+    socket = GraphQLSocket(ws)
+    await socket.init()
+    return socket
+
+
+async def wait_until(condition: Callable[[], bool], within_s: float = 30.0) -> None:
+    """Poll until ``condition()`` (a bound, not a timing assertion: it only fails a hung test)."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def numsub(cache: Cache) -> int:
+    """``PUBSUB NUMSUB`` of the events channel: how many connections are subscribed to it."""
+    [[_, count]] = await cache.pipeline([("PUBSUB", "NUMSUB", keys.CHANNEL_EVENTS)])
+    return int(count)
+
+
+async def wait_for_subscription(cache: Cache, count: int = 1, within_s: float = 30.0) -> None:
+    """Until ``count`` connections are subscribed to the events channel (a PUBLISH now reaches them)."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while await numsub(cache) != count:
+        assert asyncio.get_running_loop().time() < deadline, "subscriptions not in place in time"
+        await asyncio.sleep(0.01)

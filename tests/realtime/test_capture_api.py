@@ -1,0 +1,228 @@
+"""Capture through POST /events and trackEvents: per-event verdicts, what is stored, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gateway.cache import keys
+from gateway.realtime import streams
+from gateway.services import Services
+from tests.api.conftest import data_of, run
+from tests.realtime.conftest import page_view, post_events, wait_for_subscription, wait_until
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+async def test_a_mixed_batch_gets_exact_verdicts_and_every_valid_event_is_stored(http, services: Services):
+    batch = [
+        page_view("ok-1", 1, "home_page", timestamp=iso(NOW)),
+        {"type": "page_view", "eventId": "bad-1", "pageType": "home_page"},  # no userId
+        page_view("ok-2", 2, "search_page", duration=12.5),
+        {"type": "click", "eventId": "bad-2", "userId": 1},  # unknown type
+        {
+            "type": "interaction",
+            "eventId": "ok-3",
+            "userId": 1,
+            "pageType": "payment_page",
+            "interactionType": "form",
+            "value": "fast checkout",
+            "coordinates": {"x": 3, "y": 4},
+        },
+        page_view("bad-3", 3, "Home Page"),  # not a slug
+        {
+            "type": "conversion",
+            "eventId": "ok-4",
+            "userId": 2,
+            "pageType": "payment_confirmation_page",
+            "value": 42,
+        },
+    ]
+    status, body = await post_events(http, batch)
+    assert status == 200
+    assert body == {
+        "accepted": ["ok-1", "ok-2", "ok-3", "ok-4"],
+        "duplicates": [],
+        "rejected": [
+            {"index": 1, "eventId": "bad-1", "reason": "page_view events need userId"},
+            {
+                "index": 3,
+                "eventId": "bad-2",
+                "reason": "type must be one of page_view, interaction, conversion, got 'click'",
+            },
+            {
+                "index": 5,
+                "eventId": "bad-3",
+                "reason": "pageType must be a slug like 'home' or 'gift_cards' ([a-z][a-z0-9_]{0,39}), got 'Home Page'",
+            },
+        ],
+    }
+    store = services.store
+    [v1], [v2] = (await store.visits_by_user_ids([1]))[0][-1:], (await store.visits_by_user_ids([2]))[0][-1:]
+    assert (v1["event_id"], v1["timestamp"], v1["device"]) == ("ok-1", NOW.replace(tzinfo=None), "desktop")
+    assert (v2["event_id"], v2["duration"], v2["device"]) == ("ok-2", 12.5, "mobile")
+    interactions = (await store.interactions_by_session_ids([v1["session_id"]]))[0]
+    assert [(i["event_id"], i["value"], i["coordinates"]) for i in interactions] == [
+        ("ok-3", "fast checkout", {"x": 3, "y": 4})
+    ]
+    [session] = await store.sessions_by_ids([v2["session_id"]])
+    assert (session["converted"], session["conversion_value"], session["pages_visited"]) == (
+        True,
+        42.0,
+        ["search_page"],
+    )
+
+
+async def test_trackevents_applies_the_same_rules_and_answers_the_same(http, services: Services):
+    mutation = """mutation($events: [EventInput!]!) {
+        trackEvents(events: $events) { accepted duplicates rejected { index eventId reason } } }"""
+    events = [
+        page_view("m-1", 1, "home_page", timestamp=NOW.timestamp()),
+        {"type": "page_view", "eventId": "m-bad", "userId": 1, "pageType": "home_page", "duration": -1},
+    ]
+    data = await data_of(services, mutation, {"events": events})
+    status, body = await post_events(
+        http, [page_view("p-1", 1, "home_page"), events[1] | {"eventId": "p-bad"}]
+    )
+    assert data["trackEvents"] == {
+        "accepted": ["m-1"],
+        "duplicates": [],
+        "rejected": [
+            {
+                "index": 1,
+                "eventId": "m-bad",
+                "reason": "duration must be a number of seconds 0..86400, got -1",
+            }
+        ],
+    }
+    assert (status, body["rejected"][0]["reason"]) == (200, data["trackEvents"]["rejected"][0]["reason"])
+    [visits] = await services.store.visits_by_user_ids([1])
+    assert {"m-1", "p-1"} <= {v["event_id"] for v in visits}
+
+
+async def test_a_duplicate_event_id_is_stored_counted_and_published_once(http, services: Services):
+    cache, realtime = services.cache, services.realtime
+    feed = streams.user_activity(realtime, 4)
+    first_message = asyncio.ensure_future(anext(feed))
+    await wait_until(lambda: realtime.hub.status.up and realtime.hub.running)
+    await wait_for_subscription(services.cache)
+    event = page_view("dup-1", 4, "search_page", timestamp=iso(NOW))
+    assert await post_events(http, [event, event]) == (
+        200,
+        {"accepted": ["dup-1"], "duplicates": ["dup-1"], "rejected": []},
+    )
+    assert await post_events(http, [event]) == (
+        200,
+        {"accepted": ["dup-1"], "duplicates": ["dup-1"], "rejected": []},
+    )
+    mutation = 'mutation { trackEvents(events: [{type: "page_view", eventId: "dup-1", userId: 4, pageType: "search_page"}]) { duplicates } }'
+    assert (await data_of(services, mutation))["trackEvents"]["duplicates"] == ["dup-1"]
+    marker = page_view("after-dup", 4, "home_page")
+    await post_events(http, [marker])
+
+    published = [await first_message, await anext(feed)]
+    assert [e["eventId"] for e in published] == ["dup-1", "after-dup"]  # the duplicate was never published
+    [visits] = await services.store.visits_by_user_ids([4])
+    assert [v["event_id"] for v in visits].count("dup-1") == 1
+    session = next(
+        s
+        for s in (await services.store.sessions_by_user_ids([4]))[0]
+        if s["session_id"] == visits[-1]["session_id"]
+    )
+    assert session["pages_visited"] == ["search_page", "home_page"]
+    minute = keys.realtime_minute(NOW.replace(second=0, tzinfo=None))
+    counted = await cache.pipeline(
+        [
+            ("HGET", minute, "page:search_page:mobile"),
+            ("PFCOUNT", keys.realtime_uniques(NOW.date(), "search_page", None)),
+        ]
+    )
+    assert [int(counted[0]), counted[1]] == [1, 1]
+    await feed.aclose()
+
+
+async def test_unknown_users_are_created_and_sessions_split_after_the_inactivity_gap(
+    http, services: Services
+):
+    start = NOW - timedelta(hours=2)
+    events = [
+        page_view("g-1", 900, "home_page", timestamp=iso(start), device="tablet"),
+        page_view("g-2", 900, "search_page", timestamp=iso(start + timedelta(minutes=29))),
+        page_view("g-3", 900, "payment_page", timestamp=iso(start + timedelta(minutes=29 + 31))),
+        page_view("g-4", 1, "home_page", device="mobile"),  # user 1 is desktop: the visit stays desktop
+    ]
+    status, _ = await post_events(http, events)
+    assert status == 200
+    [user] = await services.store.users_by_ids([900])
+    assert (user["device"], user["sex"], user["date"]) == ("tablet", None, start.date())
+    [sessions] = await services.store.sessions_by_user_ids([900])
+    assert [(s["session_id"], s["pages_visited"]) for s in sessions] == [
+        ("rt-g-1", ["home_page", "search_page"]),
+        ("rt-g-3", ["payment_page"]),
+    ]
+    [visits] = await services.store.visits_by_user_ids([1])
+    assert visits[-1]["event_id"] == "g-4" and visits[-1]["device"] == "desktop"
+    result = await run(services, "{ user(id: 900) { device sessions { id pagesVisited } } }")
+    assert result["data"]["user"]["sessions"][1]["id"] == "rt-g-3"
+
+
+async def test_an_event_joins_the_session_it_names(http, services: Services):
+    await post_events(
+        http,
+        [
+            page_view(
+                "n-1",
+                1,
+                "search_page",
+                sessionId="s1",
+                timestamp=iso(datetime(2015, 1, 1, 10, 7, tzinfo=UTC)),
+            )
+        ],
+    )
+    [session] = await services.store.sessions_by_ids(["s1"])
+    assert session["pages_visited"][-1] == "search_page"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"[", 400, "BAD_REQUEST"),  # not JSON
+        (b'{"events": []}', 400, "BAD_REQUEST"),  # neither an array nor {"batch": [...]}
+        (b"[]", 400, "BAD_REQUEST"),  # no events
+        (b'"text"', 400, "BAD_REQUEST"),
+        (b'[{"type": "page_view"}]', 400, None),  # every event rejected: the verdicts, status 400
+    ],
+)
+async def test_bad_bodies_are_400(http, body: bytes, status: int, code: str | None):
+    resp = await http.post("/events", data=body, headers={"Content-Type": "application/json"})
+    answer = await resp.json()
+    assert resp.status == status
+    if code:
+        assert answer["code"] == code
+    else:
+        assert answer["accepted"] == [] and answer["rejected"][0]["index"] == 0
+
+
+async def test_too_many_events_or_bytes_are_413_and_nothing_is_stored(http, services: Services):
+    limit = services.settings.events_max_batch
+    status, body = await post_events(
+        http, {"batch": [page_view(f"big-{i}", 1, "home_page") for i in range(limit + 1)]}
+    )
+    assert (status, body["code"]) == (413, "PAYLOAD_TOO_LARGE")
+    assert "FUNNEL_EVENTS_MAX_BATCH" in body["error"]
+    huge = b"[" + b" " * services.settings.events_max_bytes + b"]"
+    resp = await http.post("/events", data=huge, headers={"Content-Type": "application/json"})
+    assert resp.status == 413 and (await resp.json())["code"] == "PAYLOAD_TOO_LARGE"
+    [visits] = await services.store.visits_by_user_ids([1])
+    assert not any(v["event_id"].startswith("big-") for v in visits)
+    too_many = [{"type": "page_view", "userId": 1, "pageType": "home_page"}] * (limit + 1)
+    result = await run(
+        services, "mutation($e: [EventInput!]!) { trackEvents(events: $e) { accepted } }", {"e": too_many}
+    )
+    assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -1,0 +1,108 @@
+"""Every validation rule of gateway/realtime/events.py: one bad event each, and what valid ones become."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from gateway.realtime.events import Event, parse_event, validate
+
+NOW = datetime(2026, 3, 1, 12, 0, 0)
+SKEW = timedelta(seconds=300)
+VIEW = {"type": "page_view", "userId": 7, "pageType": "home"}
+CLICK = {"type": "interaction", "userId": 7, "pageType": "home", "interactionType": "click"}
+FORM = {**CLICK, "interactionType": "form"}
+BUY = {"type": "conversion", "userId": 7, "pageType": "confirmation", "value": 10}
+
+
+def reason(raw: Any) -> str:
+    checked = validate([raw], NOW, SKEW)
+    assert checked.events == [], f"accepted: {checked.events}"
+    return checked.rejected[0].reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("text", "an event must be a JSON object, got str"),
+        ({**VIEW, "user_id": 7}, "unknown field(s) user_id (fields are camelCase"),
+        ({**VIEW, "type": None}, "type must be one of page_view, interaction, conversion, got None"),
+        ({**VIEW, "type": "view"}, "type must be one of page_view, interaction, conversion, got 'view'"),
+        ({**VIEW, "interactionType": "click"}, "field(s) interactionType do not apply to page_view events"),
+        ({**CLICK, "duration": 3}, "field(s) duration do not apply to interaction events"),
+        ({**BUY, "coordinates": {"x": 1, "y": 1}}, "field(s) coordinates do not apply to conversion events"),
+        ({"type": "page_view", "userId": 7}, "page_view events need pageType"),
+        ({"type": "interaction", "userId": 7, "pageType": "home"}, "interaction events need interactionType"),
+        ({"type": "conversion", "userId": 7, "pageType": "confirmation"}, "conversion events need value"),
+        ({**VIEW, "userId": "7"}, "userId must be an integer 1..2147483647, got '7'"),
+        ({**VIEW, "userId": True}, "userId must be an integer 1..2147483647, got True"),
+        ({**VIEW, "userId": 0}, "userId must be an integer 1..2147483647, got 0"),
+        ({**VIEW, "userId": 2**31}, "userId must be an integer 1..2147483647, got 2147483648"),
+        ({**VIEW, "pageType": "Home"}, "pageType must be a slug"),
+        ({**VIEW, "pageType": "a" * 41}, "pageType must be a slug"),
+        ({**VIEW, "pageType": 3}, "pageType must be a slug"),
+        ({**VIEW, "eventId": ""}, "eventId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -"),
+        ({**VIEW, "eventId": "a b"}, "eventId must be 1-128 characters"),
+        ({**VIEW, "eventId": "x" * 129}, "eventId must be 1-128 characters"),
+        ({**VIEW, "eventId": 12}, "eventId must be 1-128 characters"),
+        ({**VIEW, "sessionId": "s/1"}, "sessionId must be 1-128 characters"),
+        ({**VIEW, "timestamp": "2026-03-01 10:00:00"}, "timestamp needs a UTC offset (Z or +hh:mm)"),
+        ({**VIEW, "timestamp": "yesterday"}, "timestamp must be ISO-8601 or epoch seconds, got 'yesterday'"),
+        ({**VIEW, "timestamp": True}, "timestamp must be ISO-8601 or epoch seconds, got True"),
+        ({**VIEW, "timestamp": [1]}, "timestamp must be ISO-8601 or epoch seconds"),
+        ({**VIEW, "timestamp": 1e300}, "is not a usable epoch time"),
+        ({**VIEW, "timestamp": -1}, "is before 1970-01-01"),
+        ({**VIEW, "timestamp": "2026-03-01T12:05:01Z"}, "is more than 300 s in the future"),
+        ({**VIEW, "duration": -1}, "duration must be a number of seconds 0..86400, got -1"),
+        ({**VIEW, "duration": 86_401}, "duration must be a number of seconds 0..86400"),
+        ({**VIEW, "duration": "5"}, "duration must be a number of seconds 0..86400"),
+        ({**VIEW, "duration": float("nan")}, "duration must be a number of seconds 0..86400"),
+        ({**VIEW, "device": "phone"}, "device must be one of desktop, mobile, tablet"),
+        ({**VIEW, "device": 1}, "device must be one of desktop, mobile, tablet"),
+        ({**CLICK, "interactionType": "tap"}, "interactionType must be one of click, scroll, hover, form"),
+        ({**CLICK, "value": "x"}, "value applies to form interactions only"),
+        ({**CLICK, "element": "e" * 101}, "element must be a string of at most 100 characters"),
+        ({**CLICK, "coordinates": [1, 2]}, "coordinates must be an object {x, y}"),
+        ({**CLICK, "coordinates": {"x": 1}}, "coordinates must be an object {x, y}"),
+        ({**CLICK, "coordinates": {"x": -1, "y": 0}}, "coordinates.x must be an integer 0..100000"),
+        ({**CLICK, "coordinates": {"x": 0, "y": 1.5}}, "coordinates.y must be an integer 0..100000"),
+        ({**FORM, "value": "v" * 2001}, "value must be a string of at most 2000 characters"),
+        ({**FORM, "value": 5}, "value must be a string of at most 2000 characters"),
+        ({**BUY, "value": "ten"}, "a conversion's value must be an amount, got 'ten'"),
+        ({**BUY, "value": -5}, "a conversion's value must be between 0 and 1e+09, got -5"),
+        ({**BUY, "value": "inf"}, "a conversion's value must be between 0 and 1e+09"),
+        ({**BUY, "value": True}, "a conversion's value must be an amount, got True"),
+    ],
+)
+def test_each_rule_rejects_with_its_reason(raw: Any, expected: str) -> None:
+    assert expected in reason(raw)
+
+
+def test_valid_events_are_normalised() -> None:
+    view = parse_event(
+        {**VIEW, "timestamp": "2026-03-01T13:00:00.1234+02:00", "device": " Mobile "}, NOW, SKEW
+    )
+    assert (view.timestamp, view.device, view.duration) == (
+        datetime(2026, 3, 1, 11, 0, 0, 123000),
+        "mobile",
+        0.0,
+    )
+    assert parse_event({**VIEW, "timestamp": 0}, NOW, SKEW).timestamp == datetime(1970, 1, 1)
+    assert parse_event({**VIEW, "timestamp": None}, NOW, SKEW).timestamp == NOW  # null = absent = arrival
+    assert parse_event({**VIEW, "timestamp": "2026-03-01T12:05:00Z"}, NOW, SKEW).timestamp == NOW + SKEW
+    assert parse_event({**BUY, "value": "12.50"}, NOW, SKEW).value == "12.5"
+    form = parse_event({**FORM, "value": "great", "coordinates": {"x": 1, "y": 2}}, NOW, SKEW)
+    assert (form.value, form.coordinates, form.element) == ("great", {"x": 1, "y": 2}, "")
+    generated = parse_event(VIEW, NOW, SKEW)
+    assert len(generated.event_id) == 32 and generated.session_id is None
+
+
+def test_a_bad_event_never_costs_a_good_one_and_repeats_count_once() -> None:
+    checked = validate([VIEW | {"eventId": "a"}, {"type": "x"}, VIEW | {"eventId": "a"}, BUY], NOW, SKEW)
+    assert checked.events[0].event_id == "a" and len(checked.events) == 2
+    assert checked.indexes == [0, 3]
+    assert checked.repeats == ["a"]
+    assert [(r.index, r.event_id) for r in checked.rejected] == [(1, None)]
+    assert all(isinstance(e, Event) for e in checked.events)
