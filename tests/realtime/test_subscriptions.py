@@ -1,0 +1,222 @@
+"""Subscriptions fed by Redis pub/sub: over WebSocket, across two gateways, through a Redis outage, with
+stalled and churning subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.config import load_settings
+from gateway.embedded.redis_server import RedisServer
+from gateway.realtime import streams
+from gateway.realtime.hub import ChangeFlag, Dropped
+from gateway.services import Services, open_services
+from gateway.web.app import create_app
+from tests.realtime.conftest import (
+    numsub,
+    open_socket,
+    page_view,
+    post_events,
+    wait_for_subscription,
+    wait_until,
+)
+
+ACTIVITY = "subscription($id: Int!) { userActivity(userId: $id) { eventId userId sessionId pageType device reportedDevice } }"
+
+
+async def test_user_activity_over_websocket_gets_that_user_s_events(http, services: Services):
+    socket = await open_socket(http)
+    op = await socket.subscribe(ACTIVITY, {"id": 2})
+    await wait_for_subscription(services.cache)
+    await post_events(
+        http, [page_view("other", 3, "home_page"), page_view("mine", 2, "search_page", device="tablet")]
+    )
+    message = await socket.receive()
+    assert message["id"] == op and message["type"] == "next"
+    event = message["payload"]["data"]["userActivity"]
+    assert event == {
+        "eventId": "mine",
+        "userId": 2,
+        "sessionId": event["sessionId"],
+        "pageType": "search_page",
+        "device": "MOBILE",  # the user's, as stored
+        "reportedDevice": "TABLET",  # what the event said
+    }
+    await socket.ws.close()
+
+
+async def test_funnel_updates_sends_the_funnel_then_each_change(http, services: Services):
+    socket = await open_socket(http)
+    query = """subscription { funnelUpdates(steps: ["home_page", "search_page"], filter: {device: MOBILE},
+                                              intervalSeconds: 0.1) { steps { name users avgTimeSpent } } }"""
+    await socket.subscribe(query)
+    first = (await socket.receive())["payload"]["data"]["funnelUpdates"]["steps"]
+    await wait_for_subscription(services.cache)
+    today = datetime.now(UTC).isoformat()
+    await post_events(http, [page_view("f-1", 6, "search_page", timestamp=today)])  # user 6: desktop, ignored
+    await post_events(http, [page_view("f-2", 2, "search_page", duration=1000, timestamp=today)])
+    second = (await socket.receive())["payload"]["data"]["funnelUpdates"]["steps"]
+    assert [s["users"] for s in first] == [s["users"] for s in second] == [2, 2]  # users 2 and 4
+    assert second[1]["avgTimeSpent"] > first[1]["avgTimeSpent"]  # user 2's search time grew by 1000 s
+    await socket.ws.close()
+
+
+def test_a_change_flag_coalesces_any_number_of_messages() -> None:
+    flag = ChangeFlag(lambda event: event["pageType"] == "home")
+    for _ in range(100):
+        flag.offer([{"pageType": "home"}, {"pageType": "other"}])
+    assert flag.take() == (True, None)
+    assert flag.take() == (False, None)
+    flag.offer([{"pageType": "other"}])
+    assert flag.take() == (False, None)
+
+
+async def test_realtime_metrics_count_live_events(http, services: Services):
+    minute = datetime.now(UTC).replace(second=1, microsecond=0)
+    events = [
+        page_view(f"m-{i}", i, "home_page", duration=5, timestamp=minute.isoformat()) for i in (1, 2, 4)
+    ]
+    await post_events(http, [*events, page_view("m-search", 4, "search_page", timestamp=minute.isoformat())])
+    socket = await open_socket(http)
+    await socket.subscribe("""subscription { realtimeMetrics(intervalSeconds: 0.1) {
+        activeUsers eventsPerMinute byDevice { device activeUsers } steps { name usersToday } } }""")
+    metrics = (await socket.receive())["payload"]["data"]["realtimeMetrics"]
+    assert metrics["activeUsers"] == 3
+    assert sorted((d["device"], d["activeUsers"]) for d in metrics["byDevice"]) == [
+        ("desktop", 1),
+        ("mobile", 2),
+    ]
+    assert metrics["steps"][:2] == [
+        {"name": "home_page", "usersToday": 3},
+        {"name": "search_page", "usersToday": 1},
+    ]
+    await socket.ws.close()
+    # Per minute: the running minute, plus the part of the previous one still inside the last 60 s.
+    at = minute.replace(second=30, tzinfo=None)
+    assert (await services.realtime.snapshot(now=at)).events_per_minute == 4
+    later = await services.realtime.snapshot(now=at.replace(second=15) + timedelta(minutes=1))
+    assert later.events_per_minute == 3  # 45 s of the previous minute's 60 still count: 4 * 0.75
+
+
+async def test_a_stalled_subscriber_does_not_delay_another(http, services: Services):
+    """A stops reading after its first event; B reads everything. B gets every event, in order, while A
+    falls behind and is dropped -- the hub never waits for A."""
+    realtime = services.realtime
+    stalled = streams.user_activity(realtime, 2)
+    reader = streams.user_activity(realtime, 2)
+    first_of_stalled = asyncio.ensure_future(anext(stalled))
+    received: list[str] = []
+
+    async def read_all() -> None:
+        async for event in reader:
+            received.append(event["eventId"])
+            if len(received) == 1 + 3 * 100:
+                return
+
+    reading = asyncio.ensure_future(read_all())
+    await wait_until(lambda: realtime.hub.subscribers == 2)
+    await wait_for_subscription(services.cache)
+    await post_events(http, [page_view("start", 2, "home_page")])
+    assert (await first_of_stalled)["eventId"] == "start"
+    for batch in range(3):  # 300 more events: past the stalled subscriber's buffer (256)
+        await post_events(http, [page_view(f"e{batch}-{i}", 2, "home_page") for i in range(100)])
+    await asyncio.wait_for(reading, 60)
+    assert received == ["start", *(f"e{b}-{i}" for b in range(3) for i in range(100))]
+    with pytest.raises(Dropped, match="more than 256 events were waiting"):
+        await anext(stalled)
+    await reader.aclose()
+    await stalled.aclose()
+    await wait_until(lambda: not realtime.hub.running)
+
+
+async def test_100_subscribe_unsubscribe_cycles_leave_no_task_and_no_redis_subscription(
+    http, services: Services
+):
+    persistent = await open_socket(http)
+    await asyncio.sleep(0)
+    tasks_before, subscribed_before = len(asyncio.all_tasks()), await numsub(services.cache)
+    assert subscribed_before == 0
+    for cycle in range(100):
+        if cycle % 2 == 0:  # unsubscribe: "complete" on a connection that stays open
+            op = await persistent.subscribe(ACTIVITY, {"id": 2})
+            await wait_for_subscription(services.cache, 1)
+            await persistent.complete(op)
+        else:  # disconnect: the client goes away mid-subscription
+            socket = await open_socket(http)
+            await socket.subscribe(ACTIVITY, {"id": 2})
+            await wait_for_subscription(services.cache, 1)
+            await socket.ws.close()
+        await wait_for_subscription(services.cache, 0)
+    await wait_until(lambda: len(asyncio.all_tasks()) <= tasks_before)
+    assert len(asyncio.all_tasks()) == tasks_before
+    assert await numsub(services.cache) == subscribed_before
+    assert services.realtime.hub.subscribers == 0 and not services.realtime.hub.running
+    await persistent.ws.close()
+
+
+# -- with a Redis of our own: two gateways on it, and an outage ------------------------------------------
+@pytest.fixture
+async def shared_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    server = RedisServer(tmp_path / "shared-redis")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def gateway(data_dir: Path, redis_url: str) -> AsyncIterator[tuple[Services, TestClient]]:
+    settings = load_settings(env={"FUNNEL_DATA_DIR": str(data_dir), "FUNNEL_REDIS_URL": redis_url})
+    async with open_services(settings) as services, TestClient(TestServer(create_app(services))) as client:
+        yield services, client
+
+
+async def test_an_event_posted_to_one_gateway_reaches_a_subscriber_on_another(tmp_path: Path, shared_redis):
+    async with (
+        gateway(tmp_path / "one", shared_redis.url) as (_, one),
+        gateway(tmp_path / "two", shared_redis.url) as (two, http_two),
+    ):
+        socket = await open_socket(http_two)
+        await socket.subscribe(ACTIVITY, {"id": 77})
+        await wait_for_subscription(two.cache)
+        status, _ = await post_events(one, [page_view("cross-1", 77, "home_page", device="mobile")])
+        assert status == 200
+        event = (await socket.receive())["payload"]["data"]["userActivity"]
+        assert (event["eventId"], event["userId"], event["device"]) == ("cross-1", 77, "MOBILE")
+        await socket.ws.close()
+
+
+async def test_redis_down_capture_stays_durable_and_subscribers_hear_it_then_resume(
+    tmp_path: Path, shared_redis
+):
+    async with gateway(tmp_path / "gw", shared_redis.url) as (services, http):
+        socket = await open_socket(http)
+        await socket.subscribe(ACTIVITY, {"id": 5})
+        await wait_for_subscription(services.cache)
+        await shared_redis.stop()
+
+        outage: dict[str, Any] = await socket.receive()
+        [error] = outage["payload"]["errors"]
+        assert outage["type"] == "next" and outage["payload"]["data"] == {"userActivity": None}
+        assert error["extensions"]["code"] == "UNAVAILABLE" and "Redis is unavailable" in error["message"]
+        assert "resume when Redis is back" in error["message"]
+        status, body = await post_events(http, [page_view("while-down", 5, "home_page")])
+        assert (status, body["accepted"]) == (200, ["while-down"])
+        [visits] = await services.store.visits_by_user_ids([5])
+        assert visits[-1]["event_id"] == "while-down"
+
+        await shared_redis.start()  # same socket: clients reconnect by themselves
+        await wait_for_subscription(services.cache)
+        await post_events(http, [page_view("after", 5, "search_page")])
+        resumed = await socket.receive()
+        assert resumed["payload"]["data"]["userActivity"]["eventId"] == "after"
+        assert not services.realtime.redis_debt  # the epoch was replaced once Redis answered again
+        await socket.ws.close()
