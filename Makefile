@@ -6,9 +6,12 @@ DATA_DIR ?= $(or $(FUNNEL_DATA_DIR),data)
 DEMO_USERS ?= 20000
 # Point DEMO_CSV at a directory of Kaggle-style CSVs to demo on your own data instead of generated data.
 DEMO_CSV ?=
+# `make replay` (in a second terminal while `make demo` serves): the demo data as live events.
+REPLAY_RATE ?= 50
+REPLAY_URL ?= http://$(or $(FUNNEL_HOST),127.0.0.1):$(or $(FUNNEL_PORT),8000)
 FG := FUNNEL_DATA_DIR=$(DATA_DIR) $(BIN)/funnelgate
 
-.PHONY: install ensure-redis demo demo-data test lint bench schema clean
+.PHONY: install ensure-redis demo demo-data replay test lint bench schema clean
 
 NODE_TOOLS := tests/node
 
@@ -69,6 +72,9 @@ demo-data: install
 
 demo: demo-data
 	$(FG) serve
+
+replay: install
+	$(BIN)/funnelgate replay --csv-dir $(or $(DEMO_CSV),$(DATA_DIR)/sample-csv-$(DEMO_USERS)) --rate $(REPLAY_RATE) --url $(REPLAY_URL)
 
 test: install
 	$(BIN)/python -m pytest -q

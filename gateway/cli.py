@@ -59,6 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("embed", parents=[common], help="(re)build behaviour embeddings in Milvus")
     p.add_argument("--seed", type=int, default=0)
 
+    p = sub.add_parser(
+        "replay", help="post a Kaggle-style dataset to a running gateway as live events (POST /events)"
+    )
+    p.add_argument(
+        "--csv-dir", type=Path, required=True, help="directory with user_table.csv and *_table.csv"
+    )
+    p.add_argument("--rate", type=float, default=50.0, help="events per second (0 = as fast as it goes)")
+    p.add_argument("--url", default=None, help="the gateway (default: http://FUNNEL_HOST:FUNNEL_PORT)")
+    p.add_argument("--batch", type=int, default=100, help="events per request")
+    p.add_argument("--limit", type=int, default=None, help="stop after this many events")
+    p.add_argument("--run", default=None, help="event id prefix; the same run replays idempotently")
+    p.add_argument("--seed", type=int, default=0)
+
     p = sub.add_parser("query", parents=[common], help="run one GraphQL operation and print the JSON result")
     p.add_argument("document", help="the GraphQL document")
     p.add_argument("--variables", default=None, help="variables as a JSON object")
@@ -137,6 +150,23 @@ def _fingerprint(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from gateway.realtime.replay import read_replay
+    from gateway.web.replay import replay
+
+    if args.rate < 0 or args.batch < 1 or (args.limit is not None and args.limit < 1):
+        raise ConfigError("--rate/--batch/--limit", "rate must be >= 0, batch and limit >= 1")
+    url = args.url or f"http://{settings.host}:{settings.port}"
+    run = args.run or f"r{int(time.time())}"
+    events = read_replay(args.csv_dir, run, args.seed)
+    print(f"replaying {args.csv_dir} to {url}/events at {args.rate:g} events/s (run {run}); Ctrl-C stops")
+    report = await replay(events, url, args.rate, args.batch, args.limit)
+    print(report.render())
+    return 1 if report.failed_requests and not report.accepted else 0
+
+
 def _json_object(flag: str, raw: str | None) -> dict[str, Any] | None:
     if raw is None:
         return None
@@ -188,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ingest": lambda: _ingest(settings, args),
             "embed": lambda: _embed(settings, args),
             "query": lambda: _query(settings, args),
+            "replay": lambda: _replay(settings, args),
         }
         return asyncio.run(commands[args.command]())
     except ConfigError as exc:
