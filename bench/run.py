@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["bench_funnel", "bench_ingest", "bench_vectors", "bench_api", "bench_mongo_wire"]
+ORDER = ["bench_funnel", "bench_ingest", "bench_vectors", "bench_api", "bench_mongo_wire", "bench_realtime"]
 
 
 def _load(name: str):  # type: ignore[no-untyped-def]

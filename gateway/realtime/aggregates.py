@@ -118,9 +118,13 @@ def commands(planned: Planned, new_ids: Collection[str], now: datetime) -> list[
         for chunk in _chunks(sorted(members), CHUNK):
             out.append(("ZADD", key, *[part for user in chunk for part in (arrived, user)]))
         out += [("ZREMRANGEBYSCORE", key, "-inf", cutoff), ("EXPIRE", key, keys.TTL_REALTIME_LIST)]
+    active_states: list[str] = []
     for user, event in last_event.items():
         state = f'{{"eventId":"{event.event_id}","type":"{event.type}","pageType":"{event.page_type}","at":"{event.timestamp.isoformat()}"}}'
-        out.append(("SET", keys.user_active(user), state, "EX", keys.TTL_USER_ACTIVITY))
+        active_states += (keys.user_active(user), state)
+    if active_states:
+        out.append(("MSETEX", keys.TTL_USER_ACTIVITY, *active_states))
+    session_states: list[str] = []
     for session_id, events in sessions.items():
         latest = max(events, key=lambda e: e.timestamp)
         state = (
@@ -128,7 +132,9 @@ def commands(planned: Planned, new_ids: Collection[str], now: datetime) -> list[
             f'"reported_device":"{latest.device or ""}","last_seen":"{latest.timestamp.isoformat()}",'
             f'"last_page":"{latest.page_type}"}}'
         )
-        out.append(("SET", keys.session(session_id), state, "EX", keys.TTL_ACTIVE_SESSION))
+        session_states += (keys.session(session_id), state)
+    if session_states:
+        out.append(("MSETEX", keys.TTL_ACTIVE_SESSION, *session_states))
     return out
 
 

@@ -1,6 +1,7 @@
 """Enrichment: valid events -> the documents ``DocumentStore.record_events`` writes.
 
-Two store reads per group of events (whatever its size): the users, and the users' sessions.
+Two store reads per group of events (whatever its size): the users, and the users' sessions -- only
+for users this process has not seen lately (:class:`PlannerMemory`).
 
 * **Users.** A known user keeps their document. An unknown one is created from their earliest event in
   the group: ``device`` as that event reports it (None if it does not), ``sex`` None, ``date`` the
@@ -22,6 +23,7 @@ Two store reads per group of events (whatever its size): the users, and the user
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -49,6 +51,7 @@ class Planned:
     user_sex: dict[int, str | None] = field(default_factory=dict)
     new_users: set[int] = field(default_factory=set)
     stored_start: dict[str, datetime] = field(default_factory=dict)  # sessions that existed: their start
+    spans: dict[int, _Span] = field(default_factory=dict)  # each user's latest session after the group
 
 
 def _end(event: Event) -> datetime:
@@ -79,12 +82,63 @@ def _document(event: Event, session_id: str, device: str | None) -> Document:
     }
 
 
-async def plan(store: DocumentStore, events: list[Event], gap: timedelta) -> Planned:
-    user_ids = list(dict.fromkeys(e.user_id for e in events))
+@dataclass
+class _Known:
+    device: str | None
+    sex: str | None
+    span: _Span | None
+    until: float
+
+
+class PlannerMemory:
+    """What enrichment learnt about users, kept between this process's group commits, so a returning
+    visitor costs no store read: their device and sex (user documents never change) and their latest
+    session's span, for ``ttl_s`` seconds after their last event, at most ``max_users`` (least recently
+    seen forgotten first). Remembered only after a commit succeeded, and only for users whose events in
+    it were all new (a replayed one may have been planned into a session that was never created).
+
+    Across replicas this is per process: a user whose events alternate between two gateways within the
+    session gap may get a new session where one process would have continued it (sticky routing by user
+    avoids that); ``ttl_s`` bounds how long a re-ingested user's changed device can be missed.
+    """
+
+    def __init__(self, ttl_s: float, max_users: int = 200_000) -> None:
+        self._ttl_s = ttl_s
+        self._max_users = max_users
+        self._known: OrderedDict[int, _Known] = OrderedDict()
+
+    def recall(self, user_ids: list[int], now: float) -> dict[int, _Known]:
+        out = {}
+        for user_id in user_ids:
+            known = self._known.get(user_id)
+            if known is not None and known.until >= now:
+                out[user_id] = known
+        return out
+
+    def remember(self, planned: Planned, new_ids: set[str], now: float) -> None:
+        replayed = {e.user_id for e in planned.events if e.event_id not in new_ids}
+        for user_id in {e.user_id for e in planned.events}:
+            self._known.pop(user_id, None)
+            if user_id in replayed:
+                continue
+            span = planned.spans.get(user_id)
+            self._known[user_id] = _Known(
+                device=planned.user_device.get(user_id),
+                sex=planned.user_sex.get(user_id),
+                span=None if span is None else _Span(span.session_id, span.start, span.end),
+                until=now + self._ttl_s,
+            )
+        while len(self._known) > self._max_users:
+            self._known.popitem(last=False)
+
+
+async def _read(
+    store: DocumentStore, user_ids: list[int], planned: Planned, latest: dict[int, _Span]
+) -> None:
+    if not user_ids:
+        return
     users = await store.users_by_ids(user_ids)
     histories = await store.sessions_by_user_ids(user_ids)
-    planned = Planned(batch=EventBatch(), events=events)
-    latest: dict[int, _Span] = {}
     for user_id, doc, sessions in zip(user_ids, users, histories, strict=True):
         for session in sessions:
             planned.stored_start[session["session_id"]] = session["start_time"]
@@ -94,6 +148,33 @@ async def plan(store: DocumentStore, events: list[Event], gap: timedelta) -> Pla
         if doc is not None:
             planned.user_device[user_id] = doc.get("device")
             planned.user_sex[user_id] = doc.get("sex")
+
+
+async def plan(
+    store: DocumentStore,
+    events: list[Event],
+    gap: timedelta,
+    memory: PlannerMemory | None = None,
+    now: float = 0.0,
+) -> Planned:
+    user_ids = list(dict.fromkeys(e.user_id for e in events))
+    planned = Planned(batch=EventBatch(), events=events)
+    latest: dict[int, _Span] = {}
+    known = memory.recall(user_ids, now) if memory is not None else {}
+    # A user whose events name another session than the remembered latest one is read from the store.
+    named: dict[int, set[str]] = {}
+    for event in events:
+        if event.session_id is not None:
+            named.setdefault(event.user_id, set()).add(event.session_id)
+    for user_id, facts in known.items():
+        sessions = named.get(user_id)
+        if sessions and (facts.span is None or sessions != {facts.span.session_id}):
+            continue
+        planned.user_device[user_id], planned.user_sex[user_id] = facts.device, facts.sex
+        if facts.span is not None:
+            latest[user_id] = _Span(facts.span.session_id, facts.span.start, facts.span.end)
+            planned.stored_start[facts.span.session_id] = facts.span.start
+    await _read(store, [u for u in user_ids if u not in planned.user_device], planned, latest)
 
     seeds: dict[str, Document] = {}
     for event in sorted(events, key=lambda e: e.timestamp):  # stable: batch order among equal times
@@ -131,4 +212,5 @@ async def plan(store: DocumentStore, events: list[Event], gap: timedelta) -> Pla
         doc = _document(event, planned.session_of[event.event_id], planned.user_device[event.user_id])
         (planned.batch.visits if event.type == PAGE_VIEW else planned.batch.interactions).append(doc)
     planned.batch.sessions.extend(seeds.values())
+    planned.spans = latest
     return planned

@@ -29,7 +29,7 @@ outright; scope ``all`` also replaces ``ver:epoch``, which every versioned entry
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import date, datetime
 
 from gateway.cache import keys, versions
 from gateway.realtime.enrichment import Planned
@@ -40,33 +40,42 @@ from gateway.stores.contracts import Cache
 def version_bumps(planned: Planned, new_ids: Collection[str]) -> list[str]:
     """The tokens the newly stored events of ``planned`` change (sorted, each once)."""
     bumped: set[str] = set()
+    ranges: set[tuple[str, str | None, str | None, date]] = set()  # (kind, device, sex, day)
     first_new: dict[str, datetime] = {}
     owner: dict[str, int] = {}
     for event in planned.events:
         if event.event_id not in new_ids:
             continue
         user = event.user_id
-        device, sex = planned.user_device.get(user), planned.user_sex.get(user)
         session_id = planned.session_of[event.event_id]
         bumped.add(keys.version_user(user))
         bumped.add(keys.version_session(session_id))
-        day = event.timestamp.date()
         if event.type == PAGE_VIEW:
-            bumped.update(versions.range_bumps(keys.VERSION_VISITS, device, sex, day))
-        if event.type == INTERACTION and event.interaction_type == "form" and event.value:
+            ranges.add(
+                (
+                    keys.VERSION_VISITS,
+                    planned.user_device.get(user),
+                    planned.user_sex.get(user),
+                    event.timestamp.date(),
+                )
+            )
+        elif event.type == INTERACTION and event.interaction_type == "form" and event.value:
+            day = event.timestamp.date()
             bumped.update(
                 (keys.version_forms(event.page_type, day), keys.version_forms(event.page_type, None))
             )
         earliest = first_new.get(session_id)
-        first_new[session_id] = event.timestamp if earliest is None else min(earliest, event.timestamp)
+        if earliest is None or event.timestamp < earliest:
+            first_new[session_id] = event.timestamp
         owner[session_id] = user
     for session_id, first in first_new.items():
         user = owner[session_id]
         device, sex = planned.user_device.get(user), planned.user_sex.get(user)
         stored = planned.stored_start.get(session_id)
         days = {first.date()} if stored is None else {stored.date(), min(stored, first).date()}
-        for day in days:
-            bumped.update(versions.range_bumps(keys.VERSION_SESSIONS, device, sex, day))
+        ranges.update((keys.VERSION_SESSIONS, device, sex, day) for day in days)
+    for kind, device, sex, day in ranges:
+        bumped.update(versions.range_bumps(kind, device, sex, day))
     return sorted(bumped)
 
 

@@ -8,7 +8,8 @@ One commit (:meth:`Realtime._commit`), for a group of valid events from any numb
      live aggregates (counters, HyperLogLogs, active users, session state), and one ``PUBLISH`` of the
      new events on ``keys.CHANNEL_EVENTS``;
   4. the submitters are answered (the writer does that): after the commit, and after the cache can no
-     longer serve an answer the events changed.
+     longer serve an answer the events changed. Step 3 of one group overlaps steps 1-2 of the next;
+     the effects of successive groups still run in commit order.
 
 Redis is not needed to capture: if step 3 fails (or Redis failed less than a second ago) the events
 are still stored and acknowledged; the process remembers that some tokens may not have been replaced
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ import orjson
 from gateway.cache import keys, versions
 from gateway.errors import StoreUnavailable
 from gateway.realtime import aggregates
-from gateway.realtime.enrichment import Planned, plan
+from gateway.realtime.enrichment import Planned, PlannerMemory, plan
 from gateway.realtime.events import Event, utc_now
 from gateway.realtime.hub import Hub
 from gateway.realtime.invalidation import version_bumps
@@ -44,6 +45,10 @@ REDIS_TIMEOUT_S = 1.0  # the capture pipeline waits no longer for Redis (events 
 REDIS_PAUSE_S = 1.0  # after a failure, skip Redis this long (no 1 s wait on every commit meanwhile)
 SNAPSHOT_MAX_AGE_S = 1.0  # realtimeMetrics subscribers of one process share a snapshot this fresh
 DEFAULT_FUNNEL_MAX_AGE_S = 60.0
+
+
+async def _done() -> None:
+    return None
 
 
 def published_event(event: Event, planned: Planned) -> dict[str, Any]:
@@ -79,27 +84,44 @@ class Realtime:
         self.max_skew = timedelta(seconds=settings.events_max_skew_s)
         self.max_batch = settings.events_max_batch
         self.writer = GroupCommitWriter(self._commit)
+        # Users are remembered a little longer than a session can pause (then a new one starts anyway).
+        self.memory = PlannerMemory(ttl_s=self.gap.total_seconds() + settings.events_max_skew_s)
         self.hub = Hub(services.cache, on_reconnect=self.settle)
         self.redis_debt = False  # some version tokens may not have been replaced (Redis failed)
         self._redis_paused_until = 0.0
         self._snapshot: tuple[float, aggregates.Snapshot] | None = None
+        self._effects_tail: asyncio.Future[None] | None = None
         self._default_funnel: tuple[float, list[str]] | None = None
 
-    async def _commit(self, events: list[Event]) -> set[str]:
+    async def _commit(self, events: list[Event]) -> tuple[set[str], Awaitable[None]]:
         store = self._services.store
-        planned = await plan(store, events, self.gap)
+        clock = asyncio.get_running_loop().time()
+        planned = await plan(store, events, self.gap, self.memory, clock)
         new = set(await store.record_events(planned.batch))
-        if new:
-            await self._effects(planned, new)
-        return new
+        self.memory.remember(planned, new, clock)
+        if not new:
+            return new, _done()
+        # The next group may commit meanwhile; effects run one group after the other, in commit order.
+        previous = self._effects_tail
+        self._effects_tail = asyncio.ensure_future(self._effects_after(previous, planned, new))
+        return new, self._effects_tail
+
+    async def _effects_after(
+        self, previous: asyncio.Future[None] | None, planned: Planned, new: set[str]
+    ) -> None:
+        if previous is not None:
+            await previous
+        await self._effects(planned, new)
 
     async def _effects(self, planned: Planned, new: set[str]) -> None:
         token = versions.new_token()
         ttl = keys.TTL_VERSION
-        commands: list[tuple[Any, ...]] = []
+        bumped = version_bumps(planned, new)
         if self.redis_debt:
-            commands.append(("SET", keys.version_epoch(), token, "EX", ttl))
-        commands += [("SET", key, token, "EX", ttl) for key in version_bumps(planned, new)]
+            bumped.append(keys.version_epoch())
+        commands: list[tuple[Any, ...]] = [
+            ("MSETEX", ttl, *(part for key in bumped for part in (key, token)))
+        ]
         commands += aggregates.commands(planned, new, utc_now())
         commands.append(("PUBLISH", keys.CHANNEL_EVENTS, published_message(planned, new)))
         await self._redis(commands)

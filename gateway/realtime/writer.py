@@ -2,10 +2,12 @@
 
 Every ``POST /events`` and ``trackEvents`` hands its valid events to :meth:`GroupCommitWriter.write`
 and waits. One writer task per process takes *everything* submitted so far (up to ``max_group``
-events), commits it with one ``commit`` call -- enrichment, one ``record_events`` transaction, the Redis
-effects -- and then wakes each submitter with the ids that were new among its own events. While one
-commit runs, the next group accumulates, so the group size follows the load: one event when idle,
-thousands under pressure, with no timer and no added latency.
+events) and commits it with one ``commit`` call -- enrichment and one ``record_events`` transaction --
+which returns the new ids and an awaitable for what must happen before anyone is answered (the Redis
+effects: invalidation, aggregates, PUBLISH). The writer goes straight on to the next group while that
+finishes, then wakes each submitter of the group with the ids that were new among its own events.
+While one commit runs, the next group accumulates, so the group size follows the load: one event when
+idle, thousands under pressure, with no timer and no added latency.
 
 An event id submitted twice in one group (a client retrying while its first attempt is in flight)
 belongs to the first submitter; the second sees it as a duplicate. If ``commit`` fails, every submitter
@@ -26,7 +28,8 @@ from gateway.realtime.events import Event
 
 log = logging.getLogger("funnelgate.realtime")
 
-Commit = Callable[[list[Event]], Awaitable[set[str]]]
+# (events) -> (the ids newly stored, what must complete before the submitters are answered)
+Commit = Callable[[list[Event]], Awaitable[tuple[set[str], Awaitable[None]]]]
 
 
 @dataclass
@@ -42,6 +45,7 @@ class GroupCommitWriter:
         self._pending: list[_Submission] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._settling: set[asyncio.Task[None]] = set()
         self._closed = False
         self.groups = 0  # commits made, for stats and tests
 
@@ -86,7 +90,7 @@ class GroupCommitWriter:
                         owner[event.event_id] = index
                         events.append(event)
             try:
-                new = await self._commit(events)
+                new, settled = await self._commit(events)
             except Exception as exc:  # the store failed: every submitter of the group hears it
                 log.warning("group commit of %d events failed: %s", len(events), exc)
                 for submission in group:
@@ -94,10 +98,19 @@ class GroupCommitWriter:
                         submission.done.set_exception(exc)
                 continue
             self.groups += 1
-            for index, submission in enumerate(group):
-                if not submission.done.done():
-                    mine = {e.event_id for e in submission.events if owner[e.event_id] == index}
-                    submission.done.set_result(new & mine)
+            task = asyncio.create_task(self._answer(group, owner, new, settled))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    @staticmethod
+    async def _answer(
+        group: list[_Submission], owner: dict[str, int], new: set[str], settled: Awaitable[None]
+    ) -> None:
+        await settled
+        for index, submission in enumerate(group):
+            if not submission.done.done():
+                mine = {e.event_id for e in submission.events if owner[e.event_id] == index}
+                submission.done.set_result(new & mine)
 
     async def close(self) -> None:
         """Finish what was submitted, then stop; later writes are refused."""
@@ -106,3 +119,5 @@ class GroupCommitWriter:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)

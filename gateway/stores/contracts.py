@@ -236,7 +236,9 @@ class Cache(Protocol):
 
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> None:
         """Run many write commands in ONE call, in order, without replies (realtime capture writes a few
-        per event). Each command may have at most 4,000 arguments. Not atomic on failure: what ran stays."""
+        per event). Each command may have at most 4,000 arguments, except ``("MSETEX", ttl, key, value,
+        key, value, ...)``: SET key value EX ttl for each pair, any number. Not atomic on failure: what
+        ran stays."""
 
     async def open_subscription(self, channel: str) -> Subscription:
         """A subscription to ``channel`` on a connection of its own (StoreUnavailable when Redis is down)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import signal
 import socket
@@ -49,6 +50,14 @@ def check_listen_address(host: str, port: int) -> None:
                 raise listen_error(host, port, exc) from None
 
 
+def freeze_startup_heap() -> None:
+    """Move everything built at start-up (schema, drivers, Milvus Lite: ~100k objects) out of the
+    cyclic GC's reach. A full collection otherwise walks all of it several times a second under realtime
+    capture, which allocates a few dozen objects per event (measured: ~30-60 ms per collection)."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     """Serve until a stop signal. ``ready`` is set once the port accepts connections (for tests)."""
     check_listen_address(settings.host, settings.port)
@@ -60,6 +69,7 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
         async with open_services(settings) as services:
             runner = web.AppRunner(create_app(services), handle_signals=False, access_log=None)
             await runner.setup()
+            freeze_startup_heap()
             try:
                 site = web.TCPSite(runner, settings.host, settings.port)
                 try:
