@@ -1,0 +1,63 @@
+"""The admin mutations (invalidateCache, refreshAnalytics) and the planner's memory of users."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from gateway.cache import keys
+from gateway.realtime.enrichment import plan
+from gateway.realtime.events import utc_now, validate
+from gateway.services import Services
+from tests.api.conftest import data_of, error_codes, run
+from tests.realtime.conftest import page_view, post_events
+
+FUNNEL = "{ funnel { steps { users } } }"
+DASHBOARD = "{ dashboard { sessions } }"
+
+
+async def test_invalidate_cache_drops_one_family_and_whole_responses(counted_http, counted: Services):
+    for query in (FUNNEL, DASHBOARD, FUNNEL, DASHBOARD):
+        await data_of(counted, query)
+    for _ in range(2):
+        await counted_http.post("/graphql", json={"query": DASHBOARD})
+    calls = counted.store.total
+    result = await data_of(counted, "mutation { invalidateCache(scope: FUNNELS) { scope keysRemoved } }")
+    assert result["invalidateCache"] == {"scope": "FUNNELS", "keysRemoved": 2}  # the funnel + the response
+    await data_of(counted, DASHBOARD)
+    assert counted.store.total == calls  # dashboards stay cached
+    await data_of(counted, FUNNEL)
+    assert counted.store.calls["funnel"] == 2  # recomputed
+    resp = await counted_http.post("/graphql", json={"query": DASHBOARD})
+    assert resp.headers.get("X-Cache") == "miss"  # whole responses go with every scope
+
+
+async def test_invalidate_all_replaces_the_epoch(counted: Services):
+    await data_of(counted, FUNNEL)
+    before = await counted.cache.get_many([keys.version_epoch()])
+    await data_of(counted, "mutation { invalidateCache(scope: ALL) { keysRemoved } }")
+    assert await counted.cache.get_many([keys.version_epoch()]) != before
+    await data_of(counted, FUNNEL)
+    assert counted.store.calls["funnel"] == 2
+
+
+async def test_refresh_analytics_rewrites_the_range(services: Services):
+    mutation = 'mutation { refreshAnalytics(range: {start: "2015-01-01", end: "2015-01-31"}) { start end steps rows } }'
+    result = (await data_of(services, mutation))["refreshAnalytics"]
+    assert (result["start"], result["end"], len(result["steps"])) == ("2015-01-01", "2015-01-31", 4)
+    rows = await services.store.funnel_analytics(date(2015, 1, 1), date(2015, 1, 31), None)
+    assert result["rows"] == len(rows) > 0
+    open_ended = await run(services, 'mutation { refreshAnalytics(range: {start: "2015-01-01"}) { rows } }')
+    assert error_codes(open_ended) == ["BAD_USER_INPUT"]
+
+
+async def test_a_remembered_user_costs_no_store_read(http, counted: Services):
+    await post_events(http, [page_view("mem-1", 3, "home_page")])
+    realtime = counted.realtime
+    events = validate([page_view("mem-2", 3, "search_page")], utc_now(), timedelta(seconds=300)).events
+    counted.store.calls.clear()
+    planned = await plan(counted.store, events, realtime.gap, realtime.memory, 0.0)
+    assert counted.store.total == 0
+    [visit] = planned.batch.visits
+    assert (visit["device"], visit["session_id"]) == ("desktop", "rt-mem-1")  # the session continues
+    forgetful = await plan(counted.store, events, realtime.gap)
+    assert counted.store.calls["users_by_ids"] == 1 and forgetful.batch.visits[0]["session_id"] == "rt-mem-1"
