@@ -53,8 +53,8 @@ from functools import lru_cache
 from gateway.cache import keys
 from gateway.errors import StoreUnavailable
 from gateway.stores.contracts import Cache
+from gateway.validation import FIRST_DAY, LAST_DAY  # the data domain: every stored day is in it
 
-FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2999, 12, 31)
 _MARK = b"\x01"  # first byte of a stamped entry: an entry without it (written before) is a miss
 
 # -- the calendar tree --------------------------------------------------------------------------------

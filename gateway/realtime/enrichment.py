@@ -16,6 +16,7 @@ for users this process has not seen lately (:class:`PlannerMemory`).
   within ``gap`` (FUNNEL_SESSION_GAP_S, 30 minutes, the TTL of ``session:{id}``) of that session's
   span, and starts a new one, ``rt-{eventId}``, when it does not. Events of a user are taken in
   timestamp order, so a group holding a whole day of one user splits at every 30-minute pause.
+* **Form values** are stored with ``free_text`` true (what the user typed: sentiment reads them).
 * **Conversions** are stored as ``user_interactions`` with ``interaction_type`` ``conversion``,
   ``element`` ``conversion`` and the amount as ``value``; the store folds them into the session
   (``converted``, ``conversion_value``), see ``gateway/stores/event_fold.py``.
@@ -79,6 +80,7 @@ def _document(event: Event, session_id: str, device: str | None) -> Document:
         "element": element,
         "coordinates": coordinates,
         "value": event.value,
+        "free_text": kind == "form",  # a live form value is what the user typed: it carries sentiment
     }
 
 

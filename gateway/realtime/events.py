@@ -42,11 +42,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.models import Device
+from gateway.validation import USER_ID_MAX, USER_ID_MIN
 
 PAGE_VIEW, INTERACTION, CONVERSION = "page_view", "interaction", "conversion"
 EVENT_TYPES = (PAGE_VIEW, INTERACTION, CONVERSION)
 INTERACTION_TYPES = ("click", "scroll", "hover", "form")
-USER_ID_MAX = 2**31 - 1
 MAX_DURATION_S = 86_400
 MAX_ELEMENT, MAX_TEXT = 100, 2000
 MAX_COORDINATE = 100_000
@@ -224,8 +224,8 @@ def parse_event(raw: Any, now: datetime, max_skew: timedelta) -> Event:
     if missing:
         raise Invalid(f"{kind} events need {', '.join(missing)}")
     user_id = given["userId"]
-    if not _is_int(user_id) or not 1 <= user_id <= USER_ID_MAX:
-        raise Invalid(f"userId must be an integer 1..{USER_ID_MAX}, got {_shown(user_id)}")
+    if not _is_int(user_id) or not USER_ID_MIN <= user_id <= USER_ID_MAX:
+        raise Invalid(f"userId must be an integer {USER_ID_MIN}..{USER_ID_MAX}, got {_shown(user_id)}")
     page_type = given["pageType"]
     if not isinstance(page_type, str) or not _SLUG.match(page_type):
         raise Invalid(

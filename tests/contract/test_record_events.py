@@ -27,7 +27,7 @@ def interaction(event_id: str, session_id: str, kind: str, stamp: str, value: st
     return {
         "event_id": event_id, "user_id": 500, "session_id": session_id, "page_type": "payment",
         "interaction_type": kind, "element": "pay_button", "timestamp": at(stamp),
-        "coordinates": {"x": 1, "y": 2}, "value": value,
+        "coordinates": {"x": 1, "y": 2}, "value": value, "free_text": kind == "form",
     }  # fmt: skip
 
 
