@@ -6,9 +6,9 @@ Inside one BEGIN ... COMMIT, under the store's write lock:
   2. users: ``INSERT ... ON CONFLICT DO NOTHING`` (an existing user document is never changed);
   3. sessions: the new events' deltas (``stores/event_fold.py``): new sessions inserted; stored ones
      extended by up to three UPDATEs, each touching only the rows and columns that change -- the
-     scalars (end, interactions, value) of all, ``pages_visited`` of those with new visits (a list
-     column rewrite costs ~5x a scalar one), ``start_time``/``converted`` (indexed: an update is a
-     delete + insert in each index) of the few whose start moves earlier or that convert now.
+     scalars (end, interactions, converted, value) of all, ``pages_visited`` of those with new visits
+     (a list column rewrite costs ~5x a scalar one), ``start_time`` (indexed: an update is a delete +
+     insert in each of its indexes) of the few whose start a late event moves earlier.
 The commit writes and fsyncs the WAL (verified with strace, docs/architecture.md), so once this returns
 the events survive a SIGKILL. An error rolls everything back: nothing of the batch is stored.
 """
@@ -34,15 +34,12 @@ _SESSIONS = schema.TABLES[USER_SESSIONS]
 _SCALARS = """
     end_time = greatest(s.end_time, d.end_time),
     total_interactions = coalesce(s.total_interactions, 0) + d.total_interactions,
+    converted = coalesce(s.converted, false) OR d.converted,
     conversion_value = coalesce(s.conversion_value, 0.0) + d.conversion_value
 """
 _PAGES = "pages_visited = list_concat(coalesce(s.pages_visited, []), d.pages_visited)"
-_INDEXED = (
-    "start_time = least(s.start_time, d.start_time), converted = coalesce(s.converted, false) OR d.converted"
-)
-_STORED = (
-    "SELECT session_id, start_time, converted FROM user_sessions WHERE session_id IN (SELECT unnest($ids))"
-)
+_START = "start_time = least(s.start_time, d.start_time)"
+_STORED = "SELECT session_id, start_time FROM user_sessions WHERE session_id IN (SELECT unnest($ids))"
 
 
 def _insert_sql(table: schema.Table, source: str, tail: str) -> str:
@@ -93,17 +90,12 @@ def _fold_sessions(cur: Cursor, deltas: list[SessionDelta]) -> None:
     if not deltas:
         return
     rows = cur.execute(_STORED, {"ids": [d.session_id for d in deltas]}).fetchall()
-    stored = {sid: (start, bool(converted)) for sid, start, converted in rows}
+    stored = dict(rows)
     _insert(cur, USER_SESSIONS, [d.as_new_session() for d in deltas if d.session_id not in stored], "")
     extended = [d for d in deltas if d.session_id in stored]
     _update(cur, extended, _SCALARS)
     _update(cur, [d for d in extended if d.pages], _PAGES)
-    moved = [
-        d
-        for d in extended
-        if d.start_time < stored[d.session_id][0] or (d.converted and not stored[d.session_id][1])
-    ]
-    _update(cur, moved, _INDEXED)
+    _update(cur, [d for d in extended if d.start_time < stored[d.session_id]], _START)
 
 
 def record(cur: Cursor, batch: EventBatch) -> list[str]:

@@ -31,9 +31,7 @@ JOURNALED = WriteConcern(j=True)
 
 
 def _journaled(collection: Any) -> Any:
-    # Real PyMongo collections take a write concern; an in-memory test double may not.
-    with_options = getattr(collection, "with_options", None)
-    return with_options(write_concern=JOURNALED) if with_options is not None else collection
+    return collection.with_options(write_concern=JOURNALED)
 
 
 def _first_per_key(collection: str, docs: Sequence[Mapping[str, Any]]) -> list[Document]:

@@ -45,8 +45,8 @@ from gateway.stores.collections import (
     USER_SESSIONS,
     USERS,
 )
-from gateway.stores.mongo import funnel_pipelines as fp
 from gateway.stores.mongo import events
+from gateway.stores.mongo import funnel_pipelines as fp
 from gateway.stores.mongo import pipelines as mp
 from gateway.stores.mongo.documents import from_mongo, index_name, to_mongo
 from gateway.stores.mongo.driver import SOCKET_TIMEOUT_S, operation
