@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 import duckdb
 
 from gateway.errors import BadInput, DataDirLocked, StoreUnavailable
-from gateway.stores.duckdb import schema, writes
+from gateway.stores.duckdb import changes, schema, writes
 
 T = TypeVar("T")
 Cursor = duckdb.DuckDBPyConnection
@@ -60,6 +60,7 @@ class DuckDBConnection:
         self._cursors: list[Cursor] = []
         self._cursors_lock = threading.Lock()
         self.write_lock = threading.Lock()
+        self.changes = changes.ChangeFeed()  # what each committed write did (see changes.py)
         self._tables_ready = False
         self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="duckdb")
@@ -73,6 +74,7 @@ class DuckDBConnection:
         if cur is None:
             cur = self._con.cursor()
             writes.run_sql(cur, "SET TimeZone = 'UTC'")  # aware datetimes are stored as naive UTC
+            changes.attach(cur, self.changes)
             self._local.cursor = cur
             with self._cursors_lock:
                 self._cursors.append(cur)
@@ -99,6 +101,16 @@ class DuckDBConnection:
         except RuntimeError as exc:  # shut down between the check and the submit
             raise StoreUnavailable(f"the DuckDB store is closed ({action})") from exc
         return await asyncio.wrap_future(future)
+
+    def submit(self, action: str, fn: Callable[[Cursor], T]) -> Future[T] | None:
+        """Run ``fn`` in the pool without waiting for it (background work such as an index build);
+        None once the connection is closing."""
+        if self._closed:
+            return None
+        try:
+            return self._executor.submit(self._call, fn, action)
+        except RuntimeError:  # shut down between the check and the submit
+            return None
 
     async def close(self) -> None:
         if self._closed:

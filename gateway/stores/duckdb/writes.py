@@ -1,6 +1,10 @@
 """Bulk writes into DuckDB tables: batches inserted from a registered DataFrame, replace-by-key without
 UPDATE, and deletes that stay fast on indexed tables. Callers hold the store's write lock.
 
+Every write to users, page_visits and funnel_analytics goes through ``_insert`` or ``delete_rows``,
+which report what they stored or removed to the cursor's change feed (``changes.py``): new write paths
+built on these functions keep the funnel index and the pre-aggregates current without further work.
+
 Statements run in autocommit mode (no surrounding transaction): ``delete_rows`` needs to commit the
 dropping of indexes before it deletes, see there.
 """
@@ -13,7 +17,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from gateway.stores.duckdb import schema
+from gateway.stores.duckdb import changes, schema
 
 T = TypeVar("T")
 Cursor = duckdb.DuckDBPyConnection
@@ -64,17 +68,31 @@ def delete_rows(cur: Cursor, table: str, where: str, params: dict[str, Any]) -> 
     if not doomed:
         return 0
     if doomed < max(BULK_DELETE_MIN, total // BULK_DELETE_FRACTION):
-        run_sql(cur, f"DELETE FROM {name} WHERE {where}", params)
+        _delete(cur, table, where, params)
         return int(doomed)
     indexes = cur.execute(schema.TABLE_INDEXES_SQL, {"table": table}).fetchall()
     for index, _ in indexes:
         run_sql(cur, f"DROP INDEX {schema.quote(index)}")
     try:
-        run_sql(cur, f"DELETE FROM {name} WHERE {where}", params)
+        _delete(cur, table, where, params)
     finally:
         for _, ddl in indexes:
             run_sql(cur, ddl)
     return int(doomed)
+
+
+def _delete(cur: Cursor, table: str, where: str, params: dict[str, Any]) -> None:
+    sql = f"DELETE FROM {schema.quote(table)} WHERE {where}"
+    feed = changes.feed_of(cur, table)
+    if feed is None:
+        run_sql(cur, sql, params)
+        return
+    returning = changes.DELETED[table]
+    if returning is None:
+        run_sql(cur, sql, params)
+        feed.deleted(table, None)
+    else:
+        feed.deleted(table, cur.execute(f"{sql} RETURNING {returning}", params).fetchnumpy())
 
 
 def _insert_sql(table: schema.Table, source: str) -> str:
@@ -83,13 +101,26 @@ def _insert_sql(table: schema.Table, source: str) -> str:
     return f"INSERT INTO {target} {values} ON CONFLICT DO NOTHING"
 
 
+def _insert(cur: Cursor, table: schema.Table, source: str) -> int:
+    """INSERT the rows of ``source`` whose key is not stored yet; returns how many were written."""
+    sql = _insert_sql(table, source)
+    feed = changes.feed_of(cur, table.name)
+    if feed is None:
+        row = first_row(cur, sql)
+        return int(row[0]) if row else 0
+    stored = cur.execute(f"{sql} RETURNING {changes.INSERTED[table.name]}").fetchnumpy()
+    written = len(next(iter(stored.values())))
+    if written:
+        feed.inserted(table.name, stored)
+    return written
+
+
 def insert_batch(cur: Cursor, table: schema.Table, batch: Sequence[Mapping[str, Any]]) -> int:
     """Insert one batch (a repeated key: the first one wins); returns the rows written, the others being
     keys already stored or repeated."""
     frame = schema.frame(table, schema.unique_by_key(table, batch, keep="first"))
     with registered(cur, frame) as source:
-        row = first_row(cur, _insert_sql(table, source))
-    return int(row[0]) if row else 0
+        return _insert(cur, table, source)
 
 
 def upsert_rows(cur: Cursor, table: schema.Table, docs: Sequence[Mapping[str, Any]]) -> None:
@@ -101,4 +132,4 @@ def upsert_rows(cur: Cursor, table: schema.Table, docs: Sequence[Mapping[str, An
         with registered(cur, frame) as source:
             staged = f"(SELECT {schema.cast_select(table, source)} FROM {source})"
             delete_rows(cur, table.name, schema.changed_rows_sql(table, staged), {})
-            run_sql(cur, _insert_sql(table, source))
+            _insert(cur, table, source)
