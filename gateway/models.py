@@ -151,6 +151,10 @@ class FunnelResult:
     steps: list[FunnelStepResult]
     overall_conversion_rate: float  # last step's users / first step's users, 0.0 when no one started
     breakdowns: list[FunnelBreakdown] = field(default_factory=list)  # sorted by key, None last
+    # What produced the numbers, reported in the response's extensions: "funnel_analytics" (the
+    # pre-aggregated rows, see stores/preaggregates.py), "funnel_index" or "sql" (the embedded store's
+    # engines); None when the backend does not say. Not part of the answer: equal answers may differ here.
+    source: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ Documents per collection (the ``event_id`` fields make realtime writes idempoten
                      device:str|None -- always the user's device, pages_visited:list[str],
                      total_interactions:int, converted:bool, conversion_value:float
   funnel_analytics:  date:date, device:str, funnel_step:str, step_index:int, unique_users:int,
-                     conversion_rate:float, drop_off_rate:float, avg_time_spent:float|None
+                     conversion_rate:float, drop_off_rate:float, avg_time_spent:float|None,
+                     median_time_to_convert:float|None (one day's funnel: stores/preaggregates.py)
   funnel_definitions: name:str, steps:list[str]
 
 ``device`` of visits and sessions is always the user's device: the device invariant of

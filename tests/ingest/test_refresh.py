@@ -42,7 +42,16 @@ VISITS = [
 ]
 
 
-def _row(day: int, device: str, step: str, index: int, users: int, rate: float, avg: float | None) -> dict:
+def _row(
+    day: int,
+    device: str,
+    step: str,
+    index: int,
+    users: int,
+    rate: float,
+    avg: float | None,
+    median: float | None = None,
+) -> dict:
     return {
         "date": date(2015, 1, day),
         "device": device,
@@ -52,26 +61,29 @@ def _row(day: int, device: str, step: str, index: int, users: int, rate: float, 
         "conversion_rate": rate,
         "drop_off_rate": (1.0 - rate) if index else 0.0,
         "avg_time_spent": avg,
+        # seconds from the first step; step 1 is the anchor itself
+        "median_time_to_convert": median if index else (0.0 if users else None),
     }
 
 
-# By hand, per cohort day and device: users per step, users/previous step, mean seconds on the page.
+# By hand, per day and device: users per step, users/previous step, mean seconds on the page, median
+# seconds from home.
 EXPECTED = [
     _row(1, "all", "home", 0, 2, 1.0, 20.0),  # users 1 and 2: (10 + 30) / 2
-    _row(1, "all", "search", 1, 1, 0.5, 20.0),
+    _row(1, "all", "search", 1, 1, 0.5, 20.0, 60.0),
     _row(1, "all", "payment", 2, 0, 0.0, None),
     _row(1, "desktop", "home", 0, 1, 1.0, 10.0),
-    _row(1, "desktop", "search", 1, 1, 1.0, 20.0),
+    _row(1, "desktop", "search", 1, 1, 1.0, 20.0, 60.0),
     _row(1, "desktop", "payment", 2, 0, 0.0, None),
     _row(1, "mobile", "home", 0, 1, 1.0, 30.0),
     _row(1, "mobile", "search", 1, 0, 0.0, None),
     _row(1, "mobile", "payment", 2, 0, 0.0, None),  # previous step has no users: 0.0
     _row(2, "all", "home", 0, 1, 1.0, 5.0),
-    _row(2, "all", "search", 1, 1, 1.0, 7.0),
-    _row(2, "all", "payment", 2, 1, 1.0, 9.0),
+    _row(2, "all", "search", 1, 1, 1.0, 7.0, 60.0),
+    _row(2, "all", "payment", 2, 1, 1.0, 9.0, 120.0),
     _row(2, "desktop", "home", 0, 1, 1.0, 5.0),
-    _row(2, "desktop", "search", 1, 1, 1.0, 7.0),
-    _row(2, "desktop", "payment", 2, 1, 1.0, 9.0),
+    _row(2, "desktop", "search", 1, 1, 1.0, 7.0, 60.0),
+    _row(2, "desktop", "payment", 2, 1, 1.0, 9.0, 120.0),
     _row(3, "all", "home", 0, 1, 1.0, 4.0),  # user 4 has no device: counted under "all" only
     _row(3, "all", "search", 1, 0, 0.0, None),
     _row(3, "all", "payment", 2, 0, 0.0, None),

@@ -1,4 +1,5 @@
-"""The DuckDB funnel SQL against the Python reference (gateway.stores.funnel_math) on random visits.
+"""The DuckDB store's funnels against the Python reference (gateway.stores.funnel_math) on random visits,
+through ``store.funnel`` with each of its engines: the funnel index and the SQL it falls back on.
 
 Visits are drawn on a coarse time grid so ties (same second, same or different step) are common, users
 revisit steps (which sends ORDERED through its exact plan) and visit unlisted pages; some users have no
@@ -135,16 +136,24 @@ def assert_trend_equal(got: Sequence[TrendPoint], want: Sequence[TrendPoint], la
         assert _close(gp.conversion_rate, wp.conversion_rate), label
 
 
-@pytest.fixture(params=[1, 2, 3], ids=lambda seed: f"seed{seed}")
+ENGINES = [(1, "funnel_index"), (2, "funnel_index"), (3, "funnel_index"), (1, "sql"), (2, "sql")]
+
+
+@pytest.fixture(params=ENGINES, ids=lambda p: f"seed{p[0]}-{p[1]}")
 async def dataset(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[DuckDBStore, list[dict[str, Any]], list[dict[str, Any]]]]:
-    users, visits = make_dataset(request.param)
-    store = await DuckDBStore.open(tmp_path / "ref.duckdb")
+    seed, engine = request.param
+    users, visits = make_dataset(seed)
+    indexed = engine == "funnel_index"
+    # No pre-aggregates here: nothing is ingested, so no default funnel; each engine answers itself.
+    store = await DuckDBStore.open(tmp_path / "ref.duckdb", index=indexed, preaggregates=False)
     try:
         await store.insert_many("users", users)
         await store.insert_many("page_visits", visits)
+        assert await store.wait_for_funnel_index(60) == indexed
         yield store, users, visits
+        assert store.funnels.calls.keys() <= {engine}, "every funnel was answered by the engine under test"
     finally:
         await store.close()
 

@@ -447,6 +447,7 @@ async def test_a_lost_connection_is_unavailable(tmp_path: Path) -> None:
     opened = await DuckDBStore.open(tmp_path / "lost.duckdb")
     try:
         await opened.ping()
+        await opened.wait_for_funnel_index()  # its background build uses the connection too
         opened._db._con.close()  # the database goes away under the store's cursors
         with pytest.raises(StoreUnavailable) as caught:
             await opened.count("users")

@@ -109,6 +109,7 @@ TABLES: dict[str, Table] = {
                 ("conversion_rate", "DOUBLE"),
                 ("drop_off_rate", "DOUBLE"),
                 ("avg_time_spent", "DOUBLE"),
+                ("median_time_to_convert", "DOUBLE"),
             ),
         ),
         Table(FUNNEL_DEFINITIONS, (("name", "VARCHAR"), ("steps", "VARCHAR[]"))),

@@ -1,17 +1,19 @@
 """The embedded document store: one DuckDB file behind the DocumentStore Protocol.
 
 Every call runs off the event loop through a DuckDBConnection (``connection``: a thread pool, a
-cursor per thread, one writer at a time). Funnel SQL lives in ``funnel``, reports in ``reports``.
-Bulk writes go through a registered pandas DataFrame (one INSERT ... SELECT per batch, see
-``writes``). Tables are created on first use, the secondary indexes by ``ensure_indexes``.
+cursor per thread, one writer at a time). Funnels are answered by ``funnels`` (the in-memory funnel
+index, its SQL fallback in ``funnel``, the funnel_analytics rows), reports by ``reports``. Bulk writes
+go through a registered pandas DataFrame (one INSERT ... SELECT per batch, see ``writes``), which tells
+the change feed what it stored, so the index and the rows follow every write. Tables are created on
+first use, the secondary indexes by ``ensure_indexes``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +23,6 @@ from gateway.models import (
     DashboardMetrics,
     Document,
     EventBatch,
-    FunnelBreakdown,
     FunnelQuery,
     FunnelResult,
     IndexSpec,
@@ -43,9 +44,10 @@ from gateway.stores.collections import (
     USERS,
 )
 from gateway.stores.duckdb import events, reports, schema, writes
-from gateway.stores.duckdb import funnel as sqlf
 from gateway.stores.duckdb.connection import Cursor, DuckDBConnection
-from gateway.stores.funnel_math import step_results
+from gateway.stores.duckdb.funnel_index.live import LiveIndex
+from gateway.stores.duckdb.funnels import FunnelEngines
+from gateway.stores.duckdb.preaggregates import DayRows
 from gateway.validation import (
     check_after,
     check_count,
@@ -76,14 +78,41 @@ def _per_key(keys: Sequence[Any], found: Mapping[Any, T], missing: Callable[[], 
 class DuckDBStore:
     name = "duckdb"
 
-    def __init__(self, db: DuckDBConnection) -> None:
+    def __init__(self, db: DuckDBConnection, *, index: bool = True, preaggregates: bool = True) -> None:
         self._db = db
         self.path = db.path
+        # Derived state follows the writes through the change feed; the index first, since the rows
+        # ask it which days a changed user's visits fall on.
+        self.funnel_index = LiveIndex(db) if index else None
+        self.day_rows = DayRows(db, self.funnel_index) if preaggregates else None
+        for listener in (self.funnel_index, self.day_rows):
+            if listener is not None:
+                db.changes.subscribe(listener)
+        self.funnels = FunnelEngines(db, self.funnel_index, self.day_rows)
 
     @classmethod
-    async def open(cls, path: str | Path) -> DuckDBStore:
-        """Open (creating it if needed) the database file; nothing else happens until the first call."""
-        return cls(await DuckDBConnection.open(Path(path)))
+    async def open(cls, path: str | Path, *, index: bool = True, preaggregates: bool = True) -> DuckDBStore:
+        """Open (creating it if needed) the database file and start building the funnel index in the
+        background: funnels are answered with SQL until it is ready, so opening never waits for it.
+        ``index``/``preaggregates`` False: funnels always computed with SQL / never read from rows."""
+        store = cls(await DuckDBConnection.open(Path(path)), index=index, preaggregates=preaggregates)
+        if store.funnel_index is not None:
+            store.funnel_index.start()
+        return store
+
+    async def wait_for_funnel_index(self, seconds: float = 600.0) -> bool:
+        """Wait until the funnel index holds every write (tests, benches); False without one."""
+        if self.funnel_index is None:
+            return False
+        return await asyncio.to_thread(self.funnel_index.wait_ready, seconds)
+
+    async def rebuild_funnel_index(self, seconds: float = 600.0) -> bool:
+        """Build the index afresh from the file and wait for it (after a bulk load: merged inserts
+        leave users unclustered, and a fresh build lays the same data out the same way every time)."""
+        if self.funnel_index is None:
+            return False
+        self.funnel_index.invalidate()
+        return await self.wait_for_funnel_index(seconds)
 
     @staticmethod
     def _table(collection: str) -> schema.Table:
@@ -121,6 +150,8 @@ class DuckDBStore:
         await self._db.run("ping", lambda cur: cur.execute("SELECT 1").fetchall())
 
     async def close(self) -> None:
+        if self.funnel_index is not None:
+            self.funnel_index.close()
         await self._db.close()
 
     # -- lookups by many keys ----------------------------------------------------------------------
@@ -220,29 +251,12 @@ class DuckDBStore:
 
     async def funnel(self, query: FunnelQuery) -> FunnelResult:
         check_funnel_query(query)
-        n = len(query.steps)
-        rows = await self._query("funnel", *sqlf.summary_sql(query))
-        table = sqlf.grouped_stats(query, rows)
-        steps, overall = step_results(query.steps, table.get((True, None), sqlf.empty_stats(n)))
-        breakdowns = []
-        groups = sorted((key[1] for key in table if not key[0]), key=lambda g: (g is None, g or ""))
-        for group in groups:
-            group_steps, group_overall = step_results(query.steps, table[(False, group)])
-            breakdowns.append(
-                FunnelBreakdown(key=group, steps=group_steps, overall_conversion_rate=group_overall)
-            )
-        return FunnelResult(steps=steps, overall_conversion_rate=overall, breakdowns=breakdowns)
+        return await self.funnels.funnel(query)
 
     async def funnel_trend(self, query: FunnelQuery, interval: Interval) -> list[TrendPoint]:
         check_funnel_query(query)
         check_interval(interval)
-        plain = replace(query, breakdown=None)
-        table = sqlf.grouped_stats(plain, await self._query("funnel_trend", *sqlf.trend_sql(plain, interval)))
-        points = []
-        for (period,) in sorted(table):
-            steps, overall = step_results(query.steps, table[(period,)])
-            points.append(TrendPoint(period=period, steps=steps, conversion_rate=overall))
-        return points
+        return await self.funnels.trend(query, interval)
 
     async def funnel_users(
         self, query: FunnelQuery, step_index: int, converted: bool, first: int, after: int | None
@@ -251,11 +265,7 @@ class DuckDBStore:
         check_count(first, "first")
         check_after(after)
         check_step_index(query, step_index, converted)
-        plain = replace(query, breakdown=None)
-        sql, params = sqlf.funnel_users_sql(plain, step_index, converted, after is not None)
-        if after is not None:
-            params["after"] = after
-        return await self._page("funnel_users", sql, params, first)
+        return await self.funnels.users(query, step_index, converted, first, after)
 
     async def dashboard(self, start: date | None, end: date | None) -> DashboardMetrics:
         check_range(start, end)
@@ -282,8 +292,14 @@ class DuckDBStore:
     ) -> list[Document]:
         check_range(start, end)
         table = schema.TABLES[FUNNEL_ANALYTICS]
-        rows = await self._query("funnel_analytics", *reports.funnel_analytics_sql(start, end, device))
-        return [schema.to_document(table, row) for row in rows]
+        sql, params = reports.funnel_analytics_sql(start, end, device)
+
+        def read(cur: Cursor) -> list[tuple[Any, ...]]:
+            if self.day_rows is not None:  # days written to since their rows were computed: now
+                self.day_rows.refresh(cur, start, end, self.funnels.compute)
+            return cur.execute(sql, params).fetchall()
+
+        return [schema.to_document(table, row) for row in await self._db.run("funnel_analytics", read)]
 
     async def default_funnel(self) -> list[str] | None:
         sql = "SELECT steps FROM funnel_definitions WHERE name = $name"
@@ -330,6 +346,8 @@ class DuckDBStore:
                 where = '"date" >= $start AND "date" <= $end'
                 writes.delete_rows(cur, FUNNEL_ANALYTICS, where, {"start": start, "end": end})
                 writes.upsert_rows(cur, table, docs)
+            if self.day_rows is not None:
+                self.day_rows.replaced(start, end)
             return len(docs)
 
         return await self._db.run("replace funnel_analytics", replace_rows)
