@@ -60,7 +60,10 @@ class Query:
     async def funnel(
         self, info: strawberry.Info, definition: FunnelDefinition, breakdown: Breakdown | None = None
     ) -> Funnel:
-        return from_fields(Funnel, await funnels.funnel(info.context.services, definition, breakdown))
+        result = await funnels.funnel(info.context.services, definition, breakdown)
+        if result.source is not None:  # pre-aggregated or computed: said in the response's extensions
+            info.context.funnel_sources[str(info.path.key)] = result.source
+        return from_fields(Funnel, result)
 
     @strawberry.field(description="The funnel per cohort of users who started it in the same period.")
     @takes_funnel

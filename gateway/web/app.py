@@ -15,6 +15,7 @@ from gateway.stores.contracts import Cache
 from gateway.web import response_cache as whole_responses
 from gateway.web.errors import ErrorPolicy, FunnelSchema
 from gateway.web.events import post_events
+from gateway.web.funnel_sources import FunnelSources
 from gateway.web.health import SERVICES, healthz
 from gateway.web.operations import PARSE_CACHE_SIZE, SharedParserCache
 from gateway.web.view import FunnelGraphQLView
@@ -32,7 +33,12 @@ def build_schema() -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        extensions=[ErrorPolicy, SharedParserCache, lambda: ValidationCache(maxsize=PARSE_CACHE_SIZE)],
+        extensions=[
+            ErrorPolicy,
+            FunnelSources,
+            SharedParserCache,
+            lambda: ValidationCache(maxsize=PARSE_CACHE_SIZE),
+        ],
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.services import Services
@@ -14,6 +14,8 @@ class Context:
     services: Services
     loaders: Loaders
     request: Any = None  # the aiohttp request (None for CLI queries)
+    # response key -> what answered that funnel field; reported in extensions (web/funnel_sources.py)
+    funnel_sources: dict[str, str] = field(default_factory=dict)
 
 
 def new_context(services: Services, request: Any = None) -> Context:

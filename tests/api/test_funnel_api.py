@@ -172,3 +172,26 @@ async def test_an_empty_funnel_is_what_the_schema_says(services):
     assert "Step 1: 1 when anyone reached it, 0 when nobody did" in described["conversionRate"]
     full = await data_of(services, "{ funnel { steps { users conversionRate } } }")
     assert full["funnel"]["steps"][0]["users"] > 0 and full["funnel"]["steps"][0]["conversionRate"] == 1.0
+
+
+async def test_extensions_say_what_answered_each_funnel(services):
+    """A single day of the default funnel is computed once, then read from the funnel_analytics rows
+    (another device filter is another cache key, so it reaches the store); the response says which."""
+    from tests.api.conftest import run
+
+    await services.store.wait_for_funnel_index(60)
+    day = '{start: "2015-01-01", end: "2015-01-01"'
+    first = await run(services, f"{{ funnel(filter: {day}}}) {{ steps {{ users }} }} }}")
+    assert first["extensions"]["funnelSources"] == {"funnel": "funnel_index"}
+    both = await run(
+        services,
+        f"{{ mobile: funnel(filter: {day}, device: MOBILE}}) {{ steps {{ users }} }} "
+        f'week: funnel(filter: {{start: "2015-01-01", end: "2015-01-07"}}) {{ steps {{ users }} }} }}',
+    )
+    assert both["extensions"]["funnelSources"] == {"mobile": "funnel_analytics", "week": "funnel_index"}
+    # the same funnel computed (a window no visit exceeds sends it past the rows)
+    long = "conversionWindowSeconds: 100000000"
+    computed = await run(services, f"{{ funnel(filter: {day}, device: MOBILE}}, {long}) {{ {STEPS} }} }}")
+    assert computed["extensions"]["funnelSources"] == {"funnel": "funnel_index"}
+    from_rows = await run(services, f"{{ funnel(filter: {day}, device: MOBILE}}) {{ {STEPS} }} }}")
+    assert from_rows["data"] == computed["data"]
