@@ -35,6 +35,10 @@ class Settings:
     events_max_bytes: int = 1024 * 1024
     events_max_skew_s: int = 300  # how far in the future an event's timestamp may be
     session_gap_s: int = 30 * 60  # inactivity that ends a session (= the session:{id} TTL)
+    # The embedded store's in-memory funnel index (off: every funnel is computed in DuckDB SQL) and
+    # its answers from the funnel_analytics rows (off: funnels are always computed).
+    index: bool = True
+    preaggregates: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -120,6 +124,15 @@ def _data_dir(key: str, raw: str) -> Path:
     return path
 
 
+def _switch(key: str, raw: str) -> bool:
+    value = raw.lower()
+    if value in {"on", "true", "1", "yes"}:
+        return True
+    if value in {"off", "false", "0", "no"}:
+        return False
+    raise ConfigError(key, f"expected on or off, got {raw!r}")
+
+
 def _log_level(key: str, raw: str) -> str:
     level = raw.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -144,6 +157,8 @@ _CASTS = {
     "events_max_bytes": _positive_int,
     "events_max_skew_s": _positive_int,
     "session_gap_s": _positive_int,
+    "index": _switch,
+    "preaggregates": _switch,
 }
 
 

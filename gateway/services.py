@@ -49,8 +49,12 @@ async def open_store(settings: Settings) -> DocumentStore:
     else:
         from gateway.stores.duckdb.store import DuckDBStore
 
-        store = await DuckDBStore.open(settings.duckdb_path)
+        store = await DuckDBStore.open(
+            settings.duckdb_path, index=settings.index, preaggregates=settings.preaggregates
+        )
         where = f"embedded DuckDB {settings.duckdb_path}"
+        if not settings.index:
+            where += " (funnel index off: funnels in SQL)"
     log.info("document store: %s", where)
     return store
 

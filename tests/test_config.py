@@ -17,6 +17,17 @@ def test_defaults(tmp_path, monkeypatch):
     assert s.milvus_target == str(tmp_path / "data" / "milvus.db") and s.embedded_vectors
     assert s.redis_url is None
     assert s.duckdb_path == tmp_path / "data" / "funnel.duckdb"
+    assert s.index and s.preaggregates
+
+
+def test_funnel_engine_switches(tmp_path):
+    s = load_settings(
+        env={"FUNNEL_DATA_DIR": str(tmp_path), "FUNNEL_INDEX": "off", "FUNNEL_PREAGGREGATES": "No"}
+    )
+    assert (s.index, s.preaggregates) == (False, False)
+    assert load_settings(env=settings_env(s)) == s
+    with pytest.raises(ConfigError, match=r"FUNNEL_INDEX.*expected on or off"):
+        load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path), "FUNNEL_INDEX": "sometimes"})
 
 
 def test_values_are_cast(tmp_path):
