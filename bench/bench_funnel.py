@@ -1,191 +1,267 @@
-"""The default 4-step ordered funnel: DuckDBStore.funnel (SQL) vs the public notebooks' pandas merge.
+"""Issue 17's table: the gateway's uncached funnel next to the engines people would use instead, on the
+Kaggle set at x1 and x10, in one run.
 
-Real data: the Kaggle CSVs (user table + one table per page reached) become one page visit per user
-per page (timestamp = the user's date + a few seconds per step) in a temporary DuckDBStore. Then a 10x
-synthetic copy (ids offset by 1,000,000 per replica). Both sides must report the same step counts.
-Timings are warm medians; the pandas side starts from DataFrames already in memory, like the store.
+Rows (uncached everywhere: no Redis in front, the response cache off):
+  store <query>      DuckDBStore.funnel: the funnel index, through the store's thread-pool hop
+  HTTP <query>       POST /graphql to the gateway on 127.0.0.1 (schema, resolvers, services, store)
+  SQL engine         the store's SQL fallback (what answered every funnel before the index)
+  day: rows / index  one day of the default funnel from the funnel_analytics rows vs computed
+  chDB / polars / pandas   see funnel_peers.py
+Engines are timed round-robin (one call each per round, order shuffled per round), so the machine's
+noise hits all alike; the table shows median and best wall time, process CPU time, and each median's
+ratio to the fastest peer's. Every engine must give [90400, 45200, 6030, 452] x scale, and the index
+must answer every query exactly like the SQL engine, or the bench stops.
+
+Run: ``make bench`` (installs the bench extra: chdb, polars) or ``python bench/bench_funnel.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import math
+import os
+import random
+import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.models import FunnelQuery
-from gateway.stores.duckdb.store import DuckDBStore
+import funnel_concurrency
+import funnel_peers
+import kaggle_funnel
+from aiohttp import ClientSession, web
 
-KAGGLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kaggle-funnel"
-PAGES = ("home_page", "search_page", "payment_page", "payment_confirmation_page")
-FILES = ("home_page_table", "search_page_table", "payment_page_table", "payment_confirmation_table")
-EXPECTED = [90400, 45200, 6030, 452]
-REPLICAS = 10
-ID_OFFSET = 1_000_000
-RUNS = 7
-CHUNK = 50_000
+from gateway.config import load_settings
+from gateway.models import Breakdown, FunnelQuery, FunnelResult, StepOrder, UserFilter
+from gateway.services import Services
+from gateway.stores.duckdb.store import DuckDBStore
+from gateway.web.app import create_app
 
 Row = dict[str, Any]
+PAGES = kaggle_funnel.PAGES
+QUERIES = {
+    "ORDERED (default)": FunnelQuery(PAGES),
+    "STRICT": FunnelQuery(PAGES, order=StepOrder.STRICT),
+    "UNORDERED": FunnelQuery(PAGES, order=StepOrder.UNORDERED),
+    "ORDERED + device breakdown": FunnelQuery(PAGES, breakdown=Breakdown.DEVICE),
+}
+STEP_FIELDS = "name users conversionRate dropOffRate conversionFromStart avgTimeSpent medianTimeToConvert"
+DOCUMENT = (
+    "query($order: StepOrder, $breakdown: Breakdown) { funnel(order: $order, breakdown: $breakdown) "
+    f"{{ overallConversionRate steps {{ {STEP_FIELDS} }} breakdowns {{ key steps {{ {STEP_FIELDS} }} }} }} }}"
+)
+HTTP_VARIABLES = {
+    "ORDERED (default)": {},
+    "STRICT": {"order": "STRICT"},
+    "UNORDERED": {"order": "UNORDERED"},
+    "ORDERED + device breakdown": {"breakdown": "DEVICE"},
+}
+DAY = date(2015, 2, 16)
+ROUNDS = {1: 31, 10: 21}
+SQL_ROUNDS = {1: 7, 10: 3}
 
 
-def read_tables(folder: Path) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    """The user table and the four page tables, page column renamed to the page name (headers vary)."""
-    users = pd.read_csv(folder / "user_table.csv")
-    pages = []
-    for name, page in zip(FILES, PAGES, strict=True):
-        table = pd.read_csv(folder / f"{name}.csv")
-        table.columns = ["user_id", page]
-        pages.append(table)
-    return users, pages
+class NoCache:
+    """Every read misses: the HTTP rows measure computing the funnel, not Redis."""
+
+    name = "none"
+
+    async def get_many(self, keys: Any) -> list[None]:
+        return [None] * len(keys)
+
+    async def set_many(self, items: Any) -> None:
+        return None
 
 
-def replicate(
-    users: pd.DataFrame, pages: list[pd.DataFrame], times: int
-) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    def copies(frame: pd.DataFrame) -> pd.DataFrame:
-        return pd.concat(
-            [frame.assign(user_id=frame.user_id + r * ID_OFFSET) for r in range(times)], ignore_index=True
+def measure(engines: dict[str, Callable[[], Any]], rounds: int) -> dict[str, dict[str, float]]:
+    names = list(engines)
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
+    rng = random.Random(0)
+    for name in names:
+        engines[name]()  # warm
+    for _ in range(rounds):
+        rng.shuffle(names)
+        for name in names:
+            c0, t0 = time.process_time(), time.perf_counter()
+            engines[name]()
+            wall[name].append((time.perf_counter() - t0) * 1000)
+            cpu[name].append((time.process_time() - c0) * 1000)
+    return {
+        n: {"median": statistics.median(wall[n]), "best": min(wall[n]), "cpu": statistics.median(cpu[n])}
+        for n in engines
+    }
+
+
+def same(a: FunnelResult, b: FunnelResult) -> bool:
+    def close(x: float | None, y: float | None) -> bool:
+        return (x is None and y is None) or (
+            x is not None and y is not None and math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9)
         )
 
-    return copies(users), [copies(p) for p in pages]
+    def steps(xs: Any, ys: Any) -> bool:
+        return all(
+            s.name == t.name and s.users == t.users
+            and all(close(getattr(s, f), getattr(t, f)) for f in ("conversion_rate", "avg_time_spent", "median_time_to_convert"))
+            for s, t in zip(xs, ys, strict=True)
+        )  # fmt: skip
 
-
-def pandas_counts(users: pd.DataFrame, pages: list[pd.DataFrame]) -> list[int]:
-    """The notebooks' funnel: left-merge every page table onto the users, count non-null per page."""
-    merged = users
-    for table in pages:
-        merged = merged.merge(table, on="user_id", how="left")
-    return [int(merged[page].notna().sum()) for page in PAGES]
-
-
-def user_docs(users: pd.DataFrame) -> Iterator[list[Row]]:
-    for start in range(0, len(users), CHUNK):
-        part = users.iloc[start : start + CHUNK]
-        yield [
-            {
-                "user_id": int(u),
-                "device": d,
-                "sex": s,
-                "date": datetime.fromisoformat(day).date(),
-                "attributes": {},
-            }
-            for u, day, d, s in zip(part.user_id, part.date, part.device, part.sex, strict=True)
-        ]
-
-
-def visit_docs(users: pd.DataFrame, pages: list[pd.DataFrame]) -> Iterator[list[Row]]:
-    """One visit per user per page reached: 30 s per step after the user's date, 5..41 s on the page."""
-    info = users.set_index("user_id")
-    for step, table in enumerate(pages):
-        joined = info.loc[table.user_id]
-        for start in range(0, len(table), CHUNK):
-            part = joined.iloc[start : start + CHUNK]
-            yield [
-                {
-                    "event_id": f"{u}-{step}",
-                    "user_id": int(u),
-                    "session_id": f"s{u}",
-                    "page_type": PAGES[step],
-                    "timestamp": datetime.fromisoformat(day) + timedelta(seconds=30 * step + u % 7),
-                    "duration": float(5 + u % 37),
-                    "device": d,
-                }
-                for u, day, d in zip(part.index, part.date, part.device, strict=True)
-            ]
-
-
-async def load(store: DuckDBStore, users: pd.DataFrame, pages: list[pd.DataFrame]) -> tuple[int, float]:
-    """Insert users and visits; returns (documents, seconds spent in insert_many)."""
-    docs = 0
-    spent = 0.0
-    for chunks, collection in ((user_docs(users), "users"), (visit_docs(users, pages), "page_visits")):
-        for chunk in chunks:
-            started = time.perf_counter()
-            result = await store.insert_many(collection, chunk)
-            spent += time.perf_counter() - started
-            docs += result.written
-    return docs, spent
-
-
-async def median_ms(fn: Callable[[], Awaitable[Any]]) -> float:
-    await fn()  # warm-up
-    samples = []
-    for _ in range(RUNS):
-        started = time.perf_counter()
-        await fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
-
-
-async def sync_median_ms(fn: Callable[[], Any]) -> float:
-    async def call() -> Any:
-        return fn()
-
-    return await median_ms(call)
-
-
-async def compare(label: str, users: pd.DataFrame, pages: list[pd.DataFrame], folder: Path) -> list[Row]:
-    store = await DuckDBStore.open(folder / f"{label}.duckdb")
-    try:
-        await store.ensure_indexes()
-        docs, spent = await load(store, users, pages)
-        query = FunnelQuery(steps=PAGES)
-        ours = [s.users for s in (await store.funnel(query)).steps]
-        theirs = pandas_counts(users, pages)
-        expected = [n * (len(users) // 90400) for n in EXPECTED]
-        if not (ours == theirs == expected):
-            raise AssertionError(f"{label}: store {ours}, pandas {theirs}, expected {expected}")
-        ours_ms = await median_ms(lambda: store.funnel(query))
-        pandas_ms = await sync_median_ms(lambda: pandas_counts(users, pages))
-    finally:
-        await store.close()
-    rate = docs / spent
-    print(
-        f"{label:<10} {len(users):>7} users  counts {ours}  store {ours_ms:7.1f} ms  "
-        f"pandas {pandas_ms:7.1f} ms  ratio {pandas_ms / ours_ms:5.2f}x  ingest {rate:,.0f} docs/s"
+    return (
+        steps(a.steps, b.steps)
+        and [g.key for g in a.breakdowns] == [g.key for g in b.breakdowns]
+        and all(steps(g.steps, h.steps) for g, h in zip(a.breakdowns, b.breakdowns, strict=True))
     )
-    return [
-        {
-            "bench": "funnel",
-            "metric": f"{label} store funnel (ordered, 4 steps)",
-            "value": ours_ms,
-            "unit": "ms",
-        },
-        {"bench": "funnel", "metric": f"{label} pandas merge baseline", "value": pandas_ms, "unit": "ms"},
-        {
-            "bench": "funnel",
-            "metric": f"{label} ratio pandas/store",
-            "value": pandas_ms / ours_ms,
-            "unit": "x",
-        },
-        {"bench": "funnel", "metric": f"{label} insert_many throughput", "value": rate, "unit": "docs/s"},
-    ]
 
 
-async def run() -> list[Row]:
-    if not (KAGGLE / "user_table.csv").exists():
-        print(f"Kaggle CSVs not found at {KAGGLE}: nothing to measure")
-        return []
-    users, pages = read_tables(KAGGLE)
+async def serve(store: DuckDBStore) -> tuple[web.AppRunner, str]:
+    services = Services(load_settings(env={}), store, vectors=None, cache=NoCache())  # type: ignore[arg-type]
+    runner = web.AppRunner(create_app(services, response_cache=False), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)  # any free port
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}/graphql"
+
+
+def run_scale(scale: int, path: Path, tmp: Path) -> list[Row]:
+    expected = [n * scale for n in kaggle_funnel.EXPECTED]
+    loop = asyncio.new_event_loop()
+    run = loop.run_until_complete
+    sql_path = tmp / f"sql-{scale}.duckdb"
+    shutil.copy(path, sql_path)  # one open per file: the SQL-only store reads a copy
+    load_before = os.getloadavg()
+    visits = kaggle_funnel.visits_frame(path)  # before the stores open the files
+    store = run(DuckDBStore.open(path))
+    sql_store = run(DuckDBStore.open(sql_path, index=False, preaggregates=False))
+    session = run(_session())
+    runner, url = run(serve(store))
+    try:
+        assert run(store.wait_for_funnel_index())
+        assert store.funnel_index is not None
+        build_s, index = store.funnel_index.last_build_seconds, store.funnel_index.current()
+        assert index is not None
+        peers = {
+            "chDB windowFunnel": funnel_peers.chdb_engine(visits),
+            "polars first-occurrence chain": funnel_peers.polars_engine(visits),
+            "pandas merge (no time order)": funnel_peers.pandas_engine(scale),
+        }
+
+        def via_store(query: FunnelQuery) -> Callable[[], list[int]]:
+            return lambda: [s.users for s in run(store.funnel(query)).steps]
+
+        def via_http(variables: dict[str, Any]) -> Callable[[], list[int]]:
+            return lambda: [s["users"] for s in run(_post(session, url, variables))["steps"]]
+
+        ours = {f"store {q}": via_store(query) for q, query in QUERIES.items()}
+        ours |= {f"HTTP {q}": via_http(HTTP_VARIABLES[q]) for q in QUERIES}
+        day = FunnelQuery(PAGES, UserFilter(start=DAY, end=DAY))
+        run(store.funnel(day))  # the day's rows are computed once, then answer
+        assert run(store.funnel(day)).source == "funnel_analytics"
+        ours["day: from funnel_analytics rows"] = lambda: run(store.funnel(day)).steps
+        ours["day: computed by the index"] = lambda: (
+            run(store._db.run("day", lambda cur: store.funnels.compute(cur, day))).steps
+        )
+        for name, fn in {**peers, **{k: v for k, v in ours.items() if not k.startswith("day")}}.items():
+            if fn() != expected:
+                raise AssertionError(f"x{scale} {name}: {fn()} != {expected}")
+        for q, query in QUERIES.items():
+            mine, theirs = run(store.funnel(query)), run(sql_store.funnel(query))
+            if mine.source != "funnel_index" or not same(mine, theirs):
+                raise AssertionError(f"x{scale} {q}: index {mine} != SQL {theirs}")
+        if not same(run(store.funnel(day)), run(sql_store.funnel(day))):
+            raise AssertionError(f"x{scale}: rows differ from SQL for {DAY}")
+        sql = {
+            "SQL engine ORDERED (the fallback)": via_store_sql(run, sql_store, QUERIES["ORDERED (default)"])
+        }
+        results = measure({**peers, **ours}, ROUNDS[scale])
+        results |= measure(sql, SQL_ROUNDS[scale])
+    finally:
+        run(runner.cleanup())
+        run(session.close())
+        run(store.close())
+        run(sql_store.close())
+        loop.close()
+    return report(scale, results, peers, len(visits), build_s, index.nbytes(), load_before)
+
+
+def via_store_sql(run: Any, store: DuckDBStore, query: FunnelQuery) -> Callable[[], list[int]]:
+    return lambda: [s.users for s in run(store.funnel(query)).steps]
+
+
+async def _session() -> ClientSession:
+    return ClientSession()
+
+
+async def _post(session: ClientSession, url: str, variables: dict[str, Any]) -> dict[str, Any]:
+    body = json.dumps({"query": DOCUMENT, "variables": variables})
+    async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
+        payload = await response.json()
+    if "errors" in payload:
+        raise AssertionError(payload["errors"])
+    return payload["data"]["funnel"]
+
+
+def report(
+    scale: int,
+    results: dict[str, dict[str, float]],
+    peers: dict[str, Any],
+    visits: int,
+    build_s: float,
+    index_bytes: int,
+    load_before: tuple[float, float, float],
+) -> list[Row]:
+    fastest = min(results[p]["median"] for p in peers)
+    load = os.getloadavg()
+    print(
+        f"\nx{scale}: {90_400 * scale:,} users, {visits:,} visits; funnel index built in {build_s:.2f} s, "
+        f"{index_bytes / 1e6:.0f} MB; {ROUNDS[scale]} rounds ({SQL_ROUNDS[scale]} for SQL); "
+        f"load average {load_before[0]:.1f} before, {load[0]:.1f} after (2 cores)"
+    )
+    print(f"{'engine':<42} {'median ms':>10} {'best ms':>9} {'cpu ms':>8} {'x fastest peer':>15}")
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="bench-funnel-") as tmp:
-        rows += await compare("kaggle", users, pages, Path(tmp))
-        big_users, big_pages = replicate(users, pages, REPLICAS)
-        rows += await compare("kaggle10x", big_users, big_pages, Path(tmp))
+    for name, r in results.items():
+        ratio = r["median"] / fastest
+        print(f"{name:<42} {r['median']:>10.1f} {r['best']:>9.1f} {r['cpu']:>8.1f} {ratio:>15.2f}")
+        rows.append({"bench": "funnel", "metric": f"x{scale} {name}", "value": r["median"], "unit": "ms"})
+        rows.append(
+            {"bench": "funnel", "metric": f"x{scale} {name} / fastest peer", "value": ratio, "unit": "x"}
+        )
+    base = results["store ORDERED (default)"]
+    print("  store variants vs store ORDERED (median wall / best wall / cpu):")
+    for q in list(QUERIES)[1:]:
+        r = results[f"store {q}"]
+        print(
+            f"    {q:<30} {r['median'] / base['median']:.2f}x / {r['best'] / base['best']:.2f}x / "
+            f"{r['cpu'] / base['cpu']:.2f}x"
+        )
+    rows_ms, index_ms = results["day: from funnel_analytics rows"], results["day: computed by the index"]
+    print(
+        f"  one day ({DAY}): rows {rows_ms['median']:.2f} ms vs index {index_ms['median']:.2f} ms "
+        f"(rows {index_ms['median'] / rows_ms['median']:.2f}x faster)"
+    )
     return rows
 
 
 def main() -> list[Row]:
-    return asyncio.run(run())
+    if not kaggle_funnel.available():
+        print(f"Kaggle CSVs not found at {kaggle_funnel.KAGGLE}: nothing to measure")
+        return []
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bench-funnel-") as tmp:
+        files = kaggle_funnel.prepare(Path(tmp))
+        for scale, path in files.items():
+            rows += run_scale(scale, path, Path(tmp))
+        rows += asyncio.run(funnel_concurrency.measure(files[10], Path(tmp)))
+    return rows
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ def middles_between(rel: np.ndarray, low: int, high: int) -> Pair:
     upper middle of groups partitioning ``rel`` (fewer than half of each group, hence of all values,
     lie below its lower middle; likewise above the upper). One pass counts what lies below ``low``;
     only the values inside [low, high] are partitioned."""
+    if low == high:  # every group has the same middle value: so has their union
+        return low, low
     n = len(rel)
     lo, hi = (n - 1) // 2, n // 2
     if n - np.count_nonzero(rel) > hi:
