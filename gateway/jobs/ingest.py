@@ -128,7 +128,8 @@ async def ingest_directory(
         if rebuild is not None:
             await rebuild()
         _report_progress(progress, "funnel_analytics", 0, 1)
-        report.analytics_rows = await refresh_funnel_analytics(store, funnel, min(days), max(days))
+        # synthesis keeps each user's visits on their date: only those days can have rows
+        report.analytics_rows = await refresh_funnel_analytics(store, funnel, min(days), max(days), days)
         _report_progress(progress, "funnel_analytics", 1, 1)
     report.seconds = time.perf_counter() - started
     return report

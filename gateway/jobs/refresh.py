@@ -7,7 +7,7 @@ answers. One store call per day: with the embedded store's funnel index a day co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 
 from gateway.models import Document
@@ -15,11 +15,17 @@ from gateway.stores.contracts import DocumentStore
 from gateway.stores.preaggregates import day_query, rows_for_day
 
 
-async def refresh_funnel_analytics(store: DocumentStore, steps: Sequence[str], start: date, end: date) -> int:
-    """Replace the funnel_analytics rows dated in [start, end]; returns the number of rows written."""
+async def refresh_funnel_analytics(
+    store: DocumentStore, steps: Sequence[str], start: date, end: date, days: Iterable[date] | None = None
+) -> int:
+    """Replace the funnel_analytics rows dated in [start, end]; returns the number of rows written.
+    ``days``: the only days in the range that can have visits (ingest knows them: its dates may span
+    centuries with a few users each); None computes every day of the range."""
+    if days is None:
+        wanted = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    else:
+        wanted = sorted(d for d in set(days) if start <= d <= end)
     rows: list[Document] = []
-    day = start
-    while day <= end:
+    for day in wanted:
         rows += rows_for_day(day, await store.funnel(day_query(steps, day)))
-        day += timedelta(days=1)
     return await store.replace_funnel_analytics(start, end, rows)
