@@ -181,3 +181,37 @@ async def test_date_filtered_funnels_after_merges(tmp_path: Path) -> None:
                 assert got.source == "funnel_index"
     finally:
         await store.close()
+
+
+async def test_live_capture_is_followed(tmp_path: Path) -> None:
+    """record_events (realtime capture: its own transaction, not insert_many) reaches the index after
+    it commits, and a replayed batch counts once."""
+    from gateway.models import EventBatch
+
+    users, visits = make_dataset(7)
+    store = await DuckDBStore.open(tmp_path / "e.duckdb")
+    try:
+        await store.insert_many("users", users)
+        await store.insert_many("page_visits", visits[:150])
+        assert await store.wait_for_funnel_index(60)
+        live = visits[150:]
+        newcomer = {
+            "user_id": 777,
+            "device": "mobile",
+            "sex": "female",
+            "date": date(2015, 3, 1),
+            "attributes": {},
+        }
+        late = [dict(v, user_id=777, event_id=f"e{i}") for i, v in enumerate(visits[:8])]
+        seeds = [
+            {"session_id": v["session_id"], "user_id": v["user_id"], "device": None} for v in live + late
+        ]
+        batch = EventBatch(
+            visits=live + late, sessions=list({s["session_id"]: s for s in seeds}.values()), users=[newcomer]
+        )
+        for _ in range(2):
+            await store.record_events(batch)
+        await check(store, [*users, newcomer], visits + late, "live capture")
+        assert store.funnel_index is not None and store.funnel_index.merges >= 1
+    finally:
+        await store.close()

@@ -24,7 +24,8 @@ import pyarrow as pa
 from gateway.errors import BadInput
 from gateway.models import EventBatch
 from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USER_SESSIONS, USERS
-from gateway.stores.duckdb import schema, writes
+from gateway.stores.duckdb import changes, schema, writes
+from gateway.stores.duckdb.changes import Columns
 from gateway.stores.duckdb.connection import Cursor
 from gateway.stores.event_fold import SessionDelta, new_event_ids, session_deltas
 
@@ -98,18 +99,38 @@ def _fold_sessions(cur: Cursor, deltas: list[SessionDelta]) -> None:
     _update(cur, [d for d in extended if d.start_time < stored[d.session_id]], _START)
 
 
+def _insert_reported(cur: Cursor, collection: str, docs: Sequence[Mapping[str, Any]], first: str) -> Columns:
+    """Insert the new documents; their ``first`` column and what the change feed wants of them."""
+    if not docs:
+        return {}
+    table = schema.TABLES[collection]
+    frame = _arrow(table, schema.unique_by_key(table, docs, keep="first"))
+    tail = f"ON CONFLICT DO NOTHING RETURNING {first}, {changes.INSERTED[collection]}"
+    with writes.registered(cur, frame) as source:
+        return cur.execute(_insert_sql(table, source, tail)).fetchnumpy()
+
+
 def record(cur: Cursor, batch: EventBatch) -> list[str]:
     """Run in the store's thread with its write lock held."""
     cur.begin()
     try:
         new: set[str] = set()
-        for collection, docs in ((PAGE_VISITS, batch.visits), (USER_INTERACTIONS, batch.interactions)):
-            rows = _insert(cur, collection, docs, "ON CONFLICT DO NOTHING RETURNING event_id")
-            new.update(row[0] for row in rows)
-        _insert(cur, USERS, batch.users, "ON CONFLICT DO NOTHING")
+        visits = _insert_reported(cur, PAGE_VISITS, batch.visits, "event_id AS new_event_id")
+        new.update(visits["new_event_id"].tolist() if visits else [])
+        rows = _insert(
+            cur, USER_INTERACTIONS, batch.interactions, "ON CONFLICT DO NOTHING RETURNING event_id"
+        )
+        new.update(row[0] for row in rows)
+        users = _insert_reported(cur, USERS, batch.users, "user_id AS new_user_id")
         _fold_sessions(cur, session_deltas(batch, new))
         cur.commit()
     except BaseException:
         cur.rollback()
         raise
+    # Committed: the funnel index and the funnel_analytics rows follow (changes.py), still under the
+    # write lock, so no index build can pin the data between the commit and this report.
+    for table, stored in ((PAGE_VISITS, visits), (USERS, users)):
+        feed = changes.feed_of(cur, table)
+        if feed is not None and stored and len(next(iter(stored.values()))):
+            feed.inserted(table, {k: v for k, v in stored.items() if not k.startswith("new_")})
     return new_event_ids(batch, new)
