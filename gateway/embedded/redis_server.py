@@ -67,15 +67,25 @@ class RedisServer:
         return ["--port", str(self._port), "--bind", "127.0.0.1"]
 
     async def _ready(self) -> bool:
-        if self._port is None:
-            return self.socket.exists()
+        """True once the server answers PING. The socket file alone is not enough: redis-server
+        binds it before it listens, and a client connecting in between is refused (seen under load)."""
         try:
-            _, writer = await asyncio.open_connection("127.0.0.1", self._port)
+            if self._port is None:
+                reader, writer = await asyncio.open_unix_connection(str(self.socket))
+            else:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self._port)
         except OSError:
             return False
-        writer.close()
-        await writer.wait_closed()
-        return True
+        try:
+            writer.write(b"PING\r\n")
+            await writer.drain()
+            return (await asyncio.wait_for(reader.readline(), 1.0)).startswith(b"+PONG")
+        except (OSError, TimeoutError):
+            return False
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     async def start(self, timeout_s: float = 10.0) -> str:
         if not self.executable:

@@ -1,5 +1,6 @@
 import asyncio
 import os
+import sys
 
 import pytest
 
@@ -71,3 +72,34 @@ async def test_delete_prefixes_leaves_other_keys(redis_cache):
     await redis_cache.set_many(items)
     assert await redis_cache.delete_prefixes(["query:", "metrics:"]) == 2501
     assert await redis_cache.get_many(["keep:me", "query:user:7", "metrics:realtime"]) == [b"z", None, None]
+
+
+SLOW_LISTENER = """#!{python}
+import socket, sys, time
+args = sys.argv[1:]
+path = args[args.index("--unixsocket") + 1]
+server = socket.socket(socket.AF_UNIX)
+server.bind(path)  # the socket file exists from here on...
+time.sleep(0.5)
+server.listen()  # ...but connections are refused until here, as with a real redis-server under load
+while True:
+    conn, _ = server.accept()
+    while conn.recv(64):
+        conn.sendall(b"+PONG\\r\\n")
+"""
+
+
+async def test_start_waits_until_the_server_answers_not_until_its_socket_exists(tmp_path):
+    fake = tmp_path / "slow-redis-server"
+    fake.write_text(SLOW_LISTENER.format(python=sys.executable))
+    fake.chmod(0o755)
+    server = RedisServer(tmp_path / "r", executable=str(fake))
+    url = await server.start()
+    try:
+        cache = RedisCache.connect(url)
+        try:
+            await cache.ping()  # refused if start() returned between bind and listen
+        finally:
+            await cache.close()
+    finally:
+        await server.stop()
