@@ -22,7 +22,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
 from gateway.config import redact
-from gateway.errors import FunnelError, StoreUnavailable
+from gateway.errors import FunnelError, QueryTimeout, StoreUnavailable
 
 log = logging.getLogger("funnelgate.graphql")
 
@@ -83,6 +83,10 @@ def log_error(error: GraphQLError) -> None:
         log.error("unexpected error at %s: %s", where, message, exc_info=original)
     elif isinstance(original, StoreUnavailable):
         log.warning("backend unavailable at %s: %s", where, message)
+    elif isinstance(original, QueryTimeout):
+        # The caller gets a TIMEOUT code like a client mistake, but an operator should see it: queries
+        # reaching their deadline mean an undersized backend or a missing index as often as a greedy query.
+        log.warning("query timed out at %s: %s", where, message)
     else:
         log.info("client error %s at %s: %s", client_code(error) or "GRAPHQL_ERROR", where, message)
 

@@ -12,7 +12,7 @@ import logging
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.errors import StoreUnavailable
+from gateway.errors import QueryTimeout, StoreUnavailable
 from gateway.web.app import create_app
 from tests.api.conftest import FailingProxy, error_codes, run
 
@@ -108,3 +108,20 @@ async def test_found_entities_log_nothing(services, caplog, field):
     caplog.set_level(logging.INFO)
     await run(services, f"{{ {field} {{ __typename }} }}")
     assert [r for r in caplog.records if r.name.startswith(("funnelgate.graphql", "strawberry"))] == []
+
+
+async def test_a_query_stopped_at_its_deadline_is_one_warning_for_the_operator(services, caplog):
+    slow = dataclasses.replace(
+        services,
+        store=FailingProxy(
+            services.store, {"funnel": lambda: QueryTimeout("funnel stopped at its deadline")}
+        ),
+    )
+    result = await run(slow, "{ funnel { overallConversionRate } }")
+    assert error_codes(result) == ["TIMEOUT"]
+    [record] = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.startswith(("funnelgate", "strawberry"))
+    ]
+    assert "timed out" in record.getMessage() and record.exc_info is None
