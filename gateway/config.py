@@ -39,6 +39,9 @@ class Settings:
     # its answers from the funnel_analytics rows (off: funnels are always computed).
     index: bool = True
     preaggregates: bool = True
+    # MongoDB: how long other gateways get to notice a generation switch (they re-read it every second)
+    # before the ingest drops the old generation (gateway/stores/datasets.py).
+    switch_grace_s: float = 5.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -133,6 +136,16 @@ def _switch(key: str, raw: str) -> bool:
     raise ConfigError(key, f"expected on or off, got {raw!r}")
 
 
+def _seconds(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(key, f"expected a number of seconds, got {raw!r}") from None
+    if not 0 <= value < float("inf"):
+        raise ConfigError(key, f"expected a number of seconds >= 0, got {raw!r}")
+    return value
+
+
 def _log_level(key: str, raw: str) -> str:
     level = raw.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -159,6 +172,7 @@ _CASTS = {
     "session_gap_s": _positive_int,
     "index": _switch,
     "preaggregates": _switch,
+    "switch_grace_s": _seconds,
 }
 
 

@@ -38,7 +38,11 @@ class Services:
     realtime: Realtime | None = None  # set by open_services: capture, the pub/sub hub (gateway/realtime)
 
 
-async def open_store(settings: Settings) -> DocumentStore:
+async def open_store(settings: Settings, *, index: bool | None = None) -> DocumentStore:
+    """The configured document store. ``index`` overrides FUNNEL_INDEX (a job that only writes skips
+    building the embedded store's funnel index). Callers of an embedded store hold the data-dir lock,
+    so a killed build's leftovers can go now."""
+    index = settings.index if index is None else index
     if settings.mongo_url:
         from gateway.stores.mongo.store import MongoStore
 
@@ -47,13 +51,15 @@ async def open_store(settings: Settings) -> DocumentStore:
         )
         where = f"MongoDB {settings.mongo_url} db={settings.mongo_db}"
     else:
+        from gateway.stores.duckdb.generations import remove_leftovers
         from gateway.stores.duckdb.store import DuckDBStore
 
+        remove_leftovers(settings.duckdb_path)
         store = await DuckDBStore.open(
-            settings.duckdb_path, index=settings.index, preaggregates=settings.preaggregates
+            settings.duckdb_path, index=index, preaggregates=settings.preaggregates
         )
         where = f"embedded DuckDB {settings.duckdb_path}"
-        if not settings.index:
+        if not index:
             where += " (funnel index off: funnels in SQL)"
     log.info("document store: %s", where)
     return store
@@ -87,16 +93,27 @@ async def open_cache(settings: Settings, stack: AsyncExitStack) -> Cache:
     return cache
 
 
-async def invalidate_shared_cache(settings: Settings) -> int:
-    """After a data change, drop derived cache entries from a shared Redis (a private one starts empty)."""
+def scoped_by_dataset(cache: Cache, store: DocumentStore) -> Cache:
+    """The cache with derived keys scoped by the generation ``store`` serves (gateway/cache/scoped.py)."""
+    from gateway.cache.scoped import DatasetScopedCache
+
+    return DatasetScopedCache(cache, lambda: str(getattr(store, "dataset", "")))
+
+
+async def invalidate_shared_cache(settings: Settings, dataset: str | None = None) -> int:
+    """After a data change, drop derived cache entries from a shared Redis (a private one starts empty):
+    those of ``dataset`` (a generation no longer served: its entries are never read again, this only frees
+    memory sooner), else all of them, whatever generation (embed changes what every one answers)."""
     if not settings.redis_url:
         return 0
-    from gateway.cache.keys import DERIVED_PREFIXES
+    from gateway.cache.keys import ANY_DATASET, DERIVED_PREFIXES, dataset_scoped
     from gateway.stores.redis.cache import RedisCache
 
+    scopes = [""] if dataset == "" else [dataset] if dataset is not None else ["", ANY_DATASET]
+    prefixes = list(dict.fromkeys(dataset_scoped(p, scope) for scope in scopes for p in DERIVED_PREFIXES))
     cache = RedisCache.connect(settings.redis_url)
     try:
-        removed = await cache.delete_prefixes(DERIVED_PREFIXES)
+        removed = await cache.delete_prefixes(prefixes)
     finally:
         await cache.close()
     log.info("cache: dropped %d derived entries from %s", removed, settings.redis_url)
@@ -114,6 +131,10 @@ async def open_services(settings: Settings, *, need_cache: bool = True) -> Async
         store = await open_store(settings)
         stack.push_async_callback(store.close)
         await store.ensure_indexes()
+        follow = getattr(store, "follow", None)
+        if follow is not None:
+            follow()  # MongoDB: an ingest elsewhere may switch generations (stores/datasets.py)
+        cache = scoped_by_dataset(cache, store)
         vectors = await open_vectors(settings)
         stack.push_async_callback(vectors.close)
         services = Services(settings=settings, store=store, vectors=vectors, cache=cache)

@@ -30,6 +30,18 @@ def ttl_for_range(end: date | None) -> int:
 
 # What a data change (ingest, embed) makes stale: every cached query result and metric.
 DERIVED_PREFIXES = ("query:", "metrics:")
+
+
+def dataset_scoped(key: str, dataset: str) -> str:
+    """A derived key (or prefix) under the generation it was computed from (``stores/datasets.py``):
+    ``d7.a1b2c3:metrics:funnel:…``. The empty dataset (data no build wrote) leaves keys as they are.
+    Keys of other families (version tokens, realtime state, counters) are never scoped."""
+    if not dataset or not key.startswith(DERIVED_PREFIXES):
+        return key
+    return f"d{dataset}:{key}"
+
+
+ANY_DATASET = "*"  # dataset_scoped(prefix, ANY_DATASET): a SCAN pattern for that prefix in every generation
 RESPONSES_PREFIX = "query:response:"
 # What invalidateCache(scope) drops, per scope (whole responses are dropped with every scope: they are
 # built from these entries).

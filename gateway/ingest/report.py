@@ -47,6 +47,8 @@ class IngestReport:
     written: dict[str, int] = field(default_factory=dict)  # documents written per collection
     analytics_rows: int = 0
     seconds: float = 0.0
+    dataset: str = ""  # the generation the ingest switched to (stores/datasets.py)
+    carried: str = ""  # what the re-ingest kept from the previous generation, in words
 
     def file(self, name: str) -> FileReport:
         """The report of ``name``, created on first use (files keep the order they were first seen)."""
@@ -91,6 +93,10 @@ class IngestReport:
             parts = ", ".join(f"{name} {count:,}" for name, count in self.written.items())
             lines.append(f"documents written: {parts}")
             lines.append(f"funnel_analytics rows: {self.analytics_rows:,}")
+        if self.carried:
+            lines.append(f"kept from the previous data: {self.carried}")
+        if self.dataset:
+            lines.append(f"now serving dataset {self.dataset}")
         if self.seconds:
             lines.append(f"took {self.seconds:.1f} s")
         return "\n".join(lines)

@@ -4,10 +4,14 @@ summarise. The CSV reading, cleaning and synthesis themselves live in :mod:`gate
 Order matters for the guarantees:
   1. Read and validate everything first. Anything fatal raises IngestError before the first write, so
      the previous data stays intact.
-  2. Per batch of users: delete those users (and their history), then upsert their documents. Deleting
-     first keeps a re-ingest idempotent even when synthesis produces fewer documents than last time.
-     The next batch is synthesised in a worker thread while the current one is written.
-  3. Store the default funnel, then refresh funnel_analytics over the ingested days.
+  2. Build the next generation aside (``stores/datasets.py``): per batch of users, their documents are
+     appended to it (the next batch is synthesised in a worker thread meanwhile); then what a re-ingest
+     keeps is carried over from the served generation (users the CSVs do not name, with their history;
+     live events of the users they do name), the indexes are built, the default funnel and
+     ``funnel_analytics`` are computed from exactly this data.
+  3. Switch in one step. A failure or a kill before it leaves the previous data served, whole; the
+     build's leftovers go at the next start. Cached answers are scoped by the generation, so none
+     computed from the old data is read after the switch.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from gateway.stores.collections import (
     carry_user_device,
 )
 from gateway.stores.contracts import DocumentStore
+from gateway.stores.datasets import DatasetBuild, Generational
 
 BATCH_USERS = 10_000
 # Bumped whenever ingest writes different documents from the same input, so `make demo` ingests again
@@ -53,16 +58,27 @@ async def run_ingest(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> IngestReport:
-    """The command: hold the data dir (embedded backends), ingest into the configured store, then drop
-    the derived keys of a shared Redis. Only the document store is opened: ingest needs nothing else."""
+    """The command: hold the data dir (embedded store), ingest into the configured store as its next
+    generation, then drop the previous generation's cached answers from a shared Redis. Only the
+    document store is opened: ingest needs nothing else. On MongoDB no lock is needed: gateways keep
+    serving the previous generation until the switch, and their cache keys are scoped by it."""
     async with AsyncExitStack() as stack:
-        if settings.uses_data_dir_exclusively:
+        if settings.embedded_document_store:
             stack.enter_context(DataDirLock(settings.data_dir))
-        store = await open_store(settings)
+        # The served file's own funnel index would only be built to be thrown away at the switch.
+        store = await open_store(settings, index=False)
         stack.push_async_callback(store.close)
         await store.ensure_indexes()
-        report = await ingest_directory(store, csv_dir, steps=steps, seed=seed, progress=progress)
-    await invalidate_shared_cache(settings)
+        previous = getattr(store, "dataset", "")
+        report = await ingest_directory(
+            store,
+            csv_dir,
+            steps=steps,
+            seed=seed,
+            progress=progress,
+            switch_grace_s=settings.switch_grace_s,
+        )
+    await invalidate_shared_cache(settings, previous)
     return report
 
 
@@ -72,9 +88,12 @@ async def ingest_directory(
     steps: Sequence[str] | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    switch_grace_s: float = 0.0,
 ) -> IngestReport:
-    """Load ``csv_dir`` into ``store``; see the module docstring. Raises IngestError (nothing written)
-    for unusable input; store errors (StoreUnavailable) propagate."""
+    """Load ``csv_dir`` into ``store`` as its next generation; see the module docstring. Raises
+    IngestError (nothing written) for unusable input; store errors (StoreUnavailable) propagate.
+    ``switch_grace_s``: how long other processes get to notice the switch before the old generation's
+    late live events are folded in and it is dropped (``DatasetBuild.retire``)."""
     started = time.perf_counter()
     dataset = await asyncio.to_thread(read_dataset, Path(csv_dir))
     report = dataset.report
@@ -91,16 +110,58 @@ async def ingest_directory(
     users = dataset.users
     batches = [users[i : i + BATCH_USERS] for i in range(0, len(users), BATCH_USERS)]
 
+    if not isinstance(store, Generational):
+        raise IngestError(f"the {store.name} store cannot build a dataset aside")
+    build = await store.begin_build()
+    try:
+        report.written = await _write_users(build, batches, reached, plan, progress, len(users))
+        _report_progress(progress, "carrying over", 0, 1)
+        carried = await build.carry_over({u.user_id for u in users})
+        _report_progress(progress, "carrying over", 1, 1)
+        report.carried = str(carried)
+        _report_progress(progress, "building indexes", 0, 1)
+        new = await build.seal()
+        _report_progress(progress, "building indexes", 1, 1)
+        await new.set_default_funnel(funnel)
+        # synthesis keeps each user's visits on their date: only those days (and the carried visits'
+        # days) can have rows
+        days = {u.date or DEFAULT_VISIT_DATE for u in users if reached.get(u.user_id)} | carried.days
+        if days:
+            # The embedded store's funnel index, built afresh from what was just written: the rows then
+            # come from one engine and one layout of the data, so rerunning an ingest gives the same
+            # rows to the last bit (float sums depend on their order). Other stores have nothing to do.
+            rebuild = getattr(new, "rebuild_funnel_index", None)
+            if rebuild is not None:
+                await rebuild()
+            _report_progress(progress, "funnel_analytics", 0, len(days))
+            report.analytics_rows = await refresh_funnel_analytics(new, funnel, min(days), max(days), days)
+            _report_progress(progress, "funnel_analytics", len(days), len(days))
+        await build.activate()
+    except BaseException:
+        await asyncio.shield(build.abandon())
+        raise
+    report.dataset = build.dataset
+    folded = await build.retire(switch_grace_s)
+    if folded:
+        report.notes.append(f"{folded} live events recorded during the ingest were carried over")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _write_users(
+    build: DatasetBuild,
+    batches: Sequence[Sequence[UserRow]],
+    reached: Mapping[int, Collection[str]],
+    plan: SynthesisPlan,
+    progress: Progress | None,
+    total: int,
+) -> dict[str, int]:
     written: Counter[str] = Counter({USERS: 0, USER_SESSIONS: 0, PAGE_VISITS: 0, USER_INTERACTIONS: 0})
     done = 0
+    _report_progress(progress, "writing users", 0, total)
     with fewer_gc_pauses():
         pending = asyncio.create_task(asyncio.to_thread(_build_batch, batches[0], reached, plan))
         try:
-            # One delete up front (per batch, each delete would scan tables that keep growing), while the
-            # first batch is being synthesised.
-            _report_progress(progress, "removing old history", 0, 1)
-            await store.delete_users([u.user_id for u in users])
-            _report_progress(progress, "removing old history", 1, 1)
             for index, batch in enumerate(batches):
                 documents = await pending
                 if index + 1 < len(batches):
@@ -110,29 +171,13 @@ async def ingest_directory(
                     )
                 for collection, docs in documents:
                     if docs:
-                        written[collection] += (await store.upsert_many(collection, docs)).written
+                        written[collection] += await build.write(collection, docs)
                 done += len(batch)
-                _report_progress(progress, "writing users", done, len(users))
+                _report_progress(progress, "writing users", done, total)
         finally:
             if not pending.done():
                 pending.cancel()  # the thread finishes on its own; nothing awaits its result
-    report.written = dict(written)
-
-    await store.set_default_funnel(funnel)
-    days = [u.date or DEFAULT_VISIT_DATE for u in users if reached.get(u.user_id)]
-    if days:
-        # The embedded store's funnel index, built afresh from what was just written: the rows then
-        # come from one engine and one layout of the data, so rerunning an ingest gives the same rows
-        # to the last bit (float sums depend on their order). Other stores have nothing to rebuild.
-        rebuild = getattr(store, "rebuild_funnel_index", None)
-        if rebuild is not None:
-            await rebuild()
-        _report_progress(progress, "funnel_analytics", 0, 1)
-        # synthesis keeps each user's visits on their date: only those days can have rows
-        report.analytics_rows = await refresh_funnel_analytics(store, funnel, min(days), max(days), days)
-        _report_progress(progress, "funnel_analytics", 1, 1)
-    report.seconds = time.perf_counter() - started
-    return report
+    return dict(written)
 
 
 def _report_progress(progress: Progress | None, stage: str, done: int, total: int) -> None:

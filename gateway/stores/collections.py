@@ -46,6 +46,10 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     FUNNEL_DEFINITIONS: ("name",),
 }
 
+# How the event ids ingest writes begin (``ingest/synthesis.py``): an event whose id does not is a live
+# one (realtime capture), which a re-ingest keeps (``stores/datasets.py``).
+INGEST_ID_PREFIXES: dict[str, str] = {PAGE_VISITS: "vis-", USER_INTERACTIONS: "int-"}
+
 # The indexes, each kept for the queries it serves (listed beside it); ensure_indexes() creates exactly
 # these, idempotently. Compound keys follow MongoDB's equality-sort-range rule. tests/stores/
 # test_mongo_indexes.py records every query the MongoDB adapter sends and checks that one of these serves

@@ -112,6 +112,16 @@ class DuckDBConnection:
         except RuntimeError:  # shut down between the check and the submit
             return None
 
+    def dedicated_cursor(self) -> Cursor:
+        """A cursor of its own, outside the pool and the change feed, for work that must stay on one
+        cursor from start to end (a build on an attached file, an export inside one transaction). The
+        caller uses it from one thread at a time and closes it."""
+        if self._closed:
+            raise StoreUnavailable("the DuckDB store is closed")
+        cur = self._con.cursor()
+        writes.run_sql(cur, "SET TimeZone = 'UTC'")
+        return cur
+
     async def close(self) -> None:
         if self._closed:
             return

@@ -149,6 +149,17 @@ def table_ddl(table: Table) -> list[str]:
     ]
 
 
+def bare_table_ddl(table: Table) -> str:
+    """CREATE TABLE with no index at all, for a bulk load that builds its indexes once at the end
+    (``generations.py``): each row then costs a columnar append, not an ART insert."""
+    return table_ddl(table)[0]
+
+
+def key_index_ddl(table: Table) -> str:
+    """The unique key index ``table_ddl`` creates with the table."""
+    return _create_index(table.name, IndexSpec(table.key, unique=True))
+
+
 def index_name(table: str, spec: IndexSpec) -> str:
     return f"{table}__{'__'.join(spec.keys)}"
 

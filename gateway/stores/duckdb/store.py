@@ -43,11 +43,12 @@ from gateway.stores.collections import (
     USER_SESSIONS,
     USERS,
 )
-from gateway.stores.duckdb import events, reports, schema, writes
+from gateway.stores.duckdb import events, generations, reports, schema, writes
 from gateway.stores.duckdb.connection import Cursor, DuckDBConnection
 from gateway.stores.duckdb.funnel_index.live import LiveIndex
 from gateway.stores.duckdb.funnels import FunnelEngines
 from gateway.stores.duckdb.preaggregates import DayRows
+from gateway.stores.duckdb.served import FileGenerations
 from gateway.validation import (
     check_after,
     check_count,
@@ -75,10 +76,17 @@ def _per_key(keys: Sequence[Any], found: Mapping[Any, T], missing: Callable[[], 
     return out
 
 
-class DuckDBStore:
+class DuckDBStore(FileGenerations):
     name = "duckdb"
 
     def __init__(self, db: DuckDBConnection, *, index: bool = True, preaggregates: bool = True) -> None:
+        self.options = {"index": index, "preaggregates": preaggregates}
+        self.dataset = ""  # the generation served (stores/datasets.py), read by open()
+        self._attach(db)
+
+    def _attach(self, db: DuckDBConnection) -> None:
+        index = self.options["index"]
+        preaggregates = self.options["preaggregates"]
         self._db = db
         self.path = db.path
         # Derived state follows the writes through the change feed; the index first, since the rows
@@ -96,9 +104,13 @@ class DuckDBStore:
         background: funnels are answered with SQL until it is ready, so opening never waits for it.
         ``index``/``preaggregates`` False: funnels always computed with SQL / never read from rows."""
         store = cls(await DuckDBConnection.open(Path(path)), index=index, preaggregates=preaggregates)
-        if store.funnel_index is not None:
-            store.funnel_index.start()
+        await store._started()
         return store
+
+    async def _started(self) -> None:
+        self.dataset = await self._db.run("read the dataset id", generations.read_dataset)
+        if self.funnel_index is not None:
+            self.funnel_index.start()
 
     async def wait_for_funnel_index(self, seconds: float = 600.0) -> bool:
         """Wait until the funnel index holds every write (tests, benches); False without one."""

@@ -133,3 +133,14 @@ def upsert_rows(cur: Cursor, table: schema.Table, docs: Sequence[Mapping[str, An
             staged = f"(SELECT {schema.cast_select(table, source)} FROM {source})"
             delete_rows(cur, table.name, schema.changed_rows_sql(table, staged), {})
             _insert(cur, table, source)
+
+
+def append_batch(cur: Cursor, table: schema.Table, batch: Sequence[Mapping[str, Any]]) -> int:
+    """Plain INSERT of one batch into a table without indexes (a bulk load: ``generations.py``). No
+    conflict check and no change feed: nothing reads the table yet, and the keys are checked once, when
+    the unique indexes are built."""
+    frame = schema.frame(table, batch)
+    with registered(cur, frame) as source:
+        target = f"{schema.quote(table.name)} ({schema.columns_sql(table)})"
+        row = first_row(cur, f"INSERT INTO {target} SELECT {schema.cast_select(table, source)} FROM {source}")
+    return int(row[0]) if row else 0

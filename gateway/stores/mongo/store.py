@@ -9,6 +9,7 @@ which gives it the request's time limit and translates the driver's errors.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from datetime import date
@@ -45,11 +46,12 @@ from gateway.stores.collections import (
     USER_SESSIONS,
     USERS,
 )
-from gateway.stores.mongo import events
+from gateway.stores.mongo import events, generations
 from gateway.stores.mongo import funnel_pipelines as fp
 from gateway.stores.mongo import pipelines as mp
 from gateway.stores.mongo.documents import from_mongo, index_name, to_mongo
 from gateway.stores.mongo.driver import SOCKET_TIMEOUT_S, operation
+from gateway.stores.mongo.served import ServedGeneration
 from gateway.validation import (
     check_after,
     check_count,
@@ -71,6 +73,7 @@ DELETE_BATCH = 50_000
 ACTIVITY_BATCH_VISITS = 20_000
 DUPLICATE_KEY = 11000
 NO_ID = {"_id": 0}
+log = logging.getLogger("funnelgate.mongo")
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -87,13 +90,17 @@ def _unique(keys: Sequence[Hashable]) -> list[Any]:
     return list(dict.fromkeys(keys))
 
 
-class MongoStore:
+class MongoStore(ServedGeneration):
     name = "mongodb"
 
-    def __init__(self, database: Any, client: Any | None = None) -> None:
-        self._db = database
+    def __init__(self, database: Any, client: Any | None = None, *, generation: int | None = None) -> None:
+        # Design collection names resolve to the served generation's (generations.py); a store pinned to
+        # a ``generation`` (a build, a backup) never moves.
+        self._db = generations.GenerationDatabase(database, generation or 0)
+        self._pinned = generation is not None
         self._client = client  # closed by close() when given (the store owns it)
         self._closed = False
+        self._follower: asyncio.Task[None] | None = None
 
     @classmethod
     def connect(cls, url: str, db_name: str, pool_size: int = 50, timeout_ms: int = 5000) -> MongoStore:
@@ -137,6 +144,7 @@ class MongoStore:
 
     async def _aggregate(self, collection: str, pipeline: mp.Pipeline) -> list[Document]:
         # allowDiskUse: the funnel's $group and $setWindowFields may spill past 100 MB instead of failing
+        pipeline = self._db.pipeline(pipeline)  # the collections it names, in this generation
         with operation(f"aggregate on {collection}") as max_ms:
             cursor = await self._db[collection].aggregate(pipeline, allowDiskUse=True, **_limit(max_ms))
             return list(await cursor.to_list(None))
@@ -161,7 +169,9 @@ class MongoStore:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def ensure_indexes(self) -> None:
-        # create_index with the same name and options is a no-op, and it creates the collection.
+        # The served generation first (opening a store reads it here), then its indexes: create_index
+        # with the same name and options is a no-op, and it creates the collection.
+        await self.refresh_generation()
         with operation("ensure_indexes", default_s=None):
             for collection, specs in DESIGN_INDEXES.items():
                 for spec in specs:
@@ -192,6 +202,7 @@ class MongoStore:
         if self._closed:
             return
         self._closed = True
+        await self._stop_following()
         if self._client is not None:
             with operation("close", default_s=None):
                 await self._client.close()

@@ -1,0 +1,57 @@
+"""The Cache as the services see it: derived keys scoped by the generation being served.
+
+Every ``query:*`` and ``metrics:*`` key is read and written as ``d{dataset}:…`` (``keys.dataset_scoped``),
+with the id of the generation the store serves at that moment (``stores/datasets.py``). After an ingest
+or a restore switches generations, every process reads keys of the new one: an answer computed from the
+old data, even one stored by a slow request after the switch, sits under the old generation's keys and is
+never read again (it expires with its TTL). The store's generation only moves forward and is read before
+the store is asked, so a key can hold data newer than its generation, never older.
+
+Version tokens, realtime state and other families are not derived from a generation and pass unscoped.
+Commands given whole (``pipeline``, ``execute_many``) touch only those families and pass as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gateway.cache.keys import dataset_scoped
+from gateway.stores.contracts import Cache
+
+
+class DatasetScopedCache:
+    def __init__(self, cache: Cache, dataset: Callable[[], str]) -> None:
+        self.inner = cache
+        self._dataset = dataset
+        self.name = cache.name
+
+    def _key(self, key: str) -> str:
+        return dataset_scoped(key, self._dataset())
+
+    def __getattr__(self, name: str) -> Any:  # ping, close, publish, pipeline, ... and adapter extras
+        return getattr(self.inner, name)
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        dataset = self._dataset()
+        return await self.inner.get_many([dataset_scoped(k, dataset) for k in keys])
+
+    async def set_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
+        dataset = self._dataset()
+        await self.inner.set_many([(dataset_scoped(k, dataset), v, ttl) for k, v, ttl in items])
+
+    async def set_absent(self, items: Sequence[tuple[str, bytes, int]]) -> list[bool]:
+        dataset = self._dataset()
+        return await self.inner.set_absent([(dataset_scoped(k, dataset), v, ttl) for k, v, ttl in items])
+
+    async def ttl(self, key: str) -> int:
+        return await self.inner.ttl(self._key(key))
+
+    async def delete(self, keys: Sequence[str]) -> int:
+        return await self.inner.delete([self._key(k) for k in keys])
+
+    async def delete_prefixes(self, prefixes: Sequence[str]) -> int:
+        return await self.inner.delete_prefixes([self._key(p) for p in prefixes])
+
+    async def incr(self, key: str, amount: int = 1) -> int:
+        return await self.inner.incr(self._key(key), amount)

@@ -1,0 +1,137 @@
+"""The generation a MongoStore serves (``generations.py``, the contract in ``stores/datasets.py``): which
+one, following a switch made by an ingest elsewhere, stores pinned to one generation (a build, a backup),
+and the whole-dataset reads a build and a backup need. A mixin of :class:`MongoStore`, which owns
+``_db`` (a :class:`~gateway.stores.mongo.generations.GenerationDatabase`), ``_pinned`` and ``_follower``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pymongo import ASCENDING
+
+from gateway.errors import BadInput, QueryTimeout, StoreUnavailable
+from gateway.models import Document
+from gateway.stores.collections import COLLECTIONS, PRIMARY_KEYS, USERS
+from gateway.stores.datasets import Sink
+from gateway.stores.mongo import generations
+from gateway.stores.mongo.documents import from_mongo
+from gateway.stores.mongo.driver import operation
+
+if TYPE_CHECKING:
+    from gateway.stores.mongo.store import MongoStore
+
+log = logging.getLogger("funnelgate.mongo")
+NO_ID = {"_id": 0}
+
+
+def _check(collection: str) -> None:
+    if collection not in COLLECTIONS:
+        raise BadInput(f"unknown collection {collection!r}")
+
+
+class ServedGeneration:
+    _db: generations.GenerationDatabase
+    _pinned: bool
+    _follower: asyncio.Task[None] | None
+
+    @classmethod
+    def _new(cls, database: Any, client: Any, *, generation: int) -> MongoStore:
+        return cls(database, client, generation=generation)  # type: ignore[call-arg,return-value]
+
+    async def _stop_following(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+
+    # -- generations (stores/datasets.py; the steps are in generations.py) ---------------------------
+    @property
+    def raw_database(self) -> Any:
+        return self._db.raw
+
+    @property
+    def generation(self) -> int:
+        return int(self._db.generation)
+
+    @property
+    def dataset(self) -> str:
+        return str(self._db.dataset)
+
+    def pinned(self, generation: int, dataset: str) -> MongoStore:
+        """A store over one generation, sharing this store's client (closing it closes nothing)."""
+        store = self._new(self._db.raw, None, generation=generation)
+        store._db.dataset = dataset
+        return store
+
+    def set_generation(self, generation: int, dataset: str) -> None:
+        if self._pinned or generation < self._db.generation:
+            return  # a pinned store never moves; the served generation only moves forward
+        if generation != self._db.generation:
+            log.info("now serving dataset %s (generation %d)", dataset, generation)
+        self._db.generation, self._db.dataset = generation, dataset
+
+    async def refresh_generation(self) -> None:
+        """Read the active-generation document now."""
+        if not self._pinned:
+            self.set_generation(*await generations.read_active(self._db.raw))
+
+    def follow(self, interval_s: float = generations.FOLLOW_INTERVAL_S) -> None:
+        """Re-read the active generation every ``interval_s`` in the background, until close (serving
+        processes: an ingest elsewhere switches generations)."""
+        if self._follower is None and not self._pinned:
+            self._follower = asyncio.get_running_loop().create_task(self._follow(interval_s))
+
+    async def _follow(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.refresh_generation()
+            except (StoreUnavailable, QueryTimeout) as exc:
+                log.debug("cannot read the active generation: %s", exc)
+
+    async def begin_build(self) -> generations.MongoBuild:
+        return await generations.MongoBuild.begin(self)  # type: ignore[arg-type]  # the mixin of MongoStore
+
+    async def export(self, sinks: dict[str, Sink], batch: int = 10_000) -> dict[str, int]:
+        """Each collection of the served generation in key order (one generation: an ingest cannot mix
+        in; live events arriving meanwhile may be in one collection's read and not another's)."""
+        counts: dict[str, int] = {}
+        database = self.pinned(self.generation, self.dataset)._db
+        for collection, sink in sinks.items():
+            _check(collection)
+            order = [(key, ASCENDING) for key in PRIMARY_KEYS[collection]]
+            counts[collection] = 0
+            with operation(f"export {collection}", default_s=None):
+                cursor = database[collection].find({}, NO_ID, batch_size=batch).sort(order)
+                chunk: list[Document] = []
+                async for doc in cursor:
+                    chunk.append(from_mongo(collection, doc))
+                    if len(chunk) >= batch:
+                        sink(chunk)
+                        counts[collection] += len(chunk)
+                        chunk = []
+                if chunk:
+                    sink(chunk)
+                    counts[collection] += len(chunk)
+        return counts
+
+    async def user_ids_after(self, after: int | None, limit: int) -> list[int]:
+        """Up to ``limit`` user ids above ``after``, ascending (a walk over every user)."""
+        query = {} if after is None else {"user_id": {"$gt": after}}
+        with operation("list user ids") as max_ms:
+            cursor = self._db[USERS].find(query, {"_id": 0, "user_id": 1}, max_time_ms=max_ms)
+            docs = await cursor.sort("user_id", ASCENDING).limit(limit).to_list(None)
+        return [int(doc["user_id"]) for doc in docs]
+
+    async def find_documents(self, collection: str, query: Mapping[str, Any]) -> list[Document]:
+        """The documents of ``collection`` matching ``query`` (a filter the caller knows is indexed)."""
+        _check(collection)
+        order = [(key, ASCENDING) for key in PRIMARY_KEYS[collection]]
+        with operation(f"find in {collection}") as max_ms:
+            docs = await self._db[collection].find(query, NO_ID, max_time_ms=max_ms).sort(order).to_list(None)
+        return [from_mongo(collection, doc) for doc in docs]
