@@ -64,27 +64,55 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_progress_bar_is_silent_off_a_terminal() -> None:
-    stream = io.StringIO()
-    bar = ProgressBar(stream)
-    bar("writing users", 5, 10)
-    bar("writing users", 10, 10)
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_off_a_terminal_is_plain_lines_a_tenth_apart_with_the_rate() -> None:
+    stream, clock = io.StringIO(), _Clock()
+    bar = ProgressBar(stream, clock=clock)
+    bar("writing users", 0, 1000)
+    for done in range(50, 1001, 50):  # 20 calls, 2 s apart: a line for each new tenth only
+        clock.now += 2.0
+        bar("writing users", done, 1000)
     bar.close()
-    assert not bar.active
-    assert stream.getvalue() == ""
+    lines = stream.getvalue().splitlines()
+    assert not bar.active and "\r" not in stream.getvalue()
+    assert lines[0] == "writing users: 0/1,000 (0%), -/s, 0.0 s"
+    # tenths 0 (the start), 1 .. 9 at 100, 200, ... 900 documents, and the end
+    assert len(lines) == 11
+    assert lines[1] == "writing users: 100/1,000 (10%), 25/s, 4.0 s"  # 100 in 4 s
+    assert lines[-1] == "writing users: 1,000/1,000 (100%), 25/s, 40.0 s"
 
 
-def test_progress_bar_draws_on_a_terminal_and_ends_the_line() -> None:
-    stream = _Terminal()
-    bar = ProgressBar(stream)
+def test_progress_off_a_terminal_still_writes_a_line_every_ten_seconds() -> None:
+    stream, clock = io.StringIO(), _Clock()
+    bar = ProgressBar(stream, clock=clock)
+    bar("building indexes", 0, 1000)
+    clock.now += 11.0
+    bar("building indexes", 1, 1000)  # same tenth, but 11 s after the last line
+    clock.now += 1.0
+    bar("building indexes", 2, 1000)  # same tenth, 1 s after: nothing
+    assert len(stream.getvalue().splitlines()) == 2
+
+
+def test_progress_bar_draws_on_a_terminal_with_the_rate_and_ends_the_line() -> None:
+    stream, clock = _Terminal(), _Clock()
+    bar = ProgressBar(stream, clock=clock)
+    bar("writing users", 0, 10)
+    clock.now += 2.0
     bar("writing users", 5, 10)
-    half = stream.getvalue()
-    assert half.startswith("\rwriting users")
+    half = stream.getvalue().split("\r")[-1]
+    assert half.startswith("writing users")
     assert "[" + "#" * (BAR_WIDTH // 2) + "." * (BAR_WIDTH - BAR_WIDTH // 2) + "]" in half
-    assert half.rstrip().endswith("5/10  50%")
-    assert not half.endswith("\n")
+    assert half.split()[-3:] == ["5/10", "50%", "2/s"]  # 5 in 2 s: 2.5/s, shown to the unit
+    assert not stream.getvalue().endswith("\n")
     bar("writing users", 10, 10)
-    assert stream.getvalue().endswith("100%\n")
+    assert stream.getvalue().endswith("\n")
 
 
 def test_progress_bar_close_ends_an_interrupted_line() -> None:
@@ -93,5 +121,5 @@ def test_progress_bar_close_ends_an_interrupted_line() -> None:
     bar("embedding", 1, 3)
     bar.close()
     bar.close()
-    assert stream.getvalue().endswith("33%\n")
+    assert "33%" in stream.getvalue() and stream.getvalue().endswith("\n")
     assert stream.getvalue().count("\n") == 1
