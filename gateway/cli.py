@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
 
+    p = sub.add_parser(
+        "backup", parents=[common], help="write a consistent snapshot: documents, vectors, embedding model"
+    )
+    p.add_argument("--out", type=Path, required=True, help="a new (or empty) directory")
+    p = sub.add_parser("restore", parents=[common], help="load a backup into the configured backends")
+    p.add_argument("--from", dest="source", type=Path, required=True, help="a directory `backup` wrote")
+
     p = sub.add_parser("embed", parents=[common], help="(re)build behaviour embeddings in Milvus")
     p.add_argument("--seed", type=int, default=0)
 
@@ -106,6 +113,27 @@ async def _ingest(settings: Settings, args: argparse.Namespace) -> int:
     steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
     report = await run_ingest(settings, args.csv_dir, steps=steps, seed=args.seed, progress=ProgressBar())
     print(report.render())
+    return 0
+
+
+async def _backup(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.jobs.backup import run_backup
+
+    manifest = await run_backup(settings, args.out)
+    for section in ("documents", "vectors"):
+        for name, entry in manifest[section].items():
+            print(f"{name}: {entry['count']:,} (sha256 {entry['sha256'][:16]})")
+    print(f"model: v{manifest['model'].get('version', '-')}; written to {args.out}")
+    return 0
+
+
+async def _restore(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.jobs.backup import run_restore
+
+    restored = await run_restore(settings, args.source)
+    for name, count in {**restored["documents"], **restored["vectors"]}.items():
+        print(f"{name}: {count:,}")
+    print(f"checksums match the backup; now serving dataset {restored['dataset']}")
     return 0
 
 
@@ -217,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "serve": lambda: _serve(settings),
             "ingest": lambda: _ingest(settings, args),
             "embed": lambda: _embed(settings, args),
+            "backup": lambda: _backup(settings, args),
+            "restore": lambda: _restore(settings, args),
             "query": lambda: _query(settings, args),
             "replay": lambda: _replay(settings, args),
         }

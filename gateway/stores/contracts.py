@@ -198,6 +198,9 @@ class VectorIndex(Protocol):
 
     async def count(self, collection: str) -> int: ...
 
+    async def rows_between(self, collection: str, low: int, high: int, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` rows (id, embedding, metadata) with ``low <= id < high``, in no set order."""
+
 
 @runtime_checkable
 class Cache(Protocol):

@@ -234,6 +234,30 @@ class MilvusIndex:
         )
         return int(stats.get("row_count", 0))
 
+    async def rows_between(self, collection: str, low: int, high: int, limit: int) -> list[dict[str, Any]]:
+        """Every row (id, embedding, metadata) with ``low <= id < high``, up to ``limit`` in no set order
+        (a backup walks the id space with it, splitting a range that returns ``limit`` rows)."""
+        await self._ensure_loaded(collection)
+        rows = await self._read(
+            collection,
+            "query",
+            self._client.query(
+                collection,
+                filter=f"id >= {int(low)} and id < {int(high)}",
+                output_fields=["id", "embedding", "metadata"],
+                limit=limit,
+                timeout=_BULK_TIMEOUT_S,
+            ),
+        )
+        return [
+            {
+                "id": int(r["id"]),
+                "embedding": [float(x) for x in r["embedding"]],
+                "metadata": dict(r.get("metadata") or {}),
+            }
+            for r in rows
+        ]
+
     # -- helpers -------------------------------------------------------------------------------------
     async def _ensure_loaded(self, collection: str) -> None:
         if collection in self._loaded:

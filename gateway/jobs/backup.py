@@ -1,0 +1,222 @@
+"""`funnelgate backup --out DIR` and `funnelgate restore --from DIR` (the format: ``snapshot.py``).
+
+Backup reads the served generation whole (``stores/datasets.py``: DuckDB in one read transaction, MongoDB
+one generation), both Milvus collections and the newest embedding model, into ``DIR.partial``, then
+renames it to ``DIR``: a directory named DIR is always a complete snapshot.
+
+Restore checks every file against the manifest first (a damaged backup is refused before anything is
+written), then loads the documents into the configured document store as its next generation (the
+same build-aside path as ingest: a kill leaves the previous data served), compares the new generation's
+counts and checksums with the manifest before switching to it, and only then replaces the vectors and
+the model. The source and target backends may differ: embedded DuckDB -> MongoDB works like -> DuckDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Settings
+from gateway.embeddings.model import latest_version, model_versions
+from gateway.errors import BadInput
+from gateway.jobs import snapshot
+from gateway.jobs.ingest import DOCUMENT_FORMAT
+from gateway.services import invalidate_shared_cache, open_services
+from gateway.stores.collections import COLLECTIONS, DIM, PAGE_COLLECTION, USER_COLLECTION
+from gateway.stores.contracts import DocumentStore, VectorIndex
+from gateway.stores.datasets import Generational
+
+log = logging.getLogger("funnelgate.backup")
+
+VECTOR_COLLECTIONS = (USER_COLLECTION, PAGE_COLLECTION)
+QUERY_LIMIT = 16_384  # Milvus' ceiling for one query's rows
+ROWS_PER_READ = 2_000
+ID_SPACE = (-(2**62), 2**62)  # every id the gateway writes (user ids, user_id * 64 + page)
+WRITE_BATCH = 10_000
+
+
+def _generational(store: DocumentStore) -> Generational:
+    if not isinstance(store, Generational):
+        raise BadInput(f"the {store.name} store cannot be backed up or restored whole")
+    return store
+
+
+async def export_digests(store: DocumentStore, out: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Count and checksum of every collection as ``store`` serves it; also written to ``out/documents``
+    when given. Restore uses it without ``out`` to check what it loaded."""
+    writers: dict[str, Any] = {}
+    for collection in COLLECTIONS:
+        writers[collection] = (
+            snapshot.RecordWriter(out / "documents" / f"{collection}.jsonl.gz") if out else snapshot.Digest()
+        )
+
+    def sink_for(collection: str) -> Any:
+        target = writers[collection]
+        if isinstance(target, snapshot.Digest):
+            return lambda docs: [target.add(d) for d in docs]
+        return target.write
+
+    await _generational(store).export({c: sink_for(c) for c in COLLECTIONS})
+    result = {}
+    for collection, target in writers.items():
+        if isinstance(target, snapshot.Digest):
+            result[collection] = {"count": target.count, "sha256": target.sha256}
+        else:
+            result[collection] = {"file": f"documents/{collection}.jsonl.gz", **target.close()}
+    return result
+
+
+async def vector_ids(vectors: VectorIndex, collection: str, low: int, high: int) -> list[int]:
+    """Every id in ``[low, high)``, found by halving any range that fills a query (Milvus returns at
+    most QUERY_LIMIT rows, in no set order)."""
+    ids: list[int] = []
+    pending = [(low, high)]
+    while pending:
+        lo, hi = pending.pop()
+        rows = await vectors.rows_between(collection, lo, hi, QUERY_LIMIT)
+        if len(rows) < QUERY_LIMIT or hi - lo <= 1:
+            ids.extend(int(r["id"]) for r in rows)
+            continue
+        found = sorted(int(r["id"]) for r in rows)
+        mid = found[len(found) // 2]  # the median of what came back: halves the rows, not the id space
+        if mid <= lo:
+            mid = lo + (hi - lo) // 2
+        pending += [(lo, mid), (mid, hi)]
+    return sorted(set(ids))
+
+
+async def _backup_vectors(vectors: VectorIndex, out: Path) -> dict[str, dict[str, Any]]:
+    result = {}
+    for collection in VECTOR_COLLECTIONS:
+        if not await vectors.count(collection):
+            continue  # never embedded: restore leaves that collection as it finds it
+        ids = await vector_ids(vectors, collection, *ID_SPACE)
+        writer = snapshot.RecordWriter(out / "vectors" / f"{collection}.jsonl.gz")
+        for start in range(0, len(ids), ROWS_PER_READ):
+            chunk = ids[start : start + ROWS_PER_READ]
+            rows = await vectors.rows_between(collection, chunk[0], chunk[-1] + 1, QUERY_LIMIT)
+            writer.write(sorted(rows, key=lambda r: r["id"]))
+        entry = writer.close()
+        if entry["count"] != len(ids):
+            raise BadInput(f"{collection} changed while it was backed up (an embed running?); try again")
+        result[collection] = {"file": f"vectors/{collection}.jsonl.gz", "dim": DIM, **entry}
+    return result
+
+
+def _backup_model(model_dir: Path, out: Path) -> dict[str, Any]:
+    version = latest_version(model_dir)
+    if version is None:
+        return {}
+    files = {}
+    (out / "model").mkdir(parents=True, exist_ok=True)
+    for suffix in (".npz", ".json"):
+        source = model_dir / f"behaviour-v{version:04d}{suffix}"
+        shutil.copy2(source, out / "model" / source.name)
+        files[source.name] = snapshot.bytes_digest(out / "model" / source.name)
+    return {"version": version, "files": files}
+
+
+async def run_backup(settings: Settings, out: Path) -> dict[str, Any]:
+    """The command; returns the manifest."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise BadInput(f"{out} exists and is not empty: back up into a new directory")
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    async with open_services(settings, need_cache=False) as services:
+        documents = await export_digests(services.store, partial)
+        vectors = await _backup_vectors(services.vectors, partial)
+        model = await asyncio.to_thread(_backup_model, settings.model_dir, partial)
+        manifest = {
+            "format": snapshot.FORMAT,
+            "schema_version": DOCUMENT_FORMAT,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "source": {"store": services.store.name, "dataset": getattr(services.store, "dataset", "")},
+            "documents": {c: {"schema_version": DOCUMENT_FORMAT, **e} for c, e in documents.items()},
+            "vectors": vectors,
+            "model": model,
+        }
+    (partial / snapshot.MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    if out.exists():
+        out.rmdir()
+    os.replace(partial, out)
+    log.info("backup written to %s", out)
+    return manifest
+
+
+async def _restore_documents(store: DocumentStore, source: Path, manifest: dict[str, Any]) -> str:
+    build = await _generational(store).begin_build()
+    try:
+        for collection, entry in manifest["documents"].items():
+            if collection not in COLLECTIONS:
+                raise BadInput(f"the backup holds an unknown collection {collection!r}")
+            for records in snapshot.read_records(source / entry["file"], WRITE_BATCH):
+                await build.write(collection, records)
+        new = await build.seal()
+        loaded = await export_digests(new)
+        for collection, entry in manifest["documents"].items():
+            if loaded[collection] != {"count": entry["count"], "sha256": entry["sha256"]}:
+                raise BadInput(
+                    f"restored {collection} differs from the backup ({loaded[collection]['count']} documents "
+                    f"against {entry['count']}, or another checksum); nothing was switched"
+                )
+        await build.activate()
+    except BaseException:
+        await asyncio.shield(build.abandon())
+        raise
+    await build.retire(0.0)
+    return build.dataset
+
+
+async def _restore_vectors(vectors: VectorIndex, source: Path, manifest: dict[str, Any]) -> dict[str, int]:
+    counts = {}
+    for collection, entry in manifest.get("vectors", {}).items():
+        await vectors.recreate(collection, int(entry["dim"]))
+        counts[collection] = 0
+        for rows in snapshot.read_records(source / entry["file"], WRITE_BATCH):
+            counts[collection] += await vectors.insert(collection, rows)
+        await vectors.build_index(collection)
+    return counts
+
+
+def _restore_model(model_dir: Path, source: Path, manifest: dict[str, Any]) -> None:
+    files = manifest.get("model", {}).get("files", {})
+    if not files:
+        return
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for version in model_versions(model_dir):  # the restored model must be the newest, the one used
+        for suffix in (".npz", ".json"):
+            (model_dir / f"behaviour-v{version:04d}{suffix}").unlink(missing_ok=True)
+    for name in sorted(files, key=lambda n: n.endswith(".json")):  # the json last: it marks completion
+        shutil.copy2(source / "model" / name, model_dir / f"{name}.tmp")
+        os.replace(model_dir / f"{name}.tmp", model_dir / name)
+
+
+async def run_restore(settings: Settings, source: Path) -> dict[str, Any]:
+    """The command; returns what was restored (dataset id, counts)."""
+    source = Path(source)
+    manifest = snapshot.read_manifest(source)
+    if manifest.get("schema_version") != DOCUMENT_FORMAT:
+        raise BadInput(
+            f"the backup holds documents of format {manifest.get('schema_version')}, this gateway writes "
+            f"{DOCUMENT_FORMAT}: restore it with the version that wrote it, then ingest again"
+        )
+    await asyncio.to_thread(snapshot.verify_files, source, manifest)
+    async with open_services(settings, need_cache=False) as services:
+        dataset = await _restore_documents(services.store, source, manifest)
+        vectors = await _restore_vectors(services.vectors, source, manifest)
+        await asyncio.to_thread(_restore_model, settings.model_dir, source, manifest)
+    await invalidate_shared_cache(settings)
+    return {
+        "dataset": dataset,
+        "documents": {c: e["count"] for c, e in manifest["documents"].items()},
+        "vectors": vectors,
+        "model_version": manifest.get("model", {}).get("version"),
+    }
