@@ -36,7 +36,11 @@ def main() -> None:
     def progress(name: str, done: int, total: int) -> None:
         if name != stage:
             return
-        if (when == "start" and done == 0) or (when == "end" and done == total) or (when == "mid" and 0 < done < total):
+        if (
+            (when == "start" and done == 0)
+            or (when == "end" and done == total)
+            or (when == "mid" and 0 < done < total)
+        ):
             die()
 
     if stage == "switch":

@@ -153,7 +153,9 @@ async def test_mongo_ingest_killed_leaves_the_previous_generation(
     done = run_ingest(env, b, "none:never")
     assert done.returncode == 0, done.stderr
     after = await served(settings)
-    assert after["counts"]["users"] == 600 and after["counts"]["page_visits"] != before["counts"]["page_visits"]
+    assert (
+        after["counts"]["users"] == 600 and after["counts"]["page_visits"] != before["counts"]["page_visits"]
+    )
     from pymongo import AsyncMongoClient
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_wire_url)
@@ -162,4 +164,6 @@ async def test_mongo_ingest_killed_leaves_the_previous_generation(
     finally:
         await client.close()
     generation = after["dataset"].split(".")[0]
-    assert sorted(n for n in names if n != "funnelgate_meta") == sorted(f"{c}__g{generation}" for c in COLLECTIONS)
+    assert sorted(n for n in names if n != "funnelgate_meta") == sorted(
+        f"{c}__g{generation}" for c in COLLECTIONS
+    )

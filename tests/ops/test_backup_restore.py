@@ -57,8 +57,10 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path, di
     return settings, root / "snap", {"state": before, "manifest": manifest}
 
 
-async def test_backup_manifest_counts_what_the_store_serves(source: tuple[Settings, Path, dict[str, Any]]) -> None:
-    settings, snap, seen = source
+async def test_backup_manifest_counts_what_the_store_serves(
+    source: tuple[Settings, Path, dict[str, Any]],
+) -> None:
+    _, snap, seen = source
     manifest, before = seen["manifest"], seen["state"]
     assert not snap.with_name("snap.partial").exists()
     assert set(manifest["documents"]) == set(COLLECTIONS)

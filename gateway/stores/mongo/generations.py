@@ -308,7 +308,12 @@ async def _fold_and_drop(store: MongoStore, generation: int) -> int:
         users = [d for d in await old.users_by_ids(ids) if d is not None]
         folded = await fold_live_events(served, visits, interactions, users)
         if folded:
-            log.info("folded %d live events of generation %d into generation %d", folded, generation, store.generation)
+            log.info(
+                "folded %d live events of generation %d into generation %d",
+                folded,
+                generation,
+                store.generation,
+            )
     await drop_generation(store.raw_database, generation)
     return folded
 
@@ -356,5 +361,8 @@ async def _take_lease(database: Any) -> None:
 
 
 async def _release_lease(database: Any) -> None:
-    with contextlib.suppress(StoreUnavailable, OperationFailure), operation("release the build lease", default_s=None):
+    with (
+        contextlib.suppress(StoreUnavailable, OperationFailure),
+        operation("release the build lease", default_s=None),
+    ):
         await database[META].delete_one({"_id": BUILD, "pid": os.getpid()})
