@@ -37,7 +37,7 @@ def _check(collection: str) -> None:
 class ServedGeneration:
     _db: generations.GenerationDatabase
     _pinned: bool
-    _follower: asyncio.Task[None] | None
+    _follower: asyncio.Task[None] | None = None  # set by follow()
 
     @classmethod
     def _new(cls, database: Any, client: Any, *, generation: int) -> MongoStore:

@@ -9,7 +9,6 @@ which gives it the request's time limit and translates the driver's errors.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import defaultdict
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from datetime import date
@@ -73,7 +72,6 @@ DELETE_BATCH = 50_000
 ACTIVITY_BATCH_VISITS = 20_000
 DUPLICATE_KEY = 11000
 NO_ID = {"_id": 0}
-log = logging.getLogger("funnelgate.mongo")
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -94,13 +92,11 @@ class MongoStore(ServedGeneration):
     name = "mongodb"
 
     def __init__(self, database: Any, client: Any | None = None, *, generation: int | None = None) -> None:
-        # Design collection names resolve to the served generation's (generations.py); a store pinned to
-        # a ``generation`` (a build, a backup) never moves.
+        # Collection names resolve to the served generation's; a store pinned to one (a build) never moves.
         self._db = generations.GenerationDatabase(database, generation or 0)
         self._pinned = generation is not None
         self._client = client  # closed by close() when given (the store owns it)
         self._closed = False
-        self._follower: asyncio.Task[None] | None = None
 
     @classmethod
     def connect(cls, url: str, db_name: str, pool_size: int = 50, timeout_ms: int = 5000) -> MongoStore:
