@@ -56,6 +56,14 @@ def test_generate_ingest_embed_query(tmp_path, capsys):
     )
     assert json.loads(capsys.readouterr().out)["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
+    snap, restored = tmp_path / "snap", tmp_path / "restored"
+    assert main(["backup", "--out", str(snap), "--data-dir", str(data)]) == 0
+    assert "users: 400 (sha256 " in capsys.readouterr().out
+    assert main(["restore", "--from", str(snap), "--data-dir", str(restored)]) == 0
+    assert "checksums match the backup" in capsys.readouterr().out
+    assert main(["query", query, "--data-dir", str(restored)]) == 0
+    assert json.loads(capsys.readouterr().out) == result
+
 
 @pytest.mark.parametrize(
     ("argv", "fragment"),
@@ -69,6 +77,13 @@ def test_generate_ingest_embed_query(tmp_path, capsys):
 def test_usage_errors_exit_2(tmp_path, capsys, argv, fragment):
     assert main([*argv, *(["--data-dir", str(tmp_path)] if argv[0] != "generate" else [])]) == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_restore_of_a_directory_that_is_no_backup_exits_1(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["restore", "--from", str(tmp_path / "empty"), "--data-dir", str(tmp_path / "data")]) == 1
+    assert "is not a backup" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists() or not list((tmp_path / "data").glob("funnel.duckdb*"))
 
 
 def test_ingest_of_a_directory_without_user_table_exits_1(tmp_path, capsys):
