@@ -13,7 +13,15 @@ import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["bench_funnel", "bench_ingest", "bench_vectors", "bench_api", "bench_mongo_wire", "bench_realtime"]
+ORDER = [
+    "bench_funnel",
+    "bench_ingest",
+    "bench_vectors",
+    "bench_api",
+    "bench_mongo_wire",
+    "bench_realtime",
+    "bench_ingest_scale",  # last: x10 of the Kaggle set is ~9M documents, minutes of ingest
+]
 
 
 def _load(name: str):  # type: ignore[no-untyped-def]
