@@ -151,7 +151,9 @@ async def run_backup(settings: Settings, out: Path) -> dict[str, Any]:
     return manifest
 
 
-async def _restore_documents(store: DocumentStore, source: Path, manifest: dict[str, Any]) -> str:
+async def _restore_documents(
+    store: DocumentStore, source: Path, manifest: dict[str, Any], grace_s: float
+) -> str:
     build = await _generational(store).begin_build()
     try:
         for collection, entry in manifest["documents"].items():
@@ -171,7 +173,7 @@ async def _restore_documents(store: DocumentStore, source: Path, manifest: dict[
     except BaseException:
         await asyncio.shield(build.abandon())
         raise
-    await build.retire(0.0)
+    await build.retire(grace_s)  # MongoDB: gateways still serving the old generation notice first
     return build.dataset
 
 
@@ -210,7 +212,7 @@ async def run_restore(settings: Settings, source: Path) -> dict[str, Any]:
         )
     await asyncio.to_thread(snapshot.verify_files, source, manifest)
     async with open_services(settings, need_cache=False) as services:
-        dataset = await _restore_documents(services.store, source, manifest)
+        dataset = await _restore_documents(services.store, source, manifest, settings.switch_grace_s)
         vectors = await _restore_vectors(services.vectors, source, manifest)
         await asyncio.to_thread(_restore_model, settings.model_dir, source, manifest)
     await invalidate_shared_cache(settings)
