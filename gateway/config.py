@@ -5,7 +5,9 @@ No other module reads the environment: they receive a :class:`Settings`.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,8 +15,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.errors import ConfigError
+from gateway.roles import NAMES as ROLE_NAMES
 
 PREFIX = "FUNNEL_"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+PERSISTED_QUERY_MODES = ("apq", "allowlist", "off")
+_API_KEY_ENTRY = re.compile(r"^([A-Za-z0-9_.@-]{1,64}):([a-z]+):([0-9a-f]{64})$")
+MIN_JWT_SECRET_CHARS = 32
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,28 @@ class Settings:
     # MongoDB: how long other gateways get to notice a generation switch (they re-read it every second)
     # before the ingest drops the old generation (gateway/stores/datasets.py).
     switch_grace_s: float = 5.0
+    # The edge (issue 12): credentials, browsers, query limits, time, rate limits, persisted queries.
+    api_keys: tuple[str, ...] = ()  # "name:role:sha256-hex" entries; the keys themselves are never stored
+    jwt_secret: str | None = field(default=None, repr=False)  # HS256; never in a repr or a log
+    jwt_public_key_file: Path | None = None  # RS256, a PEM public key
+    jwks_file: Path | None = None  # RS256, a JWKS document (keys picked by the token's kid)
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES
+    cors_origins: tuple[str, ...] = ()
+    max_depth: int = 10
+    max_aliases: int = 20
+    max_tokens: int = 2000
+    max_query_chars: int = 20_000
+    max_cost: int = 200_000
+    introspection: bool = True
+    request_timeout_s: float = 30.0
+    rate_limits: tuple[tuple[str, int], ...] = (("viewer", 600), ("analyst", 600), ("admin", 1200))
+    rate_window_s: int = 60
+    persisted_queries: str = "apq"  # apq | allowlist | off
+    persisted_queries_file: Path | None = None  # default: <data dir>/persisted-queries.json
+    redis_maxmemory: str = "256mb"
+    shutdown_timeout_s: float = 5.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -73,6 +102,19 @@ class Settings:
     @property
     def model_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Authentication is on as soon as any credential is configured, and only then."""
+        return bool(self.api_keys or self.jwt_secret or self.jwt_public_key_file or self.jwks_file)
+
+    @property
+    def persisted_queries_path(self) -> Path:
+        return self.persisted_queries_file or self.data_dir / "persisted-queries.json"
+
+    def rate_limit(self, role: str) -> int:
+        """Requests per ``rate_window_s`` for a role; 0 means unlimited."""
+        return dict(self.rate_limits).get(role, 0)
 
 
 def _port(key: str, raw: str) -> int:
@@ -153,6 +195,127 @@ def _log_level(key: str, raw: str) -> str:
     return level
 
 
+def _positive_float(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(key, f"expected a number of seconds, got {raw!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(key, f"expected a positive number of seconds, got {raw!r}")
+    return value
+
+
+def _items(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def api_key_entries(key: str, raw: str) -> tuple[str, ...]:
+    entries = _items(raw)
+    names = set()
+    for entry in entries:
+        match = _API_KEY_ENTRY.match(entry)
+        if match is None:
+            raise ConfigError(
+                key,
+                f"expected name:role:sha256-hex entries separated by commas, got {entry[:80]!r} "
+                "(funnelgate create-key prints one; the key itself never goes here)",
+            )
+        name, role, _ = match.groups()
+        if role not in ROLE_NAMES:
+            raise ConfigError(
+                key, f"entry {name!r} has unknown role {role!r} (choose {', '.join(ROLE_NAMES)})"
+            )
+        if name in names:
+            raise ConfigError(key, f"two entries are named {name!r}")
+        names.add(name)
+    return entries
+
+
+def _jwt_secret(key: str, raw: str) -> str:
+    if len(raw) < MIN_JWT_SECRET_CHARS:
+        raise ConfigError(key, f"an HS256 secret needs at least {MIN_JWT_SECRET_CHARS} characters")
+    return raw
+
+
+def _readable(key: str, raw: str) -> tuple[Path, str]:
+    path = Path(raw).expanduser().resolve()
+    try:
+        return path, path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(key, f"cannot read {str(path)!r}: {exc}") from None
+
+
+def _pem_public_key(key: str, raw: str) -> Path:
+    path, text = _readable(key, raw)
+    if "-----BEGIN PUBLIC KEY-----" not in text and "-----BEGIN RSA PUBLIC KEY-----" not in text:
+        raise ConfigError(key, f"{str(path)!r} holds no PEM public key (-----BEGIN PUBLIC KEY-----)")
+    return path
+
+
+def _jwks(key: str, raw: str) -> Path:
+    path, text = _readable(key, raw)
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(key, f"{str(path)!r} is not JSON: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list) or not document["keys"]:
+        raise ConfigError(key, f"{str(path)!r} is not a JWKS document (an object with a non-empty keys list)")
+    return path
+
+
+def _hosts(key: str, raw: str) -> tuple[str, ...]:
+    hosts = tuple(h.lower().strip("[]") for h in _items(raw))
+    if not hosts:
+        raise ConfigError(key, "name at least one host (or * for any)")
+    return hosts
+
+
+def _origins(key: str, raw: str) -> tuple[str, ...]:
+    origins = _items(raw)
+    for origin in origins:
+        if origin == "*":
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+            raise ConfigError(key, f"expected origins like https://app.example.com, got {origin!r}")
+    return tuple(o.rstrip("/") for o in origins)
+
+
+def _rate_limits(key: str, raw: str) -> tuple[tuple[str, int], ...]:
+    limits = dict(Settings.rate_limits)
+    for item in _items(raw):
+        role, sep, count = item.partition("=")
+        role = role.strip().lower()
+        if not sep or role not in ROLE_NAMES:
+            raise ConfigError(
+                key, f"expected role=requests entries (roles {', '.join(ROLE_NAMES)}), got {item!r}"
+            )
+        try:
+            limits[role] = int(count)
+        except ValueError:
+            raise ConfigError(key, f"expected a whole number of requests for {role}, got {count!r}") from None
+        if limits[role] < 0:
+            raise ConfigError(key, f"expected 0 (unlimited) or more requests for {role}")
+    return tuple(sorted(limits.items(), key=lambda kv: ROLE_NAMES.index(kv[0])))
+
+
+def _persisted_mode(key: str, raw: str) -> str:
+    mode = raw.lower()
+    if mode not in PERSISTED_QUERY_MODES:
+        raise ConfigError(key, f"expected one of {', '.join(PERSISTED_QUERY_MODES)}, got {raw!r}")
+    return mode
+
+
+def _memory(key: str, raw: str) -> str:
+    if re.fullmatch(r"\d+(b|kb|mb|gb)?", raw.lower()) is None:
+        raise ConfigError(key, f"expected a size like 256mb or 1gb, got {raw!r}")
+    return raw.lower()
+
+
+def _path(key: str, raw: str) -> Path:
+    return Path(raw).expanduser().resolve()
+
+
 # setting name -> cast; the env var is PREFIX + name.upper(), the CLI flag --name-with-dashes.
 _CASTS = {
     "data_dir": _data_dir,
@@ -173,6 +336,27 @@ _CASTS = {
     "index": _switch,
     "preaggregates": _switch,
     "switch_grace_s": _seconds,
+    "api_keys": api_key_entries,
+    "jwt_secret": _jwt_secret,
+    "jwt_public_key_file": _pem_public_key,
+    "jwks_file": _jwks,
+    "jwt_audience": lambda key, raw: raw,
+    "jwt_issuer": lambda key, raw: raw,
+    "allowed_hosts": _hosts,
+    "cors_origins": _origins,
+    "max_depth": _positive_int,
+    "max_aliases": _positive_int,
+    "max_tokens": _positive_int,
+    "max_query_chars": _positive_int,
+    "max_cost": _positive_int,
+    "introspection": _switch,
+    "request_timeout_s": _positive_float,
+    "rate_limits": _rate_limits,
+    "rate_window_s": _positive_int,
+    "persisted_queries": _persisted_mode,
+    "persisted_queries_file": _path,
+    "redis_maxmemory": _memory,
+    "shutdown_timeout_s": _positive_float,
 }
 
 
@@ -205,13 +389,21 @@ def load_settings(
     return replace(Settings(), **values)
 
 
+def _render(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(f"{v[0]}={v[1]}" if isinstance(v, tuple) else str(v) for v in value)
+    return str(value)
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that reproduces ``settings`` (for child processes and docs)."""
     out = {}
     for name in _CASTS:
         value = getattr(settings, name)
-        if value is not None:
-            out[env_name(name)] = str(value)
+        if value is not None and value != ():
+            out[env_name(name)] = _render(value)
     return out
 
 
@@ -220,8 +412,10 @@ DATA_DIR_SHOWN = "$FUNNEL_DATA_DIR"
 
 def redact(text: str, settings: Settings) -> str:
     """``text`` as an API client may read it: the data directory's path replaced by ``$FUNNEL_DATA_DIR``
-    and the passwords of the configured URLs by ``***``. Logs keep the full text."""
+    and the passwords of the configured URLs (and the JWT secret) by ``***``. Logs keep the full text."""
     out = text.replace(str(settings.data_dir), DATA_DIR_SHOWN)
+    if settings.jwt_secret:
+        out = out.replace(settings.jwt_secret, "***")
     for url in (settings.mongo_url, settings.redis_url, settings.milvus_uri):
         try:
             password = urlsplit(url).password if url else None

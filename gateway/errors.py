@@ -60,6 +60,18 @@ class IngestError(FunnelError):
     code = "BAD_USER_INPUT"
 
 
+class Unauthenticated(FunnelError):
+    """A credential is missing, malformed, expired or unknown (HTTP 401, WebSocket close 4403)."""
+
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(FunnelError):
+    """The credential is valid but its role may not read what was asked (``gateway.roles``)."""
+
+    code = "FORBIDDEN"
+
+
 SHOWN_CHARS = 200
 
 
