@@ -84,10 +84,15 @@ async def open_cache(settings: Settings, stack: AsyncExitStack) -> Cache:
         url = settings.redis_url
         log.info("cache: Redis %s", url)
     else:
-        server = RedisServer(settings.data_dir / "redis")
+        server = RedisServer(settings.data_dir / "redis", maxmemory=settings.redis_maxmemory)
         url = await server.start()
         stack.push_async_callback(server.stop)
-        log.info("cache: private redis-server (pid %s) at %s", server.pid, url)
+        log.info(
+            "cache: private redis-server (pid %s) at %s, maxmemory %s, volatile-lru",
+            server.pid,
+            url,
+            settings.redis_maxmemory,
+        )
     cache = RedisCache.connect(url)
     stack.push_async_callback(cache.close)
     return cache

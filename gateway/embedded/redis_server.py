@@ -35,10 +35,17 @@ def _die_with_parent_prefix() -> list[str]:
 
 
 class RedisServer:
-    """Start with ``url = await server.start()``; ``await server.stop()`` terminates and reaps it."""
+    """Start with ``url = await server.start()``; ``await server.stop()`` terminates and reaps it.
 
-    def __init__(self, directory: Path, executable: str | None = None) -> None:
+    Memory is capped (``maxmemory``, FUNNEL_REDIS_MAXMEMORY) with ``volatile-lru`` eviction: at the cap
+    Redis evicts the least recently used key *that has a TTL*. Every cache entry, persisted query and
+    rate-limit window carries a TTL, so the cache makes room for itself; keys without a TTL (counters
+    kept for good) are never evicted, and hot counters are recently used anyway.
+    """
+
+    def __init__(self, directory: Path, executable: str | None = None, maxmemory: str = "256mb") -> None:
         self.directory = directory
+        self.maxmemory = maxmemory
         self.executable = executable or shutil.which("redis-server")
         self.socket = directory / "redis.sock"
         self._process: asyncio.subprocess.Process | None = None
@@ -99,6 +106,7 @@ class RedisServer:
             "--dir", str(self.directory),
             "--save", "",
             "--appendonly", "no",
+            "--maxmemory", self.maxmemory,
             "--maxmemory-policy", "volatile-lru",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,

@@ -1,11 +1,12 @@
-"""The Cache Protocol on Redis (redis-py asyncio with hiredis)."""
+"""The Cache Protocol on Redis (redis-py asyncio with hiredis), behind a circuit breaker (breaker.py):
+while Redis is down or hung, every call fails at once with StoreUnavailable (a cache miss upstream)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -14,8 +15,10 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import StoreUnavailable
+from gateway.stores.redis.breaker import CircuitBreaker
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+T = TypeVar("T")
 
 # execute_many: ARGV[1] is the commands as one JSON array of arrays, decoded by the script (cjson). One
 # argument instead of thousands: redis-py encodes each argument in Python (~1 us each), and a pipeline
@@ -34,6 +37,10 @@ return #commands
 """
 
 
+def _timed_out(exc: BaseException) -> bool:
+    return isinstance(exc, RedisTimeoutError | TimeoutError) or "timeout" in str(exc).lower()
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode()
@@ -43,57 +50,72 @@ def _text(value: Any) -> str:
 class RedisCache:
     name = "redis"
 
-    def __init__(self, client: aioredis.Redis, where: str) -> None:
+    def __init__(self, client: aioredis.Redis, where: str, *, cooldown_s: float = 1.0) -> None:
         self._client = client
         self.where = where
         self._execute_many = client.register_script(_EXECUTE_MANY)
+        self.breaker = CircuitBreaker(self._client.ping, cooldown_s=cooldown_s)
 
     @classmethod
-    def connect(cls, url: str, timeout_s: float = 2.0) -> RedisCache:
+    def connect(cls, url: str, timeout_s: float = 2.0, *, cooldown_s: float = 1.0) -> RedisCache:
         client = aioredis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
         )
-        return cls(client, url)
+        return cls(client, url, cooldown_s=cooldown_s)
+
+    async def _guarded(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        if not self.breaker.allow():
+            raise StoreUnavailable(f"redis {what} skipped: {self.breaker.describe()}")
+        try:
+            result = await call()
+        except _UNREACHABLE as exc:
+            self.breaker.failed(exc, timed_out=_timed_out(exc))
+            raise StoreUnavailable(f"redis {what} failed: {exc}") from exc
+        except RedisError as exc:  # Redis answered (an error reply): not an outage
+            self.breaker.succeeded()
+            raise StoreUnavailable(f"redis {what} failed: {exc}") from exc
+        self.breaker.succeeded()
+        return result
 
     async def ping(self) -> None:
         try:
-            await self._client.ping()
-        except _UNREACHABLE as exc:
-            raise StoreUnavailable(f"redis at {self.where} is unreachable: {exc}") from exc
+            await self._guarded(self._client.ping, "PING")
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(f"redis at {self.where} is unreachable: {exc.__cause__ or exc}") from exc
 
     async def close(self) -> None:
+        await self.breaker.close()
         await self._client.aclose()
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        try:
-            values = await self._client.mget(list(keys))
-            return [v.encode() if isinstance(v, str) else v for v in values]
-        except (*_UNREACHABLE, RedisError) as exc:
-            raise StoreUnavailable(f"redis MGET failed: {exc}") from exc
+        values = await self._guarded(lambda: self._client.mget(list(keys)), "MGET")
+        return [v.encode() if isinstance(v, str) else v for v in values]
 
     async def set_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
         if not items:
             return
-        try:
+
+        async def pipeline() -> None:
             async with self._client.pipeline(transaction=False) as pipe:
                 for key, value, ttl in items:
                     pipe.set(key, value, ex=ttl)
                 await pipe.execute()
-        except (*_UNREACHABLE, RedisError) as exc:
-            raise StoreUnavailable(f"redis SET pipeline failed: {exc}") from exc
+
+        await self._guarded(pipeline, "SET pipeline")
 
     async def set_absent(self, items: Sequence[tuple[str, bytes, int]]) -> list[bool]:
         if not items:
             return []
-        try:
+
+        async def pipeline() -> list[bool]:
             async with self._client.pipeline(transaction=False) as pipe:
                 for key, value, ttl in items:
                     pipe.set(key, value, ex=ttl, nx=True)
                 return [bool(done) for done in await pipe.execute()]
-        except (*_UNREACHABLE, RedisError) as exc:
-            raise StoreUnavailable(f"redis SET NX pipeline failed: {exc}") from exc
+
+        return await self._guarded(pipeline, "SET NX pipeline")
 
     async def ttl(self, key: str) -> int:
         return int(await self._call(self._client.ttl(key)))
@@ -124,22 +146,20 @@ class RedisCache:
     async def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         if not commands:
             return []
-        try:
+
+        async def pipeline() -> list[Any]:
             async with self._client.pipeline(transaction=False) as pipe:
                 for command in commands:
                     pipe.execute_command(*command)
                 return list(await pipe.execute())
-        except (*_UNREACHABLE, RedisError) as exc:
-            raise StoreUnavailable(f"redis pipeline failed: {exc}") from exc
+
+        return await self._guarded(pipeline, "pipeline")
 
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> None:
         if not commands:
             return
         payload = orjson.dumps(commands, default=_text)
-        try:
-            await self._execute_many(keys=[], args=[payload])
-        except (*_UNREACHABLE, RedisError) as exc:
-            raise StoreUnavailable(f"redis script failed: {exc}") from exc
+        await self._guarded(lambda: self._execute_many(keys=[], args=[payload]), "script")
 
     async def open_subscription(self, channel: str) -> RedisSubscription:
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
@@ -163,10 +183,15 @@ class RedisCache:
             await pubsub.aclose()
 
     async def _call(self, awaitable: Awaitable[Any]) -> Any:
-        try:
+        async def call() -> Any:
             return await awaitable
-        except (*_UNREACHABLE, RedisError) as exc:
-            raise StoreUnavailable(f"redis call failed: {exc}") from exc
+
+        try:
+            return await self._guarded(call, "call")
+        except StoreUnavailable:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()  # refused by the breaker before it was awaited
+            raise
 
 
 class RedisSubscription:

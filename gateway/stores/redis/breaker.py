@@ -1,0 +1,95 @@
+"""A circuit breaker for Redis, so a hung or dead Redis costs a query nothing while it is down.
+
+A stopped Redis (SIGSTOP, a network partition) accepts connections and never answers: every call waits
+its whole socket timeout, and a query makes several (MGET, SET, the response cache), so each query
+waited seconds. The breaker:
+
+* **closed** (normal): calls go through. A timeout opens it at once (Redis answers in milliseconds; a
+  timeout means it is hung); other failures (connection refused) open it after ``threshold`` in a row.
+* **open**: calls fail immediately with StoreUnavailable, which the cache-aside layer already treats as
+  a miss: queries go straight to the backends at their normal speed. After ``cooldown_s`` a probe
+  (PING) runs in the background, never in a request.
+* **half-open** (the probe is running): calls still fail fast; the probe's success closes the breaker,
+  its failure keeps it open for another cooldown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger("funnelgate.redis")
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        probe: Callable[[], Awaitable[object]],
+        *,
+        threshold: int = 3,
+        cooldown_s: float = 1.0,
+        name: str = "redis",
+    ) -> None:
+        self._probe = probe
+        self.threshold = threshold
+        self.cooldown_s = cooldown_s
+        self.name = name
+        self.state = CLOSED
+        self.failures = 0  # consecutive
+        self.opened_at = 0.0
+        self.short_circuited = 0  # calls refused while open (for tests and /healthz)
+        self.trips = 0
+        self.probes = 0
+        self._probing: asyncio.Task[None] | None = None
+
+    def allow(self) -> bool:
+        if self.state == CLOSED:
+            return True
+        self.short_circuited += 1
+        if self.state == OPEN and time.monotonic() - self.opened_at >= self.cooldown_s:
+            self.state = HALF_OPEN
+            self._probing = asyncio.get_running_loop().create_task(self._try())
+        return False
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+    def failed(self, exc: BaseException, *, timed_out: bool) -> None:
+        self.failures += 1
+        if self.state == CLOSED and (timed_out or self.failures >= self.threshold):
+            self._open(f"{type(exc).__name__}: {exc}")
+
+    def _open(self, reason: str) -> None:
+        self.state = OPEN
+        self.opened_at = time.monotonic()
+        self.trips += 1
+        log.warning(
+            "%s circuit open (%s): cache reads miss, writes are skipped until it answers", self.name, reason
+        )
+
+    async def _try(self) -> None:
+        self.probes += 1
+        try:
+            await self._probe()
+        except Exception as exc:  # still down: another cooldown
+            self.state = OPEN
+            self.opened_at = time.monotonic()
+            log.debug("%s probe failed: %s", self.name, exc)
+            return
+        self.state = CLOSED
+        self.failures = 0
+        log.warning("%s answers again: circuit closed", self.name)
+
+    def describe(self) -> str:
+        return f"circuit {self.state} for {time.monotonic() - self.opened_at:.1f}s"
+
+    async def close(self) -> None:
+        if self._probing is not None and not self._probing.done():
+            self._probing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probing
