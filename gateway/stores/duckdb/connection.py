@@ -3,6 +3,11 @@
 Every call runs off the event loop in the pool on that thread's own cursor (``con.cursor()``), so reads
 run side by side; writers take ``write_lock``, since DuckDB would abort one of two concurrent writers
 with a transaction conflict. Driver errors leave here translated (BadInput or StoreUnavailable).
+
+A call whose awaiting task is cancelled (the request timed out, or its client left) stops: if it has
+not started it never runs; if it runs, its statement is interrupted (``cursor.interrupt()``, within
+milliseconds). The interrupt is aimed under a lock at the cursor only while that very call runs on it,
+so it can never hit the next call the thread picks up.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import TypeVar
 
 import duckdb
 
-from gateway.errors import BadInput, DataDirLocked, StoreUnavailable
+from gateway.errors import BadInput, DataDirLocked, QueryTimeout, StoreUnavailable
 from gateway.stores.duckdb import changes, schema, writes
 
 T = TypeVar("T")
@@ -33,6 +38,8 @@ _BAD_INPUT_ERRORS = (
 
 
 def translate(exc: duckdb.Error, action: str) -> Exception:
+    if isinstance(exc, duckdb.InterruptException):
+        return QueryTimeout(f"DuckDB stopped {action}: the request was cancelled")
     if isinstance(exc, _BAD_INPUT_ERRORS):
         return BadInput(f"DuckDB rejected {action}: {exc}")
     return StoreUnavailable(f"DuckDB failed {action}: {exc}")
@@ -50,6 +57,33 @@ def _connect(path: Path) -> Cursor:
         raise StoreUnavailable(f"cannot open DuckDB file {str(path)!r}: {exc}") from exc
     except OSError as exc:
         raise StoreUnavailable(f"cannot create the directory of {str(path)!r}: {exc}") from exc
+
+
+class _Call:
+    """One call's claim on its thread's cursor, so a cancel interrupts exactly this call."""
+
+    __slots__ = ("cursor", "lock", "stopped")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.cursor: Cursor | None = None
+        self.stopped = False
+
+    def attach(self, cursor: Cursor) -> None:
+        with self.lock:
+            if self.stopped:
+                raise duckdb.InterruptException("cancelled before it started")
+            self.cursor = cursor
+
+    def detach(self) -> None:
+        with self.lock:
+            self.cursor = None
+
+    def interrupt(self) -> None:
+        with self.lock:
+            self.stopped = True
+            if self.cursor is not None:
+                self.cursor.interrupt()
 
 
 class DuckDBConnection:
@@ -87,20 +121,33 @@ class DuckDBConnection:
                     self._tables_ready = True
         return cur
 
-    def _call(self, fn: Callable[[Cursor], T], action: str) -> T:
+    def _call(self, fn: Callable[[Cursor], T], action: str, call: _Call | None = None) -> T:
         try:
-            return fn(self._cursor())
+            cursor = self._cursor()
+            if call is None:
+                return fn(cursor)
+            call.attach(cursor)
+            try:
+                return fn(cursor)
+            finally:
+                call.detach()
         except duckdb.Error as exc:
             raise translate(exc, action) from exc
 
     async def run(self, action: str, fn: Callable[[Cursor], T]) -> T:
         if self._closed:
             raise StoreUnavailable(f"the DuckDB store is closed ({action})")
+        call = _Call()
         try:
-            future = self._executor.submit(self._call, fn, action)
+            future = self._executor.submit(self._call, fn, action, call)
         except RuntimeError as exc:  # shut down between the check and the submit
             raise StoreUnavailable(f"the DuckDB store is closed ({action})") from exc
-        return await asyncio.wrap_future(future)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if not future.cancel():  # already running: stop its statement
+                call.interrupt()
+            raise
 
     def submit(self, action: str, fn: Callable[[Cursor], T]) -> Future[T] | None:
         """Run ``fn`` in the pool without waiting for it (background work such as an index build);
