@@ -79,6 +79,11 @@ class Loaders:
     journey: TableLoader[int, dict[str, Any]]
     similar_users: TableLoader[SimilarQuery, list[Neighbour]]
 
+    def cancel_pending(self) -> None:
+        """Stop every batch still running for this request (it timed out, or its client left)."""
+        for loader in vars(self).values():
+            loader.cancel_pending()
+
 
 def build_loaders(services: Services) -> Loaders:
     cache, stats, store = services.cache, services.cache_stats, services.store

@@ -2,7 +2,9 @@
 
 ``batch_load_fn`` gets every key loaded in one tick: one MGET for all of them, one ``fetch`` for the
 misses, one pipelined SET (with the family's TTL) for what came back, results in key order.
-A cache outage degrades to the backend instead of failing the query.
+A cache outage degrades to the backend instead of failing the query. Misses already being fetched for
+another request (or another loader of this one) are awaited, not fetched again (gateway/cache/flight.py);
+``cancel_pending`` stops the batches of a request that timed out or whose client left.
 
 A loader is one row of the table in :mod:`loaders` (a :class:`Lookup`: key family, TTL, cache key,
 backend call) served by :class:`TableLoader`; subclassing :class:`CachedLoader` works too.
@@ -14,6 +16,7 @@ same MGET as the current tokens, and served only while those are unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from aiodataloader import DataLoader
 
 from gateway.cache import codec, hints, versions
 from gateway.cache.aside import read_cached, write_cached
+from gateway.cache.flight import flight_key, flights
 from gateway.cache.stats import CacheStats
 from gateway.stores.contracts import Cache
 
@@ -41,6 +45,7 @@ class CachedLoader(DataLoader, Generic[K, V]):
         # Not ``self.cache``: aiodataloader uses that name for its per-request memo switch.
         self.redis = cache
         self.stats = stats
+        self._batches: set[asyncio.Task[Any]] = set()
 
     def cache_key(self, key: K) -> str:
         raise NotImplementedError
@@ -56,7 +61,22 @@ class CachedLoader(DataLoader, Generic[K, V]):
         """The version token this key's value depends on (besides the epoch), or None: not versioned."""
         return None
 
+    def cancel_pending(self) -> None:
+        """Cancel this loader's batches still running (their request is gone)."""
+        for task in list(self._batches):
+            task.cancel()
+
     async def batch_load_fn(self, keys: Sequence[K]) -> list[V | None]:
+        task = asyncio.current_task()
+        if task is not None:
+            self._batches.add(task)
+        try:
+            return await self._load_batch(keys)
+        finally:
+            if task is not None:
+                self._batches.discard(task)
+
+    async def _load_batch(self, keys: Sequence[K]) -> list[V | None]:
         hints.record(self.ttl)
         cache_keys = [self.cache_key(k) for k in keys]
         per_key = [self._versions(k) for k in keys]
@@ -76,18 +96,31 @@ class CachedLoader(DataLoader, Generic[K, V]):
         self.stats.hits[self.family] += len(keys) - len(missing)
         self.stats.misses[self.family] += len(missing)
         if missing:
-            fetched = await self.fetch([keys[i] for i in missing])
-            stamped = await self._tokens_for([per_key[i] for i in missing], tokens)
-            writes = []
-            for i, value in zip(missing, fetched, strict=True):
+
+            async def fetch_and_store(indexes: list[int]) -> list[tuple[V | None, list[str] | None]]:
+                """Fetch, stamp and write the misses at ``indexes``: (value, its tokens) per key."""
+                asked = [missing[j] for j in indexes]
+                fetched = await self.fetch([keys[i] for i in asked])
+                stamped = await self._tokens_for([per_key[i] for i in asked], tokens)
+                writes, out = [], []
+                for i, value in zip(asked, fetched, strict=True):
+                    stamp = None if stamped is None else [stamped[v] for v in per_key[i]]
+                    out.append((value, stamp))
+                    if not self.cacheable(value) or (per_key[i] and stamp is None):
+                        continue
+                    payload = codec.dumps(value)
+                    writes.append(
+                        (cache_keys[i], versions.stamp(stamp, payload) if stamp else payload, self.ttl)
+                    )
+                await self._write(writes)
+                return out
+
+            # Keys already being fetched (for another request, or another batch) are awaited, not fetched.
+            flight_keys = [flight_key(self.redis, cache_keys[i]) for i in missing]
+            answers = await flights().run_many(flight_keys, fetch_and_store)
+            for i, (value, stamp) in zip(missing, answers, strict=True):
                 results[i] = value
-                stamp = None if stamped is None else [stamped[v] for v in per_key[i]]
                 hints.depend(per_key[i], stamp)
-                if not self.cacheable(value) or (per_key[i] and stamp is None):
-                    continue
-                payload = codec.dumps(value)
-                writes.append((cache_keys[i], versions.stamp(stamp, payload) if stamp else payload, self.ttl))
-            await self._write(writes)
         return results
 
     def _versions(self, key: K) -> list[str]:

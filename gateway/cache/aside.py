@@ -2,7 +2,8 @@
 
 ``read_cached``/``write_cached`` are one MGET and one pipelined SET; an outage is counted and degrades
 to the backend instead of failing the query. ``read_through`` does the same for one computed value
-(a funnel, a dashboard, a sentiment score): read the key, compute on a miss, write it back with its TTL.
+(a funnel, a dashboard, a sentiment score): read the key, compute on a miss, write it back with its TTL;
+identical misses in flight at the same time share one computation (:mod:`gateway.cache.flight`).
 With ``versions`` (gateway/cache/versions.py) the entry is read in the same MGET as its version tokens
 and served only if it was computed under the current ones.
 """
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from gateway.cache import codec, hints, keys, versions
+from gateway.cache.flight import flight_key, flights
 from gateway.cache.stats import CacheStats
 from gateway.errors import StoreUnavailable
 from gateway.models import as_declared
@@ -68,13 +70,21 @@ async def read_through(
         hints.depend(version_keys, tokens)  # type: ignore[arg-type]  # all present: unstamp checked
         return cast(T, as_declared(result_type, codec.loads(blob)))
     stats.misses[family] += 1
-    value = await compute()
-    payload = codec.dumps(value)
+
+    async def compute_and_store() -> tuple[T, list[str] | None]:
+        value = await compute()
+        payload = codec.dumps(value)
+        stamped_with = None
+        if version_keys:
+            stamped_with = await versions.ensure_tokens(cache, version_keys, tokens)
+            if stamped_with is None:
+                return value, None
+            payload = versions.stamp(stamped_with, payload)
+        await write_cached(cache, stats, family, [(key, payload, ttl)])
+        return value, stamped_with
+
+    # Every miss in flight shares the first one's computation, and records the tokens it ran under.
+    value, stamped_with = await flights().run(flight_key(cache, key), compute_and_store)
     if version_keys:
-        stamped_with = await versions.ensure_tokens(cache, version_keys, tokens)
         hints.depend(version_keys, stamped_with)
-        if stamped_with is None:
-            return value
-        payload = versions.stamp(stamped_with, payload)
-    await write_cached(cache, stats, family, [(key, payload, ttl)])
     return value
