@@ -20,6 +20,7 @@ TTL_USER_ACTIVITY = 5 * 60  # user:active:{id}
 TTL_REALTIME_LIST = 60  # realtime:users
 TTL_QUERY_SHORT = 60 * 60  # query results over data that changes with ingest (similar users, sentiment)
 TTL_QUERY_LONG = 24 * 60 * 60  # query results over closed history (journeys)
+TTL_PERSISTED_QUERY = 7 * 24 * 60 * 60  # apq:{sha256}: a client re-registers a query that expired
 
 
 def ttl_for_range(end: date | None) -> int:
@@ -201,6 +202,23 @@ def session_visits(session_id: str) -> str:
 
 def session_interactions(session_id: str) -> str:
     return f"query:session_interactions:{session_id}"
+
+
+def response(role: str, parts: Any) -> str:
+    """A whole GraphQL response: the role that read it, and a digest of the normalised operation
+    (printed document, operation name, variables) and the limits it was admitted under."""
+    return f"query:response:{role}:{digest(parts)}"
+
+
+def rate_limit(subject: str, window: int) -> str:
+    """Requests of one credential (or client address) in one fixed window; the braces are a Redis
+    Cluster hash tag, the subject is hashed (it may hold any character)."""
+    return f"ratelimit:{{{digest(subject)}}}:{window}"
+
+
+def persisted_query(sha256: str) -> str:
+    """The text of an automatic persisted query, by the SHA-256 of that text (lower-case hex)."""
+    return f"apq:{sha256}"
 
 
 def family(key: str) -> str:

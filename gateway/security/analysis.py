@@ -1,0 +1,272 @@
+"""Who may run an operation, and what it costs, computed from the document before any resolver runs.
+
+One walk over the selected operation (fragments expanded, memoised) does both:
+
+* **Roles** (``gateway/roles.py``): a field needs the highest role marked on its path from the root; an
+  unmarked root field needs ``admin``. Fields the principal may not read make the whole operation a
+  ``FORBIDDEN`` request error naming them, except ``masked`` fields, which read null.
+* **Cost** (an estimate of the work and the answer's size)::
+
+      cost(field) = weight + size x (1 + cost(its selections))   for a list of objects
+      cost(field) = weight + cost(its selections)                for an object
+      cost(field) = 0                                            for a scalar or __typename
+
+  ``weight`` is 1 for a field that returns objects, or what its ``price()`` marker says: a vector search,
+  a funnel (priced as *uncached*: the analysis runs before the cache is read, so it is an upper bound),
+  a report. ``size`` is the page the arguments ask for (``first``/``limit``: literal, variable or
+  default; a connection's ``edges`` take the ``first`` of the field that returned the connection), else
+  the ``list_size`` the field's marker assumes, else 10. Nested lists multiply: ``users(first: 100)``
+  over ``sessions(first: 100)`` prices 100 x 100 sessions. An introspection field costs a flat 100.
+
+The field markers live in the field's metadata, next to ``requires(...)`` and ``volatile()``::
+
+    @strawberry.field(metadata=requires(Role.ANALYST) | price(VECTOR_SEARCH))
+
+The web layer reads them off the schema once into a :data:`FieldRules` table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLList,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    get_named_type,
+    get_nullable_type,
+    is_composite_type,
+)
+from graphql.execution.values import get_argument_values, get_variable_values
+
+from gateway.errors import Forbidden
+from gateway.roles import Role, is_masked, marked_role
+
+# Prices of one resolution of a field (an object field costs 1 unless marked).
+VECTOR_SEARCH = 20  # one Milvus search (batched per tick, but each vector is searched)
+REPORT = 50  # an aggregation over sessions or visits (dashboard, top paths, sentiment scoring)
+FUNNEL = 100  # an uncached funnel: an aggregation over every visit of the filtered users
+FUNNEL_TREND = 200  # a funnel per cohort period
+LISTING = 20  # a page of users read from the store past the cache
+DEFAULT_LIST_SIZE = 10
+INTROSPECTION_COST = 100
+PAGE_ARGUMENTS = ("first", "limit")
+QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
+
+_WEIGHT = "funnelgate.weight"
+_LIST_SIZE = "funnelgate.list_size"
+
+
+def price(weight: int | None = None, *, list_size: int | None = None) -> dict[str, int]:
+    """Field metadata: what one resolution costs, and how many items an unbounded list is assumed to hold."""
+    out = {}
+    if weight is not None:
+        out[_WEIGHT] = weight
+    if list_size is not None:
+        out[_LIST_SIZE] = list_size
+    return out
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    role: Role | None = None  # None: inherits the path's role
+    masked: bool = False
+    weight: int | None = None
+    list_size: int | None = None
+
+
+def field_rule(metadata: Mapping[str, Any] | None) -> FieldRule:
+    metadata = metadata or {}
+    return FieldRule(
+        role=marked_role(metadata),
+        masked=is_masked(metadata),
+        weight=metadata.get(_WEIGHT),
+        list_size=metadata.get(_LIST_SIZE),
+    )
+
+
+# (GraphQL type name, GraphQL field name) -> its rule.
+FieldRules = Mapping[tuple[str, str], FieldRule]
+
+
+def field_rules(
+    fields: Iterable[tuple[str, str, Mapping[str, Any] | None]], roots: Collection[str]
+) -> dict[tuple[str, str], FieldRule]:
+    """The rules of every (type, field, metadata); a field of a root type (``roots``: Query, Mutation,
+    Subscription) without a role marker needs admin: a field nobody classified is not served to lower
+    roles."""
+    rules = {}
+    for type_name, field_name, metadata in fields:
+        rule = field_rule(metadata)
+        if type_name in roots and rule.role is None:
+            rule = FieldRule(Role.ADMIN, rule.masked, rule.weight, rule.list_size)
+        rules[(type_name, field_name)] = rule
+    return rules
+
+
+_UNMARKED = FieldRule()
+
+
+@dataclass
+class Analysis:
+    cost: int = 0
+    forbidden: dict[str, Role] = field(default_factory=dict)  # "user.sessions" -> the role it needs
+    masked: set[str] = field(default_factory=set)
+
+    def forbidden_error(self, role: Role) -> GraphQLError:
+        paths = sorted(self.forbidden)
+        needs = max(self.forbidden.values())
+        listed = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        error = Forbidden(f"the {role.label} role may not read {listed} (needs {needs.label})")
+        return GraphQLError(
+            str(error),
+            original_error=error,
+            extensions={"code": error.code, "role": role.label, "fields": paths[:20]},
+        )
+
+
+def cost_error(cost: int, budget: int) -> GraphQLError:
+    return GraphQLError(
+        f"the query's cost {cost:,} exceeds the budget of {budget:,} (FUNNEL_MAX_COST): ask for smaller "
+        "pages (first, limit) or fewer nested lists",
+        extensions={"code": QUERY_TOO_COSTLY, "cost": cost, "budget": budget},
+    )
+
+
+def pick_operation(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [op for op in operations if op.name and op.name.value == operation_name]
+    return operations[0] if len(operations) == 1 else None
+
+
+class _Walk:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        rules: FieldRules,
+        role: Role,
+        variables: Any,
+    ) -> None:
+        self.schema = schema
+        self.rules = rules
+        self.role = role
+        self.variables = variables
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        # Per (fragment, page, role so far): a fragment spread in many places is walked once for each,
+        # so the walk stays linear in the document (the paths it reports are those of the first place).
+        self.memo: dict[tuple[str, int | None, Role], int] = {}
+        self.result = Analysis()
+
+    def selections(
+        self,
+        parent: GraphQLNamedType,
+        selection_set: SelectionSetNode | None,
+        page: int | None,
+        needs: Role,
+        path: str,
+    ) -> int:
+        total = 0
+        for node in selection_set.selections if selection_set is not None else ():
+            if isinstance(node, FieldNode):
+                total += self.field(parent, node, page, needs, path)
+            elif isinstance(node, InlineFragmentNode):
+                condition = (
+                    self.schema.get_type(node.type_condition.name.value) if node.type_condition else parent
+                )
+                total += self.selections(condition or parent, node.selection_set, page, needs, path)
+            elif isinstance(node, FragmentSpreadNode):
+                total += self.fragment(node.name.value, page, needs, path)
+        return total
+
+    def fragment(self, name: str, page: int | None, needs: Role, path: str) -> int:
+        key = (name, page, needs)
+        if key not in self.memo:
+            self.memo[key] = 0  # a cycle is a validation error; count nothing for it
+            fragment = self.fragments.get(name)
+            condition = self.schema.get_type(fragment.type_condition.name.value) if fragment else None
+            if fragment is not None and condition is not None:
+                self.memo[key] = self.selections(condition, fragment.selection_set, page, needs, path)
+        return self.memo[key]
+
+    def field(
+        self, parent: GraphQLNamedType, node: FieldNode, connection_page: int | None, needs: Role, path: str
+    ) -> int:
+        name = node.name.value
+        if name == "__typename":
+            return 0
+        if name.startswith("__"):
+            return INTROSPECTION_COST
+        definition = parent.fields.get(name) if isinstance(parent, GraphQLObjectType) else None
+        if definition is None:
+            return 1  # an abstract parent or an unknown field (validation reports it)
+        here = f"{path}.{node.alias.value if node.alias else name}" if path else name
+        rule = self.rules.get((parent.name, name), _UNMARKED)
+        if rule.role is not None and rule.role > needs:
+            needs = rule.role
+        elif not path and rule.role is None:
+            needs = Role.ADMIN  # a root field outside the table: fail safe
+        if needs > self.role:
+            if rule.masked:
+                self.result.masked.add(here)
+            else:
+                self.result.forbidden[here] = needs
+                return 0
+        named = get_named_type(definition.type)
+        composite = is_composite_type(named)
+        try:
+            arguments = get_argument_values(definition, node, self.variables)
+        except GraphQLError:
+            arguments = {}  # a bad argument value: execution reports it, with its code
+        page = next((arguments[a] for a in PAGE_ARGUMENTS if isinstance(arguments.get(a), int)), None)
+        weight = rule.weight if rule.weight is not None else int(composite)
+        if not composite:
+            return weight
+        if isinstance(get_nullable_type(definition.type), GraphQLList):
+            if name == "edges" and connection_page is not None:
+                size = connection_page
+            elif page is not None:
+                size = page
+            else:
+                size = rule.list_size if rule.list_size is not None else DEFAULT_LIST_SIZE
+            return weight + max(size, 0) * (1 + self.selections(named, node.selection_set, None, needs, here))
+        # An object: a connection passes its page on to its edges.
+        return weight + self.selections(named, node.selection_set, page, needs, here)
+
+
+def analyse(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    rules: FieldRules,
+    role: Role,
+) -> Analysis | None:
+    """The cost and the role check of the operation that will run; None when there is no single
+    operation or the variables cannot be coerced (execution reports both, with their codes)."""
+    operation = pick_operation(document, operation_name)
+    if operation is None:
+        return None
+    root = schema.get_root_type(operation.operation)
+    if root is None:
+        return None
+    coerced = get_variable_values(schema, operation.variable_definitions or (), dict(variables or {}))
+    if isinstance(coerced, list):
+        return None
+    walk = _Walk(schema, document, rules, role, coerced)
+    walk.result.cost = walk.selections(root, operation.selection_set, None, Role.VIEWER, "")
+    return walk.result

@@ -1,0 +1,59 @@
+"""Rate limits counted in a real Redis: exact within a process, shared through Redis across replicas."""
+
+from __future__ import annotations
+
+from gateway.cache import keys
+from gateway.security.ratelimit import RateLimiter
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_over_the_limit_is_refused_until_the_window_ends(redis_cache):
+    clock = Clock(60 * 20_000 + 15.0)  # 15 s into a 60 s window
+    limiter = RateLimiter(redis_cache, 60, clock=clock)
+    decisions = [limiter.check("key:a", 3) for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert decisions[-1].retry_after_s == 45 and decisions[-1].limit == 3
+    assert limiter.check("key:b", 3).allowed  # another credential has its own count
+    assert limiter.check("key:c", 0).allowed  # 0: unlimited
+    clock.now += 45  # the next window
+    assert limiter.check("key:a", 3).allowed
+    await limiter.close()
+
+
+async def test_counts_reach_redis_and_other_replicas_see_them(redis_cache):
+    clock = Clock(2_000_000.0)
+    one = RateLimiter(redis_cache, 60, clock=clock)
+    two = RateLimiter(redis_cache, 60, clock=clock)
+    for _ in range(3):
+        assert one.check("key:a", 4).allowed
+    await one.flush()
+    window = int(clock.now // 60)
+    assert await redis_cache.get_many([keys.rate_limit("key:a", window)]) == [b"3"]
+    assert 0 < await redis_cache.ttl(keys.rate_limit("key:a", window)) <= 61
+    # The other replica counts its own request, and learns the total at its flush.
+    assert two.check("key:a", 4).allowed
+    await two.flush()
+    assert not two.check("key:a", 4).allowed
+    await one.close()
+    await two.close()
+
+
+async def test_counting_goes_on_locally_while_redis_is_down():
+    from gateway.stores.redis.cache import RedisCache
+
+    broken = RedisCache.connect("redis://127.0.0.1:1/0", timeout_s=0.2)
+    limiter = RateLimiter(broken, 60)
+    try:
+        assert [limiter.check("ip:1.2.3.4", 2).allowed for _ in range(3)] == [True, True, False]
+        await limiter.flush()  # fails quietly, the count stays
+        assert not limiter.check("ip:1.2.3.4", 2).allowed
+    finally:
+        await limiter.close()
+        await broken.close()
