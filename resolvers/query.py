@@ -1,7 +1,9 @@
 """Query root: each resolver maps arguments to a loader or service call and returns schema types.
 
 The funnel fields take their shared arguments through :func:`resolvers.funnel_arguments.takes_funnel`.
-A root field marked ``metadata=volatile()`` is never answered from the whole-response cache.
+A root field marked ``metadata=volatile()`` is never answered from the whole-response cache. Every root
+field names the role that may read it (``requires``, gateway/roles.py; unmarked means admin) and, when it
+costs more than a plain lookup, its price (``price``, gateway/security/analysis.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from gateway.analytics.similar_users import DEFAULT_LIMIT, SimilarQuery
 from gateway.cache.responses import volatile
 from gateway.errors import NotFound, shown
 from gateway.models import FunnelDefinition, from_fields
+from gateway.roles import Role, requires
+from gateway.security.analysis import FUNNEL, FUNNEL_TREND, LISTING, REPORT, VECTOR_SEARCH, price
 from gateway.services import check_health
 from gateway.validation import check_page_size
 from resolvers.funnel_arguments import takes_funnel
@@ -55,7 +59,10 @@ async def _funnel_users(
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Conversion through `steps` for the filtered users.")
+    @strawberry.field(
+        description="Conversion through `steps` for the filtered users.",
+        metadata=requires(Role.VIEWER) | price(FUNNEL),
+    )
     @takes_funnel
     async def funnel(
         self, info: strawberry.Info, definition: FunnelDefinition, breakdown: Breakdown | None = None
@@ -65,7 +72,10 @@ class Query:
             info.context.funnel_sources[str(info.path.key)] = result.source
         return from_fields(Funnel, result)
 
-    @strawberry.field(description="The funnel per cohort of users who started it in the same period.")
+    @strawberry.field(
+        description="The funnel per cohort of users who started it in the same period.",
+        metadata=requires(Role.VIEWER) | price(FUNNEL_TREND, list_size=20),
+    )
     @takes_funnel
     async def funnel_trend(
         self, info: strawberry.Info, interval: Interval, definition: FunnelDefinition
@@ -73,7 +83,10 @@ class Query:
         points = await funnels.trend(info.context.services, definition, interval)
         return [from_fields(FunnelTrendPoint, p) for p in points]
 
-    @strawberry.field(description="Users who reached `afterStep` but not the next step.")
+    @strawberry.field(
+        description="Users who reached `afterStep` but not the next step.",
+        metadata=requires(Role.ANALYST) | price(FUNNEL),
+    )
     @takes_funnel
     async def dropped_off(
         self,
@@ -85,7 +98,10 @@ class Query:
     ) -> UserConnection:
         return await _funnel_users(info, definition, False, after_step, first, after)
 
-    @strawberry.field(description="Users who reached the funnel's last step.")
+    @strawberry.field(
+        description="Users who reached the funnel's last step.",
+        metadata=requires(Role.ANALYST) | price(FUNNEL),
+    )
     @takes_funnel
     async def converted(
         self,
@@ -96,7 +112,10 @@ class Query:
     ) -> UserConnection:
         return await _funnel_users(info, definition, True, None, first, after)
 
-    @strawberry.field(description="One user; null with a NOT_FOUND error when the id is unknown.")
+    @strawberry.field(
+        description="One user; null with a NOT_FOUND error when the id is unknown.",
+        metadata=requires(Role.ANALYST),
+    )
     async def user(self, info: strawberry.Info, id: int) -> User | None:
         await _require_user(info, id)
         return User(id=id)
@@ -104,7 +123,7 @@ class Query:
     # A listing read from the store on every request, past the cache: never a cached response.
     @strawberry.field(
         description="Users by id ascending; the filter's dates apply to the user's first visit.",
-        metadata=volatile(),
+        metadata=volatile() | requires(Role.ANALYST) | price(LISTING),
     )
     async def users(
         self,
@@ -118,20 +137,27 @@ class Query:
         page = await services.store.list_users(user_filter(filter), first, decode_cursor(after))
         return UserConnection.from_page(page)
 
-    @strawberry.field(description="One session; null with a NOT_FOUND error when the id is unknown.")
+    @strawberry.field(
+        description="One session; null with a NOT_FOUND error when the id is unknown.",
+        metadata=requires(Role.ANALYST),
+    )
     async def session(self, info: strawberry.Info, id: str) -> Session | None:
         doc = await info.context.loaders.session.load(id)
         if doc is None:
             raise NotFound(f"session {shown(id)} does not exist")
         return from_fields(Session, doc, id="session_id")
 
-    @strawberry.field(description="A user's page visits and progress along the default funnel.")
+    @strawberry.field(
+        description="A user's page visits and progress along the default funnel.",
+        metadata=requires(Role.ANALYST),
+    )
     async def journey(self, info: strawberry.Info, user_id: int) -> Journey | None:
         await _require_user(info, user_id)
         return await journey_of(info, user_id)
 
     @strawberry.field(
-        description="Users with the most similar behaviour, best first (null if Milvus is down)."
+        description="Users with the most similar behaviour, best first (null if Milvus is down).",
+        metadata=requires(Role.ANALYST) | price(VECTOR_SEARCH),
     )
     async def similar_users(
         self,
@@ -145,7 +171,10 @@ class Query:
         converted = filter.converted if filter else None
         return await similar_users(info, SimilarQuery(user_id, limit, device=device, converted=converted))
 
-    @strawberry.field(description="Session metrics over sessions starting in the range (inclusive days).")
+    @strawberry.field(
+        description="Session metrics over sessions starting in the range (inclusive days).",
+        metadata=requires(Role.VIEWER) | price(REPORT),
+    )
     async def dashboard(
         self,
         info: strawberry.Info,
@@ -154,18 +183,27 @@ class Query:
         start, end = (range_.start, range_.end) if range_ else (None, None)
         return from_fields(Dashboard, await reports.dashboard(info.context.services, start, end))
 
-    @strawberry.field(description="The most frequent page sequences of sessions, most frequent first.")
+    @strawberry.field(
+        description="The most frequent page sequences of sessions, most frequent first.",
+        metadata=requires(Role.VIEWER) | price(REPORT),
+    )
     async def top_paths(
         self, info: strawberry.Info, limit: int = 10, filter: FunnelFilter | None = None
     ) -> list[PathCount]:
         paths = await reports.top_paths(info.context.services, limit, user_filter(filter))
         return [from_fields(PathCount, p) for p in paths]
 
-    @strawberry.field(description="Sentiment of the form values typed on a page type, on a day if given.")
+    @strawberry.field(
+        description="Sentiment of the form values typed on a page type, on a day if given.",
+        metadata=requires(Role.VIEWER) | price(REPORT),
+    )
     async def sentiment(self, info: strawberry.Info, page_type: str, date: date | None = None) -> Sentiment:
         summary = await page_sentiment(info.context.services, page_type, date)
         return from_fields(Sentiment, summary, date="day")
 
-    @strawberry.field(description="Status of every backend the gateway uses.", metadata=volatile())
+    @strawberry.field(
+        description="Status of every backend the gateway uses.",
+        metadata=volatile() | requires(Role.VIEWER),
+    )
     async def health(self, info: strawberry.Info) -> Health:
         return Health.from_report(await check_health(info.context.services))

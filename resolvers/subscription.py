@@ -11,6 +11,7 @@ import strawberry
 
 from gateway.models import FunnelDefinition, from_fields
 from gateway.realtime import streams
+from gateway.roles import Role, requires
 from gateway.services import check_health
 from gateway.validation import check_polling
 from resolvers.funnel_arguments import takes_funnel
@@ -22,7 +23,8 @@ from schema.realtime import ActivityEvent, RealtimeMetrics
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
-        description="Backend health every `intervalSeconds`, `count` times (0 = forever)."
+        description="Backend health every `intervalSeconds`, `count` times (0 = forever).",
+        metadata=requires(Role.VIEWER),
     )
     async def health(
         self, info: strawberry.Info, interval_seconds: float = 5.0, count: int = 0

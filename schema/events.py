@@ -6,6 +6,7 @@ from datetime import datetime
 
 import strawberry
 
+from gateway.roles import Role, requires
 from schema.enums import Device
 
 
@@ -35,4 +36,7 @@ class Interaction:
     element: str
     timestamp: datetime = strawberry.field(description="UTC.")
     coordinates: Coordinates | None
-    value: str | None = strawberry.field(description="What was typed (form interactions).")
+    value: str | None = strawberry.field(
+        description="What was typed (form interactions). Personal data: null below the admin role.",
+        metadata=requires(Role.ADMIN, masked=True),
+    )

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from gateway.security.analysis import price
 from schema.events import PageVisit
 
 if TYPE_CHECKING:
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
 @strawberry.type(description="Every page visit of a user, and how far along the default funnel they got.")
 class Journey:
     user_id: int
-    visits: list[PageVisit] = strawberry.field(description="All the user's page visits in time order.")
+    visits: list[PageVisit] = strawberry.field(
+        description="All the user's page visits in time order.", metadata=price(list_size=10)
+    )
     furthest_step: str | None = strawberry.field(
         description="Last default-funnel step reached (ordered matching, no window); null if none."
     )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from gateway.models import from_fields
+from gateway.security.analysis import price
 from schema.enums import Device
 from schema.events import Interaction, PageVisit
 
@@ -33,12 +34,12 @@ class Session:
 
         return User(id=self.user_id)
 
-    @strawberry.field(description="Page visits in time order.")
+    @strawberry.field(description="Page visits in time order.", metadata=price(list_size=5))
     async def visits(self, info: strawberry.Info) -> list[PageVisit]:
         docs = await info.context.loaders.visits_by_session.load(self.id)
         return [from_fields(PageVisit, d) for d in docs or []]
 
-    @strawberry.field(description="Interactions in time order.")
+    @strawberry.field(description="Interactions in time order.", metadata=price(list_size=15))
     async def interactions(self, info: strawberry.Info) -> list[Interaction]:
         docs = await info.context.loaders.interactions_by_session.load(self.id)
         return [from_fields(Interaction, d) for d in docs or []]

@@ -17,6 +17,7 @@ from gateway.analytics.lookalike import DEFAULT_K, conversion_likelihood
 from gateway.analytics.similar_users import DEFAULT_LIMIT, SimilarQuery
 from gateway.errors import BadInput, NotFound, shown
 from gateway.models import Document, UserPage, from_fields
+from gateway.security.analysis import VECTOR_SEARCH, price
 from gateway.validation import check_page_size
 from schema.enums import Device, Sex, device_of, sex_of
 from schema.journey import Journey
@@ -59,7 +60,9 @@ class User:
     async def attributes(self, info: strawberry.Info) -> JSON:
         return JSON((await self._doc(info)).get("attributes") or {})
 
-    @strawberry.field(description="Sessions by start time; at most `first` when given.")
+    @strawberry.field(
+        description="Sessions by start time; at most `first` when given.", metadata=price(list_size=3)
+    )
     async def sessions(self, info: strawberry.Info, first: int | None = None) -> list[Session]:
         if first is not None:
             check_page_size(first, info.context.services.settings.max_page_size)
@@ -76,7 +79,8 @@ class User:
         return any(d["converted"] for d in docs)
 
     @strawberry.field(
-        description="Users with the most similar behaviour, best first (null if Milvus is down)."
+        description="Users with the most similar behaviour, best first (null if Milvus is down).",
+        metadata=price(VECTOR_SEARCH),
     )
     async def similar_users(
         self, info: strawberry.Info, limit: int = DEFAULT_LIMIT
@@ -87,7 +91,8 @@ class User:
         description=(
             f"Share of converted users among the {DEFAULT_K} most similar users; null without neighbours "
             "(and with an error if Milvus is down)."
-        )
+        ),
+        metadata=price(VECTOR_SEARCH),
     )
     async def conversion_likelihood(self, info: strawberry.Info) -> float | None:
         neighbours = await info.context.loaders.similar_users.load(

@@ -7,8 +7,10 @@ answered from one GET. This module decides, without knowing HTTP, whether and ho
     those whose metadata says :func:`volatile` (live status, listings read past the cache), never a
     mutation or subscription; the web layer derives that set from the schema, see
     :func:`cacheable_roots`;
-  * the key is ``query:response:{digest of document, variables, operation name}``, so an ingest or
-    embed drops it with every other derived key;
+  * the key is ``query:response:{role}:{digest}`` (``keys.response``) of the *normalised* operation:
+    the parsed document printed back (so a comment or extra whitespace cannot bypass the cache), the
+    operation name, the variables, the limits it was admitted under, and the role that read it (answers
+    differ by role: masked fields); an ingest or embed drops it with every other derived key;
   * the response lives for the shortest TTL of the cached values it was built from (the loaders
     record them, :mod:`gateway.cache.hints`), at most ``MAX_AGE`` seconds; a response built from no
     cached value is not stored.
@@ -16,13 +18,10 @@ answered from one GET. This module decides, without knowing HTTP, whether and ho
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from typing import Any
 
-from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
-from graphql.error import GraphQLError
+from graphql import DocumentNode, FieldNode, OperationDefinitionNode, OperationType
 
 from gateway.cache import keys
 
@@ -41,13 +40,9 @@ def cacheable_roots(fields: Iterable[tuple[str, Mapping[str, Any] | None]]) -> f
     return frozenset(name for name, metadata in fields if not (metadata or {}).get(_VOLATILE))
 
 
-@lru_cache(maxsize=512)
-def _cacheable_document(document: str, operation_name: str | None, roots: frozenset[str]) -> bool:
-    try:
-        parsed = parse(document)
-    except GraphQLError:
-        return False
-    operations = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
+def cacheable(document: DocumentNode, operation_name: str | None, roots: frozenset[str]) -> bool:
+    """True when the operation that runs is one query whose root fields are all cacheable."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [op for op in operations if op.name and op.name.value == operation_name]
     if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
@@ -56,18 +51,14 @@ def _cacheable_document(document: str, operation_name: str | None, roots: frozen
     return all(isinstance(s, FieldNode) and s.name.value in roots for s in selections)
 
 
-def request_key(body: bytes, roots: frozenset[str]) -> str | None:
-    """The cache key of a GraphQL POST body, or None when its answer must not be cached."""
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
-        return None
-    operation = payload.get("operationName")
-    if not _cacheable_document(payload["query"], operation if isinstance(operation, str) else None, roots):
-        return None
-    return f"{FAMILY}:{keys.digest([payload['query'], payload.get('variables'), operation])}"
+def document_digest(normalised: str, operation_name: str | None, policy: str) -> str:
+    """What identifies an operation's text: the printed document, the operation name and the limits."""
+    return keys.digest([normalised, operation_name, policy])
+
+
+def request_key(role: str, document: str, variables: Any) -> str:
+    """The cache key of one request: the role, the operation's digest and the variables' values."""
+    return keys.response(role, [document, variables or None])
 
 
 def ttl(shortest_inside: int | None) -> int | None:

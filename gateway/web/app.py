@@ -1,45 +1,66 @@
-"""The aiohttp application: /graphql (GraphiQL, POST/GET, graphql-transport-ws), /healthz, POST /events."""
+"""The aiohttp application: /graphql (GraphiQL, POST/GET, graphql-transport-ws), /healthz, POST /events.
+
+Requests pass, in order: the edge (Host, CORS, authentication, rate limit: :mod:`gateway.web.edge`), the
+request reader (persisted queries: :mod:`gateway.web.requests`), the whole-response cache, then the
+view; inside strawberry the guard applies the limits, roles and cost (:mod:`gateway.web.guard`).
+"""
 
 from __future__ import annotations
 
+import logging
+import weakref
+from functools import lru_cache
+
 import strawberry
 from aiohttp import web
-from strawberry.extensions import ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.cache import responses
 from gateway.cache.stats import CacheStats
+from gateway.security.credentials import Authenticator
+from gateway.security.limits import Limits
+from gateway.security.persisted import PersistedQueries, read_manifest
+from gateway.security.ratelimit import RateLimiter
 from gateway.services import Services
 from gateway.stores.contracts import Cache
+from gateway.web import edge, requests
 from gateway.web import response_cache as whole_responses
 from gateway.web.errors import ErrorPolicy, FunnelSchema
 from gateway.web.events import post_events
 from gateway.web.funnel_sources import FunnelSources
+from gateway.web.guard import guard, mask_fields, schema_rules
 from gateway.web.health import SERVICES, healthz
-from gateway.web.operations import PARSE_CACHE_SIZE, SharedParserCache
-from gateway.web.view import FunnelGraphQLView
+from gateway.web.view import SOCKETS, FunnelGraphQLView
 from resolvers.mutation import Mutation
 from resolvers.query import Query
 from resolvers.subscription import Subscription
 from schema.scalars import SCALAR_MAP
 
+log = logging.getLogger("funnelgate")
+GRAPHQL_PATH = "/graphql"
+LIMITER = web.AppKey("rate_limiter", RateLimiter)
 
-def build_schema() -> strawberry.Schema:
-    # Parsing and validating the same document again on every request costs more than answering a
-    # cached funnel; both caches are keyed by the document text, so they are safe to share.
-    return FunnelSchema(
+
+def build_schema(limits: Limits | None = None) -> strawberry.Schema:
+    """The schema with the guard (limits, roles, cost; parse and validation cached and off the loop)."""
+    limits = limits or Limits()
+    schema = FunnelSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        extensions=[
-            ErrorPolicy,
-            FunnelSources,
-            SharedParserCache,
-            lambda: ValidationCache(maxsize=PARSE_CACHE_SIZE),
-        ],
     )
+    rules = schema_rules(schema)
+    mask_fields(schema, rules)
+    schema.extensions = (ErrorPolicy, FunnelSources, guard(limits, rules))
+    return schema
+
+
+@lru_cache(maxsize=8)
+def schema_for(limits: Limits) -> strawberry.Schema:
+    """One schema per set of limits, per process (building one walks every type)."""
+    return build_schema(limits)
 
 
 def cacheable_roots(schema: strawberry.Schema) -> frozenset[str]:
@@ -58,18 +79,47 @@ def _cache_of(request: web.Request) -> tuple[Cache, CacheStats]:
 def create_app(
     services: Services, schema: strawberry.Schema | None = None, *, response_cache: bool = True
 ) -> web.Application:
-    schema = schema or build_schema()
-    roots = cacheable_roots(schema)
-    middlewares = [whole_responses.middleware(_cache_of, "/graphql", roots)] if response_cache else []
-    app = web.Application(middlewares=middlewares)
+    settings = services.settings
+    limits = Limits.from_settings(settings)
+    schema = schema or schema_for(limits)
+    authenticator = Authenticator(settings)
+    limiter = RateLimiter(services.cache, settings.rate_window_s)
+    manifest = read_manifest(settings.persisted_queries_path) if settings.persisted_queries != "off" else {}
+    persisted = PersistedQueries(services.cache, services.cache_stats, settings.persisted_queries, manifest)
+    middlewares = [
+        edge.middleware(edge.EdgePolicy(settings, authenticator, limiter, GRAPHQL_PATH)),
+        requests.middleware(persisted, GRAPHQL_PATH),
+    ]
+    if response_cache:
+        middlewares.append(whole_responses.middleware(_cache_of, cacheable_roots(schema), limits))
+    # A request body is a document (FUNNEL_MAX_QUERY_CHARS) plus its variables.
+    app = web.Application(middlewares=middlewares, client_max_size=max(1 << 20, 4 * settings.max_query_chars))
     app[SERVICES] = services
+    app[LIMITER] = limiter
+    app[SOCKETS] = weakref.WeakSet()
     view = FunnelGraphQLView(
         services,
+        authenticator=authenticator,
+        limits=limits,
         schema=schema,
         graphql_ide="graphiql",
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        allowed_origins=list(settings.cors_origins),  # the WebSocket Origin check
     )
-    app.router.add_route("*", "/graphql", view)
+    app.router.add_route("*", GRAPHQL_PATH, view)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/events", post_events)
+    app.on_shutdown.append(_close_websockets)
+    app.on_cleanup.append(_close_limiter)
     return app
+
+
+async def _close_websockets(app: web.Application) -> None:
+    """At shutdown, open subscriptions end (1001 going away): aiohttp would otherwise wait for them."""
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for ws in [*sockets]:
+        await ws.close(code=1001, message=b"server shutting down")
+
+
+async def _close_limiter(app: web.Application) -> None:
+    await app[LIMITER].close()

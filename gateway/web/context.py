@@ -1,10 +1,12 @@
-"""The per-request GraphQL context: shared services plus loaders built fresh for this request."""
+"""The per-request GraphQL context: shared services plus loaders built fresh for this request, and who is
+asking (the principal: set by the auth middleware on HTTP, at ``connection_init`` on a WebSocket)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.roles import ANONYMOUS, Principal
 from gateway.services import Services
 from loaders import Loaders, build_loaders
 
@@ -16,7 +18,9 @@ class Context:
     request: Any = None  # the aiohttp request (None for CLI queries)
     # response key -> what answered that funnel field; reported in extensions (web/funnel_sources.py)
     funnel_sources: dict[str, str] = field(default_factory=dict)
+    principal: Principal = ANONYMOUS  # with authentication off, or a local CLI query: the operator
+    connection_params: dict[str, Any] | None = None  # graphql-transport-ws connection_init payload
 
 
-def new_context(services: Services, request: Any = None) -> Context:
-    return Context(services=services, loaders=build_loaders(services), request=request)
+def new_context(services: Services, request: Any = None, principal: Principal = ANONYMOUS) -> Context:
+    return Context(services=services, loaders=build_loaders(services), request=request, principal=principal)

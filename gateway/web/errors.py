@@ -23,6 +23,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.config import redact
 from gateway.errors import FunnelError, QueryTimeout, StoreUnavailable
+from gateway.security.limits import QUERY_TOO_LARGE
 
 log = logging.getLogger("funnelgate.graphql")
 
@@ -41,7 +42,8 @@ def client_code(error: GraphQLError) -> str | None:
     if isinstance(original, FunnelError):
         return original.code
     if isinstance(error, GraphQLSyntaxError):
-        return "GRAPHQL_PARSE_FAILED"
+        # The parser stops at the size, token and comment limits (gateway/security/limits.py).
+        return QUERY_TOO_LARGE if "Parsing aborted" in error.message else "GRAPHQL_PARSE_FAILED"
     if original is None:
         return "GRAPHQL_VALIDATION_FAILED"
     if error.path is None and isinstance(original, GraphQLError):
@@ -69,6 +71,8 @@ class ErrorPolicy(MaskErrors):
                 code = client_code(error)
                 if code is not None:
                     error.extensions = {**(error.extensions or {}), "code": code}
+                if code == QUERY_TOO_LARGE:
+                    error.message += " (limits: FUNNEL_MAX_QUERY_CHARS, FUNNEL_MAX_TOKENS)"
             message = _cut(error.message, MAX_MESSAGE_CHARS)
             error.message = redact(message, settings) if settings is not None else message
         return super()._process_errors(errors)
@@ -88,7 +92,8 @@ def log_error(error: GraphQLError) -> None:
         # reaching their deadline mean an undersized backend or a missing index as often as a greedy query.
         log.warning("query timed out at %s: %s", where, message)
     else:
-        log.info("client error %s at %s: %s", client_code(error) or "GRAPHQL_ERROR", where, message)
+        code = (error.extensions or {}).get("code") or client_code(error) or "GRAPHQL_ERROR"
+        log.info("client error %s at %s: %s", code, where, message)
 
 
 class FunnelSchema(strawberry.Schema):

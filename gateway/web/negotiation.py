@@ -3,7 +3,8 @@
 * ``application/graphql-response+json`` is answered when the client's ``Accept`` prefers it (graphql-http,
   Apollo Client and urql send it). With it, a *request error* (parse or validation failure, a variable
   that cannot be coerced, no single operation to run: execution never started) is HTTP 400 with **no**
-  ``data`` entry; 500 when the error is the server's own. Field errors keep ``data`` and HTTP 200.
+  ``data`` entry; 500 when the error is the server's own, 504 for a timeout, 403 for a role that may
+  not read a field. Field errors keep ``data`` and HTTP 200.
 * ``application/json`` (legacy clients, also for a missing ``Accept``, wildcards only, or nothing we can
   produce) is answered exactly as before: HTTP 200 and ``"data": null`` for request errors.
 """
@@ -19,7 +20,8 @@ from strawberry.types.execution import PreExecutionError
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
 _OURS = (GRAPHQL_RESPONSE_JSON, APPLICATION_JSON)
-_SERVER_CODES = frozenset({"INTERNAL_SERVER_ERROR"})
+# The status of a request error under application/graphql-response+json, by code (400 otherwise).
+_STATUS_BY_CODE = {"INTERNAL_SERVER_ERROR": 500, "TIMEOUT": 504, "FORBIDDEN": 403, "UNAUTHENTICATED": 401}
 
 
 def _accept_entries(accept: str) -> list[tuple[str, float]]:
@@ -90,5 +92,5 @@ def response_body(result: ExecutionResult, media: str, body: Mapping[str, Any]) 
     if media != GRAPHQL_RESPONSE_JSON or not is_request_error(result):
         return dict(body), 200
     codes = {(error.get("extensions") or {}).get("code") for error in body.get("errors") or []}
-    status = 500 if codes & _SERVER_CODES else 400
+    status = max((_STATUS_BY_CODE.get(str(code), 400) for code in codes), default=400)
     return {key: value for key, value in body.items() if key != "data"}, status

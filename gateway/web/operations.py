@@ -8,53 +8,34 @@ strawberry 0.341 gets two cases wrong, both fixed here for HTTP and for ``funnel
     run over WebSocket (graphql-transport-ws) only.
 Both become GraphQL request errors with ``extensions.code`` ``BAD_REQUEST`` (no execution, ``data`` null).
 
-The parsed documents are kept in one LRU shared with the schema's parse step (:class:`SharedParserCache`),
-so looking at the operations costs no second parse.
+The documents are parsed once, within the limits, by :mod:`gateway.web.documents` (shared with the
+schema's parse step and the response cache).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from functools import lru_cache
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType
 
-from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType, parse
-from strawberry.extensions import SchemaExtension
+from gateway.security.limits import Limits
+from gateway.web import documents
 
 BAD_REQUEST = "BAD_REQUEST"
-PARSE_CACHE_SIZE = 512
-
-
-@lru_cache(maxsize=PARSE_CACHE_SIZE)
-def parse_document(document: str) -> DocumentNode:
-    return parse(document)
-
-
-class SharedParserCache(SchemaExtension):
-    """strawberry's ParserCache over :func:`parse_document`. A syntax error is left for strawberry's own
-    parse to raise inside its error handling (raised from this hook it would skip the other extensions'
-    ``on_operation`` exits, and with them the error policy)."""
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        if context.query and not context.parse_options:
-            with contextlib.suppress(GraphQLError):
-                context.graphql_document = parse_document(context.query)
-        yield
 
 
 def operation_problem(
-    document: str | None, operation_name: str | None, transport: str
+    document: str | None, operation_name: str | None, transport: str, limits: Limits
 ) -> GraphQLError | None:
     """A request error when ``document`` names no single operation to run, or a subscription where
     ``transport`` (e.g. "POST") cannot serve one; None when execution may go on (syntax errors,
-    unknown operation names and validation are left to strawberry)."""
+    limits, unknown operation names and validation are left to strawberry)."""
     if not isinstance(document, str) or not document:
         return None
-    try:
-        parsed = parse_document(document)
-    except GraphQLError:
-        return None
+    parsed = documents.parsed_or_none(document, limits)
+    return None if parsed is None else parsed_problem(parsed, operation_name, transport)
+
+
+def parsed_problem(parsed: DocumentNode, operation_name: str | None, transport: str) -> GraphQLError | None:
+    """:func:`operation_problem` of a parsed document."""
     operations = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is None:
         if len(operations) > 1:

@@ -1,7 +1,12 @@
 """The aiohttp middleware of the whole-response cache; what is cacheable, and for how long, is decided
 in :mod:`gateway.cache.responses`. An entry carries the version tokens its parts were computed under
 (gateway/cache/versions.py) and is served only while they are all unchanged: one GET, plus one MGET of
-those tokens when there are any."""
+those tokens when there are any.
+
+It runs after the edge (the role is known) and the request reader (the query, APQ resolved): the key is
+the role plus the *normalised* operation (:mod:`gateway.web.documents`), so the same operation written
+differently, POSTed or sent as a GET, is one entry.
+"""
 
 from __future__ import annotations
 
@@ -14,22 +19,56 @@ from gateway.cache import responses, versions
 from gateway.cache.aside import read_cached, write_cached
 from gateway.cache.hints import collecting
 from gateway.cache.stats import CacheStats
+from gateway.roles import ANONYMOUS
+from gateway.security.limits import Limits
 from gateway.stores.contracts import Cache
+from gateway.web import documents
+from gateway.web.edge import PRINCIPAL
 from gateway.web.negotiation import negotiate
+from gateway.web.requests import PREPARED, GraphQLRequest
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class _Keys:
+    """The per-document part of the key, computed once per parsed document (and operation name)."""
+
+    def __init__(self, roots: frozenset[str], limits: Limits) -> None:
+        self.roots = roots
+        self.limits = limits
+        self.policy = limits.fingerprint()
+        self._digests = documents.LRU(documents.CACHE_SIZE)
+
+    async def key(self, prepared: GraphQLRequest, role: str) -> str | None:
+        if not prepared.query:
+            return None
+        document = await documents.parse(prepared.query, self.limits)
+        if document is None:
+            return None
+        memo = (id(document), prepared.operation_name)
+        hit = self._digests.get(memo)
+        if hit is None or hit[0] is not document:
+            digest = None
+            if responses.cacheable(document, prepared.operation_name, self.roots):
+                text = documents.normalised(document)
+                digest = responses.document_digest(text, prepared.operation_name, self.policy)
+            hit = (document, digest)
+            self._digests.put(memo, hit)
+        return None if hit[1] is None else responses.request_key(role, hit[1], prepared.variables)
+
+
 def middleware(
-    cache_of: Callable[[web.Request], tuple[Cache, CacheStats]], path: str, roots: frozenset[str]
+    cache_of: Callable[[web.Request], tuple[Cache, CacheStats]], roots: frozenset[str], limits: Limits
 ) -> Any:
     """``roots``: the query root fields that may be served from the cache (see responses.cacheable_roots)."""
+    keys = _Keys(roots, limits)
 
     @web.middleware
     async def response_cache(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method != "POST" or request.path != path or request.content_type != "application/json":
+        prepared = request.get(PREPARED)
+        if prepared is None:
             return await handler(request)
-        key = responses.request_key(await request.read(), roots)
+        key = await keys.key(prepared, request.get(PRINCIPAL, ANONYMOUS).role.label)
         if key is None:
             return await handler(request)
         cache, stats = cache_of(request)

@@ -1,10 +1,18 @@
-"""Run the gateway until SIGINT/SIGTERM, then close everything it opened."""
+"""Run the gateway until SIGINT/SIGTERM, then close everything it opened.
+
+Secure by default: with no credential configured, authentication is off, which only a loopback bind
+allows (the embedded demo), and the start says so loudly; a non-loopback bind without credentials does
+not start (exit 2, naming the settings). A client that leaves cancels its request (aiohttp's
+``handler_cancellation``), and SIGTERM stops the server within ``FUNNEL_SHUTDOWN_TIMEOUT_S`` even under
+load: open WebSockets are closed, requests still running after that are cancelled.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import gc
+import ipaddress
 import logging
 import signal
 import socket
@@ -58,16 +66,63 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def is_loopback(host: str) -> bool:
+    """True when every address ``host`` resolves to is a loopback address."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host or None, None, flags=socket.AI_PASSIVE)}
+    except (socket.gaierror, UnicodeError):
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in addresses)
+
+
+CREDENTIAL_SETTINGS = (
+    "FUNNEL_API_KEYS",
+    "FUNNEL_JWT_SECRET",
+    "FUNNEL_JWT_PUBLIC_KEY_FILE",
+    "FUNNEL_JWKS_FILE",
+)
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to serve a non-loopback address without credentials; shout when authentication is off."""
+    if settings.auth_enabled:
+        return
+    if not is_loopback(settings.host):
+        raise ConfigError(
+            env_name("host"),
+            f"{settings.host!r} is reachable from other machines, and no credential is configured: set "
+            f"{' or '.join(CREDENTIAL_SETTINGS)} (funnelgate create-key makes an API key), or bind "
+            "127.0.0.1 for a local demo",
+        )
+    bar = "!" * 78
+    log.warning(
+        "\n%s\n  AUTHENTICATION IS OFF: anyone who can reach %s:%s acts as admin (PII included).\n"
+        "  Allowed on a loopback bind only. Set FUNNEL_API_KEYS (funnelgate create-key) or\n"
+        "  FUNNEL_JWT_SECRET to require credentials.\n%s",
+        bar,
+        settings.host,
+        settings.port,
+        bar,
+    )
+
+
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     """Serve until a stop signal. ``ready`` is set once the port accepts connections (for tests)."""
     check_listen_address(settings.host, settings.port)
+    check_exposure(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         async with open_services(settings) as services:
-            runner = web.AppRunner(create_app(services), handle_signals=False, access_log=None)
+            runner = web.AppRunner(
+                create_app(services),
+                handle_signals=False,
+                access_log=None,
+                handler_cancellation=True,  # a client that leaves stops its request's work
+                shutdown_timeout=settings.shutdown_timeout_s,
+            )
             await runner.setup()
             freeze_startup_heap()
             try:

@@ -1,10 +1,18 @@
 """The GraphQL view: strawberry's aiohttp view with a few of its hooks overridden.
 
-* ``get_context``: every request gets fresh loaders over the shared services.
+* ``get_context``: every request gets fresh loaders over the shared services, and its principal (the
+  edge middleware authenticated it; a WebSocket authenticates in ``on_ws_connect``, from the
+  ``connection_init`` payload: ``{"Authorization": "Bearer …"}``; a refusal closes it with 4403).
+* ``parse_http_body``: the request the reader middleware already decoded (and whose persisted query it
+  resolved), when there is one (:mod:`gateway.web.requests`).
 * ``decode_json`` / ``parse_json``: client JSON must be UTF-8 Unicode text (:mod:`gateway.web.request_json`)
   and a request body a JSON object (or strawberry's batch array); anything else is HTTP 400, not a 500.
 * ``execute_single``: a document must name one operation, and it must not be a subscription
-  (:mod:`gateway.web.operations`).
+  (:mod:`gateway.web.operations`). Execution runs under the request timeout (``FUNNEL_REQUEST_TIMEOUT_S``,
+  also the deadline backends read, :mod:`gateway.deadlines`); when it fires, or the client leaves (the
+  server cancels the handler), the request's loader batches are cancelled, which stops their backend
+  calls (a running DuckDB statement is interrupted). A timeout answers ``TIMEOUT`` (HTTP 504 with
+  ``application/graphql-response+json``).
 * ``get_sub_response`` / ``process_result`` / ``create_response``: GraphQL-over-HTTP content negotiation
   (:mod:`gateway.web.negotiation`). The media type is chosen once per request, in
   ``get_sub_response``, and kept on the sub-response (and the request): ``process_result`` only sees the
@@ -15,33 +23,99 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import weakref
 from typing import Any
 
 from aiohttp import web
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from strawberry.aiohttp.views import GraphQLView
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
+from gateway import deadlines
+from gateway.errors import QueryTimeout, Unauthenticated
+from gateway.roles import ANONYMOUS, NOBODY, Principal
+from gateway.security.credentials import Authenticator, bearer
+from gateway.security.limits import Limits
 from gateway.services import Services
-from gateway.web import request_json
+from gateway.web import documents, request_json
 from gateway.web.context import Context, new_context
+from gateway.web.edge import PRINCIPAL
 from gateway.web.negotiation import GRAPHQL_RESPONSE_JSON, negotiate, response_body
-from gateway.web.operations import BAD_REQUEST, operation_problem
+from gateway.web.operations import BAD_REQUEST, parsed_problem
+from gateway.web.requests import PREPARED
+
+log = logging.getLogger("funnelgate.graphql")
 
 MEDIA = web.ResponseKey("media_type", str)  # on the sub-response: the negotiated media type
+# Open WebSockets, closed at shutdown.
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets")
 SUB_RESPONSE = web.RequestKey("sub_response", web.Response)
 
 
 class FunnelGraphQLView(GraphQLView):
-    def __init__(self, services: Services, **kwargs: Any) -> None:
+    def __init__(
+        self, services: Services, *, authenticator: Authenticator, limits: Limits, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.services = services
+        self.authenticator = authenticator
+        self.limits = limits
+        self.timeout_s = services.settings.request_timeout_s
 
     async def get_context(self, request: web.Request, response: Any) -> Context:  # type: ignore[override]
-        return new_context(self.services, request)
+        default = NOBODY if self.authenticator.enabled else ANONYMOUS  # NOBODY: a WebSocket before its init
+        return new_context(self.services, request, request.get(PRINCIPAL, default))
+
+    async def on_ws_connect(self, context: Context) -> Any:  # type: ignore[override]
+        """graphql-transport-ws ``connection_init``: the payload carries ``Authorization``; the ack
+        payload says which role the connection has."""
+        if not self.authenticator.enabled:
+            return {"role": context.principal.role.label}
+        params = context.connection_params or {}
+        raw = params.get("Authorization", params.get("authorization")) if isinstance(params, dict) else None
+        credential = bearer(raw) if isinstance(raw, str) else None
+        if credential is None:
+            raise ConnectionRejectionError(
+                {"reason": "authentication required: Authorization in connection_init"}
+            )
+        try:
+            principal: Principal = self.authenticator.authenticate(credential)
+        except Unauthenticated as exc:
+            raise ConnectionRejectionError({"reason": str(exc)}) from None
+        context.principal = principal
+        return {"role": principal.role.label}
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET that names its document by hash only (APQ, ``extensions``) is a query, not a visit.
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(request)
+
+    async def create_websocket_response(
+        self, request: web.Request, subprotocol: str | None
+    ) -> web.WebSocketResponse:
+        ws = await super().create_websocket_response(request, subprotocol)
+        sockets = request.app.get(SOCKETS)
+        if sockets is not None:
+            sockets.add(ws)
+        return ws
+
+    async def parse_http_body(self, request_adapter: AsyncHTTPRequestAdapter) -> Any:
+        prepared = getattr(request_adapter, "request", {}).get(PREPARED)
+        if prepared is None:
+            return await super().parse_http_body(request_adapter)
+        return GraphQLRequestData(
+            query=prepared.query,
+            variables=prepared.variables,
+            operation_name=prepared.operation_name,
+            extensions=prepared.extensions,
+            protocol="http",
+        )
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -102,14 +176,37 @@ class FunnelGraphQLView(GraphQLView):
         root_value: Any,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        problem = operation_problem(request_data.query, request_data.operation_name, request_adapter.method)
-        if problem is not None:
-            return PreExecutionError(data=None, errors=[problem])
-        return await super().execute_single(
-            request=request,
-            request_adapter=request_adapter,
-            sub_response=sub_response,
-            context=context,
-            root_value=root_value,
-            request_data=request_data,
-        )
+        query = request_data.query
+        if isinstance(query, str) and query:
+            document = await documents.parse(query, self.limits)
+            problem = (
+                None
+                if document is None
+                else parsed_problem(document, request_data.operation_name, request_adapter.method)
+            )
+            if problem is not None:
+                return PreExecutionError(data=None, errors=[problem])
+        try:
+            with deadlines.deadline_in(self.timeout_s):
+                async with asyncio.timeout(self.timeout_s):
+                    return await super().execute_single(
+                        request=request,
+                        request_adapter=request_adapter,
+                        sub_response=sub_response,
+                        context=context,
+                        root_value=root_value,
+                        request_data=request_data,
+                    )
+        except TimeoutError:
+            context.loaders.cancel_pending()
+            error = QueryTimeout(
+                f"the request took longer than {self.timeout_s:g} s and was stopped (FUNNEL_REQUEST_TIMEOUT_S)"
+            )
+            log.info("client error TIMEOUT at request: %s", error)
+            return PreExecutionError(
+                data=None,
+                errors=[GraphQLError(str(error), original_error=error, extensions={"code": error.code})],
+            )
+        except asyncio.CancelledError:
+            context.loaders.cancel_pending()  # the client left: stop the backend work it started
+            raise

@@ -61,6 +61,7 @@ async def test_first_at_the_maximum_is_accepted(services):
     result = await run(
         services, "{ users(first: 1000) { totalCount } converted(first: 1000) { totalCount } }"
     )
+    assert result.pop("extensions")["cost"]["requested"] > 0  # every answer says what it cost
     assert result == {"data": {"users": {"totalCount": 6}, "converted": {"totalCount": 2}}}
 
 

@@ -104,7 +104,9 @@ async def test_client_mistakes_over_http_are_client_errors(services):
         assert {name: got for name, got in wrong.items() if got is not None} == {}
         # The named operation of the same document still runs.
         response = await client.post("/graphql", json={"query": TWO_OPERATIONS, "operationName": "A"})
-        assert await response.json() == {"data": {"health": {"status": "ok"}}}
+        body = await response.json()
+        assert body.pop("extensions")["cost"]["requested"] > 0  # every answer says what it cost
+        assert body == {"data": {"health": {"status": "ok"}}}
 
 
 async def test_every_graphql_error_code_is_a_client_code_or_internal(services):

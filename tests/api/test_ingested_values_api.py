@@ -109,4 +109,5 @@ async def test_a_stored_value_outside_the_list_reads_as_other(services: Services
         "users", [{"user_id": 77, "device": "SmartFridge", "sex": "X", "date": None, "attributes": {}}]
     )
     result = await run(services, "{ user(id: 77) { device sex } }")
+    assert result.pop("extensions")["cost"]["requested"] > 0  # every answer says what it cost
     assert result == {"data": {"user": {"device": "OTHER", "sex": "OTHER"}}}

@@ -1,0 +1,187 @@
+"""The HTTP edge, in one middleware (each aiohttp middleware costs a call per request, and a cached
+answer is only a Redis GET, so the checks are one function): in order,
+
+1. **Host** (DNS rebinding): the ``Host`` header must name an allowed host (``FUNNEL_ALLOWED_HOSTS``,
+   loopback names by default, ``*`` for any; the address ``FUNNEL_HOST`` binds is added); otherwise 421. ``/healthz`` is exempt: load balancers
+   probe it by address.
+2. **CORS** (``FUNNEL_CORS_ORIGINS``, none by default): a preflight from an allowed origin for GET or POST
+   with the ``authorization``, ``content-type`` and ``accept`` headers gets 204 and the ``Access-Control-*``
+   answers; any other preflight 403. Responses to allowed origins carry ``Access-Control-Allow-Origin``
+   (401 and 429 included, so a browser can read why). The WebSocket ``Origin`` is checked by the view
+   against the same list.
+3. **Authentication** (when credentials are configured): ``Authorization: Bearer <API key or JWT>``;
+   missing or bad: 401 with ``WWW-Authenticate: Bearer`` and code ``UNAUTHENTICATED``. Open:
+   ``/healthz``, preflights, the GraphiQL page, and WebSocket handshakes (their credential comes in
+   ``connection_init``). With authentication off every request acts as the local operator.
+4. **Rate limit** (``gateway/security/ratelimit.py``): per credential, per client address with
+   authentication off, a limit per role; over it 429 with ``Retry-After`` and code ``RATE_LIMITED``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gateway.config import Settings
+from gateway.errors import Unauthenticated, shown
+from gateway.roles import ANONYMOUS, Principal
+from gateway.security.credentials import Authenticator, bearer
+from gateway.security.ratelimit import RateLimiter
+from gateway.web.negotiation import negotiate
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ALLOWED_METHODS = "GET, POST"
+ALLOWED_HEADERS = frozenset({"authorization", "content-type", "accept"})
+PREFLIGHT_MAX_AGE_S = 600
+EXPOSED_HEADERS = "Retry-After, X-Cache"
+OPEN_PATHS = frozenset({"/healthz"})
+
+
+def error_response(
+    request: web.Request, status: int, message: str, code: str, **headers: str
+) -> web.Response:
+    """A GraphQL-shaped error body in the media type the client accepts."""
+    body = json.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+    media = negotiate(request.headers.get("Accept"))
+    return web.Response(text=body, status=status, content_type=media, headers=headers or None)
+
+
+def host_name(host: str) -> str:
+    """The name part of a Host header value: ``example.com:8000`` -> ``example.com``, ``[::1]:80`` -> ``::1``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+@dataclass
+class EdgePolicy:
+    settings: Settings
+    authenticator: Authenticator
+    limiter: RateLimiter
+    graphql_path: str = "/graphql"
+
+    def __post_init__(self) -> None:
+        self.any_host = "*" in self.settings.allowed_hosts
+        hosts = set(self.settings.allowed_hosts)
+        if self.settings.host not in ("", "0.0.0.0", "::"):
+            hosts.add(self.settings.host.lower().strip("[]"))  # the address it listens on names it too
+        self.hosts = frozenset(hosts)
+        self.any_origin = "*" in self.settings.cors_origins
+        self.origins = frozenset(self.settings.cors_origins)
+
+    def origin_allowed(self, origin: str) -> bool:
+        return self.any_origin or origin.rstrip("/") in self.origins
+
+
+def middleware(policy: EdgePolicy) -> Any:
+    settings = policy.settings
+    auth_on = policy.authenticator.enabled
+
+    @web.middleware
+    async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if path in OPEN_PATHS:
+            return await handler(request)
+        # 1. Host
+        if not policy.any_host and host_name(request.host or "") not in policy.hosts:
+            return web.Response(
+                status=421,
+                text=f"Misdirected Request: Host {shown(request.host or '', 80)} is not served here\n",
+            )
+        # 2. CORS
+        origin = request.headers.get("Origin")
+        allowed_origin = origin is not None and policy.origin_allowed(origin)
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return _preflight(request, policy, origin, allowed_origin)
+        response = await _authenticated(request, handler, policy, auth_on, settings)
+        if allowed_origin:
+            response.headers["Access-Control-Allow-Origin"] = origin  # type: ignore[assignment]
+            response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+            response.headers.add("Vary", "Origin")
+        return response
+
+    return edge
+
+
+def _preflight(request: web.Request, policy: EdgePolicy, origin: str | None, allowed: bool) -> web.Response:
+    method = request.headers["Access-Control-Request-Method"].strip().upper()
+    asked = {
+        h.strip().lower()
+        for h in request.headers.get("Access-Control-Request-Headers", "").split(",")
+        if h.strip()
+    }
+    if not allowed or method not in ("GET", "POST") or not asked <= ALLOWED_HEADERS:
+        reason = "origin" if not allowed else "method or headers"
+        return web.Response(
+            status=403, text=f"CORS preflight refused: {reason} not allowed\n", headers={"Vary": "Origin"}
+        )
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Origin": origin or "",
+            "Access-Control-Allow-Methods": ALLOWED_METHODS,
+            "Access-Control-Allow-Headers": ", ".join(sorted(asked or {"content-type"})),
+            "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_S),
+            "Vary": "Origin",
+        },
+    )
+
+
+def _is_websocket(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+def _is_graphiql_page(request: web.Request) -> bool:
+    """The GraphiQL page (static; its requests carry their own credential), as the view decides it."""
+    accept = request.headers.get("Accept", "")
+    return (
+        request.method == "GET"
+        and ("text/html" in accept or "*/*" in accept)
+        and "query" not in request.query
+        and "extensions" not in request.query
+    )
+
+
+async def _authenticated(
+    request: web.Request, handler: Handler, policy: EdgePolicy, auth_on: bool, settings: Settings
+) -> web.StreamResponse:
+    # 3. Authentication
+    if not auth_on:
+        principal = ANONYMOUS
+        subject = f"ip:{request.remote}"
+    elif _is_websocket(request) or _is_graphiql_page(request) or request.method == "OPTIONS":
+        return await handler(request)  # the WebSocket authenticates at connection_init
+    else:
+        credential = bearer(request.headers.get("Authorization"))
+        if credential is None:
+            return error_response(
+                request, 401, "authentication required: send Authorization: Bearer <API key or JWT>",
+                "UNAUTHENTICATED", **{"WWW-Authenticate": "Bearer"},
+            )  # fmt: skip
+        try:
+            principal = policy.authenticator.authenticate(credential)
+        except Unauthenticated as exc:
+            return error_response(
+                request, 401, str(exc), exc.code, **{"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            )
+        subject = principal.subject
+    request[PRINCIPAL] = principal
+    # 4. Rate limit
+    decision = policy.limiter.check(subject, settings.rate_limit(principal.role.label))
+    if not decision.allowed:
+        return error_response(
+            request,
+            429,
+            f"rate limit of {decision.limit} requests per {settings.rate_window_s} s exceeded "
+            f"for the {principal.role.label} role; retry in {decision.retry_after_s} s",
+            "RATE_LIMITED",
+            **{"Retry-After": str(decision.retry_after_s)},
+        )
+    return await handler(request)

@@ -1,0 +1,107 @@
+"""What a browser and a busy client meet: the Host check, CORS, the WebSocket Origin, rate limits."""
+
+from __future__ import annotations
+
+from gateway.roles import Role
+from tests.security.conftest import bearer, client_of, with_keys, with_settings
+
+APP = "https://dash.example.com"
+QUERY = {"query": "{ health { status } }"}
+
+
+def preflight(
+    origin: str, method: str = "POST", headers: str = "authorization, content-type"
+) -> dict[str, str]:
+    return {
+        "Origin": origin,
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": headers,
+    }
+
+
+async def test_an_unknown_host_header_is_refused_and_healthz_is_exempt(services):
+    async with client_of(services) as client:
+        assert (await client.post("/graphql", json=QUERY)).status == 200  # 127.0.0.1:port
+        for host in ("rebind.evil.example", "rebind.evil.example:8000", "10.0.0.5"):
+            response = await client.post("/graphql", json=QUERY, headers={"Host": host})
+            assert response.status == 421, host
+        assert (await client.get("/healthz", headers={"Host": "10.0.0.5:8000"})).status == 200
+    async with client_of(with_settings(services, allowed_hosts=("gateway.example.com",))) as client:
+        assert (
+            await client.post("/graphql", json=QUERY, headers={"Host": "gateway.example.com"})
+        ).status == 200
+        assert (await client.post("/graphql", json=QUERY, headers={"Host": "[::1]:8000"})).status == 421
+
+
+async def test_cors_preflight_and_answers_for_an_allowed_origin(services):
+    async with client_of(with_keys(services, cors_origins=(APP,))) as client:
+        response = await client.options("/graphql", headers=preflight(APP))
+        assert response.status == 204
+        assert response.headers["Access-Control-Allow-Origin"] == APP
+        assert response.headers["Access-Control-Allow-Methods"] == "GET, POST"
+        assert response.headers["Access-Control-Allow-Headers"] == "authorization, content-type"
+        assert int(response.headers["Access-Control-Max-Age"]) > 0 and "Origin" in response.headers["Vary"]
+        # The actual request, and a 401 too, carry the origin so the page can read them.
+        ok = await client.post("/graphql", json=QUERY, headers={"Origin": APP, **bearer(Role.VIEWER)})
+        assert ok.status == 200 and ok.headers["Access-Control-Allow-Origin"] == APP
+        denied = await client.post("/graphql", json=QUERY, headers={"Origin": APP})
+        assert denied.status == 401 and denied.headers["Access-Control-Allow-Origin"] == APP
+        # Refused: another origin, another method, another header.
+        for headers in (
+            preflight("https://evil.example"),
+            preflight(APP, "PUT"),
+            preflight(APP, "POST", "x-secret"),
+        ):
+            assert (await client.options("/graphql", headers=headers)).status == 403
+        other = await client.post(
+            "/graphql", json=QUERY, headers={"Origin": "https://evil.example", **bearer(Role.VIEWER)}
+        )
+        assert "Access-Control-Allow-Origin" not in other.headers
+
+
+async def test_no_origin_is_allowed_by_default(services):
+    async with client_of(services) as client:
+        assert (await client.options("/graphql", headers=preflight(APP))).status == 403
+        response = await client.get("/graphql", params=QUERY, headers={"Origin": APP})
+        assert "Access-Control-Allow-Origin" not in response.headers
+
+
+async def test_websocket_origin_follows_the_same_list(services):
+    async with client_of(with_settings(services, cors_origins=(APP,))) as client:
+        ws = await client.ws_connect("/graphql", protocols=["graphql-transport-ws"], headers={"Origin": APP})
+        await ws.close()
+        response = await client.get(
+            "/graphql",
+            headers={
+                "Origin": "https://evil.example",
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                "Sec-WebSocket-Protocol": "graphql-transport-ws",
+            },
+        )
+        assert response.status == 403
+
+
+async def test_rate_limit_per_credential_with_retry_after(services):
+    limits = (("viewer", 3), ("analyst", 5), ("admin", 0))
+    async with client_of(with_keys(services, rate_limits=limits)) as client:
+        statuses = [
+            (await client.post("/graphql", json=QUERY, headers=bearer(Role.VIEWER))).status for _ in range(3)
+        ]
+        refused = await client.post("/graphql", json=QUERY, headers=bearer(Role.VIEWER))
+        assert statuses == [200, 200, 200] and refused.status == 429
+        assert 1 <= int(refused.headers["Retry-After"]) <= services.settings.rate_window_s
+        assert (await refused.json())["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        # Another credential, another count; and admin is unlimited (0).
+        assert (await client.post("/graphql", json=QUERY, headers=bearer(Role.ANALYST))).status == 200
+        for _ in range(10):
+            assert (await client.post("/graphql", json=QUERY, headers=bearer(Role.ADMIN))).status == 200
+
+
+async def test_without_authentication_the_client_address_is_limited(services):
+    async with client_of(with_settings(services, rate_limits=(("admin", 2),))) as client:
+        statuses = [(await client.get("/graphql", params=QUERY)).status for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        assert (await client.get("/healthz")).status == 200  # never limited

@@ -1,0 +1,183 @@
+"""The query limits and the static cost, on the real schema, without a server: each limit refuses with
+its own code before execution; the default budget admits every README example and the suite's heaviest
+legitimate query, and refuses the abusive shapes of issue 12."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from graphql import GraphQLError, parse
+
+from gateway.config import Settings
+from gateway.roles import Role
+from gateway.security.analysis import analyse
+from gateway.security.limits import Limits, parse_limited
+from gateway.web.app import schema_for
+from gateway.web.documents import validate
+from gateway.web.guard import schema_rules
+from tests.api.test_ingested_values_api import EVERY_USER_FIELD
+from tests.api.test_n_plus_one_large import QUERY as N_PLUS_ONE
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+LIMITS = Limits()
+SCHEMA = schema_for(LIMITS)
+RULES = schema_rules(SCHEMA)
+
+
+def cost(query: str, variables: dict | None = None, role: Role = Role.ADMIN) -> int:
+    analysis = analyse(SCHEMA._schema, parse(query), None, variables, RULES, role)
+    assert analysis is not None and not analysis.forbidden, analysis
+    return analysis.cost
+
+
+async def codes(query: str, limits: Limits = LIMITS) -> list[str]:
+    try:
+        document = parse_limited(query, limits)
+    except GraphQLError as exc:
+        return [exc.extensions.get("code", "GRAPHQL_PARSE_FAILED")]
+    errors = await validate(SCHEMA._schema, document, limits.rules, large=False)
+    return [(e.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED") for e in errors]
+
+
+def nested(depth: int) -> str:
+    """User.sessions -> Session.user -> ... (the issue's depth attack)."""
+    inner = "id"
+    for level in range(depth):
+        inner = f"sessions {{ {inner} }}" if level % 2 == 0 else f"user {{ {inner} }}"
+    return f"{{ user(id: 1) {{ {inner} }} }}"
+
+
+def readme_examples() -> list[str]:
+    blocks = re.findall(r"```graphql\n(.*?)```", README.read_text(), flags=re.S)
+    documents = []
+    for block in blocks:
+        # One block holds several operations, each starting at a line "{" after a comment.
+        for part in re.split(r"\n(?=# )", block):
+            text = "\n".join(line for line in part.splitlines() if not line.startswith("#")).strip()
+            if text:
+                documents.append(text)
+    return documents
+
+
+def test_the_defaults():
+    assert (LIMITS.max_depth, LIMITS.max_aliases, LIMITS.max_tokens) == (10, 20, 2000)
+    assert (LIMITS.max_query_chars, LIMITS.max_cost, LIMITS.introspection) == (20_000, 200_000, True)
+    assert Limits.from_settings(Settings()) == LIMITS
+
+
+@pytest.mark.parametrize("query", readme_examples())
+async def test_every_readme_example_is_within_every_limit(query):
+    assert await codes(query) == []
+    assert cost(query) <= LIMITS.max_cost
+
+
+async def test_the_heaviest_queries_of_the_suite_are_within_budget():
+    assert await codes(EVERY_USER_FIELD) == []
+    assert cost(EVERY_USER_FIELD, {"after": None}) <= LIMITS.max_cost  # 1000 users, every field
+    assert cost(N_PLUS_ONE, {"n": 1000}) <= LIMITS.max_cost
+
+
+async def test_depth():
+    assert await codes(nested(9)) == []  # user + 9 levels = 10
+    assert await codes(nested(30)) == ["QUERY_TOO_DEEP"]
+    # Fragments count where they are spread; introspection does not count.
+    fragment = "fragment S on Session { user { sessions { user { sessions { user { sessions { user { id } } } } } } } }"
+    assert await codes(
+        f"{{ user(id: 1) {{ sessions {{ user {{ sessions {{ ...S }} }} }} }} }} {fragment}"
+    ) == ["QUERY_TOO_DEEP"]
+    assert (
+        await codes("{ __schema { types { fields { type { ofType { ofType { ofType { name } } } } } } } }")
+        == []
+    )
+
+
+async def test_aliases():
+    twenty = " ".join(f"f{i}: funnel {{ overallConversionRate }}" for i in range(20))
+    assert await codes(f"{{ {twenty} }}") == []
+    thousand = " ".join(
+        f"f{i}: funnel(conversionWindowSeconds: {i + 1}) {{ overallConversionRate }}" for i in range(1000)
+    )
+    assert await codes(f"{{ {thousand} }}", Limits(max_tokens=100_000, max_query_chars=1_000_000)) == [
+        "TOO_MANY_ALIASES"
+    ]
+
+
+async def test_tokens_and_size():
+    many = "{ " + " ".join(f"f{i}: health {{ status }}" for i in range(400)) + " }"
+    assert await codes(many, Limits(max_aliases=1000, max_query_chars=100_000)) == ["QUERY_TOO_LARGE"]
+    assert await codes("{ health { status } }" + " " * 20_001) == ["QUERY_TOO_LARGE"]
+    assert await codes("#\n" * 3000 + "{ health { status } }", Limits(max_query_chars=100_000)) == [
+        "QUERY_TOO_LARGE"  # comments count too: a document cannot be padded past the limit with them
+    ]
+
+
+async def test_introspection_can_be_turned_off():
+    off = Limits(introspection=False)
+    assert await codes("{ __schema { queryType { name } } }", off) == ["INTROSPECTION_DISABLED"]
+    assert await codes('{ __type(name: "User") { name } }', off) == ["INTROSPECTION_DISABLED"]
+    assert await codes("{ health { __typename status } }", off) == []
+
+
+def test_cost_multiplies_page_sizes_and_prices_backend_work():
+    # A list field of first: 100 under a list of 100 costs 100 x.
+    inner = cost("{ users(first: 100) { edges { node { sessions(first: 100) { id } } } } }")
+    outer = cost("{ users(first: 100) { edges { node { sessions(first: 1) { id } } } } }")
+    assert inner - outer == 100 * 99
+    assert cost("query($n: Int!) { users(first: $n) { totalCount } }", {"n": 7}) == cost(
+        "{ users(first: 7) { totalCount } }"
+    )
+    # A vector search and an (uncached) funnel cost more than a lookup.
+    assert (
+        cost("{ funnel { overallConversionRate } }")
+        > cost("{ similarUsers(userId: 1) { score } }")
+        > cost("{ user(id: 1) { id } }")
+    )
+    assert cost("{ __schema { types { name } } }") == 100
+    # Aliases count one by one.
+    assert cost("{ a: funnel { overallConversionRate } b: funnel { overallConversionRate } }") == 2 * cost(
+        "{ funnel { overallConversionRate } }"
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # every allowed limit at once: pages of 1000 nested in pages of 1000
+        "{ users(first: 1000) { edges { node { sessions(first: 1000) { visits { pageType } } } } } }",
+        # a look-alike fan-out: 1000 users x 100 neighbours x 100 neighbours, each a vector search
+        "{ users(first: 1000) { edges { node { similarUsers(limit: 100) { user { similarUsers(limit: 100) "
+        "{ user { id } } } } } } } }",
+        # the suite's heaviest query twice
+        EVERY_USER_FIELD.replace("users(first: 1000", "a: users(first: 1000", 1).replace(
+            "\n}\n",
+            "\n  b: users(first: 1000) { edges { node { sessions { interactions { value } } "
+            "journey { visits { eventId } } similarUsers(limit: 100) { user { id } } } } }\n}\n",
+            1,
+        ),
+    ],
+)
+def test_abusive_shapes_cost_more_than_the_budget(query):
+    assert cost(query, {"after": None}) > LIMITS.max_cost
+
+
+def test_roles_are_checked_in_the_same_walk():
+    analysis = analyse(
+        SCHEMA._schema,
+        parse("{ funnel { overallConversionRate } users { totalCount } }"),
+        None,
+        None,
+        RULES,
+        Role.VIEWER,
+    )
+    assert analysis is not None and analysis.forbidden == {"users": Role.ANALYST}
+    masked = analyse(
+        SCHEMA._schema,
+        parse('{ session(id: "s1") { interactions { value element } } }'),
+        None,
+        None,
+        RULES,
+        Role.ANALYST,
+    )
+    assert masked is not None and masked.forbidden == {} and masked.masked == {"session.interactions.value"}
