@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Settings, load_settings
+from gateway.config import Settings, api_key_entries, load_settings
 from gateway.errors import ConfigError, FunnelError
+from gateway.roles import NAMES as ROLE_NAMES
 
 log = logging.getLogger("funnelgate")
 
 _BACKEND_FLAGS = ("data_dir", "mongo_url", "mongo_db", "milvus_uri", "redis_url", "log_level")
 _LISTEN_FLAGS = ("host", "port")  # only `serve` listens
+_PERSIST_FLAGS = ("persisted_queries_file",)
 # Third-party loggers that speak at INFO about their own start-up (faiss tries AVX512, then AVX2...).
 _QUIET_LOGGERS = ("faiss", "faiss.loader")
 
@@ -89,6 +91,34 @@ def _parser() -> argparse.ArgumentParser:
         "--url",
         default=None,
         help="ask a running gateway (http://host:port/graphql) instead of opening the backends",
+    )
+
+    p = sub.add_parser(
+        "create-key",
+        help="make an API key: prints the key once, and the FUNNEL_API_KEYS entry holding its hash and role",
+    )
+    p.add_argument("--name", required=True, help="who or what uses it (letters, digits, . _ @ -)")
+    p.add_argument("--role", required=True, choices=ROLE_NAMES)
+
+    p = sub.add_parser(
+        "mint-token",
+        parents=[common],
+        help="sign a JWT this gateway accepts (HS256 with FUNNEL_JWT_SECRET, or RS256 with --private-key)",
+    )
+    p.add_argument("--sub", required=True, help="the subject (who the token is for)")
+    p.add_argument("--role", required=True, choices=ROLE_NAMES)
+    p.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
+    p.add_argument("--private-key", type=Path, default=None, help="an RSA private key (PEM) for RS256")
+    p.add_argument("--kid", default=None, help="the key id to put in the header (JWKS)")
+
+    manifest = _flags("the manifest (overrides FUNNEL_PERSISTED_QUERIES_FILE)", _PERSIST_FLAGS)
+    p = sub.add_parser(
+        "persist",
+        parents=[common, manifest],
+        help="register operations (allow-list / persisted queries) from .graphql files or Apollo manifests",
+    )
+    p.add_argument(
+        "files", nargs="+", type=Path, help="a .graphql document (its exact text) or a manifest .json"
     )
 
     p = sub.add_parser(
@@ -195,6 +225,57 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if report.failed_requests and not report.accepted else 0
 
 
+def _create_key(args: argparse.Namespace) -> int:
+    from gateway.roles import Role
+    from gateway.security.credentials import key_entry, new_api_key
+
+    key = new_api_key()
+    entry = key_entry(args.name, Role.parse(args.role), key)
+    try:  # the entry must be one FUNNEL_API_KEYS accepts
+        api_key_entries("--name", entry)
+    except ConfigError as exc:
+        raise ConfigError("--name", str(exc).removeprefix("--name: ")) from None
+    print(f"API key for {args.name} ({args.role}), shown once; send it as: Authorization: Bearer <key>")
+    print(f"  {key}")
+    print("Add this entry to FUNNEL_API_KEYS (comma separated; it holds the key's SHA-256, not the key):")
+    print(f"  {entry}")
+    return 0
+
+
+def _mint_token(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.roles import Role
+    from gateway.security.credentials import mint_token
+
+    if args.ttl < 1:
+        raise ConfigError("--ttl", "must be at least 1 second")
+    private_key = None
+    if args.private_key is not None:
+        try:
+            private_key = args.private_key.read_text()
+        except OSError as exc:
+            raise ConfigError(
+                "--private-key", f"cannot read {str(args.private_key)!r}: {exc.strerror}"
+            ) from None
+    print(
+        mint_token(
+            settings, args.sub, Role.parse(args.role), args.ttl, private_key_pem=private_key, kid=args.kid
+        )
+    )
+    return 0
+
+
+def _persist(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.web.persist import register
+
+    added, problems = register(settings, args.files)
+    for line in added:
+        print(line)
+    for problem in problems:
+        print(f"funnelgate: {problem}", file=sys.stderr)
+    print(f"{settings.persisted_queries_path}: {len(added)} operation(s) registered")
+    return 1 if problems else 0
+
+
 def _json_object(flag: str, raw: str | None) -> dict[str, Any] | None:
     if raw is None:
         return None
@@ -234,13 +315,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _generate(args)
         if args.command == "fingerprint":
             return _fingerprint(args)
+        if args.command == "create-key":
+            return _create_key(args)
         if args.command == "query" and args.url is not None:
             # Nothing local is opened: the data dir, the backend flags and FUNNEL_* are not read.
             _configure_logging(logging.WARNING, "%(levelname)s %(name)s: %(message)s")
             return asyncio.run(_remote_query(args))
-        overrides = {name: getattr(args, name, None) for name in (*_BACKEND_FLAGS, *_LISTEN_FLAGS)}
+        overrides = {
+            name: getattr(args, name, None) for name in (*_BACKEND_FLAGS, *_LISTEN_FLAGS, *_PERSIST_FLAGS)
+        }
         settings = load_settings(overrides=overrides)
         _configure_logging(settings.log_level, "%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if args.command == "mint-token":
+            return _mint_token(settings, args)
+        if args.command == "persist":
+            return _persist(settings, args)
         commands = {
             "serve": lambda: _serve(settings),
             "ingest": lambda: _ingest(settings, args),

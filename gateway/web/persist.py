@@ -1,0 +1,74 @@
+"""``funnelgate persist FILE…``: add operations to the persisted-query manifest (the allow-list).
+
+Each ``.graphql`` file is one document, registered under the SHA-256 of its exact text (what a client
+sends, byte for byte); a ``.json`` file is an Apollo persisted-query manifest whose operations are merged.
+Every document is checked first, the way a request would be: it must parse within the limits, be valid
+against the schema (depth, aliases and introspection rules included) and cost no more than the budget
+at its default variables; a document that fails is reported and not registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from graphql import GraphQLError, OperationDefinitionNode
+from strawberry.schema.schema import validate_document
+
+from gateway.config import Settings
+from gateway.roles import Role
+from gateway.security.analysis import analyse, cost_error
+from gateway.security.limits import Limits, parse_limited
+from gateway.security.persisted import Operation, read_manifest, sha256, write_manifest
+from gateway.web.app import schema_for
+from gateway.web.guard import schema_rules
+
+
+def _check(text: str, limits: Limits) -> tuple[str | None, str, list[str]]:
+    """(operation name, operation type, problems) of one document."""
+    schema = schema_for(limits)
+    try:
+        document = parse_limited(text, limits)
+    except GraphQLError as exc:
+        return None, "query", [exc.message]
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    name = operations[0].name.value if operations and operations[0].name else None
+    kind = operations[0].operation.value if operations else "query"
+    errors = validate_document(schema._schema, document, limits.rules)
+    if errors:
+        return name, kind, [e.message for e in errors]
+    problems = []
+    rules = schema_rules(schema)
+    for operation in operations:
+        op_name = operation.name.value if operation.name else None
+        analysis = analyse(schema._schema, document, op_name, None, rules, Role.ADMIN)
+        if analysis is not None and analysis.cost > limits.max_cost:
+            problems.append(cost_error(analysis.cost, limits.max_cost).message)
+    return name, kind, problems
+
+
+def register(settings: Settings, files: Iterable[Path]) -> tuple[list[str], list[str]]:
+    """Add the files' operations to the manifest; (one line per operation added, problems)."""
+    limits = Limits.from_settings(settings)
+    path = settings.persisted_queries_path
+    manifest = read_manifest(path)
+    added, problems = [], []
+    for file in files:
+        try:
+            if file.suffix == ".json":
+                candidates = list(read_manifest(file).values())
+            else:
+                candidates = [Operation(sha256(file.read_text()), file.read_text())]
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            problems.append(f"{file}: {exc}")
+            continue
+        for candidate in candidates:
+            name, kind, found = _check(candidate.body, limits)
+            if found:
+                problems += [f"{file}: {p}" for p in found]
+                continue
+            manifest[candidate.id] = Operation(candidate.id, candidate.body, name or candidate.name, kind)
+            added.append(f"{candidate.id}  {name or '(anonymous)'}  {kind}  from {file}")
+    if added:
+        write_manifest(path, manifest.values())
+    return added, problems
