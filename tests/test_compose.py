@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from gateway.config import load_settings
+from gateway.errors import ConfigError
+from gateway.web.server import check_exposure
 
 COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
 
@@ -48,8 +52,31 @@ def test_gateway_waits_for_healthy_backends_and_its_env_parses(tmp_path):
     }
     env = {k: v.replace("${MONGO_ROOT_USER:-funnel}", "funnel") for k, v in gateway["environment"].items()}
     env = {k: v.replace("${MONGO_ROOT_PASSWORD:-funnel-local-only}", "pw") for k, v in env.items()}
+    env = _interpolated(env, {})  # the edge settings' defaults (empty: unset)
     env["FUNNEL_DATA_DIR"] = str(tmp_path)  # /data does not exist outside the container
     settings = load_settings(env=env)
     assert settings.mongo_url and settings.mongo_url.startswith("mongodb://funnel:pw@mongodb:27017")
     assert settings.milvus_uri == "http://milvus:19530"
     assert settings.redis_url == "redis://redis:6379/0"
+
+
+def _interpolated(environment: dict[str, str], given: dict[str, str]) -> dict[str, str]:
+    """Compose's ${VAR:-default}: the value from ``given``, else the default."""
+
+    def value(match: re.Match[str]) -> str:
+        return given.get(match.group(1), match.group(2))
+
+    return {k: re.sub(r"\$\{(\w+):-([^}]*)\}", value, v) for k, v in environment.items()}
+
+
+def test_the_gateway_refuses_to_start_without_credentials_and_starts_with_a_key(tmp_path):
+    environment = _compose()["services"]["gateway"]["environment"]
+    bare = {**_interpolated(environment, {}), "FUNNEL_DATA_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError) as refused:
+        check_exposure(load_settings(env=bare))
+    assert refused.value.key == "FUNNEL_HOST" and "FUNNEL_API_KEYS" in str(refused.value)
+    entry = "ops:admin:" + "ab" * 32
+    keyed = {**_interpolated(environment, {"FUNNEL_API_KEYS": entry}), "FUNNEL_DATA_DIR": str(tmp_path)}
+    settings = load_settings(env=keyed)
+    check_exposure(settings)
+    assert settings.api_keys == (entry,) and settings.allowed_hosts == ("localhost", "127.0.0.1")
