@@ -8,7 +8,10 @@ answer is only a Redis GET, so the checks are one function): in order,
    with the ``authorization``, ``content-type`` and ``accept`` headers gets 204 and the ``Access-Control-*``
    answers; any other preflight 403. Responses to allowed origins carry ``Access-Control-Allow-Origin``
    (401 and 429 included, so a browser can read why). The WebSocket ``Origin`` is checked by the view
-   against the same list.
+   against the same list. A request a browser sends on behalf of a page of another site
+   (``Sec-Fetch-Site: cross-site`` or ``same-site``, e.g. an ``<img src="/graphql?query=…">``, which needs
+   no preflight) is refused with 403 unless its origin is allowed: the response would be unreadable, but
+   the query would run, with the visitor's access.
 3. **Authentication** (when credentials are configured): ``Authorization: Bearer <API key or JWT>``;
    missing or bad: 401 with ``WWW-Authenticate: Bearer`` and code ``UNAUTHENTICATED``. Open:
    ``/healthz``, preflights, the GraphiQL page, and WebSocket handshakes (their credential comes in
@@ -41,6 +44,7 @@ ALLOWED_HEADERS = frozenset({"authorization", "content-type", "accept"})
 PREFLIGHT_MAX_AGE_S = 600
 EXPOSED_HEADERS = "Retry-After, X-Cache"
 OPEN_PATHS = frozenset({"/healthz"})
+CROSS_SITE = frozenset({"cross-site", "same-site"})
 
 
 def error_response(
@@ -100,6 +104,10 @@ def middleware(policy: EdgePolicy) -> Any:
         allowed_origin = origin is not None and policy.origin_allowed(origin)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return _preflight(request, policy, origin, allowed_origin)
+        if request.headers.get("Sec-Fetch-Site") in CROSS_SITE and not allowed_origin:
+            return web.Response(
+                status=403, text="a page of another site may not call this API (FUNNEL_CORS_ORIGINS)\n"
+            )
         response = await _authenticated(request, handler, policy, auth_on, settings)
         if allowed_origin:
             response.headers["Access-Control-Allow-Origin"] = origin  # type: ignore[assignment]

@@ -66,6 +66,22 @@ async def test_no_origin_is_allowed_by_default(services):
         assert "Access-Control-Allow-Origin" not in response.headers
 
 
+async def test_a_page_of_another_site_cannot_make_a_browser_run_a_query(services):
+    """<img src="http://127.0.0.1:8000/graphql?query=…"> needs no preflight; the browser marks it."""
+    async with client_of(with_settings(services, cors_origins=(APP,))) as client:
+        for site in ("cross-site", "same-site"):
+            response = await client.get("/graphql", params=QUERY, headers={"Sec-Fetch-Site": site})
+            assert response.status == 403, site
+        allowed = await client.get(
+            "/graphql", params=QUERY, headers={"Sec-Fetch-Site": "cross-site", "Origin": APP}
+        )
+        assert allowed.status == 200
+        for site in ("same-origin", "none"):  # GraphiQL on this origin; a typed URL
+            assert (
+                await client.get("/graphql", params=QUERY, headers={"Sec-Fetch-Site": site})
+            ).status == 200
+
+
 async def test_websocket_origin_follows_the_same_list(services):
     async with client_of(with_settings(services, cors_origins=(APP,))) as client:
         ws = await client.ws_connect("/graphql", protocols=["graphql-transport-ws"], headers={"Origin": APP})
