@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rate", type=float, default=50.0, help="events per second (0 = as fast as it goes)")
     p.add_argument("--url", default=None, help="the gateway (default: http://FUNNEL_HOST:FUNNEL_PORT)")
+    p.add_argument(
+        "--credential-file", type=Path, default=None, help="a file holding an admin API key or JWT to send"
+    )
     p.add_argument("--batch", type=int, default=100, help="events per request")
     p.add_argument("--limit", type=int, default=None, help="stop after this many events")
     p.add_argument("--run", default=None, help="event id prefix; the same run replays idempotently")
@@ -91,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
         "--url",
         default=None,
         help="ask a running gateway (http://host:port/graphql) instead of opening the backends",
+    )
+    p.add_argument(
+        "--credential-file",
+        type=Path,
+        default=None,
+        help="with --url: a file holding the API key or JWT to send (Authorization: Bearer)",
     )
 
     p = sub.add_parser(
@@ -191,7 +200,10 @@ async def _remote_query(args: argparse.Namespace) -> int:
     from gateway.web.remote import check_url, post_query
 
     variables = _json_object("--variables", args.variables)
-    result = await post_query(check_url(args.url), args.document, variables, args.operation_name)
+    credential = _credential(args.credential_file)
+    result = await post_query(
+        check_url(args.url), args.document, variables, args.operation_name, credential=credential
+    )
     return _print_result(result)
 
 
@@ -220,9 +232,23 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     run = args.run or f"r{int(time.time())}"
     events = read_replay(args.csv_dir, run, args.seed)
     print(f"replaying {args.csv_dir} to {url}/events at {args.rate:g} events/s (run {run}); Ctrl-C stops")
-    report = await replay(events, url, args.rate, args.batch, args.limit)
+    credential = _credential(args.credential_file)
+    report = await replay(events, url, args.rate, args.batch, args.limit, credential=credential)
     print(report.render())
     return 1 if report.failed_requests and not report.accepted else 0
+
+
+def _credential(path: Path | None) -> str | None:
+    """The API key or JWT in ``path`` (a file, so it shows in no process list), None without one."""
+    if path is None:
+        return None
+    try:
+        credential = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("--credential-file", f"cannot read {str(path)!r}: {exc}") from None
+    if not credential:
+        raise ConfigError("--credential-file", f"{str(path)!r} is empty")
+    return credential
 
 
 def _create_key(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from gateway.errors import BadInput
 from gateway.jobs.refresh import refresh_funnel_analytics
 from gateway.realtime.capture import capture
 from gateway.realtime.invalidation import invalidate_scope
+from gateway.roles import Role, requires
 from resolvers.permissions import AdminOnly
 from schema.inputs import DateRange
 from schema.realtime import (
@@ -28,7 +29,8 @@ class Mutation:
         description=(
             "Capture events (at most FUNNEL_EVENTS_MAX_BATCH): each is validated on its own; accepted ones "
             "are durably stored when this returns. Replaying an eventId changes nothing."
-        )
+        ),
+        metadata=requires(Role.ADMIN),
     )
     async def track_events(self, info: strawberry.Info, events: list[EventInput]) -> TrackEventsResult:
         result = await capture(info.context.services.realtime, [event.to_wire() for event in events])
@@ -37,6 +39,7 @@ class Mutation:
     @strawberry.mutation(
         description="Drop cached entries of a scope (and every cached whole response).",
         permission_classes=[AdminOnly],
+        metadata=requires(Role.ADMIN),
     )
     async def invalidate_cache(self, info: strawberry.Info, scope: CacheScope) -> InvalidationResult:
         removed = await invalidate_scope(info.context.services.cache, scope.value)
@@ -45,6 +48,7 @@ class Mutation:
     @strawberry.mutation(
         description="Recompute the pre-aggregated funnel_analytics rows of the default funnel for a range.",
         permission_classes=[AdminOnly],
+        metadata=requires(Role.ADMIN),
     )
     async def refresh_analytics(
         self, info: strawberry.Info, range_: Annotated[DateRange, strawberry.argument(name="range")]

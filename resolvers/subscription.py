@@ -12,6 +12,7 @@ import strawberry
 from gateway.models import FunnelDefinition, from_fields
 from gateway.realtime import streams
 from gateway.roles import Role, requires
+from gateway.security.analysis import FUNNEL, price
 from gateway.services import check_health
 from gateway.validation import check_polling
 from resolvers.funnel_arguments import takes_funnel
@@ -41,7 +42,8 @@ class Subscription:
         description=(
             "Live metrics every `intervalSeconds`: active users, events per minute, today's unique users per "
             "step of the default funnel, by device."
-        )
+        ),
+        metadata=requires(Role.VIEWER),
     )
     async def realtime_metrics(
         self, info: strawberry.Info, interval_seconds: float = 5.0
@@ -54,7 +56,8 @@ class Subscription:
         description=(
             "The funnel now, then again whenever new events change it: at most one message per "
             "`intervalSeconds`, however many events arrive."
-        )
+        ),
+        metadata=requires(Role.VIEWER) | price(FUNNEL),
     )
     @takes_funnel
     async def funnel_updates(
@@ -65,7 +68,9 @@ class Subscription:
         async for item in streams.funnel_updates(services, definition, interval_seconds):
             yield item if isinstance(item, Exception) else from_fields(Funnel, item)  # type: ignore[misc]
 
-    @strawberry.subscription(description="A user's events as they are stored, in arrival order.")
+    @strawberry.subscription(
+        description="A user's events as they are stored, in arrival order.", metadata=requires(Role.ANALYST)
+    )
     async def user_activity(
         self, info: strawberry.Info, user_id: int
     ) -> AsyncGenerator[ActivityEvent | None, None]:

@@ -16,8 +16,11 @@ answer is only a Redis GET, so the checks are one function): in order,
    missing or bad: 401 with ``WWW-Authenticate: Bearer`` and code ``UNAUTHENTICATED``. Open:
    ``/healthz``, preflights, the GraphiQL page, and WebSocket handshakes (their credential comes in
    ``connection_init``). With authentication off every request acts as the local operator.
-4. **Rate limit** (``gateway/security/ratelimit.py``): per credential, per client address with
-   authentication off, a limit per role; over it 429 with ``Retry-After`` and code ``RATE_LIMITED``.
+   Routes other than /graphql need the role ``ROUTE_ROLES`` gives them (403 ``FORBIDDEN`` below it):
+   ``POST /events`` writes, like the ``trackEvents`` mutation, so it needs admin.
+4. **Rate limit** (``gateway/security/ratelimit.py``), on /graphql: per credential, per client address
+   with authentication off, a limit per role; over it 429 with ``Retry-After`` and code ``RATE_LIMITED``.
+   ``POST /events`` is not counted: capture is bounded by its own batch and body limits.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from aiohttp import web
 
 from gateway.config import Settings
 from gateway.errors import Unauthenticated, shown
-from gateway.roles import ANONYMOUS, Principal
+from gateway.roles import ANONYMOUS, Principal, Role
 from gateway.security.credentials import Authenticator, bearer
 from gateway.security.ratelimit import RateLimiter
 from gateway.web.negotiation import negotiate
@@ -44,6 +47,7 @@ ALLOWED_HEADERS = frozenset({"authorization", "content-type", "accept"})
 PREFLIGHT_MAX_AGE_S = 600
 EXPOSED_HEADERS = "Retry-After, X-Cache"
 OPEN_PATHS = frozenset({"/healthz"})
+ROUTE_ROLES = {"/events": Role.ADMIN}  # routes outside GraphQL, and the role each needs
 CROSS_SITE = frozenset({"cross-site", "same-site"})
 
 
@@ -181,6 +185,16 @@ async def _authenticated(
             )
         subject = principal.subject
     request[PRINCIPAL] = principal
+    needed = ROUTE_ROLES.get(request.path)
+    if needed is not None and not principal.may(needed):
+        return error_response(
+            request,
+            403,
+            f"{request.path} needs the {needed.label} role (yours: {principal.role.label})",
+            "FORBIDDEN",
+        )
+    if request.path != policy.graphql_path:
+        return await handler(request)
     # 4. Rate limit
     decision = policy.limiter.check(subject, settings.rate_limit(principal.role.label))
     if not decision.allowed:

@@ -25,10 +25,21 @@ def check_url(url: str) -> str:
     return url
 
 
+def _headers(credential: str | None) -> dict[str, str]:
+    headers = {"Accept": ACCEPT}
+    if credential:
+        headers["Authorization"] = f"Bearer {credential}"
+    return headers
+
+
 async def post_query(
-    url: str, document: str, variables: dict[str, Any] | None = None, operation_name: str | None = None
+    url: str,
+    document: str,
+    variables: dict[str, Any] | None = None,
+    operation_name: str | None = None,
+    credential: str | None = None,
 ) -> dict[str, Any]:
-    """The server's GraphQL response. A non-GraphQL answer (a 4xx with a text reason, a proxy's page)
+    """The server's GraphQL response (``credential``: an API key or JWT, sent as a Bearer token). A non-GraphQL answer (a 4xx with a text reason, a proxy's page)
     comes back as ``{"errors": [{"message": ..., "extensions": {"code": "HTTP_<status>"}}]}``."""
     payload: dict[str, Any] = {"query": document}
     if variables is not None:
@@ -38,7 +49,7 @@ async def post_query(
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as http,
-            http.post(check_url(url), json=payload, headers={"Accept": ACCEPT}) as response,
+            http.post(check_url(url), json=payload, headers=_headers(credential)) as response,
         ):
             text = await response.text()
             status = response.status

@@ -50,8 +50,10 @@ async def replay(
     limit: int | None = None,
     in_flight: int = 4,
     on_progress: Any = None,
+    credential: str | None = None,
 ) -> ReplayReport:
-    """Post ``events`` to ``{url}/events``; ``rate`` events per second (0: as fast as possible)."""
+    """Post ``events`` to ``{url}/events``; ``rate`` events per second (0: as fast as possible);
+    ``credential``: an admin API key or JWT, for a gateway that requires one."""
     report = ReplayReport()
     endpoint = url.rstrip("/") + "/events"
     slots = asyncio.Semaphore(in_flight)
@@ -76,7 +78,8 @@ async def replay(
             on_progress(report)
 
     pending: set[asyncio.Task[None]] = set()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+    headers = {"Authorization": f"Bearer {credential}"} if credential else None
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as http:
         for batch in _batches(events, batch_size, limit):
             if rate > 0:  # the schedule, not the previous request, sets the pace
                 await asyncio.sleep(max(0.0, started + report.sent / rate - time.monotonic()))

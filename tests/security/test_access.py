@@ -135,3 +135,33 @@ async def test_a_websocket_authenticates_in_connection_init_and_keeps_its_role(s
         refused = await ws.receive_json(timeout=5)
         assert refused["type"] == "error" and refused["payload"][0]["extensions"]["code"] == "FORBIDDEN"
         await ws.close()
+
+
+EVENT = [{"type": "page_view", "eventId": "edge-1", "userId": 42, "pageType": "search", "duration": 1.5}]
+
+
+async def test_capture_and_admin_operations_need_the_admin_role(services):
+    invalidate = "mutation { invalidateCache(scope: RESPONSES) { keysRemoved } }"
+    track = (
+        'mutation { trackEvents(events: [{type: "page_view", userId: 42, pageType: "search"}]) { accepted } }'
+    )
+    async with client_of(with_keys(services, rate_limits=(("admin", 1),))) as client:
+        assert (await client.post("/events", json=EVENT)).status == 401
+        for role in (Role.VIEWER, Role.ANALYST):
+            response = await client.post("/events", json=EVENT, headers=bearer(role))
+            assert response.status == 403, role
+            assert (await response.json())["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+            for mutation in (invalidate, track):
+                body = await (
+                    await client.post("/graphql", json={"query": mutation}, headers=bearer(role))
+                ).json()
+                assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", (role, mutation)
+        for n in range(3):  # capture is not counted against the GraphQL rate limit (admin: 1 here)
+            response = await client.post(
+                "/events", json=[{**EVENT[0], "eventId": f"edge-{n}"}], headers=bearer(Role.ADMIN)
+            )
+            assert response.status == 200, await response.text()
+        body = await (
+            await client.post("/graphql", json={"query": invalidate}, headers=bearer(Role.ADMIN))
+        ).json()
+        assert "errors" not in body, body

@@ -30,7 +30,11 @@ VIEWER_TYPES = {
     "FunnelStep",
     "FunnelTrendPoint",
     "Health",
+    "LiveDevice",
+    "LiveStep",
+    "LiveStepDevice",
     "PathCount",
+    "RealtimeMetrics",
     "Sentiment",
 }
 

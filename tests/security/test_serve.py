@@ -44,6 +44,17 @@ async def test_with_credentials_it_serves_everywhere_and_requires_them(tmp_path,
             headers = {"Authorization": f"Bearer {key}"}
             async with http.post(url, json={"query": "{ health { status } }"}, headers=headers) as response:
                 assert response.status == 200 and (await response.json())["data"]["health"]["status"] == "ok"
+        # The CLI asks it with a credential read from a file (never on the command line).
+        credential = tmp_path / "key"
+        credential.write_text(key + "\n")
+        env = _env(tmp_path / "data", port)
+        query = ("query", "--url", url, "{ health { status } }")
+        asked = await _run(*query, "--credential-file", str(credential), env=env)
+        out, _ = await asyncio.wait_for(asked.communicate(), 60)
+        assert asked.returncode == 0 and '"status": "ok"' in out.decode()
+        refused = await _run(*query, env=env)
+        out, _ = await asyncio.wait_for(refused.communicate(), 60)
+        assert refused.returncode == 1 and "UNAUTHENTICATED" in out.decode()
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 60)
