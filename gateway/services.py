@@ -220,5 +220,8 @@ class _NoCache:
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> None:
         raise StoreUnavailable("no cache configured for this command")
 
+    async def run_script(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        raise StoreUnavailable("no cache configured for this command")
+
     async def open_subscription(self, channel: str) -> Any:
         raise StoreUnavailable("no cache configured for this command")

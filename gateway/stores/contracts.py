@@ -243,6 +243,9 @@ class Cache(Protocol):
         key, value, ...)``: SET key value EX ttl for each pair, any number. Not atomic on failure: what
         ran stays."""
 
+    async def run_script(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run a Lua script in one round trip (loaded once, then called by its digest); its reply."""
+
     async def open_subscription(self, channel: str) -> Subscription:
         """A subscription to ``channel`` on a connection of its own (StoreUnavailable when Redis is down)."""
 

@@ -1,7 +1,7 @@
 """The aiohttp middleware of the whole-response cache; what is cacheable, and for how long, is decided
 in :mod:`gateway.cache.responses`. An entry carries the version tokens its parts were computed under
 (gateway/cache/versions.py) and is served only while they are all unchanged: one GET, plus one MGET of
-those tokens when there are any.
+those tokens when there are any, both inside Redis (one round trip, ``versions.read_valid``).
 
 It runs after the edge (the role is known) and the request reader (the query, APQ resolved): the key is
 the role plus the *normalised* operation (:mod:`gateway.web.documents`), so the same operation written
@@ -16,9 +16,10 @@ from typing import Any
 from aiohttp import web
 
 from gateway.cache import responses, versions
-from gateway.cache.aside import read_cached, write_cached
+from gateway.cache.aside import write_cached
 from gateway.cache.hints import collecting
 from gateway.cache.stats import CacheStats
+from gateway.errors import StoreUnavailable
 from gateway.roles import ANONYMOUS
 from gateway.security.limits import Limits
 from gateway.stores.contracts import Cache
@@ -72,8 +73,7 @@ def middleware(
         if key is None:
             return await handler(request)
         cache, stats = cache_of(request)
-        [blob] = await read_cached(cache, stats, responses.FAMILY, [key])
-        cached = await _still_valid(cache, stats, blob)
+        cached = await _read_valid(cache, stats, key)
         if cached is not None:
             stats.hits[responses.FAMILY] += 1
             # Only error-free 200 bodies are stored: the same bytes under either media type.
@@ -94,14 +94,11 @@ def middleware(
     return response_cache
 
 
-async def _still_valid(cache: Cache, stats: CacheStats, blob: bytes | None) -> bytes | None:
-    """The cached body if every version token it recorded is unchanged, else None (a miss)."""
-    unpacked = versions.unstamp_pairs(blob) if blob is not None else None
-    if unpacked is None:
+async def _read_valid(cache: Cache, stats: CacheStats, key: str) -> bytes | None:
+    """The cached body if every version token it recorded is unchanged, else None (a miss): the entry
+    and its tokens are checked in Redis, in one round trip; an outage reads as a miss (counted)."""
+    try:
+        return await versions.read_valid(cache, key)
+    except StoreUnavailable:
+        stats.errors[responses.FAMILY] += 1
         return None
-    recorded, body = unpacked
-    if recorded:
-        current = await read_cached(cache, stats, responses.FAMILY, list(recorded))
-        if [versions.decode(t) for t in current] != list(recorded.values()):
-            return None
-    return body

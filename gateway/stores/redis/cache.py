@@ -54,6 +54,7 @@ class RedisCache:
         self._client = client
         self.where = where
         self._execute_many = client.register_script(_EXECUTE_MANY)
+        self._scripts: dict[str, Any] = {}
         self.breaker = CircuitBreaker(self._client.ping, cooldown_s=cooldown_s)
 
     @classmethod
@@ -160,6 +161,12 @@ class RedisCache:
             return
         payload = orjson.dumps(commands, default=_text)
         await self._guarded(lambda: self._execute_many(keys=[], args=[payload]), "script")
+
+    async def run_script(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self._client.register_script(source)
+        return await self._guarded(lambda: script(keys=list(keys), args=list(args)), "script")
 
     async def open_subscription(self, channel: str) -> RedisSubscription:
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
