@@ -78,6 +78,11 @@ class RateLimiter:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
         return Decision(True, limit)
 
+    @property
+    def flushing(self) -> bool:
+        """A write of pending counts is scheduled or under way (a task of its own, for ``flush_s``)."""
+        return self._flusher is not None and not self._flusher.done()
+
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self.flush_s)
         await self.flush()
