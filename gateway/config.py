@@ -5,23 +5,29 @@ No other module reads the environment: they receive a :class:`Settings`.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.edge_settings import (
+    DEFAULT_RATE_LIMITS,
+    LOOPBACK_NAMES,
+    api_key_entries,
+    hosts,
+    jwks,
+    jwt_secret,
+    memory,
+    origins,
+    pem_public_key,
+    persisted_mode,
+    rate_limits,
+)
 from gateway.errors import ConfigError
-from gateway.roles import NAMES as ROLE_NAMES
 
 PREFIX = "FUNNEL_"
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-PERSISTED_QUERY_MODES = ("apq", "allowlist", "off")
-_API_KEY_ENTRY = re.compile(r"^([A-Za-z0-9_.@-]{1,64}):([a-z]+):([0-9a-f]{64})$")
-MIN_JWT_SECRET_CHARS = 32
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ class Settings:
     max_cost: int = 200_000
     introspection: bool = True
     request_timeout_s: float = 30.0
-    rate_limits: tuple[tuple[str, int], ...] = (("viewer", 600), ("analyst", 600), ("admin", 1200))
+    rate_limits: tuple[tuple[str, int], ...] = DEFAULT_RATE_LIMITS
     rate_window_s: int = 60
     persisted_queries: str = "apq"  # apq | allowlist | off
     persisted_queries_file: Path | None = None  # default: <data dir>/persisted-queries.json
@@ -205,113 +211,6 @@ def _positive_float(key: str, raw: str) -> float:
     return value
 
 
-def _items(raw: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-
-def api_key_entries(key: str, raw: str) -> tuple[str, ...]:
-    entries = _items(raw)
-    names = set()
-    for entry in entries:
-        match = _API_KEY_ENTRY.match(entry)
-        if match is None:
-            raise ConfigError(
-                key,
-                f"expected name:role:sha256-hex entries separated by commas, got {entry[:80]!r} "
-                "(funnelgate create-key prints one; the key itself never goes here)",
-            )
-        name, role, _ = match.groups()
-        if role not in ROLE_NAMES:
-            raise ConfigError(
-                key, f"entry {name!r} has unknown role {role!r} (choose {', '.join(ROLE_NAMES)})"
-            )
-        if name in names:
-            raise ConfigError(key, f"two entries are named {name!r}")
-        names.add(name)
-    return entries
-
-
-def _jwt_secret(key: str, raw: str) -> str:
-    if len(raw) < MIN_JWT_SECRET_CHARS:
-        raise ConfigError(key, f"an HS256 secret needs at least {MIN_JWT_SECRET_CHARS} characters")
-    return raw
-
-
-def _readable(key: str, raw: str) -> tuple[Path, str]:
-    path = Path(raw).expanduser().resolve()
-    try:
-        return path, path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(key, f"cannot read {str(path)!r}: {exc}") from None
-
-
-def _pem_public_key(key: str, raw: str) -> Path:
-    path, text = _readable(key, raw)
-    if "-----BEGIN PUBLIC KEY-----" not in text and "-----BEGIN RSA PUBLIC KEY-----" not in text:
-        raise ConfigError(key, f"{str(path)!r} holds no PEM public key (-----BEGIN PUBLIC KEY-----)")
-    return path
-
-
-def _jwks(key: str, raw: str) -> Path:
-    path, text = _readable(key, raw)
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(key, f"{str(path)!r} is not JSON: {exc}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("keys"), list) or not document["keys"]:
-        raise ConfigError(key, f"{str(path)!r} is not a JWKS document (an object with a non-empty keys list)")
-    return path
-
-
-def _hosts(key: str, raw: str) -> tuple[str, ...]:
-    hosts = tuple(h.lower().strip("[]") for h in _items(raw))
-    if not hosts:
-        raise ConfigError(key, "name at least one host (or * for any)")
-    return hosts
-
-
-def _origins(key: str, raw: str) -> tuple[str, ...]:
-    origins = _items(raw)
-    for origin in origins:
-        if origin == "*":
-            continue
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-            raise ConfigError(key, f"expected origins like https://app.example.com, got {origin!r}")
-    return tuple(o.rstrip("/") for o in origins)
-
-
-def _rate_limits(key: str, raw: str) -> tuple[tuple[str, int], ...]:
-    limits = dict(Settings.rate_limits)
-    for item in _items(raw):
-        role, sep, count = item.partition("=")
-        role = role.strip().lower()
-        if not sep or role not in ROLE_NAMES:
-            raise ConfigError(
-                key, f"expected role=requests entries (roles {', '.join(ROLE_NAMES)}), got {item!r}"
-            )
-        try:
-            limits[role] = int(count)
-        except ValueError:
-            raise ConfigError(key, f"expected a whole number of requests for {role}, got {count!r}") from None
-        if limits[role] < 0:
-            raise ConfigError(key, f"expected 0 (unlimited) or more requests for {role}")
-    return tuple(sorted(limits.items(), key=lambda kv: ROLE_NAMES.index(kv[0])))
-
-
-def _persisted_mode(key: str, raw: str) -> str:
-    mode = raw.lower()
-    if mode not in PERSISTED_QUERY_MODES:
-        raise ConfigError(key, f"expected one of {', '.join(PERSISTED_QUERY_MODES)}, got {raw!r}")
-    return mode
-
-
-def _memory(key: str, raw: str) -> str:
-    if re.fullmatch(r"\d+(b|kb|mb|gb)?", raw.lower()) is None:
-        raise ConfigError(key, f"expected a size like 256mb or 1gb, got {raw!r}")
-    return raw.lower()
-
-
 def _path(key: str, raw: str) -> Path:
     return Path(raw).expanduser().resolve()
 
@@ -337,13 +236,13 @@ _CASTS = {
     "preaggregates": _switch,
     "switch_grace_s": _seconds,
     "api_keys": api_key_entries,
-    "jwt_secret": _jwt_secret,
-    "jwt_public_key_file": _pem_public_key,
-    "jwks_file": _jwks,
+    "jwt_secret": jwt_secret,
+    "jwt_public_key_file": pem_public_key,
+    "jwks_file": jwks,
     "jwt_audience": lambda key, raw: raw,
     "jwt_issuer": lambda key, raw: raw,
-    "allowed_hosts": _hosts,
-    "cors_origins": _origins,
+    "allowed_hosts": hosts,
+    "cors_origins": origins,
     "max_depth": _positive_int,
     "max_aliases": _positive_int,
     "max_tokens": _positive_int,
@@ -351,11 +250,11 @@ _CASTS = {
     "max_cost": _positive_int,
     "introspection": _switch,
     "request_timeout_s": _positive_float,
-    "rate_limits": _rate_limits,
+    "rate_limits": rate_limits,
     "rate_window_s": _positive_int,
-    "persisted_queries": _persisted_mode,
+    "persisted_queries": persisted_mode,
     "persisted_queries_file": _path,
-    "redis_maxmemory": _memory,
+    "redis_maxmemory": memory,
     "shutdown_timeout_s": _positive_float,
 }
 

@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "gateway",
             "gateway.config",
             "gateway.deadlines",
+            "gateway.edge_settings",
             "gateway.errors",
             "gateway.models",
             "gateway.roles",
