@@ -112,6 +112,14 @@ class Query:
     ) -> UserConnection:
         return await _funnel_users(info, definition, True, None, first, after)
 
+    # New pages arrive with live events and become steps at once: read past the cache, never kept.
+    @strawberry.field(
+        description="Every page type of the page visits, sorted: the names `steps` accepts.",
+        metadata=volatile() | requires(Role.VIEWER),
+    )
+    async def page_types(self, info: strawberry.Info) -> list[str]:
+        return await info.context.services.store.page_types()
+
     @strawberry.field(
         description="One user; null with a NOT_FOUND error when the id is unknown.",
         metadata=requires(Role.ANALYST),
