@@ -11,20 +11,37 @@ REPLAY_RATE ?= 50
 REPLAY_URL ?= http://$(or $(FUNNEL_HOST),127.0.0.1):$(or $(FUNNEL_PORT),8000)
 FG := FUNNEL_DATA_DIR=$(DATA_DIR) $(BIN)/funnelgate
 
-.PHONY: install ensure-redis demo demo-data replay test lint bench schema clean
+.PHONY: install ensure-redis ensure-chromium demo demo-data replay test lint bench schema clean
 
 NODE_TOOLS := tests/node
+WEB_ASSETS := gateway/web/static
 
-install: $(VENV)/.installed ensure-redis $(NODE_TOOLS)/node_modules/.package-lock.json
+install: $(VENV)/.installed ensure-redis ensure-chromium \
+	$(NODE_TOOLS)/node_modules/.package-lock.json $(WEB_ASSETS)/node_modules/.package-lock.json
 
-# The reference GraphQL clients the suite runs against a live app (graphql-http's audit, graphql-ws),
-# pinned by their lockfile: npm ci runs again only when package-lock.json changes. The tests skip
-# where Node cannot run (missing, or older than 20).
-$(NODE_TOOLS)/node_modules/.package-lock.json: $(NODE_TOOLS)/package-lock.json
+# npm packages pinned by a lockfile, installed again only when package-lock.json changes:
+# - tests/node: the reference GraphQL clients the suite runs against a live app (graphql-http's audit,
+#   graphql-ws); those tests skip where Node cannot run (missing, or older than 20);
+# - gateway/web/static: GraphiQL and React, which the gateway serves (no build step); without them
+#   GraphiQL answers 503 naming this command, the dashboard works.
+%/node_modules/.package-lock.json: %/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
-		npm ci --no-audit --no-fund --loglevel=error --prefix $(NODE_TOOLS) >/dev/null && touch $@; \
+		npm ci --no-audit --no-fund --loglevel=error --prefix $* >/dev/null && touch $@; \
 	else \
-		echo "npm not found: $(NODE_TOOLS) not installed (the reference-client tests need Node and npm)" >&2; \
+		echo "npm not found: $* not installed. Install Node.js >= 20 and npm, then: npm ci --prefix $*" >&2; \
+	fi
+
+# Debian's chromium for the browser tests (tests/browser, Playwright drives it through executable_path;
+# never `playwright install`). Not fatal: without it those tests skip and the summary says so.
+ensure-chromium:
+	@if [ -n "$$FUNNEL_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium with apt-get (for the browser tests)"; \
+		{ apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium >/dev/null; } \
+			|| echo "chromium could not be installed: the browser tests will skip" >&2; \
+	else \
+		echo "chromium is not installed: the browser tests will skip. To run them:  sudo apt-get install -y chromium" >&2; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
@@ -92,4 +109,4 @@ schema: install
 	$(BIN)/python -m gateway.web.schema_export
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(NODE_TOOLS)/node_modules
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(NODE_TOOLS)/node_modules $(WEB_ASSETS)/node_modules test-artifacts

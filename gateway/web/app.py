@@ -1,4 +1,5 @@
-"""The aiohttp application: /graphql (GraphiQL, POST/GET, graphql-transport-ws), /healthz, POST /events.
+"""The aiohttp application: /graphql (GraphiQL, POST/GET, graphql-transport-ws), /healthz, POST /events,
+and the dashboard at / with its static files (:mod:`gateway.web.pages`).
 
 Requests pass, in order: the edge (Host, CORS, authentication, rate limit: :mod:`gateway.web.edge`), the
 request reader (persisted queries: :mod:`gateway.web.requests`), the whole-response cache, then the
@@ -24,7 +25,7 @@ from gateway.security.persisted import PersistedQueries, read_manifest
 from gateway.security.ratelimit import RateLimiter
 from gateway.services import Services
 from gateway.stores.contracts import Cache
-from gateway.web import edge, requests
+from gateway.web import edge, pages, requests
 from gateway.web import response_cache as whole_responses
 from gateway.web.errors import ErrorPolicy, FunnelSchema
 from gateway.web.events import post_events
@@ -111,6 +112,7 @@ def create_app(
     app.router.add_post("/events", post_events)
     app.on_shutdown.append(_close_websockets)
     app.on_cleanup.append(_close_limiter)
+    pages.add_routes(app)
     return app
 
 

@@ -5,6 +5,7 @@
   ``connection_init`` payload: ``{"Authorization": "Bearer …"}``; a refusal closes it with 4403).
 * ``parse_http_body``: the request the reader middleware already decoded (and whose persisted query it
   resolved), when there is one (:mod:`gateway.web.requests`).
+* ``render_graphql_ide``: our own GraphiQL page, its files served by the gateway (:mod:`gateway.web.pages`).
 * ``decode_json`` / ``parse_json``: client JSON must be UTF-8 Unicode text (:mod:`gateway.web.request_json`)
   and a request body a JSON object (or strawberry's batch array); anything else is HTTP 400, not a 500.
 * ``execute_single``: a document must name one operation, and it must not be a subscription
@@ -44,7 +45,7 @@ from gateway.roles import ANONYMOUS, NOBODY, Principal
 from gateway.security.credentials import Authenticator, bearer
 from gateway.security.limits import Limits
 from gateway.services import Services
-from gateway.web import documents, request_json
+from gateway.web import documents, pages, request_json
 from gateway.web.context import Context, new_context
 from gateway.web.edge import PRINCIPAL
 from gateway.web.negotiation import GRAPHQL_RESPONSE_JSON, negotiate, response_body
@@ -116,6 +117,9 @@ class FunnelGraphQLView(GraphQLView):
             extensions=prepared.extensions,
             protocol="http",
         )
+
+    async def render_graphql_ide(self, request: web.Request) -> web.Response:
+        return pages.graphiql_page(request.path)
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         try:

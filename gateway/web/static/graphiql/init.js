@@ -1,0 +1,36 @@
+// GraphiQL 3 (UMD globals React, ReactDOM and GraphiQL, served by the gateway from npm) on this
+// gateway: queries over HTTP, subscriptions over graphql-transport-ws (graphql-ws is inside
+// graphiql.min.js). The API key, when the gateway asks for one, is shared with the dashboard.
+import { authFetch, authHeaders } from '/static/common/auth.js';
+
+const config = JSON.parse(document.getElementById('graphiql-config').textContent);
+const httpUrl = new URL(config.endpoint, window.location.href);
+const wsUrl = new URL(httpUrl.href);
+wsUrl.protocol = httpUrl.protocol === 'https:' ? 'wss:' : 'ws:';
+
+const fetcher = window.GraphiQL.createFetcher({
+  url: httpUrl.href,
+  subscriptionUrl: wsUrl.href,
+  fetch: authFetch,
+  // A function: graphql-ws calls it at every (re)connection, so a key typed meanwhile is used.
+  wsConnectionParams: () => authHeaders(),
+});
+
+const home = window.React.createElement(
+  'a',
+  { className: 'funnel-home', href: '/', title: 'The funnel dashboard' },
+  'funnelgate dashboard',
+);
+
+window.ReactDOM.createRoot(document.getElementById('graphiql')).render(
+  window.React.createElement(
+    window.GraphiQL,
+    {
+      fetcher,
+      defaultQuery: config.defaultQuery,
+      defaultEditorToolsVisibility: false,
+      shouldPersistHeaders: false,
+    },
+    window.React.createElement(window.GraphiQL.Logo, null, home),
+  ),
+);
