@@ -351,7 +351,7 @@ function renderLive(metrics) {
       return h(
         'li',
         { 'data-step': s.name },
-        h('span', { class: 'live-step-name', text: s.name }),
+        h('span', { class: 'live-step-name', title: s.name, text: s.name }),
         h('span', { class: 'meter', 'aria-hidden': 'true' }, fill),
         h('span', { class: 'live-step-value', text: fmt.int.format(s.usersToday) }),
       );
