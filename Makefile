@@ -11,7 +11,7 @@ REPLAY_RATE ?= 50
 REPLAY_URL ?= http://$(or $(FUNNEL_HOST),127.0.0.1):$(or $(FUNNEL_PORT),8000)
 FG := FUNNEL_DATA_DIR=$(DATA_DIR) $(BIN)/funnelgate
 
-.PHONY: install ensure-redis ensure-chromium demo demo-data replay test lint bench schema clean
+.PHONY: install ensure-redis ensure-npm ensure-chromium demo demo-data replay test lint bench schema clean
 
 NODE_TOOLS := tests/node
 WEB_ASSETS := gateway/web/static
@@ -24,11 +24,24 @@ install: $(VENV)/.installed ensure-redis ensure-chromium \
 #   graphql-ws); those tests skip where Node cannot run (missing, or older than 20);
 # - gateway/web/static: GraphiQL and React, which the gateway serves (no build step); without them
 #   GraphiQL answers 503 naming this command, the dashboard works.
-%/node_modules/.package-lock.json: %/package-lock.json
+%/node_modules/.package-lock.json: %/package-lock.json | ensure-npm
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --no-audit --no-fund --loglevel=error --prefix $* >/dev/null && touch $@; \
 	else \
 		echo "npm not found: $* not installed. Install Node.js >= 20 and npm, then: npm ci --prefix $*" >&2; \
+	fi
+
+# npm for the two lockfiles above: Debian's when missing (as root with apt). Not fatal: without it the
+# steps above say what is not installed and the tests that need it skip, saying why.
+ensure-npm:
+	@if command -v npm >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing npm with apt-get (GraphiQL's assets, the reference GraphQL clients)"; \
+		{ apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq npm >/dev/null; } \
+			|| echo "npm could not be installed: GraphiQL's assets and the Node client tests will be missing" >&2; \
+	else \
+		echo "npm is not installed. To install GraphiQL's assets and run the Node client tests:  sudo apt-get install -y npm" >&2; \
 	fi
 
 # Debian's chromium for the browser tests (tests/browser, Playwright drives it through executable_path;

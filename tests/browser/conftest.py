@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,10 +114,11 @@ async def gateway(services: Services) -> AsyncIterator[TestServer]:
     await server.close()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def tab(browser: Any, gateway: TestServer) -> AsyncIterator[Tab]:
+@asynccontextmanager
+async def open_tab(browser: Any, base: str) -> AsyncIterator[Tab]:
+    """A page in a fresh context on the gateway at ``base``; closed before the gateway is."""
     context = await browser.new_context(viewport={"width": 1360, "height": 900}, color_scheme="light")
-    tab = Tab(page=None, context=context, base=f"http://127.0.0.1:{gateway.port}")
+    tab = Tab(page=None, context=context, base=base)
 
     async def gate(route: Any) -> None:
         url = route.request.url
@@ -126,7 +128,11 @@ async def tab(browser: Any, gateway: TestServer) -> AsyncIterator[Tab]:
             tab.blocked.append(url)
             await route.abort("blockedbyclient")
 
-    await context.route("**/*", gate)  # WebSockets do not pass here; they go to the page's own origin
+    def websocket(ws: Any) -> None:  # WebSockets do not pass through route(): check them here
+        if urlsplit(ws.url).hostname not in GATEWAY_HOSTS:
+            tab.blocked.append(ws.url)
+
+    await context.route("**/*", gate)
     await context.add_init_script(
         "window.__cspViolations = []; document.addEventListener('securitypolicyviolation',"
         " e => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
@@ -134,12 +140,15 @@ async def tab(browser: Any, gateway: TestServer) -> AsyncIterator[Tab]:
     tab.page = await context.new_page()
     tab.page.on("console", lambda m: tab.errors.append(m.text) if m.type == "error" else None)
     tab.page.on("pageerror", lambda e: tab.errors.append(f"uncaught: {e}"))
-    tab.page.on(
-        "websocket",
-        lambda ws: None if ws.url.startswith(tab.base.replace("http", "ws")) else tab.blocked.append(ws.url),
-    )
+    tab.page.on("websocket", websocket)
     try:
         yield tab
     finally:
         # Before the server closes: an open WebSocket would make it wait out its shutdown timeout.
         await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def tab(browser: Any, gateway: TestServer) -> AsyncIterator[Tab]:
+    async with open_tab(browser, f"http://127.0.0.1:{gateway.port}") as opened:
+        yield opened
