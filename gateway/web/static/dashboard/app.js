@@ -1,21 +1,9 @@
 // The funnel dashboard: every number comes from the gateway's public GraphQL API (api.js).
-import { ApiError, LiveClient, errorsAt, query } from './api.js';
-import { fmt, funnelChart, responsive, sparkline, trendChart } from './charts.js';
-
-const $ = (id) => document.getElementById(id);
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v == null || v === false) continue;
-    if (k === 'class') node.className = v;
-    else if (k === 'text') node.textContent = v;
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children) if (c != null) node.append(c);
-  return node;
-}
+import { query } from './api.js';
+import { fmt, funnelChart, responsive, trendChart } from './charts.js';
+import { $, busy, describe, h, latest, showState } from './dom.js';
+import { startLive } from './live.js';
+import { lookUp, useFunnelSteps } from './user.js';
 
 // ---- queries ---------------------------------------------------------------------------------------
 
@@ -42,22 +30,6 @@ const TOTALS = `query DashboardTotals($range: DateRange) {
 const PAGE_TYPES = 'query DashboardPageTypes { pageTypes }';
 
 const HEALTH = 'query DashboardHealth { health { status dependencies { role backend up } } }';
-
-const USER = `query DashboardUser($id: Int!) {
-  user(id: $id) {
-    id device sex date converted
-    sessions { id startTime endTime device pagesVisited totalInteractions converted conversionValue }
-    journey { furthestStep converted timeToConvertSeconds visits { pageType timestamp duration sessionId } }
-    similarUsers(limit: 8) { userId score user { device converted } }
-    conversionLikelihood
-  }
-}`;
-
-const LIVE = `subscription DashboardLive {
-  realtimeMetrics(intervalSeconds: 1) {
-    at activeUsers eventsPerMinute conversionsPerMinute steps { name usersToday }
-  }
-}`;
 
 // ---- state -----------------------------------------------------------------------------------------
 
@@ -92,36 +64,6 @@ function shownSteps() {
   return state.steps || state.defaultSteps;
 }
 
-// A panel's request in flight: a newer one makes the older answer stale (dropped).
-function latest() {
-  let counter = 0;
-  return () => {
-    const mine = ++counter;
-    return () => mine === counter;
-  };
-}
-
-function showState(node, message, kind = '', retry = null) {
-  node.replaceChildren();
-  node.className = `state ${kind}`.trim();
-  node.hidden = !message;
-  if (!message) return;
-  node.append(h('span', { text: message }));
-  if (retry) node.append(h('button', { type: 'button', class: 'link', onclick: retry, text: 'Try again' }));
-}
-
-function describe(error) {
-  if (error instanceof ApiError) {
-    const code = error.errors?.[0]?.extensions?.code;
-    return code ? `${error.message} (${code})` : error.message;
-  }
-  return String(error?.message || error);
-}
-
-function busy(panel, on) {
-  panel.setAttribute('aria-busy', on ? 'true' : 'false');
-  panel.classList.toggle('is-loading', on);
-}
 
 // ---- funnel ----------------------------------------------------------------------------------------
 
@@ -316,76 +258,6 @@ function filtersChanged() {
   }, 120);
 }
 
-// ---- live ------------------------------------------------------------------------------------------
-
-const history = [];
-const STATUS_TEXT = { connecting: 'connecting…', live: 'live', reconnecting: 'reconnecting…', unauthorized: 'no access', idle: 'paused' };
-
-function liveStatus(status, detail) {
-  const pill = $('live-status');
-  pill.textContent = STATUS_TEXT[status] || status;
-  pill.dataset.state = status;
-  pill.title = detail || '';
-}
-
-function setNumber(node, value) {
-  if (node.textContent === value) return;
-  node.textContent = value;
-  node.classList.remove('bump');
-  void node.offsetWidth; // restart the animation
-  node.classList.add('bump');
-}
-
-function renderLive(metrics) {
-  setNumber($('live-active'), fmt.int.format(metrics.activeUsers));
-  setNumber($('live-epm'), fmt.dec.format(metrics.eventsPerMinute));
-  setNumber($('live-cpm'), fmt.dec.format(metrics.conversionsPerMinute));
-  history.push(metrics.eventsPerMinute);
-  if (history.length > 90) history.shift();
-  responsive($('live-spark'), (width) => sparkline([...history], width));
-  const top = Math.max(1, ...metrics.steps.map((s) => s.usersToday));
-  $('live-steps').replaceChildren(
-    ...metrics.steps.map((s) => {
-      const fill = h('span', { class: 'fill' });
-      fill.style.width = `${(100 * s.usersToday) / top}%`;
-      return h(
-        'li',
-        { 'data-step': s.name },
-        h('span', { class: 'live-step-name', title: s.name, text: s.name }),
-        h('span', { class: 'meter', 'aria-hidden': 'true' }, fill),
-        h('span', { class: 'live-step-value', text: fmt.int.format(s.usersToday) }),
-      );
-    }),
-  );
-  $('live-at').textContent = `Updated ${new Date(metrics.at).toLocaleTimeString()}`;
-}
-
-function startLive() {
-  const client = new LiveClient(liveStatus);
-  client.subscribe(LIVE, {}, {
-    next(payload) {
-      if (payload.errors?.length) {
-        liveStatus('degraded', payload.errors[0].message);
-        $('live-status').textContent = 'live metrics paused';
-        $('live-at').textContent = payload.errors[0].message;
-        return;
-      }
-      if (payload.data?.realtimeMetrics) {
-        liveStatus('live');
-        renderLive(payload.data.realtimeMetrics);
-      }
-    },
-    error(error) {
-      liveStatus('error', describe(error));
-      $('live-status').textContent = 'unavailable';
-      $('live-at').textContent = `Live metrics unavailable: ${describe(error)}`;
-    },
-    complete() {
-      liveStatus('idle');
-    },
-  });
-}
-
 // ---- health ----------------------------------------------------------------------------------------
 
 const ROLE_NAMES = { document_store: 'document store', vector_index: 'vector index', cache: 'cache' };
@@ -404,198 +276,6 @@ async function loadHealth() {
     pill.dataset.state = 'error';
     pill.textContent = error.status === 0 ? 'gateway unreachable' : 'health unknown';
     pill.title = describe(error);
-  }
-}
-
-// ---- user lookup -----------------------------------------------------------------------------------
-
-const userTurn = latest();
-
-function utc(iso) {
-  return iso ? `${iso.slice(0, 10)} ${iso.slice(11, 19)}` : '–';
-}
-
-function seconds(a, b) {
-  return (new Date(b) - new Date(a)) / 1000;
-}
-
-function pageChip(name) {
-  const index = state.defaultSteps.indexOf(name);
-  return h('span', { class: `page-chip${index >= 0 ? ` step-${Math.min(index, 5)}` : ''}`, text: name });
-}
-
-async function lookUp(id) {
-  const current = userTurn();
-  const panel = $('user-panel');
-  $('user-id').value = String(id);
-  busy(panel, true);
-  showState($('user-state'), `Looking up user ${id}…`);
-  try {
-    const { data, errors } = await query(USER, { id });
-    if (!current()) return;
-    if (!data.user) {
-      $('user-result').hidden = true;
-      const notFound = errorsAt(errors, 'user').some((e) => e.extensions?.code === 'NOT_FOUND');
-      showState($('user-state'), notFound ? `There is no user ${id}.` : `User ${id} could not be loaded: ${errors[0]?.message || ''}`, notFound ? 'empty' : 'error');
-      return;
-    }
-    showState($('user-state'), '');
-    renderUser(data.user, errors);
-    $('user-result').hidden = false;
-  } catch (error) {
-    if (!current()) return;
-    $('user-result').hidden = true;
-    showState($('user-state'), `User ${id} could not be loaded: ${describe(error)}`, 'error', () => lookUp(id));
-  } finally {
-    if (current()) busy(panel, false);
-  }
-}
-
-function fact(label, value) {
-  return h('div', { class: 'fact' }, h('span', { class: 'kpi-label', text: label }), h('span', { class: 'fact-value', text: value }));
-}
-
-function sectionError(errors, path, what) {
-  const found = errorsAt(errors, 'user', path);
-  if (!found.length) return null;
-  const code = found[0].extensions?.code;
-  const why =
-    code === 'UNAVAILABLE'
-      ? 'the vector index (Milvus) is unavailable right now'
-      : code === 'FORBIDDEN'
-        ? 'your key may not read them'
-        : found[0].message;
-  return h('p', { class: 'state error', role: 'status', text: `${what} unavailable: ${why}.` });
-}
-
-function renderUser(user, errors) {
-  const likelihood = user.conversionLikelihood;
-  const likelihoodError = errorsAt(errors, 'user', 'conversionLikelihood').length > 0;
-  $('user-profile').replaceChildren(
-    h('div', { class: 'avatar', 'aria-hidden': 'true', text: `#${user.id}` }),
-    fact('Device', (user.device || '–').toLowerCase()),
-    fact('Sex', (user.sex || '–').toLowerCase()),
-    fact('First visit', user.date || '–'),
-    fact('Sessions', fmt.int.format(user.sessions?.length || 0)),
-    fact('Converted', user.converted ? 'yes' : 'no'),
-    fact('Conversion likelihood', likelihoodError ? 'unavailable' : likelihood == null ? '–' : fmt.pct(likelihood)),
-  );
-
-  // furthest step of the default funnel
-  const journey = user.journey;
-  const reached = journey && journey.furthestStep ? state.defaultSteps.indexOf(journey.furthestStep) : -1;
-  $('user-progress').replaceChildren(
-    ...state.defaultSteps.map((name, i) =>
-      h('li', { class: i <= reached ? 'reached' : '', 'aria-label': `${name}: ${i <= reached ? 'reached' : 'not reached'}` }, h('span', { text: name })),
-    ),
-  );
-
-  const box = $('user-journey');
-  box.replaceChildren();
-  if (!journey) {
-    box.append(sectionError(errors, 'journey', 'The journey') || h('p', { class: 'empty', text: 'No journey.' }));
-  } else if (!journey.visits.length) {
-    box.append(h('p', { class: 'empty', text: 'No page visits.' }));
-  } else {
-    const sessions = new Map((user.sessions || []).map((s) => [s.id, s]));
-    const bySession = new Map();
-    for (const v of journey.visits) {
-      if (!bySession.has(v.sessionId)) bySession.set(v.sessionId, []);
-      bySession.get(v.sessionId).push(v);
-    }
-    if (journey.converted && journey.timeToConvertSeconds != null) {
-      box.append(h('p', { class: 'muted', text: `Converted ${fmt.seconds(journey.timeToConvertSeconds)} after the first step.` }));
-    }
-    for (const [sid, visits] of bySession) {
-      const s = sessions.get(sid);
-      const head = h(
-        'div',
-        { class: 'session-head' },
-        h('strong', { text: `Session ${sid}` }),
-        h('span', { class: 'muted', text: s ? ` · ${utc(s.startTime)} UTC · ${fmt.seconds(seconds(s.startTime, s.endTime))} · ${fmt.int.format(s.totalInteractions)} interactions` : '' }),
-        s && s.converted ? h('span', { class: 'badge good', text: `converted ${fmt.money.format(s.conversionValue)}` }) : null,
-      );
-      const items = visits.map((v) =>
-        h(
-          'li',
-          {},
-          h('time', { datetime: v.timestamp, text: v.timestamp.slice(11, 19) }),
-          pageChip(v.pageType),
-          h('span', { class: 'muted', text: fmt.seconds(v.duration) }),
-        ),
-      );
-      box.append(h('section', { class: 'session' }, head, h('ol', { class: 'timeline' }, ...items)));
-    }
-  }
-
-  const similar = $('user-similar');
-  similar.replaceChildren();
-  const problem = sectionError(errors, 'similarUsers', 'Similar users');
-  if (problem) {
-    similar.append(problem);
-  } else if (!user.similarUsers || !user.similarUsers.length) {
-    similar.append(h('p', { class: 'empty', text: 'No similar users (no behaviour embedding yet).' }));
-  } else {
-    similar.append(
-      h('p', { class: 'muted', text: likelihood == null ? '' : `${fmt.pct(likelihood)} of the 10 most similar users converted.` }),
-      h(
-        'table',
-        { class: 'similar' },
-        h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'User' }), h('th', { scope: 'col', text: 'Similarity' }), h('th', { scope: 'col', text: 'Device' }), h('th', { scope: 'col', text: 'Converted' }))),
-        h(
-          'tbody',
-          {},
-          ...user.similarUsers.map((s) => {
-            const fill = h('span', { class: 'fill' });
-            fill.style.width = `${Math.max(0, Math.min(1, s.score)) * 100}%`;
-            return h(
-              'tr',
-              { 'data-user': s.userId },
-              h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => lookUp(s.userId), text: `#${s.userId}` })),
-              h('td', {}, h('div', { class: 'score' }, h('span', { class: 'meter', 'aria-hidden': 'true' }, fill), h('span', { class: 'num', text: s.score.toFixed(3) }))),
-              h('td', { text: (s.user?.device || '–').toLowerCase() }),
-              h('td', { text: s.user?.converted ? 'yes' : 'no' }),
-            );
-          }),
-        ),
-      ),
-    );
-  }
-
-  const sessions = user.sessions || [];
-  if (sessions.length) {
-    $('user-profile').append(
-      h(
-        'details',
-        { class: 'table-details sessions' },
-        h('summary', { text: sessions.length === 1 ? 'The session' : `All ${sessions.length} sessions` }),
-        h(
-          'div',
-          { class: 'table-wrap' },
-          h(
-            'table',
-            {},
-            h('thead', {}, h('tr', {}, ...['Session', 'Start (UTC)', 'Length', 'Pages', 'Interactions', 'Converted'].map((t) => h('th', { scope: 'col', text: t })))),
-            h(
-              'tbody',
-              {},
-              ...sessions.map((s) =>
-                h(
-                  'tr',
-                  {},
-                  h('th', { scope: 'row', text: s.id }),
-                  h('td', { text: utc(s.startTime) }),
-                  h('td', { class: 'num', text: fmt.seconds(seconds(s.startTime, s.endTime)) }),
-                  h('td', {}, ...s.pagesVisited.map(pageChip)),
-                  h('td', { class: 'num', text: fmt.int.format(s.totalInteractions) }),
-                  h('td', { text: s.converted ? fmt.money.format(s.conversionValue) : 'no' }),
-                ),
-              ),
-            ),
-          ),
-        ),
-      ),
-    );
   }
 }
 
@@ -628,6 +308,7 @@ function wire() {
 }
 
 async function main() {
+  useFunnelSteps(() => state.defaultSteps);
   wire();
   readFilters();
   // The first query settles the API key (if the gateway wants one) before the others run.

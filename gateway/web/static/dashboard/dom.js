@@ -1,0 +1,48 @@
+// Small DOM helpers the dashboard's panels share: element builder, panel states, stale-answer guard.
+import { ApiError } from './api.js';
+
+export const $ = (id) => document.getElementById(id);
+
+export function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) if (c != null) node.append(c);
+  return node;
+}
+
+// A panel's request in flight: a newer one makes the older answer stale (dropped).
+export function latest() {
+  let counter = 0;
+  return () => {
+    const mine = ++counter;
+    return () => mine === counter;
+  };
+}
+
+export function showState(node, message, kind = '', retry = null) {
+  node.replaceChildren();
+  node.className = `state ${kind}`.trim();
+  node.hidden = !message;
+  if (!message) return;
+  node.append(h('span', { text: message }));
+  if (retry) node.append(h('button', { type: 'button', class: 'link', onclick: retry, text: 'Try again' }));
+}
+
+export function describe(error) {
+  if (error instanceof ApiError) {
+    const code = error.errors?.[0]?.extensions?.code;
+    return code ? `${error.message} (${code})` : error.message;
+  }
+  return String(error?.message || error);
+}
+
+export function busy(panel, on) {
+  panel.setAttribute('aria-busy', on ? 'true' : 'false');
+  panel.classList.toggle('is-loading', on);
+}

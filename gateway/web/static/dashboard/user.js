@@ -1,0 +1,213 @@
+// The user lookup: profile, progress along the default funnel, the journey per session, every session,
+// look-alikes with their scores, and the conversion likelihood. A field the gateway refuses or cannot
+// answer (FORBIDDEN, Milvus UNAVAILABLE) empties its own section; the rest still shows.
+import { errorsAt, query } from './api.js';
+import { fmt } from './charts.js';
+import { $, busy, describe, h, latest, showState } from './dom.js';
+
+const USER = `query DashboardUser($id: Int!) {
+  user(id: $id) {
+    id device sex date converted
+    sessions { id startTime endTime device pagesVisited totalInteractions converted conversionValue }
+    journey { furthestStep converted timeToConvertSeconds visits { pageType timestamp duration sessionId } }
+    similarUsers(limit: 8) { userId score user { device converted } }
+    conversionLikelihood
+  }
+}`;
+
+let funnelSteps = () => [];
+
+// The dashboard's default funnel, read when a user is shown (it arrives with the first funnel).
+export function useFunnelSteps(steps) {
+  funnelSteps = steps;
+}
+
+const userTurn = latest();
+
+function utc(iso) {
+  return iso ? `${iso.slice(0, 10)} ${iso.slice(11, 19)}` : '–';
+}
+
+function seconds(a, b) {
+  return (new Date(b) - new Date(a)) / 1000;
+}
+
+function pageChip(name) {
+  const index = funnelSteps().indexOf(name);
+  return h('span', { class: `page-chip${index >= 0 ? ` step-${Math.min(index, 5)}` : ''}`, text: name });
+}
+
+export async function lookUp(id) {
+  const current = userTurn();
+  const panel = $('user-panel');
+  $('user-id').value = String(id);
+  busy(panel, true);
+  showState($('user-state'), `Looking up user ${id}…`);
+  try {
+    const { data, errors } = await query(USER, { id });
+    if (!current()) return;
+    if (!data.user) {
+      $('user-result').hidden = true;
+      const notFound = errorsAt(errors, 'user').some((e) => e.extensions?.code === 'NOT_FOUND');
+      showState($('user-state'), notFound ? `There is no user ${id}.` : `User ${id} could not be loaded: ${errors[0]?.message || ''}`, notFound ? 'empty' : 'error');
+      return;
+    }
+    showState($('user-state'), '');
+    renderUser(data.user, errors);
+    $('user-result').hidden = false;
+  } catch (error) {
+    if (!current()) return;
+    $('user-result').hidden = true;
+    showState($('user-state'), `User ${id} could not be loaded: ${describe(error)}`, 'error', () => lookUp(id));
+  } finally {
+    if (current()) busy(panel, false);
+  }
+}
+
+function fact(label, value) {
+  return h('div', { class: 'fact' }, h('span', { class: 'kpi-label', text: label }), h('span', { class: 'fact-value', text: value }));
+}
+
+function sectionError(errors, path, what) {
+  const found = errorsAt(errors, 'user', path);
+  if (!found.length) return null;
+  const code = found[0].extensions?.code;
+  const why =
+    code === 'UNAVAILABLE'
+      ? 'the vector index (Milvus) is unavailable right now'
+      : code === 'FORBIDDEN'
+        ? 'your key may not read them'
+        : found[0].message;
+  return h('p', { class: 'state error', role: 'status', text: `${what} unavailable: ${why}.` });
+}
+
+function renderUser(user, errors) {
+  const likelihood = user.conversionLikelihood;
+  const likelihoodError = errorsAt(errors, 'user', 'conversionLikelihood').length > 0;
+  $('user-profile').replaceChildren(
+    h('div', { class: 'avatar', 'aria-hidden': 'true', text: `#${user.id}` }),
+    fact('Device', (user.device || '–').toLowerCase()),
+    fact('Sex', (user.sex || '–').toLowerCase()),
+    fact('First visit', user.date || '–'),
+    fact('Sessions', fmt.int.format(user.sessions?.length || 0)),
+    fact('Converted', user.converted ? 'yes' : 'no'),
+    fact('Conversion likelihood', likelihoodError ? 'unavailable' : likelihood == null ? '–' : fmt.pct(likelihood)),
+  );
+
+  // furthest step of the default funnel
+  const journey = user.journey;
+  const reached = journey && journey.furthestStep ? funnelSteps().indexOf(journey.furthestStep) : -1;
+  $('user-progress').replaceChildren(
+    ...funnelSteps().map((name, i) =>
+      h('li', { class: i <= reached ? 'reached' : '', 'aria-label': `${name}: ${i <= reached ? 'reached' : 'not reached'}` }, h('span', { text: name })),
+    ),
+  );
+
+  const box = $('user-journey');
+  box.replaceChildren();
+  if (!journey) {
+    box.append(sectionError(errors, 'journey', 'The journey') || h('p', { class: 'empty', text: 'No journey.' }));
+  } else if (!journey.visits.length) {
+    box.append(h('p', { class: 'empty', text: 'No page visits.' }));
+  } else {
+    const sessions = new Map((user.sessions || []).map((s) => [s.id, s]));
+    const bySession = new Map();
+    for (const v of journey.visits) {
+      if (!bySession.has(v.sessionId)) bySession.set(v.sessionId, []);
+      bySession.get(v.sessionId).push(v);
+    }
+    if (journey.converted && journey.timeToConvertSeconds != null) {
+      box.append(h('p', { class: 'muted', text: `Converted ${fmt.seconds(journey.timeToConvertSeconds)} after the first step.` }));
+    }
+    for (const [sid, visits] of bySession) {
+      const s = sessions.get(sid);
+      const head = h(
+        'div',
+        { class: 'session-head' },
+        h('strong', { text: `Session ${sid}` }),
+        h('span', { class: 'muted', text: s ? ` · ${utc(s.startTime)} UTC · ${fmt.seconds(seconds(s.startTime, s.endTime))} · ${fmt.int.format(s.totalInteractions)} interactions` : '' }),
+        s && s.converted ? h('span', { class: 'badge good', text: `converted ${fmt.money.format(s.conversionValue)}` }) : null,
+      );
+      const items = visits.map((v) =>
+        h(
+          'li',
+          {},
+          h('time', { datetime: v.timestamp, text: v.timestamp.slice(11, 19) }),
+          pageChip(v.pageType),
+          h('span', { class: 'muted', text: fmt.seconds(v.duration) }),
+        ),
+      );
+      box.append(h('section', { class: 'session' }, head, h('ol', { class: 'timeline' }, ...items)));
+    }
+  }
+
+  const similar = $('user-similar');
+  similar.replaceChildren();
+  const problem = sectionError(errors, 'similarUsers', 'Similar users');
+  if (problem) {
+    similar.append(problem);
+  } else if (!user.similarUsers || !user.similarUsers.length) {
+    similar.append(h('p', { class: 'empty', text: 'No similar users (no behaviour embedding yet).' }));
+  } else {
+    similar.append(
+      h('p', { class: 'muted', text: likelihood == null ? '' : `${fmt.pct(likelihood)} of the 10 most similar users converted.` }),
+      h(
+        'table',
+        { class: 'similar' },
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'User' }), h('th', { scope: 'col', text: 'Similarity' }), h('th', { scope: 'col', text: 'Device' }), h('th', { scope: 'col', text: 'Converted' }))),
+        h(
+          'tbody',
+          {},
+          ...user.similarUsers.map((s) => {
+            const fill = h('span', { class: 'fill' });
+            fill.style.width = `${Math.max(0, Math.min(1, s.score)) * 100}%`;
+            return h(
+              'tr',
+              { 'data-user': s.userId },
+              h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => lookUp(s.userId), text: `#${s.userId}` })),
+              h('td', {}, h('div', { class: 'score' }, h('span', { class: 'meter', 'aria-hidden': 'true' }, fill), h('span', { class: 'num', text: s.score.toFixed(3) }))),
+              h('td', { text: (s.user?.device || '–').toLowerCase() }),
+              h('td', { text: s.user?.converted ? 'yes' : 'no' }),
+            );
+          }),
+        ),
+      ),
+    );
+  }
+
+  const sessions = user.sessions || [];
+  if (sessions.length) {
+    $('user-profile').append(
+      h(
+        'details',
+        { class: 'table-details sessions' },
+        h('summary', { text: sessions.length === 1 ? 'The session' : `All ${sessions.length} sessions` }),
+        h(
+          'div',
+          { class: 'table-wrap' },
+          h(
+            'table',
+            {},
+            h('thead', {}, h('tr', {}, ...['Session', 'Start (UTC)', 'Length', 'Pages', 'Interactions', 'Converted'].map((t) => h('th', { scope: 'col', text: t })))),
+            h(
+              'tbody',
+              {},
+              ...sessions.map((s) =>
+                h(
+                  'tr',
+                  {},
+                  h('th', { scope: 'row', text: s.id }),
+                  h('td', { text: utc(s.startTime) }),
+                  h('td', { class: 'num', text: fmt.seconds(seconds(s.startTime, s.endTime)) }),
+                  h('td', {}, ...s.pagesVisited.map(pageChip)),
+                  h('td', { class: 'num', text: fmt.int.format(s.totalInteractions) }),
+                  h('td', { text: s.converted ? fmt.money.format(s.conversionValue) : 'no' }),
+                ),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+}
