@@ -47,6 +47,9 @@ ALLOWED_HEADERS = frozenset({"authorization", "content-type", "accept"})
 PREFLIGHT_MAX_AGE_S = 600
 EXPOSED_HEADERS = "Retry-After, X-Cache"
 OPEN_PATHS = frozenset({"/healthz"})
+# The gateway's own pages (the dashboard and its files) hold no data: what they show comes from their
+# own /graphql requests, which carry the credential. Host and CORS checks still apply to them.
+PAGE_PATHS = ("/", "/static/")
 ROUTE_ROLES = {"/events": Role.ADMIN}  # routes outside GraphQL, and the role each needs
 CROSS_SITE = frozenset({"cross-site", "same-site"})
 
@@ -150,6 +153,11 @@ def _is_websocket(request: web.Request) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
+def _is_page(request: web.Request) -> bool:
+    path = request.path
+    return request.method == "GET" and (path == PAGE_PATHS[0] or path.startswith(PAGE_PATHS[1]))
+
+
 def _is_graphiql_page(request: web.Request) -> bool:
     """The GraphiQL page (static; its requests carry their own credential), as the view decides it."""
     accept = request.headers.get("Accept", "")
@@ -168,7 +176,12 @@ async def _authenticated(
     if not auth_on:
         principal = ANONYMOUS
         subject = f"ip:{request.remote}"
-    elif _is_websocket(request) or _is_graphiql_page(request) or request.method == "OPTIONS":
+    elif (
+        _is_websocket(request)
+        or _is_graphiql_page(request)
+        or _is_page(request)
+        or request.method == "OPTIONS"
+    ):
         return await handler(request)  # the WebSocket authenticates at connection_init
     else:
         credential = bearer(request.headers.get("Authorization"))

@@ -1,10 +1,6 @@
 """The dashboard and GraphiQL behind the real edge with API keys configured (issue 16 on issue 12's
 authentication): the key is asked once, kept for the tab, and sent on HTTP and in the WebSocket's
 ``connection_init``; a viewer's key shows the aggregates and says the user lookup is not for it.
-
-Until the edge (gateway/security, issue 12) is merged this module skips, saying so, and
-test_dashboard.py's stand-in 401 middleware covers the page's side; once merged it runs by itself.
-Written and passed against the edge branch merged into this one (its pageTypes marked viewer).
 """
 
 from __future__ import annotations
@@ -16,17 +12,14 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
+from gateway.roles import Role
 from gateway.services import Services
 from gateway.web.app import create_app
 from tests.browser.conftest import open_tab
 from tests.browser.test_dashboard import funnel_users
+from tests.security import conftest as edge_fixtures
 
-# Modules of the edge, imported through importorskip so this file imports cleanly before it lands.
-roles = pytest.importorskip("gateway.roles", reason="the edge of issue 12 is not merged yet")
-edge_fixtures = pytest.importorskip(
-    "tests.security.conftest", reason="the edge of issue 12 is not merged yet"
-)
-VIEWER_KEY: str = edge_fixtures.KEYS[roles.Role.VIEWER]
+VIEWER_KEY: str = edge_fixtures.KEYS[Role.VIEWER]
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

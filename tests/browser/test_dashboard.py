@@ -14,19 +14,13 @@ Without search_page (home -> payment -> confirmation): 5, 4 (1 2 3 4), 2.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from gateway.services import Services
-from gateway.web.app import create_app
 from tests.api.conftest import FailingProxy
-from tests.browser.conftest import Tab, open_tab
+from tests.browser.conftest import Tab
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -177,61 +171,3 @@ async def test_with_milvus_down_the_look_alikes_say_so_and_the_rest_works(
         ["home_page", "5"], ["search_page", "4"], ["payment_page", "3"], ["payment_confirmation_page", "2"],
     ]  # fmt: skip
     assert tab.errors == []  # an unavailable backend is a state the page shows, not a script error
-
-
-KEY = "dash-test-key"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@pytest_asyncio.fixture(loop_scope="session")  # the browser's loop: a server on another loop never answers
-async def keyed_gateway(services: Services) -> AsyncIterator[tuple[TestServer, list[str]]]:
-    """The gateway behind a stand-in for authentication: POST /graphql needs ``Bearer dash-test-key``
-    (401 with a GraphQL error otherwise, as the secure edge answers)."""
-    asked: list[str] = []
-
-    @web.middleware
-    async def need_key(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method == "POST" and request.path == "/graphql":
-            asked.append(request.headers.get("Authorization", ""))
-            if request.headers.get("Authorization") != f"Bearer {KEY}":
-                body = {
-                    "errors": [
-                        {"message": "authentication required", "extensions": {"code": "UNAUTHENTICATED"}}
-                    ]
-                }
-                return web.json_response(body, status=401, headers={"WWW-Authenticate": "Bearer"})
-        return await handler(request)
-
-    app = create_app(services)
-    app.middlewares.insert(0, need_key)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield server, asked
-    await server.close()
-
-
-async def test_with_authentication_the_key_is_asked_once_and_kept_for_the_tab(
-    browser: Any, keyed_gateway: tuple[TestServer, list[str]]
-) -> None:
-    server, asked = keyed_gateway
-    async with open_tab(browser, f"http://127.0.0.1:{server.port}") as tab:
-        page = tab.page
-        await page.goto(f"{tab.base}/")
-        dialog = page.locator("dialog.key-dialog")
-        await dialog.wait_for(state="visible", timeout=20_000)
-        assert "authentication required" in await dialog.text_content()
-        await dialog.locator("input[name=key]").fill(KEY)
-        await dialog.locator("button[type=submit]").click()
-        await page.wait_for_function("() => document.body.dataset.ready === 'true'", timeout=20_000)
-        assert (await funnel_users(tab))[0] == ["home_page", "5"]
-        assert await page.evaluate("() => sessionStorage.getItem('funnelgate.apiKey')") == KEY
-
-        refused = asked.count("")
-        await page.reload()
-        await page.wait_for_function("() => document.body.dataset.ready === 'true'", timeout=20_000)
-        assert await dialog.count() == 0  # not asked again in this tab
-        assert asked.count("") == refused  # every request after the reload carried the key
-        assert (await funnel_users(tab))[0] == ["home_page", "5"]
-        # the 401s before the key was typed are logged by the browser as failed loads; nothing else
-        assert all("401" in e for e in tab.errors), tab.errors
-        assert await tab.violations() == [] and tab.blocked == []

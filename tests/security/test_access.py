@@ -165,3 +165,15 @@ async def test_capture_and_admin_operations_need_the_admin_role(services):
             await client.post("/graphql", json={"query": invalidate}, headers=bearer(Role.ADMIN))
         ).json()
         assert "errors" not in body, body
+
+
+async def test_the_dashboard_and_its_files_load_without_a_key_but_their_data_does_not(services):
+    async with client_of(with_keys(services)) as client:
+        page = await client.get("/", headers={"Accept": "application/xhtml+xml"})
+        assert page.status == 200 and "<html" in (await page.text()).lower()
+        style = await client.get("/static/common/auth.css", headers={"Accept": "text/css"})
+        assert style.status == 200 and "text/css" in style.headers["Content-Type"]
+        data = await client.get("/graphql", params={"query": "{ health { status } }"})
+        assert data.status == 401
+        misdirected = await client.get("/", headers={"Host": "evil.example"})
+        assert misdirected.status == 421  # the pages keep the Host check
