@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from gateway.cache import keys
@@ -60,53 +60,74 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
 
 def commands(planned: Planned, new_ids: Collection[str], now: datetime) -> list[Command]:
     """The Redis commands recording the new events of ``planned`` (``now``: naive UTC arrival time)."""
-    counters: dict[str, Counter[str]] = {}
-    revenue: dict[str, float] = {}
-    uniques: dict[str, set[int]] = {}
+    # The loop runs per event (every capture pays it): it only counts plain tuples; counter names,
+    # keys and states are built afterwards, once per distinct value.
+    tally: Counter[tuple[datetime, str, str, str]] = Counter()  # (minute, device, type, page)
+    revenue: dict[datetime, float] = {}
+    uniques: dict[tuple[date, str, str], set[int]] = {}
     active: dict[str, set[int]] = {}
     last_event: dict[int, Event] = {}
-    sessions: dict[str, list[Event]] = {}
-    minute_keys: dict[datetime, str] = {}
+    latest_of: dict[str, Event] = {}  # session -> its latest new event
     oldest_minute = now - timedelta(seconds=keys.TTL_MINUTE_COUNTERS)
     oldest_active = now - timedelta(seconds=keys.TTL_USER_ACTIVITY)
     devices = {user: _device(device) for user, device in planned.user_device.items()}
+    session_of = planned.session_of
     for event in planned.events:
         if event.event_id not in new_ids:
             continue
-        device = devices[event.user_id]
+        user = event.user_id
+        device = devices[user]
         stamp = event.timestamp
+        kind = event.type
         if stamp >= oldest_minute:
-            minute = _minute(stamp)
-            key = minute_keys.get(minute) or minute_keys.setdefault(minute, keys.realtime_minute(minute))
-            fields = counters.setdefault(key, Counter())
-            fields["events"] += 1
-            fields[f"events:{device}"] += 1
-            fields[f"type:{event.type}"] += 1
-            if event.type == PAGE_VIEW:
-                fields[f"page:{event.page_type}:{device}"] += 1
-                fields[f"page:{event.page_type}:all"] += 1
-            elif event.type == CONVERSION:
-                fields["conversions"] += 1
-                fields[f"conversions:{device}"] += 1
-                revenue[key] = revenue.get(key, 0.0) + event.amount
-        if event.type == PAGE_VIEW:
-            day = stamp.date()
-            uniques.setdefault(keys.realtime_uniques(day, event.page_type, device), set()).add(event.user_id)
-            uniques.setdefault(keys.realtime_uniques(day, event.page_type, None), set()).add(event.user_id)
+            minute = stamp.replace(second=0, microsecond=0)
+            tally[(minute, device, kind, event.page_type)] += 1
+            if kind == CONVERSION:
+                revenue[minute] = revenue.get(minute, 0.0) + event.amount
+        if kind == PAGE_VIEW:
+            members = uniques.get((stamp.date(), event.page_type, device))
+            if members is None:
+                members = uniques[(stamp.date(), event.page_type, device)] = set()
+            members.add(user)
         if stamp >= oldest_active:
-            active.setdefault(device, set()).add(event.user_id)
-            previous = last_event.get(event.user_id)
+            members = active.get(device)
+            if members is None:
+                members = active[device] = set()
+            members.add(user)
+            previous = last_event.get(user)
             if previous is None or previous.timestamp <= stamp:
-                last_event[event.user_id] = event
-        sessions.setdefault(planned.session_of[event.event_id], []).append(event)
+                last_event[user] = event
+        session_id = session_of[event.event_id]
+        latest = latest_of.get(session_id)
+        if latest is None or stamp > latest.timestamp:
+            latest_of[session_id] = event
 
+    counters: dict[datetime, Counter[str]] = {}
+    for (minute, device, kind, page), n in tally.items():
+        fields = counters.get(minute)
+        if fields is None:
+            fields = counters[minute] = Counter()
+        fields["events"] += n
+        fields[f"events:{device}"] += n
+        fields[f"type:{kind}"] += n
+        if kind == PAGE_VIEW:
+            fields[f"page:{page}:{device}"] += n
+            fields[f"page:{page}:all"] += n
+        elif kind == CONVERSION:
+            fields["conversions"] += n
+            fields[f"conversions:{device}"] += n
     out: list[Command] = []
-    for key, fields in counters.items():
+    for minute, fields in counters.items():
+        key = keys.realtime_minute(minute)
         out += [("HINCRBY", key, name, n) for name, n in fields.items()]
-        if revenue.get(key):
-            out.append(("HINCRBYFLOAT", key, "revenue", revenue[key]))
+        if revenue.get(minute):
+            out.append(("HINCRBYFLOAT", key, "revenue", revenue[minute]))
         out.append(("EXPIRE", key, keys.TTL_MINUTE_COUNTERS))
-    for key, users in uniques.items():
+    by_page: dict[str, set[int]] = {}
+    for (day, page, device), members in uniques.items():
+        by_page.setdefault(keys.realtime_uniques(day, page, device), set()).update(members)
+        by_page.setdefault(keys.realtime_uniques(day, page, None), set()).update(members)
+    for key, users in by_page.items():
         out += [("PFADD", key, *chunk) for chunk in _chunks(sorted(users), CHUNK)]
         out.append(("EXPIRE", key, keys.TTL_DAILY_UNIQUES))
     arrived, cutoff = _epoch(now), _epoch(now - ACTIVE_WINDOW)
@@ -125,8 +146,7 @@ def commands(planned: Planned, new_ids: Collection[str], now: datetime) -> list[
     if active_states:
         out.append(("MSETEX", keys.TTL_USER_ACTIVITY, *active_states))
     session_states: list[str] = []
-    for session_id, events in sessions.items():
-        latest = max(events, key=lambda e: e.timestamp)
+    for session_id, latest in latest_of.items():
         state = (
             f'{{"user_id":{latest.user_id},"device":"{devices[latest.user_id]}",'
             f'"reported_device":"{latest.device or ""}","last_seen":"{latest.timestamp.isoformat()}",'

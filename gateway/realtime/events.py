@@ -161,12 +161,16 @@ def _milliseconds(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
+_DEVICES = tuple(d.value for d in Device)
+
+
 def _device(value: Any) -> str | None:
-    known = [d.value for d in Device]
     if value is None:
         return None
-    if not isinstance(value, str) or value.strip().lower() not in known:
-        raise Invalid(f"device must be one of {', '.join(known)}, got {_shown(value)}")
+    if value in _DEVICES:  # already normal: the common case
+        return str(value)
+    if not isinstance(value, str) or value.strip().lower() not in _DEVICES:
+        raise Invalid(f"device must be one of {', '.join(_DEVICES)}, got {_shown(value)}")
     return value.strip().lower()
 
 
@@ -209,16 +213,16 @@ def parse_event(raw: Any, now: datetime, max_skew: timedelta) -> Event:
     if not isinstance(raw, Mapping):
         raise Invalid(f"an event must be a JSON object, got {type(raw).__name__}")
     given = {k: v for k, v in raw.items() if v is not None}
-    unknown = sorted(str(k) for k in given if k not in ALL_FIELDS)
-    if unknown:
+    if not given.keys() <= ALL_FIELDS:
+        unknown = sorted(str(k) for k in given if k not in ALL_FIELDS)
         raise Invalid(
             f"unknown field(s) {', '.join(unknown)} (fields are camelCase: {', '.join(sorted(ALL_FIELDS))})"
         )
     kind = given.get("type")
     if kind not in EVENT_TYPES:
         raise Invalid(f"type must be one of {', '.join(EVENT_TYPES)}, got {_shown(kind)}")
-    foreign = sorted(k for k in given if k not in FIELDS[kind])
-    if foreign:
+    if not given.keys() <= FIELDS[kind]:
+        foreign = sorted(k for k in given if k not in FIELDS[kind])
         raise Invalid(f"field(s) {', '.join(foreign)} do not apply to {kind} events")
     missing = [k for k in REQUIRED[kind] if k not in given]
     if missing:

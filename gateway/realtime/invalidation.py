@@ -41,24 +41,17 @@ def version_bumps(planned: Planned, new_ids: Collection[str]) -> list[str]:
     """The tokens the newly stored events of ``planned`` change (sorted, each once)."""
     bumped: set[str] = set()
     ranges: set[tuple[str, str | None, str | None, date]] = set()  # (kind, device, sex, day)
+    visit_days: set[tuple[int, date]] = set()
     first_new: dict[str, datetime] = {}
     owner: dict[str, int] = {}
-    for event in planned.events:
+    session_of = planned.session_of
+    for event in planned.events:  # per event: plain values only, keys are built once per distinct one
         if event.event_id not in new_ids:
             continue
         user = event.user_id
-        session_id = planned.session_of[event.event_id]
-        bumped.add(keys.version_user(user))
-        bumped.add(keys.version_session(session_id))
+        session_id = session_of[event.event_id]
         if event.type == PAGE_VIEW:
-            ranges.add(
-                (
-                    keys.VERSION_VISITS,
-                    planned.user_device.get(user),
-                    planned.user_sex.get(user),
-                    event.timestamp.date(),
-                )
-            )
+            visit_days.add((user, event.timestamp.date()))
         elif event.type == INTERACTION and event.interaction_type == "form" and event.value:
             day = event.timestamp.date()
             bumped.update(
@@ -68,6 +61,10 @@ def version_bumps(planned: Planned, new_ids: Collection[str]) -> list[str]:
         if earliest is None or event.timestamp < earliest:
             first_new[session_id] = event.timestamp
         owner[session_id] = user
+    bumped.update(keys.version_user(user) for user in set(owner.values()))
+    bumped.update(keys.version_session(session_id) for session_id in first_new)
+    for user, day in visit_days:
+        ranges.add((keys.VERSION_VISITS, planned.user_device.get(user), planned.user_sex.get(user), day))
     for session_id, first in first_new.items():
         user = owner[session_id]
         device, sex = planned.user_device.get(user), planned.user_sex.get(user)
