@@ -52,14 +52,15 @@ async def _done() -> None:
 
 
 def published_event(event: Event, planned: Planned) -> dict[str, Any]:
-    """An event as subscribers receive it: the stored facts plus what the client reported."""
+    """An event as subscribers receive it: the stored facts plus what the client reported. The
+    timestamp stays a datetime: orjson writes it exactly as ``isoformat()`` does, without the call."""
     return {
         "eventId": event.event_id,
         "type": event.type,
         "userId": event.user_id,
         "sessionId": planned.session_of[event.event_id],
         "pageType": event.page_type,
-        "timestamp": event.timestamp.isoformat(),
+        "timestamp": event.timestamp,
         "device": planned.user_device.get(event.user_id),
         "sex": planned.user_sex.get(event.user_id),
         "reportedDevice": event.device,
