@@ -60,22 +60,28 @@ def _end(event: Event) -> datetime:
 
 
 def _document(event: Event, session_id: str, device: str | None) -> Document:
-    common = {
-        "event_id": event.event_id,
-        "user_id": event.user_id,
-        "session_id": session_id,
-        "page_type": event.page_type,
-        "timestamp": event.timestamp,
-    }
+    # One dict literal per kind: this runs for every event of every group.
     if event.type == PAGE_VIEW:
-        return {**common, "duration": event.duration, "device": device}
+        return {
+            "event_id": event.event_id,
+            "user_id": event.user_id,
+            "session_id": session_id,
+            "page_type": event.page_type,
+            "timestamp": event.timestamp,
+            "duration": event.duration,
+            "device": device,
+        }
     kind: str | None
     if event.type == CONVERSION:
         kind, element, coordinates = STORED_CONVERSION, "conversion", None
     else:
         kind, element, coordinates = event.interaction_type, event.element or "", event.coordinates
     return {
-        **common,
+        "event_id": event.event_id,
+        "user_id": event.user_id,
+        "session_id": session_id,
+        "page_type": event.page_type,
+        "timestamp": event.timestamp,
         "interaction_type": kind,
         "element": element,
         "coordinates": coordinates,
@@ -119,17 +125,15 @@ class PlannerMemory:
 
     def remember(self, planned: Planned, new_ids: set[str], now: float) -> None:
         replayed = {e.user_id for e in planned.events if e.event_id not in new_ids}
+        until = now + self._ttl_s
+        known, device, sex, spans = self._known, planned.user_device, planned.user_sex, planned.spans
         for user_id in {e.user_id for e in planned.events}:
-            self._known.pop(user_id, None)
+            known.pop(user_id, None)
             if user_id in replayed:
                 continue
-            span = planned.spans.get(user_id)
-            self._known[user_id] = _Known(
-                device=planned.user_device.get(user_id),
-                sex=planned.user_sex.get(user_id),
-                span=None if span is None else _Span(span.session_id, span.start, span.end),
-                until=now + self._ttl_s,
-            )
+            span = spans.get(user_id)
+            # The span object itself: plan() copies a remembered span before it changes one.
+            known[user_id] = _Known(device.get(user_id), sex.get(user_id), span, until)
         while len(self._known) > self._max_users:
             self._known.popitem(last=False)
 
@@ -205,10 +209,9 @@ async def plan(
             assert span is not None
             span.start, span.end = min(span.start, start), max(span.end, end)
         planned.session_of[event.event_id] = span.session_id
-        device = planned.user_device[user_id]
-        seeds.setdefault(
-            span.session_id, {"session_id": span.session_id, "user_id": user_id, "device": device}
-        )
+        if span.session_id not in seeds:
+            device = planned.user_device[user_id]
+            seeds[span.session_id] = {"session_id": span.session_id, "user_id": user_id, "device": device}
 
     for event in events:  # documents in batch order
         doc = _document(event, planned.session_of[event.event_id], planned.user_device[event.user_id])
