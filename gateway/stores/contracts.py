@@ -82,6 +82,11 @@ class DocumentStore(Protocol):
     async def interactions_by_session_ids(self, session_ids: Sequence[str]) -> list[list[Document]]:
         """Each session's interactions sorted by (timestamp, event_id)."""
 
+    async def interactions_by_user_ids(self, user_ids: Sequence[int]) -> list[list[Document]]:
+        """Each user's interactions, across sessions, sorted by (timestamp, event_id). With
+        ``visits_by_user_ids`` it is how the embed job reads the store: a bounded batch of users at a
+        time, one query per collection per batch (never one per user)."""
+
     async def list_users(self, filter: UserFilter, first: int, after: int | None) -> UserPage:
         """Users matching the filter (start/end apply to the user's ``date``), ids ascending, keyset
         paginated: ids > ``after``, at most ``first``."""

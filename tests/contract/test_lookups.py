@@ -43,6 +43,7 @@ async def test_empty_inputs_give_empty_lists(shared_loaded_store: DocumentStore)
     assert await shared_loaded_store.visits_by_session_ids([]) == []
     assert await shared_loaded_store.visits_by_user_ids([]) == []
     assert await shared_loaded_store.interactions_by_session_ids([]) == []
+    assert await shared_loaded_store.interactions_by_user_ids([]) == []
 
 
 # -- single entities ------------------------------------------------------------------------------
@@ -99,6 +100,20 @@ async def test_interactions_by_session_ids_sorted(shared_loaded_store: DocumentS
     # s90a has no interactions.
     s60a = interactions("i60-a", "i60-b")
     assert got == [s60a, [], interactions("i40-1", "i40-2", "i40-3"), s60a]
+
+
+async def test_interactions_by_user_ids_sorted_across_sessions(shared_loaded_store: DocumentStore) -> None:
+    got = await shared_loaded_store.interactions_by_user_ids([40, 999, 10, 70, 40, 90])
+    # u40: i40-2 and i40-3 share 08:10:05 -> event id decides (i40-3 was written first). u70 has sessions
+    # but no interactions, 999 does not exist: both []. u90's interactions are all in its second session.
+    u40 = interactions("i40-1", "i40-2", "i40-3")
+    u10 = interactions("i10-1", "i10-2", "i10-3", "i10-4", "i10-5")
+    assert got == [u40, [], u10, [], u40, interactions("i90-1", "i90-2")]
+
+
+async def test_interactions_by_user_ids_rejects_non_integer_ids(shared_loaded_store: DocumentStore) -> None:
+    with pytest.raises(BadInput):
+        await shared_loaded_store.interactions_by_user_ids(["40"])  # type: ignore[list-item]
 
 
 # -- list_users ---------------------------------------------------------------------------------------

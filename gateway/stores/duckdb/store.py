@@ -227,6 +227,10 @@ class DuckDBStore(FileGenerations):
             USER_INTERACTIONS, "session_id", "VARCHAR", ids, '"timestamp", event_id'
         )
 
+    async def interactions_by_user_ids(self, user_ids: Sequence[int]) -> list[list[Document]]:
+        ids = check_ids(user_ids, int, "user ids")
+        return await self._many_per_key(USER_INTERACTIONS, "user_id", "BIGINT", ids, '"timestamp", event_id')
+
     async def _page(self, action: str, sql: str, params: dict[str, Any], first: int) -> UserPage:
         params["limit"] = first + 1
 

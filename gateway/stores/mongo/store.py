@@ -230,6 +230,11 @@ class MongoStore(ServedGeneration):
             USER_INTERACTIONS, "session_id", session_ids, ("timestamp", "event_id")
         )
 
+    async def interactions_by_user_ids(self, user_ids: Sequence[int]) -> list[list[Document]]:
+        check_ids(user_ids, int, "user ids")
+        # One $in query per batch of users, sorted on the server (the (user_id, session_id) index finds them).
+        return await self._many_per_key(USER_INTERACTIONS, "user_id", user_ids, ("timestamp", "event_id"))
+
     async def list_users(self, filter: UserFilter, first: int, after: int | None) -> UserPage:
         check_range(filter.start, filter.end)
         check_count(first, "first")
