@@ -8,14 +8,24 @@ Ids are deterministic strings: ``ses-{user_id}-{n}``, ``vis-{user_id}-{n}-{k}``,
 
 What a user gets: sessions on the user's ``date``. The pages the user reached are visited in funnel
 order (the funnel's steps, then any other page). About 30 % of users first have a shorter browsing
-session (a prefix of that path, stopping before the last step) and come back 0.5-4 h later the same day
-for the full path. Each visit
+session (a prefix of that path, as deep as the user gets before the last step, never into it) and come
+back 0.5-4 h later the same day for the full path. Each visit
 lasts a page-typical, log-normally distributed time and carries 2-4 interactions (click / scroll / hover
 / form) on elements of that page (:mod:`gateway.ingest.page_catalogue`), with coordinates scaled to the
 device, and form values: search text, ratings, choices, and free-text feedback worded positively,
 neutrally or negatively depending on how the visit went (converting sessions mostly positive, users
 leaving on that page mostly negative). A session is ``converted`` when it reached the funnel's last
 step; converting sessions get a ``conversion_value`` (log-normal around 85), the others 0.0.
+
+Purchase intent (issue 15): each user has a hidden intent, normal around a mean that grows with how deep
+the user's path goes (:data:`INTENT_MEAN_BY_DEPTH`). It shows BEFORE the outcome, modestly: visits of
+high-intent users last longer and carry more interactions. That is what gives pre-outcome behaviour a
+learnable relation to conversion (the behaviour embeddings' lookalike score is measured on it); it is
+centred per page so each page's median dwell and the 2-4 interactions per visit stay where the
+calibration tests pin them, and it never changes which pages a user reaches (the CSVs decide that).
+Stated because a model will find it: the mood of typed feedback is still drawn from how the session went
+(a converting session's feedback is mostly positive on every page of it), so text carries the outcome
+more strongly than intent does.
 
 Users without a date (no ``date`` column in user_table.csv, or an empty cell) get their visits on
 :data:`DEFAULT_VISIT_DATE`, 2015-01-01 (the first day of the Kaggle dataset's period); their user
@@ -61,6 +71,16 @@ _MOOD_CONVERTED = (0.75, 0.90)
 _MOOD_LEAVING = (0.15, 0.40)
 _MOOD_ON_THE_WAY = (0.40, 0.75)
 _EPOCH = date(1970, 1, 1)
+# Purchase intent: a hidden per-user N(mean, 1) whose mean grows with how deep the user's path goes
+# (pages reached: 1, 2, 3, 4+). It shows in behaviour BEFORE the outcome, each effect modest: longer
+# dwell and more interactions per visit. That is what makes pre-outcome behaviour predictive of going
+# further (issue 15). Effects are centred per page on the intent expected among that page's visitors
+# under the reference depth mix (the generator's and Kaggle's: 49 %, 44 %, 6.3 %, 0.5 %), so each page's
+# median dwell and the interactions per visit stay where they were; the pages reached are not touched.
+INTENT_MEAN_BY_DEPTH = (-0.3, 0.1, 0.8, 1.6)
+INTENT_REFERENCE_MIX = (0.49, 0.44, 0.065, 0.005)
+INTENT_DWELL = 0.2  # log-duration += INTENT_DWELL * (intent - page centre)
+INTENT_INTERACTIONS = 0.5  # logit shift of the 2-4 interactions-per-visit draw
 
 # Streams: one per kind of draw, so adding a draw never shifts the others.
 (
@@ -81,7 +101,9 @@ _EPOCH = date(1970, 1, 1)
     _S_Y,
     _S_VALUE,
     _S_ORDER_VALUE,  # and _S_ORDER_VALUE + 1
-) = range(17)
+    _,
+    _S_INTENT,  # and _S_INTENT + 1
+) = range(19)
 
 
 @dataclass(frozen=True)
@@ -127,10 +149,20 @@ def synthesise(
     last = pages.index(plan.last_step) if plan.last_step in pages else len(pages)
     has_last = mask[:, last] if last < len(pages) else np.zeros(len(active), dtype=bool)
     last_pos = np.where(has_last, mask[:, :last].sum(axis=1), path_len)  # where the path reaches it
+    depth = np.minimum(path_len, len(INTENT_MEAN_BY_DEPTH)) - 1
+    intent = np.array(INTENT_MEAN_BY_DEPTH)[depth] + hr.standard_normal(keys, _S_INTENT)
+    # Centre per page: page k of the visit order is seen by users whose path is longer than k.
+    mix, means = np.array(INTENT_REFERENCE_MIX), np.array(INTENT_MEAN_BY_DEPTH)
+    page_centre = np.array(
+        [float(mix[min(k, 3) :] @ means[min(k, 3) :] / mix[min(k, 3) :].sum()) for k in range(len(pages))]
+    )
     # The browsing session stops before the last step, so only the full session can convert; a path that
     # starts with the last step is not split.
     browse = (hr.uniform(keys, _S_BROWSE) < BROWSE_SESSION_PROBABILITY) & ~(has_last & (last_pos == 0))
-    longest_prefix = np.maximum(1, np.where(has_last, last_pos, path_len - 1))
+    # The browsing session may go as deep as the user ever gets before the outcome step (never into it).
+    # Stopping it strictly before the user's deepest page, as before, told any model that a user whose
+    # first session reached page k would certainly reach page k + 1: a deterministic tell of the outcome.
+    longest_prefix = np.maximum(1, np.where(has_last, last_pos, path_len))
     prefix = 1 + hr.below(keys, _S_PREFIX, longest_prefix)
     sessions_per_user = 1 + browse.astype(np.int64)
     s_user = np.repeat(np.arange(len(active)), sessions_per_user)
@@ -147,7 +179,9 @@ def synthesise(
     v_code = (s_n[v_sess].astype(np.uint64) << np.uint64(40)) | (v_k.astype(np.uint64) << np.uint64(20))
     v_keys = keys[v_user]
     medians = np.array([MEDIAN_VISIT_SECONDS.get(p, DEFAULT_MEDIAN_VISIT_SECONDS) for p in pages]) * 1000
-    seconds = medians[v_page] * np.exp(VISIT_SIGMA * hr.standard_normal(v_keys, _S_DURATION, v_code))
+    noise = VISIT_SIGMA * hr.standard_normal(v_keys, _S_DURATION, v_code)
+    v_intent = intent[v_user] - page_centre[v_page]
+    seconds = medians[v_page] * np.exp(noise + INTENT_DWELL * v_intent)
     duration = np.clip(seconds.astype(np.int64), _MIN_VISIT_MS, _MAX_VISIT_MS)
     ends_session = v_k == s_len[v_sess] - 1
     gap = np.where(
@@ -172,7 +206,7 @@ def synthesise(
     v_mood = (mood_draw >= thresholds[:, 0]).astype(np.int64) + (mood_draw >= thresholds[:, 1])
 
     interactions, per_visit = _interactions(
-        plan, keys, uid, scale, v_user, v_page, v_code, v_time, duration, v_mood
+        plan, keys, uid, scale, v_user, v_page, v_code, v_time, duration, v_mood, v_intent
     )
 
     # -- documents -----------------------------------------------------------------------------------
@@ -245,12 +279,15 @@ def _interactions(
     v_time: np.ndarray,
     duration: np.ndarray,
     v_mood: np.ndarray,
+    intent: np.ndarray,
 ) -> tuple[list[Document], np.ndarray]:
-    """The visits' interactions, and how many each visit got."""
+    """The visits' interactions, and how many each visit got (``intent``: per visit, centred)."""
     catalogue = compile_catalogue(plan.visit_order)
     low, high = INTERACTIONS_PER_VISIT
     v_keys = keys[v_user]
-    per_visit = low + hr.below(v_keys, _S_COUNT, high - low + 1, v_code)
+    u = np.clip(hr.uniform(v_keys, _S_COUNT, v_code), 1e-12, 1 - 1e-12)
+    shifted = 1.0 / (1.0 + np.exp(-(_logit(u) + INTENT_INTERACTIONS * intent)))
+    per_visit = low + np.minimum((shifted * (high - low + 1)).astype(np.int64), high - low)
     i_visit = np.repeat(np.arange(len(v_user)), per_visit)
     j = _position_in_group(per_visit)
     code = v_code[i_visit] | j.astype(np.uint64)
@@ -320,6 +357,10 @@ def _interactions(
         )
     ]
     return documents, per_visit
+
+
+def _logit(p: np.ndarray | float) -> np.ndarray:
+    return np.log(p) - np.log1p(-np.asarray(p))
 
 
 def _position_in_group(sizes: np.ndarray) -> np.ndarray:

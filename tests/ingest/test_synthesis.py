@@ -82,7 +82,8 @@ def test_sessions_visits_and_interactions_fit_together() -> None:
         assert sessions[-1]["pages_visited"] == path  # the last session walks the whole path
         if len(sessions) == 2:
             browse = sessions[0]["pages_visited"]
-            assert browse == path[: len(browse)] and (len(browse) < len(path) or len(path) == 1)
+            # A prefix, never into the last step: only the full session converts.
+            assert browse == path[: len(browse)] and "confirmation" not in browse
             assert sessions[1]["start_time"] - sessions[0]["end_time"] >= timedelta(minutes=30)
         assert [s["session_id"] for s in sessions] == [f"ses-{uid}-{n}" for n in range(len(sessions))]
         for session in sessions:
@@ -182,6 +183,23 @@ def test_catalogue_wording_reads_as_its_mood() -> None:
         assert analyzer.polarity_scores(text)["compound"] > 0.05, text
     for text in SEARCH_TEXTS["negative"]:
         assert analyzer.polarity_scores(text)["compound"] < -0.05, text
+
+
+def test_intent_shows_before_the_outcome_and_browsing_does_not_tell_the_depth() -> None:
+    users, reached = _population(8000)
+    out = synthesise(users, reached, PLAN)
+    depth = {uid: len(pages) for uid, pages in reached.items()}
+    home = defaultdict(list)
+    for visit in out.visits:
+        if visit["page_type"] == "home":
+            home[depth[visit["user_id"]]].append(visit["duration"])
+    medians = [statistics.median(home[d]) for d in (1, 2, 3, 4)]
+    assert medians == sorted(medians) and medians[3] > 1.25 * medians[0]  # deeper users dwell longer
+    first = {s["user_id"]: s for s in reversed(out.sessions)}  # each user's first session
+    two = {s["user_id"] for s in out.sessions if s["session_id"].endswith("-1")}
+    # Users going to payment: some browsed as far as payment already, some stopped earlier.
+    at_payment = [len(first[u]["pages_visited"]) for u in two if depth[u] >= 3]
+    assert {1, 2, 3} <= set(at_payment)
 
 
 def test_feedback_sentiment_follows_how_the_visit_went() -> None:
