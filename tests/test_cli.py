@@ -128,7 +128,7 @@ def test_fingerprint_follows_the_contents(tmp_path, capsys):
         prints.append(capsys.readouterr().out.split())
     assert prints[0] == prints[1] != prints[2]
     assert prints[0][0] == str(csv.resolve()) and prints[0][1].startswith("sha256:")
-    assert prints[0][2] == "documents-v2"
+    assert prints[0][2] == "documents-v3"
 
 
 def test_third_party_start_up_chatter_is_silenced(tmp_path):

@@ -45,8 +45,9 @@ from gateway.stores.datasets import DatasetBuild, Generational
 
 BATCH_USERS = 10_000
 # Bumped whenever ingest writes different documents from the same input, so `make demo` ingests again
-# (funnelgate fingerprint prints it). 2: user_interactions.free_text.
-DOCUMENT_FORMAT = 2
+# (funnelgate fingerprint prints it). 2: user_interactions.free_text. 3: purchase intent and the browsing
+# session of issue 15 (`make demo` then embeds again too, into the aliased, typed collections).
+DOCUMENT_FORMAT = 3
 Progress = Callable[[str, int, int], None]
 Batch = list[tuple[str, list[Document]]]
 
