@@ -1,3 +1,4 @@
-"""Behaviour embeddings: the featuriser (features) and the fitted projection to 128-d vectors (model).
-Plain numpy, no I/O.
+"""Behaviour embeddings, pre-outcome: events cut before the outcome (events), tokens (tokens), sparse rows
+and the fitted feature space (space), principal directions (pca), the batch accumulator the embed job
+fills (featurise) and the versioned model (model). Plain numpy, no I/O but the model files.
 """

@@ -1,4 +1,5 @@
-"""The behaviour featuriser and its fitted 128-d model, on hand-made journeys."""
+"""The pre-outcome featuriser (events, tokens, feature space) and the fitted model, on hand-made and
+synthesised journeys."""
 
 from __future__ import annotations
 
@@ -10,192 +11,205 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.embeddings.features import (
-    FeatureSpace,
-    engagement_score,
-    page_rows_and_features,
-    steps_reached,
-    user_features,
-    user_metadata,
-)
-from gateway.embeddings.model import EMBED_DIM, BehaviourModel, Projection, latest_version
-from tests.analytics.journeys import Journeys, Page, varied_journeys
+from gateway.embeddings.events import Outcome, UserEvents, cutoff, pre_outcome, reached
+from gateway.embeddings.featurise import Featurised
+from gateway.embeddings.model import BehaviourModel, latest_version
+from gateway.embeddings.pca import Pca, covariance
+from gateway.embeddings.space import FeatureSpace, SparseRows
+from gateway.embeddings.tokens import tokenise
+from gateway.errors import BadInput
+from tests.analytics.journeys import STEPS, Journeys, Page, synthesised, varied_journeys
 
-MONDAY_10AM = datetime(2015, 1, 5, 10, 0)
-
-
-def _with_twins() -> Journeys:
-    """Varied users 1..30, plus users 101 and 102 with the same journey a week apart (same weekday and
-    hour), and user 103 with the same pages on a phone."""
-    journeys = varied_journeys(30)
-    twin = [Page("home", 2, 40.0, 3, 2, 1), Page("search", 1, 90.0, 4, 1, 0, 1)]
-    journeys.add(101, twin, start=MONDAY_10AM)
-    journeys.add(102, twin, start=MONDAY_10AM + timedelta(days=7))
-    journeys.add(103, twin, start=MONDAY_10AM, device="Mobile")
-    return journeys
+T0 = datetime(2015, 1, 5, 10, 0)  # a Monday
+OUTCOME = Outcome.of_funnel(STEPS)
 
 
-def test_identical_journeys_get_identical_unit_vectors_of_128_dims():
-    data = _with_twins().data()
-    model = BehaviourModel.fit(data, seed=0)
-    vectors = model.embed_users(data)
-    row = {uid: i for i, uid in enumerate(data.user_ids)}
-    assert vectors.shape == (33, EMBED_DIM)
-    assert vectors.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(vectors[row[101]], vectors[row[102]], atol=1e-6)
-    # A different device is a different journey.
-    assert float(vectors[row[101]] @ vectors[row[103]]) < 0.999
-
-
-def test_the_fit_is_deterministic_for_a_seed():
-    data = _with_twins().data()
-    first = BehaviourModel.fit(data, seed=7).embed_users(data)
-    second = BehaviourModel.fit(data, seed=7).embed_users(data)
-    np.testing.assert_array_equal(first, second)
-
-
-def test_a_sampled_fit_depends_only_on_the_seed():
-    x = np.random.default_rng(3).normal(size=(500, 20)) * np.arange(1, 21)
-    a = Projection.fit(x, dim=8, seed=1, max_rows=100)
-    b = Projection.fit(x, dim=8, seed=1, max_rows=100)
-    c = Projection.fit(x, dim=8, seed=2, max_rows=100)
-    np.testing.assert_array_equal(a.components, b.components)
-    assert not np.allclose(a.mean, c.mean)  # another sample of rows
-
-
-def test_persisted_model_reloads_to_the_same_vectors(tmp_path: Path):
-    data = _with_twins().data()
-    model = BehaviourModel.fit(data, seed=0, version=1)
-    model.save(tmp_path)
-    BehaviourModel.fit(data, seed=1, version=2).save(tmp_path)
-    assert latest_version(tmp_path) == 2
-    loaded = BehaviourModel.load(tmp_path, version=1)
-    assert loaded.version == 1 and loaded.space == model.space
-    np.testing.assert_array_equal(loaded.embed_users(data), model.embed_users(data))
-    rows, pages = loaded.embed_pages(data)
-    assert len(rows) == sum(len(v) for v in data.activity.values())  # one per (user, page type)
-    np.testing.assert_array_equal(pages, model.embed_pages(data)[1])
-    meta = json.loads((tmp_path / "behaviour-v0001.json").read_text())
-    assert meta["version"] == 1 and meta["dim"] == EMBED_DIM
-    assert len(meta["user_features"]) == model.users.mean.shape[0]
-
-
-def test_loading_without_a_model_or_with_another_format_fails_clearly(tmp_path: Path):
-    with pytest.raises(FileNotFoundError, match="funnelgate embed"):
-        BehaviourModel.load(tmp_path)
-    data = _with_twins().data()
-    path = BehaviourModel.fit(data).save(tmp_path)
-    meta = json.loads(path.read_text())
-    path.write_text(json.dumps({**meta, "format": 99}))
-    with pytest.raises(ValueError, match="format 99"):
-        BehaviourModel.load(tmp_path)
-
-
-def test_fewer_informative_directions_than_128_are_padded_with_zeros():
-    # Three points on one line: one direction of variance, hand-computed.
-    x = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
-    proj = Projection.fit(x, dim=EMBED_DIM)
-    assert proj.informative == 1
-    np.testing.assert_allclose(proj.components[:, 0], [1 / math.sqrt(2), 1 / math.sqrt(2)], atol=1e-9)
-    assert not proj.components[:, 1:].any()
-    v = proj.apply(x)
-    assert v.shape == (3, EMBED_DIM)
-    assert v[0, 0] == pytest.approx(-1.0) and v[2, 0] == pytest.approx(1.0)
-    assert not v[0, 1:].any() and not v[2, 1:].any()
-    # The centre point has no direction: it gets the fixed last unit vector.
-    assert v[1, -1] == 1.0 and not v[1, :-1].any()
-
-
-def test_raw_features_match_hand_computed_values():
-    journeys = Journeys()
-    journeys.add(1, [Page("home", 3, 120.0, 2, 1, 1, 0), Page("confirmation", 1, 20.0, 0, 0, 0, 0)])
-    journeys.add(2, [Page("home", 1, 10.0)], device=None, sex="Male")
-    data = journeys.data()
-    space = FeatureSpace.from_data(data)
-    assert space.pages == ("confirmation", "home")
-    assert space.devices == ("Desktop",) and space.sexes == ("Female", "Male")
-    x = user_features(space, data)
-    col = {name: k for k, name in enumerate(space.user_feature_names())}
-    assert x[0, col["page:home:visits"]] == pytest.approx(math.log1p(3))
-    assert x[0, col["page:home:duration"]] == pytest.approx(math.log1p(120))
-    assert x[0, col["page:home:clicks"]] == pytest.approx(math.log1p(2))
-    assert x[0, col["page:confirmation:visited"]] == 1.0 and x[1, col["page:confirmation:visited"]] == 0.0
-    # home visited but not search: one step of four reached, whatever came later.
-    assert x[0, col["steps_reached:1"]] == 1.0 and x[0, col["steps_reached_share"]] == 0.25
-    assert x[1, col["device:?"]] == 1.0 and x[1, col["sex:Male"]] == 1.0
-    assert x[0, col["interactions"]] == pytest.approx(math.log1p(4))
-    assert x[0, col["first_hour_sin"]] == pytest.approx(math.sin(2 * math.pi * 10 / 24))
-    assert x[0, col["first_weekday_cos"]] == pytest.approx(1.0)  # a Monday
-    # One session home>confirmation: 3 bigrams + 2 trigrams spread over the hash buckets.
-    hashed = [k for name, k in col.items() if name.startswith("path_hash:")]
-    assert x[0, hashed].sum() == pytest.approx(5.0)
-
-
-def test_steps_reached_engagement_and_metadata_by_hand():
-    space = FeatureSpace(("home", "search"), (), (), ("home", "search", "payment"))
-    assert steps_reached(space, {"home", "payment"}) == 1
-    assert steps_reached(space, {"search", "payment"}) == 0
-    assert steps_reached(space, {"home", "search", "payment"}) == 3
-    row = {"clicks": 2, "scrolls": 1, "hovers": 1, "forms": 0, "total_duration": 120.0}
-    assert engagement_score(row) == pytest.approx(round(math.log1p(4) + math.log1p(2.0), 4))
-    journeys = Journeys()
-    journeys.add(5, [Page("home"), Page("search"), Page("payment"), Page("confirmation")], device="Mobile")
-    data = journeys.data()
-    meta = user_metadata(data, FeatureSpace.from_data(data), 5, model_version=3)
-    assert meta == {
-        "user_id": 5,
-        "device": "Mobile",
-        "sex": "Female",
-        "session_count": 1,
-        "converted": True,
-        "steps_reached": 4,
-        "pages": ["confirmation", "home", "payment", "search"],
-        "model_version": 3,
+def _event(kind: str, page: str, at: datetime, n: int, **extra: object) -> dict:
+    return {
+        "event_id": f"e{n}",
+        "session_id": extra.pop("session", "s1"),
+        "page_type": page,
+        "interaction_type": kind,
+        "element": extra.pop("element", f"{page}-{kind}"),
+        "timestamp": at,
+        "coordinates": {"x": 1, "y": extra.pop("y", 0)},
+        "value": extra.pop("value", None),
+        "free_text": extra.pop("free_text", False),
     }
 
 
-def test_a_single_user_still_gets_a_unit_vector():
-    journeys = Journeys()
-    journeys.add(1, [Page("home")])
-    data = journeys.data()
-    model = BehaviourModel.fit(data)
-    assert model.users.informative == 0
-    vector = model.embed_users(data)[0]
-    assert float(np.linalg.norm(vector)) == pytest.approx(1.0)
+def _visit(page: str, at: datetime, seconds: float, session: str = "s1") -> dict:
+    return {"session_id": session, "page_type": page, "timestamp": at, "duration": seconds}
 
 
-def test_page_rows_and_their_features_by_hand():
-    journeys = Journeys()
-    journeys.add(
-        1, [Page("home", 2, 120.0, 3, 1, 0, 0), Page("search", 1, 30.0, 0, 0, 0, 0)], device="Mobile"
-    )
-    journeys.add(2, [Page("home", 1, 60.0, 1, 1, 1, 1)])
-    data = journeys.data()
-    space = FeatureSpace.from_data(data)
-    rows, x = page_rows_and_features(space, data)
-    assert [(r.user_id, r.page_type, r.page_index, r.interaction_count) for r in rows] == [
-        (1, "home", 0, 4),
-        (1, "search", 1, 0),
-        (2, "home", 0, 4),
+def test_tokens_by_hand():
+    t = T0
+    visits = [
+        _visit("home", t, 25.0),
+        _visit("search", t + timedelta(seconds=40), 75.0),
+        _visit("home", t + timedelta(hours=2), 8.0, session="s2"),
     ]
-    assert rows[0].engagement_score == pytest.approx(round(math.log1p(4) + math.log1p(2.0), 4))
-    col = {name: k for k, name in enumerate(space.page_feature_names())}
-    assert x[0, col["duration_per_visit"]] == pytest.approx(math.log1p(60.0))
-    assert x[0, col["share:clicks"]] == pytest.approx(0.75) and x[0, col["share:scrolls"]] == pytest.approx(
-        0.25
-    )
-    assert x[1, col["share:clicks"]] == 0.0  # no interactions: no shares, not a division by zero
-    assert x[0, col["interactions_per_visit"]] == pytest.approx(math.log1p(2.0))
-    assert x[1, col["page:search"]] == 1.0 and x[1, col["page:home"]] == 0.0
-    assert x[0, col["device:Mobile"]] == 1.0 and x[2, col["device:Desktop"]] == 1.0
+    interactions = [
+        _event("click", "home", t + timedelta(seconds=5), 1),
+        _event("scroll", "home", t + timedelta(seconds=9), 2, y=1000),
+        _event(
+            "form",
+            "search",
+            t + timedelta(seconds=45),
+            3,
+            element="search_input",
+            value="Red shoes",
+            free_text=True,
+        ),
+        _event("form", "search", t + timedelta(seconds=60), 4, element="size", value="M"),
+    ]
+    user = {"device": "mobile", "sex": None}
+    tokens = tokenise(UserEvents(7, user, visits, interactions))
+    got = tokens.user
+    log = math.log1p
+    assert got["pv:home"] == log(2) and got["pv:search"] == log(1)
+    assert got["dw:home:0"] == log(1) and got["dw:home:1"] == log(1)  # 8 s (< 10) and 25 s (10..30)
+    assert got["dt:home"] == pytest.approx(log(33.0)) and got["dt:search"] == pytest.approx(log(75.0))
+    assert got["it:home:click"] == log(1) and got["el:search:size"] == log(1)
+    assert got["ib:home:click>scroll"] == log(1) and got["ib:search:form>form"] == log(1)
+    assert got["sy:home:2"] == log(1)  # 1000 px: between 900 and 1500
+    assert got["fv:size=M"] == log(1)  # a picked value is a choice, never words or a mood
+    assert got["tx:search:neu"] == log(1) and got["tw:red"] == log(1) and got["tw:shoes"] == log(1)
+    assert got["ng:^>home"] == log(2) and got["ng:home>search>$"] == log(1) and got["ng:^>home>$"] == log(1)
+    assert got["ns:2"] == log(1) and got["gap:2"] == log(1)  # two sessions 2 h apart
+    assert got["hr:10"] == got["wd:0"] == got["mo:1"] == got["dev:mobile"] == got["sex:?"] == log(1)
+    # Per page: the same blocks without the page in the name, and counts for the row's metadata.
+    assert tokens.pages["search"]["fv:size=M"] == log(1) and tokens.pages["search"]["tw:red"] == log(1)
+    assert tokens.pages["home"]["hr:10"] == log(1) and "hr:12" not in tokens.pages["home"]
+    assert tokens.page_counts == {"home": (2, 2, 33.0), "search": (1, 2, 75.0)}
 
 
-def test_fit_transform_gives_what_the_fitted_model_gives():
-    data = _with_twins().data()
-    model, users, rows, pages = BehaviourModel.fit_transform(data, seed=0)
-    np.testing.assert_array_equal(users, model.embed_users(data))
-    again_rows, again_pages = model.embed_pages(data)
-    assert rows == again_rows
-    np.testing.assert_array_equal(pages, again_pages)
-    np.testing.assert_allclose(np.linalg.norm(pages, axis=1), 1.0, atol=1e-5)
+def test_the_cut_drops_the_outcome_and_everything_after_it_and_can_cut_earlier():
+    t = T0
+    visits = [
+        _visit("home", t, 20.0),
+        _visit("confirmation", t + timedelta(minutes=5), 10.0),
+        _visit("home", t + timedelta(minutes=9), 10.0),
+    ]
+    interactions = [
+        _event("click", "home", t + timedelta(seconds=3), 1),
+        _event("click", "home", t + timedelta(minutes=5), 2),  # at the cutoff: dropped
+        _event("form", "confirmation", t + timedelta(minutes=6), 3),
+    ]
+    events = UserEvents(1, {}, visits, interactions)
+    assert cutoff(events, OUTCOME) == t + timedelta(minutes=5)
+    cut = pre_outcome(events, OUTCOME)
+    assert [v["page_type"] for v in cut.visits] == ["home"] and len(cut.interactions) == 1
+    assert reached(events, OUTCOME) and not reached(cut, OUTCOME)
+    at_two = pre_outcome(events, Outcome.of_funnel(STEPS, at=t + timedelta(seconds=2)))
+    assert len(at_two.visits) == 1 and at_two.interactions == []
+    payment = Outcome.of_funnel(STEPS, "payment")
+    assert payment.masked == {"payment", "confirmation"}
+    with pytest.raises(BadInput, match="not a step"):
+        Outcome.of_funnel(STEPS, "checkout")
+    with pytest.raises(BadInput, match="ingest"):
+        Outcome.of_funnel([])
+
+
+def test_featurised_rows_labels_and_page_rows():
+    journeys = Journeys()
+    journeys.add(1, [Page("home"), Page("search"), Page("payment"), Page("confirmation")], device="mobile")
+    journeys.add(2, [Page("home", 2)], device=None)
+    data = Featurised.of(OUTCOME, journeys.events())
+    assert data.user_ids == [1, 2] and data.converted == [True, False] and data.devices == ["mobile", None]
+    # The outcome page has no (user, page) row: it is never seen.
+    assert [(r.user_id, r.page_type, r.visits) for r in data.page_rows] == [
+        (1, "home", 1),
+        (1, "payment", 1),
+        (1, "search", 1),
+        (2, "home", 2),
+    ]
+    assert not [t for t in data.users.index if "confirmation" in t]
+
+
+def test_feature_space_vocabulary_and_block_balanced_scale_by_hand():
+    rows = SparseRows.of([{"a:x": 1.0, "b:y": 2.0, "b:z": 1.0}, {"a:x": 3.0, "b:y": 2.0}, {"b:z": 1.0}])
+    space = FeatureSpace.fit(rows, min_rows=2)  # 1 % of 3 rows: every token needs one row... at most 2
+    assert space.names == ("a:x", "b:y", "b:z")
+    raw = space.raw(rows)
+    np.testing.assert_array_equal(raw, [[1, 2, 1], [3, 2, 0], [0, 0, 1]])
+    np.testing.assert_allclose(space.mean, raw.mean(axis=0))
+    # Block "b" has two columns: each is scaled by its std times sqrt(2), so the block's total variance
+    # equals block "a"'s.
+    np.testing.assert_allclose(space.scale, raw.std(axis=0) * [1.0, math.sqrt(2), math.sqrt(2)])
+    z = space.standardised(rows)
+    assert z[:, 0].var() == pytest.approx(1.0) and z[:, 1:].var(axis=0).sum() == pytest.approx(1.0)
+    unknown = SparseRows.of([{"a:x": 3.0, "c:new": 5.0}])  # a token the model never saw is ignored
+    np.testing.assert_array_equal(space.raw(unknown), [[3.0, 0.0, 0.0]])
+
+
+def test_pca_keeps_only_directions_with_variance_never_padding():
+    x = np.array([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]])  # one direction, hand-computed
+    pca = Pca.fit(covariance([x], 2))
+    assert pca.dim == 1 and pca.explained == pytest.approx(1.0)
+    np.testing.assert_allclose(pca.components[:, 0], [1 / math.sqrt(2), 1 / math.sqrt(2)])
+    v = pca.apply(x)
+    assert v.shape == (3, 1) and v[0, 0] == pytest.approx(-1.0) and v[2, 0] == pytest.approx(1.0)
+    assert v[1, 0] == 1.0  # the centre has no direction: the fixed unit vector
+
+
+@pytest.fixture(scope="module")
+def population() -> Featurised:
+    return Featurised.of(OUTCOME, synthesised(1500, seed=3).events())
+
+
+def test_a_real_population_fills_128_dimensions_with_every_one_used(population: Featurised):
+    model = BehaviourModel.fit(population)
+    assert model.users.dim == 128 and len(model.users.space.names) > 128
+    vectors = model.users.apply(population.users)
+    assert vectors.shape == (1500, 128) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (vectors.std(axis=0) > 1e-3).all()  # no dead (padded) dimension
+    assert 0.8 < model.users.pca.explained < 1.0
+    assert not [name for name in model.users.space.names if "confirmation" in name]
+    assert model.pages.dim <= 128 and model.fitted == {
+        "users": 1500,
+        "pages": len(population.page_rows),
+        "converted": sum(population.converted),
+    }
+
+
+def test_identical_journeys_get_identical_vectors_and_the_fit_is_deterministic():
+    journeys = varied_journeys(30)
+    twin = [Page("home", 2, 40.0, 3, 2, 1), Page("search", 1, 90.0, 4, 1, 0, 1)]
+    journeys.add(101, twin, start=T0)
+    journeys.add(102, twin, start=T0 + timedelta(days=7))  # same weekday, hour and month
+    journeys.add(103, twin, start=T0, device="mobile")
+    data = Featurised.of(OUTCOME, journeys.events())
+    vectors = BehaviourModel.fit(data).users.apply(data.users)
+    row = {uid: i for i, uid in enumerate(data.user_ids)}
+    np.testing.assert_allclose(vectors[row[101]], vectors[row[102]], atol=1e-6)
+    assert float(vectors[row[101]] @ vectors[row[103]]) < 0.999  # another device, another journey
+    np.testing.assert_array_equal(vectors, BehaviourModel.fit(data).users.apply(data.users))
+
+
+def test_the_model_is_saved_versioned_with_its_features_and_reloads_to_the_same_vectors(
+    tmp_path: Path, population: Featurised
+):
+    model = BehaviourModel.fit(population, version=3)
+    path = model.save(tmp_path)
+    assert path.name == "behaviour-v0003.json" and latest_version(tmp_path) == 3
+    meta = json.loads(path.read_text())
+    assert meta["format"] == 2 and meta["kind"] == "pre-outcome" and meta["outcome_step"] == "confirmation"
+    assert meta["masked_steps"] == ["confirmation"]
+    assert meta["users"]["dim"] == 128 and meta["users"]["names"] == list(model.users.space.names)
+    assert meta["users"]["explained_variance"] == pytest.approx(model.users.pca.explained, abs=1e-4)
+    assert meta["users"]["explained_at"]["128"] == meta["users"]["explained_variance"]
+    loaded = BehaviourModel.load(tmp_path)
+    np.testing.assert_array_equal(loaded.users.apply(population.users), model.users.apply(population.users))
+    np.testing.assert_array_equal(loaded.pages.apply(population.pages), model.pages.apply(population.pages))
+    assert loaded.outcome == model.outcome
+
+
+def test_loading_without_a_model_or_another_format_fails_clearly(tmp_path: Path, population: Featurised):
+    with pytest.raises(FileNotFoundError, match="funnelgate embed"):
+        BehaviourModel.load(tmp_path)
+    path = BehaviourModel.fit(population).save(tmp_path)
+    path.write_text(json.dumps({**json.loads(path.read_text()), "format": 1}))  # main's padded model
+    with pytest.raises(ValueError, match="format 1"):
+        BehaviourModel.load(tmp_path)
