@@ -65,8 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("restore", parents=[common], help="load a backup into the configured backends")
     p.add_argument("--from", dest="source", type=Path, required=True, help="a directory `backup` wrote")
 
-    p = sub.add_parser("embed", parents=[common], help="(re)build behaviour embeddings in Milvus")
-    p.add_argument("--seed", type=int, default=0)
+    sub.add_parser("embed", parents=[common], help="(re)build behaviour embeddings in Milvus")
 
     p = sub.add_parser(
         "replay", help="post a Kaggle-style dataset to a running gateway as live events (POST /events)"
@@ -180,9 +179,7 @@ async def _embed(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.ingest.progress import ProgressBar
     from gateway.jobs.embed import run_embed
 
-    counts = await run_embed(settings, seed=args.seed, progress=ProgressBar())
-    for collection, n in counts.items():
-        print(f"{collection}: {n}")
+    print((await run_embed(settings, progress=ProgressBar())).render())
     return 0
 
 

@@ -1,31 +1,41 @@
-"""`funnelgate embed`: featurise every user from the store, fit the model, rebuild both Milvus collections.
+"""`funnelgate embed`: stream the users from the store, fit the pre-outcome model, build the vector
+collections aside and switch to them.
 
-Order matters: the model is fitted and saved before anything is dropped, so a failure while reading or
-fitting leaves the previous collections serving. Numpy work runs in a worker thread.
+1. Read the store a bounded batch of users at a time (keyset over ``list_users``, then each batch's
+   documents, visits and interactions: three queries per batch, never one per user); tokenise each batch
+   in a worker thread while the next one is read. Memory holds the sparse token rows, not the documents.
+2. Fit the model (vocabulary, standardisation, principal directions) in a worker thread; save it as the
+   next version.
+3. Create ``{name}_v{version}`` for users and pages, insert their vectors (projected a chunk at a time),
+   index and load them, then point the aliases at them and drop the older versions. Until the switch,
+   search answers from the previous version; an embed killed at any point leaves it serving.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+import math
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gateway.config import Settings
-from gateway.embeddings.features import BehaviourData, PageRow, user_metadata
-from gateway.embeddings.model import BehaviourModel, by_user, latest_version
+from gateway.embeddings.events import Outcome, UserEvents
+from gateway.embeddings.featurise import Featurised
+from gateway.embeddings.model import BehaviourModel, latest_version
 from gateway.errors import BadInput
 from gateway.models import UserFilter
 from gateway.services import invalidate_shared_cache, open_services
-from gateway.stores.collections import DIM, PAGE_COLLECTION, PAGE_ID_STRIDE, USER_COLLECTION, page_vector_id
+from gateway.stores.collections import PAGE_ID_STRIDE, page_vector_id
 from gateway.stores.contracts import DocumentStore, VectorIndex
+from gateway.stores.vectors import PAGE_VECTORS, USER_VECTORS, IndexPlan, page_partition, version_of
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 READ_CHUNK = 5_000  # users per store call while reading
-INSERT_CHUNK = 10_000  # rows per insert call, so progress moves
+INSERT_CHUNK = 10_000  # vectors projected and inserted at a time, so memory stays bounded
 
 log = logging.getLogger(__name__)
 
@@ -34,122 +44,205 @@ def _quiet(stage: str, done: int, total: int) -> None:
     return None
 
 
-async def collect(store: DocumentStore, progress: Progress = _quiet) -> BehaviourData:
-    """Every user, their documents, activity per page and sessions, in a bounded number of store calls."""
-    activity = by_user(await store.activity_by_user_page())
-    steps = tuple(await store.default_funnel() or ())
-    listed: list[int] = []
+@dataclass(frozen=True)
+class EmbedReport:
+    users: int
+    pages: int
+    model_version: int
+    outcome_step: str
+    converted: int
+    model: dict[str, Any]  # per kind: dim, features, explained variance (BehaviourModel.summary)
+    collections: dict[str, dict[str, Any]] = field(default_factory=dict)  # per kind: name, index, nlist
+    dropped: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [
+            f"users: {self.users}",
+            f"pages: {self.pages}",
+            f"model_version: {self.model_version}",
+            f"outcome: {self.outcome_step} (masked, with every later step: vectors describe what came "
+            f"before it; {self.converted} users reached it)",
+        ]
+        for kind, built in self.collections.items():
+            m = self.model[kind]
+            index = built["index_type"] + (f" nlist {built['nlist']}" if built["nlist"] else "")
+            lines.append(
+                f"{kind}: {m['dim']}-d from {m['features']} features, explained variance "
+                f"{m['explained_variance']:.3f} -> {built['name']} ({index})"
+            )
+        if self.dropped:
+            lines.append(f"dropped: {', '.join(self.dropped)}")
+        return "\n".join(lines)
+
+
+async def read_batches(
+    store: DocumentStore, size: int = READ_CHUNK
+) -> AsyncIterator[tuple[list[UserEvents], int]]:
+    """Every user with a document, ``size`` at a time, ids ascending, with their visits and interactions;
+    each batch comes with the number of users in all (for progress)."""
     after: int | None = None
     while True:
-        page = await store.list_users(UserFilter(), READ_CHUNK, after)
-        listed += page.user_ids
-        if not page.has_next or not page.user_ids:
-            break
-        after = page.user_ids[-1]
-    user_ids = sorted(set(listed) | set(activity))
-    users: dict[int, Any] = {}
-    sessions: dict[int, list[Any]] = {}
-    for start in range(0, len(user_ids), READ_CHUNK):
-        chunk = user_ids[start : start + READ_CHUNK]
-        docs, per_user = await asyncio.gather(store.users_by_ids(chunk), store.sessions_by_user_ids(chunk))
-        for uid, doc, user_sessions in zip(chunk, docs, per_user, strict=True):
-            if doc is not None:
-                users[uid] = doc
-            sessions[uid] = user_sessions
-        progress("read", min(start + READ_CHUNK, len(user_ids)), len(user_ids))
-    return BehaviourData(user_ids=user_ids, users=users, activity=activity, sessions=sessions, steps=steps)
-
-
-def _fit_and_rows(
-    data: BehaviourData, seed: int, version: int, model_dir: Path
-) -> tuple[BehaviourModel, list[dict[str, Any]], list[dict[str, Any]]]:
-    """CPU part, for a worker thread: fit, save, and the rows to insert."""
-    model, user_vectors, page_rows, page_vectors = BehaviourModel.fit_transform(data, seed, DIM, version)
-    model.save(model_dir)
-    users = [
-        {"id": uid, "embedding": vector, "metadata": user_metadata(data, model.space, uid, version)}
-        for uid, vector in zip(data.user_ids, user_vectors.tolist(), strict=True)
-    ]
-    return model, users, _page_rows(data, page_rows, page_vectors, version)
-
-
-def _page_rows(
-    data: BehaviourData, rows: Sequence[PageRow], vectors: np.ndarray, version: int
-) -> list[dict[str, Any]]:
-    out = []
-    skipped = 0
-    for row, vector in zip(rows, vectors.tolist(), strict=True):
-        if row.page_index >= PAGE_ID_STRIDE:
-            skipped += 1  # the id scheme has room for PAGE_ID_STRIDE page types per user
-            continue
-        out.append(
-            {
-                "id": page_vector_id(row.user_id, row.page_index),
-                "embedding": vector,
-                "metadata": {
-                    "user_id": row.user_id,
-                    "page_type": row.page_type,
-                    "device": (data.users.get(row.user_id) or {}).get("device"),
-                    "interaction_count": row.interaction_count,
-                    "engagement_score": row.engagement_score,
-                    "model_version": version,
-                },
-            }
+        page = await store.list_users(UserFilter(), size, after)
+        if not page.user_ids:
+            return
+        ids = page.user_ids
+        docs, visits, interactions = await asyncio.gather(
+            store.users_by_ids(ids), store.visits_by_user_ids(ids), store.interactions_by_user_ids(ids)
         )
-    if skipped:
-        log.warning("%d (user, page) rows skipped: more than %d page types", skipped, PAGE_ID_STRIDE)
-    return out
+        yield (
+            [
+                UserEvents(uid, doc or {}, v, i)
+                for uid, doc, v, i in zip(ids, docs, visits, interactions, strict=True)
+            ],
+            page.total,
+        )
+        if not page.has_next:
+            return
+        after = ids[-1]
 
 
-async def _insert(
-    vectors: VectorIndex, collection: str, rows: list[dict[str, Any]], progress: Progress
-) -> int:
-    inserted = 0
-    for start in range(0, len(rows), INSERT_CHUNK):
-        inserted += await vectors.insert(collection, rows[start : start + INSERT_CHUNK])
-        progress(f"insert {collection}", min(start + INSERT_CHUNK, len(rows)), len(rows))
-    return inserted
+async def featurise(
+    store: DocumentStore, outcome: Outcome, progress: Progress = _quiet, size: int = READ_CHUNK
+) -> Featurised:
+    data = Featurised(outcome)
+    pending: asyncio.Future[None] | None = None
+    read = 0
+    async for batch, total in read_batches(store, size):
+        if pending is not None:
+            await pending
+        # Tokenising runs in a thread while the loop reads the next batch; one batch at a time touches
+        # ``data``.
+        pending = asyncio.ensure_future(asyncio.to_thread(data.add, batch))
+        read += len(batch)
+        progress("read", read, total)
+    if pending is not None:
+        await pending
+    return data
+
+
+async def _next_version(vectors: VectorIndex, model_dir: Path) -> int:
+    """Past every saved model and every serving collection, so a number is never reused."""
+    seen = [await asyncio.to_thread(latest_version, model_dir) or 0]
+    for spec in (USER_VECTORS, PAGE_VECTORS):
+        serving = await vectors.serving(spec.name)
+        seen.append(version_of(spec.name, serving) or 0 if serving else 0)
+    return max(seen) + 1
 
 
 async def embed_all(
     store: DocumentStore,
     vectors: VectorIndex,
     model_dir: Path,
-    seed: int = 0,
     progress: Progress | None = None,
-) -> dict[str, int]:
-    """Rebuild both collections from the store. Returns counts: users, pages, model_version and the
-    informative dimensions of each model (the rest of the 128 are zero padding)."""
+    outcome_step: str | None = None,
+) -> EmbedReport:
     report = progress or _quiet
-    data = await collect(store, report)
+    outcome = Outcome.of_funnel(await store.default_funnel() or (), outcome_step)
+    data = await featurise(store, outcome, report)
     if not data.user_ids:
         raise BadInput("the document store has no users yet: run `funnelgate ingest` first")
-    version = (await asyncio.to_thread(latest_version, model_dir) or 0) + 1
+    version = await _next_version(vectors, model_dir)
     report("fit", 0, 1)
-    model, user_rows, page_rows = await asyncio.to_thread(_fit_and_rows, data, seed, version, model_dir)
+    model = await asyncio.to_thread(BehaviourModel.fit, data, version)
+    await asyncio.to_thread(model.save, model_dir)
     report("fit", 1, 1)
-    for collection in (USER_COLLECTION, PAGE_COLLECTION):
-        await vectors.recreate(collection, DIM)
-    users = await _insert(vectors, USER_COLLECTION, user_rows, report)
-    pages = await _insert(vectors, PAGE_COLLECTION, page_rows, report)
-    for done, collection in enumerate((USER_COLLECTION, PAGE_COLLECTION)):
-        report("index", done, 2)
-        await vectors.build_index(collection)
-    report("index", 2, 2)
-    log.info("embedded %d users and %d (user, page) rows with model v%d", users, pages, version)
-    return {
-        "users": users,
-        "pages": pages,
-        "model_version": version,
-        "user_dims": model.users.informative,
-        "page_dims": model.pages.informative,
+    for kind, embedder in (("users", model.users), ("pages", model.pages)):
+        if embedder.dim < 128:
+            log.warning("%s: %d dimensions, not 128: the data has no more directions", kind, embedder.dim)
+    users_at, plans = await _build(vectors, model, data, report)
+    dropped = []
+    for spec in (USER_VECTORS, PAGE_VECTORS):  # the switch: from here on search reads the new vectors
+        dropped += await vectors.switch(spec.name, users_at[spec.name])
+    built = {
+        kind: {
+            "name": users_at[spec.name],
+            "index_type": plans[spec.name].index_type,
+            "nlist": plans[spec.name].nlist,
+        }
+        for kind, spec in (("users", USER_VECTORS), ("pages", PAGE_VECTORS))
     }
+    await asyncio.to_thread(replace(model, collections=built).save, model_dir)
+    log.info(
+        "embedded %d users, %d (user, page) rows, model v%d", len(data.user_ids), len(data.page_rows), version
+    )
+    return EmbedReport(
+        users=len(data.user_ids),
+        pages=len(data.page_rows),
+        model_version=version,
+        outcome_step=outcome.step,
+        converted=sum(data.converted),
+        model=model.summary(),
+        collections=built,
+        dropped=dropped,
+    )
 
 
-async def run_embed(settings: Settings, seed: int = 0, progress: Progress | None = None) -> dict[str, int]:
+async def _build(
+    vectors: VectorIndex, model: BehaviourModel, data: Featurised, report: Progress
+) -> tuple[dict[str, str], dict[str, IndexPlan]]:
+    """Both versions created, filled, indexed and loaded; nothing switched yet."""
+    users = await vectors.create_version(USER_VECTORS, model.version, model.users.dim)
+    pages = await vectors.create_version(PAGE_VECTORS, model.version, model.pages.dim)
+    meta = {"model_version": model.version}
+    for start in range(0, len(data.user_ids), INSERT_CHUNK):
+        stop = min(start + INSERT_CHUNK, len(data.user_ids))
+        chunk = await asyncio.to_thread(model.users.apply, data.users, start, stop)
+        rows = [
+            {"id": uid, "embedding": vec, "device": dev, "converted": conv, "metadata": meta}
+            for uid, dev, conv, vec in zip(
+                data.user_ids[start:stop],
+                data.devices[start:stop],
+                data.converted[start:stop],
+                chunk.tolist(),
+                strict=True,
+            )
+        ]
+        await vectors.insert(users, rows)
+        report("insert users", stop, len(data.user_ids))
+    page_index = {p: k for k, p in enumerate(sorted({r.page_type for r in data.page_rows}))}
+    for start in range(0, len(data.page_rows), INSERT_CHUNK):
+        stop = min(start + INSERT_CHUNK, len(data.page_rows))
+        chunk = await asyncio.to_thread(model.pages.apply, data.pages, start, stop)
+        per_page: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row, vec in zip(data.page_rows[start:stop], chunk.tolist(), strict=True):
+            if page_index[row.page_type] >= PAGE_ID_STRIDE:
+                continue  # the id scheme has room for PAGE_ID_STRIDE page types (warned below)
+            per_page[row.page_type].append(
+                {
+                    "id": page_vector_id(row.user_id, page_index[row.page_type]),
+                    "embedding": vec,
+                    "user_id": row.user_id,
+                    "page_type": row.page_type,
+                    "device": row.device,
+                    "metadata": {
+                        **meta,
+                        "visits": row.visits,
+                        "interaction_count": row.interactions,
+                        "seconds": round(row.seconds, 3),
+                        # log1p(interactions) + log1p(minutes): grows with both, sub-linearly.
+                        "engagement_score": round(
+                            math.log1p(row.interactions) + math.log1p(row.seconds / 60), 4
+                        ),
+                    },
+                }
+            )
+        for page_type, rows in per_page.items():
+            await vectors.insert(pages, rows, partition=page_partition(page_type))
+        report("insert pages", stop, len(data.page_rows))
+    if len(page_index) > PAGE_ID_STRIDE:
+        log.warning("page types past the first %d have no page vectors", PAGE_ID_STRIDE)
+    plans = {}
+    for done, (spec, name) in enumerate(((USER_VECTORS, users), (PAGE_VECTORS, pages))):
+        report("index", done, 2)
+        plans[spec.name] = await vectors.build_index(name)
+    report("index", 2, 2)
+    return {USER_VECTORS.name: users, PAGE_VECTORS.name: pages}, plans
+
+
+async def run_embed(settings: Settings, progress: Progress | None = None) -> EmbedReport:
     """The command: embed from the configured store into the configured Milvus (Redis is not needed),
     then drop the derived keys of a shared Redis."""
     async with open_services(settings, need_cache=False) as services:
-        counts = await embed_all(services.store, services.vectors, settings.model_dir, seed, progress)
+        result = await embed_all(services.store, services.vectors, settings.model_dir, progress)
     await invalidate_shared_cache(settings)
-    return counts
+    return result

@@ -42,6 +42,7 @@ from gateway.models import (
     UserPage,
     WriteResult,
 )
+from gateway.stores.vectors import IndexPlan, VectorCollection
 
 
 @runtime_checkable
@@ -170,7 +171,13 @@ class DocumentStore(Protocol):
 
 @runtime_checkable
 class VectorIndex(Protocol):
-    """Behaviour embeddings (Milvus Lite embedded, Milvus standalone in production)."""
+    """Behaviour embeddings (Milvus Lite embedded, Milvus standalone in production).
+
+    ``gateway.stores.vectors`` is the design: reads use the design names, which are aliases of the
+    serving versions; embed builds a version aside and switches the alias to it. Hits are
+    ``(id, cosine similarity, fields)`` where ``fields`` holds the row's typed scalar fields and the
+    keys of its ``metadata``.
+    """
 
     name: str
 
@@ -178,30 +185,75 @@ class VectorIndex(Protocol):
 
     async def close(self) -> None: ...
 
-    async def recreate(self, collection: str, dim: int) -> None:
-        """Drop and create ``collection`` (INT64 ``id`` primary key, FLOAT_VECTOR ``embedding``,
-        JSON ``metadata``) without an index, ready for bulk insert."""
+    # -- building a version aside (the embed job) ----------------------------------------------------
+    async def create_version(self, spec: VectorCollection, version: int, dim: int) -> str:
+        """Create ``version_name(spec.name, version)`` without an index: INT64 ``id`` primary key,
+        FLOAT_VECTOR ``embedding`` of ``dim``, the spec's typed scalar fields, JSON ``metadata``. A
+        collection of that name (left by an interrupted build) is dropped first. Returns the name."""
 
-    async def insert(self, collection: str, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert rows {id, embedding, metadata}. Returns rows inserted."""
+    async def insert(
+        self, collection: str, rows: Sequence[dict[str, Any]], partition: str | None = None
+    ) -> int:
+        """Insert rows {id, embedding, every scalar of the spec, metadata} into ``partition`` (created
+        on first use; None = the default one). A None varchar is stored as "" (unknown). Returns rows
+        inserted."""
 
-    async def build_index(self, collection: str) -> None:
-        """Flush, build IVF_FLAT (nlist 1024, COSINE) on ``embedding``, load for search."""
+    async def build_index(self, collection: str) -> IndexPlan:
+        """Flush, index ``embedding`` sized to the data (the smallest non-empty partition: FLAT below
+        5,000 rows, else IVF_FLAT COSINE with nlist = largest power of two <= rows / 39, at most 1,024),
+        wait for it, load for search. Returns the plan built."""
 
-    async def get_vectors(self, collection: str, ids: Sequence[int]) -> list[list[float] | None]:
-        """Stored vectors in key order; None for unknown ids."""
+    async def describe_index(self, collection: str) -> IndexPlan | None:
+        """The index the collection (or alias) has, as the backend reports it; None without one."""
+
+    async def switch(self, name: str, collection: str) -> list[str]:
+        """Point alias ``name`` at the built ``collection`` (a plain collection called ``name``, from
+        before aliases, is dropped first), then drop every other version of ``name``; returns those.
+        Reads through ``name`` answer from the old version until the switch, from the new one after."""
+
+    async def serving(self, name: str) -> str | None:
+        """The version alias ``name`` points to now; None before the first switch."""
+
+    # -- reads ---------------------------------------------------------------------------------------------
+    async def resolve(self, name: str) -> str:
+        """The collection serving design name ``name`` now (the alias's version, or a plain collection
+        of that name); StoreUnavailable when there is none yet (run embed). Reads that must agree (a
+        vector fetch, then a search with it) resolve once and read that version: an embed switching
+        in between cannot pair a vector of one model with the vectors of another."""
+
+    async def get_vectors(
+        self,
+        collection: str,
+        ids: Sequence[int],
+        *,
+        partition: str | None = None,
+        key_field: str = "id",
+    ) -> list[list[float] | None]:
+        """Stored vectors in key order; None for unknown keys. ``collection`` is a design name or a
+        version (``resolve``), as for every read below. ``key_field`` "id" (the primary key) or
+        "user_id" (an INT64 field unique within ``partition``: a user's row on one page)."""
 
     async def search(
         self,
         collection: str,
         vectors: Sequence[Sequence[float]],
         limit: int,
+        *,
         filter: str | None = None,
+        min_score: float | None = None,
+        partition: str | None = None,
     ) -> list[list[tuple[int, float, dict[str, Any]]]]:
-        """ONE search for all query vectors (nprobe 10): per query vector, up to ``limit`` hits
-        (id, cosine similarity, metadata), best first. ``filter`` is a Milvus boolean expression."""
+        """ONE search for all query vectors: per query vector, up to ``limit`` hits best first.
+        Unfiltered: approximate (nprobe 10). With ``filter`` (a Milvus expression on typed fields) or
+        ``min_score``: exhaustive, so ``limit`` hits come back whenever that many match. With
+        ``min_score``: only hits with similarity >= it, and every such hit up to ``limit`` (a range
+        search). ``partition`` restricts the search to one partition."""
 
-    async def count(self, collection: str) -> int: ...
+    async def partitions(self, collection: str) -> list[str]:
+        """Partitions with a name (the default one left out), sorted."""
+
+    async def count(self, collection: str, filter: str | None = None) -> int:
+        """Rows (matching ``filter``); 0 when the collection does not exist."""
 
     async def rows_between(self, collection: str, low: int, high: int, limit: int) -> list[dict[str, Any]]:
         """Up to ``limit`` rows (id, embedding, metadata) with ``low <= id < high``, in no set order."""
