@@ -179,7 +179,9 @@ def check_default_funnel(steps: Sequence[object]) -> None:
 
 
 # -- everything else the API takes ------------------------------------------------------------------
-def check_similar(user_id: object, limit: object, device: object, converted: object) -> None:
+def check_similar(
+    user_id: object, limit: object, device: object, converted: object, min_score: object = None
+) -> None:
     """A similar-users question: who (an int), how many (1..MAX_SIMILAR_USERS), optional filters."""
     if not _is_int(user_id):
         raise BadInput(f"user_id must be an integer, got {shown(user_id)}")
@@ -189,6 +191,15 @@ def check_similar(user_id: object, limit: object, device: object, converted: obj
         raise BadInput(f"device must be a plain name (letters, digits, space, _ . -), got {shown(device)}")
     if converted is not None and not isinstance(converted, bool):
         raise BadInput(f"converted must be true, false or null, got {shown(converted)}")
+    check_min_score(min_score)
+
+
+def check_min_score(min_score: object) -> None:
+    """A cosine similarity threshold: a number in -1..1, or None for no threshold."""
+    if min_score is None:
+        return
+    if isinstance(min_score, bool) or not isinstance(min_score, int | float) or not -1.0 <= min_score <= 1.0:
+        raise BadInput(f"minScore must be a number in -1..1, got {shown(min_score)}")
 
 
 def check_polling(interval_seconds: float, count: int) -> None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.analytics.journeys import journeys_by_user
+from gateway.analytics.lookalike import lookalike_scores
+from gateway.analytics.similar_on_page import Answer, SimilarOnPageQuery, search_similar_on_page
 from gateway.analytics.similar_users import Neighbour, SimilarQuery, search_similar
 from gateway.cache import keys
 from gateway.models import Document
@@ -67,6 +69,20 @@ SIMILAR_USERS: Lookup[SimilarQuery, list[Neighbour]] = Lookup(
     search_similar,
     cacheable=bool,
 )
+# One partition fetch and search per page type per tick. A BadInput (a page type without vectors) fails
+# only its own key and is not cached, nor is [] (never visited that page, or no vectors yet).
+SIMILAR_ON_PAGE: Lookup[SimilarOnPageQuery, Answer] = Lookup(
+    "query:similar_on_page",
+    SHORT,
+    lambda q: keys.similar_on_page(q.user_id, q.page_type, q.cache_args()),
+    search_similar_on_page,
+    cacheable=lambda v: isinstance(v, list) and bool(v),
+)
+# For users who have not converted (the schema answers 1.0 for the others without asking). None (no
+# vector yet) is not cached.
+CONVERSION_LIKELIHOOD: Lookup[int, float] = Lookup(
+    "query:conversion_likelihood", SHORT, keys.conversion_likelihood, lookalike_scores
+)
 
 
 @dataclass
@@ -78,6 +94,8 @@ class Loaders:
     interactions_by_session: TableLoader[str, list[Document]]
     journey: TableLoader[int, dict[str, Any]]
     similar_users: TableLoader[SimilarQuery, list[Neighbour]]
+    similar_on_page: TableLoader[SimilarOnPageQuery, Answer]
+    conversion_likelihood: TableLoader[int, float]
 
     def cancel_pending(self) -> None:
         """Stop every batch still running for this request (it timed out, or its client left)."""
@@ -95,4 +113,6 @@ def build_loaders(services: Services) -> Loaders:
         interactions_by_session=TableLoader(cache, stats, INTERACTIONS_BY_SESSION, store),
         journey=TableLoader(cache, stats, JOURNEY, store),
         similar_users=TableLoader(cache, stats, SIMILAR_USERS, services.vectors),
+        similar_on_page=TableLoader(cache, stats, SIMILAR_ON_PAGE, services.vectors),
+        conversion_likelihood=TableLoader(cache, stats, CONVERSION_LIKELIHOOD, services.vectors),
     )

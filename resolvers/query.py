@@ -32,7 +32,15 @@ from schema.inputs import DateRange, FunnelFilter, SimilarUserFilter, user_filte
 from schema.journey import Journey
 from schema.sentiment import Sentiment
 from schema.session import Session
-from schema.user import SimilarUser, User, UserConnection, decode_cursor, journey_of, similar_users
+from schema.user import (
+    MIN_SCORE,
+    SimilarUser,
+    User,
+    UserConnection,
+    decode_cursor,
+    journey_of,
+    similar_users,
+)
 
 DEFAULT_PAGE = 100
 
@@ -164,7 +172,10 @@ class Query:
         return await journey_of(info, user_id)
 
     @strawberry.field(
-        description="Users with the most similar behaviour, best first (null if Milvus is down).",
+        description=(
+            "Users whose behaviour before their outcome (conversion or leaving) was most like this user's, "
+            "best first; a filter returns `limit` users whenever that many match (null if Milvus is down)."
+        ),
         metadata=requires(Role.ANALYST) | price(VECTOR_SEARCH),
     )
     async def similar_users(
@@ -173,11 +184,13 @@ class Query:
         user_id: int,
         limit: int = DEFAULT_LIMIT,
         filter: SimilarUserFilter | None = None,
+        min_score: Annotated[float | None, strawberry.argument(description=MIN_SCORE)] = None,
     ) -> list[SimilarUser] | None:
         await _require_user(info, user_id)
         device = filter.device.value if filter and filter.device else None
         converted = filter.converted if filter else None
-        return await similar_users(info, SimilarQuery(user_id, limit, device=device, converted=converted))
+        query = SimilarQuery(user_id, limit, device=device, converted=converted, min_score=min_score)
+        return await similar_users(info, query)
 
     @strawberry.field(
         description="Session metrics over sessions starting in the range (inclusive days).",

@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import date
+from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
 
-from gateway.analytics.lookalike import DEFAULT_K, conversion_likelihood
+from gateway.analytics.lookalike import DEFAULT_K
+from gateway.analytics.similar_on_page import SimilarOnPageQuery
 from gateway.analytics.similar_users import DEFAULT_LIMIT, SimilarQuery
 from gateway.errors import BadInput, NotFound, shown
 from gateway.models import Document, UserPage, from_fields
@@ -32,6 +34,12 @@ async def journey_of(info: strawberry.Info, user_id: int) -> Journey:
 async def similar_users(info: strawberry.Info, query: SimilarQuery) -> list[SimilarUser]:
     hits = await info.context.loaders.similar_users.load(query)
     return [SimilarUser(user_id=h["user_id"], score=h["score"]) for h in hits or []]
+
+
+MIN_SCORE = (
+    "Only users at least this similar (cosine, -1..1), and then every one of them up to `limit`; the "
+    "search is exact over all vectors when it is given."
+)
 
 
 @strawberry.type
@@ -79,26 +87,54 @@ class User:
         return any(d["converted"] for d in docs)
 
     @strawberry.field(
-        description="Users with the most similar behaviour, best first (null if Milvus is down).",
+        description=(
+            "Users whose behaviour before their outcome (conversion or leaving) was most like this "
+            "user's, best first (null if Milvus is down)."
+        ),
         metadata=price(VECTOR_SEARCH),
     )
     async def similar_users(
-        self, info: strawberry.Info, limit: int = DEFAULT_LIMIT
+        self,
+        info: strawberry.Info,
+        limit: int = DEFAULT_LIMIT,
+        min_score: Annotated[float | None, strawberry.argument(description=MIN_SCORE)] = None,
     ) -> list[SimilarUser] | None:
-        return await similar_users(info, SimilarQuery(user_id=self.id, limit=limit))
+        return await similar_users(info, SimilarQuery(user_id=self.id, limit=limit, min_score=min_score))
 
     @strawberry.field(
         description=(
-            f"Share of converted users among the {DEFAULT_K} most similar users; null without neighbours "
-            "(and with an error if Milvus is down)."
+            "Users who behaved most like this one on one page type (time spent, interactions, elements, "
+            "scrolling, what they typed or picked there), best first; [] when the user never visited "
+            "it before the outcome. Every page but the outcome step has page vectors."
+        ),
+        metadata=price(VECTOR_SEARCH),
+    )
+    async def similar_on_page(
+        self,
+        info: strawberry.Info,
+        page_type: str,
+        limit: int = DEFAULT_LIMIT,
+        min_score: Annotated[float | None, strawberry.argument(description=MIN_SCORE)] = None,
+    ) -> list[SimilarUser] | None:
+        query = SimilarOnPageQuery(self.id, page_type, limit, min_score)
+        hits = await info.context.loaders.similar_on_page.load(query)
+        return [SimilarUser(user_id=h["user_id"], score=h["score"]) for h in hits or []]
+
+    @strawberry.field(
+        description=(
+            f"For a user who has not converted: the similarity-weighted share of later converters among "
+            f"the {DEFAULT_K} users whose behaviour before their outcome was most like this user's, "
+            "smoothed toward the base rate (one pseudo-neighbour), so never exactly 0 or 1. 1.0 for a "
+            "user who has converted. Null without a behaviour vector (and with an error if Milvus is down)."
         ),
         metadata=price(VECTOR_SEARCH),
     )
     async def conversion_likelihood(self, info: strawberry.Info) -> float | None:
-        neighbours = await info.context.loaders.similar_users.load(
-            SimilarQuery(user_id=self.id, limit=DEFAULT_K)
-        )
-        return conversion_likelihood(neighbours or [])
+        sessions = await info.context.loaders.sessions_by_user.load(self.id) or []
+        if any(s["converted"] for s in sessions):
+            return 1.0
+        score: float | None = await info.context.loaders.conversion_likelihood.load(self.id)
+        return score
 
 
 @strawberry.type(description="A look-alike user and its cosine similarity.")

@@ -1,61 +1,73 @@
-"""Lookalike conversion likelihood: how many of a user's nearest behavioural neighbours converted.
+"""Lookalike conversion likelihood: what happened LATER to the users who behaved most like this one.
 
-A score no funnel tool gives: for a user who has not bought yet, "people who behave like this one buy
-with probability p". It reads the ``converted`` flag from the neighbours' metadata (the similar-users
-result), so it costs nothing beyond the similar-users search.
+For a user who has not converted: take the k = 50 users whose pre-outcome behaviour vectors are nearest
+(cosine) and weigh their outcomes by similarity, with one pseudo-neighbour at the base rate:
+
+    likelihood = (sum(sim_i * converted_i) + base_rate) / (sum(sim_i) + 1)        (sim_i clipped at 0)
+
+The vectors describe behaviour up to the outcome and never the outcome itself (``gateway.embeddings``),
+so a neighbour's ``converted`` is a later outcome it could not see, not a copy of the label: on held-out
+generated data the score ranks converters above non-converters with ROC AUC ~0.8 over all users and
+~0.6 among users who reached payment (``bench/bench_lookalike.py`` prints the table, with logistic
+regression on the same features beside it). The pseudo-neighbour keeps the estimate off 0 and 1 and
+pulls users with weak neighbourhoods toward the base rate; k = 50 because with a base rate of 0.5-7 %,
+10 neighbours hold 0 or 1 converters (measured 0.02-0.07 AUC below k = 50).
+
+Users who already converted are not scored here: their likelihood is 1.0 (the schema answers it from
+their sessions, so a conversion captured after the last embed counts at once).
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import BadInput
+from gateway.analytics.one_version import on_one_version
+from gateway.analytics.similar_users import neighbours_of
+from gateway.stores.collections import USER_COLLECTION
+from gateway.stores.contracts import VectorIndex
 
-DEFAULT_K = 10  # the default similar-users limit, so the score reuses its cached answer
+DEFAULT_K = 50
+PSEUDO_NEIGHBOURS = 1.0  # weight of the base rate in the estimate
 
 
-def conversion_likelihood(neighbours: Sequence[Mapping[str, Any]], k: int | None = None) -> float | None:
-    """Share of converted users among the first ``k`` neighbours (all when None); None without any.
-
-    ``neighbours`` are similar-users results, best first, each with ``metadata["converted"]``.
-    """
-    if k is not None and k < 1:
-        raise BadInput(f"k must be positive, got {k}")
-    nearest = list(neighbours[:k] if k is not None else neighbours)
-    if not nearest:
+def conversion_likelihood(neighbours: Sequence[Mapping[str, Any]], base_rate: float) -> float | None:
+    """The smoothed, similarity-weighted share of converters among ``neighbours`` (search results with
+    ``score`` and ``metadata["converted"]``); None without any neighbour."""
+    if not neighbours:
         return None
-    converted = sum(1 for n in nearest if bool((n.get("metadata") or {}).get("converted")))
-    return converted / len(nearest)
+    weights = [max(0.0, float(n["score"])) for n in neighbours]
+    hits = [bool((n.get("metadata") or {}).get("converted")) for n in neighbours]
+    converted = sum(w for w, hit in zip(weights, hits, strict=True) if hit)
+    return (converted + PSEUDO_NEIGHBOURS * base_rate) / (sum(weights) + PSEUDO_NEIGHBOURS)
 
 
-@dataclass(frozen=True)
-class LookalikeComparison:
-    """Mean likelihood for known converters vs a random sample (None = no user with neighbours)."""
-
-    converted_mean: float | None
-    random_mean: float | None
-    converted_users: int
-    random_users: int
-
-    @property
-    def lift(self) -> float | None:
-        if self.converted_mean is None or not self.random_mean:
-            return None
-        return self.converted_mean / self.random_mean
+async def base_rate(vectors: VectorIndex, collection: str = USER_COLLECTION) -> float:
+    """Share of embedded users who reached the outcome (two counts on the typed field)."""
+    total = await vectors.count(collection)
+    return (await vectors.count(collection, "converted == true")) / total if total else 0.0
 
 
-def compare_lookalike(
-    converted: Sequence[float | None], random: Sequence[float | None]
-) -> LookalikeComparison:
-    """Sanity check of the score: converters' neighbours should convert more often than anyone's."""
-    conv = [x for x in converted if x is not None]
-    rand = [x for x in random if x is not None]
-    return LookalikeComparison(
-        converted_mean=statistics.fmean(conv) if conv else None,
-        random_mean=statistics.fmean(rand) if rand else None,
-        converted_users=len(conv),
-        random_users=len(rand),
-    )
+async def lookalike_scores(
+    vectors: VectorIndex, user_ids: Sequence[int], k: int = DEFAULT_K
+) -> list[float | None]:
+    """The likelihood of every user in ONE vector fetch and ONE search (plus the two counts of the
+    base rate), whatever their number, on one collection version; None for a user without a vector."""
+    if not user_ids:
+        return []
+
+    async def read(collection: str) -> dict[int, float | None]:
+        unique = list(dict.fromkeys(user_ids))
+        stored = dict(zip(unique, await vectors.get_vectors(collection, unique), strict=True))
+        searched = [u for u in unique if stored[u] is not None]
+        if not searched:
+            return {}
+        prior = await base_rate(vectors, collection)
+        hits = await vectors.search(collection, [stored[u] or [] for u in searched], k + 1)
+        return {
+            uid: conversion_likelihood(neighbours_of(uid, found, k), prior)
+            for uid, found in zip(searched, hits, strict=True)
+        }
+
+    scores = await on_one_version(vectors, USER_COLLECTION, read)
+    return [scores.get(u) for u in user_ids]

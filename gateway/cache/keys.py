@@ -170,6 +170,18 @@ def similar_users(user_id: int, args: Any = None) -> str:
     return base if args is None else f"{base}:{digest(args)}"
 
 
+def similar_on_page(user_id: int, page_type: str, args: Any = None) -> str:
+    """``query:similar_on_page:{user_id}:{page_type}``; a non-default limit/minScore adds a digest suffix.
+    The page type is hashed when it is not a plain name (it comes from the data and may hold a colon)."""
+    page = page_type if page_type.replace("_", "").isalnum() else digest(page_type)
+    base = f"query:similar_on_page:{user_id}:{page}"
+    return base if args is None else f"{base}:{digest(args)}"
+
+
+def conversion_likelihood(user_id: int) -> str:
+    return f"query:conversion_likelihood:{user_id}"
+
+
 def user_journey(user_id: int) -> str:
     return f"query:user_journey:{user_id}"
 

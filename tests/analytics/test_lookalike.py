@@ -1,38 +1,30 @@
-"""Lookalike conversion likelihood on hand-made neighbour lists."""
+"""The lookalike likelihood on hand-made neighbour lists: the weighted, smoothed share, by hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.analytics.lookalike import compare_lookalike, conversion_likelihood
-from gateway.errors import BadInput
+from gateway.analytics.lookalike import conversion_likelihood
 
 
-def _n(converted: bool | None) -> dict:
-    return {"user_id": 0, "score": 0.9, "metadata": {} if converted is None else {"converted": converted}}
+def _n(score: float, converted: bool | None) -> dict:
+    return {"user_id": 0, "score": score, "metadata": {} if converted is None else {"converted": converted}}
 
 
-def test_share_of_converted_neighbours():
-    neighbours = [_n(True), _n(True), _n(False), _n(None)]  # missing flag = not converted
-    assert conversion_likelihood(neighbours) == 0.5
-    assert conversion_likelihood(neighbours, k=2) == 1.0
-    assert conversion_likelihood(neighbours, k=3) == pytest.approx(2 / 3)
-    assert conversion_likelihood(neighbours, k=10) == 0.5  # fewer neighbours than k: all of them
+def test_similarity_weighted_share_with_one_pseudo_neighbour_at_the_base_rate():
+    neighbours = [_n(0.9, True), _n(0.8, False), _n(0.5, None)]  # a missing flag = not converted
+    # (0.9 * 1 + 0.02) / (0.9 + 0.8 + 0.5 + 1)
+    assert conversion_likelihood(neighbours, 0.02) == pytest.approx(0.92 / 3.2)
+
+
+def test_never_exactly_zero_or_one():
+    assert 0.0 < conversion_likelihood([_n(1.0, False)] * 50, 0.01) < 0.01
+    assert 0.98 < conversion_likelihood([_n(1.0, True)] * 50, 0.01) < 1.0
+
+
+def test_dissimilar_neighbours_weigh_nothing_and_leave_the_base_rate():
+    assert conversion_likelihood([_n(-0.3, True), _n(0.0, True)], 0.05) == pytest.approx(0.05)
 
 
 def test_no_neighbours_means_unknown_not_zero():
-    assert conversion_likelihood([]) is None
-
-
-def test_k_must_be_positive():
-    with pytest.raises(BadInput, match="k must be positive"):
-        conversion_likelihood([_n(True)], k=0)
-
-
-def test_compare_converted_against_random_users():
-    result = compare_lookalike([1.0, 0.5, None], [0.1, 0.3, None, None])
-    assert result.converted_mean == 0.75 and result.random_mean == pytest.approx(0.2)
-    assert result.converted_users == 2 and result.random_users == 2
-    assert result.lift == pytest.approx(3.75)
-    empty = compare_lookalike([], [0.0])
-    assert empty.converted_mean is None and empty.lift is None
+    assert conversion_likelihood([], 0.05) is None

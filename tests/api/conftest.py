@@ -16,7 +16,8 @@ import pytest
 
 from gateway.config import load_settings
 from gateway.services import Services, open_services
-from gateway.stores.collections import PAGE_VISITS, USER_COLLECTION, USER_INTERACTIONS, USER_SESSIONS, USERS
+from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USER_SESSIONS, USERS, page_vector_id
+from gateway.stores.vectors import PAGE_VECTORS, USER_VECTORS, page_partition
 from gateway.web.query_runner import run_query
 from tests.api import fixture_data as fx
 
@@ -93,18 +94,40 @@ async def load_fixture(services: Services) -> None:
     await store.insert_many(PAGE_VISITS, fx.VISITS)
     await store.insert_many(USER_INTERACTIONS, fx.INTERACTIONS)
     await store.set_default_funnel(fx.DEFAULT_FUNNEL)
-    vectors = services.vectors
-    await vectors.recreate(USER_COLLECTION, len(fx.VECTORS[1]))
+    await load_vectors(services.vectors, fx.VECTORS, fx.DEVICE, fx.CONVERTED_USERS, fx.PAGE_VECTORS)
+
+
+async def load_vectors(
+    vectors: Any,
+    user_vectors: dict[int, list[float]],
+    device: dict[int, str | None],
+    converted: set[int],
+    page_vectors: dict[str, dict[int, list[float]]],
+) -> None:
+    """Hand-made vectors built and switched to as ``embed`` does (version 1 of both collections)."""
+    dim = len(next(iter(user_vectors.values())))
+    users = await vectors.create_version(USER_VECTORS, 1, dim)
     rows = [
-        {
-            "id": uid,
-            "embedding": vec,
-            "metadata": {"device": fx.DEVICE[uid], "converted": uid in fx.CONVERTED_USERS},
-        }
-        for uid, vec in fx.VECTORS.items()
+        {"id": uid, "embedding": vec, "device": device[uid], "converted": uid in converted}
+        for uid, vec in user_vectors.items()
     ]
-    await vectors.insert(USER_COLLECTION, rows)
-    await vectors.build_index(USER_COLLECTION)
+    await vectors.insert(users, rows)
+    pages = await vectors.create_version(PAGE_VECTORS, 1, dim)
+    for k, (page_type, per_user) in enumerate(sorted(page_vectors.items())):
+        page_rows = [
+            {
+                "id": page_vector_id(uid, k),
+                "embedding": vec,
+                "user_id": uid,
+                "page_type": page_type,
+                "device": device[uid],
+            }
+            for uid, vec in per_user.items()
+        ]
+        await vectors.insert(pages, page_rows, partition=page_partition(page_type))
+    for spec, name in ((USER_VECTORS, users), (PAGE_VECTORS, pages)):
+        await vectors.build_index(name)
+        await vectors.switch(spec.name, name)
 
 
 @pytest.fixture

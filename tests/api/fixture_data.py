@@ -146,3 +146,15 @@ VECTORS: dict[int, list[float]] = {
     6: [0.5, 0.5, 0.5, 0.5],
 }
 CONVERTED_USERS = {1, 4}
+# Page vectors (4-d) per page type: on home, user 5 behaved like user 2; on search only 1, 2 and 3 have one.
+PAGE_VECTORS: dict[str, dict[int, list[float]]] = {
+    "home": {
+        1: [0.0, 0.0, 0.0, 1.0],
+        2: [1.0, 0.0, 0.0, 0.0],
+        3: [0.0, 1.0, 0.0, 0.0],
+        4: [0.0, 0.0, 1.0, 0.0],
+        5: [0.9, 0.1, 0.0, 0.0],
+        6: [0.5, 0.5, 0.5, 0.5],
+    },
+    "search": {1: [1.0, 0.0, 0.0, 0.0], 2: [0.0, 1.0, 0.0, 0.0], 3: [0.8, 0.6, 0.0, 0.0]},
+}

@@ -131,6 +131,7 @@ async def test_milvus_down_gives_partial_data(services):
     result = await run(
         broken,
         "{ user(id: 1) { id device similarUsers(limit: 2) { userId } conversionLikelihood sessions { id } }"
+        '  b: user(id: 3) { conversionLikelihood similarOnPage(pageType: "home") { userId } }'
         "  similarUsers(userId: 2) { userId } funnel { overallConversionRate } }",
     )
     assert result["data"] == {
@@ -138,15 +139,17 @@ async def test_milvus_down_gives_partial_data(services):
             "id": 1,
             "device": "DESKTOP",
             "similarUsers": None,
-            "conversionLikelihood": None,
+            # User 1 converted: its likelihood is 1.0, answered from its sessions without Milvus.
+            "conversionLikelihood": 1.0,
             "sessions": [{"id": "s1"}],
         },
+        "b": {"conversionLikelihood": None, "similarOnPage": None},
         "similarUsers": None,
         "funnel": {"overallConversionRate": pytest.approx(0.4)},
     }
-    assert sorted(error_codes(result)) == ["UNAVAILABLE"] * 3
+    assert sorted(error_codes(result)) == ["UNAVAILABLE"] * 4
     assert sorted(tuple(e["path"]) for e in result["errors"]) == [
-        ("similarUsers",), ("user", "conversionLikelihood"), ("user", "similarUsers")
+        ("b", "conversionLikelihood"), ("b", "similarOnPage"), ("similarUsers",), ("user", "similarUsers")
     ]  # fmt: skip
 
 

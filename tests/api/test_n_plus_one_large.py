@@ -11,13 +11,15 @@ import pytest
 
 from gateway.config import load_settings
 from gateway.services import open_services
-from gateway.stores.collections import PAGE_VISITS, USER_COLLECTION, USER_SESSIONS, USERS
-from tests.api.conftest import CountingProxy, RecordingCache, data_of
+from gateway.stores.collections import PAGE_VISITS, USER_SESSIONS, USERS
+from tests.api.conftest import CountingProxy, RecordingCache, data_of, load_vectors
 
 N_USERS = 150
 QUERY = """query($n: Int!) { users(first: $n) { edges { node {
     sessions { visits { pageType } }
-    similarUsers(limit: 5) { user { device } } } } } }"""
+    similarUsers(limit: 5) { user { device } }
+    similarOnPage(pageType: "home", limit: 3) { userId }
+    conversionLikelihood } } } }"""
 
 
 def shop(rng: random.Random):
@@ -54,11 +56,10 @@ async def counted_large(tmp_path):
         await services.store.insert_many(USERS, users)
         await services.store.insert_many(USER_SESSIONS, sessions)
         await services.store.insert_many(PAGE_VISITS, visits)
-        await services.vectors.recreate(USER_COLLECTION, 8)
-        await services.vectors.insert(
-            USER_COLLECTION, [{"id": uid, "embedding": v, "metadata": {}} for uid, v in vectors.items()]
-        )
-        await services.vectors.build_index(USER_COLLECTION)
+        devices = {u["user_id"]: u["device"] for u in users}
+        pages = {"home": {uid: v[::-1] for uid, v in vectors.items()}}
+        later = {uid for uid in vectors if uid % 10 == 0}  # converted by the vectors, not (yet) the sessions
+        await load_vectors(services.vectors, vectors, devices, later, pages)
         yield dataclasses.replace(
             services,
             store=CountingProxy(services.store),
@@ -80,13 +81,14 @@ async def test_backend_calls_do_not_grow_with_first(counted_large):
         # Every user has 1 or 2 sessions of 2 visits each, and neighbours (IVF may return fewer than 5).
         assert all(len(s["visits"]) == 2 for e in edges for s in e["node"]["sessions"])
         assert sum(len(e["node"]["sessions"]) for e in edges) == sum(1 + uid % 2 for uid in range(1, n + 1))
-        assert all(e["node"]["similarUsers"] for e in edges)
-        seen[n] = (
-            Counter(counted.store.calls),
-            counted.vectors.calls["search"],
-            counted.vectors.calls["get_vectors"],
-        )
+        assert all(e["node"]["similarUsers"] and e["node"]["similarOnPage"] for e in edges)
+        assert all(0 < e["node"]["conversionLikelihood"] < 1 for e in edges)
+        seen[n] = (Counter(counted.store.calls), Counter(counted.vectors.calls))
     expected = Counter(
         {"list_users": 1, "sessions_by_user_ids": 1, "visits_by_session_ids": 1, "users_by_ids": 1}
     )
-    assert seen[3] == seen[30] == seen[N_USERS] == (expected, 1, 1)
+    # One search each for similarUsers, similarOnPage (its page's partition) and conversionLikelihood;
+    # likewise one vector fetch and one version lookup each; the page partitions listed once; two counts
+    # for the base rate.
+    vector_calls = Counter({"resolve": 3, "search": 3, "get_vectors": 3, "partitions": 1, "count": 2})
+    assert seen[3] == seen[30] == seen[N_USERS] == (expected, vector_calls)

@@ -6,7 +6,7 @@ import numpy as np
 from pytest import approx
 
 from tests.api import fixture_data as fx
-from tests.api.conftest import data_of
+from tests.api.conftest import data_of, error_codes, run
 
 
 def cosine(a: int, b: int) -> float:
@@ -41,8 +41,45 @@ async def test_user_similar_users_and_likelihood(services):
         """{ a: user(id: 3) { similarUsers(limit: 1) { userId } conversionLikelihood }
              b: user(id: 1) { conversionLikelihood } }""",
     )
-    # User 3 = (0,1,0,0): closest is 6 (0.5) before 2 (0.316). With the default 10 neighbours every other
-    # user counts: user 3 sees converters 1 and 4 among 5 (0.4); user 1 sees only 4 (0.2).
+    # User 3 = (0,1,0,0): closest is 6 (0.5) before 2 (0.316).
     assert data["a"]["similarUsers"] == [{"userId": 6}]
-    assert data["a"]["conversionLikelihood"] == approx(0.4)
-    assert data["b"]["conversionLikelihood"] == approx(0.2)
+    # Its likelihood: the 50 nearest are everyone else. Similarities clipped at 0 weigh the converters'
+    # outcomes (users 1 and 4, both at 0 from user 3), plus one pseudo-neighbour at the base rate 2/6.
+    weights = {u: max(0.0, cosine(3, u)) for u in (1, 2, 4, 5, 6)}
+    converted = sum(w for u, w in weights.items() if u in fx.CONVERTED_USERS)
+    expected = (converted + 2 / 6) / (sum(weights.values()) + 1)
+    assert data["a"]["conversionLikelihood"] == approx(expected, abs=1e-5)
+    # User 1 converted (its sessions say so): 1.0, whatever its neighbours did.
+    assert data["b"]["conversionLikelihood"] == 1.0
+
+
+async def test_min_score_returns_every_user_at_or_above_it_and_no_other(services):
+    query = "query($m: Float) { user(id: 1) { similarUsers(limit: 10, minScore: $m) { userId score } } }"
+    # cos(1, .): 4 ~0.994, 2 ~0.949, 6 0.5, 3 and 5 0.
+    high = await data_of(services, query, {"m": 0.9})
+    assert [s["userId"] for s in high["user"]["similarUsers"]] == [4, 2]
+    half = await data_of(services, query, {"m": 0.5})
+    assert [s["userId"] for s in half["user"]["similarUsers"]] == [4, 2, 6]
+    assert all(s["score"] >= 0.5 - 1e-6 for s in half["user"]["similarUsers"])
+    root = await data_of(services, "{ similarUsers(userId: 1, limit: 1, minScore: 0.5) { userId } }")
+    assert root["similarUsers"] == [{"userId": 4}]  # up to the limit
+
+
+async def test_similar_on_page(services):
+    data = await data_of(
+        services,
+        """{ a: user(id: 2) { similarOnPage(pageType: "home", limit: 2) { userId score } }
+             b: user(id: 4) { similarOnPage(pageType: "search") { userId } }
+             c: user(id: 1) { similarOnPage(pageType: "search", minScore: 0.7) { userId } } }""",
+    )
+    # On home user 2 = (1,0,0,0) and user 5 = (0.9,0.1,0,0) behaved alike; then 6 (0.5).
+    assert [s["userId"] for s in data["a"]["similarOnPage"]] == [5, 6]
+    assert data["a"]["similarOnPage"][0]["score"] == approx(0.9 / np.sqrt(0.82), abs=1e-4)
+    assert data["b"]["similarOnPage"] == []  # user 4 has no search vector
+    assert data["c"]["similarOnPage"] == [{"userId": 3}]  # cos 0.8; user 2 is at 0
+
+
+async def test_similar_on_page_of_a_page_without_vectors_is_bad_input(services):
+    result = await run(services, '{ user(id: 1) { id similarOnPage(pageType: "nowhere") { userId } } }')
+    assert result["data"] == {"user": {"id": 1, "similarOnPage": None}}
+    assert error_codes(result) == ["BAD_USER_INPUT"] and "home, search" in result["errors"][0]["message"]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import pytest
 
 from gateway.analytics.similar_users import SimilarQuery
@@ -23,47 +24,29 @@ from loaders import SIMILAR_USERS
 from loaders.cached import TableLoader
 from tests.analytics.journeys import MemoryStore, varied_journeys
 
-USERS = 40  # ids 1..40; odd ids are on Mobile, every fifth user converts (see varied_journeys)
+USERS = 40  # ids 1..40; odd ids are on mobile, every fifth user converts (see varied_journeys)
 
 
 class CountingIndex:
     """The real MilvusIndex, with every call counted and every search's arguments kept."""
 
-    name = "milvus"
-
     def __init__(self, inner: MilvusIndex) -> None:
         self.inner = inner
         self.calls: Counter[str] = Counter()
         self.searches: list[tuple[int, int, str | None]] = []  # (query vectors, limit, filter)
+        self.search_kwargs: list[dict[str, Any]] = []
 
-    async def ping(self) -> None:
-        await self.inner.ping()
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
 
-    async def close(self) -> None:
-        await self.inner.close()
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            if name == "search":
+                self.searches.append((len(args[1]), args[2], kwargs.get("filter")))
+                self.search_kwargs.append(kwargs)
+            return await attr(*args, **kwargs)
 
-    async def recreate(self, collection: str, dim: int) -> None:
-        await self.inner.recreate(collection, dim)
-
-    async def insert(self, collection: str, rows: Sequence[dict[str, Any]]) -> int:
-        return await self.inner.insert(collection, rows)
-
-    async def build_index(self, collection: str) -> None:
-        await self.inner.build_index(collection)
-
-    async def count(self, collection: str) -> int:
-        return await self.inner.count(collection)
-
-    async def get_vectors(self, collection: str, ids: Sequence[int]) -> list[list[float] | None]:
-        self.calls["get_vectors"] += 1
-        return await self.inner.get_vectors(collection, ids)
-
-    async def search(
-        self, collection: str, vectors: Sequence[Sequence[float]], limit: int, filter: str | None = None
-    ) -> list[list[tuple[int, float, dict[str, Any]]]]:
-        self.calls["search"] += 1
-        self.searches.append((len(vectors), limit, filter))
-        return await self.inner.search(collection, vectors, limit, filter)
+        return counted
 
 
 @pytest.fixture
@@ -86,7 +69,7 @@ async def test_n_loads_in_one_tick_make_one_vector_fetch_and_one_search(
     loader = TableLoader(redis_cache, CacheStats(), SIMILAR_USERS, index)
     user_ids = list(range(1, 21))
     results = await asyncio.gather(*(loader.load(SimilarQuery(uid, 5)) for uid in user_ids))
-    assert index.calls == {"get_vectors": 1, "search": 1}
+    assert index.calls == {"resolve": 1, "get_vectors": 1, "search": 1}
     assert index.searches == [(20, 6, None)]  # 20 query vectors, limit 5 + 1 for the user itself
 
     # Independently: one plain search per user straight on the index, the user itself dropped.
@@ -116,10 +99,14 @@ async def test_a_repeated_question_is_served_from_redis_without_milvus(
 
 async def test_cache_keys_and_ttls(index: CountingIndex, redis_cache: RedisCache):
     loader = TableLoader(redis_cache, CacheStats(), SIMILAR_USERS, index)
-    await loader.load_many([SimilarQuery(7), SimilarQuery(7, 3, device="Mobile")])
+    await loader.load_many(
+        [SimilarQuery(7), SimilarQuery(7, 3, device="mobile"), SimilarQuery(7, 3, min_score=0.5)]
+    )
     plain = "query:similar_users:7"  # the design's key for the default question
     assert 3590 <= await redis_cache.ttl(plain) <= 3600
-    filtered = keys.similar_users(7, {"limit": 3, "device": "Mobile", "converted": None})
+    floor = keys.similar_users(7, {"limit": 3, "device": None, "converted": None, "min_score": 0.5})
+    assert 3590 <= await redis_cache.ttl(floor) <= 3600
+    filtered = keys.similar_users(7, {"limit": 3, "device": "mobile", "converted": None})
     assert filtered.startswith("query:similar_users:7:") and filtered != plain
     assert 3590 <= await redis_cache.ttl(filtered) <= 3600
 
@@ -131,28 +118,40 @@ async def test_filters_on_device_and_conversion_one_search_per_distinct_filter(
     queries = [
         SimilarQuery(1, 4),
         SimilarQuery(2, 4),
-        SimilarQuery(1, 4, device="Desktop"),
-        SimilarQuery(2, 6, device="Desktop"),
+        SimilarQuery(1, 4, device="desktop"),
+        SimilarQuery(2, 6, device="desktop"),
         SimilarQuery(3, 4, converted=True),
     ]
     plain_1, plain_2, desktop_1, desktop_2, converters = await loader.load_many(queries)
-    assert index.calls == {"get_vectors": 1, "search": 3}
+    assert index.calls == {"resolve": 1, "get_vectors": 1, "search": 3}
     assert sorted(index.searches, key=str) == sorted(
-        [
-            (2, 5, None),
-            (2, 7, 'metadata["device"] == "Desktop"'),
-            (1, 5, 'metadata["converted"] == true'),
-        ],
-        key=str,
+        [(2, 5, None), (2, 7, 'device == "desktop"'), (1, 5, "converted == true")], key=str
     )
     assert len(plain_1) == 4 and len(plain_2) == 4
-    # IVF scans nprobe=10 cells; on 40 points a cell holds one point, so a filter can leave fewer hits
-    # than asked. At least one, never more than the limit, and every one matching the filter.
-    assert 1 <= len(desktop_1) <= 4 and 1 <= len(desktop_2) <= 6
-    # Desktop users are the even ids; converters are multiples of 5 (ground truth of the fixture).
-    assert all(n["user_id"] % 2 == 0 and n["metadata"]["device"] == "Desktop" for n in desktop_1 + desktop_2)
+    # A filtered search is exhaustive: it fills the limit whenever the filtered users exist. Desktop
+    # users are the even ids, converters the multiples of 5 (ground truth of the fixture): 8 of them.
+    assert len(desktop_1) == 4 and len(desktop_2) == 6 and len(converters) == 4
+    assert all(n["user_id"] % 2 == 0 and n["metadata"]["device"] == "desktop" for n in desktop_1 + desktop_2)
     assert 2 not in _ids(desktop_2)
-    assert converters and all(n["user_id"] % 5 == 0 and n["metadata"]["converted"] for n in converters)
+    assert all(n["user_id"] % 5 == 0 and n["metadata"]["converted"] for n in converters)
+
+
+async def test_min_score_keeps_every_neighbour_at_or_above_it_up_to_the_limit(
+    index: CountingIndex, redis_cache: RedisCache
+):
+    loader = TableLoader(redis_cache, CacheStats(), SIMILAR_USERS, index)
+    everyone = await index.inner.get_vectors(USER_COLLECTION, list(range(1, USERS + 1)))
+    x = np.array(everyone)
+    sims = x @ x[0]  # user 1 against everyone (unit vectors: cosine = dot)
+    floor = float(np.sort(sims)[-6])  # user 1 itself and then five others reach it
+    wide, narrow = await loader.load_many(
+        [SimilarQuery(1, 50, min_score=floor), SimilarQuery(1, 3, min_score=floor)]
+    )
+    assert index.calls["search"] == 1 and index.search_kwargs[0]["min_score"] == floor
+    exact = [u for u in np.argsort(-sims) + 1 if u != 1 and sims[u - 1] >= floor]
+    assert _ids(wide) == [int(u) for u in exact] and len(wide) == 5  # all of them, and only them
+    assert _ids(narrow) == _ids(wide)[:3]  # up to the limit, the best first
+    assert all(n["score"] >= floor for n in wide)
 
 
 async def test_a_user_without_a_vector_gets_an_empty_list_that_is_not_cached(
@@ -160,7 +159,7 @@ async def test_a_user_without_a_vector_gets_an_empty_list_that_is_not_cached(
 ):
     loader = TableLoader(redis_cache, CacheStats(), SIMILAR_USERS, index)
     assert await loader.load_many([SimilarQuery(999), SimilarQuery(998, 2)]) == [[], []]
-    assert index.calls == {"get_vectors": 1}  # nothing to search for
+    assert index.calls == {"resolve": 1, "get_vectors": 1}  # nothing to search for
     assert await redis_cache.ttl("query:similar_users:999") == -2
 
 
@@ -173,6 +172,9 @@ async def test_a_user_without_a_vector_gets_an_empty_list_that_is_not_cached(
         ({"device": 'Mobile" or id > 0 or "'}, "device"),
         ({"device": ""}, "device"),
         ({"converted": "yes"}, "converted"),
+        ({"min_score": 1.5}, "minScore"),
+        ({"min_score": float("nan")}, "minScore"),
+        ({"min_score": True}, "minScore"),
     ],
 )
 def test_malformed_questions_are_bad_input(kwargs: dict[str, Any], message: str):
