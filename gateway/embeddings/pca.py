@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_DIM = 128
+from gateway.stores.collections import DIM
+
+MAX_DIM = DIM  # the design's 128
 _ZERO = 1e-12
 _RELATIVE = 1e-10  # an eigenvalue below this share of the largest is rounding noise, not a direction
 

@@ -26,6 +26,7 @@ from gateway.config import Settings
 from gateway.embeddings.events import Outcome, UserEvents
 from gateway.embeddings.featurise import Featurised
 from gateway.embeddings.model import BehaviourModel, latest_version
+from gateway.embeddings.pca import MAX_DIM
 from gateway.errors import BadInput
 from gateway.models import UserFilter
 from gateway.services import invalidate_shared_cache, open_services
@@ -125,7 +126,7 @@ async def _next_version(vectors: VectorIndex, model_dir: Path) -> int:
     seen = [await asyncio.to_thread(latest_version, model_dir) or 0]
     for spec in (USER_VECTORS, PAGE_VECTORS):
         serving = await vectors.serving(spec.name)
-        seen.append(version_of(spec.name, serving) or 0 if serving else 0)
+        seen.append((version_of(spec.name, serving) or 0) if serving else 0)
     return max(seen) + 1
 
 
@@ -134,10 +135,9 @@ async def embed_all(
     vectors: VectorIndex,
     model_dir: Path,
     progress: Progress | None = None,
-    outcome_step: str | None = None,
 ) -> EmbedReport:
     report = progress or _quiet
-    outcome = Outcome.of_funnel(await store.default_funnel() or (), outcome_step)
+    outcome = Outcome.of_funnel(await store.default_funnel() or ())  # the funnel's last step
     data = await featurise(store, outcome, report)
     if not data.user_ids:
         raise BadInput("the document store has no users yet: run `funnelgate ingest` first")
@@ -147,15 +147,17 @@ async def embed_all(
     await asyncio.to_thread(model.save, model_dir)
     report("fit", 1, 1)
     for kind, embedder in (("users", model.users), ("pages", model.pages)):
-        if embedder.dim < 128:
-            log.warning("%s: %d dimensions, not 128: the data has no more directions", kind, embedder.dim)
-    users_at, plans = await _build(vectors, model, data, report)
+        if embedder.dim < MAX_DIM:
+            log.warning(
+                "%s: %d dimensions, not %d: the data has no more directions", kind, embedder.dim, MAX_DIM
+            )
+    names, plans = await _build(vectors, model, data, report)
     dropped = []
     for spec in (USER_VECTORS, PAGE_VECTORS):  # the switch: from here on search reads the new vectors
-        dropped += await vectors.switch(spec.name, users_at[spec.name])
+        dropped += await vectors.switch(spec.name, names[spec.name])
     built = {
         kind: {
-            "name": users_at[spec.name],
+            "name": names[spec.name],
             "index_type": plans[spec.name].index_type,
             "nlist": plans[spec.name].nlist,
         }

@@ -16,7 +16,7 @@ from gateway.errors import BadInput, StoreUnavailable
 from gateway.stores.milvus.build import VersionBuilder
 from gateway.stores.milvus.connection import BULK_TIMEOUT_S, UNREACHABLE, MilvusConnection
 from gateway.stores.milvus.sizing import plan_of, search_params
-from gateway.stores.vectors import IndexPlan, VectorCollection
+from gateway.stores.vectors import VECTOR_COLLECTIONS, IndexPlan, VectorCollection, version_of
 
 MAX_SEARCH_LIMIT = 16_384  # Milvus' topk ceiling
 _KEY_FIELDS = ("id", "user_id")  # what get_vectors may look vectors up by (INT64 fields)
@@ -34,6 +34,7 @@ class MilvusIndex:
         self._builder = VersionBuilder(conn)
         self._loaded: set[str] = set()
         self._outputs: dict[str, list[str]] = {}  # per collection: the fields a hit carries back
+        self._nlists: dict[str, int | None] = {}  # per version (immutable): its index's nlist
         self._load_lock = asyncio.Lock()
 
     @classmethod
@@ -161,7 +162,7 @@ class MilvusIndex:
                 filter=filter or "",
                 limit=limit,
                 output_fields=self._outputs.get(collection, ["metadata"]),
-                search_params=search_params(exhaustive, min_score),
+                search_params=search_params(exhaustive, min_score, self._nlists.get(collection)),
                 anns_field="embedding",
                 timeout=conn.timeout,
                 **partitions,
@@ -244,6 +245,9 @@ class MilvusIndex:
                     "load_collection", conn.client.load_collection(collection, timeout=BULK_TIMEOUT_S)
                 )
             await self._learn_outputs(collection)
+            if any(version_of(spec.name, collection) is not None for spec in VECTOR_COLLECTIONS):
+                plan = await self.describe_index(collection)  # a version: its index never changes
+                self._nlists[collection] = plan.nlist if plan else None
             self._loaded.add(collection)
 
     async def _learn_outputs(self, collection: str) -> None:

@@ -15,8 +15,9 @@ list and nprobe 10 would scan ten rows.
 Searches probe NPROBE = 10 lists. A filtered or a ``min_score`` (range) search probes every list instead:
 the filter is applied inside the probed lists, so with nprobe 10 a selective filter (99 converters among
 20k users) returned 0.8 of 10 results although 99 matched; probing all lists is exact over the filtered
-set and fills ``limit`` whenever the matches exist. FAISS and knowhere clamp nprobe to nlist, so
-NLIST_MAX probes every list of any index built here. Range search returns hits with
+set and fills ``limit`` whenever the matches exist. nprobe is then the searched version's own nlist
+(a version never changes, so it is learnt once); FAISS would clamp a larger one, but a server need not
+accept it. Range search returns hits with
 radius < score <= range_filter, so the bounds are widened by a hair and the caller cuts at min_score.
 """
 
@@ -52,8 +53,11 @@ def index_params(plan: IndexPlan) -> dict[str, Any]:
     return {"index_type": plan.index_type, "metric_type": METRIC, "params": {"params": {"nlist": plan.nlist}}}
 
 
-def search_params(exhaustive: bool, min_score: float | None) -> dict[str, Any]:
-    params: dict[str, Any] = {"nprobe": NLIST_MAX if exhaustive else NPROBE}
+def search_params(exhaustive: bool, min_score: float | None, nlist: int | None = None) -> dict[str, Any]:
+    """``nlist``: the searched version's, when known; a search that must be exhaustive probes exactly
+    that many lists (NLIST_MAX otherwise, which FAISS clamps to any nlist built here)."""
+    nprobe = (nlist or NLIST_MAX) if exhaustive else NPROBE
+    params: dict[str, Any] = {"nprobe": nprobe}
     if min_score is not None:
         params.update(radius=min_score - _EPS, range_filter=1.0 + _EPS)
     return {"metric_type": METRIC, "params": params}
