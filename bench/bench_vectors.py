@@ -1,12 +1,14 @@
-"""Behaviour embeddings on the Kaggle set (90,400 users): IVF recall, batched search, lookalike sanity.
+"""Behaviour vectors in Milvus Lite: the embed job, recall against exact search, filtered fill, batching.
 
-1. Data: the Kaggle CSVs ingested into an embedded DuckDB store (a generated set of the same size and
-   shape when the CSVs are absent), through the product's ingest path.
-2. ``embed_all`` into Milvus Lite in a temporary directory (the product path, timed).
-3. recall@10 of IVF_FLAT (nlist 1024, nprobe 10) against exact cosine in numpy on 200 random users:
-   strict (same ids) and tie-aware (a hit counts when its exact similarity reaches the 10th best).
-4. One search with 100 query vectors vs 100 single-vector searches, sequential and concurrent.
-5. Lookalike: mean conversion likelihood (k = 10) of converted users vs random users vs the base rate.
+Per data set (generated 20k = the demo's size; Kaggle 90k when present), through the product's paths:
+1. ``embed_all`` into Milvus Lite in a temporary directory: time, dimensions, explained variance, index.
+2. recall@10 against exact cosine in numpy, 200 random users as queries: unfiltered (IVF, nprobe 10),
+   and filtered (``converted == true``, ``device == "mobile"``: exhaustive), with how full the answers
+   are; strict (same ids) and tie-aware (a hit counts when its exact similarity reaches the 10th best).
+3. minScore: returned / expected neighbours at or above 0.9 and 0.7, limit 100.
+4. One search with 100 query vectors vs 100 single searches, sequential and concurrent (the loaders
+   batch a tick's users into one search; the target is >= 20x against sequential singles).
+5. similarOnPage: 100 users on one page = one fetch + one search, against 100 single ones.
 
 Run: ``python bench/bench_vectors.py``. ``main()`` returns rows {bench, metric, value, unit}.
 """
@@ -14,163 +16,160 @@ Run: ``python bench/bench_vectors.py``. ``main()`` returns rows {bench, metric, 
 from __future__ import annotations
 
 import asyncio
-import random
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.analytics.lookalike import compare_lookalike, conversion_likelihood  # noqa: E402
-from gateway.analytics.similar_users import SimilarQuery, search_similar  # noqa: E402
-from gateway.embeddings.model import BehaviourModel  # noqa: E402
-from gateway.ingest.generator import generate_dataset  # noqa: E402
-from gateway.jobs.embed import collect, embed_all  # noqa: E402
-from gateway.jobs.ingest import ingest_directory  # noqa: E402
-from gateway.stores.collections import USER_COLLECTION  # noqa: E402
-from gateway.stores.duckdb.store import DuckDBStore  # noqa: E402
-from gateway.stores.milvus.index import MilvusIndex  # noqa: E402
+from bench.datasets import available, describe, load_average, open_dataset
+from gateway.analytics.similar_on_page import SimilarOnPageQuery, search_similar_on_page
+from gateway.embeddings.model import BehaviourModel
+from gateway.jobs.embed import embed_all, featurise
+from gateway.stores.collections import USER_COLLECTION
+from gateway.stores.milvus.index import MilvusIndex
 
-KAGGLE = ROOT.parent / "shared" / "data" / "kaggle-funnel"
 SAMPLE = 200
 BATCH = 100
 K = 10
-SEED = 0
 BENCH = "vectors"
 
 
-async def _store(workdir: Path) -> tuple[Any, str]:
-    """The Kaggle CSVs (or, without them, a generated set of the same size) ingested into DuckDB."""
-    source, label = KAGGLE, "Kaggle CSVs"
-    if not (KAGGLE / "user_table.csv").exists():
-        source, label = workdir / "csv", "generated users (Kaggle CSVs absent)"
-        await asyncio.to_thread(generate_dataset, source, 90_400, SEED)
-    store = await DuckDBStore.open(workdir / "funnel.duckdb")
-    await store.ensure_indexes()
-    await ingest_directory(store, source, seed=SEED)
-    return store, f"{label} ingested into DuckDB"
-
-
 def _recall(
-    exact_sims: np.ndarray,
-    exact_ids: np.ndarray,
-    hits: list[list[tuple[int, float, dict]]],
-    position: dict[int, int],
-    query_rows: np.ndarray,
-    matrix: np.ndarray,
-) -> tuple[float, float]:
-    strict = tie_aware = 0
+    exact: list[np.ndarray], kth: np.ndarray, hits: list[list[Any]], sims_of: Any
+) -> tuple[float, float, float]:
+    """(strict recall, tie-aware recall, mean fill) of ``hits`` against the exact top ``K``."""
+    strict = tie = filled = 0
     for q, found in enumerate(hits):
         got = [h[0] for h in found[:K]]
-        strict += len(set(got) & set(exact_ids[q].tolist()))
-        kth = exact_sims[q].min()
-        sims = matrix[[position[g] for g in got]] @ matrix[query_rows[q]]
-        tie_aware += int(np.sum(sims >= kth - 1e-5))
+        strict += len(set(got) & set(exact[q].tolist()))
+        tie += int(np.sum(sims_of(q, got) >= kth[q] - 1e-5))
+        filled += len(got)
     total = K * len(hits)
-    return strict / total, tie_aware / total
+    return strict / total, tie / total, filled / total
 
 
-async def _run(workdir: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-
-    def row(metric: str, value: float, unit: str) -> None:
-        rows.append({"bench": BENCH, "metric": metric, "value": float(value), "unit": unit})
-
-    t0 = time.perf_counter()
-    store, source = await _store(workdir)
-    row("data_build_seconds", time.perf_counter() - t0, "s")
+async def _one(label: str, workdir: Path, row: Any) -> None:
+    store = await open_dataset(label)
     # 100 concurrent single searches queue inside Milvus Lite: give each call more than the default 10 s.
-    vectors = await MilvusIndex.open(str(workdir / "milvus.db"), timeout_s=120.0)
+    vectors = await MilvusIndex.open(str(workdir / "milvus.db"), timeout_s=300.0)
     try:
-        t0 = time.perf_counter()
-        stages: dict[str, float] = {}
+        started = time.perf_counter()
+        report = await embed_all(store, vectors, workdir / "models")
+        row(label, "embed_all_seconds", time.perf_counter() - started, "s")
+        print(f"\n[{label}] {describe(label)}\n{report.render()}")
+        for kind, built in report.collections.items():
+            row(label, f"{kind}_dims", report.model[kind]["dim"], "dims")
+            row(label, f"{kind}_features", report.model[kind]["features"], "features")
+            row(label, f"{kind}_explained_variance", report.model[kind]["explained_variance"], "share")
+            row(label, f"{kind}_nlist", built["nlist"] or 0, "lists (0 = FLAT)")
 
-        def progress(stage: str, done: int, total: int) -> None:
-            stages[stage] = time.perf_counter() - t0  # when the stage last reported, since the start
-
-        counts = await embed_all(store, vectors, workdir / "models", seed=SEED, progress=progress)
-        row("embed_all_seconds", time.perf_counter() - t0, "s")
-        print("embed_all stages (s since start):", {k: round(v, 1) for k, v in stages.items()})
-        row("users_embedded", counts["users"], "users")
-        row("page_rows_embedded", counts["pages"], "rows")
-        row("informative_dims_users", counts["user_dims"], "dims")
-
-        data = await collect(store)
         model = BehaviourModel.load(workdir / "models")
-        matrix = await asyncio.to_thread(model.embed_users, data)
-        position = {uid: i for i, uid in enumerate(data.user_ids)}
-        rng = np.random.default_rng(SEED)
-        sample = np.sort(rng.choice(len(data.user_ids), size=SAMPLE, replace=False))
-        sample_ids = [data.user_ids[i] for i in sample]
-        stored = await vectors.get_vectors(USER_COLLECTION, sample_ids)
+        data = await featurise(store, model.outcome)
+        matrix = model.users.apply(data.users)
+        ids = np.asarray(data.user_ids)
+        position = {int(u): i for i, u in enumerate(ids)}
+        converted, mobile = np.array(data.converted), np.array([d == "mobile" for d in data.devices])
+        sample = np.sort(np.random.default_rng(0).choice(len(ids), size=SAMPLE, replace=False))
+        stored = await vectors.get_vectors(USER_COLLECTION, ids[sample].tolist())
         drift = max(
             float(np.abs(np.asarray(s) - matrix[i]).max()) for s, i in zip(stored, sample, strict=True)
         )
         assert drift < 1e-5, f"Milvus holds other vectors than the model gives ({drift})"
-
-        # 3. recall@10 vs exact cosine (vectors are unit length: cosine = dot product).
         sims = matrix[sample] @ matrix.T
-        exact_ids_pos = np.argpartition(-sims, K, axis=1)[:, :K]
-        exact_sims = np.take_along_axis(sims, exact_ids_pos, axis=1)
-        exact_ids = np.asarray(data.user_ids)[exact_ids_pos]
-        hits = await vectors.search(USER_COLLECTION, matrix[sample].tolist(), K)
-        strict, tie_aware = _recall(exact_sims, exact_ids, hits, position, sample, matrix)
-        row("recall@10_ivf_nprobe10_strict", strict, "ratio")
-        row("recall@10_ivf_nprobe10_tie_aware", tie_aware, "ratio")
-        distinct = len({tuple(np.round(matrix[i], 5)) for i in range(len(matrix))})
-        row("distinct_user_vectors", distinct, "vectors")
 
-        # 4. one batched search vs single searches (the collection is loaded and warm).
+        def sims_of(q: int, got: list[int]) -> np.ndarray:
+            return sims[q, [position[g] for g in got]] if got else np.zeros(0)
+
+        for name, allowed, expression in (
+            ("unfiltered", np.ones(len(ids), dtype=bool), None),
+            ("converted", converted, "converted == true"),
+            ("mobile", mobile, 'device == "mobile"'),
+        ):
+            masked = np.where(allowed[None, :], sims, -np.inf)
+            masked[np.arange(SAMPLE), sample] = -np.inf  # the user itself is never its own neighbour
+            top = np.argsort(-masked, axis=1)[:, :K]
+            kth = np.take_along_axis(masked, top, axis=1)[:, -1]
+            started = time.perf_counter()
+            hits = await vectors.search(USER_COLLECTION, matrix[sample].tolist(), K + 1, filter=expression)
+            seconds = time.perf_counter() - started
+            hits = [[h for h in found if h[0] != ids[sample[q]]][:K] for q, found in enumerate(hits)]
+            strict, tie, fill = _recall([ids[t] for t in top], kth, hits, sims_of)
+            row(label, f"recall@10_{name}_strict", strict, "ratio")
+            row(label, f"recall@10_{name}_tie_aware", tie, "ratio")
+            row(label, f"fill_{name}", fill, "of limit")
+            row(label, f"search_{SAMPLE}_{name}_ms", seconds * 1000, "ms")
+
+        for floor in (0.9, 0.7):
+            hits = await vectors.search(USER_COLLECTION, matrix[sample].tolist(), 100, min_score=floor)
+            expected = np.minimum(100, (sims >= floor).sum(axis=1))
+            returned = sum(len(h) for h in hits)
+            below = sum(1 for h in hits for _, s, _ in h if s < floor)
+            row(
+                label,
+                f"min_score_{floor}_returned_of_expected",
+                returned / max(1, int(expected.sum())),
+                "ratio",
+            )
+            row(label, f"min_score_{floor}_hits_below", below, "hits")
+
         queries = matrix[sample[:BATCH]].tolist()
-        await vectors.search(USER_COLLECTION, queries[:1], K + 1)
-        t0 = time.perf_counter()
+        await vectors.search(USER_COLLECTION, queries[:1], K + 1)  # warm
+        started = time.perf_counter()
         await vectors.search(USER_COLLECTION, queries, K + 1)
-        batched = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        batched = time.perf_counter() - started
+        started = time.perf_counter()
         for q in queries:
             await vectors.search(USER_COLLECTION, [q], K + 1)
-        sequential = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        sequential = time.perf_counter() - started
+        started = time.perf_counter()
         await asyncio.gather(*(vectors.search(USER_COLLECTION, [q], K + 1) for q in queries))
-        concurrent = time.perf_counter() - t0
-        row("search_100_batched_ms", batched * 1000, "ms")
-        row("search_100_single_sequential_ms", sequential * 1000, "ms")
-        row("search_100_single_concurrent_ms", concurrent * 1000, "ms")
-        row("batched_speedup_vs_sequential", sequential / batched, "x")
-        row("batched_speedup_vs_concurrent", concurrent / batched, "x")
+        concurrent = time.perf_counter() - started
+        row(label, "search_100_batched_ms", batched * 1000, "ms")
+        row(label, "search_100_single_sequential_ms", sequential * 1000, "ms")
+        row(label, "search_100_single_concurrent_ms", concurrent * 1000, "ms")
+        row(label, "batched_speedup_vs_sequential", sequential / batched, "x")
+        row(label, "batched_speedup_vs_concurrent", concurrent / batched, "x")
 
-        # 5. lookalike: converters' neighbours vs random users' neighbours.
-        converted = [u for u in data.user_ids if any(s.get("converted") for s in data.sessions.get(u, []))]
-        picked = random.Random(SEED).sample(converted, min(SAMPLE, len(converted)))
-        conv_n = await search_similar(vectors, [SimilarQuery(u, K) for u in picked])
-        rand_n = await search_similar(vectors, [SimilarQuery(u, K) for u in sample_ids])
-        result = compare_lookalike(
-            [conversion_likelihood(n) for n in conv_n], [conversion_likelihood(n) for n in rand_n]
-        )
-        row("lookalike_mean_converted_users", result.converted_mean or 0.0, "share")
-        row("lookalike_mean_random_users", result.random_mean or 0.0, "share")
-        row("conversion_base_rate", len(converted) / len(data.user_ids), "share")
-        row("lookalike_lift_converted_vs_random", result.lift or 0.0, "x")
-        print(f"data: {source}; {len(data.user_ids)} users, steps {list(data.steps)}")
-        print(f"pages per user: {Counter(len(a) for a in data.activity.values()).most_common()}")
+        visitors = sorted({r.user_id for r in data.page_rows if r.page_type == "search"})[:BATCH]
+        page_queries = [SimilarOnPageQuery(u, "search") for u in visitors]
+        started = time.perf_counter()
+        answers = await search_similar_on_page(vectors, page_queries)
+        page_batched = time.perf_counter() - started
+        started = time.perf_counter()
+        for query in page_queries:
+            await search_similar_on_page(vectors, [query])
+        page_single = time.perf_counter() - started
+        assert all(isinstance(a, list) and len(a) == K for a in answers)
+        row(label, "similar_on_page_100_batched_ms", page_batched * 1000, "ms")
+        row(label, "similar_on_page_batched_speedup_vs_sequential", page_single / page_batched, "x")
     finally:
         await vectors.close()
         await store.close()
+
+
+async def _run() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def row(label: str, metric: str, value: float, unit: str) -> None:
+        rows.append({"bench": BENCH, "metric": f"{label}: {metric}", "value": float(value), "unit": unit})
+
+    for label in available():
+        with tempfile.TemporaryDirectory(prefix="bench-vectors-") as tmp:
+            await _one(label, Path(tmp), row)
+    print(load_average())
     return rows
 
 
 def main() -> list[dict[str, Any]]:
-    with tempfile.TemporaryDirectory(prefix="bench-vectors-") as tmp:
-        rows = asyncio.run(_run(Path(tmp)))
-    print(f"{'metric':<40} {'value':>12} unit")
+    rows = asyncio.run(_run())
+    print(f"{'metric':<64} {'value':>12} unit")
     for r in rows:
-        print(f"{r['metric']:<40} {r['value']:>12.4f} {r['unit']}")
+        print(f"{r['metric']:<64} {r['value']:>12.4f} {r['unit']}")
     return rows
 
 

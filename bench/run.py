@@ -17,6 +17,7 @@ ORDER = [
     "bench_funnel",
     "bench_ingest",
     "bench_vectors",
+    "bench_lookalike",
     "bench_api",
     "bench_mongo_wire",
     "bench_realtime",
