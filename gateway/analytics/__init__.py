@@ -1,3 +1,3 @@
-"""Services that answer questions: funnels, reports (dashboard, paths), journeys, similar users, lookalike
-likelihood, sentiment.
+"""Services that answer questions: funnels, reports (dashboard, paths), journeys, similar users (overall
+and on one page), lookalike likelihood, sentiment.
 """
