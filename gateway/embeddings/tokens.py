@@ -38,46 +38,12 @@ SCROLL_EDGES = (300, 900, 1500)  # px from the top
 GAP_EDGES = (1.0, 2.0, 3.0)  # hours between the first and the last session
 POSITIVE_AT, NEGATIVE_AT = 0.05, -0.05  # VADER's convention, as gateway.analytics.sentiment
 _WORD = re.compile(r"[a-z]+")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "for",
-        "to",
-        "of",
-        "is",
-        "my",
-        "on",
-        "in",
-        "it",
-        "at",
-        "are",
-        "am",
-        "with",
-        "that",
-        "this",
-        "too",
-        "so",
-        "very",
-        "really",
-        "now",
-        "here",
-        "could",
-        "not",
-        "was",
-        "were",
-        "be",
-        "been",
-        "has",
-        "have",
-        "had",
-        "but",
-        "just",
-    ]
+# Words too common to say anything about what was searched or how it went.
+_STOPWORDS = (
+    "a an the and or for to of is my on in it at are am with that this too so very really now here "
+    "could not was were be been has have had but just"
 )
+_STOP = frozenset(_STOPWORDS.split())
 
 Tokens = dict[str, float]
 
