@@ -60,7 +60,8 @@ SCOPE_PREFIXES: dict[str, tuple[str, ...]] = {
         "query:session_interactions:",
     ),
     "sentiment": ("query:sentiment:",),
-    "similar_users": ("query:similar_users:",),
+    # Every answer read from the behaviour vectors (they change together, at embed).
+    "similar_users": ("query:similar_users:", "query:similar_on_page:", "query:conversion_likelihood:"),
     "responses": (RESPONSES_PREFIX,),
 }
 

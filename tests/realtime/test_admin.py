@@ -31,6 +31,16 @@ async def test_invalidate_cache_drops_one_family_and_whole_responses(counted_htt
     assert resp.headers.get("X-Cache") == "miss"  # whole responses go with every scope
 
 
+async def test_the_similar_users_scope_drops_every_answer_read_from_the_vectors(counted: Services):
+    vectors = '{ user(id: 3) { similarUsers { userId } similarOnPage(pageType: "home") { userId } conversionLikelihood } }'
+    await data_of(counted, vectors)
+    result = await data_of(counted, "mutation { invalidateCache(scope: SIMILAR_USERS) { keysRemoved } }")
+    assert result["invalidateCache"] == {"keysRemoved": 3}  # similar users, on the page, the likelihood
+    counted.vectors.calls.clear()
+    await data_of(counted, vectors)
+    assert counted.vectors.calls["search"] == 3  # all three asked again
+
+
 async def test_invalidate_all_replaces_the_epoch(counted: Services):
     await data_of(counted, FUNNEL)
     before = await counted.cache.get_many([keys.version_epoch()])
