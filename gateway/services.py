@@ -3,7 +3,8 @@
 ``open_services`` is the only place that decides which adapter serves which role, and it logs that
 decision once per role. Embedded backends (DuckDB, Milvus Lite, a private redis-server) hold the data
 directory's lock, so a second process on the same directory fails clearly instead of corrupting files.
-``check_health`` pings every backend concurrently (for /healthz and the ``health`` field).
+``check_health`` pings every backend concurrently (for /healthz and the ``health`` field), and says which
+embeddings serve, or that there are none yet.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ from gateway.cache.stats import CacheStats
 from gateway.config import Settings, redact
 from gateway.embedded.datadir_lock import DataDirLock
 from gateway.errors import StoreUnavailable
+from gateway.stores.collections import USER_COLLECTION
 from gateway.stores.contracts import Cache, DocumentStore, VectorIndex
+from gateway.stores.vectors import version_of
 
 if TYPE_CHECKING:
     from gateway.realtime.runtime import Realtime
 
 log = logging.getLogger("funnelgate")
+
+NO_EMBEDDINGS = "no embeddings yet: run `funnelgate embed`"
 
 
 @dataclass
@@ -172,11 +177,29 @@ async def check_health(services: Services, timeout_s: float = 2.0) -> dict[str, 
         role: {"backend": backend.name, **result}
         for (role, backend), result in zip(roles.items(), results, strict=True)
     }
+    vector_index = deps["vector_index"]
+    if vector_index["status"] == "up":
+        vector_index["embeddings"] = await _embeddings(services.vectors, timeout_s)
     for dep in deps.values():  # the report goes to clients (/healthz, the health field): no server paths
         if "error" in dep:
             dep["error"] = redact(dep["error"], services.settings)
     ok = all(d["status"] == "up" for d in deps.values())
     return {"status": "ok" if ok else "degraded", "dependencies": deps}
+
+
+async def _embeddings(vectors: VectorIndex, timeout_s: float) -> str:
+    """Which behaviour vectors serve. None yet is not "down": the vector index is up, every other field
+    answers, and only the vector fields say UNAVAILABLE until an embed runs — so the gateway stays in its
+    load balancer (status ok) while health says plainly that there is nothing to search."""
+    try:
+        # serving() lists aliases rather than describing a missing one, which pymilvus logs as an ERROR.
+        collection = await asyncio.wait_for(vectors.serving(USER_COLLECTION), timeout_s)
+        if collection is None:
+            legacy = await asyncio.wait_for(vectors.count(USER_COLLECTION), timeout_s)
+            return "embedded before versions (re-embed)" if legacy else NO_EMBEDDINGS
+    except Exception as exc:  # reported, not raised: health must answer whatever the vectors do
+        return f"unknown ({type(exc).__name__})"
+    return f"model version {version_of(USER_COLLECTION, collection)}"
 
 
 class _NoCache:

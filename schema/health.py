@@ -14,6 +14,10 @@ class Dependency:
     up: bool
     latency_ms: float | None
     error: str | None
+    embeddings: str | None = strawberry.field(
+        description="Vector index only: the behaviour model version whose vectors serve, or "
+        "'no embeddings yet: run `funnelgate embed`' (the vector fields answer UNAVAILABLE until then)."
+    )
 
     @classmethod
     def from_report(cls, role: str, report: dict[str, Any]) -> Dependency:
@@ -23,6 +27,7 @@ class Dependency:
             up=report["status"] == "up",
             latency_ms=report.get("latency_ms"),
             error=report.get("error"),
+            embeddings=report.get("embeddings"),
         )
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.embedded.redis_server import RedisServer
+from gateway.jobs.embed import embed_all
+from gateway.services import NO_EMBEDDINGS
+from gateway.stores.contracts import DocumentStore
 from gateway.web.app import create_app
+from tests.analytics.journeys import MemoryStore, varied_journeys
 
 
 @pytest.fixture
@@ -27,6 +33,30 @@ async def test_healthz_reports_every_dependency_up(client):
         "cache": "redis",
     }
     assert all(d["status"] == "up" for d in deps.values())
+
+
+async def test_health_says_there_are_no_embeddings_yet_then_which_version_serves(client, services):
+    query = "{ health { status dependencies { role up embeddings } } }"
+    resp = await client.get("/healthz")
+    body = await resp.json()
+    # Nothing embedded is not an outage: still 200, and the vector index says what is missing.
+    assert resp.status == 200 and body["status"] == "ok"
+    assert body["dependencies"]["vector_index"]["embeddings"] == NO_EMBEDDINGS
+    assert "embeddings" not in body["dependencies"]["document_store"]
+    answer = await (await client.post("/graphql", json={"query": query})).json()
+    embeddings = {d["role"]: d["embeddings"] for d in answer["data"]["health"]["dependencies"]}
+    assert embeddings == {"document_store": None, "vector_index": NO_EMBEDDINGS, "cache": None}
+
+    await embed_all(
+        cast(DocumentStore, MemoryStore(varied_journeys(40))), services.vectors, services.settings.model_dir
+    )
+    await embed_all(
+        cast(DocumentStore, MemoryStore(varied_journeys(40, seed=1))),
+        services.vectors,
+        services.settings.model_dir,
+    )
+    body = await (await client.get("/healthz")).json()
+    assert body["dependencies"]["vector_index"]["embeddings"] == "model version 2"
 
 
 async def test_healthz_503_when_redis_stops(tmp_path, services):

@@ -20,7 +20,7 @@ from gateway.config import load_settings
 from gateway.ingest.generator import generate_dataset
 from gateway.jobs.embed import embed_all, run_embed
 from gateway.jobs.ingest import run_ingest
-from gateway.services import open_services
+from gateway.services import check_health, open_services
 from gateway.stores.collections import PAGE_COLLECTION, USER_COLLECTION
 from gateway.stores.contracts import DocumentStore
 from gateway.stores.milvus.index import MilvusIndex
@@ -110,6 +110,8 @@ async def test_an_embed_killed_half_way_leaves_the_previous_vectors_serving(tmp_
         assert await search_similar(vectors, probe) == before  # the previous vectors, unchanged
         assert await vectors.serving(USER_COLLECTION) == version_name(USER_COLLECTION, 1)
         assert await vectors.serving(PAGE_COLLECTION) == version_name(PAGE_COLLECTION, 1)
+        health = await check_health(services)
+        assert health["dependencies"]["vector_index"]["embeddings"] == "model version 1"
         # The next embed builds past the killed one's number and drops its leftover with the old version.
         report = await embed_all(services.store, vectors, settings.model_dir)
     assert report.model_version == 3
