@@ -26,11 +26,14 @@ from gateway.config import Settings
 from gateway.embeddings.model import latest_version, model_versions
 from gateway.errors import BadInput
 from gateway.jobs import snapshot
+from gateway.jobs.embed import next_version
 from gateway.jobs.ingest import DOCUMENT_FORMAT
 from gateway.services import invalidate_shared_cache, open_services
 from gateway.stores.collections import COLLECTIONS, DIM, PAGE_COLLECTION, USER_COLLECTION
 from gateway.stores.contracts import DocumentStore, VectorIndex
 from gateway.stores.datasets import Generational
+from gateway.stores.vectors import PAGE_VECTORS, page_partition
+from gateway.stores.vectors import VECTOR_COLLECTIONS as VECTOR_SPECS
 
 log = logging.getLogger("funnelgate.backup")
 
@@ -98,14 +101,16 @@ async def _backup_vectors(vectors: VectorIndex, out: Path) -> dict[str, dict[str
             continue  # never embedded: restore leaves that collection as it finds it
         ids = await vector_ids(vectors, collection, *ID_SPACE)
         writer = snapshot.RecordWriter(out / "vectors" / f"{collection}.jsonl.gz")
+        dim = DIM
         for start in range(0, len(ids), ROWS_PER_READ):
             chunk = ids[start : start + ROWS_PER_READ]
             rows = await vectors.rows_between(collection, chunk[0], chunk[-1] + 1, QUERY_LIMIT)
+            dim = len(rows[0]["embedding"]) if rows else dim  # up to 128: the data may have fewer directions
             writer.write(sorted(rows, key=lambda r: r["id"]))
         entry = writer.close()
         if entry["count"] != len(ids):
             raise BadInput(f"{collection} changed while it was backed up (an embed running?); try again")
-        result[collection] = {"file": f"vectors/{collection}.jsonl.gz", "dim": DIM, **entry}
+        result[collection] = {"file": f"vectors/{collection}.jsonl.gz", "dim": dim, **entry}
     return result
 
 
@@ -177,14 +182,34 @@ async def _restore_documents(
     return build.dataset
 
 
-async def _restore_vectors(vectors: VectorIndex, source: Path, manifest: dict[str, Any]) -> dict[str, int]:
-    counts = {}
+async def _restore_vectors(
+    vectors: VectorIndex, source: Path, manifest: dict[str, Any], model_dir: Path
+) -> dict[str, int]:
+    """Each collection rebuilt as a new version beside the serving one, then switched to, as embed does:
+    search keeps answering, and a restore killed half-way leaves the previous vectors serving. The
+    version is the backed-up model's when that number is free, else the next free one (never reused)."""
+    version = max(int(manifest.get("model", {}).get("version") or 0), await next_version(vectors, model_dir))
+    counts, built = {}, {}
     for collection, entry in manifest.get("vectors", {}).items():
-        await vectors.recreate(collection, int(entry["dim"]))
+        spec = next((s for s in VECTOR_SPECS if s.name == collection), None)
+        if spec is None:
+            raise BadInput(f"the backup holds an unknown vector collection {collection!r}")
+        name = await vectors.create_version(spec, version, int(entry["dim"]))
         counts[collection] = 0
         for rows in snapshot.read_records(source / entry["file"], WRITE_BATCH):
-            counts[collection] += await vectors.insert(collection, rows)
-        await vectors.build_index(collection)
+            by_partition: dict[str | None, list[dict[str, Any]]] = {}
+            for row in rows:
+                # Backups written before the typed fields hold them only in metadata.
+                for field, _ in spec.scalars:
+                    row.setdefault(field, (row.get("metadata") or {}).get(field))
+                part = page_partition(str(row["page_type"])) if spec is PAGE_VECTORS else None
+                by_partition.setdefault(part, []).append(row)
+            for part, group in by_partition.items():
+                counts[collection] += await vectors.insert(name, group, partition=part)
+        await vectors.build_index(name)
+        built[collection] = name
+    for collection, name in built.items():
+        await vectors.switch(collection, name)
     return counts
 
 
@@ -213,7 +238,7 @@ async def run_restore(settings: Settings, source: Path) -> dict[str, Any]:
     await asyncio.to_thread(snapshot.verify_files, source, manifest)
     async with open_services(settings, need_cache=False) as services:
         dataset = await _restore_documents(services.store, source, manifest, settings.switch_grace_s)
-        vectors = await _restore_vectors(services.vectors, source, manifest)
+        vectors = await _restore_vectors(services.vectors, source, manifest, settings.model_dir)
         await asyncio.to_thread(_restore_model, settings.model_dir, source, manifest)
     await invalidate_shared_cache(settings)
     return {

@@ -121,7 +121,7 @@ async def featurise(
     return data
 
 
-async def _next_version(vectors: VectorIndex, model_dir: Path) -> int:
+async def next_version(vectors: VectorIndex, model_dir: Path) -> int:
     """Past every saved model and every serving collection, so a number is never reused."""
     seen = [await asyncio.to_thread(latest_version, model_dir) or 0]
     for spec in (USER_VECTORS, PAGE_VECTORS):
@@ -141,7 +141,7 @@ async def embed_all(
     data = await featurise(store, outcome, report)
     if not data.user_ids:
         raise BadInput("the document store has no users yet: run `funnelgate ingest` first")
-    version = await _next_version(vectors, model_dir)
+    version = await next_version(vectors, model_dir)
     report("fit", 0, 1)
     model = await asyncio.to_thread(BehaviourModel.fit, data, version)
     await asyncio.to_thread(model.save, model_dir)
