@@ -43,7 +43,7 @@ class VersionBuilder:
         if await conn.has(name):  # left by an embed that was killed before its switch
             await conn.guard("drop_collection", conn.client.drop_collection(name, timeout=conn.timeout))
         await conn.guard(
-            "create_collection", conn.client.create_collection(name, schema=schema, timeout=conn.timeout)
+            "create_collection", conn.client.create_collection(name, schema=schema, timeout=BULK_TIMEOUT_S)
         )
         self._layout[name] = (spec, dim)
         return name
