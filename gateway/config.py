@@ -41,6 +41,8 @@ class Settings:
     mongo_timeout_ms: int = 5000
     milvus_uri: str | None = None
     redis_url: str | None = None
+    # FUNNEL_REDIS_URL names one node of a Redis Cluster (any node: the client discovers the others).
+    redis_cluster: bool = False
     log_level: str = "INFO"
     max_page_size: int = 1000
     # Realtime capture (gateway/realtime): limits of POST /events and trackEvents, and sessionisation.
@@ -226,6 +228,7 @@ _CASTS = {
     "mongo_timeout_ms": _positive_int,
     "milvus_uri": _milvus_uri,
     "redis_url": lambda key, raw: _url(key, raw, ("redis", "rediss", "unix")),
+    "redis_cluster": _switch,
     "log_level": _log_level,
     "max_page_size": _positive_int,
     "events_max_batch": _positive_int,
@@ -285,6 +288,7 @@ def load_settings(
         values[name] = _CASTS[name](f"--{name.replace('_', '-')}", str(value))
     if "data_dir" not in values:
         values["data_dir"] = _data_dir(env_name("data_dir"), str(Settings.data_dir))
+    _check_cluster(values)
     return replace(Settings(), **values)
 
 
@@ -294,6 +298,17 @@ def _render(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(f"{v[0]}={v[1]}" if isinstance(v, tuple) else str(v) for v in value)
     return str(value)
+
+
+def _check_cluster(values: Mapping[str, Any]) -> None:
+    # A cluster is never the private redis-server, and its nodes are TCP addresses (CLUSTER SLOTS).
+    if not values.get("redis_cluster"):
+        return
+    url = values.get("redis_url")
+    if url is None:
+        raise ConfigError(env_name("redis_cluster"), f"a cluster needs {env_name('redis_url')} (one node)")
+    if urlsplit(url).scheme == "unix":
+        raise ConfigError(env_name("redis_url"), "a Redis Cluster node is a redis:// or rediss:// URL")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

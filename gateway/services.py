@@ -83,11 +83,11 @@ async def open_vectors(settings: Settings) -> VectorIndex:
 
 async def open_cache(settings: Settings, stack: AsyncExitStack) -> Cache:
     from gateway.embedded.redis_server import RedisServer
-    from gateway.stores.redis.cache import RedisCache
+    from gateway.stores.redis.cluster import connect
 
     if settings.redis_url:
         url = settings.redis_url
-        log.info("cache: Redis %s", url)
+        log.info("cache: Redis %s %s", "Cluster via" if settings.redis_cluster else "at", url)
     else:
         server = RedisServer(settings.data_dir / "redis", maxmemory=settings.redis_maxmemory)
         url = await server.start()
@@ -98,7 +98,7 @@ async def open_cache(settings: Settings, stack: AsyncExitStack) -> Cache:
             url,
             settings.redis_maxmemory,
         )
-    cache = RedisCache.connect(url)
+    cache = connect(url, cluster=settings.redis_cluster)
     stack.push_async_callback(cache.close)
     return cache
 
@@ -117,11 +117,11 @@ async def invalidate_shared_cache(settings: Settings, dataset: str | None = None
     if not settings.redis_url:
         return 0
     from gateway.cache.keys import ANY_DATASET, DERIVED_PREFIXES, dataset_scoped
-    from gateway.stores.redis.cache import RedisCache
+    from gateway.stores.redis.cluster import connect
 
     scopes = [""] if dataset == "" else [dataset] if dataset is not None else ["", ANY_DATASET]
     prefixes = list(dict.fromkeys(dataset_scoped(p, scope) for scope in scopes for p in DERIVED_PREFIXES))
-    cache = RedisCache.connect(settings.redis_url)
+    cache = connect(settings.redis_url, cluster=settings.redis_cluster)
     try:
         removed = await cache.delete_prefixes(prefixes)
     finally:

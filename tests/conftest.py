@@ -43,6 +43,7 @@ def mongo_wire_url() -> Iterator[str]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    cluster_summary(terminalreporter)
     if _MONGO_WIRE_FAILURE:
         terminalreporter.section("MONGODB WIRE LEG SKIPPED", sep="!", red=True, bold=True)
         terminalreporter.line(
@@ -62,4 +63,10 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         yield opened
 
 
-from tests.redis_fixtures import redis_cache  # noqa: E402,F401  (re-exported fixture)
+from tests.redis_fixtures import (  # noqa: E402,F401  (re-exported fixtures)
+    cluster_summary,
+    redis_cache,
+    redis_cluster,
+    redis_env,
+    redis_mode,
+)

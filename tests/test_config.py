@@ -99,3 +99,15 @@ def test_bad_override_names_the_flag(tmp_path):
 def test_milvus_lite_path_accepted(tmp_path):
     s = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path), "FUNNEL_MILVUS_URI": str(tmp_path / "v.db")})
     assert s.milvus_target == str(tmp_path / "v.db")
+
+
+def test_redis_cluster_needs_a_tcp_node(tmp_path):
+    base = {"FUNNEL_DATA_DIR": str(tmp_path)}
+    s = load_settings(env={**base, "FUNNEL_REDIS_URL": "redis://10.0.0.5:7000", "FUNNEL_REDIS_CLUSTER": "on"})
+    assert s.redis_cluster and s.redis_url == "redis://10.0.0.5:7000"
+    assert load_settings(env=settings_env(s)) == s
+    assert not load_settings(env=base).redis_cluster
+    with pytest.raises(ConfigError, match=r"FUNNEL_REDIS_CLUSTER.*needs FUNNEL_REDIS_URL"):
+        load_settings(env={**base, "FUNNEL_REDIS_CLUSTER": "on"})
+    with pytest.raises(ConfigError, match=r"FUNNEL_REDIS_URL.*redis://"):
+        load_settings(env={**base, "FUNNEL_REDIS_URL": "unix:///tmp/r.sock", "FUNNEL_REDIS_CLUSTER": "yes"})

@@ -8,7 +8,7 @@ def test_design_key_patterns():
     assert keys.realtime_metrics() == "metrics:realtime"
     assert keys.session("42-1") == "session:42-1"
     assert keys.user_active(42) == "user:active:42"
-    assert keys.realtime_users() == "realtime:users"
+    assert keys.realtime_users() == "realtime:{live}:users"
     assert keys.similar_users(42) == "query:similar_users:42"
     assert keys.user_journey(42) == "query:user_journey:42"
     assert keys.sentiment("search", date(2015, 2, 1)) == "query:sentiment:search:2015-02-01"

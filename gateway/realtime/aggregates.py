@@ -1,20 +1,24 @@
 """Live aggregates in Redis, written once per group commit (new events only) and read for snapshots.
 
-==================================  =========================================================  =======
-key                                 what                                                        TTL
-==================================  =========================================================  =======
-``realtime:minute:{UTC minute}``    hash of counters for events *timestamped* in that minute:   2 h
-                                    ``events``, ``events:{device}``, ``page:{page}:{device}``,
-                                    ``page:{page}:all`` (page views per step and device),
-                                    ``type:{type}``, ``conversions[:{device}]``, ``revenue``
-``realtime:uniques:{day}:{page}:    HyperLogLog of the users who viewed the page that day        8 d
-{device|all}``
-``realtime:users[:{device}]``       sorted set user -> arrival time, trimmed to the last minute  1 min
-``user:active:{user}``              the user's last event (JSON)                                 5 min
-``session:{session}``               live session state (JSON): user_id, device,                 30 min
-                                    reported_device, last_seen, last_page
-``metrics:realtime``                the latest snapshot (JSON), for any reader                   30 s
-==================================  =========================================================  =======
+=======================================  ==================================================  =======
+key                                      what                                                TTL
+=======================================  ==================================================  =======
+``realtime:{live}:minute:{UTC minute}``  hash of counters for events *timestamped* in that   2 h
+                                         minute: ``events``, ``events:{device}``,
+                                         ``page:{page}:{device}``, ``page:{page}:all`` (page
+                                         views per step and device), ``type:{type}``,
+                                         ``conversions[:{device}]``, ``revenue``
+``realtime:{live}:uniques:{day}:{page}`` HyperLogLog of the users who viewed the page that    8 d
+``:{device|all}``                        day
+``realtime:{live}:users[:{device}]``     sorted set user -> arrival time, trimmed to the      1 min
+                                         last minute
+``user:active:{user}``                   the user's last event (JSON)                        5 min
+``session:{session}``                    live session state (JSON): user_id, device,         30 min
+                                         reported_device, last_seen, last_page
+``metrics:realtime``                     the latest snapshot (JSON), for any reader          30 s
+=======================================  ==================================================  =======
+
+``{live}`` is a Redis Cluster hash tag (why: :mod:`gateway.cache.keys`).
 
 Devices are the user's (as stored); ``none`` for a user without one. Counters older than two hours and
 "active" marks for events older than five minutes are not written: nothing would read them. Per event

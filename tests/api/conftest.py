@@ -131,8 +131,9 @@ async def load_vectors(
 
 
 @pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Services]:
-    settings = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "data")})
+async def services(tmp_path: Path, redis_env: dict[str, str]) -> AsyncIterator[Services]:
+    """``redis_env``: the private redis-server, or the cluster where a module parametrises ``redis_mode``."""
+    settings = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "data"), **redis_env})
     async with open_services(settings) as opened:
         await load_fixture(opened)
         yield opened
