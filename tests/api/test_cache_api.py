@@ -9,6 +9,10 @@ import pytest
 
 from gateway.cache import keys
 from tests.api.conftest import data_of
+from tests.redis_fixtures import REDIS_MODES
+
+# One suite, two implementations of the cache: the private Redis and a 3-master Redis Cluster.
+pytestmark = pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 
 FUNNEL = """query($f: FunnelFilter, $o: StepOrder!, $w: Int, $b: Breakdown, $s: [String!]) {
     funnel(steps: $s, filter: $f, order: $o, conversionWindowSeconds: $w, breakdown: $b) {

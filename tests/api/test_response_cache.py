@@ -8,6 +8,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.cache import keys
 from gateway.cache import responses as response_cache
 from gateway.web.app import create_app
+from tests.redis_fixtures import REDIS_MODES
+
+# One suite, two implementations of the cache: the private Redis and a 3-master Redis Cluster.
+pytestmark = pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 
 DASHBOARD = '{ dashboard(range: {start: "2015-01-05", end: "2015-01-06"}) { sessions users } }'
 

@@ -11,6 +11,10 @@ import pytest
 from gateway.services import Services
 from tests.api.conftest import data_of
 from tests.realtime.conftest import post_events
+from tests.redis_fixtures import REDIS_MODES
+
+# One suite, two implementations of the cache: the private Redis and a 3-master Redis Cluster.
+pytestmark = pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 
 TODAY = datetime.now(UTC).replace(microsecond=0)
 JANUARY = '{start: "2015-01-01", end: "2015-01-31"}'

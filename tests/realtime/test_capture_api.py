@@ -12,6 +12,10 @@ from gateway.realtime import streams
 from gateway.services import Services
 from tests.api.conftest import data_of, run
 from tests.realtime.conftest import page_view, post_events, wait_for_subscription, wait_until
+from tests.redis_fixtures import REDIS_MODES
+
+# One suite, two implementations of the cache: the private Redis and a 3-master Redis Cluster.
+pytestmark = pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

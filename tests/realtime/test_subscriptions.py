@@ -27,10 +27,12 @@ from tests.realtime.conftest import (
     wait_for_subscription,
     wait_until,
 )
+from tests.redis_fixtures import REDIS_MODES, cluster_env, flush_cluster
 
 ACTIVITY = "subscription($id: Int!) { userActivity(userId: $id) { eventId userId sessionId pageType device reportedDevice } }"
 
 
+@pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 async def test_user_activity_over_websocket_gets_that_user_s_events(http, services: Services):
     socket = await open_socket(http)
     op = await socket.subscribe(ACTIVITY, {"id": 2})
@@ -52,6 +54,7 @@ async def test_user_activity_over_websocket_gets_that_user_s_events(http, servic
     await socket.ws.close()
 
 
+@pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 async def test_funnel_updates_sends_the_funnel_then_each_change(http, services: Services):
     socket = await open_socket(http)
     query = """subscription { funnelUpdates(steps: ["home_page", "search_page"], filter: {device: MOBILE},
@@ -78,6 +81,7 @@ def test_a_change_flag_coalesces_any_number_of_messages() -> None:
     assert flag.take() == (False, None)
 
 
+@pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 async def test_realtime_metrics_count_live_events(http, services: Services):
     minute = datetime.now(UTC).replace(second=1, microsecond=0)
     events = [
@@ -105,6 +109,7 @@ async def test_realtime_metrics_count_live_events(http, services: Services):
     assert later.events_per_minute == 3  # 45 s of the previous minute's 60 still count: 4 * 0.75
 
 
+@pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 async def test_a_stalled_subscriber_does_not_delay_another(http, services: Services):
     """A stops reading after its first event; B reads everything. B gets every event, in order, while A
     falls behind and is dropped -- the hub never waits for A."""
@@ -175,8 +180,8 @@ async def shared_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 
 @contextlib.asynccontextmanager
-async def gateway(data_dir: Path, redis_url: str) -> AsyncIterator[tuple[Services, TestClient]]:
-    settings = load_settings(env={"FUNNEL_DATA_DIR": str(data_dir), "FUNNEL_REDIS_URL": redis_url})
+async def gateway(data_dir: Path, redis_url: str, **env: str) -> AsyncIterator[tuple[Services, TestClient]]:
+    settings = load_settings(env={"FUNNEL_DATA_DIR": str(data_dir), "FUNNEL_REDIS_URL": redis_url, **env})
     async with open_services(settings) as services, TestClient(TestServer(create_app(services))) as client:
         yield services, client
 
@@ -193,6 +198,26 @@ async def test_an_event_posted_to_one_gateway_reaches_a_subscriber_on_another(tm
         assert status == 200
         event = (await socket.receive())["payload"]["data"]["userActivity"]
         assert (event["eventId"], event["userId"], event["device"]) == ("cross-1", 77, "MOBILE")
+        await socket.ws.close()
+
+
+async def test_two_gateways_on_the_cluster_share_events_through_it(tmp_path: Path, redis_cluster):
+    await flush_cluster(redis_cluster)
+    env = cluster_env(redis_cluster)
+    # Each gateway knows the cluster through a different node.
+    other = env["FUNNEL_REDIS_URL"].replace(str(redis_cluster[0]), str(redis_cluster[2]))
+    async with (
+        gateway(tmp_path / "one", env["FUNNEL_REDIS_URL"], FUNNEL_REDIS_CLUSTER="on") as (one, http_one),
+        gateway(tmp_path / "two", other, FUNNEL_REDIS_CLUSTER="on") as (two, http_two),
+    ):
+        assert one.cache.name == two.cache.name == "redis-cluster"
+        socket = await open_socket(http_two)
+        await socket.subscribe(ACTIVITY, {"id": 78})
+        await wait_for_subscription(two.cache)
+        status, _ = await post_events(http_one, [page_view("cluster-1", 78, "home_page", device="desktop")])
+        assert status == 200
+        event = (await socket.receive())["payload"]["data"]["userActivity"]
+        assert (event["eventId"], event["userId"], event["device"]) == ("cluster-1", 78, "DESKTOP")
         await socket.ws.close()
 
 
