@@ -11,7 +11,7 @@ REPLAY_RATE ?= 50
 REPLAY_URL ?= http://$(or $(FUNNEL_HOST),127.0.0.1):$(or $(FUNNEL_PORT),8000)
 FG := FUNNEL_DATA_DIR=$(DATA_DIR) $(BIN)/funnelgate
 
-.PHONY: install ensure-redis ensure-npm ensure-chromium demo demo-data replay test lint bench schema clean
+.PHONY: install ensure-redis ensure-npm ensure-chromium install-nginx demo demo-data replay test lint bench schema clean
 
 NODE_TOOLS := tests/node
 WEB_ASSETS := gateway/web/static
@@ -77,6 +77,18 @@ ensure-redis:
 		exit 1; \
 	fi
 
+# nginx for the replica tests and bench (two `funnelgate serve` behind it, tests/test_replicas.py); the
+# tests skip, saying so, without it. Not part of install: only the scale-out tests need it.
+install-nginx:
+	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing nginx with apt-get"; \
+		apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq nginx >/dev/null; \
+	else \
+		echo "nginx is not installed (the replica tests will skip). Run:  sudo apt-get install -y nginx" >&2; \
+	fi
+
 # The data of the demo: DEMO_CSV, or a generated sample. DATA_DIR/.demo-ready records which source
 # (absolute path and a digest of its CSV files) was ingested and embedded: a changed source is
 # ingested again, an unchanged one is not.
@@ -106,7 +118,7 @@ demo: demo-data
 replay: install
 	$(BIN)/funnelgate replay --csv-dir $(or $(DEMO_CSV),$(DATA_DIR)/sample-csv-$(DEMO_USERS)) --rate $(REPLAY_RATE) --url $(REPLAY_URL)
 
-test: install
+test: install install-nginx
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -21,11 +21,15 @@ def _compose() -> dict:
 
 def test_services_and_volumes():
     doc = _compose()
-    assert set(doc["services"]) == {"mongodb", "etcd", "minio", "milvus", "redis", "gateway"}
+    always = {name for name, service in doc["services"].items() if "profiles" not in service}
+    assert always == {"mongodb", "etcd", "minio", "milvus", "redis", "gateway"}
     for name, service in doc["services"].items():
         assert "healthcheck" in service, f"{name} has no healthcheck"
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
+            if source.startswith("./"):  # configuration from the repository, read-only
+                assert (COMPOSE.parent / source).is_file() and volume.endswith(":ro"), volume
+                continue
             assert source in doc["volumes"], f"{name} mounts {source}, which is not a named volume"
 
 
@@ -80,3 +84,17 @@ def test_the_gateway_refuses_to_start_without_credentials_and_starts_with_a_key(
     settings = load_settings(env=keyed)
     check_exposure(settings)
     assert settings.api_keys == (entry,) and settings.allowed_hosts == ("localhost", "127.0.0.1")
+
+
+def test_the_replicas_profile_runs_two_gateways_behind_nginx():
+    services = _compose()["services"]
+    assert {n for n, s in services.items() if "replicas" in s.get("profiles", [])} == {"gateway-2", "nginx"}
+    # The second replica is the first one's twin: same image, same settings, its own data volume.
+    assert services["gateway-2"]["environment"] == services["gateway"]["environment"]
+    assert services["gateway-2"]["build"] == services["gateway"]["build"]
+    assert services["gateway-2"]["volumes"] != services["gateway"]["volumes"]
+    nginx = services["nginx"]
+    assert set(nginx["depends_on"]) == {"gateway", "gateway-2"}
+    conf = (COMPOSE.parent / "docs" / "deploy" / "nginx.conf").read_text()
+    assert "server gateway:8000" in conf and "server gateway-2:8000" in conf
+    assert "listen 8080;" in conf and nginx["ports"] == ["127.0.0.1:8080:8080"]
