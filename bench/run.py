@@ -21,6 +21,7 @@ ORDER = [
     "bench_api",
     "bench_mongo_wire",
     "bench_realtime",
+    "bench_replicas",
     "bench_ingest_scale",  # last: x10 of the Kaggle set is ~9M documents, minutes of ingest
 ]
 

@@ -132,39 +132,60 @@ async def stop(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -
             await process.wait()
 
 
+def _write_conf(prefix: Path, listen: int, upstreams: list[int]) -> Path:
+    prefix.mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(nginx_conf(prefix, listen, upstreams))
+    return conf
+
+
 @contextlib.asynccontextmanager
-async def behind_nginx(workdir: Path, env: Mapping[str, str], replicas: int = 2) -> AsyncIterator[Topology]:
-    """``replicas`` gateways (each its own data dir: Milvus Lite is one process per file) on the shared
-    backends of ``env``, and nginx in front; all stopped on exit."""
+async def nginx_in_front(prefix: Path, upstreams: list[int]) -> AsyncIterator[str]:
+    """nginx proxying to these loopback ports; its URL. Stopped gracefully on exit."""
     nginx = nginx_executable()
     if nginx is None:
         raise RuntimeError(INSTALL_HINT)
-    started: list[Replica] = []
-    proxy: asyncio.subprocess.Process | None = None
+    listen = free_port()
+    conf = _write_conf(prefix, listen, upstreams)
+    checked = await asyncio.create_subprocess_exec(
+        nginx, "-t", "-p", str(prefix), "-c", str(conf),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await checked.communicate()
+    if checked.returncode != 0:
+        raise RuntimeError(f"nginx refused the configuration: {err.decode()}")
+    proxy = await asyncio.create_subprocess_exec(
+        nginx, "-p", str(prefix), "-c", str(conf),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
     try:
-        started = list(
-            await asyncio.gather(*(start_replica(workdir / f"replica-{i}", env) for i in range(replicas)))
-        )
-        prefix = workdir / "nginx"
-        prefix.mkdir(parents=True, exist_ok=True)
-        listen = free_port()
-        conf = prefix / "nginx.conf"
-        conf.write_text(nginx_conf(prefix, listen, [r.port for r in started]))
-        checked = await asyncio.create_subprocess_exec(
-            nginx, "-t", "-p", str(prefix), "-c", str(conf),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        _, err = await checked.communicate()
-        if checked.returncode != 0:
-            raise RuntimeError(f"nginx refused the configuration: {err.decode()}")
-        proxy = await asyncio.create_subprocess_exec(
-            nginx, "-p", str(prefix), "-c", str(conf),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
         url = f"http://127.0.0.1:{listen}"
         await wait_healthy(url, proxy)
-        yield Topology(url, started)
+        yield url
     finally:
-        if proxy is not None:
-            await stop(proxy, signal.SIGQUIT)  # graceful: lets open WebSocket proxies close
+        await stop(proxy, signal.SIGQUIT)  # graceful: lets open WebSocket proxies close
+
+
+@contextlib.asynccontextmanager
+async def replicas_running(workdir: Path, env: Mapping[str, str], count: int) -> AsyncIterator[list[Replica]]:
+    """``count`` gateways, each its own data dir (Milvus Lite is one process per file), on the shared
+    backends of ``env``; stopped on exit."""
+    started: list[Replica] = []
+    try:
+        for i in range(count):  # one at a time: two cold starts at once on 2 busy cores time out
+            started.append(await start_replica(workdir / f"replica-{i}", env))
+        yield started
+    finally:
         await asyncio.gather(*(stop(r.process) for r in started))
+
+
+@contextlib.asynccontextmanager
+async def behind_nginx(workdir: Path, env: Mapping[str, str], replicas: int = 2) -> AsyncIterator[Topology]:
+    """``replicas`` gateways on the shared backends of ``env`` and nginx in front; all stopped on exit."""
+    if nginx_executable() is None:
+        raise RuntimeError(INSTALL_HINT)
+    async with (
+        replicas_running(workdir, env, replicas) as started,
+        nginx_in_front(workdir / "nginx", [r.port for r in started]) as url,
+    ):
+        yield Topology(url, started)
