@@ -154,6 +154,8 @@ async def test_a_message_published_on_any_node_reaches_a_subscriber_on_another(c
             message = await asyncio.wait_for(subscription.get(5.0), 30)
             if message:
                 received.append(message.decode())
+        await subscription.ping()  # the hub's liveness check works on the cluster connection too
+        assert await asyncio.wait_for(subscription.get(5.0), 30) == b""
     finally:
         await subscription.close()
     # PUBLISH counts the receivers on its own node: the subscriber sits on exactly one of the three,
