@@ -206,6 +206,7 @@ class _NoCache:
     """For one-shot CLI commands that don't need Redis (ingest, embed): every read misses."""
 
     name = "none"
+    clustered = False
 
     async def ping(self) -> None:
         return None

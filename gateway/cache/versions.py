@@ -195,9 +195,9 @@ def unstamp(blob: bytes | None, tokens: Sequence[str | None]) -> bytes | None:
 # read_valid: the entry's payload if every token its header records still holds, in one Redis call (a
 # whole cached response is answered by one round trip, not a GET and then an MGET of its tokens: about a
 # fifth less server CPU per cached hit in bench_api). Trade-off: the token keys are only known once the
-# entry is read, so they are not declared in KEYS. Fine on one Redis; NOT cluster-safe - on Redis Cluster
-# (issue 18) the tokens live in other slots and the script errors, so this must fall back to GET + a
-# per-slot MGET there (docs/scaling.md, "Redis Cluster").
+# entry is read, so they are not declared in KEYS. Fine on one Redis; on a Redis Cluster the tokens live
+# in other slots (a script may touch only its declared keys, in one slot), so there the hit is read in
+# two steps: GET the entry, then its tokens split per node (docs/scaling.md, "Redis Cluster").
 _READ_VALID = """
 local blob = redis.call('GET', KEYS[1])
 if not blob or string.byte(blob, 1) ~= 1 then return false end
@@ -214,11 +214,27 @@ return string.sub(blob, newline + 1)
 
 async def read_valid(cache: Cache, key: str) -> bytes | None:
     """The payload of an entry written by :func:`stamp_pairs` while every token it recorded is unchanged,
-    else None; one round trip. StoreUnavailable when Redis is down."""
+    else None; one round trip (on a cluster, two: the entry, then its tokens from every node at once).
+    StoreUnavailable when Redis is down."""
+    if cache.clustered:
+        return await _read_valid_in_two_steps(cache, key)
     value = await cache.run_script(_READ_VALID, [key], [])
     if value is None or value is False:
         return None
     return value if isinstance(value, bytes) else str(value).encode()
+
+
+async def _read_valid_in_two_steps(cache: Cache, key: str) -> bytes | None:
+    [blob] = await cache.get_many([key])
+    unpacked = unstamp_pairs(blob) if blob is not None else None
+    if unpacked is None:
+        return None
+    recorded, payload = unpacked
+    if recorded:
+        current = await cache.get_many(list(recorded))
+        if [decode(t) for t in current] != list(recorded.values()):
+            return None
+    return payload
 
 
 def stamp_pairs(pairs: dict[str, str], payload: bytes) -> bytes:

@@ -264,6 +264,9 @@ class Cache(Protocol):
     """Redis: cache-aside values, counters, pub/sub. Values are bytes; callers encode."""
 
     name: str
+    # True on a Redis Cluster: a script may touch only the keys it declares, and those share one slot.
+    # Callers whose script reads keys it discovers (versions.read_valid) take a per-node path instead.
+    clustered: bool
 
     async def ping(self) -> None: ...
 

@@ -49,6 +49,7 @@ def _text(value: Any) -> str:
 
 class RedisCache:
     name = "redis"
+    clustered = False
 
     def __init__(self, client: aioredis.Redis, where: str, *, cooldown_s: float = 1.0) -> None:
         self._client = client

@@ -88,6 +88,7 @@ class _SlotBatch:
 
 class RedisClusterCache(RedisCache):
     name = "redis-cluster"
+    clustered = True
 
     def __init__(self, client: RedisCluster, where: str) -> None:
         super().__init__(client, where)  # type: ignore[arg-type]
