@@ -90,15 +90,15 @@ class RedisClusterCache(RedisCache):
     name = "redis-cluster"
     clustered = True
 
-    def __init__(self, client: RedisCluster, where: str) -> None:
-        super().__init__(client, where)  # type: ignore[arg-type]
+    def __init__(self, client: RedisCluster, where: str, *, cooldown_s: float = 1.0) -> None:
+        super().__init__(client, where, cooldown_s=cooldown_s)  # type: ignore[arg-type]
         self._cluster = client
         self._script_loaded = False
 
     @classmethod
-    def connect(cls, url: str, timeout_s: float = 2.0) -> RedisClusterCache:
+    def connect(cls, url: str, timeout_s: float = 2.0, *, cooldown_s: float = 1.0) -> RedisClusterCache:
         client = RedisCluster.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        return cls(client, url)
+        return cls(client, url, cooldown_s=cooldown_s)
 
     async def _discovered(self) -> None:
         # Commands discover the slots on first use; a PubSub looks them up without doing so.
