@@ -147,9 +147,11 @@ async def _serve(settings: Settings) -> int:
 async def _ingest(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.ingest.progress import ProgressBar
     from gateway.jobs.ingest import run_ingest
+    from gateway.ops.progress import ProgressMetrics
 
     steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
-    report = await run_ingest(settings, args.csv_dir, steps=steps, seed=args.seed, progress=ProgressBar())
+    progress = ProgressMetrics("ingest", ProgressBar(), settings.data_dir / "metrics")
+    report = await run_ingest(settings, args.csv_dir, steps=steps, seed=args.seed, progress=progress)
     print(report.render())
     return 0
 
@@ -178,8 +180,10 @@ async def _restore(settings: Settings, args: argparse.Namespace) -> int:
 async def _embed(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.ingest.progress import ProgressBar
     from gateway.jobs.embed import run_embed
+    from gateway.ops.progress import ProgressMetrics
 
-    print((await run_embed(settings, progress=ProgressBar())).render())
+    progress = ProgressMetrics("embed", ProgressBar(), settings.data_dir / "metrics")
+    print((await run_embed(settings, progress=progress)).render())
     return 0
 
 

@@ -79,6 +79,10 @@ class Settings:
     persisted_queries_file: Path | None = None  # default: <data dir>/persisted-queries.json
     redis_maxmemory: str = "256mb"
     shutdown_timeout_s: float = 5.0
+    # Operations (docs/operations.md): GraphQL operations slower than this are logged with their shape
+    # and backend timings (0: off); the access log (one line per HTTP request, Apache combined format).
+    slow_operation_ms: int = 1000
+    access_log: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -177,6 +181,16 @@ def _data_dir(key: str, raw: str) -> Path:
     return path
 
 
+def _non_negative_int(key: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(key, f"expected an integer >= 0, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(key, f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _switch(key: str, raw: str) -> bool:
     value = raw.lower()
     if value in {"on", "true", "1", "yes"}:
@@ -259,6 +273,8 @@ _CASTS = {
     "persisted_queries_file": _path,
     "redis_maxmemory": memory,
     "shutdown_timeout_s": _positive_float,
+    "slow_operation_ms": _non_negative_int,
+    "access_log": _switch,
 }
 
 

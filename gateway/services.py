@@ -21,11 +21,14 @@ from gateway.cache.stats import CacheStats
 from gateway.config import Settings, redact
 from gateway.embedded.datadir_lock import DataDirLock
 from gateway.errors import StoreUnavailable
+from gateway.ops.metrics import BACKEND_UP, POOL_CAPACITY
+from gateway.ops.timing import timed
 from gateway.stores.collections import USER_COLLECTION
 from gateway.stores.contracts import Cache, DocumentStore, VectorIndex
 from gateway.stores.vectors import version_of
 
 if TYPE_CHECKING:
+    from gateway.embedded.redis_supervisor import RedisSupervisor
     from gateway.realtime.runtime import Realtime
 
 log = logging.getLogger("funnelgate")
@@ -40,6 +43,7 @@ class Services:
     vectors: VectorIndex
     cache: Cache
     cache_stats: CacheStats = field(default_factory=CacheStats)
+    redis_supervisor: RedisSupervisor | None = None  # set when the cache is a private redis-server
     realtime: Realtime | None = None  # set by open_services: capture, the pub/sub hub (gateway/realtime)
 
 
@@ -55,6 +59,7 @@ async def open_store(settings: Settings, *, index: bool | None = None) -> Docume
             settings.mongo_url, settings.mongo_db, settings.mongo_pool_size, settings.mongo_timeout_ms
         )
         where = f"MongoDB {settings.mongo_url} db={settings.mongo_db}"
+        POOL_CAPACITY.labels("mongo").set(settings.mongo_pool_size)
     else:
         from gateway.stores.duckdb.generations import remove_leftovers
         from gateway.stores.duckdb.store import DuckDBStore
@@ -71,36 +76,39 @@ async def open_store(settings: Settings, *, index: bool | None = None) -> Docume
 
 
 async def open_vectors(settings: Settings) -> VectorIndex:
-    from gateway.stores.milvus.index import MilvusIndex
+    from gateway.stores.milvus.recovering import RecoveringVectors
 
-    # A Milvus server that is down must not stop the gateway: vector fields report UNAVAILABLE and
-    # /healthz says so until it is back. Milvus Lite runs in-process, so it is verified at once.
-    vectors = await MilvusIndex.open(settings.milvus_target, verify=settings.embedded_vectors)
+    # A Milvus server that is down, or a corrupt Milvus Lite directory, must not stop the gateway:
+    # vector fields report UNAVAILABLE and /healthz says so until it is back (stores/milvus/recovering.py).
+    # Milvus Lite runs in-process, so it is verified at once.
+    vectors = await RecoveringVectors.open(settings.milvus_target, verify=settings.embedded_vectors)
     kind = "Milvus server" if settings.milvus_uri else "embedded Milvus Lite"
-    log.info("vector index: %s %s", kind, settings.milvus_target)
+    log.info("vector index: %s %s%s", kind, settings.milvus_target, " (broken)" if vectors.broken else "")
     return vectors
 
 
-async def open_cache(settings: Settings, stack: AsyncExitStack) -> Cache:
+async def open_cache(settings: Settings, stack: AsyncExitStack) -> tuple[Cache, RedisSupervisor | None]:
     from gateway.embedded.redis_server import RedisServer
+    from gateway.embedded.redis_supervisor import RedisSupervisor
     from gateway.stores.redis.cluster import connect
 
+    supervisor = None
     if settings.redis_url:
         url = settings.redis_url
         log.info("cache: Redis %s %s", "Cluster via" if settings.redis_cluster else "at", url)
     else:
-        server = RedisServer(settings.data_dir / "redis", maxmemory=settings.redis_maxmemory)
-        url = await server.start()
-        stack.push_async_callback(server.stop)
+        supervisor = RedisSupervisor(RedisServer(settings.data_dir / "redis", maxmemory=settings.redis_maxmemory))
+        url = await supervisor.start()
+        stack.push_async_callback(supervisor.stop)
         log.info(
             "cache: private redis-server (pid %s) at %s, maxmemory %s, volatile-lru",
-            server.pid,
+            supervisor.server.pid,
             url,
             settings.redis_maxmemory,
         )
     cache = connect(url, cluster=settings.redis_cluster)
     stack.push_async_callback(cache.close)
-    return cache
+    return cache, supervisor
 
 
 def scoped_by_dataset(cache: Cache, store: DocumentStore) -> Cache:
@@ -137,7 +145,7 @@ async def open_services(settings: Settings, *, need_cache: bool = True) -> Async
         if settings.uses_data_dir_exclusively:
             stack.enter_context(DataDirLock(settings.data_dir))
         # The cache first: a missing redis-server is the likeliest start-up failure, and the cheapest.
-        cache = await open_cache(settings, stack) if need_cache else _NoCache()
+        cache, supervisor = await open_cache(settings, stack) if need_cache else (_NoCache(), None)
         store = await open_store(settings)
         stack.push_async_callback(store.close)
         await store.ensure_indexes()
@@ -147,7 +155,14 @@ async def open_services(settings: Settings, *, need_cache: bool = True) -> Async
         cache = scoped_by_dataset(cache, store)
         vectors = await open_vectors(settings)
         stack.push_async_callback(vectors.close)
-        services = Services(settings=settings, store=store, vectors=vectors, cache=cache)
+        # Timed: each backend call is measured (funnelgate_backend_call_seconds, the slow-operation log).
+        services = Services(
+            settings=settings,
+            store=timed(store, "document_store"),
+            vectors=timed(vectors, "vector_index"),
+            cache=timed(cache, "cache"),
+            redis_supervisor=supervisor,
+        )
         from gateway.realtime.runtime import Realtime
 
         services.realtime = Realtime(services)
@@ -180,7 +195,10 @@ async def check_health(services: Services, timeout_s: float = 2.0) -> dict[str, 
     vector_index = deps["vector_index"]
     if vector_index["status"] == "up":
         vector_index["embeddings"] = await _embeddings(services.vectors, timeout_s)
-    for dep in deps.values():  # the report goes to clients (/healthz, the health field): no server paths
+    if services.redis_supervisor is not None:
+        deps["cache"].update(services.redis_supervisor.state())
+    for role, dep in deps.items():  # the report goes to clients (/healthz, the health field): no server paths
+        BACKEND_UP.labels(role).set(1 if dep["status"] == "up" else 0)
         if "error" in dep:
             dep["error"] = redact(dep["error"], services.settings)
     ok = all(d["status"] == "up" for d in deps.values())

@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "gateway.models",
             "gateway.roles",
             "gateway.validation",
+            "gateway.ops",  # metric definitions and timing: every layer reports into them
         ),
     ),
     ("stores", ("gateway.stores",)),

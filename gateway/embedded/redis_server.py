@@ -52,6 +52,10 @@ class RedisServer:
         self._port: int | None = None
 
     @property
+    def process(self) -> asyncio.subprocess.Process | None:
+        return self._process
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 

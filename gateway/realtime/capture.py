@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import BadInput
+from gateway.ops.metrics import EVENTS
 from gateway.realtime.events import Rejected, utc_now, validate
 from gateway.realtime.runtime import Realtime, running
 
@@ -42,6 +43,10 @@ async def capture(runtime: Realtime | None, raw_events: Sequence[Any]) -> Captur
     new = await realtime.writer.write(checked.events)
     accepted = [e.event_id for e in checked.events]
     duplicates = [event_id for event_id in accepted if event_id not in new]
-    return CaptureResult(
+    result = CaptureResult(
         accepted=accepted, duplicates=duplicates + checked.repeats, rejected=checked.rejected
     )
+    EVENTS.labels("accepted").inc(len(result.accepted))
+    EVENTS.labels("duplicate").inc(len(result.duplicates))
+    EVENTS.labels("rejected").inc(len(result.rejected))
+    return result

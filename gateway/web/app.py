@@ -1,5 +1,6 @@
 """The aiohttp application: /graphql (GraphiQL, POST/GET, graphql-transport-ws), /healthz, POST /events,
-and the dashboard at / with its static files (:mod:`gateway.web.pages`).
+and the dashboard at / with its static files (:mod:`gateway.web.pages`), /metrics (Prometheus; the edge
+asks the admin role for it, see ``edge.ROUTE_ROLES``).
 
 Requests pass, in order: the edge (Host, CORS, authentication, rate limit: :mod:`gateway.web.edge`), the
 request reader (persisted queries: :mod:`gateway.web.requests`), the whole-response cache, then the
@@ -19,6 +20,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.cache import responses
 from gateway.cache.stats import CacheStats
+from gateway.ops.metrics import SUBSCRIPTIONS
 from gateway.security.credentials import Authenticator
 from gateway.security.limits import Limits
 from gateway.security.persisted import PersistedQueries, read_manifest
@@ -32,6 +34,12 @@ from gateway.web.events import post_events
 from gateway.web.funnel_sources import FunnelSources
 from gateway.web.guard import guard, mask_fields, schema_rules
 from gateway.web.health import SERVICES, healthz
+from gateway.web.observability import (
+    RootResolverTiming,
+    http_metrics,
+    metrics_endpoint,
+    operation_extension,
+)
 from gateway.web.view import SOCKETS, FunnelGraphQLView
 from resolvers.mutation import Mutation
 from resolvers.query import Query
@@ -41,9 +49,10 @@ from schema.scalars import SCALAR_MAP
 log = logging.getLogger("funnelgate")
 GRAPHQL_PATH = "/graphql"
 LIMITER = web.AppKey("rate_limiter", RateLimiter)
+ROUTES = frozenset({GRAPHQL_PATH, "/healthz", "/events", "/metrics"})
 
 
-def build_schema(limits: Limits | None = None) -> strawberry.Schema:
+def build_schema(limits: Limits | None = None, slow_operation_ms: int = 1000) -> strawberry.Schema:
     """The schema with the guard (limits, roles, cost; parse and validation cached and off the loop)."""
     limits = limits or Limits()
     schema = FunnelSchema(
@@ -54,14 +63,21 @@ def build_schema(limits: Limits | None = None) -> strawberry.Schema:
     )
     rules = schema_rules(schema)
     mask_fields(schema, rules)
-    schema.extensions = (ErrorPolicy, FunnelSources, guard(limits, rules))
+    # Operation metrics first: their timing and status cover everything the others do.
+    schema.extensions = (
+        operation_extension(slow_operation_ms),
+        RootResolverTiming,
+        ErrorPolicy,
+        FunnelSources,
+        guard(limits, rules),
+    )
     return schema
 
 
 @lru_cache(maxsize=8)
-def schema_for(limits: Limits) -> strawberry.Schema:
+def schema_for(limits: Limits, slow_operation_ms: int = 1000) -> strawberry.Schema:
     """One schema per set of limits, per process (building one walks every type)."""
-    return build_schema(limits)
+    return build_schema(limits, slow_operation_ms)
 
 
 def cacheable_roots(schema: strawberry.Schema) -> frozenset[str]:
@@ -82,12 +98,13 @@ def create_app(
 ) -> web.Application:
     settings = services.settings
     limits = Limits.from_settings(settings)
-    schema = schema or schema_for(limits)
+    schema = schema or schema_for(limits, settings.slow_operation_ms)
     authenticator = Authenticator(settings)
     limiter = RateLimiter(services.cache, settings.rate_window_s)
     manifest = read_manifest(settings.persisted_queries_path) if settings.persisted_queries != "off" else {}
     persisted = PersistedQueries(services.cache, services.cache_stats, settings.persisted_queries, manifest)
     middlewares = [
+        http_metrics(ROUTES),  # outermost: the edge's own 401/403/429 answers are counted too
         edge.middleware(edge.EdgePolicy(settings, authenticator, limiter, GRAPHQL_PATH)),
         requests.middleware(persisted, GRAPHQL_PATH),
     ]
@@ -96,6 +113,9 @@ def create_app(
     # A request body is a document (FUNNEL_MAX_QUERY_CHARS) plus its variables.
     app = web.Application(middlewares=middlewares, client_max_size=max(1 << 20, 4 * settings.max_query_chars))
     app[SERVICES] = services
+    realtime = services.realtime
+    if realtime is not None:  # read at scrape time; the newest app's hub wins (one per process)
+        SUBSCRIPTIONS.set_function(lambda: float(realtime.hub.subscribers))
     app[LIMITER] = limiter
     app[SOCKETS] = weakref.WeakSet()
     view = FunnelGraphQLView(
@@ -110,6 +130,7 @@ def create_app(
     app.router.add_route("*", GRAPHQL_PATH, view)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/events", post_events)
+    app.router.add_get("/metrics", metrics_endpoint)
     app.on_shutdown.append(_close_websockets)
     app.on_cleanup.append(_close_limiter)
     pages.add_routes(app)

@@ -17,7 +17,8 @@ answer is only a Redis GET, so the checks are one function): in order,
    ``/healthz``, preflights, the GraphiQL page, and WebSocket handshakes (their credential comes in
    ``connection_init``). With authentication off every request acts as the local operator.
    Routes other than /graphql need the role ``ROUTE_ROLES`` gives them (403 ``FORBIDDEN`` below it):
-   ``POST /events`` writes, like the ``trackEvents`` mutation, so it needs admin.
+   ``POST /events`` writes, like the ``trackEvents`` mutation, so it needs admin; so does ``GET /metrics``
+   (operation names and backend timings are for operators; Prometheus sends an admin API key).
 4. **Rate limit** (``gateway/security/ratelimit.py``), on /graphql: per credential, per client address
    with authentication off, a limit per role; over it 429 with ``Retry-After`` and code ``RATE_LIMITED``.
    ``POST /events`` is not counted: capture is bounded by its own batch and body limits.
@@ -50,7 +51,8 @@ OPEN_PATHS = frozenset({"/healthz"})
 # The gateway's own pages (the dashboard and its files) hold no data: what they show comes from their
 # own /graphql requests, which carry the credential. Host and CORS checks still apply to them.
 PAGE_PATHS = ("/", "/static/")
-ROUTE_ROLES = {"/events": Role.ADMIN}  # routes outside GraphQL, and the role each needs
+# Routes outside GraphQL, and the role each needs.
+ROUTE_ROLES = {"/events": Role.ADMIN, "/metrics": Role.ADMIN}
 CROSS_SITE = frozenset({"cross-site", "same-site"})
 
 

@@ -23,6 +23,7 @@ from gateway.config import Settings, env_name
 from gateway.errors import ConfigError
 from gateway.services import open_services
 from gateway.web.app import create_app
+from gateway.web.observability import CombinedAccessLogger
 
 log = logging.getLogger("funnelgate")
 
@@ -116,10 +117,13 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with open_services(settings) as services:
+            # The access log: Apache combined format on the "funnelgate.access" logger (FUNNEL_ACCESS_LOG).
+            access = logging.getLogger("funnelgate.access") if settings.access_log else None
             runner = web.AppRunner(
                 create_app(services),
                 handle_signals=False,
-                access_log=None,
+                access_log=access,
+                access_log_class=CombinedAccessLogger,
                 handler_cancellation=True,  # a client that leaves stops its request's work
                 shutdown_timeout=settings.shutdown_timeout_s,
             )

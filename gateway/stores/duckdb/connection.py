@@ -22,6 +22,7 @@ from typing import TypeVar
 import duckdb
 
 from gateway.errors import BadInput, DataDirLocked, QueryTimeout, StoreUnavailable
+from gateway.ops.metrics import POOL_CAPACITY, POOL_IN_USE, POOL_OPEN
 from gateway.stores.duckdb import changes, schema, writes
 
 T = TypeVar("T")
@@ -98,6 +99,10 @@ class DuckDBConnection:
         self._tables_ready = False
         self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="duckdb")
+        # The pool's utilisation: jobs submitted and not yet finished (running, or queued behind WORKERS).
+        self._busy = POOL_IN_USE.labels("duckdb")
+        POOL_OPEN.labels("duckdb").set(WORKERS)
+        POOL_CAPACITY.labels("duckdb").set(WORKERS)
 
     @classmethod
     async def open(cls, path: Path) -> DuckDBConnection:
@@ -133,14 +138,18 @@ class DuckDBConnection:
                 call.detach()
         except duckdb.Error as exc:
             raise translate(exc, action) from exc
+        finally:
+            self._busy.dec()
 
     async def run(self, action: str, fn: Callable[[Cursor], T]) -> T:
         if self._closed:
             raise StoreUnavailable(f"the DuckDB store is closed ({action})")
         call = _Call()
+        self._busy.inc()
         try:
             future = self._executor.submit(self._call, fn, action, call)
         except RuntimeError as exc:  # shut down between the check and the submit
+            self._busy.dec()
             raise StoreUnavailable(f"the DuckDB store is closed ({action})") from exc
         try:
             return await asyncio.wrap_future(future)
@@ -154,9 +163,11 @@ class DuckDBConnection:
         None once the connection is closing."""
         if self._closed:
             return None
+        self._busy.inc()
         try:
             return self._executor.submit(self._call, fn, action)
         except RuntimeError:  # shut down between the check and the submit
+            self._busy.dec()
             return None
 
     def dedicated_cursor(self) -> Cursor:

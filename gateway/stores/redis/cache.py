@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import StoreUnavailable
 from gateway.stores.redis.breaker import CircuitBreaker
+from gateway.ops.metrics import POOL_CAPACITY, POOL_IN_USE, POOL_OPEN
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 T = TypeVar("T")
@@ -63,6 +65,7 @@ class RedisCache:
         client = aioredis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
         )
+        _export_pool(client.connection_pool)
         return cls(client, url, cooldown_s=cooldown_s)
 
     async def _guarded(self, call: Callable[[], Awaitable[T]], what: str) -> T:
@@ -200,6 +203,25 @@ class RedisCache:
             if asyncio.iscoroutine(awaitable):
                 awaitable.close()  # refused by the breaker before it was awaited
             raise
+
+
+def _export_pool(pool: Any) -> None:
+    """Read the pool's sizes when /metrics is scraped (redis-py keeps them; no per-call cost). The pool
+    is held weakly: a closed cache must not be kept alive by its gauges. The newest cache wins."""
+    ref = weakref.ref(pool)
+
+    def size(attribute: str) -> Callable[[], float]:
+        def read() -> float:
+            current = ref()
+            return float(len(getattr(current, attribute, ()))) if current is not None else 0.0
+
+        return read
+
+    POOL_IN_USE.labels("redis").set_function(size("_in_use_connections"))
+    POOL_OPEN.labels("redis").set_function(
+        lambda: size("_in_use_connections")() + size("_available_connections")()
+    )
+    POOL_CAPACITY.labels("redis").set(float(getattr(pool, "max_connections", 0) or 0))
 
 
 class RedisSubscription:

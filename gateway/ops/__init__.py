@@ -1,0 +1,1 @@
+"""Operations: the Prometheus metric definitions (metrics.py) and the timing of backend calls (timing.py)."""

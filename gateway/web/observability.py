@@ -1,0 +1,204 @@
+"""What the web layer reports about itself: GraphQL operation metrics and the slow-operation log
+(:class:`OperationMetrics`), root-field resolver timing (:class:`RootResolverTiming`), HTTP metrics
+(:func:`http_metrics`), the access log (:class:`CombinedAccessLogger`) and ``GET /metrics``.
+
+No user data leaves through these: the slow-operation log prints the operation's *shape* (field names,
+argument names, never their values or the variables), and the access log drops query strings (a GET
+/graphql carries the query and its variables there).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+)
+from strawberry.extensions import SchemaExtension
+
+from gateway.ops import metrics
+from gateway.ops.timing import tracing
+
+slow_log = logging.getLogger("funnelgate.slow")
+SHAPE_CHARS = 400
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def operation_extension(slow_ms: int) -> type[SchemaExtension]:
+    """The extension class for a threshold (0: no slow-operation log)."""
+    return type("OperationMetrics", (OperationMetrics,), {"slow_s": slow_ms / 1000 if slow_ms else None})
+
+
+class OperationMetrics(SchemaExtension):
+    slow_s: float | None = 1.0
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        with tracing() as trace:
+            yield
+        seconds = time.perf_counter() - started
+        context = self.execution_context
+        try:
+            kind = context.operation_type.value
+        except Exception:  # no document (a syntax error): nothing ran
+            kind = "unknown"
+        if kind == "subscription":
+            return  # lasts as long as the client listens: its duration says nothing about speed
+        name = metrics.operation_label(context.operation_name)
+        status = _status(context)
+        metrics.GRAPHQL_REQUESTS.labels(name, kind, status).inc()
+        metrics.GRAPHQL_SECONDS.labels(name, status).observe(seconds)
+        if self.slow_s is not None and seconds >= self.slow_s:
+            metrics.SLOW_OPERATIONS.inc()
+            slow_log.warning(
+                "slow operation %.0f ms %s status=%s shape=%s backend=%s",
+                seconds * 1000,
+                name,
+                status,
+                shape(context.graphql_document, context.operation_name),
+                _summary(trace),
+            )
+
+
+class RootResolverTiming(SchemaExtension):
+    """Times root fields only: nested fields return at once (one attribute test), so big lists pay
+    little. Async resolvers are timed until their awaitable finishes."""
+
+    def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        if info.path.prev is not None:
+            return _next(root, info, *args, **kwargs)
+        started = time.perf_counter()
+        result = _next(root, info, *args, **kwargs)
+        child = metrics.RESOLVER_SECONDS.labels(info.parent_type.name, info.field_name)
+        if hasattr(result, "__await__"):
+            return _timed_await(result, child, started)
+        child.observe(time.perf_counter() - started)
+        return result
+
+
+async def _timed_await(awaitable: Any, child: Any, started: float) -> Any:
+    try:
+        return await awaitable
+    finally:
+        child.observe(time.perf_counter() - started)
+
+
+def _status(context: Any) -> str:
+    result = getattr(context, "result", None)
+    errors = getattr(result, "errors", None) or getattr(context, "pre_execution_errors", None)
+    if not errors:
+        return "ok"
+    code = (getattr(errors[0], "extensions", None) or {}).get("code")
+    return str(code) if code else "error"
+
+
+def _summary(trace: list[tuple[str, float]]) -> str:
+    """Backend calls of the operation: ``callxcount=total ms``, slowest first."""
+    totals: dict[str, list[float]] = {}
+    for call, seconds in trace:
+        entry = totals.setdefault(call, [0, 0.0])
+        entry[0] += 1
+        entry[1] += seconds
+    ordered = sorted(totals.items(), key=lambda item: -item[1][1])
+    return ",".join(f"{call}x{int(n)}={total * 1000:.1f}ms" for call, (n, total) in ordered) or "none"
+
+
+def shape(document: Any, operation_name: str | None) -> str:
+    """``query Name { field(arg,arg) { sub } }``: names only, no literal values, cut to SHAPE_CHARS."""
+    if document is None:
+        return "?"
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = next(
+        (op for op in operations if operation_name is None or (op.name and op.name.value == operation_name)),
+        None,
+    )
+    if chosen is None:
+        return "?"
+    head = chosen.operation.value + (f" {chosen.name.value}" if chosen.name else "")
+    text = f"{head} {_selection(chosen.selection_set)}"
+    return text if len(text) <= SHAPE_CHARS else text[: SHAPE_CHARS - 3] + "..."
+
+
+def _selection(selection_set: SelectionSetNode | None) -> str:
+    if selection_set is None:
+        return ""
+    parts = []
+    for node in selection_set.selections:
+        if isinstance(node, FieldNode):
+            args = f"({','.join(a.name.value for a in node.arguments)})" if node.arguments else ""
+            sub = _selection(node.selection_set)
+            parts.append(f"{node.name.value}{args}{' ' + sub if sub else ''}")
+        elif isinstance(node, FragmentSpreadNode):
+            parts.append(f"...{node.name.value}")
+        elif isinstance(node, InlineFragmentNode):
+            on = f" on {node.type_condition.name.value}" if node.type_condition else ""
+            parts.append(f"...{on} {_selection(node.selection_set)}")
+    return "{ " + " ".join(parts) + " }"
+
+
+def http_metrics(routes: frozenset[str]) -> Any:
+    """Count and time every request by route; a path outside ``routes`` counts as ``other`` (scanners
+    would otherwise create a series per URL they try)."""
+
+    @web.middleware
+    async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = request.path if request.path in routes else "other"
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
+            metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
+
+    return measure
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    body = metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+class CombinedAccessLogger(AbstractAccessLogger):
+    """Apache combined log format plus the response time in seconds; the query string is left out."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        now = datetime.now(UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+        headers = request.headers
+        size = response.body_length
+        self.logger.info(
+            '%s - - [%s] "%s %s HTTP/%d.%d" %d %s "%s" "%s" %.6f',
+            request.remote or "-",
+            now,
+            request.method,
+            request.raw_path.split("?", 1)[0],
+            request.version.major,
+            request.version.minor,
+            response.status,
+            size if size else "-",
+            _quoted(headers.get("Referer", "-").split("?", 1)[0]),
+            _quoted(headers.get("User-Agent", "-")),
+            time,
+        )
+
+
+def _quoted(value: str) -> str:
+    # A header may hold a quote or a line break: neither may break the line's format.
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ").replace("\r", " ")[:300]
