@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import signal
+import stat
 from pathlib import Path
 
 import aiohttp
@@ -151,3 +152,32 @@ async def test_corrupt_milvus_db_serve_starts_funnels_answer_vectors_unavailable
         _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     assert "vector index unavailable" in err.decode()
+
+
+def _listening_tcp_inodes() -> set[str]:
+    """Inodes of this process's listening TCP sockets (IPv4 and IPv6), read from /proc."""
+    ours = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            ours.add(target[8:-1])
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A":  # LISTEN
+                    listening.add(fields[9])
+    return ours & listening
+
+
+async def test_milvus_lite_listens_on_a_private_unix_socket_not_tcp(services):
+    vectors = services.vectors.wrapped
+    sock = Path(vectors._lite.uri.removeprefix("unix:"))
+    assert stat.S_ISSOCK(os.stat(sock).st_mode) and sock.parent == services.settings.data_dir / "run"
+    assert stat.S_IMODE(os.stat(sock.parent).st_mode) == 0o700
+    assert _listening_tcp_inodes() == set(), "Milvus Lite (or something else) listens on TCP"
+    await services.vectors.ping()

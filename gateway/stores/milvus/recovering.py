@@ -14,10 +14,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from gateway.errors import StoreUnavailable
-from gateway.stores.milvus.index import MilvusIndex
+from gateway.stores.milvus import lite_socket
+from gateway.stores.milvus.index import MilvusIndex, _is_lite
 from gateway.stores.vectors import IndexPlan, VectorCollection
 
 RETRY_S = 10.0
@@ -32,6 +34,7 @@ class RecoveringVectors:
         self._timeout = timeout_s
         self._verify = verify
         self._index: MilvusIndex | None = None
+        self._lite: lite_socket.LiteServer | None = None  # Milvus Lite on its private unix socket
         self._error: str | None = None
         self._last_try = float("-inf")
         self._lock = asyncio.Lock()
@@ -50,7 +53,7 @@ class RecoveringVectors:
     async def _try_open(self) -> None:
         self._last_try = time.monotonic()
         try:
-            self._index = await MilvusIndex.open(self.uri, self._timeout, verify=self._verify)
+            self._index = await self._open()
         except StoreUnavailable as exc:
             self._error = str(exc)
             log.error("vector index unavailable (vector fields answer UNAVAILABLE): %s", exc)
@@ -58,6 +61,20 @@ class RecoveringVectors:
         if self._error is not None:
             log.warning("vector index %s is open again", self.uri)
         self._error = None
+
+    async def _open(self) -> MilvusIndex:
+        if not _is_lite(self.uri):
+            return await MilvusIndex.open(self.uri, self._timeout, verify=self._verify)
+        lite = await asyncio.to_thread(lite_socket.start, Path(self.uri))
+        if lite is None:  # no private socket possible here: pymilvus' own loopback TCP server
+            return await MilvusIndex.open(self.uri, self._timeout, verify=self._verify)
+        try:
+            index = await MilvusIndex.open(lite.uri, self._timeout, verify=True)
+        except BaseException:
+            await asyncio.to_thread(lite.stop)
+            raise
+        self._lite = lite
+        return index
 
     async def _current(self) -> MilvusIndex:
         if self._index is None:
@@ -77,6 +94,9 @@ class RecoveringVectors:
         self._error = "closed"
         if index is not None:
             await index.close()
+        lite, self._lite = self._lite, None
+        if lite is not None:
+            await asyncio.to_thread(lite.stop)
 
     # -- the VectorIndex contract, each call on the index once it is open --------------------------------
     async def create_version(self, spec: VectorCollection, version: int, dim: int) -> str:
