@@ -89,13 +89,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_mongo_wire_server(cache_size: str = "256M") -> Iterator[str]:
-    """Yield the URL of a fresh, empty server; terminate it (then kill) on exit."""
+def running_mongo_wire_server(cache_size: str = "256M", port: int | None = None) -> Iterator[str]:
+    """Yield the URL of a fresh, empty server; terminate it (then kill) on exit. ``port``: listen there
+    (to start a server again where a client expects it), else on a free one."""
     command = server_command()
     with tempfile.TemporaryDirectory(prefix="secantus-") as tmp:
         config, log_path = Path(tmp) / "secantusd.toml", Path(tmp) / "server.log"
         config.write_text("")
-        port = _free_port()  # released before the server binds it: a race another process rarely wins
+        port = port or _free_port()  # released before the server binds it: a race another process rarely wins
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [

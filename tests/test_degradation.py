@@ -181,3 +181,55 @@ async def test_milvus_lite_listens_on_a_private_unix_socket_not_tcp(services):
     assert stat.S_IMODE(os.stat(sock.parent).st_mode) == 0o700
     assert _listening_tcp_inodes() == set(), "Milvus Lite (or something else) listens on TCP"
     await services.vectors.ping()
+
+
+async def test_document_store_down_is_unavailable_and_503_then_recovers_without_restart(tmp_path):
+    from gateway.config import load_settings
+    from gateway.services import open_services
+    from tests.mongo_server import ServerUnavailable, running_mongo_wire_server
+    from tests.mongo_server import _free_port as free_port
+
+    port = free_port()
+
+    async def start() -> tuple[object, str]:
+        server = running_mongo_wire_server(port=port)
+        try:
+            return server, await asyncio.to_thread(server.__enter__)
+        except ServerUnavailable as exc:
+            pytest.skip(f"MONGODB WIRE LEG SKIPPED: the test server could not start: {exc}")
+
+    server, url = await start()
+    settings = load_settings(
+        env={
+            "FUNNEL_DATA_DIR": str(tmp_path / "data"),
+            "FUNNEL_MONGO_URL": url,
+            "FUNNEL_MONGO_TIMEOUT_MS": "1000",
+        }
+    )
+    query = {"query": "{ users(first: 1) { totalCount } }"}  # volatile: never served from the cache
+    try:
+        async with (
+            open_services(settings) as services,
+            TestClient(TestServer(create_app(services))) as client,
+        ):
+
+            async def state() -> tuple[int, list[str]]:
+                health = await client.get("/healthz")
+                answer = await (await client.post("/graphql", json=query)).json()
+                return health.status, [e["extensions"]["code"] for e in answer.get("errors", [])]
+
+            assert await state() == (200, [])
+            await asyncio.to_thread(server.__exit__, None, None, None)
+            assert await _poll(lambda: _is(state, (503, ["UNAVAILABLE"])), every_s=0.5)
+            health = await (await client.get("/healthz")).json()
+            assert health["dependencies"]["document_store"]["status"] == "down"
+            assert health["dependencies"]["cache"]["status"] == "up"
+
+            server, _ = await start()  # the same address: the gateway's client finds it again
+            assert await _poll(lambda: _is(state, (200, [])), every_s=0.5)
+    finally:
+        await asyncio.to_thread(server.__exit__, None, None, None)
+
+
+async def _is(check, expected) -> bool:
+    return await check() == expected
