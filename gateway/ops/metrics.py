@@ -156,6 +156,18 @@ def operation_label(name: str | None) -> str:
     return name
 
 
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, resolved once per label set (the hot path skips the lock)."""
+    key = (id(metric), *labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)
+    return found
+
+
 def observe_backend(backend: str, call: str, outcome: str, seconds: float) -> None:
     key = (backend, call, outcome)
     child = _backend_children.get(key)

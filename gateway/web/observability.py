@@ -56,8 +56,8 @@ class OperationMetrics(SchemaExtension):
             return  # lasts as long as the client listens: its duration says nothing about speed
         name = metrics.operation_label(context.operation_name)
         status = _status(context)
-        metrics.GRAPHQL_REQUESTS.labels(name, kind, status).inc()
-        metrics.GRAPHQL_SECONDS.labels(name, status).observe(seconds)
+        metrics.child(metrics.GRAPHQL_REQUESTS, name, kind, status).inc()
+        metrics.child(metrics.GRAPHQL_SECONDS, name, status).observe(seconds)
         if self.slow_s is not None and seconds >= self.slow_s:
             metrics.SLOW_OPERATIONS.inc()
             slow_log.warning(
@@ -79,7 +79,7 @@ class RootResolverTiming(SchemaExtension):
             return _next(root, info, *args, **kwargs)
         started = time.perf_counter()
         result = _next(root, info, *args, **kwargs)
-        child = metrics.RESOLVER_SECONDS.labels(info.parent_type.name, info.field_name)
+        child = metrics.child(metrics.RESOLVER_SECONDS, info.parent_type.name, info.field_name)
         if hasattr(result, "__await__"):
             return _timed_await(result, child, started)
         child.observe(time.perf_counter() - started)
@@ -163,8 +163,8 @@ def http_metrics(routes: frozenset[str]) -> Any:
             status = exc.status
             raise
         finally:
-            metrics.HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
-            metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
+            metrics.child(metrics.HTTP_REQUESTS, route, request.method, str(status)).inc()
+            metrics.child(metrics.HTTP_SECONDS, route).observe(time.perf_counter() - started)
 
     return measure
 
