@@ -1,3 +1,3 @@
 """The document store on MongoDB via PyMongo's AsyncMongoClient (MongoStore in store.py)."""
 
-from gateway.stores.mongo import pool_metrics  # noqa: E402,F401  (registers the pool listener)
+from gateway.stores.mongo import pool_metrics  # noqa: F401  (registers the pool listener)
