@@ -97,7 +97,9 @@ async def open_cache(settings: Settings, stack: AsyncExitStack) -> tuple[Cache, 
         url = settings.redis_url
         log.info("cache: Redis %s %s", "Cluster via" if settings.redis_cluster else "at", url)
     else:
-        supervisor = RedisSupervisor(RedisServer(settings.data_dir / "redis", maxmemory=settings.redis_maxmemory))
+        supervisor = RedisSupervisor(
+            RedisServer(settings.data_dir / "redis", maxmemory=settings.redis_maxmemory)
+        )
         url = await supervisor.start()
         stack.push_async_callback(supervisor.stop)
         log.info(

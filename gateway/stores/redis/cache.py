@@ -16,8 +16,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import StoreUnavailable
-from gateway.stores.redis.breaker import CircuitBreaker
 from gateway.ops.metrics import POOL_CAPACITY, POOL_IN_USE, POOL_OPEN
+from gateway.stores.redis.breaker import CircuitBreaker
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 T = TypeVar("T")
