@@ -19,7 +19,8 @@ from typing import Any
 
 from gateway.errors import StoreUnavailable
 from gateway.stores.milvus import lite_socket
-from gateway.stores.milvus.index import MilvusIndex, _is_lite
+from gateway.stores.milvus.connection import is_lite
+from gateway.stores.milvus.index import MilvusIndex
 from gateway.stores.vectors import IndexPlan, VectorCollection
 
 RETRY_S = 10.0
@@ -63,7 +64,7 @@ class RecoveringVectors:
         self._error = None
 
     async def _open(self) -> MilvusIndex:
-        if not _is_lite(self.uri):
+        if not is_lite(self.uri):
             return await MilvusIndex.open(self.uri, self._timeout, verify=self._verify)
         lite = await asyncio.to_thread(lite_socket.start, Path(self.uri))
         if lite is None:  # no private socket possible here: pymilvus' own loopback TCP server
