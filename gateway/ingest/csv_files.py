@@ -9,35 +9,26 @@ and raises :class:`IngestError` only when a whole file is unusable. Nothing here
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import sys
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import NamedTuple
 
 from gateway.errors import BadInput, IngestError, shown
-from gateway.ingest.report import FileReport, IngestReport
+from gateway.ingest.csv_text import USER_ID_ALIASES, Table, normalise_header, read_table
+from gateway.ingest.report import IngestReport
 from gateway.models import Device, Sex
 from gateway.validation import check_day, parse_user_id
 
 USER_TABLE = "user_table.csv"
 PAGE_TABLE_SUFFIX = "_table.csv"
 USER_COLUMNS = ("user_id", "date", "device", "sex")
-_USER_ID_ALIASES = ("user_id", "userid")
 # Cell values that mean "no value" in exports from spreadsheets and pandas.
 _MISSING = frozenset({"", "na", "n/a", "null", "none", "nan"})
 # Page names that do not follow the plain "<x>_page" -> "<x>" rule.
 _PAGE_ALIASES = {"payment_confirmation": "confirmation"}
-# The longest cell kept (Python's csv default limit): a longer one rejects its row, the reading goes on.
-MAX_FIELD_CHARS = 131_072
-# Like git: a NUL byte in the first 8000 bytes means binary data, not text.
-_BINARY_PROBE = 8000
 
 
 class UserRow(NamedTuple):  # a tuple: tens of thousands are built per ingest
@@ -70,7 +61,7 @@ class CsvDataset:
 
 def normalise_page(raw: str) -> str:
     """``home_page`` -> ``home``, ``payment_confirmation_page`` -> ``confirmation``, ``X_page`` -> ``X``."""
-    name = _normalise_header(raw)
+    name = normalise_header(raw)
     if name.endswith("_page"):
         name = name[: -len("_page")]
     return _PAGE_ALIASES.get(name, name)
@@ -92,8 +83,8 @@ def read_dataset(csv_dir: Path) -> CsvDataset:
 
     report = IngestReport()
     # Parse every file before validating rows so a fatal problem in any file is found first.
-    user_table = _parse(user_path, report)
-    page_tables = [_parse(p, report) for p in page_paths]
+    user_table = read_table(user_path, report)
+    page_tables = [read_table(p, report) for p in page_paths]
     if not user_table.rows:
         rejected = user_table.report.rejections
         if rejected:
@@ -128,120 +119,6 @@ def fingerprint(csv_dir: Path) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-# -- parsing ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Table:
-    path: Path
-    columns: list[str]  # normalised header names
-    rows: list[tuple[int, list[str]]]  # (line number, fields), blank lines dropped
-    report: FileReport
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-def _normalise_header(raw: str) -> str:
-    return raw.strip().lower().replace(" ", "_").replace("-", "_")
-
-
-def _parse(path: Path, report: IngestReport) -> _Table:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise IngestError(f"cannot read {path.name}: {exc.strerror}") from None
-    nul = raw.find(b"\0", 0, _BINARY_PROBE)
-    if nul >= 0:
-        raise IngestError(f"{path.name} is binary data, not CSV text (a NUL byte at offset {nul})")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Spreadsheet exports on Windows are often cp1252; latin-1 decodes any byte, so nothing is lost.
-        text = raw.decode("latin-1")
-        report.notes.append(f"{path.name} is not UTF-8; read as Latin-1")
-    if not text.strip():
-        raise IngestError(f"{path.name} is empty: expected a header line with a user_id column")
-    if _mostly_control_characters(text):
-        raise IngestError(f"{path.name} is binary data, not CSV text (mostly control characters)")
-    with _no_field_limit(len(text)):
-        return _read_rows(path, text, report)
-
-
-def _read_rows(path: Path, text: str, report: IngestReport) -> _Table:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    lines: Iterator[list[str]] = iter(reader)
-    try:
-        header = next(lines)
-        while not any(cell.strip() for cell in header):
-            header = next(lines)
-    except StopIteration:
-        raise IngestError(f"{path.name} is empty: expected a header line with a user_id column") from None
-    except csv.Error as exc:
-        raise IngestError(f"{path.name}:{reader.line_num}: unreadable header: {exc}") from None
-    columns = [_normalise_header(h) for h in header]
-    if not any(c in _USER_ID_ALIASES for c in columns):
-        listed = ", ".join(columns)
-        listed = listed if len(listed) <= 200 else f"{listed[:200]}..."
-        raise IngestError(f"{path.name} has no user_id column (columns: {listed})")
-    file_report = report.file(path.name)
-    rows: list[tuple[int, list[str]]] = []
-    rejected = 0
-    last_line = reader.line_num
-    while True:
-        try:
-            fields = next(lines)
-        except StopIteration:
-            break
-        except csv.Error as exc:  # the reader goes on with the next record
-            rejected += 1
-            file_report.reject(reader.line_num, f"malformed CSV: {exc}")
-            if reader.line_num == last_line:
-                break  # no progress: never loop on one line
-            last_line = reader.line_num
-            continue
-        first_line, last_line = last_line + 1, reader.line_num
-        # Short-circuits on the first cell for ordinary rows; drops blank and all-empty (",,,") lines.
-        if not fields or not (fields[0].strip() or any(cell.strip() for cell in fields)):
-            continue
-        longest = max(len(cell) for cell in fields)
-        if longest > MAX_FIELD_CHARS:
-            rejected += 1
-            span = (
-                f" (a quoted field running from line {first_line}: an unclosed quote?)"
-                if last_line > first_line
-                else ""
-            )
-            file_report.reject(
-                first_line, f"field too long: {longest:,} characters, at most {MAX_FIELD_CHARS:,}{span}"
-            )
-            continue
-        rows.append((last_line, fields))
-    file_report.rows_read += len(rows) + rejected
-    return _Table(path, columns, rows, file_report)
-
-
-@contextmanager
-def _no_field_limit(length: int) -> Iterator[None]:
-    """Lift the csv module's field limit (process-wide) while reading one file: a cell over it would stop
-    the reader mid-record. Cells over MAX_FIELD_CHARS are rejected by their row instead."""
-    previous = csv.field_size_limit()
-    csv.field_size_limit(min(max(previous, length + 1), sys.maxsize))
-    try:
-        yield
-    finally:
-        csv.field_size_limit(previous)
-
-
-def _mostly_control_characters(text: str) -> bool:
-    """Binary data that slipped past the NUL probe (short or NUL-free): over a tenth of its first
-    characters are control characters, which text exports do not write (random bytes have a quarter)."""
-    probe = text[:_BINARY_PROBE]
-    controls = sum(1 for ch in probe if (ch < " " and ch not in "\t\r\n") or "\x7f" <= ch < "\xa0")
-    return controls * 10 > len(probe)
-
-
 def _parse_user_id(raw: str) -> int | str:
     """The id, or why the cell is not one (see validation.parse_user_id)."""
     try:
@@ -258,10 +135,10 @@ def _value(raw: str) -> str | None:
 # -- users ------------------------------------------------------------------------------------------
 
 
-def _read_users(table: _Table, report: IngestReport) -> tuple[list[UserRow], bool]:
+def _read_users(table: Table, report: IngestReport) -> tuple[list[UserRow], bool]:
     columns = table.columns
     width = len(columns)
-    id_col = next(i for i, c in enumerate(columns) if c in _USER_ID_ALIASES)
+    id_col = next(i for i, c in enumerate(columns) if c in USER_ID_ALIASES)
     named = {c: columns.index(c) for c in USER_COLUMNS[1:] if c in columns}
     extra = [(i, c) for i, c in enumerate(columns) if i != id_col and c not in named and c]
     for column in ("date", "device", "sex"):
@@ -379,9 +256,9 @@ def _parse_date(raw: str) -> date | str:
 # -- pages ------------------------------------------------------------------------------------------
 
 
-def _read_page_rows(table: _Table, known: set[int], pages: dict[str, set[int]], report: IngestReport) -> None:
+def _read_page_rows(table: Table, known: set[int], pages: dict[str, set[int]], report: IngestReport) -> None:
     columns = table.columns
-    id_col = next(i for i, c in enumerate(columns) if c in _USER_ID_ALIASES)
+    id_col = next(i for i, c in enumerate(columns) if c in USER_ID_ALIASES)
     page_col = next(
         (i for i, c in enumerate(columns) if i != id_col and (c == "page" or c.endswith("_page"))), None
     )
