@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from gateway.errors import BadInput, StoreUnavailable
 from gateway.models import Document
+from gateway.stores.batches import batches
 from gateway.stores.collections import (
     COLLECTIONS,
     INGEST_ID_PREFIXES,
@@ -169,7 +170,7 @@ class FileBuild:
             return 0
 
         def append(cur: Cursor) -> int:
-            return sum(writes.append_batch(cur, table, b) for b in writes.batches(docs, writes.WRITE_BATCH))
+            return sum(writes.append_batch(cur, table, b) for b in batches(docs, writes.WRITE_BATCH))
 
         return int(await self._on_build(f"write {collection}", append))
 

@@ -33,6 +33,7 @@ from gateway.models import (
     UserPage,
     WriteResult,
 )
+from gateway.stores.batches import batches
 from gateway.stores.collections import (
     COLLECTIONS,
     DEFAULT_FUNNEL,
@@ -332,7 +333,7 @@ class DuckDBStore(FileGenerations):
 
         def insert(cur: Cursor) -> WriteResult:
             written = 0
-            for batch in writes.batches(docs, writes.WRITE_BATCH):
+            for batch in batches(docs, writes.WRITE_BATCH):
                 with self._db.write_lock:
                     written += writes.insert_batch(cur, table, batch)
             return WriteResult(written=written, duplicates=len(docs) - written)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from gateway.stores.batches import batches
 from gateway.stores.duckdb import changes, schema
 
 T = TypeVar("T")
@@ -37,11 +38,6 @@ def first_row(cur: Cursor, sql: str, params: dict[str, Any] | None = None) -> tu
     # fetchall, not fetchone: a half-read result blocks the cursor's next statement.
     rows = cur.execute(sql, params or {}).fetchall()
     return rows[0] if rows else None
-
-
-def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 @contextmanager

@@ -76,6 +76,11 @@ UNAVAILABLE_CODES = frozenset(
 )
 
 
+def max_time_option(max_ms: int | None) -> dict[str, int]:
+    """The maxTimeMS option of an aggregate/count/distinct (find takes ``max_time_ms``)."""
+    return {} if max_ms is None else {"maxTimeMS": max_ms}
+
+
 def time_limit(default_s: float | None) -> float | None:
     """Seconds this operation may take: the request's remaining time, else ``default_s``."""
     left = deadlines.remaining()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -33,6 +33,7 @@ from gateway.models import (
     UserPage,
     WriteResult,
 )
+from gateway.stores.batches import batches
 from gateway.stores.collections import (
     COLLECTIONS,
     DEFAULT_FUNNEL,
@@ -49,7 +50,7 @@ from gateway.stores.mongo import events, generations
 from gateway.stores.mongo import funnel_pipelines as fp
 from gateway.stores.mongo import pipelines as mp
 from gateway.stores.mongo.documents import from_mongo, index_name, to_mongo
-from gateway.stores.mongo.driver import SOCKET_TIMEOUT_S, operation
+from gateway.stores.mongo.driver import SOCKET_TIMEOUT_S, max_time_option, operation
 from gateway.stores.mongo.served import ServedGeneration
 from gateway.validation import (
     check_after,
@@ -72,16 +73,6 @@ DELETE_BATCH = 50_000
 ACTIVITY_BATCH_VISITS = 20_000
 DUPLICATE_KEY = 11000
 NO_ID = {"_id": 0}
-
-
-def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _limit(max_ms: int | None) -> dict[str, int]:
-    """The maxTimeMS option of an aggregate/count/distinct (find takes ``max_time_ms``)."""
-    return {} if max_ms is None else {"maxTimeMS": max_ms}
 
 
 def _unique(keys: Sequence[Hashable]) -> list[Any]:
@@ -142,7 +133,9 @@ class MongoStore(ServedGeneration):
         # allowDiskUse: the funnel's $group and $setWindowFields may spill past 100 MB instead of failing
         pipeline = self._db.pipeline(pipeline)  # the collections it names, in this generation
         with operation(f"aggregate on {collection}") as max_ms:
-            cursor = await self._db[collection].aggregate(pipeline, allowDiskUse=True, **_limit(max_ms))
+            cursor = await self._db[collection].aggregate(
+                pipeline, allowDiskUse=True, **max_time_option(max_ms)
+            )
             return list(await cursor.to_list(None))
 
     async def _one_per_key(self, collection: str, field: str, keys: Sequence[Any]) -> list[Document | None]:
@@ -245,20 +238,20 @@ class MongoStore(ServedGeneration):
             cursor = users.find(mp.users_query(filter, after), {"_id": 0, "user_id": 1}, max_time_ms=max_ms)
             cursor = cursor.sort("user_id", ASCENDING).limit(first + 1)
             total, docs = await asyncio.gather(
-                users.count_documents(mp.users_query(filter), **_limit(max_ms)), cursor.to_list(None)
+                users.count_documents(mp.users_query(filter), **max_time_option(max_ms)), cursor.to_list(None)
             )
         ids = [doc["user_id"] for doc in docs]
         return UserPage(user_ids=ids[:first], total=total, has_next=len(ids) > first)
 
     async def page_types(self) -> list[str]:
         with operation("page_types") as max_ms:
-            values = await self._db[PAGE_VISITS].distinct("page_type", **_limit(max_ms))
+            values = await self._db[PAGE_VISITS].distinct("page_type", **max_time_option(max_ms))
         return sorted(value for value in values if value is not None)
 
     async def count(self, collection: str) -> int:
         self._check_collection(collection)
         with operation(f"count {collection}") as max_ms:
-            return int(await self._db[collection].count_documents({}, **_limit(max_ms)))
+            return int(await self._db[collection].count_documents({}, **max_time_option(max_ms)))
 
     # -- analytics: computed on the server ----------------------------------------------------------
     async def funnel(self, query: FunnelQuery) -> FunnelResult:
@@ -340,7 +333,7 @@ class MongoStore(ServedGeneration):
         docs = [to_mongo(collection, doc) for doc in documents]  # copies: PyMongo adds _id to them
         written = duplicates = 0
         with operation(f"insert into {collection}", default_s=None):
-            for batch in _batches(docs, WRITE_BATCH):
+            for batch in batches(docs, WRITE_BATCH):
                 try:
                     result = await self._db[collection].insert_many(batch, ordered=False)
                     written += len(result.inserted_ids)
@@ -363,7 +356,7 @@ class MongoStore(ServedGeneration):
         docs = [to_mongo(collection, doc) for doc in documents]
         ops = [ReplaceOne({key: doc[key] for key in keys}, doc, upsert=True) for doc in docs]
         with operation(f"upsert into {collection}", default_s=None):
-            for batch in _batches(ops, WRITE_BATCH):
+            for batch in batches(ops, WRITE_BATCH):
                 try:
                     await self._db[collection].bulk_write(list(batch), ordered=False)
                 except BulkWriteError as exc:
@@ -391,7 +384,7 @@ class MongoStore(ServedGeneration):
         check_ids(user_ids, int, "user ids")
         deleted = 0
         with operation("delete_users", default_s=None):
-            for batch in _batches(_unique(user_ids), DELETE_BATCH):
+            for batch in batches(_unique(user_ids), DELETE_BATCH):
                 match = {"user_id": {"$in": list(batch)}}
                 # Their history first: an interrupted call leaves the users, so a retry finds them again.
                 for collection in (USER_INTERACTIONS, PAGE_VISITS, USER_SESSIONS):
