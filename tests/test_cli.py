@@ -62,7 +62,9 @@ def test_generate_ingest_embed_query(tmp_path, capsys):
     assert main(["restore", "--from", str(snap), "--data-dir", str(restored)]) == 0
     assert "checksums match the backup" in capsys.readouterr().out
     assert main(["query", query, "--data-dir", str(restored)]) == 0
-    assert json.loads(capsys.readouterr().out) == result
+    # The data, not extensions.funnelSources: whether the background funnel index is built yet when a
+    # fresh process answers (funnel_index or sql) is a race, and either source gives this answer.
+    assert json.loads(capsys.readouterr().out)["data"] == result["data"]
 
 
 @pytest.mark.parametrize(
