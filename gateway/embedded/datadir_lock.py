@@ -28,7 +28,8 @@ class DataDirLock:
             os.close(fd)
             raise DataDirLocked(
                 f"data directory {self.path.parent} is in use by pid {holder}; "
-                "stop that process or point FUNNEL_DATA_DIR elsewhere"
+                "stop that process or point FUNNEL_DATA_DIR elsewhere (to ask a running gateway: "
+                "funnelgate query --url http://HOST:PORT/graphql)"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

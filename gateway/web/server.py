@@ -135,7 +135,11 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
                     await site.start()
                 except OSError as exc:  # taken between the check and now
                     raise listen_error(settings.host, settings.port, exc) from None
-                log.info("serving GraphiQL at http://%s:%s/graphql", settings.host, settings.port)
+                log.info(
+                    "serving the dashboard at http://%s:%s/ and GraphiQL at /graphql",
+                    settings.host,
+                    settings.port,
+                )
                 if ready is not None:
                     ready.set()
                 await stop.wait()

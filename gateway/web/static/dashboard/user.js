@@ -150,7 +150,7 @@ function renderUser(user, errors) {
     similar.append(h('p', { class: 'empty', text: 'No similar users (no behaviour embedding yet).' }));
   } else {
     similar.append(
-      h('p', { class: 'muted', text: likelihood == null ? '' : `${fmt.pct(likelihood)} of the 10 most similar users converted.` }),
+      h('p', { class: 'muted', text: likelihood == null ? '' : `${fmt.pct(likelihood)} likely to convert, from the outcomes of the 50 most similar users (weighted by similarity).` }),
       h(
         'table',
         { class: 'similar' },
