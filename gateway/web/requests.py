@@ -34,6 +34,7 @@ class GraphQLRequest:
 
 
 PREPARED = web.RequestKey("graphql_request", GraphQLRequest)
+_KINDS = (("query", str), ("variables", dict), ("extensions", dict), ("operationName", str))
 
 
 def _decode(request: web.Request, body: bytes | None) -> dict[str, Any] | None:
@@ -51,11 +52,10 @@ def _decode(request: web.Request, body: bytes | None) -> dict[str, Any] | None:
                 payload[name] = request_json.decode(raw) if raw else None
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-    kinds = {"query": str, "variables": dict, "extensions": dict, "operationName": str}
-    if any(
-        payload.get(name) is not None and not isinstance(payload[name], kind) for name, kind in kinds.items()
-    ):
-        return None
+    for name, kind in _KINDS:
+        value = payload.get(name)
+        if value is not None and not isinstance(value, kind):
+            return None
     return payload
 
 

@@ -66,3 +66,15 @@ async def test_an_unreachable_redis_is_store_unavailable():
             await versions.read_valid(cache, "resp:none")
     finally:
         await cache.close()
+
+
+async def test_a_script_the_server_lost_is_loaded_again(redis_cache):
+    """read_valid calls EVALSHA directly; after SCRIPT FLUSH (or a Redis restart) the NOSCRIPT answer
+    makes it load the script and still answer, on a hit and on a miss."""
+    await redis_cache.set_many([("ver:a", b"t1", 100)])
+    await redis_cache.set_many([("resp:1", versions.stamp_pairs({"ver:a": "t1"}, BODY), 100)])
+    assert await versions.read_valid(redis_cache, "resp:1") == BODY
+    await redis_cache._client.script_flush()
+    assert await versions.read_valid(redis_cache, "resp:1") == BODY
+    await redis_cache._client.script_flush()
+    assert await versions.read_valid(redis_cache, "resp:none") is None
