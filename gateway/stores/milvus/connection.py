@@ -47,6 +47,17 @@ def is_lite(uri: str) -> bool:
     return uri.endswith(".db") and "://" not in uri
 
 
+# pymilvus pings every 10 s even when idle; Milvus Lite's gRPC server allows one ping per 5 min, so an
+# idle gateway got GOAWAY "too_many_pings" (an E-level line from gRPC's C core and a reconnect) within a
+# minute. A local server (its .db directory, or its unix socket) cannot vanish behind a NAT or a proxy:
+# ping rarely. A Milvus server over TCP keeps pymilvus' own keepalive.
+_LOCAL_KEEPALIVE = {"grpc.keepalive_time_ms": 600_000}
+
+
+def _is_local(uri: str) -> bool:
+    return is_lite(uri) or uri.startswith("unix:")
+
+
 class MilvusConnection:
     def __init__(self, client: AsyncMilvusClient, uri: str, timeout_s: float) -> None:
         self.client = client
@@ -58,7 +69,8 @@ class MilvusConnection:
     async def open(cls, uri: str, timeout_s: float) -> MilvusConnection:
         try:
             # Milvus Lite starts its in-process server inside the constructor: keep that off the loop.
-            client = await asyncio.to_thread(AsyncMilvusClient, uri, timeout=timeout_s)
+            options = {"grpc_options": _LOCAL_KEEPALIVE} if _is_local(uri) else {}
+            client = await asyncio.to_thread(AsyncMilvusClient, uri, timeout=timeout_s, **options)
         except UNREACHABLE as exc:
             raise StoreUnavailable(f"cannot open Milvus at {uri}: {exc}") from exc
         return cls(client, uri, timeout_s)
