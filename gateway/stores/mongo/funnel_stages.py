@@ -29,8 +29,8 @@ from datetime import date, datetime
 from typing import Any
 
 from gateway.models import Breakdown, FunnelQuery, StepOrder
-from gateway.stores.collections import USERS
 from gateway.stores.days import day_bounds
+from gateway.stores.mongo.pipelines import SEX_LOOKUP
 
 Pipeline = list[dict[str, Any]]
 Expr = Any
@@ -198,15 +198,7 @@ def _user_join(query: FunnelQuery, breakdown: Breakdown | None) -> Pipeline:
     """Sex is only on users: one point lookup (users.user_id is unique) per user who reached step 1."""
     stages: Pipeline = [
         {"$match": {"times.0": {"$exists": True}}},
-        {
-            "$lookup": {
-                "from": USERS,
-                "localField": "_id",
-                "foreignField": "user_id",
-                "pipeline": [{"$project": {"_id": 0, "sex": 1}}],
-                "as": "u",
-            }
-        },
+        SEX_LOOKUP,
     ]
     if query.filter.sex is not None:
         stages.append({"$match": {"u.sex": query.filter.sex}})  # query language: the path is fine here

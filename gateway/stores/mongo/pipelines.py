@@ -13,6 +13,18 @@ from gateway.models import DashboardMetrics, DeviceMetrics, Document, PathCount,
 from gateway.stores.collections import USER_INTERACTIONS, USERS
 from gateway.stores.days import day_bounds
 
+# A user's sex, looked up per grouped ``_id`` (a user id): users.user_id is unique, so one point lookup
+# each; ``u`` is [] for a visitor without a user document.
+SEX_LOOKUP: dict[str, Any] = {
+    "$lookup": {
+        "from": USERS,
+        "localField": "_id",
+        "foreignField": "user_id",
+        "pipeline": [{"$project": {"_id": 0, "sex": 1}}],
+        "as": "u",
+    }
+}
+
 Pipeline = list[dict[str, Any]]
 Query = dict[str, Any]
 
@@ -154,15 +166,7 @@ def top_paths_pipeline(limit: int, filter: UserFilter) -> Pipeline:
     if filter.sex is not None:
         stages += [
             {"$group": {"_id": "$user_id", "paths": {"$push": "$pages_visited"}}},
-            {
-                "$lookup": {
-                    "from": USERS,
-                    "localField": "_id",
-                    "foreignField": "user_id",
-                    "pipeline": [{"$project": {"_id": 0, "sex": 1}}],
-                    "as": "u",
-                }
-            },
+            SEX_LOOKUP,
             {"$match": {"u.sex": filter.sex}},
             {"$unwind": "$paths"},
             {"$project": {"pages_visited": "$paths"}},
