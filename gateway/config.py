@@ -83,7 +83,6 @@ class Settings:
     # and backend timings (0: off); the access log (one line per HTTP request, Apache combined format).
     slow_operation_ms: int = 1000
     access_log: bool = True
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def duckdb_path(self) -> Path:
