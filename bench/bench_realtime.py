@@ -105,13 +105,13 @@ def _batches(count: int, seed: int, prefix: str) -> list[bytes]:
 def bare_app(services: Services) -> web.Application:
     store, cache = services.store, services.cache
 
-    async def commit(docs: list[Any]) -> tuple[set[str], Any]:
+    async def commit(docs: list[Any]) -> tuple[set[str], dict[str, str], Any]:
         await store.insert_many(PAGE_VISITS, docs)
         await cache.publish(
             keys.CHANNEL_EVENTS,
             orjson.dumps({"events": [{"eventId": d["event_id"], "userId": d["user_id"]} for d in docs]}),
         )
-        return set(), asyncio.sleep(0)
+        return set(), {}, asyncio.sleep(0)
 
     writer = GroupCommitWriter(commit)  # type: ignore[arg-type]  # documents instead of Events: same queue
 

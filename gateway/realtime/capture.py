@@ -40,12 +40,20 @@ async def capture(runtime: Realtime | None, raw_events: Sequence[Any]) -> Captur
             f"{len(raw_events)} events in one batch; at most {realtime.max_batch} (FUNNEL_EVENTS_MAX_BATCH)"
         )
     checked = validate(raw_events, utc_now(), realtime.max_skew)
-    new = await realtime.writer.write(checked.events)
-    accepted = [e.event_id for e in checked.events]
-    duplicates = [event_id for event_id in accepted if event_id not in new]
-    result = CaptureResult(
-        accepted=accepted, duplicates=duplicates + checked.repeats, rejected=checked.rejected
-    )
+    written = await realtime.writer.write(checked.events)
+    rejected = list(checked.rejected)
+    accepted: list[str] = []
+    for event, index in zip(checked.events, checked.indexes, strict=True):
+        reason = written.refused.get(event.event_id)
+        if reason is None:
+            accepted.append(event.event_id)
+        else:
+            rejected.append(Rejected(index, event.event_id, reason))
+    if written.refused:
+        rejected.sort(key=lambda r: r.index)
+    duplicates = [event_id for event_id in accepted if event_id not in written.new]
+    repeats = [event_id for event_id in checked.repeats if event_id not in written.refused]
+    result = CaptureResult(accepted=accepted, duplicates=duplicates + repeats, rejected=rejected)
     EVENTS.labels("accepted").inc(len(result.accepted))
     EVENTS.labels("duplicate").inc(len(result.duplicates))
     EVENTS.labels("rejected").inc(len(result.rejected))

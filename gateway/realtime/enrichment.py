@@ -4,14 +4,19 @@ Two store reads per group of events (whatever its size): the users, and the user
 for users this process has not seen lately (:class:`PlannerMemory`).
 
 * **Users.** A known user keeps their document. An unknown one is created from their earliest event in
-  the group: ``device`` as that event reports it (None if it does not), ``sex`` None, ``date`` the
-  event's day, ``attributes`` {}.
+  the group: ``date`` that event's day, ``device`` the first device any of their events in the group
+  reports (in time order; None when none does), ``sex`` None, ``attributes`` {}. A user document is
+  never changed afterwards: a device reported by a later group does not fill in a None.
 * **Device.** Every visit and session carries its *user's* device (the store's device invariant, which
   the MongoDB adapter's indexed device filters rely on). When an event reports another device than its
   user's, the stored documents keep the user's; the reported device travels with the published event
   (``userActivity`` shows it as ``reportedDevice``) and the live session state in Redis
   (``session:{id}`` field ``reported_device``), and is otherwise not stored.
-* **Sessions.** An event naming ``sessionId`` belongs to that session. Otherwise it continues the
+* **Sessions.** An event naming ``sessionId`` belongs to that session -- if the session is its user's:
+  an event naming another user's session (stored, or begun by another user's earlier event in the
+  group) is refused (``Planned.refused``, reported to its client as rejected) and nothing of it is
+  stored; session ids are global, and extending another user's session would corrupt theirs. One
+  store read finds the owners of named sessions this group does not already know. Otherwise it continues the
   user's latest session (the last by start time, stored or begun earlier in the group) when it falls
   within ``gap`` (FUNNEL_SESSION_GAP_S, 30 minutes, the TTL of ``session:{id}``) of that session's
   span, and starts a new one, ``rt-{eventId}``, when it does not. Events of a user are taken in
@@ -52,6 +57,7 @@ class Planned:
     user_sex: dict[int, str | None] = field(default_factory=dict)
     new_users: set[int] = field(default_factory=set)
     stored_start: dict[str, datetime] = field(default_factory=dict)  # sessions that existed: their start
+    refused: dict[str, str] = field(default_factory=dict)  # event_id -> why it is not stored
     spans: dict[int, _Span] = field(default_factory=dict)  # each user's latest session after the group
 
 
@@ -139,7 +145,11 @@ class PlannerMemory:
 
 
 async def _read(
-    store: DocumentStore, user_ids: list[int], planned: Planned, latest: dict[int, _Span]
+    store: DocumentStore,
+    user_ids: list[int],
+    planned: Planned,
+    latest: dict[int, _Span],
+    owner: dict[str, int],
 ) -> None:
     if not user_ids:
         return
@@ -148,12 +158,34 @@ async def _read(
     for user_id, doc, sessions in zip(user_ids, users, histories, strict=True):
         for session in sessions:
             planned.stored_start[session["session_id"]] = session["start_time"]
+            owner[session["session_id"]] = user_id
         if sessions:
             last = sessions[-1]
             latest[user_id] = _Span(last["session_id"], last["start_time"], last["end_time"])
         if doc is not None:
             planned.user_device[user_id] = doc.get("device")
             planned.user_sex[user_id] = doc.get("sex")
+
+
+async def _refuse_foreign_sessions(
+    store: DocumentStore, in_time_order: list[Event], owner: dict[str, int], planned: Planned
+) -> None:
+    """Refuse every event that names a session of another user: stored (its owner read here, one store
+    read for the named sessions not known yet) or begun by another user's earlier event of the group."""
+    unknown = list(
+        dict.fromkeys(e.session_id for e in in_time_order if e.session_id and e.session_id not in owner)
+    )
+    if unknown:
+        for doc in await store.sessions_by_ids(unknown):
+            if doc is not None:
+                owner[doc["session_id"]] = doc["user_id"]
+    for event in in_time_order:
+        session_id = event.session_id
+        if session_id is None:
+            continue
+        claimed = owner.setdefault(session_id, event.user_id)
+        if claimed != event.user_id:
+            planned.refused[event.event_id] = f"sessionId {session_id} is another user's session"
 
 
 async def plan(
@@ -166,6 +198,7 @@ async def plan(
     user_ids = list(dict.fromkeys(e.user_id for e in events))
     planned = Planned(batch=EventBatch(), events=events)
     latest: dict[int, _Span] = {}
+    owner: dict[str, int] = {}  # session_id -> its user, for every session this group may touch
     known = memory.recall(user_ids, now) if memory is not None else {}
     # A user whose events name another session than the remembered latest one is read from the store.
     named: dict[int, set[str]] = {}
@@ -180,19 +213,32 @@ async def plan(
         if facts.span is not None:
             latest[user_id] = _Span(facts.span.session_id, facts.span.start, facts.span.end)
             planned.stored_start[facts.span.session_id] = facts.span.start
-    await _read(store, [u for u in user_ids if u not in planned.user_device], planned, latest)
+            owner[facts.span.session_id] = user_id
+    await _read(store, [u for u in user_ids if u not in planned.user_device], planned, latest, owner)
+    in_time_order = sorted(events, key=lambda e: e.timestamp)  # stable: batch order among equal times
+    if named:
+        await _refuse_foreign_sessions(store, in_time_order, owner, planned)
+        if planned.refused:
+            events = [e for e in events if e.event_id not in planned.refused]
+            in_time_order = [e for e in in_time_order if e.event_id not in planned.refused]
+            planned.events = events
 
     seeds: dict[str, Document] = {}
-    for event in sorted(events, key=lambda e: e.timestamp):  # stable: batch order among equal times
+    reported: dict[int, str] = {}  # an unknown user's first reported device
+    for event in in_time_order:
+        if event.device is not None and event.user_id not in planned.user_device:
+            reported.setdefault(event.user_id, event.device)
+    for event in in_time_order:
         user_id = event.user_id
         if user_id not in planned.user_device:  # unknown: created from their earliest event
+            device = reported.get(user_id)
             planned.new_users.add(user_id)
-            planned.user_device[user_id] = event.device
+            planned.user_device[user_id] = device
             planned.user_sex[user_id] = None
             planned.batch.users.append(
                 {
                     "user_id": user_id,
-                    "device": event.device,
+                    "device": device,
                     "sex": None,
                     "date": event.timestamp.date(),
                     "attributes": {},

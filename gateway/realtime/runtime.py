@@ -94,18 +94,18 @@ class Realtime:
         self._effects_tail: asyncio.Future[None] | None = None
         self._default_funnel: tuple[float, list[str]] | None = None
 
-    async def _commit(self, events: list[Event]) -> tuple[set[str], Awaitable[None]]:
+    async def _commit(self, events: list[Event]) -> tuple[set[str], dict[str, str], Awaitable[None]]:
         store = self._services.store
         clock = asyncio.get_running_loop().time()
         planned = await plan(store, events, self.gap, self.memory, clock)
-        new = set(await store.record_events(planned.batch))
+        new = set(await store.record_events(planned.batch)) if planned.events else set()
         self.memory.remember(planned, new, clock)
         if not new:
-            return new, _done()
+            return new, planned.refused, _done()
         # The next group may commit meanwhile; effects run one group after the other, in commit order.
         previous = self._effects_tail
         self._effects_tail = asyncio.ensure_future(self._effects_after(previous, planned, new))
-        return new, self._effects_tail
+        return new, planned.refused, self._effects_tail
 
     async def _effects_after(
         self, previous: asyncio.Future[None] | None, planned: Planned, new: set[str]

@@ -9,6 +9,10 @@ finishes, then wakes each submitter of the group with the ids that were new amon
 While one commit runs, the next group accumulates, so the group size follows the load: one event when
 idle, thousands under pressure, with no timer and no added latency.
 
+``commit`` may also refuse single events it finds wrong only against the stored data (an event naming
+another user's session): each submitter learns which of its own were refused and why, and those are
+not stored.
+
 An event id submitted twice in one group (a client retrying while its first attempt is in flight)
 belongs to the first submitter; the second sees it as a duplicate. If ``commit`` fails, every submitter
 of that group gets the error: nothing of the group was acknowledged, and the store rolled it back
@@ -28,14 +32,23 @@ from gateway.realtime.events import Event
 
 log = logging.getLogger("funnelgate.realtime")
 
-# (events) -> (the ids newly stored, what must complete before the submitters are answered)
-Commit = Callable[[list[Event]], Awaitable[tuple[set[str], Awaitable[None]]]]
+# (events) -> (the ids newly stored, the refused ids and why, what must complete before the submitters
+# are answered)
+Commit = Callable[[list[Event]], Awaitable[tuple[set[str], dict[str, str], Awaitable[None]]]]
+
+
+@dataclass(frozen=True)
+class Written:
+    """What became of one submitter's events: the ids newly stored, and those refused with the reason."""
+
+    new: set[str]
+    refused: dict[str, str]
 
 
 @dataclass
 class _Submission:
     events: Sequence[Event]
-    done: asyncio.Future[set[str]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    done: asyncio.Future[Written] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class GroupCommitWriter:
@@ -49,12 +62,12 @@ class GroupCommitWriter:
         self._closed = False
         self.groups = 0  # commits made, for stats and tests
 
-    async def write(self, events: Sequence[Event]) -> set[str]:
-        """Commit ``events`` (with whatever else is waiting); the ids that were newly stored."""
+    async def write(self, events: Sequence[Event]) -> Written:
+        """Commit ``events`` (with whatever else is waiting); which were newly stored, which refused."""
         if self._closed:
             raise StoreUnavailable("the gateway is shutting down: events are not accepted")
         if not events:
-            return set()
+            return Written(set(), {})
         submission = _Submission(events)
         # Retrieved even when the request went away meanwhile (no "exception never retrieved" noise).
         submission.done.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -90,7 +103,7 @@ class GroupCommitWriter:
                         owner[event.event_id] = index
                         events.append(event)
             try:
-                new, settled = await self._commit(events)
+                new, refused, settled = await self._commit(events)
             except Exception as exc:  # the store failed: every submitter of the group hears it
                 log.warning("group commit of %d events failed: %s", len(events), exc)
                 for submission in group:
@@ -98,19 +111,24 @@ class GroupCommitWriter:
                         submission.done.set_exception(exc)
                 continue
             self.groups += 1
-            task = asyncio.create_task(self._answer(group, owner, new, settled))
+            task = asyncio.create_task(self._answer(group, owner, new, refused, settled))
             self._settling.add(task)
             task.add_done_callback(self._settling.discard)
 
     @staticmethod
     async def _answer(
-        group: list[_Submission], owner: dict[str, int], new: set[str], settled: Awaitable[None]
+        group: list[_Submission],
+        owner: dict[str, int],
+        new: set[str],
+        refused: dict[str, str],
+        settled: Awaitable[None],
     ) -> None:
         await settled
         for index, submission in enumerate(group):
             if not submission.done.done():
                 mine = {e.event_id for e in submission.events if owner[e.event_id] == index}
-                submission.done.set_result(new & mine)
+                mine_refused = {i: refused[i] for i in mine if i in refused} if refused else {}
+                submission.done.set_result(Written(new & mine, mine_refused))
 
     async def close(self) -> None:
         """Finish what was submitted, then stop; later writes are refused."""

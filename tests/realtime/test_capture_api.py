@@ -230,3 +230,57 @@ async def test_too_many_events_or_bytes_are_413_and_nothing_is_stored(http, serv
         services, "mutation($e: [EventInput!]!) { trackEvents(events: $e) { accepted } }", {"e": too_many}
     )
     assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_new_user_takes_the_first_device_their_events_report(http, services: Services):
+    # The README's example: the earliest event reports no device, a later one "mobile".
+    start = NOW - timedelta(minutes=10)
+    events = [
+        page_view("dv-2", 901, "search_page", timestamp=iso(start + timedelta(minutes=2)), device="mobile"),
+        page_view("dv-1", 901, "home_page", timestamp=iso(start)),
+        page_view("dv-3", 901, "payment_page", timestamp=iso(start + timedelta(minutes=3)), device="tablet"),
+    ]
+    status, _ = await post_events(http, events)
+    assert status == 200
+    [user] = await services.store.users_by_ids([901])
+    assert (user["device"], user["date"]) == ("mobile", start.date())
+    [visits] = await services.store.visits_by_user_ids([901])
+    assert {v["device"] for v in visits} == {"mobile"}  # every visit carries its user's device
+
+
+async def test_an_event_naming_another_users_session_is_refused_and_stores_nothing(http, services: Services):
+    [before] = await services.store.sessions_by_ids(["s1"])
+    assert before["user_id"] == 1
+    batch = [
+        page_view("own-1", 2, "home_page", timestamp=iso(NOW)),
+        page_view("steal-1", 2, "payment_page", sessionId="s1", timestamp=iso(NOW)),  # user 1's session
+        page_view("steal-2", 902, "home_page", sessionId="s1", timestamp=iso(NOW)),  # unknown user
+        page_view("mine-1", 903, "home_page", sessionId="new-shared", timestamp=iso(NOW)),
+        page_view("mine-2", 904, "home_page", sessionId="new-shared",
+                  timestamp=iso(NOW + timedelta(seconds=1))),  # begun by user 903 just before
+    ]  # fmt: skip
+    status, body = await post_events(http, batch)
+    assert status == 200
+    assert body["accepted"] == ["own-1", "mine-1"]
+    assert body["rejected"] == [
+        {"index": 1, "eventId": "steal-1", "reason": "sessionId s1 is another user's session"},
+        {"index": 2, "eventId": "steal-2", "reason": "sessionId s1 is another user's session"},
+        {"index": 4, "eventId": "mine-2", "reason": "sessionId new-shared is another user's session"},
+    ]
+    [after] = await services.store.sessions_by_ids(["s1"])
+    assert after == before  # user 1's session is untouched
+    assert await services.store.users_by_ids([902, 904]) == [None, None]  # not created from a refused event
+    [shared] = await services.store.sessions_by_ids(["new-shared"])
+    assert (shared["user_id"], shared["pages_visited"]) == (903, ["home_page"])
+    stored = {v["event_id"] for vs in await services.store.visits_by_user_ids([2, 903]) for v in vs}
+    assert {"own-1", "mine-1"} <= stored and not stored & {"steal-1", "steal-2", "mine-2"}
+    # The same through the mutation: the refusal is a per-event verdict there too.
+    data = await data_of(
+        services,
+        "mutation($e: [EventInput!]!) { trackEvents(events: $e) { accepted rejected { index reason } } }",
+        {"e": [page_view("steal-3", 2, "home_page", sessionId="s1")]},
+    )
+    assert data["trackEvents"] == {
+        "accepted": [],
+        "rejected": [{"index": 0, "reason": "sessionId s1 is another user's session"}],
+    }
