@@ -202,6 +202,15 @@ def check_min_score(min_score: object) -> None:
         raise BadInput(f"minScore must be a number in -1..1, got {shown(min_score)}")
 
 
-def check_polling(interval_seconds: float, count: int) -> None:
-    if interval_seconds < 0.1 or count < 0:
-        raise BadInput("intervalSeconds must be >= 0.1 and count >= 0")
+def check_polling(interval_seconds: float, count: int = 0) -> None:
+    """A subscription's period (and, for those that take one, its message count)."""
+    if interval_seconds < 0.1:
+        raise BadInput(f"intervalSeconds must be >= 0.1, got {interval_seconds:g}")
+    if count < 0:
+        raise BadInput(f"count must be >= 0 (0: forever), got {count}")
+
+
+def check_user_id(user_id: int) -> None:
+    """A user id as the store keeps them (1..2^31-1): a subscription to any other would wait forever."""
+    if isinstance(user_id, bool) or not isinstance(user_id, int) or not USER_ID_MIN <= user_id <= USER_ID_MAX:
+        raise BadInput(f"userId must be an integer {USER_ID_MIN}..{USER_ID_MAX}, got {shown(user_id)}")

@@ -14,7 +14,7 @@ from gateway.realtime import streams
 from gateway.roles import Role, requires
 from gateway.security.analysis import FUNNEL, price
 from gateway.services import check_health
-from gateway.validation import check_polling
+from gateway.validation import check_polling, check_user_id
 from resolvers.funnel_arguments import takes_funnel
 from schema.funnel import Funnel
 from schema.health import Health
@@ -48,7 +48,7 @@ class Subscription:
     async def realtime_metrics(
         self, info: strawberry.Info, interval_seconds: float = 5.0
     ) -> AsyncGenerator[RealtimeMetrics | None, None]:
-        check_polling(interval_seconds, 0)
+        check_polling(interval_seconds)
         async for item in streams.realtime_metrics(info.context.services.realtime, interval_seconds):
             yield item if isinstance(item, Exception) else RealtimeMetrics.from_snapshot(item)  # type: ignore[misc]
 
@@ -63,7 +63,7 @@ class Subscription:
     async def funnel_updates(
         self, info: strawberry.Info, definition: FunnelDefinition, interval_seconds: float = 1.0
     ) -> AsyncGenerator[Funnel | None, None]:
-        check_polling(interval_seconds, 0)
+        check_polling(interval_seconds)
         services = info.context.services
         async for item in streams.funnel_updates(services, definition, interval_seconds):
             yield item if isinstance(item, Exception) else from_fields(Funnel, item)  # type: ignore[misc]
@@ -74,5 +74,6 @@ class Subscription:
     async def user_activity(
         self, info: strawberry.Info, user_id: int
     ) -> AsyncGenerator[ActivityEvent | None, None]:
+        check_user_id(user_id)
         async for item in streams.user_activity(info.context.services.realtime, user_id):
             yield item if isinstance(item, Exception) else ActivityEvent.from_live(item)  # type: ignore[misc]

@@ -198,7 +198,13 @@ class LiveStep:
 class RealtimeMetrics:
     at: datetime = strawberry.field(description="When the snapshot was read (UTC).")
     active_users: int = strawberry.field(description="Users with an event in the last minute.")
-    events_per_minute: float = strawberry.field(description="Events timestamped in the last 60 s.")
+    events_per_minute: float = strawberry.field(
+        description=(
+            "Events timestamped in the last 60 s, estimated from per-minute counters: the minute now "
+            "running plus the share of the previous minute still inside the window (so an event counts, "
+            "fading, for up to 2 minutes; `activeUsers` uses exact arrival times)."
+        )
+    )
     conversions_per_minute: float
     by_device: list[LiveDevice]
     steps: list[LiveStep]

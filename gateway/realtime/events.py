@@ -52,6 +52,9 @@ MAX_ELEMENT, MAX_TEXT = 100, 2000
 MAX_COORDINATE = 100_000
 MAX_AMOUNT = 1e9
 EARLIEST = datetime(1970, 1, 1)
+# Epoch seconds beyond this (the year 5138), up to the same in milliseconds, are surely milliseconds:
+# a common client mistake, named as such.
+EPOCH_MILLISECONDS = 1e11
 
 _ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
 _SLUG = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -124,8 +127,14 @@ def _identifier(name: str, value: Any) -> str:
     return value
 
 
+_JSON_NAMES = {True: "true", False: "false", None: "null"}
+
+
 def _shown(value: Any) -> str:
-    # Numbers the same way whether they came as JSON (-1) or through GraphQL's Float (-1.0).
+    # As the client wrote it: JSON's true/false/null, not Python's; numbers the same way whether they
+    # came as JSON (-1) or through GraphQL's Float (-1.0).
+    if value is None or isinstance(value, bool):
+        return _JSON_NAMES[value]
     text = format(value, "g") if isinstance(value, float) and math.isfinite(value) else repr(value)
     return text if len(text) <= 60 else text[:60] + "..."
 
@@ -134,6 +143,10 @@ def _timestamp(value: Any, now: datetime, max_skew: timedelta) -> datetime:
     if value is None:
         return _milliseconds(now)
     if _is_number(value):
+        if EPOCH_MILLISECONDS < value < EPOCH_MILLISECONDS * 1000:
+            raise Invalid(
+                f"timestamp {_shown(value)} is too large for epoch seconds (milliseconds? divide by 1000)"
+            )
         try:
             moment = datetime.fromtimestamp(float(value), UTC).replace(tzinfo=None)
         except (OverflowError, OSError, ValueError):
@@ -229,7 +242,8 @@ def parse_event(raw: Any, now: datetime, max_skew: timedelta) -> Event:
         raise Invalid(f"{kind} events need {', '.join(missing)}")
     user_id = given["userId"]
     if not _is_int(user_id) or not USER_ID_MIN <= user_id <= USER_ID_MAX:
-        raise Invalid(f"userId must be an integer {USER_ID_MIN}..{USER_ID_MAX}, got {_shown(user_id)}")
+        got = f"a decimal number ({user_id!r})" if isinstance(user_id, float) else _shown(user_id)
+        raise Invalid(f"userId must be an integer {USER_ID_MIN}..{USER_ID_MAX}, got {got}")
     page_type = given["pageType"]
     if not isinstance(page_type, str) or not _SLUG.match(page_type):
         raise Invalid(

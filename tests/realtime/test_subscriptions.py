@@ -247,3 +247,26 @@ async def test_redis_down_capture_stays_durable_and_subscribers_hear_it_then_res
         assert resumed["payload"]["data"]["userActivity"]["eventId"] == "after"
         assert not services.realtime.redis_debt  # the epoch was replaced once Redis answered again
         await socket.ws.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "message"),
+    [
+        (ACTIVITY, {"id": -1}, "userId must be an integer 1..2147483647, got -1"),
+        (
+            "subscription { realtimeMetrics(intervalSeconds: 0) { activeUsers } }",
+            None,
+            "intervalSeconds must be >= 0.1, got 0",
+        ),
+    ],
+)
+async def test_a_subscription_with_a_bad_argument_ends_with_a_coded_error(
+    http, query: str, variables: dict[str, Any] | None, message: str
+):
+    socket = await open_socket(http)
+    op = await socket.subscribe(query, variables)
+    answer = await socket.receive()
+    assert answer["id"] == op and answer["type"] in ("next", "error")
+    errors = answer["payload"]["errors"] if answer["type"] == "next" else answer["payload"]
+    assert [(e["message"], e["extensions"]["code"]) for e in errors] == [(message, "BAD_USER_INPUT")]
+    await socket.ws.close()

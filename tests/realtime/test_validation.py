@@ -28,7 +28,7 @@ def reason(raw: Any) -> str:
     [
         ("text", "an event must be a JSON object, got str"),
         ({**VIEW, "user_id": 7}, "unknown field(s) user_id (fields are camelCase"),
-        ({**VIEW, "type": None}, "type must be one of page_view, interaction, conversion, got None"),
+        ({**VIEW, "type": None}, "type must be one of page_view, interaction, conversion, got null"),
         ({**VIEW, "type": "view"}, "type must be one of page_view, interaction, conversion, got 'view'"),
         ({**VIEW, "interactionType": "click"}, "field(s) interactionType do not apply to page_view events"),
         ({**CLICK, "duration": 3}, "field(s) duration do not apply to interaction events"),
@@ -37,7 +37,7 @@ def reason(raw: Any) -> str:
         ({"type": "interaction", "userId": 7, "pageType": "home"}, "interaction events need interactionType"),
         ({"type": "conversion", "userId": 7, "pageType": "confirmation"}, "conversion events need value"),
         ({**VIEW, "userId": "7"}, "userId must be an integer 1..2147483647, got '7'"),
-        ({**VIEW, "userId": True}, "userId must be an integer 1..2147483647, got True"),
+        ({**VIEW, "userId": True}, "userId must be an integer 1..2147483647, got true"),
         ({**VIEW, "userId": 0}, "userId must be an integer 1..2147483647, got 0"),
         ({**VIEW, "userId": 2**31}, "userId must be an integer 1..2147483647, got 2147483648"),
         ({**VIEW, "pageType": "Home"}, "pageType must be a slug"),
@@ -50,7 +50,7 @@ def reason(raw: Any) -> str:
         ({**VIEW, "sessionId": "s/1"}, "sessionId must be 1-128 characters"),
         ({**VIEW, "timestamp": "2026-03-01 10:00:00"}, "timestamp needs a UTC offset (Z or +hh:mm)"),
         ({**VIEW, "timestamp": "yesterday"}, "timestamp must be ISO-8601 or epoch seconds, got 'yesterday'"),
-        ({**VIEW, "timestamp": True}, "timestamp must be ISO-8601 or epoch seconds, got True"),
+        ({**VIEW, "timestamp": True}, "timestamp must be ISO-8601 or epoch seconds, got true"),
         ({**VIEW, "timestamp": [1]}, "timestamp must be ISO-8601 or epoch seconds"),
         ({**VIEW, "timestamp": 1e300}, "is not a usable epoch time"),
         ({**VIEW, "timestamp": -1}, "is before 1970-01-01"),
@@ -73,7 +73,7 @@ def reason(raw: Any) -> str:
         ({**BUY, "value": "ten"}, "a conversion's value must be an amount, got 'ten'"),
         ({**BUY, "value": -5}, "a conversion's value must be between 0 and 1e+09, got -5"),
         ({**BUY, "value": "inf"}, "a conversion's value must be between 0 and 1e+09"),
-        ({**BUY, "value": True}, "a conversion's value must be an amount, got True"),
+        ({**BUY, "value": True}, "a conversion's value must be an amount, got true"),
     ],
 )
 def test_each_rule_rejects_with_its_reason(raw: Any, expected: str) -> None:
@@ -106,3 +106,21 @@ def test_a_bad_event_never_costs_a_good_one_and_repeats_count_once() -> None:
     assert checked.repeats == ["a"]
     assert [(r.index, r.event_id) for r in checked.rejected] == [(1, None)]
     assert all(isinstance(e, Event) for e in checked.events)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"userId": True}, "userId must be an integer 1..2147483647, got true"),
+        ({"userId": 42.0}, "userId must be an integer 1..2147483647, got a decimal number (42.0)"),
+        ({"timestamp": False}, "timestamp must be ISO-8601 or epoch seconds, got false"),
+        (
+            {"timestamp": 1_764_633_600_000},
+            "timestamp 1764633600000 is too large for epoch seconds (milliseconds? divide by 1000)",
+        ),
+    ],
+)
+def test_messages_name_values_as_the_client_wrote_them(change: dict[str, object], reason: str):
+    raw = {"type": "page_view", "eventId": "m-1", "userId": 1, "pageType": "home_page", **change}
+    checked = validate([raw], NOW, timedelta(minutes=5))
+    assert [r.reason for r in checked.rejected] == [reason]
