@@ -60,9 +60,9 @@ INTERACTIONS_BY_SESSION: Lookup[str, list[Document]] = Lookup(
 JOURNEY: Lookup[int, dict[str, Any]] = Lookup(
     "query:user_journey", LONG, keys.user_journey, journeys_by_user, version_key=keys.version_user
 )
-# The backend is the VectorIndex. [] means "no vector yet" or "nobody matches": the next embed may
-# change both, so it is not pinned in the cache.
-SIMILAR_USERS: Lookup[SimilarQuery, list[Neighbour]] = Lookup(
+# The backend is the VectorIndex. None means "no vector yet", [] "nobody matches": the next embed may
+# change both, so neither is pinned in the cache.
+SIMILAR_USERS: Lookup[SimilarQuery, list[Neighbour] | None] = Lookup(
     "query:similar_users",
     SHORT,
     lambda q: keys.similar_users(q.user_id, q.cache_args()),
@@ -93,7 +93,7 @@ class Loaders:
     visits_by_session: TableLoader[str, list[Document]]
     interactions_by_session: TableLoader[str, list[Document]]
     journey: TableLoader[int, dict[str, Any]]
-    similar_users: TableLoader[SimilarQuery, list[Neighbour]]
+    similar_users: TableLoader[SimilarQuery, list[Neighbour] | None]
     similar_on_page: TableLoader[SimilarOnPageQuery, Answer]
     conversion_likelihood: TableLoader[int, float]
 

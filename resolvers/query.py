@@ -34,6 +34,7 @@ from schema.sentiment import Sentiment
 from schema.session import Session
 from schema.user import (
     MIN_SCORE,
+    SIMILAR_NULL,
     SimilarUser,
     User,
     UserConnection,
@@ -174,7 +175,7 @@ class Query:
     @strawberry.field(
         description=(
             "Users whose behaviour before their outcome (conversion or leaving) was most like this user's, "
-            "best first; a filter returns `limit` users whenever that many match (null if Milvus is down)."
+            f"best first; a filter returns `limit` users whenever that many match; {SIMILAR_NULL}."
         ),
         metadata=requires(Role.ANALYST) | price(VECTOR_SEARCH),
     )

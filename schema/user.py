@@ -31,9 +31,18 @@ async def journey_of(info: strawberry.Info, user_id: int) -> Journey:
     return from_fields(Journey, {**record, "user_id": user_id})
 
 
-async def similar_users(info: strawberry.Info, query: SimilarQuery) -> list[SimilarUser]:
+async def similar_users(info: strawberry.Info, query: SimilarQuery) -> list[SimilarUser] | None:
     hits = await info.context.loaders.similar_users.load(query)
-    return [SimilarUser(user_id=h["user_id"], score=h["score"]) for h in hits or []]
+    if hits is None:  # no behaviour vector: "not known yet", which [] ("nobody alike") would hide
+        return None
+    return [SimilarUser(user_id=h["user_id"], score=h["score"]) for h in hits]
+
+
+# What a null similarUsers means, for both fields' descriptions.
+SIMILAR_NULL = (
+    "null when the user has no behaviour embedding yet (created since the last `funnelgate embed`) and, "
+    "with an UNAVAILABLE error, when Milvus is down; [] when nobody matches"
+)
 
 
 MIN_SCORE = (
@@ -89,7 +98,7 @@ class User:
     @strawberry.field(
         description=(
             "Users whose behaviour before their outcome (conversion or leaving) was most like this "
-            "user's, best first (null if Milvus is down)."
+            f"user's, best first; {SIMILAR_NULL}."
         ),
         metadata=price(VECTOR_SEARCH),
     )

@@ -63,24 +63,28 @@ def neighbours_of(
     return found[:limit]
 
 
-async def search_similar(vectors: VectorIndex, queries: Sequence[SimilarQuery]) -> list[list[Neighbour]]:
+async def search_similar(
+    vectors: VectorIndex, queries: Sequence[SimilarQuery]
+) -> list[list[Neighbour] | None]:
     """Answer every query with ONE ``get_vectors`` call and ONE ``search`` per distinct (filter, min_score),
     all on one collection version (``one_version``).
 
     Each search asks for max(limit) + 1 hits so that the user itself can be dropped. A user without a
-    stored vector gets []. Results are best first.
+    stored vector gets None (not yet known), unlike [] (nobody matches). Results are best first.
     """
     if not queries:
         return []
 
-    async def read(collection: str) -> list[list[Neighbour]]:
+    async def read(collection: str) -> list[list[Neighbour] | None]:
         user_ids = list(dict.fromkeys(q.user_id for q in queries))
         stored = dict(zip(user_ids, await vectors.get_vectors(collection, user_ids), strict=True))
         groups: dict[tuple[str | None, float | None], list[int]] = {}
         for i, query in enumerate(queries):
             if stored[query.user_id] is not None:
                 groups.setdefault((query.filter_expression(), query.min_score), []).append(i)
-        results: list[list[Neighbour]] = [[] for _ in queries]
+        results: list[list[Neighbour] | None] = [
+            [] if stored[query.user_id] is not None else None for query in queries
+        ]
         for (expression, min_score), members in groups.items():
             searched = list(dict.fromkeys(queries[i].user_id for i in members))
             limit = max(queries[i].limit for i in members) + 1

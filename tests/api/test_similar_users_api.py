@@ -83,3 +83,24 @@ async def test_similar_on_page_of_a_page_without_vectors_is_bad_input(services):
     result = await run(services, '{ user(id: 1) { id similarOnPage(pageType: "nowhere") { userId } } }')
     assert result["data"] == {"user": {"id": 1, "similarOnPage": None}}
     assert error_codes(result) == ["BAD_USER_INPUT"] and "home, search" in result["errors"][0]["message"]
+
+
+async def test_no_embedding_yet_is_null_and_nobody_alike_is_an_empty_list(services):
+    from gateway.stores.collections import USERS
+
+    # A user stored after the last embed (as live capture creates them) has no behaviour vector.
+    await services.store.insert_many(
+        USERS,
+        [{"user_id": 7, "device": "mobile", "sex": None, "date": fx.USERS[0]["date"], "attributes": {}}],
+    )
+    result = await run(
+        services,
+        """{ fresh: similarUsers(userId: 7) { userId } user(id: 7) { similarUsers { userId } conversionLikelihood }
+             none: similarUsers(userId: 1, filter: {converted: true}, minScore: 0.999) { userId } }""",
+    )
+    assert "errors" not in result, result["errors"]
+    assert result["data"] == {
+        "fresh": None,
+        "user": {"similarUsers": None, "conversionLikelihood": None},
+        "none": [],  # user 4, the only other converter, is ~0.994 alike: below the threshold
+    }

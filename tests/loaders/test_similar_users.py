@@ -154,11 +154,11 @@ async def test_min_score_keeps_every_neighbour_at_or_above_it_up_to_the_limit(
     assert all(n["score"] >= floor for n in wide)
 
 
-async def test_a_user_without_a_vector_gets_an_empty_list_that_is_not_cached(
+async def test_a_user_without_a_vector_gets_none_which_is_not_cached(
     index: CountingIndex, redis_cache: RedisCache
 ):
     loader = TableLoader(redis_cache, CacheStats(), SIMILAR_USERS, index)
-    assert await loader.load_many([SimilarQuery(999), SimilarQuery(998, 2)]) == [[], []]
+    assert await loader.load_many([SimilarQuery(999), SimilarQuery(998, 2)]) == [None, None]
     assert index.calls == {"resolve": 1, "get_vectors": 1}  # nothing to search for
     assert await redis_cache.ttl("query:similar_users:999") == -2
 

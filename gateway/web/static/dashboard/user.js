@@ -146,8 +146,10 @@ function renderUser(user, errors) {
   const problem = sectionError(errors, 'similarUsers', 'Similar users');
   if (problem) {
     similar.append(problem);
-  } else if (!user.similarUsers || !user.similarUsers.length) {
-    similar.append(h('p', { class: 'empty', text: 'No similar users (no behaviour embedding yet).' }));
+  } else if (user.similarUsers === null) {
+    similar.append(h('p', { class: 'empty', text: 'No behaviour embedding yet (run funnelgate embed).' }));
+  } else if (!user.similarUsers.length) {
+    similar.append(h('p', { class: 'empty', text: 'Nobody behaved alike.' }));
   } else {
     similar.append(
       h('p', { class: 'muted', text: likelihood == null ? '' : `${fmt.pct(likelihood)} likely to convert, from the outcomes of the 50 most similar users (weighted by similarity).` }),
