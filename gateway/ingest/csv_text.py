@@ -1,5 +1,6 @@
 """One CSV file read as text: encoding, binary detection, the header, and its rows as (line, fields),
-each malformed or oversized row rejected by line into the ingest report while the reading goes on.
+each malformed or oversized row, or one with a quote left open at the end of its line, rejected by line
+into the ingest report while the reading goes on.
 What the columns mean is :mod:`gateway.ingest.csv_files`'s business.
 """
 
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from gateway.errors import IngestError
@@ -62,16 +64,15 @@ def read_table(path: Path, report: IngestReport) -> Table:
 
 
 def _read_rows(path: Path, text: str, report: IngestReport) -> Table:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    lines: Iterator[list[str]] = iter(reader)
+    records = _Records(text)
     try:
-        header = next(lines)
+        header = next(records)
         while not any(cell.strip() for cell in header):
-            header = next(lines)
+            header = next(records)
     except StopIteration:
         raise IngestError(f"{path.name} is empty: expected a header line with a user_id column") from None
-    except csv.Error as exc:
-        raise IngestError(f"{path.name}:{reader.line_num}: unreadable header: {exc}") from None
+    except _BadRecord as exc:
+        raise IngestError(f"{path.name}:{exc.line}: unreadable header: {exc.reason}") from None
     columns = [normalise_header(h) for h in header]
     if not any(c in USER_ID_ALIASES for c in columns):
         listed = ", ".join(columns)
@@ -80,38 +81,72 @@ def _read_rows(path: Path, text: str, report: IngestReport) -> Table:
     file_report = report.file(path.name)
     rows: list[tuple[int, list[str]]] = []
     rejected = 0
-    last_line = reader.line_num
     while True:
         try:
-            fields = next(lines)
+            fields = next(records)
         except StopIteration:
             break
-        except csv.Error as exc:  # the reader goes on with the next record
+        except _BadRecord as exc:  # the reading goes on with the line after it
             rejected += 1
-            file_report.reject(reader.line_num, f"malformed CSV: {exc}")
-            if reader.line_num == last_line:
-                break  # no progress: never loop on one line
-            last_line = reader.line_num
+            file_report.reject(exc.line, exc.reason)
             continue
-        first_line, last_line = last_line + 1, reader.line_num
         # Short-circuits on the first cell for ordinary rows; drops blank and all-empty (",,,") lines.
         if not fields or not (fields[0].strip() or any(cell.strip() for cell in fields)):
             continue
         longest = max(len(cell) for cell in fields)
         if longest > MAX_FIELD_CHARS:
             rejected += 1
-            span = (
-                f" (a quoted field running from line {first_line}: an unclosed quote?)"
-                if last_line > first_line
-                else ""
-            )
-            file_report.reject(
-                first_line, f"field too long: {longest:,} characters, at most {MAX_FIELD_CHARS:,}{span}"
-            )
+            reason = f"field too long: {longest:,} characters, at most {MAX_FIELD_CHARS:,}"
+            file_report.reject(records.line, reason)
             continue
-        rows.append((last_line, fields))
+        rows.append((records.line, fields))
     file_report.rows_read += len(rows) + rejected
     return Table(path, columns, rows, file_report)
+
+
+class _BadRecord(Exception):
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line, self.reason = line, reason
+
+
+class _Records:
+    """The file's records, each on one line (``line``: the number of the last one's, the header being 1).
+
+    A quoted field may not span a line break: no Kaggle-style table has one, and a quote left open would
+    swallow the rows after it into one cell. A record that runs past its first line raises _BadRecord for
+    that line, and the reading starts again on the next line, so the rows after it are read as rows."""
+
+    def __init__(self, text: str) -> None:
+        # Physical lines as csv.reader splits them (CRLF, LF or CR), plus an empty one: a quote still
+        # open at the end of the last line then takes it, which shows as a record of two lines.
+        self._lines = [*io.StringIO(text, newline=""), "\n"]
+        self.line = 0
+        self._restart(0)
+
+    def _restart(self, index: int) -> None:
+        """Read on from line ``index + 1``."""
+        self._offset = index
+        self._reader = csv.reader(islice(self._lines, index, None))
+        self._read = 0  # lines the reader has taken
+
+    def __iter__(self) -> _Records:
+        return self
+
+    def __next__(self) -> list[str]:
+        first = self._offset + self._read + 1
+        try:
+            fields = next(self._reader)
+        except csv.Error as exc:
+            self._restart(first)
+            raise _BadRecord(first, f"malformed CSV: {exc}") from None
+        self._read = self._reader.line_num
+        if self._offset + self._read > first:
+            self._restart(first)
+            reason = f"opened at line {first} and not closed on it (a quoted field may not span lines)"
+            raise _BadRecord(first, f"unclosed quote: {reason}")
+        self.line = first
+        return fields
 
 
 @contextmanager
