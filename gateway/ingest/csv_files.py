@@ -1,7 +1,8 @@
 """Find, read and clean a directory of Kaggle-style funnel CSVs.
 
 Layout: ``user_table.csv`` (user_id, optional date, device, sex, any extra columns) plus one
-``*_table.csv`` per page with a user_id column and a page column called ``page`` or ``<x>_page``.
+``*_table.csv`` per page with a user_id column and a page column called ``page`` or ``<x>_page``; the
+file name names the table's one page, and a row naming another is rejected (see ``_page_of_table``).
 Exports found in the wild are rarely clean, so the reader accepts quoted or unquoted fields, CRLF or LF,
 a UTF-8 BOM and a missing final newline; it rejects single bad rows (reported with file:line, skipped)
 and raises :class:`IngestError` only when a whole file is unusable. Nothing here touches a store.
@@ -91,11 +92,13 @@ def read_dataset(csv_dir: Path) -> CsvDataset:
             raise IngestError(f"no readable rows in {user_path.name}: {rejected[0]}")
         raise IngestError(f"{user_path.name} has a header but no data rows")
 
+    page_columns = [_page_of_table(table) for table in page_tables]  # fatal errors before any row
+
     users, has_date_column = _read_users(user_table, report)
     known = {u.user_id for u in users}
     pages: dict[str, set[int]] = {}
-    for table in page_tables:
-        _read_page_rows(table, known, pages, report)
+    for table, (page, page_col) in zip(page_tables, page_columns, strict=True):
+        _read_page_rows(table, page, page_col, known, pages)
     return CsvDataset(
         users=sorted(users, key=lambda u: u.user_id),
         pages=pages,
@@ -256,42 +259,70 @@ def _parse_date(raw: str) -> date | str:
 # -- pages ------------------------------------------------------------------------------------------
 
 
-def _read_page_rows(table: Table, known: set[int], pages: dict[str, set[int]], report: IngestReport) -> None:
+def _page_of_table(table: Table) -> tuple[str, int | None]:
+    """The one page a page table holds, and its page column (None without one).
+
+    The file name names it (``home_page_table.csv`` -> home, ``payment_confirmation_table.csv`` ->
+    confirmation), so no row can add a page or change which one the table holds; a row naming another
+    page is rejected. A page column named after a page (``home_page``) must name the same one: when the
+    header and the file name disagree, which of them is right is a guess, so the ingest stops."""
     columns = table.columns
     id_col = next(i for i, c in enumerate(columns) if c in USER_ID_ALIASES)
     page_col = next(
         (i for i, c in enumerate(columns) if i != id_col and (c == "page" or c.endswith("_page"))), None
     )
-    # The page a row names when its page cell is empty (or there is no page column).
+    page = normalise_page(table.name[: -len(PAGE_TABLE_SUFFIX)])
+    if not page:
+        raise IngestError(f"{table.name} names no page: expected <page>_table.csv, like home_page_table.csv")
     if page_col is not None and columns[page_col] != "page":
-        fallback = normalise_page(columns[page_col])
-    else:
-        fallback = normalise_page(table.name[: -len(PAGE_TABLE_SUFFIX)])
-    seen: dict[tuple[int, str], int] = {}
+        named = normalise_page(columns[page_col])
+        if named != page:
+            raise IngestError(
+                f"{table.name}: its column {columns[page_col]} names page {named!r} but its file name "
+                f"page {page!r}: rename one so both name the same page"
+            )
+    return page, page_col
+
+
+def _read_page_rows(
+    table: Table, page: str, page_col: int | None, known: set[int], pages: dict[str, set[int]]
+) -> None:
+    columns = table.columns
+    width = len(columns)
+    id_col = next(i for i, c in enumerate(columns) if c in USER_ID_ALIASES)
+    seen: dict[int, int] = {}
     page_of_cell: dict[str, str] = {}  # a handful of distinct cell values among many rows
     ingested = 0
     for line, fields in table.rows:
+        if len(fields) > width:
+            table.report.reject(line, f"too many fields: expected {width}, got {len(fields)}")
+            continue
         user_id = _parse_user_id(fields[id_col] if id_col < len(fields) else "")
         if isinstance(user_id, str):
             table.report.reject(line, user_id)
             continue
         cell = fields[page_col] if page_col is not None and page_col < len(fields) else ""
-        page = page_of_cell.get(cell)
-        if page is None:
-            value = _value(cell)
-            page = page_of_cell[cell] = normalise_page(value) if value else fallback
-        if not page:
-            table.report.reject(line, f"no page name: {shown(cell)}")
+        named = page_of_cell.get(cell)
+        if named is None:
+            value = _value(cell)  # an empty cell means the table's page
+            named = page_of_cell[cell] = normalise_page(value) if value else page
+        if named != page:
+            table.report.reject(
+                line,
+                f"wrong page: {shown(cell)} is page {named!r}, but every row of {table.name} is page {page!r}"
+                if named
+                else f"no page name: {shown(cell)}",
+            )
             continue
         if user_id not in known:
             table.report.reject(line, f"unknown user: {user_id} is not a valid row of {USER_TABLE}")
             continue
-        if (user_id, page) in seen:
+        if user_id in seen:
             table.report.reject(
-                line, f"duplicate page row: user {user_id} on {page!r} (first on line {seen[user_id, page]})"
+                line, f"duplicate page row: user {user_id} on {page!r} (first on line {seen[user_id]})"
             )
             continue
-        seen[user_id, page] = line
+        seen[user_id] = line
         pages.setdefault(page, set()).add(user_id)
         ingested += 1
     table.report.ingested = ingested

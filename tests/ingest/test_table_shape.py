@@ -10,6 +10,8 @@ import pytest
 
 from gateway.errors import IngestError
 from gateway.ingest.csv_files import read_dataset
+from gateway.jobs.ingest import ingest_directory
+from gateway.stores.contracts import DocumentStore
 
 USERS_1_TO_4 = (
     "user_id,date,device,sex\n"
@@ -25,6 +27,77 @@ def _write(directory: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         (directory / name).write_bytes(text.encode())
     return directory
+
+
+# -- a page table holds one page ---------------------------------------------------------------------
+
+
+def _typo_and_extra_field(tmp_path: Path) -> Path:
+    return _write(
+        tmp_path / "csv",
+        {
+            "user_table.csv": USERS_1_TO_4,
+            "home_page_table.csv": (
+                "user_id,home_page\r\n1,home_page\r\n2,hmoe_page\r\n3,home_page,extra\r\n4,home_page\r\n"
+            ),
+            "search_page_table.csv": "user_id,search_page\r\n1,search_page\r\n2,search_page\r\n",
+        },
+    )
+
+
+def test_a_row_naming_another_page_or_with_an_extra_field_is_rejected(tmp_path: Path) -> None:
+    dataset = read_dataset(_typo_and_extra_field(tmp_path))
+    assert [str(r) for r in dataset.report.rejections] == [
+        "home_page_table.csv:3: wrong page: 'hmoe_page' is page 'hmoe', but every row of "
+        "home_page_table.csv is page 'home'",
+        "home_page_table.csv:4: too many fields: expected 2, got 3",
+    ]
+    # Users 1 and 4 reached home; 1 and 2 search. No 'hmoe' page, so no 'hmoe' funnel step.
+    assert dataset.pages == {"home": {1, 4}, "search": {1, 2}}
+    assert dataset.default_order() == ["home", "search"]  # 2 users each: by name
+    home = dataset.report.file("home_page_table.csv")
+    assert (home.rows_read, home.ingested, home.rejected) == (4, 2, 2)
+
+
+def test_the_first_row_cannot_choose_the_page(tmp_path: Path) -> None:
+    # The column is plain "page", so the file name names the page; a typo on the first row is just a bad row.
+    csv = _write(
+        tmp_path / "csv",
+        {
+            "user_table.csv": USERS_1_TO_4,
+            "home_page_table.csv": "user_id,page\n1,hmoe_page\n2,home_page\n3,HOME\n4,\n",
+        },
+    )
+    dataset = read_dataset(csv)
+    assert [str(r) for r in dataset.report.rejections] == [
+        "home_page_table.csv:2: wrong page: 'hmoe_page' is page 'hmoe', but every row of "
+        "home_page_table.csv is page 'home'",
+    ]
+    # "HOME" reads as home; an empty cell means the table's page.
+    assert dataset.pages == {"home": {2, 3, 4}}
+
+
+def test_a_page_column_naming_another_page_than_the_file_stops_the_ingest(tmp_path: Path) -> None:
+    csv = _write(
+        tmp_path / "csv",
+        {"user_table.csv": USERS_1_TO_4, "home_page_table.csv": "user_id,search_page\n1,search_page\n"},
+    )
+    with pytest.raises(IngestError) as raised:
+        read_dataset(csv)
+    assert str(raised.value) == (
+        "home_page_table.csv: its column search_page names page 'search' but its file name page 'home': "
+        "rename one so both name the same page"
+    )
+
+
+async def test_a_bad_page_row_changes_neither_the_funnel_nor_the_page_types(
+    store: DocumentStore, tmp_path: Path
+) -> None:
+    report = await ingest_directory(store, _typo_and_extra_field(tmp_path))
+    assert report.steps == ["home", "search"]
+    assert "default funnel: home > search" in report.render().splitlines()
+    assert await store.default_funnel() == ["home", "search"]
+    assert sorted(await store.page_types()) == ["home", "search"]
 
 
 # -- a quoted field stays on its line ----------------------------------------------------------------
