@@ -94,6 +94,17 @@ def test_ingest_of_a_directory_without_user_table_exits_1(tmp_path, capsys):
     assert "user_table.csv" in capsys.readouterr().err
 
 
+def test_ingest_of_a_one_step_funnel_is_a_usage_error(tmp_path, capsys):
+    # The API refuses funnel(steps: ["home"]) with the same words; a derived default may have one step.
+    data = tmp_path / "data"
+    argv = ["ingest", "--csv-dir", str(tmp_path / "csv"), "--steps", "home", "--data-dir", str(data)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--steps: a funnel needs at least 2 steps, got 1" in err and "Traceback" not in err
+    # Settings create the data dir; the store, its lock and the CSVs are not touched.
+    assert list(data.iterdir()) == [], "nothing is opened before the arguments are checked"
+
+
 @pytest.mark.parametrize("command", [["ingest", "--csv-dir", "x"], ["embed"], ["query", "{ __typename }"]])
 @pytest.mark.parametrize("flag", ["--host", "--port"])
 def test_listen_flags_only_where_something_listens(capsys, command, flag):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from gateway.config import Settings
 from gateway.embedded.datadir_lock import DataDirLock
-from gateway.errors import IngestError
+from gateway.errors import BadInput, ConfigError, IngestError
 from gateway.ingest.csv_files import USER_TABLE, CsvDataset, UserRow, normalise_page, read_dataset
 from gateway.ingest.report import IngestReport
 from gateway.ingest.synthesis import DEFAULT_VISIT_DATE, SynthesisPlan, synthesise, visit_order
@@ -42,6 +42,7 @@ from gateway.stores.collections import (
 )
 from gateway.stores.contracts import DocumentStore
 from gateway.stores.datasets import DatasetBuild, Generational
+from gateway.validation import MIN_STEPS_ASKED, check_steps
 
 BATCH_USERS = 10_000
 # Bumped whenever ingest writes different documents from the same input, so `make demo` ingests again
@@ -63,6 +64,8 @@ async def run_ingest(
     generation, then drop the previous generation's cached answers from a shared Redis. Only the
     document store is opened: ingest needs nothing else. On MongoDB no lock is needed: gateways keep
     serving the previous generation until the switch, and their cache keys are scoped by it."""
+    if steps is not None:
+        check_steps_option(steps)  # before anything is opened or read
     async with AsyncExitStack() as stack:
         if settings.embedded_document_store:
             stack.enter_context(DataDirLock(settings.data_dir))
@@ -186,6 +189,19 @@ def _report_progress(progress: Progress | None, stage: str, done: int, total: in
         progress(stage, done, total)
 
 
+def check_steps_option(steps: Sequence[str]) -> tuple[str, ...]:
+    """``--steps`` as the funnel it names, normalised like page names (``home_page`` -> ``home``). It is a
+    funnel a client names, so it follows the API's rule for one (at least two distinct, non-empty steps:
+    ``validation.check_steps``) with the API's words; breaking it is a usage error (exit code 2). Only a
+    default funnel derived from the data may have one step."""
+    funnel = tuple(normalise_page(s) for s in steps)
+    try:
+        check_steps(funnel, MIN_STEPS_ASKED)
+    except BadInput as exc:
+        raise ConfigError("--steps", str(exc)) from None
+    return funnel
+
+
 def resolve_steps(steps: Sequence[str] | None, dataset: CsvDataset) -> tuple[str, ...]:
     """The funnel: ``steps`` (normalised like page names) when given, else pages by decreasing reach."""
     available = dataset.default_order()
@@ -193,12 +209,7 @@ def resolve_steps(steps: Sequence[str] | None, dataset: CsvDataset) -> tuple[str
         if not available:
             raise IngestError("no page rows for known users in the page tables: no funnel to build")
         return tuple(available)
-    funnel = tuple(normalise_page(s) for s in steps)
-    if not funnel or any(not s for s in funnel):
-        raise IngestError(f"--steps needs non-empty page names, got {list(steps)!r}")
-    repeated = sorted({s for s in funnel if funnel.count(s) > 1})
-    if repeated:
-        raise IngestError(f"--steps names a page twice: {', '.join(repeated)}")
+    funnel = check_steps_option(steps)
     unknown = [s for s in funnel if s not in dataset.pages]
     if unknown:
         found = ", ".join(available) or "none"

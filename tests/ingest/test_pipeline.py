@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import IngestError
+from gateway.errors import ConfigError, IngestError
 from gateway.jobs.ingest import ingest_directory
 from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USER_SESSIONS, USERS
 from gateway.stores.contracts import DocumentStore
@@ -200,21 +200,28 @@ async def test_given_steps_become_the_default_funnel(store: DocumentStore) -> No
     assert all(s["conversion_value"] == 0.0 for s in sessions if not s["converted"])
 
 
+async def test_steps_naming_pages_without_data_are_fatal(store: DocumentStore) -> None:
+    message = r"--steps names pages without data: cart \(pages found: home, search, payment, confirmation\)"
+    with pytest.raises(IngestError, match=message):
+        await ingest_directory(store, fixture_dir("clean"), steps=["home", "cart"])
+    assert await store.count(USERS) == 0
+
+
 @pytest.mark.parametrize(
     ("steps", "message"),
     [
-        (
-            ["home", "cart"],
-            r"--steps names pages without data: cart \(pages found: home, search, payment, confirmation\)",
-        ),
-        (["home", "search", "home_page"], "--steps names a page twice: home"),
-        (["home", " "], "--steps needs non-empty page names"),
-        ([], "--steps needs non-empty page names"),
+        # The API's rule for a funnel a client names (validation.check_steps), word for word.
+        (["home"], "--steps: a funnel needs at least 2 steps, got 1"),
+        (["home_page"], "--steps: a funnel needs at least 2 steps, got 1"),
+        ([], "--steps: a funnel needs at least 2 steps, got 0"),
+        (["home", "search", "home_page"], "--steps: duplicate funnel steps: 'home'"),
+        (["home", " "], "--steps: funnel steps must be non-empty page types"),
     ],
 )
-async def test_bad_steps_are_fatal(store: DocumentStore, steps: list[str], message: str) -> None:
-    with pytest.raises(IngestError, match=message):
+async def test_bad_steps_are_usage_errors(store: DocumentStore, steps: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
         await ingest_directory(store, fixture_dir("clean"), steps=steps)
+    assert str(raised.value) == message
     assert await store.count(USERS) == 0
 
 
