@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import GraphQLError, OperationDefinitionNode, specified_rules
 from strawberry.schema.schema import validate_document
 
 from gateway.config import Settings
@@ -34,7 +34,9 @@ def _check(text: str, limits: Limits) -> tuple[str | None, str, list[str]]:
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     name = operations[0].name.value if operations and operations[0].name else None
     kind = operations[0].operation.value if operations else "query"
-    errors = validate_document(schema._schema, document, limits.rules)
+    # The standard rules as well: strawberry's validate_document runs only the rules it is given, and a
+    # request is validated with both (guard.py), so `{ nope }` must be refused here too.
+    errors = validate_document(schema._schema, document, (*specified_rules, *limits.rules))
     if errors:
         return name, kind, [e.message for e in errors]
     problems = []
