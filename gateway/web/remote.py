@@ -18,11 +18,21 @@ ACCEPT = "application/graphql-response+json, application/json;q=0.9"
 TIMEOUT_S = 300  # an uncached funnel over a big dataset takes a while
 
 
-def check_url(url: str) -> str:
+def check_url(url: str, endpoint: str = "/graphql") -> str:
+    """The URL of the gateway's ``endpoint`` (``/graphql`` or ``/events``) that ``--url`` names.
+
+    Every command that takes ``--url`` reads it the same way: a base URL (no path, or ``/``) means
+    that server's own endpoint; ``/events`` also follows a path the user copied from ``query`` (a
+    ``…/graphql`` URL) or a proxy's prefix. Anything else is used as given."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("--url", f"expected http(s)://host[:port]/graphql, got {url!r}")
-    return url
+        raise ConfigError("--url", f"expected http(s)://host[:port] (the gateway), got {url!r}")
+    path = parts.path.rstrip("/")
+    if endpoint == "/events" and not path.endswith("/events"):
+        path = path.removesuffix("/graphql") + "/events"
+    elif not path:
+        path = endpoint
+    return parts._replace(path=path).geturl()
 
 
 def _headers(credential: str | None) -> dict[str, str]:
@@ -61,6 +71,9 @@ async def post_query(
         body = None
     if isinstance(body, dict) and ("data" in body or "errors" in body):
         return body
+    if status in (404, 405):  # a page or another route answered: say what --url should be
+        hint = "--url takes http(s)://host[:port] or its /graphql"
+        text = f"{url} is not a GraphQL endpoint ({hint}): {text}"
     return {
         "errors": [
             {"message": f"HTTP {status}: {text.strip()[:500]}", "extensions": {"code": f"HTTP_{status}"}}
