@@ -22,7 +22,7 @@ log = logging.getLogger("funnelgate")
 
 _BACKEND_FLAGS = ("data_dir", "mongo_url", "mongo_db", "milvus_uri", "redis_url", "log_level")
 _LISTEN_FLAGS = ("host", "port")  # only `serve` listens
-_PERSIST_FLAGS = ("persisted_queries_file",)
+_PERSIST_FLAGS = ("persisted_queries_file",)  # persist opens no backend: only the manifest's place
 # Third-party loggers that speak at INFO about their own start-up (faiss tries AVX512, then AVX2...).
 _QUIET_LOGGERS = ("faiss", "faiss.loader")
 
@@ -54,9 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the session/visit/interaction synthesis")
 
     p = sub.add_parser("generate", help="write a synthetic dataset with the Kaggle files' shape")
-    p.add_argument("--users", type=int, default=20_000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--users", type=int, default=20_000, help="how many users to generate (default 20000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generator: the same seed, the same files")
+    p.add_argument("--out", type=Path, required=True, help="the directory to write the CSV files into")
 
     p = sub.add_parser(
         "backup", parents=[common], help="write a consistent snapshot: documents, vectors, embedding model"
@@ -73,8 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--csv-dir", type=Path, required=True, help="directory with user_table.csv and *_table.csv"
     )
-    p.add_argument("--rate", type=float, default=50.0, help="events per second (0 = as fast as it goes)")
-    p.add_argument("--url", default=None, help="the gateway (default: http://FUNNEL_HOST:FUNNEL_PORT)")
+    p.add_argument("--rate", type=float, default=50.0, help="events per second (0 = unlimited)")
+    p.add_argument(
+        "--url", default=None, help="the gateway's base URL (default: http://FUNNEL_HOST:FUNNEL_PORT)"
+    )
     p.add_argument(
         "--credential-file", type=Path, default=None, help="a file holding an admin API key or JWT to send"
     )
@@ -92,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--url",
         default=None,
-        help="ask a running gateway (http://host:port/graphql) instead of opening the backends",
+        help="ask a running gateway (http(s)://host[:port], or its /graphql) instead of opening the backends",
     )
     p.add_argument(
         "--credential-file",
@@ -110,7 +112,6 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "mint-token",
-        parents=[common],
         help="sign a JWT this gateway accepts (HS256 with FUNNEL_JWT_SECRET, or RS256 with --private-key)",
     )
     p.add_argument("--sub", required=True, help="the subject (who the token is for)")
@@ -119,10 +120,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--private-key", type=Path, default=None, help="an RSA private key (PEM) for RS256")
     p.add_argument("--kid", default=None, help="the key id to put in the header (JWKS)")
 
-    manifest = _flags("the manifest (overrides FUNNEL_PERSISTED_QUERIES_FILE)", _PERSIST_FLAGS)
+    manifest = _flags(
+        "the manifest (override FUNNEL_DATA_DIR and FUNNEL_PERSISTED_QUERIES_FILE; default: "
+        "DATA_DIR/persisted-queries.json)",
+        ("data_dir", *_PERSIST_FLAGS),
+    )
     p = sub.add_parser(
         "persist",
-        parents=[common, manifest],
+        parents=[manifest],
         help="register operations (allow-list / persisted queries) from .graphql files or Apollo manifests",
     )
     p.add_argument(
@@ -225,16 +230,24 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
     from gateway.realtime.replay import read_replay
-    from gateway.web.replay import replay
+    from gateway.web.remote import check_url
+    from gateway.web.replay import ReplayReport, replay
 
     if args.rate < 0 or args.batch < 1 or (args.limit is not None and args.limit < 1):
         raise ConfigError("--rate/--batch/--limit", "rate must be >= 0, batch and limit >= 1")
     url = args.url or f"http://{settings.host}:{settings.port}"
+    endpoint = check_url(url, "/events")
     run = args.run or f"r{int(time.time())}"
     events = read_replay(args.csv_dir, run, args.seed)
-    print(f"replaying {args.csv_dir} to {url}/events at {args.rate:g} events/s (run {run}); Ctrl-C stops")
+    pace = f"{args.rate:g} events/s" if args.rate else "an unlimited rate"
+    print(f"replaying {args.csv_dir} to {endpoint} at {pace} (run {run}); Ctrl-C stops")
     credential = _credential(args.credential_file)
-    report = await replay(events, url, args.rate, args.batch, args.limit, credential=credential)
+    report = ReplayReport()
+    try:
+        await replay(events, url, args.rate, args.batch, args.limit, credential=credential, report=report)
+    except asyncio.CancelledError:  # Ctrl-C: what was done so far, then asyncio.run raises KeyboardInterrupt
+        print(f"interrupted: {report.render()}")
+        raise
     print(report.render())
     return 1 if report.failed_requests and not report.accepted else 0
 

@@ -1,0 +1,157 @@
+"""The CLI as a new user meets it: `persist` checks documents like a request would, `query --url` and
+`replay --url` take a server's base URL, replay says why requests failed and stops cleanly on Ctrl-C,
+and each command's --help lists only the flags it uses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from gateway.cli import main
+from gateway.realtime.replay import read_replay
+from gateway.services import Services
+from gateway.web.app import create_app
+from gateway.web.remote import check_url, post_query
+from gateway.web.replay import replay
+
+CLEAN = Path(__file__).parent / "fixtures" / "ingest" / "clean"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A loopback port that is bound but not listening: connecting to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize(
+    ("document", "fragment"),
+    [
+        ("{ nope }", "Cannot query field 'nope' on type 'Query'."),
+        ('{ users(first: "ten") { totalCount } }', 'Int cannot represent non-integer value: "ten"'),
+        (
+            "query A { health { status } } query A { health { status } }",
+            "There can be only one operation named 'A'.",
+        ),
+    ],
+)
+def test_persist_refuses_a_document_the_schema_refuses(tmp_path, capsys, document, fragment):
+    bad = tmp_path / "bad.graphql"
+    bad.write_text(document)
+    manifest = tmp_path / "persisted.json"
+    argv = ["persist", "--data-dir", str(tmp_path / "d"), "--persisted-queries-file", str(manifest)]
+    assert main([*argv, str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: {fragment}" in err
+    assert not manifest.exists()
+
+
+async def test_query_url_without_a_path_means_the_servers_graphql(services: Services) -> None:
+    server = TestServer(create_app(services))
+    await server.start_server()
+    try:
+        base = str(server.make_url("/")).rstrip("/")
+        for url in (base, base + "/", base + "/graphql"):
+            assert check_url(url) == base + "/graphql"
+            result = await post_query(check_url(url), "{ health { status } }")
+            assert result["data"]["health"]["status"], result
+        wrong = await post_query(check_url(base + "/nope"), "{ health { status } }")
+    finally:
+        await server.close()
+    [error] = wrong["errors"]
+    assert error["extensions"]["code"] == "HTTP_404"
+    assert f"{base}/nope is not a GraphQL endpoint" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("url", "endpoint"),
+    [
+        ("http://h:1", "http://h:1/events"),
+        ("http://h:1/", "http://h:1/events"),
+        ("http://h:1/graphql", "http://h:1/events"),
+        ("http://h:1/events", "http://h:1/events"),
+        ("https://h/funnel/", "https://h/funnel/events"),  # a gateway behind a proxy's prefix
+    ],
+)
+def test_replay_url_names_the_servers_events_endpoint(url, endpoint):
+    assert check_url(url, "/events") == endpoint
+
+
+def test_a_url_that_is_not_http_is_a_usage_error(capsys):
+    assert main(["replay", "--csv-dir", str(CLEAN), "--url", "127.0.0.1:8000"]) == 2
+    assert "--url: expected http(s)://host[:port]" in capsys.readouterr().err
+
+
+async def test_replay_says_why_its_requests_failed(refused_url) -> None:
+    report = await replay(read_replay(CLEAN, "r"), refused_url, rate=0, batch_size=5, limit=10)
+    assert (report.sent, report.accepted, report.failed_requests) == (10, 0, 2)
+    assert f"cannot connect to {refused_url}/events: connection refused" in report.render()
+
+
+def test_replay_without_a_rate_says_unlimited_and_the_failure(refused_url, capsys):
+    argv = ["replay", "--csv-dir", str(CLEAN), "--rate", "0", "--limit", "3", "--url", refused_url]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "unlimited" in out and "at 0 events/s" not in out
+    assert "connection refused" in out
+
+
+def test_ctrl_c_prints_the_summary_so_far_and_exits_130(refused_url):
+    # One batch at once, the next 100 s later: the interrupt lands while replay waits.
+    argv = ["replay", "--csv-dir", str(CLEAN), "--rate", "1", "--batch", "5", "--url", refused_url]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", *argv],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "Ctrl-C stops" in proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted: sent " in out and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", [["mint-token"], ["persist"], ["generate"], ["replay"], ["create-key"]])
+def test_backend_flags_only_on_commands_that_open_backends(capsys, command):
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--mongo-url", "--mongo-db", "--milvus-uri", "--redis-url"):
+        assert flag not in out
+
+
+def test_persist_takes_the_data_dir_and_the_manifest(capsys):
+    with pytest.raises(SystemExit):
+        main(["persist", "--help"])
+    out = capsys.readouterr().out
+    assert "--data-dir" in out and "--persisted-queries-file" in out
+
+
+def test_every_generate_option_is_described(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    out = capsys.readouterr().out
+    assert "users to generate" in out
+    assert "seed of the generator" in out
+    assert "directory to write" in out
