@@ -83,6 +83,34 @@ async def test_the_funnel_shows_the_fixture_and_follows_the_filters_and_steps(ta
     await assert_clean(tab)
 
 
+TREND_LABELS = """async ([periods, interval, width]) => {
+    const charts = await import('/static/dashboard/charts.js');
+    const points = periods.map((period) => ({ period, conversionRate: 0.1, steps: [{ users: 3 }] }));
+    const svg = charts.trendChart(points, interval, width);
+    return [svg.querySelectorAll('rect.cohort').length, [...svg.querySelectorAll('text.period')].map((t) => t.textContent)];
+}"""
+
+
+async def test_trend_labels_name_the_year_across_years_and_the_last_bar(tab: Tab) -> None:
+    await open_dashboard(tab)
+
+    async def labels(periods: list[str], interval: str, width: int) -> list[str]:
+        bars, texts = await tab.page.evaluate(TREND_LABELS, [periods, interval, width])
+        assert bars == len(periods)
+        return texts
+
+    # Bars eleven years apart (a replayed 2025 week after the 2014 data) must not read as neighbours.
+    assert await labels(["2014-12-29", "2025-12-01"], "WEEK", 600) == ["Dec 29, 2014", "Dec 1, 2025"]
+    # The year on the first label and where it changes, not on every one.
+    assert await labels(["2014-12-22", "2014-12-29", "2015-01-05"], "WEEK", 600) == [
+        "Dec 22, 2014", "Dec 29", "Jan 5, 2015",
+    ]  # fmt: skip
+    # 30 days in a 304 px plot: a label every 8 bars (4 fit), and the last bar's instead of day 25's.
+    days = [f"2015-01-{d:02d}" for d in range(1, 31)]
+    assert await labels(days, "DAY", 400) == ["Jan 1", "Jan 9", "Jan 17", "Jan 30"]
+    await assert_clean(tab)
+
+
 async def post_events(base: str, events: list[dict]) -> None:
     async with aiohttp.ClientSession() as session, session.post(f"{base}/events", json=events) as response:
         assert response.status == 200, await response.text()

@@ -151,11 +151,33 @@ function niceMax(x) {
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
-export function periodLabel(period, interval) {
+// `withYear`: weeks and days name their year too (months always do), so periods years apart never read
+// as neighbours ("Dec 29, 2014" beside "Dec 1, 2025", not "Dec 29" beside "Dec 1").
+export function periodLabel(period, interval, withYear = false) {
   const [y, m, d] = period.split('-').map(Number);
   if (interval === 'MONTH') return `${MONTHS[m - 1]} ${y}`;
-  if (interval === 'WEEK') return `${MONTHS[m - 1]} ${d}`;
-  return `${MONTHS[m - 1]} ${d}`;
+  return withYear ? `${MONTHS[m - 1]} ${d}, ${y}` : `${MONTHS[m - 1]} ${d}`;
+}
+
+// Which bars get a label: one every `every` bars from the first, and always the last (the latest
+// period is the one people look for); the label before it goes when the two would collide.
+export function labelledBars(count, every) {
+  const last = count - 1;
+  const shown = [];
+  for (let i = 0; i < count; i += every) if (i === 0 || last - i >= every) shown.push(i);
+  if (count && shown[shown.length - 1] !== last) shown.push(last);
+  return shown;
+}
+
+// Period labels of a trend: with the year on the first label and wherever the year changes when the
+// periods span more than one calendar year.
+export function trendLabels(periods, interval, shown) {
+  const year = (i) => periods[i].slice(0, 4);
+  const years = new Set(periods.map((p) => p.slice(0, 4)));
+  return shown.map((i, k) => {
+    const withYear = years.size > 1 && (k === 0 || year(i) !== year(shown[k - 1]));
+    return periodLabel(periods[i], interval, withYear);
+  });
 }
 
 // Cohort bars (users who started the funnel in the period, right axis) under the conversion-rate line
@@ -183,7 +205,11 @@ export function trendChart(points, interval, width) {
     svg.append(text(m.left - 6, y + 4, `${Math.round(100 * r * 10) / 10}%`, { class: 'axis', 'text-anchor': 'end' }));
     svg.append(text(m.left + w + 6, y + 4, fmt.int.format((cMax * t) / 4), { class: 'axis' }));
   }
-  const every = Math.max(1, Math.ceil(points.length / Math.max(1, Math.floor(w / 64))));
+  const multiYear = new Set(points.map((p) => p.period.slice(0, 4))).size > 1;
+  const slot = interval !== 'MONTH' && multiYear ? 92 : 64; // "Dec 29, 2014" needs more room than "Dec 29"
+  const every = Math.max(1, Math.ceil(points.length / Math.max(1, Math.floor(w / slot))));
+  const shown = labelledBars(points.length, every);
+  const labels = trendLabels(points.map((p) => p.period), interval, shown);
   points.forEach((p, i) => {
     const bw = Math.min(56, Math.max(2, band * 0.62));
     svg.append(
@@ -192,9 +218,9 @@ export function trendChart(points, interval, width) {
         `${p.period}: ${fmt.int.format(cohorts[i])} users started`,
       ),
     );
-    if (i % every === 0) {
-      svg.append(text(x(i), height - m.bottom + 18, periodLabel(p.period, interval), { class: 'axis', 'text-anchor': 'middle' }));
-    }
+  });
+  shown.forEach((i, k) => {
+    svg.append(text(x(i), height - m.bottom + 18, labels[k], { class: 'axis period', 'text-anchor': 'middle' }));
   });
   if (points.length) {
     const d = points.map((p, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${yr(p.conversionRate).toFixed(1)}`).join(' ');
