@@ -63,7 +63,9 @@ class EventInput:
     duration: float | None = strawberry.field(
         default=strawberry.UNSET, description="page_view: seconds on the page."
     )
-    device: str | None = strawberry.field(default=strawberry.UNSET, description="desktop, mobile or tablet.")
+    device: str | None = strawberry.field(
+        default=strawberry.UNSET, description="desktop, mobile, tablet or other (any case)."
+    )
     interaction_type: str | None = strawberry.field(
         default=strawberry.UNSET, description="click, scroll, hover or form."
     )
