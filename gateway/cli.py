@@ -82,7 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch", type=int, default=100, help="events per request")
     p.add_argument("--limit", type=int, default=None, help="stop after this many events")
-    p.add_argument("--run", default=None, help="event id prefix; the same run replays idempotently")
+    p.add_argument(
+        "--run",
+        default=None,
+        help="event id prefix (default: new every run); the same run replays idempotently",
+    )
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("query", parents=[common], help="run one GraphQL operation and print the JSON result")

@@ -42,4 +42,4 @@ async def test_an_unreachable_or_malformed_url_is_a_clear_error(capsys):
     assert await _cli("query", "{ __typename }", "--url", f"http://127.0.0.1:{port}/graphql") == 1
     assert f"cannot reach http://127.0.0.1:{port}/graphql" in capsys.readouterr().err
     assert await _cli("query", "{ __typename }", "--url", "ftp://example/graphql") == 2
-    assert "--url: expected http(s)://host[:port]/graphql" in capsys.readouterr().err
+    assert "--url: expected http(s)://host[:port]" in capsys.readouterr().err

@@ -115,15 +115,13 @@ def test_create_key_and_mint_token(tmp_path, capsys, monkeypatch):
     assert main(["create-key", "--name", "bad name", "--role", "viewer"]) == 2
 
     secret = "m" * 40
-    env_settings = ["--data-dir", str(tmp_path)]
+    monkeypatch.setenv("FUNNEL_DATA_DIR", str(tmp_path))  # mint-token takes no backend flags
     with monkeypatch.context() as patched:
         patched.setenv("FUNNEL_JWT_SECRET", secret)
-        assert main(["mint-token", "--sub", "alice", "--role", "admin", "--ttl", "60", *env_settings]) == 0
+        assert main(["mint-token", "--sub", "alice", "--role", "admin", "--ttl", "60"]) == 0
     token = capsys.readouterr().out.strip()
     jwt_settings = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path), "FUNNEL_JWT_SECRET": secret})
     principal = Authenticator(jwt_settings).authenticate(token)
     assert (principal.subject, principal.role) == ("jwt:alice", Role.ADMIN)
-    assert (
-        main(["mint-token", "--sub", "alice", "--role", "admin", *env_settings]) == 2
-    )  # no secret configured
+    assert main(["mint-token", "--sub", "alice", "--role", "admin"]) == 2  # no secret configured
     assert "FUNNEL_JWT_SECRET" in capsys.readouterr().err
