@@ -11,7 +11,10 @@ graphql-transport-ws ``connection_init`` payload, turned into a :class:`gateway.
   ``aud``/``iss`` checked when configured, 30 s leeway; the ``role`` claim names the role (``viewer``
   when absent: the least one).
 
-Verified JWTs are remembered until they expire (verifying costs more than the cached answer it unlocks).
+Verified JWTs are remembered until they expire (verifying costs more than the cached answer it unlocks),
+and an accepted API key is remembered by its text: the configured keys are fixed for the process, so
+the answer cannot change, and only accepted keys are kept (at most one entry per configured key: an
+unknown key is hashed and refused every time, and cannot grow the memory).
 """
 
 from __future__ import annotations
@@ -83,16 +86,22 @@ class Authenticator:
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
         self._tokens: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        # key text -> its principal, for keys found above only (so never more entries than keys)
+        self._accepted: dict[str, Principal] = {}
 
     def authenticate(self, credential: str) -> Principal:
         """The principal of an API key or a JWT; :class:`Unauthenticated` for anything else."""
+        accepted = self._accepted.get(credential)
+        if accepted is not None:
+            return accepted
         if credential.count(".") == 2:
             return self._token(credential)
         # Digests of high-entropy keys: a dict lookup leaks nothing useful about any stored key.
         found = self._keys.get(key_digest(credential))
         if found is None:
             raise Unauthenticated("unknown API key")
-        return Principal(f"key:{found.name}", found.role)
+        principal = self._accepted[credential] = Principal(f"key:{found.name}", found.role)
+        return principal
 
     def _token(self, token: str) -> Principal:
         remembered = self._tokens.get(token)

@@ -2,9 +2,11 @@
 and the dashboard at / with its static files (:mod:`gateway.web.pages`), /metrics (Prometheus; the edge
 asks the admin role for it, see ``edge.ROUTE_ROLES``).
 
-Requests pass, in order: the edge (Host, CORS, authentication, rate limit: :mod:`gateway.web.edge`), the
-request reader (persisted queries: :mod:`gateway.web.requests`), the whole-response cache, then the
-view; inside strawberry the guard applies the limits, roles and cost (:mod:`gateway.web.guard`).
+Requests pass one middleware (:mod:`gateway.web.front`), which takes them, in order, through: the HTTP
+metrics (outermost, so the edge's own refusals are counted), the edge (Host, CORS, authentication, rate
+limit: :mod:`gateway.web.edge`), on /graphql the request reader (persisted queries:
+:mod:`gateway.web.requests`) and the whole-response cache (:mod:`gateway.web.response_cache`), then the
+route's handler; inside strawberry the guard applies the limits, roles and cost (:mod:`gateway.web.guard`).
 """
 
 from __future__ import annotations
@@ -27,19 +29,20 @@ from gateway.security.persisted import PersistedQueries, read_manifest
 from gateway.security.ratelimit import RateLimiter
 from gateway.services import Services
 from gateway.stores.contracts import Cache
-from gateway.web import edge, pages, requests
-from gateway.web import response_cache as whole_responses
+from gateway.web import edge, front, pages
 from gateway.web.errors import ErrorPolicy, FunnelSchema
 from gateway.web.events import post_events
 from gateway.web.funnel_sources import FunnelSources
 from gateway.web.guard import guard, mask_fields, schema_rules
 from gateway.web.health import SERVICES, healthz
 from gateway.web.observability import (
+    HttpMetrics,
     RootResolverTiming,
-    http_metrics,
     metrics_endpoint,
     operation_extension,
 )
+from gateway.web.requests import RequestReader
+from gateway.web.response_cache import ResponseCache
 from gateway.web.view import SOCKETS, FunnelGraphQLView
 from resolvers.mutation import Mutation
 from resolvers.query import Query
@@ -103,15 +106,17 @@ def create_app(
     limiter = RateLimiter(services.cache, settings.rate_window_s)
     manifest = read_manifest(settings.persisted_queries_path) if settings.persisted_queries != "off" else {}
     persisted = PersistedQueries(services.cache, services.cache_stats, settings.persisted_queries, manifest)
-    middlewares = [
-        http_metrics(ROUTES),  # outermost: the edge's own 401/403/429 answers are counted too
-        edge.middleware(edge.EdgePolicy(settings, authenticator, limiter, GRAPHQL_PATH)),
-        requests.middleware(persisted, GRAPHQL_PATH),
-    ]
-    if response_cache:
-        middlewares.append(whole_responses.middleware(_cache_of, cacheable_roots(schema), limits))
+    middleware = front.middleware(
+        HttpMetrics(ROUTES),
+        edge.EdgePolicy(settings, authenticator, limiter, GRAPHQL_PATH),
+        RequestReader(persisted),
+        ResponseCache(_cache_of, cacheable_roots(schema), limits) if response_cache else None,
+        GRAPHQL_PATH,
+    )
     # A request body is a document (FUNNEL_MAX_QUERY_CHARS) plus its variables.
-    app = web.Application(middlewares=middlewares, client_max_size=max(1 << 20, 4 * settings.max_query_chars))
+    app = web.Application(
+        middlewares=[middleware], client_max_size=max(1 << 20, 4 * settings.max_query_chars)
+    )
     app[SERVICES] = services
     realtime = services.realtime
     if realtime is not None:  # read at scrape time; the newest app's hub wins (one per process)

@@ -1,5 +1,5 @@
 """The per-request GraphQL context: shared services plus loaders built fresh for this request, and who is
-asking (the principal: set by the auth middleware on HTTP, at ``connection_init`` on a WebSocket)."""
+asking (the principal: set by the edge on HTTP, at ``connection_init`` on a WebSocket)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The HTTP edge, in one middleware (each aiohttp middleware costs a call per request, and a cached
-answer is only a Redis GET, so the checks are one function): in order,
+"""The HTTP edge: :func:`admit` decides, without awaiting anything, whether a request goes on (the front
+middleware, :mod:`gateway.web.front`, calls it first and :func:`decorate` on what is answered). In order,
 
 1. **Host** (DNS rebinding): the ``Host`` header must name an allowed host (``FUNNEL_ALLOWED_HOSTS``,
    loopback names by default, ``*`` for any; the address ``FUNNEL_HOST`` binds is added); otherwise 421. ``/healthz`` is exempt: load balancers
@@ -27,9 +27,7 @@ answer is only a Redis GET, so the checks are one function): in order,
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
@@ -41,7 +39,6 @@ from gateway.security.ratelimit import RateLimiter
 from gateway.web.negotiation import negotiate
 
 PRINCIPAL = web.RequestKey("principal", Principal)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ALLOWED_METHODS = "GET, POST"
 ALLOWED_HEADERS = frozenset({"authorization", "content-type", "accept"})
@@ -54,6 +51,7 @@ PAGE_PATHS = ("/", "/static/")
 # Routes outside GraphQL, and the role each needs.
 ROUTE_ROLES = {"/events": Role.ADMIN, "/metrics": Role.ADMIN}
 CROSS_SITE = frozenset({"cross-site", "same-site"})
+HOSTS_KEPT = 64
 
 
 def error_response(
@@ -88,43 +86,67 @@ class EdgePolicy:
         self.hosts = frozenset(hosts)
         self.any_origin = "*" in self.settings.cors_origins
         self.origins = frozenset(self.settings.cors_origins)
+        self.limits = {role: self.settings.rate_limit(role.label) for role in Role}
+        # Host header values already admitted (a client sends the same one every time); refused ones
+        # are never kept, and past HOSTS_KEPT new values are checked without being kept.
+        self.admitted_hosts: set[str] = set()
+
+    def host_allowed(self, host: str) -> bool:
+        if self.any_host or host in self.admitted_hosts:
+            return True
+        if host_name(host) not in self.hosts:
+            return False
+        if len(self.admitted_hosts) < HOSTS_KEPT:
+            self.admitted_hosts.add(host)
+        return True
+
+    def rate_limit(self, role: Role) -> int:
+        return self.limits[role]
 
     def origin_allowed(self, origin: str) -> bool:
         return self.any_origin or origin.rstrip("/") in self.origins
 
 
-def middleware(policy: EdgePolicy) -> Any:
-    settings = policy.settings
-    auth_on = policy.authenticator.enabled
+ALLOWED_ORIGIN = web.RequestKey("allowed_origin", str)  # set by admit: the origin decorate echoes
 
-    @web.middleware
-    async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-        path = request.path
-        if path in OPEN_PATHS:
-            return await handler(request)
-        # 1. Host
-        if not policy.any_host and host_name(request.host or "") not in policy.hosts:
-            return web.Response(
-                status=421,
-                text=f"Misdirected Request: Host {shown(request.host or '', 80)} is not served here\n",
-            )
-        # 2. CORS
-        origin = request.headers.get("Origin")
-        allowed_origin = origin is not None and policy.origin_allowed(origin)
-        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            return _preflight(request, policy, origin, allowed_origin)
-        if request.headers.get("Sec-Fetch-Site") in CROSS_SITE and not allowed_origin:
-            return web.Response(
-                status=403, text="a page of another site may not call this API (FUNNEL_CORS_ORIGINS)\n"
-            )
-        response = await _authenticated(request, handler, policy, auth_on, settings)
-        if allowed_origin:
-            response.headers["Access-Control-Allow-Origin"] = origin  # type: ignore[assignment]
-            response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
-            response.headers.add("Vary", "Origin")
-        return response
 
-    return edge
+def admit(policy: EdgePolicy, request: web.Request) -> web.Response | None:
+    """The edge's refusal of a request (421, a preflight's answer, 403, 401, 429), or None when it may go
+    on; an admitted request carries its principal (``PRINCIPAL``) when it was authenticated. Refusals
+    from step 3 on carry the CORS headers of an allowed origin already."""
+    if request.path in OPEN_PATHS:
+        return None
+    # 1. Host
+    if not policy.host_allowed(request.host or ""):
+        return web.Response(
+            status=421,
+            text=f"Misdirected Request: Host {shown(request.host or '', 80)} is not served here\n",
+        )
+    # 2. CORS
+    headers = request.headers
+    origin = headers.get("Origin")
+    allowed_origin = origin if origin is not None and policy.origin_allowed(origin) else None
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in headers:
+        return _preflight(request, policy, origin, allowed_origin is not None)
+    if allowed_origin is None and headers.get("Sec-Fetch-Site") in CROSS_SITE:
+        return web.Response(
+            status=403, text="a page of another site may not call this API (FUNNEL_CORS_ORIGINS)\n"
+        )
+    if allowed_origin is not None:
+        request[ALLOWED_ORIGIN] = allowed_origin
+    refusal = _authenticate(request, policy)
+    if refusal is not None:
+        decorate(request, refusal)
+    return refusal
+
+
+def decorate(request: web.Request, response: web.StreamResponse) -> None:
+    """The CORS answer headers for an admitted request from an allowed origin (none otherwise)."""
+    origin = request.get(ALLOWED_ORIGIN)
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+        response.headers.add("Vary", "Origin")
 
 
 def _preflight(request: web.Request, policy: EdgePolicy, origin: str | None, allowed: bool) -> web.Response:
@@ -171,20 +193,17 @@ def _is_graphiql_page(request: web.Request) -> bool:
     )
 
 
-async def _authenticated(
-    request: web.Request, handler: Handler, policy: EdgePolicy, auth_on: bool, settings: Settings
-) -> web.StreamResponse:
+def _authenticate(request: web.Request, policy: EdgePolicy) -> web.Response | None:
     # 3. Authentication
-    if not auth_on:
+    if not policy.authenticator.enabled:
         principal = ANONYMOUS
         subject = f"ip:{request.remote}"
     elif (
-        _is_websocket(request)
-        or _is_graphiql_page(request)
-        or _is_page(request)
-        or request.method == "OPTIONS"
+        request.method == "OPTIONS"
+        or _is_websocket(request)
+        or (request.method == "GET" and (_is_graphiql_page(request) or _is_page(request)))
     ):
-        return await handler(request)  # the WebSocket authenticates at connection_init
+        return None  # the WebSocket authenticates at connection_init
     else:
         credential = bearer(request.headers.get("Authorization"))
         if credential is None:
@@ -200,18 +219,17 @@ async def _authenticated(
             )
         subject = principal.subject
     request[PRINCIPAL] = principal
-    needed = ROUTE_ROLES.get(request.path)
+    path = request.path
+    needed = ROUTE_ROLES.get(path)
     if needed is not None and not principal.may(needed):
         return error_response(
-            request,
-            403,
-            f"{request.path} needs the {needed.label} role (yours: {principal.role.label})",
-            "FORBIDDEN",
+            request, 403, f"{path} needs the {needed.label} role (yours: {principal.role.label})", "FORBIDDEN"
         )
-    if request.path != policy.graphql_path:
-        return await handler(request)
+    if path != policy.graphql_path:
+        return None
     # 4. Rate limit
-    decision = policy.limiter.check(subject, settings.rate_limit(principal.role.label))
+    settings = policy.settings
+    decision = policy.limiter.check(subject, policy.rate_limit(principal.role))
     if not decision.allowed:
         return error_response(
             request,
@@ -221,4 +239,4 @@ async def _authenticated(
             "RATE_LIMITED",
             **{"Retry-After": str(decision.retry_after_s)},
         )
-    return await handler(request)
+    return None

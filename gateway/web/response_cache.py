@@ -1,4 +1,5 @@
-"""The aiohttp middleware of the whole-response cache; what is cacheable, and for how long, is decided
+"""The whole-response cache on the request path (:class:`ResponseCache`: ``lookup`` before the view,
+``fill`` around it on a miss; composed by :mod:`gateway.web.front`); what is cacheable, and for how long, is decided
 in :mod:`gateway.cache.responses`. An entry carries the version tokens its parts were computed under
 (gateway/cache/versions.py) and is served only while they are all unchanged: one GET, plus one MGET of
 those tokens when there are any, both inside Redis (one round trip, ``versions.read_valid``).
@@ -11,7 +12,6 @@ differently, POSTed or sent as a GET, is one entry.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -45,6 +45,17 @@ class _Keys:
         self._plain = documents.LRU(documents.CACHE_SIZE)
 
     async def key(self, prepared: GraphQLRequest, role: str) -> str | None:
+        derived = prepared.derived
+        if derived is not None:  # the same request object for every identical body: its keys are kept on it
+            known = derived.get((self, role))
+            if known is not None:
+                return known or None
+        key = await self._key(prepared, role)
+        if derived is not None:
+            derived[(self, role)] = key or ""
+        return key
+
+    async def _key(self, prepared: GraphQLRequest, role: str) -> str | None:
         if not prepared.query:
             return None
         plain = None if prepared.variables else (prepared.query, prepared.operation_name, role)
@@ -70,40 +81,59 @@ class _Keys:
         return key
 
 
-def middleware(
-    cache_of: Callable[[web.Request], tuple[Cache, CacheStats]], roots: frozenset[str], limits: Limits
-) -> Any:
-    """``roots``: the query root fields that may be served from the cache (see responses.cacheable_roots)."""
-    keys = _Keys(roots, limits)
+CACHE_KEY = web.RequestKey("response_cache_key", str)  # set by lookup on a miss that fill may store
 
-    @web.middleware
-    async def response_cache(request: web.Request, handler: Handler) -> web.StreamResponse:
+
+class ResponseCache:
+    """``roots``: the query root fields that may be served from the cache (see responses.cacheable_roots)."""
+
+    def __init__(
+        self,
+        cache_of: Callable[[web.Request], tuple[Cache, CacheStats]],
+        roots: frozenset[str],
+        limits: Limits,
+    ) -> None:
+        self.cache_of = cache_of
+        self.keys = _Keys(roots, limits)
+
+    async def lookup(self, request: web.Request) -> web.Response | None:
+        """The cached answer to a prepared request, or None (not cacheable, or a miss: then ``fill``)."""
         prepared = request.get(PREPARED)
         if prepared is None:
-            return await handler(request)
-        key = await keys.key(prepared, request.get(PRINCIPAL, ANONYMOUS).role.label)
+            return None
+        key = await self.keys.key(prepared, request.get(PRINCIPAL, ANONYMOUS).role.label)
+        if key is None:
+            return None
+        cache, stats = self.cache_of(request)
+        cached = await _read_valid(cache, stats, key)
+        if cached is None:
+            stats.misses[responses.FAMILY] += 1
+            request[CACHE_KEY] = key
+            return None
+        stats.hits[responses.FAMILY] += 1
+        # Only error-free 200 bodies are stored: the same bytes under either media type.
+        media = negotiate(request.headers.get("Accept"))
+        return web.Response(body=cached, content_type=media, charset="utf-8", headers=_HIT)
+
+    async def fill(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The view's answer, stored when it may be (after a ``lookup`` that missed)."""
+        key = request.get(CACHE_KEY)
         if key is None:
             return await handler(request)
-        cache, stats = cache_of(request)
-        cached = await _read_valid(cache, stats, key)
-        if cached is not None:
-            stats.hits[responses.FAMILY] += 1
-            # Only error-free 200 bodies are stored: the same bytes under either media type.
-            media = negotiate(request.headers.get("Accept"))
-            return web.Response(body=cached, content_type=media, charset="utf-8", headers={"X-Cache": "hit"})
-        stats.misses[responses.FAMILY] += 1
         with collecting() as hints:
             response = await handler(request)
         body = getattr(response, "body", None)
         ttl = responses.ttl(hints.max_age)
         storable = response.status == 200 and isinstance(body, bytes) and b'"errors"' not in body
         if storable and ttl and hints.complete:
+            cache, stats = self.cache_of(request)
             entry = versions.stamp_pairs(hints.depends_on, body)  # type: ignore[arg-type]
             await write_cached(cache, stats, responses.FAMILY, [(key, entry, ttl)])
             response.headers["X-Cache"] = "miss"
         return response
 
-    return response_cache
+
+_HIT = {"X-Cache": "hit"}
 
 
 async def _read_valid(cache: Cache, stats: CacheStats, key: str) -> bytes | None:

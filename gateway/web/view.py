@@ -1,10 +1,10 @@
 """The GraphQL view: strawberry's aiohttp view with a few of its hooks overridden.
 
 * ``get_context``: every request gets fresh loaders over the shared services, and its principal (the
-  edge middleware authenticated it; a WebSocket authenticates in ``on_ws_connect``, from the
+  edge (``web/edge.py``) authenticated it; a WebSocket authenticates in ``on_ws_connect``, from the
   ``connection_init`` payload: ``{"Authorization": "Bearer …"}``; a refusal closes it with 4403).
-* ``parse_http_body``: the request the reader middleware already decoded (and whose persisted query it
-  resolved), when there is one (:mod:`gateway.web.requests`).
+* ``parse_http_body``: the request the reader already decoded (and whose persisted query it resolved),
+  when there is one (:mod:`gateway.web.requests`; a copy of one shared by identical bodies).
 * ``render_graphql_ide``: our own GraphiQL page, its files served by the gateway (:mod:`gateway.web.pages`).
 * ``decode_json`` / ``parse_json``: client JSON must be UTF-8 Unicode text (:mod:`gateway.web.request_json`)
   and a request body a JSON object (or strawberry's batch array); anything else is HTTP 400, not a 500.
@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import weakref
@@ -110,11 +111,14 @@ class FunnelGraphQLView(GraphQLView):
         prepared = getattr(request_adapter, "request", {}).get(PREPARED)
         if prepared is None:
             return await super().parse_http_body(request_adapter)
+        variables, extensions = prepared.variables, prepared.extensions
+        if prepared.shared:  # one object for every identical body: nothing downstream may change it
+            variables, extensions = copy.deepcopy(variables), copy.deepcopy(extensions)
         return GraphQLRequestData(
             query=prepared.query,
-            variables=prepared.variables,
+            variables=variables,
             operation_name=prepared.operation_name,
-            extensions=prepared.extensions,
+            extensions=extensions,
             protocol="http",
         )
 

@@ -1,0 +1,71 @@
+"""The one aiohttp middleware: every request passes the steps of the request path in one call, in the
+order ``gateway/web/app.py`` documents:
+
+1. HTTP metrics (:class:`gateway.web.observability.HttpMetrics`): counted and timed whatever answers,
+   the edge's own refusals included;
+2. the edge (:func:`gateway.web.edge.admit`): Host, CORS, authentication, route roles, rate limit;
+3. on /graphql, the request reader (:class:`gateway.web.requests.RequestReader`): the body decoded once,
+   persisted queries resolved;
+4. the whole-response cache (:class:`gateway.web.response_cache.ResponseCache`): a hit is answered here,
+   a miss goes to the view and may be stored;
+5. the route's handler (the GraphQL view, the pages, /events, /metrics, /healthz).
+
+Each step is a plain function of its own module; they used to be one middleware each, and a cached
+answer is only one Redis call, so nesting four coroutines per request (and aiohttp's call into each)
+was a measurable part of it (``bench/bench_api.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.web import edge
+from gateway.web.observability import HttpMetrics
+from gateway.web.requests import RequestReader
+from gateway.web.response_cache import ResponseCache
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def middleware(
+    measure: HttpMetrics,
+    policy: edge.EdgePolicy,
+    reader: RequestReader,
+    responses: ResponseCache | None,
+    graphql_path: str,
+) -> Any:
+    admit, decorate, record = edge.admit, edge.decorate, measure.record
+
+    @web.middleware
+    async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        response: web.StreamResponse | None
+        try:
+            response = admit(policy, request)
+            if response is None:
+                if request.path != graphql_path:
+                    response = await handler(request)
+                else:
+                    response = await reader.prepare(request)
+                    if response is None:
+                        if responses is None:
+                            response = await handler(request)
+                        else:
+                            response = await responses.lookup(request)
+                            if response is None:
+                                response = await responses.fill(request, handler)
+                decorate(request, response)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            record(request, status, started)
+
+    return front
