@@ -53,7 +53,8 @@ HTTP_SECONDS = 1.5  # each load run stops after this long (or HTTP_MAX_REQUESTS)
 # The gateway and the limit are measured in alternation, ROUNDS times, and the ratio is the median of the
 # rounds' ratios: on a shared machine the background load drifts within seconds, and two long runs one
 # after the other measured the drift as much as the gateway (0.42 and 0.66 in two runs a minute apart).
-ROUNDS = 5
+# Seven rounds, not five: single rounds of one run still ranged 0.55-0.93, and a median of seven moves less.
+ROUNDS = 7
 HTTP_MAX_REQUESTS = 50_000
 HTTP_CONCURRENCY = 16
 FUNNEL = (
@@ -172,6 +173,10 @@ async def _http(services: Services, cached_key: str) -> tuple[float, float, floa
             field.append(await _load_in_child("POST", field_url + "/graphql", body, auth))
         ratios = [g[0] / lim[0] for g, lim in zip(gateway, limit, strict=True)]
         print("rounds (gateway/limit):", " ".join(f"{r:.2f}" for r in ratios))
+        print(
+            "rounds, server CPU per request (us, gateway/limit):",
+            " ".join(f"{g[1]:.0f}/{lim[1]:.0f}" for g, lim in zip(gateway, limit, strict=True)),
+        )
         limit_rps = statistics.median(r for r, _ in limit)
         gateway_rps = statistics.median(ratios) * limit_rps  # so that gateway / limit = the median ratio
         field_rps = statistics.median(r for r, _ in field)

@@ -44,13 +44,18 @@ class _Keys:
         # computing it (parse lookup, JSON and SHA-256 of the parts) was a tenth of a hit's own work.
         self._plain = documents.LRU(documents.CACHE_SIZE)
 
-    async def key(self, prepared: GraphQLRequest, role: str) -> str | None:
+    def known(self, prepared: GraphQLRequest, role: str) -> str | None:
+        """The key already computed for a shared request and this role ("": not cacheable), else None.
+        The same request object answers every identical body (gateway/web/requests.py): keys live on it."""
         derived = prepared.derived
-        if derived is not None:  # the same request object for every identical body: its keys are kept on it
-            known = derived.get((self, role))
-            if known is not None:
-                return known or None
+        return None if derived is None else derived.get((self, role))
+
+    async def key(self, prepared: GraphQLRequest, role: str) -> str | None:
+        known = self.known(prepared, role)
+        if known is not None:
+            return known or None
         key = await self._key(prepared, role)
+        derived = prepared.derived
         if derived is not None:
             derived[(self, role)] = key or ""
         return key
@@ -101,11 +106,18 @@ class ResponseCache:
         prepared = request.get(PREPARED)
         if prepared is None:
             return None
-        key = await self.keys.key(prepared, request.get(PRINCIPAL, ANONYMOUS).role.label)
+        role = request.get(PRINCIPAL, ANONYMOUS).role.label
+        key = self.keys.known(prepared, role)
         if key is None:
+            key = await self.keys.key(prepared, role)
+        if not key:
             return None
         cache, stats = self.cache_of(request)
-        cached = await _read_valid(cache, stats, key)
+        try:  # the entry and its version tokens checked in Redis, in one round trip
+            cached = await versions.read_valid(cache, key)
+        except StoreUnavailable:  # an outage reads as a miss (counted)
+            stats.errors[responses.FAMILY] += 1
+            cached = None
         if cached is None:
             stats.misses[responses.FAMILY] += 1
             request[CACHE_KEY] = key
@@ -134,13 +146,3 @@ class ResponseCache:
 
 
 _HIT = {"X-Cache": "hit"}
-
-
-async def _read_valid(cache: Cache, stats: CacheStats, key: str) -> bytes | None:
-    """The cached body if every version token it recorded is unchanged, else None (a miss): the entry
-    and its tokens are checked in Redis, in one round trip; an outage reads as a miss (counted)."""
-    try:
-        return await versions.read_valid(cache, key)
-    except StoreUnavailable:
-        stats.errors[responses.FAMILY] += 1
-        return None
