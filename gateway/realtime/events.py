@@ -19,7 +19,7 @@ timestamp          optional (absent: the time it arrived): ISO-8601 *with* an of
                    ``+02:00``) or epoch seconds (a number); from 1970-01-01 up to
                    FUNNEL_EVENTS_MAX_SKEW_S (300 s) in the future
 duration           page_view only, optional: seconds on the page, 0..86400 (default 0)
-device             optional: desktop | mobile | tablet (any case); absent: the user's device
+device             optional: desktop | mobile | tablet | other (any case); absent: the user's device
 interactionType    interaction only, required: click | scroll | hover | form
 element            interaction only, optional: up to 100 characters
 coordinates        interaction only, optional: ``{"x": int, "y": int}``, each 0..100000
