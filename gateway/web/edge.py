@@ -182,11 +182,13 @@ def _is_page(request: web.Request) -> bool:
     return request.method == "GET" and (path == PAGE_PATHS[0] or path.startswith(PAGE_PATHS[1]))
 
 
-def _is_graphiql_page(request: web.Request) -> bool:
-    """The GraphiQL page (static; its requests carry their own credential), as the view decides it."""
+def _is_graphiql_page(request: web.Request, graphql_path: str) -> bool:
+    """The GraphiQL page (static; its requests carry their own credential), as the view decides it: on
+    the GraphQL path only (the same Accept on /metrics is a scraper's, which must authenticate)."""
     accept = request.headers.get("Accept", "")
     return (
         request.method == "GET"
+        and request.path == graphql_path
         and ("text/html" in accept or "*/*" in accept)
         and "query" not in request.query
         and "extensions" not in request.query
@@ -200,10 +202,14 @@ def _authenticate(request: web.Request, policy: EdgePolicy) -> web.Response | No
         subject = f"ip:{request.remote}"
     elif (
         request.method == "OPTIONS"
-        or _is_websocket(request)
-        or (request.method == "GET" and (_is_graphiql_page(request) or _is_page(request)))
+        or (request.path == policy.graphql_path and _is_websocket(request))
+        or (
+            request.method == "GET" and (_is_graphiql_page(request, policy.graphql_path) or _is_page(request))
+        )
     ):
-        return None  # the WebSocket authenticates at connection_init
+        # Open: preflights, the GraphQL WebSocket (it authenticates at connection_init), the GraphiQL
+        # page and the dashboard's files. Nothing else: every other route answers only a credential.
+        return None
     else:
         credential = bearer(request.headers.get("Authorization"))
         if credential is None:

@@ -177,3 +177,22 @@ async def test_the_dashboard_and_its_files_load_without_a_key_but_their_data_doe
         assert data.status == 401
         misdirected = await client.get("/", headers={"Host": "evil.example"})
         assert misdirected.status == 421  # the pages keep the Host check
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Accept": "*/*"},  # curl's default
+        {"Accept": "text/html"},  # a browser's
+        {"Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"},
+        {"Upgrade": "websocket", "Connection": "Upgrade"},  # only /graphql's WebSocket may defer auth
+    ],
+)
+async def test_metrics_and_events_need_their_role_whatever_the_accept_or_upgrade_header(services, headers):
+    async with client_of(with_keys(services)) as client:
+        assert (await client.get("/metrics", headers=headers)).status == 401
+        assert (await client.get("/metrics", headers={**headers, **bearer(Role.VIEWER)})).status == 403
+        assert (await client.get("/metrics", headers={**headers, **bearer(Role.ADMIN)})).status == 200
+        events = await client.post("/events", json=[], headers={**headers, **bearer(Role.ANALYST)})
+        assert events.status == 403
