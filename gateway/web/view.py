@@ -61,6 +61,15 @@ SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websoc
 SUB_RESPONSE = web.RequestKey("sub_response", web.Response)
 
 
+# strawberry's bare reasons, with what the client should send instead (curl -d sends a form type).
+_HINTS = {
+    "Unsupported content type": (
+        "Unsupported content type: POST a JSON body with Content-Type: application/json "
+        "(or GET /graphql?query=...)"
+    ),
+}
+
+
 class FunnelGraphQLView(GraphQLView):
     def __init__(
         self, services: Services, *, authenticator: Authenticator, limits: Limits, **kwargs: Any
@@ -129,9 +138,10 @@ class FunnelGraphQLView(GraphQLView):
         try:
             return await self.run(request=request)
         except HTTPException as exc:
+            reason = _HINTS.get(exc.reason, exc.reason)
             if negotiate(request.headers.get("Accept")) != GRAPHQL_RESPONSE_JSON:
-                return web.Response(body=exc.reason, status=exc.status_code)  # as strawberry answers
-            body = {"errors": [{"message": exc.reason, "extensions": {"code": BAD_REQUEST}}]}
+                return web.Response(body=reason, status=exc.status_code)  # as strawberry answers
+            body = {"errors": [{"message": reason, "extensions": {"code": BAD_REQUEST}}]}
             return web.Response(
                 text=self.encode_json_string(body),
                 status=exc.status_code,

@@ -30,6 +30,14 @@ POSTS: dict[str, tuple[dict[str, Any], int, str]] = {
     "body is a JSON string": ({"data": b'"x"', "headers": JSON}, 400, "expected a JSON object, got a string"),
     "body is a JSON number": ({"data": b"12", "headers": JSON}, 400, "expected a JSON object, got a number"),
     "body is JSON null": ({"data": b"null", "headers": JSON}, 400, "expected a JSON object, got null"),
+    "a form body (curl -d without a Content-Type)": (
+        {
+            "data": b'{"query": "{ health { status } }"}',
+            "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+        },
+        400,
+        "Unsupported content type: POST a JSON body with Content-Type: application/json",
+    ),
     "body is not UTF-8": (
         {"data": b'{"query": "{ health { status } }\xff"}', "headers": JSON},
         400,
