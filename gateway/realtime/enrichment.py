@@ -167,11 +167,18 @@ async def _read(
             planned.user_sex[user_id] = doc.get("sex")
 
 
+LIVE_SESSION_PREFIX = "rt-"  # the sessions enrichment starts: rt-{the eventId of their first event}
+
+
 async def _refuse_foreign_sessions(
     store: DocumentStore, in_time_order: list[Event], owner: dict[str, int], planned: Planned
 ) -> None:
     """Refuse every event that names a session of another user: stored (its owner read here, one store
-    read for the named sessions not known yet) or begun by another user's earlier event of the group."""
+    read for the named sessions not known yet) or begun by another user's earlier event of the group.
+
+    A client may not start a session under the gateway's own prefix: ``rt-{eventId}`` is the id the
+    gateway gives the session a sessionless event starts, and a client holding one first (for one user)
+    would receive another user's events into it when that event arrives (in this group or a later one)."""
     unknown = list(
         dict.fromkeys(e.session_id for e in in_time_order if e.session_id and e.session_id not in owner)
     )
@@ -179,11 +186,25 @@ async def _refuse_foreign_sessions(
         for doc in await store.sessions_by_ids(unknown):
             if doc is not None:
                 owner[doc["session_id"]] = doc["user_id"]
+    # The sessions this group may start for sessionless events, and whose they would be.
+    may_start = {
+        f"{LIVE_SESSION_PREFIX}{e.event_id}": e.user_id for e in in_time_order if e.session_id is None
+    }
     for event in in_time_order:
         session_id = event.session_id
         if session_id is None:
             continue
-        claimed = owner.setdefault(session_id, event.user_id)
+        claimed = owner.get(session_id)
+        if claimed is None and session_id.startswith(LIVE_SESSION_PREFIX):
+            claimed = may_start.get(session_id)
+            if claimed is None:
+                planned.refused[event.event_id] = (
+                    f"sessionId {session_id} names no session, and ids starting with "
+                    f"{LIVE_SESSION_PREFIX} are the sessions the gateway starts"
+                )
+                continue
+        if claimed is None:
+            claimed = owner[session_id] = event.user_id
         if claimed != event.user_id:
             planned.refused[event.event_id] = f"sessionId {session_id} is another user's session"
 
@@ -250,7 +271,7 @@ async def plan(
             known_start = planned.stored_start.get(event.session_id)
             span = latest[user_id] = _Span(event.session_id, min(start, known_start or start), end)
         elif event.session_id is None and (span is None or not span.start - gap <= start <= span.end + gap):
-            span = latest[user_id] = _Span(f"rt-{event.event_id}", start, end)
+            span = latest[user_id] = _Span(f"{LIVE_SESSION_PREFIX}{event.event_id}", start, end)
         else:
             assert span is not None
             span.start, span.end = min(span.start, start), max(span.end, end)

@@ -284,3 +284,28 @@ async def test_an_event_naming_another_users_session_is_refused_and_stores_nothi
         "accepted": [],
         "rejected": [{"index": 0, "reason": "sessionId s1 is another user's session"}],
     }
+
+
+async def test_the_gateways_own_session_ids_cannot_be_taken_by_another_user(http, services: Services):
+    reason = "sessionId rt-y1 names no session, and ids starting with rt- are the sessions the gateway starts"
+    # In one batch: x1 (user 905, no session) starts rt-x1; user 906 may not name it, 905 may.
+    batch = [
+        page_view("x1", 905, "home_page", timestamp=iso(NOW)),
+        page_view("x2", 906, "payment_page", sessionId="rt-x1", timestamp=iso(NOW + timedelta(seconds=1))),
+        page_view("x3", 905, "search_page", sessionId="rt-x1", timestamp=iso(NOW + timedelta(seconds=2))),
+        page_view("y0", 907, "home_page", sessionId="rt-y1", timestamp=iso(NOW)),  # not started by anyone
+    ]
+    status, body = await post_events(http, batch)
+    assert status == 200
+    assert body["accepted"] == ["x1", "x3"]
+    assert body["rejected"] == [
+        {"index": 1, "eventId": "x2", "reason": "sessionId rt-x1 is another user's session"},
+        {"index": 3, "eventId": "y0", "reason": reason},
+    ]
+    [session] = await services.store.sessions_by_ids(["rt-x1"])
+    assert (session["user_id"], session["pages_visited"]) == (905, ["home_page", "search_page"])
+    # Later, y1 (user 908, no session) starts rt-y1 as its own: nobody held it.
+    status, body = await post_events(http, [page_view("y1", 908, "home_page", timestamp=iso(NOW))])
+    assert (status, body["accepted"]) == (200, ["y1"])
+    [started] = await services.store.sessions_by_ids(["rt-y1"])
+    assert (started["user_id"], started["pages_visited"]) == (908, ["home_page"])
