@@ -155,3 +155,18 @@ def test_every_generate_option_is_described(capsys):
     assert "users to generate" in out
     assert "seed of the generator" in out
     assert "directory to write" in out
+
+
+async def test_replay_counts_an_answer_that_is_not_utf8_as_a_failed_request() -> None:
+    from aiohttp import web
+
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(body=b"\xff\xfe not text", status=502, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_post("/events", broken)
+    async with TestServer(app) as server:
+        url = str(server.make_url("")).rstrip("/")
+        report = await replay(read_replay(CLEAN, "r"), url, rate=0, batch_size=5, limit=10)
+    assert (report.sent, report.accepted, report.failed_requests) == (10, 0, 2)
+    assert "502" in report.render()

@@ -91,12 +91,14 @@ async def replay(
     started = time.monotonic()
 
     async def post(http: aiohttp.ClientSession, batch: list[dict[str, Any]]) -> None:
+        status, text = 0, ""  # what the refusal names when the answer cannot be read (not UTF-8, not JSON)
         try:
             async with http.post(endpoint, json=batch) as resp:
-                text = await resp.text()
+                status = resp.status
+                text = (await resp.read()).decode("utf-8", "replace")
             body = json.loads(text)
-            if resp.status not in (200, 400) or not isinstance(body, dict) or "accepted" not in body:
-                report.failed(_refusal(endpoint, resp.status, text))
+            if status not in (200, 400) or not isinstance(body, dict) or "accepted" not in body:
+                report.failed(_refusal(endpoint, status, text))
                 return
         except aiohttp.ClientConnectorError as exc:
             report.failed(_connect_failure(endpoint, exc))
@@ -105,7 +107,7 @@ async def replay(
             report.failed(f"{endpoint}: {exc or type(exc).__name__}")
             return
         except ValueError:
-            report.failed(_refusal(endpoint, resp.status, text))
+            report.failed(_refusal(endpoint, status, text))
             return
         finally:
             slots.release()
