@@ -182,6 +182,10 @@ def _is_page(request: web.Request) -> bool:
     return request.method == "GET" and (path == PAGE_PATHS[0] or path.startswith(PAGE_PATHS[1]))
 
 
+def _carries_operation(request: web.Request) -> bool:
+    return "query" in request.query or "extensions" in request.query
+
+
 def _is_graphiql_page(request: web.Request, graphql_path: str) -> bool:
     """The GraphiQL page (static; its requests carry their own credential), as the view decides it: on
     the GraphQL path only (the same Accept on /metrics is a scraper's, which must authenticate)."""
@@ -190,8 +194,7 @@ def _is_graphiql_page(request: web.Request, graphql_path: str) -> bool:
         request.method == "GET"
         and request.path == graphql_path
         and ("text/html" in accept or "*/*" in accept)
-        and "query" not in request.query
-        and "extensions" not in request.query
+        and not _carries_operation(request)
     )
 
 
@@ -202,13 +205,16 @@ def _authenticate(request: web.Request, policy: EdgePolicy) -> web.Response | No
         subject = f"ip:{request.remote}"
     elif (
         request.method == "OPTIONS"
-        or (request.path == policy.graphql_path and _is_websocket(request))
+        or (
+            request.path == policy.graphql_path and _is_websocket(request) and not _carries_operation(request)
+        )
         or (
             request.method == "GET" and (_is_graphiql_page(request, policy.graphql_path) or _is_page(request))
         )
     ):
-        # Open: preflights, the GraphQL WebSocket (it authenticates at connection_init), the GraphiQL
-        # page and the dashboard's files. Nothing else: every other route answers only a credential.
+        # Open: preflights, the GraphQL WebSocket handshake (it authenticates at connection_init; an
+        # Upgrade header on a GET that carries an operation does not make it one), the GraphiQL page and
+        # the dashboard's files. Nothing else: every other route answers only a credential.
         return None
     else:
         credential = bearer(request.headers.get("Authorization"))

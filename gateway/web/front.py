@@ -64,6 +64,7 @@ def middleware(
             return response
         except web.HTTPException as exc:
             status = exc.status
+            decorate(request, exc)  # a router's 404/405 is readable by an allowed origin too
             raise
         finally:
             record(request, status, started)

@@ -121,3 +121,19 @@ async def test_without_authentication_the_client_address_is_limited(services):
         statuses = [(await client.get("/graphql", params=QUERY)).status for _ in range(3)]
         assert statuses == [200, 200, 429]
         assert (await client.get("/healthz")).status == 200  # never limited
+
+
+async def test_a_routers_404_still_carries_the_cors_answer(services):
+    async with client_of(with_keys(services, cors_origins=(APP,))) as client:
+        response = await client.get("/nope", headers={"Origin": APP, **bearer(Role.VIEWER)})
+        assert response.status == 404
+        assert response.headers["Access-Control-Allow-Origin"] == APP
+
+
+async def test_an_upgrade_header_does_not_carry_a_get_query_past_authentication(services):
+    async with client_of(with_keys(services)) as client:
+        response = await client.get(
+            "/graphql", params=QUERY, headers={"Upgrade": "websocket", "Connection": "Upgrade"}
+        )
+        assert response.status == 401
+        assert (await response.json())["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
