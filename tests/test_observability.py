@@ -200,3 +200,11 @@ async def test_access_log_is_combined_format_without_query_strings(services, cap
     )
     assert combined.match(lines[0]), lines[0]
     assert "SECRET" not in lines[0]
+
+
+async def test_invented_http_methods_share_one_series(client):
+    for method in ("BREW", "WHEN", "PROPFIND"):
+        await client.request(method, "/graphql")
+    samples = await _scrape(client)
+    methods = {dict(ls).get("method") for (n, ls) in samples if n == "funnelgate_http_requests_total"}
+    assert "other" in methods and not methods & {"BREW", "WHEN", "PROPFIND"}
