@@ -8,7 +8,9 @@ never read again (it expires with its TTL). The store's generation only moves fo
 the store is asked, so a key can hold data newer than its generation, never older.
 
 Version tokens, realtime state and other families are not derived from a generation and pass unscoped.
-Commands given whole (``pipeline``, ``execute_many``) touch only those families and pass as they are.
+Commands given whole (``pipeline``, ``execute_many``) touch only those families and pass as they are. A
+script's declared keys are scoped like any key (``versions.read_valid`` reads a whole response by one):
+a script that wrote under its own key and read under the scoped one would never hit.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class DatasetScopedCache:
 
     async def delete_prefixes(self, prefixes: Sequence[str]) -> int:
         return await self.inner.delete_prefixes([self._key(p) for p in prefixes])
+
+    async def run_script(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        dataset = self._dataset()
+        return await self.inner.run_script(source, [dataset_scoped(k, dataset) for k in keys], args)
 
     async def incr(self, key: str, amount: int = 1) -> int:
         return await self.inner.incr(self._key(key), amount)

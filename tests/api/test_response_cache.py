@@ -88,3 +88,15 @@ async def test_ingest_invalidation_drops_cached_responses(http, counted):
     await counted.cache.delete_prefixes(keys.DERIVED_PREFIXES)
     resp, _ = await post(http, DASHBOARD)
     assert resp.headers.get("X-Cache") == "miss"
+
+
+async def test_a_served_dataset_is_answered_from_redis_too(services):
+    # After `funnelgate ingest` the store serves a generation (``d{dataset}:`` keys): the entry written
+    # under it must be the one the next identical request reads (it used to read the unscoped key: every
+    # request of an ingested deployment was a miss that wrote an entry nobody read).
+    services.store.wrapped.dataset = "5.abc123"  # type: ignore[attr-defined]
+    async with TestClient(TestServer(create_app(services))) as client:
+        first, body = await post(client, DASHBOARD)
+        second, again = await post(client, DASHBOARD)
+    assert (first.headers.get("X-Cache"), second.headers.get("X-Cache")) == ("miss", "hit")
+    assert again == body

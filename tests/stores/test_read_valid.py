@@ -78,3 +78,16 @@ async def test_a_script_the_server_lost_is_loaded_again(redis_cache):
     assert await versions.read_valid(redis_cache, "resp:1") == BODY
     await redis_cache._client.script_flush()
     assert await versions.read_valid(redis_cache, "resp:none") is None
+
+
+async def test_a_dataset_scoped_cache_reads_the_entry_it_wrote(redis_cache):
+    # The response cache writes through the scoped cache (``d{dataset}:query:response:…``) and reads with
+    # read_valid's script: the script's key must be scoped the same way, or a served dataset never hits.
+    from gateway.cache.scoped import DatasetScopedCache
+
+    scoped = DatasetScopedCache(redis_cache, lambda: "3.abc")
+    await redis_cache.set_many([("ver:a", b"t1", 100)])
+    await scoped.set_many([("query:response:x", versions.stamp_pairs({"ver:a": "t1"}, BODY), 100)])
+    assert await redis_cache.get_many(["query:response:x"]) == [None]  # stored under the dataset's key
+    assert await versions.read_valid(scoped, "query:response:x") == BODY
+    assert await versions.read_valid(DatasetScopedCache(redis_cache, lambda: "4.def"), "query:response:x") is None
