@@ -90,4 +90,7 @@ async def test_a_dataset_scoped_cache_reads_the_entry_it_wrote(redis_cache):
     await scoped.set_many([("query:response:x", versions.stamp_pairs({"ver:a": "t1"}, BODY), 100)])
     assert await redis_cache.get_many(["query:response:x"]) == [None]  # stored under the dataset's key
     assert await versions.read_valid(scoped, "query:response:x") == BODY
-    assert await versions.read_valid(DatasetScopedCache(redis_cache, lambda: "4.def"), "query:response:x") is None
+    assert (
+        await versions.read_valid(DatasetScopedCache(redis_cache, lambda: "4.def"), "query:response:x")
+        is None
+    )
