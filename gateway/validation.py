@@ -87,7 +87,7 @@ def check_count(value: object, what: str) -> int:
 def check_page_size(first: int, maximum: int, name: str = "first") -> None:
     """A client's page size or limit: 1..maximum (FUNNEL_MAX_PAGE_SIZE)."""
     if not 1 <= first <= maximum:
-        raise BadInput(f"{name} must be between 1 and {maximum}, got {first}")
+        raise BadInput(f"{name} must be between 1 and {maximum} (FUNNEL_MAX_PAGE_SIZE), got {first}")
 
 
 def check_after(after: object) -> None:

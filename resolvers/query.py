@@ -22,7 +22,7 @@ from gateway.models import FunnelDefinition, from_fields
 from gateway.roles import Role, requires
 from gateway.security.analysis import FUNNEL, FUNNEL_TREND, LISTING, REPORT, VECTOR_SEARCH, price
 from gateway.services import check_health
-from gateway.validation import check_page_size
+from gateway.validation import check_page_size, check_user_id
 from resolvers.funnel_arguments import takes_funnel
 from schema.dashboard import Dashboard, PathCount
 from schema.enums import Breakdown, Interval
@@ -47,6 +47,7 @@ DEFAULT_PAGE = 100
 
 
 async def _require_user(info: strawberry.Info, user_id: int) -> None:
+    check_user_id(user_id)  # -3 is a mistake to name, not a user to look for
     if await info.context.loaders.users.load(user_id) is None:
         raise NotFound(f"user {user_id} does not exist")
 
@@ -139,7 +140,9 @@ class Query:
 
     # A listing read from the store on every request, past the cache: never a cached response.
     @strawberry.field(
-        description="Users by id ascending; the filter's dates apply to the user's first visit.",
+        description=(
+            "Users by id ascending; the filter's dates apply to the user's `date` (the day they were first seen)."
+        ),
         metadata=volatile() | requires(Role.ANALYST) | price(LISTING),
     )
     async def users(

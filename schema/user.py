@@ -20,7 +20,7 @@ from gateway.analytics.similar_users import DEFAULT_LIMIT, SimilarQuery
 from gateway.errors import BadInput, NotFound, shown
 from gateway.models import Document, UserPage, from_fields
 from gateway.security.analysis import VECTOR_SEARCH, price
-from gateway.validation import check_page_size
+from gateway.validation import USER_ID_MAX, check_page_size
 from schema.enums import Device, Sex, device_of, sex_of
 from schema.journey import Journey
 from schema.session import Session
@@ -69,7 +69,13 @@ class User:
     async def sex(self, info: strawberry.Info) -> Sex | None:
         return sex_of((await self._doc(info)).get("sex"))
 
-    @strawberry.field(description="Day of the user's first visit.")
+    @strawberry.field(
+        description=(
+            "Day the user was first seen: their first visit in imported data; for a user created by live "
+            "events, the day of their earliest event in the first batch that named them (never moved by later, "
+            "earlier-dated events)."
+        )
+    )
     async def date(self, info: strawberry.Info) -> date | None:
         return (await self._doc(info)).get("date")
 
@@ -165,9 +171,12 @@ def decode_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     try:
-        return int(base64.b64decode(cursor.encode(), validate=True).decode())
+        after = int(base64.b64decode(cursor.encode(), validate=True).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadInput(f"invalid cursor {shown(cursor)}") from None
+    if not 0 <= after <= USER_ID_MAX:  # a cursor holds a user id: any other number was not one of ours
+        raise BadInput(f"invalid cursor {shown(cursor)}")
+    return after
 
 
 @strawberry.type

@@ -50,7 +50,7 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 
-from gateway.errors import Forbidden
+from gateway.errors import BadInput, Forbidden
 from gateway.roles import Role, is_masked, marked_role
 
 # Prices of one resolution of a field (an object field costs 1 unless marked).
@@ -123,6 +123,7 @@ class Analysis:
     cost: int = 0
     forbidden: dict[str, Role] = field(default_factory=dict)  # "user.sessions" -> the role it needs
     masked: set[str] = field(default_factory=set)
+    oversized: dict[str, int] = field(default_factory=dict)  # "users.edges..." -> a `first` out of range
 
     def forbidden_error(self, role: Role) -> GraphQLError:
         paths = sorted(self.forbidden)
@@ -134,6 +135,14 @@ class Analysis:
             original_error=error,
             extensions={"code": error.code, "role": role.label, "fields": paths[:20]},
         )
+
+
+def page_error(oversized: Mapping[str, int], maximum: int) -> GraphQLError:
+    path, first = next(iter(oversized.items()))
+    error = BadInput(f"first must be between 1 and {maximum} (FUNNEL_MAX_PAGE_SIZE), got {first} at {path}")
+    return GraphQLError(
+        str(error), original_error=error, extensions={"code": error.code, "fields": list(oversized)[:20]}
+    )
 
 
 def cost_error(cost: int, budget: int) -> GraphQLError:
@@ -159,8 +168,10 @@ class _Walk:
         rules: FieldRules,
         role: Role,
         variables: Any,
+        max_page: int | None,
     ) -> None:
         self.schema = schema
+        self.max_page = max_page
         self.rules = rules
         self.role = role
         self.variables = variables
@@ -233,6 +244,9 @@ class _Walk:
         except GraphQLError:
             arguments = {}  # a bad argument value: execution reports it, with its code
         page = next((arguments[a] for a in PAGE_ARGUMENTS if isinstance(arguments.get(a), int)), None)
+        first = arguments.get("first")
+        if self.max_page is not None and isinstance(first, int) and not 1 <= first <= self.max_page:
+            self.result.oversized.setdefault(here, first)
         weight = rule.weight if rule.weight is not None else int(composite)
         if not composite:
             return weight
@@ -255,9 +269,11 @@ def analyse(
     variables: Mapping[str, Any] | None,
     rules: FieldRules,
     role: Role,
+    max_page: int | None = None,
 ) -> Analysis | None:
-    """The cost and the role check of the operation that will run; None when there is no single
-    operation or the variables cannot be coerced (execution reports both, with their codes)."""
+    """The cost and the role check of the operation that will run, and (given ``max_page``) every
+    ``first`` outside 1..max_page; None when there is no single operation or the variables cannot be
+    coerced (execution reports both, with their codes)."""
     operation = pick_operation(document, operation_name)
     if operation is None:
         return None
@@ -267,6 +283,6 @@ def analyse(
     coerced = get_variable_values(schema, operation.variable_definitions or (), dict(variables or {}))
     if isinstance(coerced, list):
         return None
-    walk = _Walk(schema, document, rules, role, coerced)
+    walk = _Walk(schema, document, rules, role, coerced, max_page)
     walk.result.cost = walk.selections(root, operation.selection_set, None, Role.VIEWER, "")
     return walk.result

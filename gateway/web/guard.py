@@ -29,7 +29,7 @@ from strawberry.types.graphql import OperationType
 
 from gateway.errors import Unauthenticated
 from gateway.roles import ANONYMOUS, NOBODY, Role
-from gateway.security.analysis import FieldRule, FieldRules, analyse, cost_error, field_rules
+from gateway.security.analysis import FieldRule, FieldRules, analyse, cost_error, field_rules, page_error
 from gateway.security.limits import Limits
 from gateway.web import documents
 
@@ -126,11 +126,14 @@ class Guard(SchemaExtension):
                     context.variables,
                     self.rules,
                     principal.role,
+                    self.limits.max_page_size,
                 )
                 if analysis is not None:
                     self.cost = analysis.cost
                     if analysis.forbidden:
                         errors = [analysis.forbidden_error(principal.role)]
+                    elif analysis.oversized:
+                        errors = [page_error(analysis.oversized, self.limits.max_page_size)]
                     elif analysis.cost > self.limits.max_cost:
                         errors = [cost_error(analysis.cost, self.limits.max_cost)]
             context.pre_execution_errors = errors

@@ -30,6 +30,9 @@ BAD_QUERIES = {
     "users negative first": "{ users(first: -1) { totalCount } }",
     "users inverted range": '{ users(filter: {start: "2015-01-06", end: "2015-01-05"}) { totalCount } }',
     "users cursor not a number": '{ users(after: "YWJj") { totalCount } }',
+    "users cursor negative": '{ users(after: "LTk5OQ==") { totalCount } }',  # base64 of -999
+    "user id negative": "{ user(id: -3) { device } }",
+    "journey user id zero": "{ journey(userId: 0) { userId } }",
     "sessions first zero": "{ user(id: 1) { sessions(first: 0) { id } } }",
     "sessions first over max": "{ user(id: 1) { sessions(first: 1001) { id } } }",
     "dashboard inverted range": '{ dashboard(range: {start: "2015-01-06", end: "2015-01-05"}) { sessions } }',

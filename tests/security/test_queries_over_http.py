@@ -47,9 +47,29 @@ async def test_each_limit_is_refused_before_execution_with_its_code(services, qu
         body = await response.json()
     [error] = body["errors"]
     assert error["extensions"]["code"] == code, body
-    if code != "BAD_USER_INPUT":  # a page size is checked by its field: a field error, data present
-        assert response.status == 400 and "data" not in body
+    assert response.status == 400 and "data" not in body
     assert len(error["message"]) < 300
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        ("{ user(id: 1) { sessions(first: 5000) { id } } health { status } }", None),
+        ("query($n: Int!) { health { status } users(first: $n) { totalCount } }", {"n": 0}),
+        ("{ health { status } ...F } fragment F on Query { converted(first: 1001) { totalCount } }", None),
+    ],
+)
+async def test_a_page_size_out_of_range_stops_the_whole_operation(services, query, variables):
+    # Checked with the cost, before anything runs: `health` beside it is not answered either.
+    async with client_of(services) as client:
+        response = await client.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=ACCEPT
+        )
+        body = await response.json()
+    assert response.status == 400 and "data" not in body, body
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "FUNNEL_MAX_PAGE_SIZE" in error["message"] and "1000" in error["message"]
 
 
 async def test_the_cost_is_in_every_answer_and_in_the_refusal(services):
