@@ -23,7 +23,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.config import redact
 from gateway.errors import FunnelError, QueryTimeout, StoreUnavailable
-from gateway.security.limits import QUERY_TOO_LARGE
+from gateway.security.limits import QUERY_TOO_DEEP, QUERY_TOO_LARGE
 
 log = logging.getLogger("funnelgate.graphql")
 
@@ -42,7 +42,10 @@ def client_code(error: GraphQLError) -> str | None:
     if isinstance(original, FunnelError):
         return original.code
     if isinstance(error, GraphQLSyntaxError):
-        # The parser stops at the size, token and comment limits (gateway/security/limits.py).
+        # The parser stops at the size, token and comment limits (gateway/security/limits.py), and at
+        # Python's recursion limit: a document nested that deep is far past FUNNEL_MAX_DEPTH.
+        if "nested too deeply" in error.message:
+            return QUERY_TOO_DEEP
         return QUERY_TOO_LARGE if "Parsing aborted" in error.message else "GRAPHQL_PARSE_FAILED"
     if original is None:
         return "GRAPHQL_VALIDATION_FAILED"
@@ -73,6 +76,8 @@ class ErrorPolicy(MaskErrors):
                     error.extensions = {**(error.extensions or {}), "code": code}
                 if code == QUERY_TOO_LARGE:
                     error.message += " (limits: FUNNEL_MAX_QUERY_CHARS, FUNNEL_MAX_TOKENS)"
+                elif code == QUERY_TOO_DEEP:
+                    error.message += " (limit: FUNNEL_MAX_DEPTH)"
             message = _cut(error.message, MAX_MESSAGE_CHARS)
             error.message = redact(message, settings) if settings is not None else message
         return super()._process_errors(errors)
