@@ -22,6 +22,8 @@ from schema.realtime import (
     TrackEventsResult,
 )
 
+MAX_REFRESH_DAYS = 3_660  # ten years: ~10 s of funnel queries on the embedded store
+
 
 @strawberry.type
 class Mutation:
@@ -46,7 +48,10 @@ class Mutation:
         return InvalidationResult(scope=scope, keys_removed=removed)
 
     @strawberry.mutation(
-        description="Recompute the pre-aggregated funnel_analytics rows of the default funnel for a range.",
+        description=(
+            "Recompute the pre-aggregated funnel_analytics rows of the default funnel for a range of at most "
+            f"{MAX_REFRESH_DAYS:,} days."
+        ),
         permission_classes=[AdminOnly],
         metadata=requires(Role.ADMIN),
     )
@@ -55,6 +60,12 @@ class Mutation:
     ) -> RefreshResult:
         if range_.start is None or range_.end is None:
             raise BadInput("refreshAnalytics needs a closed range: start and end")
+        days = (range_.end - range_.start).days + 1
+        if days > MAX_REFRESH_DAYS:  # a day costs a funnel query: centuries would outlast any timeout
+            raise BadInput(
+                f"refreshAnalytics covers at most {MAX_REFRESH_DAYS} days per call, got {days}: "
+                "split the range (a day without visits still costs a query)"
+            )
         store = info.context.services.store
         steps = await store.default_funnel()
         if not steps:

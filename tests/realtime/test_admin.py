@@ -60,6 +60,16 @@ async def test_refresh_analytics_rewrites_the_range(services: Services):
     assert error_codes(open_ended) == ["BAD_USER_INPUT"]
 
 
+async def test_refresh_analytics_refuses_a_range_longer_than_ten_years(services: Services):
+    # 2000-01-01..2010-01-08 is 3,661 days (three leap years): one too many; a day less is accepted.
+    long = 'mutation { refreshAnalytics(range: {start: "2000-01-01", end: "2010-01-08"}) { rows } }'
+    refused = await run(services, long)
+    assert error_codes(refused) == ["BAD_USER_INPUT"]
+    assert "3660" in refused["errors"][0]["message"] and "3661" in refused["errors"][0]["message"]
+    ok = await run(services, long.replace("2010-01-08", "2010-01-07"))
+    assert ok.get("errors") is None and ok["data"]["refreshAnalytics"]["rows"] == 0
+
+
 async def test_a_remembered_user_costs_no_store_read(http, counted: Services):
     await post_events(http, [page_view("mem-1", 3, "home_page")])
     realtime = counted.realtime
