@@ -1,0 +1,101 @@
+"""Commands that talk to a gateway or its manifest: query (local or --url), replay, persist."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from gateway.cli.access import read_credential
+from gateway.config import Settings
+from gateway.errors import ConfigError
+
+
+async def serve(settings: Settings) -> int:
+    from gateway.web.server import serve as run_server
+
+    await run_server(settings)
+    return 0
+
+
+async def query(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.services import open_services
+    from gateway.web.query_runner import run_query
+
+    variables = _json_object("--variables", args.variables)
+    async with open_services(settings) as services:
+        result = await run_query(services, args.document, variables, args.operation_name)
+    return _print_result(result)
+
+
+async def remote_query(args: argparse.Namespace) -> int:
+    from gateway.web.remote import check_url, post_query
+
+    variables = _json_object("--variables", args.variables)
+    credential = read_credential(args.credential_file)
+    result = await post_query(
+        check_url(args.url), args.document, variables, args.operation_name, credential=credential
+    )
+    return _print_result(result)
+
+
+def _print_result(result: dict[str, Any]) -> int:
+    print(json.dumps(result, indent=2, default=str))
+    return 1 if result.get("errors") else 0
+
+
+async def replay(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from gateway.realtime.replay import read_replay
+    from gateway.web.remote import check_url
+    from gateway.web.replay import ReplayReport
+    from gateway.web.replay import replay as post_events
+
+    if args.rate < 0 or args.batch < 1 or (args.limit is not None and args.limit < 1):
+        raise ConfigError("--rate/--batch/--limit", "rate must be >= 0, batch and limit >= 1")
+    url = args.url or f"http://{settings.host}:{settings.port}"
+    endpoint = check_url(url, "/events")
+    run = args.run or f"r{int(time.time())}"
+    events = read_replay(args.csv_dir, run, args.seed)
+    pace = f"{args.rate:g} events/s" if args.rate else "an unlimited rate"
+    print(f"replaying {args.csv_dir} to {endpoint} at {pace} (run {run}); Ctrl-C stops")
+    credential = read_credential(args.credential_file)
+    report = ReplayReport()
+    try:
+        await post_events(
+            events, url, args.rate, args.batch, args.limit, credential=credential, report=report
+        )
+    except asyncio.CancelledError:  # Ctrl-C: what was done so far, then asyncio.run raises KeyboardInterrupt
+        print(f"interrupted: {report.render()}")
+        raise
+    print(report.render())
+    return 1 if report.failed_requests and not report.accepted else 0
+
+
+def persist(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.web.persist import register
+
+    added, problems = register(settings, args.files)
+    for line in added:
+        print(line)
+    for problem in problems:
+        print(f"funnelgate: {problem}", file=sys.stderr)
+    print(f"{settings.persisted_queries_path}: {len(added)} operation(s) registered")
+    return 1 if problems else 0
+
+
+def _json_object(flag: str, raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    from gateway.web.request_json import decode
+
+    try:
+        value = decode(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(flag, f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(flag, "must be a JSON object")
+    return value

@@ -1,0 +1,72 @@
+"""``funnelgate``'s entry point: parse, build settings, run one command, translate errors to exit codes.
+
+Exit codes: 0 ok, 1 the command failed (error printed), 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from gateway.cli import access, clients, data
+from gateway.cli.parser import BACKEND_FLAGS, LISTEN_FLAGS, PERSIST_FLAGS, build_parser
+from gateway.config import load_settings
+from gateway.errors import ConfigError, FunnelError
+
+# Third-party loggers that speak at INFO about their own start-up (faiss tries AVX512, then AVX2...).
+_QUIET_LOGGERS = ("faiss", "faiss.loader")
+
+
+def _configure_logging(level: str | int, fmt: str) -> None:
+    logging.basicConfig(level=level, format=fmt)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            _configure_logging(logging.INFO, "%(message)s")
+            return data.generate(args)
+        if args.command == "fingerprint":
+            return data.fingerprint(args)
+        if args.command == "create-key":
+            return access.create_key(args)
+        if args.command == "query" and args.url is not None:
+            # Nothing local is opened: the data dir, the backend flags and FUNNEL_* are not read.
+            _configure_logging(logging.WARNING, "%(levelname)s %(name)s: %(message)s")
+            return asyncio.run(clients.remote_query(args))
+        overrides = {
+            name: getattr(args, name, None) for name in (*BACKEND_FLAGS, *LISTEN_FLAGS, *PERSIST_FLAGS)
+        }
+        settings = load_settings(overrides=overrides)
+        _configure_logging(settings.log_level, "%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if args.command == "mint-token":
+            return access.mint_token(settings, args)
+        if args.command == "persist":
+            return clients.persist(settings, args)
+        commands = {
+            "serve": lambda: clients.serve(settings),
+            "ingest": lambda: data.ingest(settings, args),
+            "embed": lambda: data.embed(settings, args),
+            "backup": lambda: data.backup(settings, args),
+            "restore": lambda: data.restore(settings, args),
+            "query": lambda: clients.query(settings, args),
+            "replay": lambda: clients.replay(settings, args),
+        }
+        return asyncio.run(commands[args.command]())
+    except ConfigError as exc:
+        print(f"funnelgate: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except FunnelError as exc:
+        print(f"funnelgate: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
