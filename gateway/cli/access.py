@@ -16,7 +16,8 @@ def read_credential(path: Path | None) -> str | None:
     try:
         credential = path.read_text().strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("--credential-file", f"cannot read {str(path)!r}: {exc}") from None
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError("--credential-file", f"cannot read {str(path)!r}: {reason}") from None
     if not credential:
         raise ConfigError("--credential-file", f"{str(path)!r} is empty")
     return credential

@@ -6,12 +6,15 @@ Exit codes: 0 ok, 1 the command failed (error printed), 2 bad configuration or u
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from gateway.cli import access, clients, data
-from gateway.cli.parser import BACKEND_FLAGS, LISTEN_FLAGS, PERSIST_FLAGS, build_parser
+from gateway.cli.parser import BACKEND_FLAGS, LISTEN_FLAGS, PERSIST_FLAGS, build_parser, given_paths
 from gateway.config import load_settings
 from gateway.errors import ConfigError, FunnelError
 
@@ -25,8 +28,36 @@ def _configure_logging(level: str | int, fmt: str) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _related(failed: Path, given: Path) -> bool:
+    """``failed`` is ``given``, inside it, one of its parents, or a sibling made from it (``DIR.partial``)."""
+    return (
+        failed == given
+        or given in failed.parents
+        or failed in given.parents
+        or (failed.parent == given.parent and failed.name.startswith(given.name + "."))
+    )
+
+
+def _path_error(exc: OSError, given: dict[str, list[Path]]) -> tuple[str, int] | None:
+    """One line for an OSError on a file the command touched: exit 2 when it is (in, or next to) a path
+    the user gave -- naming that flag -- else 1. None when the error names no file (a bug: traceback)."""
+    if exc.filename is None:
+        return None
+    failed = Path(os.path.abspath(os.fsdecode(exc.filename)))
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):  # name the file that stands where a directory must
+        blocker = next((p for p in (failed, *failed.parents) if p.is_file()), None)
+        if blocker is not None:
+            failed, reason = blocker, "it is a file, not a directory"
+    for flag, paths in given.items():
+        if any(_related(failed, Path(os.path.abspath(path))) for path in paths):
+            return f"configuration error: {flag}: cannot use {str(failed)!r}: {reason}", 2
+    return f"cannot use {str(failed)!r}: {reason}", 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         if args.command == "generate":
             _configure_logging(logging.INFO, "%(message)s")
@@ -66,6 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        translated = _path_error(exc, given_paths(parser, args))
+        if translated is None:
+            raise
+        line, code = translated
+        print(f"funnelgate: {line}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -130,3 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("csv_dir", type=Path)
     return parser
+
+
+# Settings flags that name a place on disk (strings, as FUNNEL_* values are): OSErrors on them are the user's.
+_PATH_SETTINGS = ("data_dir", "persisted_queries_file")
+
+
+def given_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, list[Path]]:
+    """The paths this command line gave, by the flag (or positional) that took them."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    given: dict[str, list[Path]] = {}
+    for action in commands.choices[args.command]._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest in _PATH_SETTINGS and isinstance(value, str):
+            value = Path(value).expanduser()
+        values = value if isinstance(value, list) else [value]
+        paths = [v for v in values if isinstance(v, Path)]
+        if paths:
+            given[action.option_strings[0] if action.option_strings else action.dest.upper()] = paths
+    return given

@@ -1,0 +1,73 @@
+"""The CLI's error lines: an OSError on a path the user gave is one line naming the flag, the path and
+the reason (exit 2), never a traceback; one on another path is one line too (exit 1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.cli import main
+
+
+@pytest.fixture
+def a_file(tmp_path):
+    path = tmp_path / "afile"
+    path.write_text("not a directory\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "failed", "reason"),
+    [
+        (["generate", "--users", "10", "--out", "{file}"], "--out", "{file}", "it is a file, not a directory"),
+        (["generate", "--users", "10", "--out", "{file}/sub"], "--out", "{file}", "it is a file, not a directory"),
+        (["backup", "--out", "{file}", "--data-dir", "{tmp}/d"], "--out", "{file}", "it is a file, not a directory"),
+        (["backup", "--out", "{file}/sub/x", "--data-dir", "{tmp}/d"], "--out", "{file}", "it is a file, not a directory"),
+        (
+            ["persist", "{tmp}/ok.graphql", "--data-dir", "{tmp}/d", "--persisted-queries-file", "{file}/x.json"],
+            "--persisted-queries-file",
+            "{file}",
+            "it is a file, not a directory",
+        ),
+        (["generate", "--users", "10", "--out", "/proc/nope"], "--out", "/proc/nope", "No such file or directory"),
+    ],
+)  # fmt: skip
+def test_an_oserror_on_a_given_path_is_one_line_and_exit_2(
+    tmp_path, a_file, capsys, argv, flag, failed, reason
+):
+    (tmp_path / "ok.graphql").write_text("{ health { status } }")
+    fill = {"file": str(a_file), "tmp": str(tmp_path)}
+    assert main([arg.format(**fill) for arg in argv]) == 2
+    err = capsys.readouterr().err
+    assert err == f"funnelgate: configuration error: {flag}: cannot use {failed.format(**fill)!r}: {reason}\n"
+
+
+def test_an_oserror_on_another_path_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    import gateway.ingest.generator as generator
+
+    def refuse(out, users, seed):
+        raise PermissionError(13, "Permission denied", "/elsewhere/lock")
+
+    monkeypatch.setattr(generator, "generate_dataset", refuse)
+    assert main(["generate", "--users", "10", "--out", str(tmp_path / "csv")]) == 1
+    assert capsys.readouterr().err == "funnelgate: cannot use '/elsewhere/lock': Permission denied\n"
+
+
+def test_an_oserror_naming_no_file_is_not_hidden(tmp_path, monkeypatch):
+    import gateway.ingest.generator as generator
+
+    def broken(out, users, seed):
+        raise OSError("a bug, not a path")
+
+    monkeypatch.setattr(generator, "generate_dataset", broken)
+    with pytest.raises(OSError, match="a bug"):
+        main(["generate", "--users", "10", "--out", str(tmp_path / "csv")])
+
+
+def test_an_unreadable_credential_file_says_why_once(tmp_path, capsys):
+    missing = tmp_path / "missing"
+    assert main(["query", "--url", "http://127.0.0.1:1", "--credential-file", str(missing), "{ x }"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"funnelgate: configuration error: --credential-file: cannot read {str(missing)!r}: "
+        "No such file or directory\n"
+    )
