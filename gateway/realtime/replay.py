@@ -12,13 +12,19 @@ and a new ``run`` adds a new visit for every user. Deterministic for a given ``s
 from __future__ import annotations
 
 import random
+import re
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import ConfigError
 from gateway.ingest.csv_files import CsvDataset, read_dataset
 
+# Event ids are ``{run}-{user}-{n}``: the run takes eventId's characters (realtime/events.py) and leaves
+# room in its 128 for the user id and the event's number.
+RUN_RULE = "1-64 characters of A-Z a-z 0-9 _ . : @ -"
+_RUN = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
 FORM_WORDS = ("great", "easy", "slow", "love it", "confusing", "fast checkout", "nice", "too expensive")
 
 
@@ -79,6 +85,13 @@ def replay_stream(
         yield visit.popleft()
         if visit:
             in_flight.append(visit)
+
+
+def check_run(run: str) -> str:
+    """``run`` when every event id made from it is one the gateway accepts, else a ConfigError."""
+    if not _RUN.match(run):
+        raise ConfigError("--run", f"must be {RUN_RULE} (it prefixes every event id), got {run!r}")
+    return run
 
 
 def read_replay(csv_dir: Path, run: str, seed: int = 0) -> Iterator[dict[str, Any]]:

@@ -1,9 +1,11 @@
 """``funnelgate replay``: post a stream of events to a running gateway's ``POST /events`` at a steady rate.
 
-Batches of ``batch_size`` events leave every ``batch_size / rate`` seconds, at most ``in_flight``
-requests at a time; a refused or failed request is counted, the first one's reason kept, and replay goes
-on (an event that was not acknowledged may be sent again by rerunning with the same ``--run``: ids make
-that safe).
+At a rate, requests leave about ten times a second (``events_per_request``: at most ``batch_size``
+events each), the request that brings the total to ``n`` events at ``n / rate`` seconds after the start
+(``departure``): over the run, ``rate`` events per second, not a whole batch at once then a wait. At most
+``in_flight`` requests are out at a time; a refused or failed request is counted, the first one's reason
+kept, as are the first few reasons the gateway gave for rejecting events, and replay goes on (an event
+that was not acknowledged may be sent again by rerunning with the same ``--run``: ids make that safe).
 """
 
 from __future__ import annotations
@@ -11,15 +13,33 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import os
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
 from gateway.web.remote import check_url
+
+REQUESTS_PER_S = 10  # at a rate: often enough that the pace holds over a short run, few enough to batch
+KEPT_REJECTIONS = 3
+
+
+def events_per_request(rate: float, batch_size: int) -> int:
+    """How many events each request carries: ``batch_size``, or fewer so that requests leave about
+    ``REQUESTS_PER_S`` times a second at ``rate`` events/s (0: unlimited, full batches)."""
+    if rate <= 0:
+        return batch_size
+    return max(1, min(batch_size, math.ceil(rate / REQUESTS_PER_S)))
+
+
+def departure(total_after: int, rate: float) -> float:
+    """Seconds after the start when the request that brings the events sent to ``total_after`` leaves:
+    the last event of ``n`` goes at ``n / rate``, so ``n`` events take ``n / rate`` seconds."""
+    return total_after / rate if rate > 0 else 0.0
 
 
 @dataclass
@@ -30,15 +50,35 @@ class ReplayReport:
     rejected: int = 0
     failed_requests: int = 0
     seconds: float = 0.0
+    asked_rate: float = 0.0  # events/s asked for (0: unlimited)
     first_failure: str | None = None  # why the first failed request failed, as the user can act on it
+    rejections: list[str] = field(default_factory=list)  # the first few distinct reasons events were refused
+
+    @property
+    def achieved_rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
 
     def render(self) -> str:
-        rate = self.sent / self.seconds if self.seconds else 0.0
-        line = (
-            f"sent {self.sent} events in {self.seconds:.1f} s ({rate:.0f}/s): {self.accepted} accepted "
-            f"({self.duplicates} already stored), {self.rejected} rejected, {self.failed_requests} failed requests"
-        )
-        return line if self.first_failure is None else f"{line}\nfirst failure: {self.first_failure}"
+        asked = f", asked {self.asked_rate:g}/s" if self.asked_rate else ""
+        lines = [
+            f"sent {self.sent} events in {self.seconds:.1f} s (achieved {self.achieved_rate:.1f} events/s"
+            f"{asked}): {self.accepted} accepted ({self.duplicates} already stored), {self.rejected} "
+            f"rejected, {self.failed_requests} failed requests"
+        ]
+        lines += [f"rejected: {reason}" for reason in self.rejections]
+        if self.first_failure is not None:
+            lines.append(f"first failure: {self.first_failure}")
+        return "\n".join(lines)
+
+    def refused(self, rejected: list[Any]) -> None:
+        self.rejected += len(rejected)
+        for item in rejected:
+            if len(self.rejections) >= KEPT_REJECTIONS:
+                return
+            reason = str(item.get("reason")) if isinstance(item, dict) else str(item)
+            if not any(kept.endswith(f": {reason}") for kept in self.rejections):
+                event = item.get("eventId") if isinstance(item, dict) else None
+                self.rejections.append(f"event {event or '(no id)'}: {reason}")
 
     def failed(self, reason: str) -> None:
         self.failed_requests += 1
@@ -81,14 +121,19 @@ async def replay(
     on_progress: Any = None,
     credential: str | None = None,
     report: ReplayReport | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> ReplayReport:
     """Post ``events`` to the ``/events`` of the gateway at ``url``; ``rate`` events per second (0: as fast
     as possible); ``credential``: an admin API key or JWT, for a gateway that requires one. ``report`` is
-    filled as it goes, so a caller that cancels the replay (Ctrl-C) still has the counts so far."""
+    filled as it goes, so a caller that cancels the replay (Ctrl-C) still has the counts so far.
+    ``clock`` and ``sleep`` keep the schedule (a test passes a fake pair)."""
     report = ReplayReport() if report is None else report
+    report.asked_rate = max(rate, 0.0)
     endpoint = check_url(url, "/events")
     slots = asyncio.Semaphore(in_flight)
-    started = time.monotonic()
+    size = events_per_request(rate, batch_size)
+    started = clock()
 
     async def post(http: aiohttp.ClientSession, batch: list[dict[str, Any]]) -> None:
         status, text = 0, ""  # what the refusal names when the answer cannot be read (not UTF-8, not JSON)
@@ -113,7 +158,7 @@ async def replay(
             slots.release()
         report.accepted += len(body["accepted"])
         report.duplicates += len(body["duplicates"])
-        report.rejected += len(body["rejected"])
+        report.refused(body["rejected"])
         if on_progress is not None:
             on_progress(report)
 
@@ -122,9 +167,9 @@ async def replay(
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as http:
             try:
-                for batch in _batches(events, batch_size, limit):
+                for batch in _batches(events, size, limit):
                     if rate > 0:  # the schedule, not the previous request, sets the pace
-                        await asyncio.sleep(max(0.0, started + report.sent / rate - time.monotonic()))
+                        await sleep(max(0.0, started + departure(report.sent + len(batch), rate) - clock()))
                     await slots.acquire()
                     report.sent += len(batch)
                     task = asyncio.create_task(post(http, batch))
@@ -136,5 +181,5 @@ async def replay(
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
     finally:
-        report.seconds = time.monotonic() - started
+        report.seconds = clock() - started
     return report

@@ -64,3 +64,15 @@ async def test_replay_posts_everything_and_a_rerun_of_the_same_run_changes_nothi
 def test_bad_replay_arguments_exit_2(capsys) -> None:
     assert main(["replay", "--csv-dir", str(CLEAN), "--rate", "-1"]) == 2
     assert "--rate" in capsys.readouterr().err
+
+
+async def test_a_replay_the_gateway_refuses_whole_says_why(services: Services) -> None:
+    # The CLI refuses such a run up front; a caller of replay() that skips the check hears the gateway.
+    async with TestServer(create_app(services)) as server:
+        url = str(server.make_url("/")).rstrip("/")
+        report = await replay(read_replay(CLEAN, "bad run!"), url, rate=0, batch_size=7, limit=10)
+    assert (report.sent, report.accepted, report.rejected, report.failed_requests) == (10, 0, 10, 0)
+    first = next(read_replay(CLEAN, "bad run!"))["eventId"]
+    assert report.rejections[0].startswith(f"event {first}: eventId must be 1-128 characters")
+    assert len(report.rejections) == 3  # each id makes its own reason: the first three are kept
+    assert "rejected: event " in report.render()

@@ -1,0 +1,204 @@
+"""`funnelgate replay` as a user meets it: --run checked up front, rejections explained and a replay that
+stored nothing failing, and --rate kept over the run (a fake clock: no timing in tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from gateway.cli import main
+from gateway.realtime.replay import read_replay
+from gateway.web.replay import departure, events_per_request, replay
+
+CLEAN = Path(__file__).parent / "fixtures" / "ingest" / "clean"
+Handler = Callable[[list[dict[str, Any]]], tuple[int, dict[str, Any]]]
+
+
+def _app(answer: Handler, batches: list[list[dict[str, Any]]]) -> web.Application:
+    async def events(request: web.Request) -> web.Response:
+        batch = await request.json()
+        batches.append(batch)
+        status, body = answer(batch)
+        return web.json_response(body, status=status)
+
+    app = web.Application()
+    app.router.add_post("/events", events)
+    return app
+
+
+@pytest.fixture
+def stub_gateway() -> Iterator[Callable[[Handler], str]]:
+    """A stand-in gateway on its own thread and loop, for the CLI (which runs its own asyncio.run)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    runners: list[web.AppRunner] = []
+
+    def start(answer: Handler) -> str:
+        async def up() -> str:
+            runner = web.AppRunner(_app(answer, []))
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            runners.append(runner)
+            return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+        return asyncio.run_coroutine_threadsafe(up(), loop).result(30)
+
+    yield start
+    for runner in runners:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(30)
+    loop.close()
+
+
+@pytest.mark.parametrize("run", ["bad run!", "", "x" * 65, "a/b"])
+def test_a_run_no_event_id_can_carry_is_a_usage_error_before_anything_is_sent(run, capsys):
+    argv = ["replay", "--csv-dir", str(CLEAN), "--url", "http://127.0.0.1:1", "--run", run]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # not even the "replaying ..." line: nothing was read or sent
+    assert "--run: must be 1-64 characters of A-Z a-z 0-9 _ . : @ -" in captured.err
+    assert repr(run) in captured.err
+
+
+def test_a_run_at_the_limit_is_accepted(stub_gateway, capsys):
+    url = stub_gateway(
+        lambda batch: (200, {"accepted": [e["eventId"] for e in batch], "duplicates": [], "rejected": []})
+    )
+    argv = [
+        "replay",
+        "--csv-dir",
+        str(CLEAN),
+        "--url",
+        url,
+        "--rate",
+        "0",
+        "--limit",
+        "3",
+        "--run",
+        "A.b:c@d_-" + "x" * 55,
+    ]
+    assert main(argv) == 0
+    assert "3 accepted" in capsys.readouterr().out
+
+
+def test_every_event_rejected_prints_the_reasons_and_exits_1(stub_gateway, capsys):
+    def refuse(batch):
+        rejected = [
+            {"index": i, "eventId": e["eventId"], "reason": "userId must be in 1..2^31-1"}
+            for i, e in enumerate(batch)
+        ]
+        return 400, {"accepted": [], "duplicates": [], "rejected": rejected}
+
+    argv = [
+        "replay",
+        "--csv-dir",
+        str(CLEAN),
+        "--url",
+        stub_gateway(refuse),
+        "--rate",
+        "0",
+        "--limit",
+        "4",
+        "--run",
+        "t",
+    ]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "0 accepted (0 already stored), 4 rejected, 0 failed requests" in out
+    first_id = next(read_replay(CLEAN, "t"))["eventId"]
+    # The same reason for every event: said once, with the first event that got it.
+    assert out.count("rejected: event ") == 1
+    assert f"rejected: event {first_id}: userId must be in 1..2^31-1" in out
+
+
+def test_some_events_accepted_is_success_with_the_reasons_shown(stub_gateway, capsys):
+    def half(batch):
+        accepted = [e["eventId"] for e in batch[::2]]
+        rejected = [
+            {"index": i, "eventId": e["eventId"], "reason": f"bad {i}"} for i, e in enumerate(batch) if i % 2
+        ]
+        return 200, {"accepted": accepted, "duplicates": [], "rejected": rejected}
+
+    argv = [
+        "replay",
+        "--csv-dir",
+        str(CLEAN),
+        "--url",
+        stub_gateway(half),
+        "--rate",
+        "0",
+        "--batch",
+        "10",
+        "--limit",
+        "10",
+        "--run",
+        "t",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "5 accepted" in out and "5 rejected" in out
+    assert [line.split(": ")[-1] for line in out.splitlines() if line.startswith("rejected: ")] == [
+        "bad 1",
+        "bad 3",
+        "bad 5",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rate", "batch", "size"),
+    [(0, 100, 100), (20, 100, 2), (500, 100, 50), (1, 5, 1), (5000, 100, 100), (25, 100, 3), (0.5, 100, 1)],
+)
+def test_events_per_request_spreads_a_rate_over_about_ten_requests_a_second(rate, batch, size):
+    assert events_per_request(rate, batch) == size
+
+
+def test_the_last_of_n_events_leaves_at_n_over_the_rate():
+    assert departure(95, 20) == 4.75
+    assert departure(1, 500) == 0.002
+    assert departure(10, 0) == 0.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.wakes: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.wakes.append(self.now)
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(("rate", "limit", "size"), [(20.0, 95, 2), (500.0, 230, 50)])
+async def test_replay_keeps_the_rate_over_the_run(rate, limit, size) -> None:
+    batches: list[list[dict[str, Any]]] = []
+
+    def accept(batch):
+        return 200, {"accepted": [e["eventId"] for e in batch], "duplicates": [], "rejected": []}
+
+    clock = FakeClock()
+    events = ({"eventId": f"e{n}"} for n in range(limit + 50))  # more than --limit lets through
+    async with TestServer(_app(accept, batches)) as server:
+        url = str(server.make_url("")).rstrip("/")
+        report = await replay(events, url, rate, batch_size=100, limit=limit, clock=clock, sleep=clock.sleep)
+    requests = -(-limit // size)  # ceil
+    assert sorted(len(b) for b in batches) == [limit - size * (requests - 1)] + [size] * (requests - 1)
+    # Request k leaves when k * size events are due: n / rate seconds for the first n events.
+    expected = [min(k * size, limit) / rate for k in range(1, requests + 1)]
+    assert clock.wakes == pytest.approx(expected)
+    assert report.seconds == pytest.approx(limit / rate)
+    assert report.achieved_rate == pytest.approx(rate)
+    assert f"achieved {rate:.1f} events/s, asked {rate:g}/s" in report.render()
