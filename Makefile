@@ -9,6 +9,8 @@ DEMO_CSV ?=
 # `make replay` (in a second terminal while `make demo` serves): the demo data as live events.
 REPLAY_RATE ?= 50
 REPLAY_URL ?= http://$(or $(FUNNEL_HOST),127.0.0.1):$(or $(FUNNEL_PORT),8000)
+# Once the gateway requires credentials: a file holding an admin API key or JWT (`funnelgate create-key`).
+REPLAY_CREDENTIAL_FILE ?=
 FG := FUNNEL_DATA_DIR=$(DATA_DIR) $(BIN)/funnelgate
 
 .PHONY: install ensure-redis ensure-npm ensure-chromium install-nginx demo demo-data replay test lint bench schema clean
@@ -116,7 +118,8 @@ demo: demo-data
 	$(FG) serve
 
 replay: install
-	$(BIN)/funnelgate replay --csv-dir $(or $(DEMO_CSV),$(DATA_DIR)/sample-csv-$(DEMO_USERS)) --rate $(REPLAY_RATE) --url $(REPLAY_URL)
+	$(BIN)/funnelgate replay --csv-dir $(or $(DEMO_CSV),$(DATA_DIR)/sample-csv-$(DEMO_USERS)) --rate $(REPLAY_RATE) --url $(REPLAY_URL) \
+		$(if $(REPLAY_CREDENTIAL_FILE),--credential-file "$(REPLAY_CREDENTIAL_FILE)")
 
 test: install install-nginx
 	$(BIN)/python -m pytest -q

@@ -71,3 +71,41 @@ def test_an_unreadable_credential_file_says_why_once(tmp_path, capsys):
         f"funnelgate: configuration error: --credential-file: cannot read {str(missing)!r}: "
         "No such file or directory\n"
     )
+
+
+@pytest.mark.parametrize(
+    "text", ["fg_KEY\n", "Bearer fg_KEY\n", "bearer fg_KEY", "BEARER   fg_KEY  \n", "  Bearer fg_KEY"]
+)
+def test_a_credential_file_may_hold_the_bearer_prefix(tmp_path, text):
+    from gateway.cli.access import read_credential
+
+    path = tmp_path / "key"
+    path.write_text(text)
+    assert read_credential(path) == "fg_KEY"
+
+
+@pytest.mark.parametrize("text", ["", "  \n", "Bearer ", "bearer   \n"])
+def test_a_credential_file_without_a_credential_is_refused(tmp_path, capsys, text):
+    path = tmp_path / "key"
+    path.write_text(text)
+    assert main(["query", "--url", "http://127.0.0.1:1", "--credential-file", str(path), "{ x }"]) == 2
+    assert f"--credential-file: {str(path)!r} is empty" in capsys.readouterr().err
+
+
+def _make_replay(**variables: str) -> str:
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    repo = Path(__file__).resolve().parents[1]
+    argv = ["make", "--no-print-directory", "-n", "-o", "install", "-C", str(repo), "replay"]
+    argv += [f"{name}={value}" for name, value in variables.items()]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout
+
+
+def test_make_replay_passes_a_credential_file_when_given():
+    assert '--credential-file "/keys/admin key"' in _make_replay(REPLAY_CREDENTIAL_FILE="/keys/admin key")
+    assert "--credential-file" not in _make_replay()

@@ -10,7 +10,8 @@ from gateway.errors import ConfigError
 
 
 def read_credential(path: Path | None) -> str | None:
-    """The API key or JWT in ``path`` (a file, so it shows in no process list), None without one."""
+    """The API key or JWT in ``path`` (a file, so it shows in no process list), None without one; an
+    optional leading ``Bearer `` (any case) is dropped."""
     if path is None:
         return None
     try:
@@ -18,6 +19,9 @@ def read_credential(path: Path | None) -> str | None:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError("--credential-file", f"cannot read {str(path)!r}: {reason}") from None
+    scheme, _, rest = credential.partition(" ")
+    if scheme.lower() == "bearer" and (rest or credential == scheme):  # the header's value, as it is sent
+        credential = rest.strip()
     if not credential:
         raise ConfigError("--credential-file", f"{str(path)!r} is empty")
     return credential
