@@ -170,3 +170,39 @@ async def test_replay_counts_an_answer_that_is_not_utf8_as_a_failed_request() ->
         report = await replay(read_replay(CLEAN, "r"), url, rate=0, batch_size=5, limit=10)
     assert (report.sent, report.accepted, report.failed_requests) == (10, 0, 2)
     assert "502" in report.render()
+
+
+@pytest.mark.parametrize("name", ["bad name!", "a:b", "x" * 65, "é"])
+def test_create_key_checks_the_name_before_making_a_key(capsys, name):
+    assert main(["create-key", "--name", name, "--role", "viewer"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no key printed, no partial entry
+    assert captured.err == (
+        f"funnelgate: configuration error: --name: must be 1-64 characters of A-Z a-z 0-9 _ . @ -, got {name!r}\n"
+    )
+
+
+def test_create_key_accepts_every_allowed_character(capsys):
+    name = "Ab9_.@-" + "z" * 57  # 64 characters
+    assert main(["create-key", "--name", name, "--role", "admin"]) == 0
+    entry = capsys.readouterr().out.splitlines()[-1].strip()
+    assert entry.startswith(f"{name}:admin:")
+
+
+def test_version_is_the_packages(capsys):
+    import tomllib
+
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"funnelgate {version}\n"
+
+
+def test_replay_help_describes_seed_and_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["replay", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--seed SEED seed of the visits" in out
+    assert "(default: 50; 0 = unlimited)" in out
+    assert "(default: 100;" in out

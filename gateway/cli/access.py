@@ -28,9 +28,12 @@ def read_credential(path: Path | None) -> str | None:
 
 
 def create_key(args: argparse.Namespace) -> int:
+    from gateway.edge_settings import KEY_NAME, KEY_NAME_RULE
     from gateway.roles import Role
     from gateway.security.credentials import key_entry, new_api_key
 
+    if not KEY_NAME.match(args.name):  # before a key exists: the entry is name:role:digest
+        raise ConfigError("--name", f"must be {KEY_NAME_RULE}, got {args.name!r}")
     key = new_api_key()
     entry = key_entry(args.name, Role.parse(args.role), key)
     try:  # the entry must be one FUNNEL_API_KEYS accepts

@@ -21,11 +21,21 @@ def _flags(title: str, names: Sequence[str]) -> argparse.ArgumentParser:
     return parent
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("funnelgate")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed: version unknown)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _flags("backends (override the FUNNEL_* environment variables)", BACKEND_FLAGS)
     listen = _flags("listening (override FUNNEL_HOST and FUNNEL_PORT)", LISTEN_FLAGS)
 
     parser = argparse.ArgumentParser(prog="funnelgate", description="GraphQL analytics gateway for funnels.")
+    parser.add_argument("--version", action="version", version=f"funnelgate {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser(
@@ -59,21 +69,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--csv-dir", type=Path, required=True, help="directory with user_table.csv and *_table.csv"
     )
-    p.add_argument("--rate", type=float, default=50.0, help="events per second (0 = unlimited)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=50.0,
+        help="events per second, kept over the run (default: %(default)g; 0 = unlimited)",
+    )
     p.add_argument(
         "--url", default=None, help="the gateway's base URL (default: http://FUNNEL_HOST:FUNNEL_PORT)"
     )
     p.add_argument(
         "--credential-file", type=Path, default=None, help="a file holding an admin API key or JWT to send"
     )
-    p.add_argument("--batch", type=int, default=100, help="events per request")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=100,
+        help="at most this many events per request (default: %(default)s; fewer at a rate: ~10 requests/s)",
+    )
     p.add_argument("--limit", type=int, default=None, help="stop after this many events")
     p.add_argument(
         "--run",
         default=None,
-        help="event id prefix (default: new every run); the same run replays idempotently",
+        help="event id prefix, 1-64 of A-Z a-z 0-9 _ . : @ - (default: new every run); the same run "
+        "replays idempotently",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the visits made from the CSVs (order, timings, interactions; default: %(default)s): "
+        "the same seed and run, the same events",
+    )
 
     p = sub.add_parser("query", parents=[common], help="run one GraphQL operation and print the JSON result")
     p.add_argument("document", help="the GraphQL document")
@@ -97,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         "create-key",
         help="make an API key: prints the key once, and the FUNNEL_API_KEYS entry holding its hash and role",
     )
-    p.add_argument("--name", required=True, help="who or what uses it (letters, digits, . _ @ -)")
+    p.add_argument("--name", required=True, help="who or what uses it: 1-64 letters, digits, . _ @ -")
     p.add_argument("--role", required=True, choices=ROLE_NAMES)
 
     p = sub.add_parser(
