@@ -109,3 +109,14 @@ def _make_replay(**variables: str) -> str:
 def test_make_replay_passes_a_credential_file_when_given():
     assert '--credential-file "/keys/admin key"' in _make_replay(REPLAY_CREDENTIAL_FILE="/keys/admin key")
     assert "--credential-file" not in _make_replay()
+
+
+def test_backup_beside_a_process_holding_the_data_dir_refuses_and_leaves_nothing(tmp_path, capsys):
+    from gateway.embedded.datadir_lock import DataDirLock
+
+    data, snap = tmp_path / "data", tmp_path / "snap"
+    data.mkdir()
+    with DataDirLock(data):  # what a running `serve` holds on an embedded data directory
+        assert main(["backup", "--out", str(snap), "--data-dir", str(data)]) == 1
+    assert f"data directory {data} is in use by pid" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no snap, no snap.partial

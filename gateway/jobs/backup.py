@@ -2,7 +2,8 @@
 
 Backup reads the served generation whole (``stores/datasets.py``: DuckDB in one read transaction, MongoDB
 one generation), both Milvus collections and the newest embedding model, into ``DIR.partial``, then
-renames it to ``DIR``: a directory named DIR is always a complete snapshot.
+renames it to ``DIR``: a directory named DIR is always a complete snapshot, and a backup that fails or
+is refused (the data directory in use) removes ``DIR.partial``.
 
 Restore checks every file against the manifest first (a damaged backup is refused before anything is
 written), then loads the documents into the configured document store as its next generation (the
@@ -127,14 +128,7 @@ def _backup_model(model_dir: Path, out: Path) -> dict[str, Any]:
     return {"version": version, "files": files}
 
 
-async def run_backup(settings: Settings, out: Path) -> dict[str, Any]:
-    """The command; returns the manifest."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise BadInput(f"{out} exists and is not empty: back up into a new directory")
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+async def _write_backup(settings: Settings, partial: Path) -> dict[str, Any]:
     async with open_services(settings, need_cache=False) as services:
         documents = await export_digests(services.store, partial)
         vectors = await _backup_vectors(services.vectors, partial)
@@ -149,6 +143,22 @@ async def run_backup(settings: Settings, out: Path) -> dict[str, Any]:
             "model": model,
         }
     (partial / snapshot.MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return manifest
+
+
+async def run_backup(settings: Settings, out: Path) -> dict[str, Any]:
+    """The command; returns the manifest."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise BadInput(f"{out} exists and is not empty: back up into a new directory")
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        manifest = await _write_backup(settings, partial)
+    except BaseException:  # refused (data dir in use) or failed: leave no half-written DIR.partial behind
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     if out.exists():
         out.rmdir()
     os.replace(partial, out)
