@@ -16,7 +16,8 @@ from gateway.roles import NAMES as ROLE_NAMES
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 PERSISTED_QUERY_MODES = ("apq", "allowlist", "off")
 DEFAULT_RATE_LIMITS = (("viewer", 600), ("analyst", 600), ("admin", 1200))
-KEY_NAME_RULE = "1-64 characters of A-Z a-z 0-9 _ . @ -"  # said by `create-key --name` before anything is made
+# An API key's name; `create-key --name` says the rule before making a key.
+KEY_NAME_RULE = "1-64 characters of A-Z a-z 0-9 _ . @ -"
 KEY_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _API_KEY_ENTRY = re.compile(rf"^({KEY_NAME.pattern[1:-1]}):([a-z]+):([0-9a-f]{{64}})$")
 MIN_JWT_SECRET_CHARS = 32
