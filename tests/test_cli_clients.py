@@ -56,6 +56,16 @@ def test_persist_refuses_a_document_the_schema_refuses(tmp_path, capsys, documen
     assert not manifest.exists()
 
 
+def test_persist_names_a_missing_file_once(tmp_path, capsys):
+    missing = tmp_path / "missing.graphql"
+    manifest = tmp_path / "persisted.json"
+    argv = ["persist", "--data-dir", str(tmp_path / "d"), "--persisted-queries-file", str(manifest)]
+    assert main([*argv, str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert f"{missing}: No such file or directory" in err and err.count(str(missing)) == 1
+    assert not manifest.exists()
+
+
 async def test_query_url_without_a_path_means_the_servers_graphql(services: Services) -> None:
     server = TestServer(create_app(services))
     await server.start_server()

@@ -61,7 +61,10 @@ def register(settings: Settings, files: Iterable[Path]) -> tuple[list[str], list
                 candidates = list(read_manifest(file).values())
             else:
                 candidates = [Operation(sha256(file.read_text()), file.read_text())]
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
+        except OSError as exc:  # its text names the path again: the reason alone
+            problems.append(f"{file}: {exc.strerror or exc}")
+            continue
+        except (ValueError, UnicodeDecodeError) as exc:
             problems.append(f"{file}: {exc}")
             continue
         for candidate in candidates:
