@@ -56,6 +56,18 @@ def test_persist_refuses_a_document_the_schema_refuses(tmp_path, capsys, documen
     assert not manifest.exists()
 
 
+def test_persist_reports_every_operation_of_a_document(tmp_path, capsys):
+    # A client may run either by operationName: registering it only as "A" hid that B is allowed too.
+    two = tmp_path / "two.graphql"
+    two.write_text(
+        "query A { health { status } }\nmutation B { invalidateCache(scope: RESPONSES) { keysRemoved } }\n"
+    )
+    manifest = tmp_path / "persisted.json"
+    argv = ["persist", "--data-dir", str(tmp_path / "d"), "--persisted-queries-file", str(manifest)]
+    assert main([*argv, str(two)]) == 0
+    assert "A (query), B (mutation)" in capsys.readouterr().out
+
+
 def test_persist_names_a_missing_file_once(tmp_path, capsys):
     missing = tmp_path / "missing.graphql"
     manifest = tmp_path / "persisted.json"

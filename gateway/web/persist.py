@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from graphql import GraphQLError, OperationDefinitionNode, specified_rules
+from graphql import GraphQLError, OperationDefinitionNode, parse, specified_rules
 from strawberry.schema.schema import validate_document
 
 from gateway.config import Settings
@@ -49,6 +49,20 @@ def _check(text: str, limits: Limits) -> tuple[str | None, str, list[str]]:
     return name, kind, problems
 
 
+def _operations(text: str) -> str:
+    """ "A (query), B (mutation)" for a document of several operations; "" for one."""
+    try:
+        document = parse(text)
+    except GraphQLError:
+        return ""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) < 2:
+        return ""
+    return ", ".join(
+        f"{op.name.value if op.name else '(anonymous)'} ({op.operation.value})" for op in operations
+    )
+
+
 def register(settings: Settings, files: Iterable[Path]) -> tuple[list[str], list[str]]:
     """Add the files' operations to the manifest; (one line per operation added, problems)."""
     limits = Limits.from_settings(settings)
@@ -73,7 +87,11 @@ def register(settings: Settings, files: Iterable[Path]) -> tuple[list[str], list
                 problems += [f"{file}: {p}" for p in found]
                 continue
             manifest[candidate.id] = Operation(candidate.id, candidate.body, name or candidate.name, kind)
-            added.append(f"{candidate.id}  {name or '(anonymous)'}  {kind}  from {file}")
+            # The manifest's entry names the first operation (Apollo's format has one per entry); a client
+            # may run any of the document's operations by operationName, so the report lists them all.
+            added.append(
+                f"{candidate.id}  {_operations(candidate.body) or name or '(anonymous)'}  {kind}  from {file}"
+            )
     if added:
         write_manifest(path, manifest.values())
     return added, problems
