@@ -25,9 +25,9 @@ Document = dict[str, Any]
 
 class StepOrder(str, Enum):
     ORDERED = "ordered"  # steps in this order, timestamps non-decreasing, other pages allowed between
-    STRICT = (
-        "strict"  # like ordered, but no other *listed* step in between (repeats of the current step allowed)
-    )
+    # like ordered, but no other *listed* step in between (repeats of the current step allowed); any
+    # attempt counts, not only the one from the first step-1 visit
+    STRICT = "strict"
     UNORDERED = "unordered"  # every earlier step visited, in any order
 
 
@@ -101,12 +101,15 @@ class FunnelQuery:
     Step matching per user, over the visits that pass the filter:
       * ORDERED: t1 = first visit to step 1; t_k = first visit to step k with timestamp >= t_{k-1}.
       * STRICT: the user's visits to listed steps, sorted by (timestamp, step index), consecutive repeats
-        of one step collapsed; starting at the first step-1 visit, each next listed visit must be the next
-        step, else the user stops at the step reached so far.
+        of one step collapsed. An *attempt* starts at any step-1 visit and goes on while each next listed
+        visit is the next step; any other listed visit ends it. Any attempt counts: the user reaches step
+        k when some attempt gets k steps deep, and t_k is the earliest time one does (home, search,
+        home, search, payment reaches payment through the second attempt).
       * UNORDERED: t0 = the user's first visit to any listed step; step j's time is its first visit; the
         user reaches step k when steps 1..k all have a time; t_k = the largest of those k times.
     ``window_seconds``: a step counts only if its time is <= anchor + window, where the anchor is t1
-    (ORDERED/STRICT) or t0 (UNORDERED). A user reaching step k has reached every step before it.
+    (ORDERED/STRICT: the first step-1 visit, also for a later STRICT attempt) or t0 (UNORDERED). A user
+    reaching step k has reached every step before it.
     """
 
     steps: tuple[str, ...]

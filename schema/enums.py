@@ -20,7 +20,8 @@ strawberry.enum(
 strawberry.enum(
     StepOrder,
     description=(
-        "ORDERED: steps in order, other pages allowed between; STRICT: no other listed step between; "
+        "ORDERED: steps in order, other pages allowed between; STRICT: no other listed step between "
+        "(any attempt counts, not only the first); "
         "UNORDERED: every earlier step visited, in any order."
     ),
 )

@@ -57,16 +57,22 @@ def match_steps(
                 break
             times.append(nxt)
         return anchor, times
-    # STRICT: walk the listed visits after the first step-1 visit.
-    start = next(i for i, (s, t) in enumerate(ordered) if s == 0)
-    current = 0
-    for s, t in ordered[start + 1 :]:
-        if s == current:
-            continue
-        if s != current + 1 or current + 1 >= n_steps or (limit is not None and t > limit):
+    # STRICT: any attempt counts. ``depth`` = steps in the attempt under way (0: none); a step-1 visit
+    # starts a new one (the old one, if any, is broken by it anyway), a repeat of the current step is
+    # skipped, the next step extends it, any other listed step breaks it. t_k is the first time any
+    # attempt got k steps deep: attempts only start at step-1 visits, so every t_k >= t_{k-1}.
+    depth = 0
+    for s, t in ordered:
+        if limit is not None and t > limit:
             break
-        current += 1
-        times.append(t)
+        if s == 0:
+            depth = 1
+        elif depth and s == depth and depth < n_steps:
+            depth += 1
+            if depth > len(times):
+                times.append(t)
+        elif s != depth - 1:
+            depth = 0
     return anchor, times
 
 
