@@ -111,24 +111,23 @@ def _durations(n: int) -> str:
 
 
 def _strict_ctes(n: int, window: bool) -> str:
-    """STRICT. Listed visits sorted by (ts, step); a visit is *kept* when it is at or after the first
-    step-1 visit and is not a repeat of the visit before it. Each kept visit must be the step after the
-    previous kept one (and within the window); the first one that is not breaks the user's funnel."""
-    bad = "step IS DISTINCT FROM prev + 1" + (" OR ts > anchor + $window_us" if window else "")
-    times = ", ".join(f"min(ts) FILTER (WHERE kept AND NOT broken AND step = {k}) AS t{k}" for k in range(n))
+    """STRICT, any attempt. Listed visits sorted by (ts, step) fall into runs: a visit continues the run
+    of the visit before it when it repeats that step or is the next one, else it starts a new run. A
+    run that starts at step 1 is an attempt, and its visit to step k reaches k; t_k is the earliest such
+    visit (within the window of the first step-1 visit). ``start`` is the step a visit starts a run at
+    (NULL when it continues one); the last start up to a visit is its run's."""
+    within = " AND ts <= anchor + $window_us" if window else ""
+    times = ", ".join(f"min(ts) FILTER (WHERE attempt AND step = {k}{within}) AS t{k}" for k in range(n))
+    # Peers (same ts and step) share one frame end, so they land in one run whatever order they take.
     return f"""
 seq AS (
-  SELECT user_id, step, ts, duration, row_number() OVER o AS rn, lag(step) OVER o AS prev,
+  SELECT user_id, step, ts, duration,
+         CASE WHEN coalesce(step - lag(step) OVER o NOT IN (0, 1), true) THEN step END AS start,
          min(ts) FILTER (WHERE step = 0) OVER (PARTITION BY user_id) AS anchor
   FROM ev WINDOW o AS (PARTITION BY user_id ORDER BY ts, step)),
-marked AS (
-  SELECT *, coalesce(ts >= anchor AND prev IS DISTINCT FROM step, false) AS kept,
-         coalesce(ts >= anchor AND prev IS DISTINCT FROM step AND NOT (step = 0 AND ts = anchor)
-                  AND ({bad}), false) AS bad
-  FROM seq),
 walked AS (
-  SELECT *, bool_or(bad) OVER (PARTITION BY user_id ORDER BY rn ROWS UNBOUNDED PRECEDING) AS broken
-  FROM marked),
+  SELECT *, last_value(start IGNORE NULLS) OVER (PARTITION BY user_id ORDER BY ts, step) = 0 AS attempt
+  FROM seq),
 wide AS (
   SELECT user_id, max(anchor) AS anchor, {times}, {_durations(n)}
   FROM walked GROUP BY user_id HAVING max(anchor) IS NOT NULL)"""
