@@ -11,6 +11,7 @@ Shape (``reached_stages``)::
     $project ``times`` = the times of the steps reached (always a prefix of the steps):
              ORDERED   nested $let: t_k = first step-k time >= t_{k-1} (and <= t_0 + window)
              STRICT    the visits from t_0 sorted by (t, s) ($sortArray), walked by one $reduce
+                       (every attempt: a step-1 visit restarts the walk, t_k = its first k-deep time)
              UNORDERED t_k = max(t_{k-1}, m_k) while step k's first time m_k exists within the window
     [only for a sex filter or breakdown: $lookup users by user_id (unique index), $match u.sex]
 
@@ -130,36 +131,47 @@ def _ordered_times(n: int, window_seconds: int | None) -> Expr:
 
 
 def _strict_times(window_seconds: int | None) -> Expr:
-    """From the first step-1 visit, the listed visits sorted by (t, s) are walked once: a repeat of the
-    current step is skipped, the next step (within the window) advances, anything else stops the walk.
-    The anchor itself is a "repeat" of step 0, and sorting by (t, s) breaks same-second ties exactly as
-    the reference does."""
+    """Any attempt counts. The listed visits from the first step-1 visit to the window's end, sorted by
+    (t, s), are walked once with ``c`` = the steps of the attempt under way: a step-1 visit starts a new
+    one, a repeat of the current step is skipped, the next step extends it, anything else breaks it.
+    ``ts`` holds the first time any attempt got 1, 2, .. steps deep. Sorting by (t, s) breaks
+    same-second ties exactly as the reference does."""
     limit = _window_end("$$t0", window_seconds)
     nxt = {"$add": ["$$value.c", 1]}
-    advances: list[Expr] = [{"$eq": ["$$this.s", nxt]}]
+    inside: list[Expr] = [{"$gte": ["$$this.t", "$$t0"]}]
     if limit is not None:
-        advances.append({"$lte": ["$$this.t", limit]})
+        inside.append({"$lte": ["$$this.t", limit]})
+    extended = {
+        "c": nxt,
+        "ts": {
+            "$cond": [
+                {"$eq": ["$$value.c", {"$size": "$$value.ts"}]},
+                {"$concatArrays": ["$$value.ts", ["$$this.t"]]},
+                "$$value.ts",
+            ]
+        },
+    }
     walk = {
         "$reduce": {
             "input": {
                 "$sortArray": {
-                    "input": {"$filter": {"input": "$ev", "cond": {"$gte": ["$$this.t", "$$t0"]}}},
+                    "input": {"$filter": {"input": "$ev", "cond": {"$and": inside}}},
                     "sortBy": {"t": 1, "s": 1},
                 }
             },
-            "initialValue": {"c": 0, "stop": False, "ts": ["$$t0"]},
+            "initialValue": {"c": 0, "ts": ["$$t0"]},
             "in": {
-                "$cond": [
-                    {"$or": ["$$value.stop", {"$eq": ["$$this.s", "$$value.c"]}]},
-                    "$$value",
-                    {
-                        "$cond": [
-                            {"$and": advances},
-                            {"c": nxt, "stop": False, "ts": {"$concatArrays": ["$$value.ts", ["$$this.t"]]}},
-                            {"c": "$$value.c", "stop": True, "ts": "$$value.ts"},
-                        ]
-                    },
-                ]
+                "$switch": {
+                    "branches": [
+                        {"case": {"$eq": ["$$this.s", 0]}, "then": {"c": 1, "ts": "$$value.ts"}},
+                        {"case": {"$eq": ["$$this.s", {"$subtract": ["$$value.c", 1]}]}, "then": "$$value"},
+                        {
+                            "case": {"$and": [{"$gt": ["$$value.c", 0]}, {"$eq": ["$$this.s", "$$value.c"]}]},
+                            "then": extended,
+                        },
+                    ],
+                    "default": {"c": 0, "ts": "$$value.ts"},
+                }
             },
         }
     }
