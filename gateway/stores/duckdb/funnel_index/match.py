@@ -10,7 +10,9 @@ order walks the steps once, over the users still in the funnel, never over raw v
   (t_{k-1}, step k-1) and (c_k, step k) in (timestamp, step index) order: for j > k, j's first visit at
   or after t_{k-1} must not precede c_k; for j < k-1, its first visit strictly after t_{k-1} must come
   after c_k. That is the reference's walk: repeats of the current step are skipped, any other listed
-  step breaks the funnel. Only users holding a candidate are checked, so later steps are cheap.
+  step breaks that attempt. Only users holding a candidate are checked, so later steps are cheap. The
+  users whose first attempt broke are walked again over all their listed visits (attempts.py): a
+  later attempt, from a later step-1 visit, may go further, and any attempt counts.
 * UNORDERED: the anchor is the first visit to any listed page; step k is reached when pages 1..k all
   have a first visit (within the window), at the latest of them.
 
@@ -29,6 +31,7 @@ import numpy as np
 from gateway.models import FunnelQuery, StepOrder
 from gateway.stores.days import day_bounds
 from gateway.stores.duckdb.funnel_index.arrays import NEVER, US, segment_search, to_us
+from gateway.stores.duckdb.funnel_index.attempts import Broken, later_attempts
 from gateway.stores.duckdb.funnel_index.layout import FunnelIndex, PageArrays
 
 
@@ -207,6 +210,7 @@ def _ordered(
     a = t = m0
     users, rel = [u], [np.zeros(len(u), np.int64)]
     dur = [p0.users_dsum if plain else _durations(p0, u, span)]
+    broken: list[Broken] = []
     for k in range(1, n):
         page = pages[k]
         assert page.users is not None
@@ -235,13 +239,39 @@ def _ordered(
                     cj = next_visit(pages[j], u, t, strict=j < k - 1)
                     ok &= (cj > c) if j < k - 1 else (cj >= c)
                 if not ok.all():
+                    # the first attempt broke here; a later one may still go further
+                    bad = np.flatnonzero(~ok)
+                    broken.append(Broken(u[bad], a[bad], np.full(len(bad), k, np.int64)))
                     keep = np.flatnonzero(ok)
                     u, a, c = u[keep], a[keep], c[keep]
             t = c
         users.append(u)
         rel.append(t - a)
         dur.append(_durations(page, u, span))
+    if broken:
+        _add_later_attempts(pages, users, rel, dur, span, window, broken)
     return Matched(users, rel, dur, m0, True)
+
+
+def _add_later_attempts(
+    pages: list[PageArrays],
+    users: list[np.ndarray],
+    rel: list[np.ndarray],
+    dur: list[np.ndarray],
+    span: Span,
+    window: int | None,
+    broken: list[Broken],
+) -> None:
+    """Merge in the steps that broken first attempts' users reach by a later attempt (attempts.py)."""
+    joined = Broken(*(np.concatenate([getattr(b, f) for b in broken]) for f in ("users", "anchors", "at")))
+    for k, (extra, since) in enumerate(later_attempts(pages, joined, span.high, window)):
+        if not len(extra):
+            continue
+        merged = np.concatenate([users[k], extra])
+        order = np.argsort(merged, kind="stable")
+        users[k] = merged[order]
+        rel[k] = np.concatenate([rel[k], since])[order]
+        dur[k] = _durations(pages[k], users[k], span)
 
 
 def _unordered(
