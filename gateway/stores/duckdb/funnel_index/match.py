@@ -239,8 +239,12 @@ def _ordered(
                     cj = next_visit(pages[j], u, t, strict=j < k - 1)
                     ok &= (cj > c) if j < k - 1 else (cj >= c)
                 if not ok.all():
-                    # the first attempt broke here; a later one may still go further
+                    # The first attempt broke here. A later one starts at a step-1 visit after the
+                    # listed visit in between, so strictly after t_{k-1}: only users with one may go on.
                     bad = np.flatnonzero(~ok)
+                    again = next_visit(p0, u[bad], t[bad], strict=True, high=span.high)
+                    retry = again < NEVER if window is None else again <= a[bad] + window
+                    bad = bad[retry]
                     broken.append(Broken(u[bad], a[bad], np.full(len(bad), k, np.int64)))
                     keep = np.flatnonzero(ok)
                     u, a, c = u[keep], a[keep], c[keep]
@@ -248,7 +252,7 @@ def _ordered(
         users.append(u)
         rel.append(t - a)
         dur.append(_durations(page, u, span))
-    if broken:
+    if any(len(b.users) for b in broken):
         _add_later_attempts(pages, users, rel, dur, span, window, broken)
     return Matched(users, rel, dur, m0, True)
 
