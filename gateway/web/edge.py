@@ -14,8 +14,11 @@ middleware, :mod:`gateway.web.front`, calls it first and :func:`decorate` on wha
    the query would run, with the visitor's access.
 3. **Authentication** (when credentials are configured): ``Authorization: Bearer <API key or JWT>``;
    missing or bad: 401 with ``WWW-Authenticate: Bearer`` and code ``UNAUTHENTICATED``. Open:
-   ``/healthz``, preflights, the GraphiQL page, and WebSocket handshakes (their credential comes in
-   ``connection_init``). With authentication off every request acts as the local operator.
+   ``/healthz``, preflights, the GraphiQL page, and WebSocket handshakes (a GET with ``Upgrade:
+   websocket`` and ``Connection: upgrade`` and no operation; their credential comes in
+   ``connection_init``). An open request gets no principal, and nothing after the edge reads its
+   absence as a role: with authentication on it is no access. With authentication off every request
+   acts as the local operator. Refusals on /events take that route's own error shape.
    Routes other than /graphql need the role ``ROUTE_ROLES`` gives them (403 ``FORBIDDEN`` below it):
    ``POST /events`` writes, like the ``trackEvents`` mutation, so it needs admin; so does ``GET /metrics``
    (operation names and backend timings are for operators; Prometheus sends an admin API key).
@@ -173,8 +176,22 @@ def _preflight(request: web.Request, policy: EdgePolicy, origin: str | None, all
     )
 
 
-def _is_websocket(request: web.Request) -> bool:
-    return request.headers.get("Upgrade", "").lower() == "websocket"
+def _tokens(value: str) -> set[str]:
+    return {token.strip().lower() for token in value.split(",")}
+
+
+def is_websocket_handshake(request: web.Request) -> bool:
+    """A WebSocket opening handshake and nothing else: a GET with ``Upgrade: websocket`` and
+    ``Connection: upgrade`` that carries no operation. Only such a request may pass the edge without a
+    credential (it authenticates at ``connection_init``); an Upgrade header on a POST, or on a GET with
+    a ``query``, is an ordinary request and authenticates like one."""
+    headers = request.headers
+    return (
+        request.method == "GET"
+        and "websocket" in _tokens(headers.get("Upgrade", ""))
+        and "upgrade" in _tokens(",".join(headers.getall("Connection", ())))
+        and not _carries_operation(request)
+    )
 
 
 def _is_page(request: web.Request) -> bool:
@@ -205,16 +222,15 @@ def _authenticate(request: web.Request, policy: EdgePolicy) -> web.Response | No
         subject = f"ip:{request.remote}"
     elif (
         request.method == "OPTIONS"
-        or (
-            request.path == policy.graphql_path and _is_websocket(request) and not _carries_operation(request)
-        )
+        or (request.path == policy.graphql_path and is_websocket_handshake(request))
         or (
             request.method == "GET" and (_is_graphiql_page(request, policy.graphql_path) or _is_page(request))
         )
     ):
         # Open: preflights, the GraphQL WebSocket handshake (it authenticates at connection_init; an
-        # Upgrade header on a GET that carries an operation does not make it one), the GraphiQL page and
-        # the dashboard's files. Nothing else: every other route answers only a credential.
+        # Upgrade header on a POST, or on a GET that carries an operation, does not make it one), the
+        # GraphiQL page and the dashboard's files. Nothing else: every other route answers only a
+        # credential. No principal is set: later steps treat its absence as no access (front.py).
         return None
     else:
         credential = bearer(request.headers.get("Authorization"))

@@ -39,6 +39,7 @@ def middleware(
     graphql_path: str,
 ) -> Any:
     admit, decorate, record = edge.admit, edge.decorate, measure.record
+    principal_key = edge.PRINCIPAL
 
     @web.middleware
     async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -48,7 +49,9 @@ def middleware(
         try:
             response = admit(policy, request)
             if response is None:
-                if request.path != graphql_path:
+                if request.path != graphql_path or principal_key not in request:
+                    # Unauthenticated on /graphql (a WebSocket handshake, the GraphiQL page): nothing
+                    # to read, resolve or cache for it; the view gives it no access (NOBODY).
                     response = await handler(request)
                 else:
                     response = await reader.prepare(request)

@@ -20,7 +20,6 @@ from gateway.cache.aside import write_cached
 from gateway.cache.hints import collecting
 from gateway.cache.stats import CacheStats
 from gateway.errors import StoreUnavailable
-from gateway.roles import ANONYMOUS
 from gateway.security.limits import Limits
 from gateway.stores.contracts import Cache
 from gateway.web import documents
@@ -104,9 +103,12 @@ class ResponseCache:
     async def lookup(self, request: web.Request) -> web.Response | None:
         """The cached answer to a prepared request, or None (not cacheable, or a miss: then ``fill``)."""
         prepared = request.get(PREPARED)
-        if prepared is None:
+        principal = request.get(PRINCIPAL)
+        if prepared is None or principal is None:
+            # No principal: a request the edge let through unauthenticated (with authentication off
+            # every request has one). It has no role, so no entry is its to read (or fill).
             return None
-        role = request.get(PRINCIPAL, ANONYMOUS).role.label
+        role = principal.role.label
         key = self.keys.known(prepared, role)
         if key is None:
             key = await self.keys.key(prepared, role)

@@ -1,0 +1,68 @@
+"""Only a real WebSocket handshake passes the edge without a credential, and nothing after the edge reads a
+missing principal as a role: with authentication on, no principal is no access (the response cache, the
+request reader and APQ registration included). /events refuses in its own error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import make_mocked_request
+
+from gateway.roles import Role
+from gateway.security.limits import Limits
+from gateway.web.requests import PREPARED, GraphQLRequest
+from gateway.web.response_cache import ResponseCache
+from tests.security.conftest import bearer, client_of, with_keys
+
+# A user-level query an admin reads in full (the form value is PII): cacheable.
+SESSION = '{ session(id: "s1") { id interactions { element value } } }'
+HANDSHAKE = {"Upgrade": "websocket", "Connection": "Upgrade"}
+
+
+async def test_an_upgrade_header_on_a_post_neither_skips_authentication_nor_reads_the_admin_cache(services):
+    async with client_of(with_keys(services)) as client:
+        admin = await client.post("/graphql", json={"query": SESSION}, headers=bearer(Role.ADMIN))
+        assert admin.status == 200 and admin.headers.get("X-Cache") == "miss"  # the admin entry exists
+        cached = await client.post("/graphql", json={"query": SESSION}, headers=bearer(Role.ADMIN))
+        assert cached.headers.get("X-Cache") == "hit"
+        for headers in ({"Upgrade": "websocket"}, HANDSHAKE, {**HANDSHAKE, "Sec-WebSocket-Version": "13"}):
+            response = await client.post("/graphql", json={"query": SESSION}, headers=headers)
+            assert response.status == 401, headers
+            assert "X-Cache" not in response.headers
+            body = await response.json()
+            assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED" and "data" not in body
+        # A GET that carries an operation is no handshake either, with or without Connection: upgrade.
+        for headers in ({"Upgrade": "websocket"}, HANDSHAKE):
+            response = await client.get("/graphql", params={"query": SESSION}, headers=headers)
+            assert response.status == 401, headers
+
+
+async def test_a_post_with_an_upgrade_header_is_rate_limited_like_any_other(services):
+    async with client_of(with_keys(services, rate_limits=(("viewer", 2),))) as client:
+        headers = {**bearer(Role.VIEWER), **HANDSHAKE}
+        statuses = [
+            (await client.post("/graphql", json={"query": "{ health { status } }"}, headers=headers)).status
+            for _ in range(3)
+        ]
+    assert statuses == [200, 200, 429]
+
+
+async def test_a_real_handshake_still_opens_without_a_credential(services):
+    async with client_of(with_keys(services)) as client:
+        ws = await client.ws_connect("/graphql", protocols=["graphql-transport-ws"])
+        await ws.send_json(
+            {"type": "connection_init", "payload": {"Authorization": bearer(Role.VIEWER)["Authorization"]}}
+        )
+        ack = await ws.receive_json(timeout=10)
+        await ws.close()
+    assert ack == {"type": "connection_ack", "payload": {"role": "viewer"}}
+
+
+async def test_without_a_principal_the_response_cache_reads_nothing():
+    def cache_of(request: Any) -> Any:
+        raise AssertionError("the response cache looked up an entry for a request without a principal")
+
+    responses = ResponseCache(cache_of, frozenset({"health"}), Limits())
+    request = make_mocked_request("POST", "/graphql")
+    request[PREPARED] = GraphQLRequest("{ health { status } }", None, None, None)
+    assert await responses.lookup(request) is None
