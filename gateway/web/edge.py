@@ -57,10 +57,21 @@ CROSS_SITE = frozenset({"cross-site", "same-site"})
 HOSTS_KEPT = 64
 
 
+# Routes with their own error shape ({"error": message, "code": code}, gateway/web/events.py): a client of
+# /events reads the same shape whether the route or the edge refused it.
+PLAIN_ERROR_PATHS = frozenset({"/events"})
+
+
 def error_response(
     request: web.Request, status: int, message: str, code: str, **headers: str
 ) -> web.Response:
-    """A GraphQL-shaped error body in the media type the client accepts."""
+    """The refusal in the route's own shape: GraphQL-shaped, in the media type the client accepts, except
+    on PLAIN_ERROR_PATHS."""
+    if request.path in PLAIN_ERROR_PATHS:
+        body = json.dumps({"error": message, "code": code})
+        return web.Response(
+            text=body, status=status, content_type="application/json", headers=headers or None
+        )
     body = json.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
     media = negotiate(request.headers.get("Accept"))
     return web.Response(text=body, status=status, content_type=media, headers=headers or None)

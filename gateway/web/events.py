@@ -7,6 +7,8 @@ status   when
          every accepted id is durably stored (it survives a SIGKILL right after this answer)
 400      every event rejected (same body), or the body is not a JSON array / ``{"batch": [...]}``,
          or holds no events: ``{"error": ..., "code": "BAD_REQUEST"}``
+401      no credential, or a bad one (the edge, ``gateway/web/edge.py``; with ``WWW-Authenticate``):
+         ``{"error": ..., "code": "UNAUTHENTICATED"}``; 403 a role below admin (``FORBIDDEN``)
 413      more than FUNNEL_EVENTS_MAX_BYTES bytes or FUNNEL_EVENTS_MAX_BATCH events: ``code``
          ``PAYLOAD_TOO_LARGE``
 503      the document store could not take the write: nothing was acknowledged, retry (``UNAVAILABLE``)

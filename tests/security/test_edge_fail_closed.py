@@ -66,3 +66,24 @@ async def test_without_a_principal_the_response_cache_reads_nothing():
     request = make_mocked_request("POST", "/graphql")
     request[PREPARED] = GraphQLRequest("{ health { status } }", None, None, None)
     assert await responses.lookup(request) is None
+
+
+async def test_events_refusals_use_the_events_error_shape(services):
+    event = [{"type": "page_view", "eventId": "shape-1", "userId": 42, "pageType": "search"}]
+    async with client_of(with_keys(services)) as client:
+        missing = await client.post("/events", json=event)
+        bad = await client.post("/events", json=event, headers={"Authorization": "Bearer nope"})
+        viewer = await client.post("/events", json=event, headers=bearer(Role.VIEWER))
+        answers = [(r.status, r.content_type, await r.json()) for r in (missing, bad, viewer)]
+        assert missing.headers["WWW-Authenticate"] == "Bearer"
+        graphql = await client.post("/graphql", json={"query": "{ health { status } }"})
+        graphql_body = await graphql.json()
+    assert [(status, media, body["code"]) for status, media, body in answers] == [
+        (401, "application/json", "UNAUTHENTICATED"),
+        (401, "application/json", "UNAUTHENTICATED"),
+        (403, "application/json", "FORBIDDEN"),
+    ]
+    assert all(set(body) == {"error", "code"} and isinstance(body["error"], str) for *_, body in answers)
+    assert "viewer" in answers[2][2]["error"]  # says which role it has
+    # /graphql keeps the GraphQL shape
+    assert graphql.status == 401 and graphql_body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
