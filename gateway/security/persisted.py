@@ -9,6 +9,8 @@ A request may name its document by hash: ``extensions.persistedQuery = {"version
   ``apq:{H}`` in Redis); an unknown hash answers ``PersistedQueryNotFound`` (code
   ``PERSISTED_QUERY_NOT_FOUND``) and the client sends the query with its hash, which is checked
   (SHA-256 of the exact text), stored in Redis for ``TTL_PERSISTED_QUERY`` and run. Plain queries run.
+  A text over the document limits (``FUNNEL_MAX_QUERY_CHARS``, the token limit, a syntax error) is never
+  stored: it is refused like the same text sent without a hash (``QUERY_TOO_LARGE``…).
 * ``allowlist``: only the operations of the manifest run, by hash or by their exact text; anything else
   is refused (``OPERATION_NOT_ALLOWED``) and nothing is registered by a request.
 * ``off``: a hash is refused (``PERSISTED_QUERY_NOT_SUPPORTED``); plain queries run.
@@ -32,6 +34,7 @@ from typing import Any
 from gateway.cache import keys
 from gateway.cache.aside import read_cached, write_cached
 from gateway.cache.stats import CacheStats
+from gateway.config import Settings
 from gateway.stores.contracts import Cache
 
 log = logging.getLogger(__name__)
@@ -97,15 +100,28 @@ def write_manifest(path: Path, operations: Iterable[Operation]) -> None:
 
 
 class PersistedQueries:
-    def __init__(self, cache: Cache, stats: CacheStats, mode: str, manifest: Mapping[str, Operation]) -> None:
+    def __init__(
+        self,
+        cache: Cache,
+        stats: CacheStats,
+        mode: str,
+        manifest: Mapping[str, Operation],
+        max_query_chars: int = Settings.max_query_chars,
+    ) -> None:
         self.cache = cache
+        self.max_query_chars = max_query_chars
         self.stats = stats
         self.mode = mode
         self.registered = {op_id: op.body for op_id, op in manifest.items()}
 
-    async def resolve(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
+    async def resolve(
+        self, query: str | None, extensions: Mapping[str, Any] | None, *, store: bool = True
+    ) -> str | None:
         """The document to run for a request's ``query`` and ``extensions``; raises
-        :class:`PersistedQueryProblem` when it must not run."""
+        :class:`PersistedQueryProblem` when it must not run. An APQ registration is stored only when
+        ``store`` (the caller found the text a document within the limits) and the text is within
+        ``FUNNEL_MAX_QUERY_CHARS``: otherwise it is returned unstored, for execution to refuse with the
+        limit's own code, as it refuses the same text sent without a hash."""
         persisted = (extensions or {}).get("persistedQuery") if isinstance(extensions, Mapping) else None
         if persisted is None:
             if self.mode == "allowlist" and not (isinstance(query, str) and sha256(query) in self.registered):
@@ -133,6 +149,8 @@ class PersistedQueries:
             return query
         if self.mode == "allowlist":
             raise not_found()  # never registered by a request, only by the CLI
+        if not store or len(query) > self.max_query_chars:
+            return query
         item = (keys.persisted_query(digest), query.encode(), keys.TTL_PERSISTED_QUERY)
         await write_cached(self.cache, self.stats, FAMILY, [item])
         return query

@@ -105,11 +105,13 @@ def create_app(
     authenticator = Authenticator(settings)
     limiter = RateLimiter(services.cache, settings.rate_window_s)
     manifest = read_manifest(settings.persisted_queries_path) if settings.persisted_queries != "off" else {}
-    persisted = PersistedQueries(services.cache, services.cache_stats, settings.persisted_queries, manifest)
+    persisted = PersistedQueries(
+        services.cache, services.cache_stats, settings.persisted_queries, manifest, settings.max_query_chars
+    )
     middleware = front.middleware(
         HttpMetrics(ROUTES),
         edge.EdgePolicy(settings, authenticator, limiter, GRAPHQL_PATH),
-        RequestReader(persisted),
+        RequestReader(persisted, limits),
         ResponseCache(_cache_of, cacheable_roots(schema), limits) if response_cache else None,
         GRAPHQL_PATH,
     )

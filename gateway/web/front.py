@@ -5,7 +5,8 @@ order ``gateway/web/app.py`` documents:
    the edge's own refusals included;
 2. the edge (:func:`gateway.web.edge.admit`): Host, CORS, authentication, route roles, rate limit;
 3. on /graphql, the request reader (:class:`gateway.web.requests.RequestReader`): the body decoded once,
-   persisted queries resolved;
+   persisted queries resolved; only for a request with a principal (an open one, a WebSocket handshake
+   or the GraphiQL page, skips it and the cache: nothing there may act with a role it was not given);
 4. the whole-response cache (:class:`gateway.web.response_cache.ResponseCache`): a hit is answered here,
    a miss goes to the view and may be stored;
 5. the route's handler (the GraphQL view, the pages, /events, /metrics, /healthz).

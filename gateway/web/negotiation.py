@@ -7,14 +7,20 @@
   not read a field. Field errors keep ``data`` and HTTP 200.
 * ``application/json`` (legacy clients, also for a missing ``Accept``, wildcards only, or nothing we can
   produce) is answered exactly as before: HTTP 200 and ``"data": null`` for request errors.
+
+A request that is not a GraphQL request at all (bad JSON, a media type we do not read, no query) is a 4xx
+either way (:func:`not_a_request`): a one-line text reason for legacy clients, as strawberry answers it,
+a GraphQL error with ``extensions.code`` ``BAD_REQUEST`` for ``application/graphql-response+json``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from aiohttp import web
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
@@ -98,3 +104,13 @@ def response_body(result: ExecutionResult, media: str, body: Mapping[str, Any]) 
     codes = {(error.get("extensions") or {}).get("code") for error in body.get("errors") or []}
     status = max((_STATUS_BY_CODE.get(str(code), 400) for code in codes), default=400)
     return {key: value for key, value in body.items() if key != "data"}, status
+
+
+def not_a_request(
+    accept: str | None, status: int, reason: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """The answer to a request that is not a GraphQL request (see the module's docstring)."""
+    if negotiate(accept) != GRAPHQL_RESPONSE_JSON:
+        return web.Response(text=reason, status=status, headers=headers)
+    body = json.dumps({"errors": [{"message": reason, "extensions": {"code": "BAD_REQUEST"}}]})
+    return web.Response(text=body, status=status, content_type=GRAPHQL_RESPONSE_JSON, headers=headers)

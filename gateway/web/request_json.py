@@ -4,7 +4,14 @@ decodes to Unicode, or a :class:`BadJson` error naming what is wrong.
 RFC 8259 requires UTF-8 for JSON exchanged between systems, and lets a string escape a lone UTF-16
 surrogate (``"\\ud800"``) although that is no Unicode text: Python decodes it into a ``str`` that no
 UTF-8 encoder (DuckDB, MongoDB, Redis, the log) accepts, so the request would fail deep inside a store.
-Both are refused here, at the edge, as malformed JSON.
+Both are refused here, at the edge, as malformed JSON, and so is JSON nested more than ``MAX_DEPTH``
+levels deep: Python's parser (and every recursive step after it: copying, coercing variables) would
+raise RecursionError, which is no client error.
+
+What counts as a JSON request body is decided here too (:func:`body_kind`), once for the request
+reader and the view: strawberry reads a body as JSON when its media type merely *contains*
+``application/json`` (``application/jsonx``, ``text/x-application/json``), and such a body would reach
+execution without passing the reader.
 """
 
 from __future__ import annotations
@@ -17,6 +24,25 @@ from typing import Any
 # encode one), so texts without any skip the walk below. A false hit (an escaped backslash) costs a walk.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+MAX_DEPTH = 100  # arrays and objects inside each other; the schema's deepest input needs a handful
+
+JSON_BODY = "application/json"
+UNSUPPORTED = "Unsupported Media Type: POST a JSON body with Content-Type: application/json"
+
+
+def body_kind(content_types: list[str]) -> str:
+    """What a POST body with these ``Content-Type`` header values is: ``"json"`` (``application/json``,
+    any case, parameters allowed: read as JSON), ``"refused"`` (any other type naming JSON, which
+    strawberry would still try to read as JSON: answered 415) or ``"other"`` (a form, multipart, none:
+    strawberry's own answer)."""
+    joined = ",".join(content_types)
+    if len(content_types) == 1 and "," not in joined:
+        media = joined.split(";", 1)[0].strip().lower()
+        if media == JSON_BODY:
+            return "json"
+    return "refused" if "json" in joined.lower() else "other"
 
 
 class BadJson(json.JSONDecodeError):
@@ -42,7 +68,13 @@ def decode(data: str | bytes) -> Any:
         text = text.removeprefix("\ufeff")
     else:
         text = data
-    value = json.loads(text)
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise BadJson(f"the JSON nests more than {MAX_DEPTH} levels of arrays and objects") from None
+    # Only a text with more than MAX_DEPTH brackets can nest that deep: the count is cheap, the walk not.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth_over(value, MAX_DEPTH):
+        raise BadJson(f"the JSON nests more than {MAX_DEPTH} levels of arrays and objects")
     match = _SURROGATE_ESCAPE.search(text)
     if match is not None and _holds_surrogate(value):
         raise BadJson(
@@ -52,6 +84,19 @@ def decode(data: str | bytes) -> Any:
             match.start(),
         )
     return value
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _holds_surrogate(value: Any) -> bool:

@@ -3,10 +3,18 @@
 ``gateway/security/persisted.py``), and leaves the result on the request for the response cache and the
 view (which would otherwise decode the body again).
 
-What it cannot decode (bad JSON, a batch, wrong types) it leaves alone: the view answers those with
-its own errors. A persisted-query problem is answered here, as Apollo Server answers it
+It is the only reader of a JSON body (``request_json.body_kind``: ``application/json``; another media type
+naming JSON is refused with 415), so nothing reaches execution without passing it. What it cannot
+decode (bad JSON, nesting past ``request_json.MAX_DEPTH``, a batch, wrong types, a GET ``variables`` or
+``extensions`` parameter that is not JSON) is answered here with 400 (``negotiation.not_a_request``),
+never left to fail later. A persisted-query problem is answered here, as Apollo Server answers it
 (``PersistedQueryNotFound`` with HTTP 200 and ``Cache-Control: private, no-cache, must-revalidate``, so
-neither a CDN nor the client keeps the miss).
+neither a CDN nor the client keeps the miss). An APQ registration (a hash sent with its text) is parsed
+first (``documents.parse``, cached for execution): a text over the size or token limits, or not GraphQL,
+is not stored, and execution refuses it with the code the same text gets without a hash.
+
+Only an authenticated request is read (with authentication off every request is): one the edge let
+through without a principal is left to the view, which gives it no access.
 
 A polling dashboard sends the same bytes again and again, so a small POST body (``MEMO_BODY_BYTES``)
 that was read successfully is remembered with its result, a :class:`GraphQLRequest` shared by every
@@ -24,10 +32,12 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.security.limits import Limits
 from gateway.security.persisted import PersistedQueries, PersistedQueryProblem
-from gateway.web import request_json
+from gateway.web import documents, request_json
 from gateway.web.documents import LRU
-from gateway.web.negotiation import negotiate
+from gateway.web.edge import PRINCIPAL
+from gateway.web.negotiation import negotiate, not_a_request
 
 MEMO_BODY_BYTES = 8 * 1024
 MEMO_BODIES = 256  # at most MEMO_BODIES * MEMO_BODY_BYTES (2 MB) of bodies, plus what they decode to
@@ -49,61 +59,99 @@ class GraphQLRequest:
 
 
 PREPARED = web.RequestKey("graphql_request", GraphQLRequest)
-_KINDS = (("query", str), ("variables", dict), ("extensions", dict), ("operationName", str))
+_KINDS: tuple[tuple[str, type], ...] = (
+    ("query", str),
+    ("variables", dict),
+    ("extensions", dict),
+    ("operationName", str),
+)
 
 
-def _decode(request: web.Request, body: bytes | None) -> dict[str, Any] | None:
-    """The request's fields as JSON values, None when they are not a well-formed single request."""
-    try:
-        if body is not None:
+class NotARequest(Exception):
+    """A body or GET parameters that are not one well-formed GraphQL request: HTTP ``status``."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason, self.status = reason, status
+
+
+_KIND_NAMES: dict[type, str] = {str: "a string", dict: "an object"}
+
+
+def _decode(request: web.Request, body: bytes | None) -> dict[str, Any]:
+    """The request's fields as JSON values; :class:`NotARequest` says why they are not one request."""
+    if body is not None:
+        try:
             payload = request_json.decode(body)
-            if not isinstance(payload, dict):
-                return None
-        else:
-            params = request.query
-            payload = {"query": params.get("query"), "operationName": params.get("operationName")}
-            for name in ("variables", "extensions"):
-                raw = params.get(name)
+        except request_json.BadJson as exc:
+            raise NotARequest(str(exc)) from None
+        except json.JSONDecodeError:
+            raise NotARequest("Unable to parse request body as JSON") from None
+        if not isinstance(payload, dict):
+            batch = " (batches are not supported)" if isinstance(payload, list) else ""
+            raise NotARequest(f"expected a JSON object, got {request_json.json_type(payload)}{batch}")
+    else:
+        params = request.query
+        payload = {"query": params.get("query"), "operationName": params.get("operationName")}
+        for name in ("variables", "extensions"):
+            raw = params.get(name)
+            try:
                 payload[name] = request_json.decode(raw) if raw else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    for name, kind in _KINDS:
-        value = payload.get(name)
+            except json.JSONDecodeError as exc:  # BadJson included: its text is its reason
+                raise NotARequest(f"the {name} parameter is not valid JSON: {exc}") from None
+    for field_name, kind in _KINDS:
+        value = payload.get(field_name)
         if value is not None and not isinstance(value, kind):
-            return None
+            got = request_json.json_type(value)
+            raise NotARequest(f"`{field_name}` must be {_KIND_NAMES[kind]} or null, got {got}")
     return payload
 
 
 class RequestReader:
-    def __init__(self, persisted: PersistedQueries) -> None:
+    def __init__(self, persisted: PersistedQueries, limits: Limits) -> None:
         self.persisted = persisted
+        self.limits = limits
         self._bodies = LRU(MEMO_BODIES)
 
     async def prepare(self, request: web.Request) -> web.Response | None:
-        """Read a GraphQL request into ``request[PREPARED]``; a response only for a persisted-query
-        problem. Requests it cannot read, and WebSocket handshakes, are left to the view."""
+        """Read a GraphQL request into ``request[PREPARED]``; a response when it is not one (HTTP 400,
+        a JSON-like media type we do not read: 415) or for a persisted-query problem. Requests without
+        a JSON body or an operation in the URL (forms, WebSocket handshakes, the GraphiQL page) are left
+        to the view, which never reads a JSON body itself."""
+        if PRINCIPAL not in request:  # unauthenticated (front.py does not call us): read and store nothing
+            return None
         body = None
-        if request.method == "POST" and request.content_type == "application/json":
-            body = await request.read()
-            known = self._bodies.get(body) if len(body) <= MEMO_BODY_BYTES else None
-            if known is not None:
-                request[PREPARED] = known
-                return None
-            payload = _decode(request, body)
-        elif request.method == "GET" and ("query" in request.query or "extensions" in request.query):
-            if request.headers.get("Upgrade", "").lower() == "websocket":
-                return None
-            payload = _decode(request, None)
-        else:
-            return None
-        if payload is None:
-            return None
-        query, extensions = payload.get("query"), payload.get("extensions")
         try:
-            resolved = await self.persisted.resolve(query, extensions)
+            if request.method == "POST":
+                kind = request_json.body_kind(request.headers.getall("Content-Type", []))
+                if kind == "other":
+                    return None
+                if kind == "refused":
+                    raise NotARequest(request_json.UNSUPPORTED, 415)
+                body = await request.read()
+                known = self._bodies.get(body) if len(body) <= MEMO_BODY_BYTES else None
+                if known is not None:
+                    request[PREPARED] = known
+                    return None
+                payload = _decode(request, body)
+            elif request.method == "GET" and any(name in request.query for name, _ in _KINDS):
+                payload = _decode(request, None)
+            else:
+                return None
+        except NotARequest as refused:
+            return not_a_request(request.headers.get("Accept"), refused.status, refused.reason)
+        query, extensions = payload.get("query"), payload.get("extensions")
+        register = isinstance(query, str) and bool(query) and _names_hash(extensions)
+        try:
+            if register and await documents.parse(query, self.limits) is None:  # type: ignore[arg-type]
+                # Not a document within the limits (size, tokens, syntax): nothing is stored; the view
+                # refuses it as it refuses the same text sent without a hash.
+                resolved = await self.persisted.resolve(query, extensions, store=False)
+            else:
+                resolved = await self.persisted.resolve(query, extensions)
         except PersistedQueryProblem as problem:
             return _problem_response(request, problem)
-        keep = body is not None and len(body) <= MEMO_BODY_BYTES and not (query and _names_hash(extensions))
+        keep = body is not None and len(body) <= MEMO_BODY_BYTES and not register
         request[PREPARED] = prepared = GraphQLRequest(
             resolved,
             payload.get("variables"),

@@ -4,7 +4,8 @@
   edge (``web/edge.py``) authenticated it; a WebSocket authenticates in ``on_ws_connect``, from the
   ``connection_init`` payload: ``{"Authorization": "Bearer …"}``; a refusal closes it with 4403).
 * ``parse_http_body``: the request the reader already decoded (and whose persisted query it resolved),
-  when there is one (:mod:`gateway.web.requests`; a copy of one shared by identical bodies).
+  when there is one (:mod:`gateway.web.requests`; a copy of one shared by identical bodies). A POST
+  body strawberry would read as JSON is never read here (415): only the reader reads JSON bodies.
 * ``render_graphql_ide``: our own GraphiQL page, its files served by the gateway (:mod:`gateway.web.pages`).
 * ``decode_json`` / ``parse_json``: client JSON must be UTF-8 Unicode text (:mod:`gateway.web.request_json`)
   and a request body a JSON object (or strawberry's batch array); anything else is HTTP 400, not a 500.
@@ -49,8 +50,8 @@ from gateway.services import Services
 from gateway.web import documents, pages, request_json
 from gateway.web.context import Context, new_context
 from gateway.web.edge import PRINCIPAL
-from gateway.web.negotiation import GRAPHQL_RESPONSE_JSON, negotiate, response_body
-from gateway.web.operations import BAD_REQUEST, parsed_problem
+from gateway.web.negotiation import negotiate, not_a_request, response_body
+from gateway.web.operations import parsed_problem
 from gateway.web.requests import PREPARED
 
 log = logging.getLogger("funnelgate.graphql")
@@ -117,8 +118,17 @@ class FunnelGraphQLView(GraphQLView):
         return ws
 
     async def parse_http_body(self, request_adapter: AsyncHTTPRequestAdapter) -> Any:
-        prepared = getattr(request_adapter, "request", {}).get(PREPARED)
+        request: web.Request | None = getattr(request_adapter, "request", None)
+        prepared = None if request is None else request.get(PREPARED)
         if prepared is None:
+            if (
+                request is not None
+                and request_adapter.method == "POST"
+                and request_json.body_kind(request.headers.getall("Content-Type", [])) != "other"
+            ):
+                # The reader reads every JSON body (or refuses it): one that reaches here unread would
+                # skip what it enforces (the allow-list), so strawberry may not read it either.
+                raise HTTPException(415, request_json.UNSUPPORTED)
             return await super().parse_http_body(request_adapter)
         variables, extensions = prepared.variables, prepared.extensions
         if prepared.shared:  # one object for every identical body: nothing downstream may change it
@@ -139,15 +149,8 @@ class FunnelGraphQLView(GraphQLView):
             return await self.run(request=request)
         except HTTPException as exc:
             reason = _HINTS.get(exc.reason, exc.reason)
-            if negotiate(request.headers.get("Accept")) != GRAPHQL_RESPONSE_JSON:
-                return web.Response(body=reason, status=exc.status_code)  # as strawberry answers
-            body = {"errors": [{"message": reason, "extensions": {"code": BAD_REQUEST}}]}
-            return web.Response(
-                text=self.encode_json_string(body),
-                status=exc.status_code,
-                content_type=GRAPHQL_RESPONSE_JSON,
-                headers={"Allow": "GET, POST"} if exc.status_code == 405 else None,
-            )
+            headers = {"Allow": "GET, POST"} if exc.status_code == 405 else None
+            return not_a_request(request.headers.get("Accept"), exc.status_code, reason, headers)
 
     async def get_sub_response(self, request: web.Request) -> web.Response:
         sub_response = web.Response()

@@ -4,13 +4,17 @@ request reader and APQ registration included). /events refuses in its own error 
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp.test_utils import make_mocked_request
 
+from gateway.cache.stats import CacheStats
 from gateway.roles import Role
 from gateway.security.limits import Limits
-from gateway.web.requests import PREPARED, GraphQLRequest
+from gateway.security.persisted import PersistedQueries, sha256
+from gateway.web.requests import PREPARED, GraphQLRequest, RequestReader
 from gateway.web.response_cache import ResponseCache
 from tests.security.conftest import bearer, client_of, with_keys
 
@@ -58,6 +62,13 @@ async def test_a_real_handshake_still_opens_without_a_credential(services):
     assert ack == {"type": "connection_ack", "payload": {"role": "viewer"}}
 
 
+class _NoCache:
+    """A cache nobody may touch: a request without a principal must not reach it."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the cache was used ({name}) for a request without a principal")
+
+
 async def test_without_a_principal_the_response_cache_reads_nothing():
     def cache_of(request: Any) -> Any:
         raise AssertionError("the response cache looked up an entry for a request without a principal")
@@ -66,6 +77,17 @@ async def test_without_a_principal_the_response_cache_reads_nothing():
     request = make_mocked_request("POST", "/graphql")
     request[PREPARED] = GraphQLRequest("{ health { status } }", None, None, None)
     assert await responses.lookup(request) is None
+
+
+async def test_without_a_principal_the_reader_reads_and_registers_nothing():
+    persisted = PersistedQueries(_NoCache(), CacheStats(), "apq", {})  # type: ignore[arg-type]
+    reader = RequestReader(persisted, Limits())
+    query = "{ health { status } }"
+    extensions = json.dumps({"persistedQuery": {"version": 1, "sha256Hash": sha256(query)}})
+    # An APQ registration: read with a principal, it would write the text to the cache.
+    request = make_mocked_request("GET", "/graphql?" + urlencode({"query": query, "extensions": extensions}))
+    assert await reader.prepare(request) is None
+    assert PREPARED not in request
 
 
 async def test_events_refusals_use_the_events_error_shape(services):

@@ -9,15 +9,17 @@ import json
 from typing import Any
 
 from graphql import parse, print_ast
+from multidict import CIMultiDict
 
 from gateway.cache import keys, responses
 from gateway.cache.stats import CacheStats
 from gateway.config import load_settings
 from gateway.errors import Unauthenticated
-from gateway.roles import Role
+from gateway.roles import ANONYMOUS, Role
 from gateway.security.credentials import Authenticator, key_entry, new_api_key
 from gateway.security.limits import Limits
 from gateway.security.persisted import Operation, PersistedQueries, write_manifest
+from gateway.web.edge import PRINCIPAL
 from gateway.web.requests import MEMO_BODIES, MEMO_BODY_BYTES, PREPARED, GraphQLRequest, RequestReader
 from gateway.web.response_cache import _Keys
 from tests.security.conftest import KEYS, bearer, client_of, with_keys, with_settings
@@ -147,20 +149,20 @@ class _Request(dict):
     """What RequestReader.prepare reads of an aiohttp request."""
 
     method = "POST"
-    content_type = "application/json"
     query: dict[str, str] = {}
-    headers: dict[str, str] = {}
+    headers = CIMultiDict({"Content-Type": "application/json"})
 
     def __init__(self, body: bytes) -> None:
         super().__init__()
         self.body = body
+        self[PRINCIPAL] = ANONYMOUS  # the edge admitted it
 
     async def read(self) -> bytes:
         return self.body
 
 
 async def test_the_body_memory_is_bounded_and_skips_large_bodies():
-    reader = RequestReader(PersistedQueries(None, CacheStats(), "apq", {}))  # type: ignore[arg-type]
+    reader = RequestReader(PersistedQueries(None, CacheStats(), "apq", {}), Limits())  # type: ignore[arg-type]
 
     async def prepared(body: bytes) -> GraphQLRequest:
         request = _Request(body)
