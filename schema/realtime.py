@@ -18,6 +18,7 @@ from strawberry.scalars import JSON
 
 from gateway.realtime.aggregates import Snapshot
 from gateway.realtime.capture import CaptureResult
+from gateway.roles import Role, requires
 from schema.enums import Device, device_of
 
 
@@ -156,7 +157,11 @@ class ActivityEvent:
     duration: float | None
     interaction_type: str | None
     element: str | None
-    value: str | None
+    # The same personal data as Interaction.value, so the same mask: a subscription is no way around it.
+    value: str | None = strawberry.field(
+        description="What was typed (form interactions). Personal data: null below the admin role.",
+        metadata=requires(Role.ADMIN, masked=True),
+    )
 
     @classmethod
     def from_live(cls, event: dict[str, Any]) -> ActivityEvent:
