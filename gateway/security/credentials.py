@@ -91,31 +91,37 @@ class Authenticator:
 
     def authenticate(self, credential: str) -> Principal:
         """The principal of an API key or a JWT; :class:`Unauthenticated` for anything else."""
+        return self.authenticate_until(credential)[0]
+
+    def authenticate_until(self, credential: str) -> tuple[Principal, float | None]:
+        """:meth:`authenticate`, and until when the credential holds (epoch seconds: a JWT's ``exp``
+        plus the leeway, the moment a request with it is refused; None for an API key). A WebSocket
+        keeps its credential for hours, so it must know when to stop."""
         accepted = self._accepted.get(credential)
         if accepted is not None:
-            return accepted
+            return accepted, None
         if credential.count(".") == 2:
-            return self._token(credential)
+            principal, expires = self._token(credential)
+            return principal, expires + LEEWAY_S
         # Digests of high-entropy keys: a dict lookup leaks nothing useful about any stored key.
         found = self._keys.get(key_digest(credential))
         if found is None:
             raise Unauthenticated("unknown API key")
         principal = self._accepted[credential] = Principal(f"key:{found.name}", found.role)
-        return principal
+        return principal, None
 
-    def _token(self, token: str) -> Principal:
+    def _token(self, token: str) -> tuple[Principal, float]:
         remembered = self._tokens.get(token)
         if remembered is not None:
-            principal, expires = remembered
-            if time.time() < expires + LEEWAY_S:
+            if time.time() < remembered[1] + LEEWAY_S:
                 self._tokens.move_to_end(token)
-                return principal
+                return remembered
             del self._tokens[token]
         principal, expires = self._verify(token)
         self._tokens[token] = (principal, expires)
         if len(self._tokens) > _REMEMBERED_TOKENS:
             self._tokens.popitem(last=False)
-        return principal
+        return principal, expires
 
     def _verify(self, token: str) -> tuple[Principal, float]:
         try:
