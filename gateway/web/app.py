@@ -44,6 +44,7 @@ from gateway.web.observability import (
 from gateway.web.requests import RequestReader
 from gateway.web.response_cache import ResponseCache
 from gateway.web.view import SOCKETS, FunnelGraphQLView
+from gateway.web.websocket import INIT_TIMEOUT, SocketPolicy
 from resolvers.mutation import Mutation
 from resolvers.query import Query
 from resolvers.subscription import Subscription
@@ -129,6 +130,8 @@ def create_app(
         services,
         authenticator=authenticator,
         limits=limits,
+        socket_policy=SocketPolicy(settings, limits, limiter, persisted, authenticator.enabled),
+        connection_init_wait_timeout=INIT_TIMEOUT,
         schema=schema,
         graphql_ide="graphiql",
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],

@@ -37,20 +37,25 @@ def operation_problem(
 def parsed_problem(parsed: DocumentNode, operation_name: str | None, transport: str) -> GraphQLError | None:
     """:func:`operation_problem` of a parsed document."""
     operations = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is None:
-        if len(operations) > 1:
-            return request_error(
-                f"the document holds {len(operations)} operations: name the one to run in operationName"
-            )
-        chosen = operations[0] if operations else None
-    else:
-        chosen = next((op for op in operations if op.name and op.name.value == operation_name), None)
+    if operation_name is None and len(operations) > 1:
+        return request_error(
+            f"the document holds {len(operations)} operations: name the one to run in operationName"
+        )
+    chosen = chosen_operation(parsed, operation_name)
     if chosen is not None and chosen.operation is OperationType.SUBSCRIPTION:
         return request_error(
             f"subscriptions are not served over {transport}: open a WebSocket to /graphql "
             "with the graphql-transport-ws protocol"
         )
     return None
+
+
+def chosen_operation(parsed: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
+    """The operation a request runs: the named one, or the only one; None when there is no such one."""
+    operations = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((op for op in operations if op.name and op.name.value == operation_name), None)
 
 
 def request_error(message: str, code: str = BAD_REQUEST) -> GraphQLError:

@@ -3,6 +3,9 @@
 * ``get_context``: every request gets fresh loaders over the shared services, and its principal (the
   edge (``web/edge.py``) authenticated it; a WebSocket authenticates in ``on_ws_connect``, from the
   ``connection_init`` payload: ``{"Authorization": "Bearer …"}``; a refusal closes it with 4403).
+* ``graphql_transport_ws_handler_class``: the WebSocket protocol handler (:mod:`gateway.web.websocket`):
+  a context per operation, the rate limit, persisted-query rule and request timeout per operation, the
+  credential's expiry, and malformed frames closed with 4400.
 * ``parse_http_body``: the request the reader already decoded (and whose persisted query it resolved),
   when there is one (:mod:`gateway.web.requests`; a copy of one shared by identical bodies). A POST
   body strawberry would read as JSON is never read here (415): only the reader reads JSON bodies.
@@ -53,6 +56,7 @@ from gateway.web.edge import PRINCIPAL
 from gateway.web.negotiation import negotiate, not_a_request, response_body
 from gateway.web.operations import parsed_problem
 from gateway.web.requests import PREPARED
+from gateway.web.websocket import FunnelTransportWS, SocketPolicy
 
 log = logging.getLogger("funnelgate.graphql")
 
@@ -72,13 +76,22 @@ _HINTS = {
 
 
 class FunnelGraphQLView(GraphQLView):
+    graphql_transport_ws_handler_class = FunnelTransportWS  # type: ignore[assignment]  # Context, not None
+
     def __init__(
-        self, services: Services, *, authenticator: Authenticator, limits: Limits, **kwargs: Any
+        self,
+        services: Services,
+        *,
+        authenticator: Authenticator,
+        limits: Limits,
+        socket_policy: SocketPolicy,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.services = services
         self.authenticator = authenticator
         self.limits = limits
+        self.socket_policy = socket_policy
         self.timeout_s = services.settings.request_timeout_s
 
     async def get_context(self, request: web.Request, response: Any) -> Context:  # type: ignore[override]
@@ -98,7 +111,8 @@ class FunnelGraphQLView(GraphQLView):
                 {"reason": "authentication required: Authorization in connection_init"}
             )
         try:
-            principal: Principal = self.authenticator.authenticate(credential)
+            principal: Principal
+            principal, context.credential_expires_at = self.authenticator.authenticate_until(credential)
         except Unauthenticated as exc:
             raise ConnectionRejectionError({"reason": str(exc)}) from None
         context.principal = principal
