@@ -3,7 +3,7 @@ from the edge and the view applied to every ``subscribe`` message too (the view 
 ``graphql_transport_ws_handler_class``).
 
 * **Frames**: a message must be a JSON object with a string ``type``; ``subscribe`` needs a string
-  ``id`` and a ``payload`` object whose ``query`` is a string (absent only with
+  ``id`` (at most ``MAX_ID_BYTES``) and a ``payload`` object whose ``query`` is a string (absent only with
   ``extensions.persistedQuery``), ``variables``/``extensions`` objects and ``operationName`` a string
   when present; ``complete`` a string ``id``. Anything else, and JSON that is malformed or nests too
   deeply, closes the socket with 4400 and a reason, before or after ``connection_init``.
@@ -21,7 +21,7 @@ from the edge and the view applied to every ``subscribe`` message too (the view 
   ``FUNNEL_PERSISTED_QUERIES=allowlist`` only registered operations run (``OPERATION_NOT_ALLOWED``).
 * **Request timeout**: a query or mutation runs under ``FUNNEL_REQUEST_TIMEOUT_S`` (and its backend
   deadline), answered ``TIMEOUT`` like HTTP; a subscription lives as long as the client wants it.
-* ``connection_init`` must arrive within ``INIT_TIMEOUT_S`` of the handshake (else 4408): a socket that
+* ``connection_init`` must arrive within ``INIT_TIMEOUT`` (5 s) of the handshake (else 4408): a socket that
   never authenticates is not held for strawberry's default minute.
 """
 
@@ -59,7 +59,8 @@ log = logging.getLogger("funnelgate.graphql")
 
 INIT_TIMEOUT = timedelta(seconds=5)
 EXPIRED = 4403  # graphql-ws's Forbidden: its clients reconnect (asking connectionParams again)
-BAD_MESSAGE = 4400
+# strawberry echoes a duplicate id in its close reason, and a close frame holds at most 123 bytes of it.
+MAX_ID_BYTES = 64
 clock: Callable[[], float] = time.time  # the credential expiry's clock (epoch s, like JWT ``exp``)
 
 _OPTIONAL = (("variables", dict), ("extensions", dict), ("operationName", str))
@@ -88,6 +89,8 @@ def frame_problem(message: object) -> str | None:
         return None
     if not isinstance(message.get("id"), str) or not message["id"]:
         return f"a {kind} message needs a non-empty string id"
+    if len(message["id"].encode()) > MAX_ID_BYTES:
+        return f"an operation id is at most {MAX_ID_BYTES} bytes"
     if kind == "complete":
         return None
     payload = message.get("payload")
@@ -151,6 +154,8 @@ class FunnelTransportWS(BaseGraphQLTransportWSHandler[Context, Any]):
         if self.connection_acknowledged and message["id"] not in self.operations:
             self.extensions[message["id"]] = payload.get("extensions")
         await super().handle_subscribe(message)
+        if message["id"] not in self.operations:  # refused (e.g. over the per-socket limit): never runs
+            self.extensions.pop(message["id"], None)
 
     async def shutdown(self) -> None:
         if self.expiry_task is not None:

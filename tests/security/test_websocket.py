@@ -211,6 +211,7 @@ MALFORMED = [
     '{"type": "subscribe", "id": "1", "payload": {"query": 123}}',
     '{"type": "subscribe", "id": "1", "payload": {"query": "{ health { status } }", "variables": [1]}}',
     '{"type": "complete", "id": {"a": 1}}',
+    '{"type": "subscribe", "id": "%s", "payload": {"query": "{ health { status } }"}}' % ("x" * 65),
     "[" * 50_000 + "]" * 50_000,
 ]
 
