@@ -129,6 +129,8 @@ class FunnelTransportWS(BaseGraphQLTransportWSHandler[Context, Any]):
         if problem is not None:
             await self.handle_invalid_message(f"Invalid message: {problem}")
             return
+        if message["type"] == "connection_init" and message.get("payload", {}) is None:
+            del message["payload"]  # the protocol allows null (no parameters); strawberry closes on it
         await super().handle_message(message)
 
     async def handle_connection_init(self, message: Any) -> None:

@@ -266,3 +266,11 @@ async def test_a_socket_that_never_initialises_is_closed_4408(services, monkeypa
         ws = await client.ws_connect("/graphql", **SOCKET)
         code, _ = await closed(ws)
     assert code == 4408
+
+
+async def test_a_null_connection_init_payload_means_no_parameters(services):
+    async with client_of(with_settings(services)) as client:  # authentication off: nothing to send
+        ws = await client.ws_connect("/graphql", **SOCKET)
+        await ws.send_json({"type": "connection_init", "payload": None})
+        assert (await ws.receive_json(timeout=10)) == {"type": "connection_ack", "payload": {"role": "admin"}}
+        await ws.close()
