@@ -12,8 +12,9 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import date, datetime
 
+from gateway import deadlines
 from gateway.analytics import funnels
-from gateway.errors import StoreUnavailable
+from gateway.errors import QueryTimeout, StoreUnavailable
 from gateway.models import FunnelDefinition, FunnelResult, UserFilter
 from gateway.realtime.aggregates import Snapshot
 from gateway.realtime.events import PAGE_VIEW
@@ -63,12 +64,27 @@ def changes_funnel(steps: Sequence[str], where: UserFilter) -> Callable[[LiveEve
     return changes
 
 
+async def _funnel(services: Services, definition: FunnelDefinition) -> FunnelResult:
+    """One computation of the funnel under the request timeout and its backend deadline, as a query
+    gets: a subscription lives on, each of its computations does not."""
+    timeout_s = services.settings.request_timeout_s
+    with deadlines.deadline_in(timeout_s):
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await funnels.funnel(services, definition, None)
+        except TimeoutError:
+            raise QueryTimeout(
+                f"the funnel took longer than {timeout_s:g} s and was stopped (FUNNEL_REQUEST_TIMEOUT_S)"
+            ) from None
+
+
 async def funnel_updates(
     services: Services, definition: FunnelDefinition, interval_s: float
-) -> AsyncIterator[FunnelResult | StoreUnavailable]:
-    """The funnel now, then again whenever events change it, at most once per ``interval_s``."""
+) -> AsyncIterator[FunnelResult | StoreUnavailable | QueryTimeout]:
+    """The funnel now, then again whenever events change it, at most once per ``interval_s``; a
+    recomputation that runs past the request timeout is sent as that error, and the next change retries."""
     realtime = running(services.realtime)
-    first = await funnels.funnel(services, definition, None)  # checks the definition; errors end it here
+    first = await _funnel(services, definition)  # checks the definition; errors end it here
     steps = definition.steps or tuple(await realtime.default_funnel())
     flag = ChangeFlag(changes_funnel(steps, definition.filter))
     loop = asyncio.get_running_loop()
@@ -84,8 +100,8 @@ async def funnel_updates(
                 continue
             if changed or status is not None:  # back after an outage: events may have been missed
                 try:
-                    yield await funnels.funnel(services, definition, None)
-                except StoreUnavailable as exc:
+                    yield await _funnel(services, definition)
+                except (StoreUnavailable, QueryTimeout) as exc:
                     yield exc
                 sent_at = loop.time()
 

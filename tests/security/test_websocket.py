@@ -177,6 +177,17 @@ async def test_queries_time_out_and_subscriptions_do_not(services):
         await ws.close()
 
 
+async def test_each_funnel_updates_computation_runs_under_the_request_timeout(services):
+    subscription = 'subscription { funnelUpdates(steps: ["home_page", "search_page"]) { steps { users } } }'
+    async with client_of(with_keys(services, request_timeout_s=0.001)) as client:
+        ws = await open_ws(client, KEYS[Role.VIEWER])
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": subscription}})
+        message = await ws.receive_json(timeout=20)
+        errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+        assert [e["extensions"]["code"] for e in errors] == ["TIMEOUT"], message
+        await ws.close()
+
+
 # 4. Persisted-query allow-list
 
 
