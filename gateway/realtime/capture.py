@@ -31,6 +31,14 @@ class CaptureResult:
         return len(self.accepted) - len(set(self.duplicates))
 
 
+def _client_id(raw: Any) -> str | None:
+    """The eventId the client sent (a valid event's raw form is a mapping; null counts as absent).
+    A rejection shows it, never the id validation generated: the client cannot match that one to
+    anything it sent, and it names no stored event."""
+    given = raw.get("eventId")
+    return given if isinstance(given, str) else None
+
+
 async def capture(runtime: Realtime | None, raw_events: Sequence[Any]) -> CaptureResult:
     realtime = running(runtime)
     if not raw_events:
@@ -48,7 +56,7 @@ async def capture(runtime: Realtime | None, raw_events: Sequence[Any]) -> Captur
         if reason is None:
             accepted.append(event.event_id)
         else:
-            rejected.append(Rejected(index, event.event_id, reason))
+            rejected.append(Rejected(index, _client_id(raw_events[index]), reason))
     if written.refused:
         rejected.sort(key=lambda r: r.index)
     duplicates = [event_id for event_id in accepted if event_id not in written.new]

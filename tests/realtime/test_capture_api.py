@@ -309,3 +309,32 @@ async def test_the_gateways_own_session_ids_cannot_be_taken_by_another_user(http
     assert (status, body["accepted"]) == (200, ["y1"])
     [started] = await services.store.sessions_by_ids(["rt-y1"])
     assert (started["user_id"], started["pages_visited"]) == (908, ["home_page"])
+
+
+async def test_a_refused_event_without_an_eventid_is_reported_with_none(http, services: Services):
+    """A rejection names the id the client sent, or null -- never the one the gateway generated for an
+    event that came without one (the client cannot match it to anything, and nothing was stored)."""
+    def anonymous(user_id: int, **extra: object) -> dict:
+        return {"type": "page_view", "userId": user_id, "pageType": "home_page", **extra}
+
+    batch = [
+        anonymous(2, sessionId="s1", timestamp=iso(NOW)),  # user 1's session: refused by enrichment
+        anonymous(909, sessionId="rt-nobody", timestamp=iso(NOW)),  # an rt- id nobody started
+        {"type": "page_view", "userId": 909},  # no pageType: refused by validation
+        anonymous(2, eventId=None, sessionId="s1", timestamp=iso(NOW)),  # null counts as absent
+        page_view("named-1", 2, "home_page", sessionId="s1", timestamp=iso(NOW)),  # named: shown as sent
+    ]
+    status, body = await post_events(http, batch)
+    assert status == 400  # nothing accepted
+    assert [(r["index"], r["eventId"]) for r in body["rejected"]] == [
+        (0, None), (1, None), (2, None), (3, None), (4, "named-1")
+    ]  # fmt: skip
+    data = await data_of(
+        services,
+        "mutation($e: [EventInput!]!) { trackEvents(events: $e) { accepted rejected { index eventId } } }",
+        {"e": [anonymous(2, sessionId="s1"), anonymous(909, sessionId="rt-nobody")]},
+    )
+    assert data["trackEvents"] == {
+        "accepted": [],
+        "rejected": [{"index": 0, "eventId": None}, {"index": 1, "eventId": None}],
+    }
