@@ -260,7 +260,7 @@ class EventBatch:
     ``interactions`` holds interaction events and conversions (``interaction_type`` ``"conversion"``,
     ``value`` the amount as a decimal string). ``sessions`` has one seed per session the events belong
     to (session_id, user_id, device): the store creates the session from it when it does not exist yet.
-    ``users`` are created when absent and never changed when present.
+    ``users`` are created when absent, only with a newly inserted event, and never changed when present.
     """
 
     visits: list[Document] = field(default_factory=list)

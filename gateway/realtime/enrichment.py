@@ -3,8 +3,8 @@
 Two store reads per group of events (whatever its size): the users, and the users' sessions -- only
 for users this process has not seen lately (:class:`PlannerMemory`).
 
-* **Users.** A known user keeps their document. An unknown one is created from their earliest event in
-  the group: ``date`` that event's day, ``device`` the first device any of their events in the group
+* **Users.** A known user keeps their document. An unknown one is planned from their earliest event in
+  the group, and created by the store only if one of their events is new (a duplicate creates no one): ``date`` that event's day, ``device`` the first device any of their events in the group
   reports (in time order; None when none does), ``sex`` None, ``attributes`` {}. A user document is
   never changed afterwards: a device reported by a later group does not fill in a None.
 * **Device.** Every visit and session carries its *user's* device (the store's device invariant, which
@@ -55,7 +55,6 @@ class Planned:
     session_of: dict[str, str] = field(default_factory=dict)  # event_id -> session_id
     user_device: dict[int, str | None] = field(default_factory=dict)
     user_sex: dict[int, str | None] = field(default_factory=dict)
-    new_users: set[int] = field(default_factory=set)
     stored_start: dict[str, datetime] = field(default_factory=dict)  # sessions that existed: their start
     refused: dict[str, str] = field(default_factory=dict)  # event_id -> why it is not stored
     spans: dict[int, _Span] = field(default_factory=dict)  # each user's latest session after the group
@@ -253,7 +252,6 @@ async def plan(
         user_id = event.user_id
         if user_id not in planned.user_device:  # unknown: created from their earliest event
             device = reported.get(user_id)
-            planned.new_users.add(user_id)
             planned.user_device[user_id] = device
             planned.user_sex[user_id] = None
             planned.batch.users.append(

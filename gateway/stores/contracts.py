@@ -159,7 +159,8 @@ class DocumentStore(Protocol):
     async def record_events(self, batch: EventBatch) -> list[str]:
         """The realtime write. Insert ``batch.visits`` and ``batch.interactions`` whose ``event_id`` is
         not stored yet (a repeated id in the batch: the first one), insert ``batch.users`` whose
-        ``user_id`` is not stored yet, and fold every NEWLY inserted event into its session as
+        ``user_id`` is not stored yet and who have a newly inserted event (a duplicate creates no
+        one), and fold every NEWLY inserted event into its session as
         :mod:`gateway.stores.event_fold` defines (creating it from its ``batch.sessions`` seed). Returns
         the newly inserted event ids (visits first, then interactions, each in batch order); replaying a
         batch returns ``[]`` and changes nothing.

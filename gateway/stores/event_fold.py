@@ -11,7 +11,9 @@ ones into ``user_sessions`` with :func:`session_deltas` (a retried event changes
   ``conversion_value`` adds its amount (the interaction's ``value``, a decimal string).
 
 A session that does not exist yet is created from its seed in ``EventBatch.sessions`` (session_id,
-user_id, device) with these values over an empty session.
+user_id, device) with these values over an empty session. A user of ``EventBatch.users`` is created only
+with at least one newly inserted event (:func:`users_with_new_events`): a duplicate changes nothing,
+even when it names a user the store does not know.
 """
 
 from __future__ import annotations
@@ -129,6 +131,17 @@ def _first_occurrences(batch: EventBatch, new_ids: Collection[str]) -> set[int]:
             seen.add(event_id)
             chosen.add(id(doc))
     return chosen
+
+
+def users_with_new_events(batch: EventBatch, new_ids: Collection[str]) -> list[Document]:
+    """The documents of ``batch.users`` to insert: those with at least one newly inserted event. An
+    unknown user named only by duplicates (an eventId reused under another userId, a replay) is not
+    created: a duplicate changes nothing."""
+    if not batch.users:
+        return []
+    first = _first_occurrences(batch, new_ids)
+    owners = {d["user_id"] for d in (*batch.visits, *batch.interactions) if id(d) in first}
+    return [user for user in batch.users if user["user_id"] in owners]
 
 
 def new_event_ids(batch: EventBatch, stored: Collection[str]) -> list[str]:

@@ -160,3 +160,32 @@ async def test_sessions_of_only_duplicate_events_are_not_created(store: Document
     [visits] = await store.visits_by_user_ids([500])
     assert {v["session_id"] for v in visits} == {"rt-1"}
     assert visits[0]["timestamp"] + timedelta(0) == at("2026-03-01 10:00:00")
+
+
+async def test_a_duplicate_creates_no_user(store: DocumentStore) -> None:
+    """An eventId reused under another, unknown user: a duplicate, and that user is not created. A user
+    with one duplicate and one new event is created (the new event is theirs)."""
+    await store.record_events(live_batch())  # creates user 500
+    other = {**NEW_USER, "user_id": 501}
+    third = {**NEW_USER, "user_id": 502}
+    batch = EventBatch(
+        visits=[
+            visit("v1", 501, "rt-501", "home", "2026-03-01 11:00:00"),  # v1 is user 500's
+            visit("v2", 502, "rt-502", "home", "2026-03-01 11:00:00"),  # v2 is user 500's
+            visit("n1", 502, "rt-502", "search", "2026-03-01 11:01:00"),  # new
+        ],
+        interactions=[
+            {**interaction("c1", "rt-501", CONVERSION, "2026-03-01 11:02:00", "5"), "user_id": 501}
+        ],
+        sessions=[
+            {"session_id": "rt-501", "user_id": 501, "device": "mobile"},
+            {"session_id": "rt-502", "user_id": 502, "device": "mobile"},
+        ],
+        users=[other, third],
+    )
+    assert await store.record_events(batch) == ["n1"]
+    assert await store.users_by_ids([500, 501, 502]) == [NEW_USER, None, third]
+    assert await store.count("users") == 2
+    assert await store.sessions_by_ids(["rt-501"]) == [None]
+    [session] = await store.sessions_by_ids(["rt-502"])
+    assert (session["pages_visited"], session["total_interactions"]) == (["search"], 0)

@@ -314,6 +314,7 @@ async def test_the_gateways_own_session_ids_cannot_be_taken_by_another_user(http
 async def test_a_refused_event_without_an_eventid_is_reported_with_none(http, services: Services):
     """A rejection names the id the client sent, or null -- never the one the gateway generated for an
     event that came without one (the client cannot match it to anything, and nothing was stored)."""
+
     def anonymous(user_id: int, **extra: object) -> dict:
         return {"type": "page_view", "userId": user_id, "pageType": "home_page", **extra}
 
@@ -338,3 +339,31 @@ async def test_a_refused_event_without_an_eventid_is_reported_with_none(http, se
         "accepted": [],
         "rejected": [{"index": 0, "eventId": None}, {"index": 1, "eventId": None}],
     }
+
+
+async def test_an_event_id_reused_by_an_unknown_user_creates_no_one(http, services: Services):
+    """A later batch reusing an eventId under an unknown userId: a duplicate, and nothing else -- the
+    user is not created (not listed, not counted), and their first real event still creates them."""
+    count = "{ users(first: 1) { totalCount } }"
+    first = page_view("reuse-1", 1, "home_page", timestamp=iso(NOW))
+    assert (await post_events(http, [first]))[1]["accepted"] == ["reuse-1"]
+    users_before = (await data_of(services, count))["users"]["totalCount"]
+    stored_before = await services.store.count("users")
+
+    reused = page_view("reuse-1", 950, "search_page", timestamp=iso(NOW), device="tablet")
+    assert await post_events(http, [reused]) == (
+        200,
+        {"accepted": ["reuse-1"], "duplicates": ["reuse-1"], "rejected": []},
+    )
+    assert await services.store.users_by_ids([950]) == [None]
+    assert await services.store.count("users") == stored_before
+    assert (await data_of(services, count))["users"]["totalCount"] == users_before
+    assert await services.store.sessions_by_user_ids([950]) == [[]]
+
+    # Not remembered as known either: user 950's first new event creates them from that event.
+    later = NOW + timedelta(seconds=5)
+    own = page_view("own-950", 950, "search_page", timestamp=iso(later), device="mobile")
+    assert (await post_events(http, [own]))[1]["accepted"] == ["own-950"]
+    [user] = await services.store.users_by_ids([950])
+    assert (user["device"], user["date"]) == ("mobile", later.date())
+    assert await services.store.count("users") == stored_before + 1

@@ -5,7 +5,7 @@ Inside one BEGIN ... COMMIT, under the store's write lock, in as few statements 
   1. visits and interactions: ``INSERT ... ON CONFLICT DO NOTHING RETURNING event_id`` tells which ids
      are new (a stored id is skipped by its unique index);
   2. users: ``INSERT ... ON CONFLICT DO NOTHING`` (an existing user document is never changed), only
-     when the group has new users;
+     when the group has new users, and only those with a new event (a duplicate creates no one);
   3. sessions: the new events' deltas (``stores/event_fold.py``) in ONE upsert -- a new session
      inserted, a stored one extended (end, interactions, converted, value, ``pages_visited`` when it
      got visits) -- which returns each session's start; ``start_time`` (indexed: an update is a
@@ -31,7 +31,7 @@ from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USER_SESS
 from gateway.stores.duckdb import changes, schema
 from gateway.stores.duckdb.changes import Columns
 from gateway.stores.duckdb.connection import Cursor
-from gateway.stores.event_fold import SessionDelta, new_event_ids, session_deltas
+from gateway.stores.event_fold import SessionDelta, new_event_ids, session_deltas, users_with_new_events
 
 _SESSIONS = schema.TABLES[USER_SESSIONS]
 
@@ -129,7 +129,7 @@ def record(cur: Cursor, batch: EventBatch) -> list[str]:
         users = _insert(
             cur,
             USERS,
-            batch.users,
+            users_with_new_events(batch, new),
             f"ON CONFLICT DO NOTHING RETURNING user_id AS new_user_id, {changes.INSERTED[USERS]}",
         )
         _fold_sessions(cur, session_deltas(batch, new))

@@ -5,6 +5,8 @@ Which events are new: an unordered ``insert_many`` writes every document it can 
 refused one (its ``index`` in the batch) in ``writeErrors``; code 11000 (duplicate key on the unique
 ``event_id`` index) means "already stored". Every other inserted document is new.
 
+Users: only those of ``batch.users`` with a newly inserted event (a duplicate creates no one).
+
 Order and crashes: events, then users, then the sessions' ``$min``/``$max``/``$push``/``$inc`` upserts.
 A standalone MongoDB has no multi-document transactions, so a crash after the events and before the
 sessions leaves those events stored (durable, counted as duplicates on retry) with their sessions not
@@ -23,7 +25,7 @@ from pymongo.write_concern import WriteConcern
 from gateway.errors import BadInput, StoreUnavailable
 from gateway.models import Document, EventBatch
 from gateway.stores.collections import PAGE_VISITS, PRIMARY_KEYS, USER_INTERACTIONS, USER_SESSIONS, USERS
-from gateway.stores.event_fold import SessionDelta, new_event_ids, session_deltas
+from gateway.stores.event_fold import SessionDelta, new_event_ids, session_deltas, users_with_new_events
 from gateway.stores.mongo.documents import to_mongo
 
 DUPLICATE_KEY = 11000
@@ -81,7 +83,7 @@ async def record(db: Any, batch: EventBatch) -> list[str]:
     new: set[str] = set()
     for collection, docs in ((PAGE_VISITS, batch.visits), (USER_INTERACTIONS, batch.interactions)):
         new |= await _insert_new(db, collection, docs)
-    await _insert_new(db, USERS, batch.users)
+    await _insert_new(db, USERS, users_with_new_events(batch, new))
     ops = [_extend(delta) for delta in session_deltas(batch, new)]
     if ops:
         try:
