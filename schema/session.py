@@ -24,7 +24,9 @@ class Session:
     end_time: datetime = strawberry.field(description="UTC.")
     device: Device | None
     pages_visited: list[str] = strawberry.field(description="Page types in visit order.")
-    total_interactions: int
+    total_interactions: int = strawberry.field(
+        description="How many entries `interactions` lists: clicks, scrolls, hovers, form entries and conversions."
+    )
     converted: bool
     conversion_value: float
 

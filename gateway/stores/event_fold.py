@@ -6,7 +6,8 @@ ones into ``user_sessions`` with :func:`session_deltas` (a retried event changes
 * ``start_time`` = min(stored start, earliest new event), ``end_time`` = max(stored end, latest new
   event's end: a visit ends at timestamp + duration, an interaction at its timestamp);
 * ``pages_visited`` gets the new visits' page types appended, in (timestamp, event_id) order;
-* ``total_interactions`` += new interactions, conversions excluded;
+* ``total_interactions`` += new ``user_interactions`` documents, conversions included: it counts what
+  ``Session.interactions`` lists, as CSV ingest counts every interaction of a session;
 * ``converted`` becomes true with a conversion (``interaction_type`` ``"conversion"``) and
   ``conversion_value`` adds its amount (the interaction's ``value``, a decimal string).
 
@@ -111,11 +112,10 @@ def session_deltas(batch: EventBatch, new_ids: Collection[str]) -> list[SessionD
             continue
         ts = interaction["timestamp"]
         delta = delta_of(interaction, ts, ts)
+        delta.interactions += 1
         if interaction.get("interaction_type") == CONVERSION:
             delta.converted = True
             delta.conversion_value += conversion_amount(interaction.get("value"))
-        else:
-            delta.interactions += 1
     for sid, visited in pages.items():
         deltas[sid].pages = [page for _, _, page in sorted(visited)]
     return list(deltas.values())

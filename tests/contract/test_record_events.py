@@ -81,7 +81,7 @@ async def test_a_new_session_is_the_fold_of_its_events(store: DocumentStore) -> 
         "end_time": at("2026-03-01 10:02:00"),  # the conversion, after the search visit's end (10:01:30)
         "device": "mobile",
         "pages_visited": ["home", "search"],  # by timestamp, not by batch order
-        "total_interactions": 2,  # the conversion is not an interaction
+        "total_interactions": 3,  # click, form, conversion: what Session.interactions lists
         "converted": True,
         "conversion_value": 85.5,
     }
@@ -106,7 +106,7 @@ async def test_only_the_new_events_of_a_mixed_batch_extend_the_session(store: Do
     [session] = await store.sessions_by_ids(["rt-1"])
     assert session["pages_visited"] == ["home", "search", "payment"]
     assert session["end_time"] == at("2026-03-01 10:06:00")
-    assert (session["total_interactions"], session["conversion_value"]) == (2, 85.5)
+    assert (session["total_interactions"], session["conversion_value"]) == (3, 85.5)
 
 
 async def test_a_repeated_event_id_in_one_batch_is_stored_once(store: DocumentStore) -> None:

@@ -367,3 +367,26 @@ async def test_an_event_id_reused_by_an_unknown_user_creates_no_one(http, servic
     [user] = await services.store.users_by_ids([950])
     assert (user["device"], user["date"]) == ("mobile", later.date())
     assert await services.store.count("users") == stored_before + 1
+
+
+async def test_total_interactions_counts_what_interactions_lists(http, services: Services):
+    """A session with a click and a conversion: 2 interactions listed, totalInteractions 2."""
+    click = {
+        "type": "interaction", "eventId": "ti-click", "userId": 951, "sessionId": "ti-s",
+        "pageType": "payment_page", "interactionType": "click", "timestamp": iso(NOW),
+    }  # fmt: skip
+    conversion = {
+        "type": "conversion", "eventId": "ti-conv", "userId": 951, "sessionId": "ti-s",
+        "pageType": "payment_confirmation_page", "value": "12", "timestamp": iso(NOW + timedelta(seconds=5)),
+    }  # fmt: skip
+    assert (await post_events(http, [click, conversion]))[1]["accepted"] == ["ti-click", "ti-conv"]
+    data = await data_of(
+        services,
+        '{ session(id: "ti-s") { totalInteractions converted conversionValue interactions { interactionType } } }',
+    )
+    assert data["session"] == {
+        "totalInteractions": 2,
+        "converted": True,
+        "conversionValue": 12.0,
+        "interactions": [{"interactionType": "click"}, {"interactionType": "conversion"}],
+    }
