@@ -5,7 +5,12 @@ ones into ``user_sessions`` with :func:`session_deltas` (a retried event changes
 
 * ``start_time`` = min(stored start, earliest new event), ``end_time`` = max(stored end, latest new
   event's end: a visit ends at timestamp + duration, an interaction at its timestamp);
-* ``pages_visited`` gets the new visits' page types appended, in (timestamp, event_id) order;
+* ``pages_visited`` is the page types of ALL the session's visits in (timestamp, event_id) order, however
+  the events arrived. Cheap when they arrive in order: the new visits' pages are appended when the
+  adapter knows the earliest of them comes after every stored visit -- after the stored ``end_time``
+  (:meth:`SessionDelta.appends_after`; every stored visit starts at or before it), or, on DuckDB, after
+  the latest visit it remembers writing. Otherwise the list is rebuilt from the session's stored
+  visits (:func:`pages_in_order`);
 * ``total_interactions`` += new ``user_interactions`` documents, conversions included: it counts what
   ``Session.interactions`` lists, as CSV ingest counts every interaction of a session;
 * ``converted`` becomes true with a conversion (``interaction_type`` ``"conversion"``) and
@@ -19,7 +24,7 @@ even when it names a user the store does not know.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +46,14 @@ class SessionDelta:
     interactions: int = 0
     converted: bool = False
     conversion_value: float = 0.0
+    first_visit: datetime | None = None  # the earliest new visit's timestamp (None: no new visit)
+    last_visit: datetime | None = None  # the latest one
+
+    def appends_after(self, stored_end: datetime | None) -> bool:
+        """True when appending ``pages`` to a session stored with this end keeps the visit-time order:
+        no new visit, or every one after the stored end (a stored visit starts at or before the end;
+        equal times would order by event_id, so they rebuild)."""
+        return self.first_visit is None or stored_end is None or self.first_visit > stored_end
 
     def as_new_session(self) -> Document:
         """The session document when no session of this id is stored yet."""
@@ -56,19 +69,29 @@ class SessionDelta:
             "conversion_value": self.conversion_value,
         }
 
-    def merged_into(self, stored: Document | None) -> Document:
-        """The stored session with this delta folded in (the reference the adapters implement)."""
+    def merged_into(self, stored: Document | None, visits: list[Document]) -> Document:
+        """The stored session with this delta folded in (the reference the adapters implement);
+        ``visits``: every visit of the session once the new ones are stored."""
         if stored is None:
             return self.as_new_session()
         return {
             **stored,
             "start_time": min(stored["start_time"], self.start_time),
             "end_time": max(stored["end_time"], self.end_time),
-            "pages_visited": [*stored.get("pages_visited", []), *self.pages],
+            "pages_visited": (
+                [*stored.get("pages_visited", []), *self.pages]
+                if self.appends_after(stored["end_time"])
+                else pages_in_order(visits)
+            ),
             "total_interactions": int(stored.get("total_interactions") or 0) + self.interactions,
             "converted": bool(stored.get("converted")) or self.converted,
             "conversion_value": float(stored.get("conversion_value") or 0.0) + self.conversion_value,
         }
+
+
+def pages_in_order(visits: Iterable[Document]) -> list[str]:
+    """A session's ``pages_visited`` from its visits: by (timestamp, event_id)."""
+    return [v["page_type"] for v in sorted(visits, key=lambda v: (v["timestamp"], v["event_id"]))]
 
 
 def conversion_amount(value: Any) -> float:
@@ -105,7 +128,9 @@ def session_deltas(batch: EventBatch, new_ids: Collection[str]) -> list[SessionD
         if id(visit) not in first:
             continue
         ts = visit["timestamp"]
-        delta_of(visit, ts, ts + timedelta(seconds=float(visit.get("duration") or 0.0)))
+        delta = delta_of(visit, ts, ts + timedelta(seconds=float(visit.get("duration") or 0.0)))
+        delta.first_visit = ts if delta.first_visit is None else min(delta.first_visit, ts)
+        delta.last_visit = ts if delta.last_visit is None else max(delta.last_visit, ts)
         pages.setdefault(visit["session_id"], []).append((ts, visit["event_id"], visit["page_type"]))
     for interaction in batch.interactions:
         if id(interaction) not in first:

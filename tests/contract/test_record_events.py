@@ -138,7 +138,7 @@ async def test_stored_sessions_and_users_are_extended_not_replaced(loaded_store:
         **stored,
         "start_time": at("2015-01-05 09:59:00"),
         "end_time": at("2015-01-05 10:10:00"),
-        "pages_visited": [*stored["pages_visited"], "home"],  # appended: new events go at the end
+        "pages_visited": ["home", *stored["pages_visited"]],  # 09:59, before every stored visit
         "total_interactions": stored["total_interactions"] + 1,
     }
     assert await loaded_store.users_by_ids([10]) == [USER_BY_ID[10]]
@@ -189,3 +189,46 @@ async def test_a_duplicate_creates_no_user(store: DocumentStore) -> None:
     assert await store.sessions_by_ids(["rt-501"]) == [None]
     [session] = await store.sessions_by_ids(["rt-502"])
     assert (session["pages_visited"], session["total_interactions"]) == (["search"], 0)
+
+
+def _pages(session_id: str, *visits: tuple[str, str, str]) -> EventBatch:
+    """User 500's visits (event_id, page, time) in one session, in the order given."""
+    return EventBatch(
+        visits=[visit(e, 500, session_id, page, stamp, 10.0) for e, page, stamp in visits],
+        sessions=[{"session_id": session_id, "user_id": 500, "device": "mobile"}],
+        users=[dict(NEW_USER)],
+    )
+
+
+async def test_pages_visited_follow_visit_time_across_groups(store: DocumentStore) -> None:
+    """The probe's case: search (10:01) and home (10:00) in one group, confirmation (10:00:30) in a
+    later one, then payment in order, a tie and a late click with an in-order visit."""
+    await store.record_events(_pages("rt-p", ("p-search", "search", "2026-03-01 10:01:00"),
+                                     ("p-home", "home", "2026-03-01 10:00:00")))  # fmt: skip
+    [session] = await store.sessions_by_ids(["rt-p"])
+    assert session["pages_visited"] == ["home", "search"]
+    # Before the stored end (10:01:10): between home and search, not after them.
+    await store.record_events(_pages("rt-p", ("p-conf", "confirmation", "2026-03-01 10:00:30")))
+    [session] = await store.sessions_by_ids(["rt-p"])
+    assert session["pages_visited"] == ["home", "confirmation", "search"]
+    # After the stored end: appended.
+    await store.record_events(_pages("rt-p", ("p-pay", "payment", "2026-03-01 10:05:00")))
+    # The same time as home (10:00:00): equal times go by event_id, "p-a" < "p-home".
+    await store.record_events(_pages("rt-p", ("p-a", "product", "2026-03-01 10:00:00")))
+    [session] = await store.sessions_by_ids(["rt-p"])
+    assert session["pages_visited"] == ["product", "home", "confirmation", "search", "payment"]
+    # A late click (10:00:05) with a visit after the end (10:05:10): the visit is still last.
+    late = _pages("rt-p", ("p-cart", "cart", "2026-03-01 10:06:00"))
+    late.interactions.append(interaction("p-click", "rt-p", "click", "2026-03-01 10:00:05"))
+    await store.record_events(late)
+    [session] = await store.sessions_by_ids(["rt-p"])
+    assert session["pages_visited"] == ["product", "home", "confirmation", "search", "payment", "cart"]
+    assert (session["start_time"], session["end_time"]) == (
+        at("2026-03-01 10:00:00"),
+        at("2026-03-01 10:06:10"),
+    )
+    assert session["total_interactions"] == 1
+    # Replaying every group changes nothing.
+    before = await store.sessions_by_ids(["rt-p"])
+    assert await store.record_events(_pages("rt-p", ("p-conf", "confirmation", "2026-03-01 10:00:30"))) == []
+    assert await store.sessions_by_ids(["rt-p"]) == before

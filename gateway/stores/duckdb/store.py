@@ -94,7 +94,8 @@ class DuckDBStore(FileGenerations):
         # ask it which days a changed user's visits fall on.
         self.funnel_index = LiveIndex(db) if index else None
         self.day_rows = DayRows(db, self.funnel_index) if preaggregates else None
-        for listener in (self.funnel_index, self.day_rows):
+        self.last_visits = events.LastVisits()  # per file: what live capture knows of its sessions
+        for listener in (self.funnel_index, self.day_rows, self.last_visits):
             if listener is not None:
                 db.changes.subscribe(listener)
         self.funnels = FunnelEngines(db, self.funnel_index, self.day_rows)
@@ -391,6 +392,6 @@ class DuckDBStore(FileGenerations):
     async def record_events(self, batch: EventBatch) -> list[str]:
         def record(cur: Cursor) -> list[str]:
             with self._db.write_lock:
-                return events.record(cur, batch)
+                return events.record(cur, batch, self.last_visits)
 
         return await self._db.run("record_events", record)

@@ -7,10 +7,18 @@ refused one (its ``index`` in the batch) in ``writeErrors``; code 11000 (duplica
 
 Users: only those of ``batch.users`` with a newly inserted event (a duplicate creates no one).
 
-Order and crashes: events, then users, then the sessions' ``$min``/``$max``/``$push``/``$inc`` upserts.
-A standalone MongoDB has no multi-document transactions, so a crash after the events and before the
-sessions leaves those events stored (durable, counted as duplicates on retry) with their sessions not
-yet extended; the events themselves are never lost. A replica set could wrap the three in a transaction.
+Sessions: one read of the stored ends of the sessions that get visits, then the ``$min``/``$max``/
+``$push``/``$inc`` upserts; a session a late visit reorders (``SessionDelta.appends_after``) gets no
+``$push`` but its ``pages_visited`` rebuilt from its stored visits afterwards (an indexed read of them).
+The stored end is the only bound at hand (a process-local memory of latest visits, as DuckDB keeps, is
+wrong with several gateways): a page view whose duration reaches past the next view's start makes
+that next view "late" and costs its session a rebuild.
+
+Order and crashes: events, then users, then sessions. A standalone MongoDB has no multi-document
+transactions, so a crash after the events and before the sessions leaves those events stored (durable,
+counted as duplicates on retry) with their sessions not yet extended -- and, since a duplicate creates
+no one, an unknown user of theirs not yet created until their next new event; the events themselves
+are never lost. A replica set could wrap the three in a transaction.
 """
 
 from __future__ import annotations
@@ -25,7 +33,13 @@ from pymongo.write_concern import WriteConcern
 from gateway.errors import BadInput, StoreUnavailable
 from gateway.models import Document, EventBatch
 from gateway.stores.collections import PAGE_VISITS, PRIMARY_KEYS, USER_INTERACTIONS, USER_SESSIONS, USERS
-from gateway.stores.event_fold import SessionDelta, new_event_ids, session_deltas, users_with_new_events
+from gateway.stores.event_fold import (
+    SessionDelta,
+    new_event_ids,
+    pages_in_order,
+    session_deltas,
+    users_with_new_events,
+)
 from gateway.stores.mongo.documents import to_mongo
 
 DUPLICATE_KEY = 11000
@@ -64,12 +78,36 @@ async def _insert_new(db: Any, collection: str, docs: Sequence[Mapping[str, Any]
     return {doc[key] for i, doc in enumerate(batch) if i not in refused}
 
 
-def _extend(delta: SessionDelta) -> UpdateOne:
+async def _stored_ends(db: Any, deltas: list[SessionDelta]) -> dict[str, Any]:
+    """The stored end of the sessions that get new visits (one indexed read; absent: not stored)."""
+    ids = [d.session_id for d in deltas if d.pages]
+    if not ids:
+        return {}
+    found = db[USER_SESSIONS].find({"session_id": {"$in": ids}}, {"_id": 0, "session_id": 1, "end_time": 1})
+    return {doc["session_id"]: doc.get("end_time") for doc in await found.to_list(None)}
+
+
+async def _rebuild_pages(db: Any, session_ids: list[str]) -> list[UpdateOne]:
+    """``pages_visited`` of sessions a late visit reordered, from their stored visits (new ones included)."""
+    found = db[PAGE_VISITS].find(
+        {"session_id": {"$in": session_ids}},
+        {"_id": 0, "session_id": 1, "page_type": 1, "timestamp": 1, "event_id": 1},
+    )
+    visits: dict[str, list[Document]] = {sid: [] for sid in session_ids}
+    for doc in await found.to_list(None):
+        visits[doc["session_id"]].append(doc)
+    return [
+        UpdateOne({"session_id": sid}, {"$set": {"pages_visited": pages_in_order(docs)}})
+        for sid, docs in visits.items()
+    ]
+
+
+def _extend(delta: SessionDelta, append: bool) -> UpdateOne:
     update: dict[str, Any] = {
         "$setOnInsert": {"user_id": delta.user_id, "device": delta.device},
         "$min": {"start_time": delta.start_time},
         "$max": {"end_time": delta.end_time},
-        "$push": {"pages_visited": {"$each": delta.pages}},
+        "$push": {"pages_visited": {"$each": delta.pages if append else []}},
         "$inc": {"total_interactions": delta.interactions, "conversion_value": delta.conversion_value},
     }
     if delta.converted:
@@ -84,10 +122,15 @@ async def record(db: Any, batch: EventBatch) -> list[str]:
     for collection, docs in ((PAGE_VISITS, batch.visits), (USER_INTERACTIONS, batch.interactions)):
         new |= await _insert_new(db, collection, docs)
     await _insert_new(db, USERS, users_with_new_events(batch, new))
-    ops = [_extend(delta) for delta in session_deltas(batch, new)]
-    if ops:
+    deltas = session_deltas(batch, new)
+    ends = await _stored_ends(db, deltas)
+    late = [d.session_id for d in deltas if d.session_id in ends and not d.appends_after(ends[d.session_id])]
+    ops = [_extend(delta, delta.session_id not in late) for delta in deltas]
+    for step in (ops, await _rebuild_pages(db, late) if late else []):
+        if not step:
+            continue
         try:
-            await _journaled(db[USER_SESSIONS]).bulk_write(ops, ordered=False)
+            await _journaled(db[USER_SESSIONS]).bulk_write(step, ordered=False)
         except BulkWriteError as exc:
             raise StoreUnavailable(f"MongoDB failed to extend sessions: {exc.details}") from exc
     return new_event_ids(batch, new)
