@@ -390,3 +390,21 @@ async def test_total_interactions_counts_what_interactions_lists(http, services:
         "conversionValue": 12.0,
         "interactions": [{"interactionType": "click"}, {"interactionType": "conversion"}],
     }
+
+
+async def test_pages_visited_are_in_visit_time_order_across_batches(http, services: Services):
+    """The probe: search (now-60 s) and home (now-120 s) in one batch, confirmation (now-90 s) in a later
+    one -- one session (all within 30 minutes), visited home, confirmation, search."""
+    first = [
+        page_view("pt-search", 952, "search_page", timestamp=iso(NOW - timedelta(seconds=60))),
+        page_view("pt-home", 952, "home_page", timestamp=iso(NOW - timedelta(seconds=120))),
+    ]
+    assert (await post_events(http, first))[1]["accepted"] == ["pt-search", "pt-home"]
+    late = [
+        page_view("pt-conf", 952, "payment_confirmation_page", timestamp=iso(NOW - timedelta(seconds=90)))
+    ]
+    assert (await post_events(http, late))[1]["accepted"] == ["pt-conf"]
+    data = await data_of(services, "{ user(id: 952) { sessions { id pagesVisited } } }")
+    assert data["user"]["sessions"] == [
+        {"id": "rt-pt-home", "pagesVisited": ["home_page", "payment_confirmation_page", "search_page"]}
+    ]
