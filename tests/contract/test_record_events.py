@@ -232,3 +232,23 @@ async def test_pages_visited_follow_visit_time_across_groups(store: DocumentStor
     before = await store.sessions_by_ids(["rt-p"])
     assert await store.record_events(_pages("rt-p", ("p-conf", "confirmation", "2026-03-01 10:00:30"))) == []
     assert await store.sessions_by_ids(["rt-p"]) == before
+
+
+async def test_pages_visited_match_the_stored_visits_below_a_millisecond(store: DocumentStore) -> None:
+    """Each adapter stores times at its own precision (MongoDB: milliseconds); ``pages_visited`` follows
+    the visits as stored, by (timestamp, event_id). "z" at 10:00:00.000 (no duration), then "a" 300 us
+    later: DuckDB keeps them apart ("z" first), MongoDB stores both at .000 ("a" first, by event_id)."""
+    stamp = "2026-03-01 10:00:00"
+    first = visit("z", 500, "rt-ms", "home", stamp, 0.0)
+    later = {
+        **visit("a", 500, "rt-ms", "search", stamp, 0.0),
+        "timestamp": at(stamp) + timedelta(microseconds=300),
+    }
+    seed = [{"session_id": "rt-ms", "user_id": 500, "device": "mobile"}]
+    await store.record_events(EventBatch(visits=[first], sessions=seed, users=[dict(NEW_USER)]))
+    await store.record_events(EventBatch(visits=[later], sessions=seed))
+    [visits] = await store.visits_by_session_ids(["rt-ms"])
+    expected = [v["page_type"] for v in sorted(visits, key=lambda v: (v["timestamp"], v["event_id"]))]
+    [session] = await store.sessions_by_ids(["rt-ms"])
+    assert session["pages_visited"] == expected
+    assert sorted(expected) == ["home", "search"]

@@ -24,6 +24,7 @@ are never lost. A replica set could wrap the three in a transaction.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import UpdateOne
@@ -102,6 +103,10 @@ async def _rebuild_pages(db: Any, session_ids: list[str]) -> list[UpdateOne]:
     ]
 
 
+def _last_microsecond(end: datetime | None) -> datetime | None:
+    return None if end is None else end + timedelta(microseconds=999)
+
+
 def _extend(delta: SessionDelta, append: bool) -> UpdateOne:
     update: dict[str, Any] = {
         "$setOnInsert": {"user_id": delta.user_id, "device": delta.device},
@@ -124,7 +129,13 @@ async def record(db: Any, batch: EventBatch) -> list[str]:
     await _insert_new(db, USERS, users_with_new_events(batch, new))
     deltas = session_deltas(batch, new)
     ends = await _stored_ends(db, deltas)
-    late = [d.session_id for d in deltas if d.session_id in ends and not d.appends_after(ends[d.session_id])]
+    # MongoDB keeps milliseconds: a new visit within the stored end's millisecond would be stored at
+    # the same time as a stored visit, and equal times order by eventId -- so only later ones append.
+    late = [
+        d.session_id
+        for d in deltas
+        if d.session_id in ends and not d.appends_after(_last_microsecond(ends[d.session_id]))
+    ]
     ops = [_extend(delta, delta.session_id not in late) for delta in deltas]
     for step in (ops, await _rebuild_pages(db, late) if late else []):
         if not step:
