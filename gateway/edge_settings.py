@@ -18,8 +18,8 @@ PERSISTED_QUERY_MODES = ("apq", "allowlist", "off")
 DEFAULT_RATE_LIMITS = (("viewer", 600), ("analyst", 600), ("admin", 1200))
 # An API key's name; `create-key --name` says the rule before making a key.
 KEY_NAME_RULE = "1-64 characters of A-Z a-z 0-9 _ . @ -"
-KEY_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-_API_KEY_ENTRY = re.compile(rf"^({KEY_NAME.pattern[1:-1]}):([a-z]+):([0-9a-f]{{64}})$")
+KEY_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")
+_API_KEY_ENTRY = re.compile(rf"^({KEY_NAME.pattern[1:-2]}):([a-z]+):([0-9a-f]{{64}})\Z")
 MIN_JWT_SECRET_CHARS = 32
 
 

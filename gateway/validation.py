@@ -23,7 +23,7 @@ MIN_STEPS_COMPUTED = 1  # what a store answers (FunnelQuery)
 MIN_STEPS_ASKED = 2  # what a client may name (FunnelDefinition.steps)
 MAX_SIMILAR_USERS = 100
 # Device values reach a Milvus expression: allow only what device names look like.
-_DEVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
+_DEVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}\Z")
 
 
 # -- the data domain: what ingest accepts, so that every API field can return it ---------------------

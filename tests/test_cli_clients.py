@@ -194,7 +194,7 @@ async def test_replay_counts_an_answer_that_is_not_utf8_as_a_failed_request() ->
     assert "502" in report.render()
 
 
-@pytest.mark.parametrize("name", ["bad name!", "a:b", "x" * 65, "é"])
+@pytest.mark.parametrize("name", ["bad name!", "a:b", "x" * 65, "é", "ops\n"])
 def test_create_key_checks_the_name_before_making_a_key(capsys, name):
     assert main(["create-key", "--name", name, "--role", "viewer"]) == 2
     captured = capsys.readouterr()

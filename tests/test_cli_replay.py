@@ -60,7 +60,7 @@ def stub_gateway() -> Iterator[Callable[[Handler], str]]:
     loop.close()
 
 
-@pytest.mark.parametrize("run", ["bad run!", "", "x" * 65, "a/b"])
+@pytest.mark.parametrize("run", ["bad run!", "", "x" * 65, "a/b", "abc\n"])
 def test_a_run_no_event_id_can_carry_is_a_usage_error_before_anything_is_sent(run, capsys):
     argv = ["replay", "--csv-dir", str(CLEAN), "--url", "http://127.0.0.1:1", "--run", run]
     assert main(argv) == 2

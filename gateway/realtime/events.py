@@ -56,8 +56,8 @@ EARLIEST = datetime(1970, 1, 1)
 # a common client mistake, named as such.
 EPOCH_MILLISECONDS = 1e11
 
-_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
-_SLUG = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}\Z")
+_SLUG = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")
 _COMMON = {"type", "eventId", "userId", "sessionId", "pageType", "timestamp", "device"}
 FIELDS: dict[str, frozenset[str]] = {
     PAGE_VIEW: frozenset({*_COMMON, "duration"}),

@@ -24,7 +24,7 @@ from gateway.ingest.csv_files import CsvDataset, read_dataset
 # Event ids are ``{run}-{user}-{n}``: the run takes eventId's characters (realtime/events.py) and leaves
 # room in its 128 for the user id and the event's number.
 RUN_RULE = "1-64 characters of A-Z a-z 0-9 _ . : @ -"
-_RUN = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
+_RUN = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}\Z")
 FORM_WORDS = ("great", "easy", "slow", "love it", "confusing", "fast checkout", "nice", "too expensive")
 
 

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = "apollo-persisted-query-manifest"
 FAMILY = "apq"
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}\Z")
 
 
 def sha256(text: str) -> str:

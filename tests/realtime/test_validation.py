@@ -47,6 +47,8 @@ def reason(raw: Any) -> str:
         ({**VIEW, "eventId": "a b"}, "eventId must be 1-128 characters"),
         ({**VIEW, "eventId": "x" * 129}, "eventId must be 1-128 characters"),
         ({**VIEW, "eventId": 12}, "eventId must be 1-128 characters"),
+        ({**VIEW, "eventId": "abc\n"}, "eventId must be 1-128 characters"),  # `$` would let it through
+        ({**VIEW, "pageType": "home\n"}, "pageType must be a slug"),
         ({**VIEW, "sessionId": "s/1"}, "sessionId must be 1-128 characters"),
         ({**VIEW, "timestamp": "2026-03-01 10:00:00"}, "timestamp needs a UTC offset (Z or +hh:mm)"),
         ({**VIEW, "timestamp": "yesterday"}, "timestamp must be ISO-8601 or epoch seconds, got 'yesterday'"),
