@@ -143,12 +143,7 @@ class RequestReader:
         query, extensions = payload.get("query"), payload.get("extensions")
         register = isinstance(query, str) and bool(query) and _names_hash(extensions)
         try:
-            if register and await documents.parse(query, self.limits) is None:  # type: ignore[arg-type]
-                # Not a document within the limits (size, tokens, syntax): nothing is stored; the view
-                # refuses it as it refuses the same text sent without a hash.
-                resolved = await self.persisted.resolve(query, extensions, store=False)
-            else:
-                resolved = await self.persisted.resolve(query, extensions)
+            resolved = await resolve_persisted(self.persisted, self.limits, query, extensions)
         except PersistedQueryProblem as problem:
             return _problem_response(request, problem)
         keep = body is not None and len(body) <= MEMO_BODY_BYTES and not register
@@ -162,6 +157,18 @@ class RequestReader:
         if keep:
             self._bodies.put(body, prepared)
         return None
+
+
+async def resolve_persisted(
+    persisted: PersistedQueries, limits: Limits, query: Any, extensions: dict[str, Any] | None
+) -> Any:
+    """The query to run (``persisted.resolve``), for HTTP and WebSocket alike. A text registered with its
+    hash is stored only when it is a document within the size and token limits: otherwise nothing is
+    stored and the caller refuses it as it refuses the same text sent without a hash."""
+    registering = isinstance(query, str) and bool(query) and _names_hash(extensions)
+    if registering and await documents.parse(query, limits) is None:
+        return await persisted.resolve(query, extensions, store=False)
+    return await persisted.resolve(query, extensions)
 
 
 def _names_hash(extensions: dict[str, Any] | None) -> bool:

@@ -54,6 +54,7 @@ from gateway.security.ratelimit import RateLimiter
 from gateway.web import documents, request_json
 from gateway.web.context import Context, new_context
 from gateway.web.operations import chosen_operation
+from gateway.web.requests import resolve_persisted
 
 log = logging.getLogger("funnelgate.graphql")
 
@@ -154,10 +155,23 @@ class FunnelTransportWS(BaseGraphQLTransportWSHandler[Context, Any]):
         payload = message["payload"]
         payload.setdefault("query", None)  # a persisted query named by its hash alone
         if self.connection_acknowledged and message["id"] not in self.operations:
+            # Counted here, when the client sends it: an operation completed before its task ran
+            # would otherwise cost nothing.
+            limited = self.rate_limited()
+            if limited is not None:
+                await self.send_message(
+                    {"id": message["id"], "type": "error", "payload": [limited.formatted]}
+                )
+                return
             self.extensions[message["id"]] = payload.get("extensions")
         await super().handle_subscribe(message)
         if message["id"] not in self.operations:  # refused (e.g. over the per-socket limit): never runs
             self.extensions.pop(message["id"], None)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        # A `complete` that arrives before the operation's task ran: its extensions go with it.
+        self.extensions.pop(operation_id, None)
+        await super().cleanup_operation(operation_id)
 
     async def shutdown(self) -> None:
         if self.expiry_task is not None:
@@ -174,21 +188,28 @@ class FunnelTransportWS(BaseGraphQLTransportWSHandler[Context, Any]):
         context.credential_expires_at = connection.credential_expires_at
         return context
 
-    async def refusal(self, operation: Operation[Context, Any], context: Context) -> GraphQLError | None:
-        """Why the operation must not run (rate limit, persisted-query rule); resolves its document."""
-        extensions = self.extensions.pop(operation.id, None)
-        principal = context.principal
+    def rate_limited(self) -> GraphQLError | None:
+        """The RATE_LIMITED error when this operation is one too many for its credential, else None."""
+        principal = self.context.principal
         policy = self.policy
-        subject = principal.subject if policy.auth_enabled else f"ip:{getattr(context.request, 'remote', '')}"
+        subject = (
+            principal.subject if policy.auth_enabled else f"ip:{getattr(self.context.request, 'remote', '')}"
+        )
         decision = policy.limiter.check(subject, policy.settings.rate_limit(principal.role.label))
-        if not decision.allowed:
-            return coded(
-                f"rate limit of {decision.limit} requests per {policy.settings.rate_window_s} s exceeded "
-                f"for the {principal.role.label} role; retry in {decision.retry_after_s} s",
-                "RATE_LIMITED",
-            )
+        if decision.allowed:
+            return None
+        return coded(
+            f"rate limit of {decision.limit} requests per {policy.settings.rate_window_s} s exceeded "
+            f"for the {principal.role.label} role; retry in {decision.retry_after_s} s",
+            "RATE_LIMITED",
+        )
+
+    async def refusal(self, operation: Operation[Context, Any], context: Context) -> GraphQLError | None:
+        """Why the operation must not run (the persisted-query rule); resolves its document."""
+        extensions = self.extensions.pop(operation.id, None)
+        policy = self.policy
         try:
-            query = await policy.persisted.resolve(operation.query, extensions)
+            query = await resolve_persisted(policy.persisted, policy.limits, operation.query, extensions)
         except PersistedQueryProblem as problem:
             return coded(problem.message, problem.code)
         if not isinstance(query, str):

@@ -163,6 +163,46 @@ async def test_operations_count_against_the_credentials_rate_limit(services):
         await other.close()
 
 
+async def test_an_operation_completed_before_it_ran_is_counted_and_forgotten(services, monkeypatch):
+    # subscribe + complete in one burst: strawberry cancels the task before it starts. It used to cost
+    # no rate limit and leave its extensions (any size) in the handler for the socket's lifetime.
+    handlers: list[Any] = []
+    created = websocket.FunnelTransportWS.__init__
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> None:
+        created(self, *args, **kwargs)
+        handlers.append(self)
+
+    monkeypatch.setattr(websocket.FunnelTransportWS, "__init__", spy)
+    limits = (("viewer", 5), ("analyst", 5), ("admin", 5))
+    async with client_of(with_keys(services, rate_limits=limits, rate_window_s=3600)) as client:
+        ws = await open_ws(client, KEYS[Role.VIEWER])
+        padding = {"padding": "x" * 10_000}
+        for i in range(20):
+            payload = {"query": "{ health { status } }", "extensions": padding}
+            await ws.send_json({"id": f"o{i}", "type": "subscribe", "payload": payload})
+            await ws.send_json({"id": f"o{i}", "type": "complete"})
+        await ws.send_json({"type": "ping"})
+        while (await ws.receive_json(timeout=20))["type"] != "pong":
+            pass
+        assert handlers[-1].extensions == {}
+        # 20 sent against a limit of 5: the next operation is refused.
+        refused = await run(ws, "after", "{ health { status } }")
+        assert refused["type"] == "error" and refused["payload"][0]["extensions"]["code"] == "RATE_LIMITED"
+        await ws.close()
+
+
+async def test_a_registration_that_is_not_a_document_is_not_stored_over_the_socket(services):
+    text = "this is { not graphql"
+    named = {"persistedQuery": {"version": 1, "sha256Hash": sha256(text)}}
+    async with client_of(with_keys(services, persisted_queries="apq")) as client:
+        ws = await open_ws(client, KEYS[Role.VIEWER])
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": text, "extensions": named}})
+        await ws.receive(timeout=20)  # refused, as the same text without a hash is
+        by_hash = await client.post("/graphql", json={"extensions": named}, headers=bearer(Role.VIEWER))
+        assert "PERSISTED_QUERY_NOT_FOUND" in await by_hash.text()
+
+
 async def test_queries_time_out_and_subscriptions_do_not(services):
     query = "{ funnelTrend(interval: DAY) { period conversionRate } topPaths(limit: 5) { path } }"
     async with client_of(with_keys(services, request_timeout_s=0.001)) as client:
