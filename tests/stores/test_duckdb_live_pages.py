@@ -5,9 +5,7 @@ not make. (The order itself is the contract's: tests/contract/test_record_events
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -16,16 +14,6 @@ from gateway.stores.duckdb import events
 from gateway.stores.duckdb.store import DuckDBStore
 
 T0 = datetime(2026, 3, 1, 10, 0, 0)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[DuckDBStore]:
-    opened = await DuckDBStore.open(tmp_path / "store.duckdb")
-    try:
-        await opened.ensure_indexes()
-        yield opened
-    finally:
-        await opened.close()
 
 
 def visit(event_id: str, page: str, seconds: float, duration: float) -> dict:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -86,16 +85,6 @@ def interaction(event_id: str, uid: int) -> dict[str, Any]:
         "value": "blue shoes",
         "free_text": True,
     }
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[DuckDBStore]:
-    opened = await DuckDBStore.open(tmp_path / "store.duckdb")
-    try:
-        await opened.ensure_indexes()
-        yield opened
-    finally:
-        await opened.close()
 
 
 def design_pairs() -> dict[str, set[tuple[tuple[str, ...], bool]]]:
