@@ -73,6 +73,8 @@ class Settings:
     max_cost: int = 200_000
     introspection: bool = True
     request_timeout_s: float = 30.0
+    # Open WebSockets per client address (0: no cap): a socket is held before it authenticates.
+    max_sockets_per_address: int = 256
     rate_limits: tuple[tuple[str, int], ...] = DEFAULT_RATE_LIMITS
     rate_window_s: int = 60
     persisted_queries: str = "apq"  # apq | allowlist | off
@@ -266,6 +268,7 @@ _CASTS = {
     "max_cost": _positive_int,
     "introspection": _switch,
     "request_timeout_s": _positive_float,
+    "max_sockets_per_address": _non_negative_int,
     "rate_limits": rate_limits,
     "rate_window_s": _positive_int,
     "persisted_queries": persisted_mode,

@@ -63,6 +63,8 @@ log = logging.getLogger("funnelgate.graphql")
 MEDIA = web.ResponseKey("media_type", str)  # on the sub-response: the negotiated media type
 # Open WebSockets, closed at shutdown.
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets")
+# Each open WebSocket's client address, for FUNNEL_MAX_SOCKETS_PER_ADDRESS.
+ADDRESSES: weakref.WeakKeyDictionary[web.WebSocketResponse, str] = weakref.WeakKeyDictionary()
 SUB_RESPONSE = web.RequestKey("sub_response", web.Response)
 
 
@@ -125,7 +127,16 @@ class FunnelGraphQLView(GraphQLView):
     async def create_websocket_response(
         self, request: web.Request, subprotocol: str | None
     ) -> web.WebSocketResponse:
+        # A socket is held before it authenticates (up to connection_init's 5 s) and for as long as
+        # its subscriptions run: one address may not hold more than its share.
+        cap = self.services.settings.max_sockets_per_address
+        address = request.remote or ""
+        if cap and sum(1 for ws, at in ADDRESSES.items() if at == address and not ws.closed) >= cap:
+            raise web.HTTPTooManyRequests(
+                text=f"{cap} WebSockets are open from this address (FUNNEL_MAX_SOCKETS_PER_ADDRESS)"
+            )
         ws = await super().create_websocket_response(request, subprotocol)
+        ADDRESSES[ws] = address
         sockets = request.app.get(SOCKETS)
         if sockets is not None:
             sockets.add(ws)

@@ -203,6 +203,21 @@ async def test_a_registration_that_is_not_a_document_is_not_stored_over_the_sock
         assert "PERSISTED_QUERY_NOT_FOUND" in await by_hash.text()
 
 
+async def test_an_address_holds_at_most_its_share_of_sockets(services):
+    import aiohttp
+
+    async with client_of(with_keys(services, max_sockets_per_address=2)) as client:
+        first = await client.ws_connect("/graphql", **SOCKET)  # not authenticated yet: still counted
+        second = await open_ws(client, KEYS[Role.VIEWER])
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect("/graphql", **SOCKET)
+        assert refused.value.status == 429
+        await first.close()
+        third = await open_ws(client, KEYS[Role.VIEWER])  # a closed socket frees its place
+        await second.close()
+        await third.close()
+
+
 async def test_queries_time_out_and_subscriptions_do_not(services):
     query = "{ funnelTrend(interval: DAY) { period conversionRate } topPaths(limit: 5) { path } }"
     async with client_of(with_keys(services, request_timeout_s=0.001)) as client:
