@@ -200,6 +200,9 @@ async def _bench() -> list[Row]:
             await services.store.insert_many(USERS, users)
             await services.store.insert_many(PAGE_VISITS, visits)
             await services.store.set_default_funnel(list(STEPS))
+            # As after `funnelgate ingest`: the store serves a generation, and every derived cache key
+            # is scoped by it (``d{dataset}:``), the path a deployment's requests take.
+            getattr(services.store, "wrapped", services.store).dataset = "1.bench"
             print(f"{len(users)} users, {len(visits)} page visits in DuckDB")
 
             freeze_startup_heap()  # as `funnelgate serve` does
