@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import date
+from datetime import date as Day  # `User.date` would shadow `date` in the class's annotations
 from typing import Annotated
 
 import strawberry
@@ -76,7 +76,7 @@ class User:
             "earlier-dated events)."
         )
     )
-    async def date(self, info: strawberry.Info) -> date | None:
+    async def date(self, info: strawberry.Info) -> Day | None:
         return (await self._doc(info)).get("date")
 
     @strawberry.field(description="Every other column the dataset had for this user.")
