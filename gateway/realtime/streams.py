@@ -81,8 +81,10 @@ async def _funnel(services: Services, definition: FunnelDefinition) -> FunnelRes
 async def funnel_updates(
     services: Services, definition: FunnelDefinition, interval_s: float
 ) -> AsyncIterator[FunnelResult | StoreUnavailable | QueryTimeout]:
-    """The funnel now, then again whenever events change it, at most once per ``interval_s``; a
-    recomputation that runs past the request timeout is sent as that error, and the next change retries."""
+    """The funnel now, then again whenever events change its answer, at most once per ``interval_s``
+    (an event that could change it but did not -- a step its user had already reached -- sends nothing);
+    a recomputation that runs past the request timeout is sent as that error, and the next change
+    retries."""
     realtime = running(services.realtime)
     first = await _funnel(services, definition)  # checks the definition; errors end it here
     steps = definition.steps or tuple(await realtime.default_funnel())
@@ -90,6 +92,7 @@ async def funnel_updates(
     loop = asyncio.get_running_loop()
     async with realtime.hub.subscribed(flag):
         yield first
+        last: FunnelResult | None = first  # what the client holds; None after an error message
         sent_at = loop.time()
         while True:
             await flag.wait()
@@ -97,13 +100,21 @@ async def funnel_updates(
             changed, status = flag.take()
             if status is not None and not status.up:
                 yield _unavailable(status)
+                last = None
                 continue
             if changed or status is not None:  # back after an outage: events may have been missed
                 try:
-                    yield await _funnel(services, definition)
+                    result = await _funnel(services, definition)
                 except (StoreUnavailable, QueryTimeout) as exc:
                     yield exc
-                sent_at = loop.time()
+                    last = None
+                    sent_at = loop.time()
+                    continue
+                # An event of a step by a user already counted there changes nothing: say nothing.
+                if result != last:
+                    yield result
+                    last = result
+                    sent_at = loop.time()
 
 
 async def realtime_metrics(
