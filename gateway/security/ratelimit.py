@@ -61,6 +61,13 @@ class RateLimiter:
         self._counts: dict[str, _Window] = {}
         self._flusher: asyncio.Task[None] | None = None
 
+    def refusal(self, decision: Decision, role: str) -> str:
+        """What a client over its limit is told, over HTTP and WebSocket alike."""
+        return (
+            f"rate limit of {decision.limit} requests per {self.window_s} s exceeded "
+            f"for the {role} role; retry in {decision.retry_after_s} s"
+        )
+
     def check(self, subject: str, limit: int) -> Decision:
         """Count one request of ``subject`` unless it is over ``limit`` (0: unlimited)."""
         if limit <= 0:

@@ -226,11 +226,16 @@ def _is_graphiql_page(request: web.Request, graphql_path: str) -> bool:
     )
 
 
+def rate_subject(principal: Principal, auth_enabled: bool, remote: str | None) -> str:
+    """Whose count a request adds to: its credential's, or with authentication off its address's."""
+    return principal.subject if auth_enabled else f"ip:{remote}"
+
+
 def _authenticate(request: web.Request, policy: EdgePolicy) -> web.Response | None:
     # 3. Authentication
     if not policy.authenticator.enabled:
         principal = ANONYMOUS
-        subject = f"ip:{request.remote}"
+        subject = rate_subject(principal, False, request.remote)
     elif (
         request.method == "OPTIONS"
         or (request.path == policy.graphql_path and is_websocket_handshake(request))
@@ -256,7 +261,7 @@ def _authenticate(request: web.Request, policy: EdgePolicy) -> web.Response | No
             return error_response(
                 request, 401, str(exc), exc.code, **{"WWW-Authenticate": 'Bearer error="invalid_token"'}
             )
-        subject = principal.subject
+        subject = rate_subject(principal, True, request.remote)
     request[PRINCIPAL] = principal
     path = request.path
     needed = ROUTE_ROLES.get(path)
@@ -267,14 +272,12 @@ def _authenticate(request: web.Request, policy: EdgePolicy) -> web.Response | No
     if path != policy.graphql_path:
         return None
     # 4. Rate limit
-    settings = policy.settings
     decision = policy.limiter.check(subject, policy.rate_limit(principal.role))
     if not decision.allowed:
         return error_response(
             request,
             429,
-            f"rate limit of {decision.limit} requests per {settings.rate_window_s} s exceeded "
-            f"for the {principal.role.label} role; retry in {decision.retry_after_s} s",
+            policy.limiter.refusal(decision, principal.role.label),
             "RATE_LIMITED",
             **{"Retry-After": str(decision.retry_after_s)},
         )

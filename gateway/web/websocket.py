@@ -54,6 +54,7 @@ from gateway.security.persisted import PersistedQueries, PersistedQueryProblem
 from gateway.security.ratelimit import RateLimiter
 from gateway.web import documents, request_json
 from gateway.web.context import Context, new_context
+from gateway.web.edge import rate_subject
 from gateway.web.operations import chosen_operation
 from gateway.web.requests import resolve_persisted
 
@@ -193,17 +194,11 @@ class FunnelTransportWS(BaseGraphQLTransportWSHandler[Context, Any]):
         """The RATE_LIMITED error when this operation is one too many for its credential, else None."""
         principal = self.context.principal
         policy = self.policy
-        subject = (
-            principal.subject if policy.auth_enabled else f"ip:{getattr(self.context.request, 'remote', '')}"
-        )
+        subject = rate_subject(principal, policy.auth_enabled, getattr(self.context.request, "remote", None))
         decision = policy.limiter.check(subject, policy.settings.rate_limit(principal.role.label))
         if decision.allowed:
             return None
-        return coded(
-            f"rate limit of {decision.limit} requests per {policy.settings.rate_window_s} s exceeded "
-            f"for the {principal.role.label} role; retry in {decision.retry_after_s} s",
-            "RATE_LIMITED",
-        )
+        return coded(policy.limiter.refusal(decision, principal.role.label), "RATE_LIMITED")
 
     async def refusal(self, operation: Operation[Context, Any], context: Context) -> GraphQLError | None:
         """Why the operation must not run (the persisted-query rule); resolves its document."""
