@@ -141,7 +141,7 @@ class RequestReader:
         except NotARequest as refused:
             return not_a_request(request.headers.get("Accept"), refused.status, refused.reason)
         query, extensions = payload.get("query"), payload.get("extensions")
-        register = isinstance(query, str) and bool(query) and _names_hash(extensions)
+        register = _registers(query, extensions)
         try:
             resolved = await resolve_persisted(self.persisted, self.limits, query, extensions)
         except PersistedQueryProblem as problem:
@@ -165,14 +165,15 @@ async def resolve_persisted(
     """The query to run (``persisted.resolve``), for HTTP and WebSocket alike. A text registered with its
     hash is stored only when it is a document within the size and token limits: otherwise nothing is
     stored and the caller refuses it as it refuses the same text sent without a hash."""
-    registering = isinstance(query, str) and bool(query) and _names_hash(extensions)
-    if registering and await documents.parse(query, limits) is None:
+    if _registers(query, extensions) and await documents.parse(query, limits) is None:
         return await persisted.resolve(query, extensions, store=False)
     return await persisted.resolve(query, extensions)
 
 
-def _names_hash(extensions: dict[str, Any] | None) -> bool:
-    return bool(extensions) and extensions.get("persistedQuery") is not None  # type: ignore[union-attr]
+def _registers(query: Any, extensions: dict[str, Any] | None) -> bool:
+    """A query text sent with its hash: an APQ registration."""
+    named = extensions is not None and extensions.get("persistedQuery") is not None
+    return isinstance(query, str) and bool(query) and named
 
 
 def _problem_response(request: web.Request, problem: PersistedQueryProblem) -> web.Response:
