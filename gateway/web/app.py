@@ -125,7 +125,7 @@ def create_app(
     if realtime is not None:  # read at scrape time; the newest app's hub wins (one per process)
         SUBSCRIPTIONS.set_function(lambda: float(realtime.hub.subscribers))
     app[LIMITER] = limiter
-    app[SOCKETS] = weakref.WeakSet()
+    app[SOCKETS] = weakref.WeakKeyDictionary()
     view = FunnelGraphQLView(
         services,
         authenticator=authenticator,
@@ -149,7 +149,7 @@ def create_app(
 
 async def _close_websockets(app: web.Application) -> None:
     """At shutdown, open subscriptions end (1001 going away): aiohttp would otherwise wait for them."""
-    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    sockets: weakref.WeakKeyDictionary[web.WebSocketResponse, str] = app[SOCKETS]
     for ws in [*sockets]:
         await ws.close(code=1001, message=b"server shutting down")
 

@@ -61,10 +61,8 @@ from gateway.web.websocket import FunnelTransportWS, SocketPolicy
 log = logging.getLogger("funnelgate.graphql")
 
 MEDIA = web.ResponseKey("media_type", str)  # on the sub-response: the negotiated media type
-# Open WebSockets, closed at shutdown.
-SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets")
-# Each open WebSocket's client address, for FUNNEL_MAX_SOCKETS_PER_ADDRESS.
-ADDRESSES: weakref.WeakKeyDictionary[web.WebSocketResponse, str] = weakref.WeakKeyDictionary()
+# Open WebSockets and their client addresses (FUNNEL_MAX_SOCKETS_PER_ADDRESS), closed at shutdown.
+SOCKETS: web.AppKey[weakref.WeakKeyDictionary[web.WebSocketResponse, str]] = web.AppKey("websockets")
 SUB_RESPONSE = web.RequestKey("sub_response", web.Response)
 
 
@@ -131,15 +129,19 @@ class FunnelGraphQLView(GraphQLView):
         # its subscriptions run: one address may not hold more than its share.
         cap = self.services.settings.max_sockets_per_address
         address = request.remote or ""
-        if cap and sum(1 for ws, at in ADDRESSES.items() if at == address and not ws.closed) >= cap:
+        sockets = request.app.get(SOCKETS)
+        open_here = (
+            0
+            if not cap or sockets is None
+            else sum(1 for w, at in sockets.items() if at == address and not w.closed)
+        )
+        if cap and open_here >= cap:
             raise web.HTTPTooManyRequests(
                 text=f"{cap} WebSockets are open from this address (FUNNEL_MAX_SOCKETS_PER_ADDRESS)"
             )
         ws = await super().create_websocket_response(request, subprotocol)
-        ADDRESSES[ws] = address
-        sockets = request.app.get(SOCKETS)
         if sockets is not None:
-            sockets.add(ws)
+            sockets[ws] = address
         return ws
 
     async def parse_http_body(self, request_adapter: AsyncHTTPRequestAdapter) -> Any:
