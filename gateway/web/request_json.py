@@ -68,13 +68,15 @@ def decode(data: str | bytes) -> Any:
         text = text.removeprefix("\ufeff")
     else:
         text = data
+    # Measured on the text, before parsing: the parser recurses once per level, and near the
+    # interpreter's recursion limit even a finalizer the garbage collector runs meanwhile fails. Only a
+    # text with more than MAX_DEPTH brackets can nest that deep: the count is cheap, the scan not.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _nests_over(text, MAX_DEPTH):
+        raise BadJson(f"the JSON nests more than {MAX_DEPTH} levels of arrays and objects")
     try:
         value = json.loads(text)
-    except RecursionError:
+    except RecursionError:  # cannot happen after the scan; never a 500 if it does
         raise BadJson(f"the JSON nests more than {MAX_DEPTH} levels of arrays and objects") from None
-    # Only a text with more than MAX_DEPTH brackets can nest that deep: the count is cheap, the walk not.
-    if text.count("[") + text.count("{") > MAX_DEPTH and _depth_over(value, MAX_DEPTH):
-        raise BadJson(f"the JSON nests more than {MAX_DEPTH} levels of arrays and objects")
     match = _SURROGATE_ESCAPE.search(text)
     if match is not None and _holds_surrogate(value):
         raise BadJson(
@@ -86,16 +88,21 @@ def decode(data: str | bytes) -> Any:
     return value
 
 
-def _depth_over(value: Any, limit: int) -> bool:
-    pending = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            return True
-        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')  # a JSON string: brackets inside it nest nothing
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _nests_over(text: str, limit: int) -> bool:
+    """Whether the arrays and objects of a JSON text nest more than ``limit`` deep (malformed text may
+    be misjudged; the parser refuses it anyway)."""
+    depth = 0
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
     return False
 
 
