@@ -36,6 +36,7 @@ class _Window:
     window: int
     known: int = 0  # the total Redis reported at the last flush (every replica's requests)
     pending: int = 0  # counted here since then
+    sending: int = 0  # in a flush whose reply has not come yet (still counted by decisions)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class RateLimiter:
         entry = self._counts.get(subject)
         if entry is None or entry.window != window:
             entry = self._counts[subject] = _Window(window)
-        if entry.known + entry.pending >= limit:
+        if entry.known + entry.sending + entry.pending >= limit:
             retry = math.ceil((window + 1) * self.window_s - now)
             return Decision(False, limit, max(retry, 1))
         entry.pending += 1
@@ -107,15 +108,24 @@ class RateLimiter:
             key = keys.rate_limit(subject, entry.window)
             # The first increment of a window starts its expiry; later ones keep it (NX).
             commands += [("INCRBY", key, sent), ("EXPIRE", key, self.window_s + 1, "NX")]
+        # Taken out of ``pending`` before the round trip: a flush that starts meanwhile (the scheduled
+        # one beside close's, or a slow Redis outlasting flush_s) must not send the same requests again.
+        for _, entry, sent in batch:
+            entry.pending -= sent
+            entry.sending += sent
         try:
             replies = await self.cache.pipeline(commands)
         except StoreUnavailable as exc:
             log.debug("rate-limit counts kept locally: %s", exc)
+            for _, entry, sent in batch:
+                entry.sending -= sent
+                entry.pending += sent
             return
         totals = [int(reply) for reply in replies[::2]]
         for (_, entry, sent), total in zip(batch, totals, strict=True):
-            entry.pending -= sent  # what arrived during the round trip stays pending
-            entry.known = total  # includes what was sent
+            entry.sending -= sent
+            # Includes what was sent; replies of overlapping flushes may come back in either order.
+            entry.known = max(entry.known, total)
 
     async def close(self) -> None:
         if self._flusher is not None and not self._flusher.done():

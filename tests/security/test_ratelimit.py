@@ -45,6 +45,24 @@ async def test_counts_reach_redis_and_other_replicas_see_them(redis_cache):
     await two.close()
 
 
+async def test_overlapping_flushes_send_each_request_once(redis_cache):
+    # The scheduled flush can start while another one waits for Redis (close() beside it, or a reply
+    # slower than flush_s): each request must still reach Redis once.
+    import asyncio
+
+    clock = Clock(3_000_000.0)
+    limiter = RateLimiter(redis_cache, 60, clock=clock)
+    for _ in range(3):
+        assert limiter.check("key:o", 10).allowed
+    await asyncio.gather(limiter.flush(), limiter.flush(), limiter.flush())
+    window = int(clock.now // 60)
+    assert await redis_cache.get_many([keys.rate_limit("key:o", window)]) == [b"3"]
+    # 3 counted of 10: seven more are allowed, the eleventh is not.
+    assert [limiter.check("key:o", 10).allowed for _ in range(8)] == [True] * 7 + [False]
+    await limiter.close()
+    assert await redis_cache.get_many([keys.rate_limit("key:o", window)]) == [b"10"]
+
+
 async def test_counting_goes_on_locally_while_redis_is_down():
     from gateway.stores.redis.cache import RedisCache
 
