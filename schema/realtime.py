@@ -16,7 +16,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from gateway.realtime.aggregates import Snapshot
+from gateway.realtime.aggregates import NO_DEVICE, Snapshot
 from gateway.realtime.capture import CaptureResult
 from gateway.roles import Role, requires
 from schema.enums import Device, device_of
@@ -181,16 +181,20 @@ class ActivityEvent:
         )
 
 
+def _device(counted: str) -> Device | None:
+    return None if counted == NO_DEVICE else device_of(counted)
+
+
 @strawberry.type
 class LiveDevice:
-    device: str = strawberry.field(description="desktop, mobile, tablet, or none (users without a device).")
+    device: Device | None = strawberry.field(description="The users' device; null for users without one.")
     active_users: int
     events_per_minute: float
 
 
 @strawberry.type
 class LiveStepDevice:
-    device: str
+    device: Device | None = strawberry.field(description="The users' device; null for users without one.")
     users_today: int
 
 
@@ -225,7 +229,9 @@ class RealtimeMetrics:
             conversions_per_minute=snap.conversions_per_minute,
             by_device=[
                 LiveDevice(
-                    device=d.device, active_users=d.active_users, events_per_minute=d.events_per_minute
+                    device=_device(d.device),
+                    active_users=d.active_users,
+                    events_per_minute=d.events_per_minute,
                 )
                 for d in snap.by_device
             ],
@@ -233,7 +239,7 @@ class RealtimeMetrics:
                 LiveStep(
                     name=s.name,
                     users_today=s.users_today,
-                    by_device=[LiveStepDevice(device=d, users_today=n) for d, n in s.by_device],
+                    by_device=[LiveStepDevice(device=_device(d), users_today=n) for d, n in s.by_device],
                 )
                 for s in snap.steps
             ],

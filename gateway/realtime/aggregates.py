@@ -43,8 +43,11 @@ Command = tuple[Any, ...]
 ACTIVE_WINDOW = timedelta(seconds=keys.TTL_REALTIME_LIST)
 
 
+NO_DEVICE = "none"  # the counters' and keys' name for users without a device
+
+
 def _device(value: str | None) -> str:
-    return value or "none"
+    return value or NO_DEVICE
 
 
 def _minute(moment: datetime) -> datetime:
@@ -187,7 +190,7 @@ class Snapshot:
     steps: list[StepLive]
 
 
-DEVICES = (*(d.value for d in Device), "none")
+DEVICES = (*(d.value for d in Device), NO_DEVICE)
 
 
 def snapshot_commands(steps: Sequence[str], now: datetime) -> list[Command]:

@@ -92,28 +92,34 @@ def test_a_change_flag_coalesces_any_number_of_messages() -> None:
 async def test_realtime_metrics_count_live_events(http, services: Services):
     minute = datetime.now(UTC).replace(second=1, microsecond=0)
     events = [
-        page_view(f"m-{i}", i, "home_page", duration=5, timestamp=minute.isoformat()) for i in (1, 2, 4)
-    ]
+        page_view(f"m-{i}", i, "home_page", duration=5, timestamp=minute.isoformat()) for i in (1, 2, 4, 900)
+    ]  # user 900 is new and reports no device: counted as a user without one
     await post_events(http, [*events, page_view("m-search", 4, "search_page", timestamp=minute.isoformat())])
     socket = await open_socket(http)
     await socket.subscribe("""subscription { realtimeMetrics(intervalSeconds: 0.1) {
-        activeUsers eventsPerMinute byDevice { device activeUsers } steps { name usersToday } } }""")
+        activeUsers eventsPerMinute byDevice { device activeUsers } steps { name usersToday byDevice { device usersToday } } } }""")
     metrics = (await socket.receive())["payload"]["data"]["realtimeMetrics"]
-    assert metrics["activeUsers"] == 3
-    assert sorted((d["device"], d["activeUsers"]) for d in metrics["byDevice"]) == [
-        ("desktop", 1),
-        ("mobile", 2),
-    ]
-    assert metrics["steps"][:2] == [
-        {"name": "home_page", "usersToday": 3},
-        {"name": "search_page", "usersToday": 1},
-    ]
+    assert metrics["activeUsers"] == 4
+    # The Device enum, as every other device field; null for users without a device.
+    assert {d["device"]: d["activeUsers"] for d in metrics["byDevice"]} == {
+        "DESKTOP": 1,
+        "MOBILE": 2,
+        None: 1,
+    }
+    home, search = metrics["steps"][:2]
+    assert home["name"] == "home_page" and home["usersToday"] == 4
+    assert {d["device"]: d["usersToday"] for d in home["byDevice"]} == {"DESKTOP": 1, "MOBILE": 2, None: 1}
+    assert search == {
+        "name": "search_page",
+        "usersToday": 1,
+        "byDevice": [{"device": "MOBILE", "usersToday": 1}],
+    }
     await socket.ws.close()
     # Per minute: the running minute, plus the part of the previous one still inside the last 60 s.
     at = minute.replace(second=30, tzinfo=None)
-    assert (await services.realtime.snapshot(now=at)).events_per_minute == 4
+    assert (await services.realtime.snapshot(now=at)).events_per_minute == 5
     later = await services.realtime.snapshot(now=at.replace(second=15) + timedelta(minutes=1))
-    assert later.events_per_minute == 3  # 45 s of the previous minute's 60 still count: 4 * 0.75
+    assert later.events_per_minute == 3.75  # 45 s of the previous minute's 60 still count: 5 * 0.75
 
 
 @pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
