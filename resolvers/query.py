@@ -16,6 +16,7 @@ import strawberry
 from gateway.analytics import funnels, reports
 from gateway.analytics.sentiment import page_sentiment
 from gateway.analytics.similar_users import DEFAULT_LIMIT, SimilarQuery
+from gateway.analytics.trend_periods import MAX_TREND_PERIODS
 from gateway.cache.responses import volatile
 from gateway.errors import NotFound, shown
 from gateway.models import FunnelDefinition, from_fields
@@ -83,7 +84,13 @@ class Query:
         return from_fields(Funnel, result)
 
     @strawberry.field(
-        description="The funnel per cohort of users who started it in the same period.",
+        description=(
+            "The funnel per cohort of users who started it in the same period, one point per period in "
+            "order, with no gaps: from the period of `filter.start` (else the first period anyone "
+            "started in) to the period of `filter.end` (else the last), periods nobody started in as "
+            f"zeros. At most {MAX_TREND_PERIODS} periods: a longer span is BAD_USER_INPUT (ask a "
+            "coarser interval or a narrower range)."
+        ),
         metadata=requires(Role.VIEWER) | price(FUNNEL_TREND, list_size=20),
     )
     @takes_funnel

@@ -43,8 +43,21 @@ class Funnel:
     )
 
 
-@strawberry.type(description="The funnel of the users whose funnel started in one period.")
+@strawberry.type(
+    description=(
+        "The funnel of the users whose funnel started in one period. A period nobody started in is a "
+        "point too: 0 users at every step, every rate 0 except dropOffRate 1 after step 1 (as for any "
+        "step after one nobody reached), null times."
+    )
+)
 class FunnelTrendPoint:
-    period: date = strawberry.field(description="First day of the period.")
+    period: date = strawberry.field(
+        description="First day of the period (UTC): the day, the Monday of its ISO week, or the 1st of its month."
+    )
     steps: list[FunnelStep]
-    conversion_rate: float = strawberry.field(description="Overall conversion rate of this cohort.")
+    conversion_rate: float = strawberry.field(
+        description=(
+            "Overall conversion rate of this cohort: last step's users / first step's users; "
+            "0 when nobody started in the period (no cohort, not a cohort that all dropped off)."
+        )
+    )

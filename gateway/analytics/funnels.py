@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from gateway.analytics.trend_periods import check_trend_size, fill_periods
 from gateway.cache import keys
 from gateway.cache.aside import read_through
 from gateway.cache.versions import range_versions
@@ -30,6 +31,7 @@ from gateway.services import Services
 from gateway.validation import (
     after_step_index,
     check_funnel_definition,
+    check_interval,
     check_known_steps,
     check_page_size,
 )
@@ -49,12 +51,26 @@ async def funnel(
 
 
 async def trend(services: Services, definition: FunnelDefinition, interval: Interval) -> list[TrendPoint]:
+    """Every period of the range, the empty ones as zeros (``trend_periods``). The cache holds the
+    store's answer, the periods with entrants only; the grid is laid over it on every read."""
+    check_interval(interval)
+    f = definition.filter
+    if f.start is not None and f.end is not None:
+        check_trend_size(f.start, f.end, interval)  # before the store or the cache is asked
+
     async def compute() -> list[TrendPoint]:
         return await services.store.funnel_trend(await _query(services, definition), interval)
 
-    return await _cached(
+    points = await _cached(
         services, definition, {"kind": "trend", "interval": interval}, compute, list[TrendPoint]
     )
+    if points:
+        steps = tuple(s.name for s in points[0].steps)
+    elif f.start is None or f.end is None:
+        return []  # nobody, and no range to lay out
+    else:  # nobody in a closed range: its zeros still need the step names
+        steps = (await _query(services, definition)).steps
+    return fill_periods(points, steps, interval, f.start, f.end)
 
 
 async def users(

@@ -21,6 +21,10 @@ BAD_QUERIES = {
     "trend inverted range": (
         '{ funnelTrend(interval: WEEK, filter: {start: "2015-02-01", end: "2015-01-01"}) { period } }'
     ),
+    "trend too many periods": (
+        '{ funnelTrend(interval: DAY, filter: {start: "1970-01-01", end: "2999-12-31"}) { period } }'
+    ),
+    "trend too many periods from the data": '{ funnelTrend(interval: DAY, filter: {start: "1970-01-01"}) { period } }',
     "dropped unknown afterStep": '{ droppedOff(afterStep: "nope") { totalCount } }',
     "dropped after last step": '{ droppedOff(afterStep: "payment_confirmation_page") { totalCount } }',
     "dropped first zero": '{ droppedOff(afterStep: "home_page", first: 0) { totalCount } }',
@@ -58,6 +62,20 @@ async def test_bad_input_messages_name_the_problem(services):
     assert "2015-01-06" in inverted["errors"][0]["message"]
     over = await run(services, BAD_QUERIES["users first over max"])
     assert "1000" in over["errors"][0]["message"]
+
+
+async def test_a_trend_over_the_period_cap_is_refused_before_any_backend_is_asked(counted):
+    # 1970-01-01..2999-12-31 by day: over a thousand years of days, far over the cap of 1000 periods.
+    result = await run(counted, BAD_QUERIES["trend too many periods"])
+    assert error_codes(result) == ["BAD_USER_INPUT"]
+    message = result["errors"][0]["message"]
+    assert "limit of 1000" in message and "coarser interval (WEEK or MONTH)" in message, message
+    assert counted.store.total == 0 and counted.cache.total == 0
+    # An open end: the span ends at the data's last cohort (2015-01-05), known once the store answered:
+    # 45 years of 365 days + 11 leap days (1972..2012) to 2015-01-01, 4 more to 01-05, both ends = 16441.
+    late = await run(counted, BAD_QUERIES["trend too many periods from the data"])
+    assert error_codes(late) == ["BAD_USER_INPUT"]
+    assert "from 1970-01-01 to 2015-01-05 would return 16441 periods" in late["errors"][0]["message"]
 
 
 async def test_first_at_the_maximum_is_accepted(services):

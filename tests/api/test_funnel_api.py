@@ -97,10 +97,19 @@ async def test_funnel_trend_per_interval(services):
         "query($i: Interval!) { funnelTrend(interval: $i) { period conversionRate steps { name users } } }"
     )
     day = (await data_of(services, query, {"i": "DAY"}))["funnelTrend"]
-    # Cohorts by the first home visit: 01-01 users 1,2; 01-02 user 3; 01-05 users 4,5.
-    assert [p["period"] for p in day] == ["2015-01-01", "2015-01-02", "2015-01-05"]
-    assert [users_per_step(p) for p in day] == [[2, 2, 1, 1], [1, 1, 1, 0], [2, 1, 1, 1]]
-    assert [p["conversionRate"] for p in day] == approx([0.5, 0.0, 0.5])
+    # Cohorts by the first home visit: 01-01 users 1,2; 01-02 user 3; 01-05 users 4,5; nobody started
+    # on 01-03 or 01-04, which are there as zeros.
+    assert [p["period"] for p in day] == [
+        "2015-01-01",
+        "2015-01-02",
+        "2015-01-03",
+        "2015-01-04",
+        "2015-01-05",
+    ]
+    assert [users_per_step(p) for p in day] == [
+        [2, 2, 1, 1], [1, 1, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0], [2, 1, 1, 1],
+    ]  # fmt: skip
+    assert [p["conversionRate"] for p in day] == approx([0.5, 0.0, 0.0, 0.0, 0.5])
     assert day[0]["steps"][3]["name"] == fx.CONFIRM
     week = (await data_of(services, query, {"i": "WEEK"}))["funnelTrend"]
     # 2015-01-01 is a Thursday: its ISO week starts 2014-12-29; 2015-01-05 is a Monday.
@@ -109,6 +118,33 @@ async def test_funnel_trend_per_interval(services):
     assert [p["conversionRate"] for p in week] == approx([1 / 3, 0.5])
     month = (await data_of(services, query, {"i": "MONTH"}))["funnelTrend"]
     assert [(p["period"], users_per_step(p)) for p in month] == [("2015-01-01", [5, 4, 3, 2])]
+
+
+async def test_funnel_trend_covers_the_filter_range_with_zero_periods(services):
+    query = f"""query($i: Interval!, $f: FunnelFilter) {{
+        funnelTrend(interval: $i, filter: $f) {{ period conversionRate {STEPS} }} }}"""
+    wide = {"start": "2014-11-20", "end": "2015-03-02"}
+    month = (await data_of(services, query, {"i": "MONTH", "f": wide}))["funnelTrend"]
+    # Every visit is in January 2015: one cohort [5, 4, 3, 2], the months around it empty.
+    assert [(p["period"], users_per_step(p)) for p in month] == [
+        ("2014-11-01", [0, 0, 0, 0]), ("2014-12-01", [0, 0, 0, 0]),
+        ("2015-01-01", [5, 4, 3, 2]), ("2015-02-01", [0, 0, 0, 0]), ("2015-03-01", [0, 0, 0, 0]),
+    ]  # fmt: skip
+    empty = month[0]
+    assert empty["conversionRate"] == 0.0
+    assert [s["name"] for s in empty["steps"]] == fx.DEFAULT_FUNNEL
+    assert [(s["conversionRate"], s["dropOffRate"], s["conversionFromStart"]) for s in empty["steps"]] == [
+        (0.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 1.0, 0.0), (0.0, 1.0, 0.0),
+    ]  # fmt: skip
+    assert {(s["avgTimeSpent"], s["medianTimeToConvert"]) for s in empty["steps"]} == {(None, None)}
+    # Nobody at all in a closed range: still one zero point per week (Monday 2016-01-04 to 01-18).
+    nobody = {"start": "2016-01-04", "end": "2016-01-20"}
+    weeks = (await data_of(services, query, {"i": "WEEK", "f": nobody}))["funnelTrend"]
+    assert [(p["period"], users_per_step(p)) for p in weeks] == [
+        ("2016-01-04", [0, 0, 0, 0]), ("2016-01-11", [0, 0, 0, 0]), ("2016-01-18", [0, 0, 0, 0]),
+    ]  # fmt: skip
+    # Nobody and an open end: no range to lay out, no points.
+    assert (await data_of(services, query, {"i": "DAY", "f": {"start": "2016-01-04"}}))["funnelTrend"] == []
 
 
 def cursor(user_id: int) -> str:

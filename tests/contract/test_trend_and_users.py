@@ -6,8 +6,10 @@ from datetime import date
 
 import pytest
 
+from gateway.analytics.trend_periods import fill_periods
 from gateway.errors import BadInput
 from gateway.models import Breakdown, FunnelQuery, Interval, StepOrder, TrendPoint, UserFilter, UserPage
+from gateway.stores.collections import PAGE_VISITS, USERS
 from gateway.stores.contracts import DocumentStore
 from tests.contract import fixture_data as fx
 from tests.contract.fixture_data import STEPS, WINDOW, assert_funnel, day
@@ -88,6 +90,55 @@ async def test_trend_nobody(shared_loaded_store: DocumentStore) -> None:
 
 async def test_trend_empty_store(store: DocumentStore) -> None:
     assert await store.funnel_trend(FunnelQuery(STEPS), Interval.DAY) == []
+
+
+# -- the trend's grid on each adapter's periods (gateway/analytics/trend_periods.py) -------------------
+# Two users: u1 home+search on Monday 2015-01-05 (week 1), u2 home only on Wednesday 2015-01-28 (in the
+# week of Monday 01-26, week 4). Nobody started in the weeks of 01-12 and 01-19.
+GAP_STEPS = ("home", "search")
+GAP_USERS = [
+    {"user_id": 1, "device": "desktop", "sex": "male", "date": day("2015-01-05"), "attributes": {}},
+    {"user_id": 2, "device": "mobile", "sex": "female", "date": day("2015-01-28"), "attributes": {}},
+]
+GAP_VISITS = [
+    {"event_id": "g1-1", "user_id": 1, "session_id": "g1", "page_type": "home",
+     "timestamp": fx.at("2015-01-05 10:00:00"), "duration": 5.0, "device": "desktop"},
+    {"event_id": "g1-2", "user_id": 1, "session_id": "g1", "page_type": "search",
+     "timestamp": fx.at("2015-01-05 10:01:00"), "duration": 7.0, "device": "desktop"},
+    {"event_id": "g2-1", "user_id": 2, "session_id": "g2", "page_type": "home",
+     "timestamp": fx.at("2015-01-28 09:00:00"), "duration": 3.0, "device": "mobile"},
+]  # fmt: skip
+
+
+async def test_weeks_without_entrants_are_filled_between_the_stores_weeks(store: DocumentStore) -> None:
+    await store.insert_many(USERS, fx.fresh(GAP_USERS))
+    await store.insert_many(PAGE_VISITS, fx.fresh(GAP_VISITS))
+    query = FunnelQuery(GAP_STEPS)
+    counted = await store.funnel_trend(query, Interval.WEEK)
+    assert [p.period for p in counted] == [day("2015-01-05"), day("2015-01-26")]  # the store: no gaps filled
+    filled = fill_periods(counted, GAP_STEPS, Interval.WEEK)
+    assert_points(
+        filled,
+        [
+            (day("2015-01-05"), [1, 1], 1.0),
+            (day("2015-01-12"), [0, 0], 0.0),
+            (day("2015-01-19"), [0, 0], 0.0),
+            (day("2015-01-26"), [1, 0], 0.0),
+        ],
+    )
+    # A range wider than the data: Wednesday 2014-12-31 is in the week of Monday 12-29, Tuesday
+    # 2015-02-03 in that of 02-02; the two cohorts stay where they were.
+    wide = UserFilter(start=day("2014-12-31"), end=day("2015-02-03"))
+    in_range = await store.funnel_trend(FunnelQuery(GAP_STEPS, filter=wide), Interval.WEEK)
+    filled = fill_periods(in_range, GAP_STEPS, Interval.WEEK, wide.start, wide.end)
+    assert [(p.period.isoformat(), [s.users for s in p.steps]) for p in filled] == [
+        ("2014-12-29", [0, 0]), ("2015-01-05", [1, 1]), ("2015-01-12", [0, 0]),
+        ("2015-01-19", [0, 0]), ("2015-01-26", [1, 0]), ("2015-02-02", [0, 0]),
+    ]  # fmt: skip
+    # By day the store's keys are the calendar days (UTC) the fill generates: 01-05 .. 01-28 is 24 days.
+    days = fill_periods(await store.funnel_trend(query, Interval.DAY), GAP_STEPS, Interval.DAY)
+    assert len(days) == 24 and sum(p.steps[0].users for p in days) == 2
+    assert (days[0].period, days[-1].period) == (day("2015-01-05"), day("2015-01-28"))
 
 
 # -- funnel_users ------------------------------------------------------------------------------------------
