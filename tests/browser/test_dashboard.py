@@ -111,6 +111,66 @@ async def test_trend_labels_name_the_year_across_years_and_the_last_bar(tab: Tab
     await assert_clean(tab)
 
 
+TREND_SHAPES = """async ([points, width]) => {
+    const charts = await import('/static/dashboard/charts.js');
+    const svg = charts.trendChart(points, 'WEEK', width);
+    const bars = [...svg.querySelectorAll('rect.cohort')];
+    return {
+        centres: bars.map((r) => Number(r.getAttribute('x')) + Number(r.getAttribute('width')) / 2),
+        heights: bars.map((r) => Number(r.getAttribute('height'))),
+        dots: [...svg.querySelectorAll('circle.dot')].map((c) => Number(c.getAttribute('cx'))),
+        line: svg.querySelector('path.line')?.getAttribute('d') ?? null,
+    };
+}"""
+
+
+def trend_point(period: str, users: int, rate: float) -> dict:
+    return {"period": period, "conversionRate": rate, "steps": [{"users": users}]}
+
+
+async def test_trend_chart_gives_empty_periods_their_slot_and_no_conversion_point(tab: Tab) -> None:
+    await open_dashboard(tab)
+    # Weeks 1 and 4 with entrants, 2 and 3 the API's zero points. Plot 600 - 48 - 48 = 504 px wide, a
+    # 126 px slot per week: bar centres at 48 + 126 * (i + 0.5).
+    points = [
+        trend_point("2015-01-05", 2, 0.5), trend_point("2015-01-12", 0, 0.0),
+        trend_point("2015-01-19", 0, 0.0), trend_point("2015-01-26", 1, 0.0),
+    ]  # fmt: skip
+    shapes = await tab.page.evaluate(TREND_SHAPES, [points, 600])
+    assert shapes["centres"] == [111, 237, 363, 489]
+    assert [h > 0 for h in shapes["heights"]] == [True, False, False, True]
+    # No rate is drawn for a week nobody started in: two dots, and the line does not join them
+    # through 0% (a new subpath at week 4, no segment).
+    assert shapes["dots"] == [111, 489]
+    assert shapes["line"] is not None and shapes["line"].count("M") == 2 and "L" not in shapes["line"]
+    # Neighbouring weeks with entrants are joined as before.
+    joined = await tab.page.evaluate(TREND_SHAPES, [[*points[:1], trend_point("2015-01-12", 1, 1.0)], 600])
+    assert joined["line"].count("M") == 1 and joined["line"].count("L") == 1
+    await assert_clean(tab)
+
+
+async def test_trend_over_a_range_shows_every_week_and_says_when_nobody_started(tab: Tab) -> None:
+    await open_dashboard(tab)
+    page = tab.page
+    bars = "n => document.querySelectorAll('#trend-chart svg rect.cohort').length === n"
+    # The fixture's cohorts by week: 2014-12-29 (users 1, 2, 3) and 2015-01-05 (users 4, 5).
+    await page.wait_for_function(bars, arg=2, timeout=20_000)
+    # 2015-01-01 .. 2015-02-28 by week: Mondays 2014-12-29, 01-05, 01-12, 01-19, 01-26, 02-02, 02-09,
+    # 02-16, 02-23 = 9 bars, 2 of them with entrants and a conversion dot.
+    await page.fill("#filters input[name=end]", "2015-02-28")
+    await page.fill("#filters input[name=start]", "2015-01-01")
+    await page.wait_for_function(bars, arg=9, timeout=20_000)
+    assert await page.locator("#trend-chart svg circle.dot").count() == 2
+    # A range nobody started in: the API sends zero weeks, the panel says there is nobody.
+    await page.fill("#filters input[name=start]", "2016-01-04")
+    await page.fill("#filters input[name=end]", "2016-01-20")
+    await page.wait_for_function(
+        "() => document.querySelector('#trend-state').textContent.includes('No user started')", timeout=20_000
+    )
+    assert await page.locator("#trend-chart svg").count() == 0
+    await assert_clean(tab)
+
+
 async def post_events(base: str, events: list[dict]) -> None:
     async with aiohttp.ClientSession() as session, session.post(f"{base}/events", json=events) as response:
         assert response.status == 200, await response.text()

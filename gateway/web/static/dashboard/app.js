@@ -1,6 +1,6 @@
 // The funnel dashboard: every number comes from the gateway's public GraphQL API (api.js).
 import { query } from './api.js';
-import { fmt, funnelChart, responsive, trendChart } from './charts.js';
+import { clearChart, fmt, funnelChart, responsive, trendChart } from './charts.js';
 import { $, busy, describe, h, latest, showState } from './dom.js';
 import { startLive } from './live.js';
 import { lookUp, useFunnelSteps } from './user.js';
@@ -80,7 +80,7 @@ async function loadFunnel() {
     showState($('funnel-state'), '');
   } catch (error) {
     if (!current()) return;
-    $('funnel-chart').replaceChildren();
+    clearChart($('funnel-chart'));
     $('funnel-table').tBodies[0].replaceChildren();
     $('funnel-overall').textContent = '–';
     const noData = /no default funnel/i.test(error.message);
@@ -102,7 +102,7 @@ function renderFunnel(funnel) {
   $('funnel-overall').textContent = fmt.pct(funnel.overallConversionRate);
   const box = $('funnel-chart');
   if (!steps.length || steps[0].users === 0) {
-    box.replaceChildren(h('p', { class: 'empty', text: 'Nobody reached the first step with these filters.' }));
+    clearChart(box, h('p', { class: 'empty', text: 'Nobody reached the first step with these filters.' }));
   } else {
     responsive(box, (width) => funnelChart(steps, width));
   }
@@ -185,8 +185,9 @@ async function loadTrend() {
     const { data } = await query(TREND, { interval: state.interval, ...definition() });
     if (!current()) return;
     const points = data.funnelTrend;
-    if (!points.length) {
-      $('trend-chart').replaceChildren();
+    // A closed date range comes back as one zero point per period even when nobody started at all.
+    if (!points.some((p) => p.steps[0]?.users)) {
+      clearChart($('trend-chart'));
       showState($('trend-state'), 'No user started this funnel in the range.', 'empty');
     } else {
       showState($('trend-state'), '');
@@ -194,7 +195,7 @@ async function loadTrend() {
     }
   } catch (error) {
     if (!current()) return;
-    $('trend-chart').replaceChildren();
+    clearChart($('trend-chart'));
     showState($('trend-state'), `The trend could not be loaded: ${describe(error)}`, 'error', loadTrend);
   } finally {
     if (current()) busy(panel, false);

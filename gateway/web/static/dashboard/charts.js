@@ -80,6 +80,13 @@ export function responsive(container, draw) {
   render();
 }
 
+// Empties a container `responsive` drew into and stops it redrawing: emptying it changes the layout
+// (a scrollbar goes), and the observer would otherwise draw the last chart back on the resize.
+export function clearChart(container, ...nodes) {
+  container._draw = null;
+  container.replaceChildren(...nodes);
+}
+
 // Horizontal funnel: one bar per step, scaled to the largest step; the part lost since the previous
 // step is drawn as a pale "ghost", and the conversion and drop-off between two steps are written
 // between their bars.
@@ -181,16 +188,19 @@ export function trendLabels(periods, interval, shown) {
 }
 
 // Cohort bars (users who started the funnel in the period, right axis) under the conversion-rate line
-// (left axis).
+// (left axis). One slot per point: the API sends every period of the range, those nobody started in as
+// zeros, so slots are periods and a gap of months is as wide as those months. An empty period has no
+// conversion rate to draw (the API's 0 means "no cohort"): the line breaks there and it gets no dot.
 export function trendChart(points, interval, width) {
   const height = 240;
   const m = { top: 16, right: 48, bottom: 34, left: 48 };
   const w = width - m.left - m.right;
   const h = height - m.top - m.bottom;
-  const label = `Conversion by ${interval.toLowerCase()}: ${points.map((p) => `${p.period} ${fmt.pct(p.conversionRate)}`).join(', ')}`;
+  const cohorts = points.map((p) => p.steps[0]?.users || 0);
+  const said = (p, i) => `${p.period} ${cohorts[i] ? fmt.pct(p.conversionRate) : 'nobody started'}`;
+  const label = `Conversion by ${interval.toLowerCase()}: ${points.map(said).join(', ')}`;
   const svg = frame(width, height, label);
   const rates = points.map((p) => p.conversionRate);
-  const cohorts = points.map((p) => p.steps[0]?.users || 0);
   const rMax = niceMax(Math.max(0.01, ...rates));
   const most = Math.max(1, ...cohorts);
   const cMax = most <= 8 ? Math.ceil(most / 4) * 4 : niceMax(most); // whole numbers on the 4 ticks
@@ -222,18 +232,20 @@ export function trendChart(points, interval, width) {
   shown.forEach((i, k) => {
     svg.append(text(x(i), height - m.bottom + 18, labels[k], { class: 'axis period', 'text-anchor': 'middle' }));
   });
-  if (points.length) {
-    const d = points.map((p, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${yr(p.conversionRate).toFixed(1)}`).join(' ');
-    svg.append(el('path', { d, class: 'line' }));
-    points.forEach((p, i) =>
-      svg.append(
-        titled(
-          el('circle', { cx: x(i), cy: yr(p.conversionRate), r: 4, class: 'dot' }),
-          `${p.period}: ${fmt.pct(p.conversionRate)} converted`,
-        ),
+  const d = points
+    .map((p, i) => (cohorts[i] ? `${i && cohorts[i - 1] ? 'L' : 'M'}${x(i).toFixed(1)},${yr(p.conversionRate).toFixed(1)}` : ''))
+    .filter(Boolean)
+    .join(' ');
+  if (d) svg.append(el('path', { d, class: 'line' }));
+  points.forEach((p, i) => {
+    if (!cohorts[i]) return;
+    svg.append(
+      titled(
+        el('circle', { cx: x(i), cy: yr(p.conversionRate), r: 4, class: 'dot' }),
+        `${p.period}: ${fmt.pct(p.conversionRate)} converted`,
       ),
     );
-  }
+  });
   svg.append(text(m.left, 11, 'conversion', { class: 'axis legend-line' }));
   svg.append(text(m.left + w, 11, 'users starting', { class: 'axis legend-bar', 'text-anchor': 'end' }));
   return svg;
