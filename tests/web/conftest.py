@@ -32,6 +32,13 @@ def install_web_assets() -> Path:
     lock = static / "package-lock.json"
     if stamp.exists() and stamp.stat().st_mtime >= lock.stat().st_mtime and not pages.missing_vendor_files():
         return static / "node_modules"
+    if (static / "node_modules").is_symlink():
+        # A worktree sharing another checkout's node_modules: its lockfile is newer than the shared
+        # stamp only because it was checked out later, and `npm ci` here would empty the link's target
+        # (the other checkout's copy) and replace the link. Use the assets when they are all there.
+        if not pages.missing_vendor_files():
+            return static / "node_modules"
+        pytest.skip("node_modules is a link to another checkout and lacks assets: run make install there")
     npm = shutil.which("npm")
     if npm is None:
         pytest.skip(
