@@ -125,7 +125,8 @@ class FunnelStepResult:
 
     * ``users``: distinct users who reached this step.
     * ``conversion_rate``: users / previous step's users (1.0 for step 1 when it has users; 0.0 when the
-      previous step has none). ``drop_off_rate`` = 1 - conversion_rate for steps after the first, 0.0 for step 1.
+      previous step has none). ``drop_off_rate`` = (previous - users) / previous for steps after the first
+      (1 - conversion_rate, rounded once; 1.0 when the previous step has none), 0.0 for step 1.
     * ``conversion_from_start``: users / step 1's users (0.0 when step 1 has none).
     * ``avg_time_spent``: over users who reached this step, the mean of each user's total ``duration`` on
       this step's page (all the user's filtered visits to it), in seconds; None without users.

@@ -115,7 +115,9 @@ def step_results(steps: Sequence[str], stats: Sequence[StepStats]) -> tuple[list
                 name=name,
                 users=users,
                 conversion_rate=rate,
-                drop_off_rate=(1.0 - rate) if k else 0.0,
+                # (prev - users) / prev, not 1 - rate: one rounding, so 9953 of 20000 dropping off is
+                # 0.49765, not 1 - 0.50235 = 0.49765000000000004.
+                drop_off_rate=((prev - users) / prev if prev else 1.0) if k else 0.0,
                 conversion_from_start=users / first if first else 0.0,
                 avg_time_spent=float(avg) if users and avg is not None else None,
                 median_time_to_convert=float(median) if users and median is not None else None,
