@@ -73,6 +73,13 @@ class Settings:
     max_cost: int = 200_000
     introspection: bool = True
     request_timeout_s: float = 30.0
+    # Slow clients: a connection sends its request head within header_timeout_s of opening or of its
+    # previous response (also how long an idle keep-alive connection stays: aiohttp has one timer for
+    # both), and a request's body within body_timeout_s of its head. Without them a client trickling a
+    # byte at a time held a connection for an hour (aiohttp's 3630 s) or a waiting handler for ever.
+    # 75 s: above nginx's 60 s upstream keep-alive, so a proxy closes its idle connections first.
+    header_timeout_s: float = 75.0
+    body_timeout_s: float = 60.0
     # Open WebSockets per client address (0: no cap): a socket is held before it authenticates.
     max_sockets_per_address: int = 256
     rate_limits: tuple[tuple[str, int], ...] = DEFAULT_RATE_LIMITS
@@ -268,6 +275,8 @@ _CASTS = {
     "max_cost": _positive_int,
     "introspection": _switch,
     "request_timeout_s": _positive_float,
+    "header_timeout_s": _positive_float,
+    "body_timeout_s": _positive_float,
     "max_sockets_per_address": _non_negative_int,
     "rate_limits": rate_limits,
     "rate_window_s": _positive_int,

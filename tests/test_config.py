@@ -72,6 +72,10 @@ def test_cli_overrides_beat_env(tmp_path):
         ("FUNNEL_MILVUS_URI", "ftp://m:1", "must start with one of"),
         ("FUNNEL_LOG_LEVEL", "LOUD", "expected DEBUG"),
         ("FUNNEL_MAX_PAGE_SIZE", "-3", "positive integer"),
+        ("FUNNEL_HEADER_TIMEOUT_S", "soon", "expected a number of seconds"),
+        ("FUNNEL_HEADER_TIMEOUT_S", "0", "positive number of seconds"),
+        ("FUNNEL_BODY_TIMEOUT_S", "-1", "positive number of seconds"),
+        ("FUNNEL_BODY_TIMEOUT_S", "inf", "positive number of seconds"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, key, value, fragment):

@@ -115,6 +115,7 @@ def create_app(
         RequestReader(persisted, limits),
         ResponseCache(_cache_of, cacheable_roots(schema), limits) if response_cache else None,
         GRAPHQL_PATH,
+        settings.body_timeout_s,
     )
     # A request body is a document (FUNNEL_MAX_QUERY_CHARS) plus its variables.
     app = web.Application(

@@ -9,6 +9,8 @@ status   when
          or holds no events: ``{"error": ..., "code": "BAD_REQUEST"}``
 401      no credential, or a bad one (the edge, ``gateway/web/edge.py``; with ``WWW-Authenticate``):
          ``{"error": ..., "code": "UNAUTHENTICATED"}``; 403 a role below admin (``FORBIDDEN``)
+408      the body did not arrive within FUNNEL_BODY_TIMEOUT_S (the front middleware,
+         ``gateway/web/body_deadline.py``): ``code`` ``REQUEST_TIMEOUT``; nothing was stored
 413      more than FUNNEL_EVENTS_MAX_BYTES bytes or FUNNEL_EVENTS_MAX_BATCH events: ``code``
          ``PAYLOAD_TOO_LARGE``
 503      the document store could not take the write: nothing was acknowledged, retry (``UNAVAILABLE``)

@@ -11,6 +11,10 @@ order ``gateway/web/app.py`` documents:
    a miss goes to the view and may be stored;
 5. the route's handler (the GraphQL view, the pages, /events, /metrics, /healthz).
 
+Around them all runs the body deadline (:mod:`gateway.web.body_deadline`): a request whose body is still
+coming is answered 408 if the rest does not arrive within ``FUNNEL_BODY_TIMEOUT_S``, whichever step
+reads it.
+
 Each step is a plain function of its own module; they used to be one middleware each, and a cached
 answer is only one Redis call, so nesting four coroutines per request (and aiohttp's call into each)
 was a measurable part of it (``bench/bench_api.py``).
@@ -24,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.web import edge
+from gateway.web import body_deadline, edge
 from gateway.web.observability import HttpMetrics
 from gateway.web.requests import RequestReader
 from gateway.web.response_cache import ResponseCache
@@ -38,8 +42,10 @@ def middleware(
     reader: RequestReader,
     responses: ResponseCache | None,
     graphql_path: str,
+    body_timeout_s: float,
 ) -> Any:
     admit, decorate, record = edge.admit, edge.decorate, measure.record
+    arm, BodyTimeout = body_deadline.arm, body_deadline.BodyTimeout
     principal_key = edge.PRINCIPAL
 
     @web.middleware
@@ -47,6 +53,7 @@ def middleware(
         started = time.perf_counter()
         status = 500
         response: web.StreamResponse | None
+        timer = arm(request, body_timeout_s)
         try:
             response = admit(policy, request)
             if response is None:
@@ -70,7 +77,14 @@ def middleware(
             status = exc.status
             decorate(request, exc)  # a router's 404/405 is readable by an allowed origin too
             raise
+        except BodyTimeout:
+            response = body_deadline.refusal(request, body_timeout_s, request.path == graphql_path)
+            status = response.status
+            decorate(request, response)
+            return response
         finally:
+            if timer is not None:
+                timer.cancel()
             record(request, status, started)
 
     return front

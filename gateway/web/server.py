@@ -4,7 +4,9 @@ Secure by default: with no credential configured, authentication is off, which o
 allows (the embedded demo), and the start says so loudly; a non-loopback bind without credentials does
 not start (exit 2, naming the settings). A client that leaves cancels its request (aiohttp's
 ``handler_cancellation``), and SIGTERM stops the server within ``FUNNEL_SHUTDOWN_TIMEOUT_S`` even under
-load: open WebSockets are closed, requests still running after that are cancelled.
+load: open WebSockets are closed, requests still running after that are cancelled. A slow client is
+cut off: a connection must send its request head within ``FUNNEL_HEADER_TIMEOUT_S`` (of opening, or of
+its previous response) and the body within ``FUNNEL_BODY_TIMEOUT_S`` (:mod:`gateway.web.body_deadline`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import ipaddress
 import logging
 import signal
 import socket
+from typing import Any
 
 from aiohttp import web
 
@@ -116,6 +119,18 @@ def check_exposure(settings: Settings) -> None:
     )
 
 
+def runner_options(settings: Settings) -> dict[str, Any]:
+    """How aiohttp's server treats connections (``web.AppRunner`` options; tests serve apps with them)."""
+    return {
+        "handler_cancellation": True,  # a client that leaves stops its request's work
+        "shutdown_timeout": settings.shutdown_timeout_s,
+        # aiohttp's keep-alive timer starts when a connection opens and again after each response, and
+        # is not pushed back by bytes that arrive: it closes a connection that has not sent a complete
+        # request head by then. That makes it the header deadline (aiohttp's default: 3630 s).
+        "keepalive_timeout": settings.header_timeout_s,
+    }
+
+
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     """Serve until a stop signal. ``ready`` is set once the port accepts connections (for tests)."""
     check_listen_address(settings.host, settings.port)
@@ -133,8 +148,7 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
                 handle_signals=False,
                 access_log=access,
                 access_log_class=CombinedAccessLogger,
-                handler_cancellation=True,  # a client that leaves stops its request's work
-                shutdown_timeout=settings.shutdown_timeout_s,
+                **runner_options(settings),
             )
             await runner.setup()
             freeze_startup_heap()
