@@ -115,6 +115,23 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_header_timeout(
         assert status.split()[1] in ("200", "503") and headers.get("connection") != "close"
 
 
+async def test_a_websocket_outlives_the_header_timeout(services):
+    # aiohttp's keep-alive timer closes only a connection waiting for a request head: an open socket is
+    # a request being handled, so a subscription lasts longer than the deadline (here 6x it).
+    opened = with_settings(services, header_timeout_s=0.5)
+    async with served(opened) as port, aiohttp.ClientSession() as http:
+        url = f"http://127.0.0.1:{port}/graphql"
+        async with http.ws_connect(url, protocols=["graphql-transport-ws"]) as ws:
+            await ws.send_json({"type": "connection_init"})
+            assert (await ws.receive_json(timeout=BOUND_S))["type"] == "connection_ack"
+            await asyncio.sleep(3.0)
+            query = "subscription { health(intervalSeconds: 0.1) { status } }"
+            await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": query}})
+            message = await ws.receive_json(timeout=BOUND_S)
+            assert message["type"] == "next" and message["id"] == "1", message
+            assert not ws.closed
+
+
 # 2. The request body
 
 
