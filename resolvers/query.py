@@ -16,7 +16,7 @@ import strawberry
 from gateway.analytics import funnels, reports
 from gateway.analytics.sentiment import page_sentiment
 from gateway.analytics.similar_users import DEFAULT_LIMIT, SimilarQuery
-from gateway.analytics.trend_periods import MAX_TREND_PERIODS
+from gateway.analytics.trend_periods import MAX_TREND_PERIODS, trend_list_size
 from gateway.cache.responses import volatile
 from gateway.errors import NotFound, shown
 from gateway.models import FunnelDefinition, from_fields
@@ -91,7 +91,7 @@ class Query:
             f"zeros. At most {MAX_TREND_PERIODS} periods: a longer span is BAD_USER_INPUT (ask a "
             "coarser interval or a narrower range)."
         ),
-        metadata=requires(Role.VIEWER) | price(FUNNEL_TREND, list_size=20),
+        metadata=requires(Role.VIEWER) | price(FUNNEL_TREND, sizer=trend_list_size),
     )
     @takes_funnel
     async def funnel_trend(

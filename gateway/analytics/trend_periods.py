@@ -15,8 +15,9 @@ filter gives both ends the cap is checked before the store is asked (:func:`chec
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, timedelta
+from typing import Any
 
 from gateway.errors import BadInput
 from gateway.models import Interval, TrendPoint
@@ -44,6 +45,16 @@ def period_count(first: date, last: date, interval: Interval) -> int:
     if interval is Interval.WEEK:
         return (b - a).days // 7 + 1
     return (b.year - a.year) * 12 + b.month - a.month + 1
+
+
+def trend_list_size(arguments: Mapping[str, Any]) -> int:
+    """How many points a ``funnelTrend`` with these (coerced) arguments can answer, for the cost
+    estimate: the grid of a closed range, else the cap -- zero-filled, any store can answer that many."""
+    bounds = arguments.get("filter") or {}
+    interval, start, end = arguments.get("interval"), bounds.get("start"), bounds.get("end")
+    if isinstance(interval, Interval) and isinstance(start, date) and isinstance(end, date):
+        return min(period_count(start, end, interval), MAX_TREND_PERIODS)
+    return MAX_TREND_PERIODS
 
 
 def check_trend_size(first: date, last: date, interval: Interval) -> None:

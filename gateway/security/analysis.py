@@ -15,7 +15,7 @@ One walk over the selected operation (fragments expanded, memoised) does both:
   a funnel (priced as *uncached*: the analysis runs before the cache is read, so it is an upper bound),
   a report. ``size`` is the page the arguments ask for (``first``/``limit``: literal, variable or
   default; a connection's ``edges`` take the ``first`` of the field that returned the connection), else
-  the ``list_size`` the field's marker assumes, else 10. Nested lists multiply: ``users(first: 100)``
+  what the field's marker computes from its arguments (``sizer``) or assumes (``list_size``), else 10. Nested lists multiply: ``users(first: 100)``
   over ``sessions(first: 100)`` prices 100 x 100 sessions. An introspection field costs a flat 100.
 
 The field markers live in the field's metadata, next to ``requires(...)`` and ``volatile()``::
@@ -27,8 +27,8 @@ The web layer reads them off the schema once into a :data:`FieldRules` table.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from graphql import (
@@ -66,15 +66,25 @@ QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
 
 _WEIGHT = "funnelgate.weight"
 _LIST_SIZE = "funnelgate.list_size"
+_SIZER = "funnelgate.list_sizer"
 
 
-def price(weight: int | None = None, *, list_size: int | None = None) -> dict[str, int]:
-    """Field metadata: what one resolution costs, and how many items an unbounded list is assumed to hold."""
-    out = {}
+# A list's size from the field's coerced arguments, for a list that no page argument bounds.
+Sizer = Callable[[Mapping[str, Any]], int]
+
+
+def price(
+    weight: int | None = None, *, list_size: int | None = None, sizer: Sizer | None = None
+) -> dict[str, Any]:
+    """Field metadata: what one resolution costs, and how many items an unbounded list is assumed to
+    hold (``list_size``), or how to tell from the arguments (``sizer``)."""
+    out: dict[str, Any] = {}
     if weight is not None:
         out[_WEIGHT] = weight
     if list_size is not None:
         out[_LIST_SIZE] = list_size
+    if sizer is not None:
+        out[_SIZER] = sizer
     return out
 
 
@@ -84,6 +94,7 @@ class FieldRule:
     masked: bool = False
     weight: int | None = None
     list_size: int | None = None
+    sizer: Sizer | None = None
 
 
 def field_rule(metadata: Mapping[str, Any] | None) -> FieldRule:
@@ -93,6 +104,7 @@ def field_rule(metadata: Mapping[str, Any] | None) -> FieldRule:
         masked=is_masked(metadata),
         weight=metadata.get(_WEIGHT),
         list_size=metadata.get(_LIST_SIZE),
+        sizer=metadata.get(_SIZER),
     )
 
 
@@ -110,7 +122,7 @@ def field_rules(
     for type_name, field_name, metadata in fields:
         rule = field_rule(metadata)
         if type_name in roots and rule.role is None:
-            rule = FieldRule(Role.ADMIN, rule.masked, rule.weight, rule.list_size)
+            rule = replace(rule, role=Role.ADMIN)
         rules[(type_name, field_name)] = rule
     return rules
 
@@ -255,6 +267,8 @@ class _Walk:
                 size = connection_page
             elif page is not None:
                 size = page
+            elif rule.sizer is not None:
+                size = rule.sizer(arguments)
             else:
                 size = rule.list_size if rule.list_size is not None else DEFAULT_LIST_SIZE
             return weight + max(size, 0) * (1 + self.selections(named, node.selection_set, None, needs, here))

@@ -141,6 +141,22 @@ def test_cost_multiplies_page_sizes_and_prices_backend_work():
     )
 
 
+def test_a_trend_is_priced_by_the_periods_it_can_answer():
+    # Zero-filled, a trend answers every period of its range (at most 1,000) whatever the data holds.
+    point = "{ period conversionRate }"  # 2 scalars: each point costs 1
+    closed = 'funnelTrend(interval: WEEK, filter: {start: "2015-01-05", end: "2015-03-01"})'
+    assert cost(f"{{ {closed} {point} }}") == 200 + 8 * 1  # 8 ISO weeks, Monday 01-05 to Sunday 03-01
+    by_day = 'funnelTrend(interval: DAY, filter: {start: "2015-01-01", end: "2015-01-31"})'
+    assert cost(f"{{ {by_day} {point} }}") == 200 + 31
+    # An open range is priced at the cap, and so is a range past it (refused when it runs).
+    assert cost(f"{{ funnelTrend(interval: DAY) {point} }}") == 200 + 1000
+    past = 'funnelTrend(interval: DAY, filter: {start: "1970-01-01", end: "2015-01-01"})'
+    assert cost(f"{{ {past} {point} }}") == 200 + 1000
+    # Twenty aliased open day trends (20,000 points) exceed the budget.
+    steps = " ".join(f"t{i}: funnelTrend(interval: DAY) {{ period steps {{ users }} }}" for i in range(20))
+    assert cost(f"{{ {steps} }}") > LIMITS.max_cost
+
+
 @pytest.mark.parametrize(
     "query",
     [
