@@ -75,8 +75,8 @@ class Settings:
     request_timeout_s: float = 30.0
     # Slow clients: a connection sends its request head within header_timeout_s of opening or of its
     # previous response (also how long an idle keep-alive connection stays: aiohttp has one timer for
-    # both), and a request's body within body_timeout_s of the request being taken up. Without them a client trickling a
-    # byte at a time held a connection for an hour (aiohttp's 3630 s) or a waiting handler for ever.
+    # both), and a request's body within body_timeout_s of the request being taken up. Without them a
+    # client trickling a byte at a time held a connection for an hour (aiohttp's 3630 s) or a waiting handler for ever.
     # 75 s: above nginx's 60 s upstream keep-alive, so a proxy closes its idle connections first.
     header_timeout_s: float = 75.0
     body_timeout_s: float = 60.0
