@@ -61,6 +61,7 @@ class RateLimiter:
         self.clock = clock
         self._counts: dict[str, _Window] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     def refusal(self, decision: Decision, role: str) -> str:
         """What a client over its limit is told, over HTTP and WebSocket alike."""
@@ -92,7 +93,10 @@ class RateLimiter:
         return self._flusher is not None and not self._flusher.done()
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(self.flush_s)
+        # close() cuts the wait short rather than cancelling: a cancel could land in the round trip,
+        # after Redis counted the requests and before this process learnt it.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), self.flush_s)
         await self.flush()
 
     async def flush(self) -> None:
@@ -115,11 +119,13 @@ class RateLimiter:
             entry.sending += sent
         try:
             replies = await self.cache.pipeline(commands)
-        except StoreUnavailable as exc:
-            log.debug("rate-limit counts kept locally: %s", exc)
+        except BaseException as exc:  # Redis down, or the task cancelled: the counts stay to send
             for _, entry, sent in batch:
                 entry.sending -= sent
                 entry.pending += sent
+            if not isinstance(exc, StoreUnavailable):
+                raise
+            log.debug("rate-limit counts kept locally: %s", exc)
             return
         totals = [int(reply) for reply in replies[::2]]
         for (_, entry, sent), total in zip(batch, totals, strict=True):
@@ -128,8 +134,9 @@ class RateLimiter:
             entry.known = max(entry.known, total)
 
     async def close(self) -> None:
-        if self._flusher is not None and not self._flusher.done():
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        """Send what is counted: the scheduled flush at once (a round trip under way completes), then
+        whatever came meanwhile."""
+        self._closing.set()
+        if self._flusher is not None:
+            await asyncio.wait([self._flusher])  # its own failure was logged or is not ours to raise
         await self.flush()

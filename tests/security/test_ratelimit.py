@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from gateway.cache import keys
 from gateway.security.ratelimit import RateLimiter
 
@@ -45,11 +49,39 @@ async def test_counts_reach_redis_and_other_replicas_see_them(redis_cache):
     await two.close()
 
 
-async def test_overlapping_flushes_send_each_request_once(redis_cache):
-    # The scheduled flush can start while another one waits for Redis (close() beside it, or a reply
-    # slower than flush_s): each request must still reach Redis once.
-    import asyncio
+class SlowCache:
+    """The real cache, its pipelines held ``before`` and ``after`` Redis runs them (a slow network)."""
 
+    def __init__(self, cache, before: float, after: float) -> None:
+        self.cache, self.before, self.after = cache, before, after
+        self.in_round_trip = asyncio.Event()
+
+    async def pipeline(self, commands):
+        self.in_round_trip.set()
+        await asyncio.sleep(self.before)
+        replies = await self.cache.pipeline(commands)
+        await asyncio.sleep(self.after)
+        return replies
+
+
+@pytest.mark.parametrize(("before", "after"), [(0.0, 0.3), (0.3, 0.0)])
+async def test_close_during_a_round_trip_sends_each_request_once(redis_cache, before, after):
+    # close() while the scheduled flush waits for Redis: before the commands reached it, or after Redis
+    # counted them but before the reply came. Either way Redis ends up with each request once.
+    clock = Clock(4_000_000.0)
+    slow = SlowCache(redis_cache, before, after)
+    limiter = RateLimiter(slow, 60, flush_s=0.01, clock=clock)  # type: ignore[arg-type]
+    for _ in range(5):
+        assert limiter.check("key:c", 100).allowed
+    await asyncio.wait_for(slow.in_round_trip.wait(), 10)
+    await limiter.close()
+    window = int(clock.now // 60)
+    assert await redis_cache.get_many([keys.rate_limit("key:c", window)]) == [b"5"]
+
+
+async def test_overlapping_flushes_send_each_request_once(redis_cache):
+    # flush() is public: called while the scheduled one waits for Redis, it must not send the same
+    # requests again.
     clock = Clock(3_000_000.0)
     limiter = RateLimiter(redis_cache, 60, clock=clock)
     for _ in range(3):
