@@ -226,7 +226,10 @@ class Query:
         return [from_fields(PathCount, p) for p in paths]
 
     @strawberry.field(
-        description="Sentiment of the form values typed on a page type, on a day if given.",
+        description=(
+            "Sentiment of the form values typed on a page type, on a day if given. The page must be known: "
+            "viewed, or with text typed on it (BAD_USER_INPUT otherwise)."
+        ),
         metadata=requires(Role.VIEWER) | price(REPORT),
     )
     async def sentiment(self, info: strawberry.Info, page_type: str, date: date | None = None) -> Sentiment:

@@ -59,12 +59,13 @@ def summarise(page_type: str, day: date | None, texts: Sequence[str]) -> Sentime
 
 
 async def page_sentiment(services: Services, page_type: str, day: date | None) -> SentimentSummary:
-    """Unknown page types are bad input; a known page without form texts has zero counts."""
+    """Unknown page types are bad input; a known page without form texts has zero counts. A page is
+    known by its views, or by form texts typed on it (a live feedback form may have no page view)."""
 
     async def compute() -> SentimentSummary:
         store = services.store
         known = await store.page_types()
-        if page_type not in known:
+        if page_type not in known and not await store.form_texts(page_type, None):
             raise BadInput(f"unknown page type {shown(page_type)} (known: {', '.join(known)})")
         texts = await store.form_texts(page_type, day)
         return await asyncio.to_thread(summarise, page_type, day, texts)

@@ -132,3 +132,15 @@ async def test_whole_cached_responses_are_never_stale_and_otherwise_kept(
         assert served == "miss" and after != before
     else:
         assert (served, after) == ("hit", before)
+
+
+async def test_text_typed_on_a_page_with_no_views_is_scored(counted_http, counted: Services):
+    # A feedback form can live on a page nobody "viewed": its accepted texts must be readable.
+    query = '{ sentiment(pageType: "feedback_form") { texts negative } }'
+    before = await (await counted_http.post("/graphql", json={"query": query})).json()
+    assert before["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    form = {"type": "interaction", "eventId": "fb-1", "userId": 3, "pageType": "feedback_form",
+            "interactionType": "form", "value": "This shop is terrible and slow", "timestamp": TODAY.isoformat()}  # fmt: skip
+    assert (await post_events(counted_http, [form]))[0] == 200
+    after = await (await counted_http.post("/graphql", json={"query": query})).json()
+    assert after["data"] == {"sentiment": {"texts": 1, "negative": 1}}
