@@ -119,8 +119,9 @@ class User:
     @strawberry.field(
         description=(
             "Users who behaved most like this one on one page type (time spent, interactions, elements, "
-            "scrolling, what they typed or picked there), best first; [] when the user never visited "
-            "it before the outcome. Every page but the outcome step has page vectors."
+            "scrolling, what they typed or picked there), best first. [] when the user has no vector for "
+            "the page: never visited it before the outcome, or created since the last `funnelgate "
+            "embed` (then `similarUsers` is null). Every page but the outcome step has page vectors."
         ),
         metadata=price(VECTOR_SEARCH),
     )

@@ -44,7 +44,9 @@ class SimilarOnPageQuery:
 
 async def search_similar_on_page(vectors: VectorIndex, queries: Sequence[SimilarOnPageQuery]) -> list[Answer]:
     """Per query: the users most alike on that page, best first, the user itself left out. A user who
-    never visited the page before the outcome gets []; a page type without vectors is a BadInput."""
+    never visited the page before the outcome gets [], and so does one embedded after the page vectors
+    were built (no cheap way tells them apart here: ``similarUsers`` is null for the latter); a page type
+    without vectors is a BadInput."""
     if not queries:
         return []
     return await on_one_version(vectors, PAGE_COLLECTION, lambda c: _read(vectors, c, queries))
