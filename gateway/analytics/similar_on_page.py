@@ -44,8 +44,8 @@ class SimilarOnPageQuery:
 
 async def search_similar_on_page(vectors: VectorIndex, queries: Sequence[SimilarOnPageQuery]) -> list[Answer]:
     """Per query: the users most alike on that page, best first, the user itself left out. A user who
-    never visited the page before the outcome gets [], and so does one embedded after the page vectors
-    were built (no cheap way tells them apart here: ``similarUsers`` is null for the latter); a page type
+    never visited the page before the outcome gets [], and so does one created since the last embed
+    (nothing here tells them apart cheaply: ``similarUsers`` is null for the latter); a page type
     without vectors is a BadInput."""
     if not queries:
         return []
