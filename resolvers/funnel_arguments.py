@@ -66,7 +66,11 @@ FUNNEL_ARGUMENTS = (
         Annotated[
             int | None,
             strawberry.argument(
-                description="A step counts only within this many seconds of the funnel's start."
+                description=(
+                    "A step counts only within this many seconds of the funnel's start: the first "
+                    "step-1 visit (ORDERED, STRICT), or the first visit to any listed step (UNORDERED, "
+                    "so step 1 itself may fall outside it)."
+                )
             ),
         ],
         None,
