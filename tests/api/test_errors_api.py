@@ -179,3 +179,25 @@ async def test_real_milvus_closed_gives_partial_data(services):
     result = await run(services, "{ user(id: 4) { id sex similarUsers { userId } } }")
     assert result["data"] == {"user": {"id": 4, "sex": "MALE", "similarUsers": None}}
     assert error_codes(result) == ["UNAVAILABLE"]
+
+
+@pytest.mark.parametrize(
+    "day", ["2015W051", "2015-W05-1", "20150201", "2015-02", "2015-02-01T00:00:00", "2015-02-30"]
+)
+async def test_a_date_is_a_calendar_day_yyyy_mm_dd(services, day):
+    # Python's fromisoformat reads "2015W051" as 2015-01-26 and "20150201" as 2015-02-01: silently
+    # another day than the client meant. Every form but YYYY-MM-DD is refused, saying what to write.
+    literal = await run(services, f'{{ sentiment(pageType: "home_page", date: "{day}") {{ texts }} }}')
+    variable = await run(
+        services, 'query($d: Date!) { sentiment(pageType: "home_page", date: $d) { texts } }', {"d": day}
+    )
+    for answer in (literal, variable):
+        assert answer.get("data") is None
+        assert "YYYY-MM-DD" in answer["errors"][0]["message"], answer
+    assert literal["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert variable["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_calendar_day_is_read(services):
+    answer = await run(services, '{ sentiment(pageType: "home_page", date: "2015-01-19") { texts } }')
+    assert "errors" not in answer and answer["data"]["sentiment"]["texts"] >= 0
