@@ -149,6 +149,34 @@ async def test_trend_chart_gives_empty_periods_their_slot_and_no_conversion_poin
     await assert_clean(tab)
 
 
+REDRAW_TWICE = """async () => {
+    const charts = await import('/static/dashboard/charts.js');
+    const box = document.createElement('div');
+    box.id = 'resize-probe';
+    document.body.append(box);
+    const step = (name, users) => ({ name, users, conversionRate: 1, dropOffRate: 0, conversionFromStart: 1 });
+    charts.responsive(box, (width) => charts.funnelChart([step('chart_a', 7)], width));
+    charts.responsive(box, (width) => charts.funnelChart([step('chart_b', 3)], width));
+    return box.querySelector('svg').getAttribute('width');
+}"""
+
+
+async def test_a_resize_redraws_the_chart_drawn_last_with_its_data(tab: Tab) -> None:
+    await open_dashboard(tab)
+    page = tab.page
+    before = await page.evaluate(REDRAW_TWICE)
+    await page.set_viewport_size({"width": 900, "height": 900})
+    # The observer redraws at the new width; what it draws must be B, the chart drawn last.
+    await page.wait_for_function(
+        "w => document.querySelector('#resize-probe svg')?.getAttribute('width') !== w",
+        arg=before,
+        timeout=20_000,
+    )
+    label = await page.get_attribute("#resize-probe svg", "aria-label")
+    assert label == "Funnel: chart_b 3 users"
+    await assert_clean(tab)
+
+
 async def test_trend_over_a_range_shows_every_week_and_says_when_nobody_started(tab: Tab) -> None:
     await open_dashboard(tab)
     page = tab.page

@@ -65,25 +65,26 @@ function frame(width, height, label) {
 
 // Redraw `draw(width)` into `container` now and whenever its width changes.
 export function responsive(container, draw) {
-  const render = () => {
+  container._render = () => {
     const width = Math.max(240, Math.floor(container.clientWidth));
-    if (container._drawnWidth === width && container._draw === draw) return;
+    if (container._drawnWidth === width) return;
     container._drawnWidth = width;
-    container._draw = draw;
     container.replaceChildren(draw(width));
   };
+  // One observer per container for its lifetime; it calls whatever was drawn last (container._render),
+  // never the closure of the first call, so a resize redraws the current chart with its current data.
   if (!container._observer) {
-    container._observer = new ResizeObserver(() => container._draw && render());
+    container._observer = new ResizeObserver(() => container._render?.());
     container._observer.observe(container);
   }
   container._drawnWidth = null;
-  render();
+  container._render();
 }
 
 // Empties a container `responsive` drew into and stops it redrawing: emptying it changes the layout
-// (a scrollbar goes), and the observer would otherwise draw the last chart back on the resize.
+// (a scrollbar goes), and the resize that follows would otherwise draw the last chart back.
 export function clearChart(container, ...nodes) {
-  container._draw = null;
+  container._render = null;
   container.replaceChildren(...nodes);
 }
 
