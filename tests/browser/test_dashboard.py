@@ -252,7 +252,24 @@ async def test_user_lookup_shows_journey_sessions_and_look_alikes(tab: Tab) -> N
         "#user-similar tbody tr", "rows => rows.map(r => r.dataset.user)"
     )
     assert similar[0] == "1"  # [0.95, 0, 0.1, 0] is nearest to user 1's [1, 0, 0, 0]
-    assert "%" in (await page.text_content("#user-profile"))
+    # Converted already: the API's 1.0 is that fact, not "100.0% likely" from the look-alikes.
+    assert await page.text_content("#user-profile .fact:has-text('Conversion likelihood') .fact-value") == (
+        "converted already"
+    )
+    note = await page.text_content("#user-similar p.muted")
+    assert note.startswith("Converted already") and "%" not in note
+
+    # user 3 has not converted: a likelihood strictly between 0 and 1 (smoothed), and where it comes from
+    await page.fill("#user-id", "3")
+    await page.press("#user-id", "Enter")
+    await page.wait_for_function(
+        "() => document.querySelector('#user-profile .avatar')?.textContent === '#3'"
+    )
+    shown = await page.text_content("#user-profile .fact:has-text('Conversion likelihood') .fact-value")
+    assert shown.endswith("%") and shown not in ("0.0%", "100.0%")
+    assert await page.text_content("#user-similar p.muted") == (
+        f"{shown} likely to convert, from the outcomes of the 50 most similar users (weighted by similarity)."
+    )
 
     await page.fill("#user-id", "999")
     await page.press("#user-id", "Enter")

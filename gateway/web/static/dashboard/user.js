@@ -81,8 +81,20 @@ function sectionError(errors, path, what) {
   return h('p', { class: 'state error', role: 'status', text: `${what} unavailable: ${why}.` });
 }
 
+// The API answers 1.0 for a user who has converted: a fact, not a prediction from look-alikes, so
+// the panel says so rather than "100.0% likely".
+function likelihoodText(user) {
+  if (user.converted) return 'converted already';
+  return user.conversionLikelihood == null ? '–' : fmt.pct(user.conversionLikelihood);
+}
+
+function likelihoodNote(user) {
+  if (user.converted) return 'Converted already, so there is no likelihood to predict.';
+  if (user.conversionLikelihood == null) return '';
+  return `${fmt.pct(user.conversionLikelihood)} likely to convert, from the outcomes of the 50 most similar users (weighted by similarity).`;
+}
+
 function renderUser(user, errors) {
-  const likelihood = user.conversionLikelihood;
   const likelihoodError = errorsAt(errors, 'user', 'conversionLikelihood').length > 0;
   $('user-profile').replaceChildren(
     h('div', { class: 'avatar', 'aria-hidden': 'true', text: `#${user.id}` }),
@@ -91,7 +103,7 @@ function renderUser(user, errors) {
     fact('First visit', user.date || '–'),
     fact('Sessions', fmt.int.format(user.sessions?.length || 0)),
     fact('Converted', user.converted ? 'yes' : 'no'),
-    fact('Conversion likelihood', likelihoodError ? 'unavailable' : likelihood == null ? '–' : fmt.pct(likelihood)),
+    fact('Conversion likelihood', likelihoodError ? 'unavailable' : likelihoodText(user)),
   );
 
   // furthest step of the default funnel
@@ -152,7 +164,7 @@ function renderUser(user, errors) {
     similar.append(h('p', { class: 'empty', text: 'Nobody behaved alike.' }));
   } else {
     similar.append(
-      h('p', { class: 'muted', text: likelihood == null ? '' : `${fmt.pct(likelihood)} likely to convert, from the outcomes of the 50 most similar users (weighted by similarity).` }),
+      h('p', { class: 'muted', text: likelihoodNote(user) }),
       h(
         'table',
         { class: 'similar' },
