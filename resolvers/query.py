@@ -26,7 +26,7 @@ from gateway.services import check_health
 from gateway.validation import check_page_size, check_user_id
 from resolvers.funnel_arguments import takes_funnel
 from schema.dashboard import Dashboard, PathCount
-from schema.enums import Breakdown, Interval
+from schema.enums import Breakdown, Device, Interval, Sex
 from schema.funnel import Funnel, FunnelTrendPoint
 from schema.health import Health
 from schema.inputs import DateRange, FunnelFilter, SimilarUserFilter, user_filter
@@ -204,16 +204,21 @@ class Query:
         return await similar_users(info, query)
 
     @strawberry.field(
-        description="Session metrics over sessions starting in the range (inclusive days).",
+        description="Session metrics over sessions starting in the range (inclusive days); device and sex keep"
+        " the sessions of users with those attributes, as funnel's filter does.",
         metadata=requires(Role.VIEWER) | price(REPORT),
     )
     async def dashboard(
         self,
         info: strawberry.Info,
         range_: Annotated[DateRange | None, strawberry.argument(name="range")] = None,
+        device: Device | None = None,
+        sex: Sex | None = None,
     ) -> Dashboard:
         start, end = (range_.start, range_.end) if range_ else (None, None)
-        return from_fields(Dashboard, await reports.dashboard(info.context.services, start, end))
+        device_, sex_ = (device.value if device else None), (sex.value if sex else None)
+        metrics = await reports.dashboard(info.context.services, start, end, device_, sex_)
+        return from_fields(Dashboard, metrics)
 
     @strawberry.field(
         description="The most frequent page sequences of sessions, most frequent first.",

@@ -5,6 +5,11 @@ from gateway.cache import codec, keys
 
 def test_design_key_patterns():
     assert keys.dashboard(date(2015, 1, 1), date(2015, 1, 31)) == "metrics:dashboard:2015-01-01..2015-01-31"
+    assert keys.dashboard(None, None, "mobile", None) == "metrics:dashboard:all..all:mobile:all"
+    assert (
+        keys.dashboard(date(2015, 1, 1), None, None, "female")
+        == "metrics:dashboard:2015-01-01..all:all:female"
+    )
     assert keys.realtime_metrics() == "metrics:realtime"
     assert keys.session("42-1") == "session:42-1"
     assert keys.user_active(42) == "user:active:42"

@@ -12,14 +12,20 @@ from gateway.services import Services
 from gateway.validation import check_page_size, check_range
 
 
-async def dashboard(services: Services, start: date | None, end: date | None) -> DashboardMetrics:
+async def dashboard(
+    services: Services,
+    start: date | None,
+    end: date | None,
+    device: str | None = None,
+    sex: str | None = None,
+) -> DashboardMetrics:
     check_range(start, end)
 
     async def compute() -> DashboardMetrics:
-        return await services.store.dashboard(start, end)
+        return await services.store.dashboard(start, end, device, sex)
 
-    key, ttl = keys.dashboard(start, end), keys.ttl_for_range(end)
-    tokens = range_versions(keys.VERSION_SESSIONS, None, None, start, end)  # sessions by start day
+    key, ttl = keys.dashboard(start, end, device, sex), keys.ttl_for_range(end)
+    tokens = range_versions(keys.VERSION_SESSIONS, device, sex, start, end)  # sessions by start day
     return await read_through(
         services.cache, services.cache_stats, key, ttl, compute, DashboardMetrics, tokens
     )

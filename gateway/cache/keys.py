@@ -90,8 +90,10 @@ def _part(value: object) -> str:
     return str(value)
 
 
-def dashboard(start: date | None, end: date | None) -> str:
-    return f"metrics:dashboard:{_part(start)}..{_part(end)}"
+def dashboard(start: date | None, end: date | None, device: str | None = None, sex: str | None = None) -> str:
+    """``metrics:dashboard:{start}..{end}``, then ``:{device}:{sex}`` when either filter is given."""
+    key = f"metrics:dashboard:{_part(start)}..{_part(end)}"
+    return key if device is None and sex is None else f"{key}:{_part(device)}:{_part(sex)}"
 
 
 def days(start: date | None, end: date | None) -> date | str | None:

@@ -114,8 +114,11 @@ class DocumentStore(Protocol):
         "dropped off after step k"), or who reached the last step (``converted=True``, step_index
         ignored). Ids ascending, keyset paginated like list_users."""
 
-    async def dashboard(self, start: date | None, end: date | None) -> DashboardMetrics:
-        """Session metrics for sessions starting in [start, end] (inclusive days; None = open)."""
+    async def dashboard(
+        self, start: date | None, end: date | None, device: str | None = None, sex: str | None = None
+    ) -> DashboardMetrics:
+        """Session metrics for sessions starting in [start, end] (inclusive days; None = open), of users
+        with that device and sex when given (like top_paths' filter)."""
 
     async def top_paths(self, limit: int, filter: UserFilter) -> list[PathCount]:
         """The most frequent pages_visited sequences among sessions (filter: user device/sex, session

@@ -60,6 +60,34 @@ async def test_dashboard_range(services):
     assert (empty["sessions"], empty["avgSessionDuration"], empty["conversionRate"]) == (0, None, 0.0)
 
 
+FILTERED = """query($r: DateRange, $d: Device, $s: Sex) { dashboard(range: $r, device: $d, sex: $s) {
+    users sessions conversions revenue avgSessionDuration conversionRate byDevice { device sessions } } }"""
+
+
+async def test_dashboard_of_users_with_a_device_and_sex(services):
+    async def dashboard(**variables):
+        return (await data_of(services, FILTERED, variables))["dashboard"]
+
+    # Mobile users 2 and 4: s2 (180 s), s4a (60), s4b (660, converted 30.0).
+    mobile = await dashboard(d="MOBILE")
+    assert (mobile["users"], mobile["sessions"], mobile["conversions"], mobile["revenue"]) == (2, 3, 1, 30.0)
+    assert mobile["avgSessionDuration"] == approx(300.0)
+    assert mobile["conversionRate"] == approx(1 / 3)
+    assert mobile["byDevice"] == [{"device": "MOBILE", "sessions": 3}]
+    # Women 2 and 3 (6 has no session): s2 (180 s, mobile), s3 (300, desktop), neither converted.
+    women = await dashboard(s="FEMALE")
+    assert (women["users"], women["sessions"], women["conversions"], women["revenue"]) == (2, 2, 0, 0.0)
+    assert women["avgSessionDuration"] == approx(240.0)
+    assert women["byDevice"] == [{"device": "DESKTOP", "sessions": 1}, {"device": "MOBILE", "sessions": 1}]
+    # Mobile men in 01-05..01-06: user 4's s4a and s4b.
+    both = await dashboard(r={"start": "2015-01-05", "end": "2015-01-06"}, d="MOBILE", s="MALE")
+    assert (both["users"], both["sessions"], both["conversions"], both["revenue"]) == (1, 2, 1, 30.0)
+    assert both["avgSessionDuration"] == approx(360.0)
+    # Cached apart: the unfiltered totals after the filtered ones are still everyone's.
+    everyone = await dashboard()
+    assert (everyone["users"], everyone["sessions"]) == (5, 6)
+
+
 async def test_top_paths(services):
     full = [fx.HOME, fx.SEARCH, fx.PAYMENT, fx.CONFIRM]
     data = await data_of(services, "{ topPaths(limit: 3) { path sessions } }")

@@ -138,6 +138,53 @@ async def test_dashboard_no_sessions(shared_loaded_store: DocumentStore) -> None
     assert got == DashboardMetrics(0, 0, 0, 0.0, None, [])
 
 
+DESKTOP_ALL_TIME = DeviceMetrics("desktop", 5, 9, 4, 275.75, 2452 / 9)
+
+
+@pytest.mark.parametrize(
+    ("device", "sex", "start", "end", "expected"),
+    [
+        # desktop users u10 u30 u50 u80 u100: the desktop row of test_dashboard_everything
+        ("desktop", None, None, None, DashboardMetrics(5, 9, 4, 275.75, 2452 / 9, [DESKTOP_ALL_TIME])),
+        # male and mobile: u40 u90; s40a s90a s90b, none converted, 1233+30+297 = 1560
+        (
+            "mobile",
+            "male",
+            None,
+            None,
+            DashboardMetrics(2, 3, 0, 0.0, 1560 / 3, [DeviceMetrics("mobile", 2, 3, 0, 0.0, 1560 / 3)]),
+        ),
+        # female (u20 u30 u60 u70 u100) sessions starting in February: s60a (no device, converted 60.0,
+        # 243) and u100's four (desktop, 90+62+9+4 = 165)
+        (
+            None,
+            "female",
+            day("2015-02-01"),
+            day("2015-02-28"),
+            DashboardMetrics(
+                2,
+                5,
+                1,
+                60.0,
+                408 / 5,
+                [DeviceMetrics("desktop", 1, 4, 0, 0.0, 165 / 4), DeviceMetrics(None, 1, 1, 1, 60.0, 243.0)],
+            ),
+        ),
+        ("tablet", None, None, None, DashboardMetrics(0, 0, 0, 0.0, None, [])),
+    ],
+    ids=["desktop", "mobile-male", "female-february", "nobody"],
+)
+async def test_dashboard_of_users_with_a_device_and_sex(
+    shared_loaded_store: DocumentStore,
+    device: str | None,
+    sex: str | None,
+    start: date | None,
+    end: date | None,
+    expected: DashboardMetrics,
+) -> None:
+    assert_dashboard(await shared_loaded_store.dashboard(start, end, device, sex), expected)
+
+
 async def test_dashboard_empty_store(store: DocumentStore) -> None:
     assert await store.dashboard(None, None) == DashboardMetrics(0, 0, 0, 0.0, None, [])
 

@@ -31,11 +31,14 @@ def list_users_sql(filter: UserFilter, after: int | None) -> tuple[str, Params]:
     return sqlf.keyset_page_sql("", hits, after is not None), params
 
 
-def dashboard_sql(start: date | None, end: date | None) -> tuple[str, Params]:
+def dashboard_sql(
+    start: date | None, end: date | None, device: str | None = None, sex: str | None = None
+) -> tuple[str, Params]:
     """Rows (is_total, device, users, sessions, conversions, revenue, avg duration): the total and one
-    row per session device."""
+    row per session device, over the sessions of users with that device and sex when given."""
     params: Params = {}
-    where = sqlf.day_range_sql("start_time", start, end, params)
+    who = UserFilter(device=device, sex=sex)
+    where = sqlf.day_range_sql("start_time", start, end, params) + sqlf.user_filter_sql(who, params)
     sql = f"""
         SELECT GROUPING(device) = 1, device, count(DISTINCT user_id), count(*),
                count(*) FILTER (WHERE converted),

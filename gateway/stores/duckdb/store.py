@@ -285,9 +285,12 @@ class DuckDBStore(FileGenerations):
         check_step_index(query, step_index, converted)
         return await self.funnels.users(query, step_index, converted, first, after)
 
-    async def dashboard(self, start: date | None, end: date | None) -> DashboardMetrics:
+    async def dashboard(
+        self, start: date | None, end: date | None, device: str | None = None, sex: str | None = None
+    ) -> DashboardMetrics:
         check_range(start, end)
-        return reports.dashboard_metrics(await self._query("dashboard", *reports.dashboard_sql(start, end)))
+        sql = reports.dashboard_sql(start, end, device, sex)
+        return reports.dashboard_metrics(await self._query("dashboard", *sql))
 
     async def top_paths(self, limit: int, filter: UserFilter) -> list[PathCount]:
         check_count(limit, "limit")

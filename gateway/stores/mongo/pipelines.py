@@ -100,16 +100,23 @@ def _session_totals(group_id: Any) -> dict[str, Any]:
     }
 
 
-def dashboard_pipeline(start: date | None, end: date | None) -> Pipeline:
+def dashboard_pipeline(
+    start: date | None, end: date | None, device: str | None = None, sex: str | None = None
+) -> Pipeline:
     """On user_sessions: one document {total: [..], by_device: [..]}. Sessions are grouped per (user,
     device) first so both distinct-user counts come out of a plain $sum: 1 instead of a huge
-    $addToSet; ``duration_ms`` is the summed end - start ($subtract of dates gives milliseconds)."""
-    pipeline: Pipeline = []
+    $addToSet; ``duration_ms`` is the summed end - start ($subtract of dates gives milliseconds). The
+    device filter reads the sessions' own device (the device invariant, as in top_paths); a sex filter
+    looks users up once per (user, device) group, not once per session."""
+    match: Query = {}
     days = day_range(start, end)
     if days is not None:
-        pipeline.append({"$match": {"start_time": days}})
+        match["start_time"] = days
+    if device is not None:
+        match["device"] = device
+    pipeline: Pipeline = [{"$match": match}] if match else []
     converted = {"$eq": ["$converted", True]}
-    pipeline += [
+    pipeline.append(
         {
             "$group": {
                 "_id": {"user": "$user_id", "device": {"$ifNull": ["$device", None]}},
@@ -118,7 +125,12 @@ def dashboard_pipeline(start: date | None, end: date | None) -> Pipeline:
                 "revenue": {"$sum": {"$cond": [converted, "$conversion_value", 0]}},
                 "duration_ms": {"$sum": {"$subtract": ["$end_time", "$start_time"]}},
             }
-        },
+        }
+    )
+    if sex is not None:
+        lookup = {"$lookup": {**SEX_LOOKUP["$lookup"], "localField": "_id.user"}}
+        pipeline += [lookup, {"$match": {"u.sex": sex}}]
+    pipeline += [
         {
             "$facet": {
                 "by_device": [_session_totals("$_id.device")],

@@ -276,9 +276,11 @@ class MongoStore(ServedGeneration):
         [facets] = await self._aggregate(PAGE_VISITS, fp.users_pipeline(query, reached, first + 1, after))
         return fp.users_result(facets, first)
 
-    async def dashboard(self, start: date | None, end: date | None) -> DashboardMetrics:
+    async def dashboard(
+        self, start: date | None, end: date | None, device: str | None = None, sex: str | None = None
+    ) -> DashboardMetrics:
         check_range(start, end)
-        [facets] = await self._aggregate(USER_SESSIONS, mp.dashboard_pipeline(start, end))
+        [facets] = await self._aggregate(USER_SESSIONS, mp.dashboard_pipeline(start, end, device, sex))
         return mp.dashboard_metrics(facets)
 
     async def top_paths(self, limit: int, filter: UserFilter) -> list[PathCount]:
