@@ -69,8 +69,18 @@ async def test_the_funnel_shows_the_fixture_and_follows_the_filters_and_steps(ta
         [["home_page", "2"], ["search_page", "2"], ["payment_page", "1"], ["payment_confirmation_page", "1"]],
     )
     assert await page.text_content("#funnel-overall") == "50.0%"
+    # The tiles beside it follow the same filter: users 2 and 4, sessions s2 s4a s4b, s4b converted 30.0.
+    await page.wait_for_function("() => document.querySelector('#kpi-sessions').textContent === '3'")
+    tiles = ["#kpi-users", "#kpi-sessions", "#kpi-conversions", "#kpi-rate", "#kpi-revenue"]
+    assert [await page.text_content(t) for t in tiles] == ["2", "3", "1", "33.3%", "$30.00"]
+    # Mobile women: user 2 alone, s2 not converted.
+    await page.select_option("#filters select[name=sex]", "FEMALE")
+    await page.wait_for_function("() => document.querySelector('#kpi-sessions').textContent === '1'")
+    assert [await page.text_content(t) for t in tiles] == ["1", "1", "0", "0.0%", "$0.00"]
+    await page.select_option("#filters select[name=sex]", "")
 
     await page.select_option("#filters select[name=device]", "")
+    await page.wait_for_function("() => document.querySelector('#kpi-sessions').textContent === '6'")
     await page.click("#step-list li[data-step=search_page] button[aria-label='Remove search_page']")
     await wait_for_funnel(
         tab, [["home_page", "5"], ["payment_page", "4"], ["payment_confirmation_page", "2"]]

@@ -23,8 +23,9 @@ const TREND = `query DashboardTrend($interval: Interval!, ${DEFINITION_VARS}) {
   }
 }`;
 
-const TOTALS = `query DashboardTotals($range: DateRange) {
-  dashboard(range: $range) { users sessions conversions conversionRate revenue }
+// The same device and sex as the funnel beside the tiles, so numbers side by side agree.
+const TOTALS = `query DashboardTotals($range: DateRange, $device: Device, $sex: Sex) {
+  dashboard(range: $range, device: $device, sex: $sex) { users sessions conversions conversionRate revenue }
 }`;
 
 const PAGE_TYPES = 'query DashboardPageTypes { pageTypes }';
@@ -213,7 +214,7 @@ async function loadTotals() {
   const f = state.filters;
   const range = f.start || f.end ? { start: f.start || null, end: f.end || null } : null;
   try {
-    const { data } = await query(TOTALS, { range });
+    const { data } = await query(TOTALS, { range, device: f.device || null, sex: f.sex || null });
     if (!current()) return;
     const d = data.dashboard;
     $('kpi-users').textContent = fmt.int.format(d.users);
