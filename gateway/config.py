@@ -319,6 +319,18 @@ def load_settings(
     return replace(Settings(), **values)
 
 
+def gateway_address(env: Mapping[str, str] | None = None) -> tuple[str, int]:
+    """FUNNEL_HOST and FUNNEL_PORT alone, for a client of a running gateway (``replay`` without
+    ``--url``): no other setting is read and, unlike :func:`load_settings`, no data directory is made."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name in ("host", "port"):
+        raw = env.get(env_name(name), "").strip()
+        if raw:
+            values[name] = _CASTS[name](env_name(name), raw)
+    return values.get("host", Settings.host), values.get("port", Settings.port)
+
+
 def _render(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"

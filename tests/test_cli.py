@@ -72,7 +72,7 @@ def test_generate_ingest_embed_query(tmp_path, capsys):
     [
         (["query", "{ health { status } }", "--variables", "{nope"], "--variables: not valid JSON"),
         (["query", "{ health { status } }", "--variables", "[1]"], "--variables: must be a JSON object"),
-        (["generate", "--users", "0", "--out", "x"], "--users: must be at least 1"),
+        (["generate", "--users", "0", "--out", "x"], "--users: must be 1..10,000,000"),
         (["serve", "--port", "99999"], "--port: port 99999 is out of range"),
     ],
 )
@@ -88,10 +88,11 @@ def test_restore_of_a_directory_that_is_no_backup_exits_1(tmp_path, capsys):
     assert not (tmp_path / "data").exists() or not list((tmp_path / "data").glob("funnel.duckdb*"))
 
 
-def test_ingest_of_a_directory_without_user_table_exits_1(tmp_path, capsys):
+def test_ingest_of_a_directory_without_user_table_is_a_usage_error(tmp_path, capsys):
     (tmp_path / "csv").mkdir()
-    assert main(["ingest", "--csv-dir", str(tmp_path / "csv"), "--data-dir", str(tmp_path / "data")]) == 1
-    assert "user_table.csv" in capsys.readouterr().err
+    assert main(["ingest", "--csv-dir", str(tmp_path / "csv"), "--data-dir", str(tmp_path / "data")]) == 2
+    assert "--csv-dir: no user_table.csv in" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
 
 
 def test_ingest_of_a_one_step_funnel_is_a_usage_error(tmp_path, capsys):
@@ -101,8 +102,8 @@ def test_ingest_of_a_one_step_funnel_is_a_usage_error(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--steps: a funnel needs at least 2 steps, got 1" in err and "Traceback" not in err
-    # Settings create the data dir; the store, its lock and the CSVs are not touched.
-    assert list(data.iterdir()) == [], "nothing is opened before the arguments are checked"
+    # Checked before settings (which create the data dir): the store, its lock and the CSVs are not touched.
+    assert not data.exists(), "nothing is opened before the arguments are checked"
 
 
 @pytest.mark.parametrize("command", [["ingest", "--csv-dir", "x"], ["embed"], ["query", "{ __typename }"]])

@@ -72,9 +72,9 @@ def test_persist_names_a_missing_file_once(tmp_path, capsys):
     missing = tmp_path / "missing.graphql"
     manifest = tmp_path / "persisted.json"
     argv = ["persist", "--data-dir", str(tmp_path / "d"), "--persisted-queries-file", str(manifest)]
-    assert main([*argv, str(missing)]) == 1
+    assert main([*argv, str(missing)]) == 2  # a path given on the command line that cannot be used
     err = capsys.readouterr().err
-    assert f"{missing}: No such file or directory" in err and err.count(str(missing)) == 1
+    assert f"{str(missing)!r}: No such file or directory" in err and err.count(str(missing)) == 1
     assert not manifest.exists()
 
 

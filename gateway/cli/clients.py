@@ -46,17 +46,18 @@ def _print_result(result: dict[str, Any]) -> int:
     return 1 if result.get("errors") else 0
 
 
-async def replay(settings: Settings, args: argparse.Namespace) -> int:
+async def replay(args: argparse.Namespace) -> int:
+    """Posts to a gateway and opens nothing local: without ``--url`` only FUNNEL_HOST/FUNNEL_PORT are
+    read (checks.py has checked the arguments)."""
     import time
 
+    from gateway.config import gateway_address
     from gateway.realtime.replay import check_run, read_replay
     from gateway.web.remote import check_url
     from gateway.web.replay import ReplayReport
     from gateway.web.replay import replay as post_events
 
-    if args.rate < 0 or args.batch < 1 or (args.limit is not None and args.limit < 1):
-        raise ConfigError("--rate/--batch/--limit", "rate must be >= 0, batch and limit >= 1")
-    url = args.url or f"http://{settings.host}:{settings.port}"
+    url = args.url or "http://{}:{}".format(*gateway_address())
     endpoint = check_url(url, "/events")
     run = check_run(args.run) if args.run is not None else f"r{int(time.time())}"
     events = read_replay(args.csv_dir, run, args.seed)
@@ -83,7 +84,8 @@ def persist(settings: Settings, args: argparse.Namespace) -> int:
         print(line)
     for problem in problems:
         print(f"funnelgate: {problem}", file=sys.stderr)
-    print(f"{settings.persisted_queries_path}: {len(added)} operation(s) registered")
+    if added:  # else no manifest was written
+        print(f"{settings.persisted_queries_path}: {len(added)} operation(s) registered")
     return 1 if problems else 0
 
 

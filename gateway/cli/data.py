@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gateway.cli.checks import steps_option
 from gateway.config import Settings
-from gateway.errors import ConfigError
 
 
 async def ingest(settings: Settings, args: argparse.Namespace) -> int:
@@ -13,7 +13,7 @@ async def ingest(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.jobs.ingest import run_ingest
     from gateway.ops.progress import ProgressMetrics
 
-    steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
+    steps = steps_option(args.steps)
     progress = ProgressMetrics("ingest", ProgressBar(), settings.data_dir / "metrics")
     report = await run_ingest(settings, args.csv_dir, steps=steps, seed=args.seed, progress=progress)
     print(report.render())
@@ -62,8 +62,6 @@ def fingerprint(args: argparse.Namespace) -> int:
 def generate(args: argparse.Namespace) -> int:
     from gateway.ingest.generator import generate_dataset
 
-    if args.users < 1:
-        raise ConfigError("--users", "must be at least 1")
     counts = generate_dataset(args.out, args.users, args.seed)
     for name, rows in counts.items():
         print(f"{name}: {rows} rows")

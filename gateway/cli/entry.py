@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.cli import access, clients, data
+from gateway.cli.checks import check_arguments
 from gateway.cli.parser import BACKEND_FLAGS, LISTEN_FLAGS, PERSIST_FLAGS, build_parser, given_paths
 from gateway.config import load_settings
 from gateway.errors import ConfigError, FunnelError
@@ -59,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_arguments(args)  # before settings, which make the data directory
         if args.command == "generate":
             _configure_logging(logging.INFO, "%(message)s")
             return data.generate(args)
@@ -70,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Nothing local is opened: the data dir, the backend flags and FUNNEL_* are not read.
             _configure_logging(logging.WARNING, "%(levelname)s %(name)s: %(message)s")
             return asyncio.run(clients.remote_query(args))
+        if args.command == "replay":  # likewise: it only posts to a gateway
+            _configure_logging(logging.WARNING, "%(levelname)s %(name)s: %(message)s")
+            return asyncio.run(clients.replay(args))
         overrides = {
             name: getattr(args, name, None) for name in (*BACKEND_FLAGS, *LISTEN_FLAGS, *PERSIST_FLAGS)
         }
@@ -86,7 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "backup": lambda: data.backup(settings, args),
             "restore": lambda: data.restore(settings, args),
             "query": lambda: clients.query(settings, args),
-            "replay": lambda: clients.replay(settings, args),
         }
         return asyncio.run(commands[args.command]())
     except ConfigError as exc:

@@ -50,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the session/visit/interaction synthesis")
 
     p = sub.add_parser("generate", help="write a synthetic dataset with the Kaggle files' shape")
-    p.add_argument("--users", type=int, default=20_000, help="how many users to generate (default 20000)")
+    p.add_argument(
+        "--users",
+        type=int,
+        default=20_000,
+        help="how many users to generate (default 20000, at most 10,000,000)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the generator: the same seed, the same files")
     p.add_argument("--out", type=Path, required=True, help="the directory to write the CSV files into")
 

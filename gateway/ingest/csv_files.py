@@ -61,15 +61,25 @@ class CsvDataset:
 
 
 def normalise_page(raw: str) -> str:
-    """``home_page`` -> ``home``, ``payment_confirmation_page`` -> ``confirmation``, ``X_page`` -> ``X``."""
-    name = normalise_header(raw)
+    """A header or cell's page: ``Home_Page`` -> ``home``, ``payment_confirmation_page`` ->
+    ``confirmation``, ``X_page`` -> ``x`` (exports differ in case, blanks and hyphens)."""
+    return page_name(normalise_header(raw))
+
+
+def page_name(raw: str) -> str:
+    """The page a name typed by a person means (``ingest --steps``): ``home_page`` -> ``home``,
+    ``payment_confirmation`` -> ``confirmation``. Case is kept: the API compares page names exactly, and
+    ``--steps`` follows it, so ``HOME`` is no page there either."""
+    name = raw.strip()
     if name.endswith("_page"):
         name = name[: -len("_page")]
     return _PAGE_ALIASES.get(name, name)
 
 
-def read_dataset(csv_dir: Path) -> CsvDataset:
-    """Read and validate every CSV in ``csv_dir``; raise IngestError when the input is unusable."""
+def find_tables(csv_dir: Path) -> tuple[Path, list[Path]]:
+    """``csv_dir``'s user table and page tables, without reading them; IngestError naming the directory
+    when it is none or lacks either (``funnelgate ingest`` and ``replay`` check this before opening
+    anything)."""
     if not csv_dir.is_dir():
         raise IngestError(f"{csv_dir} is not a directory")
     files = {p.name.lower(): p for p in sorted(csv_dir.iterdir()) if p.is_file()}
@@ -81,7 +91,12 @@ def read_dataset(csv_dir: Path) -> CsvDataset:
     ]
     if not page_paths:
         raise IngestError(f"no page tables in {csv_dir}: expected files like home_page_table.csv")
+    return user_path, page_paths
 
+
+def read_dataset(csv_dir: Path) -> CsvDataset:
+    """Read and validate every CSV in ``csv_dir``; raise IngestError when the input is unusable."""
+    user_path, page_paths = find_tables(csv_dir)
     report = IngestReport()
     # Parse every file before validating rows so a fatal problem in any file is found first.
     user_table = read_table(user_path, report)

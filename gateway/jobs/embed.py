@@ -244,6 +244,11 @@ async def _build(
 async def run_embed(settings: Settings, progress: Progress | None = None) -> EmbedReport:
     """The command: embed from the configured store into the configured Milvus (Redis is not needed),
     then drop the derived keys of a shared Redis."""
+    if settings.embedded_document_store and not settings.duckdb_path.exists():
+        # Said before anything is opened: opening would leave a new, empty store and milvus.db behind.
+        raise BadInput(
+            f"nothing to embed: no document store in {settings.data_dir} yet: run `funnelgate ingest` first"
+        )
     async with open_services(settings, need_cache=False) as services:
         result = await embed_all(services.store, services.vectors, settings.model_dir, progress)
     await invalidate_shared_cache(settings)

@@ -27,7 +27,7 @@ from pathlib import Path
 from gateway.config import Settings
 from gateway.embedded.datadir_lock import DataDirLock
 from gateway.errors import BadInput, ConfigError, IngestError
-from gateway.ingest.csv_files import USER_TABLE, CsvDataset, UserRow, normalise_page, read_dataset
+from gateway.ingest.csv_files import USER_TABLE, CsvDataset, UserRow, page_name, read_dataset
 from gateway.ingest.report import IngestReport
 from gateway.ingest.synthesis import DEFAULT_VISIT_DATE, SynthesisPlan, synthesise, visit_order
 from gateway.jobs.refresh import refresh_funnel_analytics
@@ -42,7 +42,7 @@ from gateway.stores.collections import (
 )
 from gateway.stores.contracts import DocumentStore
 from gateway.stores.datasets import DatasetBuild, Generational
-from gateway.validation import MIN_STEPS_ASKED, check_steps
+from gateway.validation import MIN_STEPS_ASKED, check_known_steps, check_steps
 
 BATCH_USERS = 10_000
 # Bumped whenever ingest writes different documents from the same input, so `make demo` ingests again
@@ -190,11 +190,11 @@ def _report_progress(progress: Progress | None, stage: str, done: int, total: in
 
 
 def check_steps_option(steps: Sequence[str]) -> tuple[str, ...]:
-    """``--steps`` as the funnel it names, normalised like page names (``home_page`` -> ``home``). It is a
+    """``--steps`` as the funnel it names (``home_page`` -> ``home``: ``csv_files.page_name``). It is a
     funnel a client names, so it follows the API's rule for one (at least two distinct, non-empty steps:
     ``validation.check_steps``) with the API's words; breaking it is a usage error (exit code 2). Only a
     default funnel derived from the data may have one step."""
-    funnel = tuple(normalise_page(s) for s in steps)
+    funnel = tuple(page_name(s) for s in steps)
     try:
         check_steps(funnel, MIN_STEPS_ASKED)
     except BadInput as exc:
@@ -203,17 +203,18 @@ def check_steps_option(steps: Sequence[str]) -> tuple[str, ...]:
 
 
 def resolve_steps(steps: Sequence[str] | None, dataset: CsvDataset) -> tuple[str, ...]:
-    """The funnel: ``steps`` (normalised like page names) when given, else pages by decreasing reach."""
+    """The funnel: ``steps`` when given (each a page with data, else a usage error), else the pages by
+    decreasing reach."""
     available = dataset.default_order()
     if steps is None:
         if not available:
             raise IngestError("no page rows for known users in the page tables: no funnel to build")
         return tuple(available)
     funnel = check_steps_option(steps)
-    unknown = [s for s in funnel if s not in dataset.pages]
-    if unknown:
-        found = ", ".join(available) or "none"
-        raise IngestError(f"--steps names pages without data: {', '.join(unknown)} (pages found: {found})")
+    try:  # the API's rule and words for a step no page has: known means found in these CSVs
+        check_known_steps(funnel, available)
+    except BadInput as exc:
+        raise ConfigError("--steps", str(exc)) from None
     return funnel
 
 

@@ -1,0 +1,113 @@
+"""The arguments a command cannot use, found before settings are loaded or anything is opened, created
+or written: each is one :class:`ConfigError` naming its flag (exit code 2), and leaves nothing behind.
+
+What only the backends can tell (a data directory in use, an empty store) is the command's to find.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gateway.errors import ConfigError, IngestError
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    check = _CHECKS.get(args.command)
+    if check is not None:
+        check(args)
+
+
+def steps_option(raw: str | None) -> list[str] | None:
+    """``--steps`` split at its commas; an empty name stays in, for the API's rule to refuse."""
+    return None if raw is None else [step.strip() for step in raw.split(",")]
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from gateway.ingest.generator import MAX_USERS
+
+    if not 1 <= args.users <= MAX_USERS:
+        # the generator's limit, with its reason: see MAX_USERS
+        raise ConfigError(
+            "--users",
+            f"must be 1..{MAX_USERS:,} (the files are built in memory, and ids, drawn from 1..10 x users, "
+            f"must fit GraphQL's 32-bit Int), got {args.users:,}",
+        )
+    if args.seed < 0:
+        raise ConfigError("--seed", f"must be a non-negative integer, got {args.seed}")
+    _directory_to_write("--out", args.out)
+
+
+def _ingest(args: argparse.Namespace) -> None:
+    steps = steps_option(args.steps)
+    if steps is not None:  # the API's rule, as far as it needs no data (which pages exist: after reading)
+        from gateway.jobs.ingest import check_steps_option
+
+        check_steps_option(steps)
+    _csv_dir("--csv-dir", args.csv_dir)
+
+
+def _replay(args: argparse.Namespace) -> None:
+    if args.rate < 0 or args.batch < 1 or (args.limit is not None and args.limit < 1):
+        raise ConfigError("--rate/--batch/--limit", "rate must be >= 0, batch and limit >= 1")
+    _csv_dir("--csv-dir", args.csv_dir)
+
+
+def _backup(args: argparse.Namespace) -> None:
+    _directory_to_write("--out", args.out)
+    if args.out.is_dir() and any(args.out.iterdir()):
+        raise ConfigError(
+            "--out", f"cannot use {str(args.out)!r}: it is not empty (back up into a new or empty directory)"
+        )
+
+
+def _restore(args: argparse.Namespace) -> None:
+    if not args.source.is_dir():
+        raise ConfigError("--from", f"cannot use {str(args.source)!r}: {_not_a_directory(args.source)}")
+
+
+def _persist(args: argparse.Namespace) -> None:
+    for file in args.files:
+        _readable("FILES", file)
+
+
+def _csv_dir(flag: str, path: Path) -> None:
+    from gateway.ingest.csv_files import find_tables
+
+    if not path.is_dir():
+        raise ConfigError(flag, f"cannot use {str(path)!r}: {_not_a_directory(path)}")
+    try:
+        user_table, page_tables = find_tables(path)
+    except IngestError as exc:  # its words name the directory and what it lacks
+        raise ConfigError(flag, str(exc)) from None
+    for table in (user_table, *page_tables):
+        _readable(flag, table)
+
+
+def _readable(flag: str, path: Path) -> None:
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(flag, f"cannot use {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def _directory_to_write(flag: str, path: Path) -> None:
+    """``path`` is, or can become, a directory: none of it, or of its parents, is a file."""
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(flag, f"cannot use {str(existing)!r}: it is a file, not a directory")
+
+
+def _not_a_directory(path: Path) -> str:
+    return "it is a file, not a directory" if path.exists() else "no such directory"
+
+
+_CHECKS = {
+    "generate": _generate,
+    "ingest": _ingest,
+    "replay": _replay,
+    "backup": _backup,
+    "restore": _restore,
+    "persist": _persist,
+}

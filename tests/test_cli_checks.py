@@ -1,0 +1,170 @@
+"""Arguments a command cannot use are refused before anything is opened, created or written: one line
+naming the flag (exit 2), and no data directory, store, lock or vector file left behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+
+CLEAN = Path(__file__).parent / "fixtures" / "ingest" / "clean"
+
+
+@pytest.fixture(autouse=True)
+def no_data_dir_from_the_environment(monkeypatch):
+    monkeypatch.delenv("FUNNEL_DATA_DIR", raising=False)
+
+
+def _one_line(err: str) -> str:
+    assert err.count("\n") == 1 and "Traceback" not in err, err  # no INFO line about a store either
+    return err
+
+
+@pytest.mark.parametrize("users", ["3000000000", "10000001", "214748365"])
+def test_generate_refuses_more_users_than_the_limit(tmp_path, capsys, users):
+    out = tmp_path / "csv"
+    assert main(["generate", "--users", users, "--out", str(out)]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert err.startswith("funnelgate: configuration error: --users: must be 1..10,000,000 (")
+    assert f"got {int(users):,}" in err
+    assert not out.exists()
+
+
+def test_generate_accepts_the_limit_itself(tmp_path, monkeypatch):
+    import gateway.ingest.generator as generator
+
+    asked = []
+    monkeypatch.setattr(generator, "generate_dataset", lambda out, users, seed: asked.append(users) or {})
+    assert main(["generate", "--users", "10000000", "--out", str(tmp_path / "csv")]) == 0
+    assert asked == [10_000_000]
+
+
+def test_a_negative_generate_seed_is_a_usage_error(tmp_path, capsys):
+    out = tmp_path / "csv"
+    assert main(["generate", "--seed", "-1", "--out", str(out)]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert err == "funnelgate: configuration error: --seed: must be a non-negative integer, got -1\n"
+    assert not out.exists()
+
+
+def _csv_dirs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    afile, empty, no_pages = tmp_path / "afile", tmp_path / "empty", tmp_path / "no_pages"
+    afile.write_text("x\n")
+    empty.mkdir()
+    no_pages.mkdir()
+    (no_pages / "user_table.csv").write_text("user_id,date,device,sex\n1,2015-01-01,Desktop,Male\n")
+    return {
+        "missing": (tmp_path / "missing", f"cannot use {str(tmp_path / 'missing')!r}: no such directory"),
+        "a file": (afile, f"cannot use {str(afile)!r}: it is a file, not a directory"),
+        "no user table": (empty, f"no user_table.csv in {empty}"),
+        "no page tables": (no_pages, f"no page tables in {no_pages}"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "a file", "no user table", "no page tables"])
+@pytest.mark.parametrize("command", ["ingest", "replay"])
+def test_an_unusable_csv_dir_is_refused_before_anything_is_opened(
+    tmp_path, capsys, monkeypatch, case, command
+):
+    csv_dir, reason = _csv_dirs(tmp_path)[case]
+    data = tmp_path / "data"
+    argv = [command, "--csv-dir", str(csv_dir)]
+    argv += ["--data-dir", str(data)] if command == "ingest" else ["--url", "http://127.0.0.1:1"]
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert _one_line(captured.err).startswith(f"funnelgate: configuration error: --csv-dir: {reason}")
+    assert captured.out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no data dir, no ./data
+
+
+@pytest.mark.parametrize("steps", ["home,,search", ",home,search", "home,search,", "home, ,search"])
+def test_ingest_refuses_an_empty_step_like_the_api(tmp_path, capsys, steps):
+    data = tmp_path / "data"
+    assert main(["ingest", "--csv-dir", str(CLEAN), "--steps", steps, "--data-dir", str(data)]) == 2
+    err = _one_line(capsys.readouterr().err)
+    # validation.check_steps's words, as the API answers funnel(steps: ["home", "", "search"])
+    assert err == "funnelgate: configuration error: --steps: funnel steps must be non-empty page types\n"
+    assert not data.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("steps", "unknown"), [("HOME,search", "'HOME'"), ("home,Search", "'Search'"), ("home,cart", "'cart'")]
+)
+def test_ingest_refuses_a_step_the_api_would_not_know(tmp_path, capsys, steps, unknown):
+    # The API compares page names exactly: funnel(steps: ["HOME", "search"]) is an unknown step.
+    data = tmp_path / "data"
+    assert main(["ingest", "--csv-dir", str(CLEAN), "--steps", steps, "--data-dir", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"--steps: unknown funnel steps: {unknown} (known: confirmation, home, payment, search)\n" in err
+    ), err
+    assert "Traceback" not in err
+
+
+def test_embed_of_an_empty_data_dir_says_so_and_leaves_it_empty(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    assert main(["embed", "--data-dir", str(data)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err == (
+        f"funnelgate: nothing to embed: no document store in {data} yet: run `funnelgate ingest` first\n"
+    )
+    assert list(data.iterdir()) == []  # no funnel.duckdb, no milvus.db, no lock
+
+
+def test_restore_from_a_missing_directory_is_a_usage_error(tmp_path, capsys):
+    data, missing = tmp_path / "data", tmp_path / "missing"
+    assert main(["restore", "--from", str(missing), "--data-dir", str(data)]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert err == f"funnelgate: configuration error: --from: cannot use {str(missing)!r}: no such directory\n"
+    assert not data.exists()
+
+
+def test_backup_into_a_non_empty_directory_is_a_usage_error(tmp_path, capsys):
+    data, out = tmp_path / "data", tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine\n")
+    assert main(["backup", "--out", str(out), "--data-dir", str(data)]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert err.startswith(f"funnelgate: configuration error: --out: cannot use {str(out)!r}: it is not empty")
+    assert not data.exists()
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_persist_of_a_missing_file_registers_nothing(tmp_path, capsys):
+    good, missing = tmp_path / "ok.graphql", tmp_path / "missing.graphql"
+    good.write_text("{ health { status } }")
+    manifest = tmp_path / "persisted.json"
+    argv = ["persist", "--data-dir", str(tmp_path / "d"), "--persisted-queries-file", str(manifest)]
+    assert main([*argv, str(good), str(missing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"funnelgate: configuration error: FILES: cannot use {str(missing)!r}: No such file or directory\n"
+    )
+    assert captured.out == ""  # no "0 operation(s) registered" for a manifest never written
+    assert not manifest.exists() and not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("url", [True, False])
+def test_replay_creates_nothing_locally(tmp_path, capsys, monkeypatch, url):
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as sock:  # bound, not listening: connecting is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        argv = ["replay", "--csv-dir", str(CLEAN), "--limit", "1", "--rate", "0"]
+        if url:
+            argv += ["--url", f"http://127.0.0.1:{port}"]
+        else:  # the default URL: FUNNEL_HOST and FUNNEL_PORT, and nothing else read
+            monkeypatch.setenv("FUNNEL_HOST", "127.0.0.1")
+            monkeypatch.setenv("FUNNEL_PORT", str(port))
+        assert main(argv) == 1  # the one event's request failed
+    out = capsys.readouterr().out
+    assert f"to http://127.0.0.1:{port}/events" in out and "1 failed requests" in out
+    assert list(tmp_path.iterdir()) == []  # no ./data
