@@ -106,15 +106,42 @@ def test_ingest_refuses_a_step_the_api_would_not_know(tmp_path, capsys, steps, u
     assert "Traceback" not in err
 
 
+def _nothing_to_embed(data: Path) -> str:
+    return (
+        f"funnelgate: nothing to embed: the document store in {data} holds no users yet: "
+        "run `funnelgate ingest` first\n"
+    )
+
+
 def test_embed_of_an_empty_data_dir_says_so_and_leaves_it_empty(tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
     assert main(["embed", "--data-dir", str(data)]) == 1
-    err = _one_line(capsys.readouterr().err)
-    assert err == (
-        f"funnelgate: nothing to embed: no document store in {data} yet: run `funnelgate ingest` first\n"
-    )
+    assert _one_line(capsys.readouterr().err) == _nothing_to_embed(data)
     assert list(data.iterdir()) == []  # no funnel.duckdb, no milvus.db, no lock
+
+
+def test_embed_of_an_empty_store_leaves_no_vector_file(tmp_path, capsys):
+    import asyncio
+
+    from gateway.config import load_settings
+    from gateway.services import open_store
+
+    data = tmp_path / "data"
+
+    async def create_empty_store() -> None:
+        store = await open_store(load_settings(env={}, overrides={"data_dir": str(data)}), index=False)
+        await store.ensure_indexes()
+        await store.close()
+
+    asyncio.run(create_empty_store())
+    before = sorted(p.name for p in data.iterdir())
+    assert "funnel.duckdb" in before and "milvus.db" not in before
+    assert main(["embed", "--data-dir", str(data)]) == 1
+    assert capsys.readouterr().err.endswith(_nothing_to_embed(data))
+    after = {p.name for p in data.iterdir()}
+    assert after - set(before) <= {".funnelgate.lock"}  # the data dir's lock file, as any command leaves
+    assert "milvus.db" not in after
 
 
 def test_restore_from_a_missing_directory_is_a_usage_error(tmp_path, capsys):

@@ -18,19 +18,21 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gateway.config import Settings
+from gateway.embedded.datadir_lock import DataDirLock
 from gateway.embeddings.events import Outcome, UserEvents
 from gateway.embeddings.featurise import Featurised
 from gateway.embeddings.model import BehaviourModel, latest_version
 from gateway.embeddings.pca import MAX_DIM
 from gateway.errors import BadInput
 from gateway.models import UserFilter
-from gateway.services import invalidate_shared_cache, open_services
-from gateway.stores.collections import PAGE_ID_STRIDE, page_vector_id
+from gateway.services import invalidate_shared_cache, open_services, open_store
+from gateway.stores.collections import PAGE_ID_STRIDE, USERS, page_vector_id
 from gateway.stores.contracts import DocumentStore, VectorIndex
 from gateway.stores.vectors import PAGE_VECTORS, USER_VECTORS, IndexPlan, page_partition, version_of
 
@@ -244,12 +246,28 @@ async def _build(
 async def run_embed(settings: Settings, progress: Progress | None = None) -> EmbedReport:
     """The command: embed from the configured store into the configured Milvus (Redis is not needed),
     then drop the derived keys of a shared Redis."""
-    if settings.embedded_document_store and not settings.duckdb_path.exists():
-        # Said before anything is opened: opening would leave a new, empty store and milvus.db behind.
-        raise BadInput(
-            f"nothing to embed: no document store in {settings.data_dir} yet: run `funnelgate ingest` first"
-        )
+    await _check_something_to_embed(settings)
     async with open_services(settings, need_cache=False) as services:
         result = await embed_all(services.store, services.vectors, settings.model_dir, progress)
     await invalidate_shared_cache(settings)
     return result
+
+
+async def _check_something_to_embed(settings: Settings) -> None:
+    """Said before Milvus Lite is opened, which would leave a new milvus.db behind (and, with no store
+    file yet, before the document store is opened, which would leave an empty one)."""
+    nothing = (
+        f"nothing to embed: the document store in {settings.data_dir} holds no users yet: "
+        "run `funnelgate ingest` first"
+    )
+    if settings.embedded_document_store and not settings.duckdb_path.exists():
+        raise BadInput(nothing)
+    if not settings.embedded_vectors:
+        return  # a Milvus server: nothing is created here
+    async with AsyncExitStack() as stack:
+        if settings.uses_data_dir_exclusively:
+            stack.enter_context(DataDirLock(settings.data_dir))
+        store = await open_store(settings, index=False)
+        stack.push_async_callback(store.close)
+        if not await store.default_funnel() or not await store.count(USERS):
+            raise BadInput(nothing)
