@@ -39,12 +39,15 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> None:
-    steps = steps_option(args.steps)
-    if steps is not None:  # the API's rule, as far as it needs no data (which pages exist: after reading)
-        from gateway.jobs.ingest import check_steps_option
+    from gateway.ingest.csv_files import page_of_file
+    from gateway.jobs.ingest import check_steps_known, check_steps_option
 
-        check_steps_option(steps)
-    _csv_dir("--csv-dir", args.csv_dir)
+    steps = steps_option(args.steps)
+    funnel = None if steps is None else check_steps_option(steps)  # the API's rule: distinct, non-empty
+    page_tables = _csv_dir("--csv-dir", args.csv_dir)
+    if funnel is not None:
+        # Each a page the tables' names name; that it has rows for known users is known after reading.
+        check_steps_known(funnel, [page_of_file(table.name) for table in page_tables])
 
 
 def _replay(args: argparse.Namespace) -> None:
@@ -71,7 +74,8 @@ def _persist(args: argparse.Namespace) -> None:
         _readable("FILES", file)
 
 
-def _csv_dir(flag: str, path: Path) -> None:
+def _csv_dir(flag: str, path: Path) -> list[Path]:
+    """The page tables of ``path``, a directory ingest can read."""
     from gateway.ingest.csv_files import find_tables
 
     if not path.is_dir():
@@ -82,6 +86,7 @@ def _csv_dir(flag: str, path: Path) -> None:
         raise ConfigError(flag, str(exc)) from None
     for table in (user_table, *page_tables):
         _readable(flag, table)
+    return page_tables
 
 
 def _readable(flag: str, path: Path) -> None:

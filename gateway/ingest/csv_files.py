@@ -94,6 +94,11 @@ def find_tables(csv_dir: Path) -> tuple[Path, list[Path]]:
     return user_path, page_paths
 
 
+def page_of_file(name: str) -> str:
+    """The page a page table holds, from its file name: ``home_page_table.csv`` -> ``home``."""
+    return normalise_page(name[: -len(PAGE_TABLE_SUFFIX)])
+
+
 def read_dataset(csv_dir: Path) -> CsvDataset:
     """Read and validate every CSV in ``csv_dir``; raise IngestError when the input is unusable."""
     user_path, page_paths = find_tables(csv_dir)
@@ -286,7 +291,7 @@ def _page_of_table(table: Table) -> tuple[str, int | None]:
     page_col = next(
         (i for i, c in enumerate(columns) if i != id_col and (c == "page" or c.endswith("_page"))), None
     )
-    page = normalise_page(table.name[: -len(PAGE_TABLE_SUFFIX)])
+    page = page_of_file(table.name)
     if not page:
         raise IngestError(f"{table.name} names no page: expected <page>_table.csv, like home_page_table.csv")
     if page_col is not None and columns[page_col] != "page":

@@ -211,11 +211,16 @@ def resolve_steps(steps: Sequence[str] | None, dataset: CsvDataset) -> tuple[str
             raise IngestError("no page rows for known users in the page tables: no funnel to build")
         return tuple(available)
     funnel = check_steps_option(steps)
-    try:  # the API's rule and words for a step no page has: known means found in these CSVs
-        check_known_steps(funnel, available)
+    check_steps_known(funnel, available)
+    return funnel
+
+
+def check_steps_known(funnel: Sequence[str], pages: Sequence[str]) -> None:
+    """Each step is one of ``pages``, by the API's rule and in its words (a usage error, exit code 2)."""
+    try:
+        check_known_steps(funnel, pages)
     except BadInput as exc:
         raise ConfigError("--steps", str(exc)) from None
-    return funnel
 
 
 def user_document(user: UserRow) -> Document:
