@@ -139,6 +139,9 @@ def test_ctrl_c_prints_the_summary_so_far_and_exits_130(refused_url):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A suite started in the background (nohup, `cmd &` without job control) runs with SIGINT
+        # ignored, and a child inherits that: Ctrl-C would then never reach replay.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert proc.stdout is not None
