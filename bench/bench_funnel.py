@@ -42,7 +42,8 @@ from aiohttp import ClientSession, web
 
 from gateway.config import load_settings
 from gateway.models import Breakdown, FunnelQuery, FunnelResult, StepOrder, UserFilter
-from gateway.services import Services
+from gateway.services import Services, _NoCache
+from gateway.stores.contracts import Cache
 from gateway.stores.duckdb.store import DuckDBStore
 from gateway.web.app import create_app
 
@@ -70,16 +71,18 @@ ROUNDS = {1: 31, 10: 21}
 SQL_ROUNDS = {1: 7, 10: 3}
 
 
-class NoCache:
-    """Every read misses: the HTTP rows measure computing the funnel, not Redis."""
-
-    name = "none"
-
-    async def get_many(self, keys: Any) -> list[None]:
-        return [None] * len(keys)
-
-    async def set_many(self, items: Any) -> None:
-        return None
+def no_cache() -> Cache:
+    """The product's own cache for running without Redis (what ``open_services(need_cache=False)`` gives
+    the CLI jobs): every read misses, so the HTTP rows measure computing the funnel, not Redis. A stub of
+    the bench's own fell behind the Cache protocol twice (set_absent, pipeline); this one is the
+    product's, and is checked against the protocol here so a missing method stops the bench at once
+    rather than as a 500 mid-measurement."""
+    cache = _NoCache()
+    if not isinstance(cache, Cache):
+        members = {*Cache.__annotations__, *(m for m in dir(Cache) if not m.startswith("_"))}
+        missing = sorted(m for m in members if not hasattr(cache, m))
+        raise TypeError(f"gateway.services._NoCache lacks Cache members {missing}")
+    return cache
 
 
 def measure(engines: dict[str, Callable[[], Any]], rounds: int) -> dict[str, dict[str, float]]:
@@ -123,7 +126,7 @@ def same(a: FunnelResult, b: FunnelResult) -> bool:
 
 
 async def serve(store: DuckDBStore) -> tuple[web.AppRunner, str]:
-    services = Services(load_settings(env={}), store, vectors=None, cache=NoCache())  # type: ignore[arg-type]
+    services = Services(load_settings(env={}), store, vectors=None, cache=no_cache())  # type: ignore[arg-type]
     runner = web.AppRunner(create_app(services, response_cache=False), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)  # any free port

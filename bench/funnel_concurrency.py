@@ -22,6 +22,9 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
+# The load runs this file as a child process: the checkout's gateway, not whichever one is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from aiohttp import ClientSession, web
 
 from gateway.config import load_settings
