@@ -24,17 +24,11 @@ def steps_option(raw: str | None) -> list[str] | None:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from gateway.ingest.generator import MAX_USERS
+    from gateway.ingest.generator import argument_problem
 
-    if not 1 <= args.users <= MAX_USERS:
-        # the generator's limit, with its reason: see MAX_USERS
-        raise ConfigError(
-            "--users",
-            f"must be 1..{MAX_USERS:,} (the files are built in memory, and ids, drawn from 1..10 x users, "
-            f"must fit GraphQL's 32-bit Int), got {args.users:,}",
-        )
-    if args.seed < 0:
-        raise ConfigError("--seed", f"must be a non-negative integer, got {args.seed}")
+    problem = argument_problem(args.users, args.seed)
+    if problem is not None:
+        raise ConfigError(*problem)
     _directory_to_write("--out", args.out)
 
 

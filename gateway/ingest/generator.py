@@ -46,13 +46,25 @@ STEP_RATES: dict[str, tuple[tuple[float, ...], ...]] = {
 MAX_USERS = 10_000_000
 
 
+def argument_problem(users: int, seed: int) -> tuple[str, str] | None:
+    """What is wrong with these arguments, as (flag, message), or None: one rule for the library call
+    and the command line, which reports it before anything is created."""
+    if not 1 <= users <= MAX_USERS:
+        return "--users", (
+            f"must be 1..{MAX_USERS:,} (the files are built in memory, and ids, drawn from 1..10 x users, "
+            f"must fit GraphQL's 32-bit Int), got {users:,}"
+        )
+    if seed < 0:
+        return "--seed", f"must be a non-negative integer, got {seed}"
+    return None
+
+
 def generate_dataset(out_dir: Path, users: int, seed: int) -> dict[str, int]:
     """Write the five CSVs into ``out_dir`` (created if needed); returns rows written per file name.
     The same (users, seed) always writes the same bytes."""
-    if not 1 <= users <= MAX_USERS:
-        raise BadInput(f"--users must be 1..{MAX_USERS:,}, got {users}")
-    if seed < 0:
-        raise BadInput(f"--seed must be a non-negative integer, got {seed}")
+    problem = argument_problem(users, seed)
+    if problem is not None:
+        raise BadInput(" ".join(problem))
     rng = np.random.default_rng(seed)
     id_space = max(1_000_000, 10 * users)  # six-digit ids like the real file, unique
     user_ids = rng.choice(id_space, size=users, replace=False) + 1
