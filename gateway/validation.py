@@ -185,13 +185,18 @@ def check_similar(
     """A similar-users question: who (an int), how many (1..MAX_SIMILAR_USERS), optional filters."""
     if not _is_int(user_id):
         raise BadInput(f"user_id must be an integer, got {shown(user_id)}")
-    if not _is_int(limit) or not 1 <= limit <= MAX_SIMILAR_USERS:  # type: ignore[operator]
-        raise BadInput(f"limit must be an integer in 1..{MAX_SIMILAR_USERS}, got {shown(limit)}")
+    check_similar_limit(limit)
     if device is not None and not (isinstance(device, str) and _DEVICE_NAME.match(device)):
         raise BadInput(f"device must be a plain name (letters, digits, space, _ . -), got {shown(device)}")
     if converted is not None and not isinstance(converted, bool):
         raise BadInput(f"converted must be true, false or null, got {shown(converted)}")
     check_min_score(min_score)
+
+
+def check_similar_limit(limit: object) -> None:
+    """How many look-alikes: 1..MAX_SIMILAR_USERS (also checked before execution, gateway/security)."""
+    if not _is_int(limit) or not 1 <= limit <= MAX_SIMILAR_USERS:  # type: ignore[operator]
+        raise BadInput(f"limit must be an integer in 1..{MAX_SIMILAR_USERS}, got {shown(limit)}")
 
 
 def check_min_score(min_score: object) -> None:

@@ -21,9 +21,9 @@ from gateway.cache.responses import volatile
 from gateway.errors import NotFound, shown
 from gateway.models import FunnelDefinition, from_fields
 from gateway.roles import Role, requires
-from gateway.security.analysis import FUNNEL, FUNNEL_TREND, LISTING, REPORT, VECTOR_SEARCH, price
+from gateway.security.analysis import FUNNEL, FUNNEL_TREND, LISTING, REPORT, VECTOR_SEARCH, paged, price
 from gateway.services import check_health
-from gateway.validation import check_page_size, check_user_id
+from gateway.validation import check_page_size, check_similar_limit, check_user_id
 from resolvers.funnel_arguments import takes_funnel
 from schema.dashboard import Dashboard, PathCount
 from schema.enums import Breakdown, Device, Interval, Sex
@@ -187,7 +187,7 @@ class Query:
             "Users whose behaviour before their outcome (conversion or leaving) was most like this user's, "
             f"best first; a filter returns `limit` users whenever that many match; {SIMILAR_NULL}."
         ),
-        metadata=requires(Role.ANALYST) | price(VECTOR_SEARCH),
+        metadata=requires(Role.ANALYST) | price(VECTOR_SEARCH) | paged(check_similar_limit),
     )
     async def similar_users(
         self,

@@ -17,10 +17,13 @@ One walk over the selected operation (fragments expanded, memoised) does both:
   default; a connection's ``edges`` take the ``first`` of the field that returned the connection), else
   what the field's marker computes from its arguments (``sizer``) or assumes (``list_size``), else 10. Nested lists multiply: ``users(first: 100)``
   over ``sessions(first: 100)`` prices 100 x 100 sessions. An introspection field costs a flat 100.
+* **Page arguments** (``first``/``limit``, given ``max_page``): each is checked where it is written, with
+  the check its resolver makes (``paged()``, else 1..FUNNEL_MAX_PAGE_SIZE), so a bad one is refused once,
+  before anything runs, instead of once per parent row by a nested resolver.
 
 The field markers live in the field's metadata, next to ``requires(...)`` and ``volatile()``::
 
-    @strawberry.field(metadata=requires(Role.ANALYST) | price(VECTOR_SEARCH))
+    @strawberry.field(metadata=requires(Role.ANALYST) | price(VECTOR_SEARCH) | paged(check_similar_limit))
 
 The web layer reads them off the schema once into a :data:`FieldRules` table.
 """
@@ -52,6 +55,7 @@ from graphql.execution.values import get_argument_values, get_variable_values
 
 from gateway.errors import BadInput, Forbidden
 from gateway.roles import Role, is_masked, marked_role
+from gateway.validation import check_page_size
 
 # Prices of one resolution of a field (an object field costs 1 unless marked).
 VECTOR_SEARCH = 20  # one Milvus search (batched per tick, but each vector is searched)
@@ -67,10 +71,13 @@ QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
 _WEIGHT = "funnelgate.weight"
 _LIST_SIZE = "funnelgate.list_size"
 _SIZER = "funnelgate.list_sizer"
+_PAGE_CHECK = "funnelgate.page_check"
 
 
 # A list's size from the field's coerced arguments, for a list that no page argument bounds.
 Sizer = Callable[[Mapping[str, Any]], int]
+# A page argument's value -> None, or BadInput saying what is wrong (the resolver's own check).
+PageCheck = Callable[[int], None]
 
 
 def price(
@@ -88,6 +95,12 @@ def price(
     return out
 
 
+def paged(check: PageCheck) -> dict[str, Any]:
+    """Field metadata: the range of its page argument (``first``/``limit``) when it is not
+    1..FUNNEL_MAX_PAGE_SIZE, as the check its resolver makes, so both refuse with one message."""
+    return {_PAGE_CHECK: check}
+
+
 @dataclass(frozen=True)
 class FieldRule:
     role: Role | None = None  # None: inherits the path's role
@@ -95,6 +108,7 @@ class FieldRule:
     weight: int | None = None
     list_size: int | None = None
     sizer: Sizer | None = None
+    page_check: PageCheck | None = None  # None: 1..FUNNEL_MAX_PAGE_SIZE
 
 
 def field_rule(metadata: Mapping[str, Any] | None) -> FieldRule:
@@ -105,6 +119,7 @@ def field_rule(metadata: Mapping[str, Any] | None) -> FieldRule:
         weight=metadata.get(_WEIGHT),
         list_size=metadata.get(_LIST_SIZE),
         sizer=metadata.get(_SIZER),
+        page_check=metadata.get(_PAGE_CHECK),
     )
 
 
@@ -135,7 +150,7 @@ class Analysis:
     cost: int = 0
     forbidden: dict[str, Role] = field(default_factory=dict)  # "user.sessions" -> the role it needs
     masked: set[str] = field(default_factory=set)
-    oversized: dict[str, int] = field(default_factory=dict)  # "users.edges..." -> a `first` out of range
+    bad_pages: dict[str, str] = field(default_factory=dict)  # "users.edges..." -> what is wrong with its page
 
     def forbidden_error(self, role: Role) -> GraphQLError:
         paths = sorted(self.forbidden)
@@ -149,11 +164,11 @@ class Analysis:
         )
 
 
-def page_error(oversized: Mapping[str, int], maximum: int) -> GraphQLError:
-    path, first = next(iter(oversized.items()))
-    error = BadInput(f"first must be between 1 and {maximum} (FUNNEL_MAX_PAGE_SIZE), got {first} at {path}")
+def page_error(bad_pages: Mapping[str, str]) -> GraphQLError:
+    path, problem = next(iter(bad_pages.items()))
+    error = BadInput(f"{problem} at {path}")
     return GraphQLError(
-        str(error), original_error=error, extensions={"code": error.code, "fields": list(oversized)[:20]}
+        str(error), original_error=error, extensions={"code": error.code, "fields": list(bad_pages)[:20]}
     )
 
 
@@ -256,9 +271,8 @@ class _Walk:
         except GraphQLError:
             arguments = {}  # a bad argument value: execution reports it, with its code
         page = next((arguments[a] for a in PAGE_ARGUMENTS if isinstance(arguments.get(a), int)), None)
-        first = arguments.get("first")
-        if self.max_page is not None and isinstance(first, int) and not 1 <= first <= self.max_page:
-            self.result.oversized.setdefault(here, first)
+        if self.max_page is not None:
+            self.check_pages(here, rule, arguments, self.max_page)
         weight = rule.weight if rule.weight is not None else int(composite)
         if not composite:
             return weight
@@ -275,6 +289,19 @@ class _Walk:
         # An object: a connection passes its page on to its edges.
         return weight + self.selections(named, node.selection_set, page, needs, here)
 
+    def check_pages(self, here: str, rule: FieldRule, arguments: Mapping[str, Any], max_page: int) -> None:
+        for name in PAGE_ARGUMENTS:
+            value = arguments.get(name)
+            if not isinstance(value, int) or here in self.result.bad_pages:
+                continue  # absent or null (its default applies), or this field is already reported
+            try:
+                if rule.page_check is not None:
+                    rule.page_check(value)
+                else:
+                    check_page_size(value, max_page, name)
+            except BadInput as exc:
+                self.result.bad_pages[here] = str(exc)
+
 
 def analyse(
     schema: GraphQLSchema,
@@ -286,7 +313,7 @@ def analyse(
     max_page: int | None = None,
 ) -> Analysis | None:
     """The cost and the role check of the operation that will run, and (given ``max_page``) every
-    ``first`` outside 1..max_page; None when there is no single operation or the variables cannot be
+    page argument outside its range (``paged()``, else 1..max_page); None when there is no single operation or the variables cannot be
     coerced (execution reports both, with their codes)."""
     operation = pick_operation(document, operation_name)
     if operation is None:

@@ -10,7 +10,8 @@ Per operation, before any resolver runs:
    (gateway/web/errors.py).
 2. **validate** (``on_validate``): the schema's rules plus depth, aliases and (when off) introspection,
    cached per document; then the role and cost analysis (``gateway/security/analysis.py``): a field the
-   principal may not read is ``FORBIDDEN``, a cost over the budget ``QUERY_TOO_COSTLY``.
+   principal may not read is ``FORBIDDEN``, a page argument out of its range ``BAD_USER_INPUT`` (once,
+   not once per row of a nested list), a cost over the budget ``QUERY_TOO_COSTLY``.
 3. the cost is reported in the response's ``extensions.cost`` (not in subscription events).
 
 Masked fields (``requires(..., masked=True)``) read null below their role: their resolvers are wrapped
@@ -132,8 +133,8 @@ class Guard(SchemaExtension):
                     self.cost = analysis.cost
                     if analysis.forbidden:
                         errors = [analysis.forbidden_error(principal.role)]
-                    elif analysis.oversized:
-                        errors = [page_error(analysis.oversized, self.limits.max_page_size)]
+                    elif analysis.bad_pages:
+                        errors = [page_error(analysis.bad_pages)]
                     elif analysis.cost > self.limits.max_cost:
                         errors = [cost_error(analysis.cost, self.limits.max_cost)]
             context.pre_execution_errors = errors

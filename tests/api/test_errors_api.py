@@ -8,7 +8,7 @@ import json
 import pytest
 
 from gateway.errors import StoreUnavailable
-from tests.api.conftest import FailingProxy, error_codes, run
+from tests.api.conftest import FailingProxy, data_of, error_codes, run
 
 BAD_QUERIES = {
     "unknown step": '{ funnel(steps: ["home_page", "checkout_page"]) { overallConversionRate } }',
@@ -201,3 +201,50 @@ async def test_a_date_is_a_calendar_day_yyyy_mm_dd(services, day):
 async def test_a_calendar_day_is_read(services):
     answer = await run(services, '{ sentiment(pageType: "home_page", date: "2015-01-19") { texts } }')
     assert "errors" not in answer and answer["data"]["sentiment"]["texts"] >= 0
+
+
+NESTED_SIMILAR = "{ users(first: 50) { edges { node { id similarUsers(limit: %s) { userId } } } } }"
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "message"),
+    [
+        (
+            NESTED_SIMILAR % "0",
+            None,
+            "limit must be an integer in 1..100, got 0 at users.edges.node.similarUsers",
+        ),
+        (
+            "query($n: Int!) { users(first: 50) { edges { node { similarUsers(limit: $n) { userId } } } } }",
+            {"n": 101},
+            "limit must be an integer in 1..100, got 101 at users.edges.node.similarUsers",
+        ),
+        (
+            '{ users { edges { node { similarOnPage(pageType: "home", limit: -1) { userId } } } } }',
+            None,
+            "limit must be an integer in 1..100, got -1 at users.edges.node.similarOnPage",
+        ),
+        (
+            "{ topPaths(limit: 0) { sessions } }",
+            None,
+            "limit must be between 1 and 1000 (FUNNEL_MAX_PAGE_SIZE), got 0 at topPaths",
+        ),
+    ],
+    ids=["nested literal", "nested variable", "nested similarOnPage", "root topPaths"],
+)
+async def test_a_bad_limit_is_refused_once_before_execution(counted, query, variables, message):
+    # A nested limit used to be checked by its resolver, once per parent row: six users, six errors.
+    result = await run(counted, query, variables)
+    assert result.get("data") is None
+    [error] = result["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"] == message
+    assert counted.store.total == 0 and counted.vectors.total == 0 and counted.cache.total == 0
+
+
+async def test_a_valid_nested_limit_is_answered(services):
+    data = await data_of(services, NESTED_SIMILAR % "1")
+    nearest = {e["node"]["id"]: e["node"]["similarUsers"] for e in data["users"]["edges"]}
+    # The most similar other user by cosine over fixture_data.VECTORS, worked by hand: 1 -> 4 (0.994),
+    # 2 -> 1 (0.949), 3 -> 6 (0.5), 4 -> 1 (0.994), 5 -> 6 (0.5), 6 -> 2 (0.632).
+    assert nearest == {u: [{"userId": v}] for u, v in {1: 4, 2: 1, 3: 6, 4: 1, 5: 6, 6: 2}.items()}
