@@ -81,13 +81,6 @@ def test_usage_errors_exit_2(tmp_path, capsys, argv, fragment):
     assert fragment in capsys.readouterr().err
 
 
-def test_restore_of_a_directory_that_is_no_backup_exits_1(tmp_path, capsys):
-    (tmp_path / "empty").mkdir()
-    assert main(["restore", "--from", str(tmp_path / "empty"), "--data-dir", str(tmp_path / "data")]) == 1
-    assert "is not a backup" in capsys.readouterr().err
-    assert not (tmp_path / "data").exists() or not list((tmp_path / "data").glob("funnel.duckdb*"))
-
-
 def test_ingest_of_a_directory_without_user_table_is_a_usage_error(tmp_path, capsys):
     (tmp_path / "csv").mkdir()
     assert main(["ingest", "--csv-dir", str(tmp_path / "csv"), "--data-dir", str(tmp_path / "data")]) == 2

@@ -151,6 +151,23 @@ def test_restore_from_a_missing_directory_is_a_usage_error(tmp_path, capsys):
     assert not data.exists()
 
 
+@pytest.mark.parametrize("contents", [[], ["documents"], ["manifest.json"]], ids=["empty", "other", "dir"])
+def test_restore_from_a_directory_without_manifest_is_a_usage_error(tmp_path, capsys, contents):
+    # "dir": a directory named manifest.json is no manifest either.
+    data, source = tmp_path / "data", tmp_path / "not-a-backup"
+    source.mkdir()
+    for name in contents:
+        (source / name).mkdir()
+    assert main(["restore", "--from", str(source), "--data-dir", str(data)]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert err == (
+        f"funnelgate: configuration error: --from: cannot use {str(source)!r}: "
+        "it is not a backup (it has no manifest.json)\n"
+    )
+    assert not data.exists()  # no data directory, store or lock
+    assert sorted(p.name for p in source.iterdir()) == sorted(contents)
+
+
 def test_backup_into_a_non_empty_directory_is_a_usage_error(tmp_path, capsys):
     data, out = tmp_path / "data", tmp_path / "out"
     out.mkdir()

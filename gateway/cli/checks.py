@@ -59,8 +59,14 @@ def _backup(args: argparse.Namespace) -> None:
 
 
 def _restore(args: argparse.Namespace) -> None:
+    from gateway.jobs.snapshot import MANIFEST
+
     if not args.source.is_dir():
         raise ConfigError("--from", f"cannot use {str(args.source)!r}: {_not_a_directory(args.source)}")
+    if not (args.source / MANIFEST).is_file():  # what the manifest holds is the restore's to judge
+        raise ConfigError(
+            "--from", f"cannot use {str(args.source)!r}: it is not a backup (it has no {MANIFEST})"
+        )
 
 
 def _persist(args: argparse.Namespace) -> None:
