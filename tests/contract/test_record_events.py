@@ -109,6 +109,17 @@ async def test_only_the_new_events_of_a_mixed_batch_extend_the_session(store: Do
     assert (session["total_interactions"], session["conversion_value"]) == (3, 85.5)
 
 
+async def test_one_stored_interaction_among_new_events_is_the_only_one_skipped(store: DocumentStore) -> None:
+    # Every id new but one interaction's: nothing else of the group may be lost or stored twice.
+    await store.record_events(EventBatch(interactions=[interaction("i1", "rt-1", "click", "2026-03-01 10:00:05")],
+                                         sessions=[dict(SEED)], users=[dict(NEW_USER)]))  # fmt: skip
+    again = live_batch()
+    assert await store.record_events(again) == ["v2", "v1", "i2", "c1"]
+    assert (await store.count("page_visits"), await store.count("user_interactions")) == (2, 3)
+    [session] = await store.sessions_by_ids(["rt-1"])
+    assert (session["total_interactions"], session["pages_visited"]) == (3, ["home", "search"])
+
+
 async def test_a_repeated_event_id_in_one_batch_is_stored_once(store: DocumentStore) -> None:
     first = visit("dup", 500, "rt-1", "home", "2026-03-01 10:00:00")
     second = visit("dup", 500, "rt-1", "search", "2026-03-01 10:00:30")

@@ -2,8 +2,12 @@
 
 Inside one BEGIN ... COMMIT, under the store's write lock, in as few statements as the tables allow
 (each DuckDB statement costs ~1-3 ms of CPU before its first row, more than a few hundred rows do):
-  1. visits and interactions: ``INSERT ... ON CONFLICT DO NOTHING RETURNING event_id`` tells which ids
-     are new (a stored id is skipped by its unique index);
+  1. visits and interactions: a plain ``INSERT ... RETURNING``, every id new -- the common case; when
+     one is already stored its unique index refuses the statement, the transaction is rolled back and
+     done again with ``INSERT ... ON CONFLICT DO NOTHING RETURNING event_id``, which tells which ids
+     are new. ``ON CONFLICT`` costs ~6 ms of CPU per commit whatever its size (measured at 100 and at
+     1,500 events), as much as the plain insert of a few hundred rows, so only a group holding a
+     replayed id pays it (and the failed attempt before it);
   2. users: ``INSERT ... ON CONFLICT DO NOTHING`` (an existing user document is never changed), only
      when the group has new users, and only those with a new event (a duplicate creates no one);
   3. sessions: the new events' deltas (``stores/event_fold.py``) in ONE upsert -- a new session
@@ -27,6 +31,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from gateway.errors import BadInput
@@ -205,17 +210,23 @@ def _fold_sessions(cur: Cursor, deltas: list[SessionDelta], last_visits: LastVis
 
 def record(cur: Cursor, batch: EventBatch, last_visits: LastVisits) -> list[str]:
     """Run in the store's thread with its write lock held."""
+    try:
+        return _record(cur, batch, last_visits, skip_stored=False)
+    except duckdb.ConstraintException:  # an id is stored already (rolled back): find out which
+        return _record(cur, batch, last_visits, skip_stored=True)
+
+
+def _record(cur: Cursor, batch: EventBatch, last_visits: LastVisits, skip_stored: bool) -> list[str]:
+    conflict = "ON CONFLICT DO NOTHING " if skip_stored else ""
     cur.begin()
     try:
         visits = _insert(
             cur,
             PAGE_VISITS,
             batch.visits,
-            f"ON CONFLICT DO NOTHING RETURNING event_id AS new_event_id, {changes.INSERTED[PAGE_VISITS]}",
+            f"{conflict}RETURNING event_id AS new_event_id, {changes.INSERTED[PAGE_VISITS]}",
         )
-        interactions = _insert(
-            cur, USER_INTERACTIONS, batch.interactions, "ON CONFLICT DO NOTHING RETURNING event_id"
-        )
+        interactions = _insert(cur, USER_INTERACTIONS, batch.interactions, f"{conflict}RETURNING event_id")
         new: set[str] = set()
         for stored, column in ((visits, "new_event_id"), (interactions, "event_id")):
             new.update(stored[column].tolist() if stored else [])
