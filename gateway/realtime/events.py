@@ -221,22 +221,32 @@ def _text(name: str, value: Any, limit: int) -> str:
     return value
 
 
-def parse_event(raw: Any, now: datetime, max_skew: timedelta) -> Event:
-    """One raw event (a JSON object) -> Event, or :class:`Invalid` naming the first broken rule."""
-    if not isinstance(raw, Mapping):
-        raise Invalid(f"an event must be a JSON object, got {type(raw).__name__}")
-    given = {k: v for k, v in raw.items() if v is not None}
+def _fields_problem(given: Mapping[str, Any]) -> str:
+    """Why the event's fields do not fit its type: the first of an unknown field, a bad type, a
+    field of another type (checked in that order)."""
     if not given.keys() <= ALL_FIELDS:
         unknown = sorted(str(k) for k in given if k not in ALL_FIELDS)
-        raise Invalid(
+        return (
             f"unknown field(s) {', '.join(unknown)} (fields are camelCase: {', '.join(sorted(ALL_FIELDS))})"
         )
     kind = given.get("type")
     if kind not in EVENT_TYPES:
-        raise Invalid(f"type must be one of {', '.join(EVENT_TYPES)}, got {_shown(kind)}")
-    if not given.keys() <= FIELDS[kind]:
-        foreign = sorted(k for k in given if k not in FIELDS[kind])
-        raise Invalid(f"field(s) {', '.join(foreign)} do not apply to {kind} events")
+        return f"type must be one of {', '.join(EVENT_TYPES)}, got {_shown(kind)}"
+    foreign = sorted(k for k in given if k not in FIELDS[kind])
+    return f"field(s) {', '.join(foreign)} do not apply to {kind} events"
+
+
+def parse_event(raw: Any, now: datetime, max_skew: timedelta) -> Event:
+    """One raw event (a JSON object) -> Event, or :class:`Invalid` naming the first broken rule."""
+    if not isinstance(raw, Mapping):
+        raise Invalid(f"an event must be a JSON object, got {type(raw).__name__}")
+    # This runs for every captured event: the common case (no nulls, fields of its type) checks each
+    # field once; anything else gets the full diagnosis.
+    given = {k: v for k, v in raw.items() if v is not None} if None in raw.values() else raw
+    kind = given.get("type")
+    allowed = FIELDS.get(kind) if isinstance(kind, str) else None
+    if allowed is None or not given.keys() <= allowed:
+        raise Invalid(_fields_problem(given))
     missing = [k for k in REQUIRED[kind] if k not in given]
     if missing:
         raise Invalid(f"{kind} events need {', '.join(missing)}")
@@ -251,37 +261,36 @@ def parse_event(raw: Any, now: datetime, max_skew: timedelta) -> Event:
         )
     event_id = _identifier("eventId", given["eventId"]) if "eventId" in given else uuid.uuid4().hex
     session_id = _identifier("sessionId", given["sessionId"]) if "sessionId" in given else None
-    fields: dict[str, Any] = {}
     if kind == PAGE_VIEW:
         duration = given.get("duration", 0)
         if not _is_number(duration) or not 0 <= duration <= MAX_DURATION_S:
             raise Invalid(f"duration must be a number of seconds 0..{MAX_DURATION_S}, got {_shown(duration)}")
-        fields["duration"] = float(duration)
-    elif kind == INTERACTION:
+        timestamp = _timestamp(given.get("timestamp"), now, max_skew)
+        device = _device(given.get("device"))
+        return Event(event_id, kind, user_id, session_id, page_type, timestamp, device, float(duration))
+    if kind == INTERACTION:
         interaction = given["interactionType"]
         if interaction not in INTERACTION_TYPES:
             raise Invalid(
                 f"interactionType must be one of {', '.join(INTERACTION_TYPES)}, got {_shown(interaction)}"
             )
-        if "value" in given and interaction != "form":
+        value = given.get("value")
+        if value is not None and interaction != "form":
             raise Invalid("value applies to form interactions only")
-        fields["interaction_type"] = interaction
-        fields["element"] = _text("element", given.get("element", ""), MAX_ELEMENT)
-        fields["coordinates"] = _coordinates(given.get("coordinates"))
-        if "value" in given:
-            fields["value"] = _text("value", given["value"], MAX_TEXT)
-    else:
-        fields["value"] = _amount(given["value"])
-    return Event(
-        event_id=event_id,
-        type=kind,
-        user_id=user_id,
-        session_id=session_id,
-        page_type=page_type,
-        timestamp=_timestamp(given.get("timestamp"), now, max_skew),
-        device=_device(given.get("device")),
-        **fields,
-    )
+        element = _text("element", given.get("element", ""), MAX_ELEMENT)
+        coordinates = _coordinates(given.get("coordinates"))
+        if value is not None:
+            value = _text("value", value, MAX_TEXT)
+        timestamp = _timestamp(given.get("timestamp"), now, max_skew)
+        device = _device(given.get("device"))
+        return Event(
+            event_id, kind, user_id, session_id, page_type, timestamp, device, 0.0, interaction, element,
+            coordinates, value,
+        )  # fmt: skip
+    amount = _amount(given["value"])
+    timestamp = _timestamp(given.get("timestamp"), now, max_skew)
+    device = _device(given.get("device"))
+    return Event(event_id, kind, user_id, session_id, page_type, timestamp, device, value=amount)
 
 
 def validate(raw_events: Sequence[Any], now: datetime, max_skew: timedelta) -> Validated:
