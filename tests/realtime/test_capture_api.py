@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from gateway.cache import keys
@@ -408,3 +409,27 @@ async def test_pages_visited_are_in_visit_time_order_across_batches(http, servic
     assert data["user"]["sessions"] == [
         {"id": "rt-pt-home", "pagesVisited": ["home_page", "payment_confirmation_page", "search_page"]}
     ]
+
+
+async def test_live_state_in_redis_is_the_users_last_event_and_the_sessions_last_sight(
+    http, services: Services
+):
+    seen = NOW.replace(tzinfo=None) - timedelta(seconds=10)
+    at = seen.isoformat()  # naive UTC, as stored
+    status, _ = await post_events(http, [page_view("st-1", 4, "search_page", timestamp=iso(NOW - timedelta(seconds=10)), device="tablet")])  # fmt: skip
+    assert status == 200
+    [visits] = await services.store.visits_by_user_ids([4])
+    session_id = next(v["session_id"] for v in visits if v["event_id"] == "st-1")
+    active, session = await services.cache.pipeline(
+        [("GET", keys.user_active(4)), ("GET", keys.session(session_id))]
+    )
+    assert orjson.loads(active) == {
+        "eventId": "st-1",
+        "type": "page_view",
+        "pageType": "search_page",
+        "at": at,
+    }
+    # The stored device is the user's (mobile); what the client reported travels beside it.
+    assert orjson.loads(session) == {
+        "user_id": 4, "device": "mobile", "reported_device": "tablet", "last_seen": at, "last_page": "search_page",
+    }  # fmt: skip
