@@ -42,7 +42,7 @@ from aiohttp import ClientSession, web
 
 from gateway.config import load_settings
 from gateway.models import Breakdown, FunnelQuery, FunnelResult, StepOrder, UserFilter
-from gateway.services import Services, _NoCache
+from gateway.services import NoCache, Services
 from gateway.stores.contracts import Cache
 from gateway.stores.duckdb.store import DuckDBStore
 from gateway.web.app import create_app
@@ -77,11 +77,11 @@ def no_cache() -> Cache:
     the bench's own fell behind the Cache protocol twice (set_absent, pipeline); this one is the
     product's, and is checked against the protocol here so a missing method stops the bench at once
     rather than as a 500 mid-measurement."""
-    cache = _NoCache()
+    cache = NoCache()
     if not isinstance(cache, Cache):
         members = {*Cache.__annotations__, *(m for m in dir(Cache) if not m.startswith("_"))}
         missing = sorted(m for m in members if not hasattr(cache, m))
-        raise TypeError(f"gateway.services._NoCache lacks Cache members {missing}")
+        raise TypeError(f"gateway.services.NoCache lacks Cache members {missing}")
     return cache
 
 

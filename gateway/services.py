@@ -147,7 +147,7 @@ async def open_services(settings: Settings, *, need_cache: bool = True) -> Async
         if settings.uses_data_dir_exclusively:
             stack.enter_context(DataDirLock(settings.data_dir))
         # The cache first: a missing redis-server is the likeliest start-up failure, and the cheapest.
-        cache, supervisor = await open_cache(settings, stack) if need_cache else (_NoCache(), None)
+        cache, supervisor = await open_cache(settings, stack) if need_cache else (NoCache(), None)
         store = await open_store(settings)
         stack.push_async_callback(store.close)
         await store.ensure_indexes()
@@ -222,7 +222,7 @@ async def _embeddings(vectors: VectorIndex, timeout_s: float) -> str:
     return f"model version {version_of(USER_COLLECTION, collection)}"
 
 
-class _NoCache:
+class NoCache:
     """For one-shot CLI commands that don't need Redis (ingest, embed): every read misses."""
 
     name = "none"
