@@ -18,6 +18,7 @@ import pytest
 from gateway.errors import BadInput, DataDirLocked, StoreUnavailable
 from gateway.models import (
     Breakdown,
+    EventBatch,
     FunnelQuery,
     IndexSpec,
     StepOrder,
@@ -266,6 +267,34 @@ async def test_bulk_delete_rebuilds_indexes_and_keeps_the_unique_key(store: Duck
     # a small delete takes the plain path
     assert await store.delete_users([400, 400, 12345]) == 1
     assert await store.count("page_visits") == 0
+
+
+async def test_capture_never_stores_a_duplicate_after_an_index_rebuild_failed(
+    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Live capture inserts without ON CONFLICT first and relies on the unique key to refuse a replayed
+    # id. If a bulk delete could not build the indexes again, that key is gone: capture must fail
+    # loudly (ON CONFLICT needs the key) rather than store the replay a second time.
+    visits = [visit(f"v{uid}-{n}", uid, seconds=n) for uid in range(1, 401) for n in range(10)]
+    await store.insert_many("users", [user(uid) for uid in range(1, 401)])
+    await store.insert_many("page_visits", visits)
+    run_sql = duckdb_writes.run_sql
+
+    def no_index_builds(cur: Any, sql: str, *args: Any) -> Any:
+        if sql.startswith("CREATE") and "INDEX" in sql:
+            raise duckdb.IOException("disk full (simulated)")
+        return run_sql(cur, sql, *args)
+
+    monkeypatch.setattr(duckdb_writes, "run_sql", no_index_builds)
+    monkeypatch.setattr(duckdb_writes, "UNKEYED", set())
+    with pytest.raises(StoreUnavailable):
+        await store.delete_users(list(range(1, 400)))  # 3,990 rows: the bulk path drops the indexes
+    monkeypatch.setattr(duckdb_writes, "run_sql", run_sql)
+    assert "page_visits" in duckdb_writes.UNKEYED
+    replay = EventBatch(visits=[visit("v400-0", 400, seconds=0)])
+    with pytest.raises((StoreUnavailable, BadInput)):
+        await store.record_events(replay)
+    assert await store.count("page_visits") == 10  # user 400's, once each
 
 
 async def test_upsert_with_many_changed_rows(store: DuckDBStore) -> None:

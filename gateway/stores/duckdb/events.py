@@ -7,7 +7,9 @@ Inside one BEGIN ... COMMIT, under the store's write lock, in as few statements 
      done again with ``INSERT ... ON CONFLICT DO NOTHING RETURNING event_id``, which tells which ids
      are new. ``ON CONFLICT`` costs ~6 ms of CPU per commit whatever its size (measured at 100 and at
      1,500 events), as much as the plain insert of a few hundred rows, so only a group holding a
-     replayed id pays it (and the failed attempt before it);
+     replayed id pays it (and the failed attempt before it). While a table's unique key is missing
+     (a bulk delete failed to build it again: ``writes.UNKEYED``) every group takes ``ON CONFLICT``,
+     which then fails loudly instead of storing a replay twice;
   2. users: ``INSERT ... ON CONFLICT DO NOTHING`` (an existing user document is never changed), only
      when the group has new users, and only those with a new event (a duplicate creates no one);
   3. sessions: the new events' deltas (``stores/event_fold.py``) in ONE upsert -- a new session
@@ -37,7 +39,7 @@ import pyarrow as pa
 from gateway.errors import BadInput
 from gateway.models import EventBatch
 from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USER_SESSIONS, USERS
-from gateway.stores.duckdb import changes, schema
+from gateway.stores.duckdb import changes, schema, writes
 from gateway.stores.duckdb.changes import Columns
 from gateway.stores.duckdb.connection import Cursor
 from gateway.stores.event_fold import SessionDelta, new_event_ids, session_deltas, users_with_new_events
@@ -210,13 +212,29 @@ def _fold_sessions(cur: Cursor, deltas: list[SessionDelta], last_visits: LastVis
 
 def record(cur: Cursor, batch: EventBatch, last_visits: LastVisits) -> list[str]:
     """Run in the store's thread with its write lock held."""
+    skip_stored = PAGE_VISITS in writes.UNKEYED or USER_INTERACTIONS in writes.UNKEYED
     try:
-        return _record(cur, batch, last_visits, skip_stored=False)
-    except duckdb.ConstraintException:  # an id is stored already (rolled back): find out which
-        return _record(cur, batch, last_visits, skip_stored=True)
+        written = _write(cur, batch, last_visits, skip_stored)
+    except duckdb.ConstraintException:
+        if skip_stored:
+            raise
+        written = _write(cur, batch, last_visits, skip_stored=True)  # an id is stored: which ones
+    visits, users, new, deltas, rebuilt = written
+    # Committed: the funnel index and the funnel_analytics rows follow (changes.py), still under the
+    # write lock, so no index build can pin the data between the commit and this report.
+    with last_visits.recording():
+        for table, stored in ((PAGE_VISITS, visits), (USERS, users)):
+            feed = changes.feed_of(cur, table)
+            if feed is not None and stored and len(next(iter(stored.values()))):
+                feed.inserted(table, {k: v for k, v in stored.items() if not k.startswith("new_")})
+    last_visits.learn(deltas, rebuilt)
+    return new_event_ids(batch, new)
 
 
-def _record(cur: Cursor, batch: EventBatch, last_visits: LastVisits, skip_stored: bool) -> list[str]:
+def _write(
+    cur: Cursor, batch: EventBatch, last_visits: LastVisits, skip_stored: bool
+) -> tuple[Columns, Columns, set[str], list[SessionDelta], dict[str, datetime]]:
+    """The transaction: committed, or rolled back and raised."""
     conflict = "ON CONFLICT DO NOTHING " if skip_stored else ""
     cur.begin()
     try:
@@ -242,12 +260,4 @@ def _record(cur: Cursor, batch: EventBatch, last_visits: LastVisits, skip_stored
     except BaseException:
         cur.rollback()
         raise
-    # Committed: the funnel index and the funnel_analytics rows follow (changes.py), still under the
-    # write lock, so no index build can pin the data between the commit and this report.
-    with last_visits.recording():
-        for table, stored in ((PAGE_VISITS, visits), (USERS, users)):
-            feed = changes.feed_of(cur, table)
-            if feed is not None and stored and len(next(iter(stored.values()))):
-                feed.inserted(table, {k: v for k, v in stored.items() if not k.startswith("new_")})
-    last_visits.learn(deltas, rebuilt)
-    return new_event_ids(batch, new)
+    return visits, users, new, deltas, rebuilt
