@@ -40,10 +40,12 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLIncludeDirective,
     GraphQLList,
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
+    GraphQLSkipDirective,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -51,7 +53,7 @@ from graphql import (
     get_nullable_type,
     is_composite_type,
 )
-from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.execution.values import get_argument_values, get_directive_values, get_variable_values
 
 from gateway.errors import BadInput, Forbidden
 from gateway.roles import Role, is_masked, marked_role
@@ -207,8 +209,20 @@ class _Walk:
         }
         # Per (fragment, page, role so far): a fragment spread in many places is walked once for each,
         # so the walk stays linear in the document (the paths it reports are those of the first place).
-        self.memo: dict[tuple[str, int | None, Role], int] = {}
+        self.memo: dict[tuple[str, int | None, Role, bool], int] = {}
         self.result = Analysis()
+        self.skipped = 0  # > 0 inside a selection @skip/@include leaves out: roles checked, nothing else
+
+    def included(self, node: FieldNode | InlineFragmentNode | FragmentSpreadNode) -> bool:
+        """What execution will run: @skip(if: true) and @include(if: false) leave a selection out."""
+        if not node.directives:
+            return True
+        try:
+            skip = get_directive_values(GraphQLSkipDirective, node, self.variables)
+            include = get_directive_values(GraphQLIncludeDirective, node, self.variables)
+        except GraphQLError:
+            return True  # a bad directive value: execution reports it
+        return not (skip and skip.get("if") is True) and not (include and include.get("if") is False)
 
     def selections(
         self,
@@ -220,19 +234,26 @@ class _Walk:
     ) -> int:
         total = 0
         for node in selection_set.selections if selection_set is not None else ():
+            # A selection left out still passes the role check (what a role may ask for does not depend
+            # on variables) but costs nothing and has no page to check: it will not run.
+            left_out = not self.included(node)
+            self.skipped += left_out
+            cost = 0
             if isinstance(node, FieldNode):
-                total += self.field(parent, node, page, needs, path)
+                cost = self.field(parent, node, page, needs, path)
             elif isinstance(node, InlineFragmentNode):
                 condition = (
                     self.schema.get_type(node.type_condition.name.value) if node.type_condition else parent
                 )
-                total += self.selections(condition or parent, node.selection_set, page, needs, path)
+                cost = self.selections(condition or parent, node.selection_set, page, needs, path)
             elif isinstance(node, FragmentSpreadNode):
-                total += self.fragment(node.name.value, page, needs, path)
+                cost = self.fragment(node.name.value, page, needs, path)
+            self.skipped -= left_out
+            total += 0 if left_out else cost
         return total
 
     def fragment(self, name: str, page: int | None, needs: Role, path: str) -> int:
-        key = (name, page, needs)
+        key = (name, page, needs, self.skipped > 0)
         if key not in self.memo:
             self.memo[key] = 0  # a cycle is a validation error; count nothing for it
             fragment = self.fragments.get(name)
@@ -271,7 +292,7 @@ class _Walk:
         except GraphQLError:
             arguments = {}  # a bad argument value: execution reports it, with its code
         page = next((arguments[a] for a in PAGE_ARGUMENTS if isinstance(arguments.get(a), int)), None)
-        if self.max_page is not None:
+        if self.max_page is not None and not self.skipped:
             self.check_pages(here, rule, arguments, self.max_page)
         weight = rule.weight if rule.weight is not None else int(composite)
         if not composite:

@@ -248,3 +248,28 @@ async def test_a_valid_nested_limit_is_answered(services):
     # The most similar other user by cosine over fixture_data.VECTORS, worked by hand: 1 -> 4 (0.994),
     # 2 -> 1 (0.949), 3 -> 6 (0.5), 4 -> 1 (0.994), 5 -> 6 (0.5), 6 -> 2 (0.632).
     assert nearest == {u: [{"userId": v}] for u, v in {1: 4, 2: 1, 3: 6, 4: 1, 5: 6, 6: 2}.items()}
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        ("{ topPaths(limit: 0) @skip(if: true) { sessions } }", None),
+        ("query($on: Boolean!) { topPaths(limit: 0) @include(if: $on) { sessions } }", {"on": False}),
+        (
+            "query($on: Boolean!) { ... @include(if: $on) { users(first: 5000) { edges { node { id } } } } }",
+            {"on": False},
+        ),
+    ],
+    ids=["skip literal", "include variable", "inline fragment"],
+)
+async def test_a_page_argument_of_a_left_out_selection_is_not_checked(counted, query, variables):
+    # Execution never runs it: the bad page must not refuse the query it is switched off in, and it
+    # costs nothing.
+    result = await run(counted, query, variables)
+    assert (result["data"], "errors" in result, result["extensions"]["cost"]["requested"]) == ({}, False, 0)
+
+
+async def test_a_page_argument_of_an_included_selection_is_checked(counted):
+    query = "query($on: Boolean!) { topPaths(limit: 0) @include(if: $on) { sessions } }"
+    result = await run(counted, query, {"on": True})
+    assert [e["extensions"]["code"] for e in result["errors"]] == ["BAD_USER_INPUT"]

@@ -197,3 +197,26 @@ def test_roles_are_checked_in_the_same_walk():
         Role.ANALYST,
     )
     assert masked is not None and masked.forbidden == {} and masked.masked == {"session.interactions.value"}
+
+
+def test_a_left_out_selection_costs_nothing_but_still_needs_its_role():
+    def heavy(directive: str = "") -> str:
+        return f"users(first: 100) {directive} {{ edges {{ node {{ sessions {{ pagesVisited }} }} }} }}"
+
+    light = cost("{ health { status } }")
+    assert cost(f"{{ health {{ status }} {heavy()} }}") > light
+    assert cost(f"{{ health {{ status }} {heavy('@skip(if: true)')} }}") == light
+    switched = f"query($on: Boolean!) {{ health {{ status }} {heavy('@include(if: $on)')} }}"
+    assert cost(switched, {"on": False}) == light
+    assert cost(switched, {"on": True}) == cost(f"{{ health {{ status }} {heavy()} }}")
+    # What a role may ask for does not depend on variables: an admin-only field is refused even when
+    # it is switched off.
+    admin_only = analyse(
+        SCHEMA._schema,
+        parse("mutation { invalidateCache(scope: ALL) @skip(if: true) }"),
+        None,
+        None,
+        RULES,
+        Role.VIEWER,
+    )
+    assert admin_only is not None and admin_only.forbidden
