@@ -244,8 +244,7 @@ def parse_event(raw: Any, now: datetime, max_skew: timedelta) -> Event:
     # field once; anything else gets the full diagnosis.
     given = {k: v for k, v in raw.items() if v is not None} if None in raw.values() else raw
     kind = given.get("type")
-    allowed = FIELDS.get(kind) if isinstance(kind, str) else None
-    if allowed is None or not given.keys() <= allowed:
+    if not isinstance(kind, str) or (allowed := FIELDS.get(kind)) is None or not given.keys() <= allowed:
         raise Invalid(_fields_problem(given))
     missing = [k for k in REQUIRED[kind] if k not in given]
     if missing:

@@ -48,6 +48,7 @@ from graphql import (
     GraphQLSkipDirective,
     InlineFragmentNode,
     OperationDefinitionNode,
+    SelectionNode,
     SelectionSetNode,
     get_named_type,
     get_nullable_type,
@@ -213,7 +214,7 @@ class _Walk:
         self.result = Analysis()
         self.skipped = 0  # > 0 inside a selection @skip/@include leaves out: roles checked, nothing else
 
-    def included(self, node: FieldNode | InlineFragmentNode | FragmentSpreadNode) -> bool:
+    def included(self, node: SelectionNode) -> bool:
         """What execution will run: @skip(if: true) and @include(if: false) leave a selection out."""
         if not node.directives:
             return True
