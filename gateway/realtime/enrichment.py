@@ -16,11 +16,15 @@ for users this process has not seen lately (:class:`PlannerMemory`).
   an event naming another user's session (stored, or begun by another user's earlier event in the
   group) is refused (``Planned.refused``, reported to its client as rejected) and nothing of it is
   stored; session ids are global, and extending another user's session would corrupt theirs. One
-  store read finds the owners of named sessions this group does not already know. Otherwise it continues the
-  user's latest session (the last by start time, stored or begun earlier in the group) when it falls
-  within ``gap`` (FUNNEL_SESSION_GAP_S, 30 minutes, the TTL of ``session:{id}``) of that session's
-  span, and starts a new one, ``rt-{eventId}``, when it does not. Events of a user are taken in
-  timestamp order, so a group holding a whole day of one user splits at every 30-minute pause.
+  store read finds the owners of named sessions this group does not already know. Otherwise it joins
+  the latest-starting of the user's known sessions whose span, widened by ``gap`` (FUNNEL_SESSION_GAP_S,
+  30 minutes, the TTL of ``session:{id}``), holds it, and starts a new one, ``rt-{eventId}``, when none
+  does. Known: the user's latest session (the last by start time), those the group begins or names,
+  and all the user's stored sessions when the user is read from the store -- which happens for a
+  remembered user too when an event comes earlier than their latest session's start minus the gap (a
+  late, offline event). The user's latest session stays the one that starts last: a late event that
+  starts a session of its own does not end the live one. Events of a user are taken in timestamp
+  order, so a group holding a whole day of one user splits at every 30-minute pause.
 * **Form values** are stored with ``free_text`` true (what the user typed: sentiment reads them).
 * **Conversions** are stored as ``user_interactions`` with ``interaction_type`` ``conversion``,
   ``element`` ``conversion`` and the amount as ``value``; the store folds them into the session
@@ -144,12 +148,34 @@ class PlannerMemory:
             self._known.popitem(last=False)
 
 
+def _learn_sessions(
+    user_id: int,
+    sessions: list[Document],
+    planned: Planned,
+    latest: dict[int, _Span],
+    owner: dict[str, int],
+    known_spans: dict[int, dict[str, _Span]],
+) -> None:
+    """A user's stored sessions (in start order): each one's start and owner, all of them as sessions
+    the group may extend, the last as the user's latest."""
+    spans: dict[str, _Span] = {}
+    for session in sessions:
+        session_id = session["session_id"]
+        planned.stored_start[session_id] = session["start_time"]
+        owner[session_id] = user_id
+        spans[session_id] = _Span(session_id, session["start_time"], session["end_time"])
+    if sessions:
+        latest[user_id] = spans[sessions[-1]["session_id"]]
+    known_spans[user_id] = spans
+
+
 async def _read(
     store: DocumentStore,
     user_ids: list[int],
     planned: Planned,
     latest: dict[int, _Span],
     owner: dict[str, int],
+    known_spans: dict[int, dict[str, _Span]],
 ) -> None:
     if not user_ids:
         return
@@ -159,15 +185,36 @@ async def _read(
         store.users_by_ids(user_ids), store.sessions_by_user_ids(user_ids)
     )
     for user_id, doc, sessions in zip(user_ids, users, histories, strict=True):
-        for session in sessions:
-            planned.stored_start[session["session_id"]] = session["start_time"]
-            owner[session["session_id"]] = user_id
-        if sessions:
-            last = sessions[-1]
-            latest[user_id] = _Span(last["session_id"], last["start_time"], last["end_time"])
+        _learn_sessions(user_id, sessions, planned, latest, owner, known_spans)
         if doc is not None:
             planned.user_device[user_id] = doc.get("device")
             planned.user_sex[user_id] = doc.get("sex")
+
+
+async def _read_for_late_events(
+    store: DocumentStore,
+    events: list[Event],
+    gap: timedelta,
+    planned: Planned,
+    latest: dict[int, _Span],
+    owner: dict[str, int],
+    known_spans: dict[int, dict[str, _Span]],
+) -> None:
+    """Users remembered by their latest session only, with an event too early for it (a late, offline
+    event): their stored sessions are read, so the event can join the one it belongs to."""
+    late = list(
+        dict.fromkeys(
+            e.user_id
+            for e in events
+            if e.session_id is None
+            and e.user_id not in known_spans
+            and e.user_id in latest
+            and e.timestamp < latest[e.user_id].start - gap
+        )
+    )
+    if late:
+        for user_id, sessions in zip(late, await store.sessions_by_user_ids(late), strict=True):
+            _learn_sessions(user_id, sessions, planned, latest, owner, known_spans)
 
 
 LIVE_SESSION_PREFIX = "rt-"  # the sessions enrichment starts: rt-{the eventId of their first event}
@@ -238,7 +285,14 @@ async def plan(
             latest[user_id] = _Span(facts.span.session_id, facts.span.start, facts.span.end)
             planned.stored_start[facts.span.session_id] = facts.span.start
             owner[facts.span.session_id] = user_id
-    await _read(store, [u for u in user_ids if u not in planned.user_device], planned, latest, owner)
+    # Per user, the sessions this group can extend: their latest stored (or remembered) one -- all
+    # stored ones when read -- and those the group begins or names. The user's latest is the one that
+    # starts last, as the store orders them.
+    known_spans: dict[int, dict[str, _Span]] = {}
+    await _read(
+        store, [u for u in user_ids if u not in planned.user_device], planned, latest, owner, known_spans
+    )
+    await _read_for_late_events(store, events, gap, planned, latest, owner, known_spans)
     in_time_order = sorted(events, key=lambda e: e.timestamp)  # stable: batch order among equal times
     if named:
         await _refuse_foreign_sessions(store, in_time_order, owner, planned)
@@ -267,16 +321,34 @@ async def plan(
                     "attributes": {},
                 }
             )
-        span = latest.get(user_id)
+        spans = known_spans.get(user_id)
+        if spans is None:
+            current = latest.get(user_id)
+            spans = known_spans[user_id] = {current.session_id: current} if current is not None else {}
         start, end = event.timestamp, _end(event)
-        if event.session_id is not None and (span is None or span.session_id != event.session_id):
-            known_start = planned.stored_start.get(event.session_id)
-            span = latest[user_id] = _Span(event.session_id, min(start, known_start or start), end)
-        elif event.session_id is None and (span is None or not span.start - gap <= start <= span.end + gap):
-            span = latest[user_id] = _Span(f"{LIVE_SESSION_PREFIX}{event.event_id}", start, end)
+        if event.session_id is not None:
+            span = spans.get(event.session_id)
+            if span is None:
+                known_start = planned.stored_start.get(event.session_id)
+                span = spans[event.session_id] = _Span(
+                    event.session_id, min(start, known_start or start), end
+                )
         else:
-            assert span is not None
-            span.start, span.end = min(span.start, start), max(span.end, end)
+            # The latest-starting known session whose span, widened by the gap, holds the event: a late
+            # event (an offline batch) that starts a session of its own leaves the live one the latest.
+            span = None
+            for candidate in spans.values():
+                if candidate.start - gap <= start <= candidate.end + gap and (
+                    span is None or candidate.start > span.start
+                ):
+                    span = candidate
+            if span is None:
+                session_id = f"{LIVE_SESSION_PREFIX}{event.event_id}"
+                span = spans[session_id] = _Span(session_id, start, end)
+        span.start, span.end = min(span.start, start), max(span.end, end)
+        current = latest.get(user_id)
+        if current is None or span.start >= current.start:
+            latest[user_id] = span
         planned.session_of[event.event_id] = span.session_id
         if span.session_id not in seeds:
             device = planned.user_device[user_id]

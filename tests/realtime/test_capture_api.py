@@ -10,6 +10,7 @@ import pytest
 
 from gateway.cache import keys
 from gateway.realtime import streams
+from gateway.realtime.enrichment import PlannerMemory
 from gateway.services import Services
 from tests.api.conftest import data_of, run
 from tests.realtime.conftest import page_view, post_events, wait_for_subscription, wait_until
@@ -175,6 +176,33 @@ async def test_unknown_users_are_created_and_sessions_split_after_the_inactivity
     assert visits[-1]["event_id"] == "g-4" and visits[-1]["device"] == "desktop"
     result = await run(services, "{ user(id: 900) { device sessions { id pagesVisited } } }")
     assert result["data"]["user"]["sessions"][1]["id"] == "rt-g-3"
+
+
+@pytest.mark.parametrize("forget", [False, True], ids=["remembered", "after a restart"])
+async def test_a_late_event_starts_its_own_session_and_the_live_one_goes_on(
+    http, services: Services, forget: bool
+):
+    # An offline batch's event an hour back does not fit the live session: it starts one of its own,
+    # and the next live event continues the live session, whether the planner remembers the user or
+    # reads the store (a restart): both take the session that starts last as the user's latest.
+    def at(seconds_ago: int) -> str:
+        return iso(NOW - timedelta(seconds=seconds_ago))
+
+    for event in (
+        page_view("late-1", 901, "home_page", timestamp=at(120)),
+        page_view("late-2", 901, "search_page", timestamp=at(3600)),
+        page_view("late-3", 901, "search_page", timestamp=at(3590)),
+    ):
+        assert (await post_events(http, [event]))[0] == 200
+    if forget:
+        assert services.realtime is not None
+        services.realtime.memory = PlannerMemory(ttl_s=3600)
+    assert (await post_events(http, [page_view("late-4", 901, "payment_page", timestamp=at(60))]))[0] == 200
+    [sessions] = await services.store.sessions_by_user_ids([901])
+    assert [(s["session_id"], s["pages_visited"]) for s in sessions] == [
+        ("rt-late-2", ["search_page", "search_page"]),  # the two late events, 10 s apart: one session
+        ("rt-late-1", ["home_page", "payment_page"]),
+    ]
 
 
 async def test_an_event_joins_the_session_it_names(http, services: Services):
