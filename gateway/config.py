@@ -49,6 +49,7 @@ class Settings:
     events_max_batch: int = 1000
     events_max_bytes: int = 1024 * 1024
     events_max_skew_s: int = 300  # how far in the future an event's timestamp may be
+    events_max_age_days: int = 30  # how far in the past a live event's timestamp may be
     session_gap_s: int = 30 * 60  # inactivity that ends a session (= the session:{id} TTL)
     # The embedded store's in-memory funnel index (off: every funnel is computed in DuckDB SQL) and
     # its answers from the funnel_analytics rows (off: funnels are always computed).
@@ -256,6 +257,7 @@ _CASTS = {
     "events_max_batch": _positive_int,
     "events_max_bytes": _positive_int,
     "events_max_skew_s": _positive_int,
+    "events_max_age_days": _positive_int,
     "session_gap_s": _positive_int,
     "index": _switch,
     "preaggregates": _switch,

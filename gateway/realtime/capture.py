@@ -47,7 +47,7 @@ async def capture(runtime: Realtime | None, raw_events: Sequence[Any]) -> Captur
         raise TooManyEvents(
             f"{len(raw_events)} events in one batch; at most {realtime.max_batch} (FUNNEL_EVENTS_MAX_BATCH)"
         )
-    checked = validate(raw_events, utc_now(), realtime.max_skew)
+    checked = validate(raw_events, utc_now(), realtime.max_skew, realtime.max_age)
     written = await realtime.writer.write(checked.events)
     rejected = list(checked.rejected)
     accepted: list[str] = []

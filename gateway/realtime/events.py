@@ -16,8 +16,9 @@ sessionId          optional, like eventId; absent: the user's session continues 
 pageType           required: known page types and new ones alike, as a slug ``[a-z][a-z0-9_]{0,39}``
                    (``home``, ``search``, ``payment``, ``confirmation``, ``wishlist``...)
 timestamp          optional (absent: the time it arrived): ISO-8601 *with* an offset (``Z``,
-                   ``+02:00``) or epoch seconds (a number); from 1970-01-01 up to
-                   FUNNEL_EVENTS_MAX_SKEW_S (300 s) in the future
+                   ``+02:00``) or epoch seconds (a number); from FUNNEL_EVENTS_MAX_AGE_DAYS (30) in
+                   the past up to FUNNEL_EVENTS_MAX_SKEW_S (300 s) in the future: live capture is
+                   for what happens now (an offline batch included); history goes through ingest
 duration           page_view only, optional: seconds on the page, 0..86400 (default 0)
 device             optional: desktop | mobile | tablet | other (any case); absent: the user's device
 interactionType    interaction only, required: click | scroll | hover | form
@@ -33,6 +34,7 @@ typo such as ``user_id`` must not silently drop data); ``null`` counts as absent
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import uuid
@@ -58,6 +60,7 @@ EPOCH_MILLISECONDS = 1e11
 
 _ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}\Z")
 _SLUG = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")
+_DECIMAL = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,10})?\Z")  # an amount given as a string: 49.90
 _COMMON = {"type", "eventId", "userId", "sessionId", "pageType", "timestamp", "device"}
 FIELDS: dict[str, frozenset[str]] = {
     PAGE_VIEW: frozenset({*_COMMON, "duration"}),
@@ -135,11 +138,29 @@ def _shown(value: Any) -> str:
     # came as JSON (-1) or through GraphQL's Float (-1.0).
     if value is None or isinstance(value, bool):
         return _JSON_NAMES[value]
-    text = format(value, "g") if isinstance(value, float) and math.isfinite(value) else repr(value)
+    if isinstance(value, float) and math.isfinite(value):
+        text = str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+    elif isinstance(value, Mapping | list):
+        try:  # objects and arrays as JSON, not as Python's reprs
+            text = json.dumps(value, separators=(",", ":"), default=str)
+        except (TypeError, ValueError):
+            text = repr(value)
+    else:
+        text = repr(value)
     return text if len(text) <= 60 else text[:60] + "..."
 
 
-def _timestamp(value: Any, now: datetime, max_skew: timedelta) -> datetime:
+def _json_type(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return _JSON_NAMES[value]
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    return "an array" if isinstance(value, list | tuple) else type(value).__name__
+
+
+def _timestamp(value: Any, now: datetime, max_skew: timedelta, max_age: timedelta | None) -> datetime:
     if value is None:
         return _milliseconds(now)
     if _is_number(value):
@@ -166,6 +187,12 @@ def _timestamp(value: Any, now: datetime, max_skew: timedelta) -> datetime:
     if moment > now + max_skew:
         seconds = int(max_skew.total_seconds())
         raise Invalid(f"timestamp {_shown(value)} is more than {seconds} s in the future")
+    if max_age is not None and moment < now - max_age:
+        # An unset clock (epoch 0) or a backfill: either would skew every open-ended trend.
+        raise Invalid(
+            f"timestamp {_shown(value)} is more than {max_age.days} days in the past "
+            "(FUNNEL_EVENTS_MAX_AGE_DAYS); past data is loaded with `funnelgate ingest`"
+        )
     return _milliseconds(moment)
 
 
@@ -202,10 +229,10 @@ def _coordinates(value: Any) -> dict[str, int] | None:
 
 def _amount(value: Any) -> str:
     if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            raise Invalid(f"a conversion's value must be an amount, got {_shown(value)}") from None
+        # Plain decimals only: float() would also read "1_000", " 12 ", "1e3" and other scripts' digits.
+        if not _DECIMAL.match(value):
+            raise Invalid(f"a conversion's value must be an amount like 49.90, got {_shown(value)}")
+        number = float(value)
     elif _is_number(value):
         number = float(value)
     else:
@@ -236,10 +263,11 @@ def _fields_problem(given: Mapping[str, Any]) -> str:
     return f"field(s) {', '.join(foreign)} do not apply to {kind} events"
 
 
-def parse_event(raw: Any, now: datetime, max_skew: timedelta) -> Event:
-    """One raw event (a JSON object) -> Event, or :class:`Invalid` naming the first broken rule."""
+def parse_event(raw: Any, now: datetime, max_skew: timedelta, max_age: timedelta | None = None) -> Event:
+    """One raw event (a JSON object) -> Event, or :class:`Invalid` naming the first broken rule
+    (``max_age`` None: no lower bound but 1970)."""
     if not isinstance(raw, Mapping):
-        raise Invalid(f"an event must be a JSON object, got {type(raw).__name__}")
+        raise Invalid(f"an event must be a JSON object, got {_json_type(raw)}")
     # This runs for every captured event: the common case (no nulls, fields of its type) checks each
     # field once; anything else gets the full diagnosis.
     given = {k: v for k, v in raw.items() if v is not None} if None in raw.values() else raw
@@ -264,7 +292,7 @@ def parse_event(raw: Any, now: datetime, max_skew: timedelta) -> Event:
         duration = given.get("duration", 0)
         if not _is_number(duration) or not 0 <= duration <= MAX_DURATION_S:
             raise Invalid(f"duration must be a number of seconds 0..{MAX_DURATION_S}, got {_shown(duration)}")
-        timestamp = _timestamp(given.get("timestamp"), now, max_skew)
+        timestamp = _timestamp(given.get("timestamp"), now, max_skew, max_age)
         device = _device(given.get("device"))
         return Event(event_id, kind, user_id, session_id, page_type, timestamp, device, float(duration))
     if kind == INTERACTION:
@@ -280,19 +308,21 @@ def parse_event(raw: Any, now: datetime, max_skew: timedelta) -> Event:
         coordinates = _coordinates(given.get("coordinates"))
         if value is not None:
             value = _text("value", value, MAX_TEXT)
-        timestamp = _timestamp(given.get("timestamp"), now, max_skew)
+        timestamp = _timestamp(given.get("timestamp"), now, max_skew, max_age)
         device = _device(given.get("device"))
         return Event(
             event_id, kind, user_id, session_id, page_type, timestamp, device, 0.0, interaction, element,
             coordinates, value,
         )  # fmt: skip
     amount = _amount(given["value"])
-    timestamp = _timestamp(given.get("timestamp"), now, max_skew)
+    timestamp = _timestamp(given.get("timestamp"), now, max_skew, max_age)
     device = _device(given.get("device"))
     return Event(event_id, kind, user_id, session_id, page_type, timestamp, device, value=amount)
 
 
-def validate(raw_events: Sequence[Any], now: datetime, max_skew: timedelta) -> Validated:
+def validate(
+    raw_events: Sequence[Any], now: datetime, max_skew: timedelta, max_age: timedelta | None = None
+) -> Validated:
     """Every event judged on its own; ``now`` is naive UTC (the arrival time of the batch)."""
     events: list[Event] = []
     indexes: list[int] = []
@@ -301,7 +331,7 @@ def validate(raw_events: Sequence[Any], now: datetime, max_skew: timedelta) -> V
     seen: set[str] = set()
     for index, raw in enumerate(raw_events):
         try:
-            event = parse_event(raw, now, max_skew)
+            event = parse_event(raw, now, max_skew, max_age)
         except Invalid as exc:
             claimed = raw.get("eventId") if isinstance(raw, Mapping) else None
             rejected.append(Rejected(index, claimed if isinstance(claimed, str) else None, str(exc)))

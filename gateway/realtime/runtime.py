@@ -83,6 +83,7 @@ class Realtime:
         settings = services.settings
         self.gap = timedelta(seconds=settings.session_gap_s)
         self.max_skew = timedelta(seconds=settings.events_max_skew_s)
+        self.max_age = timedelta(days=settings.events_max_age_days)
         self.max_batch = settings.events_max_batch
         self.writer = GroupCommitWriter(self._commit)
         # Users are remembered a little longer than a session can pause (then a new one starts anyway).

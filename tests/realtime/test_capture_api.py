@@ -214,7 +214,7 @@ async def test_an_event_joins_the_session_it_names(http, services: Services):
                 1,
                 "search_page",
                 sessionId="s1",
-                timestamp=iso(datetime(2015, 1, 1, 10, 7, tzinfo=UTC)),
+                timestamp=iso(NOW - timedelta(minutes=1)),
             )
         ],
     )
@@ -461,3 +461,13 @@ async def test_live_state_in_redis_is_the_users_last_event_and_the_sessions_last
     assert orjson.loads(session) == {
         "user_id": 4, "device": "mobile", "reported_device": "tablet", "last_seen": at, "last_page": "search_page",
     }  # fmt: skip
+
+
+async def test_an_event_older_than_the_max_age_is_rejected_and_the_rest_stored(http, services: Services):
+    status, body = await post_events(
+        http, [page_view("old-1", 4, "home_page", timestamp=0), page_view("old-2", 4, "home_page")]
+    )
+    assert (status, body["accepted"]) == (200, ["old-2"])
+    [rejected] = body["rejected"]
+    assert (rejected["index"], rejected["eventId"]) == (0, "old-1")
+    assert "more than 30 days in the past (FUNNEL_EVENTS_MAX_AGE_DAYS)" in rejected["reason"]

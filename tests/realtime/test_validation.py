@@ -26,7 +26,13 @@ def reason(raw: Any) -> str:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("text", "an event must be a JSON object, got str"),
+        ("text", "an event must be a JSON object, got a string"),
+        (None, "an event must be a JSON object, got null"),
+        ([1], "an event must be a JSON object, got an array"),
+        (
+            {**CLICK, "coordinates": {"x": 1, "y": 5, "z": 1}},
+            'coordinates must be an object {x, y}, got {"x":1,"y":5,"z":1}',
+        ),
         ({**VIEW, "user_id": 7}, "unknown field(s) user_id (fields are camelCase"),
         ({**VIEW, "type": None}, "type must be one of page_view, interaction, conversion, got null"),
         ({**VIEW, "type": "view"}, "type must be one of page_view, interaction, conversion, got 'view'"),
@@ -72,9 +78,18 @@ def reason(raw: Any) -> str:
         ({**CLICK, "coordinates": {"x": 0, "y": 1.5}}, "coordinates.y must be an integer 0..100000"),
         ({**FORM, "value": "v" * 2001}, "value must be a string of at most 2000 characters"),
         ({**FORM, "value": 5}, "value must be a string of at most 2000 characters"),
-        ({**BUY, "value": "ten"}, "a conversion's value must be an amount, got 'ten'"),
+        ({**BUY, "value": "ten"}, "a conversion's value must be an amount like 49.90, got 'ten'"),
+        # A string amount is a plain decimal: what float() would read besides is refused.
+        *(
+            ({**BUY, "value": text}, f"a conversion's value must be an amount like 49.90, got {text!r}")
+            for text in ("1_000", " 12 ", "\u0661\u0662", "1e3", "+5", ".5", "12.", "-0", "inf", "nan")
+        ),
+        ({**BUY, "value": 1000000001}, "a conversion's value must be between 0 and 1e+09, got 1000000001"),
+        (
+            {**BUY, "value": 1000000001.5},
+            "a conversion's value must be between 0 and 1e+09, got 1000000001.5",
+        ),
         ({**BUY, "value": -5}, "a conversion's value must be between 0 and 1e+09, got -5"),
-        ({**BUY, "value": "inf"}, "a conversion's value must be between 0 and 1e+09"),
         ({**BUY, "value": True}, "a conversion's value must be an amount, got true"),
     ],
 )
@@ -126,3 +141,18 @@ def test_messages_name_values_as_the_client_wrote_them(change: dict[str, object]
     raw = {"type": "page_view", "eventId": "m-1", "userId": 1, "pageType": "home_page", **change}
     checked = validate([raw], NOW, timedelta(minutes=5))
     assert [r.reason for r in checked.rejected] == [reason]
+
+
+def test_a_live_event_is_at_most_max_age_old() -> None:
+    # Live capture is for what happens now (offline batches included); an unset clock (epoch 0) or a
+    # backfill would stretch every open-ended trend back to it.
+    age = timedelta(days=30)
+    inside = NOW - age + timedelta(seconds=1)
+    assert validate([{**VIEW, "timestamp": inside.isoformat() + "Z"}], NOW, SKEW, age).events
+    [rejected] = validate([{**VIEW, "timestamp": 0}], NOW, SKEW, age).rejected
+    assert rejected.reason == (
+        "timestamp 0 is more than 30 days in the past (FUNNEL_EVENTS_MAX_AGE_DAYS); "
+        "past data is loaded with `funnelgate ingest`"
+    )
+    outside = NOW - age - timedelta(seconds=1)
+    assert validate([{**VIEW, "timestamp": outside.isoformat() + "Z"}], NOW, SKEW, age).rejected
