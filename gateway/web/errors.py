@@ -3,8 +3,8 @@
 Client side (:class:`ErrorPolicy`): a message and ``extensions.code``, never a stack trace. Errors raised
 on purpose (:class:`gateway.errors.FunnelError`) keep their message and get their code; GraphQL's own
 errors get a client-side code: ``GRAPHQL_PARSE_FAILED`` (syntax), ``GRAPHQL_VALIDATION_FAILED`` (the
-document does not fit the schema), ``BAD_USER_INPUT`` (a variable value that cannot be coerced); anything
-else is masked as ``INTERNAL_SERVER_ERROR``. Every message is cut to MAX_MESSAGE_CHARS and redacted
+document does not fit the schema), ``BAD_USER_INPUT`` (a variable value that cannot be coerced, before
+execution or, for an argument it is passed to, during it); anything else is masked as ``INTERNAL_SERVER_ERROR``. Every message is cut to MAX_MESSAGE_CHARS and redacted
 (no data-dir path, no password: :func:`gateway.config.redact`).
 
 Log side (:class:`FunnelSchema`, strawberry's ``process_errors`` hook, which logged every error at ERROR
@@ -15,6 +15,7 @@ one WARNING line, and only an unexpected error gets ERROR with its traceback.
 from __future__ import annotations
 
 import logging
+import re
 
 import strawberry
 from graphql.error import GraphQLError, GraphQLSyntaxError
@@ -29,6 +30,14 @@ log = logging.getLogger("funnelgate.graphql")
 
 MAX_MESSAGE_CHARS = 1000  # echoed values are cut to 200 where they are written (gateway.errors.shown)
 MAX_LOGGED_CHARS = 300
+
+# graphql-core's own wording when it coerces a field's arguments during execution: validation lets a
+# nullable variable reach a non-null argument that has a default, and a null sent for it fails only here.
+_ARGUMENT_COERCION = re.compile(r"Argument '[^']+' (has invalid value|of required type)\b")
+_NULL_VARIABLE = re.compile(
+    r"has invalid value(?P<at>[^:]*): Expected variable '\$(?P<variable>\w+)' provided to non-null type "
+    r"'(?P<type>[^']+)' not to be None\."
+)
 
 
 def _is_unexpected(error: GraphQLError) -> bool:
@@ -51,7 +60,33 @@ def client_code(error: GraphQLError) -> str | None:
         return "GRAPHQL_VALIDATION_FAILED"
     if error.path is None and isinstance(original, GraphQLError):
         return "BAD_USER_INPUT"  # raised before execution about a variable's value
+    if _is_argument_coercion(error):
+        return "BAD_USER_INPUT"
     return None
+
+
+def _is_argument_coercion(error: GraphQLError) -> bool:
+    """graphql-core refused a field's argument value while executing: it raised the error itself (no
+    exception underneath) at the argument's node; a resolver's own GraphQLError names no node."""
+    original = error.original_error
+    return (
+        isinstance(original, GraphQLError)
+        and original.original_error is None
+        and bool(original.nodes)
+        and _ARGUMENT_COERCION.match(error.message) is not None
+    )
+
+
+def _argument_message(message: str) -> str:
+    """graphql-core's message about an argument, in GraphQL's words: ``null``, never Python's None."""
+    message = _NULL_VARIABLE.sub(
+        lambda m: (
+            f"got null{m['at']} from variable '${m['variable']}', but it is a non-null {m['type']}: "
+            "leave the variable out for the default"
+        ),
+        message,
+    )
+    return message.replace("not to be None", "not to be null")
 
 
 def _cut(text: str, limit: int) -> str:
@@ -74,6 +109,8 @@ class ErrorPolicy(MaskErrors):
                 code = client_code(error)
                 if code is not None:
                     error.extensions = {**(error.extensions or {}), "code": code}
+                if _is_argument_coercion(error):
+                    error.message = _argument_message(error.message)
                 if code == QUERY_TOO_LARGE:
                     error.message += " (limits: FUNNEL_MAX_QUERY_CHARS, FUNNEL_MAX_TOKENS)"
                 elif code == QUERY_TOO_DEEP:

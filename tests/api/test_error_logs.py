@@ -29,6 +29,8 @@ CLIENT_MISTAKES = [
     ("query($s: String!) { session(id: $s) { id } }", {"s": BIG}, "NOT_FOUND"),
     ("{ user(id: 999) { id } }", None, "NOT_FOUND"),
     ("{ nope }", None, "GRAPHQL_VALIDATION_FAILED"),
+    # Refused by graphql-core while executing (the argument has a default), once logged GRAPHQL_ERROR.
+    ("query($n: Int) { users(first: $n) { totalCount } }", {"n": None}, "BAD_USER_INPUT"),
 ]
 
 

@@ -273,3 +273,35 @@ async def test_a_page_argument_of_an_included_selection_is_checked(counted):
     query = "query($on: Boolean!) { topPaths(limit: 0) @include(if: $on) { sessions } }"
     result = await run(counted, query, {"on": True})
     assert [e["extensions"]["code"] for e in result["errors"]] == ["BAD_USER_INPUT"]
+
+
+async def test_a_null_variable_for_a_nested_non_null_argument_is_bad_user_input(services):
+    # `similarUsers(limit: Int! = 10)` under each of the six users: graphql-core refuses the null once
+    # per row while executing; each refusal is a client error, the rest of the answer stands.
+    query = "query($n: Int) { users { edges { node { id similarUsers(limit: $n) { userId } } } } }"
+    result = await run(services, query, {"n": None})
+    assert error_codes(result) == ["BAD_USER_INPUT"] * 6
+    assert {e["message"] for e in result["errors"]} == {
+        "Argument 'limit' got null from variable '$n', but it is a non-null Int!: "
+        "leave the variable out for the default"
+    }
+    assert [e["path"] for e in result["errors"]] == [
+        ["users", "edges", row, "node", "similarUsers"] for row in range(6)
+    ]
+    nodes = result["data"]["users"]["edges"]
+    assert [edge["node"] for edge in nodes] == [{"id": i, "similarUsers": None} for i in range(1, 7)]
+    assert "None" not in json.dumps(result["errors"])
+
+
+async def test_a_resolvers_graphql_error_worded_like_a_coercion_is_not_taken_for_one(services):
+    # Only graphql-core's own argument refusals (raised at the argument's node) become BAD_USER_INPUT:
+    # the same words raised from underneath a resolver keep their message and get no client code.
+    from graphql import GraphQLError
+
+    text = "Argument 'first' has invalid value: Expected variable '$n' not to be None."
+    broken = dataclasses.replace(
+        services, store=FailingProxy(services.store, {"funnel": lambda: GraphQLError(text)})
+    )
+    result = await run(broken, "{ funnel { overallConversionRate } }")
+    [error] = result["errors"]
+    assert (error["message"], "extensions" in error) == (text, False)

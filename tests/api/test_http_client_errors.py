@@ -60,6 +60,11 @@ POSTS: dict[str, tuple[dict[str, Any], int, str]] = {
         200,
         "BAD_USER_INPUT",
     ),
+    "null variable for a non-null argument with a default": (
+        {"json": {"query": "query($n: Int) { users(first: $n) { totalCount } }", "variables": {"n": None}}},
+        200,
+        "BAD_USER_INPUT",
+    ),
     "impossible date variable": (
         {
             "json": {
@@ -115,6 +120,27 @@ async def test_client_mistakes_over_http_are_client_errors(services):
         body = await response.json()
         assert body.pop("extensions")["cost"]["requested"] > 0  # every answer says what it cost
         assert body == {"data": {"health": {"status": "ok"}}}
+
+
+async def test_a_null_variable_for_a_non_null_argument_says_null_over_http(services):
+    # Validation lets a nullable variable reach `first: Int! = 100` (it has a default); graphql-core
+    # refuses the null only while executing, where its message said Python's None and had no code.
+    query = "query($n: Int) { users(first: $n) { totalCount } }"
+    async with TestClient(TestServer(create_app(services))) as client:
+        response = await client.post("/graphql", json={"query": query, "variables": {"n": None}})
+        body = await response.json()
+        left_out = await client.post("/graphql", json={"query": query, "variables": {}})
+        default = await left_out.json()
+    assert response.status == 200
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+    assert error["message"] == (
+        "Argument 'first' got null from variable '$n', but it is a non-null Int!: "
+        "leave the variable out for the default"
+    )
+    assert error["path"] == ["users"]
+    assert default["data"] == {"users": {"totalCount": 6}}  # the fixture's six users, first: 100
 
 
 async def test_every_graphql_error_code_is_a_client_code_or_internal(services):
