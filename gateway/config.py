@@ -83,6 +83,9 @@ class Settings:
     body_timeout_s: float = 60.0
     # Open WebSockets per client address (0: no cap): a socket is held before it authenticates.
     max_sockets_per_address: int = 256
+    # Operations running at once on one WebSocket (subscriptions, and queries still being answered):
+    # each holds a task and, for a subscription, a place in the realtime hub for as long as it lives.
+    max_operations_per_socket: int = 100
     rate_limits: tuple[tuple[str, int], ...] = DEFAULT_RATE_LIMITS
     rate_window_s: int = 60
     persisted_queries: str = "apq"  # apq | allowlist | off
@@ -280,6 +283,7 @@ _CASTS = {
     "header_timeout_s": _positive_float,
     "body_timeout_s": _positive_float,
     "max_sockets_per_address": _non_negative_int,
+    "max_operations_per_socket": _positive_int,
     "rate_limits": rate_limits,
     "rate_window_s": _positive_int,
     "persisted_queries": persisted_mode,

@@ -48,6 +48,12 @@ def test_values_are_cast(tmp_path):
     assert load_settings(env=settings_env(s)) == s
 
 
+def test_operations_per_socket_default_and_setting(tmp_path):
+    assert load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path)}).max_operations_per_socket == 100
+    env = {"FUNNEL_DATA_DIR": str(tmp_path), "FUNNEL_MAX_OPERATIONS_PER_SOCKET": "3"}
+    assert load_settings(env=env).max_operations_per_socket == 3
+
+
 def test_empty_values_count_as_unset(tmp_path):
     s = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path), "FUNNEL_MONGO_URL": "", "FUNNEL_PORT": " "})
     assert s.mongo_url is None and s.port == 8000
@@ -76,6 +82,8 @@ def test_cli_overrides_beat_env(tmp_path):
         ("FUNNEL_HEADER_TIMEOUT_S", "0", "positive number of seconds"),
         ("FUNNEL_BODY_TIMEOUT_S", "-1", "positive number of seconds"),
         ("FUNNEL_BODY_TIMEOUT_S", "inf", "positive number of seconds"),
+        ("FUNNEL_MAX_OPERATIONS_PER_SOCKET", "0", "positive integer"),
+        ("FUNNEL_MAX_OPERATIONS_PER_SOCKET", "many", "positive integer"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, key, value, fragment):

@@ -133,6 +133,8 @@ def create_app(
         limits=limits,
         socket_policy=SocketPolicy(settings, limits, limiter, persisted, authenticator.enabled),
         connection_init_wait_timeout=INIT_TIMEOUT,
+        # The handler refuses one more with its own coded error first; strawberry's check stays behind it.
+        max_subscriptions_per_connection=settings.max_operations_per_socket,
         schema=schema,
         graphql_ide="graphiql",
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],

@@ -17,6 +17,10 @@ from the edge and the view applied to every ``subscribe`` message too (the view 
 * **Rate limit**: every operation counts against its credential's limit (``FUNNEL_RATE_LIMITS``), with
   the HTTP requests of the same credential; over it the operation gets an ``error`` message with code
   ``RATE_LIMITED``, and the socket stays open.
+* **Operations per socket**: at most ``FUNNEL_MAX_OPERATIONS_PER_SOCKET`` run at once (subscriptions,
+  and queries or mutations not answered yet); one more gets an ``error`` message with code
+  ``TOO_MANY_OPERATIONS`` (strawberry's own refusal had no code and named no setting), the socket and
+  its running operations carry on, and a place frees when one of them completes.
 * **Persisted queries**: the same rule as HTTP (``gateway/security/persisted.py``): with
   ``FUNNEL_PERSISTED_QUERIES=allowlist`` only registered operations run (``OPERATION_NOT_ALLOWED``).
 * **Request timeout**: a query or mutation runs under ``FUNNEL_REQUEST_TIMEOUT_S`` (and its backend
@@ -64,6 +68,7 @@ INIT_TIMEOUT = timedelta(seconds=5)
 EXPIRED = 4403  # graphql-ws's Forbidden: its clients reconnect (asking connectionParams again)
 # strawberry echoes a duplicate id in its close reason, and a close frame holds at most 123 bytes of it.
 MAX_ID_BYTES = 64
+TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"
 clock: Callable[[], float] = time.time  # the credential expiry's clock (epoch s, like JWT ``exp``)
 
 _OPTIONAL = (("variables", dict), ("extensions", dict), ("operationName", str))
@@ -158,8 +163,8 @@ class FunnelTransportWS(BaseGraphQLTransportWSHandler[Context, Any]):
         payload.setdefault("query", None)  # a persisted query named by its hash alone
         if self.connection_acknowledged and message["id"] not in self.operations:
             # Counted here, when the client sends it: an operation completed before its task ran
-            # would otherwise cost nothing.
-            limited = self.rate_limited()
+            # would otherwise cost nothing. One over the socket's cap never runs, so it costs nothing.
+            limited = self.over_capacity() or self.rate_limited()
             if limited is not None:
                 await self.send_message(
                     {"id": message["id"], "type": "error", "payload": [limited.formatted]}
@@ -189,6 +194,17 @@ class FunnelTransportWS(BaseGraphQLTransportWSHandler[Context, Any]):
         context.connection_params = connection.connection_params
         context.credential_expires_at = connection.credential_expires_at
         return context
+
+    def over_capacity(self) -> GraphQLError | None:
+        """The TOO_MANY_OPERATIONS error when the socket already runs as many operations as it may."""
+        cap = self.policy.settings.max_operations_per_socket
+        if len(self.operations) < cap:
+            return None
+        return coded(
+            f"{cap} operations are already running on this socket (FUNNEL_MAX_OPERATIONS_PER_SOCKET): "
+            "complete one first, or open another socket",
+            TOO_MANY_OPERATIONS,
+        )
 
     def rate_limited(self) -> GraphQLError | None:
         """The RATE_LIMITED error when this operation is one too many for its credential, else None."""

@@ -218,6 +218,56 @@ async def test_an_address_holds_at_most_its_share_of_sockets(services):
         await third.close()
 
 
+async def next_of(ws: Any, wanted: set[str]) -> set[str]:
+    """Read until each operation in ``wanted`` has sent a ``next``; fails on an error or a complete."""
+    seen: set[str] = set()
+    while seen != wanted:
+        message = await ws.receive_json(timeout=20)
+        assert message["type"] == "next", message
+        seen.add(message["id"])
+    return seen
+
+
+async def test_one_operation_over_the_sockets_cap_is_refused_with_a_code(services):
+    # strawberry's own refusal (its fixed 100) said "Subscription limit reached": no code, no setting.
+    forever = {"query": "subscription { health(intervalSeconds: 0.1) { status } }"}
+    async with client_of(with_keys(services, max_operations_per_socket=3)) as client:
+        ws = await open_ws(client, KEYS[Role.VIEWER])
+        for op in ("1", "2", "3"):
+            await ws.send_json({"id": op, "type": "subscribe", "payload": forever})
+        await next_of(ws, {"1", "2", "3"})  # all three run
+        await ws.send_json({"id": "4", "type": "subscribe", "payload": forever})
+        refused = None
+        while refused is None:  # the three keep sending while the fourth is refused
+            message = await ws.receive_json(timeout=20)
+            if message["id"] == "4":
+                refused = message
+            else:
+                assert message["type"] == "next", message
+        assert refused["type"] == "error"
+        [error] = refused["payload"]
+        assert error["extensions"] == {"code": "TOO_MANY_OPERATIONS"}
+        assert "3 operations" in error["message"] and "FUNNEL_MAX_OPERATIONS_PER_SOCKET" in error["message"]
+        await next_of(ws, {"1", "2", "3"})  # the socket and the first three carry on
+        # Completing one frees its place: a new operation (a query this time) runs.
+        await ws.send_json({"id": "1", "type": "complete"})
+        await ws.send_json({"id": "5", "type": "subscribe", "payload": {"query": "{ health { status } }"}})
+        five = [m async for m in _until_complete(ws, "5")]
+        assert [m["type"] for m in five] == ["next", "complete"], five
+        await ws.close()
+
+
+async def _until_complete(ws: Any, op: str) -> Any:
+    """The messages of ``op`` until its complete (or error); other operations' messages are skipped."""
+    while True:
+        message = await ws.receive_json(timeout=20)
+        if message.get("id") != op:
+            continue
+        yield message
+        if message["type"] in ("complete", "error"):
+            return
+
+
 async def test_queries_time_out_and_subscriptions_do_not(services):
     query = "{ funnelTrend(interval: DAY) { period conversionRate } topPaths(limit: 5) { path } }"
     async with client_of(with_keys(services, request_timeout_s=0.001)) as client:
