@@ -190,7 +190,7 @@ class DeviceMetrics:
 @dataclass(frozen=True)
 class DashboardMetrics:
     """Over sessions whose start_time falls in the range: ``users`` = distinct users with such a session,
-    ``conversions`` = converted sessions, ``revenue`` = sum of their conversion_value,
+    ``conversions`` = converted sessions, ``revenue`` = sum of their conversion_value rounded to cents,
     ``avg_session_duration`` = mean(end_time - start_time) in seconds (None without sessions)."""
 
     users: int

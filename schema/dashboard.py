@@ -13,7 +13,7 @@ class DeviceMetrics:
     users: int
     sessions: int
     conversions: int
-    revenue: float
+    revenue: float = strawberry.field(description="Sum of the converted sessions' value, rounded to cents.")
     avg_session_duration: float | None = strawberry.field(description="Seconds; null without sessions.")
 
 
@@ -22,7 +22,7 @@ class Dashboard:
     users: int = strawberry.field(description="Distinct users with a session in the range.")
     sessions: int
     conversions: int = strawberry.field(description="Converted sessions.")
-    revenue: float = strawberry.field(description="Sum of the converted sessions' value.")
+    revenue: float = strawberry.field(description="Sum of the converted sessions' value, rounded to cents.")
     avg_session_duration: float | None = strawberry.field(description="Seconds; null without sessions.")
     by_device: list[DeviceMetrics]
 
@@ -31,7 +31,10 @@ class Dashboard:
         return self.conversions / self.sessions if self.sessions else 0.0
 
 
-@strawberry.type(description="A sequence of pages visited in one session, and how many sessions followed it.")
+@strawberry.type(
+    description="A sequence of pages visited in one session, and how many sessions followed it. Sessions "
+    "without a page view (only interactions or a conversion) have no path and are not counted."
+)
 class PathCount:
     path: list[str]
     sessions: int

@@ -118,11 +118,13 @@ class DocumentStore(Protocol):
         self, start: date | None, end: date | None, device: str | None = None, sex: str | None = None
     ) -> DashboardMetrics:
         """Session metrics for sessions starting in [start, end] (inclusive days; None = open), of users
-        with that device and sex when given (like top_paths' filter)."""
+        with that device and sex when given (like top_paths' filter). Revenue figures are sums rounded to
+        cents once, after summing (``stores/money.py``)."""
 
     async def top_paths(self, limit: int, filter: UserFilter) -> list[PathCount]:
-        """The most frequent pages_visited sequences among sessions (filter: user device/sex, session
-        start day), sorted by sessions desc, then path (joined with '>') asc; at most ``limit``."""
+        """The most frequent pages_visited sequences among sessions with at least one page view (filter:
+        user device/sex, session start day), sorted by sessions desc, then path (joined with '>') asc; at
+        most ``limit``. A session of interactions or a conversion only has no path and is not counted."""
 
     async def form_texts(self, page_type: str, day: date | None) -> list[str]:
         """Non-empty ``value`` of free-text form interactions (``free_text`` true: typed, not picked from

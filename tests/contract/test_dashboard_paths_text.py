@@ -189,6 +189,38 @@ async def test_dashboard_empty_store(store: DocumentStore) -> None:
     assert await store.dashboard(None, None) == DashboardMetrics(0, 0, 0, 0.0, None, [])
 
 
+def _session(session_id: str, user_id: int, device: str, pages: list[str] | None, value: float) -> dict:
+    """A session of 2015-03-02 10:00-10:01 (60 s), converted when ``value`` is non-zero."""
+    return {
+        "session_id": session_id,
+        "user_id": user_id,
+        "start_time": at("2015-03-02 10:00:00"),
+        "end_time": at("2015-03-02 10:01:00"),
+        "device": device,
+        "pages_visited": pages,
+        "total_interactions": 1,
+        "converted": bool(value),
+        "conversion_value": value,
+    }
+
+
+async def test_dashboard_revenue_is_rounded_to_cents(store: DocumentStore) -> None:
+    # Amounts whose float sums are noisy in every order and grouping: 0.1 + 1.1 = 1.2000000000000002,
+    # 0.15 + 0.29 = 0.43999999999999995, all four 1.6400000000000001. In cents: 1.20, 0.44 and 1.64,
+    # compared exactly (no approx): the noise is what is under test.
+    sessions = [
+        _session("m1", 1, "desktop", ["home"], 0.1),
+        _session("m2", 2, "desktop", ["home"], 1.1),
+        _session("m3", 3, "mobile", ["home"], 0.15),
+        _session("m4", 3, "mobile", ["home"], 0.29),
+    ]
+    await store.insert_many("user_sessions", sessions)
+    got = await store.dashboard(None, None)
+    assert got.revenue == 1.64
+    assert [(d.device, d.revenue) for d in got.by_device] == [("desktop", 1.2), ("mobile", 0.44)]
+    assert (got.users, got.sessions, got.conversions) == (3, 4, 4)
+
+
 # -- top_paths -------------------------------------------------------------------------------------------
 
 
@@ -224,6 +256,26 @@ async def test_top_paths_limit(shared_loaded_store: DocumentStore) -> None:
 
 async def test_top_paths_limit_zero(shared_loaded_store: DocumentStore) -> None:
     assert await shared_loaded_store.top_paths(0, UserFilter()) == []
+
+
+async def test_top_paths_leave_out_sessions_without_a_page(store: DocumentStore) -> None:
+    # e1 e2 are sessions of interactions only (a conversion, say): pages [] as live capture stores them,
+    # or no list at all. Neither is a path; the three sessions with pages are all that is counted.
+    sessions = [
+        _session("p1", 1, "desktop", ["home", "search"], 0.0),
+        _session("p2", 2, "desktop", ["home", "search"], 0.0),
+        _session("p3", 3, "desktop", ["home"], 0.0),
+        _session("e1", 4, "desktop", [], 12.5),
+        _session("e2", 5, "desktop", [], 0.0),
+        _session("e3", 6, "desktop", None, 0.0),
+    ]
+    await store.insert_many("user_sessions", sessions)
+    users = [
+        {"user_id": n, "device": "desktop", "sex": None, "date": None, "attributes": {}} for n in range(1, 7)
+    ]
+    await store.insert_many("users", users)  # the device filter reads the user's device
+    assert await store.top_paths(50, UserFilter()) == paths(("home>search", 2), ("home", 1))
+    assert await store.top_paths(50, UserFilter(device="desktop")) == paths(("home>search", 2), ("home", 1))
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from gateway.models import DashboardMetrics, DeviceMetrics, UserFilter
 from gateway.stores.collections import FUNNEL_ANALYTICS
 from gateway.stores.duckdb import funnel as sqlf
 from gateway.stores.duckdb import schema
+from gateway.stores.money import cents
 
 Params = dict[str, Any]
 
@@ -52,7 +53,7 @@ def dashboard_metrics(rows: Sequence[Sequence[Any]]) -> DashboardMetrics:
     with_sessions = [row for row in rows if row[3]]  # an empty input still yields a zero total row
 
     def metrics(row: Sequence[Any]) -> DeviceMetrics:
-        return DeviceMetrics(row[1], int(row[2]), int(row[3]), int(row[4]), float(row[5]), row[6])
+        return DeviceMetrics(row[1], int(row[2]), int(row[3]), int(row[4]), cents(row[5]), row[6])
 
     total = next((row for row in with_sessions if row[0]), None)
     if total is None:
@@ -70,9 +71,11 @@ def top_paths_sql(limit: int, filter: UserFilter) -> tuple[str, Params]:
     where = sqlf.day_range_sql("start_time", filter.start, filter.end, params) + sqlf.user_filter_sql(
         filter, params
     )
+    # A session without a page view (only interactions or a conversion) has no path: len([]) = 0 and
+    # len(NULL) is NULL, so both leave it out.
     sql = f"""
-        SELECT coalesce(pages_visited, CAST([] AS VARCHAR[])) AS path, count(*) AS sessions
-        FROM user_sessions WHERE {where}
+        SELECT pages_visited AS path, count(*) AS sessions
+        FROM user_sessions WHERE {where} AND len(pages_visited) > 0
         GROUP BY path ORDER BY sessions DESC, array_to_string(path, '>') LIMIT $limit"""
     return sql, params
 

@@ -12,6 +12,7 @@ from typing import Any
 from gateway.models import DashboardMetrics, DeviceMetrics, Document, PathCount, UserFilter
 from gateway.stores.collections import USER_INTERACTIONS, USERS
 from gateway.stores.days import day_bounds
+from gateway.stores.money import cents
 
 # A user's sex, looked up per grouped ``_id`` (a user id): users.user_id is unique, so one point lookup
 # each; ``u`` is [] for a visitor without a user document.
@@ -164,10 +165,10 @@ def _joined_path() -> Any:
 
 
 def top_paths_pipeline(limit: int, filter: UserFilter) -> Pipeline:
-    """On user_sessions: sessions counted per distinct pages_visited, then the top ``limit`` by
-    (sessions desc, joined path asc). $sort + $limit runs as a bounded top-k and every group holds one
-    path, so no document grows with the data. The device filter reads the sessions' own device (the
-    device invariant); a sex filter joins users once per user, not once per session."""
+    """On user_sessions: sessions with at least one page counted per distinct pages_visited, then the
+    top ``limit`` by (sessions desc, joined path asc). $sort + $limit runs as a bounded top-k and every
+    group holds one path, so no document grows with the data. The device filter reads the sessions' own
+    device (the device invariant); a sex filter joins users once per user, not once per session."""
     match: Query = {}
     days = day_range(filter.start, filter.end)
     if days is not None:
@@ -185,6 +186,10 @@ def top_paths_pipeline(limit: int, filter: UserFilter) -> Pipeline:
         ]
     stages += [
         {"$group": {"_id": "$pages_visited", "sessions": {"$sum": 1}}},
+        # A session without a page view (only interactions or a conversion) has no path. Dropped after
+        # grouping, where it is one group ([], or null for a missing list: neither has an element 0),
+        # so the first $match stays the one an index serves.
+        {"$match": {"_id.0": {"$exists": True}}},
         {"$addFields": {"key": _joined_path()}},
         {"$sort": {"sessions": -1, "key": 1}},
         {"$limit": limit},
@@ -285,7 +290,7 @@ def device_metrics(row: Document) -> DeviceMetrics:
         users=int(row["users"]),
         sessions=sessions,
         conversions=int(row["conversions"]),
-        revenue=float(row["revenue"]),
+        revenue=cents(row["revenue"]),  # the total row too: rounded once, after summing
         avg_session_duration=row["duration_ms"] / sessions / 1000.0 if sessions else None,
     )
 
