@@ -44,7 +44,12 @@ function renderLive(metrics) {
         { 'data-step': s.name },
         h('span', { class: 'live-step-name', title: s.name, text: s.name }),
         h('span', { class: 'meter', 'aria-hidden': 'true' }, fill),
-        h('span', { class: 'live-step-value', text: fmt.int.format(s.usersToday) }),
+        // usersToday is a HyperLogLog count (~0.8% standard error), so it is shown as an estimate.
+        h('span', {
+          class: 'live-step-value',
+          title: 'Estimate (HyperLogLog, about 0.8% error)',
+          text: `≈${fmt.int.format(s.usersToday)}`,
+        }),
       );
     }),
   );
