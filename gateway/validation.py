@@ -207,10 +207,15 @@ def check_min_score(min_score: object) -> None:
         raise BadInput(f"minScore must be a number in -1..1, got {shown(min_score)}")
 
 
+MIN_INTERVAL_S, MAX_INTERVAL_S = 0.1, 3600.0  # a subscription's period: an hour at most, not forever
+
+
 def check_polling(interval_seconds: float, count: int = 0) -> None:
     """A subscription's period (and, for those that take one, its message count)."""
-    if interval_seconds < 0.1:
-        raise BadInput(f"intervalSeconds must be >= 0.1, got {interval_seconds:g}")
+    if not MIN_INTERVAL_S <= interval_seconds <= MAX_INTERVAL_S:  # NaN fails both
+        raise BadInput(
+            f"intervalSeconds must be {MIN_INTERVAL_S:g}..{MAX_INTERVAL_S:g}, got {interval_seconds:g}"
+        )
     if count < 0:
         raise BadInput(f"count must be >= 0 (0: forever), got {count}")
 

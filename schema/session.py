@@ -9,6 +9,7 @@ import strawberry
 
 from gateway.models import from_fields
 from gateway.security.analysis import price
+from gateway.stores.money import cents
 from schema.enums import Device
 from schema.events import Interaction, PageVisit
 
@@ -28,7 +29,11 @@ class Session:
         description="How many entries `interactions` lists: clicks, scrolls, hovers, form entries and conversions."
     )
     converted: bool
-    conversion_value: float
+    conversion_value: float = strawberry.field(description="The session's conversions summed, in cents.")
+
+    def __post_init__(self) -> None:
+        # A sum of float amounts (0.1 + 1.1 = 1.2000000000000002), stated in cents as revenue is.
+        self.conversion_value = cents(self.conversion_value)
 
     @strawberry.field
     def user(self) -> Annotated[User, strawberry.lazy("schema.user")]:

@@ -173,8 +173,8 @@ def _timestamp(value: Any, now: datetime, max_skew: timedelta, max_age: timedelt
         except (OverflowError, OSError, ValueError):
             raise Invalid(f"timestamp {_shown(value)} is not a usable epoch time") from None
     elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
+        try:  # RFC 3339 allows a lower-case "t" and "z"; fromisoformat does not
+            parsed = datetime.fromisoformat(value.upper() if "t" in value or "z" in value else value)
         except ValueError:
             raise Invalid(f"timestamp must be ISO-8601 or epoch seconds, got {_shown(value)}") from None
         if parsed.tzinfo is None:

@@ -471,3 +471,12 @@ async def test_an_event_older_than_the_max_age_is_rejected_and_the_rest_stored(h
     [rejected] = body["rejected"]
     assert (rejected["index"], rejected["eventId"]) == (0, "old-1")
     assert "more than 30 days in the past (FUNNEL_EVENTS_MAX_AGE_DAYS)" in rejected["reason"]
+
+
+async def test_a_sessions_conversion_value_reads_in_cents(http, services: Services):
+    def buy(event_id: str, value: str) -> dict:
+        return {"type": "conversion", "eventId": event_id, "userId": 902, "pageType": "payment_confirmation_page", "value": value}  # fmt: skip
+
+    assert (await post_events(http, [buy("cv-1", "0.1"), buy("cv-2", "1.1")]))[0] == 200
+    result = await run(services, "{ user(id: 902) { sessions { conversionValue } } }")
+    assert result["data"]["user"]["sessions"] == [{"conversionValue": 1.2}]  # not 1.2000000000000002

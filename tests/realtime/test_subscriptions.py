@@ -269,7 +269,17 @@ async def test_redis_down_capture_stays_durable_and_subscribers_hear_it_then_res
         (
             "subscription { realtimeMetrics(intervalSeconds: 0) { activeUsers } }",
             None,
-            "intervalSeconds must be >= 0.1, got 0",
+            "intervalSeconds must be 0.1..3600, got 0",
+        ),
+        (
+            "subscription { realtimeMetrics(intervalSeconds: 1e9) { activeUsers } }",
+            None,
+            "intervalSeconds must be 0.1..3600, got 1e+09",
+        ),
+        (
+            "subscription { health(intervalSeconds: 3600.5) { status } }",
+            None,
+            "intervalSeconds must be 0.1..3600, got 3600.5",
         ),
     ],
 )

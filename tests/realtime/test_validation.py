@@ -107,6 +107,8 @@ def test_valid_events_are_normalised() -> None:
         0.0,
     )
     assert parse_event({**VIEW, "timestamp": 0}, NOW, SKEW).timestamp == datetime(1970, 1, 1)
+    lower = parse_event({**VIEW, "timestamp": "2026-03-01t11:30:00z"}, NOW, SKEW)  # RFC 3339 allows it
+    assert lower.timestamp == datetime(2026, 3, 1, 11, 30)
     assert parse_event({**VIEW, "timestamp": None}, NOW, SKEW).timestamp == NOW  # null = absent = arrival
     assert parse_event({**VIEW, "timestamp": "2026-03-01T12:05:00Z"}, NOW, SKEW).timestamp == NOW + SKEW
     assert parse_event({**BUY, "value": "12.50"}, NOW, SKEW).value == "12.5"
