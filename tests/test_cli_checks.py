@@ -209,5 +209,5 @@ def test_replay_creates_nothing_locally(tmp_path, capsys, monkeypatch, url):
             monkeypatch.setenv("FUNNEL_PORT", str(port))
         assert main(argv) == 1  # the one event's request failed
     out = capsys.readouterr().out
-    assert f"to http://127.0.0.1:{port}/events" in out and "1 failed requests" in out
+    assert f"to http://127.0.0.1:{port}/events" in out and "1 of 1 requests failed" in out
     assert list(tmp_path.iterdir()) == []  # no ./data

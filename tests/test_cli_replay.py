@@ -14,8 +14,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gateway.cli import main
+from gateway.cli.checks import check_arguments
+from gateway.cli.parser import build_parser
 from gateway.realtime.replay import read_replay
-from gateway.web.replay import departure, events_per_request, replay
+from gateway.web.replay import departure, events_per_request, rate_problem, replay
 
 CLEAN = Path(__file__).parent / "fixtures" / "ingest" / "clean"
 Handler = Callable[[list[dict[str, Any]]], tuple[int, dict[str, Any]]]
@@ -114,7 +116,7 @@ def test_every_event_rejected_prints_the_reasons_and_exits_1(stub_gateway, capsy
     ]
     assert main(argv) == 1
     out = capsys.readouterr().out
-    assert "0 accepted (0 already stored), 4 rejected, 0 failed requests" in out
+    assert "(none accepted): 0 accepted (0 already stored), 4 rejected, 0 of 1 requests failed" in out
     first_id = next(read_replay(CLEAN, "t"))["eventId"]
     # The same reason for every event: said once, with the first event that got it.
     assert out.count("rejected: event ") == 1
@@ -201,4 +203,92 @@ async def test_replay_keeps_the_rate_over_the_run(rate, limit, size) -> None:
     assert clock.wakes == pytest.approx(expected)
     assert report.seconds == pytest.approx(limit / rate)
     assert report.achieved_rate == pytest.approx(rate)
-    assert f"achieved {rate:.1f} events/s, asked {rate:g}/s" in report.render()
+    assert f"({rate:.1f} events/s accepted, asked {rate:g}/s)" in report.render()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--rate", "nan", "--rate: must be 0 (unlimited) or a finite number of events per second from 0.01 "
+         "(one event every 100 s), got nan"),
+        ("--rate", "inf", "--rate: must be 0 (unlimited) or a finite number of events per second from 0.01 "
+         "(one event every 100 s), got inf"),
+        ("--rate", "-1", "--rate: must be 0 (unlimited) or a finite number of events per second from 0.01 "
+         "(one event every 100 s), got -1"),
+        ("--rate", "1e-9", "--rate: must be 0 (unlimited) or a finite number of events per second from 0.01 "
+         "(one event every 100 s), got 1e-09"),
+        ("--batch", "0", "--batch: must be at least 1 event per request, got 0"),
+        ("--limit", "0", "--limit: must be at least 1 event, got 0"),
+        ("--seed", "-1", "--seed: must be a non-negative integer, got -1"),  # generate's rule
+    ],
+)  # fmt: skip
+def test_each_bad_replay_argument_is_one_line_naming_its_flag_before_anything_is_sent(
+    stub_gateway, capsys, flag, value, message
+):
+    posted: list[int] = []
+
+    def accept(batch):
+        posted.append(len(batch))
+        return 200, {"accepted": [e["eventId"] for e in batch], "duplicates": [], "rejected": []}
+
+    argv = ["replay", "--csv-dir", str(CLEAN), "--url", stub_gateway(accept), flag, value]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # not even the "replaying ..." line
+    assert captured.err == f"funnelgate: configuration error: {message}\n"
+    assert posted == []
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.01, 1e6])
+def test_unlimited_and_the_slowest_rate_pass_the_check(rate):
+    # Checked, not run: one event at 0.01/s leaves 100 s after the start.
+    assert rate_problem(rate) is None
+    argv = ["replay", "--csv-dir", str(CLEAN), "--rate", str(rate), "--seed", "0"]
+    check_arguments(build_parser().parse_args(argv))
+
+
+def test_a_replay_whose_every_request_is_refused_says_so_and_exits_1(stub_gateway, capsys):
+    too_many = {
+        "error": "more than 2 events in one request (FUNNEL_EVENTS_MAX_BATCH)",
+        "code": "PAYLOAD_TOO_LARGE",
+    }
+    argv = ["replay", "--csv-dir", str(CLEAN), "--url", stub_gateway(lambda batch: (413, too_many))]
+    argv += ["--rate", "0", "--batch", "5", "--limit", "10", "--run", "t"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    summary = out.splitlines()[1:]
+    assert summary[0].startswith("sent 10 events in ")
+    assert summary[0].endswith(
+        "(none accepted): 0 accepted (0 already stored), 0 rejected, 2 of 2 requests failed"
+    )
+    assert "events/s" not in summary[0]  # no rate of events nobody took
+    assert summary[1].startswith("first failure (every request failed): HTTP 413 from ")
+    assert summary[1].endswith(
+        ": more than 2 events in one request (FUNNEL_EVENTS_MAX_BATCH) (PAYLOAD_TOO_LARGE)"
+    )
+
+
+async def test_the_achieved_rate_counts_accepted_events_only() -> None:
+    def every_other(batch):
+        return 200, {"accepted": [e["eventId"] for e in batch[::2]], "duplicates": [], "rejected": []}
+
+    clock = FakeClock()
+    events = ({"eventId": f"e{n}"} for n in range(40))
+    async with TestServer(_app(every_other, [])) as server:
+        url = str(server.make_url("")).rstrip("/")
+        report = await replay(events, url, 20.0, batch_size=100, limit=20, clock=clock, sleep=clock.sleep)
+    # 20 events at 20/s: 1 s; batches of 2, one of each accepted: 10 accepted in 1 s.
+    assert (report.sent, report.accepted, report.requests) == (20, 10, 10)
+    assert report.seconds == pytest.approx(1.0)
+    assert report.achieved_rate == pytest.approx(10.0)
+    assert "(10.0 events/s accepted, asked 20/s): 10 accepted" in report.render()
+
+
+@pytest.mark.parametrize("rate", [float("nan"), float("inf"), -1.0, 1e-9])
+async def test_replay_refuses_a_rate_it_cannot_keep_before_sending(rate) -> None:
+    batches: list[list[dict[str, Any]]] = []
+    async with TestServer(_app(lambda batch: (200, {}), batches)) as server:
+        url = str(server.make_url("")).rstrip("/")
+        with pytest.raises(ValueError, match="rate must be 0"):
+            await replay(iter([{"eventId": "e"}]), url, rate)
+    assert batches == []

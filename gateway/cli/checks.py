@@ -45,8 +45,19 @@ def _ingest(args: argparse.Namespace) -> None:
 
 
 def _replay(args: argparse.Namespace) -> None:
-    if args.rate < 0 or args.batch < 1 or (args.limit is not None and args.limit < 1):
-        raise ConfigError("--rate/--batch/--limit", "rate must be >= 0, batch and limit >= 1")
+    from gateway.ingest.generator import seed_problem
+    from gateway.web.replay import rate_problem
+
+    problem = rate_problem(args.rate)
+    if problem is not None:
+        raise ConfigError("--rate", problem)
+    if args.batch < 1:
+        raise ConfigError("--batch", f"must be at least 1 event per request, got {args.batch}")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError("--limit", f"must be at least 1 event, got {args.limit}")
+    seed = seed_problem(args.seed)
+    if seed is not None:
+        raise ConfigError(*seed)
     _csv_dir("--csv-dir", args.csv_dir)
 
 

@@ -54,6 +54,12 @@ def argument_problem(users: int, seed: int) -> tuple[str, str] | None:
             f"must be 1..{MAX_USERS:,} (the files are built in memory, and ids, drawn from 1..10 x users, "
             f"must fit GraphQL's 32-bit Int), got {users:,}"
         )
+    return seed_problem(seed)
+
+
+def seed_problem(seed: int) -> tuple[str, str] | None:
+    """``--seed``'s rule, shared with ``replay``: Python's ``random.Random`` would take -1 as 1, and numpy
+    refuses it, so a negative seed is refused up front rather than silently meaning another one."""
     if seed < 0:
         return "--seed", f"must be a non-negative integer, got {seed}"
     return None

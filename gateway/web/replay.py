@@ -26,6 +26,21 @@ from gateway.web.remote import check_url
 
 REQUESTS_PER_S = 10  # at a rate: often enough that the pace holds over a short run, few enough to batch
 KEPT_REJECTIONS = 3
+# The slowest rate asked for: the first event leaves 1 / rate seconds after the start, and replay says
+# nothing until it ends, so at 1e-9 events/s it would sit silent for 31 years. 0.01 is one event every
+# 100 s: still a trickle, and the first one visible within two minutes.
+MIN_RATE = 0.01
+
+
+def rate_problem(rate: float) -> str | None:
+    """What is wrong with ``rate`` (events/s; 0: unlimited), or None. Not just ``rate < 0``: nan compares
+    false with everything, and inf has no schedule to keep (both used to fail mid-run)."""
+    if rate == 0 or MIN_RATE <= rate < math.inf:
+        return None
+    return (
+        f"must be 0 (unlimited) or a finite number of events per second from {MIN_RATE:g} "
+        f"(one event every {1 / MIN_RATE:g} s), got {rate:g}"
+    )
 
 
 def events_per_request(rate: float, batch_size: int) -> int:
@@ -45,9 +60,10 @@ def departure(total_after: int, rate: float) -> float:
 @dataclass
 class ReplayReport:
     sent: int = 0
-    accepted: int = 0
+    accepted: int = 0  # every id the gateway acknowledged, duplicates included
     duplicates: int = 0
     rejected: int = 0
+    requests: int = 0
     failed_requests: int = 0
     seconds: float = 0.0
     asked_rate: float = 0.0  # events/s asked for (0: unlimited)
@@ -56,18 +72,21 @@ class ReplayReport:
 
     @property
     def achieved_rate(self) -> float:
-        return self.sent / self.seconds if self.seconds else 0.0
+        """Events accepted per second: what was sent but refused or lost was not replayed."""
+        return self.accepted / self.seconds if self.seconds else 0.0
 
     def render(self) -> str:
         asked = f", asked {self.asked_rate:g}/s" if self.asked_rate else ""
+        pace = f"{self.achieved_rate:.1f} events/s accepted" if self.accepted else "none accepted"
         lines = [
-            f"sent {self.sent} events in {self.seconds:.1f} s (achieved {self.achieved_rate:.1f} events/s"
-            f"{asked}): {self.accepted} accepted ({self.duplicates} already stored), {self.rejected} "
-            f"rejected, {self.failed_requests} failed requests"
+            f"sent {self.sent} events in {self.seconds:.1f} s ({pace}{asked}): {self.accepted} accepted "
+            f"({self.duplicates} already stored), {self.rejected} rejected, {self.failed_requests} of "
+            f"{self.requests} requests failed"
         ]
         lines += [f"rejected: {reason}" for reason in self.rejections]
         if self.first_failure is not None:
-            lines.append(f"first failure: {self.first_failure}")
+            every = " (every request failed)" if self.failed_requests == self.requests else ""
+            lines.append(f"first failure{every}: {self.first_failure}")
         return "\n".join(lines)
 
     def refused(self, rejected: list[Any]) -> None:
@@ -100,7 +119,19 @@ def _refusal(endpoint: str, status: int, text: str) -> str:
         404: " (--url takes the gateway's base URL, http(s)://host[:port])",
         405: " (--url takes the gateway's base URL, http(s)://host[:port])",
     }.get(status, "")
-    return f"HTTP {status} from {endpoint}{hint}: {text.strip()[:300]}"
+    return f"HTTP {status} from {endpoint}{hint}: {_reason(text)[:300]}"
+
+
+def _reason(text: str) -> str:
+    """The gateway's own words from its ``{"error": ..., "code": ...}`` refusal, else the body as sent."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text.strip()
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        code = body.get("code")
+        return f"{body['error']} ({code})" if isinstance(code, str) else body["error"]
+    return text.strip()
 
 
 def _batches(
@@ -128,8 +159,11 @@ async def replay(
     as possible); ``credential``: an admin API key or JWT, for a gateway that requires one. ``report`` is
     filled as it goes, so a caller that cancels the replay (Ctrl-C) still has the counts so far.
     ``clock`` and ``sleep`` keep the schedule (a test passes a fake pair)."""
+    problem = rate_problem(rate)
+    if problem is not None:
+        raise ValueError(f"rate {problem}")
     report = ReplayReport() if report is None else report
-    report.asked_rate = max(rate, 0.0)
+    report.asked_rate = rate
     endpoint = check_url(url, "/events")
     slots = asyncio.Semaphore(in_flight)
     size = events_per_request(rate, batch_size)
@@ -172,6 +206,7 @@ async def replay(
                         await sleep(max(0.0, started + departure(report.sent + len(batch), rate) - clock()))
                     await slots.acquire()
                     report.sent += len(batch)
+                    report.requests += 1
                     task = asyncio.create_task(post(http, batch))
                     pending.add(task)
                     task.add_done_callback(pending.discard)
