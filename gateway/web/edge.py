@@ -77,6 +77,23 @@ def error_response(
     return web.Response(text=body, status=status, content_type=media, headers=headers or None)
 
 
+# The router's own refusals (aiohttp raises them before any handler), given a code on PLAIN_ERROR_PATHS.
+ROUTER_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+def router_refusal(request: web.Request, exc: web.HTTPException) -> web.Response | None:
+    """The router's 404/405 on a PLAIN_ERROR_PATHS route in that route's JSON shape (``Allow`` kept),
+    not aiohttp's plain text; None elsewhere (/graphql answers its own, the pages are plain)."""
+    code = ROUTER_CODES.get(exc.status)
+    if code is None or request.path not in PLAIN_ERROR_PATHS:
+        return None
+    allow = exc.headers.get("Allow")
+    if allow is None:
+        return error_response(request, exc.status, f"{request.path}: {exc.reason}", code)
+    message = f"{request.method} is not allowed on {request.path} (allowed: {allow})"
+    return error_response(request, exc.status, message, code, Allow=allow)
+
+
 def host_name(host: str) -> str:
     """The name part of a Host header value: ``example.com:8000`` -> ``example.com``, ``[::1]:80`` -> ``::1``."""
     host = host.strip().lower()
@@ -143,9 +160,8 @@ def admit(policy: EdgePolicy, request: web.Request) -> web.Response | None:
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in headers:
         return _preflight(request, policy, origin, allowed_origin is not None)
     if allowed_origin is None and headers.get("Sec-Fetch-Site") in CROSS_SITE:
-        return web.Response(
-            status=403, text="a page of another site may not call this API (FUNNEL_CORS_ORIGINS)\n"
-        )
+        message = "a page of another site may not call this API (FUNNEL_CORS_ORIGINS)"
+        return error_response(request, 403, message, "FORBIDDEN")
     if allowed_origin is not None:
         request[ALLOWED_ORIGIN] = allowed_origin
     refusal = _authenticate(request, policy)

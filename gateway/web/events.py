@@ -5,10 +5,13 @@ status   when
 =======  =====================================================================================
 200      at least one event accepted: ``{"accepted": [...], "duplicates": [...], "rejected": [...]}``;
          every accepted id is durably stored (it survives a SIGKILL right after this answer)
-400      every event rejected (same body), or the body is not a JSON array / ``{"batch": [...]}``,
-         or holds no events: ``{"error": ..., "code": "BAD_REQUEST"}``
+400      every event rejected (same body, plus ``"error"`` and ``"code": "BAD_USER_INPUT"``), or the
+         body is not a JSON array / ``{"batch": [...]}``, or holds no events:
+         ``{"error": ..., "code": "BAD_REQUEST"}``
 401      no credential, or a bad one (the edge, ``gateway/web/edge.py``; with ``WWW-Authenticate``):
-         ``{"error": ..., "code": "UNAUTHENTICATED"}``; 403 a role below admin (``FORBIDDEN``)
+         ``{"error": ..., "code": "UNAUTHENTICATED"}``; 403 a role below admin, or a page of another
+         site (``FORBIDDEN``)
+405      another method than POST (the router; ``METHOD_NOT_ALLOWED``, with ``Allow``)
 408      the body did not arrive within FUNNEL_BODY_TIMEOUT_S (the front middleware,
          ``gateway/web/body_deadline.py``): ``code`` ``REQUEST_TIMEOUT``; nothing was stored
 413      more than FUNNEL_EVENTS_MAX_BYTES bytes or FUNNEL_EVENTS_MAX_BATCH events: ``code``
@@ -85,5 +88,8 @@ async def post_events(request: web.Request) -> web.Response:
         "duplicates": result.duplicates,
         "rejected": [{"index": r.index, "eventId": r.event_id, "reason": r.reason} for r in result.rejected],
     }
-    status = 200 if result.accepted else 400
+    status = 200
+    if not result.accepted:  # a refusal like any other, verdicts kept: a client reads error/code first
+        status = 400
+        answer |= {"error": "every event was rejected; see rejected", "code": "BAD_USER_INPUT"}
     return web.Response(body=orjson.dumps(answer), status=status, content_type="application/json")

@@ -45,6 +45,7 @@ def middleware(
     body_timeout_s: float,
 ) -> Any:
     admit, decorate, record = edge.admit, edge.decorate, measure.record
+    router_refusal = edge.router_refusal
     arm, BodyTimeout = body_deadline.arm, body_deadline.BodyTimeout
     principal_key = edge.PRINCIPAL
 
@@ -74,6 +75,11 @@ def middleware(
             status = response.status
             return response
         except web.HTTPException as exc:
+            refusal = router_refusal(request, exc)
+            if refusal is not None:
+                status = refusal.status
+                decorate(request, refusal)
+                return refusal
             status = exc.status
             decorate(request, exc)  # a router's 404/405 is readable by an allowed origin too
             raise

@@ -229,17 +229,40 @@ async def test_an_event_joins_the_session_it_names(http, services: Services):
         (b'{"events": []}', 400, "BAD_REQUEST"),  # neither an array nor {"batch": [...]}
         (b"[]", 400, "BAD_REQUEST"),  # no events
         (b'"text"', 400, "BAD_REQUEST"),
-        (b'[{"type": "page_view"}]', 400, None),  # every event rejected: the verdicts, status 400
     ],
 )
-async def test_bad_bodies_are_400(http, body: bytes, status: int, code: str | None):
+async def test_bad_bodies_are_400(http, body: bytes, status: int, code: str):
     resp = await http.post("/events", data=body, headers={"Content-Type": "application/json"})
     answer = await resp.json()
     assert resp.status == status
-    if code:
-        assert answer["code"] == code
-    else:
-        assert answer["accepted"] == [] and answer["rejected"][0]["index"] == 0
+    assert answer["code"] == code
+
+
+async def test_every_event_rejected_is_a_coded_refusal_that_keeps_the_verdicts(http):
+    status, body = await post_events(http, [{"type": "page_view"}, {"type": "click", "eventId": "c"}])
+    assert status == 400
+    assert body == {
+        "error": "every event was rejected; see rejected",
+        "code": "BAD_USER_INPUT",
+        "accepted": [],
+        "duplicates": [],
+        "rejected": [
+            {"index": 0, "eventId": None, "reason": body["rejected"][0]["reason"]},
+            {"index": 1, "eventId": "c", "reason": body["rejected"][1]["reason"]},
+        ],
+    }
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+async def test_another_method_than_post_is_a_coded_json_405_with_allow(http, method: str):
+    resp = await http.request(method, "/events")
+    assert resp.status == 405
+    assert resp.headers["Allow"] == "POST"
+    assert resp.content_type == "application/json"
+    assert await resp.json() == {
+        "error": f"{method} is not allowed on /events (allowed: POST)",
+        "code": "METHOD_NOT_ALLOWED",
+    }
 
 
 async def test_too_many_events_or_bytes_are_413_and_nothing_is_stored(http, services: Services):

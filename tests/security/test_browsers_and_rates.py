@@ -82,6 +82,19 @@ async def test_a_page_of_another_site_cannot_make_a_browser_run_a_query(services
             ).status == 200
 
 
+async def test_the_cross_site_refusal_is_coded_in_each_routes_shape(services):
+    message = "a page of another site may not call this API (FUNNEL_CORS_ORIGINS)"
+    async with client_of(services) as client:
+        graphql = await client.get("/graphql", params=QUERY, headers={"Sec-Fetch-Site": "cross-site"})
+        assert graphql.status == 403
+        assert await graphql.json(content_type=None) == {
+            "errors": [{"message": message, "extensions": {"code": "FORBIDDEN"}}]
+        }
+        events = await client.post("/events", json=[], headers={"Sec-Fetch-Site": "cross-site"})
+        assert (events.status, events.content_type) == (403, "application/json")
+        assert await events.json() == {"error": message, "code": "FORBIDDEN"}
+
+
 async def test_websocket_origin_follows_the_same_list(services):
     async with client_of(with_settings(services, cors_origins=(APP,))) as client:
         ws = await client.ws_connect("/graphql", protocols=["graphql-transport-ws"], headers={"Origin": APP})
