@@ -201,7 +201,9 @@ class LiveStepDevice:
 @strawberry.type(description="A step of the default funnel today (UTC), counted live.")
 class LiveStep:
     name: str
-    users_today: int = strawberry.field(description="Unique users who viewed it today: a HyperLogLog estimate (standard error 0.81 %).")
+    users_today: int = strawberry.field(
+        description="Unique users who viewed it today: a HyperLogLog estimate (standard error 0.81 %)."
+    )
     by_device: list[LiveStepDevice]
 
 
