@@ -65,6 +65,11 @@ class Planned:
     spans: dict[int, _Span] = field(default_factory=dict)  # each user's latest session after the group
 
 
+def _order(span: _Span) -> tuple[datetime, str]:
+    """The stores' order of a user's sessions (start, then id): the last is the user's latest."""
+    return span.start, span.session_id
+
+
 def _end(event: Event) -> datetime:
     return event.timestamp + timedelta(seconds=event.duration) if event.type == PAGE_VIEW else event.timestamp
 
@@ -191,7 +196,7 @@ async def _read(
             planned.user_sex[user_id] = doc.get("sex")
 
 
-async def _read_for_late_events(
+async def _read_unless_in_reach(
     store: DocumentStore,
     events: list[Event],
     gap: timedelta,
@@ -200,20 +205,24 @@ async def _read_for_late_events(
     owner: dict[str, int],
     known_spans: dict[int, dict[str, _Span]],
 ) -> None:
-    """Users remembered by their latest session only, with an event too early for it (a late, offline
-    event): their stored sessions are read, so the event can join the one it belongs to."""
-    late = list(
+    """Users remembered by their latest session only, with an event that session does not settle: one
+    before its start (it may join, or reach back past, another session) or, without a sessionId, more
+    than the gap after its end (an older session may end later). Their stored sessions are read, so
+    the group sees every session a restarted process would."""
+    unsure = list(
         dict.fromkeys(
             e.user_id
             for e in events
-            if e.session_id is None
-            and e.user_id not in known_spans
+            if e.user_id not in known_spans
             and e.user_id in latest
-            and e.timestamp < latest[e.user_id].start - gap
+            and (
+                e.timestamp < latest[e.user_id].start
+                or (e.session_id is None and e.timestamp > latest[e.user_id].end + gap)
+            )
         )
     )
-    if late:
-        for user_id, sessions in zip(late, await store.sessions_by_user_ids(late), strict=True):
+    if unsure:
+        for user_id, sessions in zip(unsure, await store.sessions_by_user_ids(unsure), strict=True):
             _learn_sessions(user_id, sessions, planned, latest, owner, known_spans)
 
 
@@ -292,7 +301,7 @@ async def plan(
     await _read(
         store, [u for u in user_ids if u not in planned.user_device], planned, latest, owner, known_spans
     )
-    await _read_for_late_events(store, events, gap, planned, latest, owner, known_spans)
+    await _read_unless_in_reach(store, events, gap, planned, latest, owner, known_spans)
     in_time_order = sorted(events, key=lambda e: e.timestamp)  # stable: batch order among equal times
     if named:
         await _refuse_foreign_sessions(store, in_time_order, owner, planned)
@@ -339,7 +348,7 @@ async def plan(
             span = None
             for candidate in spans.values():
                 if candidate.start - gap <= start <= candidate.end + gap and (
-                    span is None or candidate.start > span.start
+                    span is None or _order(candidate) > _order(span)
                 ):
                     span = candidate
             if span is None:
@@ -347,7 +356,9 @@ async def plan(
                 span = spans[session_id] = _Span(session_id, start, end)
         span.start, span.end = min(span.start, start), max(span.end, end)
         current = latest.get(user_id)
-        if current is None or span.start >= current.start:
+        if span is current:  # its start may have moved back: another known session may start last now
+            latest[user_id] = max(spans.values(), key=_order)
+        elif current is None or _order(span) > _order(current):
             latest[user_id] = span
         planned.session_of[event.event_id] = span.session_id
         if span.session_id not in seeds:

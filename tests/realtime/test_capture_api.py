@@ -503,3 +503,59 @@ async def test_a_sessions_conversion_value_reads_in_cents(http, services: Servic
     assert (await post_events(http, [buy("cv-1", "0.1"), buy("cv-2", "1.1")]))[0] == 200
     result = await run(services, "{ user(id: 902) { sessions { conversionValue } } }")
     assert result["data"]["user"]["sessions"] == [{"conversionValue": 1.2}]  # not 1.2000000000000002
+
+
+# Sequences a review found where a running gateway and a restarted one put events in different sessions
+# (minutes before now, sessionId or None, page-view seconds), one POST per group.
+RESTART_SEQUENCES = {
+    "start moved back past another": [
+        [(344, None, 0)],
+        [(310, None, 0)],
+        [(331, None, 0)],
+        [(312, None, 0)],
+        [(291, None, 0), (310, None, 0)],
+    ],
+    "named session ends later": [[(0, "X", 0)], [(120, None, 0)], [(240, "X", 0)], [(260, None, 0)]],
+    "long view ends later": [
+        [(184, None, 0), (25, None, 600)],
+        [(253, None, 0), (355, None, 3000), (108, None, 20000)],
+        [(595, None, 0), (460, None, 0)],
+    ],
+    "named and late": [
+        [(468, "X", 0), (275, "X", 3000)],
+        [(429, "Y", 3000), (404, "X", 0), (500, None, 20000)],
+        [(86, "Y", 20000), (72, None, 600)],
+        [(426, None, 0)],
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESTART_SEQUENCES))
+async def test_a_restart_puts_events_in_the_same_sessions(http, services: Services, name: str):
+    assert services.realtime is not None
+    groups = RESTART_SEQUENCES[name]
+    base = NOW - timedelta(minutes=700)
+
+    async def play(user: int, forget: bool) -> list[int]:
+        for g in range(len(groups)):
+            if forget:
+                services.realtime.memory = PlannerMemory(ttl_s=3600)
+            events = [
+                page_view(
+                    f"rs-{user}-{g}-{i}",
+                    user,
+                    "home_page",
+                    timestamp=iso(base + timedelta(minutes=m)),
+                    duration=d,
+                    **({"sessionId": f"rs-{user}-{sid}"} if sid else {}),
+                )
+                for i, (m, sid, d) in enumerate(groups[g])
+            ]
+            assert (await post_events(http, events))[0] == 200
+        [visits] = await services.store.visits_by_user_ids([user])
+        by_id = {v["event_id"]: v["session_id"] for v in visits}
+        order = [by_id[f"rs-{user}-{g}-{i}"] for g, group in enumerate(groups) for i in range(len(group))]
+        first_seen = list(dict.fromkeys(order))
+        return [first_seen.index(s) for s in order]  # sessions numbered by first appearance
+
+    assert await play(910, forget=False) == await play(911, forget=True)
