@@ -60,7 +60,7 @@ EPOCH_MILLISECONDS = 1e11
 
 _ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}\Z")
 _SLUG = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")
-_DECIMAL = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,10})?\Z")  # an amount given as a string: 49.90
+_DECIMAL = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,2})?\Z")  # an amount given as a string: 49.90
 _COMMON = {"type", "eventId", "userId", "sessionId", "pageType", "timestamp", "device"}
 FIELDS: dict[str, frozenset[str]] = {
     PAGE_VIEW: frozenset({*_COMMON, "duration"}),
@@ -239,6 +239,10 @@ def _amount(value: Any) -> str:
         raise Invalid(f"a conversion's value must be an amount, got {_shown(value)}")
     if not math.isfinite(number) or not 0 <= number <= MAX_AMOUNT:
         raise Invalid(f"a conversion's value must be between 0 and {MAX_AMOUNT:.0e}, got {_shown(value)}")
+    if round(number, 2) != number:
+        # Money is summed and reported in cents (gateway/stores/money.py): a finer amount would make
+        # totals depend on the order a store adds them in.
+        raise Invalid(f"a conversion's value must be in cents, at most 2 decimals, got {_shown(value)}")
     return repr(number)
 
 
