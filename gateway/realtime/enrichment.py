@@ -21,9 +21,11 @@ for users this process has not seen lately (:class:`PlannerMemory`).
   30 minutes, the TTL of ``session:{id}``), holds it, and starts a new one, ``rt-{eventId}``, when none
   does. Known: the user's latest session (the last by start time), those the group begins or names,
   and all the user's stored sessions when the user is read from the store -- which happens for a
-  remembered user too when an event comes earlier than their latest session's start minus the gap (a
-  late, offline event). The user's latest session stays the one that starts last: a late event that
-  starts a session of its own does not end the live one. Events of a user are taken in timestamp
+  remembered user too when their latest session does not settle an event: one before its start (a
+  late, offline event) or a sessionless one more than the gap after its end. The user's latest
+  session is the one that starts last, ties by id, as the stores order them: a late event that starts
+  a session of its own does not end the live one, and a warm process and a restarted one put every
+  event in the same session. Events of a user are taken in timestamp
   order, so a group holding a whole day of one user splits at every 30-minute pause.
 * **Form values** are stored with ``free_text`` true (what the user typed: sentiment reads them).
 * **Conversions** are stored as ``user_interactions`` with ``interaction_type`` ``conversion``,
