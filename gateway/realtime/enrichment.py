@@ -356,11 +356,14 @@ async def plan(
             if span is None:
                 session_id = f"{LIVE_SESSION_PREFIX}{event.event_id}"
                 span = spans[session_id] = _Span(session_id, start, end)
-        span.start, span.end = min(span.start, start), max(span.end, end)
         current = latest.get(user_id)
-        if span is current:  # its start may have moved back: another known session may start last now
-            latest[user_id] = max(spans.values(), key=_order)
-        elif current is None or _order(span) > _order(current):
+        if start < span.start:
+            span.start = start
+            if span is current:  # its start moved back: another known session may start last now
+                latest[user_id] = current = max(spans.values(), key=_order)
+        if end > span.end:
+            span.end = end
+        if span is not current and (current is None or _order(span) > _order(current)):
             latest[user_id] = span
         planned.session_of[event.event_id] = span.session_id
         if span.session_id not in seeds:
