@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -559,3 +561,17 @@ async def test_a_restart_puts_events_in_the_same_sessions(http, services: Servic
         return [first_seen.index(s) for s in order]  # sessions numbered by first appearance
 
     assert await play(910, forget=False) == await play(911, forget=True)
+
+
+README_EVENTS = re.search(
+    r"curl -s localhost:8000/events [^\n]*-d '(\[.*?\])'\n# (\{.*?\})\n",
+    (Path(__file__).resolve().parents[2] / "README.md").read_text(),
+    re.S,
+)
+
+
+async def test_the_readmes_event_example_gets_the_answer_the_readme_shows(http, services: Services):
+    block = README_EVENTS
+    assert block is not None, "the README's POST /events example moved"
+    status, answer = await post_events(http, orjson.loads(block[1]))
+    assert (status, answer) == (200, orjson.loads(block[2]))
