@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gateway.errors import json_type
 from gateway.models import Device
 from gateway.validation import USER_ID_MAX, USER_ID_MIN
 
@@ -148,16 +149,6 @@ def _shown(value: Any) -> str:
     else:
         text = repr(value)
     return text if len(text) <= 60 else text[:60] + "..."
-
-
-def _json_type(value: Any) -> str:
-    if value is None or isinstance(value, bool):
-        return _JSON_NAMES[value]
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, int | float):
-        return "a number"
-    return "an array" if isinstance(value, list | tuple) else type(value).__name__
 
 
 def _timestamp(value: Any, now: datetime, max_skew: timedelta, max_age: timedelta | None) -> datetime:
@@ -271,7 +262,7 @@ def parse_event(raw: Any, now: datetime, max_skew: timedelta, max_age: timedelta
     """One raw event (a JSON object) -> Event, or :class:`Invalid` naming the first broken rule
     (``max_age`` None: no lower bound but 1970)."""
     if not isinstance(raw, Mapping):
-        raise Invalid(f"an event must be a JSON object, got {_json_type(raw)}")
+        raise Invalid(f"an event must be a JSON object, got {json_type(raw)}")
     # This runs for every captured event: the common case (no nulls, fields of its type) checks each
     # field once; anything else gets the full diagnosis.
     given = {k: v for k, v in raw.items() if v is not None} if None in raw.values() else raw

@@ -119,9 +119,3 @@ def _holds_surrogate(value: Any) -> bool:
         elif isinstance(item, list):
             pending.extend(item)
     return False
-
-
-def json_type(value: Any) -> str:
-    """The JSON name of a decoded value's type, for messages."""
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), "a number")

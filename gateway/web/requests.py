@@ -32,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.errors import json_type
 from gateway.security.limits import Limits
 from gateway.security.persisted import PersistedQueries, PersistedQueryProblem
 from gateway.web import documents, request_json
@@ -89,7 +90,7 @@ def _decode(request: web.Request, body: bytes | None) -> dict[str, Any]:
             raise NotARequest("Unable to parse request body as JSON") from None
         if not isinstance(payload, dict):
             batch = " (batches are not supported)" if isinstance(payload, list) else ""
-            raise NotARequest(f"expected a JSON object, got {request_json.json_type(payload)}{batch}")
+            raise NotARequest(f"expected a JSON object, got {json_type(payload)}{batch}")
     else:
         params = request.query
         payload = {"query": params.get("query"), "operationName": params.get("operationName")}
@@ -102,7 +103,7 @@ def _decode(request: web.Request, body: bytes | None) -> dict[str, Any]:
     for field_name, kind in _KINDS:
         value = payload.get(field_name)
         if value is not None and not isinstance(value, kind):
-            got = request_json.json_type(value)
+            got = json_type(value)
             raise NotARequest(f"`{field_name}` must be {_KIND_NAMES[kind]} or null, got {got}")
     return payload
 

@@ -45,7 +45,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
 from gateway import deadlines
-from gateway.errors import QueryTimeout, Unauthenticated
+from gateway.errors import QueryTimeout, Unauthenticated, json_type
 from gateway.roles import ANONYMOUS, NOBODY, Principal
 from gateway.security.credentials import Authenticator, bearer
 from gateway.security.limits import Limits
@@ -212,7 +212,7 @@ class FunnelGraphQLView(GraphQLView):
         except json.JSONDecodeError as exc:
             raise HTTPException(400, "Unable to parse request body as JSON") from exc
         if not isinstance(value, dict | list):
-            raise HTTPException(400, f"expected a JSON object, got {request_json.json_type(value)}")
+            raise HTTPException(400, f"expected a JSON object, got {json_type(value)}")
         return value
 
     async def execute_single(

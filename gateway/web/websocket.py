@@ -52,11 +52,11 @@ from strawberry.utils.aio import aclosing
 
 from gateway import deadlines
 from gateway.config import Settings
-from gateway.errors import QueryTimeout
+from gateway.errors import QueryTimeout, json_type
 from gateway.security.limits import Limits
 from gateway.security.persisted import PersistedQueries, PersistedQueryProblem
 from gateway.security.ratelimit import RateLimiter
-from gateway.web import documents, request_json
+from gateway.web import documents
 from gateway.web.context import Context, new_context
 from gateway.web.edge import rate_subject
 from gateway.web.operations import chosen_operation
@@ -89,7 +89,7 @@ def frame_problem(message: object) -> str | None:
     """Why a decoded graphql-transport-ws message cannot be handled (a close reason: under 123 bytes),
     None when its shape is fine. Values strawberry checks itself (connection_init's payload) pass."""
     if not isinstance(message, dict):
-        return f"a message must be a JSON object, not {request_json.json_type(message)}"
+        return f"a message must be a JSON object, not {json_type(message)}"
     kind = message.get("type")
     if not isinstance(kind, str):
         return "a message needs a string type"
@@ -106,7 +106,7 @@ def frame_problem(message: object) -> str | None:
         return "a subscribe payload must be a JSON object"
     for name, kind_of in _OPTIONAL:
         if payload.get(name) is not None and not isinstance(payload[name], kind_of):
-            return f"payload.{name} must be {request_json.json_type(kind_of())}"
+            return f"payload.{name} must be {json_type(kind_of())}"
     query = payload.get("query")
     named = (payload.get("extensions") or {}).get("persistedQuery") is not None
     if not isinstance(query, str) and not (query is None and named):
