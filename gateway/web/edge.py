@@ -2,12 +2,13 @@
 middleware, :mod:`gateway.web.front`, calls it first and :func:`decorate` on what is answered). In order,
 
 1. **Host** (DNS rebinding): the ``Host`` header must name an allowed host (``FUNNEL_ALLOWED_HOSTS``,
-   loopback names by default, ``*`` for any; the address ``FUNNEL_HOST`` binds is added); otherwise 421. ``/healthz`` is exempt: load balancers
-   probe it by address.
+   loopback names by default, ``*`` for any; the address ``FUNNEL_HOST`` binds is added); otherwise 421
+   with code ``MISDIRECTED_REQUEST``. ``/healthz`` is exempt: load balancers probe it by address.
 2. **CORS** (``FUNNEL_CORS_ORIGINS``, none by default): a preflight from an allowed origin for GET or POST
    with the ``authorization``, ``content-type`` and ``accept`` headers gets 204 and the ``Access-Control-*``
-   answers; any other preflight 403. Responses to allowed origins carry ``Access-Control-Allow-Origin``
-   (401 and 429 included, so a browser can read why). The WebSocket ``Origin`` is checked by the view
+   answers; any other preflight 403 ``FORBIDDEN``, naming the origin, method or header refused.
+   Responses to allowed origins carry ``Access-Control-Allow-Origin`` (401 and 429 included, so a
+   browser can read why). The WebSocket ``Origin`` is checked by the view
    against the same list. A request a browser sends on behalf of a page of another site
    (``Sec-Fetch-Site: cross-site`` or ``same-site``, e.g. an ``<img src="/graphql?query=…">``, which needs
    no preflight) is refused with 403 unless its origin is allowed: the response would be unreadable, but
@@ -25,6 +26,9 @@ middleware, :mod:`gateway.web.front`, calls it first and :func:`decorate` on wha
 4. **Rate limit** (``gateway/security/ratelimit.py``), on /graphql: per credential, per client address
    with authentication off, a limit per role; over it 429 with ``Retry-After`` and code ``RATE_LIMITED``.
    ``POST /events`` is not counted: capture is bounded by its own batch and body limits.
+
+Every refusal here is JSON with a code, in the route's error shape (:func:`error_response`): a client
+reads a refusal the same way whichever step gave it.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.config import Settings
+from gateway.config import Settings, env_name
 from gateway.errors import Unauthenticated, shown
 from gateway.roles import ANONYMOUS, Principal, Role
 from gateway.security.credentials import Authenticator, bearer
@@ -149,10 +153,9 @@ def admit(policy: EdgePolicy, request: web.Request) -> web.Response | None:
         return None
     # 1. Host
     if not policy.host_allowed(request.host or ""):
-        return web.Response(
-            status=421,
-            text=f"Misdirected Request: Host {shown(request.host or '', 80)} is not served here\n",
-        )
+        host = shown(request.host or "", 80)
+        message = f"Host {host} is not served here (allowed hosts: {env_name('allowed_hosts')})"
+        return error_response(request, 421, message, "MISDIRECTED_REQUEST")
     # 2. CORS
     headers = request.headers
     origin = headers.get("Origin")
@@ -186,11 +189,9 @@ def _preflight(request: web.Request, policy: EdgePolicy, origin: str | None, all
         for h in request.headers.get("Access-Control-Request-Headers", "").split(",")
         if h.strip()
     }
-    if not allowed or method not in ("GET", "POST") or not asked <= ALLOWED_HEADERS:
-        reason = "origin" if not allowed else "method or headers"
-        return web.Response(
-            status=403, text=f"CORS preflight refused: {reason} not allowed\n", headers={"Vary": "Origin"}
-        )
+    reason = _preflight_refusal(origin, allowed, method, asked)
+    if reason is not None:
+        return error_response(request, 403, f"CORS preflight refused: {reason}", "FORBIDDEN", Vary="Origin")
     return web.Response(
         status=204,
         headers={
@@ -201,6 +202,25 @@ def _preflight(request: web.Request, policy: EdgePolicy, origin: str | None, all
             "Vary": "Origin",
         },
     )
+
+
+def _preflight_refusal(origin: str | None, allowed: bool, method: str, asked: set[str]) -> str | None:
+    """Why a preflight is refused, naming what was refused and what is allowed; None when it is not.
+    Methods and headers are fixed here; only the origins are a setting."""
+    if not allowed:
+        if origin is None:
+            return "the preflight has no Origin header"
+        return f"origin {shown(origin, 80)} is not allowed ({env_name('cors_origins')})"
+    if method not in ("GET", "POST"):
+        return f"method {shown(method, 40)} is not allowed (allowed: {ALLOWED_METHODS})"
+    refused = sorted(asked - ALLOWED_HEADERS)
+    if refused:
+        names = ", ".join(shown(name, 40) for name in refused[:5])
+        if len(refused) > 5:
+            names += f" and {len(refused) - 5} more"
+        which = f"header {names} is" if len(refused) == 1 else f"headers {names} are"
+        return f"{which} not allowed (allowed: {', '.join(sorted(ALLOWED_HEADERS))})"
+    return None
 
 
 def _tokens(value: str) -> set[str]:

@@ -179,6 +179,7 @@ async def test_the_dashboard_and_its_files_load_without_a_key_but_their_data_doe
         assert data.status == 401
         misdirected = await client.get("/", headers={"Host": "evil.example"})
         assert misdirected.status == 421  # the pages keep the Host check
+        assert (await misdirected.json())["errors"][0]["extensions"]["code"] == "MISDIRECTED_REQUEST"
 
 
 @pytest.mark.parametrize(

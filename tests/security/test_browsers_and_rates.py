@@ -33,6 +33,29 @@ async def test_an_unknown_host_header_is_refused_and_healthz_is_exempt(services)
         assert (await client.post("/graphql", json=QUERY, headers={"Host": "[::1]:8000"})).status == 421
 
 
+async def test_a_misdirected_request_is_refused_in_each_routes_json_shape(services):
+    message = "Host 'rebind.evil.example' is not served here (allowed hosts: FUNNEL_ALLOWED_HOSTS)"
+    async with client_of(services) as client:
+        graphql = await client.post("/graphql", json=QUERY, headers={"Host": "rebind.evil.example"})
+        assert (graphql.status, graphql.content_type) == (421, "application/json")
+        assert await graphql.json() == {
+            "errors": [{"message": message, "extensions": {"code": "MISDIRECTED_REQUEST"}}]
+        }
+        # A client that asks for the GraphQL media type gets it, as for every other GraphQL error.
+        spec = await client.post(
+            "/graphql",
+            json=QUERY,
+            headers={"Host": "rebind.evil.example", "Accept": "application/graphql-response+json"},
+        )
+        assert (spec.status, spec.content_type) == (421, "application/graphql-response+json")
+        assert (await spec.json(content_type=None))["errors"][0]["extensions"][
+            "code"
+        ] == "MISDIRECTED_REQUEST"
+        events = await client.post("/events", json=[], headers={"Host": "rebind.evil.example"})
+        assert (events.status, events.content_type) == (421, "application/json")
+        assert await events.json() == {"error": message, "code": "MISDIRECTED_REQUEST"}
+
+
 async def test_cors_preflight_and_answers_for_an_allowed_origin(services):
     async with client_of(with_keys(services, cors_origins=(APP,))) as client:
         response = await client.options("/graphql", headers=preflight(APP))
@@ -46,13 +69,32 @@ async def test_cors_preflight_and_answers_for_an_allowed_origin(services):
         assert ok.status == 200 and ok.headers["Access-Control-Allow-Origin"] == APP
         denied = await client.post("/graphql", json=QUERY, headers={"Origin": APP})
         assert denied.status == 401 and denied.headers["Access-Control-Allow-Origin"] == APP
-        # Refused: another origin, another method, another header.
-        for headers in (
-            preflight("https://evil.example"),
-            preflight(APP, "PUT"),
-            preflight(APP, "POST", "x-secret"),
-        ):
-            assert (await client.options("/graphql", headers=headers)).status == 403
+        # Refused: another origin, another method, another header; each says what, in JSON.
+        refusals = (
+            (
+                preflight("https://evil.example"),
+                "origin 'https://evil.example' is not allowed (FUNNEL_CORS_ORIGINS)",
+            ),
+            (preflight(APP, "PUT"), "method 'PUT' is not allowed (allowed: GET, POST)"),
+            (
+                preflight(APP, "POST", "x-secret, content-type"),
+                "header 'x-secret' is not allowed (allowed: accept, authorization, content-type)",
+            ),
+            (
+                preflight(APP, "POST", "X-B, x-a"),
+                "headers 'x-a', 'x-b' are not allowed (allowed: accept, authorization, content-type)",
+            ),
+        )
+        for headers, reason in refusals:
+            refused = await client.options("/graphql", headers=headers)
+            assert (refused.status, refused.content_type) == (403, "application/json"), reason
+            assert await refused.json() == {
+                "errors": [
+                    {"message": f"CORS preflight refused: {reason}", "extensions": {"code": "FORBIDDEN"}}
+                ]
+            }
+            assert refused.headers["Vary"] == "Origin"
+            assert "Access-Control-Allow-Origin" not in refused.headers
         other = await client.post(
             "/graphql", json=QUERY, headers={"Origin": "https://evil.example", **bearer(Role.VIEWER)}
         )
@@ -62,6 +104,18 @@ async def test_cors_preflight_and_answers_for_an_allowed_origin(services):
 async def test_no_origin_is_allowed_by_default(services):
     async with client_of(services) as client:
         assert (await client.options("/graphql", headers=preflight(APP))).status == 403
+        # /events answers a refused preflight in its own shape, as it answers every other refusal.
+        events = await client.options("/events", headers=preflight(APP))
+        assert (events.status, events.content_type) == (403, "application/json")
+        assert await events.json() == {
+            "error": f"CORS preflight refused: origin {APP!r} is not allowed (FUNNEL_CORS_ORIGINS)",
+            "code": "FORBIDDEN",
+        }
+        no_origin = await client.options("/graphql", headers={"Access-Control-Request-Method": "POST"})
+        assert no_origin.status == 403
+        assert (await no_origin.json())["errors"][0]["message"] == (
+            "CORS preflight refused: the preflight has no Origin header"
+        )
         response = await client.get("/graphql", params=QUERY, headers={"Origin": APP})
         assert "Access-Control-Allow-Origin" not in response.headers
 
