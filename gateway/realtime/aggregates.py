@@ -7,7 +7,7 @@ key                                      what                                   
                                          minute: ``events``, ``events:{device}``,
                                          ``page:{page}:{device}``, ``page:{page}:all`` (page
                                          views per step and device), ``type:{type}``,
-                                         ``conversions[:{device}]``, ``revenue``
+                                         ``conversions[:{device}]``, ``revenue_cents``
 ``realtime:{live}:uniques:{day}:{page}`` HyperLogLog of the users who viewed the page that    8 d
 ``:{device|all}``                        day
 ``realtime:{live}:users[:{device}]``     sorted set user -> arrival time, trimmed to the      1 min
@@ -46,6 +46,9 @@ ACTIVE_WINDOW = timedelta(seconds=keys.TTL_REALTIME_LIST)
 
 
 NO_DEVICE = "none"  # the counters' and keys' name for users without a device
+# Money in whole cents, added with HINCRBY: HINCRBYFLOAT sums binary floats, so 0.1 + 0.2 read back as
+# 0.30000000000000004, and the noise grew with every conversion added to the minute.
+REVENUE_CENTS = "revenue_cents"
 
 
 def _device(value: str | None) -> str:
@@ -72,7 +75,7 @@ def commands(planned: Planned, new_ids: Collection[str], now: datetime) -> list[
     # The loop runs per event (every capture pays it): it only counts plain tuples; counter names,
     # keys and states are built afterwards, once per distinct value.
     tally: Counter[tuple[datetime, str, str, str]] = Counter()  # (minute, device, type, page)
-    revenue: dict[datetime, float] = {}
+    revenue: dict[datetime, int] = {}  # minute -> cents
     uniques: dict[tuple[date, str, str], set[int]] = {}
     active: dict[str, set[int]] = {}
     last_event: dict[int, Event] = {}
@@ -92,7 +95,7 @@ def commands(planned: Planned, new_ids: Collection[str], now: datetime) -> list[
             minute = stamp.replace(second=0, microsecond=0)
             tally[(minute, device, kind, event.page_type)] += 1
             if kind == CONVERSION:
-                revenue[minute] = revenue.get(minute, 0.0) + event.amount
+                revenue[minute] = revenue.get(minute, 0) + event.amount_cents
         if kind == PAGE_VIEW:
             members = uniques.get((stamp.date(), event.page_type, device))
             if members is None:
@@ -130,7 +133,7 @@ def commands(planned: Planned, new_ids: Collection[str], now: datetime) -> list[
         key = keys.realtime_minute(minute)
         out += [("HINCRBY", key, name, n) for name, n in fields.items()]
         if revenue.get(minute):
-            out.append(("HINCRBYFLOAT", key, "revenue", revenue[minute]))
+            out.append(("HINCRBY", key, REVENUE_CENTS, revenue[minute]))
         out.append(("EXPIRE", key, keys.TTL_MINUTE_COUNTERS))
     by_page: dict[str, set[int]] = {}
     for (day, page, device), members in uniques.items():

@@ -41,6 +41,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from gateway.errors import json_type
@@ -98,8 +99,12 @@ class Event:
     value: str | None = None  # form text, or a conversion's amount as a decimal string
 
     @property
-    def amount(self) -> float:
-        return float(self.value) if self.type == CONVERSION and self.value is not None else 0.0
+    def amount_cents(self) -> int:
+        """A conversion's amount in whole cents, 0 for other events. Exact: the amount was validated to at
+        most 2 decimals and is kept as its decimal text, which Decimal reads without binary noise."""
+        if self.type != CONVERSION or self.value is None:
+            return 0
+        return int(Decimal(self.value).scaleb(2))
 
 
 @dataclass(frozen=True, slots=True)

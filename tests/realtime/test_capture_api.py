@@ -507,6 +507,34 @@ async def test_a_sessions_conversion_value_reads_in_cents(http, services: Servic
     assert result["data"]["user"]["sessions"] == [{"conversionValue": 1.2}]  # not 1.2000000000000002
 
 
+async def test_live_revenue_per_minute_is_kept_in_exact_cents(http, services: Services):
+    def buy(event_id: str, user_id: int, value: object, at: datetime) -> dict:
+        return {"type": "conversion", "eventId": event_id, "userId": user_id, "pageType": "payment_confirmation_page", "value": value, "timestamp": iso(at)}  # fmt: skip
+
+    first, second = NOW - timedelta(minutes=5), NOW - timedelta(minutes=6)
+    # Two batches into one minute (two HINCRBY on the same field), one batch into the other; numbers
+    # and decimal strings alike. The float field held 0.30000000000000002 and 142.48000000000001999
+    # for these; in cents they are 10 + 20 = 30 and 1730 + 5488 + 7030 = 14248.
+    assert (await post_events(http, [buy("rv-1", 903, 0.1, first)]))[0] == 200
+    assert (await post_events(http, [buy("rv-2", 904, "0.2", first)]))[0] == 200
+    batch = [
+        buy("rv-3", 903, "17.30", second),
+        buy("rv-4", 904, 54.88, second),
+        buy("rv-5", 905, 70.3, second),
+    ]
+    assert (await post_events(http, batch))[0] == 200
+    replies = await services.cache.pipeline(
+        [("HGETALL", keys.realtime_minute(m.replace(second=0, tzinfo=None))) for m in (first, second)]
+    )
+    fields = [{_text(k): _text(v) for k, v in reply.items()} for reply in replies]
+    assert [(f["revenue_cents"], f["conversions"]) for f in fields] == [("30", "2"), ("14248", "3")]
+    assert not any("revenue" in f for f in fields)  # the float field is no longer written
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 # Sequences a review found where a running gateway and a restarted one put events in different sessions
 # (minutes before now, sessionId or None, page-view seconds), one POST per group.
 RESTART_SEQUENCES = {
