@@ -5,6 +5,11 @@ Each error carries the GraphQL ``extensions.code`` it maps to, so the API layer 
 
 from __future__ import annotations
 
+import json
+from datetime import date, time
+from decimal import Decimal
+from enum import Enum
+
 
 class FunnelError(Exception):
     """Base of every error funnelgate raises on purpose."""
@@ -76,12 +81,47 @@ SHOWN_CHARS = 200
 
 
 def shown(value: object, limit: int = SHOWN_CHARS) -> str:
-    """``repr(value)`` for a message that echoes input, cut to ``limit`` characters: a client or a file
-    may send megabytes, and the message (and every log line and report carrying it) must stay small."""
-    text = repr(value)
+    """``value`` as JSON, for a message that echoes a client's input: clients write JSON (and GraphQL, whose
+    strings and ``true``/``null`` read the same), so ``"view"``, ``true``, ``null``, not Python's
+    ``'view'``, ``True``, ``None``. Cut to ``limit`` characters: a client may send megabytes, and the
+    message (and every log line carrying it) must stay small."""
+    return _cut(_as_json(value), limit)
+
+
+def shown_repr(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)``, cut like :func:`shown`, for input that is text, not JSON: a CSV cell, an HTTP
+    header. Python's quoting marks where such text starts and ends and escapes what cannot be printed;
+    JSON quoting would suggest the value was JSON."""
+    return _cut(repr(value), limit)
+
+
+def _cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _as_json(value: object) -> str:
+    if isinstance(value, Decimal) and value.is_finite():
+        return str(value)  # a number, as a client would have written it
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    except (TypeError, ValueError, RecursionError):  # no JSON form (bytes, a cycle): Python's is exact
+        return repr(value)
+    # ensure_ascii=False keeps other scripts readable, but would leave a lone surrogate raw, which no
+    # UTF-8 response can carry: written as JSON's \udxxx escape instead.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _json_default(value: object) -> object:
+    """The JSON form of what the json module does not know and a message may still echo."""
+    if isinstance(value, date | time):
+        return value.isoformat()  # as GraphQL's DateTime and Date scalars read it
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    raise TypeError(type(value).__name__)
 
 
 def json_type(value: object) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from gateway.errors import BadInput, shown
+from gateway.errors import BadInput, shown, shown_repr
 from gateway.models import Breakdown, FunnelDefinition, FunnelQuery, Interval, StepOrder
 
 MIN_STEPS_COMPUTED = 1  # what a store answers (FunnelQuery)
@@ -39,10 +39,12 @@ def parse_user_id(raw: str) -> int:
     blanks allowed), within USER_ID_MIN..USER_ID_MAX. BadInput says which rule the value breaks."""
     text = raw.strip()
     if not (text.isascii() and text.isdigit()):
-        raise BadInput(f"user_id is not a whole number in ASCII digits: {shown(text)}")
+        raise BadInput(f"user_id is not a whole number in ASCII digits: {shown_repr(text)}")
     value = int(text)
     if not USER_ID_MIN <= value <= USER_ID_MAX:
-        raise BadInput(f"user_id outside {USER_ID_MIN}..{USER_ID_MAX} (GraphQL Int is 32-bit): {shown(text)}")
+        raise BadInput(
+            f"user_id outside {USER_ID_MIN}..{USER_ID_MAX} (GraphQL Int is 32-bit): {shown_repr(text)}"
+        )
     return value
 
 

@@ -92,7 +92,7 @@ def test_ingest_refuses_an_empty_step_like_the_api(tmp_path, capsys, steps):
 
 
 @pytest.mark.parametrize(
-    ("steps", "unknown"), [("HOME,search", "'HOME'"), ("home,Search", "'Search'"), ("home,cart", "'cart'")]
+    ("steps", "unknown"), [("HOME,search", '"HOME"'), ("home,Search", '"Search"'), ("home,cart", '"cart"')]
 )
 def test_ingest_refuses_a_step_the_api_would_not_know(tmp_path, capsys, steps, unknown):
     # The API compares page names exactly: funnel(steps: ["HOME", "search"]) is an unknown step.

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from gateway.errors import BadInput, IngestError, shown
+from gateway.errors import BadInput, IngestError, shown_repr
 from gateway.ingest.csv_text import USER_ID_ALIASES, Table, normalise_header, read_table
 from gateway.ingest.report import IngestReport
 from gateway.models import Device, Sex
@@ -217,7 +217,7 @@ def _read_users(table: Table, report: IngestReport) -> tuple[list[UserRow], bool
         users.append(UserRow(user_id, day, device and device.stored, sex and sex.stored, attributes))
     table.report.ingested = len(users)
     for kind, counts in unknown.items():
-        listed = ", ".join(f"{shown(raw)} x{n:,}" for raw, n in counts.most_common(5))
+        listed = ", ".join(f"{shown_repr(raw)} x{n:,}" for raw, n in counts.most_common(5))
         more = f" and {len(counts) - 5:,} other values" if len(counts) > 5 else ""
         report.notes.append(
             f"{sum(counts.values()):,} users have a {kind} outside {', '.join(KNOWN[kind])}: stored as "
@@ -269,7 +269,7 @@ def _parse_date(raw: str) -> date | str:
         try:  # a timestamp column exported as a day's first visit
             day = datetime.fromisoformat(raw).date()
         except ValueError:
-            return f"unparsable date: {shown(raw)} (expected YYYY-MM-DD)"
+            return f"unparsable date: {shown_repr(raw)} (expected YYYY-MM-DD)"
     try:
         return check_day(day)
     except BadInput as exc:
@@ -329,9 +329,9 @@ def _read_page_rows(
         if named != page:
             table.report.reject(
                 line,
-                f"wrong page: {shown(cell)} is page {named!r}, but every row of {table.name} is page {page!r}"
+                f"wrong page: {shown_repr(cell)} is page {named!r}, but every row of {table.name} is page {page!r}"
                 if named
-                else f"no page name: {shown(cell)}",
+                else f"no page name: {shown_repr(cell)}",
             )
             continue
         if user_id not in known:

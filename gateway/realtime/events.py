@@ -34,7 +34,6 @@ typo such as ``user_id`` must not silently drop data); ``null`` counts as absent
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import uuid
@@ -44,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from gateway.errors import json_type
+from gateway.errors import json_type, shown
 from gateway.models import Device
 from gateway.validation import USER_ID_MAX, USER_ID_MIN
 
@@ -136,24 +135,17 @@ def _identifier(name: str, value: Any) -> str:
     return value
 
 
-_JSON_NAMES = {True: "true", False: "false", None: "null"}
+# Rejection reasons come one per rejected event, up to FUNNEL_EVENTS_MAX_BATCH in one answer: each echo
+# is kept shorter than gateway.errors.SHOWN_CHARS.
+EVENT_SHOWN_CHARS = 60
 
 
 def _shown(value: Any) -> str:
-    # As the client wrote it: JSON's true/false/null, not Python's; numbers the same way whether they
-    # came as JSON (-1) or through GraphQL's Float (-1.0).
-    if value is None or isinstance(value, bool):
-        return _JSON_NAMES[value]
-    if isinstance(value, float) and math.isfinite(value):
-        text = str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
-    elif isinstance(value, Mapping | list):
-        try:  # objects and arrays as JSON, not as Python's reprs
-            text = json.dumps(value, separators=(",", ":"), default=str)
-        except (TypeError, ValueError):
-            text = repr(value)
-    else:
-        text = repr(value)
-    return text if len(text) <= 60 else text[:60] + "..."
+    # As the client wrote it, in JSON (gateway.errors.shown); a number the same way whether it came as
+    # JSON (-1) or through GraphQL's Float (-1.0).
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        value = int(value)
+    return shown(value, EVENT_SHOWN_CHARS)
 
 
 def _timestamp(value: Any, now: datetime, max_skew: timedelta, max_age: timedelta | None) -> datetime:
@@ -279,12 +271,13 @@ def parse_event(raw: Any, now: datetime, max_skew: timedelta, max_age: timedelta
         raise Invalid(f"{kind} events need {', '.join(missing)}")
     user_id = given["userId"]
     if not _is_int(user_id) or not USER_ID_MIN <= user_id <= USER_ID_MAX:
-        got = f"a decimal number ({user_id!r})" if isinstance(user_id, float) else _shown(user_id)
+        got = f"a decimal number ({shown(user_id)})" if isinstance(user_id, float) else _shown(user_id)
         raise Invalid(f"userId must be an integer {USER_ID_MIN}..{USER_ID_MAX}, got {got}")
     page_type = given["pageType"]
     if not isinstance(page_type, str) or not _SLUG.match(page_type):
         raise Invalid(
-            f"pageType must be a slug like 'home' or 'gift_cards' ([a-z][a-z0-9_]{{0,39}}), got {_shown(page_type)}"
+            'pageType must be a slug like "home" or "gift_cards" ([a-z][a-z0-9_]{0,39}), '
+            f"got {_shown(page_type)}"
         )
     event_id = _identifier("eventId", given["eventId"]) if "eventId" in given else uuid.uuid4().hex
     session_id = _identifier("sessionId", given["sessionId"]) if "sessionId" in given else None

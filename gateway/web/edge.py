@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway.config import Settings, env_name
-from gateway.errors import Unauthenticated, shown
+from gateway.errors import Unauthenticated, shown_repr
 from gateway.roles import ANONYMOUS, Principal, Role
 from gateway.security.credentials import Authenticator, bearer
 from gateway.security.ratelimit import RateLimiter
@@ -153,7 +153,7 @@ def admit(policy: EdgePolicy, request: web.Request) -> web.Response | None:
         return None
     # 1. Host
     if not policy.host_allowed(request.host or ""):
-        host = shown(request.host or "", 80)
+        host = shown_repr(request.host or "", 80)
         message = f"Host {host} is not served here (allowed hosts: {env_name('allowed_hosts')})"
         return error_response(request, 421, message, "MISDIRECTED_REQUEST")
     # 2. CORS
@@ -210,12 +210,12 @@ def _preflight_refusal(origin: str | None, allowed: bool, method: str, asked: se
     if not allowed:
         if origin is None:
             return "the preflight has no Origin header"
-        return f"origin {shown(origin, 80)} is not allowed ({env_name('cors_origins')})"
+        return f"origin {shown_repr(origin, 80)} is not allowed ({env_name('cors_origins')})"
     if method not in ("GET", "POST"):
-        return f"method {shown(method, 40)} is not allowed (allowed: {ALLOWED_METHODS})"
+        return f"method {shown_repr(method, 40)} is not allowed (allowed: {ALLOWED_METHODS})"
     refused = sorted(asked - ALLOWED_HEADERS)
     if refused:
-        names = ", ".join(shown(name, 40) for name in refused[:5])
+        names = ", ".join(shown_repr(name, 40) for name in refused[:5])
         if len(refused) > 5:
             names += f" and {len(refused) - 5} more"
         which = f"header {names} is" if len(refused) == 1 else f"headers {names} are"

@@ -206,7 +206,7 @@ async def test_steps_naming_pages_without_data_are_usage_errors(store: DocumentS
         await ingest_directory(store, fixture_dir("clean"), steps=["home", "cart"])
     assert (
         str(raised.value)
-        == "--steps: unknown funnel steps: 'cart' (known: confirmation, home, payment, search)"
+        == '--steps: unknown funnel steps: "cart" (known: confirmation, home, payment, search)'
     )
     assert await store.count(USERS) == 0
 
@@ -218,7 +218,7 @@ async def test_steps_naming_pages_without_data_are_usage_errors(store: DocumentS
         (["home"], "--steps: a funnel needs at least 2 steps, got 1"),
         (["home_page"], "--steps: a funnel needs at least 2 steps, got 1"),
         ([], "--steps: a funnel needs at least 2 steps, got 0"),
-        (["home", "search", "home_page"], "--steps: duplicate funnel steps: 'home'"),
+        (["home", "search", "home_page"], '--steps: duplicate funnel steps: "home"'),
         (["home", " "], "--steps: funnel steps must be non-empty page types"),
     ],
 )

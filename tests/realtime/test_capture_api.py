@@ -62,12 +62,12 @@ async def test_a_mixed_batch_gets_exact_verdicts_and_every_valid_event_is_stored
             {
                 "index": 3,
                 "eventId": "bad-2",
-                "reason": "type must be one of page_view, interaction, conversion, got 'click'",
+                "reason": 'type must be one of page_view, interaction, conversion, got "click"',
             },
             {
                 "index": 5,
                 "eventId": "bad-3",
-                "reason": "pageType must be a slug like 'home' or 'gift_cards' ([a-z][a-z0-9_]{0,39}), got 'Home Page'",
+                "reason": 'pageType must be a slug like "home" or "gift_cards" ([a-z][a-z0-9_]{0,39}), got "Home Page"',
             },
         ],
     }
@@ -85,6 +85,45 @@ async def test_a_mixed_batch_gets_exact_verdicts_and_every_valid_event_is_stored
         42.0,
         ["search_page"],
     )
+
+
+async def test_both_paths_echo_a_bad_value_as_the_json_it_was(http, services: Services):
+    # Clients write JSON: a string comes back in double quotes with JSON's escapes, a boolean as true,
+    # and a long value cut (at 60 characters, saying how long it was) -- never Python's 'x' or True.
+    mutation = """mutation($events: [EventInput!]!) {
+        trackEvents(events: $events) { accepted rejected { index eventId reason } } }"""
+
+    def batch(run: str) -> list[dict[str, object]]:
+        base = {"userId": 1, "pageType": "home_page"}
+        return [
+            page_view(f"{run}-ok", 1, "home_page"),
+            {**base, "type": 'vi"ew\\', "eventId": f"{run}-1"},
+            {**base, "type": "page_view", "eventId": f"{run}-2", "timestamp": True},
+            {
+                **base,
+                "type": "interaction",
+                "eventId": f"{run}-3",
+                "interactionType": "click",
+                "element": "x" * 200,
+            },
+        ]
+
+    reasons = [
+        r'type must be one of page_view, interaction, conversion, got "vi\"ew\\"',
+        "timestamp must be ISO-8601 or epoch seconds, got true",
+        # 200 x's are 202 characters of JSON: the quote and 59 x's are kept.
+        'element must be a string of at most 100 characters, got "' + "x" * 59 + "... (202 characters)",
+    ]
+    data = await data_of(services, mutation, {"events": batch("m")})
+    assert data["trackEvents"] == {
+        "accepted": ["m-ok"],
+        "rejected": [{"index": i, "eventId": f"m-{i}", "reason": r} for i, r in enumerate(reasons, 1)],
+    }
+    status, body = await post_events(http, batch("p"))
+    assert (status, body["accepted"]) == (200, ["p-ok"])
+    assert body["rejected"] == [
+        {"index": i, "eventId": f"p-{i}", "reason": r} for i, r in enumerate(reasons, 1)
+    ]
 
 
 async def test_trackevents_applies_the_same_rules_and_answers_the_same(http, services: Services):

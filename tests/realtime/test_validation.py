@@ -35,14 +35,14 @@ def reason(raw: Any) -> str:
         ),
         ({**VIEW, "user_id": 7}, "unknown field(s) user_id (fields are camelCase"),
         ({**VIEW, "type": None}, "type must be one of page_view, interaction, conversion, got null"),
-        ({**VIEW, "type": "view"}, "type must be one of page_view, interaction, conversion, got 'view'"),
+        ({**VIEW, "type": "view"}, 'type must be one of page_view, interaction, conversion, got "view"'),
         ({**VIEW, "interactionType": "click"}, "field(s) interactionType do not apply to page_view events"),
         ({**CLICK, "duration": 3}, "field(s) duration do not apply to interaction events"),
         ({**BUY, "coordinates": {"x": 1, "y": 1}}, "field(s) coordinates do not apply to conversion events"),
         ({"type": "page_view", "userId": 7}, "page_view events need pageType"),
         ({"type": "interaction", "userId": 7, "pageType": "home"}, "interaction events need interactionType"),
         ({"type": "conversion", "userId": 7, "pageType": "confirmation"}, "conversion events need value"),
-        ({**VIEW, "userId": "7"}, "userId must be an integer 1..2147483647, got '7'"),
+        ({**VIEW, "userId": "7"}, 'userId must be an integer 1..2147483647, got "7"'),
         ({**VIEW, "userId": True}, "userId must be an integer 1..2147483647, got true"),
         ({**VIEW, "userId": 0}, "userId must be an integer 1..2147483647, got 0"),
         ({**VIEW, "userId": 2**31}, "userId must be an integer 1..2147483647, got 2147483648"),
@@ -57,7 +57,7 @@ def reason(raw: Any) -> str:
         ({**VIEW, "pageType": "home\n"}, "pageType must be a slug"),
         ({**VIEW, "sessionId": "s/1"}, "sessionId must be 1-128 characters"),
         ({**VIEW, "timestamp": "2026-03-01 10:00:00"}, "timestamp needs a UTC offset (Z or +hh:mm)"),
-        ({**VIEW, "timestamp": "yesterday"}, "timestamp must be ISO-8601 or epoch seconds, got 'yesterday'"),
+        ({**VIEW, "timestamp": "yesterday"}, 'timestamp must be ISO-8601 or epoch seconds, got "yesterday"'),
         ({**VIEW, "timestamp": True}, "timestamp must be ISO-8601 or epoch seconds, got true"),
         ({**VIEW, "timestamp": [1]}, "timestamp must be ISO-8601 or epoch seconds"),
         ({**VIEW, "timestamp": 1e300}, "is not a usable epoch time"),
@@ -78,15 +78,15 @@ def reason(raw: Any) -> str:
         ({**CLICK, "coordinates": {"x": 0, "y": 1.5}}, "coordinates.y must be an integer 0..100000"),
         ({**FORM, "value": "v" * 2001}, "value must be a string of at most 2000 characters"),
         ({**FORM, "value": 5}, "value must be a string of at most 2000 characters"),
-        ({**BUY, "value": "ten"}, "a conversion's value must be an amount like 49.90, got 'ten'"),
+        ({**BUY, "value": "ten"}, 'a conversion\'s value must be an amount like 49.90, got "ten"'),
         # A string amount is a plain decimal: what float() would read besides is refused.
         *(
-            ({**BUY, "value": text}, f"a conversion's value must be an amount like 49.90, got {text!r}")
+            ({**BUY, "value": text}, f'a conversion\'s value must be an amount like 49.90, got "{text}"')
             for text in ("1_000", " 12 ", "\u0661\u0662", "1e3", "+5", ".5", "12.", "-0", "inf", "nan")
         ),
         ({**BUY, "value": 1000000001}, "a conversion's value must be between 0 and 1e+09, got 1000000001"),
         ({**BUY, "value": 17.301}, "a conversion's value must be in cents, at most 2 decimals, got 17.301"),
-        ({**BUY, "value": "17.301"}, "a conversion's value must be an amount like 49.90, got '17.301'"),
+        ({**BUY, "value": "17.301"}, 'a conversion\'s value must be an amount like 49.90, got "17.301"'),
         (
             {**BUY, "value": 1000000001.5},
             "a conversion's value must be between 0 and 1e+09, got 1000000001.5",
@@ -138,6 +138,29 @@ def test_a_bad_event_never_costs_a_good_one_and_repeats_count_once() -> None:
         (
             {"timestamp": 1_764_633_600_000},
             "timestamp 1764633600000 is too large for epoch seconds (milliseconds? divide by 1000)",
+        ),
+        # Strings in JSON's double quotes and escapes, not Python's 'view'.
+        (
+            {"pageType": "Home Page"},
+            'pageType must be a slug like "home" or "gift_cards" ([a-z][a-z0-9_]{0,39}), got "Home Page"',
+        ),
+        # The client sent a"b\c: JSON writes "a\"b\\c"; Python's repr would have written 'a"b\\c'.
+        ({"eventId": 'a"b\\c'}, r'eventId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -, got "a\"b\\c"'),
+        ({"eventId": "abc\n"}, r'eventId must be 1-128 characters of A-Z a-z 0-9 _ . : @ -, got "abc\n"'),
+        (
+            {"device": "t\u00e9l\u00e9phone"},
+            'device must be one of desktop, mobile, tablet, other, got "t\u00e9l\u00e9phone"',
+        ),
+        ({"device": False}, "device must be one of desktop, mobile, tablet, other, got false"),
+        ({"device": [None, True]}, "device must be one of desktop, mobile, tablet, other, got [null,true]"),
+        # GraphQL's Float hands -1 over as -1.0: shown as the client wrote it.
+        ({"duration": -1.0}, "duration must be a number of seconds 0..86400, got -1"),
+        ({"duration": -1.5}, "duration must be a number of seconds 0..86400, got -1.5"),
+        # A long value is cut at 60 characters, and says how long it was: here the JSON text of 200
+        # x's is 202 characters (its quotes), cut after the opening quote and 59 x's.
+        (
+            {"element": "x" * 200, "type": "interaction", "interactionType": "click"},
+            'element must be a string of at most 100 characters, got "' + "x" * 59 + "... (202 characters)",
         ),
     ],
 )

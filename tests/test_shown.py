@@ -1,0 +1,68 @@
+"""gateway.errors.shown (a client's value echoed as JSON) and shown_repr (text echoed as Python writes it)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+
+import pytest
+
+from gateway.errors import SHOWN_CHARS, shown, shown_repr
+
+
+class Colour(Enum):
+    RED = "red"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("view", '"view"'),
+        ('a"b\\c', r'"a\"b\\c"'),  # JSON's escapes: \" and \\
+        ("line\nnext\ttab\x00", r'"line\nnext\ttab\u0000"'),
+        ("t\u00e9l\u00e9phone \u0661\u0662", '"t\u00e9l\u00e9phone \u0661\u0662"'),  # other scripts kept
+        ("\ud800", r'"\ud800"'),  # a lone surrogate, which no UTF-8 answer could carry raw
+        (True, "true"),
+        (False, "false"),
+        (None, "null"),
+        (7, "7"),
+        (-1.5, "-1.5"),
+        (2**80, "1208925819614629174706176"),
+        ({"x": 1, "y": [True, None, "z"]}, '{"x":1,"y":[true,null,"z"]}'),
+        ((1, "a"), '[1,"a"]'),
+        # What JSON has no form for still reads sensibly.
+        (datetime(2015, 1, 2, 3, 4, 5, tzinfo=UTC), '"2015-01-02T03:04:05+00:00"'),
+        (date(2015, 1, 2), '"2015-01-02"'),
+        ({"day": date(2015, 1, 2)}, '{"day":"2015-01-02"}'),
+        (Decimal("49.905"), "49.905"),
+        (Colour.RED, '"red"'),
+        (b"\x00ab", "b'\\x00ab'"),  # bytes have no JSON form: Python's own
+        (float("nan"), "NaN"),  # not null: that would name another value
+    ],
+)
+def test_shown_writes_json(value: object, expected: str) -> None:
+    assert shown(value) == expected
+
+
+def test_a_cycle_falls_back_to_repr() -> None:
+    looped: list[object] = []
+    looped.append(looped)
+    assert shown(looped) == "[[...]]"
+
+
+def test_a_long_value_is_cut_and_says_its_length() -> None:
+    # 1,000,000 x's are 1,000,002 characters of JSON (with the quotes): the first 200 are kept.
+    text = shown("x" * 1_000_000)
+    assert text == '"' + "x" * 199 + "... (1,000,002 characters)"
+    assert SHOWN_CHARS == 200
+    assert shown("y" * 198) == '"' + "y" * 198 + '"'  # 200 characters exactly: not cut
+    assert shown("y" * 199) == '"' + "y" * 199 + "... (201 characters)"
+    assert shown([1] * 20, 10) == "[1,1,1,1,1... (41 characters)"
+
+
+def test_shown_repr_keeps_pythons_quoting_for_text_that_is_not_json() -> None:
+    assert shown_repr("abc") == "'abc'"
+    assert shown_repr('say "hi"') == "'say \"hi\"'"
+    assert shown_repr("\u0661\u0662") == "'\u0661\u0662'"
+    assert shown_repr("z" * 300, 80) == "'" + "z" * 79 + "... (302 characters)"
