@@ -52,7 +52,7 @@ from gateway.security.limits import Limits
 from gateway.services import Services
 from gateway.web import documents, pages, request_json
 from gateway.web.context import Context, new_context
-from gateway.web.edge import PRINCIPAL
+from gateway.web.edge import PRINCIPAL, error_response
 from gateway.web.negotiation import negotiate, not_a_request, response_body
 from gateway.web.operations import parsed_problem
 from gateway.web.requests import PREPARED
@@ -64,6 +64,8 @@ MEDIA = web.ResponseKey("media_type", str)  # on the sub-response: the negotiate
 # Open WebSockets and their client addresses (FUNNEL_MAX_SOCKETS_PER_ADDRESS), closed at shutdown.
 SOCKETS: web.AppKey[weakref.WeakKeyDictionary[web.WebSocketResponse, str]] = web.AppKey("websockets")
 SUB_RESPONSE = web.RequestKey("sub_response", web.Response)
+# Not RATE_LIMITED: no Retry-After would help, only closing one of the address's sockets.
+TOO_MANY_SOCKETS = "TOO_MANY_SOCKETS"
 
 
 # strawberry's bare reasons, with what the client should send instead (curl -d sends a form type).
@@ -136,9 +138,10 @@ class FunnelGraphQLView(GraphQLView):
             else sum(1 for w, at in sockets.items() if at == address and not w.closed)
         )
         if cap and open_here >= cap:
-            raise web.HTTPTooManyRequests(
-                text=f"{cap} WebSockets are open from this address (FUNNEL_MAX_SOCKETS_PER_ADDRESS)"
-            )
+            # In the route's error shape with a code, like the edge's refusals of the same handshake.
+            message = f"{cap} WebSockets are open from this address (FUNNEL_MAX_SOCKETS_PER_ADDRESS)"
+            refusal = error_response(request, 429, message, TOO_MANY_SOCKETS)
+            raise web.HTTPTooManyRequests(text=refusal.text, content_type=refusal.content_type)
         ws = await super().create_websocket_response(request, subprotocol)
         if sockets is not None:
             sockets[ws] = address

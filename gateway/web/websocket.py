@@ -27,7 +27,8 @@ from the edge and the view applied to every ``subscribe`` message too (the view 
   deadline), answered ``TIMEOUT`` like HTTP; a subscription lives as long as the client wants it.
 * ``connection_init`` must arrive within ``INIT_TIMEOUT`` (5 s) of the handshake (else 4408): a socket that
   never authenticates is not held for strawberry's default minute. How many sockets one client address
-  may hold open is the view's check (``FUNNEL_MAX_SOCKETS_PER_ADDRESS``, 429 at the handshake).
+  may hold open is the view's check (``FUNNEL_MAX_SOCKETS_PER_ADDRESS``, 429 ``TOO_MANY_SOCKETS`` at the
+  handshake).
 """
 
 from __future__ import annotations

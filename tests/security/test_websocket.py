@@ -23,6 +23,7 @@ from tests.realtime.conftest import wait_for_subscription
 from tests.security.conftest import KEYS, bearer, client_of, with_keys, with_settings
 
 SOCKET = {"protocols": ["graphql-transport-ws"]}
+GRAPHQL_RESPONSE = "application/graphql-response+json"
 SECRET = "w" * 40
 
 
@@ -216,6 +217,37 @@ async def test_an_address_holds_at_most_its_share_of_sockets(services):
         third = await open_ws(client, KEYS[Role.VIEWER])  # a closed socket frees its place
         await second.close()
         await third.close()
+
+
+async def test_the_sockets_cap_refusal_is_json_with_a_code(services):
+    # Like the edge's refusals of the same handshake: the GraphQL error shape, in the media type the
+    # client accepts, with a code; still 429, and readable by an allowed origin (its CORS headers).
+    app = "https://app.example"
+    handshake = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Protocol": "graphql-transport-ws",
+        "Origin": app,
+    }
+    async with client_of(with_keys(services, max_sockets_per_address=1, cors_origins=(app,))) as client:
+        held = await client.ws_connect("/graphql", headers={"Origin": app}, **SOCKET)
+        for accept, media in ((None, "application/json"), (GRAPHQL_RESPONSE, GRAPHQL_RESPONSE)):
+            headers = handshake if accept is None else {**handshake, "Accept": accept}
+            refused = await client.get("/graphql", headers=headers)
+            assert refused.status == 429
+            assert refused.content_type == media
+            assert refused.headers["Access-Control-Allow-Origin"] == app
+            assert await refused.json(content_type=None) == {
+                "errors": [
+                    {
+                        "message": "1 WebSockets are open from this address (FUNNEL_MAX_SOCKETS_PER_ADDRESS)",
+                        "extensions": {"code": "TOO_MANY_SOCKETS"},
+                    }
+                ]
+            }
+        await held.close()
 
 
 async def next_of(ws: Any, wanted: set[str]) -> set[str]:
