@@ -20,6 +20,8 @@ import strawberry
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.types.scalar import ScalarDefinition
 
+from gateway.errors import shown
+
 
 def serialize_datetime(value: datetime) -> str:
     aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -52,11 +54,11 @@ def parse_day(value: object) -> date:
             return date.fromisoformat(text)
         except ValueError as exc:
             raise StrawberryInputCoercionError(
-                f"Date {text!r} is not a calendar day ({exc}): use YYYY-MM-DD"
+                f"Date {shown(text)} is not a calendar day ({exc}): use YYYY-MM-DD"
             ) from None
     # A GraphQLError, so the client gets a coded error (a ValueError from a literal reads as internal).
     raise StrawberryInputCoercionError(
-        f"Date must be a calendar day as YYYY-MM-DD (e.g. 2015-01-19), got {value!r}"
+        f"Date must be a calendar day as YYYY-MM-DD (e.g. 2015-01-19), got {shown(value)}"
     )
 
 

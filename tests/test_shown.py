@@ -7,8 +7,10 @@ from decimal import Decimal
 from enum import Enum
 
 import pytest
+from strawberry.exceptions import StrawberryInputCoercionError
 
 from gateway.errors import SHOWN_CHARS, shown, shown_repr
+from schema.scalars import parse_day
 
 
 class Colour(Enum):
@@ -66,3 +68,17 @@ def test_shown_repr_keeps_pythons_quoting_for_text_that_is_not_json() -> None:
     assert shown_repr('say "hi"') == "'say \"hi\"'"
     assert shown_repr("\u0661\u0662") == "'\u0661\u0662'"
     assert shown_repr("z" * 300, 80) == "'" + "z" * 79 + "... (302 characters)"
+
+
+def test_a_date_argument_is_echoed_as_json_and_cut() -> None:
+    # GraphQL's Date scalar: a variable of the wrong type or an impossible day, as the client wrote it.
+    rule = "Date must be a calendar day as YYYY-MM-DD (e.g. 2015-01-19), got "
+    with pytest.raises(StrawberryInputCoercionError) as wrong_type:
+        parse_day(True)
+    assert str(wrong_type.value) == rule + "true"
+    with pytest.raises(StrawberryInputCoercionError) as huge:
+        parse_day("d" * 10_000)  # was echoed whole: 10,002 characters of repr
+    assert str(huge.value) == rule + '"' + "d" * 199 + "... (10,002 characters)"
+    with pytest.raises(StrawberryInputCoercionError) as impossible:
+        parse_day("2015-13-45")
+    assert str(impossible.value).startswith('Date "2015-13-45" is not a calendar day (')
