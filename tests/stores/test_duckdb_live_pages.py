@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from gateway.models import EventBatch
-from gateway.stores.duckdb import events
+from gateway.stores.duckdb import pending_sessions
 from gateway.stores.duckdb.store import DuckDBStore
 
 T0 = datetime(2026, 3, 1, 10, 0, 0)
@@ -38,7 +38,7 @@ async def test_a_visit_after_the_latest_one_is_appended_without_a_rebuild(
     store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await store.record_events(group(visit("a", "home", 0, 30.0)))  # ends at 10:00:30
-    monkeypatch.setattr(events, "_PAGES", "SELECT no_such_column FROM page_visits")  # a rebuild would fail
+    monkeypatch.setattr(pending_sessions, "_PAGES", "SELECT no_such_column FROM page_visits")  # a rebuild would fail
     await store.record_events(group(visit("b", "search", 5, 30.0)))  # before the end, after "a"
     await store.record_events(group(visit("c", "payment", 10, 30.0)))
     assert await pages(store) == ["home", "search", "payment"]
@@ -73,3 +73,17 @@ async def test_a_session_id_with_a_quote_is_appended_too(store: DuckDBStore) -> 
     await store.record_events(quoted("q2", "search", 5))  # from memory: the literal holds o''neil-1
     [session] = await store.sessions_by_ids([sid])
     assert session["pages_visited"] == ["home", "search"]
+
+
+async def test_visits_in_order_across_groups_folded_at_once_are_appended_without_a_rebuild(
+    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Groups pile up as deltas (no read between them): the fold appends their pages in group order."""
+    await store.record_events(group(visit("a", "home", 0, 30.0)))
+    await pages(store)  # folded: the session is stored
+    monkeypatch.setattr(pending_sessions, "_PAGES", "SELECT no_such_column FROM page_visits")
+    await store.record_events(group(visit("b", "search", 5, 30.0)))
+    await store.record_events(group(visit("c", "payment", 10, 30.0)))
+    await store.record_events(group(visit("d", "confirmation", 11, 0.0)))
+    assert store.pending.rows == 3
+    assert await pages(store) == ["home", "search", "payment", "confirmation"]

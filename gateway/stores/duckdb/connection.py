@@ -180,6 +180,10 @@ class DuckDBConnection:
         writes.run_sql(cur, "SET TimeZone = 'UTC'")
         return cur
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def close(self) -> None:
         if self._closed:
             return

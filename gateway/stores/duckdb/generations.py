@@ -175,6 +175,7 @@ class FileBuild:
         return int(await self._on_build(f"write {collection}", append))
 
     async def carry_over(self, named: Collection[int]) -> CarriedOver:
+        await self._live.fold_sessions()  # the live file's sessions are copied whole
         live = schema.quote(self._live_catalog)
         ids = pa.table({"user_id": pa.array(sorted(named), pa.int64())})
 

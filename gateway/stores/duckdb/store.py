@@ -4,16 +4,14 @@ Every call runs off the event loop through a DuckDBConnection (``connection``: a
 cursor per thread, one writer at a time). Funnels are answered by ``funnels`` (the in-memory funnel
 index, its SQL fallback in ``funnel``, the funnel_analytics rows), reports by ``reports``. Bulk writes
 go through a registered pandas DataFrame (one INSERT ... SELECT per batch, see ``writes``), which tells
-the change feed what it stored, so the index and the rows follow every write. Tables are created on
-first use, the secondary indexes by ``ensure_indexes``.
+the change feed what it stored, so the index and the rows follow every write; live capture's writes
+are ``capture``'s. Tables are created on first use, the secondary indexes by ``ensure_indexes``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +20,6 @@ from gateway.errors import BadInput
 from gateway.models import (
     DashboardMetrics,
     Document,
-    EventBatch,
     FunnelQuery,
     FunnelResult,
     IndexSpec,
@@ -44,10 +41,12 @@ from gateway.stores.collections import (
     USER_SESSIONS,
     USERS,
 )
-from gateway.stores.duckdb import events, generations, reports, schema, writes
+from gateway.stores.duckdb import generations, reports, schema, writes
+from gateway.stores.duckdb.capture import LiveCapture
 from gateway.stores.duckdb.connection import Cursor, DuckDBConnection
 from gateway.stores.duckdb.funnel_index.live import LiveIndex
 from gateway.stores.duckdb.funnels import FunnelEngines
+from gateway.stores.duckdb.lookups import KeyLookups
 from gateway.stores.duckdb.preaggregates import DayRows
 from gateway.stores.duckdb.served import FileGenerations
 from gateway.validation import (
@@ -66,18 +65,7 @@ from gateway.validation import (
 T = TypeVar("T")
 
 
-def _per_key(keys: Sequence[Any], found: Mapping[Any, T], missing: Callable[[], T]) -> list[T]:
-    """Answers in key order; a repeated key gets its own copy so callers may mutate results freely."""
-    seen: set[Any] = set()
-    out = []
-    for key in keys:
-        value = found[key] if key in found else missing()
-        out.append(copy.deepcopy(value) if key in seen else value)
-        seen.add(key)
-    return out
-
-
-class DuckDBStore(FileGenerations):
+class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
     name = "duckdb"
 
     def __init__(self, db: DuckDBConnection, *, index: bool = True, preaggregates: bool = True) -> None:
@@ -94,10 +82,10 @@ class DuckDBStore(FileGenerations):
         # ask it which days a changed user's visits fall on.
         self.funnel_index = LiveIndex(db) if index else None
         self.day_rows = DayRows(db, self.funnel_index) if preaggregates else None
-        self.last_visits = events.LastVisits()  # per file: what live capture knows of its sessions
-        for listener in (self.funnel_index, self.day_rows, self.last_visits):
+        for listener in (self.funnel_index, self.day_rows):
             if listener is not None:
                 db.changes.subscribe(listener)
+        self._attach_capture()
         self.funnels = FunnelEngines(db, self.funnel_index, self.day_rows)
 
     @classmethod
@@ -111,6 +99,7 @@ class DuckDBStore(FileGenerations):
 
     async def _started(self) -> None:
         self.dataset = await self._db.run("read the dataset id", generations.read_dataset)
+        await self.fold_sessions()  # what a killed process left pending, before anything reads
         if self.funnel_index is not None:
             self.funnel_index.start()
 
@@ -164,55 +153,24 @@ class DuckDBStore(FileGenerations):
         await self._db.run("ping", lambda cur: cur.execute("SELECT 1").fetchall())
 
     async def close(self) -> None:
+        await self._stop_folding()
         if self.funnel_index is not None:
             self.funnel_index.close()
         await self._db.close()
 
-    # -- lookups by many keys ----------------------------------------------------------------------
-    def _select(self, table: schema.Table, where: str, order: str) -> str:
-        columns = schema.columns_sql(table)
-        return f"SELECT {columns} FROM {schema.quote(table.name)} WHERE {where} ORDER BY {order}"
-
-    async def _docs_by(
-        self, collection: str, column: str, sql_type: str, keys: Sequence[Any], order: str
-    ) -> list[Document]:
-        table = schema.TABLES[collection]
-        sql = self._select(table, f"{column} IN (SELECT unnest(CAST($keys AS {sql_type}[])))", order)
-        unique = list(dict.fromkeys(keys))
-
-        def fetch(cur: Cursor) -> list[Document]:
-            return [schema.to_document(table, row) for row in cur.execute(sql, {"keys": unique}).fetchall()]
-
-        return await self._db.run(f"read {collection}", fetch)
-
-    async def _one_per_key(
-        self, collection: str, column: str, sql_type: str, keys: Sequence[Any]
-    ) -> list[Any]:
-        if not keys:
-            return []
-        docs = await self._docs_by(collection, column, sql_type, keys, column)
-        return _per_key(keys, {d[column]: d for d in docs}, lambda: None)
-
-    async def _many_per_key(
-        self, collection: str, column: str, sql_type: str, keys: Sequence[Any], order: str
-    ) -> list[list[Document]]:
-        if not keys:
-            return []
-        grouped: dict[Any, list[Document]] = defaultdict(list)
-        for doc in await self._docs_by(collection, column, sql_type, keys, f"{column}, {order}"):
-            grouped[doc[column]].append(doc)
-        return _per_key(keys, grouped, list)
-
+    # -- lookups by many keys (lookups.py) -----------------------------------------------------------
     async def users_by_ids(self, user_ids: Sequence[int]) -> list[Document | None]:
         ids = check_ids(user_ids, int, "user ids")
         return await self._one_per_key(USERS, "user_id", "BIGINT", ids)
 
     async def sessions_by_user_ids(self, user_ids: Sequence[int]) -> list[list[Document]]:
         ids = check_ids(user_ids, int, "user ids")
+        await self._settle(users=ids)
         return await self._many_per_key(USER_SESSIONS, "user_id", "BIGINT", ids, "start_time, session_id")
 
     async def sessions_by_ids(self, session_ids: Sequence[str]) -> list[Document | None]:
         ids = check_ids(session_ids, str, "session ids")
+        await self._settle(sessions=ids)
         return await self._one_per_key(USER_SESSIONS, "session_id", "VARCHAR", ids)
 
     async def visits_by_session_ids(self, session_ids: Sequence[str]) -> list[list[Document]]:
@@ -258,6 +216,7 @@ class DuckDBStore(FileGenerations):
     async def count(self, collection: str) -> int:
         table = self._table(collection)
         sql = f"SELECT count(*) FROM {schema.quote(table.name)}"
+        await self._settle(every=collection == USER_SESSIONS)
         rows = await self._db.run(f"count {collection}", lambda cur: cur.execute(sql).fetchall())
         return int(rows[0][0])
 
@@ -289,6 +248,7 @@ class DuckDBStore(FileGenerations):
         self, start: date | None, end: date | None, device: str | None = None, sex: str | None = None
     ) -> DashboardMetrics:
         check_range(start, end)
+        await self._settle(every=True)
         sql = reports.dashboard_sql(start, end, device, sex)
         return reports.dashboard_metrics(await self._query("dashboard", *sql))
 
@@ -297,6 +257,7 @@ class DuckDBStore(FileGenerations):
         check_range(filter.start, filter.end)
         if limit == 0:
             return []
+        await self._settle(every=True)
         rows = await self._query("top_paths", *reports.top_paths_sql(limit, filter))
         return [PathCount(path=list(path), sessions=int(sessions)) for path, sessions in rows]
 
@@ -334,6 +295,7 @@ class DuckDBStore(FileGenerations):
         docs = schema.checked_documents(table, documents)
         if not docs:
             return WriteResult(written=0)
+        await self._settle(every=True)  # folded first: a visit written here is one LastVisits never saw
 
         def insert(cur: Cursor) -> WriteResult:
             written = 0
@@ -349,6 +311,7 @@ class DuckDBStore(FileGenerations):
         docs = schema.checked_documents(table, documents)
         if not docs:
             return WriteResult(written=0)
+        await self._settle(every=True)
 
         def upsert(cur: Cursor) -> WriteResult:
             with self._db.write_lock:
@@ -382,6 +345,7 @@ class DuckDBStore(FileGenerations):
         if not ids:
             return 0
         where = "user_id IN (SELECT unnest(CAST($ids AS BIGINT[])))"
+        await self._settle(every=True)
 
         def delete(cur: Cursor) -> int:
             with self._db.write_lock:
@@ -391,10 +355,3 @@ class DuckDBStore(FileGenerations):
                 return writes.delete_rows(cur, USERS, where, {"ids": ids})
 
         return await self._db.run("delete_users", delete)
-
-    async def record_events(self, batch: EventBatch) -> list[str]:
-        def record(cur: Cursor) -> list[str]:
-            with self._db.write_lock:
-                return events.record(cur, batch, self.last_visits)
-
-        return await self._db.run("record_events", record)

@@ -40,6 +40,16 @@ def first_row(cur: Cursor, sql: str, params: dict[str, Any] | None = None) -> tu
     return rows[0] if rows else None
 
 
+def on_arrow(cur: Cursor, sql: str, incoming: Any) -> Any:
+    """Run ``sql``, which reads the Arrow table ``incoming`` by that name: DuckDB finds it among this
+    frame's locals (a replacement scan). ``registered`` would cost a catalog change to add the view and
+    another to drop it, ~1 ms of CPU each time, more than the INSERT of a few hundred rows itself (the
+    cost that matters to live capture's small, frequent groups)."""
+    result = cur.execute(sql)
+    del incoming
+    return result
+
+
 @contextmanager
 def registered(cur: Cursor, frame: Any) -> Iterator[str]:
     """The DataFrame as a view named ``incoming`` on this cursor only."""
