@@ -38,7 +38,9 @@ async def test_a_visit_after_the_latest_one_is_appended_without_a_rebuild(
     store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await store.record_events(group(visit("a", "home", 0, 30.0)))  # ends at 10:00:30
-    monkeypatch.setattr(pending_sessions, "_PAGES", "SELECT no_such_column FROM page_visits")  # a rebuild would fail
+    monkeypatch.setattr(
+        pending_sessions, "_PAGES", "SELECT no_such_column FROM page_visits"
+    )  # a rebuild would fail
     await store.record_events(group(visit("b", "search", 5, 30.0)))  # before the end, after "a"
     await store.record_events(group(visit("c", "payment", 10, 30.0)))
     assert await pages(store) == ["home", "search", "payment"]

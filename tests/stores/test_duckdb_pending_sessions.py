@@ -84,12 +84,14 @@ def _as_stored(doc: dict) -> dict:
     }
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(("seed", "step"), [(seed, 1_000) for seed in range(4)] + [(4, 2), (5, 1)])
 async def test_groups_piled_up_between_reads_fold_to_the_sessions_of_all_their_events(
-    store: DuckDBStore, seed: int
+    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch, seed: int, step: int
 ) -> None:
     """Random groups (late visits, visits inside a page view's duration, conversions, replays) for a
-    few sessions, 1-6 groups between reads; after every read each session is the fold of its events."""
+    few sessions, 1-6 groups between reads; after every read each session is the fold of its events
+    (folded in one transaction, or ``step`` sessions per transaction)."""
+    monkeypatch.setattr(capture, "FOLD_STEP", step)
     rng = random.Random(seed)
     sessions = {f"s{n}": 100 + n % 3 for n in range(5)}  # session -> its user (users own several)
     visits: list[dict] = []
@@ -112,7 +114,9 @@ async def test_groups_piled_up_between_reads_fold_to_the_sessions_of_all_their_e
                     group_interactions.append(_interaction(f"e{n}", user, sid, seconds, value))
             if visits and rng.random() < 0.2:  # a replayed visit: changes nothing
                 group_visits.append(dict(rng.choice(visits)))
-            batch = EventBatch(visits=group_visits, interactions=group_interactions, sessions=list(seeds.values()))
+            batch = EventBatch(
+                visits=group_visits, interactions=group_interactions, sessions=list(seeds.values())
+            )
             new = set(await store.record_events(batch))
             visits += [v for v in group_visits if v["event_id"] in new]
             interactions += [i for i in group_interactions if i["event_id"] in new]
@@ -132,6 +136,19 @@ async def test_a_lookup_folds_only_for_keys_with_pending_deltas(store: DuckDBSto
     [[session]] = await store.sessions_by_user_ids([1])
     assert session["pages_visited"] == ["home"]
     assert store.pending.rows == 0
+
+
+async def test_a_lookup_folds_the_sessions_of_its_keys_only(store: DuckDBStore) -> None:
+    def batch(event_id: str, user: int, session: str) -> EventBatch:
+        seed = {"session_id": session, "user_id": user, "device": "mobile"}
+        return EventBatch(visits=[_visit(event_id, user, session, "home", 0, 5.0)], sessions=[seed])
+
+    for event_id, user, session in (("a", 1, "s1"), ("b", 1, "s2"), ("c", 2, "s3"), ("d", 3, "s4")):
+        await store.record_events(batch(event_id, user, session))
+    assert [len(s) for s in await store.sessions_by_user_ids([1])] == [2]
+    assert store.pending.oldest() == ["s3", "s4"]
+    assert (await store.sessions_by_ids(["s4"]))[0]["user_id"] == 3
+    assert store.pending.oldest() == ["s3"]
 
 
 async def test_reports_and_counts_fold_first(store: DuckDBStore) -> None:
@@ -207,8 +224,8 @@ async def test_old_deltas_fold_in_the_background(store: DuckDBStore, monkeypatch
     monkeypatch.setattr(pending_sessions, "FOLD_AGE_S", 0.0)
     seed = {"session_id": "s1", "user_id": 1, "device": "mobile"}
     await store.record_events(EventBatch(visits=[_visit("a", 1, "s1", "home", 0, 5.0)], sessions=[seed]))
-    assert store._folding is not None
-    await store._folding
+    assert store._background is not None
+    await store._background
     assert store.pending.rows == 0
 
 
@@ -217,10 +234,11 @@ async def test_a_failed_fold_keeps_the_deltas_for_the_next_one(
 ) -> None:
     seed = {"session_id": "s1", "user_id": 1, "device": "mobile"}
     await store.record_events(EventBatch(visits=[_visit("a", 1, "s1", "home", 0, 5.0)], sessions=[seed]))
-    monkeypatch.setattr(pending_sessions, "_FOLDED", "SELECT no_such_column FROM session_deltas")
+    monkeypatch.setattr(pending_sessions, "_STORED_ENDS", "SELECT no_such_column FROM user_sessions")
     with pytest.raises(Exception, match="no_such_column"):
         await store.sessions_by_ids(["s1"])
     assert store.pending.rows == 1
+    monkeypatch.setattr(pending_sessions, "FOLD_AGE_S", 0.0)
     await capture.LiveCapture._fold_quietly(store)  # the background fold logs and goes on
     assert "folding live sessions failed" in caplog.text
     monkeypatch.undo()

@@ -144,8 +144,8 @@ def record(cur: Cursor, batch: EventBatch, last_visits: LastVisits, pending: Pen
         if skip_stored:
             raise
         written = _write(cur, batch, last_visits, pending, skip_stored=True)  # an id is stored: which
-    visits, users, new, deltas = written
-    pending.appended(deltas)
+    visits, users, new, deltas, ordered = written
+    pending.appended(deltas, ordered)
     last_visits.appended(deltas)
     # Committed: the funnel index and the funnel_analytics rows follow (changes.py), still under the
     # write lock, so no index build can pin the data between the commit and this report.
@@ -159,7 +159,7 @@ def record(cur: Cursor, batch: EventBatch, last_visits: LastVisits, pending: Pen
 
 def _write(
     cur: Cursor, batch: EventBatch, last_visits: LastVisits, pending: PendingSessions, skip_stored: bool
-) -> tuple[Columns, Columns, set[str], list[SessionDelta]]:
+) -> tuple[Columns, Columns, set[str], list[SessionDelta], list[bool]]:
     """The transaction: committed, or rolled back and raised."""
     conflict = "ON CONFLICT DO NOTHING " if skip_stored else ""
     cur.begin()
@@ -181,9 +181,10 @@ def _write(
             f"ON CONFLICT DO NOTHING RETURNING user_id AS new_user_id, {changes.INSERTED[USERS]}",
         )
         deltas = session_deltas(batch, new)
-        pending.append(cur, deltas, last_visits.ordered(deltas))
+        ordered = last_visits.ordered(deltas)
+        pending.append(cur, deltas, ordered)
         cur.commit()
     except BaseException:
         cur.rollback()
         raise
-    return visits, users, new, deltas
+    return visits, users, new, deltas, ordered

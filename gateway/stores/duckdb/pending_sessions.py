@@ -6,9 +6,10 @@ for every group commit it was ~40 % of the commit's time, and it grew the WAL by
 event, so a checkpoint stalled capture every few seconds (measured: docs/architecture.md). So
 ``record`` appends each new event's session delta (``stores/event_fold.py``) to ``session_deltas``, a
 table without indexes, in the same transaction as the events: as durable and as atomic as they are,
-and an append costs what an event insert costs. :meth:`PendingSessions.fold` later folds every pending
-delta into ``user_sessions`` in one transaction, one upsert per session however many groups touched
-it, then empties the table.
+and an append costs what an event insert costs. The process also merges each session's pending deltas
+in memory (:class:`Merged`), so :meth:`PendingSessions.fold` writes one row per session however many
+groups touched it -- one upsert for a step of sessions (capture.py) -- and deletes their deltas, in
+one transaction. The table is read only when a process opens a file a killed one left deltas in.
 
 Nothing but capture ever sees a delta: the store folds before any call that reads or writes sessions
 (``DuckDBStore._settle``), so every answer is the one an eager fold would give; lookups by key fold
@@ -19,15 +20,19 @@ it opens: deltas a killed process left are folded before anything is read.
 ``pages_visited`` keeps the visit-time order however groups arrive (the rule of event_fold.py). A
 delta records, when it is appended, whether its visits come after every visit the store knows of the
 session (``LastVisits``, events.py: stored or pending). At the fold a session's pages are appended
-when its first pending visits come after its stored ones (so flagged, or after the stored end) and
-every later delta was so flagged; otherwise the list is rebuilt from page_visits.
+when its first pending visits come after its stored ones (so flagged, or after the stored end, read
+for the step's sessions) and every later delta was so flagged; otherwise the list is rebuilt from
+page_visits.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Sequence
-from datetime import datetime
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
@@ -37,15 +42,15 @@ from gateway.stores.duckdb import schema, writes
 from gateway.stores.duckdb.connection import Cursor
 from gateway.stores.event_fold import SessionDelta
 
-# A fold runs in the background past this many pending deltas, or when the oldest is this old: few
-# enough that a read which must fold first does not wait long, many enough that each session's row is
+# The background fold starts past this many pending deltas, or when the oldest is this old: few enough
+# that a read which must fold first does not wait long, many enough that each session's row is
 # rewritten once per many groups (a fold's cost follows the sessions it touches, not the events).
 FOLD_ROWS = 50_000
 FOLD_AGE_S = 10.0
 
 TABLE = "session_deltas"
 _COLUMNS = (
-    ("seq", "BIGINT"),  # the group commit that recorded it: the order deltas fold in
+    ("seq", "BIGINT"),  # the group commit that recorded it: the order deltas merge in
     ("session_id", "VARCHAR"),
     ("user_id", "BIGINT"),
     ("device", "VARCHAR"),
@@ -59,42 +64,14 @@ _COLUMNS = (
 )
 _DDL = f"CREATE TABLE IF NOT EXISTS {TABLE} ({', '.join(f'{c} {t}' for c, t in _COLUMNS)})"
 _APPEND = f"INSERT INTO {TABLE} SELECT {', '.join(f'CAST({c} AS {t})' for c, t in _COLUMNS)} FROM incoming"
+_LEFT = f"SELECT {', '.join(c for c, _ in _COLUMNS)} FROM {TABLE} ORDER BY seq"
+_CHOSEN = "session_id IN (SELECT session_id FROM incoming)"
 
 _SESSIONS = schema.TABLES[USER_SESSIONS]
-# Each session's pending deltas as one row of user_sessions, its pages NULL when they must be rebuilt.
-# The head is the session's first delta with visits: appended if flagged, or after the stored end
-# (every stored visit starts at or before it; the stored row is the one before any pending delta).
-_FOLDED = f"""
-WITH heads AS (
-    SELECT session_id, min(seq) FILTER (WHERE len(pages_visited) > 0) AS head FROM {TABLE} GROUP BY session_id
-), merged AS (
-    SELECT d.session_id,
-           arg_min(d.user_id, d.seq) AS user_id,
-           arg_min(d.device, d.seq) AS device,
-           min(d.start_time) AS start_time,
-           max(d.end_time) AS end_time,
-           flatten(list(d.pages_visited ORDER BY d.seq)) AS pages,
-           sum(d.total_interactions) AS total_interactions,
-           bool_or(d.converted) AS converted,
-           sum(d.conversion_value) AS conversion_value,
-           coalesce(bool_and(d.ordered) FILTER (WHERE len(d.pages_visited) > 0 AND d.seq > h.head), true)
-               AS rest_ordered,
-           bool_or(d.ordered) FILTER (WHERE d.seq = h.head) AS head_ordered,
-           min(d.start_time) FILTER (WHERE d.seq = h.head) AS head_start
-    FROM {TABLE} AS d JOIN heads AS h USING (session_id)
-    GROUP BY d.session_id
-)
-SELECT m.session_id, m.user_id, m.start_time, m.end_time, m.device,
-       CASE WHEN len(m.pages) = 0 THEN m.pages
-            WHEN m.rest_ordered AND (s.session_id IS NULL OR s.end_time IS NULL OR m.head_ordered
-                                     OR m.head_start > s.end_time) THEN m.pages
-       END AS pages_visited,
-       m.total_interactions, m.converted, m.conversion_value
-FROM merged AS m LEFT JOIN user_sessions AS s USING (session_id)
-"""
-# How a stored session absorbs its folded deltas (``excluded``). The start is left out: it is indexed
-# (an update is a delete + insert in each of its indexes) and a late event moves it earlier only rarely,
-# so those few rows get their own UPDATE. NULL pages mark a rebuild, done in the same transaction.
+_STORED_ENDS = f"SELECT session_id, end_time FROM user_sessions WHERE {_CHOSEN}"
+# How a stored session absorbs its merged deltas (``excluded``); NULL pages mark a rebuild, done in the
+# same transaction. The start is left out: it is indexed (an update is a delete + insert in each of its
+# indexes) and a late event moves it earlier only rarely, so those few rows get their own UPDATE.
 _UPSERT = f"""
 INSERT INTO user_sessions AS s ({schema.columns_sql(_SESSIONS)})
 SELECT {schema.cast_select(_SESSIONS, "incoming")} FROM incoming
@@ -118,33 +95,98 @@ _PAGES = """
 _SET_PAGES = "UPDATE user_sessions AS s SET pages_visited = r.pages FROM incoming AS r WHERE s.session_id = r.session_id"
 
 
+def _naive(at: datetime) -> datetime:
+    """UTC without tzinfo, as DuckDB's TIMESTAMP columns hold and return it."""
+    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo is not None else at
+
+
+@dataclass
+class Merged:
+    """One session's pending deltas merged in recording order: the row the fold writes. The head is
+    the first delta with visits: its pages may be appended to the stored ones if it was flagged
+    ``ordered`` or starts after the stored end; the later ones' only if each was flagged."""
+
+    user_id: int
+    device: str | None
+    start_time: datetime
+    end_time: datetime
+    pages: list[str] = field(default_factory=list)
+    interactions: int = 0
+    converted: bool = False
+    conversion_value: float = 0.0
+    head_start: datetime | None = None  # None: no pending visit
+    head_ordered: bool = False
+    rest_ordered: bool = True
+
+    @classmethod
+    def first(cls, d: SessionDelta, ordered: bool) -> Merged:
+        merged = cls(d.user_id, d.device, _naive(d.start_time), _naive(d.end_time))
+        merged.add(d, ordered)
+        return merged
+
+    def add(self, d: SessionDelta, ordered: bool) -> None:
+        self.start_time = min(self.start_time, _naive(d.start_time))
+        self.end_time = max(self.end_time, _naive(d.end_time))
+        self.interactions += d.interactions
+        self.converted = self.converted or d.converted
+        self.conversion_value += d.conversion_value
+        if d.pages:
+            if self.head_start is None:
+                self.head_start, self.head_ordered = _naive(d.start_time), ordered
+            else:
+                self.rest_ordered = self.rest_ordered and ordered
+            self.pages.extend(d.pages)
+
+    def pages_to_write(self, stored: bool, stored_end: datetime | None) -> list[str] | None:
+        """[]: the stored pages stay; a list: appended to them (or the pages of a new session); None:
+        rebuilt from page_visits."""
+        if self.head_start is None:
+            return []
+        if not self.rest_ordered:
+            return None
+        if not stored or stored_end is None or self.head_ordered or self.head_start > stored_end:
+            return self.pages
+        return None
+
+
 class PendingSessions:
-    """The deltas of one file not folded yet: which users and sessions they touch, how many, how old.
-    Changed only under the store's write lock. Until the file's table was looked at, and while it holds
-    deltas a previous process left, the pending deltas are unknown: every read must fold first."""
+    """The deltas of one file not folded yet, merged per session (oldest pending first), how many
+    rows, since when. Changed only under the store's write lock. Until the file's table was looked at
+    the pending deltas are unknown: the first fold reads what a killed process left."""
 
     def __init__(self) -> None:
         self._ready = False  # the table exists
-        self._unknown = True  # deltas may be pending that ``users``/``sessions`` do not list
-        self.users: set[int] = set()
-        self.sessions: set[str] = set()
+        self._unknown = True  # deltas may be pending that ``_merged`` does not hold
+        self._merged: dict[str, Merged] = {}
+        self._users: Counter[int] = Counter()  # user -> their sessions in ``_merged``
         self.rows = 0
         self._seq = 0
-        self._oldest = 0.0  # monotonic time of the oldest pending delta
+        self._since = 0.0  # monotonic time since which something is pending
+
+    @property
+    def unknown(self) -> bool:
+        return self._unknown
 
     def any(self) -> bool:
-        return self._unknown or self.rows > 0
+        return self._unknown or bool(self._merged)
 
-    def touches(self, users: Sequence[int] = (), sessions: Sequence[str] = ()) -> bool:
-        return (
-            self._unknown or any(u in self.users for u in users) or any(s in self.sessions for s in sessions)
-        )
+    def sessions(self, users: Sequence[int] = (), sessions: Sequence[str] = ()) -> list[str]:
+        """The pending sessions among ``sessions`` and those of ``users``."""
+        mine = {u for u in users if u in self._users}
+        out = [s for s in sessions if s in self._merged]
+        if mine:
+            out += [s for s, m in self._merged.items() if m.user_id in mine]
+        return out
+
+    def oldest(self, count: int | None = None) -> list[str]:
+        """The pending sessions, the longest pending first."""
+        return list(itertools.islice(self._merged, count))
 
     def due(self) -> bool:
         """Worth folding in the background now."""
         if self._unknown:
             return True
-        return self.rows >= FOLD_ROWS or (self.rows > 0 and time.monotonic() - self._oldest >= FOLD_AGE_S)
+        return self.rows >= FOLD_ROWS or (bool(self._merged) and time.monotonic() - self._since >= FOLD_AGE_S)
 
     def append(self, cur: Cursor, deltas: Sequence[SessionDelta], ordered: Sequence[bool]) -> None:
         """Inside the caller's transaction; :meth:`appended` once it committed."""
@@ -169,76 +211,110 @@ class PendingSessions:
         )
         writes.on_arrow(cur, _APPEND, frame).fetchall()
 
-    def appended(self, deltas: Sequence[SessionDelta]) -> None:
+    def appended(self, deltas: Sequence[SessionDelta], ordered: Sequence[bool]) -> None:
         if not deltas:
             return
         self._ready = True
         self._seq += 1
-        if self.rows == 0:
-            self._oldest = time.monotonic()
+        self._merge(zip(deltas, ordered, strict=True))
         self.rows += len(deltas)
-        self.users.update(d.user_id for d in deltas)
-        self.sessions.update(d.session_id for d in deltas)
 
-    def _look(self, cur: Cursor) -> None:
-        """Whether this file has the table (not made here: a file without live capture keeps none), and
-        deltas in it: a previous process's, not listed in ``users``/``sessions``."""
+    def _merge(self, deltas: Iterable[tuple[SessionDelta, bool]]) -> None:
+        if not self._merged:
+            self._since = time.monotonic()
+        merged, users = self._merged, self._users
+        for d, ordered in deltas:
+            current = merged.get(d.session_id)
+            if current is None:
+                merged[d.session_id] = Merged.first(d, ordered)
+                users[d.user_id] += 1
+            else:
+                current.add(d, ordered)
+
+    def _read_left(self, cur: Cursor) -> None:
+        """Whether this file has the table (not made here: a file without live capture keeps none),
+        and the deltas a previous process left in it, merged as if this one had recorded them."""
         try:
-            (left,) = cur.execute(f"SELECT count(*) > 0 FROM {TABLE}").fetchall()[0]
+            rows = cur.execute(_LEFT).fetchall()
         except duckdb.CatalogException:
-            self._ready, self._unknown = False, False
-        else:
-            self._ready, self._unknown = True, bool(left)
+            self._ready = self._unknown = False
+            return
+        left = [
+            (SessionDelta(sid, user, device, start, end, list(pages), n, conv, value), bool(ordered))
+            for _, sid, user, device, start, end, pages, n, conv, value, ordered in rows
+        ]
+        self._merge(left)
+        self.rows += len(left)
+        self._ready, self._unknown = True, False
+        self._seq = max((row[0] for row in rows), default=0)
 
-    def fold(self, cur: Cursor) -> dict[str, datetime]:
-        """Fold every pending delta into user_sessions and empty the table, in one transaction (the
-        caller holds the write lock). Returns the sessions whose pages were rebuilt and their latest
-        visit; the cheap path knew the others' already (``LastVisits.appended``)."""
+    def fold(self, cur: Cursor, sessions: Sequence[str] | None = None) -> dict[str, datetime]:
+        """Fold the pending deltas of ``sessions`` (None: all) into user_sessions and delete them, in
+        one transaction (the caller holds the write lock). Returns the sessions whose pages were
+        rebuilt and their latest visit; the cheap path knew the others' already
+        (``LastVisits.appended``)."""
         if self._unknown:
-            self._look(cur)
-        if not self.any():
+            self._read_left(cur)
+        chosen = [s for s in (self._merged if sessions is None else sessions) if s in self._merged]
+        if not chosen:
             return {}
         cur.begin()
         try:
-            rebuilt = _fold(cur)
-            cur.execute(f"DELETE FROM {TABLE}").fetchall()
+            rebuilt = _fold(cur, {s: self._merged[s] for s in chosen})
             cur.commit()
         except BaseException:
             cur.rollback()
             raise
-        self._unknown = False
-        self.users.clear()
-        self.sessions.clear()
-        self.rows = 0
+        for session_id in chosen:
+            user = self._merged.pop(session_id).user_id
+            self._users[user] -= 1
+            if not self._users[user]:
+                del self._users[user]
+        self.rows = self.rows if self._merged else 0  # deltas, not sessions: recounted when empty
+        self._since = time.monotonic()
         return rebuilt
 
 
-def _fold(cur: Cursor) -> dict[str, datetime]:
-    merged = cur.sql(_FOLDED).to_arrow_table()
+def _fold(cur: Cursor, merged: dict[str, Merged]) -> dict[str, datetime]:
+    ids = pa.table({"session_id": pa.array(list(merged), pa.string())})
+    stored = dict(writes.on_arrow(cur, _STORED_ENDS, ids).fetchall())
+    rows = pa.Table.from_pydict(
+        {
+            "session_id": list(merged),
+            "user_id": pa.array([m.user_id for m in merged.values()], pa.int64()),
+            "start_time": pa.array([m.start_time for m in merged.values()], pa.timestamp("us")),
+            "end_time": pa.array([m.end_time for m in merged.values()], pa.timestamp("us")),
+            "device": pa.array([m.device for m in merged.values()], pa.string()),
+            "pages_visited": pa.array(
+                [m.pages_to_write(s in stored, stored.get(s)) for s, m in merged.items()],
+                pa.list_(pa.string()),
+            ),
+            "total_interactions": pa.array([m.interactions for m in merged.values()], pa.int64()),
+            "converted": pa.array([m.converted for m in merged.values()], pa.bool_()),
+            "conversion_value": pa.array([m.conversion_value for m in merged.values()], pa.float64()),
+        }
+    )
     start: dict[str, datetime] = {}  # after the upsert: a stored session keeps its stored start
     late: list[str] = []  # marked NULL: rebuilt below
-    for session_id, started, reordered in writes.on_arrow(cur, _UPSERT, merged).fetchall():
+    for session_id, started, reordered in writes.on_arrow(cur, _UPSERT, rows).fetchall():
         start[session_id] = started
         if reordered:
             late.append(session_id)
     rebuilt: dict[str, datetime] = {}
     if late:
-        rows = cur.execute(_PAGES.format(marks=", ".join("?" * len(late))), late).fetchall()
+        found = cur.execute(_PAGES.format(marks=", ".join("?" * len(late))), late).fetchall()
         pages = pa.Table.from_pydict(
-            {"session_id": [r[0] for r in rows], "pages": [r[1] for r in rows]},
+            {"session_id": [r[0] for r in found], "pages": [r[1] for r in found]},
             schema=pa.schema([("session_id", pa.string()), ("pages", pa.list_(pa.string()))]),
         )
         writes.on_arrow(cur, _SET_PAGES, pages).fetchall()
-        rebuilt = {session_id: last for session_id, _, last in rows}
-    ids = merged.column("session_id").to_pylist()
-    starts = merged.column("start_time").to_pylist()
-    earlier = [
-        (sid, at) for sid, at in zip(ids, starts, strict=True) if start[sid] is None or at < start[sid]
-    ]
+        rebuilt = {session_id: last for session_id, _, last in found}
+    earlier = [(s, m.start_time) for s, m in merged.items() if start[s] is None or m.start_time < start[s]]
     if earlier:
         moved = pa.Table.from_pydict(
-            {"session_id": [sid for sid, _ in earlier], "start_time": [at for _, at in earlier]},
+            {"session_id": [s for s, _ in earlier], "start_time": [at for _, at in earlier]},
             schema=pa.schema([("session_id", pa.string()), ("start_time", pa.timestamp("us"))]),
         )
         writes.on_arrow(cur, _START, moved).fetchall()
+    writes.on_arrow(cur, f"DELETE FROM {TABLE} WHERE {_CHOSEN}", ids).fetchall()
     return rebuilt

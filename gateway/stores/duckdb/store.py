@@ -153,7 +153,7 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
         await self._db.run("ping", lambda cur: cur.execute("SELECT 1").fetchall())
 
     async def close(self) -> None:
-        await self._stop_folding()
+        await self._stop_background()
         if self.funnel_index is not None:
             self.funnel_index.close()
         await self._db.close()
