@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from gateway.models import EventBatch
 from gateway.stores.duckdb import events
@@ -50,24 +50,39 @@ class LiveCapture:
             self._background = asyncio.create_task(self._fold_quietly(), name="funnelgate-session-fold")
         return new
 
-    async def fold_sessions(self, sessions: Sequence[str] | None = None, pause_s: float = 0.0) -> None:
-        """Fold the pending deltas of ``sessions`` now (None: all), FOLD_STEP sessions per transaction."""
+    def folded_first(self, cur: Cursor) -> None:
+        """Fold every pending delta, in the caller's call and under the write lock it holds: a write
+        or a snapshot that follows in the same call sees no delta (no group can commit in between)."""
+        self.last_visits.rebuilt(self.pending.fold(cur, None))
+
+    async def fold_sessions(
+        self, users: Sequence[int] = (), sessions: Sequence[str] | None = None, pause_s: float = 0.0
+    ) -> None:
+        """Fold the pending deltas of ``users`` and ``sessions`` now, in one transaction; with
+        ``sessions`` None, all that are pending when it starts, FOLD_STEP sessions per transaction
+        (``pause_s`` apart). The sessions are chosen under the write lock, on the store's thread,
+        where capture changes what is pending."""
         pending, last_visits = self.pending, self.last_visits
 
-        def folder(chosen: Sequence[str] | None) -> Callable[[Cursor], None]:
-            def fold(cur: Cursor) -> None:
-                with self._db.write_lock:
-                    last_visits.rebuilt(pending.fold(cur, chosen))
+        def step(cur: Cursor) -> tuple[int, int]:
+            with self._db.write_lock:
+                pending.read_left(cur)
+                if sessions is not None:
+                    chosen = pending.sessions(users, sessions)
+                else:
+                    chosen = pending.oldest(FOLD_STEP)
+                last_visits.rebuilt(pending.fold(cur, chosen))
+                return len(chosen), pending.count
 
-            return fold
-
-        if pending.unknown:  # a previous process's deltas: the whole table
-            await self._db.run("fold sessions", folder(None))
-        todo = list(sessions) if sessions is not None else pending.oldest()
-        for start in range(0, len(todo), FOLD_STEP):
-            if start and pause_s:
+        folded, left = await self._db.run("fold sessions", step)
+        budget = folded + left  # what was pending at the start: a steady stream never holds it up
+        while sessions is None and left and folded < budget:
+            if pause_s and not pending.behind():  # behind: no pause, or a steady stream outruns it
                 await asyncio.sleep(pause_s)
-            await self._db.run("fold sessions", folder(todo[start : start + FOLD_STEP]))
+            done, left = await self._db.run("fold sessions", step)
+            if not done:
+                break
+            folded += done
 
     async def _fold_quietly(self) -> None:
         try:
@@ -81,11 +96,14 @@ class LiveCapture:
         """Before a call that reads (or writes) sessions: fold the pending deltas of these users and
         sessions -- or, ``every``, all of them."""
         if self.pending.any():
-            await self.fold_sessions(None if every else self.pending.sessions(users, sessions))
+            await self.fold_sessions(users, None if every else sessions)
 
     async def _stop_background(self) -> None:
         """Before the file closes: background work finishes, then whatever is left folds."""
         if self._background is not None:
             await asyncio.gather(self._background, return_exceptions=True)
         if not self._db.closed:
-            await self.fold_sessions()
+            try:
+                await self.fold_sessions()
+            except Exception as exc:  # the file still closes; the deltas fold when it opens again
+                log.warning("folding live sessions before closing failed: %s", exc)

@@ -38,7 +38,7 @@ from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USERS
 from gateway.stores.duckdb import changes, schema, writes
 from gateway.stores.duckdb.changes import Columns
 from gateway.stores.duckdb.connection import Cursor
-from gateway.stores.duckdb.pending_sessions import PendingSessions
+from gateway.stores.duckdb.pending_sessions import PendingSessions, naive
 from gateway.stores.event_fold import SessionDelta, new_event_ids, session_deltas, users_with_new_events
 
 
@@ -59,7 +59,7 @@ class LastVisits:
         """Per delta: it has visits, all after every visit remembered of its session."""
         at = self._at
         return [
-            d.first_visit is not None and d.session_id in at and d.first_visit > at[d.session_id]
+            d.first_visit is not None and d.session_id in at and naive(d.first_visit) > at[d.session_id]
             for d in deltas
         ]
 
@@ -69,9 +69,9 @@ class LastVisits:
         start after the stored end), and with them every later delta's."""
         at = self._at
         for d in deltas:
-            if d.last_visit is not None:
-                known = at.pop(d.session_id, None)
-                at[d.session_id] = d.last_visit if known is None else max(known, d.last_visit)
+            if d.last_visit is not None:  # naive UTC, as the rebuilt ones read back from DuckDB
+                last, known = naive(d.last_visit), at.pop(d.session_id, None)
+                at[d.session_id] = last if known is None else max(known, last)
         self._trim()
 
     def rebuilt(self, latest: Mapping[str, datetime]) -> None:

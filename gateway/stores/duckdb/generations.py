@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -290,12 +290,19 @@ class FileBuild:
             self._cur = None
 
 
-def export_all(db: DuckDBConnection, sinks: dict[str, Sink], batch: int) -> dict[str, int]:
+def export_all(
+    db: DuckDBConnection, sinks: dict[str, Sink], batch: int, settle: Callable[[], None] | None = None
+) -> dict[str, int]:
     """Every document of the sinks' collections in key order, inside one read transaction (one snapshot
-    of the whole file), on a cursor of its own (a worker thread)."""
+    of the whole file), on a cursor of its own (a worker thread). ``settle`` runs under the write lock
+    just before the snapshot is taken (live sessions folded: no delta can commit in between)."""
     counts: dict[str, int] = {}
     cur = db.dedicated_cursor()
-    writes.run_sql(cur, "BEGIN TRANSACTION")
+    with db.write_lock:
+        if settle is not None:
+            settle()
+        writes.run_sql(cur, "BEGIN TRANSACTION")
+        writes.run_sql(cur, f"SELECT count(*) FROM {schema.quote(USERS)}")  # the snapshot starts here
     try:
         for collection, sink in sinks.items():
             table = schema.TABLES[collection]

@@ -34,7 +34,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import duckdb
 import pyarrow as pa
 
 from gateway.stores.collections import USER_SESSIONS
@@ -66,6 +65,10 @@ _DDL = f"CREATE TABLE IF NOT EXISTS {TABLE} ({', '.join(f'{c} {t}' for c, t in _
 _APPEND = f"INSERT INTO {TABLE} SELECT {', '.join(f'CAST({c} AS {t})' for c, t in _COLUMNS)} FROM incoming"
 _LEFT = f"SELECT {', '.join(c for c, _ in _COLUMNS)} FROM {TABLE} ORDER BY seq"
 _CHOSEN = "session_id IN (SELECT session_id FROM incoming)"
+_HAS_TABLE = (
+    "SELECT count(*) > 0 FROM duckdb_tables() "
+    f"WHERE database_name = current_database() AND schema_name = 'main' AND table_name = '{TABLE}'"
+)
 
 _SESSIONS = schema.TABLES[USER_SESSIONS]
 _STORED_ENDS = f"SELECT session_id, end_time FROM user_sessions WHERE {_CHOSEN}"
@@ -95,7 +98,7 @@ _PAGES = """
 _SET_PAGES = "UPDATE user_sessions AS s SET pages_visited = r.pages FROM incoming AS r WHERE s.session_id = r.session_id"
 
 
-def _naive(at: datetime) -> datetime:
+def naive(at: datetime) -> datetime:
     """UTC without tzinfo, as DuckDB's TIMESTAMP columns hold and return it."""
     return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo is not None else at
 
@@ -117,22 +120,25 @@ class Merged:
     head_start: datetime | None = None  # None: no pending visit
     head_ordered: bool = False
     rest_ordered: bool = True
+    deltas: int = 0  # rows of session_deltas merged here
+    since: float = 0.0  # monotonic time it became pending
 
     @classmethod
     def first(cls, d: SessionDelta, ordered: bool) -> Merged:
-        merged = cls(d.user_id, d.device, _naive(d.start_time), _naive(d.end_time))
+        merged = cls(d.user_id, d.device, naive(d.start_time), naive(d.end_time), since=time.monotonic())
         merged.add(d, ordered)
         return merged
 
     def add(self, d: SessionDelta, ordered: bool) -> None:
-        self.start_time = min(self.start_time, _naive(d.start_time))
-        self.end_time = max(self.end_time, _naive(d.end_time))
+        self.deltas += 1
+        self.start_time = min(self.start_time, naive(d.start_time))
+        self.end_time = max(self.end_time, naive(d.end_time))
         self.interactions += d.interactions
         self.converted = self.converted or d.converted
         self.conversion_value += d.conversion_value
         if d.pages:
             if self.head_start is None:
-                self.head_start, self.head_ordered = _naive(d.start_time), ordered
+                self.head_start, self.head_ordered = naive(d.start_time), ordered
             else:
                 self.rest_ordered = self.rest_ordered and ordered
             self.pages.extend(d.pages)
@@ -151,8 +157,9 @@ class Merged:
 
 class PendingSessions:
     """The deltas of one file not folded yet, merged per session (oldest pending first), how many
-    rows, since when. Changed only under the store's write lock. Until the file's table was looked at
-    the pending deltas are unknown: the first fold reads what a killed process left."""
+    rows, since when. Changed and iterated only under the store's write lock, on the store's threads;
+    the event loop reads only ``any`` and ``due`` (plain attributes). Until the file's table was looked
+    at the pending deltas are unknown: ``read_left`` reads what a killed process left."""
 
     def __init__(self) -> None:
         self._ready = False  # the table exists
@@ -164,8 +171,9 @@ class PendingSessions:
         self._since = 0.0  # monotonic time since which something is pending
 
     @property
-    def unknown(self) -> bool:
-        return self._unknown
+    def count(self) -> int:
+        """Sessions pending."""
+        return len(self._merged)
 
     def any(self) -> bool:
         return self._unknown or bool(self._merged)
@@ -182,16 +190,21 @@ class PendingSessions:
         """The pending sessions, the longest pending first."""
         return list(itertools.islice(self._merged, count))
 
+    def behind(self) -> bool:
+        """More deltas pending than a background fold should leave."""
+        return self.rows >= FOLD_ROWS
+
     def due(self) -> bool:
         """Worth folding in the background now."""
         if self._unknown:
             return True
-        return self.rows >= FOLD_ROWS or (bool(self._merged) and time.monotonic() - self._since >= FOLD_AGE_S)
+        return self.behind() or (self.rows > 0 and time.monotonic() - self._since >= FOLD_AGE_S)
 
     def append(self, cur: Cursor, deltas: Sequence[SessionDelta], ordered: Sequence[bool]) -> None:
         """Inside the caller's transaction; :meth:`appended` once it committed."""
         if not deltas:
             return
+        self.read_left(cur)  # first: a left-over delta read back later would be merged twice
         if not self._ready:  # in the transaction: ready once it committed (appended)
             cur.execute(_DDL).fetchall()
         frame = pa.Table.from_pydict(
@@ -231,14 +244,16 @@ class PendingSessions:
             else:
                 current.add(d, ordered)
 
-    def _read_left(self, cur: Cursor) -> None:
-        """Whether this file has the table (not made here: a file without live capture keeps none),
-        and the deltas a previous process left in it, merged as if this one had recorded them."""
-        try:
-            rows = cur.execute(_LEFT).fetchall()
-        except duckdb.CatalogException:
+    def read_left(self, cur: Cursor) -> None:
+        """Once per file: whether it has the table (not made here: a file without live capture keeps
+        none), and the deltas a previous process left in it, merged as if this one had recorded them."""
+        if not self._unknown:
+            return
+        # Looked up, not tried: inside a transaction (record's) a failed statement aborts it.
+        if not cur.execute(_HAS_TABLE).fetchall()[0][0]:
             self._ready = self._unknown = False
             return
+        rows = cur.execute(_LEFT).fetchall()
         left = [
             (SessionDelta(sid, user, device, start, end, list(pages), n, conv, value), bool(ordered))
             for _, sid, user, device, start, end, pages, n, conv, value, ordered in rows
@@ -253,8 +268,7 @@ class PendingSessions:
         one transaction (the caller holds the write lock). Returns the sessions whose pages were
         rebuilt and their latest visit; the cheap path knew the others' already
         (``LastVisits.appended``)."""
-        if self._unknown:
-            self._read_left(cur)
+        self.read_left(cur)
         chosen = [s for s in (self._merged if sessions is None else sessions) if s in self._merged]
         if not chosen:
             return {}
@@ -266,12 +280,13 @@ class PendingSessions:
             cur.rollback()
             raise
         for session_id in chosen:
-            user = self._merged.pop(session_id).user_id
-            self._users[user] -= 1
-            if not self._users[user]:
-                del self._users[user]
-        self.rows = self.rows if self._merged else 0  # deltas, not sessions: recounted when empty
-        self._since = time.monotonic()
+            folded = self._merged.pop(session_id)
+            self.rows -= folded.deltas
+            self._users[folded.user_id] -= 1
+            if not self._users[folded.user_id]:
+                del self._users[folded.user_id]
+        oldest = next(iter(self._merged.values()), None)
+        self._since = oldest.since if oldest is not None else 0.0
         return rebuilt
 
 

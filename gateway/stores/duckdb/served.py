@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gateway.errors import BadInput
 from gateway.stores.duckdb import generations, schema, writes
-from gateway.stores.duckdb.connection import DuckDBConnection
+from gateway.stores.duckdb.connection import Cursor, DuckDBConnection
 from gateway.stores.duckdb.funnel_index.live import LiveIndex
 
 
@@ -27,6 +27,9 @@ class FileGenerations:
 
     async def _settle(self, *, every: bool) -> None:
         raise NotImplementedError  # capture.py: pending session deltas folded
+
+    def folded_first(self, cur: Cursor) -> None:
+        raise NotImplementedError  # capture.py: the same, in the caller's call under the write lock
 
     @property
     def connection(self) -> DuckDBConnection:
@@ -54,5 +57,8 @@ class FileGenerations:
         for collection in sinks:
             if collection not in schema.TABLES:
                 raise BadInput(f"unknown collection {collection!r}")
-        await self._settle(every=True)
-        return await self._db.run("export", lambda _: generations.export_all(self._db, sinks, batch))
+
+        def export(cur: Cursor) -> dict[str, int]:
+            return generations.export_all(self._db, sinks, batch, settle=lambda: self.folded_first(cur))
+
+        return await self._db.run("export", export)

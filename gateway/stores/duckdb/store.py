@@ -295,12 +295,13 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
         docs = schema.checked_documents(table, documents)
         if not docs:
             return WriteResult(written=0)
-        await self._settle(every=True)  # folded first: a visit written here is one LastVisits never saw
 
         def insert(cur: Cursor) -> WriteResult:
             written = 0
-            for batch in batches(docs, writes.WRITE_BATCH):
+            for number, batch in enumerate(batches(docs, writes.WRITE_BATCH)):
                 with self._db.write_lock:
+                    if not number:  # folded first: a visit written here is one LastVisits never saw
+                        self.folded_first(cur)
                     written += writes.insert_batch(cur, table, batch)
             return WriteResult(written=written, duplicates=len(docs) - written)
 
@@ -311,10 +312,10 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
         docs = schema.checked_documents(table, documents)
         if not docs:
             return WriteResult(written=0)
-        await self._settle(every=True)
 
         def upsert(cur: Cursor) -> WriteResult:
             with self._db.write_lock:
+                self.folded_first(cur)
                 writes.upsert_rows(cur, table, docs)
             return WriteResult(written=len(docs))
 
@@ -345,10 +346,10 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
         if not ids:
             return 0
         where = "user_id IN (SELECT unnest(CAST($ids AS BIGINT[])))"
-        await self._settle(every=True)
 
         def delete(cur: Cursor) -> int:
             with self._db.write_lock:
+                self.folded_first(cur)  # in this call: no group commits a delta of theirs in between
                 # Their history first: an interrupted call leaves the users, so a retry finds them again.
                 for collection in (USER_INTERACTIONS, PAGE_VISITS, USER_SESSIONS):
                     writes.delete_rows(cur, collection, where, {"ids": ids})
