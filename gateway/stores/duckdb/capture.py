@@ -21,7 +21,11 @@ log = logging.getLogger("funnelgate.duckdb")
 # the write lock; a transaction costs ~20 ms however few it folds. Measured at 5,000 events/s (4 x 6 s,
 # twice each): one transaction for all ~5,000 sessions, p99 122-147 ms after the first fold; 500 and
 # 50 ms, 59-87 ms. Back to back, small steps made p50 worse: capture waited behind one after another.
+# Behind (FOLD_ROWS pending, a closed loop at full speed), steps are larger and pauses shorter: the
+# fixed cost per transaction then decides how much of the write lock folding takes (5,000 unpaused
+# stalled the next phase's requests behind the backlog's drain: p99 0.5 s).
 FOLD_STEP = 500
+FOLD_STEP_BEHIND = 2_000
 FOLD_PAUSE_S = 0.05
 
 
@@ -70,15 +74,15 @@ class LiveCapture:
                 if sessions is not None:
                     chosen = pending.sessions(users, sessions)
                 else:
-                    chosen = pending.oldest(FOLD_STEP)
+                    chosen = pending.oldest(FOLD_STEP_BEHIND if pending.behind() else FOLD_STEP)
                 last_visits.rebuilt(pending.fold(cur, chosen))
                 return len(chosen), pending.count
 
         folded, left = await self._db.run("fold sessions", step)
         budget = folded + left  # what was pending at the start: a steady stream never holds it up
         while sessions is None and left and folded < budget:
-            if pause_s and not pending.behind():  # behind: no pause, or a steady stream outruns it
-                await asyncio.sleep(pause_s)
+            if pause_s:  # shorter when behind, or a steady stream outruns the fold
+                await asyncio.sleep(pause_s / 5 if pending.behind() else pause_s)
             done, left = await self._db.run("fold sessions", step)
             if not done:
                 break
