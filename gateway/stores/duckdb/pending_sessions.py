@@ -105,43 +105,38 @@ def naive(at: datetime) -> datetime:
 
 @dataclass
 class Merged:
-    """One session's pending deltas merged in recording order: the row the fold writes. The head is
-    the first delta with visits: its pages may be appended to the stored ones if it was flagged
-    ``ordered`` or starts after the stored end; the later ones' only if each was flagged."""
+    """One session's pending deltas merged in recording order: ``total`` is their sum, the row the fold
+    writes. The head is the first delta with visits: its pages may be appended to the stored ones if it
+    was flagged ``ordered`` or starts after the stored end; the later ones' only if each was flagged."""
 
-    user_id: int
-    device: str | None
-    start_time: datetime
-    end_time: datetime
-    pages: list[str] = field(default_factory=list)
-    interactions: int = 0
-    converted: bool = False
-    conversion_value: float = 0.0
+    total: SessionDelta
     head_start: datetime | None = None  # None: no pending visit
     head_ordered: bool = False
     rest_ordered: bool = True
     deltas: int = 0  # rows of session_deltas merged here
-    since: float = 0.0  # monotonic time it became pending
+    since: float = field(default_factory=time.monotonic)  # when it became pending
 
     @classmethod
     def first(cls, d: SessionDelta, ordered: bool) -> Merged:
-        merged = cls(d.user_id, d.device, naive(d.start_time), naive(d.end_time), since=time.monotonic())
+        start, end = naive(d.start_time), naive(d.end_time)
+        merged = cls(SessionDelta(d.session_id, d.user_id, d.device, start, end))
         merged.add(d, ordered)
         return merged
 
     def add(self, d: SessionDelta, ordered: bool) -> None:
+        total = self.total
         self.deltas += 1
-        self.start_time = min(self.start_time, naive(d.start_time))
-        self.end_time = max(self.end_time, naive(d.end_time))
-        self.interactions += d.interactions
-        self.converted = self.converted or d.converted
-        self.conversion_value += d.conversion_value
+        total.start_time = min(total.start_time, naive(d.start_time))
+        total.end_time = max(total.end_time, naive(d.end_time))
+        total.interactions += d.interactions
+        total.converted = total.converted or d.converted
+        total.conversion_value += d.conversion_value
         if d.pages:
             if self.head_start is None:
                 self.head_start, self.head_ordered = naive(d.start_time), ordered
             else:
                 self.rest_ordered = self.rest_ordered and ordered
-            self.pages.extend(d.pages)
+            total.pages.extend(d.pages)
 
     def pages_to_write(self, stored: bool, stored_end: datetime | None) -> list[str] | None:
         """[]: the stored pages stay; a list: appended to them (or the pages of a new session); None:
@@ -151,7 +146,7 @@ class Merged:
         if not self.rest_ordered:
             return None
         if not stored or stored_end is None or self.head_ordered or self.head_start > stored_end:
-            return self.pages
+            return self.total.pages
         return None
 
 
@@ -183,7 +178,7 @@ class PendingSessions:
         mine = {u for u in users if u in self._users}
         out = [s for s in sessions if s in self._merged]
         if mine:
-            out += [s for s, m in self._merged.items() if m.user_id in mine]
+            out += [s for s, m in self._merged.items() if m.total.user_id in mine]
         return out
 
     def oldest(self, count: int | None = None) -> list[str]:
@@ -282,9 +277,9 @@ class PendingSessions:
         for session_id in chosen:
             folded = self._merged.pop(session_id)
             self.rows -= folded.deltas
-            self._users[folded.user_id] -= 1
-            if not self._users[folded.user_id]:
-                del self._users[folded.user_id]
+            self._users[folded.total.user_id] -= 1
+            if not self._users[folded.total.user_id]:
+                del self._users[folded.total.user_id]
         oldest = next(iter(self._merged.values()), None)
         self._since = oldest.since if oldest is not None else 0.0
         return rebuilt
@@ -296,17 +291,17 @@ def _fold(cur: Cursor, merged: dict[str, Merged]) -> dict[str, datetime]:
     rows = pa.Table.from_pydict(
         {
             "session_id": list(merged),
-            "user_id": pa.array([m.user_id for m in merged.values()], pa.int64()),
-            "start_time": pa.array([m.start_time for m in merged.values()], pa.timestamp("us")),
-            "end_time": pa.array([m.end_time for m in merged.values()], pa.timestamp("us")),
-            "device": pa.array([m.device for m in merged.values()], pa.string()),
+            "user_id": pa.array([m.total.user_id for m in merged.values()], pa.int64()),
+            "start_time": pa.array([m.total.start_time for m in merged.values()], pa.timestamp("us")),
+            "end_time": pa.array([m.total.end_time for m in merged.values()], pa.timestamp("us")),
+            "device": pa.array([m.total.device for m in merged.values()], pa.string()),
             "pages_visited": pa.array(
                 [m.pages_to_write(s in stored, stored.get(s)) for s, m in merged.items()],
                 pa.list_(pa.string()),
             ),
-            "total_interactions": pa.array([m.interactions for m in merged.values()], pa.int64()),
-            "converted": pa.array([m.converted for m in merged.values()], pa.bool_()),
-            "conversion_value": pa.array([m.conversion_value for m in merged.values()], pa.float64()),
+            "total_interactions": pa.array([m.total.interactions for m in merged.values()], pa.int64()),
+            "converted": pa.array([m.total.converted for m in merged.values()], pa.bool_()),
+            "conversion_value": pa.array([m.total.conversion_value for m in merged.values()], pa.float64()),
         }
     )
     start: dict[str, datetime] = {}  # after the upsert: a stored session keeps its stored start
@@ -324,7 +319,11 @@ def _fold(cur: Cursor, merged: dict[str, Merged]) -> dict[str, datetime]:
         )
         writes.on_arrow(cur, _SET_PAGES, pages).fetchall()
         rebuilt = {session_id: last for session_id, _, last in found}
-    earlier = [(s, m.start_time) for s, m in merged.items() if start[s] is None or m.start_time < start[s]]
+    earlier = [
+        (s, m.total.start_time)
+        for s, m in merged.items()
+        if start[s] is None or m.total.start_time < start[s]
+    ]
     if earlier:
         moved = pa.Table.from_pydict(
             {"session_id": [s for s, _ in earlier], "start_time": [at for _, at in earlier]},
