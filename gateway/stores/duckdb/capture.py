@@ -27,6 +27,7 @@ log = logging.getLogger("funnelgate.duckdb")
 FOLD_STEP = 500
 FOLD_STEP_BEHIND = 2_000
 FOLD_PAUSE_S = 0.05
+FOLD_PAUSE_BEHIND_S = 0.01
 
 
 class LiveCapture:
@@ -82,7 +83,7 @@ class LiveCapture:
         budget = folded + left  # what was pending at the start: a steady stream never holds it up
         while sessions is None and left and folded < budget:
             if pause_s:  # shorter when behind, or a steady stream outruns the fold
-                await asyncio.sleep(pause_s / 5 if pending.behind() else pause_s)
+                await asyncio.sleep(FOLD_PAUSE_BEHIND_S if pending.behind() else pause_s)
             done, left = await self._db.run("fold sessions", step)
             if not done:
                 break
@@ -99,7 +100,7 @@ class LiveCapture:
     ) -> None:
         """Before a call that reads (or writes) sessions: fold the pending deltas of these users and
         sessions -- or, ``every``, all of them."""
-        if self.pending.any():
+        if self.pending.any() and (every or users or sessions):
             await self.fold_sessions(users, None if every else sessions)
 
     async def _stop_background(self) -> None:

@@ -288,21 +288,12 @@ class PendingSessions:
 def _fold(cur: Cursor, merged: dict[str, Merged]) -> dict[str, datetime]:
     ids = pa.table({"session_id": pa.array(list(merged), pa.string())})
     stored = dict(writes.on_arrow(cur, _STORED_ENDS, ids).fetchall())
-    rows = pa.Table.from_pydict(
-        {
-            "session_id": list(merged),
-            "user_id": pa.array([m.total.user_id for m in merged.values()], pa.int64()),
-            "start_time": pa.array([m.total.start_time for m in merged.values()], pa.timestamp("us")),
-            "end_time": pa.array([m.total.end_time for m in merged.values()], pa.timestamp("us")),
-            "device": pa.array([m.total.device for m in merged.values()], pa.string()),
-            "pages_visited": pa.array(
-                [m.pages_to_write(s in stored, stored.get(s)) for s, m in merged.items()],
-                pa.list_(pa.string()),
-            ),
-            "total_interactions": pa.array([m.total.interactions for m in merged.values()], pa.int64()),
-            "converted": pa.array([m.total.converted for m in merged.values()], pa.bool_()),
-            "conversion_value": pa.array([m.total.conversion_value for m in merged.values()], pa.float64()),
-        }
+    rows = writes.arrow_rows(
+        _SESSIONS,
+        [
+            {**m.total.as_new_session(), "pages_visited": m.pages_to_write(s in stored, stored.get(s))}
+            for s, m in merged.items()
+        ],
     )
     start: dict[str, datetime] = {}  # after the upsert: a stored session keeps its stored start
     late: list[str] = []  # marked NULL: rebuilt below

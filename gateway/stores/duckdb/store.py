@@ -216,7 +216,8 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
     async def count(self, collection: str) -> int:
         table = self._table(collection)
         sql = f"SELECT count(*) FROM {schema.quote(table.name)}"
-        await self._settle(every=collection == USER_SESSIONS)
+        if collection == USER_SESSIONS:
+            await self._settle(every=True)
         rows = await self._db.run(f"count {collection}", lambda cur: cur.execute(sql).fetchall())
         return int(rows[0][0])
 

@@ -11,12 +11,15 @@ dropping of indexes before it deletes, see there.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import duckdb
+import pyarrow as pa
 
+from gateway.errors import BadInput
 from gateway.stores.batches import batches
 from gateway.stores.duckdb import changes, schema
 
@@ -38,6 +41,24 @@ def first_row(cur: Cursor, sql: str, params: dict[str, Any] | None = None) -> tu
     # fetchall, not fetchone: a half-read result blocks the cursor's next statement.
     rows = cur.execute(sql, params or {}).fetchall()
     return rows[0] if rows else None
+
+
+def arrow_rows(table: schema.Table, docs: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """The documents as an Arrow table of the table's columns: what ``schema.frame`` builds with pandas,
+    at a third of its cost for the few hundred rows of a group commit (values cast on insert)."""
+    data: dict[str, list[Any]] = {}
+    for column, _ in table.columns:
+        if column == "attributes":
+            data[column] = [json.dumps(d.get("attributes") or {}, separators=(",", ":")) for d in docs]
+        elif column in ("coord_x", "coord_y"):
+            axis = column[-1]
+            data[column] = [(d.get("coordinates") or {}).get(axis) for d in docs]
+        else:
+            data[column] = [d.get(column) for d in docs]
+    try:
+        return pa.Table.from_pydict(data)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise BadInput(f"cannot build {table.name} rows: {exc}") from exc
 
 
 def on_arrow(cur: Cursor, sql: str, incoming: Any) -> Any:
