@@ -185,11 +185,21 @@ def _device(counted: str) -> Device | None:
     return None if counted == NO_DEVICE else device_of(counted)
 
 
+_REVENUE = (
+    "the conversions' amounts (their `value`, e.g. 12.8 for 12.80) timestamped in the last 60 s, "
+    "counted as `eventsPerMinute` is: the minute now running plus the share of the previous minute still "
+    "inside the window. Rounded to the cent; 0 when nothing was bought."
+)
+
+
 @strawberry.type
 class LiveDevice:
     device: Device | None = strawberry.field(description="The users' device; null for users without one.")
     active_users: int
     events_per_minute: float
+    revenue_per_minute: float = strawberry.field(
+        description=f"Revenue per minute from these users: {_REVENUE}"
+    )
 
 
 @strawberry.type
@@ -219,6 +229,7 @@ class RealtimeMetrics:
         )
     )
     conversions_per_minute: float
+    revenue_per_minute: float = strawberry.field(description=f"Revenue per minute: {_REVENUE}")
     by_device: list[LiveDevice]
     steps: list[LiveStep]
 
@@ -229,11 +240,13 @@ class RealtimeMetrics:
             active_users=snap.active_users,
             events_per_minute=snap.events_per_minute,
             conversions_per_minute=snap.conversions_per_minute,
+            revenue_per_minute=snap.revenue_per_minute,
             by_device=[
                 LiveDevice(
                     device=_device(d.device),
                     active_users=d.active_users,
                     events_per_minute=d.events_per_minute,
+                    revenue_per_minute=d.revenue_per_minute,
                 )
                 for d in snap.by_device
             ],

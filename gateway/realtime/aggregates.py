@@ -7,7 +7,9 @@ key                                      what                                   
                                          minute: ``events``, ``events:{device}``,
                                          ``page:{page}:{device}``, ``page:{page}:all`` (page
                                          views per step and device), ``type:{type}``,
-                                         ``conversions[:{device}]``, ``revenue_cents``
+                                         ``conversions[:{device}]``,
+                                         ``revenue_cents[:{device}]`` (conversion amounts in
+                                         whole cents)
 ``realtime:{live}:uniques:{day}:{page}`` HyperLogLog of the users who viewed the page that    8 d
 ``:{device|all}``                        day
 ``realtime:{live}:users[:{device}]``     sorted set user -> arrival time, trimmed to the      1 min
@@ -75,7 +77,7 @@ def commands(planned: Planned, new_ids: Collection[str], now: datetime) -> list[
     # The loop runs per event (every capture pays it): it only counts plain tuples; counter names,
     # keys and states are built afterwards, once per distinct value.
     tally: Counter[tuple[datetime, str, str, str]] = Counter()  # (minute, device, type, page)
-    revenue: dict[datetime, int] = {}  # minute -> cents
+    revenue: dict[tuple[datetime, str], int] = {}  # (minute, device) -> cents
     uniques: dict[tuple[date, str, str], set[int]] = {}
     active: dict[str, set[int]] = {}
     last_event: dict[int, Event] = {}
@@ -95,7 +97,7 @@ def commands(planned: Planned, new_ids: Collection[str], now: datetime) -> list[
             minute = stamp.replace(second=0, microsecond=0)
             tally[(minute, device, kind, event.page_type)] += 1
             if kind == CONVERSION:
-                revenue[minute] = revenue.get(minute, 0) + event.amount_cents
+                revenue[(minute, device)] = revenue.get((minute, device), 0) + event.amount_cents
         if kind == PAGE_VIEW:
             members = uniques.get((stamp.date(), event.page_type, device))
             if members is None:
@@ -128,12 +130,15 @@ def commands(planned: Planned, new_ids: Collection[str], now: datetime) -> list[
         elif kind == CONVERSION:
             fields["conversions"] += n
             fields[f"conversions:{device}"] += n
+    for (minute, device), cents in revenue.items():
+        if cents:  # a conversion of 0 adds nothing: no field to write
+            fields = counters[minute]  # a conversion in that minute was tallied above
+            fields[REVENUE_CENTS] += cents
+            fields[f"{REVENUE_CENTS}:{device}"] += cents
     out: list[Command] = []
     for minute, fields in counters.items():
         key = keys.realtime_minute(minute)
         out += [("HINCRBY", key, name, n) for name, n in fields.items()]
-        if revenue.get(minute):
-            out.append(("HINCRBY", key, REVENUE_CENTS, revenue[minute]))
         out.append(("EXPIRE", key, keys.TTL_MINUTE_COUNTERS))
     by_page: dict[str, set[int]] = {}
     for (day, page, device), members in uniques.items():
@@ -185,6 +190,7 @@ class DeviceLive:
     device: str
     active_users: int
     events_per_minute: float
+    revenue_per_minute: float  # as Snapshot's, for this device's users
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,9 @@ class Snapshot:
     active_users: int  # users with an event in the last minute
     events_per_minute: float  # events timestamped in the last 60 s (the current and previous minute)
     conversions_per_minute: float
+    # Conversion amounts timestamped in the last 60 s, weighted as events_per_minute, rounded to the cent
+    # (exactly: integer cents throughout, then one division, so 0.3 and never 0.30000000000000004).
+    revenue_per_minute: float
     by_device: list[DeviceLive]
     steps: list[StepLive]
 
@@ -216,6 +225,16 @@ def snapshot_commands(steps: Sequence[str], now: datetime) -> list[Command]:
     for step in steps:
         out += [("PFCOUNT", keys.realtime_uniques(now.date(), step, d)) for d in (None, *DEVICES)]
     return out
+
+
+MINUTE_US = 60_000_000
+
+
+def weighted_cents(current: int, previous: int, now: datetime) -> int:
+    """``current`` plus the share of ``previous`` still inside the 60 s before ``now``, in whole cents,
+    half a cent rounded up. Integer arithmetic: a float weight would put 0.5 cent at 0.4999999999999999."""
+    inside_us = MINUTE_US - (now.second * 1_000_000 + now.microsecond)
+    return (current * MINUTE_US + previous * inside_us + MINUTE_US // 2) // MINUTE_US
 
 
 def _fields(reply: Any) -> dict[str, float]:
@@ -235,10 +254,19 @@ def snapshot(steps: Sequence[str], now: datetime, replies: list[Any]) -> Snapsho
     def per_minute(name: str) -> float:
         return round(current.get(name, 0.0) + weight * previous.get(name, 0.0), 2)
 
+    def revenue(name: str) -> float:
+        cents = weighted_cents(int(current.get(name, 0)), int(previous.get(name, 0)), now)
+        return cents / 100  # one correctly rounded division: the float nearest the amount
+
     by_device = [
-        DeviceLive(device=d, active_users=int(per_device[d]), events_per_minute=per_minute(f"events:{d}"))
+        DeviceLive(
+            device=d,
+            active_users=int(per_device[d]),
+            events_per_minute=per_minute(f"events:{d}"),
+            revenue_per_minute=revenue(f"{REVENUE_CENTS}:{d}"),
+        )
         for d in DEVICES
-        if per_device[d] or per_minute(f"events:{d}")
+        if per_device[d] or per_minute(f"events:{d}") or revenue(f"{REVENUE_CENTS}:{d}")
     ]
     width = 1 + len(DEVICES)
     live_steps = []
@@ -251,6 +279,7 @@ def snapshot(steps: Sequence[str], now: datetime, replies: list[Any]) -> Snapsho
         active_users=int(total),
         events_per_minute=per_minute("events"),
         conversions_per_minute=per_minute("conversions"),
+        revenue_per_minute=revenue(REVENUE_CENTS),
         by_device=by_device,
         steps=live_steps,
     )
