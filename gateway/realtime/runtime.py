@@ -112,7 +112,7 @@ class Realtime:
         self, previous: asyncio.Future[None] | None, planned: Planned, new: set[str]
     ) -> None:
         if previous is not None:
-            await previous
+            await asyncio.wait([previous])  # its failure was its own group's to report
         await self._effects(planned, new)
 
     async def _effects(self, planned: Planned, new: set[str]) -> None:

@@ -123,7 +123,14 @@ class GroupCommitWriter:
         refused: dict[str, str],
         settled: Awaitable[None],
     ) -> None:
-        await settled
+        try:
+            await settled
+        except Exception as exc:  # stored, but what must precede the answer failed: nobody hangs
+            log.error("after a group commit: %s", exc, exc_info=exc)
+            for submission in group:
+                if not submission.done.done():
+                    submission.done.set_exception(exc)
+            return
         for index, submission in enumerate(group):
             if not submission.done.done():
                 mine = {e.event_id for e in submission.events if owner[e.event_id] == index}

@@ -645,3 +645,32 @@ async def test_the_readmes_event_example_gets_the_answer_the_readme_shows(http, 
     assert block is not None, "the README's POST /events example moved"
     status, answer = await post_events(http, orjson.loads(block[1]))
     assert (status, answer) == (200, orjson.loads(block[2]))
+
+
+async def test_a_group_whose_redis_effects_break_is_answered_and_the_next_groups_go_on(
+    http, services: Services, monkeypatch: pytest.MonkeyPatch
+):
+    # A bug after the commit (here: in building the Redis commands) must not leave the request hanging,
+    # nor stop the effects of every later group, which run one after the other.
+    realtime = services.realtime
+    assert realtime is not None
+    effects = realtime._effects
+    calls = 0
+
+    async def breaks_once(planned, new):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in the effects")
+        await effects(planned, new)
+
+    monkeypatch.setattr(realtime, "_effects", breaks_once)
+    status, body = await asyncio.wait_for(post_events(http, [page_view("ab-1", 4, "home_page")]), 30)
+    assert (status, body["code"]) == (500, "INTERNAL_SERVER_ERROR") and "Traceback" not in str(body)
+    [visits] = await services.store.visits_by_user_ids([4])
+    assert "ab-1" in {v["event_id"] for v in visits}  # stored before it broke: a retry is a duplicate
+    now = datetime.now(UTC).replace(microsecond=0)
+    status, _ = await asyncio.wait_for(post_events(http, [page_view("ab-2", 4, "search_page", timestamp=iso(now))]), 30)  # fmt: skip
+    assert status == 200
+    [active] = await services.cache.pipeline([("GET", keys.user_active(4))])
+    assert orjson.loads(active)["eventId"] == "ab-2"
