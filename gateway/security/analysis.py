@@ -20,6 +20,9 @@ One walk over the selected operation (fragments expanded, memoised) does both:
 * **Page arguments** (``first``/``limit``, given ``max_page``): each is checked where it is written, with
   the check its resolver makes (``paged()``, else 1..FUNNEL_MAX_PAGE_SIZE), so a bad one is refused once,
   before anything runs, instead of once per parent row by a nested resolver.
+* **Argument values** graphql-core would refuse only while executing (validation lets a nullable variable
+  reach a non-null argument that has a default, and a ``null`` sent for it fails when the field runs):
+  kept with graphql-core's own error, so the request is refused once, in the same words, not once per row.
 
 The field markers live in the field's metadata, next to ``requires(...)`` and ``volatile()``::
 
@@ -154,6 +157,7 @@ class Analysis:
     forbidden: dict[str, Role] = field(default_factory=dict)  # "user.sessions" -> the role it needs
     masked: set[str] = field(default_factory=set)
     bad_pages: dict[str, str] = field(default_factory=dict)  # "users.edges..." -> what is wrong with its page
+    bad_arguments: dict[str, GraphQLError] = field(default_factory=dict)  # path -> graphql-core's refusal
 
     def forbidden_error(self, role: Role) -> GraphQLError:
         paths = sorted(self.forbidden)
@@ -172,6 +176,18 @@ def page_error(bad_pages: Mapping[str, str]) -> GraphQLError:
     error = BadInput(f"{problem} at {path}")
     return GraphQLError(
         str(error), original_error=error, extensions={"code": error.code, "fields": list(bad_pages)[:20]}
+    )
+
+
+def argument_error(bad_arguments: Mapping[str, GraphQLError]) -> GraphQLError:
+    """The first refusal as graphql-core words it at execution (the error policy, gateway/web/errors.py,
+    gives it its code and GraphQL's ``null``), not yet coded, with every field it concerns."""
+    refusal = next(iter(bad_arguments.values()))
+    return GraphQLError(
+        refusal.message,
+        nodes=refusal.nodes,
+        original_error=refusal,
+        extensions={"fields": list(bad_arguments)[:20]},
     )
 
 
@@ -290,8 +306,10 @@ class _Walk:
         composite = is_composite_type(named)
         try:
             arguments = get_argument_values(definition, node, self.variables)
-        except GraphQLError:
-            arguments = {}  # a bad argument value: execution reports it, with its code
+        except GraphQLError as exc:
+            arguments = {}
+            if not self.skipped:  # execution would refuse it once per row of every list above it
+                self.result.bad_arguments.setdefault(here, exc)
         page = next((arguments[a] for a in PAGE_ARGUMENTS if isinstance(arguments.get(a), int)), None)
         if self.max_page is not None and not self.skipped:
             self.check_pages(here, rule, arguments, self.max_page)

@@ -10,8 +10,9 @@ Per operation, before any resolver runs:
    (gateway/web/errors.py).
 2. **validate** (``on_validate``): the schema's rules plus depth, aliases and (when off) introspection,
    cached per document; then the role and cost analysis (``gateway/security/analysis.py``): a field the
-   principal may not read is ``FORBIDDEN``, a page argument out of its range ``BAD_USER_INPUT`` (once,
-   not once per row of a nested list), a cost over the budget ``QUERY_TOO_COSTLY``.
+   principal may not read is ``FORBIDDEN``, a page argument out of its range, or a ``null`` variable for
+   a non-null argument, ``BAD_USER_INPUT`` (once, not once per row of a nested list), a cost over the
+   budget ``QUERY_TOO_COSTLY``.
 3. the cost is reported in the response's ``extensions.cost`` (not in subscription events).
 
 Masked fields (``requires(..., masked=True)``) read null below their role: their resolvers are wrapped
@@ -30,7 +31,15 @@ from strawberry.types.graphql import OperationType
 
 from gateway.errors import Unauthenticated
 from gateway.roles import ANONYMOUS, NOBODY, Role
-from gateway.security.analysis import FieldRule, FieldRules, analyse, cost_error, field_rules, page_error
+from gateway.security.analysis import (
+    FieldRule,
+    FieldRules,
+    analyse,
+    argument_error,
+    cost_error,
+    field_rules,
+    page_error,
+)
 from gateway.security.limits import Limits
 from gateway.web import documents
 
@@ -133,6 +142,8 @@ class Guard(SchemaExtension):
                     self.cost = analysis.cost
                     if analysis.forbidden:
                         errors = [analysis.forbidden_error(principal.role)]
+                    elif analysis.bad_arguments:
+                        errors = [argument_error(analysis.bad_arguments)]
                     elif analysis.bad_pages:
                         errors = [page_error(analysis.bad_pages)]
                     elif analysis.cost > self.limits.max_cost:
