@@ -3,7 +3,8 @@
 ``DateTime``: every stored timestamp is UTC, kept naive (MongoDB and DuckDB return naive datetimes).
 Serialised with an explicit offset (``2015-01-19T19:53:48.707000+00:00``) so a client in another time
 zone reads the same instant; an aware value is converted to UTC first. Inputs without an offset are
-read as UTC.
+read as UTC. A value it cannot read is refused like a Date: echoed as the client wrote it (JSON,
+``gateway.errors.shown``), with a client code.
 
 ``Date``: a calendar day, ``YYYY-MM-DD`` only. Python's ``date.fromisoformat`` (strawberry's parser) also
 takes ISO week dates and basic forms (``2015W051`` is 2015-01-26, ``20150201``), which a client sends
@@ -28,13 +29,32 @@ def serialize_datetime(value: datetime) -> str:
     return aware.isoformat()
 
 
+_INSTANT_RULE = "an ISO 8601 date and time (e.g. 2015-01-19T19:53:48+00:00; no offset: UTC)"
+
+
 def parse_datetime(value: object) -> datetime:
+    # GraphQLErrors, as for Date: a ValueError from a literal read as an internal error, and graphql-core
+    # wrapped one from a variable with Python's repr of the value ('yesterday', True).
     if not isinstance(value, str):
-        raise ValueError(f"DateTime must be an ISO 8601 string, got {type(value).__name__}")
-    parsed = datetime.fromisoformat(value)
-    return (
-        parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone(UTC).replace(tzinfo=None)
-    )
+        raise StrawberryInputCoercionError(f"DateTime must be {_INSTANT_RULE}, got {shown(value)}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        if str(exc).startswith("Invalid isoformat string"):  # it repeats the value, quoted by Python
+            raise StrawberryInputCoercionError(
+                f"DateTime must be {_INSTANT_RULE}, got {shown(value)}"
+            ) from None
+        raise StrawberryInputCoercionError(
+            f"DateTime {shown(value)} is not an instant ({exc}): use {_INSTANT_RULE}"
+        ) from None
+    if parsed.tzinfo is None:
+        return parsed
+    try:
+        return parsed.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00: the instant is before datetime's first
+        raise StrawberryInputCoercionError(
+            f"DateTime {shown(value)} is out of range: in UTC it falls outside years 1..9999"
+        ) from None
 
 
 UTC_DATETIME = strawberry.scalar(

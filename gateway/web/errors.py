@@ -4,7 +4,8 @@ Client side (:class:`ErrorPolicy`): a message and ``extensions.code``, never a s
 on purpose (:class:`gateway.errors.FunnelError`) keep their message and get their code; GraphQL's own
 errors get a client-side code: ``GRAPHQL_PARSE_FAILED`` (syntax), ``GRAPHQL_VALIDATION_FAILED`` (the
 document does not fit the schema), ``BAD_USER_INPUT`` (a variable value that cannot be coerced, before
-execution or, for an argument it is passed to, during it); anything else is masked as ``INTERNAL_SERVER_ERROR``. Every message is cut to MAX_MESSAGE_CHARS and redacted
+execution or, for an argument it is passed to, during it), in GraphQL's words (``null``, not Python's
+``None``); anything else is masked as ``INTERNAL_SERVER_ERROR``. Every message is cut to MAX_MESSAGE_CHARS and redacted
 (no data-dir path, no password: :func:`gateway.config.redact`).
 
 Log side (:class:`FunnelSchema`, strawberry's ``process_errors`` hook, which logged every error at ERROR
@@ -38,6 +39,9 @@ _NULL_VARIABLE = re.compile(
     r"has invalid value(?P<at>[^:]*): Expected variable '\$(?P<variable>\w+)' provided to non-null type "
     r"'(?P<type>[^']+)' not to be None\."
 )
+
+# The codes of what graphql-core refuses itself (validation, a variable's value), in its own words.
+_GRAPHQL_CORE_CODES = frozenset({"GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT"})
 
 
 def _is_unexpected(error: GraphQLError) -> bool:
@@ -111,6 +115,9 @@ class ErrorPolicy(MaskErrors):
                     error.extensions = {**(error.extensions or {}), "code": code}
                 if _is_argument_coercion(error):
                     error.message = _argument_message(error.message)
+                elif code in _GRAPHQL_CORE_CODES and not isinstance(error.original_error, FunnelError):
+                    # graphql-core's own refusal of a null (a list item, a variable) names Python's None.
+                    error.message = error.message.replace("not to be None.", "not to be null.")
                 if code == QUERY_TOO_LARGE:
                     error.message += " (limits: FUNNEL_MAX_QUERY_CHARS, FUNNEL_MAX_TOKENS)"
                 elif code == QUERY_TOO_DEEP:
