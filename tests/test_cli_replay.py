@@ -292,3 +292,22 @@ async def test_replay_refuses_a_rate_it_cannot_keep_before_sending(rate) -> None
         with pytest.raises(ValueError, match="rate must be 0"):
             await replay(iter([{"eventId": "e"}]), url, rate)
     assert batches == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"error": "/x/events: Not Found", "code": "NOT_FOUND"}',
+        '{"errors": [{"message": "/x/events: Not Found", "extensions": {"code": "NOT_FOUND"}}]}',
+    ],
+    ids=["events shape", "graphql shape"],
+)
+def test_a_refusal_is_read_in_either_of_the_gateways_shapes(body):
+    # A --url path the gateway does not route (here /x/events) is the router's 404, in GraphQL's shape:
+    # the reason is its message and code, not the JSON as sent.
+    from gateway.web.replay import _refusal
+
+    assert _refusal("http://h/x/events", 404, body) == (
+        "HTTP 404 from http://h/x/events (--url takes the gateway's base URL, http(s)://host[:port]): "
+        "/x/events: Not Found (NOT_FOUND)"
+    )

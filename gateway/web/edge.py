@@ -28,7 +28,8 @@ middleware, :mod:`gateway.web.front`, calls it first and :func:`decorate` on wha
    ``POST /events`` is not counted: capture is bounded by its own batch and body limits.
 
 Every refusal here is JSON with a code, in the route's error shape (:func:`error_response`): a client
-reads a refusal the same way whichever step gave it.
+reads a refusal the same way whichever step gave it. So are the router's 404 and 405 on every path
+(:func:`router_refusal`, ``NOT_FOUND`` / ``METHOD_NOT_ALLOWED`` with ``Allow``), and /graphql's own 405.
 """
 
 from __future__ import annotations
@@ -81,21 +82,26 @@ def error_response(
     return web.Response(text=body, status=status, content_type=media, headers=headers or None)
 
 
-# The router's own refusals (aiohttp raises them before any handler), given a code on PLAIN_ERROR_PATHS.
+# The router's own refusals (aiohttp raises them before any handler; a page raises 404 for a file it does
+# not serve): aiohttp's text ("404: Not Found") is no answer a GraphQL or /events client can read.
 ROUTER_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 def router_refusal(request: web.Request, exc: web.HTTPException) -> web.Response | None:
-    """The router's 404/405 on a PLAIN_ERROR_PATHS route in that route's JSON shape (``Allow`` kept),
-    not aiohttp's plain text; None elsewhere (/graphql answers its own, the pages are plain)."""
+    """The router's 404/405 in the route's error shape (:func:`error_response`, ``Allow`` kept), not
+    aiohttp's plain text; None for any other status (a 304 from a page, a redirect)."""
     code = ROUTER_CODES.get(exc.status)
-    if code is None or request.path not in PLAIN_ERROR_PATHS:
+    if code is None:
         return None
     allow = exc.headers.get("Allow")
     if allow is None:
         return error_response(request, exc.status, f"{request.path}: {exc.reason}", code)
+    return method_not_allowed(request, allow)
+
+
+def method_not_allowed(request: web.Request, allow: str) -> web.Response:
     message = f"{request.method} is not allowed on {request.path} (allowed: {allow})"
-    return error_response(request, exc.status, message, code, Allow=allow)
+    return error_response(request, 405, message, ROUTER_CODES[405], Allow=allow)
 
 
 def host_name(host: str) -> str:

@@ -106,11 +106,9 @@ def response_body(result: ExecutionResult, media: str, body: Mapping[str, Any]) 
     return {key: value for key, value in body.items() if key != "data"}, status
 
 
-def not_a_request(
-    accept: str | None, status: int, reason: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
+def not_a_request(accept: str | None, status: int, reason: str) -> web.Response:
     """The answer to a request that is not a GraphQL request (see the module's docstring)."""
     if negotiate(accept) != GRAPHQL_RESPONSE_JSON:
-        return web.Response(text=reason, status=status, headers=headers)
+        return web.Response(text=reason, status=status)
     body = json.dumps({"errors": [{"message": reason, "extensions": {"code": "BAD_REQUEST"}}]})
-    return web.Response(text=body, status=status, content_type=GRAPHQL_RESPONSE_JSON, headers=headers)
+    return web.Response(text=body, status=status, content_type=GRAPHQL_RESPONSE_JSON)

@@ -69,13 +69,23 @@ async def post_query(
         body = json.loads(text)
     except ValueError:
         body = None
-    if isinstance(body, dict) and ("data" in body or "errors" in body):
-        return body
-    if status in (404, 405):  # a page or another route answered: say what --url should be
+    if status in (404, 405):
+        # Not /graphql: a GraphQL answer is never 404/405 (a gateway's other routes answer them in the
+        # GraphQL error shape too, so the shape does not tell): say what --url should be.
         hint = "--url takes http(s)://host[:port] or its /graphql"
-        text = f"{url} is not a GraphQL endpoint ({hint}): {text}"
+        text = f"{url} is not a GraphQL endpoint ({hint}): {_first_message(body) or text}"
+    elif isinstance(body, dict) and ("data" in body or "errors" in body):
+        return body
     return {
         "errors": [
             {"message": f"HTTP {status}: {text.strip()[:500]}", "extensions": {"code": f"HTTP_{status}"}}
         ]
     }
+
+
+def _first_message(body: object) -> str | None:
+    """The first error's message of a GraphQL-shaped answer, else None."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    first = errors[0] if isinstance(errors, list) and errors else None
+    message = first.get("message") if isinstance(first, dict) else None
+    return message if isinstance(message, str) else None

@@ -123,15 +123,25 @@ def _refusal(endpoint: str, status: int, text: str) -> str:
 
 
 def _reason(text: str) -> str:
-    """The gateway's own words from its ``{"error": ..., "code": ...}`` refusal, else the body as sent."""
+    """The gateway's own words from its refusal, ``{"error": ..., "code": ...}`` (/events) or GraphQL's
+    ``{"errors": [{"message": ..., "extensions": {"code": ...}}]}`` (a wrong --url path: the router's
+    404), else the body as sent."""
     try:
         body = json.loads(text)
     except ValueError:
         return text.strip()
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        code = body.get("code")
-        return f"{body['error']} ({code})" if isinstance(code, str) else body["error"]
-    return text.strip()
+    if not isinstance(body, dict):
+        return text.strip()
+    if isinstance(body.get("error"), str):
+        message, code = body["error"], body.get("code")
+    else:
+        errors = body.get("errors")
+        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+        message, extensions = first.get("message"), first.get("extensions")
+        code = extensions.get("code") if isinstance(extensions, dict) else None
+        if not isinstance(message, str):
+            return text.strip()
+    return f"{message} ({code})" if isinstance(code, str) else message
 
 
 def _batches(

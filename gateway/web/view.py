@@ -22,8 +22,10 @@
   (:mod:`gateway.web.negotiation`). The media type is chosen once per request, in
   ``get_sub_response``, and kept on the sub-response (and the request): ``process_result`` only sees the
   request, ``create_response`` only the sub-response.
-* ``__call__``: strawberry's own 4xx (bad JSON, no query, a GET mutation, a PUT) stay text for legacy
-  clients; a client that asked for ``application/graphql-response+json`` gets a GraphQL response.
+* ``__call__``: strawberry's own 4xx (bad JSON, no query, a GET mutation) stay text for legacy
+  clients; a client that asked for ``application/graphql-response+json`` gets a GraphQL response. A
+  method other than GET and POST (a PUT) is a GraphQL response for every client: 405 with ``Allow`` and
+  code ``METHOD_NOT_ALLOWED``, as the router answers it on the other routes (``edge.router_refusal``).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from gateway.security.limits import Limits
 from gateway.services import Services
 from gateway.web import documents, pages, request_json
 from gateway.web.context import Context, new_context
-from gateway.web.edge import PRINCIPAL, error_response
+from gateway.web.edge import PRINCIPAL, error_response, method_not_allowed
 from gateway.web.negotiation import negotiate, not_a_request, response_body
 from gateway.web.operations import parsed_problem
 from gateway.web.requests import PREPARED
@@ -178,9 +180,10 @@ class FunnelGraphQLView(GraphQLView):
         try:
             return await self.run(request=request)
         except HTTPException as exc:
+            if exc.status_code == 405:  # JSON with a code for every client, as on every other route
+                return method_not_allowed(request, "GET, POST")
             reason = _HINTS.get(exc.reason, exc.reason)
-            headers = {"Allow": "GET, POST"} if exc.status_code == 405 else None
-            return not_a_request(request.headers.get("Accept"), exc.status_code, reason, headers)
+            return not_a_request(request.headers.get("Accept"), exc.status_code, reason)
 
     async def get_sub_response(self, request: web.Request) -> web.Response:
         sub_response = web.Response()
