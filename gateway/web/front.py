@@ -13,7 +13,8 @@ order ``gateway/web/app.py`` documents:
 
 Around them all runs the body deadline (:mod:`gateway.web.body_deadline`): a request whose body is still
 coming is answered 408 if the rest does not arrive within ``FUNNEL_BODY_TIMEOUT_S``, whichever step
-reads it.
+reads it. A step that fails unexpectedly is answered 500 ``INTERNAL_SERVER_ERROR`` in the route's error
+shape (aiohttp's own answer is a text page), its trace logged.
 
 Each step is a plain function of its own module; they used to be one middleware each, and a cached
 answer is only one Redis call, so nesting four coroutines per request (and aiohttp's call into each)
@@ -22,6 +23,7 @@ was a measurable part of it (``bench/bench_api.py``).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,6 +34,8 @@ from gateway.web import body_deadline, edge
 from gateway.web.observability import HttpMetrics
 from gateway.web.requests import RequestReader
 from gateway.web.response_cache import ResponseCache
+
+log = logging.getLogger("funnelgate.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -85,6 +89,17 @@ def middleware(
             raise
         except BodyTimeout:
             response = body_deadline.refusal(request, body_timeout_s, request.path == graphql_path)
+            status = response.status
+            decorate(request, response)
+            return response
+        except Exception:
+            if request.headers.get("Upgrade", "").lower() == "websocket":
+                raise  # the socket may be open already: no HTTP answer can follow
+            # A fault of ours: the trace goes to the log, the client gets the route's error shape.
+            log.exception("%s %s failed", request.method, request.path)
+            response = edge.error_response(
+                request, 500, "internal error: the gateway logged it", "INTERNAL_SERVER_ERROR"
+            )
             status = response.status
             decorate(request, response)
             return response

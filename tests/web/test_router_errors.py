@@ -103,3 +103,17 @@ async def test_a_websocket_still_opens(http: TestClient) -> None:
     async with http.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws:
         await ws.send_json({"type": "connection_init"})
         assert (await ws.receive_json(timeout=30))["type"] == "connection_ack"
+
+
+async def test_a_fault_in_a_handler_is_a_coded_json_500_without_the_trace(
+    http: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(services: object) -> dict[str, object]:
+        raise RuntimeError("secret detail of a bug")
+
+    monkeypatch.setattr("gateway.web.health.check_health", broken)
+    response = await http.get("/healthz")
+    assert response.status == 500
+    body = await response.json()
+    assert body == graphql_error("internal error: the gateway logged it", "INTERNAL_SERVER_ERROR")
+    assert "secret detail" not in await response.text()
