@@ -180,10 +180,19 @@ def decode_cursor(cursor: str | None) -> int | None:
     return after
 
 
-@strawberry.type
+@strawberry.type(description="Relay's page info. Pages go forward only (`first`/`after`).")
 class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(description="More users follow `endCursor`.")
+    has_previous_page: bool = strawberry.field(
+        description=(
+            "Always false: pages go forward only (no `last`/`before`), and the Relay connection "
+            "spec allows false for forward pagination."
+        )
+    )
+    start_cursor: str | None = strawberry.field(description="The first edge's cursor; null on an empty page.")
+    end_cursor: str | None = strawberry.field(
+        description="The last edge's cursor (pass it as `after` for the next page); null on an empty page."
+    )
 
 
 @strawberry.type
@@ -201,9 +210,11 @@ class UserConnection:
     @classmethod
     def from_page(cls, page: UserPage) -> UserConnection:
         edges = [UserEdge(cursor=encode_cursor(i), node=User(id=i)) for i in page.user_ids]
-        end = edges[-1].cursor if edges else None
+        start, end = (edges[0].cursor, edges[-1].cursor) if edges else (None, None)
         return cls(
             edges=edges,
-            page_info=PageInfo(has_next_page=page.has_next, end_cursor=end),
+            page_info=PageInfo(
+                has_next_page=page.has_next, has_previous_page=False, start_cursor=start, end_cursor=end
+            ),
             total_count=page.total,
         )

@@ -76,15 +76,27 @@ def ids(connection: dict) -> list[int]:
 
 async def test_users_connection_pages(services):
     query = """query($after: String) { users(first: 4, after: $after) {
-        totalCount edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }"""
+        totalCount edges { cursor node { id } }
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }"""
     page1 = (await data_of(services, query))["users"]
     assert ids(page1) == [1, 2, 3, 4]
     assert [e["cursor"] for e in page1["edges"]] == [cursor(i) for i in (1, 2, 3, 4)]
-    assert page1["pageInfo"] == {"hasNextPage": True, "endCursor": cursor(4)}
+    # Relay's four fields; forward pages only, so hasPreviousPage is false (the spec allows it).
+    assert page1["pageInfo"] == {
+        "hasNextPage": True,
+        "hasPreviousPage": False,
+        "startCursor": cursor(1),
+        "endCursor": cursor(4),
+    }
     assert page1["totalCount"] == 6
     page2 = (await data_of(services, query, {"after": cursor(4)}))["users"]
     assert ids(page2) == [5, 6]
-    assert page2["pageInfo"] == {"hasNextPage": False, "endCursor": cursor(6)}
+    assert page2["pageInfo"] == {
+        "hasNextPage": False,
+        "hasPreviousPage": False,
+        "startCursor": cursor(5),
+        "endCursor": cursor(6),
+    }
     assert page2["totalCount"] == 6
 
 
@@ -103,12 +115,12 @@ async def test_users_empty_page(services):
     data = await data_of(
         services,
         """{ users(filter: {device: TABLET}, after: "NQ==") {
-            totalCount edges { cursor } pageInfo { hasNextPage endCursor } } }""",
+            totalCount edges { cursor } pageInfo { hasNextPage startCursor endCursor } } }""",
     )
     assert data["users"] == {
         "totalCount": 1,
         "edges": [],
-        "pageInfo": {"hasNextPage": False, "endCursor": None},
+        "pageInfo": {"hasNextPage": False, "startCursor": None, "endCursor": None},
     }
 
 
