@@ -71,6 +71,9 @@ class Settings:
     max_aliases: int = 20
     max_tokens: int = 2000
     max_query_chars: int = 20_000
+    # A /graphql body (a document plus its variables); at least 4 * max_query_chars bytes, so a document
+    # at the character limit always fits (UTF-8: up to 4 bytes a character).
+    max_body_bytes: int = 1024 * 1024
     max_cost: int = 200_000
     introspection: bool = True
     request_timeout_s: float = 30.0
@@ -96,6 +99,12 @@ class Settings:
     # and backend timings (0: off); the access log (one line per HTTP request, Apache combined format).
     slow_operation_ms: int = 1000
     access_log: bool = True
+
+    @property
+    def graphql_body_limit(self) -> int:
+        """The largest /graphql request body in bytes: ``max_body_bytes``, raised to fit a document of
+        ``max_query_chars`` characters."""
+        return max(self.max_body_bytes, 4 * self.max_query_chars)
 
     @property
     def duckdb_path(self) -> Path:
@@ -277,6 +286,7 @@ _CASTS = {
     "max_aliases": _positive_int,
     "max_tokens": _positive_int,
     "max_query_chars": _positive_int,
+    "max_body_bytes": _positive_int,
     "max_cost": _positive_int,
     "introspection": _switch,
     "request_timeout_s": _positive_float,

@@ -54,6 +54,16 @@ def test_operations_per_socket_default_and_setting(tmp_path):
     assert load_settings(env=env).max_operations_per_socket == 3
 
 
+def test_graphql_body_limit_default_setting_and_floor(tmp_path):
+    base = {"FUNNEL_DATA_DIR": str(tmp_path)}
+    assert load_settings(env=base).graphql_body_limit == 1_048_576
+    assert load_settings(env={**base, "FUNNEL_MAX_BODY_BYTES": "300000"}).graphql_body_limit == 300_000
+    # never below 4 bytes per character of the largest document (20,000 characters by default)
+    assert load_settings(env={**base, "FUNNEL_MAX_BODY_BYTES": "1000"}).graphql_body_limit == 80_000
+    with pytest.raises(ConfigError, match=r"FUNNEL_MAX_BODY_BYTES.*positive integer"):
+        load_settings(env={**base, "FUNNEL_MAX_BODY_BYTES": "1MB"})
+
+
 def test_empty_values_count_as_unset(tmp_path):
     s = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path), "FUNNEL_MONGO_URL": "", "FUNNEL_PORT": " "})
     assert s.mongo_url is None and s.port == 8000

@@ -117,10 +117,9 @@ def create_app(
         GRAPHQL_PATH,
         settings.body_timeout_s,
     )
-    # A request body is a document (FUNNEL_MAX_QUERY_CHARS) plus its variables.
-    app = web.Application(
-        middlewares=[middleware], client_max_size=max(1 << 20, 4 * settings.max_query_chars)
-    )
+    # A request body is a document (FUNNEL_MAX_QUERY_CHARS) plus its variables; past it aiohttp raises
+    # 413, which the front middleware answers in the route's shape (edge.body_too_large).
+    app = web.Application(middlewares=[middleware], client_max_size=settings.graphql_body_limit)
     app[SERVICES] = services
     realtime = services.realtime
     if realtime is not None:  # read at scrape time; the newest app's hub wins (one per process)

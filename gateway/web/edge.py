@@ -29,7 +29,8 @@ middleware, :mod:`gateway.web.front`, calls it first and :func:`decorate` on wha
 
 Every refusal here is JSON with a code, in the route's error shape (:func:`error_response`): a client
 reads a refusal the same way whichever step gave it. So are the router's 404 and 405 on every path
-(:func:`router_refusal`, ``NOT_FOUND`` / ``METHOD_NOT_ALLOWED`` with ``Allow``), and /graphql's own 405.
+(:func:`router_refusal`, ``NOT_FOUND`` / ``METHOD_NOT_ALLOWED`` with ``Allow``), /graphql's own 405, and
+aiohttp's 413 for a body over ``FUNNEL_MAX_BODY_BYTES`` (:func:`body_too_large`, ``PAYLOAD_TOO_LARGE``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,17 @@ def router_refusal(request: web.Request, exc: web.HTTPException) -> web.Response
     if allow is None:
         return error_response(request, exc.status, f"{request.path}: {exc.reason}", code)
     return method_not_allowed(request, allow)
+
+
+def body_too_large(request: web.Request, settings: Settings) -> web.Response:
+    """aiohttp's 413 for a body over ``client_max_size`` (``Settings.graphql_body_limit``) in the route's
+    error shape, naming the limit and the setting that controls it, as every other limit is answered."""
+    limit = settings.graphql_body_limit
+    setting = env_name("max_body_bytes")
+    if limit != settings.max_body_bytes:
+        setting = f"4 x {env_name('max_query_chars')}, above {setting}"
+    message = f"the request body is larger than {limit:,} bytes ({setting})"
+    return error_response(request, 413, message, "PAYLOAD_TOO_LARGE")
 
 
 def method_not_allowed(request: web.Request, allow: str) -> web.Response:

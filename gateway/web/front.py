@@ -80,6 +80,8 @@ def middleware(
             return response
         except web.HTTPException as exc:
             refusal = router_refusal(request, exc)
+            if exc.status == 413:  # request.read() past client_max_size
+                refusal = edge.body_too_large(request, policy.settings)
             if refusal is not None:
                 status = refusal.status
                 decorate(request, refusal)

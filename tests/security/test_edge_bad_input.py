@@ -44,7 +44,7 @@ async def test_each_malformed_credential_is_401_unauthenticated(services, author
 
 
 async def test_a_body_over_the_size_limit_is_413_and_the_credential_is_checked_first(services):
-    # client_max_size is max(1 MiB, 4 x FUNNEL_MAX_QUERY_CHARS (20,000 by default)): 1 MiB here.
+    # max(FUNNEL_MAX_BODY_BYTES (1 MiB), 4 x FUNNEL_MAX_QUERY_CHARS (20,000 by default)): 1 MiB here.
     body = json.dumps({"query": "{ health { status } }" + " " * (1 << 20)})
     headers = {"Content-Type": "application/json"}
     async with client_of(with_keys(services)) as client:
