@@ -13,7 +13,9 @@ class DeviceMetrics:
     users: int
     sessions: int
     conversions: int
-    revenue: float = strawberry.field(description="Sum of the converted sessions' value, rounded to cents.")
+    revenue: float = strawberry.field(
+        description="Sum of the converted sessions' value in currency units, rounded to whole cents (2 decimals)."
+    )
     avg_session_duration: float | None = strawberry.field(description="Seconds; null without sessions.")
 
 
@@ -22,7 +24,9 @@ class Dashboard:
     users: int = strawberry.field(description="Distinct users with a session in the range.")
     sessions: int
     conversions: int = strawberry.field(description="Converted sessions.")
-    revenue: float = strawberry.field(description="Sum of the converted sessions' value, rounded to cents.")
+    revenue: float = strawberry.field(
+        description="Sum of the converted sessions' value in currency units, rounded to whole cents (2 decimals)."
+    )
     avg_session_duration: float | None = strawberry.field(description="Seconds; null without sessions.")
     by_device: list[DeviceMetrics]
 

@@ -29,10 +29,14 @@ class Session:
         description="How many entries `interactions` lists: clicks, scrolls, hovers, form entries and conversions."
     )
     converted: bool
-    conversion_value: float = strawberry.field(description="The session's conversions summed, in cents.")
+    conversion_value: float = strawberry.field(
+        description=(
+            "The session's conversions summed, in currency units (not cents), to at most 2 decimals."
+        )
+    )
 
     def __post_init__(self) -> None:
-        # A sum of float amounts (0.1 + 1.1 = 1.2000000000000002), stated in cents as revenue is.
+        # A sum of float amounts (0.1 + 1.1 = 1.2000000000000002), rounded to whole cents as revenue is.
         self.conversion_value = cents(self.conversion_value)
 
     @strawberry.field

@@ -228,9 +228,12 @@ def _amount(value: Any) -> str:
     if not math.isfinite(number) or not 0 <= number <= MAX_AMOUNT:
         raise Invalid(f"a conversion's value must be between 0 and {MAX_AMOUNT:.0e}, got {_shown(value)}")
     if round(number, 2) != number:
-        # Money is summed and reported in cents (gateway/stores/money.py): a finer amount would make
+        # Money is summed and reported to the cent (gateway/stores/money.py): a finer amount would make
         # totals depend on the order a store adds them in.
-        raise Invalid(f"a conversion's value must be in cents, at most 2 decimals, got {_shown(value)}")
+        raise Invalid(
+            "a conversion's value must be an amount in currency units with at most 2 decimals "
+            f"(whole cents), got {_shown(value)}"
+        )
     return repr(number)
 
 

@@ -85,7 +85,10 @@ def reason(raw: Any) -> str:
             for text in ("1_000", " 12 ", "\u0661\u0662", "1e3", "+5", ".5", "12.", "-0", "inf", "nan")
         ),
         ({**BUY, "value": 1000000001}, "a conversion's value must be between 0 and 1e+09, got 1000000001"),
-        ({**BUY, "value": 17.301}, "a conversion's value must be in cents, at most 2 decimals, got 17.301"),
+        (
+            {**BUY, "value": 17.301},
+            "a conversion's value must be an amount in currency units with at most 2 decimals (whole cents), got 17.301",
+        ),
         ({**BUY, "value": "17.301"}, 'a conversion\'s value must be an amount like 49.90, got "17.301"'),
         (
             {**BUY, "value": 1000000001.5},
