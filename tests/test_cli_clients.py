@@ -109,6 +109,22 @@ def test_replay_url_names_the_servers_events_endpoint(url, endpoint):
     assert check_url(url, "/events") == endpoint
 
 
+@pytest.mark.parametrize(
+    ("url", "graphql"),
+    [
+        ("http://h:1/events", "http://h:1/graphql"),
+        ("http://h:1/events/", "http://h:1/graphql"),
+        ("https://h/funnel/events", "https://h/funnel/graphql"),
+    ],
+)
+def test_query_with_the_events_url_says_it_needs_the_graphql_one(url, graphql, capsys):
+    # nothing is sent: the gateway would answer the events route's "expected a JSON array of events"
+    assert main(["query", "--url", url, "{ health { status } }"]) == 2
+    err = capsys.readouterr().err
+    assert f"--url: {url} is the gateway's events endpoint, not a GraphQL endpoint" in err
+    assert f"a query needs {graphql} (--url takes http(s)://host[:port] or its /graphql)" in err
+
+
 def test_a_url_that_is_not_http_is_a_usage_error(capsys):
     assert main(["replay", "--csv-dir", str(CLEAN), "--url", "127.0.0.1:8000"]) == 2
     assert "--url: expected http(s)://host[:port]" in capsys.readouterr().err

@@ -15,6 +15,7 @@ import aiohttp
 from gateway.errors import ConfigError, StoreUnavailable
 
 ACCEPT = "application/graphql-response+json, application/json;q=0.9"
+URL_HINT = "--url takes http(s)://host[:port] or its /graphql"
 TIMEOUT_S = 300  # an uncached funnel over a big dataset takes a while
 
 
@@ -23,11 +24,20 @@ def check_url(url: str, endpoint: str = "/graphql") -> str:
 
     Every command that takes ``--url`` reads it the same way: a base URL (no path, or ``/``) means
     that server's own endpoint; ``/events`` also follows a path the user copied from ``query`` (a
-    ``…/graphql`` URL) or a proxy's prefix. Anything else is used as given."""
+    ``…/graphql`` URL) or a proxy's prefix. ``/graphql`` refuses a URL naming ``/events`` (a URL copied from
+    ``replay``): the gateway would answer GraphQL with the events route's "expected a JSON array". Anything
+    else is used as given."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError("--url", f"expected http(s)://host[:port] (the gateway), got {url!r}")
     path = parts.path.rstrip("/")
+    if endpoint == "/graphql" and path.endswith("/events"):
+        graphql = parts._replace(path=path.removesuffix("/events") + "/graphql").geturl()
+        raise ConfigError(
+            "--url",
+            f"{url} is the gateway's events endpoint, not a GraphQL endpoint: a query needs {graphql} "
+            f"({URL_HINT})",
+        )
     if endpoint == "/events" and not path.endswith("/events"):
         path = path.removesuffix("/graphql") + "/events"
     elif not path:
@@ -72,8 +82,7 @@ async def post_query(
     if status in (404, 405):
         # Not /graphql: a GraphQL answer is never 404/405 (a gateway's other routes answer them in the
         # GraphQL error shape too, so the shape does not tell): say what --url should be.
-        hint = "--url takes http(s)://host[:port] or its /graphql"
-        text = f"{url} is not a GraphQL endpoint ({hint}): {_first_message(body) or text}"
+        text = f"{url} is not a GraphQL endpoint ({URL_HINT}): {_first_message(body) or text}"
     elif isinstance(body, dict) and ("data" in body or "errors" in body):
         return body
     return {
