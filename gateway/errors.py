@@ -84,21 +84,27 @@ def shown(value: object, limit: int = SHOWN_CHARS) -> str:
     """``value`` as JSON, for a message that echoes a client's input: clients write JSON (and GraphQL, whose
     strings and ``true``/``null`` read the same), so ``"view"``, ``true``, ``null``, not Python's
     ``'view'``, ``True``, ``None``. Cut to ``limit`` characters: a client may send megabytes, and the
-    message (and every log line carrying it) must stay small."""
-    return _cut(_as_json(value), limit)
+    message (and every log line carrying it) must stay small. A cut value says how long it was: a
+    string its own length in characters (not its JSON text's, which adds the quotes and escapes), any
+    other value the length of its JSON text ("(41 characters of JSON)")."""
+    return _cut(_as_json(value), limit, value, "of JSON")
 
 
 def shown_repr(value: object, limit: int = SHOWN_CHARS) -> str:
     """``repr(value)``, cut like :func:`shown`, for input that is text, not JSON: a CSV cell, an HTTP
     header. Python's quoting marks where such text starts and ends and escapes what cannot be printed;
-    JSON quoting would suggest the value was JSON."""
-    return _cut(repr(value), limit)
+    JSON quoting would suggest the value was JSON. A cut string says its own length, as :func:`shown`."""
+    return _cut(repr(value), limit, value, "of repr")
 
 
-def _cut(text: str, limit: int) -> str:
+def _cut(text: str, limit: int, value: object, written_as: str) -> str:
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}... ({len(text):,} characters)"
+    # A client counts the characters it sent, not the quotes and escapes the message adds around them.
+    length = (
+        f"{len(value):,} characters" if isinstance(value, str) else f"{len(text):,} characters {written_as}"
+    )
+    return f"{text[:limit]}... ({length})"
 
 
 def _as_json(value: object) -> str:

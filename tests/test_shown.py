@@ -54,20 +54,26 @@ def test_a_cycle_falls_back_to_repr() -> None:
 
 
 def test_a_long_value_is_cut_and_says_its_length() -> None:
-    # 1,000,000 x's are 1,000,002 characters of JSON (with the quotes): the first 200 are kept.
+    # 1,000,000 x's are 1,000,002 characters of JSON (with the quotes): the first 200 are kept, and the
+    # length given is the string's own, not its JSON text's.
     text = shown("x" * 1_000_000)
-    assert text == '"' + "x" * 199 + "... (1,000,002 characters)"
+    assert text == '"' + "x" * 199 + "... (1,000,000 characters)"
     assert SHOWN_CHARS == 200
     assert shown("y" * 198) == '"' + "y" * 198 + '"'  # 200 characters exactly: not cut
-    assert shown("y" * 199) == '"' + "y" * 199 + "... (201 characters)"
-    assert shown([1] * 20, 10) == "[1,1,1,1,1... (41 characters)"
+    assert shown("y" * 199) == '"' + "y" * 199 + "... (199 characters)"
+    assert shown("y" * 2_001) == '"' + "y" * 199 + "... (2,001 characters)"
+    # escapes do not count either: 150 newlines are 150 characters, 302 of JSON ("\n" each)
+    assert shown("\n" * 150) == '"' + "\\n" * 99 + "\\... (150 characters)"
+    # any other value: its JSON text's length, said so
+    assert shown([1] * 20, 10) == "[1,1,1,1,1... (41 characters of JSON)"
 
 
 def test_shown_repr_keeps_pythons_quoting_for_text_that_is_not_json() -> None:
     assert shown_repr("abc") == "'abc'"
     assert shown_repr('say "hi"') == "'say \"hi\"'"
     assert shown_repr("\u0661\u0662") == "'\u0661\u0662'"
-    assert shown_repr("z" * 300, 80) == "'" + "z" * 79 + "... (302 characters)"
+    assert shown_repr("z" * 300, 80) == "'" + "z" * 79 + "... (300 characters)"
+    assert shown_repr(b"z" * 300, 80) == "b'" + "z" * 78 + "... (303 characters of repr)"
 
 
 def test_a_date_argument_is_echoed_as_json_and_cut() -> None:
@@ -78,7 +84,7 @@ def test_a_date_argument_is_echoed_as_json_and_cut() -> None:
     assert str(wrong_type.value) == rule + "true"
     with pytest.raises(StrawberryInputCoercionError) as huge:
         parse_day("d" * 10_000)  # was echoed whole: 10,002 characters of repr
-    assert str(huge.value) == rule + '"' + "d" * 199 + "... (10,002 characters)"
+    assert str(huge.value) == rule + '"' + "d" * 199 + "... (10,000 characters)"
     with pytest.raises(StrawberryInputCoercionError) as impossible:
         parse_day("2015-13-45")
     assert str(impossible.value).startswith('Date "2015-13-45" is not a calendar day (')

@@ -111,8 +111,8 @@ async def test_both_paths_echo_a_bad_value_as_the_json_it_was(http, services: Se
     reasons = [
         r'type must be one of page_view, interaction, conversion, got "vi\"ew\\"',
         "timestamp must be ISO-8601 or epoch seconds, got true",
-        # 200 x's are 202 characters of JSON: the quote and 59 x's are kept.
-        'element must be a string of at most 100 characters, got "' + "x" * 59 + "... (202 characters)",
+        # 200 x's are 202 characters of JSON: the quote and 59 x's are kept, the string's length given.
+        'element must be a string of at most 100 characters, got "' + "x" * 59 + "... (200 characters)",
     ]
     data = await data_of(services, mutation, {"events": batch("m")})
     assert data["trackEvents"] == {

@@ -160,10 +160,11 @@ def test_a_bad_event_never_costs_a_good_one_and_repeats_count_once() -> None:
         ({"duration": -1.0}, "duration must be a number of seconds 0..86400, got -1"),
         ({"duration": -1.5}, "duration must be a number of seconds 0..86400, got -1.5"),
         # A long value is cut at 60 characters, and says how long it was: here the JSON text of 200
-        # x's is 202 characters (its quotes), cut after the opening quote and 59 x's.
+        # x's (202 characters with its quotes) is cut after the opening quote and 59 x's; the string's
+        # own length is given.
         (
             {"element": "x" * 200, "type": "interaction", "interactionType": "click"},
-            'element must be a string of at most 100 characters, got "' + "x" * 59 + "... (202 characters)",
+            'element must be a string of at most 100 characters, got "' + "x" * 59 + "... (200 characters)",
         ),
     ],
 )
