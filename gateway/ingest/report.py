@@ -22,6 +22,10 @@ class Rejection:
         return f"{self.file}:{self.line}: {self.reason}"
 
 
+def _line(rejection: Rejection) -> int:
+    return rejection.line
+
+
 @dataclass
 class FileReport:
     file: str
@@ -61,7 +65,10 @@ class IngestReport:
 
     @property
     def rejections(self) -> list[Rejection]:
-        return [r for f in self.files for r in f.rejections]
+        """Every rejected row, file by file (in the table's order), each file's in line order: rows are
+        rejected in more than one pass (an unclosed quote while reading, a bad id while parsing), so
+        the order they were found in is not the order of the file."""
+        return [r for f in self.files for r in sorted(f.rejections, key=_line)]
 
     def render(self) -> str:
         """A plain-text summary table, then rejected rows, missing values and what was written."""

@@ -155,6 +155,26 @@ def test_page_row_of_a_rejected_user_is_rejected_too(tmp_path: Path) -> None:
     assert dataset.pages == {"home": {1}}
 
 
+def test_rejected_rows_are_listed_in_line_order(tmp_path: Path) -> None:
+    # the unclosed quote on line 9 is found while reading, the bad id on line 4 after: listed 4, then 9
+    (tmp_path / "user_table.csv").write_text(
+        "user_id,date,device,sex\n1,2015-01-01,Desktop,Male\n2,2015-01-01,Mobile,Male\n"
+        "abc,2015-01-01,Mobile,Male\n3,2015-01-01,Mobile,Male\n4,2015-01-01,Mobile,Male\n"
+        '5,2015-01-01,Mobile,Male\n6,2015-01-01,Mobile,Male\n7,"2015-01-01,Mobile,Male\n'
+        "8,2015-01-01,Mobile,Male\n"
+    )
+    (tmp_path / "home_page_table.csv").write_text("user_id,home_page\n9,home_page\n1,home_page\n")
+    dataset = read_dataset(tmp_path)
+    rejected = [(r.file, r.line) for r in dataset.report.rejections]
+    assert rejected == [("user_table.csv", 4), ("user_table.csv", 9), ("home_page_table.csv", 2)]
+    listed = [line for line in dataset.report.render().splitlines() if line.startswith("  ")]
+    assert [line.split(": ")[0].strip() for line in listed] == [
+        "user_table.csv:4",
+        "user_table.csv:9",
+        "home_page_table.csv:2",
+    ]
+
+
 def test_repeated_page_row_and_too_many_fields_are_reported(tmp_path: Path) -> None:
     (tmp_path / "user_table.csv").write_text(
         "user_id,date,device,sex\n1,2015-01-01,Desktop,Male\n2,2015-01-01,a,b,c\n"
