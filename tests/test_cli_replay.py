@@ -123,6 +123,34 @@ def test_every_event_rejected_prints_the_reasons_and_exits_1(stub_gateway, capsy
     assert f"rejected: event {first_id}: userId must be in 1..2^31-1" in out
 
 
+def test_bad_csv_rows_are_counted_and_listed_not_skipped_silently(stub_gateway, capsys):
+    accept = lambda batch: (  # noqa: E731
+        200,
+        {"accepted": [e["eventId"] for e in batch], "duplicates": [], "rejected": []},
+    )
+    bad = CLEAN.parent / "bad_user_id"  # user_table.csv line 4: user_id 'abc'
+    argv = ["replay", "--csv-dir", str(bad), "--url", stub_gateway(accept), "--rate", "0", "--run", "s"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "skipped 1 bad CSV row(s), as ingest would reject them:",
+        "  user_table.csv:4: user_id is not a whole number in ASCII digits: 'abc'",
+    ]
+    summary = captured.out.splitlines()[-1]
+    assert summary.endswith(" requests failed; 1 bad CSV row(s) skipped"), summary
+
+
+def test_a_clean_directory_mentions_no_skipped_rows(stub_gateway, capsys):
+    accept = lambda batch: (  # noqa: E731
+        200,
+        {"accepted": [e["eventId"] for e in batch], "duplicates": [], "rejected": []},
+    )
+    argv = ["replay", "--csv-dir", str(CLEAN), "--url", stub_gateway(accept), "--rate", "0", "--limit", "3"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "skipped" not in captured.out
+
+
 def test_some_events_accepted_is_success_with_the_reasons_shown(stub_gateway, capsys):
     def half(batch):
         accepted = [e["eventId"] for e in batch[::2]]

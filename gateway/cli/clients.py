@@ -12,6 +12,8 @@ from gateway.cli.access import read_credential
 from gateway.config import Settings
 from gateway.errors import ConfigError
 
+SKIPPED_LISTED = 20  # bad CSV rows replay lists one per line; the rest are counted by kind
+
 
 async def serve(settings: Settings) -> int:
     from gateway.web.server import serve as run_server
@@ -52,7 +54,8 @@ async def replay(args: argparse.Namespace) -> int:
     import time
 
     from gateway.config import gateway_address
-    from gateway.realtime.replay import check_run, read_replay
+    from gateway.ingest.csv_files import read_dataset
+    from gateway.realtime.replay import check_run, replay_stream
     from gateway.web.remote import check_url
     from gateway.web.replay import ReplayReport
     from gateway.web.replay import replay as post_events
@@ -60,11 +63,16 @@ async def replay(args: argparse.Namespace) -> int:
     url = args.url or "http://{}:{}".format(*gateway_address())
     endpoint = check_url(url, "/events")
     run = check_run(args.run) if args.run is not None else f"r{int(time.time())}"
-    events = read_replay(args.csv_dir, run, args.seed)
+    dataset = read_dataset(args.csv_dir)
+    events = replay_stream(dataset, run, args.seed)
     pace = f"{args.rate:g} events/s" if args.rate else "an unlimited rate"
     print(f"replaying {args.csv_dir} to {endpoint} at {pace} (run {run}); Ctrl-C stops")
+    skipped = len(dataset.report.rejections)
+    if skipped:  # as ingest rejects them: a bad row is no event, and the user should know which
+        print(f"skipped {skipped:,} bad CSV row(s), as ingest would reject them:", file=sys.stderr)
+        print("\n".join(dataset.report.rejection_lines(SKIPPED_LISTED)), file=sys.stderr)
     credential = read_credential(args.credential_file)
-    report = ReplayReport()
+    report = ReplayReport(skipped_rows=skipped)
     try:
         await post_events(
             events, url, args.rate, args.batch, args.limit, credential=credential, report=report

@@ -70,6 +70,17 @@ class IngestReport:
         the order they were found in is not the order of the file."""
         return [r for f in self.files for r in sorted(f.rejections, key=_line)]
 
+    def rejection_lines(self, listed: int = MAX_LISTED_REJECTIONS) -> list[str]:
+        """The rejected rows, indented: the first ``listed`` one per line, the rest counted by kind (also
+        what ``funnelgate replay`` says it skipped)."""
+        rejections = self.rejections
+        lines = [f"  {r}" for r in rejections[:listed]]
+        if len(rejections) > listed:
+            rest = Counter(_reason_kind(r.reason) for r in rejections[listed:])
+            lines.append(f"  ... and {len(rejections) - listed:,} more:")
+            lines.extend(f"    {count:,} x {kind}" for kind, count in rest.most_common())
+        return lines
+
     def render(self) -> str:
         """A plain-text summary table, then rejected rows, missing values and what was written."""
         name_width = max([len("file"), *(len(f.file) for f in self.files)])
@@ -77,15 +88,10 @@ class IngestReport:
         lines = [header, "-" * len(header)]
         for f in self.files:
             lines.append(f"{f.file:<{name_width}}  {f.rows_read:>10,}  {f.ingested:>10,}  {f.rejected:>10,}")
-        rejections = self.rejections
-        if rejections:
+        if self.rejections:
             lines.append("")
-            lines.append(f"rejected rows ({len(rejections):,}):")
-            lines.extend(f"  {r}" for r in rejections[:MAX_LISTED_REJECTIONS])
-            if len(rejections) > MAX_LISTED_REJECTIONS:
-                rest = Counter(_reason_kind(r.reason) for r in rejections[MAX_LISTED_REJECTIONS:])
-                lines.append(f"  ... and {len(rejections) - MAX_LISTED_REJECTIONS:,} more:")
-                lines.extend(f"    {count:,} x {kind}" for kind, count in rest.most_common())
+            lines.append(f"rejected rows ({len(self.rejections):,}):")
+            lines.extend(self.rejection_lines())
         if self.missing:
             parts = ", ".join(f"{key} {count:,}" for key, count in sorted(self.missing.items()))
             lines.append("")

@@ -69,6 +69,7 @@ class ReplayReport:
     asked_rate: float = 0.0  # events/s asked for (0: unlimited)
     first_failure: str | None = None  # why the first failed request failed, as the user can act on it
     rejections: list[str] = field(default_factory=list)  # the first few distinct reasons events were refused
+    skipped_rows: int = 0  # bad CSV rows that became no event (listed on stderr before sending)
 
     @property
     def achieved_rate(self) -> float:
@@ -82,6 +83,7 @@ class ReplayReport:
             f"sent {self.sent} events in {self.seconds:.1f} s ({pace}{asked}): {self.accepted} accepted "
             f"({self.duplicates} already stored), {self.rejected} rejected, {self.failed_requests} of "
             f"{self.requests} requests failed"
+            + (f"; {self.skipped_rows:,} bad CSV row(s) skipped" if self.skipped_rows else "")
         ]
         lines += [f"rejected: {reason}" for reason in self.rejections]
         if self.first_failure is not None:
