@@ -35,6 +35,7 @@ from gateway.cache import keys
 from gateway.cache.aside import read_cached, write_cached
 from gateway.cache.stats import CacheStats
 from gateway.config import Settings
+from gateway.errors import json_type
 from gateway.stores.contracts import Cache
 
 log = logging.getLogger(__name__)
@@ -156,8 +157,16 @@ class PersistedQueries:
         return query
 
 
+ENVELOPE = '{"version": 1, "sha256Hash": "<64 hexadecimal digits>"}'
+
+
 def _check(persisted: Any) -> str:
-    if not isinstance(persisted, Mapping) or persisted.get("version") != 1:
+    if not isinstance(persisted, Mapping):  # "Unsupported persisted query version" named the wrong thing
+        raise PersistedQueryProblem(
+            f"extensions.persistedQuery must be an object {ENVELOPE}, got {json_type(persisted)}",
+            "BAD_REQUEST",
+        )
+    if persisted.get("version") != 1:  # Apollo Server's words: its clients know them
         raise PersistedQueryProblem("Unsupported persisted query version", "BAD_REQUEST")
     digest = persisted.get("sha256Hash")
     if not isinstance(digest, str) or _HEX64.match(digest) is None:

@@ -77,6 +77,28 @@ async def test_malformed_persisted_query_envelopes_are_400(services, extensions,
     assert response.status == status, text
 
 
+NOT_AN_ENVELOPE = 'extensions.persistedQuery must be an object {"version": 1, "sha256Hash": "<64 hexadecimal digits>"}, got '
+
+
+@pytest.mark.parametrize(
+    ("persisted", "message"),
+    [
+        ("x", NOT_AN_ENVELOPE + "a string"),
+        ([1], NOT_AN_ENVELOPE + "an array"),
+        ({"version": 2, "sha256Hash": "ab" * 32}, "Unsupported persisted query version"),  # Apollo's words
+    ],
+)
+async def test_a_persisted_query_that_is_no_envelope_says_what_one_is(services, persisted, message):
+    async with client_of(with_keys(services)) as client:
+        response = await client.post(
+            "/graphql", json={"extensions": {"persistedQuery": persisted}}, headers=bearer(Role.VIEWER)
+        )
+        body = await response.json(content_type=None)
+    assert response.status == 400
+    assert body["errors"][0]["message"] == message
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
 async def test_get_with_extensions_that_are_not_json_is_400(services):
     async with client_of(with_keys(services)) as client:
         response = await client.get(
