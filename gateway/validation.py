@@ -111,7 +111,7 @@ def check_steps(steps: Sequence[object], minimum: int) -> None:
         raise BadInput("funnel steps must be non-empty page types")
     repeated = sorted(str(name) for name, n in Counter(steps).items() if n > 1)
     if repeated:
-        raise BadInput(f"duplicate funnel steps: {shown(', '.join(repeated))}")
+        raise BadInput(f"duplicate funnel steps: {_step_names(repeated)}")
 
 
 def check_window(window: object) -> None:
@@ -146,9 +146,18 @@ def check_funnel_query(query: FunnelQuery) -> None:
 def check_known_steps(steps: Sequence[str], known: Sequence[str]) -> None:
     unknown = [s for s in steps if s not in known]
     if unknown:
-        raise BadInput(
-            f"unknown funnel steps: {shown(', '.join(unknown))} (known: {', '.join(sorted(known))})"
-        )
+        raise BadInput(f"unknown funnel steps: {_step_names(unknown)} (known: {', '.join(sorted(known))})")
+
+
+NAMES_SHOWN = 10
+
+
+def _step_names(names: Sequence[str]) -> str:
+    """Each name as the client wrote it, ``"x0", "x1"``: quoting the joined list (``"x0, x1"``) read as one
+    step named with a comma. At most NAMES_SHOWN of them: a client may send thousands."""
+    listed = ", ".join(shown(name) for name in names[:NAMES_SHOWN])
+    more = len(names) - NAMES_SHOWN
+    return f"{listed} and {more:,} more" if more > 0 else listed
 
 
 def check_interval(interval: object) -> None:
