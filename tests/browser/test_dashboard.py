@@ -13,9 +13,6 @@ Without search_page (home -> payment -> confirmation): 5, 4 (1 2 3 4), 2.
 
 from __future__ import annotations
 
-import asyncio
-
-import aiohttp
 import pytest
 
 from gateway.services import Services
@@ -206,45 +203,6 @@ async def test_trend_over_a_range_shows_every_week_and_says_when_nobody_started(
         "() => document.querySelector('#trend-state').textContent.includes('No user started')", timeout=20_000
     )
     assert await page.locator("#trend-chart svg").count() == 0
-    await assert_clean(tab)
-
-
-async def post_events(base: str, events: list[dict]) -> None:
-    async with aiohttp.ClientSession() as session, session.post(f"{base}/events", json=events) as response:
-        assert response.status == 200, await response.text()
-
-
-async def test_events_posted_to_the_gateway_reach_the_live_panel_within_2_s(tab: Tab) -> None:
-    await open_dashboard(tab)
-    page = tab.page
-    await page.wait_for_function(
-        "() => document.querySelector('#live-status').dataset.state === 'live'"
-        " && document.querySelector('#live-epm').textContent === '0'",
-        timeout=20_000,
-    )
-    events = [
-        {"type": "page_view", "eventId": "live-1", "userId": 1, "pageType": "home_page"},
-        {"type": "page_view", "eventId": "live-2", "userId": 1, "pageType": "search_page"},
-        {"type": "page_view", "eventId": "live-3", "userId": 2, "pageType": "home_page"},
-    ]
-    await post_events(tab.base, events)
-    posted = asyncio.get_running_loop().time()
-    # The bound the issue sets: the panel shows them within 2 s of the gateway's acknowledgement.
-    await page.wait_for_function(
-        """() => document.querySelector('#live-epm').textContent === '3'
-              && document.querySelector('#live-active').textContent === '2'
-              && document.querySelector('#live-steps li[data-step=home_page] .live-step-value')?.textContent === '≈2'
-              && document.querySelector('#live-steps li[data-step=search_page] .live-step-value')?.textContent === '≈1'""",
-        timeout=2_000,
-    )
-    seen_after = asyncio.get_running_loop().time() - posted
-    print(f"live panel updated {seen_after:.2f} s after the events were acknowledged")
-
-    # The tour for the README: a user's journey and look-alikes beside the moving numbers.
-    await page.fill("#user-id", "1")
-    await page.click("#user-form button[type=submit]")
-    await page.wait_for_selector("#user-similar table.similar tbody tr")
-    await tab.screenshot("dashboard.png", full_page=True)
     await assert_clean(tab)
 
 

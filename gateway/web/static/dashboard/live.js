@@ -5,11 +5,14 @@ import { $, describe, h } from './dom.js';
 
 const LIVE = `subscription DashboardLive {
   realtimeMetrics(intervalSeconds: 1) {
-    at activeUsers eventsPerMinute conversionsPerMinute steps { name usersToday }
+    at activeUsers eventsPerMinute conversionsPerMinute revenuePerMinute
+    byDevice { device revenuePerMinute }
+    steps { name usersToday }
   }
 }`;
 
 const history = [];
+const DEVICE_NAMES = { DESKTOP: 'Desktop', MOBILE: 'Mobile', TABLET: 'Tablet', OTHER: 'Other' };
 const STATUS_TEXT = { connecting: 'connecting…', live: 'live', reconnecting: 'reconnecting…', unauthorized: 'no access', idle: 'paused' };
 
 function liveStatus(status, detail) {
@@ -27,10 +30,36 @@ function setNumber(node, value) {
   node.classList.add('bump');
 }
 
+// byDevice lists only the devices seen in the last minute or two (events or revenue), so an empty
+// list means nobody, not an unknown.
+function renderDevices(devices) {
+  const top = Math.max(0, ...devices.map((d) => d.revenuePerMinute));
+  const list = $('live-devices');
+  if (!devices.length) {
+    list.replaceChildren(h('li', { class: 'empty', text: 'Nobody in the last minute.' }));
+    return;
+  }
+  list.replaceChildren(
+    ...devices.map((d) => {
+      const name = DEVICE_NAMES[d.device] || (d.device ? d.device : 'No device');
+      const fill = h('span', { class: 'fill' });
+      fill.style.width = top > 0 ? `${(100 * d.revenuePerMinute) / top}%` : '0%';
+      return h(
+        'li',
+        { 'data-device': d.device || 'none' },
+        h('span', { class: 'live-step-name', text: name }),
+        h('span', { class: 'meter', 'aria-hidden': 'true' }, fill),
+        h('span', { class: 'live-step-value', text: fmt.money.format(d.revenuePerMinute) }),
+      );
+    }),
+  );
+}
+
 function renderLive(metrics) {
   setNumber($('live-active'), fmt.int.format(metrics.activeUsers));
   setNumber($('live-epm'), fmt.dec.format(metrics.eventsPerMinute));
   setNumber($('live-cpm'), fmt.dec.format(metrics.conversionsPerMinute));
+  setNumber($('live-rpm'), fmt.money.format(metrics.revenuePerMinute));
   history.push(metrics.eventsPerMinute);
   if (history.length > 90) history.shift();
   responsive($('live-spark'), (width) => sparkline([...history], width));
@@ -53,6 +82,7 @@ function renderLive(metrics) {
       );
     }),
   );
+  renderDevices(metrics.byDevice);
   $('live-at').textContent = `Updated ${new Date(metrics.at).toLocaleTimeString()}`;
 }
 

@@ -1,0 +1,176 @@
+"""The dashboard's live panel in a real browser: events posted to the gateway, and Redis down.
+
+The panel shows realtimeMetrics (one subscription, every second): per-minute figures count the minute
+now running plus the share of the previous minute still inside the last 60 s (README, "Realtime").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import aiohttp
+import pytest
+
+from gateway.errors import StoreUnavailable
+from gateway.services import Services
+from tests.browser.conftest import Tab
+from tests.browser.test_dashboard import assert_clean, funnel_users, open_dashboard
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def post_events(base: str, events: list[dict]) -> None:
+    async with aiohttp.ClientSession() as session, session.post(f"{base}/events", json=events) as response:
+        assert response.status == 200, await response.text()
+
+
+async def test_events_posted_to_the_gateway_reach_the_live_panel_within_2_s(tab: Tab) -> None:
+    await open_dashboard(tab)
+    page = tab.page
+    await page.wait_for_function(
+        "() => document.querySelector('#live-status').dataset.state === 'live'"
+        " && document.querySelector('#live-epm').textContent === '0'",
+        timeout=20_000,
+    )
+    events = [
+        {"type": "page_view", "eventId": "live-1", "userId": 1, "pageType": "home_page"},
+        {"type": "page_view", "eventId": "live-2", "userId": 1, "pageType": "search_page"},
+        {"type": "page_view", "eventId": "live-3", "userId": 2, "pageType": "home_page"},
+    ]
+    await post_events(tab.base, events)
+    posted = asyncio.get_running_loop().time()
+    # The bound the issue sets: the panel shows them within 2 s of the gateway's acknowledgement.
+    await page.wait_for_function(
+        """() => document.querySelector('#live-epm').textContent === '3'
+              && document.querySelector('#live-active').textContent === '2'
+              && document.querySelector('#live-steps li[data-step=home_page] .live-step-value')?.textContent === '≈2'
+              && document.querySelector('#live-steps li[data-step=search_page] .live-step-value')?.textContent === '≈1'""",
+        timeout=2_000,
+    )
+    seen_after = asyncio.get_running_loop().time() - posted
+    print(f"live panel updated {seen_after:.2f} s after the events were acknowledged")
+
+    # The tour for the README: a user's journey and look-alikes beside the moving numbers.
+    await page.fill("#user-id", "1")
+    await page.click("#user-form button[type=submit]")
+    await page.wait_for_selector("#user-similar table.similar tbody tr")
+    await tab.screenshot("dashboard.png", full_page=True)
+    await assert_clean(tab)
+
+
+LIVE_REVENUE = """() => ({
+    epm: document.querySelector('#live-epm').textContent,
+    cpm: document.querySelector('#live-cpm').textContent,
+    total: document.querySelector('#live-rpm').textContent,
+    devices: [...document.querySelectorAll('#live-devices li[data-device]')].map((li) => [
+        li.dataset.device, li.querySelector('.live-step-name').textContent, li.querySelector('.live-step-value').textContent,
+    ]),
+})"""
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def seconds_left_in_minute() -> float:
+    now = datetime.now(UTC)
+    return 60 - now.second - now.microsecond / 1e6
+
+
+async def wait_for_live(tab: Tab, expected: dict, timeout_s: float) -> None:
+    try:
+        await tab.page.wait_for_function(
+            f"expected => JSON.stringify(({LIVE_REVENUE})()) === JSON.stringify(expected)",
+            arg=expected,
+            timeout=timeout_s * 1000,
+        )
+    except Exception:  # a timeout: say what the panel shows instead
+        assert await tab.page.evaluate(LIVE_REVENUE) == expected
+        raise
+
+
+async def test_a_conversion_shows_as_revenue_per_minute_overall_and_on_its_device(tab: Tab) -> None:
+    await open_dashboard(tab)
+    page = tab.page
+    await page.wait_for_function(
+        "() => document.querySelector('#live-status').dataset.state === 'live'"
+        " && document.querySelector('#live-rpm').textContent === '$0.00'",
+        timeout=20_000,
+    )
+    # Nobody live yet (the fixture is in the store, not in Redis): no device row, and the panel says so.
+    assert await page.evaluate(LIVE_REVENUE) == {"epm": "0", "cpm": "0", "total": "$0.00", "devices": []}
+    assert await page.text_content("#live-devices") == "Nobody in the last minute."
+
+    # A conversion stamped now counts in full only while its minute runs: once the next one starts,
+    # only the share of it still inside the last 60 s does (12.50 at 20 s past reads 8.33). So post
+    # with at least 25 s of the minute left (waiting for the next one if not) and give the panel 20 s:
+    # whatever second the test starts at, the whole amount is what it must show.
+    if seconds_left_in_minute() < 25:
+        await asyncio.sleep(seconds_left_in_minute() + 0.2)
+    now = datetime.now(UTC)
+    # Fixture users: 1 desktop, 4 mobile, 5 tablet (tests/api/fixture_data.py).
+    await post_events(
+        tab.base,
+        [
+            {"type": "conversion", "eventId": "buy-1", "userId": 4, "pageType": "payment_confirmation_page", "value": "12.50", "timestamp": iso(now)},
+            {"type": "conversion", "eventId": "buy-2", "userId": 1, "pageType": "payment_confirmation_page", "value": 7.25, "timestamp": iso(now)},
+            {"type": "page_view", "eventId": "look-1", "userId": 5, "pageType": "home_page", "timestamp": iso(now)},
+        ],
+    )  # fmt: skip
+    # 12.50 + 7.25 = 19.75 overall; each device its own users' amounts, 0 for the tablet's page view.
+    expected = {
+        "epm": "3",
+        "cpm": "2",
+        "total": "$19.75",
+        "devices": [
+            ["DESKTOP", "Desktop", "$7.25"], ["MOBILE", "Mobile", "$12.50"], ["TABLET", "Tablet", "$0.00"],
+        ],
+    }  # fmt: skip
+    await wait_for_live(tab, expected, timeout_s=max(0.5, min(20.0, seconds_left_in_minute() - 0.5)))
+    await tab.screenshot("dashboard-live-revenue.png")
+    await assert_clean(tab)
+
+
+@pytest.fixture
+def redis_down(services: Services, monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """The live snapshot fails as it does when Redis is unreachable, until the test sets "down" false."""
+    realtime = services.realtime
+    assert realtime is not None
+    state = {"down": True}
+    snapshot = realtime.snapshot
+
+    async def maybe_down(*args: object, **kwargs: object) -> object:
+        if state["down"]:
+            raise StoreUnavailable("redis: connection refused")
+        return await snapshot(*args, **kwargs)
+
+    monkeypatch.setattr(realtime, "snapshot", maybe_down)
+    return state
+
+
+async def test_with_redis_down_the_live_panel_says_paused_then_resumes_with_revenue(
+    redis_down: dict[str, bool], tab: Tab
+) -> None:
+    await open_dashboard(tab)
+    page = tab.page
+    await page.wait_for_function(
+        "() => document.querySelector('#live-status').dataset.state === 'degraded'", timeout=20_000
+    )
+    assert await page.text_content("#live-status") == "live metrics paused"
+    assert "Redis is unavailable" in await page.text_content("#live-at")
+    # No snapshot yet: the numbers keep the page's blank dash rather than showing a made-up $0.00.
+    blank = "\u2013"
+    assert await page.evaluate(LIVE_REVENUE) == {"epm": blank, "cpm": blank, "total": blank, "devices": []}
+    assert await funnel_users(tab) == [
+        ["home_page", "5"], ["search_page", "4"], ["payment_page", "3"], ["payment_confirmation_page", "2"],
+    ]  # fmt: skip
+
+    redis_down["down"] = False
+    await page.wait_for_function(
+        "() => document.querySelector('#live-status').dataset.state === 'live'"
+        " && document.querySelector('#live-rpm').textContent === '$0.00'",
+        timeout=20_000,
+    )
+    assert await page.text_content("#live-at") != ""
+    assert tab.errors == []  # an unavailable Redis is a state the page shows, not a script error
