@@ -69,7 +69,7 @@ query Overview {
 # Subscriptions run over WebSocket (graphql-transport-ws). Replace the query above with:
 # subscription Live {
 #   realtimeMetrics(intervalSeconds: 2) {
-#     at activeUsers eventsPerMinute
+#     at activeUsers eventsPerMinute revenuePerMinute
 #     steps { name usersToday }
 #   }
 # }
