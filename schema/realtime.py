@@ -54,7 +54,11 @@ class EventInput:
     )
     user_id: int | None = strawberry.UNSET
     session_id: str | None = strawberry.field(
-        default=strawberry.UNSET, description="Absent: continues the user's session (30 min gap)."
+        default=strawberry.UNSET,
+        description=(
+            "Absent: continues the user's session (30 min gap). Named: joins that session, or starts "
+            "it when none exists; an event more than the gap outside the session's span is rejected."
+        ),
     )
     page_type: str | None = strawberry.UNSET
     timestamp: JSON | None = strawberry.field(

@@ -4,29 +4,39 @@ Two store reads per group of events (whatever its size): the users, and the user
 for users this process has not seen lately (:class:`PlannerMemory`).
 
 * **Users.** A known user keeps their document. An unknown one is planned from their earliest event in
-  the group, and created by the store only if one of their events is new (a duplicate creates no one): ``date`` that event's day, ``device`` the first device any of their events in the group
-  reports (in time order; None when none does), ``sex`` None, ``attributes`` {}. A user document is
-  never changed afterwards: a device reported by a later group does not fill in a None.
+  the group that is not refused (below), and created by the store only if one of their events is new
+  (a duplicate creates no one): ``date`` that event's day, ``device`` the first device any of their
+  kept events in the group reports (in time order; None when none does), ``sex`` None,
+  ``attributes`` {}. A user document is never changed afterwards: a device reported by a later group
+  does not fill in a None.
 * **Device.** Every visit and session carries its *user's* device (the store's device invariant, which
   the MongoDB adapter's indexed device filters rely on). When an event reports another device than its
   user's, the stored documents keep the user's; the reported device travels with the published event
   (``userActivity`` shows it as ``reportedDevice``) and the live session state in Redis
   (``session:{id}`` field ``reported_device``), and is otherwise not stored.
-* **Sessions.** An event naming ``sessionId`` belongs to that session -- if the session is its user's:
-  an event naming another user's session (stored, or begun by another user's earlier event in the
-  group) is refused (``Planned.refused``, reported to its client as rejected) and nothing of it is
-  stored; session ids are global, and extending another user's session would corrupt theirs. One
-  store read finds the owners of named sessions this group does not already know. Otherwise it joins
-  the latest-starting of the user's known sessions whose span, widened by ``gap`` (FUNNEL_SESSION_GAP_S,
-  30 minutes, the TTL of ``session:{id}``), holds it, and starts a new one, ``rt-{eventId}``, when none
-  does. Known: the user's latest session (the last by start time), those the group begins or names,
-  and all the user's stored sessions when the user is read from the store -- which happens for a
-  remembered user too when their latest session does not settle an event: one before its start (a
-  late, offline event) or a sessionless one more than the gap after its end. The user's latest
-  session is the one that starts last, ties by id, as the stores order them: a late event that starts
-  a session of its own does not end the live one, and a warm process and a restarted one put every
-  event in the same session. Events of a user are taken in timestamp
-  order, so a group holding a whole day of one user splits at every 30-minute pause.
+* **Sessions.** An event naming ``sessionId`` belongs to that session -- if the session is its user's
+  and the event falls within its time: an event naming another user's session (stored, or begun by
+  another user's earlier event in the group) is refused, and so is one naming an existing session
+  (stored, remembered, or begun earlier in the group) more than the gap outside its span as the
+  group's earlier events (in time order) have extended it -- ``start - gap <= timestamp <= end +
+  gap``, bounds included, the rule a sessionless event joins by (``named_sessions.py`` has both
+  rules). A refused event is listed in ``Planned.refused``, reported to its client as rejected, and
+  changes nothing: no document, no user created, no span moved, nothing remembered (it is not in
+  ``Planned.events``). One store read finds the owners of named sessions this group does not already
+  know; a named session that does not exist yet is started by its earliest event. A sessionless event
+  joins the latest-starting of the user's known sessions whose span, widened by ``gap``
+  (FUNNEL_SESSION_GAP_S, 30 minutes, the TTL of ``session:{id}``), holds it, and starts a new one,
+  ``rt-{eventId}``, when none does. Known: the user's latest session (the last by start time), those
+  the group begins or names, and all the user's stored sessions when the user is read from the store
+  -- which happens for a remembered user too when their latest session does not settle an event: one
+  before its start (a late, offline event) or one more than the gap after its end (a sessionless one
+  may join an older session that ends later; one naming the latest is judged on its stored span,
+  which another process may have extended). So the window of a named session is always its real
+  span: remembered (what this process committed), read with the user, or built by the group. The
+  user's latest session is the one that starts last, ties by id, as the stores order them: a late
+  event that starts a session of its own does not end the live one, and a warm process and a
+  restarted one put every event in the same session, and refuse the same ones. Events of a user are
+  taken in timestamp order, so a group holding a whole day of one user splits at every 30-minute pause.
 * **Form values** are stored with ``free_text`` true (what the user typed: sentiment reads them).
 * **Conversions** are stored as ``user_interactions`` with ``interaction_type`` ``conversion``,
   ``element`` ``conversion`` and the amount as ``value``; the store folds them into the session
@@ -42,6 +52,7 @@ from datetime import datetime, timedelta
 
 from gateway.models import Document, EventBatch
 from gateway.realtime.events import CONVERSION, PAGE_VIEW, Event
+from gateway.realtime.named_sessions import LIVE_SESSION_PREFIX, outside_reason, refuse_foreign_sessions
 from gateway.stores.contracts import DocumentStore
 from gateway.stores.event_fold import CONVERSION as STORED_CONVERSION
 
@@ -208,19 +219,17 @@ async def _read_unless_in_reach(
     known_spans: dict[int, dict[str, _Span]],
 ) -> None:
     """Users remembered by their latest session only, with an event that session does not settle: one
-    before its start (it may join, or reach back past, another session) or, without a sessionId, more
-    than the gap after its end (an older session may end later). Their stored sessions are read, so
-    the group sees every session a restarted process would."""
+    before its start (it may join, or reach back past, another session) or more than the gap after
+    its end (without a sessionId, an older session may end later; naming the latest, it would be
+    refused, and a refusal is judged on the stored span: another process may have extended it).
+    Their stored sessions are read, so the group sees every session a restarted process would."""
     unsure = list(
         dict.fromkeys(
             e.user_id
             for e in events
             if e.user_id not in known_spans
             and e.user_id in latest
-            and (
-                e.timestamp < latest[e.user_id].start
-                or (e.session_id is None and e.timestamp > latest[e.user_id].end + gap)
-            )
+            and not latest[e.user_id].start <= e.timestamp <= latest[e.user_id].end + gap
         )
     )
     if unsure:
@@ -228,46 +237,13 @@ async def _read_unless_in_reach(
             _learn_sessions(user_id, sessions, planned, latest, owner, known_spans)
 
 
-LIVE_SESSION_PREFIX = "rt-"  # the sessions enrichment starts: rt-{the eventId of their first event}
-
-
-async def _refuse_foreign_sessions(
-    store: DocumentStore, in_time_order: list[Event], owner: dict[str, int], planned: Planned
-) -> None:
-    """Refuse every event that names a session of another user: stored (its owner read here, one store
-    read for the named sessions not known yet) or begun by another user's earlier event of the group.
-
-    A client may not start a session under the gateway's own prefix: ``rt-{eventId}`` is the id the
-    gateway gives the session a sessionless event starts, and a client holding one first (for one user)
-    would receive another user's events into it when that event arrives (in this group or a later one)."""
-    unknown = list(
-        dict.fromkeys(e.session_id for e in in_time_order if e.session_id and e.session_id not in owner)
-    )
-    if unknown:
-        for doc in await store.sessions_by_ids(unknown):
-            if doc is not None:
-                owner[doc["session_id"]] = doc["user_id"]
-    # The sessions this group may start for sessionless events, and whose they would be.
-    may_start = {
-        f"{LIVE_SESSION_PREFIX}{e.event_id}": e.user_id for e in in_time_order if e.session_id is None
-    }
-    for event in in_time_order:
-        session_id = event.session_id
-        if session_id is None:
-            continue
-        claimed = owner.get(session_id)
-        if claimed is None and session_id.startswith(LIVE_SESSION_PREFIX):
-            claimed = may_start.get(session_id)
-            if claimed is None:
-                planned.refused[event.event_id] = (
-                    f"sessionId {session_id} names no session, and ids starting with "
-                    f"{LIVE_SESSION_PREFIX} are the sessions the gateway starts"
-                )
-                continue
-        if claimed is None:
-            claimed = owner[session_id] = event.user_id
-        if claimed != event.user_id:
-            planned.refused[event.event_id] = f"sessionId {session_id} is another user's session"
+def _without_refused(planned: Planned, in_time_order: list[Event]) -> list[Event]:
+    """Drop the refused events from the group (``planned.events``, batch order) and ``in_time_order``."""
+    refused = planned.refused
+    if not refused:
+        return in_time_order
+    planned.events = [e for e in planned.events if e.event_id not in refused]
+    return [e for e in in_time_order if e.event_id not in refused]
 
 
 async def plan(
@@ -306,32 +282,12 @@ async def plan(
     await _read_unless_in_reach(store, events, gap, planned, latest, owner, known_spans)
     in_time_order = sorted(events, key=lambda e: e.timestamp)  # stable: batch order among equal times
     if named:
-        await _refuse_foreign_sessions(store, in_time_order, owner, planned)
-        if planned.refused:
-            events = [e for e in events if e.event_id not in planned.refused]
-            in_time_order = [e for e in in_time_order if e.event_id not in planned.refused]
-            planned.events = events
+        await refuse_foreign_sessions(store, in_time_order, owner, planned.refused)
+        in_time_order = _without_refused(planned, in_time_order)
 
-    seeds: dict[str, Document] = {}
-    reported: dict[int, str] = {}  # an unknown user's first reported device
-    for event in in_time_order:
-        if event.device is not None and event.user_id not in planned.user_device:
-            reported.setdefault(event.user_id, event.device)
+    seeded: dict[str, int] = {}  # the sessions the group touches, in first-touch order: their user
     for event in in_time_order:
         user_id = event.user_id
-        if user_id not in planned.user_device:  # unknown: created from their earliest event
-            device = reported.get(user_id)
-            planned.user_device[user_id] = device
-            planned.user_sex[user_id] = None
-            planned.batch.users.append(
-                {
-                    "user_id": user_id,
-                    "device": device,
-                    "sex": None,
-                    "date": event.timestamp.date(),
-                    "attributes": {},
-                }
-            )
         spans = known_spans.get(user_id)
         if spans is None:
             current = latest.get(user_id)
@@ -344,6 +300,11 @@ async def plan(
                 span = spans[event.session_id] = _Span(
                     event.session_id, min(start, known_start or start), end
                 )
+            else:  # refused before it changes anything: the spans, the latest, the user to create
+                why = outside_reason(span.session_id, span.start, span.end, start, gap)
+                if why is not None:
+                    planned.refused[event.event_id] = why
+                    continue
         else:
             # The latest-starting known session whose span, widened by the gap, holds the event: a late
             # event (an offline batch) that starts a session of its own leaves the live one the latest.
@@ -366,13 +327,35 @@ async def plan(
         if span is not current and (current is None or _order(span) > _order(current)):
             latest[user_id] = span
         planned.session_of[event.event_id] = span.session_id
-        if span.session_id not in seeds:
-            device = planned.user_device[user_id]
-            seeds[span.session_id] = {"session_id": span.session_id, "user_id": user_id, "device": device}
+        seeded.setdefault(span.session_id, user_id)
+    in_time_order = _without_refused(planned, in_time_order)
+    events = planned.events
+
+    # Unknown users, created from their earliest kept event with the first device their kept events
+    # report (in time order).
+    created: dict[int, Document] = {}
+    for event in in_time_order:
+        user_id = event.user_id
+        if user_id in planned.user_device:
+            continue
+        user = created.get(user_id)
+        if user is None:
+            date = event.timestamp.date()
+            user = created[user_id] = {
+                "user_id": user_id, "device": event.device, "sex": None, "date": date, "attributes": {}
+            }  # fmt: skip
+        elif user["device"] is None:
+            user["device"] = event.device
+    for user_id, user in created.items():
+        planned.user_device[user_id], planned.user_sex[user_id] = user["device"], None
+    planned.batch.users.extend(created.values())
 
     for event in events:  # documents in batch order
         doc = _document(event, planned.session_of[event.event_id], planned.user_device[event.user_id])
         (planned.batch.visits if event.type == PAGE_VIEW else planned.batch.interactions).append(doc)
-    planned.batch.sessions.extend(seeds.values())
+    device_of = planned.user_device
+    planned.batch.sessions.extend(
+        {"session_id": s, "user_id": u, "device": device_of[u]} for s, u in seeded.items()
+    )
     planned.spans = latest
     return planned

@@ -12,7 +12,9 @@ eventId            optional (generated when absent): 1-128 of ``A-Z a-z 0-9 _ . 
                    idempotency -- an id already stored, or repeated in the batch, changes nothing
 userId             required: an integer in 1..2^31-1 (GraphQL's Int); an unknown user is created
 sessionId          optional, like eventId; absent: the user's session continues unless it has been
-                   inactive for FUNNEL_SESSION_GAP_S (30 min), then a new one starts
+                   inactive for FUNNEL_SESSION_GAP_S (30 min), then a new one starts; named: joins
+                   that session within the gap of its span, else refused by enrichment
+                   (``named_sessions.py``)
 pageType           required: known page types and new ones alike, as a slug ``[a-z][a-z0-9_]{0,39}``
                    (``home``, ``search``, ``payment``, ``confirmation``, ``wishlist``...)
 timestamp          optional (absent: the time it arrived): ISO-8601 *with* an offset (``Z``,

@@ -22,6 +22,7 @@ from tests.redis_fixtures import REDIS_MODES
 pytestmark = pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+MINUTE = timedelta(minutes=1)
 
 
 def iso(moment: datetime) -> str:
@@ -247,20 +248,12 @@ async def test_a_late_event_starts_its_own_session_and_the_live_one_goes_on(
 
 
 async def test_an_event_joins_the_session_it_names(http, services: Services):
-    await post_events(
-        http,
-        [
-            page_view(
-                "n-1",
-                1,
-                "search_page",
-                sessionId="s1",
-                timestamp=iso(NOW - timedelta(minutes=1)),
-            )
-        ],
-    )
-    [session] = await services.store.sessions_by_ids(["s1"])
-    assert session["pages_visited"][-1] == "search_page"
+    # The fixture's s1 is of 2015: too far back to join (tests/realtime/test_named_session_window.py).
+    for event_id, page, minutes_ago in (("n-0", "home_page", 2), ("n-1", "search_page", 1)):
+        event = page_view(event_id, 1, page, sessionId="s-own", timestamp=iso(NOW - minutes_ago * MINUTE))
+        assert (await post_events(http, [event]))[1]["accepted"] == [event_id]
+    [session] = await services.store.sessions_by_ids(["s-own"])
+    assert (session["user_id"], session["pages_visited"]) == (1, ["home_page", "search_page"])
 
 
 @pytest.mark.parametrize(
@@ -578,7 +571,8 @@ def _text(value: bytes | str) -> str:
 
 
 # Sequences a review found where a running gateway and a restarted one put events in different sessions
-# (minutes before now, sessionId or None, page-view seconds), one POST per group.
+# (minutes before now, sessionId or None, page-view seconds), one POST per group. Some name a session
+# more than the gap outside it: both must refuse the same events.
 RESTART_SEQUENCES = {
     "start moved back past another": [
         [(344, None, 0)],
@@ -599,6 +593,19 @@ RESTART_SEQUENCES = {
         [(86, "Y", 20000), (72, None, 600)],
         [(426, None, 0)],
     ],
+    # The two above with every named event within the gap of its session (none refused).
+    "named session ends later, within the gap": [
+        [(0, "X", 0)],
+        [(120, None, 0)],
+        [(20, "X", 13200)],
+        [(260, None, 0)],
+    ],
+    "named and late, within the gap": [
+        [(350, "X", 0), (275, "X", 3000)],
+        [(429, "Y", 3000), (375, "X", 0), (500, None, 20000)],
+        [(400, "Y", 20000), (72, None, 600)],
+        [(426, None, 0)],
+    ],
 }
 
 
@@ -609,6 +616,7 @@ async def test_a_restart_puts_events_in_the_same_sessions(http, services: Servic
     base = NOW - timedelta(minutes=700)
 
     async def play(user: int, forget: bool) -> list[int]:
+        refused: set[str] = set()
         for g in range(len(groups)):
             if forget:
                 services.realtime.memory = PlannerMemory(ttl_s=3600)
@@ -623,14 +631,21 @@ async def test_a_restart_puts_events_in_the_same_sessions(http, services: Servic
                 )
                 for i, (m, sid, d) in enumerate(groups[g])
             ]
-            assert (await post_events(http, events))[0] == 200
+            status, body = await post_events(http, events)
+            assert status == (200 if body["accepted"] else 400)
+            refused.update(r["eventId"] for r in body["rejected"])
         [visits] = await services.store.visits_by_user_ids([user])
         by_id = {v["event_id"]: v["session_id"] for v in visits}
-        order = [by_id[f"rs-{user}-{g}-{i}"] for g, group in enumerate(groups) for i in range(len(group))]
-        first_seen = list(dict.fromkeys(order))
-        return [first_seen.index(s) for s in order]  # sessions numbered by first appearance
+        assert not refused & set(by_id)
+        ids = [f"rs-{user}-{g}-{i}" for g, group in enumerate(groups) for i in range(len(group))]
+        order = [by_id.get(event_id) for event_id in ids]  # None: refused
+        first_seen = list(dict.fromkeys(s for s in order if s is not None))
+        # Sessions numbered by first appearance, -1 for a refused event.
+        return [-1 if s is None else first_seen.index(s) for s in order]
 
-    assert await play(910, forget=False) == await play(911, forget=True)
+    warm = await play(910, forget=False)
+    assert warm == await play(911, forget=True)
+    assert (-1 in warm) == (name in {"named session ends later", "named and late"})  # refusals as designed
 
 
 README_EVENTS = re.search(
