@@ -57,10 +57,16 @@ async def capture(runtime: Realtime | None, raw_events: Sequence[Any]) -> Captur
             accepted.append(event.event_id)
         else:
             rejected.append(Rejected(index, _client_id(raw_events[index]), reason))
+    repeats: list[str] = []
+    for index, event_id in checked.repeats:  # a repeat shares its first copy's verdict
+        reason = written.refused.get(event_id)
+        if reason is None:
+            repeats.append(event_id)
+        else:
+            rejected.append(Rejected(index, event_id, reason))
     if written.refused:
         rejected.sort(key=lambda r: r.index)
     duplicates = [event_id for event_id in accepted if event_id not in written.new]
-    repeats = [event_id for event_id in checked.repeats if event_id not in written.refused]
     result = CaptureResult(accepted=accepted, duplicates=duplicates + repeats, rejected=rejected)
     EVENTS.labels("accepted").inc(len(result.accepted))
     EVENTS.labels("duplicate").inc(len(result.duplicates))

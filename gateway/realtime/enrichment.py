@@ -1,7 +1,9 @@
 """Enrichment: valid events -> the documents ``DocumentStore.record_events`` writes.
 
-Two store reads per group of events (whatever its size): the users, and the users' sessions -- only
-for users this process has not seen lately (:class:`PlannerMemory`).
+Two store reads per group of events (whatever its size), made at once: the users, and the users'
+sessions -- only for users this process has not seen lately (:class:`PlannerMemory`). Up to two more,
+one after the other, and only when needed: the sessions of remembered users with an event their
+remembered session does not settle, and the owners of named sessions the group does not know.
 
 * **Users.** A known user keeps their document. An unknown one is planned from their earliest event in
   the group that is not refused (below), and created by the store only if one of their events is new

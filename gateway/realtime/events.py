@@ -119,7 +119,7 @@ class Rejected:
 class Validated:
     events: list[Event]  # first occurrence of each id, in batch order
     indexes: list[int]  # each event's position in the batch
-    repeats: list[str]  # ids repeated later in the same batch (accepted: the first one counts)
+    repeats: list[tuple[int, str]]  # (index, id) of ids repeated later in the batch: the first counts
     rejected: list[Rejected]
 
 
@@ -324,7 +324,7 @@ def validate(
     """Every event judged on its own; ``now`` is naive UTC (the arrival time of the batch)."""
     events: list[Event] = []
     indexes: list[int] = []
-    repeats: list[str] = []
+    repeats: list[tuple[int, str]] = []
     rejected: list[Rejected] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_events):
@@ -335,7 +335,7 @@ def validate(
             rejected.append(Rejected(index, claimed if isinstance(claimed, str) else None, str(exc)))
             continue
         if event.event_id in seen:
-            repeats.append(event.event_id)
+            repeats.append((index, event.event_id))
             continue
         seen.add(event.event_id)
         events.append(event)

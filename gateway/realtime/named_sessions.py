@@ -2,13 +2,16 @@
 
 * **Its user's own.** Session ids are global: an event naming another user's session -- stored, or
   begun by another user's earlier event of the group -- is refused, as is one naming an ``rt-`` id
-  the gateway has not started (:func:`refuse_foreign_sessions`).
+  the gateway has not started, or one the group's sessionless event ``X`` starts (``rt-X``) from a
+  time before ``X`` (:func:`refuse_foreign_sessions`).
 * **Within its time.** An event naming a session that exists -- stored, remembered, or begun by an
   earlier event of the group -- joins it only when its timestamp lies within the session's span
   widened by the gap, both bounds inclusive: ``start - gap <= timestamp <= end + gap``, the span as
   the group's earlier events (in time order) have extended it. It is the rule a sessionless event
   joins a session by, so a named event goes nowhere a sessionless one at its time could not, and a
-  session grows only in steps of at most the gap. Otherwise the event is refused
+  session grows only in steps of at most the gap (plus a page view's duration). Judged in time order
+  within a group: of two events reaching back before the start, the earlier is judged against a start
+  the later has not moved yet (in separate groups, the later first, both can join). Otherwise the event is refused
   (:func:`outside_reason`): one event of today naming a session of 2015 would stretch it over eleven
   years and every average duration with it. A named session that does not exist yet is started by
   its earliest event of the group, whatever its time.
@@ -43,23 +46,30 @@ async def refuse_foreign_sessions(
         for doc in await store.sessions_by_ids(unknown):
             if doc is not None:
                 owner[doc["session_id"]] = doc["user_id"]
-    # The sessions this group may start for sessionless events, and whose they would be.
-    may_start = {
-        f"{LIVE_SESSION_PREFIX}{e.event_id}": e.user_id for e in in_time_order if e.session_id is None
-    }
+    # The sessions this group may start for sessionless events, and the events that would start them.
+    may_start = {f"{LIVE_SESSION_PREFIX}{e.event_id}": e for e in in_time_order if e.session_id is None}
     for event in in_time_order:
         session_id = event.session_id
         if session_id is None:
             continue
         claimed = owner.get(session_id)
         if claimed is None and session_id.startswith(LIVE_SESSION_PREFIX):
-            claimed = may_start.get(session_id)
-            if claimed is None:
+            starter = may_start.get(session_id)
+            if starter is None:
                 refused[event.event_id] = (
                     f"sessionId {session_id} names no session, and ids starting with "
                     f"{LIVE_SESSION_PREFIX} are the sessions the gateway starts"
                 )
                 continue
+            if event.timestamp < starter.timestamp:
+                # Else it would begin that session first, as far back as it likes, and the starting
+                # event, finding no session in reach, would begin another under the same id.
+                refused[event.event_id] = (
+                    f"sessionId {session_id} is the session event {starter.event_id} starts, at "
+                    f"{_utc(starter.timestamp)}; this event ({_utc(event.timestamp)}) comes before it"
+                )
+                continue
+            claimed = starter.user_id
         if claimed is None:
             claimed = owner[session_id] = event.user_id
         if claimed != event.user_id:

@@ -101,9 +101,11 @@ class Realtime:
         planned = await plan(store, events, self.gap, self.memory, clock)
         new = set(await store.record_events(planned.batch)) if planned.events else set()
         self.memory.remember(planned, new, clock)
-        if not new:
+        if not new and not self.redis_debt:
             return new, planned.refused, _done()
         # The next group may commit meanwhile; effects run one group after the other, in commit order.
+        # A group of duplicates only (a client retrying after a failure) has none, but still waits for
+        # the debt to be paid: its answer must not precede the cache's invalidation.
         previous = self._effects_tail
         self._effects_tail = asyncio.ensure_future(self._effects_after(previous, planned, new))
         return new, planned.refused, self._effects_tail
@@ -113,7 +115,15 @@ class Realtime:
     ) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # its failure was its own group's to report
-        await self._effects(planned, new)
+        if not new:
+            await self.settle()
+            return
+        try:
+            await self._effects(planned, new)
+        except Exception:
+            # Its version tokens may not have been replaced: the next effects replace ver:epoch.
+            self.redis_debt = True
+            raise
 
     async def _effects(self, planned: Planned, new: set[str]) -> None:
         token = versions.new_token()

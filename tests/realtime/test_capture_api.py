@@ -689,3 +689,32 @@ async def test_a_group_whose_redis_effects_break_is_answered_and_the_next_groups
     assert status == 200
     [active] = await services.cache.pipeline([("GET", keys.user_active(4))])
     assert orjson.loads(active)["eventId"] == "ab-2"
+
+
+async def test_the_retry_of_a_group_whose_effects_broke_is_not_answered_from_a_stale_cache(
+    http, services: Services, monkeypatch: pytest.MonkeyPatch
+):
+    # The 500 asks for a retry with the same ids; the retry is all duplicates, so it has no effects
+    # of its own. It must still not be answered before the cache stops serving what the first attempt
+    # stored but never invalidated (here: user 2's cached sessions).
+    realtime = services.realtime
+    assert realtime is not None
+    query = "{ user(id: 2) { sessions { id } } }"
+    before = [s["id"] for s in (await data_of(services, query))["user"]["sessions"]]  # cached now
+    effects = realtime._effects
+    calls = 0
+
+    async def breaks_once(planned, new):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in the effects")
+        await effects(planned, new)
+
+    monkeypatch.setattr(realtime, "_effects", breaks_once)
+    event = page_view("stale-1", 2, "home_page", timestamp=iso(datetime.now(UTC).replace(microsecond=0)))
+    assert (await post_events(http, [event]))[0] == 500
+    status, body = await post_events(http, [event])
+    assert (status, body["duplicates"]) == (200, ["stale-1"])
+    after = [s["id"] for s in (await data_of(services, query))["user"]["sessions"]]
+    assert after == [*before, "rt-stale-1"]

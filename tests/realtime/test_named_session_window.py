@@ -239,3 +239,42 @@ async def test_trackevents_refuses_the_same_event_with_the_same_reason(http, ser
         "rejected": [{"index": 1, "eventId": "tf-far", "reason": reason}],
     }
     assert await services.store.sessions_by_ids(["s1"]) == [before]
+
+
+@FORGET
+async def test_an_rt_id_named_from_before_the_event_that_starts_it_is_refused(
+    http, services: Services, forget
+):
+    # rt-hole-a is the session the sessionless hole-a starts, an hour ago. An event naming it from
+    # five hours ago would begin it first (the window checks nothing for a session not begun yet),
+    # and hole-a, finding no session in reach, would begin another under the same id: one session
+    # over four hours with nothing between.
+    a = view("hole-a", 980, NOW - 60 * MIN, None)
+    early = view("hole-b", 980, NOW - 300 * MIN, "rt-hole-a")
+    later = view("hole-c", 980, NOW - 50 * MIN, "rt-hole-a")
+    body = await judged(http, services, forget, [a, early, later])
+    assert body["accepted"] == ["hole-a", "hole-c"]
+    starts = iso(naive(NOW - 60 * MIN)).rstrip("Z") + "Z"
+    assert body["rejected"] == [
+        {
+            "index": 1,
+            "eventId": "hole-b",
+            "reason": f"sessionId rt-hole-a is the session event hole-a starts, at {starts}; "
+            f"this event ({iso(naive(NOW - 300 * MIN))}Z) comes before it",
+        }
+    ]
+    [sessions] = await services.store.sessions_by_user_ids([980])
+    assert [(s["session_id"], s["start_time"], s["end_time"]) for s in sessions] == [
+        ("rt-hole-a", naive(NOW - 60 * MIN), naive(NOW - 50 * MIN))
+    ]
+
+
+async def test_a_repeat_of_a_refused_event_is_rejected_at_its_own_index(http, services: Services):
+    # s1 is the fixture's 2015 session of user 1: today is far outside it.
+    ok = view("rep-ok", 1, NOW, None)
+    far = view("rep-far", 1, NOW, "s1")
+    _, body = await post_events(http, [ok, far, far])
+    assert body["accepted"] == ["rep-ok"] and body["duplicates"] == []
+    assert [r["index"] for r in body["rejected"]] == [1, 2]
+    assert body["rejected"][0]["reason"] == body["rejected"][1]["reason"]
+    assert body["rejected"][1]["eventId"] == "rep-far"

@@ -127,7 +127,7 @@ def test_a_bad_event_never_costs_a_good_one_and_repeats_count_once() -> None:
     checked = validate([VIEW | {"eventId": "a"}, {"type": "x"}, VIEW | {"eventId": "a"}, BUY], NOW, SKEW)
     assert checked.events[0].event_id == "a" and len(checked.events) == 2
     assert checked.indexes == [0, 3]
-    assert checked.repeats == ["a"]
+    assert checked.repeats == [(2, "a")]  # the repeat at index 2, of the first "a"
     assert [(r.index, r.event_id) for r in checked.rejected] == [(1, None)]
     assert all(isinstance(e, Event) for e in checked.events)
 
