@@ -16,15 +16,14 @@ status   when
          ``gateway/web/body_deadline.py``): ``code`` ``REQUEST_TIMEOUT``; nothing was stored
 413      more than FUNNEL_EVENTS_MAX_BYTES bytes or FUNNEL_EVENTS_MAX_BATCH events: ``code``
          ``PAYLOAD_TOO_LARGE``
-500      a fault of the gateway's (logged): some events may be stored, none was acknowledged; a retry
-         with the same eventIds stores nothing twice (``INTERNAL_SERVER_ERROR``)
+500      a fault of the gateway's (the front middleware logs it, ``INTERNAL_SERVER_ERROR``): some events
+         may be stored, none was acknowledged; a retry with the same eventIds stores nothing twice
 503      the document store could not take the write: nothing was acknowledged, retry (``UNAVAILABLE``)
 =======  =====================================================================================
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import orjson
@@ -33,8 +32,6 @@ from aiohttp import web
 from gateway.errors import BadInput, StoreUnavailable
 from gateway.realtime.capture import TooManyEvents, capture
 from gateway.web.health import SERVICES
-
-log = logging.getLogger("funnelgate.web")
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -88,14 +85,6 @@ async def post_events(request: web.Request) -> web.Response:
         return _error(400, "BAD_REQUEST", str(exc))
     except StoreUnavailable as exc:
         return _error(503, "UNAVAILABLE", f"events were not stored, retry: {exc}")
-    except Exception:
-        log.exception("POST /events failed")  # the trace goes to the log, never to the client
-        return _error(
-            500,
-            "INTERNAL_SERVER_ERROR",
-            "the gateway failed while capturing; some events may be stored, none was acknowledged: "
-            "retry with the same eventIds (a stored one is reported as a duplicate)",
-        )
     answer = {
         "accepted": result.accepted,
         "duplicates": result.duplicates,

@@ -79,9 +79,10 @@ def middleware(
             status = response.status
             return response
         except web.HTTPException as exc:
-            refusal = router_refusal(request, exc)
             if exc.status == 413:  # request.read() past client_max_size
-                refusal = edge.body_too_large(request, policy.settings)
+                refusal: web.Response | None = edge.body_too_large(request, policy.settings)
+            else:
+                refusal = router_refusal(request, exc)
             if refusal is not None:
                 status = refusal.status
                 decorate(request, refusal)
