@@ -82,7 +82,8 @@ async def post_query(
     if status in (404, 405):
         # Not /graphql: a GraphQL answer is never 404/405 (a gateway's other routes answer them in the
         # GraphQL error shape too, so the shape does not tell): say what --url should be.
-        text = f"{url} is not a GraphQL endpoint ({URL_HINT}): {_first_message(body) or text}"
+        error = first_error(body)
+        text = f"{url} is not a GraphQL endpoint ({URL_HINT}): {error[0] if error else text}"
     elif isinstance(body, dict) and ("data" in body or "errors" in body):
         return body
     return {
@@ -92,9 +93,14 @@ async def post_query(
     }
 
 
-def _first_message(body: object) -> str | None:
-    """The first error's message of a GraphQL-shaped answer, else None."""
+def first_error(body: object) -> tuple[str, str | None] | None:
+    """The first error's message and code of a GraphQL-shaped answer
+    (``{"errors": [{"message": ..., "extensions": {"code": ...}}]}``), else None."""
     errors = body.get("errors") if isinstance(body, dict) else None
     first = errors[0] if isinstance(errors, list) and errors else None
     message = first.get("message") if isinstance(first, dict) else None
-    return message if isinstance(message, str) else None
+    if not isinstance(message, str):
+        return None
+    extensions = first.get("extensions") if isinstance(first, dict) else None
+    code = extensions.get("code") if isinstance(extensions, dict) else None
+    return message, code if isinstance(code, str) else None

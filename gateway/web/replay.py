@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.web.remote import check_url
+from gateway.web.remote import check_url, first_error
 
 REQUESTS_PER_S = 10  # at a rate: often enough that the pace holds over a short run, few enough to batch
 KEPT_REJECTIONS = 3
@@ -132,17 +132,13 @@ def _reason(text: str) -> str:
         body = json.loads(text)
     except ValueError:
         return text.strip()
-    if not isinstance(body, dict):
-        return text.strip()
-    if isinstance(body.get("error"), str):
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
         message, code = body["error"], body.get("code")
     else:
-        errors = body.get("errors")
-        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-        message, extensions = first.get("message"), first.get("extensions")
-        code = extensions.get("code") if isinstance(extensions, dict) else None
-        if not isinstance(message, str):
+        error = first_error(body)
+        if error is None:
             return text.strip()
+        message, code = error
     return f"{message} ({code})" if isinstance(code, str) else message
 
 
