@@ -9,12 +9,12 @@
   widened by the gap, both bounds inclusive: ``start - gap <= timestamp <= end + gap``, the span as
   the group's earlier events (in time order) have extended it. It is the rule a sessionless event
   joins a session by, so a named event goes nowhere a sessionless one at its time could not, and a
-  session grows only in steps of at most the gap (plus a page view's duration). Judged in time order
-  within a group: of two events reaching back before the start, the earlier is judged against a start
-  the later has not moved yet (in separate groups, the later first, both can join). Otherwise the event is refused
-  (:func:`outside_reason`): one event of today naming a session of 2015 would stretch it over eleven
-  years and every average duration with it. A named session that does not exist yet is started by
-  its earliest event of the group, whatever its time.
+  session grows only in steps of at most the gap (plus a page view's duration). Otherwise the event
+  is refused (:func:`outside_reason`): one event of today naming a session of 2015 would stretch it
+  over eleven years and every average duration with it. Judged in time order within a group: of two
+  events reaching back before the start, the earlier is judged against a start the later has not
+  moved yet (in separate groups, the later first, both can join). A named session that does not
+  exist yet is started by its earliest event of the group, whatever its time.
 
 A refused event is reported to its client (rejected, with its index and the reason) and changes
 nothing: no document, no user created, no session extended, nothing remembered.

@@ -5,8 +5,8 @@ on purpose (:class:`gateway.errors.FunnelError`) keep their message and get thei
 errors get a client-side code: ``GRAPHQL_PARSE_FAILED`` (syntax), ``GRAPHQL_VALIDATION_FAILED`` (the
 document does not fit the schema), ``BAD_USER_INPUT`` (a variable value that cannot be coerced, before
 execution or, for an argument it is passed to, during it), in GraphQL's words (``null``, not Python's
-``None``); anything else is masked as ``INTERNAL_SERVER_ERROR``. Every message is cut to MAX_MESSAGE_CHARS and redacted
-(no data-dir path, no password: :func:`gateway.config.redact`).
+``None``); anything else is masked as ``INTERNAL_SERVER_ERROR``. Every message is cut to
+MAX_MESSAGE_CHARS and redacted (no data-dir path, no password: :func:`gateway.config.redact`).
 
 Log side (:class:`FunnelSchema`, strawberry's ``process_errors`` hook, which logged every error at ERROR
 with its traceback and the whole request text): a client's mistake is one INFO line, a backend outage
