@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import pytest
@@ -25,14 +26,20 @@ async def post_events(base: str, events: list[dict]) -> None:
         assert response.status == 200, await response.text()
 
 
-async def test_events_posted_to_the_gateway_reach_the_live_panel_within_2_s(tab: Tab) -> None:
+async def open_live(tab: Tab, selector: str, text: str) -> Any:
+    """The dashboard, once its live panel is live and ``selector`` reads ``text``; its page."""
     await open_dashboard(tab)
-    page = tab.page
-    await page.wait_for_function(
-        "() => document.querySelector('#live-status').dataset.state === 'live'"
-        " && document.querySelector('#live-epm').textContent === '0'",
+    await tab.page.wait_for_function(
+        "([selector, text]) => document.querySelector('#live-status').dataset.state === 'live'"
+        " && document.querySelector(selector).textContent === text",
+        arg=[selector, text],
         timeout=20_000,
     )
+    return tab.page
+
+
+async def test_events_posted_to_the_gateway_reach_the_live_panel_within_2_s(tab: Tab) -> None:
+    page = await open_live(tab, "#live-epm", "0")
     events = [
         {"type": "page_view", "eventId": "live-1", "userId": 1, "pageType": "home_page"},
         {"type": "page_view", "eventId": "live-2", "userId": 1, "pageType": "search_page"},
@@ -91,13 +98,7 @@ async def wait_for_live(tab: Tab, expected: dict, timeout_s: float) -> None:
 
 
 async def test_a_conversion_shows_as_revenue_per_minute_overall_and_on_its_device(tab: Tab) -> None:
-    await open_dashboard(tab)
-    page = tab.page
-    await page.wait_for_function(
-        "() => document.querySelector('#live-status').dataset.state === 'live'"
-        " && document.querySelector('#live-rpm').textContent === '$0.00'",
-        timeout=20_000,
-    )
+    page = await open_live(tab, "#live-rpm", "$0.00")
     # Nobody live yet (the fixture is in the store, not in Redis): no device row, and the panel says so.
     assert await page.evaluate(LIVE_REVENUE) == {"epm": "0", "cpm": "0", "total": "$0.00", "devices": []}
     assert await page.text_content("#live-devices") == "Nobody in the last minute."

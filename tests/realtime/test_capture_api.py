@@ -13,6 +13,7 @@ import pytest
 from gateway.cache import keys
 from gateway.realtime import streams
 from gateway.realtime.enrichment import PlannerMemory
+from gateway.realtime.runtime import Realtime
 from gateway.services import Services
 from tests.api.conftest import data_of, run
 from tests.realtime.conftest import page_view, post_events, wait_for_subscription, wait_until
@@ -662,13 +663,8 @@ async def test_the_readmes_event_example_gets_the_answer_the_readme_shows(http, 
     assert (status, answer) == (200, orjson.loads(block[2]))
 
 
-async def test_a_group_whose_redis_effects_break_is_answered_and_the_next_groups_go_on(
-    http, services: Services, monkeypatch: pytest.MonkeyPatch
-):
-    # A bug after the commit (here: in building the Redis commands) must not leave the request hanging,
-    # nor stop the effects of every later group, which run one after the other.
-    realtime = services.realtime
-    assert realtime is not None
+def break_effects_once(realtime: Realtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next group's Redis effects raise (a bug in building the commands); later groups' run."""
     effects = realtime._effects
     calls = 0
 
@@ -680,6 +676,16 @@ async def test_a_group_whose_redis_effects_break_is_answered_and_the_next_groups
         await effects(planned, new)
 
     monkeypatch.setattr(realtime, "_effects", breaks_once)
+
+
+async def test_a_group_whose_redis_effects_break_is_answered_and_the_next_groups_go_on(
+    http, services: Services, monkeypatch: pytest.MonkeyPatch
+):
+    # A bug after the commit (here: in building the Redis commands) must not leave the request hanging,
+    # nor stop the effects of every later group, which run one after the other.
+    realtime = services.realtime
+    assert realtime is not None
+    break_effects_once(realtime, monkeypatch)
     status, body = await asyncio.wait_for(post_events(http, [page_view("ab-1", 4, "home_page")]), 30)
     assert (status, body["code"]) == (500, "INTERNAL_SERVER_ERROR") and "Traceback" not in str(body)
     [visits] = await services.store.visits_by_user_ids([4])
@@ -701,17 +707,7 @@ async def test_the_retry_of_a_group_whose_effects_broke_is_not_answered_from_a_s
     assert realtime is not None
     query = "{ user(id: 2) { sessions { id } } }"
     before = [s["id"] for s in (await data_of(services, query))["user"]["sessions"]]  # cached now
-    effects = realtime._effects
-    calls = 0
-
-    async def breaks_once(planned, new):  # type: ignore[no-untyped-def]
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise RuntimeError("a bug in the effects")
-        await effects(planned, new)
-
-    monkeypatch.setattr(realtime, "_effects", breaks_once)
+    break_effects_once(realtime, monkeypatch)
     event = page_view("stale-1", 2, "home_page", timestamp=iso(datetime.now(UTC).replace(microsecond=0)))
     assert (await post_events(http, [event]))[0] == 500
     status, body = await post_events(http, [event])
