@@ -2,7 +2,8 @@
 the limit: a bare aiohttp handler that only does the durable write and a PUBLISH.
 
 1. The embedded stack (DuckDB, Milvus Lite, a private redis-server) with USER_COUNT users already stored
-   (bench_api's synthetic shop), the gateway app served on 127.0.0.1.
+   (bench_api's synthetic shop), the gateway app served on 127.0.0.1. Each side gets a stack of its own,
+   so both start from the same stored rows.
 2. A child process (so the load generator does not share the server's event loop) posts batches of 100
    events: a live mix from ACTIVE visitors (35 % page views, 60 % interactions, 5 % conversions; no
    sessionId, no timestamp: the gateway sessionises and stamps them). Each batch carries one probe
@@ -128,8 +129,12 @@ def bare_app(services: Services) -> web.Application:
             body=orjson.dumps({"accepted": [e["eventId"] for e in raw]}), content_type="application/json"
         )
 
+    async def close(_: web.Application) -> None:
+        await writer.close()
+
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app.router.add_post("/events", post)
+    app.on_cleanup.append(close)
     return app
 
 
@@ -167,7 +172,9 @@ async def _child(mode: str, url: str, subscriber: str, seed: int, prefix: str) -
     return json.loads(out)
 
 
-async def _bench() -> list[Row]:
+async def _side(name: str) -> dict[str, Any]:
+    """One side's three phases on a stack of its own: each side starts from the same stored shop (the
+    limit's ~300,000 rows would otherwise be in the gateway's tables, its indexes and its checkpoints)."""
     from bench_api import synthetic_shop
 
     with tempfile.TemporaryDirectory(prefix="bench-realtime-") as tmp:
@@ -179,31 +186,33 @@ async def _bench() -> list[Row]:
             await services.store.set_default_funnel(list(PAGES))
             del users, visits
             freeze_startup_heap()  # as `funnelgate serve` does
-            print(f"{USER_COUNT} users in DuckDB; load average {os.getloadavg()}")
-            redis_url = services.cache.where  # type: ignore[attr-defined]
-            results: dict[str, dict[str, Any]] = {}
-            for name, app, subscriber in (
-                ("limit", bare_app(services), f"redis:{redis_url}"),
-                ("gateway", create_app(services), "ws"),
-            ):
-                runner, url = await _serve(app)
-                try:
-                    cpu, groups = _cpu_s(), _groups(services, name)
-                    closed = await _child("closed", url, subscriber, 1, name)
-                    if name == "gateway":  # how many events one commit took, on average
-                        closed["per_commit"] = closed["events"] / max(1, _groups(services, name) - groups)
-                    # CPU of this process (server, DuckDB threads, not Redis) per event: depends far less
-                    # on the others sharing the machine than wall-clock rates do.
-                    closed["cpu_us_per_event"] = (_cpu_s() - cpu) / max(1, closed["events"]) * 1e6
-                    opened = await _child(f"open:{OFFERED}", url, subscriber, 2, name)
-                    light = await _child(f"open:{LIGHT}", url, subscriber, 3, name)
-                finally:
-                    await runner.cleanup()
-                results[name] = {"closed": closed, "open": opened, "light": light}
-                print(f"{name}: {closed['events_per_s']:.0f} events/s closed loop; at {OFFERED}/s offered: "
-                      f"{opened['events_per_s']:.0f}/s, p50 {opened['p50_ms']:.1f} ms, p99 {opened['p99_ms']:.1f} ms; "
-                      f"at {LIGHT}/s: p50 {light['p50_ms']:.1f} ms, p99 {light['p99_ms']:.1f} ms")  # fmt: skip
-            load = os.getloadavg()
+            print(f"{name}: {USER_COUNT} users in DuckDB; load average {os.getloadavg()}")
+            if name == "limit":
+                app, subscriber = bare_app(services), f"redis:{services.cache.where}"  # type: ignore[attr-defined]
+            else:
+                app, subscriber = create_app(services), "ws"
+            runner, url = await _serve(app)
+            try:
+                cpu, groups = _cpu_s(), _groups(services, name)
+                closed = await _child("closed", url, subscriber, 1, name)
+                if name == "gateway":  # how many events one commit took, on average
+                    closed["per_commit"] = closed["events"] / max(1, _groups(services, name) - groups)
+                # CPU of this process (server, DuckDB threads, not Redis) per event: depends far less
+                # on the others sharing the machine than wall-clock rates do.
+                closed["cpu_us_per_event"] = (_cpu_s() - cpu) / max(1, closed["events"]) * 1e6
+                opened = await _child(f"open:{OFFERED}", url, subscriber, 2, name)
+                light = await _child(f"open:{LIGHT}", url, subscriber, 3, name)
+            finally:
+                await runner.cleanup()
+    print(f"{name}: {closed['events_per_s']:.0f} events/s closed loop; at {OFFERED}/s offered: "
+          f"{opened['events_per_s']:.0f}/s, p50 {opened['p50_ms']:.1f} ms, p99 {opened['p99_ms']:.1f} ms; "
+          f"at {LIGHT}/s: p50 {light['p50_ms']:.1f} ms, p99 {light['p99_ms']:.1f} ms")  # fmt: skip
+    return {"closed": closed, "open": opened, "light": light}
+
+
+async def _bench() -> list[Row]:
+    results = {name: await _side(name) for name in ("limit", "gateway")}
+    load = os.getloadavg()
 
     gateway, limit = results["gateway"], results["limit"]
     ratio = gateway["closed"]["events_per_s"] / limit["closed"]["events_per_s"]
