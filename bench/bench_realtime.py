@@ -18,6 +18,9 @@ the limit: a bare aiohttp handler that only does the durable write and a PUBLISH
 3. The limit: a bare aiohttp ``POST /events`` that parses the batch, writes it as page_visits through
    the same group commit (``GroupCommitWriter`` + ``DocumentStore.insert_many``: one DuckDB commit per
    group, fsync) and PUBLISHes it -- no validation, enrichment, sessions, aggregates or invalidation.
+4. The pub/sub hub's cost per published message (FANOUT_EVENTS events) with 1, 100 and 1,000
+   ``userActivity`` subscribers following distinct users: offered by user, as the hub does, against a
+   predicate per subscriber.
 
 Targets on 2 cores: >= 5,000 events/s, p99 <= 100 ms, gateway/limit >= 0.5. The machine's load average
 is printed with the figures: others' processes share the 2 cores.
@@ -28,6 +31,7 @@ Run: ``python bench/bench_realtime.py``. ``main()`` returns rows {bench, metric,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -48,6 +52,7 @@ from aiohttp import ClientSession, TCPConnector, WSMsgType, web
 from gateway.cache import keys
 from gateway.config import load_settings
 from gateway.realtime.events import utc_now
+from gateway.realtime.hub import EventFeed, Hub
 from gateway.realtime.writer import GroupCommitWriter
 from gateway.services import Services, open_services
 from gateway.stores.collections import PAGE_VISITS, USERS
@@ -204,10 +209,57 @@ async def _side(name: str) -> dict[str, Any]:
                 light = await _child(f"open:{LIGHT}", url, subscriber, 3, name)
             finally:
                 await runner.cleanup()
+            fanout = await _fanout(services.realtime.hub) if services.realtime and name == "gateway" else {}
     print(f"{name}: {closed['events_per_s']:.0f} events/s closed loop; at {OFFERED}/s offered: "
           f"{opened['events_per_s']:.0f}/s, p50 {opened['p50_ms']:.1f} ms, p99 {opened['p99_ms']:.1f} ms; "
           f"at {LIGHT}/s: p50 {light['p50_ms']:.1f} ms, p99 {light['p99_ms']:.1f} ms")  # fmt: skip
-    return {"closed": closed, "open": opened, "light": light}
+    return {"closed": closed, "open": opened, "light": light, "fanout": fanout}
+
+
+FANOUT_EVENTS = 1_500  # a closed-loop group's published message
+FANOUT_SUBSCRIBERS = (1, 100, 1_000)
+
+
+async def _fanout(hub: Hub) -> dict[int, tuple[float, float]]:
+    """The hub's cost per published message with N ``userActivity`` subscribers (distinct users): offered
+    by user (the hub splits the message once) against a predicate per subscriber (what they were)."""
+    rng = random.Random(7)
+    events = [
+        {
+            "eventId": f"fan-{i}",
+            "type": "page_view",
+            "userId": rng.randrange(1, ACTIVE),
+            "pageType": "home_page",
+        }
+        for i in range(FANOUT_EVENTS)
+    ]
+    message = orjson.dumps({"events": events})
+    repeats = 5
+    out = {}
+    for count in FANOUT_SUBSCRIBERS:
+        timings = []
+        for keyed in (True, False):
+            feeds = [
+                EventFeed(None, 10**6, user=u) if keyed else EventFeed(_follows(u), 10**6)
+                for u in range(1, count + 1)
+            ]
+            async with contextlib.AsyncExitStack() as stack:
+                for feed in feeds:
+                    await stack.enter_async_context(hub.subscribed(feed))
+                took = []
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    hub.dispatch(message)
+                    took.append(time.perf_counter() - started)
+            timings.append(statistics.median(took) * 1e3)
+        out[count] = (timings[0], timings[1])
+        print(f"hub fan-out, {FANOUT_EVENTS} events to {count} userActivity subscribers: "
+              f"{timings[0]:.2f} ms by user, {timings[1]:.2f} ms by predicate")  # fmt: skip
+    return out
+
+
+def _follows(user: int) -> Any:
+    return lambda event: event.get("userId") == user
 
 
 async def _bench() -> list[Row]:
@@ -230,6 +282,9 @@ async def _bench() -> list[Row]:
         print(f"{label:<36} {gateway[phase][field]:>10.1f} {limit[phase][field]:>10.1f} {unit}")
     print(f"{'events per group commit (closed loop)':<36} {gateway['closed']['per_commit']:>10.0f}")
     print(f"{'gateway / limit (target >= 0.5)':<36} {ratio:>10.2f}")
+    for count, (by_user, by_predicate) in gateway["fanout"].items():
+        print(f"{f'hub, 1 message to {count} followers':<36} {by_user:>10.2f} {by_predicate:>10.2f} ms "
+              f"(by user / by predicate: {by_user / by_predicate:.3f})")  # fmt: skip
     print(f"load average during the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores)")
     rows = []
     for who in ("gateway", "limit"):
@@ -249,6 +304,9 @@ async def _bench() -> list[Row]:
             "unit": "ratio",
         }
     )
+    for count, (by_user, by_predicate) in gateway["fanout"].items():
+        rows.append({"bench": BENCH, "metric": f"hub fan-out to {count} followers: by user / by predicate",
+                     "value": by_user / by_predicate, "unit": "ratio"})  # fmt: skip
     rows.append({"bench": BENCH, "metric": "load average (1 min) at the end", "value": load[0], "unit": ""})
     return rows
 

@@ -33,7 +33,7 @@ async def user_activity(
     runtime: Realtime | None, user_id: int
 ) -> AsyncIterator[LiveEvent | StoreUnavailable]:
     realtime = running(runtime)
-    feed = EventFeed(lambda event: event.get("userId") == user_id, ACTIVITY_BUFFER)
+    feed = EventFeed(None, ACTIVITY_BUFFER, user=user_id)
     async with realtime.hub.subscribed(feed):
         while True:
             item = await feed.next()  # raises Dropped when this subscriber fell too far behind

@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config import load_settings
 from gateway.embedded.redis_server import RedisServer
 from gateway.realtime import streams
-from gateway.realtime.hub import ChangeFlag, Dropped
+from gateway.realtime.hub import ChangeFlag, Dropped, EventFeed
 from gateway.services import Services, open_services
 from gateway.web.app import LIMITER, create_app
 from tests.realtime.conftest import (
@@ -293,3 +294,41 @@ async def test_a_subscription_with_a_bad_argument_ends_with_a_coded_error(
     errors = answer["payload"]["errors"] if answer["type"] == "next" else answer["payload"]
     assert [(e["message"], e["extensions"]["code"]) for e in errors] == [(message, "BAD_USER_INPUT")]
     await socket.ws.close()
+
+
+async def test_the_hub_offers_a_user_s_followers_only_that_user_s_events(services: Services) -> None:
+    hub = services.realtime.hub
+    events = [
+        {"eventId": "a", "userId": 1, "pageType": "home"},
+        {"eventId": "b", "userId": 2, "pageType": "home"},
+        {"eventId": "c", "userId": 3, "pageType": "search"},
+        {"eventId": "d", "userId": 1, "pageType": "search"},
+    ]
+    first, second, other = (
+        EventFeed(None, 10, user=1),
+        EventFeed(None, 10, user=1),
+        EventFeed(None, 10, user=2),
+    )
+    homes = EventFeed(lambda event: event["pageType"] == "home", 10)
+    async with (
+        hub.subscribed(first),
+        hub.subscribed(second),
+        hub.subscribed(homes),
+    ):
+        async with hub.subscribed(other):
+            hub.dispatch(orjson.dumps({"events": events}))
+        hub.dispatch(orjson.dumps({"events": [{"eventId": "e", "userId": 2, "pageType": "home"}]}))
+        assert [(await first.next())["eventId"] for _ in range(2)] == ["a", "d"]
+        assert [(await second.next())["eventId"] for _ in range(2)] == ["a", "d"]
+        assert first.waiting == second.waiting == 0
+        # user 2's follower left before "e": it got "b" only
+        assert other.waiting == 1 and (await other.next())["eventId"] == "b"
+        assert [(await homes.next())["eventId"] for _ in range(3)] == ["a", "b", "e"]
+    assert hub.subscribers == 0
+
+
+def test_an_event_feed_follows_one_user_or_a_predicate() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        EventFeed(None, 10)
+    with pytest.raises(ValueError, match="exactly one"):
+        EventFeed(lambda event: True, 10, user=1)
