@@ -40,7 +40,7 @@ import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -321,12 +321,17 @@ def parse_event(raw: Any, now: datetime, max_skew: timedelta, max_age: timedelta
 def validate(
     raw_events: Sequence[Any], now: datetime, max_skew: timedelta, max_age: timedelta | None = None
 ) -> Validated:
-    """Every event judged on its own; ``now`` is naive UTC (the arrival time of the batch)."""
+    """Every event judged on its own; ``now`` is naive UTC (the arrival time of the batch).
+
+    Events without a timestamp are stamped ``now``, a user's later ones in the batch 1 ms apart (the
+    stores' precision) in batch order: stored visits are ordered by time, then eventId, and a batch's
+    order is the only order the client gave them."""
     events: list[Event] = []
     indexes: list[int] = []
     repeats: list[tuple[int, str]] = []
     rejected: list[Rejected] = []
     seen: set[str] = set()
+    stamped: dict[int, int] = {}  # user -> events stamped with the arrival time so far
     for index, raw in enumerate(raw_events):
         try:
             event = parse_event(raw, now, max_skew, max_age)
@@ -337,6 +342,11 @@ def validate(
         if event.event_id in seen:
             repeats.append((index, event.event_id))
             continue
+        if raw.get("timestamp") is None:
+            earlier = stamped.get(event.user_id, 0)
+            stamped[event.user_id] = earlier + 1
+            if earlier:
+                event = replace(event, timestamp=event.timestamp + timedelta(milliseconds=earlier))
         seen.add(event.event_id)
         events.append(event)
         indexes.append(index)

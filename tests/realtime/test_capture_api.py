@@ -714,3 +714,12 @@ async def test_the_retry_of_a_group_whose_effects_broke_is_not_answered_from_a_s
     assert (status, body["duplicates"]) == (200, ["stale-1"])
     after = [s["id"] for s in (await data_of(services, query))["user"]["sessions"]]
     assert after == [*before, "rt-stale-1"]
+
+
+async def test_unstamped_events_of_one_batch_are_stored_in_the_order_sent(http, services: Services):
+    # No timestamps: the ids would order them payment, home, search if they tied at the arrival time.
+    events = [page_view(f"{p}-ord", 960, p) for p in ("z_home", "x_search", "a_payment")]
+    status, _ = await post_events(http, events)
+    assert status == 200
+    data = await data_of(services, "{ user(id: 960) { sessions { pagesVisited } } }")
+    assert data["user"]["sessions"] == [{"pagesVisited": ["z_home", "x_search", "a_payment"]}]

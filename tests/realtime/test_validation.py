@@ -187,3 +187,23 @@ def test_a_live_event_is_at_most_max_age_old() -> None:
     )
     outside = NOW - age - timedelta(seconds=1)
     assert validate([{**VIEW, "timestamp": outside.isoformat() + "Z"}], NOW, SKEW, age).rejected
+
+
+def test_a_user_s_unstamped_events_keep_their_batch_order_1_ms_apart() -> None:
+    batch = [
+        VIEW | {"eventId": "z-home"},
+        VIEW | {"eventId": "other", "userId": 8},
+        VIEW | {"eventId": "a-search", "pageType": "search"},
+        VIEW | {"eventId": "z-home"},  # a repeat: stamps nothing
+        VIEW | {"eventId": "given", "timestamp": "2026-03-01T11:00:00Z"},  # its own time, untouched
+        CLICK | {"eventId": "m-pay", "pageType": "payment"},
+    ]
+    at = {e.event_id: e.timestamp for e in validate(batch, NOW, SKEW).events}
+    ms = timedelta(milliseconds=1)
+    assert at == {
+        "z-home": NOW,
+        "other": NOW,  # another user's first
+        "a-search": NOW + ms,
+        "given": datetime(2026, 3, 1, 11, 0, 0),
+        "m-pay": NOW + 2 * ms,
+    }
