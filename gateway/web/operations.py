@@ -1,6 +1,7 @@
 """Which operation of a document runs, decided before strawberry executes it (GraphQL spec, GetOperation).
 
-strawberry 0.341 gets two cases wrong, both fixed here for HTTP and for ``funnelgate query``:
+strawberry 0.341 gets two cases wrong, both fixed here for HTTP and for ``funnelgate query`` (the first
+for WebSocket operations too, ``websocket.py``):
   * a document with several operations and no ``operationName`` runs the first one; the spec says it is
     a request error ("Must provide operation name...");
   * a subscription sent to the one-shot execution path (POST, GET, the CLI) is executed like a query,
@@ -36,17 +37,24 @@ def operation_problem(
 
 def parsed_problem(parsed: DocumentNode, operation_name: str | None, transport: str) -> GraphQLError | None:
     """:func:`operation_problem` of a parsed document."""
-    operations = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is None and len(operations) > 1:
-        return request_error(
-            f"the document holds {len(operations)} operations: name the one to run in operationName"
-        )
+    unnamed = ambiguity(parsed, operation_name)
+    if unnamed is not None:
+        return unnamed
     chosen = chosen_operation(parsed, operation_name)
     if chosen is not None and chosen.operation is OperationType.SUBSCRIPTION:
         return request_error(
             f"subscriptions are not served over {transport}: open a WebSocket to /graphql "
             "with the graphql-transport-ws protocol"
         )
+    return None
+
+
+def ambiguity(parsed: DocumentNode, operation_name: str | None) -> GraphQLError | None:
+    """The request error of a document holding several operations and no ``operationName`` (every
+    transport: HTTP and WebSocket alike); None otherwise."""
+    count = sum(isinstance(d, OperationDefinitionNode) for d in parsed.definitions)
+    if operation_name is None and count > 1:
+        return request_error(f"the document holds {count} operations: name the one to run in operationName")
     return None
 
 

@@ -60,7 +60,7 @@ from gateway.security.ratelimit import RateLimiter
 from gateway.web import documents
 from gateway.web.context import Context, new_context
 from gateway.web.edge import rate_subject
-from gateway.web.operations import chosen_operation
+from gateway.web.operations import ambiguity, chosen_operation
 from gateway.web.requests import resolve_persisted
 
 log = logging.getLogger("funnelgate.graphql")
@@ -228,7 +228,8 @@ class FunnelTransportWS(BaseGraphQLTransportWSHandler[Context, Any]):
         if not isinstance(query, str):
             return coded("payload.query must be a string", "BAD_REQUEST")
         operation.query = query
-        return None
+        document = await documents.parse(query, policy.limits)
+        return None if document is None else ambiguity(document, operation.operation_name)
 
     async def is_subscription(self, operation: Operation[Context, Any]) -> bool:
         document = await documents.parse(operation.query, self.policy.limits)

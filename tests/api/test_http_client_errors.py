@@ -164,3 +164,23 @@ async def test_a_lone_surrogate_over_websocket_closes_with_4400(services):
         message = await ws.receive(timeout=5)
     assert message.type == WSMsgType.CLOSE
     assert message.data == 4400
+
+
+async def test_several_operations_without_a_name_are_refused_over_websocket_as_over_http(services):
+    two = "subscription A { health(count: 1) { status } } subscription B { health(count: 1) { status } }"
+    async with (
+        TestClient(TestServer(create_app(services))) as client,
+        client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws,
+    ):
+        await ws.send_json({"type": "connection_init"})
+        assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": two}})
+        refused = await ws.receive_json(timeout=5)
+        await ws.send_json({"id": "2", "type": "subscribe", "payload": {"query": two, "operationName": "B"}})
+        named = await ws.receive_json(timeout=5)
+    assert refused["type"] == "error" and refused["id"] == "1"
+    [error] = refused["payload"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert error["message"] == "the document holds 2 operations: name the one to run in operationName"
+    assert named["type"] == "next" and named["id"] == "2"
+    assert named["payload"]["data"]["health"]["status"]
