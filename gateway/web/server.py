@@ -18,9 +18,11 @@ import ipaddress
 import logging
 import signal
 import socket
+import sys
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.config import Settings, env_name
 from gateway.errors import ConfigError
@@ -119,9 +121,25 @@ def check_exposure(settings: Settings) -> None:
     )
 
 
+class ProtocolLog(logging.LoggerAdapter):
+    """aiohttp's protocol logger ("aiohttp.server"), which logs a request it cannot parse as HTTP (a
+    duplicate Content-Type, a malformed header line) as an ERROR with a traceback. That is the client's
+    fault: it is logged like every client error, at INFO without one (aiohttp still answers a plain-text
+    400: the request never reaches the app). Anything else is logged as aiohttp logs it."""
+
+    def exception(self, msg: object, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
+        error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(error, HttpProcessingError) and 400 <= error.code < 500:
+            where = args[0] if args else "?"
+            self.logger.info("client error BAD_HTTP_REQUEST from %s: %s", where, error.message)
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
 def runner_options(settings: Settings) -> dict[str, Any]:
     """How aiohttp's server treats connections (``web.AppRunner`` options; tests serve apps with them)."""
     return {
+        "logger": ProtocolLog(logging.getLogger("aiohttp.server"), {}),
         "handler_cancellation": True,  # a client that leaves stops its request's work
         "shutdown_timeout": settings.shutdown_timeout_s,
         # aiohttp's keep-alive timer starts when a connection opens and again after each response, and
