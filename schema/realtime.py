@@ -224,12 +224,17 @@ class LiveStep:
 @strawberry.type(description="Live metrics from Redis (gateway/realtime/aggregates.py).")
 class RealtimeMetrics:
     at: datetime = strawberry.field(description="When the snapshot was read (UTC).")
-    active_users: int = strawberry.field(description="Users with an event in the last minute.")
+    active_users: int = strawberry.field(
+        description=(
+            "Users with an event that arrived in the last minute (by arrival time; an event timestamped "
+            "more than 5 minutes before it arrived, e.g. from an offline batch, makes no one active)."
+        )
+    )
     events_per_minute: float = strawberry.field(
         description=(
             "Events timestamped in the last 60 s, estimated from per-minute counters: the minute now "
             "running plus the share of the previous minute still inside the window (so an event counts, "
-            "fading, for up to 2 minutes; `activeUsers` uses exact arrival times)."
+            "fading, for up to 2 minutes; `activeUsers` counts by exact arrival time)."
         )
     )
     conversions_per_minute: float
