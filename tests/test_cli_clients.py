@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gateway.cli import main
 from gateway.realtime.replay import read_replay
 from gateway.services import Services
 from gateway.web.app import create_app
-from gateway.web.remote import check_url, post_query
+from gateway.web.remote import URL_HINT, check_url, post_query
 from gateway.web.replay import replay
 
 CLEAN = Path(__file__).parent / "fixtures" / "ingest" / "clean"
@@ -91,8 +92,21 @@ async def test_query_url_without_a_path_means_the_servers_graphql(services: Serv
     finally:
         await server.close()
     [error] = wrong["errors"]
-    assert error["extensions"]["code"] == "HTTP_404"
+    assert error["extensions"]["code"] == "NOT_FOUND"  # the gateway's own code for an unknown route
     assert f"{base}/nope is not a GraphQL endpoint" in error["message"]
+
+
+async def test_query_at_a_server_that_is_not_a_gateway_reports_the_http_status() -> None:
+    server = TestServer(web.Application())  # no routes: aiohttp's plain-text 404
+    await server.start_server()
+    try:
+        url = str(server.make_url("/graphql"))
+        answer = await post_query(url, "{ health { status } }")
+    finally:
+        await server.close()
+    [error] = answer["errors"]
+    assert error["extensions"]["code"] == "HTTP_404"
+    assert error["message"] == f"HTTP 404: {url} is not a GraphQL endpoint ({URL_HINT}): 404: Not Found"
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,8 @@ async def post_query(
     credential: str | None = None,
 ) -> dict[str, Any]:
     """The server's GraphQL response (``credential``: an API key or JWT, sent as a Bearer token). A non-GraphQL answer (a 4xx with a text reason, a proxy's page)
-    comes back as ``{"errors": [{"message": ..., "extensions": {"code": "HTTP_<status>"}}]}``."""
+    comes back as ``{"errors": [{"message": ..., "extensions": {"code": "HTTP_<status>"}}]}``, a 404 or 405
+    with the server's code when its answer has one (a gateway's ``NOT_FOUND``)."""
     payload: dict[str, Any] = {"query": document}
     if variables is not None:
         payload["variables"] = variables
@@ -79,18 +80,17 @@ async def post_query(
         body = json.loads(text)
     except ValueError:
         body = None
+    code = f"HTTP_{status}"
     if status in (404, 405):
         # Not /graphql: a GraphQL answer is never 404/405 (a gateway's other routes answer them in the
-        # GraphQL error shape too, so the shape does not tell): say what --url should be.
+        # GraphQL error shape too, so the shape does not tell): say what --url should be, with the
+        # server's own code when it gave one.
         error = first_error(body)
         text = f"{url} is not a GraphQL endpoint ({URL_HINT}): {error[0] if error else text}"
+        code = error[1] if error and error[1] else code
     elif isinstance(body, dict) and ("data" in body or "errors" in body):
         return body
-    return {
-        "errors": [
-            {"message": f"HTTP {status}: {text.strip()[:500]}", "extensions": {"code": f"HTTP_{status}"}}
-        ]
-    }
+    return {"errors": [{"message": f"HTTP {status}: {text.strip()[:500]}", "extensions": {"code": code}}]}
 
 
 def first_error(body: object) -> tuple[str, str | None] | None:
