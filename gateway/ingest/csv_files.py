@@ -226,10 +226,7 @@ def _read_users(table: Table, report: IngestReport) -> tuple[list[UserRow], bool
     return users, date_col is not None
 
 
-KNOWN = {
-    "device": [d.value for d in Device if d is not Device.OTHER],
-    "sex": [s.value for s in Sex if s is not Sex.OTHER],
-}
+KNOWN = {"device": [d.value for d in Device], "sex": [s.value for s in Sex]}  # "other" included: it is one
 
 
 class _Category(NamedTuple):
