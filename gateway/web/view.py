@@ -43,6 +43,7 @@ from graphql import GraphQLError
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
@@ -182,6 +183,10 @@ class FunnelGraphQLView(GraphQLView):
         except HTTPException as exc:
             if exc.status_code == 405:  # JSON with a code for every client, as on every other route
                 return method_not_allowed(request, "GET, POST")
+            if isinstance(exc.__cause__, InvalidOperationTypeError):
+                # A mutation over GET: GraphQL over HTTP says 405 (strawberry answers 400).
+                message = f"{exc.reason} (a GET may only run queries): send it with POST"
+                return error_response(request, 405, message, "METHOD_NOT_ALLOWED", Allow="POST")
             reason = _HINTS.get(exc.reason, exc.reason)
             return not_a_request(request.headers.get("Accept"), exc.status_code, reason)
 

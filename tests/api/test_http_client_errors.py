@@ -184,3 +184,15 @@ async def test_several_operations_without_a_name_are_refused_over_websocket_as_o
     assert error["message"] == "the document holds 2 operations: name the one to run in operationName"
     assert named["type"] == "next" and named["id"] == "2"
     assert named["payload"]["data"]["health"]["status"]
+
+
+async def test_a_mutation_over_get_is_405_with_allow_post(services):
+    async with TestClient(TestServer(create_app(services))) as client:
+        response = await client.get("/graphql", params={"query": "mutation { invalidateCache(scope: ALL) }"})
+        body = await response.json()
+    assert response.status == 405 and response.headers["Allow"] == "POST"
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+    assert error["message"] == (
+        "mutations are not allowed when using GET (a GET may only run queries): send it with POST"
+    )
