@@ -157,3 +157,13 @@ def test_packaging_metadata_uses_an_spdx_licence():
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert project["project"]["license"] == "MIT"
     assert "setuptools>=77" in project["build-system"]["requires"]
+
+
+def test_fingerprint_refuses_what_is_not_a_csv_directory(tmp_path, capsys):
+    missing, empty = tmp_path / "missing", tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no csv here")
+    assert main(["fingerprint", str(missing)]) == 2
+    assert f"CSV_DIR: {str(missing)!r} is not a directory" in capsys.readouterr().err
+    assert main(["fingerprint", str(empty)]) == 2
+    assert f"CSV_DIR: {str(empty)!r} holds no .csv file" in capsys.readouterr().err

@@ -53,6 +53,8 @@ def mint_token(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.ttl < 1:
         raise ConfigError("--ttl", "must be at least 1 second")
+    if not args.sub.strip():
+        raise ConfigError("--sub", "must name who the token is for, got an empty subject")
     private_key = None
     if args.private_key is not None:
         try:

@@ -6,6 +6,7 @@ import argparse
 
 from gateway.cli.checks import steps_option
 from gateway.config import Settings
+from gateway.errors import ConfigError
 
 
 async def ingest(settings: Settings, args: argparse.Namespace) -> int:
@@ -55,6 +56,10 @@ def fingerprint(args: argparse.Namespace) -> int:
     from gateway.ingest.csv_files import fingerprint as digest
     from gateway.jobs.ingest import DOCUMENT_FORMAT
 
+    if not args.csv_dir.is_dir():
+        raise ConfigError("CSV_DIR", f"{str(args.csv_dir)!r} is not a directory")
+    if not any(p.is_file() and p.name.lower().endswith(".csv") for p in args.csv_dir.iterdir()):
+        raise ConfigError("CSV_DIR", f"{str(args.csv_dir)!r} holds no .csv file: a digest of nothing")
     print(f"{args.csv_dir.resolve()} {digest(args.csv_dir)} documents-v{DOCUMENT_FORMAT}")
     return 0
 

@@ -125,3 +125,13 @@ def test_create_key_and_mint_token(tmp_path, capsys, monkeypatch):
     assert (principal.subject, principal.role) == ("jwt:alice", Role.ADMIN)
     assert main(["mint-token", "--sub", "alice", "--role", "admin"]) == 2  # no secret configured
     assert "FUNNEL_JWT_SECRET" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("subject", ["", "  "])
+def test_mint_token_refuses_an_empty_subject(tmp_path, capsys, monkeypatch, subject):
+    monkeypatch.setenv("FUNNEL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FUNNEL_JWT_SECRET", "m" * 40)
+    assert main(["mint-token", "--sub", subject, "--role", "viewer"]) == 2
+    captured = capsys.readouterr()
+    assert "--sub: must name who the token is for, got an empty subject" in captured.err
+    assert captured.out == ""  # no token
