@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from typing import Any
 
@@ -65,21 +66,34 @@ async def replay(args: argparse.Namespace) -> int:
     run = check_run(args.run) if args.run is not None else f"r{int(time.time())}"
     dataset = read_dataset(args.csv_dir)
     events = replay_stream(dataset, run, args.seed)
+    # SIGTERM (kill, a supervisor stopping it) ends the run like Ctrl-C: with the summary so far.
+    loop, replaying, terminated = asyncio.get_running_loop(), asyncio.current_task(), asyncio.Event()
+
+    def terminate() -> None:
+        terminated.set()
+        if replaying is not None:
+            replaying.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)  # before the line that says it is running
     pace = f"{args.rate:g} events/s" if args.rate else "an unlimited rate"
-    print(f"replaying {args.csv_dir} to {endpoint} at {pace} (run {run}); Ctrl-C stops")
     skipped = len(dataset.report.rejections)
-    if skipped:  # as ingest rejects them: a bad row is no event, and the user should know which
-        print(f"skipped {skipped:,} bad CSV row(s), as ingest would reject them:", file=sys.stderr)
-        print("\n".join(dataset.report.rejection_lines(SKIPPED_LISTED)), file=sys.stderr)
-    credential = read_credential(args.credential_file)
     report = ReplayReport(skipped_rows=skipped)
     try:
+        print(f"replaying {args.csv_dir} to {endpoint} at {pace} (run {run}); Ctrl-C stops")
+        if skipped:  # as ingest rejects them: a bad row is no event, and the user should know which
+            print(f"skipped {skipped:,} bad CSV row(s), as ingest would reject them:", file=sys.stderr)
+            print("\n".join(dataset.report.rejection_lines(SKIPPED_LISTED)), file=sys.stderr)
+        credential = read_credential(args.credential_file)
         await post_events(
             events, url, args.rate, args.batch, args.limit, credential=credential, report=report
         )
     except asyncio.CancelledError:  # Ctrl-C: what was done so far, then asyncio.run raises KeyboardInterrupt
         print(f"interrupted: {report.render()}")
+        if terminated.is_set():
+            return 128 + signal.SIGTERM
         raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
     print(report.render())
     return 1 if report.sent and not report.accepted else 0  # nothing stored: failed, or all rejected
 
