@@ -37,6 +37,8 @@ function pageChip(name) {
   return h('span', { class: `page-chip${index >= 0 ? ` step-${Math.min(index, 5)}` : ''}`, text: name });
 }
 
+const FINAL_CODES = ['FORBIDDEN', 'UNAUTHENTICATED', 'BAD_USER_INPUT'];
+
 export async function lookUp(id) {
   const current = userTurn();
   const panel = $('user-panel');
@@ -58,7 +60,10 @@ export async function lookUp(id) {
   } catch (error) {
     if (!current()) return;
     $('user-result').hidden = true;
-    showState($('user-state'), `User ${id} could not be loaded: ${describe(error)}`, 'error', () => lookUp(id));
+    // Trying again cannot change a refusal of the role or of the input: no button for those.
+    const code = error?.errors?.[0]?.extensions?.code;
+    const retry = FINAL_CODES.includes(code) ? null : () => lookUp(id);
+    showState($('user-state'), `User ${id} could not be loaded: ${describe(error)}`, 'error', retry);
   } finally {
     if (current()) busy(panel, false);
   }
