@@ -104,12 +104,12 @@ class FunnelGraphQLView(GraphQLView):
         return new_context(self.services, request, request.get(PRINCIPAL, default))
 
     async def on_ws_connect(self, context: Context) -> Any:  # type: ignore[override]
-        """graphql-transport-ws ``connection_init``: the payload carries ``Authorization``; the ack
-        payload says which role the connection has."""
+        """graphql-transport-ws ``connection_init``: the payload carries ``Authorization`` (at its top
+        level, or in ``headers`` as Hasura's and Apollo's clients send it); the ack payload says which
+        role the connection has."""
         if not self.authenticator.enabled:
             return {"role": context.principal.role.label}
-        params = context.connection_params or {}
-        raw = params.get("Authorization", params.get("authorization")) if isinstance(params, dict) else None
+        raw = _authorization(context.connection_params)
         credential = bearer(raw) if isinstance(raw, str) else None
         if credential is None:
             raise ConnectionRejectionError(
@@ -269,3 +269,16 @@ class FunnelGraphQLView(GraphQLView):
         except asyncio.CancelledError:
             context.loaders.cancel_pending()  # the client left: stop the backend work it started
             raise
+
+
+def _authorization(params: object) -> object:
+    """The ``Authorization`` entry of a ``connection_init`` payload (any case), at its top level or in
+    its ``headers`` object; None when neither has one."""
+    if not isinstance(params, dict):
+        return None
+    for source in (params, params.get("headers")):
+        if isinstance(source, dict):
+            for key, value in source.items():
+                if isinstance(key, str) and key.lower() == "authorization":
+                    return value
+    return None

@@ -111,7 +111,16 @@ async def _ws_init(client, payload):
     return ws
 
 
-@pytest.mark.parametrize("payload", [None, {}, {"Authorization": "Bearer fgk_wrong"}])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        None,
+        {},
+        {"Authorization": "Bearer fgk_wrong"},
+        {"headers": {"Authorization": "Bearer fgk_wrong"}},
+        {"headers": "Bearer fgk_wrong"},
+    ],
+)
 async def test_a_websocket_without_a_good_credential_is_closed_4403(services, payload):
     async with client_of(with_keys(services)) as client:
         ws = await _ws_init(client, payload)
@@ -120,10 +129,19 @@ async def test_a_websocket_without_a_good_credential_is_closed_4403(services, pa
         await ws.close()
 
 
-async def test_a_websocket_authenticates_in_connection_init_and_keeps_its_role(services):
+@pytest.mark.parametrize(
+    "where",
+    [
+        lambda value: {"Authorization": value},
+        lambda value: {"authorization": value},
+        lambda value: {"headers": {"Authorization": value}},  # Hasura's and Apollo's examples
+    ],
+    ids=["top level", "lower case", "in headers"],
+)
+async def test_a_websocket_authenticates_in_connection_init_and_keeps_its_role(services, where):
     subscription = "subscription { health(intervalSeconds: 0.1, count: 1) { status } }"
     async with client_of(with_keys(services)) as client:
-        ws = await _ws_init(client, {"Authorization": f"Bearer {KEYS[Role.VIEWER]}"})
+        ws = await _ws_init(client, where(f"Bearer {KEYS[Role.VIEWER]}"))
         ack = await ws.receive_json(timeout=5)
         assert ack == {"type": "connection_ack", "payload": {"role": "viewer"}}
         await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": subscription}})
