@@ -51,6 +51,7 @@ async def open_store(settings: Settings, *, index: bool | None = None) -> Docume
     """The configured document store. ``index`` overrides FUNNEL_INDEX (a job that only writes skips
     building the embedded store's funnel index). Callers of an embedded store hold the data-dir lock,
     so a killed build's leftovers can go now."""
+    job = index is False and settings.index  # a command that only writes, not FUNNEL_INDEX=off
     index = settings.index if index is None else index
     if settings.mongo_url:
         from gateway.stores.mongo.store import MongoStore
@@ -69,7 +70,9 @@ async def open_store(settings: Settings, *, index: bool | None = None) -> Docume
             settings.duckdb_path, index=index, preaggregates=settings.preaggregates
         )
         where = f"embedded DuckDB {settings.duckdb_path}"
-        if not index:
+        if job:
+            where += " (no live funnel index: a command builds one only for what it computes)"
+        elif not index:
             where += " (funnel index off: funnels in SQL)"
     log.info("document store: %s", where)
     return store
