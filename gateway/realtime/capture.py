@@ -22,13 +22,9 @@ class TooManyEvents(BadInput):
 
 @dataclass(frozen=True)
 class CaptureResult:
-    accepted: list[str]  # every valid event's id, in batch order: stored now or before
-    duplicates: list[str]  # the accepted ids that changed nothing (stored before, or repeated in the batch)
+    accepted: list[str]  # every valid event's id, once, in batch order: stored now or before
+    duplicates: list[str]  # the accepted ids that changed nothing: stored before this request
     rejected: list[Rejected]  # index in the batch, the event's id if it had one, the reason
-
-    @property
-    def new(self) -> int:
-        return len(self.accepted) - len(set(self.duplicates))
 
 
 def _client_id(raw: Any) -> str | None:
@@ -57,17 +53,17 @@ async def capture(runtime: Realtime | None, raw_events: Sequence[Any]) -> Captur
             accepted.append(event.event_id)
         else:
             rejected.append(Rejected(index, _client_id(raw_events[index]), reason))
-    repeats: list[str] = []
-    for index, event_id in checked.repeats:  # a repeat shares its first copy's verdict
+    # A later copy of an id in the batch is the same event: it shares its first copy's verdict, and
+    # is dropped whatever it holds. Accepted, it is listed nowhere else (the id is in ``accepted``, and
+    # in ``duplicates`` only if it was stored before: then it changed nothing).
+    for index, event_id in checked.repeats:
         reason = written.refused.get(event_id)
-        if reason is None:
-            repeats.append(event_id)
-        else:
+        if reason is not None:
             rejected.append(Rejected(index, event_id, reason))
     if written.refused:
         rejected.sort(key=lambda r: r.index)
     duplicates = [event_id for event_id in accepted if event_id not in written.new]
-    result = CaptureResult(accepted=accepted, duplicates=duplicates + repeats, rejected=rejected)
+    result = CaptureResult(accepted=accepted, duplicates=duplicates, rejected=rejected)
     EVENTS.labels("accepted").inc(len(result.accepted))
     EVENTS.labels("duplicate").inc(len(result.duplicates))
     EVENTS.labels("rejected").inc(len(result.rejected))
