@@ -16,6 +16,7 @@ from gateway.security.analysis import FUNNEL, price
 from gateway.services import check_health
 from gateway.validation import check_polling, check_user_id
 from resolvers.funnel_arguments import takes_funnel
+from resolvers.selection import visible
 from schema.funnel import Funnel
 from schema.health import Health
 from schema.realtime import ActivityEvent, RealtimeMetrics
@@ -54,8 +55,8 @@ class Subscription:
 
     @strawberry.subscription(
         description=(
-            "The funnel now, then again whenever new events change it: at most one message per "
-            "`intervalSeconds`, however many events arrive."
+            "The funnel now, then again whenever new events change the fields selected: at most one "
+            "message per `intervalSeconds`, however many events arrive."
         ),
         metadata=requires(Role.VIEWER) | price(FUNNEL),
     )
@@ -65,7 +66,9 @@ class Subscription:
     ) -> AsyncGenerator[Funnel | None, None]:
         check_polling(interval_seconds)
         services = info.context.services
-        async for item in streams.funnel_updates(services, definition, interval_seconds):
+        # Compared as the client sees it: a change to a field it did not select sends nothing.
+        seen = lambda result: visible(info, from_fields(Funnel, result))  # noqa: E731
+        async for item in streams.funnel_updates(services, definition, interval_seconds, seen):
             yield item if isinstance(item, Exception) else from_fields(Funnel, item)  # type: ignore[misc]
 
     @strawberry.subscription(

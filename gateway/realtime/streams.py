@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import date, datetime
+from typing import Any
 
 from gateway import deadlines
 from gateway.analytics import funnels
@@ -79,12 +80,16 @@ async def _funnel(services: Services, definition: FunnelDefinition) -> FunnelRes
 
 
 async def funnel_updates(
-    services: Services, definition: FunnelDefinition, interval_s: float
+    services: Services,
+    definition: FunnelDefinition,
+    interval_s: float,
+    seen: Callable[[FunnelResult], Any] = lambda result: result,
 ) -> AsyncIterator[FunnelResult | StoreUnavailable | QueryTimeout]:
     """The funnel now, then again whenever events change its answer, at most once per ``interval_s``
     (an event that could change it but did not -- a step its user had already reached -- sends nothing);
     a recomputation that runs past the request timeout is sent as that error, and the next change
-    retries."""
+    retries. ``seen``: what the client sees of an answer (its selected fields); an answer it would see
+    as the last one it got is not sent."""
     realtime = running(services.realtime)
     first = await _funnel(services, definition)  # checks the definition; errors end it here
     steps = definition.steps or tuple(await realtime.default_funnel())
@@ -111,7 +116,7 @@ async def funnel_updates(
                     sent_at = loop.time()
                     continue
                 # An event of a step by a user already counted there changes nothing: say nothing.
-                if result != last:
+                if last is None or seen(result) != seen(last):
                     yield result
                     last = result
                     sent_at = loop.time()

@@ -79,6 +79,28 @@ async def test_funnel_updates_sends_the_funnel_then_each_change(http, services: 
     await socket.ws.close()
 
 
+@pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
+async def test_funnel_updates_send_nothing_when_only_unselected_fields_change(http, services: Services):
+    socket = await open_socket(http)
+    query = """subscription { funnelUpdates(steps: ["home_page", "search_page"], filter: {device: MOBILE},
+                                              intervalSeconds: 0.1) { steps { users } ...Rate } }
+               fragment Rate on Funnel { overallConversionRate }"""
+    await socket.subscribe(query)
+    first = (await socket.receive())["payload"]["data"]["funnelUpdates"]
+    await wait_for_subscription(services.cache)
+    today = datetime.now(UTC).isoformat()
+    # User 2 (mobile, already counted at both steps) spends 1000 s more on search: avgTimeSpent
+    # changes, which this client did not select; then user 10, new, reaches home only.
+    await post_events(http, [page_view("u-1", 2, "search_page", duration=1000, timestamp=today)])
+    await asyncio.sleep(1.0)  # past the interval: a message for u-1 would come before the next one
+    await post_events(http, [page_view("u-2", 10, "home_page", device="mobile", timestamp=today)])
+    second = (await socket.receive())["payload"]["data"]["funnelUpdates"]
+    assert [s["users"] for s in first["steps"]] == [2, 2]  # users 2 and 4
+    assert [s["users"] for s in second["steps"]] == [3, 2]
+    assert (first["overallConversionRate"], second["overallConversionRate"]) == (1.0, 2 / 3)
+    await socket.ws.close()
+
+
 def test_a_change_flag_coalesces_any_number_of_messages() -> None:
     flag = ChangeFlag(lambda event: event["pageType"] == "home")
     for _ in range(100):
