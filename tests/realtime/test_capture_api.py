@@ -725,3 +725,12 @@ async def test_unstamped_events_of_one_batch_are_stored_in_the_order_sent(http, 
     assert status == 200
     data = await data_of(services, "{ user(id: 960) { sessions { pagesVisited } } }")
     assert data["user"]["sessions"] == [{"pagesVisited": ["z_home", "x_search", "a_payment"]}]
+
+
+async def test_a_beacon_s_text_plain_body_is_read_as_json(http, services: Services):
+    # navigator.sendBeacon(url, JSON.stringify(events)) sends text/plain;charset=UTF-8.
+    body = orjson.dumps([page_view("beacon-1", 961, "home_page")])
+    resp = await http.post("/events", data=body, headers={"Content-Type": "text/plain;charset=UTF-8"})
+    assert resp.status == 200 and (await resp.json())["accepted"] == ["beacon-1"]
+    [visits] = await services.store.visits_by_user_ids([961])
+    assert [v["event_id"] for v in visits] == ["beacon-1"]
