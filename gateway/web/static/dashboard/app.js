@@ -1,7 +1,7 @@
 // The funnel dashboard: every number comes from the gateway's public GraphQL API (api.js).
 import { query } from './api.js';
 import { clearChart, fmt, funnelChart, responsive, trendChart } from './charts.js';
-import { $, busy, describe, h, latest, showState } from './dom.js';
+import { $, busy, describe, exactMoney, h, latest, showState } from './dom.js';
 import { startLive } from './live.js';
 import { lookUp, useFunnelSteps } from './user.js';
 
@@ -221,12 +221,14 @@ async function loadTotals() {
     $('kpi-sessions').textContent = fmt.int.format(d.sessions);
     $('kpi-conversions').textContent = fmt.int.format(d.conversions);
     $('kpi-rate').textContent = fmt.pct(d.conversionRate);
-    $('kpi-revenue').textContent = fmt.money.format(d.revenue);
+    $('kpi-revenue').textContent = fmt.moneyFit(d.revenue); // $3.0B fits the tile where 13 digits do not
+    exactMoney($('kpi-revenue'), d.revenue);
     panel.classList.remove('failed');
     panel.removeAttribute('title');
   } catch (error) {
     if (!current()) return;
     for (const id of ['kpi-users', 'kpi-sessions', 'kpi-conversions', 'kpi-rate', 'kpi-revenue']) $(id).textContent = '–';
+    $('kpi-revenue').removeAttribute('title');
     panel.classList.add('failed');
     panel.title = `Totals unavailable: ${describe(error)}`;
   } finally {

@@ -1,7 +1,16 @@
 // Small SVG charts drawn at their container's width (redrawn when it changes). Colours come from
 // CSS classes (dashboard.css), so light and dark themes need nothing here.
 
+import { layoutSlots, trendSlots } from './slots.js';
+
 const NS = 'http://www.w3.org/2000/svg';
+const COMPACT_MONEY = new Intl.NumberFormat('en-US', {
+  style: 'currency',
+  currency: 'USD',
+  notation: 'compact',
+  minimumFractionDigits: 1,
+  maximumFractionDigits: 1,
+});
 
 export const fmt = {
   int: new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 }),
@@ -17,6 +26,11 @@ export const fmt = {
     return `${fmt.dec.format(s / 86400)} d`;
   },
   money: new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' }),
+  // To the cent below a million dollars; from there "$3.0B", so a tile's figure fits its tile (the
+  // caller puts the exact amount in a title).
+  moneyFit(x) {
+    return Math.abs(x) < 1e6 ? fmt.money.format(x) : COMPACT_MONEY.format(x);
+  },
 };
 
 export function el(tag, attrs = {}, ...children) {
@@ -188,25 +202,60 @@ export function trendLabels(periods, interval, shown) {
   });
 }
 
+// Which periods get an axis label, given each period slot's centre `xs` (in order) and the first
+// slot of each run between breaks (`starts`). Every `every` slots as labelledBars picks them within each
+// run; then, most wanted first (the latest period, the first of each run, the rest), a label is kept
+// when it stays `room` px clear of those kept. Without breaks that is labelledBars' choice.
+export function spacedLabels(xs, starts, every, room) {
+  const runs = starts.map((s, k) => [s, k + 1 < starts.length ? starts[k + 1] : xs.length]);
+  const wanted = runs.flatMap(([a, b]) => labelledBars(b - a, every).map((i) => a + i));
+  const last = xs.length - 1;
+  const order = [last, ...starts, ...wanted].filter((i, k, all) => i >= 0 && all.indexOf(i) === k);
+  const kept = [];
+  for (const i of order) if (kept.every((j) => Math.abs(xs[i] - xs[j]) > room - 0.5)) kept.push(i);
+  return kept.sort((a, b) => a - b);
+}
+
+function spanText(points, gap, interval) {
+  const unit = { DAY: 'day', WEEK: 'week', MONTH: 'month' }[interval] || 'period';
+  const n = gap.to - gap.from + 1;
+  const from = periodLabel(points[gap.from].period, interval, true);
+  const to = periodLabel(points[gap.to].period, interval, true);
+  return { n, unit: `${unit}${n === 1 ? '' : 's'}`, from, to };
+}
+
 // Cohort bars (users who started the funnel in the period, right axis) under the conversion-rate line
-// (left axis). One slot per point: the API sends every period of the range, those nobody started in as
-// zeros, so slots are periods and a gap of months is as wide as those months. An empty period has no
-// conversion rate to draw (the API's 0 means "no cohort"): the line breaks there and it gets no dot.
+// (left axis). The API sends every period of the range, those nobody started in as zeros: a period is
+// a slot, and a short run of empty ones keeps its slots (no bar, no dot). A long run (slots.js) is one
+// narrow break, drawn dashed and saying which periods it stands for, so data years apart keeps the
+// width instead of 600 empty weeks. An empty period has no conversion rate to draw (the API's 0 means
+// "no cohort"): the line breaks there, and across every break.
 export function trendChart(points, interval, width) {
   const height = 240;
   const m = { top: 16, right: 48, bottom: 34, left: 48 };
   const w = width - m.left - m.right;
   const h = height - m.top - m.bottom;
   const cohorts = points.map((p) => p.steps[0]?.users || 0);
-  const said = (p, i) => `${p.period} ${cohorts[i] ? fmt.pct(p.conversionRate) : 'nobody started'}`;
-  const label = `Conversion by ${interval.toLowerCase()}: ${points.map(said).join(', ')}`;
+  const { slots, band } = layoutSlots(trendSlots(cohorts), m.left, w);
+  const said = (s) => {
+    if (s.kind === 'gap') {
+      const g = spanText(points, s, interval);
+      return `${points[s.from].period} to ${points[s.to].period} nobody started (${g.n} ${g.unit}, drawn as a break)`;
+    }
+    const p = points[s.index];
+    return `${p.period} ${cohorts[s.index] ? fmt.pct(p.conversionRate) : 'nobody started'}`;
+  };
+  const label = `Conversion by ${interval.toLowerCase()}: ${slots.map(said).join(', ')}`;
   const svg = frame(width, height, label);
+  const periodSlots = slots.filter((s) => s.kind === 'period');
+  const gapSlots = slots.filter((s) => s.kind === 'gap');
+  svg.dataset.periods = String(periodSlots.length);
+  svg.dataset.gaps = String(gapSlots.length);
   const rates = points.map((p) => p.conversionRate);
   const rMax = niceMax(Math.max(0.01, ...rates));
   const most = Math.max(1, ...cohorts);
   const cMax = most <= 8 ? Math.ceil(most / 4) * 4 : niceMax(most); // whole numbers on the 4 ticks
-  const band = w / Math.max(1, points.length);
-  const x = (i) => m.left + band * (i + 0.5);
+  const x = new Map(periodSlots.map((s) => [s.index, s.centre]));
   const yr = (r) => m.top + h - (r / rMax) * h;
   const yc = (c) => m.top + h - (c / cMax) * h;
   for (let t = 0; t <= 4; t++) {
@@ -216,34 +265,62 @@ export function trendChart(points, interval, width) {
     svg.append(text(m.left - 6, y + 4, `${Math.round(100 * r * 10) / 10}%`, { class: 'axis', 'text-anchor': 'end' }));
     svg.append(text(m.left + w + 6, y + 4, fmt.int.format((cMax * t) / 4), { class: 'axis' }));
   }
+  gapSlots.forEach((s) => {
+    const g = spanText(points, s, interval);
+    const cx = s.centre + 4; // the rotated text's glyphs lie left of its baseline: centre them
+    const bottom = m.top + h - 4;
+    const marker = el('g', { class: 'gap', 'data-from': points[s.from].period, 'data-to': points[s.to].period });
+    marker.append(
+      el('rect', { x: s.left, y: m.top, width: s.width, height: h, class: 'gap-band' }),
+      el('line', { x1: s.left, x2: s.left, y1: m.top, y2: m.top + h, class: 'gap-line' }),
+      el('line', { x1: s.left + s.width, x2: s.left + s.width, y1: m.top, y2: m.top + h, class: 'gap-line' }),
+      text(cx, bottom, fitted(`no entrants · ${g.n} ${g.unit}`, h - 8, '11.5px system-ui, sans-serif'), {
+        class: 'axis gap-text',
+        transform: `rotate(-90 ${cx} ${bottom})`,
+      }),
+      el('title', {}, `Nobody started the funnel in the ${g.n} ${g.unit} from ${g.from} to ${g.to}: drawn as one break, not to scale`),
+    );
+    svg.append(marker);
+  });
   const multiYear = new Set(points.map((p) => p.period.slice(0, 4))).size > 1;
-  const slot = interval !== 'MONTH' && multiYear ? 92 : 64; // "Dec 29, 2014" needs more room than "Dec 29"
-  const every = Math.max(1, Math.ceil(points.length / Math.max(1, Math.floor(w / slot))));
-  const shown = labelledBars(points.length, every);
+  const room = interval !== 'MONTH' && multiYear ? 92 : 64; // "Dec 29, 2014" needs more room than "Dec 29"
+  const periodsW = w - gapSlots.reduce((sum, s) => sum + s.width, 0);
+  const every = Math.max(1, Math.ceil(periodSlots.length / Math.max(1, Math.floor(periodsW / room))));
+  const starts = [];
+  slots.forEach((s, k) => {
+    if (s.kind === 'period' && (k === 0 || slots[k - 1].kind === 'gap')) starts.push(periodSlots.indexOf(s));
+  });
+  const shown = spacedLabels(periodSlots.map((s) => s.centre), starts, every, room).map((k) => periodSlots[k].index);
   const labels = trendLabels(points.map((p) => p.period), interval, shown);
-  points.forEach((p, i) => {
-    const bw = Math.min(56, Math.max(2, band * 0.62));
+  const bw = Math.min(56, Math.max(2, band * 0.62));
+  periodSlots.forEach(({ index: i }) => {
     svg.append(
       titled(
-        el('rect', { x: x(i) - bw / 2, y: yc(cohorts[i]), width: bw, height: m.top + h - yc(cohorts[i]), class: 'cohort' }),
-        `${p.period}: ${fmt.int.format(cohorts[i])} users started`,
+        el('rect', { x: x.get(i) - bw / 2, y: yc(cohorts[i]), width: bw, height: m.top + h - yc(cohorts[i]), class: 'cohort' }),
+        `${points[i].period}: ${fmt.int.format(cohorts[i])} users started`,
       ),
     );
   });
   shown.forEach((i, k) => {
-    svg.append(text(x(i), height - m.bottom + 18, labels[k], { class: 'axis period', 'text-anchor': 'middle' }));
+    svg.append(text(x.get(i), height - m.bottom + 18, labels[k], { class: 'axis period', 'text-anchor': 'middle' }));
   });
-  const d = points
-    .map((p, i) => (cohorts[i] ? `${i && cohorts[i - 1] ? 'L' : 'M'}${x(i).toFixed(1)},${yr(p.conversionRate).toFixed(1)}` : ''))
+  // A segment joins two neighbouring slots that both had entrants: never across a break.
+  const d = slots
+    .map((s, k) => {
+      if (s.kind !== 'period' || !cohorts[s.index]) return '';
+      const prev = slots[k - 1];
+      const joined = prev?.kind === 'period' && cohorts[prev.index];
+      return `${joined ? 'L' : 'M'}${s.centre.toFixed(1)},${yr(points[s.index].conversionRate).toFixed(1)}`;
+    })
     .filter(Boolean)
     .join(' ');
   if (d) svg.append(el('path', { d, class: 'line' }));
-  points.forEach((p, i) => {
+  periodSlots.forEach(({ index: i }) => {
     if (!cohorts[i]) return;
     svg.append(
       titled(
-        el('circle', { cx: x(i), cy: yr(p.conversionRate), r: 4, class: 'dot' }),
-        `${p.period}: ${fmt.pct(p.conversionRate)} converted`,
+        el('circle', { cx: x.get(i), cy: yr(points[i].conversionRate), r: 4, class: 'dot' }),
+        `${points[i].period}: ${fmt.pct(points[i].conversionRate)} converted`,
       ),
     );
   });

@@ -1,5 +1,6 @@
 // Small DOM helpers the dashboard's panels share: element builder, panel states, stale-answer guard.
 import { ApiError } from './api.js';
+import { fmt } from './charts.js';
 
 export const $ = (id) => document.getElementById(id);
 
@@ -45,4 +46,11 @@ export function describe(error) {
 export function busy(panel, on) {
   panel.setAttribute('aria-busy', on ? 'true' : 'false');
   panel.classList.toggle('is-loading', on);
+}
+
+// A shortened amount ($3.0B, fmt.moneyFit) says its exact value in a tooltip; one shown to the cent has none.
+export function exactMoney(node, amount) {
+  const exact = fmt.money.format(amount);
+  if (fmt.moneyFit(amount) === exact) node.removeAttribute('title');
+  else node.title = `${exact} exactly`;
 }

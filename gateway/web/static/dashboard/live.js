@@ -1,7 +1,7 @@
 // The live panel: realtimeMetrics every second over graphql-transport-ws (api.js's LiveClient).
 import { LiveClient } from './api.js';
 import { fmt, responsive, sparkline } from './charts.js';
-import { $, describe, h } from './dom.js';
+import { $, describe, exactMoney, h } from './dom.js';
 
 const LIVE = `subscription DashboardLive {
   realtimeMetrics(intervalSeconds: 1) {
@@ -44,12 +44,14 @@ function renderDevices(devices) {
       const name = DEVICE_NAMES[d.device] || (d.device ? d.device : 'No device');
       const fill = h('span', { class: 'fill' });
       fill.style.width = top > 0 ? `${(100 * d.revenuePerMinute) / top}%` : '0%';
+      const value = h('span', { class: 'live-step-value', text: fmt.moneyFit(d.revenuePerMinute) });
+      exactMoney(value, d.revenuePerMinute);
       return h(
         'li',
         { 'data-device': d.device || 'none' },
         h('span', { class: 'live-step-name', text: name }),
         h('span', { class: 'meter', 'aria-hidden': 'true' }, fill),
-        h('span', { class: 'live-step-value', text: fmt.money.format(d.revenuePerMinute) }),
+        value,
       );
     }),
   );
@@ -59,7 +61,8 @@ function renderLive(metrics) {
   setNumber($('live-active'), fmt.int.format(metrics.activeUsers));
   setNumber($('live-epm'), fmt.dec.format(metrics.eventsPerMinute));
   setNumber($('live-cpm'), fmt.dec.format(metrics.conversionsPerMinute));
-  setNumber($('live-rpm'), fmt.money.format(metrics.revenuePerMinute));
+  setNumber($('live-rpm'), fmt.moneyFit(metrics.revenuePerMinute));
+  exactMoney($('live-rpm'), metrics.revenuePerMinute);
   history.push(metrics.eventsPerMinute);
   if (history.length > 90) history.shift();
   responsive($('live-spark'), (width) => sparkline([...history], width));
