@@ -116,6 +116,14 @@ async def test_a_break_gives_the_weeks_with_data_the_width_and_says_what_it_hide
     assert "2015-04-27 to 2026-11-23 nobody started (605 weeks, drawn as a break)" in chart["aria"]
     assert "2015-05-04" not in chart["aria"]  # the hidden weeks are named by the break, not one by one
 
+    # At 360 px (a phone): plot 264, break min(40, 1.5 * 264 / 19.5) = 20.3 px, weeks 13.5 px; 243.7 /
+    # 92 = 2 labels fit, one every 9 weeks: Dec 29 and Apr 20 of the first run, Nov 30 after the break;
+    # Apr 20 is 13.5 + 20.3 px from Nov 30 and goes.
+    narrow = await tab.page.evaluate(TREND, [points, "WEEK", 360])
+    assert (narrow["periods"], narrow["gaps"]) == ("18", "1")
+    assert narrow["breaks"][0]["width"] == pytest.approx(1.5 * 264 / 19.5)
+    assert narrow["labels"] == ["Dec 29, 2014", "Nov 30, 2026"]
+
     # Months 2014-12 .. 2026-11 with data in the first two and the last: 2015-02 .. 2026-10 are one break.
     months = [f"{y}-{m:02d}-01" for y in range(2014, 2027) for m in range(1, 13)][11:-1]
     assert months[0] == "2014-12-01" and months[-1] == "2026-11-01" and len(months) == 144
@@ -195,6 +203,7 @@ async def test_one_live_event_today_after_the_2015_shop_draws_a_break_and_a_big_
     assert await page.eval_on_selector("#live-rpm", fits)
     assert await page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
 
+    await tab.screenshot("dashboard-trend-break-weekly.png", full_page=True)
     # Monthly: the fixture is all January 2015; that month and this one drawn, the months between one break.
     await page.click("#trend-panel [data-interval=MONTH]")
     await page.wait_for_function(

@@ -271,6 +271,8 @@ export function trendChart(points, interval, width) {
     const bottom = m.top + h - 4;
     const marker = el('g', { class: 'gap', 'data-from': points[s.from].period, 'data-to': points[s.to].period });
     marker.append(
+      // First, so it names the group (its tooltip and accessible name).
+      el('title', {}, `Nobody started the funnel in the ${g.n} ${g.unit} from ${g.from} to ${g.to}: drawn as one break, not to scale`),
       el('rect', { x: s.left, y: m.top, width: s.width, height: h, class: 'gap-band' }),
       el('line', { x1: s.left, x2: s.left, y1: m.top, y2: m.top + h, class: 'gap-line' }),
       el('line', { x1: s.left + s.width, x2: s.left + s.width, y1: m.top, y2: m.top + h, class: 'gap-line' }),
@@ -278,7 +280,6 @@ export function trendChart(points, interval, width) {
         class: 'axis gap-text',
         transform: `rotate(-90 ${cx} ${bottom})`,
       }),
-      el('title', {}, `Nobody started the funnel in the ${g.n} ${g.unit} from ${g.from} to ${g.to}: drawn as one break, not to scale`),
     );
     svg.append(marker);
   });
