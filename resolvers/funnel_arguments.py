@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import strawberry
 
+from gateway.analytics.default_funnel import DERIVED_MAX_STEPS
 from gateway.models import FunnelDefinition
 from schema.enums import StepOrder
 from schema.inputs import FunnelFilter, user_filter
@@ -52,7 +53,11 @@ FUNNEL_ARGUMENTS = (
         Annotated[
             list[str] | None,
             strawberry.argument(
-                description="Page types in funnel order; omitted = the dataset's default funnel."
+                description=(
+                    "Page types in funnel order; omitted = the default funnel: the ingested one, else "
+                    f"the page types of the stored page views by users reached (most first, at most "
+                    f"{DERIVED_MAX_STEPS})."
+                )
             ),
         ],
         None,

@@ -2,6 +2,8 @@
 
 Checks that need no data run before the cache is read; the ones that need the store (unknown step
 names, the default funnel) run only on a miss, which is safe because only valid answers are cached.
+Before the read, a question naming no steps asks whether the default is stored or derived from the
+visits (``default_funnel``): a derived one changes with any page view, so its answers read that token too.
 A funnel's key is ``metrics:funnel:{device}:{day or range}:{digest of every other argument}``; its TTL is
 the historical one when the range is closed in the past (that answer cannot change any more), the
 daily one otherwise.
@@ -13,6 +15,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from gateway.analytics import default_funnel
 from gateway.analytics.trend_periods import check_trend_size, fill_periods
 from gateway.cache import keys
 from gateway.cache.aside import read_through
@@ -106,9 +109,10 @@ async def _query(
     """The definition with its steps resolved: the default funnel, or the named steps if they exist."""
     store = services.store
     if definition.steps is None:
-        steps = tuple(await store.default_funnel() or ())
-        if not steps:
-            raise BadInput("no default funnel yet (nothing ingested): pass steps")
+        default = await default_funnel.resolve(store)
+        if default is None:
+            raise BadInput(default_funnel.NO_DEFAULT)
+        steps = default.steps
     else:
         steps = definition.steps
         check_known_steps(steps, await store.page_types())
@@ -130,9 +134,16 @@ async def _cached(
     # Everything that changes the answer is in the key: the whole definition and the question asked.
     args = {**dataclasses.asdict(definition), **question}
     f = definition.filter
-    key = keys.funnel(f.device, keys.days(f.start, f.end), args)
     # Live events change it through page visits of its users' device and sex on its days.
     tokens = range_versions(keys.VERSION_VISITS, f.device, f.sex, f.start, f.end)
+    if definition.steps is None and await default_funnel.is_derived(
+        services.store, services.stored_default_in
+    ):
+        # The steps themselves move with any page view (any day, device, sex); apart in the key, so an
+        # answer on a derived default is never read as one on a stored default.
+        args["default"] = "derived"
+        tokens = list(dict.fromkeys([*tokens, default_funnel.every_page_view()]))
+    key = keys.funnel(f.device, keys.days(f.start, f.end), args)
     return await read_through(
         services.cache, services.cache_stats, key, keys.ttl_for_range(f.end), compute, result_type, tokens
     )

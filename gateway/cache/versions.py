@@ -19,7 +19,8 @@ Namespaces, per cached family:
 family                                   tokens read
 =======================================  ==============================================================
 funnel, trend, dropped off, converted    ``ver:visits:{device}:{sex}:{node}`` for the nodes covering the
-                                         filter's days (device/sex ``all`` without that filter)
+                                         filter's days (device/sex ``all`` without that filter); on a
+                                         derived default funnel also ``ver:visits:all:all:all``
 dashboard                                ``ver:sessions:all:all:{node}`` over the range (session start day)
 top paths                                ``ver:sessions:{device}:{sex}:{node}`` over the filter's days
 sentiment of a page (a day or any day)   ``ver:forms:{page}:{day|all}``

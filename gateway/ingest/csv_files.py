@@ -21,6 +21,7 @@ from gateway.errors import BadInput, IngestError, shown_repr
 from gateway.ingest.csv_text import USER_ID_ALIASES, Table, normalise_header, read_table
 from gateway.ingest.report import IngestReport
 from gateway.models import Device, Sex
+from gateway.stores.funnel_math import default_order
 from gateway.validation import check_day, parse_user_id
 
 USER_TABLE = "user_table.csv"
@@ -56,8 +57,8 @@ class CsvDataset:
         return reached
 
     def default_order(self) -> list[str]:
-        """Pages by decreasing number of users reaching them (ties by name, for a stable order)."""
-        return sorted(self.pages, key=lambda page: (-len(self.pages[page]), page))
+        """Pages by decreasing number of users reaching them (ties by name): the default funnel's rule."""
+        return default_order({page: len(users) for page, users in self.pages.items()})
 
 
 def normalise_page(raw: str) -> str:

@@ -10,7 +10,9 @@ any                                   ``ver:user:{user}`` (their sessions list, 
                                       ``ver:session:{session}`` (session, its visits/interactions)
 page_view on day D                    ``ver:visits:{d}:{s}:{node}`` for the 6 nodes on D's path, for
                                       d in {user's device, all}, s in {user's sex, all}: funnels,
-                                      trends, dropped-off/converted lists whose filter covers it
+                                      trends, dropped-off/converted lists whose filter covers it (and,
+                                      through ``ver:visits:all:all:all``, every one on a default
+                                      funnel derived from the page views: analytics/default_funnel)
 any, in a session starting on day S   ``ver:sessions:{d}:{s}:{node}`` likewise for S (and for the old
                                       start day when a late event moves the start): dashboards
                                       and top paths whose range covers S

@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gateway.analytics import default_funnel
 from gateway.cache import keys, versions
 from gateway.errors import StoreUnavailable
 from gateway.realtime import aggregates
 from gateway.realtime.enrichment import Planned, PlannerMemory, plan
-from gateway.realtime.events import Event, utc_now
+from gateway.realtime.events import PAGE_VIEW, Event, utc_now
 from gateway.realtime.hub import Hub
 from gateway.realtime.invalidation import version_bumps
 from gateway.realtime.writer import GroupCommitWriter
@@ -94,6 +95,7 @@ class Realtime:
         self._snapshot: tuple[float, aggregates.Snapshot] | None = None
         self._effects_tail: asyncio.Future[None] | None = None
         self._default_funnel: tuple[float, list[str]] | None = None
+        self._default_derived = False  # the remembered default is derived from the visits (or none yet)
 
     async def _commit(self, events: list[Event]) -> tuple[set[str], dict[str, str], Awaitable[None]]:
         store = self._services.store
@@ -101,6 +103,8 @@ class Realtime:
         planned = await plan(store, events, self.gap, self.memory, clock)
         new = set(await store.record_events(planned.batch)) if planned.events else set()
         self.memory.remember(planned, new, clock)
+        if self._default_derived:
+            self._forget_default_on_new_page(planned, new)
         if not new and not self.redis_debt:
             return new, planned.refused, _done()
         # The next group may commit meanwhile; effects run one group after the other, in commit order.
@@ -163,10 +167,23 @@ class Realtime:
             await self._redis([("SET", keys.version_epoch(), versions.new_token(), "EX", keys.TTL_VERSION)])
 
     async def default_funnel(self) -> list[str]:
+        """The default funnel's steps (``analytics/default_funnel``: stored, else derived from the
+        visits), remembered DEFAULT_FUNNEL_MAX_AGE_S; a derived one is forgotten as soon as a page view
+        of a page outside it is stored, so a new page joins the live steps at the next snapshot."""
         now = asyncio.get_running_loop().time()
         if self._default_funnel is None or now - self._default_funnel[0] > DEFAULT_FUNNEL_MAX_AGE_S:
-            self._default_funnel = (now, list(await self._services.store.default_funnel() or []))
+            default = await default_funnel.resolve(self._services.store)
+            self._default_derived = default is None or default.derived
+            self._default_funnel = (now, list(default.steps) if default else [])
         return self._default_funnel[1]
+
+    def _forget_default_on_new_page(self, planned: Planned, new: Collection[str]) -> None:
+        remembered = self._default_funnel
+        if remembered is None:
+            return
+        steps = remembered[1]
+        if any(e.type == PAGE_VIEW and e.page_type not in steps for e in planned.events if e.event_id in new):
+            self._default_funnel = None
 
     async def snapshot(self, now: datetime | None = None) -> aggregates.Snapshot:
         """The live metrics (Redis reads, one pipeline), shared by this process's subscribers for 1 s."""

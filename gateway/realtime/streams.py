@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from gateway import deadlines
-from gateway.analytics import funnels
+from gateway.analytics import default_funnel, funnels
 from gateway.errors import QueryTimeout, StoreUnavailable
 from gateway.models import FunnelDefinition, FunnelResult, UserFilter
 from gateway.realtime.aggregates import Snapshot
@@ -45,13 +45,16 @@ async def user_activity(
             yield item
 
 
-def changes_funnel(steps: Sequence[str], where: UserFilter) -> Callable[[LiveEvent], bool]:
+def changes_funnel(steps: Sequence[str] | None, where: UserFilter) -> Callable[[LiveEvent], bool]:
     """Whether a published event can change a funnel over ``steps`` filtered by ``where``: a page view
-    of one of its steps, by a user of its device and sex, on one of its days."""
-    wanted = frozenset(steps)
+    of one of its steps (None: of any page, for a default funnel derived from the visits, which any
+    page view can reorder), by a user of its device and sex, on one of its days."""
+    wanted = None if steps is None else frozenset(steps)
 
     def changes(event: LiveEvent) -> bool:
-        if event.get("type") != PAGE_VIEW or event.get("pageType") not in wanted:
+        if event.get("type") != PAGE_VIEW:
+            return False
+        if wanted is not None and event.get("pageType") not in wanted:
             return False
         if where.device is not None and event.get("device") != where.device:
             return False
@@ -92,7 +95,11 @@ async def funnel_updates(
     as the last one it got is not sent."""
     realtime = running(services.realtime)
     first = await _funnel(services, definition)  # checks the definition; errors end it here
-    steps = definition.steps or tuple(await realtime.default_funnel())
+    steps: Sequence[str] | None = definition.steps or tuple(s.name for s in first.steps)
+    if definition.steps is None and await default_funnel.is_derived(
+        services.store, services.stored_default_in
+    ):
+        steps = None  # derived: its steps themselves move with any page view
     flag = ChangeFlag(changes_funnel(steps, definition.filter))
     loop = asyncio.get_running_loop()
     async with realtime.hub.subscribed(flag):

@@ -95,6 +95,11 @@ class DocumentStore(Protocol):
     async def page_types(self) -> list[str]:
         """Distinct page_type values of page_visits, sorted."""
 
+    async def page_reach(self) -> dict[str, int]:
+        """Per page_type of page_visits, the number of distinct users who visited it, computed where the
+        data lives (one row per page crosses the wire). {} without visits. Orders the default funnel
+        while none is stored (``funnel_math.default_order``)."""
+
     async def count(self, collection: str) -> int:
         """Number of documents in a collection (0 when it does not exist yet)."""
 

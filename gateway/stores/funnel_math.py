@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -179,3 +179,10 @@ def trend(steps: Sequence[str], matches: Sequence[UserMatch], interval: Interval
         step_results, overall = summarise(steps, cohorts[period])
         points.append(TrendPoint(period=period, steps=step_results, conversion_rate=overall))
     return points
+
+
+def default_order(reach: Mapping[str, int]) -> list[str]:
+    """The default funnel's rule: pages by decreasing number of distinct users who reached them, ties
+    by name (a stable order). ``reach`` is page -> distinct users. Ingest orders the CSV's pages with it;
+    a store without a stored default orders its visits' pages with it (``analytics/default_funnel``)."""
+    return sorted(reach, key=lambda page: (-reach[page], page))

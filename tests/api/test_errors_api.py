@@ -87,9 +87,14 @@ async def test_first_at_the_maximum_is_accepted(services):
 
 
 async def test_no_default_funnel_yet(services):
+    # Nothing stored and no page view to derive one from (tests/realtime/test_live_default_funnel.py
+    # has the derived default on real live-only data).
     class NoDefault(FailingProxy):
         async def default_funnel(self):
             return None
+
+        async def page_reach(self):
+            return {}
 
     fresh = dataclasses.replace(services, store=NoDefault(services.store, {}))
     result = await run(fresh, "{ funnel { overallConversionRate } }")

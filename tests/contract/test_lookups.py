@@ -9,6 +9,7 @@ import pytest
 from gateway.errors import BadInput
 from gateway.models import UserFilter, UserPage
 from gateway.stores.contracts import DocumentStore
+from gateway.stores.funnel_math import default_order
 from tests.contract.fixture_data import (
     INTERACTION_BY_ID,
     PAGE_TYPES,
@@ -214,6 +215,30 @@ async def test_page_types_sorted_distinct(shared_loaded_store: DocumentStore) ->
 
 async def test_page_types_empty_store(store: DocumentStore) -> None:
     assert await store.page_types() == []
+
+
+# Distinct users per page, from the fixture's stories (module docstring of fixture_data):
+#   home:         10 20 30 40 50 60 80 90      = 8  (100 never visits home; 70 visits nothing)
+#   search:       10 20 40 50 60 80 90 100     = 8  (30 skips search)
+#   payment:      10 30 40 50 60 80 90         = 7  (20 stops at search, 100 never pays)
+#   confirmation: 10 30 50 60 80               = 5
+#   product:      10 20 100                    = 3
+# Repeated visits (10's homes, 40's two searches) count once.
+PAGE_REACH = {"home": 8, "search": 8, "payment": 7, "confirmation": 5, "product": 3}
+
+
+async def test_page_reach_counts_distinct_users(shared_loaded_store: DocumentStore) -> None:
+    assert await shared_loaded_store.page_reach() == PAGE_REACH
+
+
+async def test_page_reach_orders_the_default_funnel_like_ingest(shared_loaded_store: DocumentStore) -> None:
+    # Ingest's rule on the store's counts: most users first; home and search tie at 8, so by name.
+    order = default_order(await shared_loaded_store.page_reach())
+    assert order == ["home", "search", "payment", "confirmation", "product"]
+
+
+async def test_page_reach_empty_store(store: DocumentStore) -> None:
+    assert await store.page_reach() == {}
 
 
 async def test_counts(shared_loaded_store: DocumentStore) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
+from gateway.analytics import default_funnel
+from gateway.analytics.default_funnel import DefaultFunnel
 from gateway.errors import BadInput
 from gateway.models import WriteResult
 from gateway.stores.collections import COLLECTIONS, DESIGN_INDEXES
@@ -259,6 +263,46 @@ async def test_default_funnel_none_then_set_then_replaced(loaded_store: Document
     await loaded_store.set_default_funnel(("home", "payment"))
     assert await loaded_store.default_funnel() == ["home", "payment"]
     assert await loaded_store.count("funnel_definitions") == 1
+
+
+async def test_without_a_stored_default_it_is_derived_from_the_visits(loaded_store: DocumentStore) -> None:
+    # Reach (test_lookups.PAGE_REACH): home 8, search 8, payment 7, confirmation 5, product 3.
+    derived = await default_funnel.resolve(loaded_store)
+    assert derived == DefaultFunnel(("home", "search", "payment", "confirmation", "product"), derived=True)
+    await loaded_store.set_default_funnel(["search", "payment"])
+    stored = await default_funnel.resolve(loaded_store)
+    assert stored == DefaultFunnel(("search", "payment"), derived=False)  # a stored default wins
+
+
+async def test_a_derived_default_is_capped_at_the_most_reached_pages(loaded_store: DocumentStore) -> None:
+    # Twelve typo'd pages, page "t00" reached by 1 user, "t01" by 2 users, ... "t11" by 12 visitors
+    # (new user ids 1000+), next to the fixture's five pages (8, 8, 7, 5, 3 users).
+    visits = [
+        {
+            "event_id": f"typo-{n}-{u}",
+            "user_id": 1000 + u,
+            "session_id": f"typo-{u}",
+            "page_type": f"t{n:02d}",
+            "timestamp": datetime(2015, 3, 1, 12, 0, n),
+            "duration": 1.0,
+            "device": None,
+        }
+        for n in range(12)
+        for u in range(n + 1)
+    ]
+    await loaded_store.insert_many("page_visits", visits)
+    derived = await default_funnel.resolve(loaded_store)
+    assert derived is not None and derived.derived
+    # By users: t11 12, t10 11, t09 10, t08 9, then home 8 and search 8 (by name), t07 8 after them
+    # ("home" < "search" < "t07"), then payment 7, t06 7, confirmation 5 ... cut after ten.
+    assert derived.steps == (
+        "t11", "t10", "t09", "t08", "home", "search", "t07", "payment", "t06", "t05",
+    )  # fmt: skip
+    assert len(derived.steps) == default_funnel.DERIVED_MAX_STEPS
+
+
+async def test_no_default_without_visits(store: DocumentStore) -> None:
+    assert await default_funnel.resolve(store) is None
 
 
 # -- malformed arguments -------------------------------------------------------------------------------------

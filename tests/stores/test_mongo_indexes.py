@@ -38,7 +38,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 Shape = tuple[str, str, tuple[tuple[str, str], ...]]  # (command, collection, (field, condition kind))
 WHOLE_COLLECTION = {
     ("aggregate", "user_sessions", ()),  # dashboard / top paths over all time
-    ("aggregate", "page_visits", ()),  # the last activity batch before any bound (a one-batch store)
+    # the last activity batch before any bound (a one-batch store); page_reach (the default funnel
+    # derived from every visit, read while none is stored)
+    ("aggregate", "page_visits", ()),
     ("find", "funnel_analytics", ()),  # every pre-computed row
     ("count", "page_visits", ()),  # count() of a collection: the collection's metadata on MongoDB
     ("count", "user_interactions", ()),
@@ -88,6 +90,7 @@ async def exercise(store: MongoStore) -> None:
     await store.visits_by_user_ids([10])
     await store.interactions_by_session_ids(["s10a"])
     await store.page_types()
+    await store.page_reach()
     for collection in ("users", "page_visits", "user_interactions"):
         await store.count(collection)
     await store.upsert_many("users", fresh(DATASET["users"][:2]))

@@ -213,6 +213,14 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
         rows = await self._db.run("page_types", lambda cur: cur.execute(sql).fetchall())
         return [row[0] for row in rows]
 
+    async def page_reach(self) -> dict[str, int]:
+        sql = (
+            "SELECT page_type, count(DISTINCT user_id) FROM page_visits"
+            " WHERE page_type IS NOT NULL GROUP BY page_type"
+        )
+        rows = await self._db.run("page_reach", lambda cur: cur.execute(sql).fetchall())
+        return {page: int(users) for page, users in rows}
+
     async def count(self, collection: str) -> int:
         table = self._table(collection)
         sql = f"SELECT count(*) FROM {schema.quote(table.name)}"

@@ -198,6 +198,19 @@ def top_paths_pipeline(limit: int, filter: UserFilter) -> Pipeline:
     return stages
 
 
+# -- pages by reach --------------------------------------------------------------------------------------
+
+
+def page_reach_pipeline() -> Pipeline:
+    """On page_visits: one document per page type, ``{_id: page, users: distinct users}``. A whole-
+    collection read by design (the default funnel while none is stored); the pairs are grouped on the
+    server, so only a row per page comes back."""
+    return [
+        {"$group": {"_id": {"p": "$page_type", "u": "$user_id"}}},
+        {"$group": {"_id": "$_id.p", "users": {"$sum": 1}}},
+    ]
+
+
 # -- activity per (user, page), in batches of whole users -----------------------------------------------
 
 

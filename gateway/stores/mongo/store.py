@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -75,10 +75,6 @@ DUPLICATE_KEY = 11000
 NO_ID = {"_id": 0}
 
 
-def _unique(keys: Sequence[Hashable]) -> list[Any]:
-    return list(dict.fromkeys(keys))
-
-
 class MongoStore(ServedGeneration):
     name = "mongodb"
 
@@ -141,7 +137,7 @@ class MongoStore(ServedGeneration):
     async def _one_per_key(self, collection: str, field: str, keys: Sequence[Any]) -> list[Document | None]:
         if not keys:
             return []
-        docs = await self._find(collection, {field: {"$in": _unique(keys)}})
+        docs = await self._find(collection, {field: {"$in": list(dict.fromkeys(keys))}})
         by_key = {doc[field]: doc for doc in docs}
         return [by_key.get(key) for key in keys]
 
@@ -150,7 +146,7 @@ class MongoStore(ServedGeneration):
     ) -> list[list[Document]]:
         if not keys:
             return []
-        docs = await self._find(collection, {field: {"$in": _unique(keys)}}, sort=sort)
+        docs = await self._find(collection, {field: {"$in": list(dict.fromkeys(keys))}}, sort=sort)
         by_key: dict[Any, list[Document]] = defaultdict(list)
         for doc in docs:  # already in sort order, so each key's list is too
             by_key[doc[field]].append(doc)
@@ -247,6 +243,10 @@ class MongoStore(ServedGeneration):
         with operation("page_types") as max_ms:
             values = await self._db[PAGE_VISITS].distinct("page_type", **max_time_option(max_ms))
         return sorted(value for value in values if value is not None)
+
+    async def page_reach(self) -> dict[str, int]:
+        rows = await self._aggregate(PAGE_VISITS, mp.page_reach_pipeline())
+        return {row["_id"]: int(row["users"]) for row in rows if row["_id"] is not None}
 
     async def count(self, collection: str) -> int:
         self._check_collection(collection)
@@ -386,7 +386,7 @@ class MongoStore(ServedGeneration):
         check_ids(user_ids, int, "user ids")
         deleted = 0
         with operation("delete_users", default_s=None):
-            for batch in batches(_unique(user_ids), DELETE_BATCH):
+            for batch in batches(list(dict.fromkeys(user_ids)), DELETE_BATCH):
                 match = {"user_id": {"$in": list(batch)}}
                 # Their history first: an interrupted call leaves the users, so a retry finds them again.
                 for collection in (USER_INTERACTIONS, PAGE_VISITS, USER_SESSIONS):

@@ -70,6 +70,11 @@ function shownSteps() {
 
 const funnelTurn = latest();
 
+// The gateway derives the default funnel from stored page views when none was ingested, so this error
+// means no page view at all: users and sessions (the totals) may still exist, from other events.
+const NO_PAGE_VIEWS = 'No page views yet: ingest a dataset (make demo-data) or post page_view events to /events.';
+const noPageViews = (error) => /no default funnel/i.test(error.message);
+
 async function loadFunnel() {
   const current = funnelTurn();
   const panel = $('funnel-panel');
@@ -84,10 +89,8 @@ async function loadFunnel() {
     clearChart($('funnel-chart'));
     $('funnel-table').tBodies[0].replaceChildren();
     $('funnel-overall').textContent = '–';
-    const noData = /no default funnel/i.test(error.message);
-    const message = noData
-      ? 'No data yet: ingest a dataset (make demo-data) or post events to /events.'
-      : `The funnel could not be loaded: ${describe(error)}`;
+    const noData = noPageViews(error);
+    const message = noData ? NO_PAGE_VIEWS : `The funnel could not be loaded: ${describe(error)}`;
     showState($('funnel-state'), message, 'error', noData ? null : loadFunnel);
   } finally {
     if (current()) busy(panel, false);
@@ -197,7 +200,8 @@ async function loadTrend() {
   } catch (error) {
     if (!current()) return;
     clearChart($('trend-chart'));
-    showState($('trend-state'), `The trend could not be loaded: ${describe(error)}`, 'error', loadTrend);
+    if (noPageViews(error)) showState($('trend-state'), NO_PAGE_VIEWS, 'empty');
+    else showState($('trend-state'), `The trend could not be loaded: ${describe(error)}`, 'error', loadTrend);
   } finally {
     if (current()) busy(panel, false);
   }

@@ -1,0 +1,61 @@
+"""The default funnel: the stored one, else one derived from the stored page visits.
+
+Ingest stores the dataset's default funnel (``--steps``, or its pages by reach). A gateway fed only by
+live events has none stored, so every question that names no steps would fail; instead the default is
+derived from the visits with ingest's own rule (``funnel_math.default_order``: distinct users per page,
+most first, ties by name), the counting done by the store where the data lives
+(``DocumentStore.page_reach``). A stored default always wins.
+
+The derived funnel keeps at most ``DERIVED_MAX_STEPS`` pages: live page types are whatever clients
+send, and a few typo'd slugs each reached by one user would otherwise make a funnel of dozens of
+steps whose tail is noise. Ingest's default is not capped: its pages are the CSV's page tables.
+
+A derived default moves with every page view (a new page, or a page overtaking another), so answers
+built on it must depend on every page view: ``cache_scope`` says which extra version token they read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.cache import keys, versions
+from gateway.stores.contracts import DocumentStore
+from gateway.stores.funnel_math import default_order
+
+DERIVED_MAX_STEPS = 10
+NO_DEFAULT = "no default funnel yet (nothing ingested, no page views): pass steps"
+
+
+@dataclass(frozen=True)
+class DefaultFunnel:
+    steps: tuple[str, ...]
+    derived: bool  # True: from the visits, no default is stored
+
+
+async def resolve(store: DocumentStore) -> DefaultFunnel | None:
+    """The stored default, else the derived one; None when neither exists (no visits at all)."""
+    stored = await store.default_funnel()
+    if stored:
+        return DefaultFunnel(tuple(stored), derived=False)
+    steps = default_order(await store.page_reach())[:DERIVED_MAX_STEPS]
+    return DefaultFunnel(tuple(steps), derived=True) if steps else None
+
+
+async def is_derived(store: DocumentStore, stored_in: set[str]) -> bool:
+    """Whether the default funnel would be derived now (no default stored): one point read, skipped once
+    a default was seen stored in the generation served (``stored_in``: those generations' ids). A
+    generation's stored default never goes away: ingest stores it before the generation is served."""
+    generation = str(getattr(store, "dataset", ""))
+    if generation in stored_in:
+        return False
+    if await store.default_funnel():
+        stored_in.add(generation)
+        return False
+    return True
+
+
+def every_page_view() -> str:
+    """The version token every page view replaces (any device, sex and day: the calendar's root), which
+    an answer built on a derived default reads besides its own."""
+    [root] = versions.cover(None, None)
+    return keys.version_range(keys.VERSION_VISITS, None, None, root)

@@ -1,0 +1,120 @@
+"""A gateway fed only by live events (nothing ingested) derives its default funnel from the stored page
+views (``analytics/default_funnel``): ``funnel``, ``funnelTrend`` and the live steps work, answers follow
+new pages instead of being served from the cache, a stored default still wins, and without any page view
+the clear error stays."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.config import load_settings
+from gateway.services import Services, open_services
+from gateway.web.app import create_app
+from tests.realtime.conftest import page_view, post_events
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+FUNNEL = "{ funnel { steps { name users } } }"
+# A closed range with no visits at all: its version tokens are not the ones today's events replace.
+PAST = '{ funnel(filter: {start: "2020-01-01", end: "2020-01-31"}) { steps { name users } } }'
+TREND = "{ funnelTrend(interval: DAY) { steps { name users } } }"
+
+
+def at(seconds: int) -> str:
+    return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+# Three users: 1 lands, adds to cart, checks out; 2 lands and adds to cart; 3 only lands.
+# Reach: landing {1, 2, 3} = 3, cart {1, 2} = 2, checkout {1} = 1 -> landing > cart > checkout, and
+# in that order (each step after the one before) 3, 2, 1 users.
+SHOP = [
+    page_view("l1", 1, "landing", timestamp=at(0)),
+    page_view("c1", 1, "cart", timestamp=at(10)),
+    page_view("k1", 1, "checkout", timestamp=at(20)),
+    page_view("l2", 2, "landing", timestamp=at(0)),
+    page_view("c2", 2, "cart", timestamp=at(30)),
+    page_view("l3", 3, "landing", timestamp=at(5)),
+]
+
+
+@pytest.fixture
+async def empty(tmp_path: Path, redis_env: dict[str, str]) -> AsyncIterator[Services]:
+    """Services on an empty data dir: nothing ingested, no default funnel stored."""
+    settings = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "data"), **redis_env})
+    async with open_services(settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def http(empty: Services) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(create_app(empty))) as client:
+        yield client
+
+
+async def ask(http: TestClient, query: str) -> dict[str, Any]:
+    resp = await http.post("/graphql", json={"query": query})
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def steps_of(http: TestClient, query: str = FUNNEL) -> list[tuple[str, int]]:
+    body = await ask(http, query)
+    assert "errors" not in body, body["errors"]
+    return [(s["name"], s["users"]) for s in body["data"]["funnel"]["steps"]]
+
+
+async def record(http: TestClient, events: list[dict[str, Any]]) -> None:
+    status, body = await post_events(http, events)
+    assert status == 200 and len(body["accepted"]) == len(events), body
+
+
+async def test_live_events_alone_give_a_default_funnel(http: TestClient, empty: Services) -> None:
+    await record(http, SHOP)
+    assert await steps_of(http) == [("landing", 3), ("cart", 2), ("checkout", 1)]
+    trend = (await ask(http, TREND))["data"]["funnelTrend"]
+    # T0 is ten minutes ago: every visit falls on one day (or two, around midnight); summed over the
+    # days, the same entrants.
+    assert [s["name"] for s in trend[0]["steps"]] == ["landing", "cart", "checkout"]
+    assert sum(p["steps"][0]["users"] for p in trend) == 3
+    assert empty.realtime is not None
+    assert await empty.realtime.default_funnel() == ["landing", "cart", "checkout"]
+
+
+async def test_a_new_page_reorders_the_derived_default_at_once(http: TestClient, empty: Services) -> None:
+    await record(http, SHOP)
+    assert await steps_of(http) == [("landing", 3), ("cart", 2), ("checkout", 1)]
+    assert await steps_of(http, PAST) == [("landing", 0), ("cart", 0), ("checkout", 0)]  # now cached
+    assert empty.realtime is not None
+    assert await empty.realtime.default_funnel() == ["landing", "cart", "checkout"]  # now remembered
+
+    # Four new users each see only "pricing": reach pricing 4 > landing 3 > cart 2 > checkout 1. None of
+    # them lands afterwards, so only the first step has users.
+    await record(http, [page_view(f"p{u}", u, "pricing", timestamp=at(40)) for u in (4, 5, 6, 7)])
+    expected = [("pricing", 4), ("landing", 0), ("cart", 0), ("checkout", 0)]
+    assert await steps_of(http) == expected
+    # A range no event touched: still not served from the cache, because its steps moved.
+    assert await steps_of(http, PAST) == [(name, 0) for name, _ in expected]
+    assert await empty.realtime.default_funnel() == ["pricing", "landing", "cart", "checkout"]
+
+
+async def test_a_stored_default_still_wins(http: TestClient, empty: Services) -> None:
+    await empty.store.set_default_funnel(["cart", "checkout"])
+    await record(http, SHOP)
+    # cart: users 1 and 2; checkout after cart: user 1.
+    assert await steps_of(http) == [("cart", 2), ("checkout", 1)]
+    assert empty.realtime is not None
+    assert await empty.realtime.default_funnel() == ["cart", "checkout"]
+
+
+async def test_without_page_views_the_error_stays(http: TestClient, empty: Services) -> None:
+    body = await ask(http, FUNNEL)
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "no default funnel yet" in error["message"] and "pass steps" in error["message"]
+    assert empty.realtime is not None
+    assert await empty.realtime.default_funnel() == []
