@@ -47,14 +47,16 @@ async def user_activity(
 
 def changes_funnel(steps: Sequence[str] | None, where: UserFilter) -> Callable[[LiveEvent], bool]:
     """Whether a published event can change a funnel over ``steps`` filtered by ``where``: a page view
-    of one of its steps (None: of any page, for a default funnel derived from the visits, which any
-    page view can reorder), by a user of its device and sex, on one of its days."""
+    of one of its steps, by a user of its device and sex, on one of its days. ``steps`` None (a default
+    funnel derived from the visits): any page view, whoever and whenever, since any can reorder it."""
     wanted = None if steps is None else frozenset(steps)
 
     def changes(event: LiveEvent) -> bool:
         if event.get("type") != PAGE_VIEW:
             return False
-        if wanted is not None and event.get("pageType") not in wanted:
+        if wanted is None:
+            return True
+        if event.get("pageType") not in wanted:
             return False
         if where.device is not None and event.get("device") != where.device:
             return False

@@ -6,7 +6,7 @@ the clear error stays."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config import load_settings
+from gateway.models import UserFilter
+from gateway.realtime.streams import changes_funnel
 from gateway.services import Services, open_services
 from gateway.web.app import create_app
 from tests.realtime.conftest import page_view, post_events
@@ -118,3 +120,13 @@ async def test_without_page_views_the_error_stays(http: TestClient, empty: Servi
     assert "no default funnel yet" in error["message"] and "pass steps" in error["message"]
     assert empty.realtime is not None
     assert await empty.realtime.default_funnel() == []
+
+
+def test_funnel_updates_on_a_derived_default_wake_on_any_page_view() -> None:
+    # A desktop page view today of a page no funnel names: it cannot change a mobile January funnel over
+    # named steps, but it can reorder a derived default (its steps are the whole store's pages by reach).
+    mobile_january = UserFilter(device="mobile", start=date(2015, 1, 1), end=date(2015, 1, 31))
+    typo = {"type": "page_view", "pageType": "crat", "device": "desktop", "timestamp": at(0)}
+    assert changes_funnel(None, mobile_january)(typo)
+    assert not changes_funnel(["landing", "cart"], mobile_january)(typo)
+    assert not changes_funnel(None, mobile_january)({**typo, "type": "interaction"})
