@@ -45,8 +45,9 @@ class Services:
     cache_stats: CacheStats = field(default_factory=CacheStats)
     redis_supervisor: RedisSupervisor | None = None  # set when the cache is a private redis-server
     realtime: Realtime | None = None  # set by open_services: capture, the pub/sub hub (gateway/realtime)
-    # Generations seen with a stored default funnel (analytics/default_funnel.is_derived)
-    stored_default_in: set[str] = field(default_factory=set)
+    # Generation id -> its stored default funnel, once seen (analytics/default_funnel: it never changes
+    # while a generation is served, so it is read from the store once)
+    stored_defaults: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 async def open_store(settings: Settings, *, index: bool | None = None) -> DocumentStore:

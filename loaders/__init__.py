@@ -7,19 +7,24 @@ a new one is a row here and a field of :class:`Loaders`.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gateway.analytics import default_funnel
+from gateway.analytics.default_funnel import DefaultFunnel
 from gateway.analytics.journeys import journeys_by_user
 from gateway.analytics.lookalike import lookalike_scores
 from gateway.analytics.similar_on_page import Answer, SimilarOnPageQuery, search_similar_on_page
 from gateway.analytics.similar_users import Neighbour, SimilarQuery, search_similar
-from gateway.cache import keys
+from gateway.cache import hints, keys, versions
+from gateway.errors import StoreUnavailable
 from gateway.models import Document
 from loaders.cached import Lookup, TableLoader
 
 if TYPE_CHECKING:
     from gateway.services import Services
+    from gateway.stores.contracts import Cache, DocumentStore
 
 LONG, SHORT = keys.TTL_QUERY_LONG, keys.TTL_QUERY_SHORT
 
@@ -56,7 +61,8 @@ INTERACTIONS_BY_SESSION: Lookup[str, list[Document]] = Lookup(
     lambda s, ids: s.interactions_by_session_ids(ids),
     version_key=keys.version_session,
 )
-# Live events add visits (and create users): versioned by the user, like their sessions.
+# Live events add visits (and create users): versioned by the user, like their sessions. Only the
+# visits are cached; the progress along the default funnel is summarised when read (schema/user.py).
 JOURNEY: Lookup[int, dict[str, Any]] = Lookup(
     "query:user_journey", LONG, keys.user_journey, journeys_by_user, version_key=keys.version_user
 )
@@ -85,6 +91,45 @@ CONVERSION_LIKELIHOOD: Lookup[int, float] = Lookup(
 )
 
 
+class DefaultSteps:
+    """The default funnel's steps, resolved once per request (stored, else derived from the visits:
+    ``analytics/default_funnel.py``); () when there is none. A derived one moves with any page view,
+    so the request's whole response then depends on the token every page view replaces, read before
+    the steps are (a page view in between leaves the response unstored, never stale)."""
+
+    def __init__(
+        self, store: DocumentStore, cache: Cache, stored_defaults: dict[str, tuple[str, ...]]
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._stored_defaults = stored_defaults  # a generation's stored default, once read: no reads
+        self._task: asyncio.Task[DefaultFunnel | None] | None = None
+
+    async def get(self) -> tuple[str, ...]:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._resolve())
+        found = await self._task
+        return found.steps if found is not None else ()
+
+    async def _resolve(self) -> DefaultFunnel | None:
+        known = default_funnel.known_stored(self._store, self._stored_defaults)
+        if known is not None:
+            return known
+        key = default_funnel.every_page_view()
+        try:
+            token: str | None = versions.decode((await self._cache.get_many([key]))[0])
+        except StoreUnavailable:
+            token = None
+        found = await default_funnel.resolve(self._store, self._stored_defaults)
+        if found is None or found.derived:
+            hints.depend([key], None if token is None else [token])
+        return found
+
+    def cancel_pending(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+
 @dataclass
 class Loaders:
     users: TableLoader[int, Document]
@@ -96,6 +141,7 @@ class Loaders:
     similar_users: TableLoader[SimilarQuery, list[Neighbour] | None]
     similar_on_page: TableLoader[SimilarOnPageQuery, Answer]
     conversion_likelihood: TableLoader[int, float]
+    default_steps: DefaultSteps
 
     def cancel_pending(self) -> None:
         """Stop every batch still running for this request (it timed out, or its client left)."""
@@ -115,4 +161,5 @@ def build_loaders(services: Services) -> Loaders:
         similar_users=TableLoader(cache, stats, SIMILAR_USERS, services.vectors),
         similar_on_page=TableLoader(cache, stats, SIMILAR_ON_PAGE, services.vectors),
         conversion_likelihood=TableLoader(cache, stats, CONVERSION_LIKELIHOOD, services.vectors),
+        default_steps=DefaultSteps(store, cache, services.stored_defaults),
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from gateway.analytics.journeys import summarise_journey
+from gateway.models import Document
 from gateway.security.analysis import price
 from schema.events import PageVisit
 
@@ -19,13 +21,26 @@ class Journey:
     visits: list[PageVisit] = strawberry.field(
         description="All the user's page visits in time order.", metadata=price(list_size=10)
     )
-    furthest_step: str | None = strawberry.field(
+    # The visits as stored: the progress below is summarised from them when asked, along the default
+    # funnel of that moment (resolved once per request), so asking only for visits reads no default.
+    stored_visits: strawberry.Private[list[Document]]
+
+    @strawberry.field(
         description="Last default-funnel step reached (ordered matching, no window); null if none."
     )
-    converted: bool = strawberry.field(description="Reached the last step of the default funnel.")
-    time_to_convert_seconds: float | None = strawberry.field(
-        description="Seconds from the first step to the last; null unless converted."
-    )
+    async def furthest_step(self, info: strawberry.Info) -> str | None:
+        return (await self._progress(info))["furthest_step"]
+
+    @strawberry.field(description="Reached the last step of the default funnel.")
+    async def converted(self, info: strawberry.Info) -> bool:
+        return bool((await self._progress(info))["converted"])
+
+    @strawberry.field(description="Seconds from the first step to the last; null unless converted.")
+    async def time_to_convert_seconds(self, info: strawberry.Info) -> float | None:
+        return (await self._progress(info))["time_to_convert_seconds"]
+
+    async def _progress(self, info: strawberry.Info) -> dict[str, Any]:
+        return summarise_journey(self.stored_visits, await info.context.loaders.default_steps.get())
 
     @strawberry.field
     def user(self) -> Annotated[User, strawberry.lazy("schema.user")]:

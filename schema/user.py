@@ -27,8 +27,8 @@ from schema.session import Session
 
 
 async def journey_of(info: strawberry.Info, user_id: int) -> Journey:
-    record = await info.context.loaders.journey.load(user_id)
-    return from_fields(Journey, {**record, "user_id": user_id})
+    visits = (await info.context.loaders.journey.load(user_id))["visits"]
+    return from_fields(Journey, {"visits": visits, "stored_visits": visits, "user_id": user_id})
 
 
 async def similar_users(info: strawberry.Info, query: SimilarQuery) -> list[SimilarUser] | None:

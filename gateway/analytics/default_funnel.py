@@ -32,26 +32,45 @@ class DefaultFunnel:
     derived: bool  # True: from the visits, no default is stored
 
 
-async def resolve(store: DocumentStore) -> DefaultFunnel | None:
-    """The stored default, else the derived one; None when neither exists (no visits at all)."""
+async def resolve(
+    store: DocumentStore, stored_defaults: dict[str, tuple[str, ...]] | None = None
+) -> DefaultFunnel | None:
+    """The stored default, else the derived one; None when neither exists (no visits at all).
+    ``stored_defaults`` (generation id -> steps) remembers a generation's stored default once read:
+    ingest stores it before the generation is served, and it never changes while it is."""
+    generation = _generation(store)
+    if stored_defaults is not None and generation in stored_defaults:
+        return DefaultFunnel(stored_defaults[generation], derived=False)
     stored = await store.default_funnel()
     if stored:
+        if stored_defaults is not None:
+            stored_defaults[generation] = tuple(stored)
         return DefaultFunnel(tuple(stored), derived=False)
     steps = default_order(await store.page_reach())[:DERIVED_MAX_STEPS]
     return DefaultFunnel(tuple(steps), derived=True) if steps else None
 
 
-async def is_derived(store: DocumentStore, stored_in: set[str]) -> bool:
+async def is_derived(store: DocumentStore, stored_defaults: dict[str, tuple[str, ...]]) -> bool:
     """Whether the default funnel would be derived now (no default stored): one point read, skipped once
-    a default was seen stored in the generation served (``stored_in``: those generations' ids). A
-    generation's stored default never goes away: ingest stores it before the generation is served."""
-    generation = str(getattr(store, "dataset", ""))
-    if generation in stored_in:
+    the generation served is known to store one (``stored_defaults``)."""
+    generation = _generation(store)
+    if generation in stored_defaults:
         return False
-    if await store.default_funnel():
-        stored_in.add(generation)
+    stored = await store.default_funnel()
+    if stored:
+        stored_defaults[generation] = tuple(stored)
         return False
     return True
+
+
+def known_stored(store: DocumentStore, stored_defaults: dict[str, tuple[str, ...]]) -> DefaultFunnel | None:
+    """The generation's stored default if it was read before (no store call), else None."""
+    steps = stored_defaults.get(_generation(store))
+    return None if steps is None else DefaultFunnel(steps, derived=False)
+
+
+def _generation(store: DocumentStore) -> str:
+    return str(getattr(store, "dataset", ""))
 
 
 def every_page_view() -> str:

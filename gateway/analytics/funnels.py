@@ -109,7 +109,7 @@ async def _query(
     """The definition with its steps resolved: the default funnel, or the named steps if they exist."""
     store = services.store
     if definition.steps is None:
-        default = await default_funnel.resolve(store)
+        default = await default_funnel.resolve(store, services.stored_defaults)
         if default is None:
             raise BadInput(default_funnel.NO_DEFAULT)
         steps = default.steps
@@ -136,9 +136,7 @@ async def _cached(
     f = definition.filter
     # Live events change it through page visits of its users' device and sex on its days.
     tokens = range_versions(keys.VERSION_VISITS, f.device, f.sex, f.start, f.end)
-    if definition.steps is None and await default_funnel.is_derived(
-        services.store, services.stored_default_in
-    ):
+    if definition.steps is None and await default_funnel.is_derived(services.store, services.stored_defaults):
         # The steps themselves move with any page view (any day, device, sex); apart in the key, so an
         # answer on a derived default is never read as one on a stored default.
         args["default"] = "derived"

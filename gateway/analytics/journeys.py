@@ -37,9 +37,10 @@ def summarise_journey(visits: list[Document], steps: Sequence[str] | None) -> di
 
 
 async def journeys_by_user(store: DocumentStore, user_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """The journey of each user, in key order: two store calls for any number of users.
+    """Each user's visits (``{"visits": [...]}``), in key order: one store call for any number of users.
+    What is cached: it changes with that user's events only. The progress along the default funnel is
+    summarised when read (:func:`summarise_journey`), with the default of that moment: one derived from
+    the visits (``default_funnel.py``) moves with everyone's page views.
 
     An unknown id gets an empty journey, so callers check the user exists first."""
-    visits = await store.visits_by_user_ids(list(user_ids))
-    steps = await store.default_funnel()
-    return [summarise_journey(v, steps) for v in visits]
+    return [{"visits": v} for v in await store.visits_by_user_ids(list(user_ids))]

@@ -172,7 +172,7 @@ class Realtime:
         of a page outside it is stored, so a new page joins the live steps at the next snapshot."""
         now = asyncio.get_running_loop().time()
         if self._default_funnel is None or now - self._default_funnel[0] > DEFAULT_FUNNEL_MAX_AGE_S:
-            default = await default_funnel.resolve(self._services.store)
+            default = await default_funnel.resolve(self._services.store, self._services.stored_defaults)
             self._default_derived = default is None or default.derived
             self._default_funnel = (now, list(default.steps) if default else [])
         return self._default_funnel[1]

@@ -98,9 +98,7 @@ async def funnel_updates(
     realtime = running(services.realtime)
     first = await _funnel(services, definition)  # checks the definition; errors end it here
     steps: Sequence[str] | None = definition.steps or tuple(s.name for s in first.steps)
-    if definition.steps is None and await default_funnel.is_derived(
-        services.store, services.stored_default_in
-    ):
+    if definition.steps is None and await default_funnel.is_derived(services.store, services.stored_defaults):
         steps = None  # derived: its steps themselves move with any page view
     flag = ChangeFlag(changes_funnel(steps, definition.filter))
     loop = asyncio.get_running_loop()

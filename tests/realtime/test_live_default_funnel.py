@@ -104,6 +104,21 @@ async def test_a_new_page_reorders_the_derived_default_at_once(http: TestClient,
     assert await empty.realtime.default_funnel() == ["pricing", "landing", "cart", "checkout"]
 
 
+JOURNEY = "{ user(id: 2) { journey { furthestStep converted } } }"
+
+
+async def test_a_user_s_progress_follows_the_derived_default(http: TestClient, empty: Services) -> None:
+    await record(http, SHOP)
+    # Derived: landing > cart > checkout; user 2 landed and reached the cart, not checkout.
+    body = await ask(http, JOURNEY)
+    assert body["data"]["user"]["journey"] == {"furthestStep": "cart", "converted": False}
+    # "pricing" overtakes every page (reach 4; user 2 never sees it): user 2's journey is cached, and
+    # nothing of user 2 changed, yet the progress is along the new default, where step 1 is pricing.
+    await record(http, [page_view(f"p{u}", u, "pricing", timestamp=at(40)) for u in (4, 5, 6, 7)])
+    body = await ask(http, JOURNEY)
+    assert body["data"]["user"]["journey"] == {"furthestStep": None, "converted": False}
+
+
 async def test_a_stored_default_still_wins(http: TestClient, empty: Services) -> None:
     await empty.store.set_default_funnel(["cart", "checkout"])
     await record(http, SHOP)
