@@ -11,7 +11,7 @@ send, and a few typo'd slugs each reached by one user would otherwise make a fun
 steps whose tail is noise. Ingest's default is not capped: its pages are the CSV's page tables.
 
 A derived default moves with every page view (a new page, or a page overtaking another), so answers
-built on it must depend on every page view: ``cache_scope`` says which extra version token they read.
+built on it must depend on every page view: they also read the token :func:`every_page_view` names.
 """
 
 from __future__ import annotations
@@ -38,35 +38,37 @@ async def resolve(
     """The stored default, else the derived one; None when neither exists (no visits at all).
     ``stored_defaults`` (generation id -> steps) remembers a generation's stored default once read:
     ingest stores it before the generation is served, and it never changes while it is."""
-    generation = _generation(store)
-    if stored_defaults is not None and generation in stored_defaults:
-        return DefaultFunnel(stored_defaults[generation], derived=False)
-    stored = await store.default_funnel()
-    if stored:
-        if stored_defaults is not None:
-            stored_defaults[generation] = tuple(stored)
-        return DefaultFunnel(tuple(stored), derived=False)
+    stored = await _stored(store, {} if stored_defaults is None else stored_defaults)
+    if stored is not None:
+        return DefaultFunnel(stored, derived=False)
     steps = default_order(await store.page_reach())[:DERIVED_MAX_STEPS]
     return DefaultFunnel(tuple(steps), derived=True) if steps else None
 
 
 async def is_derived(store: DocumentStore, stored_defaults: dict[str, tuple[str, ...]]) -> bool:
     """Whether the default funnel would be derived now (no default stored): one point read, skipped once
-    the generation served is known to store one (``stored_defaults``)."""
-    generation = _generation(store)
-    if generation in stored_defaults:
-        return False
-    stored = await store.default_funnel()
-    if stored:
-        stored_defaults[generation] = tuple(stored)
-        return False
-    return True
+    the generation served is known to store one."""
+    return await _stored(store, stored_defaults) is None
 
 
 def known_stored(store: DocumentStore, stored_defaults: dict[str, tuple[str, ...]]) -> DefaultFunnel | None:
     """The generation's stored default if it was read before (no store call), else None."""
     steps = stored_defaults.get(_generation(store))
     return None if steps is None else DefaultFunnel(steps, derived=False)
+
+
+async def _stored(
+    store: DocumentStore, stored_defaults: dict[str, tuple[str, ...]]
+) -> tuple[str, ...] | None:
+    """The generation's stored default: remembered, else read (and remembered when there is one)."""
+    generation = _generation(store)
+    if generation in stored_defaults:
+        return stored_defaults[generation]
+    stored = await store.default_funnel()
+    if not stored:
+        return None
+    stored_defaults[generation] = tuple(stored)
+    return stored_defaults[generation]
 
 
 def _generation(store: DocumentStore) -> str:
