@@ -11,7 +11,8 @@ from gateway.stores.funnel_math import match_steps
 
 
 def summarise_journey(visits: list[Document], steps: Sequence[str] | None) -> dict[str, Any]:
-    """The journey record cached under ``query:user_journey:{id}``.
+    """How far the visits got along ``steps`` (the default funnel of the moment): furthest step,
+    converted, seconds to convert. Summarised when asked, from the visits cached per user.
 
     Progress is the ORDERED match of the visits against the dataset's default funnel (no window), the
     same rule the ``funnel`` query applies, so a user counted as converted there is converted here.
@@ -29,7 +30,6 @@ def summarise_journey(visits: list[Document], steps: Sequence[str] | None) -> di
             if converted:
                 time_to_convert = (times[-1] - anchor).total_seconds()
     return {
-        "visits": visits,
         "furthest_step": furthest,
         "converted": converted,
         "time_to_convert_seconds": time_to_convert,
