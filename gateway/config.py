@@ -99,6 +99,14 @@ class Settings:
     # and backend timings (0: off); the access log (one line per HTTP request, Apache combined format).
     slow_operation_ms: int = 1000
     access_log: bool = True
+    # The CLI flags that set a value (setting -> "--flag"): an error about that value names what the user
+    # typed, not an environment variable they never set.
+    flags: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def key_of(self, setting: str) -> str:
+        """Where ``setting`` came from, for an error message: its flag when one set it, else its
+        environment variable."""
+        return self.flags.get(setting) or env_name(setting)
 
     @property
     def graphql_body_limit(self) -> int:
@@ -323,16 +331,18 @@ def load_settings(
         raw = env.get(key)
         if raw is not None and raw.strip() != "":
             values[name] = cast(key, raw.strip())
+    flags: dict[str, str] = {}
     for name, value in (overrides or {}).items():
         if value is None:
             continue
+        flag = flags[name] = f"--{name.replace('_', '-')}"
         if name not in _CASTS:
-            raise ConfigError(f"--{name.replace('_', '-')}", "unknown setting")
-        values[name] = _CASTS[name](f"--{name.replace('_', '-')}", str(value))
+            raise ConfigError(flag, "unknown setting")
+        values[name] = _CASTS[name](flag, str(value))
     if "data_dir" not in values:
         values["data_dir"] = _data_dir(env_name("data_dir"), str(Settings.data_dir))
     _check_cluster(values)
-    return replace(Settings(), **values)
+    return replace(Settings(), **values, flags=flags)
 
 
 def gateway_address(env: Mapping[str, str] | None = None) -> tuple[str, int]:

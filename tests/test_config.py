@@ -133,3 +133,12 @@ def test_redis_cluster_needs_a_tcp_node(tmp_path):
         load_settings(env={**base, "FUNNEL_REDIS_CLUSTER": "on"})
     with pytest.raises(ConfigError, match=r"FUNNEL_REDIS_URL.*redis://"):
         load_settings(env={**base, "FUNNEL_REDIS_URL": "unix:///tmp/r.sock", "FUNNEL_REDIS_CLUSTER": "yes"})
+
+
+def test_a_value_set_by_a_flag_is_named_by_the_flag_and_one_from_the_environment_by_its_variable(tmp_path):
+    env = {"FUNNEL_DATA_DIR": str(tmp_path), "FUNNEL_HOST": "0.0.0.0"}
+    settings = load_settings(env=env, overrides={"port": "9001", "host": None})
+    assert (settings.host, settings.port) == ("0.0.0.0", 9001)
+    assert settings.key_of("port") == "--port"
+    assert settings.key_of("host") == "FUNNEL_HOST"
+    assert load_settings(env=env).key_of("port") == "FUNNEL_PORT"

@@ -149,7 +149,20 @@ async def test_port_in_use_is_a_clear_error(tmp_path):
         proc = await _run("serve", env=_env(tmp_path / "data", port))
         _, err = await asyncio.wait_for(proc.communicate(), 90)
     assert proc.returncode == 2
-    assert f"port {port} is already in use" in err.decode()
+    assert f"FUNNEL_PORT: port {port} is already in use" in err.decode()
+
+
+async def test_a_taken_port_given_as_a_flag_is_named_as_the_flag(tmp_path):
+    # FUNNEL_PORT points at a free port; the user typed --port: the error must name what they typed.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = await _run("serve", "--port", str(port), env=_env(tmp_path / "data", _free_port()))
+        _, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 2
+    assert f"configuration error: --port: port {port} is already in use" in err.decode()
+    assert "FUNNEL_PORT" not in err.decode()
 
 
 async def test_a_killed_gateway_takes_its_redis_child_with_it(tmp_path):

@@ -33,35 +33,40 @@ from gateway.web.observability import CombinedAccessLogger
 log = logging.getLogger("funnelgate")
 
 
-def listen_error(host: str, port: int, exc: OSError) -> ConfigError:
-    """A bind or resolve failure as the configuration error it is, naming the variable to fix."""
+def listen_error(settings: Settings, exc: OSError) -> ConfigError:
+    """A bind or resolve failure as the configuration error it is, naming what to fix: the flag that
+    set the host or port (``serve --port``), else its variable."""
+    host, port = settings.host, settings.port
+    host_key, port_key = settings.key_of("host"), settings.key_of("port")
     if isinstance(exc, socket.gaierror):
-        return ConfigError(env_name("host"), f"cannot resolve {host!r}: {exc.strerror}")
+        return ConfigError(host_key, f"cannot resolve {host!r}: {exc.strerror}")
     if exc.errno == errno.EADDRINUSE:
-        return ConfigError(env_name("port"), f"port {port} is already in use")
+        return ConfigError(port_key, f"port {port} is already in use")
     if exc.errno == errno.EACCES:
-        return ConfigError(env_name("port"), f"no permission to listen on port {port}")
+        return ConfigError(port_key, f"no permission to listen on port {port}")
     if exc.errno == errno.EADDRNOTAVAIL:
-        return ConfigError(env_name("host"), f"{host!r} is not an address of this machine")
-    return ConfigError(env_name("host"), f"cannot listen on {host!r} port {port}: {exc.strerror or exc}")
+        return ConfigError(host_key, f"{host!r} is not an address of this machine")
+    return ConfigError(host_key, f"cannot listen on {host!r} port {port}: {exc.strerror or exc}")
 
 
-def check_listen_address(host: str, port: int) -> None:
-    """Resolve ``host`` and bind each of its addresses once, before any backend is opened, so a bad
-    FUNNEL_HOST/FUNNEL_PORT is a one-line error (exit 2) rather than a traceback after start-up."""
+def check_listen_address(settings: Settings) -> None:
+    """Resolve the host and bind each of its addresses once, before any backend is opened, so a bad
+    host or port is a one-line error (exit 2) rather than a traceback after start-up."""
+    host, port = settings.host, settings.port
     try:
         addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
         if isinstance(exc, UnicodeError):
-            raise ConfigError(env_name("host"), f"cannot resolve {host!r}: not a valid host name") from None
-        raise listen_error(host, port, exc) from None
+            message = f"cannot resolve {host!r}: not a valid host name"
+            raise ConfigError(settings.key_of("host"), message) from None
+        raise listen_error(settings, exc) from None
     for family, kind, proto, _, address in addresses:
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp's own listener
             try:
                 probe.bind(address)
             except OSError as exc:
-                raise listen_error(host, port, exc) from None
+                raise listen_error(settings, exc) from None
 
 
 # The cyclic GC's youngest generation is collected after this many net allocations (CPython: 700).
@@ -151,7 +156,7 @@ def runner_options(settings: Settings) -> dict[str, Any]:
 
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     """Serve until a stop signal. ``ready`` is set once the port accepts connections (for tests)."""
-    check_listen_address(settings.host, settings.port)
+    check_listen_address(settings)
     check_exposure(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -175,7 +180,7 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
                 try:
                     await site.start()
                 except OSError as exc:  # taken between the check and now
-                    raise listen_error(settings.host, settings.port, exc) from None
+                    raise listen_error(settings, exc) from None
                 log.info(
                     "serving the dashboard at http://%s:%s/ and GraphiQL at /graphql",
                     settings.host,
