@@ -14,14 +14,29 @@ by mistake far more often than on purpose, while it refuses ``2015-02`` without 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
+from typing import Any
 
 import strawberry
+from graphql import GraphQLError, ValueNode, value_from_ast_untyped
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.types.scalar import ScalarDefinition
 
 from gateway.errors import shown
+
+
+def _located(parse: Callable[[object], Any]) -> Callable[..., Any]:
+    """A literal's parser whose refusal points at the literal (``locations``): graphql-core passes a
+    scalar's GraphQLError on as it is, and the scalar's parser never sees the node."""
+
+    def parse_literal(node: ValueNode, variables: Mapping[str, Any] | None = None) -> Any:
+        try:
+            return parse(value_from_ast_untyped(node, variables))
+        except GraphQLError as exc:
+            raise GraphQLError(exc.message, node) from None
+
+    return parse_literal
 
 
 def serialize_datetime(value: datetime) -> str:
@@ -62,6 +77,7 @@ UTC_DATETIME = strawberry.scalar(
     description="An instant, ISO 8601 with its UTC offset (always +00:00), e.g. 2015-01-19T19:53:48.707000+00:00.",
     serialize=serialize_datetime,
     parse_value=parse_datetime,
+    parse_literal=_located(parse_datetime),
 )
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
@@ -87,6 +103,7 @@ CALENDAR_DAY = strawberry.scalar(
     description="A calendar day, YYYY-MM-DD (e.g. 2015-01-19).",
     serialize=date.isoformat,
     parse_value=parse_day,
+    parse_literal=_located(parse_day),
 )
 
 SCALAR_MAP: Mapping[object, ScalarDefinition] = {datetime: UTC_DATETIME, date: CALENDAR_DAY}

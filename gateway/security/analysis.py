@@ -50,6 +50,7 @@ from graphql import (
     GraphQLSchema,
     GraphQLSkipDirective,
     InlineFragmentNode,
+    Node,
     OperationDefinitionNode,
     SelectionNode,
     SelectionSetNode,
@@ -157,6 +158,7 @@ class Analysis:
     forbidden: dict[str, Role] = field(default_factory=dict)  # "user.sessions" -> the role it needs
     masked: set[str] = field(default_factory=set)
     bad_pages: dict[str, str] = field(default_factory=dict)  # "users.edges..." -> what is wrong with its page
+    page_nodes: dict[str, Node] = field(default_factory=dict)  # the same path -> the argument (or field) node
     bad_arguments: dict[str, GraphQLError] = field(default_factory=dict)  # path -> graphql-core's refusal
 
     def forbidden_error(self, role: Role) -> GraphQLError:
@@ -171,11 +173,17 @@ class Analysis:
         )
 
 
-def page_error(bad_pages: Mapping[str, str]) -> GraphQLError:
+def page_error(bad_pages: Mapping[str, str], nodes: Mapping[str, Node] | None = None) -> GraphQLError:
+    """The first bad page, located at its argument in the document (``locations``, as graphql-core's
+    own argument errors), with every field that has one."""
     path, problem = next(iter(bad_pages.items()))
     error = BadInput(f"{problem} at {path}")
+    node = (nodes or {}).get(path)
     return GraphQLError(
-        str(error), original_error=error, extensions={"code": error.code, "fields": list(bad_pages)[:20]}
+        str(error),
+        nodes=node,
+        original_error=error,
+        extensions={"code": error.code, "fields": list(bad_pages)[:20]},
     )
 
 
@@ -312,7 +320,7 @@ class _Walk:
                 self.result.bad_arguments.setdefault(here, exc)
         page = next((arguments[a] for a in PAGE_ARGUMENTS if isinstance(arguments.get(a), int)), None)
         if self.max_page is not None and not self.skipped:
-            self.check_pages(here, rule, arguments, self.max_page)
+            self.check_pages(here, rule, arguments, self.max_page, node)
         weight = rule.weight if rule.weight is not None else int(composite)
         if not composite:
             return weight
@@ -329,7 +337,9 @@ class _Walk:
         # An object: a connection passes its page on to its edges.
         return weight + self.selections(named, node.selection_set, page, needs, here)
 
-    def check_pages(self, here: str, rule: FieldRule, arguments: Mapping[str, Any], max_page: int) -> None:
+    def check_pages(
+        self, here: str, rule: FieldRule, arguments: Mapping[str, Any], max_page: int, node: FieldNode
+    ) -> None:
         for name in PAGE_ARGUMENTS:
             value = arguments.get(name)
             if not isinstance(value, int) or here in self.result.bad_pages:
@@ -341,6 +351,8 @@ class _Walk:
                     check_page_size(value, max_page, name)
             except BadInput as exc:
                 self.result.bad_pages[here] = str(exc)
+                given = next((a for a in node.arguments or () if a.name.value == name), None)
+                self.result.page_nodes[here] = given or node
 
 
 def analyse(

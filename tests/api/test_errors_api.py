@@ -353,3 +353,14 @@ async def test_a_resolvers_graphql_error_worded_like_a_coercion_is_not_taken_for
     result = await run(broken, "{ funnel { overallConversionRate } }")
     [error] = result["errors"]
     assert (error["message"], "extensions" in error) == (text, False)
+
+
+async def test_a_bad_page_points_at_its_argument(services):
+    # Refused before execution, so no path; the location is the argument's, as graphql-core gives its own
+    # argument errors. Line 2, column 35 is where "first" starts below (two spaces, then 32 characters
+    # up to and including "sessions(").
+    query = "query {\n  users { edges { node { sessions(first: 0) { id } } } }\n}"
+    [error] = (await run(services, query))["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["locations"] == [{"line": 2, "column": 35}]
+    assert "path" not in error

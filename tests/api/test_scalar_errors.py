@@ -133,3 +133,17 @@ async def test_a_good_datetime_variable_round_trips():
         "query($v: DateTime!) { at(value: $v) }", variable_values={"v": "2015-01-19T21:53:48+02:00"}
     )
     assert (result.errors, result.data) == (None, {"at": "2015-01-19T19:53:48+00:00"})
+
+
+async def test_a_bad_date_literal_points_at_the_literal():
+    # graphql-core passed the scalar's own error on without its node: no "locations" at all.
+    result = await SCHEMA.execute('{\n  day(value: "2015-13-01")\n}')
+    [error] = result.errors or []
+    assert error.message == 'Date "2015-13-01" is not a calendar day (month must be in 1..12): use YYYY-MM-DD'
+    assert [(at.line, at.column) for at in error.locations or []] == [(2, 14)]
+
+
+async def test_a_bad_datetime_literal_points_at_the_literal():
+    result = await SCHEMA.execute("{ at(value: true) }")
+    [error] = result.errors or []
+    assert [(at.line, at.column) for at in error.locations or []] == [(1, 13)]
