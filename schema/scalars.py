@@ -32,7 +32,7 @@ def _located(parse: Callable[[object], Any]) -> Callable[..., Any]:
 
     def parse_literal(node: ValueNode, variables: Mapping[str, Any] | None = None) -> Any:
         try:
-            return parse(value_from_ast_untyped(node, variables))
+            return parse(value_from_ast_untyped(node, dict(variables) if variables else None))
         except GraphQLError as exc:
             raise GraphQLError(exc.message, node) from None
 
