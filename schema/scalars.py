@@ -40,8 +40,11 @@ def _located(parse: Callable[[object], Any]) -> Callable[..., Any]:
 
 
 def serialize_datetime(value: datetime) -> str:
+    """Always with six fraction digits: ``isoformat()`` drops the fraction of a whole second, so one
+    field came in two shapes (``...:48+00:00`` and ``...:48.707000+00:00``) and a client parsing one
+    fixed format broke on the other."""
     aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return aware.isoformat()
+    return aware.isoformat(timespec="microseconds")
 
 
 _INSTANT_RULE = "an ISO 8601 date and time (e.g. 2015-01-19T19:53:48+00:00; no offset: UTC)"

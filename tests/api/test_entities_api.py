@@ -28,8 +28,8 @@ async def test_user_fields(services):
             {
                 "id": "s1",
                 "userId": 1,
-                "startTime": "2015-01-01T10:00:00+00:00",
-                "endTime": "2015-01-01T10:06:00+00:00",
+                "startTime": "2015-01-01T10:00:00.000000+00:00",
+                "endTime": "2015-01-01T10:06:00.000000+00:00",
                 "device": "DESKTOP",
                 "pagesVisited": fx.DEFAULT_FUNNEL,
                 "totalInteractions": 2,
@@ -134,19 +134,19 @@ async def test_session_with_visits_and_interactions(services):
     )
     session = data["session"]
     assert session["id"] == "s3"
-    assert session["startTime"] == "2015-01-02T09:00:00+00:00"
+    assert session["startTime"] == "2015-01-02T09:00:00.000000+00:00"
     assert session["user"] == {"id": 3, "device": "DESKTOP"}
     assert [(v["pageType"], v["duration"]) for v in session["visits"]] == [
         (fx.HOME, 8.0), (fx.SEARCH, 12.0), (fx.PAYMENT, 40.0)
     ]  # fmt: skip
     assert session["visits"][0] == {
         "eventId": "v08", "userId": 3, "sessionId": "s3", "pageType": fx.HOME,
-        "timestamp": "2015-01-02T09:00:00+00:00", "duration": 8.0, "device": "DESKTOP",
+        "timestamp": "2015-01-02T09:00:00.000000+00:00", "duration": 8.0, "device": "DESKTOP",
     }  # fmt: skip
     assert session["interactions"] == [
         {
             "eventId": "i04", "sessionId": "s3", "pageType": fx.PAYMENT, "interactionType": "form",
-            "element": "feedback", "timestamp": "2015-01-02T09:04:30+00:00", "coordinates": {"x": 40, "y": 80},
+            "element": "feedback", "timestamp": "2015-01-02T09:04:30.000000+00:00", "coordinates": {"x": 40, "y": 80},
             "value": fx.NEGATIVE_TEXT,
         }
     ]  # fmt: skip

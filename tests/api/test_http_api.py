@@ -50,5 +50,5 @@ async def test_datetimes_carry_their_utc_offset_fresh_and_cached(services):
     stamps = [session["startTime"], session["endTime"]]
     stamps += [v["timestamp"] for v in session["visits"] + session["interactions"]]
     stamps += [v["timestamp"] for v in first["data"]["journey"]["visits"]]
-    assert session["startTime"] == "2015-01-02T09:00:00+00:00"
+    assert session["startTime"] == "2015-01-02T09:00:00.000000+00:00"
     assert all(stamp.endswith("+00:00") for stamp in stamps), stamps
