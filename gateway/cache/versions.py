@@ -153,11 +153,13 @@ def range_versions(
     return [keys.version_epoch(), *(keys.version_range(kind, device, sex, n) for n in nodes)]
 
 
-def range_bumps(kind: str, device: str | None, sex: str | None, day: date) -> list[str]:
-    """The tokens an event of a user with this device and sex, on ``day``, replaces."""
+@lru_cache(maxsize=4096)
+def range_bumps(kind: str, device: str | None, sex: str | None, day: date) -> tuple[str, ...]:
+    """The tokens an event of a user with this device and sex, on ``day``, replaces (remembered: every
+    group commit asks again for the same few days and profiles)."""
     devices = {device, None}
     sexes = {sex, None}
-    return [keys.version_range(kind, d, s, n) for d in devices for s in sexes for n in path(day)]
+    return tuple(keys.version_range(kind, d, s, n) for d in devices for s in sexes for n in path(day))
 
 
 def entity_versions(key: str) -> list[str]:

@@ -31,51 +31,47 @@ outright; scope ``all`` also replaces ``ver:epoch``, which every versioned entry
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import date, datetime
+from datetime import date
 
 from gateway.cache import keys, versions
+from gateway.realtime.digest import NewEvents, gather
 from gateway.realtime.enrichment import Planned
 from gateway.realtime.events import INTERACTION, PAGE_VIEW
 from gateway.stores.contracts import Cache
 
 
-def version_bumps(planned: Planned, new_ids: Collection[str]) -> list[str]:
-    """The tokens the newly stored events of ``planned`` change (sorted, each once)."""
-    bumped: set[str] = set()
-    ranges: set[tuple[str, str | None, str | None, date]] = set()  # (kind, device, sex, day)
-    visit_days: set[tuple[int, date]] = set()
-    first_new: dict[str, datetime] = {}
-    owner: dict[str, int] = {}
-    session_of = planned.session_of
-    for event in planned.events:  # per event: plain values only, keys are built once per distinct one
-        if event.event_id not in new_ids:
-            continue
-        user = event.user_id
-        session_id = session_of[event.event_id]
+def version_bumps(planned: Planned, new_ids: Collection[str], group: NewEvents | None = None) -> list[str]:
+    """The tokens the newly stored events of ``planned`` change (each once, in no particular order).
+    ``group``: those events already gathered (``digest.gather``), so the commit walks them once."""
+    if group is None:
+        group = gather(planned, new_ids)
+    # Per event: plain values only; keys are built once per distinct user, session and range.
+    bumped: set[str] = set(map(keys.version_user, group.user_latest))
+    bumped.update(map(keys.version_session, group.session_first))
+    days: set[tuple[str, int, date]] = set()  # (kind, user, day)
+    for event in group.events:
         if event.type == PAGE_VIEW:
-            visit_days.add((user, event.timestamp.date()))
+            days.add((keys.VERSION_VISITS, event.user_id, event.timestamp.date()))
         elif event.type == INTERACTION and event.interaction_type == "form" and event.value:
             day = event.timestamp.date()
             bumped.update(
                 (keys.version_forms(event.page_type, day), keys.version_forms(event.page_type, None))
             )
-        earliest = first_new.get(session_id)
-        if earliest is None or event.timestamp < earliest:
-            first_new[session_id] = event.timestamp
-        owner[session_id] = user
-    bumped.update(keys.version_user(user) for user in set(owner.values()))
-    bumped.update(keys.version_session(session_id) for session_id in first_new)
-    for user, day in visit_days:
-        ranges.add((keys.VERSION_VISITS, planned.user_device.get(user), planned.user_sex.get(user), day))
-    for session_id, first in first_new.items():
-        user = owner[session_id]
-        device, sex = planned.user_device.get(user), planned.user_sex.get(user)
-        stored = planned.stored_start.get(session_id)
-        days = {first.date()} if stored is None else {stored.date(), min(stored, first).date()}
-        ranges.update((keys.VERSION_SESSIONS, device, sex, day) for day in days)
-    for kind, device, sex, day in ranges:
-        bumped.update(versions.range_bumps(kind, device, sex, day))
-    return sorted(bumped)
+    stored_start = planned.stored_start
+    sessions = keys.VERSION_SESSIONS
+    for session_id, first in group.session_first.items():
+        user = group.session_latest[session_id].user_id
+        stored = stored_start.get(session_id)
+        if stored is None:
+            days.add((sessions, user, first.date()))
+        else:  # the start day is the stored one, or this event's when it moves the start earlier
+            days.add((sessions, user, stored.date()))
+            if first < stored:
+                days.add((sessions, user, first.date()))
+    device, sex = planned.user_device, planned.user_sex
+    for kind, device_, sex_, day in {(k, device.get(u), sex.get(u), d) for k, u, d in days}:
+        bumped.update(versions.range_bumps(kind, device_, sex_, day))
+    return list(bumped)
 
 
 SCOPES = tuple(keys.SCOPE_PREFIXES)

@@ -31,6 +31,7 @@ from gateway.analytics import default_funnel
 from gateway.cache import keys, versions
 from gateway.errors import StoreUnavailable
 from gateway.realtime import aggregates
+from gateway.realtime.digest import NewEvents, gather
 from gateway.realtime.enrichment import Planned, PlannerMemory, plan
 from gateway.realtime.events import PAGE_VIEW, Event, utc_now
 from gateway.realtime.hub import Hub
@@ -72,10 +73,11 @@ def published_event(event: Event, planned: Planned) -> dict[str, Any]:
     }
 
 
-def published_message(planned: Planned, new_ids: Collection[str]) -> bytes:
-    return orjson.dumps(
-        {"events": [published_event(e, planned) for e in planned.events if e.event_id in new_ids]}
-    )
+def published_message(planned: Planned, new_ids: Collection[str], group: NewEvents | None = None) -> bytes:
+    """The message published on ``keys.CHANNEL_EVENTS``: ``{"events": [...]}``, the new events in order.
+    ``group``: those events already gathered (``digest.gather``)."""
+    events = group.events if group is not None else [e for e in planned.events if e.event_id in new_ids]
+    return orjson.dumps({"events": [published_event(e, planned) for e in events]})
 
 
 class Realtime:
@@ -130,16 +132,16 @@ class Realtime:
             raise
 
     async def _effects(self, planned: Planned, new: set[str]) -> None:
-        token = versions.new_token()
-        ttl = keys.TTL_VERSION
-        bumped = version_bumps(planned, new)
+        group = gather(planned, new)  # the new events, walked once for all three
+        bumped = version_bumps(planned, new, group)
         if self.redis_debt:
             bumped.append(keys.version_epoch())
-        commands: list[tuple[Any, ...]] = [
-            ("MSETEX", ttl, *(part for key in bumped for part in (key, token)))
-        ]
-        commands += aggregates.commands(planned, new, utc_now())
-        commands.append(("PUBLISH", keys.CHANNEL_EVENTS, published_message(planned, new)))
+        pairs = [versions.new_token()] * (2 * len(bumped))
+        pairs[::2] = bumped  # key, token, key, token...
+        commands: list[tuple[Any, ...]] = [("MSETEX", keys.TTL_VERSION, *pairs)]
+        commands += aggregates.commands(planned, new, utc_now(), group)
+        # The message is bytes: execute_many passes it to Redis as it is (not escaped into its JSON).
+        commands.append(("PUBLISH", keys.CHANNEL_EVENTS, published_message(planned, new, group)))
         await self._redis(commands)
 
     async def _redis(self, commands: Sequence[tuple[Any, ...]]) -> bool:

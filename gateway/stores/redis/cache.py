@@ -24,15 +24,33 @@ T = TypeVar("T")
 
 # execute_many: ARGV[1] is the commands as one JSON array of arrays, decoded by the script (cjson). One
 # argument instead of thousands: redis-py encodes each argument in Python (~1 us each), and a pipeline
-# costs ~30 us a command. ("MSETEX", ttl, key, value, ...) is SET key value EX ttl per pair. The keys
-# are not declared in KEYS: fine on one Redis; on Redis Cluster this must become per-slot calls.
+# costs ~30 us a command. ("MSETEX", ttl, key, value, ...) is SET key value EX ttl per pair.
+# Large values travel beside the JSON, unescaped: inside it, every quote of a JSON value cost orjson an
+# escape and cjson an unescape (most of the script's decoding: a group's message is ~400 kB, its states
+# ~300 kB). A command's last argument given as bytes (PUBLISH's message) is an argument of its own,
+# ARGV[n], its place in the JSON holding [n]; a MSETEX's values (all str, or all bytes) are sent
+# concatenated as ARGV[n]: ("MSETEX", ttl, [n], key, byte length, key, byte length, ...). The keys are
+# not declared in KEYS: fine on one Redis; on Redis Cluster this must become per-slot calls (cluster.py).
 _EXECUTE_MANY = """
+local call, sub = redis.call, string.sub
 local commands = cjson.decode(ARGV[1])
 for _, c in ipairs(commands) do
   if c[1] == 'MSETEX' then
-    for j = 3, #c, 2 do redis.call('SET', c[j], c[j + 1], 'EX', c[2]) end
+    local ttl, blob = c[2], c[3]
+    if type(blob) == 'table' then
+      local values, at = ARGV[blob[1]], 1
+      for j = 4, #c, 2 do
+        local after = at + c[j + 1]
+        call('SET', c[j], sub(values, at, after - 1), 'EX', ttl)
+        at = after
+      end
+    else
+      for j = 3, #c, 2 do call('SET', c[j], c[j + 1], 'EX', ttl) end
+    end
   else
-    redis.call(unpack(c))
+    local last = c[#c]
+    if type(last) == 'table' then c[#c] = ARGV[last[1]] end
+    call(unpack(c))
   end
 end
 return #commands
@@ -47,6 +65,23 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode()
     raise TypeError(f"cannot send a {type(value).__name__} to Redis")
+
+
+def _joined(values: Sequence[Any]) -> bytes | None:
+    """MSETEX's values as one blob (all str or all bytes; None when not: they stay in the JSON)."""
+    if not values:
+        return None
+    try:
+        return "".join(values).encode() if type(values[0]) is str else b"".join(values)
+    except TypeError:
+        return None
+
+
+def _lengths(values: Sequence[Any], blob: bytes) -> list[int]:
+    """Each value's length in bytes (ASCII text: its length in characters, no encoding per value)."""
+    if type(values[0]) is bytes or len(blob) == sum(map(len, values)):
+        return list(map(len, values))
+    return [len(value.encode()) for value in values]
 
 
 class RedisCache:
@@ -163,8 +198,27 @@ class RedisCache:
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> None:
         if not commands:
             return
-        payload = orjson.dumps(commands, default=_text)
-        await self._guarded(lambda: self._execute_many(keys=[], args=[payload]), "script")
+        blobs: list[bytes] = []  # ARGV[2]...
+        sent: list[Sequence[Any]] | None = None  # the commands with their bytes taken out (a copy)
+        for i, command in enumerate(commands):
+            if command[0] == "MSETEX":
+                values = command[3::2]
+                blob = _joined(values)
+                if blob is None:
+                    continue
+                blobs.append(blob)
+                wire = [command[0], command[1], [len(blobs) + 1], *command[2:]]
+                wire[4::2] = _lengths(values, blob)
+            elif type(command[-1]) is bytes:
+                blobs.append(command[-1])
+                wire = [*command[:-1], [len(blobs) + 1]]
+            else:
+                continue
+            if sent is None:
+                sent = list(commands)
+            sent[i] = wire
+        args = [orjson.dumps(commands if sent is None else sent, default=_text), *blobs]
+        await self._guarded(lambda: self._execute_many(keys=[], args=args), "script")
 
     async def run_script(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         script = self._scripts.get(source)
