@@ -45,7 +45,7 @@ from gateway.realtime.enrichment import Planned
 from gateway.realtime.events import CONVERSION, PAGE_VIEW, Event
 
 Command = tuple[Any, ...]
-Minute = tuple[int, int, int, int, int]  # year, month, day, hour, minute (UTC)
+DAY_MINUTES = 24 * 60
 ACTIVE_WINDOW = timedelta(seconds=keys.TTL_REALTIME_LIST)
 
 
@@ -82,10 +82,11 @@ def commands(
     if group is None:
         group = gather(planned, new_ids)
     # The loop runs per event (every capture pays it): it only counts plain tuples; counter names,
-    # keys and states are built afterwards, once per distinct value. A minute is its fields (datetime's
-    # replace() costs several times their reading), made a datetime once per distinct minute.
-    tally: Counter[tuple[Minute, str, str, str]] = Counter()  # (minute, device, type, page)
-    revenue: dict[tuple[Minute, str], int] = {}  # (minute, device) -> cents
+    # keys and states are built afterwards, once per distinct value. A minute is a number (minutes since
+    # day 1 of the proleptic calendar: datetime's replace() costs several times reading the fields, and
+    # a tuple of them hashes at every count), made a datetime once per distinct minute.
+    tally: dict[tuple[int, str, str, str], int] = {}  # (minute, device, type, page) -> events
+    revenue: dict[tuple[int, str], int] = {}  # (minute, device) -> cents
     uniques: dict[tuple[date, str, str], set[int]] = {}
     oldest_minute = now - timedelta(seconds=keys.TTL_MINUTE_COUNTERS)
     oldest_active = now - timedelta(seconds=keys.TTL_USER_ACTIVITY)
@@ -96,8 +97,9 @@ def commands(
         stamp = event.timestamp
         kind = event.type
         if stamp >= oldest_minute:
-            minute = (stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute)
-            tally[(minute, device, kind, event.page_type)] += 1
+            minute = stamp.toordinal() * DAY_MINUTES + stamp.hour * 60 + stamp.minute
+            counted = (minute, device, kind, event.page_type)
+            tally[counted] = tally.get(counted, 0) + 1
             if kind == CONVERSION:
                 revenue[(minute, device)] = revenue.get((minute, device), 0) + event.amount_cents
         if kind == PAGE_VIEW:
@@ -117,7 +119,7 @@ def commands(
             last_event[user] = event
     latest_of = group.session_latest  # session -> its latest new event
 
-    counters: dict[Minute, Counter[str]] = {}
+    counters: dict[int, Counter[str]] = {}
     for (minute, device, kind, page), n in tally.items():
         fields = counters.get(minute)
         if fields is None:
@@ -138,7 +140,8 @@ def commands(
             fields[f"{REVENUE_CENTS}:{device}"] += cents
     out: list[Command] = []
     for minute, fields in counters.items():
-        key = keys.realtime_minute(datetime(*minute))
+        ordinal, of_day = divmod(minute, DAY_MINUTES)
+        key = keys.realtime_minute(datetime.fromordinal(ordinal) + timedelta(minutes=of_day))
         out += [("HINCRBY", key, name, n) for name, n in fields.items()]
         out.append(("EXPIRE", key, keys.TTL_MINUTE_COUNTERS))
     by_page: dict[str, set[int]] = {}
