@@ -31,7 +31,7 @@ does ~100k writes/s, so per-entity writes are what the capture rate is paid in.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -164,32 +164,41 @@ def commands(
         out += [("ZREMRANGEBYSCORE", key, "-inf", cutoff), ("EXPIRE", key, keys.TTL_REALTIME_LIST)]
     # States as JSON by orjson: a third of the cost of formatting them (its datetimes read as isoformat()).
     # Decoded at once: keeping thousands of orjson's bytes alive costs ~20 us each (its buffers' allocation),
-    # a str ~0.1 us.
+    # a str ~0.1 us. Keys and states are made by two comprehensions, then interleaved.
     dumps = orjson.dumps
-    active_states: list[str] = []
-    for user, event in last_event.items():
-        state = {
-            "eventId": event.event_id,
-            "type": event.type,
-            "pageType": event.page_type,
-            "at": event.timestamp,
-        }
-        active_states += (keys.user_active(user), dumps(state).decode())
-    if active_states:
-        out.append(("MSETEX", keys.TTL_USER_ACTIVITY, *active_states))
-    session_states: list[str] = []
-    for session_id, latest in latest_of.items():
-        state = {
-            "user_id": latest.user_id,
-            "device": devices[latest.user_id],
-            "reported_device": latest.device or "",
-            "last_seen": latest.timestamp,
-            "last_page": latest.page_type,
-        }
-        session_states += (keys.session(session_id), dumps(state).decode())
-    if session_states:
-        out.append(("MSETEX", keys.TTL_ACTIVE_SESSION, *session_states))
+    if last_event:
+        active_states = [
+            dumps(
+                {"eventId": e.event_id, "type": e.type, "pageType": e.page_type, "at": e.timestamp}
+            ).decode()
+            for e in last_event.values()
+        ]
+        out.append(
+            ("MSETEX", keys.TTL_USER_ACTIVITY, *_pairs(map(keys.user_active, last_event), active_states))
+        )
+    if latest_of:
+        session_states = [
+            dumps(
+                {
+                    "user_id": e.user_id,
+                    "device": devices[e.user_id],
+                    "reported_device": e.device or "",
+                    "last_seen": e.timestamp,
+                    "last_page": e.page_type,
+                }
+            ).decode()
+            for e in latest_of.values()
+        ]
+        out.append(("MSETEX", keys.TTL_ACTIVE_SESSION, *_pairs(map(keys.session, latest_of), session_states)))
     return out
+
+
+def _pairs(names: Iterable[str], values: list[str]) -> list[str]:
+    """key, value, key, value... (``names`` as many as ``values``)."""
+    pairs = values * 2
+    pairs[::2] = names
+    pairs[1::2] = values
+    return pairs
 
 
 # -- reading: the snapshot realtimeMetrics sends -------------------------------------------------------
