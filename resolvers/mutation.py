@@ -69,6 +69,11 @@ class Mutation:
         store = info.context.services.store
         steps = await store.default_funnel()
         if not steps:
-            raise BadInput("no default funnel yet (nothing ingested)")
+            # A default derived from live page views moves as they arrive: rows of it would go stale
+            # unseen, so only an ingested default is pre-aggregated (its funnels are computed meanwhile).
+            raise BadInput(
+                "no stored default funnel to pre-aggregate: ingest sets one (a default derived from live "
+                "page views changes as they arrive and is always computed)"
+            )
         rows = await refresh_funnel_analytics(store, steps, range_.start, range_.end)
         return RefreshResult(start=range_.start, end=range_.end, steps=list(steps), rows=rows)

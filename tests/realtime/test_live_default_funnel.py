@@ -137,6 +137,19 @@ async def test_without_page_views_the_error_stays(http: TestClient, empty: Servi
     assert await empty.realtime.default_funnel() == []
 
 
+async def test_refresh_analytics_says_a_derived_default_is_not_pre_aggregated(
+    http: TestClient, empty: Services
+) -> None:
+    await record(http, SHOP)
+    body = await ask(
+        http, 'mutation { refreshAnalytics(range: {start: "2020-01-01", end: "2020-01-02"}) { rows } }'
+    )
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"].startswith("no stored default funnel to pre-aggregate: ingest sets one")
+    assert "nothing ingested" not in error["message"]  # page views were stored: that was misleading
+
+
 def test_funnel_updates_on_a_derived_default_wake_on_any_page_view() -> None:
     # A desktop page view today of a page no funnel names: it cannot change a mobile January funnel over
     # named steps, but it can reorder a derived default (its steps are the whole store's pages by reach).
