@@ -102,47 +102,60 @@ def conversion_amount(value: Any) -> float:
 
 
 def session_deltas(batch: EventBatch, new_ids: Collection[str]) -> list[SessionDelta]:
-    """One delta per session that got at least one new event, in first-seen order."""
+    """One delta per session that got at least one new event, in first-seen order: the first document
+    of each new id counts (visits before interactions), a repeat is skipped. One pass over each list,
+    with no call per event: it runs on the store's thread inside every live write."""
     seeds = {seed["session_id"]: seed for seed in batch.sessions}
     deltas: dict[str, SessionDelta] = {}
-    pages: dict[str, list[tuple[datetime, str, str]]] = {}
-
-    def delta_of(doc: Document, start: datetime, end: datetime) -> SessionDelta:
-        sid = doc["session_id"]
-        current = deltas.get(sid)
-        if current is None:
-            seed: Document = seeds.get(sid) or doc
-            current = deltas[sid] = SessionDelta(
-                session_id=sid,
-                user_id=int(seed["user_id"]),
-                device=seed.get("device"),
-                start_time=start,
-                end_time=end,
-            )
-        current.start_time = min(current.start_time, start)
-        current.end_time = max(current.end_time, end)
-        return current
-
-    first = _first_occurrences(batch, new_ids)
+    visited: dict[str, list[tuple[datetime, str, str]]] = {}  # per session: (time, event_id, page)
+    seen: set[str] = set()
     for visit in batch.visits:
-        if id(visit) not in first:
+        event_id = visit["event_id"]
+        if event_id in seen or event_id not in new_ids:
             continue
-        ts = visit["timestamp"]
-        delta = delta_of(visit, ts, ts + timedelta(seconds=float(visit.get("duration") or 0.0)))
-        delta.first_visit = ts if delta.first_visit is None else min(delta.first_visit, ts)
-        delta.last_visit = ts if delta.last_visit is None else max(delta.last_visit, ts)
-        pages.setdefault(visit["session_id"], []).append((ts, visit["event_id"], visit["page_type"]))
+        seen.add(event_id)
+        sid, ts = visit["session_id"], visit["timestamp"]
+        duration = visit.get("duration")
+        end = ts + timedelta(seconds=float(duration)) if duration else ts
+        delta = deltas.get(sid)
+        if delta is None:
+            seed: Document = seeds.get(sid) or visit
+            deltas[sid] = SessionDelta(
+                sid, int(seed["user_id"]), seed.get("device"), ts, end, first_visit=ts, last_visit=ts
+            )
+            visited[sid] = [(ts, event_id, visit["page_type"])]
+            continue
+        # Strict comparisons: on a tie the earlier value stays, as min() and max() keep it.
+        if ts < delta.start_time:
+            delta.start_time = ts
+        if end > delta.end_time:
+            delta.end_time = end
+        if ts < delta.first_visit:  # set by the session's first visit, above
+            delta.first_visit = ts
+        if ts > delta.last_visit:
+            delta.last_visit = ts
+        visited[sid].append((ts, event_id, visit["page_type"]))
     for interaction in batch.interactions:
-        if id(interaction) not in first:
+        event_id = interaction["event_id"]
+        if event_id in seen or event_id not in new_ids:
             continue
-        ts = interaction["timestamp"]
-        delta = delta_of(interaction, ts, ts)
+        seen.add(event_id)
+        sid, ts = interaction["session_id"], interaction["timestamp"]
+        delta = deltas.get(sid)
+        if delta is None:
+            seed = seeds.get(sid) or interaction
+            delta = deltas[sid] = SessionDelta(sid, int(seed["user_id"]), seed.get("device"), ts, ts)
+        else:
+            if ts < delta.start_time:
+                delta.start_time = ts
+            if ts > delta.end_time:
+                delta.end_time = ts
         delta.interactions += 1
         if interaction.get("interaction_type") == CONVERSION:
             delta.converted = True
             delta.conversion_value += conversion_amount(interaction.get("value"))
-    for sid, visited in pages.items():
-        deltas[sid].pages = [page for _, _, page in sorted(visited)]
+    for sid, pages in visited.items():
+        deltas[sid].pages = [pages[0][2]] if len(pages) == 1 else [page for _, _, page in sorted(pages)]
     return list(deltas.values())
 
 
@@ -172,6 +185,6 @@ def users_with_new_events(batch: EventBatch, new_ids: Collection[str]) -> list[D
 def new_event_ids(batch: EventBatch, stored: Collection[str]) -> list[str]:
     """The batch's event ids that are in ``stored`` (the newly inserted ones), visits first, batch order,
     each once."""
-    return list(
-        dict.fromkeys(d["event_id"] for d in (*batch.visits, *batch.interactions) if d["event_id"] in stored)
-    )
+    ids = [d["event_id"] for d in batch.visits]
+    ids += [d["event_id"] for d in batch.interactions]
+    return [event_id for event_id in dict.fromkeys(ids) if event_id in stored]

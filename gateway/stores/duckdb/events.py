@@ -2,14 +2,15 @@
 
 Inside one BEGIN ... COMMIT, under the store's write lock, in as few statements as the tables allow
 (each DuckDB statement costs ~1-3 ms of CPU before its first row, more than a few hundred rows do):
-  1. visits and interactions: a plain ``INSERT ... RETURNING``, every id new -- the common case; when
-     one is already stored its unique index refuses the statement, the transaction is rolled back and
-     done again with ``INSERT ... ON CONFLICT DO NOTHING RETURNING event_id``, which tells which ids
-     are new. ``ON CONFLICT`` costs ~6 ms of CPU per commit whatever its size (measured at 100 and at
-     1,500 events), as much as the plain insert of a few hundred rows, so only a group holding a
-     replayed id pays it (and the failed attempt before it). While a table's unique key is missing
-     (a bulk delete failed to build it again: ``writes.UNKEYED``) every group takes ``ON CONFLICT``,
-     which then fails loudly instead of storing a replay twice;
+  1. visits and interactions: a plain ``INSERT``, every id new -- the common case; when one is
+     already stored its unique index refuses the statement, the transaction is rolled back and done
+     again with ``INSERT ... ON CONFLICT DO NOTHING RETURNING event_id``, which tells which ids are
+     new (the plain insert returns no ids: it stored every one of the group; visits return only the
+     change feed's columns). ``ON CONFLICT`` costs ~6 ms of CPU per commit whatever its size
+     (measured at 100 and at 1,500 events), as much as the plain insert of a few hundred rows, so
+     only a group holding a replayed id pays it (and the failed attempt before it). While a table's
+     unique key is missing (a bulk delete failed to build it again: ``writes.UNKEYED``) every group
+     takes ``ON CONFLICT``, which then fails loudly instead of storing a replay twice;
   2. users: ``INSERT ... ON CONFLICT DO NOTHING`` (an existing user document is never changed), only
      when the group has new users, and only those with a new event (a duplicate creates no one);
   3. sessions: the new events' deltas (``stores/event_fold.py``) appended to ``session_deltas``, folded
@@ -105,13 +106,22 @@ def _insert_sql(table: schema.Table, source: str, tail: str) -> str:
     return f"INSERT INTO {target} SELECT {schema.cast_select(table, source)} FROM {source} {tail}"
 
 
+# What a visit insert returns: the change feed's columns, and (with ON CONFLICT) which ids were new.
+_FED = changes.INSERTED[PAGE_VISITS]
+
+
 def _insert(cur: Cursor, collection: str, docs: Sequence[Mapping[str, Any]], tail: str) -> Columns:
-    """Insert the documents (the first of each key); ``tail``'s RETURNING columns, as arrays."""
+    """Insert the documents (the first of each key); ``tail``'s RETURNING columns, as arrays ({} without
+    RETURNING)."""
     if not docs:
         return {}
     table = schema.TABLES[collection]
     frame = writes.arrow_rows(table, schema.unique_by_key(table, docs, keep="first"))
-    return writes.on_arrow(cur, _insert_sql(table, "incoming", tail), frame).fetchnumpy()
+    result = writes.on_arrow(cur, _insert_sql(table, "incoming", tail), frame)
+    if "RETURNING" not in tail:
+        result.fetchall()
+        return {}
+    return result.fetchnumpy()
 
 
 def record(cur: Cursor, batch: EventBatch, last_visits: LastVisits, pending: PendingSessions) -> list[str]:
@@ -140,19 +150,26 @@ def _write(
     cur: Cursor, batch: EventBatch, last_visits: LastVisits, pending: PendingSessions, skip_stored: bool
 ) -> tuple[Columns, Columns, set[str], list[SessionDelta], list[bool]]:
     """The transaction: committed, or rolled back and raised."""
-    conflict = "ON CONFLICT DO NOTHING " if skip_stored else ""
     cur.begin()
     try:
-        visits = _insert(
-            cur,
-            PAGE_VISITS,
-            batch.visits,
-            f"{conflict}RETURNING event_id AS new_event_id, {changes.INSERTED[PAGE_VISITS]}",
-        )
-        interactions = _insert(cur, USER_INTERACTIONS, batch.interactions, f"{conflict}RETURNING event_id")
-        new: set[str] = set()
-        for stored, column in ((visits, "new_event_id"), (interactions, "event_id")):
-            new.update(stored[column].tolist() if stored else [])
+        if skip_stored:
+            conflict = "ON CONFLICT DO NOTHING "
+            visits = _insert(
+                cur, PAGE_VISITS, batch.visits, f"{conflict}RETURNING event_id AS new_event_id, {_FED}"
+            )
+            interactions = _insert(
+                cur, USER_INTERACTIONS, batch.interactions, f"{conflict}RETURNING event_id"
+            )
+            new: set[str] = set()
+            for stored, column in ((visits, "new_event_id"), (interactions, "event_id")):
+                new.update(stored[column].tolist() if stored else [])
+        else:
+            # A plain INSERT stores every row or raises (then the retry above takes ON CONFLICT): every
+            # id of the group is new, so nothing returns them -- the interactions return nothing at all.
+            visits = _insert(cur, PAGE_VISITS, batch.visits, f"RETURNING {_FED}")
+            _insert(cur, USER_INTERACTIONS, batch.interactions, "")
+            new = {d["event_id"] for d in batch.visits}
+            new.update([d["event_id"] for d in batch.interactions])
         users = _insert(
             cur,
             USERS,

@@ -119,21 +119,34 @@ class Merged:
     @classmethod
     def first(cls, d: SessionDelta, ordered: bool) -> Merged:
         start, end = naive(d.start_time), naive(d.end_time)
-        merged = cls(SessionDelta(d.session_id, d.user_id, d.device, start, end))
-        merged.add(d, ordered)
+        # Exactly what add() makes of it over an empty total (hence 0 +, False or, 0.0 +), without the call.
+        total = SessionDelta(
+            d.session_id, d.user_id, d.device, start, end, list(d.pages), 0 + d.interactions,
+            False or d.converted, 0.0 + d.conversion_value,
+        )  # fmt: skip
+        merged = cls(total, deltas=1)
+        if d.pages:
+            merged.head_start, merged.head_ordered = start, ordered
         return merged
 
     def add(self, d: SessionDelta, ordered: bool) -> None:
+        # Runs per session of every live write (capture's critical path): no call but the naive UTC
+        # conversion, and that only for an aware time (live capture's are naive already).
         total = self.total
         self.deltas += 1
-        total.start_time = min(total.start_time, naive(d.start_time))
-        total.end_time = max(total.end_time, naive(d.end_time))
+        start, end = d.start_time, d.end_time
+        if start.tzinfo is not None or end.tzinfo is not None:
+            start, end = naive(start), naive(end)
+        if start < total.start_time:  # min() and max(): on a tie the kept value stays
+            total.start_time = start
+        if end > total.end_time:
+            total.end_time = end
         total.interactions += d.interactions
         total.converted = total.converted or d.converted
         total.conversion_value += d.conversion_value
         if d.pages:
             if self.head_start is None:
-                self.head_start, self.head_ordered = naive(d.start_time), ordered
+                self.head_start, self.head_ordered = start, ordered
             else:
                 self.rest_ordered = self.rest_ordered and ordered
             total.pages.extend(d.pages)
