@@ -35,7 +35,9 @@ from gateway.models import Document, EventBatch
 CONVERSION = "conversion"  # the interaction_type a conversion event is stored with
 
 
-@dataclass
+# Slots: made per session of every live write, and DuckDB keeps one per pending session (tens of
+# thousands) and updates it per write: attributes inline in the object are fewer memory reads.
+@dataclass(slots=True)
 class SessionDelta:
     session_id: str
     user_id: int

@@ -105,7 +105,7 @@ def naive(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo is not None else at
 
 
-@dataclass
+@dataclass(slots=True)  # one per pending session, updated per live write: see SessionDelta
 class Merged:
     """One session's pending deltas merged in recording order: ``total`` is their sum, the row the fold
     writes. The head is the first delta with visits: its pages may be appended to the stored ones if it
