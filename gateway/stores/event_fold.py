@@ -161,26 +161,20 @@ def session_deltas(batch: EventBatch, new_ids: Collection[str]) -> list[SessionD
     return list(deltas.values())
 
 
-def _first_occurrences(batch: EventBatch, new_ids: Collection[str]) -> set[int]:
-    """The documents (by identity) that were inserted: the first of each new id (a repeat is skipped)."""
-    seen: set[str] = set()
-    chosen: set[int] = set()
-    for doc in (*batch.visits, *batch.interactions):
-        event_id = doc["event_id"]
-        if event_id in new_ids and event_id not in seen:
-            seen.add(event_id)
-            chosen.add(id(doc))
-    return chosen
-
-
 def users_with_new_events(batch: EventBatch, new_ids: Collection[str]) -> list[Document]:
     """The documents of ``batch.users`` to insert: those with at least one newly inserted event. An
     unknown user named only by duplicates (an eventId reused under another userId, a replay) is not
-    created: a duplicate changes nothing."""
+    created: a duplicate changes nothing. An event's user is the one of the first document of its id
+    (what was inserted), as in :func:`session_deltas`."""
     if not batch.users:
         return []
-    first = _first_occurrences(batch, new_ids)
-    owners = {d["user_id"] for d in (*batch.visits, *batch.interactions) if id(d) in first}
+    seen: set[str] = set()
+    owners: set[Any] = set()
+    for doc in (*batch.visits, *batch.interactions):
+        event_id = doc["event_id"]
+        if event_id not in seen and event_id in new_ids:
+            seen.add(event_id)
+            owners.add(doc["user_id"])
     return [user for user in batch.users if user["user_id"] in owners]
 
 
