@@ -331,3 +331,47 @@ async def test_a_partial_fold_counts_down_what_is_pending(store: DuckDBStore) ->
     await store.sessions_by_ids(["s1"])
     assert store.pending.rows == 1
     assert store.pending.count == 1
+
+
+async def test_a_background_fold_gives_way_to_a_waiting_group_commit_after_one_chunk(
+    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten pending sessions, steps of 10 in chunks of 3: alone, one step folds all ten (3 + 3 + 3 + 1,
+    four transactions). With a group commit waiting for the write lock, each step ends after its
+    first chunk, so the same fold takes four steps (4 store calls) and capture waits for one chunk."""
+    monkeypatch.setattr(capture, "FOLD_STEP", 10)
+    monkeypatch.setattr(capture, "FOLD_CHUNK", 3)
+    calls: list[str] = []
+    run = store._db.run
+
+    async def counted(action: str, fn):  # type: ignore[no-untyped-def]
+        calls.append(action)
+        return await run(action, fn)
+
+    monkeypatch.setattr(store._db, "run", counted)
+    chunks: list[int] = []
+    fold = store.pending.fold
+
+    def sized(cur, sessions=None):  # type: ignore[no-untyped-def]
+        chunks.append(len(sessions))
+        return fold(cur, sessions)
+
+    monkeypatch.setattr(store.pending, "fold", sized)
+    for waiting, expected_steps in ((False, 1), (True, 4)):
+        batch = EventBatch(
+            visits=[_visit(f"gw-{waiting}-{n}", 300 + n, f"gw-{waiting}-s{n}", "home", 10.0, 0.0) for n in range(10)],
+            sessions=[{"session_id": f"gw-{waiting}-s{n}", "user_id": 300 + n, "device": "mobile"} for n in range(10)],
+        )  # fmt: skip
+        await store.record_events(batch)
+        assert store.pending.count == 10
+        calls.clear()
+        chunks.clear()
+        if waiting:
+            store.capture_waiting.set()  # as record() does while it waits for the lock
+        try:
+            await store.fold_sessions()
+        finally:
+            store.capture_waiting.clear()
+        assert chunks == [3, 3, 3, 1]
+        assert calls.count("fold sessions") == expected_steps
+        assert store.pending.count == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Sequence
 
 from gateway.models import EventBatch
@@ -28,6 +29,11 @@ FOLD_STEP = 500
 FOLD_STEP_BEHIND = 2_000
 FOLD_PAUSE_S = 0.05
 FOLD_PAUSE_BEHIND_S = 0.01
+# A background step is folded FOLD_CHUNK sessions per transaction, and ends after the chunk during which
+# a group commit started waiting for the write lock: capture then waits for one chunk, not a whole step.
+# A step of 2,000 held the lock 170 ms, and every request of the next 5,000 events/s phase queued
+# behind it (p99 218 ms against 66 ms for the same bench when the backlog was smaller).
+FOLD_CHUNK = 250
 
 
 class LiveCapture:
@@ -40,13 +46,25 @@ class LiveCapture:
         self.pending = PendingSessions()  # per file
         self.last_visits = events.LastVisits()  # per file: what live capture knows of its sessions
         self._db.changes.subscribe(self.last_visits)
+        # Set while a group commit waits for the write lock (one at a time: the group-commit writer
+        # records one group after the other); a background fold gives way after its current chunk.
+        self.capture_waiting = threading.Event()
 
     async def record_events(self, batch: EventBatch) -> list[str]:
         pending, last_visits = self.pending, self.last_visits
 
+        waiting = self.capture_waiting
+
         def record(cur: Cursor) -> list[str]:
-            with self._db.write_lock:
+            waiting.set()
+            try:
+                self._db.write_lock.acquire()
+            finally:
+                waiting.clear()
+            try:
                 return events.record(cur, batch, last_visits, pending)
+            finally:
+                self._db.write_lock.release()
 
         new = await self._db.run("record_events", record)
         if pending.due() and (self._background is None or self._background.done()):
@@ -64,20 +82,28 @@ class LiveCapture:
         self, users: Sequence[int] = (), sessions: Sequence[str] | None = None, pause_s: float = 0.0
     ) -> None:
         """Fold the pending deltas of ``users`` and ``sessions`` now, in one transaction; with
-        ``sessions`` None, all that are pending when it starts, FOLD_STEP sessions per transaction
-        (``pause_s`` apart). The sessions are chosen under the write lock, on the store's thread,
-        where capture changes what is pending."""
-        pending, last_visits = self.pending, self.last_visits
+        ``sessions`` None, all that are pending when it starts, in steps of FOLD_STEP sessions
+        (``pause_s`` apart), each FOLD_CHUNK per transaction and cut short when a group commit waits.
+        The sessions are chosen under the write lock, on the store's thread, where capture changes
+        what is pending."""
+        pending, last_visits, waiting = self.pending, self.last_visits, self.capture_waiting
 
         def step(cur: Cursor) -> tuple[int, int]:
             with self._db.write_lock:
                 pending.read_left(cur)
-                if sessions is not None:
+                if sessions is not None:  # a read needs exactly these folded: all at once
                     chosen = pending.sessions(users, sessions)
-                else:
-                    chosen = pending.oldest(FOLD_STEP_BEHIND if pending.behind() else FOLD_STEP)
-                last_visits.rebuilt(pending.fold(cur, chosen))
-                return len(chosen), pending.count
+                    last_visits.rebuilt(pending.fold(cur, chosen))
+                    return len(chosen), pending.count
+                chosen = pending.oldest(FOLD_STEP_BEHIND if pending.behind() else FOLD_STEP)
+                folded = 0
+                for at in range(0, len(chosen), FOLD_CHUNK):
+                    chunk = chosen[at : at + FOLD_CHUNK]
+                    last_visits.rebuilt(pending.fold(cur, chunk))
+                    folded += len(chunk)
+                    if waiting.is_set():
+                        break  # the rest of the step waits for the next one
+                return folded, pending.count
 
         folded, left = await self._db.run("fold sessions", step)
         budget = folded + left  # what was pending at the start: a steady stream never holds it up
