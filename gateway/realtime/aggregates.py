@@ -31,7 +31,7 @@ does ~100k writes/s, so per-entity writes are what the capture rate is paid in.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -40,7 +40,7 @@ import orjson
 
 from gateway.cache import keys
 from gateway.models import Device
-from gateway.realtime.digest import NewEvents, gather
+from gateway.realtime.digest import NewEvents
 from gateway.realtime.enrichment import Planned
 from gateway.realtime.events import CONVERSION, PAGE_VIEW, Event
 
@@ -74,13 +74,9 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def commands(
-    planned: Planned, new_ids: Collection[str], now: datetime, group: NewEvents | None = None
-) -> list[Command]:
-    """The Redis commands recording the new events of ``planned`` (``now``: naive UTC arrival time).
-    ``group``: those events already gathered (``digest.gather``), so the commit walks them once."""
-    if group is None:
-        group = gather(planned, new_ids)
+def commands(planned: Planned, group: NewEvents, now: datetime) -> list[Command]:
+    """The Redis commands recording the new events of ``planned`` (``group``: ``digest.gather``;
+    ``now``: naive UTC arrival time)."""
     # The loop runs per event (every capture pays it): it only counts plain tuples; counter names,
     # keys and states are built afterwards, once per distinct value. A minute is a number (minutes since
     # day 1 of the proleptic calendar: datetime's replace() costs several times reading the fields, and
@@ -174,7 +170,7 @@ def commands(
             for e in last_event.values()
         ]
         out.append(
-            ("MSETEX", keys.TTL_USER_ACTIVITY, *_pairs(map(keys.user_active, last_event), active_states))
+            ("MSETEX", keys.TTL_USER_ACTIVITY, *interleaved(map(keys.user_active, last_event), active_states))
         )
     if latest_of:
         session_states = [
@@ -189,12 +185,14 @@ def commands(
             ).decode()
             for e in latest_of.values()
         ]
-        out.append(("MSETEX", keys.TTL_ACTIVE_SESSION, *_pairs(map(keys.session, latest_of), session_states)))
+        out.append(
+            ("MSETEX", keys.TTL_ACTIVE_SESSION, *interleaved(map(keys.session, latest_of), session_states))
+        )
     return out
 
 
-def _pairs(names: Iterable[str], values: list[str]) -> list[str]:
-    """key, value, key, value... (``names`` as many as ``values``)."""
+def interleaved(names: Iterable[str], values: list[str]) -> list[str]:
+    """key, value, key, value... (``names`` as many as ``values``): MSETEX's arguments."""
     pairs = values * 2
     pairs[::2] = names
     pairs[1::2] = values

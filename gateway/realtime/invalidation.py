@@ -30,21 +30,18 @@ outright; scope ``all`` also replaces ``ver:epoch``, which every versioned entry
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import date
 
 from gateway.cache import keys, versions
-from gateway.realtime.digest import NewEvents, gather
+from gateway.realtime.digest import NewEvents
 from gateway.realtime.enrichment import Planned
 from gateway.realtime.events import INTERACTION, PAGE_VIEW
 from gateway.stores.contracts import Cache
 
 
-def version_bumps(planned: Planned, new_ids: Collection[str], group: NewEvents | None = None) -> list[str]:
-    """The tokens the newly stored events of ``planned`` change (each once, in no particular order).
-    ``group``: those events already gathered (``digest.gather``), so the commit walks them once."""
-    if group is None:
-        group = gather(planned, new_ids)
+def version_bumps(planned: Planned, group: NewEvents) -> list[str]:
+    """The tokens the newly stored events of ``planned`` (``group``: ``digest.gather``) change, each
+    once, in no particular order."""
     # Per event: plain values only; keys are built once per distinct user, session and range.
     bumped: set[str] = set(map(keys.version_user, group.user_latest))
     bumped.update(map(keys.version_session, group.session_first))

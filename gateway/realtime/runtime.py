@@ -73,11 +73,9 @@ def published_event(event: Event, planned: Planned) -> dict[str, Any]:
     }
 
 
-def published_message(planned: Planned, new_ids: Collection[str], group: NewEvents | None = None) -> bytes:
-    """The message published on ``keys.CHANNEL_EVENTS``: ``{"events": [...]}``, the new events in order.
-    ``group``: those events already gathered (``digest.gather``)."""
-    events = group.events if group is not None else [e for e in planned.events if e.event_id in new_ids]
-    return orjson.dumps({"events": [published_event(e, planned) for e in events]})
+def published_message(planned: Planned, group: NewEvents) -> bytes:
+    """The message published on ``keys.CHANNEL_EVENTS``: ``{"events": [...]}``, the new events in order."""
+    return orjson.dumps({"events": [published_event(e, planned) for e in group.events]})
 
 
 class Realtime:
@@ -133,15 +131,14 @@ class Realtime:
 
     async def _effects(self, planned: Planned, new: set[str]) -> None:
         group = gather(planned, new)  # the new events, walked once for all three
-        bumped = version_bumps(planned, new, group)
+        bumped = version_bumps(planned, group)
         if self.redis_debt:
             bumped.append(keys.version_epoch())
-        pairs = [versions.new_token()] * (2 * len(bumped))
-        pairs[::2] = bumped  # key, token, key, token...
-        commands: list[tuple[Any, ...]] = [("MSETEX", keys.TTL_VERSION, *pairs)]
-        commands += aggregates.commands(planned, new, utc_now(), group)
+        tokens = aggregates.interleaved(bumped, [versions.new_token()] * len(bumped))
+        commands: list[tuple[Any, ...]] = [("MSETEX", keys.TTL_VERSION, *tokens)]
+        commands += aggregates.commands(planned, group, utc_now())
         # The message is bytes: execute_many passes it to Redis as it is (not escaped into its JSON).
-        commands.append(("PUBLISH", keys.CHANNEL_EVENTS, published_message(planned, new, group)))
+        commands.append(("PUBLISH", keys.CHANNEL_EVENTS, published_message(planned, group)))
         await self._redis(commands)
 
     async def _redis(self, commands: Sequence[tuple[Any, ...]]) -> bool:

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.models import EventBatch
 from gateway.realtime import aggregates
+from gateway.realtime.digest import gather
 from gateway.realtime.enrichment import Planned
 from gateway.realtime.events import Event
 from gateway.realtime.hub import EventFeed
@@ -100,7 +101,7 @@ def _group() -> tuple[Planned, set[str]]:
 
 def test_live_counters_split_at_midnight_and_skip_what_is_not_new() -> None:
     planned, new = _group()
-    out = aggregates.commands(planned, new, datetime(2026, 3, 2, 0, 1, 0))
+    out = aggregates.commands(planned, gather(planned, new), datetime(2026, 3, 2, 0, 1, 0))
     counters: dict[str, dict[str, int]] = {}
     for command in out:
         if command[0] == "HINCRBY":
@@ -140,7 +141,7 @@ def test_live_counters_split_at_midnight_and_skip_what_is_not_new() -> None:
 
 def test_version_bumps_cover_each_user_session_and_day_once() -> None:
     planned, new = _group()
-    bumped = version_bumps(planned, new)
+    bumped = version_bumps(planned, gather(planned, new))
     assert len(bumped) == len(set(bumped))
     assert {k for k in bumped if k.startswith(("ver:user:", "ver:session:"))} == {
         "ver:user:1",
