@@ -40,9 +40,9 @@ import orjson
 
 from gateway.cache import keys
 from gateway.models import Device
+from gateway.realtime.captured import CONVERSION, PAGE_VIEW, Event
 from gateway.realtime.digest import NewEvents
 from gateway.realtime.enrichment import Planned
-from gateway.realtime.events import CONVERSION, PAGE_VIEW, Event
 
 Command = tuple[Any, ...]
 DAY_MINUTES = 24 * 60

@@ -13,8 +13,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
+from gateway.realtime.captured import Event
 from gateway.realtime.enrichment import Planned
-from gateway.realtime.events import Event
 
 
 @dataclass(frozen=True, slots=True)

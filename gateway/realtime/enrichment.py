@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from gateway.models import Document, EventBatch
-from gateway.realtime.events import CONVERSION, PAGE_VIEW, Event
+from gateway.realtime.captured import CONVERSION, PAGE_VIEW, Event
 from gateway.realtime.named_sessions import LIVE_SESSION_PREFIX, outside_reason, refuse_foreign_sessions
 from gateway.stores.contracts import DocumentStore
 from gateway.stores.event_fold import CONVERSION as STORED_CONVERSION

@@ -1,4 +1,4 @@
-"""Realtime events: the wire format, every validation rule, and the normalised :class:`Event`.
+"""Realtime events: the wire format and every validation rule, into the normalised ``captured.Event``.
 
 ``POST /events`` and the ``trackEvents`` mutation both hand their raw events (JSON objects with the
 camelCase names below) to :func:`validate`, so a rule and its message exist once. Each event is judged
@@ -42,14 +42,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from gateway.errors import json_type, shown
 from gateway.models import Device
+from gateway.realtime.captured import CONVERSION, INTERACTION, PAGE_VIEW, Event, build_event, restamped
 from gateway.validation import USER_ID_MAX, USER_ID_MIN
 
-PAGE_VIEW, INTERACTION, CONVERSION = "page_view", "interaction", "conversion"
 EVENT_TYPES = (PAGE_VIEW, INTERACTION, CONVERSION)
 INTERACTION_TYPES = ("click", "scroll", "hover", "form")
 MAX_DURATION_S = 86_400
@@ -81,71 +80,6 @@ _REQUIRED_SETS = {kind: frozenset(names) for kind, names in REQUIRED.items()}
 
 class Invalid(ValueError):
     """One event breaks a rule; the message is the reason the client sees."""
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A valid event, normalised: naive UTC timestamp, lower-case device, the value as stored."""
-
-    event_id: str
-    type: str
-    user_id: int
-    session_id: str | None
-    page_type: str
-    timestamp: datetime
-    device: str | None  # as reported (the stored visit carries the user's device)
-    duration: float = 0.0
-    interaction_type: str | None = None
-    element: str | None = None
-    coordinates: dict[str, int] | None = None
-    value: str | None = None  # form text, or a conversion's amount as a decimal string
-
-    @property
-    def amount_cents(self) -> int:
-        """A conversion's amount in whole cents, 0 for other events. Exact: the amount was validated to at
-        most 2 decimals and is kept as its decimal text, which Decimal reads without binary noise."""
-        if self.type != CONVERSION or self.value is None:
-            return 0
-        return int(Decimal(self.value).scaleb(2))
-
-
-class _EventBuilder:
-    """Builds an :class:`Event` for a quarter of the cost of its frozen ``__init__`` (which sets each field
-    through ``object.__setattr__``): plain slot assignments, then the object becomes an Event -- the same
-    slots, so the same layout -- and is frozen from then on. Every captured event is built here."""
-
-    __slots__ = Event.__slots__
-
-    def __init__(
-        self, event_id: str, type: str, user_id: int, session_id: str | None, page_type: str,
-        timestamp: datetime, device: str | None, duration: float = 0.0, interaction_type: str | None = None,
-        element: str | None = None, coordinates: dict[str, int] | None = None, value: str | None = None,
-    ) -> None:  # fmt: skip
-        self.event_id = event_id
-        self.type = type
-        self.user_id = user_id
-        self.session_id = session_id
-        self.page_type = page_type
-        self.timestamp = timestamp
-        self.device = device
-        self.duration = duration
-        self.interaction_type = interaction_type
-        self.element = element
-        self.coordinates = coordinates
-        self.value = value
-        self.__class__ = Event  # type: ignore[assignment]
-
-
-_event = cast("type[Event]", _EventBuilder)
-
-
-def _restamped(event: Event, timestamp: datetime) -> Event:
-    """``dataclasses.replace(event, timestamp=timestamp)``, for a fraction of its cost."""
-    e = event
-    return _event(
-        e.event_id, e.type, e.user_id, e.session_id, e.page_type, timestamp, e.device, e.duration,
-        e.interaction_type, e.element, e.coordinates, e.value,
-    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +299,7 @@ def _parse(
             raise Invalid(f"duration must be a number of seconds 0..{MAX_DURATION_S}, got {_shown(duration)}")
         timestamp = _timestamp(given.get("timestamp"), now, arrival, max_skew, max_age)
         device = _device(given.get("device"))
-        return _event(event_id, kind, user_id, session_id, page_type, timestamp, device, float(duration))
+        return build_event(event_id, kind, user_id, session_id, page_type, timestamp, device, float(duration))
     if kind == INTERACTION:
         interaction = given["interactionType"]
         if interaction not in INTERACTION_TYPES:
@@ -385,14 +319,14 @@ def _parse(
             value = _text("value", value, MAX_TEXT)
         timestamp = _timestamp(given.get("timestamp"), now, arrival, max_skew, max_age)
         device = _device(given.get("device"))
-        return _event(
+        return build_event(
             event_id, kind, user_id, session_id, page_type, timestamp, device, 0.0, interaction, element,
             coordinates, value,
         )  # fmt: skip
     amount = _amount(given["value"])
     timestamp = _timestamp(given.get("timestamp"), now, arrival, max_skew, max_age)
     device = _device(given.get("device"))
-    return _event(event_id, kind, user_id, session_id, page_type, timestamp, device, value=amount)
+    return build_event(event_id, kind, user_id, session_id, page_type, timestamp, device, value=amount)
 
 
 def validate(
@@ -426,7 +360,7 @@ def validate(
             earlier = stamped.get(user_id, 0)
             stamped[user_id] = earlier + 1
             if earlier:
-                event = _restamped(event, event.timestamp + earlier * _MILLISECOND)
+                event = restamped(event, event.timestamp + earlier * _MILLISECOND)
         seen.add(event_id)
         events.append(event)
         indexes.append(index)

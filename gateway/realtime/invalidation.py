@@ -33,9 +33,9 @@ from __future__ import annotations
 from datetime import date
 
 from gateway.cache import keys, versions
+from gateway.realtime.captured import INTERACTION, PAGE_VIEW
 from gateway.realtime.digest import NewEvents
 from gateway.realtime.enrichment import Planned
-from gateway.realtime.events import INTERACTION, PAGE_VIEW
 from gateway.stores.contracts import Cache
 
 

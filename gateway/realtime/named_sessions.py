@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from gateway.realtime.events import Event
+from gateway.realtime.captured import Event
 from gateway.stores.contracts import DocumentStore
 
 LIVE_SESSION_PREFIX = "rt-"  # the sessions enrichment starts: rt-{the eventId of their first event}

@@ -31,9 +31,10 @@ from gateway.analytics import default_funnel
 from gateway.cache import keys, versions
 from gateway.errors import StoreUnavailable
 from gateway.realtime import aggregates
+from gateway.realtime.captured import PAGE_VIEW, Event
 from gateway.realtime.digest import NewEvents, gather
 from gateway.realtime.enrichment import Planned, PlannerMemory, plan
-from gateway.realtime.events import PAGE_VIEW, Event, utc_now
+from gateway.realtime.events import utc_now
 from gateway.realtime.hub import Hub
 from gateway.realtime.invalidation import version_bumps
 from gateway.realtime.writer import GroupCommitWriter

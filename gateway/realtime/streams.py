@@ -18,7 +18,7 @@ from gateway.analytics import default_funnel, funnels
 from gateway.errors import QueryTimeout, StoreUnavailable
 from gateway.models import FunnelDefinition, FunnelResult, UserFilter
 from gateway.realtime.aggregates import Snapshot
-from gateway.realtime.events import PAGE_VIEW
+from gateway.realtime.captured import PAGE_VIEW
 from gateway.realtime.hub import ChangeFlag, EventFeed, HubStatus, LiveEvent
 from gateway.realtime.runtime import Realtime, running
 from gateway.services import Services

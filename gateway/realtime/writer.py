@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from gateway.errors import StoreUnavailable
-from gateway.realtime.events import Event
+from gateway.realtime.captured import Event
 
 log = logging.getLogger("funnelgate.realtime")
 

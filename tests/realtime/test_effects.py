@@ -10,9 +10,9 @@ import pytest
 
 from gateway.models import EventBatch
 from gateway.realtime import aggregates
+from gateway.realtime.captured import Event
 from gateway.realtime.digest import gather
 from gateway.realtime.enrichment import Planned
-from gateway.realtime.events import Event
 from gateway.realtime.hub import EventFeed
 from gateway.realtime.invalidation import version_bumps
 from gateway.services import Services

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from gateway.realtime.events import Event, parse_event, validate
+from gateway.realtime.captured import Event
+from gateway.realtime.events import parse_event, validate
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
 SKEW = timedelta(seconds=300)
