@@ -157,8 +157,8 @@ class Analysis:
     cost: int = 0
     forbidden: dict[str, Role] = field(default_factory=dict)  # "user.sessions" -> the role it needs
     masked: set[str] = field(default_factory=set)
-    bad_pages: dict[str, str] = field(default_factory=dict)  # "users.edges..." -> what is wrong with its page
-    page_nodes: dict[str, Node] = field(default_factory=dict)  # the same path -> the argument (or field) node
+    # "users.edges..." -> what is wrong with its page, and the argument's node (where it is written)
+    bad_pages: dict[str, tuple[str, Node]] = field(default_factory=dict)
     bad_arguments: dict[str, GraphQLError] = field(default_factory=dict)  # path -> graphql-core's refusal
 
     def forbidden_error(self, role: Role) -> GraphQLError:
@@ -173,12 +173,11 @@ class Analysis:
         )
 
 
-def page_error(bad_pages: Mapping[str, str], nodes: Mapping[str, Node] | None = None) -> GraphQLError:
+def page_error(bad_pages: Mapping[str, tuple[str, Node]]) -> GraphQLError:
     """The first bad page, located at its argument in the document (``locations``, as graphql-core's
     own argument errors), with every field that has one."""
-    path, problem = next(iter(bad_pages.items()))
+    path, (problem, node) = next(iter(bad_pages.items()))
     error = BadInput(f"{problem} at {path}")
-    node = (nodes or {}).get(path)
     return GraphQLError(
         str(error),
         nodes=node,
@@ -350,9 +349,8 @@ class _Walk:
                 else:
                     check_page_size(value, max_page, name)
             except BadInput as exc:
-                self.result.bad_pages[here] = str(exc)
                 given = next((a for a in node.arguments or () if a.name.value == name), None)
-                self.result.page_nodes[here] = given or node
+                self.result.bad_pages[here] = (str(exc), given or node)
 
 
 def analyse(

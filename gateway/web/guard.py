@@ -145,7 +145,7 @@ class Guard(SchemaExtension):
                     elif analysis.bad_arguments:
                         errors = [argument_error(analysis.bad_arguments)]
                     elif analysis.bad_pages:
-                        errors = [page_error(analysis.bad_pages, analysis.page_nodes)]
+                        errors = [page_error(analysis.bad_pages)]
                     elif analysis.cost > self.limits.max_cost:
                         errors = [cost_error(analysis.cost, self.limits.max_cost)]
             context.pre_execution_errors = errors
