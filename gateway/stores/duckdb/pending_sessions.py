@@ -121,14 +121,8 @@ class Merged:
     @classmethod
     def first(cls, d: SessionDelta, ordered: bool) -> Merged:
         start, end = naive(d.start_time), naive(d.end_time)
-        # Exactly what add() makes of it over an empty total (hence 0 +, False or, 0.0 +), without the call.
-        total = SessionDelta(
-            d.session_id, d.user_id, d.device, start, end, list(d.pages), 0 + d.interactions,
-            False or d.converted, 0.0 + d.conversion_value,
-        )  # fmt: skip
-        merged = cls(total, deltas=1)
-        if d.pages:
-            merged.head_start, merged.head_ordered = start, ordered
+        merged = cls(SessionDelta(d.session_id, d.user_id, d.device, start, end))
+        merged.add(d, ordered)
         return merged
 
     def add(self, d: SessionDelta, ordered: bool) -> None:
