@@ -77,7 +77,10 @@ def parse_datetime(value: object) -> datetime:
 
 UTC_DATETIME = strawberry.scalar(
     name="DateTime",
-    description="An instant, ISO 8601 with its UTC offset (always +00:00), e.g. 2015-01-19T19:53:48.707000+00:00.",
+    description=(
+        "An instant, ISO 8601 with six fraction digits and its UTC offset (always +00:00), "
+        "e.g. 2015-01-19T19:53:48.707000+00:00."
+    ),
     serialize=serialize_datetime,
     parse_value=parse_datetime,
     parse_literal=_located(parse_datetime),
