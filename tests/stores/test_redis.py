@@ -1,4 +1,5 @@
 import asyncio
+import logging
 import os
 import sys
 
@@ -34,6 +35,28 @@ async def test_publish_reaches_a_subscriber(redis_cache):
         await asyncio.sleep(0.02)
     await asyncio.wait_for(task, 5)
     assert received == [b"hello"]
+
+
+async def test_a_subscription_takes_a_large_message_as_it_is_without_stringifying_it(
+    redis_cache, monkeypatch
+):
+    # redis-py 8.1's default pub/sub handler builds "Push response: " + str(message) for a DEBUG line on
+    # every message, whatever the level: the cache hands redis-py its own handler, which does not.
+    built: list[str] = []
+    monkeypatch.setattr(logging.Logger, "debug", lambda self, msg, *a, **k: built.append(str(msg)[:40]))
+    message = b'{"events": [' + b",".join(b'{"eventId": "e-%d"}' % i for i in range(20_000)) + b"]}"
+    subscription = await redis_cache.open_subscription("big")
+    try:
+        await redis_cache.publish("big", message)
+        got = None
+        for _ in range(50):
+            got = await subscription.get(0.1)
+            if got is not None:
+                break
+    finally:
+        await subscription.close()
+    assert got == message  # every byte, once
+    assert not [line for line in built if line.startswith("Push response")]
 
 
 async def test_server_stop_reaps_the_child(tmp_path):

@@ -57,6 +57,13 @@ return #commands
 """
 
 
+async def _message_as_is(message: Any) -> Any:
+    """The pub/sub message handler given to redis-py: the message, untouched. redis-py 8.1's own
+    (hiredis parser) builds ``"Push response: " + str(message)`` for a DEBUG log line on every message,
+    whatever the log level: ~2 ms of the event loop for a group's 400 kB of published events."""
+    return message
+
+
 def _timed_out(exc: BaseException) -> bool:
     return isinstance(exc, RedisTimeoutError | TimeoutError) or "timeout" in str(exc).lower()
 
@@ -240,7 +247,7 @@ class RedisCache:
         return await self._guarded(call, "script")
 
     async def open_subscription(self, channel: str) -> RedisSubscription:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True, push_handler_func=_message_as_is)
         try:
             await pubsub.subscribe(channel)
         except (*_UNREACHABLE, RedisError) as exc:
@@ -250,7 +257,7 @@ class RedisCache:
 
     async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
         """Messages published on ``channel`` until the consumer stops iterating."""
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True, push_handler_func=_message_as_is)
         await pubsub.subscribe(channel)
         try:
             async for message in pubsub.listen():
