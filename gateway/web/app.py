@@ -32,6 +32,7 @@ from gateway.stores.contracts import Cache
 from gateway.web import edge, front, pages
 from gateway.web.errors import ErrorPolicy, FunnelSchema
 from gateway.web.events import post_events
+from gateway.web.execution import PerEventMemo
 from gateway.web.funnel_sources import FunnelSources
 from gateway.web.guard import guard, mask_fields, schema_rules
 from gateway.web.health import SERVICES, healthz
@@ -64,6 +65,7 @@ def build_schema(limits: Limits | None = None, slow_operation_ms: int = 1000) ->
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        execution_context_class=PerEventMemo,
     )
     rules = schema_rules(schema)
     mask_fields(schema, rules)
