@@ -120,7 +120,7 @@ def _document(event: Event, session_id: str, device: str | None) -> Document:
     }
 
 
-@dataclass
+@dataclass(slots=True)
 class _Known:
     device: str | None
     sex: str | None
@@ -154,10 +154,14 @@ class PlannerMemory:
         return out
 
     def remember(self, planned: Planned, new_ids: set[str], now: float) -> None:
-        replayed = {e.user_id for e in planned.events if e.event_id not in new_ids}
+        events = planned.events
+        # The group's ids are distinct and the new ones among them: as many means none was replayed.
+        replayed = (
+            {e.user_id for e in events if e.event_id not in new_ids} if len(new_ids) < len(events) else ()
+        )
         until = now + self._ttl_s
         known, device, sex, spans = self._known, planned.user_device, planned.user_sex, planned.spans
-        for user_id in {e.user_id for e in planned.events}:
+        for user_id in {e.user_id for e in events}:
             known.pop(user_id, None)
             if user_id in replayed:
                 continue
