@@ -219,7 +219,10 @@ class FunnelGraphQLView(GraphQLView):
         # orjson, as text: strawberry sends bytes as a binary WebSocket frame, which graphql-transport-ws
         # does not allow. Every subscription message and HTTP answer is encoded here (json.dumps was
         # ~10 % of a userActivity message's cost).
-        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()
+        try:
+            return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()
+        except orjson.JSONEncodeError:  # what orjson refuses and JSON allows: an int past 64 bits (a cost)
+            return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     def parse_json(self, data: str | bytes) -> Any:
         # Used for POST bodies and for GET's `variables`/`extensions`: each must be an object (an array

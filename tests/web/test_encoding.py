@@ -19,6 +19,15 @@ def test_answers_are_encoded_as_json_text():
     assert "café ☕" in encoded  # UTF-8, not \\u escapes
 
 
+def test_an_integer_past_64_bits_is_still_json():
+    # A query's static cost multiplies across nested lists: with raised depth and page limits its
+    # QUERY_TOO_COSTLY error carries an integer orjson refuses; it must stay a 400, not become a 500.
+    data = {"errors": [{"message": "too costly", "extensions": {"cost": 10**20, "code": "QUERY_TOO_COSTLY"}}]}
+    encoded = FunnelGraphQLView.encode_json(object.__new__(FunnelGraphQLView), data)  # type: ignore[arg-type]
+    assert isinstance(encoded, str)
+    assert json.loads(encoded) == data
+
+
 @strawberry.type
 class Query:
     x: int = 1
