@@ -50,10 +50,12 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
 # one (realtime capture), which a re-ingest keeps (``stores/datasets.py``).
 INGEST_ID_PREFIXES: dict[str, str] = {PAGE_VISITS: "vis-", USER_INTERACTIONS: "int-"}
 
-# The indexes, each kept for the queries it serves (listed beside it); ensure_indexes() creates exactly
-# these, idempotently. Compound keys follow MongoDB's equality-sort-range rule. tests/stores/
-# test_mongo_indexes.py records every query the MongoDB adapter sends and checks that one of these serves
-# it (and, over the wire, that the server's plan uses it), so a new query shape needs its index here.
+# The indexes, each kept for the queries it serves (listed beside it); MongoDB's ensure_indexes()
+# creates exactly these, idempotently. Compound keys follow MongoDB's equality-sort-range rule.
+# tests/stores/test_mongo_indexes.py records every query the MongoDB adapter sends and checks that one of
+# these serves it (and, over the wire, that the server's plan uses it), so a new query shape needs its
+# index here. DuckDB makes the unique ones only: its ART indexes serve none of these queries
+# (stores/duckdb/schema.py).
 DESIGN_INDEXES: dict[str, tuple[IndexSpec, ...]] = {
     USERS: (
         IndexSpec(("user_id",), unique=True),  # users_by_ids, list_users' keyset order, the $lookup of sex

@@ -53,7 +53,10 @@ class DocumentStore(Protocol):
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def ensure_indexes(self) -> None:
-        """Create collections/tables and every index in DESIGN_INDEXES. Idempotent."""
+        """Create collections/tables and the indexes this backend reads: on every backend the unique
+        ones of DESIGN_INDEXES (the keys, which refuse duplicates); on MongoDB all of them. DuckDB keeps
+        the keys only, and drops any other index a file holds (``stores/duckdb/schema.py`` says why).
+        Idempotent."""
 
     async def indexes(self) -> dict[str, list[IndexSpec]]:
         """The indexes that exist now, per collection (the primary ``_id`` index of MongoDB excluded)."""

@@ -88,8 +88,16 @@ def interaction(event_id: str, uid: int) -> dict[str, Any]:
     }
 
 
-def design_pairs() -> dict[str, set[tuple[tuple[str, ...], bool]]]:
-    return {c: {(s.keys, s.unique) for s in DESIGN_INDEXES[c]} for c in COLLECTIONS}
+def duckdb_pairs() -> dict[str, set[tuple[tuple[str, ...], bool]]]:
+    """DuckDB's indexes: the keys, and nothing else (schema.OTHER_INDEXES_SQL says why)."""
+    return {
+        "users": {(("user_id",), True)},
+        "page_visits": {(("event_id",), True)},
+        "user_interactions": {(("event_id",), True)},
+        "user_sessions": {(("session_id",), True)},
+        "funnel_analytics": {(("date", "device", "funnel_step"), True)},
+        "funnel_definitions": {(("name",), True)},
+    }
 
 
 def existing_pairs(found: dict[str, list[IndexSpec]]) -> dict[str, set[tuple[tuple[str, ...], bool]]]:
@@ -122,9 +130,46 @@ async def test_reads_before_ensure_indexes_see_an_empty_store(tmp_path: Path) ->
         await opened.close()
 
 
-async def test_ensure_indexes_twice_gives_exactly_the_design_indexes(store: DuckDBStore) -> None:
+async def test_ensure_indexes_twice_gives_exactly_the_keys(store: DuckDBStore) -> None:
     await store.ensure_indexes()
-    assert existing_pairs(await store.indexes()) == design_pairs()
+    assert existing_pairs(await store.indexes()) == duckdb_pairs()
+
+
+async def test_ensure_indexes_drops_the_indexes_an_older_version_made(tmp_path: Path) -> None:
+    # Files made before DuckDB kept its keys only hold every design index: they go, the data stays, and
+    # the keys still refuse duplicates.
+    path = tmp_path / "older.duckdb"
+    first = await DuckDBStore.open(path)
+    await first.insert_many("page_visits", [visit("v1", 1), visit("v2", 2)])
+    await first.close()
+    con = duckdb.connect(str(path))
+    for collection in COLLECTIONS:
+        for spec in DESIGN_INDEXES[collection]:
+            columns = ", ".join(f'"{k}"' for k in spec.keys)
+            unique = "UNIQUE " if spec.unique else ""
+            con.execute(f'CREATE {unique}INDEX IF NOT EXISTS "old_{collection}_{len(spec.keys)}_{spec.keys[0]}" '
+                        f'ON "{collection}" ({columns})')  # fmt: skip
+    made = con.execute("SELECT count(*) FROM duckdb_indexes() WHERE index_name LIKE 'old_%'").fetchall()
+    con.close()
+    assert made[0][0] == sum(len(specs) for specs in DESIGN_INDEXES.values())
+
+    second = await DuckDBStore.open(path)
+    try:
+        await second.ensure_indexes()
+        assert existing_pairs(await second.indexes()) == duckdb_pairs()
+        assert await second.visits_by_user_ids([1, 2]) == [[visit("v1", 1)], [visit("v2", 2)]]
+        assert await second.insert_many("page_visits", [visit("v1", 1)]) == WriteResult(0, 1)
+    finally:
+        await second.close()
+
+
+async def test_an_ingested_generation_has_the_keys_only(store: DuckDBStore) -> None:
+    from gateway.jobs.ingest import ingest_directory
+    from tests.ingest.conftest import fixture_dir
+
+    await ingest_directory(store, fixture_dir("clean"))  # a new generation: bare tables, keys at the end
+    assert existing_pairs(await store.indexes()) == duckdb_pairs()
+    assert await store.count("page_visits") > 0
 
 
 async def test_reopening_the_file_keeps_data_and_indexes(tmp_path: Path) -> None:
@@ -149,7 +194,7 @@ async def test_reopening_the_file_keeps_data_and_indexes(tmp_path: Path) -> None
         assert await second.sessions_by_ids(["s1"]) == docs["user_sessions"]
         assert await second.interactions_by_session_ids(["s1"]) == [docs["user_interactions"]]
         assert await second.default_funnel() == ["home", "search"]
-        assert existing_pairs(await second.indexes()) == design_pairs()
+        assert existing_pairs(await second.indexes()) == duckdb_pairs()
     finally:
         await second.close()
 
@@ -262,7 +307,7 @@ async def test_bulk_delete_rebuilds_indexes_and_keeps_the_unique_key(store: Duck
     assert await store.delete_users(list(range(1, 400))) == 399
     assert await store.count("page_visits") == 10
     assert await store.count("users") == 1
-    assert existing_pairs(await store.indexes()) == design_pairs()
+    assert existing_pairs(await store.indexes()) == duckdb_pairs()
     assert await store.insert_many("page_visits", visits[-10:]) == WriteResult(written=0, duplicates=10)
     # a small delete takes the plain path
     assert await store.delete_users([400, 400, 12345]) == 1
@@ -305,7 +350,7 @@ async def test_upsert_with_many_changed_rows(store: DuckDBStore) -> None:
     assert await store.count("page_visits") == 3000
     got = await store.visits_by_user_ids([7])
     assert [v["duration"] for v in got[0]] == [9.0] * 60
-    assert existing_pairs(await store.indexes()) == design_pairs()
+    assert existing_pairs(await store.indexes()) == duckdb_pairs()
 
 
 async def test_replace_funnel_analytics_deletes_the_range_only(store: DuckDBStore) -> None:

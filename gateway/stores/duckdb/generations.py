@@ -43,7 +43,6 @@ from gateway.errors import BadInput, StoreUnavailable
 from gateway.models import Document
 from gateway.stores.batches import batches
 from gateway.stores.collections import (
-    COLLECTIONS,
     INGEST_ID_PREFIXES,
     PAGE_VISITS,
     USER_INTERACTIONS,
@@ -226,11 +225,8 @@ class FileBuild:
         from gateway.stores.duckdb.store import DuckDBStore
 
         def finish(cur: Cursor) -> None:
-            for table in schema.TABLES.values():
+            for table in schema.TABLES.values():  # the keys are DuckDB's only indexes (schema.py)
                 writes.run_sql(cur, schema.key_index_ddl(table))
-            for collection in COLLECTIONS:
-                for ddl in schema.index_ddl(collection):
-                    writes.run_sql(cur, ddl)
             writes.run_sql(cur, f"CREATE TABLE {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
             writes.run_sql(
                 cur,

@@ -125,13 +125,19 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def ensure_indexes(self) -> None:
-        def create(cur: Cursor) -> None:
-            with self._db.write_lock:
-                for collection in COLLECTIONS:
-                    for ddl in schema.index_ddl(collection):
-                        writes.run_sql(cur, ddl)
+        """The keys' unique indexes exist (made with the tables); any other index, which a file made by
+        an older version holds, is dropped: it served no read and cost every write
+        (``schema.OTHER_INDEXES_SQL``)."""
 
-        await self._db.run("ensure_indexes", create)
+        def drop_others(cur: Cursor) -> None:
+            with self._db.write_lock:
+                others = cur.execute(schema.OTHER_INDEXES_SQL, {"keys": schema.KEY_INDEX_NAMES}).fetchall()
+                for (index,) in others:
+                    writes.run_sql(cur, f"DROP INDEX {schema.quote(index)}")
+                for table in schema.TABLES.values():
+                    writes.run_sql(cur, schema.key_index_ddl(table))
+
+        await self._db.run("ensure_indexes", drop_others)
 
     async def indexes(self) -> dict[str, list[IndexSpec]]:
         def read(cur: Cursor) -> list[tuple[str, tuple[str, ...], bool]]:
