@@ -54,8 +54,8 @@ INGEST_ID_PREFIXES: dict[str, str] = {PAGE_VISITS: "vis-", USER_INTERACTIONS: "i
 # creates exactly these, idempotently. Compound keys follow MongoDB's equality-sort-range rule.
 # tests/stores/test_mongo_indexes.py records every query the MongoDB adapter sends and checks that one of
 # these serves it (and, over the wire, that the server's plan uses it), so a new query shape needs its
-# index here. DuckDB makes the unique ones only: its ART indexes serve none of these queries
-# (stores/duckdb/schema.py).
+# index here. DuckDB makes its own: the unique ones, and single-column indexes on the columns rows are
+# looked up by, the only kind its ART indexes serve (stores/duckdb/schema.py, LOOKUP_COLUMNS).
 DESIGN_INDEXES: dict[str, tuple[IndexSpec, ...]] = {
     USERS: (
         IndexSpec(("user_id",), unique=True),  # users_by_ids, list_users' keyset order, the $lookup of sex

@@ -54,9 +54,9 @@ class DocumentStore(Protocol):
     # -- lifecycle ---------------------------------------------------------------------------------
     async def ensure_indexes(self) -> None:
         """Create collections/tables and the indexes this backend reads: on every backend the unique
-        ones of DESIGN_INDEXES (the keys, which refuse duplicates); on MongoDB all of them. DuckDB keeps
-        the keys only, and drops any other index a file holds (``stores/duckdb/schema.py`` says why).
-        Idempotent."""
+        ones of DESIGN_INDEXES (the keys, which refuse duplicates); on MongoDB all of them. DuckDB adds
+        single-column lookup indexes instead of the others, and drops the others a file made by an
+        older version holds (``stores/duckdb/schema.py`` says why). Idempotent."""
 
     async def indexes(self) -> dict[str, list[IndexSpec]]:
         """The indexes that exist now, per collection (the primary ``_id`` index of MongoDB excluded)."""

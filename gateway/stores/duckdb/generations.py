@@ -11,7 +11,7 @@ Steps, and what a kill at each leaves:
    per-batch changed-rows check scanned the whole table, O(N²) overall).
 3. ``carry_over``: what a re-ingest keeps, copied by SQL from the live tables (users the new data does
    not name, with their history) or read for folding at step 4 (live events of the named users).
-4. ``seal``: every index built once (a repeated key fails here, before anything is switched), the
+4. ``seal``: the indexes built once (a repeated key fails here, before anything is switched), the
    generation's id written (``funnelgate_meta``), CHECKPOINT and DETACH; then the file is opened as a
    DuckDBStore of its own, the carried live events are folded in with ``record_events`` and the caller
    writes the default funnel and ``funnel_analytics`` through it.
@@ -225,8 +225,10 @@ class FileBuild:
         from gateway.stores.duckdb.store import DuckDBStore
 
         def finish(cur: Cursor) -> None:
-            for table in schema.TABLES.values():  # the keys are DuckDB's only indexes (schema.py)
+            for table in schema.TABLES.values():
                 writes.run_sql(cur, schema.key_index_ddl(table))
+                for ddl in schema.lookup_index_ddl(table.name):
+                    writes.run_sql(cur, ddl)
             writes.run_sql(cur, f"CREATE TABLE {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
             writes.run_sql(
                 cur,

@@ -75,8 +75,8 @@ _HAS_TABLE = (
 _SESSIONS = schema.TABLES[USER_SESSIONS]
 _STORED_ENDS = f"SELECT session_id, end_time FROM user_sessions WHERE {_CHOSEN}"
 # How a stored session absorbs its merged deltas (``excluded``); NULL pages mark a rebuild, done in the
-# same transaction. The start is left out: it is indexed (an update is a delete + insert in each of its
-# indexes) and a late event moves it earlier only rarely, so those few rows get their own UPDATE.
+# same transaction. The start is left out: a late event moves it earlier only rarely, so those few rows
+# get their own UPDATE, decided by the stored start the upsert returns.
 _UPSERT = f"""
 INSERT INTO user_sessions AS s ({schema.columns_sql(_SESSIONS)})
 SELECT {schema.cast_select(_SESSIONS, "incoming")} FROM incoming
@@ -91,8 +91,8 @@ ON CONFLICT (session_id) DO UPDATE SET
 RETURNING session_id, start_time, pages_visited IS NULL
 """
 _START = "UPDATE user_sessions AS s SET start_time = d.start_time FROM incoming AS d WHERE s.session_id = d.session_id"
-# pages_in_order (stores/event_fold.py) in SQL. An IN list of ids does not use the session index: at
-# 1.5M visits 2.5 ms for one session, 60 ms for 400 -- fine for late visits, not for all.
+# pages_in_order (stores/event_fold.py) in SQL. DuckDB reads page_visits' session index for an IN list
+# of up to 50 ids and scans the table past that: fine for a fold's few late sessions, not for all.
 _PAGES = """
     SELECT session_id, list(page_type ORDER BY "timestamp", event_id) AS pages, max("timestamp") AS last
     FROM page_visits WHERE session_id IN ({marks}) GROUP BY session_id

@@ -2,9 +2,9 @@
 
 One table per collection, named like it. Each key is a UNIQUE INDEX made with the table (it lets
 ``ON CONFLICT`` skip duplicates) rather than a PRIMARY KEY, because bulk deletes drop and rebuild a
-table's indexes (see DuckDBStore) and a primary key cannot be dropped. The keys are the only indexes:
-the design's others serve MongoDB's queries, not DuckDB's (see ``OTHER_INDEXES_SQL``). Two document
-fields are stored in another shape and rebuilt on the way out: ``users.attributes`` as JSON text and ``user_interactions.coordinates`` as two integer columns.
+table's indexes (see DuckDBStore) and a primary key cannot be dropped. The other indexes are on the
+columns the store looks rows up by (``LOOKUP_COLUMNS``), not the design's, which are MongoDB's. Two
+document fields are stored in another shape and rebuilt on the way out: ``users.attributes`` as JSON text and ``user_interactions.coordinates`` as two integer columns.
 """
 
 from __future__ import annotations
@@ -192,22 +192,43 @@ CREATED_INDEXES_SQL = """
     WHERE database_name = current_database() AND schema_name = 'main'
 """
 
-# Every index but the keys: made by an older version, dropped by ``DuckDBStore.ensure_indexes``.
-#
-# DuckDB (2.0.1) reads an ART index for one kind of filter only: ``column = value`` on an index of that
-# column alone. The store's reads take many keys at once (``column IN (SELECT unnest($keys))``) or a
-# range of days, and DuckDB answers both with a scan and its zone maps whatever the indexes: measured on
-# 4M rows, 8 user ids in 14 ms with or without an index on user_id, and a composite index is not used
-# even for ``=``. The design's non-unique indexes (``collections.DESIGN_INDEXES``, MongoDB's) would
-# serve no read here and cost every write, more as the tables grow: with 4M visits, 4M interactions and
-# 2M sessions stored, live capture's group commits of 1,500 events took 57.7 ms on average and up to
-# 490 ms (a checkpoint writes the indexes out again) with them, 43.6 and 163 ms with the keys only.
-OTHER_INDEXES_SQL = """
-    SELECT index_name FROM duckdb_indexes()
-    WHERE database_name = current_database() AND schema_name = 'main' AND index_name <> ALL($keys)
-"""
+# DuckDB's indexes: each table's key, and single-column indexes on the columns the store looks rows up
+# by. The design's indexes (``collections.DESIGN_INDEXES``) are MongoDB's; DuckDB 2.0.1 reads an ART
+# index only for ``column = value``, ``column IN (...)`` and ``IN (SELECT unnest($keys))`` with at most
+# 50 keys (``dynamic_or_filter_threshold``), matching few rows, on an index of that column alone: a
+# composite index is never used, not even for ``=``, and a range of days is a scan with zone maps. So
+# the composites only cost writes, more as the tables grow, and checkpoints write every index out
+# again. With 4M visits, 4M interactions and 2M sessions stored, live capture's group commits of 1,500
+# events (one thread, 50 groups, two runs) took 39-58 ms on average and up to 206-490 ms with the
+# design's indexes, 36-38 and 140-144 ms with these, 30-44 and 136-163 ms with the keys alone.
+LOOKUP_COLUMNS: dict[str, tuple[str, ...]] = {
+    PAGE_VISITS: ("user_id", "session_id"),  # visits_by_user_ids, visits_by_session_ids, a fold's pages
+    USER_INTERACTIONS: ("user_id", "session_id"),  # interactions_by_user_ids, interactions_by_session_ids
+    USER_SESSIONS: ("user_id",),  # sessions_by_user_ids: the capture planner's reads
+}
 
-KEY_INDEX_NAMES = [index_name(t.name, IndexSpec(t.key, unique=True)) for t in TABLES.values()]
+
+def lookup_index_ddl(table: str) -> list[str]:
+    """CREATE INDEX for the table's lookup columns (``LOOKUP_COLUMNS``); the key's exists already."""
+    return [_create_index(table, IndexSpec((column,))) for column in LOOKUP_COLUMNS.get(table, ())]
+
+
+KEPT_INDEX_NAMES = [
+    *(index_name(t.name, IndexSpec(t.key, unique=True)) for t in TABLES.values()),
+    *(
+        index_name(table, IndexSpec((column,)))
+        for table, columns in LOOKUP_COLUMNS.items()
+        for column in columns
+    ),
+]
+
+# The indexes of the collections' tables that DuckDB does not keep: an older version made the design's
+# composites, and ``DuckDBStore.ensure_indexes`` drops them. Other tables' indexes are not its business.
+UNKEPT_INDEXES_SQL = """
+    SELECT index_name FROM duckdb_indexes()
+    WHERE database_name = current_database() AND schema_name = 'main'
+      AND table_name IN (SELECT unnest($tables)) AND index_name <> ALL($kept)
+"""
 
 TABLE_INDEXES_SQL = """
     SELECT index_name, sql FROM duckdb_indexes()

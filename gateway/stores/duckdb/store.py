@@ -5,7 +5,7 @@ cursor per thread, one writer at a time). Funnels are answered by ``funnels`` (t
 index, its SQL fallback in ``funnel``, the funnel_analytics rows), reports by ``reports``. Bulk writes
 go through a registered pandas DataFrame (one INSERT ... SELECT per batch, see ``writes``), which tells
 the change feed what it stored, so the index and the rows follow every write; live capture's writes
-are ``capture``'s. Tables are created on first use, the secondary indexes by ``ensure_indexes``.
+are ``capture``'s. Tables are created on first use, the lookup indexes by ``ensure_indexes``.
 """
 
 from __future__ import annotations
@@ -125,19 +125,24 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def ensure_indexes(self) -> None:
-        """The keys' unique indexes exist (made with the tables); any other index, which a file made by
-        an older version holds, is dropped: it served no read and cost every write
-        (``schema.OTHER_INDEXES_SQL``)."""
+        """The keys' indexes (made with the tables) and the lookup columns' (``schema.LOOKUP_COLUMNS``);
+        any other index of the collections' tables, which a file made by an older version holds, is
+        dropped: DuckDB never read it, and every write paid for it."""
 
-        def drop_others(cur: Cursor) -> None:
+        def create(cur: Cursor) -> None:
             with self._db.write_lock:
-                others = cur.execute(schema.OTHER_INDEXES_SQL, {"keys": schema.KEY_INDEX_NAMES}).fetchall()
-                for (index,) in others:
+                unkept = cur.execute(
+                    schema.UNKEPT_INDEXES_SQL,
+                    {"tables": list(schema.TABLES), "kept": schema.KEPT_INDEX_NAMES},
+                ).fetchall()
+                for (index,) in unkept:
                     writes.run_sql(cur, f"DROP INDEX {schema.quote(index)}")
                 for table in schema.TABLES.values():
                     writes.run_sql(cur, schema.key_index_ddl(table))
+                    for ddl in schema.lookup_index_ddl(table.name):
+                        writes.run_sql(cur, ddl)
 
-        await self._db.run("ensure_indexes", drop_others)
+        await self._db.run("ensure_indexes", create)
 
     async def indexes(self) -> dict[str, list[IndexSpec]]:
         def read(cur: Cursor) -> list[tuple[str, tuple[str, ...], bool]]:
