@@ -36,6 +36,7 @@ typo such as ``user_id`` must not silently drop data); ``null`` counts as absent
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import uuid
@@ -48,6 +49,8 @@ from gateway.errors import json_type, shown
 from gateway.models import Device
 from gateway.realtime.captured import CONVERSION, INTERACTION, PAGE_VIEW, Event, build_event, restamped
 from gateway.validation import USER_ID_MAX, USER_ID_MIN
+
+log = logging.getLogger("funnelgate.realtime")
 
 EVENT_TYPES = (PAGE_VIEW, INTERACTION, CONVERSION)
 INTERACTION_TYPES = ("click", "scroll", "hover", "form")
@@ -145,7 +148,10 @@ def _timestamp(
             raise Invalid(f"timestamp must be ISO-8601 or epoch seconds, got {_shown(value)}") from None
         if parsed.tzinfo is None:
             raise Invalid(f"timestamp needs a UTC offset (Z or +hh:mm), got {_shown(value)}")
-        moment = parsed.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # its UTC time is outside years 1-9999: judged by the range rules below
+            moment = datetime.max if parsed.year > EARLIEST.year else datetime.min
     else:
         raise Invalid(f"timestamp must be ISO-8601 or epoch seconds, got {_shown(value)}")
     if moment < EARLIEST:
@@ -329,6 +335,9 @@ def _parse(
     return build_event(event_id, kind, user_id, session_id, page_type, timestamp, device, value=amount)
 
 
+INTERNAL_REASON = "this event could not be validated: an internal error, which the gateway logged"
+
+
 def validate(
     raw_events: Sequence[Any], now: datetime, max_skew: timedelta, max_age: timedelta | None = None
 ) -> Validated:
@@ -350,6 +359,11 @@ def validate(
         except Invalid as exc:
             claimed = raw.get("eventId") if isinstance(raw, Mapping) else None
             rejected.append(Rejected(index, claimed if isinstance(claimed, str) else None, str(exc)))
+            continue
+        except Exception:  # a fault of ours in one event must not cost the batch its other events
+            log.exception("validating event %d of a batch failed", index)
+            claimed = raw.get("eventId") if isinstance(raw, Mapping) else None
+            rejected.append(Rejected(index, claimed if isinstance(claimed, str) else None, INTERNAL_REASON))
             continue
         event_id = event.event_id
         if event_id in seen:

@@ -536,6 +536,22 @@ async def test_an_event_older_than_the_max_age_is_rejected_and_the_rest_stored(h
     assert "more than 30 days in the past (FUNNEL_EVENTS_MAX_AGE_DAYS)" in rejected["reason"]
 
 
+async def test_a_timestamp_whose_utc_time_python_cannot_hold_is_rejected_and_the_rest_stored(
+    http, services: Services
+):
+    # Valid ISO-8601 whose UTC time falls past year 9999 (or before year 1): it was a 500 that lost the
+    # batch's valid events.
+    late = page_view("ovf-2", 905, "home_page", timestamp="9999-12-31T23:59:59-05:00")
+    early = page_view("ovf-3", 905, "home_page", timestamp="0001-01-01T00:00:00+05:00")
+    status, body = await post_events(http, [page_view("ovf-1", 905, "home_page"), late, early])
+    assert (status, body["accepted"]) == (200, ["ovf-1"])
+    assert [(r["index"], r["eventId"]) for r in body["rejected"]] == [(1, "ovf-2"), (2, "ovf-3")]
+    assert "in the future" in body["rejected"][0]["reason"]
+    assert "before 1970-01-01" in body["rejected"][1]["reason"]
+    result = await run(services, "{ user(id: 905) { sessions { visits { eventId } } } }")
+    assert result["data"]["user"]["sessions"] == [{"visits": [{"eventId": "ovf-1"}]}]
+
+
 async def test_a_sessions_conversion_value_reads_in_cents(http, services: Services):
     def buy(event_id: str, value: str) -> dict:
         return {"type": "conversion", "eventId": event_id, "userId": 902, "pageType": "payment_confirmation_page", "value": value}  # fmt: skip

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gateway.realtime import events as events_module
 from gateway.realtime.captured import Event
 from gateway.realtime.events import parse_event, validate
 
@@ -64,6 +65,9 @@ def reason(raw: Any) -> str:
         ({**VIEW, "timestamp": 1e300}, "is not a usable epoch time"),
         ({**VIEW, "timestamp": -1}, "is before 1970-01-01"),
         ({**VIEW, "timestamp": "2026-03-01T12:05:01Z"}, "is more than 300 s in the future"),
+        # Valid ISO-8601 whose UTC time is outside years 1-9999 (Python cannot even represent it).
+        ({**VIEW, "timestamp": "9999-12-31T23:59:59-05:00"}, "is more than 300 s in the future"),
+        ({**VIEW, "timestamp": "0001-01-01T00:00:00+05:00"}, "is before 1970-01-01"),
         ({**VIEW, "duration": -1}, "duration must be a number of seconds 0..86400, got -1"),
         ({**VIEW, "duration": 86_401}, "duration must be a number of seconds 0..86400"),
         ({**VIEW, "duration": "5"}, "duration must be a number of seconds 0..86400"),
@@ -208,3 +212,23 @@ def test_a_user_s_unstamped_events_keep_their_batch_order_1_ms_apart() -> None:
         "given": datetime(2026, 3, 1, 11, 0, 0),
         "m-pay": NOW + 2 * ms,
     }
+
+
+def test_an_unexpected_fault_in_one_event_rejects_that_event_only(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = events_module._device
+
+    def broken(value: Any) -> Any:
+        if value == "tablet":
+            raise RuntimeError("a bug")
+        return real(value)
+
+    monkeypatch.setattr(events_module, "_device", broken)
+    batch = [VIEW | {"eventId": "a"}, VIEW | {"eventId": "b", "device": "tablet"}, VIEW | {"eventId": "c"}]
+    checked = validate(batch, NOW, SKEW)
+    assert [e.event_id for e in checked.events] == ["a", "c"]
+    assert [(r.index, r.event_id, r.reason) for r in checked.rejected] == [
+        (1, "b", "this event could not be validated: an internal error, which the gateway logged")
+    ]
+    assert "validating event 1 of a batch failed" in caplog.text
