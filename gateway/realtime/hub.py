@@ -72,8 +72,10 @@ class Dropped(FunnelError):
 
 
 class EventFeed(Subscriber):
-    """The matching events, in order, at most ``limit`` waiting; beyond that the subscriber is dropped.
-    ``wanted`` picks them; ``user`` instead lets the hub pick one user's events."""
+    """The matching events, in order. A subscriber that still has ``limit`` events of earlier messages
+    waiting when a message brings more has fallen behind and is dropped; one message is taken whole,
+    however many events it holds for it (a group commit's, for one busy user). ``wanted`` picks the
+    events; ``user`` instead lets the hub pick one user's events."""
 
     def __init__(
         self, wanted: Callable[[LiveEvent], bool] | None, limit: int, *, user: int | None = None
@@ -91,15 +93,17 @@ class EventFeed(Subscriber):
         if self.dropped:
             return
         wanted = self._wanted
-        for event in events:
-            if wanted is None or wanted(event):
-                if len(self._items) >= self._limit:
-                    self.dropped = True
-                    self._items.clear()  # free the memory now: this subscriber is finished
-                    break
-                self._items.append(event)
-        if self._items or self.dropped:
-            self._wake.set()
+        mine = events if wanted is None else [e for e in events if wanted(e)]
+        if not mine:
+            return
+        # Behind is what earlier messages left unread: a reader that keeps up takes a message of 600
+        # events for its user whole, so the queue holds at most ``limit`` plus one message.
+        if len(self._items) >= self._limit:
+            self.dropped = True
+            self._items.clear()  # free the memory now: this subscriber is finished
+        else:
+            self._items.extend(mine)
+        self._wake.set()
 
     def offer_status(self, status: HubStatus) -> None:
         self._items.append(status)

@@ -158,7 +158,7 @@ async def test_a_stalled_subscriber_does_not_delay_another(http, services: Servi
     async def read_all() -> None:
         async for event in reader:
             received.append(event["eventId"])
-            if len(received) == 1 + 3 * 100:
+            if len(received) == 1 + 4 * 100:
                 return
 
     reading = asyncio.ensure_future(read_all())
@@ -166,14 +166,36 @@ async def test_a_stalled_subscriber_does_not_delay_another(http, services: Servi
     await wait_for_subscription(services.cache)
     await post_events(http, [page_view("start", 2, "home_page")])
     assert (await first_of_stalled)["eventId"] == "start"
-    for batch in range(3):  # 300 more events: past the stalled subscriber's buffer (256)
+    # 300 events unread when the fourth batch comes: past the stalled subscriber's buffer (256).
+    for batch in range(4):
         await post_events(http, [page_view(f"e{batch}-{i}", 2, "home_page") for i in range(100)])
     await asyncio.wait_for(reading, 60)
-    assert received == ["start", *(f"e{b}-{i}" for b in range(3) for i in range(100))]
+    assert received == ["start", *(f"e{b}-{i}" for b in range(4) for i in range(100))]
     with pytest.raises(Dropped, match="more than 256 events were waiting"):
         await anext(stalled)
     await reader.aclose()
     await stalled.aclose()
+    await wait_until(lambda: not realtime.hub.running)
+
+
+@pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
+async def test_a_reader_gets_a_batch_larger_than_the_buffer_whole(http, services: Services):
+    """One batch of 600 events for the user: more than the buffer (256), but the subscriber was not
+    behind when it came, so it is delivered, every event in order, and the subscriber stays."""
+    realtime = services.realtime
+    reader = streams.user_activity(realtime, 3)
+    first = asyncio.ensure_future(anext(reader))
+    await wait_until(lambda: realtime.hub.subscribers == 1)
+    await wait_for_subscription(services.cache)
+    status, _ = await post_events(http, [page_view(f"big-{i}", 3, "home_page") for i in range(600)])
+    assert status == 200
+    received = [(await asyncio.wait_for(first, 30))["eventId"]]
+    while len(received) < 600:
+        received.append((await asyncio.wait_for(anext(reader), 30))["eventId"])
+    assert received == [f"big-{i}" for i in range(600)]
+    await post_events(http, [page_view("after", 3, "home_page")])
+    assert (await asyncio.wait_for(anext(reader), 30))["eventId"] == "after"
+    await reader.aclose()
     await wait_until(lambda: not realtime.hub.running)
 
 
