@@ -226,7 +226,7 @@ def _amount(value: Any) -> str:
             "a conversion's value must be an amount in currency units with at most 2 decimals "
             f"(whole cents), got {_shown(value)}"
         )
-    return repr(number)
+    return repr(number + 0.0)  # -0.0 is an amount of 0: stored and read back as 0.0
 
 
 def _text(name: str, value: Any, limit: int) -> str:

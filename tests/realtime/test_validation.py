@@ -122,6 +122,7 @@ def test_valid_events_are_normalised() -> None:
     assert parse_event({**VIEW, "timestamp": None}, NOW, SKEW).timestamp == NOW  # null = absent = arrival
     assert parse_event({**VIEW, "timestamp": "2026-03-01T12:05:00Z"}, NOW, SKEW).timestamp == NOW + SKEW
     assert parse_event({**BUY, "value": "12.50"}, NOW, SKEW).value == "12.5"
+    assert parse_event({**BUY, "value": -0.0}, NOW, SKEW).value == "0.0"  # not "-0.0"
     form = parse_event({**FORM, "value": "great", "coordinates": {"x": 1, "y": 2}}, NOW, SKEW)
     assert (form.value, form.coordinates, form.element) == ("great", {"x": 1, "y": 2}, "")
     generated = parse_event(VIEW, NOW, SKEW)
