@@ -219,8 +219,13 @@ class Hub:
                 subscriber.offer_status(status)
 
     async def _run(self) -> None:
+        # The loops end when this task is no longer the hub's, not only when cancelled: a read that
+        # loses a cancellation in a race (seen once in 9 Redis restarts) left a second pump behind, and
+        # every event reached subscribers twice, and shutdown waited for it forever (redis-py #2028
+        # describes such a race in its reads).
+        me = asyncio.current_task()
         delay = BACKOFF_S[0]
-        while True:
+        while self._task is me:
             try:
                 subscription = await self._cache.open_subscription(self._channel)
             except StoreUnavailable as exc:
@@ -234,17 +239,17 @@ class Hub:
                 delay = BACKOFF_S[0]
                 if was_down and self._on_reconnect is not None:
                     await self._on_reconnect()
-                await self._pump(subscription)
+                await self._pump(subscription, me)
             except StoreUnavailable as exc:
                 self._set_status(HubStatus(up=False, reason=f"Redis is unavailable: {exc}"))
             finally:
                 await subscription.close()
 
-    async def _pump(self, subscription: Subscription) -> None:
+    async def _pump(self, subscription: Subscription, me: asyncio.Task[None] | None) -> None:
         loop = asyncio.get_running_loop()
         quiet_since = loop.time()
         pinged_at: float | None = None
-        while True:
+        while self._task is me:
             message = await subscription.get(POLL_S)
             now = loop.time()
             if message is None:
