@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.errors import BadInput, StoreUnavailable
+from gateway.errors import BadInput, StoreUnavailable, shown
 from gateway.realtime.capture import TooManyEvents, capture
 from gateway.web.health import SERVICES
 
@@ -54,12 +54,21 @@ async def _body(request: web.Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _events_of(payload: Any) -> list[Any] | None:
+SHAPE = 'expected a JSON array of events, or {"batch": [...]}'
+
+
+def _events_of(payload: Any) -> list[Any] | str:
+    """The events of a body, or why it holds none."""
     if isinstance(payload, list):
         return payload
-    if isinstance(payload, dict) and isinstance(payload.get("batch"), list) and set(payload) == {"batch"}:
-        return list(payload["batch"])
-    return None
+    if isinstance(payload, dict) and isinstance(payload.get("batch"), list):
+        if set(payload) == {"batch"}:
+            return list(payload["batch"])
+        others = sorted(k for k in payload if k != "batch")
+        named = ", ".join(shown(k, 40) for k in others[:5])  # a message stays short, whatever was sent
+        more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+        return f"{SHAPE} alone: unknown key(s) {named}{more} beside it"
+    return SHAPE
 
 
 async def post_events(request: web.Request) -> web.Response:
@@ -75,8 +84,8 @@ async def post_events(request: web.Request) -> web.Response:
     except orjson.JSONDecodeError as exc:
         return _error(400, "BAD_REQUEST", f"the body is not valid JSON: {exc}")
     events = _events_of(payload)
-    if events is None:
-        return _error(400, "BAD_REQUEST", 'expected a JSON array of events, or {"batch": [...]}')
+    if isinstance(events, str):
+        return _error(400, "BAD_REQUEST", events)
     try:
         result = await capture(services.realtime, events)
     except TooManyEvents as exc:

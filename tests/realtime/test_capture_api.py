@@ -275,6 +275,22 @@ async def test_bad_bodies_are_400(http, body: bytes, status: int, code: str):
     assert answer["code"] == code
 
 
+async def test_a_batch_object_with_another_key_names_it(http, services: Services):
+    body = {"batch": [page_view("bk-1", 906, "home_page")], "x": 1, "source": "web"}
+    status, answer = await post_events(http, body)
+    assert (status, answer["code"]) == (400, "BAD_REQUEST")
+    assert answer["error"] == (
+        'expected a JSON array of events, or {"batch": [...]} alone: unknown key(s) "source", "x" beside it'
+    )
+    result = await run(services, "{ user(id: 906) { sessions { id } } }")
+    assert result["data"]["user"] is None  # nothing of it stored
+    many = {"batch": [], **{f"k{i:04}": i for i in range(1000)}}
+    status, answer = await post_events(http, many)
+    assert answer["error"].endswith(
+        'unknown key(s) "k0000", "k0001", "k0002", "k0003", "k0004" and 995 more beside it'
+    )
+
+
 async def test_every_event_rejected_is_a_coded_refusal_that_keeps_the_verdicts(http):
     status, body = await post_events(http, [{"type": "page_view"}, {"type": "click", "eventId": "c"}])
     assert status == 400
