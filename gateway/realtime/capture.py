@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.errors import BadInput
 from gateway.ops.metrics import EVENTS
-from gateway.realtime.events import Rejected, utc_now, validate
+from gateway.realtime.events import Rejected, claimed_id, utc_now, validate
 from gateway.realtime.runtime import Realtime, running
 
 
@@ -25,14 +25,6 @@ class CaptureResult:
     accepted: list[str]  # every valid event's id, once, in batch order: stored now or before
     duplicates: list[str]  # the accepted ids that changed nothing: stored before this request
     rejected: list[Rejected]  # index in the batch, the event's id if it had one, the reason
-
-
-def _client_id(raw: Any) -> str | None:
-    """The eventId the client sent (a valid event's raw form is a mapping; null counts as absent).
-    A rejection shows it, never the id validation generated: the client cannot match that one to
-    anything it sent, and it names no stored event."""
-    given = raw.get("eventId")
-    return given if isinstance(given, str) else None
 
 
 async def capture(runtime: Realtime | None, raw_events: Sequence[Any]) -> CaptureResult:
@@ -52,7 +44,7 @@ async def capture(runtime: Realtime | None, raw_events: Sequence[Any]) -> Captur
         if reason is None:
             accepted.append(event.event_id)
         else:
-            rejected.append(Rejected(index, _client_id(raw_events[index]), reason))
+            rejected.append(Rejected(index, claimed_id(raw_events[index]), reason))
     # A later copy of an id in the batch is the same event: it shares its first copy's verdict, and
     # is dropped whatever it holds. Accepted, it is listed nowhere else (the id is in ``accepted``, and
     # in ``duplicates`` only if it was stored before: then it changed nothing).

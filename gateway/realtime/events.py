@@ -63,7 +63,7 @@ EARLIEST = datetime(1970, 1, 1)
 # a common client mistake, named as such.
 EPOCH_MILLISECONDS = 1e11
 
-_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}\Z")
+_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}\Z")  # MAX_ID_CHARS
 _SLUG = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")
 _DECIMAL = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,2})?\Z")  # an amount given as a string: 49.90
 _COMMON = {"type", "eventId", "userId", "sessionId", "pageType", "timestamp", "device"}
@@ -335,6 +335,18 @@ def _parse(
     return build_event(event_id, kind, user_id, session_id, page_type, timestamp, device, value=amount)
 
 
+MAX_ID_CHARS = 128  # what _ID allows
+
+
+def claimed_id(raw: Any) -> str | None:
+    """The eventId a rejected event's verdict echoes: the one the client sent, when it is a string that
+    could be an id, else None. Never an id validation generated (the client cannot match it to anything
+    it sent), and never a longer string (it would come back whole, megabytes of it; the reason shows it
+    cut)."""
+    given = raw.get("eventId") if isinstance(raw, Mapping) else None
+    return given if isinstance(given, str) and len(given) <= MAX_ID_CHARS else None
+
+
 INTERNAL_REASON = "this event could not be validated: an internal error, which the gateway logged"
 
 
@@ -357,13 +369,11 @@ def validate(
         try:
             event = _parse(raw, now, arrival, max_skew, max_age)
         except Invalid as exc:
-            claimed = raw.get("eventId") if isinstance(raw, Mapping) else None
-            rejected.append(Rejected(index, claimed if isinstance(claimed, str) else None, str(exc)))
+            rejected.append(Rejected(index, claimed_id(raw), str(exc)))
             continue
         except Exception:  # a fault of ours in one event must not cost the batch its other events
             log.exception("validating event %d of a batch failed", index)
-            claimed = raw.get("eventId") if isinstance(raw, Mapping) else None
-            rejected.append(Rejected(index, claimed if isinstance(claimed, str) else None, INTERNAL_REASON))
+            rejected.append(Rejected(index, claimed_id(raw), INTERNAL_REASON))
             continue
         event_id = event.event_id
         if event_id in seen:

@@ -233,3 +233,19 @@ def test_an_unexpected_fault_in_one_event_rejects_that_event_only(
         (1, "b", "this event could not be validated: an internal error, which the gateway logged")
     ]
     assert "validating event 1 of a batch failed" in caplog.text
+
+
+def test_a_rejected_event_echoes_its_id_only_if_it_could_be_one() -> None:
+    bad = {**VIEW, "device": "phone"}
+    batch = [
+        bad | {"eventId": "x" * 128},
+        bad | {"eventId": "x" * 129},
+        bad | {"eventId": "é"},
+        bad | {"eventId": 5},
+    ]
+    checked = validate(batch, NOW, SKEW)
+    assert [r.event_id for r in checked.rejected] == ["x" * 128, None, "é", None]
+    assert (
+        "(900,000 characters)" in validate([VIEW | {"eventId": "y" * 900_000}], NOW, SKEW).rejected[0].reason
+    )
+    assert validate([VIEW | {"eventId": "y" * 900_000}], NOW, SKEW).rejected[0].event_id is None
