@@ -113,7 +113,10 @@ def _as_json(value: object) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
     except (TypeError, ValueError, RecursionError):  # no JSON form (bytes, a cycle): Python's is exact
-        return repr(value)
+        try:
+            return repr(value)
+        except RecursionError:  # nested deeper than Python's repr goes (orjson parses ~1,000 levels)
+            return f"a {type(value).__name__} nested too deeply to show"
     # ensure_ascii=False keeps other scripts readable, but would leave a lone surrogate raw, which no
     # UTF-8 response can carry: written as JSON's \udxxx escape instead.
     return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -305,7 +305,9 @@ def _parse(
             raise Invalid(f"duration must be a number of seconds 0..{MAX_DURATION_S}, got {_shown(duration)}")
         timestamp = _timestamp(given.get("timestamp"), now, arrival, max_skew, max_age)
         device = _device(given.get("device"))
-        return build_event(event_id, kind, user_id, session_id, page_type, timestamp, device, float(duration))
+        return build_event(
+            event_id, kind, user_id, session_id, page_type, timestamp, device, float(duration) + 0.0
+        )
     if kind == INTERACTION:
         interaction = given["interactionType"]
         if interaction not in INTERACTION_TYPES:
@@ -339,8 +341,8 @@ MAX_ID_CHARS = 128  # what _ID allows
 
 
 def claimed_id(raw: Any) -> str | None:
-    """The eventId a rejected event's verdict echoes: the one the client sent, when it is a string that
-    could be an id, else None. Never an id validation generated (the client cannot match it to anything
+    """The eventId a rejected event's verdict echoes: the one the client sent, when it is a string of at
+    most an id's 128 characters, else None. Never an id validation generated (the client cannot match it to anything
     it sent), and never a longer string (it would come back whole, megabytes of it; the reason shows it
     cut)."""
     given = raw.get("eventId") if isinstance(raw, Mapping) else None

@@ -123,6 +123,7 @@ def test_valid_events_are_normalised() -> None:
     assert parse_event({**VIEW, "timestamp": "2026-03-01T12:05:00Z"}, NOW, SKEW).timestamp == NOW + SKEW
     assert parse_event({**BUY, "value": "12.50"}, NOW, SKEW).value == "12.5"
     assert parse_event({**BUY, "value": -0.0}, NOW, SKEW).value == "0.0"  # not "-0.0"
+    assert str(parse_event({**VIEW, "duration": -0.0}, NOW, SKEW).duration) == "0.0"
     form = parse_event({**FORM, "value": "great", "coordinates": {"x": 1, "y": 2}}, NOW, SKEW)
     assert (form.value, form.coordinates, form.element) == ("great", {"x": 1, "y": 2}, "")
     generated = parse_event(VIEW, NOW, SKEW)
@@ -249,3 +250,12 @@ def test_a_rejected_event_echoes_its_id_only_if_it_could_be_one() -> None:
         "(900,000 characters)" in validate([VIEW | {"eventId": "y" * 900_000}], NOW, SKEW).rejected[0].reason
     )
     assert validate([VIEW | {"eventId": "y" * 900_000}], NOW, SKEW).rejected[0].event_id is None
+
+
+def test_a_field_nested_past_pythons_repr_is_rejected_with_its_rule_not_an_internal_error() -> None:
+    deep: object = 1
+    for _ in range(5000):
+        deep = [deep]
+    [rejected] = validate([{**VIEW, "device": deep}], NOW, SKEW).rejected
+    assert rejected.reason.startswith("device must be one of desktop, mobile, tablet")
+    assert "nested too deeply to show" in rejected.reason
