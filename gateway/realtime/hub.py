@@ -6,8 +6,8 @@ subscription through bounded per-subscriber buffers.
   counts each process at most once, and an idle process holds nothing.
 * **Never blocked by a subscriber.** A message is parsed once and *offered* to each subscriber; an
   offer only appends to a buffer or sets a flag and never awaits. An :class:`EventFeed` (a stream of
-  events, ``userActivity``) holds at most ``limit`` undelivered events: a consumer that falls that far
-  behind (a stalled or dead client) is dropped -- its subscription ends with an error saying so --
+  events, ``userActivity``) takes each message whole; a consumer with ``limit`` events of earlier
+  messages still undelivered (a stalled or dead client) is dropped -- its subscription ends with an error saying so --
   while the others go on. A :class:`ChangeFlag` (``funnelUpdates``) keeps no events at all, only "something
   relevant changed", so it coalesces any number of messages into one recomputation.
 * **One pass per message, however many users are watched.** A subscriber that follows one user
@@ -229,11 +229,15 @@ class Hub:
             try:
                 subscription = await self._cache.open_subscription(self._channel)
             except StoreUnavailable as exc:
+                if self._task is not me:
+                    return  # a stale pump's failure is not the hub's status
                 self._set_status(HubStatus(up=False, reason=f"Redis is unavailable: {exc}"))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_S[1])
                 continue
             try:
+                if self._task is not me:
+                    return  # the finally releases the subscription; the hub has moved on
                 was_down = not self.status.up
                 self._set_status(HubStatus(up=True))
                 delay = BACKOFF_S[0]
@@ -241,7 +245,8 @@ class Hub:
                     await self._on_reconnect()
                 await self._pump(subscription, me)
             except StoreUnavailable as exc:
-                self._set_status(HubStatus(up=False, reason=f"Redis is unavailable: {exc}"))
+                if self._task is me:
+                    self._set_status(HubStatus(up=False, reason=f"Redis is unavailable: {exc}"))
             finally:
                 await subscription.close()
 
@@ -251,6 +256,8 @@ class Hub:
         pinged_at: float | None = None
         while self._task is me:
             message = await subscription.get(POLL_S)
+            if self._task is not me:
+                return  # a read that outlived the hub's interest dispatches nothing
             now = loop.time()
             if message is None:
                 if pinged_at is None and now - quiet_since >= PING_AFTER_S:
