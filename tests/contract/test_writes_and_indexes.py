@@ -45,7 +45,7 @@ def _as_pairs(specs: list) -> list[tuple[tuple[str, ...], bool]]:
 
 async def test_every_key_index_exists(store: DocumentStore) -> None:
     # Every backend refuses duplicate keys with a unique index; which others exist is the backend's own
-    # business (MongoDB: all of DESIGN_INDEXES, tests/stores/test_mongo_store.py; DuckDB: none,
+    # business (MongoDB: all of DESIGN_INDEXES, tests/stores/test_mongo_store.py; DuckDB: single-column lookup ones,
     # tests/stores/test_duckdb_store.py).
     existing = await store.indexes()
     for collection in COLLECTIONS:
