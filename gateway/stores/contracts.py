@@ -171,7 +171,9 @@ class DocumentStore(Protocol):
 
     async def record_events(self, batch: EventBatch) -> list[str]:
         """The realtime write. Insert ``batch.visits`` and ``batch.interactions`` whose ``event_id`` is
-        not stored yet (a repeated id in the batch: the first one), insert ``batch.users`` whose
+        not stored yet as any event: an id is one event whatever its type, so an interaction reusing a
+        stored visit's id (or the reverse) is a duplicate, and an id repeated in the batch is its first
+        document, visits before interactions. Insert ``batch.users`` whose
         ``user_id`` is not stored yet and who have a newly inserted event (a duplicate creates no
         one), and fold every NEWLY inserted event into its session as
         :mod:`gateway.stores.event_fold` defines (creating it from its ``batch.sessions`` seed). Returns

@@ -263,3 +263,43 @@ async def test_pages_visited_match_the_stored_visits_below_a_millisecond(store: 
     [session] = await store.sessions_by_ids(["rt-ms"])
     assert session["pages_visited"] == expected
     assert sorted(expected) == ["home", "search"]
+
+
+async def test_an_id_stored_as_another_type_is_a_duplicate(store: DocumentStore) -> None:
+    """An eventId is one event whatever its type: a conversion reusing a stored visit's id, or a visit
+    reusing a stored interaction's, changes nothing -- not user 500's session, and user 501 (named only
+    by them) is not created."""
+    await store.record_events(live_batch())
+    [before] = await store.sessions_by_ids(["rt-1"])
+    reused = EventBatch(
+        visits=[visit("c1", 501, "rt-501", "home", "2026-03-01 11:00:00")],  # c1: 500's conversion
+        interactions=[
+            {
+                **interaction("v1", "rt-501", CONVERSION, "2026-03-01 11:01:00", "7"),
+                "user_id": 501,
+            },  # 500's visit
+        ],
+        sessions=[{"session_id": "rt-501", "user_id": 501, "device": "mobile"}],
+        users=[{**NEW_USER, "user_id": 501}],
+    )
+    assert await store.record_events(reused) == []
+    assert (await store.count("page_visits"), await store.count("user_interactions")) == (2, 3)
+    assert await store.users_by_ids([501]) == [None]
+    assert await store.sessions_by_ids(["rt-501", "rt-1"]) == [None, before]
+
+
+async def test_one_id_as_a_visit_and_an_interaction_in_a_batch_is_the_visit(store: DocumentStore) -> None:
+    batch = EventBatch(
+        visits=[visit("x", 500, "rt-1", "home", "2026-03-01 10:00:00")],
+        interactions=[interaction("x", "rt-1", CONVERSION, "2026-03-01 10:00:05", "9.5")],
+        sessions=[dict(SEED)],
+        users=[dict(NEW_USER)],
+    )
+    assert await store.record_events(batch) == ["x"]
+    assert (await store.count("page_visits"), await store.count("user_interactions")) == (1, 0)
+    [session] = await store.sessions_by_ids(["rt-1"])
+    assert (session["pages_visited"], session["total_interactions"], session["converted"]) == (
+        ["home"],
+        0,
+        False,
+    )

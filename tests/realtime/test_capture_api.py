@@ -155,6 +155,28 @@ async def test_trackevents_applies_the_same_rules_and_answers_the_same(http, ser
     assert {"m-1", "p-1"} <= {v["event_id"] for v in visits}
 
 
+async def test_an_event_id_reused_under_another_type_and_user_is_a_duplicate(http, services: Services):
+    # The probe's case: user 61's conversion reusing user 60's page-view id started no session
+    # "rt-x-61" of its own but was folded into user 60's (the id's rt- session), and stored twice.
+    view = page_view("x-61", 60, "home_page", timestamp=iso(NOW - MINUTE))
+    assert (await post_events(http, [view]))[0] == 200
+    [before] = await services.store.sessions_by_user_ids([60])
+    conversion = {
+        "type": "conversion",
+        "eventId": "x-61",
+        "userId": 61,
+        "pageType": "payment_page",
+        "value": 5,
+    }
+    assert await post_events(http, [conversion]) == (
+        200,
+        {"accepted": ["x-61"], "duplicates": ["x-61"], "rejected": []},
+    )
+    assert await services.store.sessions_by_user_ids([60, 61]) == [before, []]
+    assert await services.store.users_by_ids([61]) == [None]
+    assert await services.store.interactions_by_user_ids([60, 61]) == [[], []]
+
+
 async def test_a_duplicate_event_id_is_stored_counted_and_published_once(http, services: Services):
     cache, realtime = services.cache, services.realtime
     feed = streams.user_activity(realtime, 4)

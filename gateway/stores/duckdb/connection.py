@@ -23,7 +23,7 @@ import duckdb
 
 from gateway.errors import BadInput, DataDirLocked, QueryTimeout, StoreUnavailable
 from gateway.ops.metrics import POOL_CAPACITY, POOL_IN_USE, POOL_OPEN
-from gateway.stores.duckdb import changes, schema, writes
+from gateway.stores.duckdb import changes, event_ids, schema, writes
 
 T = TypeVar("T")
 Cursor = duckdb.DuckDBPyConnection
@@ -123,6 +123,7 @@ class DuckDBConnection:
                     for table in schema.TABLES.values():
                         for ddl in schema.table_ddl(table):
                             writes.run_sql(cur, ddl)
+                    event_ids.ensure(cur)
                     self._tables_ready = True
         return cur
 

@@ -2,14 +2,16 @@
 
 Inside one BEGIN ... COMMIT, under the store's write lock, in as few statements as the tables allow
 (each DuckDB statement costs ~1-3 ms of CPU before its first row, more than a few hundred rows do):
-  1. visits and interactions: a plain ``INSERT``, every id new -- the common case; when one is
-     already stored its unique index refuses the statement, the transaction is rolled back and done
-     again with ``INSERT ... ON CONFLICT DO NOTHING RETURNING event_id``, which tells which ids are
-     new (the plain insert returns no ids: it stored every one of the group; visits return only the
-     change feed's columns). ``ON CONFLICT`` costs ~6 ms of CPU per commit whatever its size
+  1. the group's ids into the register of stored ids (``event_ids.py``: an id is one event whatever
+     its type), then visits and interactions: plain ``INSERT``s, every id new -- the common case;
+     when one is already stored, as any type, or repeated in the group, a unique index refuses the
+     statement, the transaction is rolled back and done again with ``INSERT ... ON CONFLICT DO
+     NOTHING RETURNING event_id`` on the register, which tells which ids are new, and only their
+     events inserted (the plain insert returns no ids: it stored every one of the group; visits
+     return only the change feed's columns). ``ON CONFLICT`` costs ~6 ms of CPU per commit whatever its size
      (measured at 100 and at 1,500 events), as much as the plain insert of a few hundred rows, so
      only a group holding a replayed id pays it (and the failed attempt before it). While a table's
-     unique key is missing (a bulk delete failed to build it again: ``writes.UNKEYED``) every group
+     or the register's unique key is missing (a bulk delete failed to build it again: ``writes.UNKEYED``) every group
      takes ``ON CONFLICT``, which then fails loudly instead of storing a replay twice;
   2. users: ``INSERT ... ON CONFLICT DO NOTHING`` (an existing user document is never changed), only
      when the group has new users, and only those with a new event (a duplicate creates no one);
@@ -30,10 +32,11 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from gateway.models import EventBatch
 from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USERS
-from gateway.stores.duckdb import changes, schema, writes
+from gateway.stores.duckdb import changes, event_ids, schema, writes
 from gateway.stores.duckdb.changes import Columns
 from gateway.stores.duckdb.connection import Cursor
 from gateway.stores.duckdb.pending_sessions import PendingSessions, naive
@@ -126,9 +129,29 @@ def _insert(cur: Cursor, collection: str, docs: Sequence[Mapping[str, Any]], tai
     return result.fetchnumpy()
 
 
+def _register(cur: Cursor, ids: list[str], tail: str) -> Any:
+    """INSERT the ids into the register (``event_ids.py``), with ``tail``."""
+    frame = pa.table({"event_id": pa.array(ids, pa.string())})
+    return writes.on_arrow(cur, f"INSERT INTO {event_ids.TABLE} SELECT event_id FROM incoming {tail}", frame)
+
+
+def _unregistered(cur: Cursor, batch: EventBatch) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """The visits and interactions whose id no stored event of any type has, registering them: an id is
+    one event, so a visit's id makes the batch's interactions with it repeats (visits come first)."""
+    ids = list(
+        dict.fromkeys([d["event_id"] for d in batch.visits] + [d["event_id"] for d in batch.interactions])
+    )
+    fresh = set(
+        _register(cur, ids, "ON CONFLICT DO NOTHING RETURNING event_id").fetchnumpy()["event_id"].tolist()
+    )
+    visits: list[Mapping[str, Any]] = [d for d in batch.visits if d["event_id"] in fresh]
+    visited = {d["event_id"] for d in batch.visits}
+    return visits, [d for d in batch.interactions if d["event_id"] in fresh and d["event_id"] not in visited]
+
+
 def record(cur: Cursor, batch: EventBatch, last_visits: LastVisits, pending: PendingSessions) -> list[str]:
     """Run in the store's thread with its write lock held."""
-    skip_stored = PAGE_VISITS in writes.UNKEYED or USER_INTERACTIONS in writes.UNKEYED
+    skip_stored = not writes.UNKEYED.isdisjoint((PAGE_VISITS, USER_INTERACTIONS, event_ids.TABLE))
     try:
         written = _write(cur, batch, last_visits, pending, skip_stored)
     except duckdb.ConstraintException:
@@ -155,12 +178,15 @@ def _write(
     cur.begin()
     try:
         if skip_stored:
+            # ON CONFLICT on the tables too: an id stored and not registered (a write that failed
+            # between the two, writes._insert) is then registered, and still not stored twice.
             conflict = "ON CONFLICT DO NOTHING "
+            fresh_visits, fresh_interactions = _unregistered(cur, batch)
             visits = _insert(
-                cur, PAGE_VISITS, batch.visits, f"{conflict}RETURNING event_id AS new_event_id, {_FED}"
+                cur, PAGE_VISITS, fresh_visits, f"{conflict}RETURNING event_id AS new_event_id, {_FED}"
             )
             interactions = _insert(
-                cur, USER_INTERACTIONS, batch.interactions, f"{conflict}RETURNING event_id"
+                cur, USER_INTERACTIONS, fresh_interactions, f"{conflict}RETURNING event_id"
             )
             new: set[str] = set()
             for stored, column in ((visits, "new_event_id"), (interactions, "event_id")):
@@ -168,6 +194,10 @@ def _write(
         else:
             # A plain INSERT stores every row or raises (then the retry above takes ON CONFLICT): every
             # id of the group is new, so nothing returns them -- the interactions return nothing at all.
+            # The register first: it raises for an id stored as any type, or repeated across types.
+            _register(
+                cur, [d["event_id"] for d in batch.visits] + [d["event_id"] for d in batch.interactions], ""
+            ).fetchall()
             visits = _insert(cur, PAGE_VISITS, batch.visits, f"RETURNING {_FED}")
             _insert(cur, USER_INTERACTIONS, batch.interactions, "")
             new = {d["event_id"] for d in batch.visits}

@@ -50,7 +50,7 @@ from gateway.stores.collections import (
     USERS,
 )
 from gateway.stores.datasets import CarriedOver, Sink, fold_live_events, generation_of, new_dataset_id
-from gateway.stores.duckdb import schema, writes
+from gateway.stores.duckdb import event_ids, schema, writes
 from gateway.stores.duckdb.connection import Cursor, DuckDBConnection
 
 if TYPE_CHECKING:
@@ -229,6 +229,7 @@ class FileBuild:
                 writes.run_sql(cur, schema.key_index_ddl(table))
                 for ddl in schema.lookup_index_ddl(table.name):
                     writes.run_sql(cur, ddl)
+            event_ids.build(cur)  # after the keys: a repeated id failed there, with its table named
             writes.run_sql(cur, f"CREATE TABLE {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
             writes.run_sql(
                 cur,

@@ -41,7 +41,7 @@ from gateway.stores.collections import (
     USER_SESSIONS,
     USERS,
 )
-from gateway.stores.duckdb import generations, reports, schema, writes
+from gateway.stores.duckdb import event_ids, generations, reports, schema, writes
 from gateway.stores.duckdb.capture import LiveCapture
 from gateway.stores.duckdb.connection import Cursor, DuckDBConnection
 from gateway.stores.duckdb.funnel_index.live import LiveIndex
@@ -141,6 +141,7 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
                     writes.run_sql(cur, schema.key_index_ddl(table))
                     for ddl in schema.lookup_index_ddl(table.name):
                         writes.run_sql(cur, ddl)
+                writes.run_sql(cur, event_ids.KEY_INDEX_DDL)  # lost if a bulk delete failed to rebuild it
 
         await self._db.run("ensure_indexes", create)
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from gateway.errors import BadInput
 from gateway.stores.batches import batches
-from gateway.stores.duckdb import changes, schema
+from gateway.stores.duckdb import changes, event_ids, schema
 
 T = TypeVar("T")
 Cursor = duckdb.DuckDBPyConnection
@@ -89,6 +89,8 @@ def delete_rows(cur: Cursor, table: str, where: str, params: dict[str, Any]) -> 
     indexes (committed first, or the commit still pays), delete, and build them again. Readers meanwhile
     see correct results, only unindexed; writers wait on the store's write lock.
     """
+    if table in event_ids.EVENT_TABLES:  # before the rows: the register's condition reads them
+        delete_rows(cur, event_ids.TABLE, event_ids.removed_where(table, where), params)
     name = schema.quote(table)
     counted = first_row(cur, f"SELECT count(*) FILTER (WHERE {where}), count(*) FROM {name}", params)
     doomed, total = counted if counted else (0, 0)
@@ -140,6 +142,17 @@ def _insert_sql(table: schema.Table, source: str) -> str:
 def _insert(cur: Cursor, table: schema.Table, source: str) -> int:
     """INSERT the rows of ``source`` whose key is not stored yet; returns how many were written."""
     sql = _insert_sql(table, source)
+    if table.name in event_ids.EVENT_TABLES:
+        # After the rows, each statement committing on its own: a failure between the two leaves an
+        # id stored and not registered (a later event of the other type with it is stored too), never
+        # one registered and not stored (an event acknowledged as a duplicate and never stored).
+        written = _insert_fed(cur, table, sql)
+        event_ids.add_from(cur, source)
+        return written
+    return _insert_fed(cur, table, sql)
+
+
+def _insert_fed(cur: Cursor, table: schema.Table, sql: str) -> int:
     feed = changes.feed_of(cur, table.name)
     if feed is None:
         row = first_row(cur, sql)

@@ -5,6 +5,11 @@ Which events are new: an unordered ``insert_many`` writes every document it can 
 refused one (its ``index`` in the batch) in ``writeErrors``; code 11000 (duplicate key on the unique
 ``event_id`` index) means "already stored". Every other inserted document is new.
 
+An id is one event whatever its type: a visit whose id ``user_interactions`` holds (or an interaction
+whose id ``page_visits`` or a visit of the batch holds) is a duplicate, found by one indexed read of
+each collection before the inserts. Two gateways inserting one id as two types at the same instant can
+both find it absent (there is no cross-collection unique index); a replay is caught by the keys.
+
 Users: only those of ``batch.users`` with a newly inserted event (a duplicate creates no one).
 
 Sessions: one read of the stored ends of the sessions that get visits, then the ``$min``/``$max``/
@@ -122,9 +127,31 @@ def _extend(delta: SessionDelta, append: bool) -> UpdateOne:
     return UpdateOne({"session_id": delta.session_id}, update, upsert=True)
 
 
+async def _stored_in(db: Any, collection: str, ids: list[str]) -> set[str]:
+    """Which of ``ids`` ``collection`` holds (one read of its unique ``event_id`` index)."""
+    if not ids:
+        return set()
+    found = db[collection].find({"event_id": {"$in": ids}}, {"_id": 0, "event_id": 1})
+    return {doc["event_id"] for doc in await found.to_list(None)}
+
+
+async def _one_per_id(db: Any, batch: EventBatch) -> tuple[list[Document], list[Document]]:
+    """The visits and interactions whose id the *other* collection does not hold, nor (for an
+    interaction) a visit of the batch: an id is one event whatever its type. Each collection's own
+    unique index catches the rest."""
+    visit_ids = list(dict.fromkeys(d["event_id"] for d in batch.visits))
+    interaction_ids = list(dict.fromkeys(d["event_id"] for d in batch.interactions))
+    as_interactions = await _stored_in(db, USER_INTERACTIONS, visit_ids)
+    as_visits = await _stored_in(db, PAGE_VISITS, interaction_ids)
+    taken = as_visits | set(visit_ids)
+    visits = [d for d in batch.visits if d["event_id"] not in as_interactions]
+    return visits, [d for d in batch.interactions if d["event_id"] not in taken]
+
+
 async def record(db: Any, batch: EventBatch) -> list[str]:
     new: set[str] = set()
-    for collection, docs in ((PAGE_VISITS, batch.visits), (USER_INTERACTIONS, batch.interactions)):
+    visits, interactions = await _one_per_id(db, batch)
+    for collection, docs in ((PAGE_VISITS, visits), (USER_INTERACTIONS, interactions)):
         new |= await _insert_new(db, collection, docs)
     await _insert_new(db, USERS, users_with_new_events(batch, new))
     deltas = session_deltas(batch, new)

@@ -1,0 +1,97 @@
+"""The embedded store's register of event ids (gateway/stores/duckdb/event_ids.py): equal to the ids
+of page_visits and user_interactions after every write path, and built for files made without it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from gateway.models import EventBatch
+from gateway.stores.duckdb.store import DuckDBStore
+from tests.stores.test_duckdb_store import interaction, user, visit
+
+
+async def registered(store: DuckDBStore) -> set[str]:
+    rows = await store.connection.run(
+        "read", lambda cur: cur.execute("SELECT event_id FROM event_ids").fetchall()
+    )
+    return {event_id for (event_id,) in rows}
+
+
+def live(*visits: str, interactions: tuple[str, ...] = (), uid: int = 7) -> EventBatch:
+    return EventBatch(
+        visits=[visit(e, uid, seconds=n) for n, e in enumerate(visits)],
+        interactions=[interaction(e, uid) for e in interactions],
+        sessions=[{"session_id": f"s{uid}", "user_id": uid, "device": "desktop"}],
+        users=[user(uid)],
+    )
+
+
+async def test_every_write_path_keeps_the_register_equal_to_the_stored_ids(store: DuckDBStore) -> None:
+    await store.insert_many("page_visits", [visit("a", 1), visit("b", 1, seconds=1)])
+    await store.insert_many("user_interactions", [interaction("c", 1), interaction("d", 2)])
+    assert await store.record_events(live("e", interactions=("f",))) == ["e", "f"]
+    assert await registered(store) == {"a", "b", "c", "d", "e", "f"}
+    # Stored through insert_many as an interaction: a live visit with its id is a duplicate.
+    assert await store.record_events(live("d")) == []
+    await store.upsert_many("page_visits", [visit("b", 1, page="search", seconds=1)])  # changed: replaced
+    assert await registered(store) == {"a", "b", "c", "d", "e", "f"}
+    assert await store.delete_users([1]) == 0  # no user document, only history
+    assert await registered(store) == {"d", "e", "f"}
+    # Deleted, the id is free again: the same event sent anew is stored.
+    assert await store.record_events(live("a", uid=8)) == ["a"]
+    assert await registered(store) == {"a", "d", "e", "f"}
+
+
+async def test_a_bulk_delete_unregisters_the_ids(store: DuckDBStore) -> None:
+    visits = [visit(f"v{uid}-{n}", uid, seconds=n) for uid in range(1, 401) for n in range(10)]
+    await store.insert_many("page_visits", visits)
+    await store.delete_users(list(range(1, 400)))  # 3,990 rows: the bulk path, indexes dropped and built
+    assert await registered(store) == {f"v400-{n}" for n in range(10)}
+    assert await store.record_events(live("v400-3", uid=9)) == []
+    assert await store.record_events(live("v1-3", uid=9)) == ["v1-3"]
+
+
+async def test_a_file_made_before_the_register_gets_it_filled(tmp_path: Path) -> None:
+    path = tmp_path / "older.duckdb"
+    store = await DuckDBStore.open(path)
+    try:
+        await store.insert_many("page_visits", [visit("a", 1), visit("both", 1, seconds=1)])
+        await store.insert_many("user_interactions", [interaction("c", 1)])
+    finally:
+        await store.close()
+    with duckdb.connect(str(path)) as con:  # as an older version left it: no register, an id twice
+        con.execute("DROP TABLE event_ids")
+        con.execute(
+            "INSERT INTO user_interactions (event_id, user_id, session_id, page_type, interaction_type) "
+            "VALUES ('both', 1, 's1', 'search', 'click')"
+        )
+    store = await DuckDBStore.open(path)
+    try:
+        assert await registered(store) == {"a", "both", "c"}
+        assert await store.record_events(live("c", interactions=("a",))) == []
+        assert await store.count("page_visits") == 2
+    finally:
+        await store.close()
+
+
+async def test_an_ingested_generation_registers_its_ids(tmp_path: Path) -> None:
+    from gateway.jobs.ingest import ingest_directory
+    from tests.ingest.conftest import fixture_dir
+
+    store = await DuckDBStore.open(tmp_path / "ingested.duckdb")
+    try:
+        await ingest_directory(store, fixture_dir("clean"))
+
+        def ids(cur: duckdb.DuckDBPyConnection) -> list[tuple[str]]:
+            return cur.execute(
+                "SELECT event_id FROM page_visits UNION ALL SELECT event_id FROM user_interactions"
+            ).fetchall()
+
+        stored = [event_id for (event_id,) in await store.connection.run("ids", ids)]
+        assert stored and len(stored) == len(set(stored))
+        assert await registered(store) == set(stored)
+        assert await store.record_events(live(interactions=(stored[0],))) == []
+    finally:
+        await store.close()
