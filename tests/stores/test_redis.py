@@ -2,6 +2,8 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Awaitable
+from typing import Any
 
 import pytest
 
@@ -57,6 +59,74 @@ async def test_a_subscription_takes_a_large_message_as_it_is_without_stringifyin
         await subscription.close()
     assert got == message  # every byte, once
     assert not [line for line in built if line.startswith("Push response")]
+
+
+async def _numsub(cache: RedisCache, channel: str) -> int:
+    [[_, count]] = await cache.pipeline([("PUBSUB", "NUMSUB", channel)])
+    return int(count)
+
+
+async def _until_numsub(cache: RedisCache, channel: str, count: int) -> None:
+    """Until the server counts ``count`` subscribers (a bound of ~10 s: it only fails a leak)."""
+    for _ in range(1000):
+        if await _numsub(cache, channel) == count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"PUBSUB NUMSUB {channel} never reached {count}")
+
+
+class _HangingSubscribe:
+    """Each pubsub the cache makes sends its SUBSCRIBE (so it holds a connection of the pool, and the
+    server counts it), then hangs inside subscribe() until its task is cancelled."""
+
+    def __init__(self, cache: RedisCache, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.pubsubs: list[Any] = []
+        self.held: list[Any] = []  # each pubsub's connection while it hung
+        self.inside = asyncio.Event()
+        make = cache._client.pubsub
+
+        def pubsub(**kwargs: Any) -> Any:
+            made = make(**kwargs)
+            subscribe = made.subscribe
+
+            async def subscribe_then_hang(*channels: Any) -> None:
+                await subscribe(*channels)
+                self.held.append(made.connection)
+                self.inside.set()
+                await asyncio.Event().wait()
+
+            made.subscribe = subscribe_then_hang
+            self.pubsubs.append(made)
+            return made
+
+        monkeypatch.setattr(cache._client, "pubsub", pubsub)
+
+    async def cancel_inside(self, cache: RedisCache, channel: str, call: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(call)
+        await asyncio.wait_for(self.inside.wait(), 10)
+        await _until_numsub(cache, channel, 1)  # the server holds the subscription
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=10)  # a bound: only a close that hangs reaches it
+        assert done and task.cancelled()  # the cancellation went on: closing did not swallow it
+        [pubsub], [connection] = self.pubsubs, self.held
+        assert connection is not None  # it had taken a connection of its own...
+        assert pubsub.connection is None  # ...and handed it back (aclose releases it, then forgets it)
+        if not cache.clustered:
+            assert connection not in cache._client.connection_pool._in_use_connections
+        await _until_numsub(cache, channel, 0)  # the server no longer holds the subscription
+
+
+async def test_a_cancellation_inside_open_subscription_releases_the_connection(redis_cache, monkeypatch):
+    hanging = _HangingSubscribe(redis_cache, monkeypatch)
+    await hanging.cancel_inside(
+        redis_cache, "cancelled-open", redis_cache.open_subscription("cancelled-open")
+    )
+
+
+async def test_a_cancellation_inside_subscribe_releases_the_connection(redis_cache, monkeypatch):
+    hanging = _HangingSubscribe(redis_cache, monkeypatch)
+    messages = redis_cache.subscribe("cancelled-iterator")
+    await hanging.cancel_inside(redis_cache, "cancelled-iterator", anext(messages))
 
 
 async def test_server_stop_reaps_the_child(tmp_path):

@@ -253,19 +253,24 @@ class RedisCache:
         except (*_UNREACHABLE, RedisError) as exc:
             await RedisSubscription(pubsub).close()
             raise StoreUnavailable(f"redis SUBSCRIBE {channel} failed: {exc}") from exc
+        except BaseException:
+            # Cancelled (or failed otherwise) with the pool's connection taken, SUBSCRIBE perhaps sent:
+            # the connection is this pubsub's alone, so release it (the server then drops the
+            # subscription) before the cancellation goes on, or it is held until the process ends.
+            await RedisSubscription(pubsub).close()
+            raise
         return RedisSubscription(pubsub)
 
     async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
         """Messages published on ``channel`` until the consumer stops iterating."""
         pubsub = self._client.pubsub(ignore_subscribe_messages=True, push_handler_func=_message_as_is)
-        await pubsub.subscribe(channel)
-        try:
+        try:  # the SUBSCRIBE inside: a cancellation during it must release the connection too
+            await pubsub.subscribe(channel)
             async for message in pubsub.listen():
                 if message and message.get("type") == "message":
                     yield message["data"]
         finally:
-            await pubsub.unsubscribe(channel)
-            await pubsub.aclose()
+            await RedisSubscription(pubsub).close()  # releases it even when UNSUBSCRIBE fails
 
     async def _call(self, awaitable: Awaitable[Any]) -> Any:
         async def call() -> Any:
