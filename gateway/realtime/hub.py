@@ -6,10 +6,15 @@ subscription through bounded per-subscriber buffers.
   counts each process at most once, and an idle process holds nothing.
 * **Never blocked by a subscriber.** A message is parsed once and *offered* to each subscriber; an
   offer only appends to a buffer or sets a flag and never awaits. An :class:`EventFeed` (a stream of
-  events, ``userActivity``) takes each message whole; a consumer with ``limit`` events of earlier
-  messages still undelivered (a stalled or dead client) is dropped -- its subscription ends with an error saying so --
-  while the others go on. A :class:`ChangeFlag` (``funnelUpdates``) keeps no events at all, only "something
-  relevant changed", so it coalesces any number of messages into one recomputation.
+  events, ``userActivity``) takes each message whole or not at all. A consumer is dropped -- its
+  subscription ends with an error saying so -- while the others go on, when a message for it arrives
+  while ``limit`` events of earlier messages are still undelivered (a stalled or dead client), or while
+  any are and taking it would leave more than ``5 x limit`` waiting (the hard cap). So a consumer that
+  is behind holds at most ``5 x limit`` events (1,280 for ``userActivity``, ~2.5 MB at 2 kB an event);
+  one that has read everything takes the next message whole whatever its size, so it may hold one
+  message: up to one group commit's events for its user (FUNNEL_EVENTS_MAX_BATCH per request, times
+  the requests committed together). A :class:`ChangeFlag` (``funnelUpdates``) keeps no events at all,
+  only "something relevant changed", so it coalesces any number of messages into one recomputation.
 * **One pass per message, however many users are watched.** A subscriber that follows one user
   (``user`` set: ``userActivity``) is offered only that user's events: the hub splits a message by
   user once, where a predicate per subscriber would cost a call per event per subscriber
@@ -72,10 +77,20 @@ class Dropped(FunnelError):
 
 
 class EventFeed(Subscriber):
-    """The matching events, in order. A subscriber that still has ``limit`` events of earlier messages
-    waiting when a message brings more has fallen behind and is dropped; one message is taken whole,
-    however many events it holds for it (a group commit's, for one busy user). ``wanted`` picks the
-    events; ``user`` instead lets the hub pick one user's events."""
+    """The matching events, in order. A message is taken whole or not at all: a subscriber is dropped
+    when a message comes while ``limit`` events of earlier messages are still waiting, or while some are
+    and taking it would leave more than ``cap`` (``HARD_CAP x limit``) waiting. A subscriber with nothing
+    waiting takes any message whole, however many events it holds for it (a group commit's, for one busy
+    user). ``wanted`` picks the events; ``user`` instead lets the hub pick one user's events."""
+
+    # The hard cap is 5 x limit (limit, plus 4 x limit for the message that arrives): for userActivity
+    # (limit 256) 1,280 events, ~2.5 MB at 2 kB an event, instead of up to 255 + a whole group commit
+    # (FUNNEL_EVENTS_MAX_BATCH x the requests committed together: 10,000 events are ~20 MB). It is at
+    # least 255 + 1,000 (the default FUNNEL_EVENTS_MAX_BATCH), so one request's batch for the user never
+    # drops a subscriber that is within its buffer; what it drops is one that is behind when several
+    # requests' events for its user (or a raised max batch) arrive in one commit. A subscriber with
+    # nothing waiting is keeping up: it gets any message whole.
+    HARD_CAP = 5
 
     def __init__(
         self, wanted: Callable[[LiveEvent], bool] | None, limit: int, *, user: int | None = None
@@ -85,9 +100,12 @@ class EventFeed(Subscriber):
         self._wanted = wanted
         self.user = user
         self._limit = limit
+        self.cap = self.HARD_CAP * limit
         self._items: deque[LiveEvent | HubStatus] = deque()
+        self._unread = 0  # the events in _items (not the statuses)
         self._wake = asyncio.Event()
         self.dropped = False
+        self._why = ""
 
     def offer(self, events: list[LiveEvent]) -> None:
         if self.dropped:
@@ -96,14 +114,26 @@ class EventFeed(Subscriber):
         mine = events if wanted is None else [e for e in events if wanted(e)]
         if not mine:
             return
-        # Behind is what earlier messages left unread: a reader that keeps up takes a message of 600
-        # events for its user whole, so the queue holds at most ``limit`` plus one message.
-        if len(self._items) >= self._limit:
-            self.dropped = True
-            self._items.clear()  # free the memory now: this subscriber is finished
+        # Behind is what earlier messages left unread: a reader that keeps up (nothing unread) takes a
+        # message of 600 events for its user whole, or of 10,000, so it holds at most one message.
+        behind = self._unread
+        if behind >= self._limit:
+            self._drop(f"more than {self._limit} events were waiting for it")
+        elif behind and behind + len(mine) > self.cap:
+            self._drop(
+                f"{behind} events were waiting for it when {len(mine)} more came, "
+                f"more than the {self.cap} it may hold"
+            )
         else:
             self._items.extend(mine)
+            self._unread += len(mine)
         self._wake.set()
+
+    def _drop(self, why: str) -> None:
+        self.dropped = True
+        self._why = why
+        self._items.clear()  # free the memory now: this subscriber is finished
+        self._unread = 0
 
     def offer_status(self, status: HubStatus) -> None:
         self._items.append(status)
@@ -112,10 +142,13 @@ class EventFeed(Subscriber):
     async def next(self) -> LiveEvent | HubStatus:
         while not self._items:
             if self.dropped:
-                raise Dropped(f"subscriber dropped: more than {self._limit} events were waiting for it")
+                raise Dropped(f"subscriber dropped: {self._why}")
             self._wake.clear()
             await self._wake.wait()
-        return self._items.popleft()
+        item = self._items.popleft()
+        if type(item) is not HubStatus:
+            self._unread -= 1
+        return item
 
     @property
     def waiting(self) -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.realtime.hub import EventFeed, Hub
+import pytest
+
+from gateway.realtime.hub import Dropped, EventFeed, Hub, HubStatus
 from tests.realtime.conftest import wait_until
 
 
@@ -68,3 +70,45 @@ async def test_a_pump_whose_read_swallows_the_cancellation_still_stops() -> None
         await wait_until(lambda: len(cache.opened) == 2)
         pumps = [t for t in asyncio.all_tasks() if t.get_name() == "funnelgate-pubsub-hub" and not t.done()]
         assert len(pumps) == 1
+
+
+# -- EventFeed's bounds: limit 10, so a hard cap of 5 x 10 = 50 events -------------------------------------
+def _events(prefix: str, count: int) -> list[dict[str, object]]:
+    return [{"eventId": f"{prefix}-{i}", "userId": 1} for i in range(count)]
+
+
+async def _read(feed: EventFeed, count: int) -> list[object]:
+    return [(await feed.next())["eventId"] for _ in range(count)]  # type: ignore[index]
+
+
+async def test_a_subscriber_behind_is_dropped_by_a_message_past_the_hard_cap_within_its_limit() -> None:
+    feed = EventFeed(None, 10, user=1)
+    feed.offer(_events("a", 4))
+    assert await _read(feed, 1) == ["a-0"]  # 3 unread: under the limit (10)
+    feed.offer(_events("b", 48))  # 3 + 48 = 51 would wait: past the cap (50)
+    assert feed.dropped and feed.waiting == 0  # dropped, its events freed at once
+    with pytest.raises(Dropped, match="3 events were waiting for it when 48 more came, more than the 50"):
+        await feed.next()
+    feed.offer(_events("c", 1))  # a dropped subscriber takes nothing more
+    assert feed.waiting == 0
+
+
+async def test_a_subscriber_behind_takes_a_message_up_to_the_hard_cap() -> None:
+    feed = EventFeed(None, 10, user=1)
+    feed.offer(_events("a", 4))
+    assert await _read(feed, 1) == ["a-0"]
+    feed.offer(_events("b", 47))  # 3 + 47 = 50 wait: at the cap, not past it
+    assert not feed.dropped and feed.waiting == 50
+    assert await _read(feed, 50) == ["a-1", "a-2", "a-3", *(f"b-{i}" for i in range(47))]
+
+
+async def test_a_subscriber_keeping_up_gets_a_message_larger_than_the_hard_cap_whole() -> None:
+    feed = EventFeed(None, 10, user=1)
+    feed.offer(_events("a", 60))  # nothing unread: 60 (> 50) taken whole
+    assert await _read(feed, 60) == [f"a-{i}" for i in range(60)]
+    # An unread status is not an event behind: the next big message is taken whole too.
+    feed.offer_status(HubStatus(up=True))
+    feed.offer(_events("b", 60))
+    assert await feed.next() == HubStatus(up=True)
+    assert await _read(feed, 60) == [f"b-{i}" for i in range(60)]
+    assert not feed.dropped and feed.waiting == 0
