@@ -28,7 +28,6 @@ subscription through bounded per-subscriber buffers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -236,10 +235,22 @@ class Hub:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is None or task.done():
+            return
+        task.cancel()
+        # asyncio.wait, not ``await task``: that raises the pump's CancelledError, which cannot be told
+        # from one aimed at our caller (suppressing it swallowed the caller's cancellation), and it
+        # would cancel the pump again, in the finally that releases its Redis subscription. wait()
+        # returns when the pump is done and raises only when this task is cancelled: then the pump,
+        # cancelled and no longer the hub's, is still let finish releasing, and the caller's
+        # cancellation goes on (a second one stops the waiting).
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            await asyncio.wait([task])
+            raise
+        if not task.cancelled():
+            task.result()  # a pump that ended with an error instead raises it here, as ``await`` did
 
     def _set_status(self, status: HubStatus) -> None:
         changed = status.up != self.status.up

@@ -112,3 +112,83 @@ async def test_a_subscriber_keeping_up_gets_a_message_larger_than_the_hard_cap_w
     assert await feed.next() == HubStatus(up=True)
     assert await _read(feed, 60) == [f"b-{i}" for i in range(60)]
     assert not feed.dropped and feed.waiting == 0
+
+
+# -- stop() and its caller's cancellation ------------------------------------------------------------------
+class _SlowToClose:
+    """A subscription whose close waits for the test: the pump is still releasing it while stop() waits."""
+
+    def __init__(self) -> None:
+        self.closing = asyncio.Event()
+        self.may_close = asyncio.Event()
+        self.closed = False
+
+    async def get(self, timeout_s: float) -> bytes | None:
+        await asyncio.sleep(min(timeout_s, 0.05))
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self.closing.set()
+        await self.may_close.wait()
+        self.closed = True
+
+
+class _SlowCache:
+    def __init__(self) -> None:
+        self.opened: list[_SlowToClose] = []
+
+    async def open_subscription(self, channel: str) -> _SlowToClose:
+        self.opened.append(_SlowToClose())
+        return self.opened[-1]
+
+
+async def test_a_caller_cancelled_in_stop_ends_cancelled_after_the_pump_released_its_subscription() -> None:
+    cache = _SlowCache()
+    hub = Hub(cache)  # type: ignore[arg-type]
+    in_place = asyncio.Event()
+
+    async def subscribe_then_leave() -> None:
+        async with hub.subscribed(EventFeed(None, 10, user=1)):  # leaving it awaits hub.stop()
+            await in_place.wait()
+
+    leaving = asyncio.ensure_future(subscribe_then_leave())
+    await wait_until(lambda: len(cache.opened) == 1)
+    pump, subscription = hub._task, cache.opened[0]
+    assert pump is not None
+    pump_done_when_leaving_ended: list[bool] = []
+    leaving.add_done_callback(lambda _: pump_done_when_leaving_ended.append(pump.done()))
+    in_place.set()
+    await asyncio.wait_for(subscription.closing.wait(), 10)  # the pump is cancelled, stop() waits for it
+    assert not leaving.done()
+    leaving.cancel()  # the caller of stop() is cancelled while the pump is releasing its subscription
+    await asyncio.sleep(0)  # the cancellation reaches the caller before the release can end
+    subscription.may_close.set()
+    done, _ = await asyncio.wait({leaving}, timeout=10)  # a bound: only a stop() that hangs reaches it
+    assert done
+    assert leaving.cancelled()  # the cancellation was not swallowed
+    assert pump_done_when_leaving_ended == [True]  # it propagated once the pump was gone
+    assert subscription.closed  # the pump's release ran to its end (it was not cancelled midway)
+    assert not hub.running
+
+
+class _FailingToClose(_SlowToClose):
+    async def close(self) -> None:
+        raise RuntimeError("close failed")
+
+
+class _FailingCache(_SlowCache):
+    async def open_subscription(self, channel: str) -> _SlowToClose:
+        self.opened.append(_FailingToClose())
+        return self.opened[-1]
+
+
+async def test_stop_still_raises_an_error_the_pump_ended_with() -> None:
+    cache = _FailingCache()
+    hub = Hub(cache)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="close failed"):
+        async with hub.subscribed(EventFeed(None, 10, user=1)):  # leaving it awaits hub.stop()
+            await wait_until(lambda: len(cache.opened) == 1)
+    assert not hub.running
