@@ -2,6 +2,10 @@
 
 The answer comes after the group commit (gateway/realtime/writer.py): every id in ``accepted`` is in the
 document store, durably, and any cached answer it changes is no longer served.
+
+Validation comes first and writes nothing: a fault of ours while validating (``events.ValidationFault``)
+leaves the batch unwritten and uncounted, and the caller answers it as an internal error (a retry with
+the same eventIds is safe).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ async def capture(runtime: Realtime | None, raw_events: Sequence[Any]) -> Captur
         raise TooManyEvents(
             f"{len(raw_events)} events in one batch; at most {realtime.max_batch} (FUNNEL_EVENTS_MAX_BATCH)"
         )
+    # Raises ValidationFault on a fault of ours: before the write and the metrics, so nothing of the batch
+    # is stored, acknowledged or counted (a rejection would blame the client).
     checked = validate(raw_events, utc_now(), realtime.max_skew, realtime.max_age)
     written = await realtime.writer.write(checked.events)
     rejected = list(checked.rejected)

@@ -4,6 +4,10 @@
 camelCase names below) to :func:`validate`, so a rule and its message exist once. Each event is judged
 on its own: a bad one is rejected with its index and reason and never costs a good one its place.
 
+A fault of ours (anything but :class:`Invalid` raised while judging an event: a bug) is not a bad event,
+and rejecting the event would blame the client for it: :func:`validate` raises :class:`ValidationFault`
+for the whole batch instead, which both routes answer as an internal error (see its docstring).
+
 =================  ==============================================================================
 field              rule
 =================  ==============================================================================
@@ -36,7 +40,6 @@ typo such as ``user_id`` must not silently drop data); ``null`` counts as absent
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import uuid
@@ -49,8 +52,6 @@ from gateway.errors import json_type, shown
 from gateway.models import Device
 from gateway.realtime.captured import CONVERSION, INTERACTION, PAGE_VIEW, Event, build_event, restamped
 from gateway.validation import USER_ID_MAX, USER_ID_MIN
-
-log = logging.getLogger("funnelgate.realtime")
 
 EVENT_TYPES = (PAGE_VIEW, INTERACTION, CONVERSION)
 INTERACTION_TYPES = ("click", "scroll", "hover", "form")
@@ -349,13 +350,38 @@ def claimed_id(raw: Any) -> str | None:
     return given if isinstance(given, str) and len(given) <= MAX_ID_CHARS else None
 
 
-INTERNAL_REASON = "this event could not be validated: an internal error, which the gateway logged"
+class ValidationFault(Exception):
+    """Judging an event of the batch raised something else than :class:`Invalid`: a fault of the
+    gateway's, not of the event. The first fault is the ``__cause__`` (its traceback is logged with this
+    one), the message gives its index and how many other events of the batch faulted.
+
+    The batch fails whole rather than the event being rejected, because a rejection tells the client the
+    event is bad and must not be sent again: it would drop a good event for our bug, count it in
+    ``funnelgate_events_total{result="rejected"}`` (whose rate alerts on *clients'* mistakes) and, with
+    a batch of all such events, answer 400 BAD_USER_INPUT. :func:`validate` runs before anything is
+    written (``capture.capture``), so a failed batch stored nothing and a retry with the same eventIds is
+    safe: the answer is the retryable internal error, HTTP 500 on ``POST /events`` (the front middleware
+    logs it) and a masked ``INTERNAL_SERVER_ERROR`` on ``trackEvents`` (the error policy logs it). Not a
+    :class:`gateway.errors.FunnelError` on purpose: those are shown to the client and logged as its
+    mistakes; this is masked, and logged once per batch with its traceback, not once per event."""
+
+    def __init__(self, index: int, others: int, size: int) -> None:
+        also = f"; {others:,} other event(s) of the batch faulted too" if others else ""
+        super().__init__(
+            f"validating event {index} of a batch of {size:,} failed (a fault of the gateway's){also}: "
+            "the batch was refused whole, nothing of it was stored"
+        )
+        self.index, self.others = index, others
 
 
 def validate(
     raw_events: Sequence[Any], now: datetime, max_skew: timedelta, max_age: timedelta | None = None
 ) -> Validated:
     """Every event judged on its own; ``now`` is naive UTC (the arrival time of the batch).
+
+    An event breaking a rule is rejected; an unexpected exception while judging one (a bug of ours) fails
+    the whole batch with :class:`ValidationFault`, raised after judging every event so that it can say how
+    many faulted (the first one's exception is its cause).
 
     Events without a timestamp are stamped ``now``, a user's later ones in the batch 1 ms apart (the
     stores' precision) in batch order: stored visits are ordered by time, then eventId, and a batch's
@@ -367,15 +393,18 @@ def validate(
     seen: set[str] = set()
     stamped: dict[int, int] = {}  # user -> events stamped with the arrival time so far
     arrival = _milliseconds(now)
+    fault: tuple[int, Exception] | None = None  # the first event that faulted, and its exception
+    faults = 0
     for index, raw in enumerate(raw_events):
         try:
             event = _parse(raw, now, arrival, max_skew, max_age)
         except Invalid as exc:
             rejected.append(Rejected(index, claimed_id(raw), str(exc)))
             continue
-        except Exception:  # a fault of ours in one event must not cost the batch its other events
-            log.exception("validating event %d of a batch failed", index)
-            rejected.append(Rejected(index, claimed_id(raw), INTERNAL_REASON))
+        except Exception as exc:  # a bug of ours, not a bad event: kept (the first) and counted, not logged
+            faults += 1
+            if fault is None:
+                fault = (index, exc)
             continue
         event_id = event.event_id
         if event_id in seen:
@@ -390,6 +419,9 @@ def validate(
         seen.add(event_id)
         events.append(event)
         indexes.append(index)
+    if fault is not None:
+        first_index, first = fault
+        raise ValidationFault(first_index, faults - 1, len(raw_events)) from first
     return Validated(events=events, indexes=indexes, repeats=repeats, rejected=rejected)
 
 

@@ -17,7 +17,9 @@ status   when
 413      more than FUNNEL_EVENTS_MAX_BYTES bytes or FUNNEL_EVENTS_MAX_BATCH events: ``code``
          ``PAYLOAD_TOO_LARGE``
 500      a fault of the gateway's (the front middleware logs it, ``INTERNAL_SERVER_ERROR``): some events
-         may be stored, none was acknowledged; a retry with the same eventIds stores nothing twice
+         may be stored, none was acknowledged; a retry with the same eventIds stores nothing twice. A
+         fault while validating any event (``ValidationFault``) fails the whole batch this way, before
+         anything is written: it is not the event's fault, so it is never one of ``rejected``
 503      the document store could not take the write: nothing was acknowledged, retry (``UNAVAILABLE``)
 =======  =====================================================================================
 """

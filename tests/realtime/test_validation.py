@@ -216,24 +216,66 @@ def test_a_user_s_unstamped_events_keep_their_batch_order_1_ms_apart() -> None:
     }
 
 
-def test_an_unexpected_fault_in_one_event_rejects_that_event_only(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def break_device(monkeypatch: pytest.MonkeyPatch, marker: str = "tablet") -> None:
+    """A bug in one rule: judging an event whose device is ``marker`` raises RuntimeError("a bug")."""
     real = events_module._device
 
     def broken(value: Any) -> Any:
-        if value == "tablet":
+        if value == marker:
             raise RuntimeError("a bug")
         return real(value)
 
     monkeypatch.setattr(events_module, "_device", broken)
-    batch = [VIEW | {"eventId": "a"}, VIEW | {"eventId": "b", "device": "tablet"}, VIEW | {"eventId": "c"}]
+
+
+def test_an_unexpected_fault_in_one_event_fails_the_batch_not_the_event(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bug of ours is no bad event: rejecting it would blame (and count) the client. The batch fails
+    # whole, the bug as the cause, and validation itself logs nothing (the route logs the failure once).
+    break_device(monkeypatch)
+    batch = [
+        VIEW | {"eventId": "a"},
+        VIEW | {"eventId": "b", "device": "tablet"},
+        VIEW | {"eventId": "c", "device": "phone"},  # a bad event too: the fault wins
+    ]
+    with pytest.raises(events_module.ValidationFault) as raised:
+        validate(batch, NOW, SKEW)
+    fault = raised.value
+    assert (fault.index, fault.others) == (1, 0)
+    assert isinstance(fault.__cause__, RuntimeError) and str(fault.__cause__) == "a bug"
+    assert str(fault) == (
+        "validating event 1 of a batch of 3 failed (a fault of the gateway's): "
+        "the batch was refused whole, nothing of it was stored"
+    )
+    assert caplog.records == []
+
+
+def test_a_fault_counts_the_other_faulty_events_and_keeps_the_first_as_its_cause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    break_device(monkeypatch)
+    tablet = VIEW | {"device": "tablet"}
+    batch = [VIEW, VIEW, tablet | {"eventId": "first"}, VIEW, tablet, tablet, "not an event", tablet]
+    with pytest.raises(events_module.ValidationFault) as raised:
+        validate(batch, NOW, SKEW)
+    assert (raised.value.index, raised.value.others) == (2, 3)  # indexes 2, 4, 5 and 7 faulted
+    assert "event 2 of a batch of 8 failed" in str(raised.value)
+    assert "3 other event(s) of the batch faulted too" in str(raised.value)
+    assert raised.value.__cause__ is not None
+    assert raised.value.__cause__.__traceback__ is not None  # the bug's own frames, for the log
+
+
+def test_a_batch_without_a_fault_is_judged_as_before_while_a_rule_is_broken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    break_device(monkeypatch)  # only a tablet would fault
+    batch = [VIEW | {"eventId": "a"}, VIEW | {"eventId": "b", "device": "phone"}, VIEW | {"eventId": "c"}]
     checked = validate(batch, NOW, SKEW)
     assert [e.event_id for e in checked.events] == ["a", "c"]
     assert [(r.index, r.event_id, r.reason) for r in checked.rejected] == [
-        (1, "b", "this event could not be validated: an internal error, which the gateway logged")
+        (1, "b", 'device must be one of desktop, mobile, tablet, other, got "phone"')
     ]
-    assert "validating event 1 of a batch failed" in caplog.text
 
 
 def test_a_rejected_event_echoes_its_id_only_if_it_could_be_one() -> None:
