@@ -95,3 +95,14 @@ async def test_an_ingested_generation_registers_its_ids(tmp_path: Path) -> None:
         assert await store.record_events(live(interactions=(stored[0],))) == []
     finally:
         await store.close()
+
+
+async def test_a_generic_insert_of_an_id_the_other_table_holds_keeps_one_registration(
+    store: DuckDBStore,
+) -> None:
+    # insert_many is per collection (its key): it stores the interaction, and the register, refusing
+    # the id once, keeps it once.
+    await store.insert_many("page_visits", [visit("a", 1)])
+    await store.insert_many("user_interactions", [interaction("a", 1), interaction("b", 1)])
+    assert (await store.count("page_visits"), await store.count("user_interactions")) == (1, 2)
+    assert await registered(store) == {"a", "b"}

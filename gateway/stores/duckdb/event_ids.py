@@ -16,7 +16,10 @@ made before the register existed gets it filled when it is opened.
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
+import pyarrow as pa
 
 from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS
 from gateway.stores.duckdb import schema
@@ -26,6 +29,7 @@ Cursor = duckdb.DuckDBPyConnection
 TABLE = "event_ids"
 EVENT_TABLES = (PAGE_VISITS, USER_INTERACTIONS)
 KEY_INDEX = f"{TABLE}__event_id"
+RETURNED = "fg_registered_id"  # the column an event table's insert returns its new ids in
 KEY_INDEX_DDL = f"CREATE UNIQUE INDEX IF NOT EXISTS {KEY_INDEX} ON {TABLE} (event_id)"
 _STORED_IDS = " UNION ".join(f"SELECT event_id FROM {schema.quote(t)}" for t in EVENT_TABLES)
 _EXISTS = """
@@ -48,11 +52,16 @@ def ensure(cur: Cursor) -> None:
         build(cur)
 
 
-def add_from(cur: Cursor, source: str) -> None:
-    """Register the ``event_id`` of every row of ``source`` (a table or view) not registered yet."""
-    cur.execute(
-        f"INSERT INTO {TABLE} SELECT DISTINCT event_id FROM {source} ON CONFLICT DO NOTHING"
-    ).fetchall()
+def add(cur: Cursor, ids: Any) -> None:
+    """Register ``ids``, just inserted into an event table: new there, so new here unless the other
+    table holds one (then the statement is refused, and done again skipping what is registered)."""
+    incoming = pa.table({"event_id": pa.array(ids, pa.string())})
+    sql = f"INSERT INTO {TABLE} SELECT event_id FROM incoming"
+    try:
+        cur.execute(sql).fetchall()
+    except duckdb.ConstraintException:
+        cur.execute(f"{sql} ON CONFLICT DO NOTHING").fetchall()
+    del incoming
 
 
 def removed_where(table: str, where: str) -> str:

@@ -142,25 +142,24 @@ def _insert_sql(table: schema.Table, source: str) -> str:
 def _insert(cur: Cursor, table: schema.Table, source: str) -> int:
     """INSERT the rows of ``source`` whose key is not stored yet; returns how many were written."""
     sql = _insert_sql(table, source)
-    if table.name in event_ids.EVENT_TABLES:
+    feed = changes.feed_of(cur, table.name)
+    registered = table.name in event_ids.EVENT_TABLES
+    if feed is None and not registered:
+        row = first_row(cur, sql)
+        return int(row[0]) if row else 0
+    returned = [changes.INSERTED[table.name]] if feed is not None else []
+    if registered:
+        returned.append(f"event_id AS {event_ids.RETURNED}")
+    stored = cur.execute(f"{sql} RETURNING {', '.join(returned)}").fetchnumpy()
+    ids = stored.pop(event_ids.RETURNED, None)
+    written = len(ids) if ids is not None else len(next(iter(stored.values())))
+    if written and feed is not None:
+        feed.inserted(table.name, stored)
+    if written and ids is not None:
         # After the rows, each statement committing on its own: a failure between the two leaves an
         # id stored and not registered (a later event of the other type with it is stored too), never
         # one registered and not stored (an event acknowledged as a duplicate and never stored).
-        written = _insert_fed(cur, table, sql)
-        event_ids.add_from(cur, source)
-        return written
-    return _insert_fed(cur, table, sql)
-
-
-def _insert_fed(cur: Cursor, table: schema.Table, sql: str) -> int:
-    feed = changes.feed_of(cur, table.name)
-    if feed is None:
-        row = first_row(cur, sql)
-        return int(row[0]) if row else 0
-    stored = cur.execute(f"{sql} RETURNING {changes.INSERTED[table.name]}").fetchnumpy()
-    written = len(next(iter(stored.values())))
-    if written:
-        feed.inserted(table.name, stored)
+        event_ids.add(cur, ids)
     return written
 
 
