@@ -2,17 +2,18 @@
 
 Inside one BEGIN ... COMMIT, under the store's write lock, in as few statements as the tables allow
 (each DuckDB statement costs ~1-3 ms of CPU before its first row, more than a few hundred rows do):
-  1. the group's ids into the register of stored ids (``event_ids.py``: an id is one event whatever
-     its type), then visits and interactions: plain ``INSERT``s, every id new -- the common case;
-     when one is already stored, as any type, or repeated in the group, a unique index refuses the
-     statement, the transaction is rolled back and done again with ``INSERT ... ON CONFLICT DO
-     NOTHING RETURNING event_id`` on the register, which tells which ids are new, and only their
-     events inserted (the plain insert returns no ids: it stored every one of the group; visits
-     return only the change feed's columns). ``ON CONFLICT`` costs ~6 ms of CPU per commit whatever its size
-     (measured at 100 and at 1,500 events), as much as the plain insert of a few hundred rows, so
-     only a group holding a replayed id pays it (and the failed attempt before it). While a table's
-     or the register's unique key is missing (a bulk delete failed to build it again: ``writes.UNKEYED``) every group
-     takes ``ON CONFLICT``, which then fails loudly instead of storing a replay twice;
+  1. the group's ids into the register of stored ids (``event_ids.py``), the event tables' key: an id
+     is one event whatever its type. Then visits and interactions, plain ``INSERT``s: every id new --
+     the common case. When one is already stored, as any type, or repeated in the group, the
+     register's unique index refuses the statement, the transaction is rolled back and done again
+     with ``INSERT ... ON CONFLICT DO NOTHING RETURNING event_id`` on the register, which tells which
+     ids are new, and only their events inserted (the plain inserts return no ids: they stored every
+     one of the group; visits return only the change feed's columns). ``ON CONFLICT`` costs ~6 ms of
+     CPU per commit whatever its size (measured at 100 and at 1,500 events), as much as the plain
+     insert of a few hundred rows, so only a group holding a replayed id pays it (and the failed
+     attempt before it). While the register's key is missing (a bulk delete failed to build it
+     again: ``writes.UNKEYED``) every group takes ``ON CONFLICT``, which then fails loudly instead of
+     storing a replay twice;
   2. users: ``INSERT ... ON CONFLICT DO NOTHING`` (an existing user document is never changed), only
      when the group has new users, and only those with a new event (a duplicate creates no one);
   3. sessions: the new events' deltas (``stores/event_fold.py``) appended to ``session_deltas``, folded
@@ -151,7 +152,7 @@ def _unregistered(cur: Cursor, batch: EventBatch) -> tuple[list[Mapping[str, Any
 
 def record(cur: Cursor, batch: EventBatch, last_visits: LastVisits, pending: PendingSessions) -> list[str]:
     """Run in the store's thread with its write lock held."""
-    skip_stored = not writes.UNKEYED.isdisjoint((PAGE_VISITS, USER_INTERACTIONS, event_ids.TABLE))
+    skip_stored = event_ids.TABLE in writes.UNKEYED
     try:
         written = _write(cur, batch, last_visits, pending, skip_stored)
     except duckdb.ConstraintException:
@@ -175,33 +176,23 @@ def _write(
     cur: Cursor, batch: EventBatch, last_visits: LastVisits, pending: PendingSessions, skip_stored: bool
 ) -> tuple[Columns, Columns, set[str], list[SessionDelta], list[bool]]:
     """The transaction: committed, or rolled back and raised."""
+    visits_in: Sequence[Mapping[str, Any]]
+    interactions_in: Sequence[Mapping[str, Any]]
     cur.begin()
     try:
-        if skip_stored:
-            # ON CONFLICT on the tables too: an id stored and not registered (a write that failed
-            # between the two, writes._insert) is then registered, and still not stored twice.
-            conflict = "ON CONFLICT DO NOTHING "
-            fresh_visits, fresh_interactions = _unregistered(cur, batch)
-            visits = _insert(
-                cur, PAGE_VISITS, fresh_visits, f"{conflict}RETURNING event_id AS new_event_id, {_FED}"
-            )
-            interactions = _insert(
-                cur, USER_INTERACTIONS, fresh_interactions, f"{conflict}RETURNING event_id"
-            )
-            new: set[str] = set()
-            for stored, column in ((visits, "new_event_id"), (interactions, "event_id")):
-                new.update(stored[column].tolist() if stored else [])
+        if skip_stored:  # only the events whose id the register takes
+            visits_in, interactions_in = _unregistered(cur, batch)
         else:
-            # A plain INSERT stores every row or raises (then the retry above takes ON CONFLICT): every
-            # id of the group is new, so nothing returns them -- the interactions return nothing at all.
-            # The register first: it raises for an id stored as any type, or repeated across types.
-            _register(
-                cur, [d["event_id"] for d in batch.visits] + [d["event_id"] for d in batch.interactions], ""
-            ).fetchall()
-            visits = _insert(cur, PAGE_VISITS, batch.visits, f"RETURNING {_FED}")
-            _insert(cur, USER_INTERACTIONS, batch.interactions, "")
-            new = {d["event_id"] for d in batch.visits}
-            new.update([d["event_id"] for d in batch.interactions])
+            # Plain INSERTs store every row or raise (then the retry above takes the register's ON
+            # CONFLICT): the register's key refuses an id stored as any type, or repeated in the group.
+            # Every id of the group is new, so nothing returns them.
+            ids = [d["event_id"] for d in batch.visits] + [d["event_id"] for d in batch.interactions]
+            _register(cur, ids, "").fetchall()
+            visits_in, interactions_in = batch.visits, batch.interactions
+        visits = _insert(cur, PAGE_VISITS, visits_in, f"RETURNING {_FED}")
+        _insert(cur, USER_INTERACTIONS, interactions_in, "")
+        new: set[str] = {d["event_id"] for d in visits_in}
+        new.update([d["event_id"] for d in interactions_in])
         users = _insert(
             cur,
             USERS,

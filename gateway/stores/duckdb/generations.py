@@ -226,10 +226,11 @@ class FileBuild:
 
         def finish(cur: Cursor) -> None:
             for table in schema.TABLES.values():
-                writes.run_sql(cur, schema.key_index_ddl(table))
+                for ddl in schema.key_index_ddl(table):
+                    writes.run_sql(cur, ddl)
                 for ddl in schema.lookup_index_ddl(table.name):
                     writes.run_sql(cur, ddl)
-            event_ids.build(cur)  # after the keys: a repeated id failed there, with its table named
+            event_ids.build_checked(cur)
             writes.run_sql(cur, f"CREATE TABLE {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
             writes.run_sql(
                 cur,

@@ -1,7 +1,8 @@
 """DuckDB tables for the design's collections: DDL, indexes, and the document <-> row conversions.
 
 One table per collection, named like it. Each key is a UNIQUE INDEX made with the table (it lets
-``ON CONFLICT`` skip duplicates) rather than a PRIMARY KEY, because bulk deletes drop and rebuild a
+``ON CONFLICT`` skip duplicates) -- the event tables' is the register of event ids, one index for both
+(``REGISTER_KEYED``) -- rather than a PRIMARY KEY, because bulk deletes drop and rebuild a
 table's indexes (see DuckDBStore) and a primary key cannot be dropped. The other indexes are on the
 columns the store looks rows up by (``LOOKUP_COLUMNS``), not the design's, which are MongoDB's. Two
 document fields are stored in another shape and rebuilt on the way out: ``users.attributes`` as JSON text and ``user_interactions.coordinates`` as two integer columns.
@@ -135,17 +136,12 @@ def table_ddl(table: Table) -> list[str]:
         f"{quote(column)} {sql_type}{' NOT NULL' if column in table.key else ''}"
         for column, sql_type in table.columns
     )
-    key = IndexSpec(table.key, unique=True)
     added = [
         f"ALTER TABLE {quote(table.name)} ADD COLUMN IF NOT EXISTS {quote(column)} {sql_type}"
         for column, sql_type in table.columns
         if column not in table.key
     ]
-    return [
-        f"CREATE TABLE IF NOT EXISTS {quote(table.name)} ({body})",
-        _create_index(table.name, key),
-        *added,
-    ]
+    return [f"CREATE TABLE IF NOT EXISTS {quote(table.name)} ({body})", *key_index_ddl(table), *added]
 
 
 def bare_table_ddl(table: Table) -> str:
@@ -154,9 +150,17 @@ def bare_table_ddl(table: Table) -> str:
     return table_ddl(table)[0]
 
 
-def key_index_ddl(table: Table) -> str:
-    """The unique key index ``table_ddl`` creates with the table."""
-    return _create_index(table.name, IndexSpec(table.key, unique=True))
+# The event tables' key, ``event_id``, is no index of their own: one unique index over the ids of both,
+# the register of event ids (``event_ids.py``), makes an id one event whatever its type, and costs each
+# event the one ART insert its table's key did.
+REGISTER_KEYED = (PAGE_VISITS, USER_INTERACTIONS)
+
+
+def key_index_ddl(table: Table) -> list[str]:
+    """The unique key index ``table_ddl`` creates with the table (none for ``REGISTER_KEYED``)."""
+    if table.name in REGISTER_KEYED:
+        return []
+    return [_create_index(table.name, IndexSpec(table.key, unique=True))]
 
 
 def index_name(table: str, spec: IndexSpec) -> str:
@@ -214,7 +218,11 @@ def lookup_index_ddl(table: str) -> list[str]:
 
 
 KEPT_INDEX_NAMES = [
-    *(index_name(t.name, IndexSpec(t.key, unique=True)) for t in TABLES.values()),
+    *(
+        index_name(t.name, IndexSpec(t.key, unique=True))
+        for t in TABLES.values()
+        if t.name not in REGISTER_KEYED
+    ),
     *(
         index_name(table, IndexSpec((column,)))
         for table, columns in LOOKUP_COLUMNS.items()

@@ -138,7 +138,8 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
                 for (index,) in unkept:
                     writes.run_sql(cur, f"DROP INDEX {schema.quote(index)}")
                 for table in schema.TABLES.values():
-                    writes.run_sql(cur, schema.key_index_ddl(table))
+                    for ddl in schema.key_index_ddl(table):
+                        writes.run_sql(cur, ddl)
                     for ddl in schema.lookup_index_ddl(table.name):
                         writes.run_sql(cur, ddl)
                 writes.run_sql(cur, event_ids.KEY_INDEX_DDL)  # lost if a bulk delete failed to rebuild it
@@ -156,9 +157,14 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
 
         found: dict[str, list[IndexSpec]] = {}
         for table, columns, unique in await self._db.run("indexes", read):
+            # The event tables' key is the register's one index over both (schema.REGISTER_KEYED).
+            owners = (
+                event_ids.EVENT_TABLES if (table, columns) == (event_ids.TABLE, ("event_id",)) else (table,)
+            )
             spec = IndexSpec(columns, unique=unique)
-            if table in COLLECTIONS and spec not in found.setdefault(table, []):
-                found[table].append(spec)
+            for owner in owners:
+                if owner in COLLECTIONS and spec not in found.setdefault(owner, []):
+                    found[owner].append(spec)
         return found
 
     async def ping(self) -> None:

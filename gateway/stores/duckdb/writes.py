@@ -22,6 +22,7 @@ import pyarrow as pa
 from gateway.errors import BadInput
 from gateway.stores.batches import batches
 from gateway.stores.duckdb import changes, event_ids, schema
+from gateway.stores.duckdb.changes import Columns
 
 T = TypeVar("T")
 Cursor = duckdb.DuckDBPyConnection
@@ -72,25 +73,24 @@ def on_arrow(cur: Cursor, sql: str, incoming: Any) -> Any:
 
 
 @contextmanager
-def registered(cur: Cursor, frame: Any) -> Iterator[str]:
-    """The DataFrame as a view named ``incoming`` on this cursor only."""
-    cur.register("incoming", frame)
+def registered(cur: Cursor, frame: Any, name: str = "incoming") -> Iterator[str]:
+    """The DataFrame (or Arrow table) as a view named ``name`` on this cursor only."""
+    cur.register(name, frame)
     try:
-        yield "incoming"
+        yield name
     finally:
-        cur.unregister("incoming")
+        cur.unregister(name)
 
 
 def delete_rows(cur: Cursor, table: str, where: str, params: dict[str, Any]) -> int:
-    """DELETE the rows of ``table`` matching ``where``; returns how many.
+    """DELETE the rows of ``table`` matching ``where`` (an event table's with their registered ids, in
+    one transaction); returns how many.
 
     DuckDB removes deleted keys from each ART index when the delete commits, at roughly 0.1-0.3 ms per
     row and index on a file database. Past a few thousand rows it is far cheaper to drop the table's
     indexes (committed first, or the commit still pays), delete, and build them again. Readers meanwhile
     see correct results, only unindexed; writers wait on the store's write lock.
     """
-    if table in event_ids.EVENT_TABLES:  # before the rows: the register's condition reads them
-        delete_rows(cur, event_ids.TABLE, event_ids.removed_where(table, where), params)
     name = schema.quote(table)
     counted = first_row(cur, f"SELECT count(*) FILTER (WHERE {where}), count(*) FROM {name}", params)
     doomed, total = counted if counted else (0, 0)
@@ -99,68 +99,121 @@ def delete_rows(cur: Cursor, table: str, where: str, params: dict[str, Any]) -> 
     if doomed < max(BULK_DELETE_MIN, total // BULK_DELETE_FRACTION):
         _delete(cur, table, where, params)
         return int(doomed)
-    indexes = cur.execute(schema.TABLE_INDEXES_SQL, {"table": table}).fetchall()
-    for index, _ in indexes:
+    # The register's key first when built again: without it capture stops (events.py), without a
+    # lookup index reads are only slower.
+    tables = [event_ids.TABLE, table] if table in event_ids.EVENT_TABLES else [table]
+    indexes = [
+        (t, *row) for t in tables for row in cur.execute(schema.TABLE_INDEXES_SQL, {"table": t}).fetchall()
+    ]
+    for _, index, _ in indexes:
         run_sql(cur, f"DROP INDEX {schema.quote(index)}")
-    UNKEYED.add(table)
+    UNKEYED.update(tables)
     try:
         _delete(cur, table, where, params)
     finally:
-        for _, ddl in indexes:
+        for _, _, ddl in indexes:
             run_sql(cur, ddl)
-        UNKEYED.discard(table)  # not reached if an index could not be built again
+        UNKEYED.difference_update(tables)  # not reached if an index could not be built again
     return int(doomed)
 
 
-# Tables whose key index a bulk delete dropped and has not built again (it failed: the process goes
-# on without it until a restart builds it). A plain INSERT into such a table would take a duplicate key
-# without a word, so live capture writes them only with ``ON CONFLICT``, which fails loudly instead
-# (gateway/stores/duckdb/events.py). Process-wide: a stale entry only costs that capture its fast path.
+# Tables whose indexes a bulk delete dropped and has not built again (it failed: the process goes on
+# without them until a restart builds them). Without the register's key (``event_ids.TABLE``) a plain
+# INSERT would take a replayed event id without a word, so live capture then writes only with
+# ``ON CONFLICT``, which fails loudly instead (gateway/stores/duckdb/events.py). Process-wide: a stale
+# entry only costs that capture its fast path.
 UNKEYED: set[str] = set()
 
 
 def _delete(cur: Cursor, table: str, where: str, params: dict[str, Any]) -> None:
     sql = f"DELETE FROM {schema.quote(table)} WHERE {where}"
     feed = changes.feed_of(cur, table)
-    if feed is None:
-        run_sql(cur, sql, params)
-        return
-    returning = changes.DELETED[table]
-    if returning is None:
-        run_sql(cur, sql, params)
-        feed.deleted(table, None)
-    else:
-        feed.deleted(table, cur.execute(f"{sql} RETURNING {returning}", params).fetchnumpy())
+    returning = changes.DELETED[table] if feed is not None else None
+    keyed_by_register = table in event_ids.EVENT_TABLES
+    if keyed_by_register:
+        cur.begin()
+    try:
+        if keyed_by_register:  # before the rows: the condition reads them
+            run_sql(
+                cur, f"DELETE FROM {event_ids.TABLE} WHERE {event_ids.removed_where(table, where)}", params
+            )
+        if returning is None:
+            run_sql(cur, sql, params)
+            gone = None
+        else:
+            gone = cur.execute(f"{sql} RETURNING {returning}", params).fetchnumpy()
+        if keyed_by_register:
+            cur.commit()
+    except BaseException:
+        if keyed_by_register:
+            cur.rollback()
+        raise
+    if feed is not None:
+        feed.deleted(table, gone)
 
 
-def _insert_sql(table: schema.Table, source: str) -> str:
+def _insert_sql(table: schema.Table, source: str, tail: str = "ON CONFLICT DO NOTHING") -> str:
     target = f"{schema.quote(table.name)} ({schema.columns_sql(table)})"
     values = f"SELECT {schema.cast_select(table, source)} FROM {source}"
-    return f"INSERT INTO {target} {values} ON CONFLICT DO NOTHING"
+    return f"INSERT INTO {target} {values} {tail}"
 
 
 def _insert(cur: Cursor, table: schema.Table, source: str) -> int:
     """INSERT the rows of ``source`` whose key is not stored yet; returns how many were written."""
-    sql = _insert_sql(table, source)
+    if table.name in event_ids.EVENT_TABLES:
+        return _insert_events(cur, table, source)
     feed = changes.feed_of(cur, table.name)
-    registered = table.name in event_ids.EVENT_TABLES
-    if feed is None and not registered:
-        row = first_row(cur, sql)
-        return int(row[0]) if row else 0
-    returned = [changes.INSERTED[table.name]] if feed is not None else []
-    if registered:
-        returned.append(f"event_id AS {event_ids.RETURNED}")
-    stored = cur.execute(f"{sql} RETURNING {', '.join(returned)}").fetchnumpy()
-    ids = stored.pop(event_ids.RETURNED, None)
-    written = len(ids) if ids is not None else len(next(iter(stored.values())))
+    written, stored = _run_insert(cur, table.name, _insert_sql(table, source), feed is not None)
     if written and feed is not None:
         feed.inserted(table.name, stored)
-    if written and ids is not None:
-        # After the rows, each statement committing on its own: a failure between the two leaves an
-        # id stored and not registered (a later event of the other type with it is stored too), never
-        # one registered and not stored (an event acknowledged as a duplicate and never stored).
-        event_ids.add(cur, ids)
     return written
+
+
+def _run_insert(cur: Cursor, table: str, sql: str, fed: bool) -> tuple[int, Columns]:
+    """Run the INSERT ``sql``: the rows written, and (``fed``) the change feed's columns of them."""
+    if not fed:
+        row = first_row(cur, sql)
+        return (int(row[0]) if row else 0), {}
+    stored = cur.execute(f"{sql} RETURNING {changes.INSERTED[table]}").fetchnumpy()
+    return len(next(iter(stored.values()))), stored
+
+
+def _insert_events(cur: Cursor, table: schema.Table, source: str) -> int:
+    """Events and their ids in the register (their key), in one transaction: plainly when every id is
+    new -- the register refuses the statement otherwise --, then again with only the ids it takes. The
+    change feed hears of the rows once they are committed."""
+    feed = changes.feed_of(cur, table.name)
+    register = f"INSERT INTO {event_ids.TABLE} SELECT event_id FROM {source}"
+    for only_new in (False, True):
+        cur.begin()
+        try:
+            if only_new:
+                fresh = cur.execute(f"{register} ON CONFLICT DO NOTHING RETURNING event_id").fetchnumpy()
+                tail = "WHERE event_id IN (SELECT event_id FROM fg_fresh_ids)"
+                with registered(
+                    cur, pa.table({"event_id": pa.array(fresh["event_id"], pa.string())}), "fg_fresh_ids"
+                ):
+                    written, stored = _run_insert(
+                        cur, table.name, _insert_sql(table, source, tail), feed is not None
+                    )
+            else:
+                run_sql(cur, register)
+                written, stored = _run_insert(
+                    cur, table.name, _insert_sql(table, source, ""), feed is not None
+                )
+            cur.commit()
+        except duckdb.ConstraintException:
+            cur.rollback()
+            if only_new:
+                raise
+            continue
+        except BaseException:
+            cur.rollback()
+            raise
+        if written and feed is not None:
+            feed.inserted(table.name, stored)
+        return written
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def insert_batch(cur: Cursor, table: schema.Table, batch: Sequence[Mapping[str, Any]]) -> int:
