@@ -118,6 +118,10 @@ def replicate(source: Path, target: Path, replicas: int) -> None:
                 f"'r{r}-' || session_id, page_type, timestamp, duration, device FROM page_visits "
                 f"WHERE user_id < {ID_OFFSET}"
             )
+            # The event tables' key (gateway/stores/duckdb/event_ids.py) holds every visit's id.
+            con.execute(
+                f"INSERT INTO event_ids SELECT 'r{r}-' || event_id FROM page_visits WHERE user_id < {ID_OFFSET}"
+            )
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -6,8 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
+from gateway.errors import BadInput, StoreUnavailable
 from gateway.models import EventBatch, WriteResult
+from gateway.stores.duckdb import writes as duckdb_writes
 from gateway.stores.duckdb.store import DuckDBStore
 from tests.stores.test_duckdb_store import interaction, user, visit
 
@@ -106,3 +109,37 @@ async def test_a_generic_insert_skips_an_id_the_other_table_holds(store: DuckDBS
     ) == WriteResult(written=1, duplicates=1)
     assert (await store.count("page_visits"), await store.count("user_interactions")) == (1, 1)
     assert await registered(store) == {"a", "b"}
+
+
+async def test_a_register_out_of_step_or_without_its_key_is_mended_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "mended.duckdb"
+    store = await DuckDBStore.open(path)
+    try:
+        await store.record_events(live("a", "b", interactions=("c",)))
+    finally:
+        await store.close()
+    with duckdb.connect(str(path)) as con:  # a version before the register deleted "b" and added "d"
+        con.execute("DELETE FROM page_visits WHERE event_id = 'b'")
+        con.execute(
+            "INSERT INTO user_interactions (event_id, user_id, session_id, page_type, interaction_type) "
+            "VALUES ('d', 7, 's7', 'search', 'click'), ('e', 7, 's7', 'search', 'click')"
+        )
+        con.execute("DROP INDEX event_ids__event_id")
+    store = await DuckDBStore.open(path)
+    try:
+        assert await registered(store) == {"a", "c", "d", "e"}
+        assert await store.record_events(live("e", "b")) == ["b"]  # e is stored; b is free again
+        assert (await store.count("page_visits"), await store.count("user_interactions")) == (2, 3)
+    finally:
+        await store.close()
+
+
+async def test_a_generic_insert_without_the_registers_key_fails_rather_than_store_twice(
+    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.insert_many("page_visits", [visit("a", 1)])
+    await store.connection.run("drop", lambda cur: cur.execute("DROP INDEX event_ids__event_id").fetchall())
+    monkeypatch.setattr(duckdb_writes, "UNKEYED", {"event_ids"})  # as a failed bulk delete leaves it
+    with pytest.raises((StoreUnavailable, BadInput)):
+        await store.insert_many("page_visits", [visit("a", 1), visit("b", 1)])
+    assert await store.count("page_visits") == 1

@@ -11,7 +11,9 @@ insert, the one its table's own key did, and a checkpoint writes one index of th
 two before.
 
 Every write of the event tables goes with the register in one transaction: live capture
-(``events.record``), the generic inserts and deletes (``writes.py``). A new generation builds it at
+(``events.record``), the generic inserts and deletes (``writes.py``; so ``insert_many`` counts an
+interaction with a stored visit's id as a duplicate, and ``upsert_many`` skips it -- MongoDB's generic
+writes keep each collection's own key, only its ``record_events`` applies the rule). A new generation builds it at
 ``seal``, and a file made before it existed gets it built when opened (its tables' own key indexes
 are dropped by ``DuckDBStore.ensure_indexes``).
 """
@@ -30,6 +32,9 @@ EVENT_TABLES = schema.REGISTER_KEYED
 KEY_INDEX = f"{TABLE}__event_id"
 KEY_INDEX_DDL = f"CREATE UNIQUE INDEX IF NOT EXISTS {KEY_INDEX} ON {TABLE} (event_id)"
 _STORED_IDS = " UNION ".join(f"SELECT event_id FROM {schema.quote(t)}" for t in EVENT_TABLES)
+_COUNTS = f"SELECT (SELECT count(*) FROM {TABLE}), " + " + ".join(
+    f"(SELECT count(*) FROM {schema.quote(t)})" for t in EVENT_TABLES
+)
 _EXISTS = """
     SELECT count(*) FROM duckdb_tables()
     WHERE database_name = current_database() AND schema_name = 'main' AND table_name = $table
@@ -38,11 +43,19 @@ _EXISTS = """
 
 def build(cur: Cursor) -> None:
     """Create the register from the event tables' ids, then its index (one build, not an insert per
-    id). An id held by both tables (a file written before the register) is registered once."""
-    cur.execute(
-        f"CREATE TABLE {TABLE} AS SELECT event_id FROM ({_STORED_IDS}) WHERE event_id IS NOT NULL"
-    ).fetchall()
-    cur.execute(KEY_INDEX_DDL).fetchall()
+    id), in one transaction. An id held by both tables (a file written before the register) is
+    registered once."""
+    cur.begin()
+    try:
+        cur.execute(f"DROP TABLE IF EXISTS {TABLE}").fetchall()
+        cur.execute(
+            f"CREATE TABLE {TABLE} AS SELECT event_id FROM ({_STORED_IDS}) WHERE event_id IS NOT NULL"
+        ).fetchall()
+        cur.execute(KEY_INDEX_DDL).fetchall()
+        cur.commit()
+    except BaseException:
+        cur.rollback()
+        raise
 
 
 def build_checked(cur: Cursor) -> None:
@@ -60,9 +73,17 @@ def build_checked(cur: Cursor) -> None:
 
 
 def ensure(cur: Cursor) -> None:
-    """Build the register if this file has none (a file made by an older version, or a new one)."""
-    if not cur.execute(_EXISTS, {"table": TABLE}).fetchall()[0][0]:
-        build(cur)
+    """Build the register if this file has none (a file made by an older version, or a new one), or
+    if its count is not the event tables' (a version before it wrote them since: a file downgraded
+    and upgraded again), and give it its key if a failed bulk delete left it without. Counting is
+    cheap (DuckDB keeps row counts); a file holding an id in both tables, which only versions before
+    the register wrote, is rebuilt at every open, in seconds for millions of ids."""
+    if cur.execute(_EXISTS, {"table": TABLE}).fetchall()[0][0]:
+        registered, stored = cur.execute(_COUNTS).fetchall()[0]
+        if registered == stored:
+            cur.execute(KEY_INDEX_DDL).fetchall()
+            return
+    build(cur)
 
 
 def removed_where(table: str, where: str) -> str:

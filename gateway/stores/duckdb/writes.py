@@ -184,7 +184,9 @@ def _insert_events(cur: Cursor, table: schema.Table, source: str) -> int:
     change feed hears of the rows once they are committed."""
     feed = changes.feed_of(cur, table.name)
     register = f"INSERT INTO {event_ids.TABLE} SELECT event_id FROM {source}"
-    for only_new in (False, True):
+    # Without the register's key (UNKEYED) a plain insert would take a stored id without a word:
+    # ON CONFLICT alone, which then fails loudly, as live capture does.
+    for only_new in (True,) if event_ids.TABLE in UNKEYED else (False, True):
         cur.begin()
         try:
             if only_new:

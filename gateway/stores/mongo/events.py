@@ -28,6 +28,7 @@ are never lost. A replica set could wrap the three in a transaction.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,8 +142,9 @@ async def _one_per_id(db: Any, batch: EventBatch) -> tuple[list[Document], list[
     unique index catches the rest."""
     visit_ids = list(dict.fromkeys(d["event_id"] for d in batch.visits))
     interaction_ids = list(dict.fromkeys(d["event_id"] for d in batch.interactions))
-    as_interactions = await _stored_in(db, USER_INTERACTIONS, visit_ids)
-    as_visits = await _stored_in(db, PAGE_VISITS, interaction_ids)
+    as_interactions, as_visits = await asyncio.gather(
+        _stored_in(db, USER_INTERACTIONS, visit_ids), _stored_in(db, PAGE_VISITS, interaction_ids)
+    )
     taken = as_visits | set(visit_ids)
     visits = [d for d in batch.visits if d["event_id"] not in as_interactions]
     return visits, [d for d in batch.interactions if d["event_id"] not in taken]
