@@ -3,7 +3,7 @@
 The answer comes after the group commit (gateway/realtime/writer.py): every id in ``accepted`` is in the
 document store, durably, and any cached answer it changes is no longer served.
 
-Validation comes first and writes nothing: a fault of ours while validating (``events.ValidationFault``)
+Validation comes first and writes nothing: a fault of ours while validating (``batch.ValidationFault``)
 leaves the batch unwritten and uncounted, and the caller answers it as an internal error (a retry with
 the same eventIds is safe).
 """
@@ -16,7 +16,8 @@ from typing import Any
 
 from gateway.errors import BadInput
 from gateway.ops.metrics import EVENTS
-from gateway.realtime.events import Rejected, claimed_id, utc_now, validate
+from gateway.realtime.batch import Rejected, claimed_id, validate
+from gateway.realtime.events import utc_now
 from gateway.realtime.runtime import Realtime, running
 
 

@@ -1,12 +1,9 @@
 """Realtime events: the wire format and every validation rule, into the normalised ``captured.Event``.
 
 ``POST /events`` and the ``trackEvents`` mutation both hand their raw events (JSON objects with the
-camelCase names below) to :func:`validate`, so a rule and its message exist once. Each event is judged
-on its own: a bad one is rejected with its index and reason and never costs a good one its place.
-
-A fault of ours (anything but :class:`Invalid` raised while judging an event: a bug) is not a bad event,
-and rejecting the event would blame the client for it: :func:`validate` raises :class:`ValidationFault`
-for the whole batch instead, which both routes answer as an internal error (see its docstring).
+camelCase names below) to :func:`gateway.realtime.batch.validate`, which judges each event here
+(:func:`parse_event`), so a rule and its message exist once. Each event is judged on its own: a bad one
+is rejected with its index and reason and never costs a good one its place.
 
 =================  ==============================================================================
 field              rule
@@ -43,14 +40,13 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.errors import json_type, shown
 from gateway.models import Device
-from gateway.realtime.captured import CONVERSION, INTERACTION, PAGE_VIEW, Event, build_event, restamped
+from gateway.realtime.captured import CONVERSION, INTERACTION, PAGE_VIEW, Event, build_event
 from gateway.validation import USER_ID_MAX, USER_ID_MIN
 
 EVENT_TYPES = (PAGE_VIEW, INTERACTION, CONVERSION)
@@ -64,7 +60,8 @@ EARLIEST = datetime(1970, 1, 1)
 # a common client mistake, named as such.
 EPOCH_MILLISECONDS = 1e11
 
-_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}\Z")  # MAX_ID_CHARS
+MAX_ID_CHARS = 128
+_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}\Z")  # 1..MAX_ID_CHARS
 _SLUG = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")
 _DECIMAL = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,2})?\Z")  # an amount given as a string: 49.90
 _COMMON = {"type", "eventId", "userId", "sessionId", "pageType", "timestamp", "device"}
@@ -84,21 +81,6 @@ _REQUIRED_SETS = {kind: frozenset(names) for kind, names in REQUIRED.items()}
 
 class Invalid(ValueError):
     """One event breaks a rule; the message is the reason the client sees."""
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    index: int
-    event_id: str | None
-    reason: str
-
-
-@dataclass(frozen=True)
-class Validated:
-    events: list[Event]  # first occurrence of each id, in batch order
-    indexes: list[int]  # each event's position in the batch
-    repeats: list[tuple[int, str]]  # (index, id) of ids repeated later in the batch: the first counts
-    rejected: list[Rejected]
 
 
 def _is_int(value: Any) -> bool:
@@ -132,7 +114,7 @@ def _timestamp(
     value: Any, now: datetime, arrival: datetime | None, max_skew: timedelta, max_age: timedelta | None
 ) -> datetime:
     if value is None:  # the time it arrived: ``arrival`` when the caller has it (once a batch)
-        return _milliseconds(now) if arrival is None else arrival
+        return to_milliseconds(now) if arrival is None else arrival
     if _is_number(value):
         if EPOCH_MILLISECONDS < value < EPOCH_MILLISECONDS * 1000:
             raise Invalid(
@@ -166,13 +148,13 @@ def _timestamp(
             f"timestamp {_shown(value)} is more than {max_age.days} days in the past "
             "(FUNNEL_EVENTS_MAX_AGE_DAYS); past data is loaded with `funnelgate ingest`"
         )
-    return _milliseconds(moment)
+    return to_milliseconds(moment)
 
 
-_MICROSECOND, _MILLISECOND = timedelta(microseconds=1), timedelta(milliseconds=1)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def _milliseconds(moment: datetime) -> datetime:
+def to_milliseconds(moment: datetime) -> datetime:
     # MongoDB keeps milliseconds: every store holds the same instant. (A subtraction costs a third of
     # moment.replace(microsecond=...), and this runs for each event that carries its own time.)
     return moment - _MICROSECOND * (moment.microsecond % 1000)
@@ -251,17 +233,24 @@ def _fields_problem(given: Mapping[str, Any]) -> str:
     return f"field(s) {', '.join(foreign)} do not apply to {kind} events"
 
 
-def parse_event(raw: Any, now: datetime, max_skew: timedelta, max_age: timedelta | None = None) -> Event:
+def parse_event(
+    raw: Any,
+    now: datetime,
+    max_skew: timedelta,
+    max_age: timedelta | None = None,
+    arrival: datetime | None = None,
+) -> Event:
     """One raw event (a JSON object) -> Event, or :class:`Invalid` naming the first broken rule
-    (``max_age`` None: no lower bound but 1970)."""
-    return _parse(raw, now, None, max_skew, max_age)
+    (``max_age`` None: no lower bound but 1970). ``arrival``: ``now`` to the stores' precision, the
+    time of an event without one (computed once per batch by :func:`gateway.realtime.batch.validate`)."""
+    return _parse(raw, now, arrival, max_skew, max_age)
 
 
 def _parse(
     raw: Any, now: datetime, arrival: datetime | None, max_skew: timedelta, max_age: timedelta | None
 ) -> Event:
     """:func:`parse_event`, given ``arrival`` (or None): the timestamp of an event without one, ``now`` to
-    the millisecond, which :func:`validate` computes once a batch.
+    the millisecond, which :func:`gateway.realtime.batch.validate` computes once a batch.
 
     This runs for every captured event. Each rule is a quick test passing what is plainly valid (``type(x)
     is int``: JSON's and GraphQL's integers), and the rule's own full check otherwise, in the same order:
@@ -336,93 +325,6 @@ def _parse(
     timestamp = _timestamp(given.get("timestamp"), now, arrival, max_skew, max_age)
     device = _device(given.get("device"))
     return build_event(event_id, kind, user_id, session_id, page_type, timestamp, device, value=amount)
-
-
-MAX_ID_CHARS = 128  # what _ID allows
-
-
-def claimed_id(raw: Any) -> str | None:
-    """The eventId a rejected event's verdict echoes: the one the client sent, when it is a string of at
-    most an id's 128 characters, else None. Never an id validation generated (the client cannot match it to anything
-    it sent), and never a longer string (it would come back whole, megabytes of it; the reason shows it
-    cut)."""
-    given = raw.get("eventId") if isinstance(raw, Mapping) else None
-    return given if isinstance(given, str) and len(given) <= MAX_ID_CHARS else None
-
-
-class ValidationFault(Exception):
-    """Judging an event of the batch raised something else than :class:`Invalid`: a fault of the
-    gateway's, not of the event. The first fault is the ``__cause__`` (its traceback is logged with this
-    one), the message gives its index and how many other events of the batch faulted.
-
-    The batch fails whole rather than the event being rejected, because a rejection tells the client the
-    event is bad and must not be sent again: it would drop a good event for our bug, count it in
-    ``funnelgate_events_total{result="rejected"}`` (whose rate alerts on *clients'* mistakes) and, with
-    a batch of all such events, answer 400 BAD_USER_INPUT. :func:`validate` runs before anything is
-    written (``capture.capture``), so a failed batch stored nothing and a retry with the same eventIds is
-    safe: the answer is the retryable internal error, HTTP 500 on ``POST /events`` (the front middleware
-    logs it) and a masked ``INTERNAL_SERVER_ERROR`` on ``trackEvents`` (the error policy logs it). Not a
-    :class:`gateway.errors.FunnelError` on purpose: those are shown to the client and logged as its
-    mistakes; this is masked, and logged once per batch with its traceback, not once per event."""
-
-    def __init__(self, index: int, others: int, size: int) -> None:
-        also = f"; {others:,} other event(s) of the batch faulted too" if others else ""
-        super().__init__(
-            f"validating event {index} of a batch of {size:,} failed (a fault of the gateway's){also}: "
-            "the batch was refused whole, nothing of it was stored"
-        )
-        self.index, self.others = index, others
-
-
-def validate(
-    raw_events: Sequence[Any], now: datetime, max_skew: timedelta, max_age: timedelta | None = None
-) -> Validated:
-    """Every event judged on its own; ``now`` is naive UTC (the arrival time of the batch).
-
-    An event breaking a rule is rejected; an unexpected exception while judging one (a bug of ours) fails
-    the whole batch with :class:`ValidationFault`, raised after judging every event so that it can say how
-    many faulted (the first one's exception is its cause).
-
-    Events without a timestamp are stamped ``now``, a user's later ones in the batch 1 ms apart (the
-    stores' precision) in batch order: stored visits are ordered by time, then eventId, and a batch's
-    order is the only order the client gave them."""
-    events: list[Event] = []
-    indexes: list[int] = []
-    repeats: list[tuple[int, str]] = []
-    rejected: list[Rejected] = []
-    seen: set[str] = set()
-    stamped: dict[int, int] = {}  # user -> events stamped with the arrival time so far
-    arrival = _milliseconds(now)
-    fault: tuple[int, Exception] | None = None  # the first event that faulted, and its exception
-    faults = 0
-    for index, raw in enumerate(raw_events):
-        try:
-            event = _parse(raw, now, arrival, max_skew, max_age)
-        except Invalid as exc:
-            rejected.append(Rejected(index, claimed_id(raw), str(exc)))
-            continue
-        except Exception as exc:  # a bug of ours, not a bad event: kept (the first) and counted, not logged
-            faults += 1
-            if fault is None:
-                fault = (index, exc)
-            continue
-        event_id = event.event_id
-        if event_id in seen:
-            repeats.append((index, event_id))
-            continue
-        if raw.get("timestamp") is None:
-            user_id = event.user_id
-            earlier = stamped.get(user_id, 0)
-            stamped[user_id] = earlier + 1
-            if earlier:
-                event = restamped(event, event.timestamp + earlier * _MILLISECOND)
-        seen.add(event_id)
-        events.append(event)
-        indexes.append(index)
-    if fault is not None:
-        first_index, first = fault
-        raise ValidationFault(first_index, faults - 1, len(raw_events)) from first
-    return Validated(events=events, indexes=indexes, repeats=repeats, rejected=rejected)
 
 
 def utc_now() -> datetime:

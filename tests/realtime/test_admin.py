@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from gateway.cache import keys
+from gateway.realtime.batch import validate
 from gateway.realtime.enrichment import plan
-from gateway.realtime.events import utc_now, validate
+from gateway.realtime.events import utc_now
 from gateway.services import Services
 from tests.api.conftest import data_of, error_codes, run
 from tests.realtime.conftest import page_view, post_events

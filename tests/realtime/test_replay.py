@@ -8,7 +8,8 @@ from pathlib import Path
 from aiohttp.test_utils import TestServer
 
 from gateway.cli import main
-from gateway.realtime.events import utc_now, validate
+from gateway.realtime.batch import validate
+from gateway.realtime.events import utc_now
 from gateway.realtime.replay import read_replay
 from gateway.services import Services
 from gateway.web.app import create_app

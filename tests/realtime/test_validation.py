@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from gateway.realtime import events as events_module
+from gateway.realtime.batch import ValidationFault, validate
 from gateway.realtime.captured import Event
-from gateway.realtime.events import parse_event, validate
+from gateway.realtime.events import parse_event
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
 SKEW = timedelta(seconds=300)
@@ -239,7 +240,7 @@ def test_an_unexpected_fault_in_one_event_fails_the_batch_not_the_event(
         VIEW | {"eventId": "b", "device": "tablet"},
         VIEW | {"eventId": "c", "device": "phone"},  # a bad event too: the fault wins
     ]
-    with pytest.raises(events_module.ValidationFault) as raised:
+    with pytest.raises(ValidationFault) as raised:
         validate(batch, NOW, SKEW)
     fault = raised.value
     assert (fault.index, fault.others) == (1, 0)
@@ -257,7 +258,7 @@ def test_a_fault_counts_the_other_faulty_events_and_keeps_the_first_as_its_cause
     break_device(monkeypatch)
     tablet = VIEW | {"device": "tablet"}
     batch = [VIEW, VIEW, tablet | {"eventId": "first"}, VIEW, tablet, tablet, "not an event", tablet]
-    with pytest.raises(events_module.ValidationFault) as raised:
+    with pytest.raises(ValidationFault) as raised:
         validate(batch, NOW, SKEW)
     assert (raised.value.index, raised.value.others) == (2, 3)  # indexes 2, 4, 5 and 7 faulted
     assert "event 2 of a batch of 8 failed" in str(raised.value)

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from gateway.realtime.batch import validate
 from gateway.realtime.captured import Event
-from gateway.realtime.events import parse_event, validate
+from gateway.realtime.events import parse_event
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, 123_456)  # arrival: 12:00:00.123, events are kept to the millisecond
 ARRIVAL = datetime(2026, 3, 1, 12, 0, 0, 123_000)

@@ -1,4 +1,4 @@
-"""A fault of ours while validating (gateway/realtime/events.py, ``ValidationFault``) on both capture
+"""A fault of ours while validating (gateway/realtime/batch.py, ``ValidationFault``) on both capture
 routes: the batch fails whole as a retryable internal error before anything is written, is not counted
 as rejected, and leaves one traceback in the log however many events faulted (README, Realtime)."""
 
@@ -11,6 +11,7 @@ import pytest
 
 from gateway.ops.metrics import REGISTRY
 from gateway.realtime import events as events_module
+from gateway.realtime.batch import ValidationFault
 from gateway.services import Services
 from tests.api.conftest import run
 from tests.realtime.conftest import page_view, post_events
@@ -74,7 +75,7 @@ async def test_a_fault_on_post_events_is_a_500_before_anything_is_written(
     [record] = tracebacks(caplog)  # two events faulted: one traceback
     assert record.levelno == logging.ERROR
     fault = record.exc_info[1]  # type: ignore[index]
-    assert isinstance(fault, events_module.ValidationFault)
+    assert isinstance(fault, ValidationFault)
     assert isinstance(fault.__cause__, RuntimeError) and str(fault.__cause__) == "a bug"
     assert "validating event 1 of a batch of 5 failed" in caplog.text
     assert "1 other event(s) of the batch faulted too" in caplog.text
@@ -110,7 +111,7 @@ async def test_a_fault_on_track_events_is_a_masked_internal_error_before_anythin
     [record] = tracebacks(caplog)
     assert record.levelno == logging.ERROR
     fault = record.exc_info[1]  # type: ignore[index]
-    assert isinstance(fault, events_module.ValidationFault) and (fault.index, fault.others) == (1, 1)
+    assert isinstance(fault, ValidationFault) and (fault.index, fault.others) == (1, 1)
     assert isinstance(fault.__cause__, RuntimeError)
     assert "1 other event(s) of the batch faulted too" in caplog.text
 
