@@ -125,7 +125,8 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def ensure_indexes(self) -> None:
-        """The keys' indexes (made with the tables) and the lookup columns' (``schema.LOOKUP_COLUMNS``);
+        """The keys' indexes (made with the tables; the event tables' is the register's, which opening
+        the file makes or mends: ``event_ids.ensure``) and the lookup columns' (``schema.LOOKUP_COLUMNS``);
         any other index of the collections' tables, which a file made by an older version holds, is
         dropped: DuckDB never read it, and every write paid for it."""
 
@@ -142,7 +143,6 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
                         writes.run_sql(cur, ddl)
                     for ddl in schema.lookup_index_ddl(table.name):
                         writes.run_sql(cur, ddl)
-                writes.run_sql(cur, event_ids.KEY_INDEX_DDL)  # lost if a bulk delete failed to rebuild it
 
         await self._db.run("ensure_indexes", create)
 
