@@ -17,6 +17,16 @@ class FunnelError(Exception):
     code = "INTERNAL_SERVER_ERROR"
 
 
+class StoredEvents(Exception):
+    """Not an error: ``DocumentStore.record_events(..., refuse_stored=True)`` wrote nothing because these
+    ids of the batch are stored already; live capture plans the group again without them. Never reaches
+    a client, so it is outside :class:`FunnelError` and carries no code."""
+
+    def __init__(self, ids: set[str]) -> None:
+        super().__init__(f"{len(ids)} event ids of the batch are stored already")
+        self.ids = frozenset(ids)
+
+
 class ConfigError(FunnelError):
     """A setting is missing or malformed; ``key`` names the environment variable or flag."""
 

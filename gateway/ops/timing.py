@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
+from gateway.errors import StoredEvents
 from gateway.ops.metrics import observe_backend
 
 T = TypeVar("T")
@@ -67,6 +68,9 @@ class Timed:
             started = time.perf_counter()
             try:
                 result = await attr(*args, **kwargs)
+            except StoredEvents:  # a verdict on the batch (a replayed id), not a failing backend
+                _record(role, name, "refused", time.perf_counter() - started)
+                raise
             except BaseException:
                 _record(role, name, "error", time.perf_counter() - started)
                 raise

@@ -10,7 +10,9 @@ remembered session does not settle, and the owners of named sessions the group d
   (a duplicate creates no one): ``date`` that event's day, ``device`` the first device any of their
   kept events in the group reports (in time order; None when none does), ``sex`` None,
   ``attributes`` {}. A user document is never changed afterwards: a device reported by a later group
-  does not fill in a None.
+  does not fill in a None. The plan cannot tell a duplicate (an id stored before) from a new event; a
+  group holding one is planned again without it (``runtime.Realtime._record``), so a duplicate never
+  sets a new user's day or device, nor starts, joins or stretches a session.
 * **Device.** Every visit and session carries its *user's* device (the store's device invariant, which
   the MongoDB adapter's indexed device filters rely on). When an event reports another device than its
   user's, the stored documents keep the user's; the reported device travels with the published event

@@ -3,7 +3,8 @@
 One commit (:meth:`Realtime._commit`), for a group of valid events from any number of requests:
 
   1. enrichment: two store reads (users, their sessions) -> the documents (``enrichment.plan``);
-  2. ``DocumentStore.record_events``: one durable write; it says which events are new;
+  2. ``DocumentStore.record_events``: one durable write; it says which events are new (a group holding
+     an id stored before is planned again without it: :meth:`Realtime._record`);
   3. for the new events only, ONE Redis pipeline: the version tokens they change (invalidation), the
      live aggregates (counters, HyperLogLogs, active users, session state), and one ``PUBLISH`` of the
      new events on ``keys.CHANNEL_EVENTS``;
@@ -29,7 +30,7 @@ import orjson
 
 from gateway.analytics import default_funnel
 from gateway.cache import keys, versions
-from gateway.errors import StoreUnavailable
+from gateway.errors import StoredEvents, StoreUnavailable
 from gateway.realtime import aggregates
 from gateway.realtime.captured import PAGE_VIEW, Event
 from gateway.realtime.digest import NewEvents, gather
@@ -99,10 +100,8 @@ class Realtime:
         self._default_derived = False  # the remembered default is derived from the visits (or none yet)
 
     async def _commit(self, events: list[Event]) -> tuple[set[str], dict[str, str], Awaitable[None]]:
-        store = self._services.store
         clock = asyncio.get_running_loop().time()
-        planned = await plan(store, events, self.gap, self.memory, clock)
-        new = set(await store.record_events(planned.batch)) if planned.events else set()
+        planned, new = await self._record(events, clock)
         self.memory.remember(planned, new, clock)
         if self._default_derived:
             self._forget_default_on_new_page(planned, new)
@@ -114,6 +113,26 @@ class Realtime:
         previous = self._effects_tail
         self._effects_tail = asyncio.ensure_future(self._effects_after(previous, planned, new))
         return new, planned.refused, self._effects_tail
+
+    async def _record(self, events: list[Event], clock: float) -> tuple[Planned, set[str]]:
+        """Plan and write the group; the plan, and the ids newly stored.
+
+        The plan cannot know which ids are stored already (asking would cost every group a read). A
+        stored id's event is a duplicate and changes nothing, but the plan would have let it start or
+        shape a session: ``rt-{its id}`` may be its first owner's session, and the group's new events
+        after it would join that. So the store refuses a group holding a stored id, writing nothing,
+        and the group is planned again without those ids. Only a group with a replayed id pays it."""
+        store = self._services.store
+        planned = await plan(store, events, self.gap, self.memory, clock)
+        if not planned.events:
+            return planned, set()
+        try:
+            return planned, set(await store.record_events(planned.batch, refuse_stored=True))
+        except StoredEvents as stored:
+            fresh = [e for e in events if e.event_id not in stored.ids]
+        planned = await plan(store, fresh, self.gap, self.memory, clock)
+        # Another writer may store one of them meanwhile (MongoDB, several gateways): a duplicate then.
+        return planned, set(await store.record_events(planned.batch)) if planned.events else set()
 
     async def _effects_after(
         self, previous: asyncio.Future[None] | None, planned: Planned, new: set[str]

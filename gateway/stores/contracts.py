@@ -169,7 +169,7 @@ class DocumentStore(Protocol):
         """Delete these users and everything of theirs (sessions, visits, interactions). Returns the
         number of users deleted. Lets ingest replace a user's synthesised history idempotently."""
 
-    async def record_events(self, batch: EventBatch) -> list[str]:
+    async def record_events(self, batch: EventBatch, *, refuse_stored: bool = False) -> list[str]:
         """The realtime write. Insert ``batch.visits`` and ``batch.interactions`` whose ``event_id`` is
         not stored yet as any event: an id is one event whatever its type, so an interaction reusing a
         stored visit's id (or the reverse) is a duplicate, and an id repeated in the batch is its first
@@ -179,6 +179,13 @@ class DocumentStore(Protocol):
         :mod:`gateway.stores.event_fold` defines (creating it from its ``batch.sessions`` seed). Returns
         the newly inserted event ids (visits first, then interactions, each in batch order); replaying a
         batch returns ``[]`` and changes nothing.
+
+        ``refuse_stored``: when an id of the batch is already stored (as any event), write nothing and
+        raise :class:`gateway.errors.StoredEvents` naming every such id, so the caller can plan the batch again
+        without them (live capture: a stored event must not name, start or shape a session). An id
+        repeated within the batch is not "stored": the batch is written as without the flag. Another
+        writer storing an id between the check and the write (MongoDB, several gateways) is not
+        refused: that id is then a duplicate as without the flag.
 
         Durable on return: DuckDB commits it all in one transaction (its commit fsyncs the WAL);
         MongoDB writes with a journaled write concern, events first, then users and sessions (see

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from gateway.errors import StoredEvents
 from gateway.models import EventBatch
 from gateway.stores.contracts import DocumentStore
 from gateway.stores.event_fold import CONVERSION
@@ -303,3 +304,43 @@ async def test_one_id_as_a_visit_and_an_interaction_in_a_batch_is_the_visit(stor
         0,
         False,
     )
+
+
+async def test_refuse_stored_names_every_stored_id_and_writes_nothing(store: DocumentStore) -> None:
+    """With ``refuse_stored``, a batch holding stored ids (c1 stored as a conversion, now a visit; i1
+    stored as a click, again a click) writes none of its events, new ones included, and names both."""
+    await store.record_events(live_batch())
+    counts = (await store.count("page_visits"), await store.count("user_interactions"))
+    reused = EventBatch(
+        visits=[
+            visit("new-1", 501, "rt-new-1", "home", "2026-03-01 11:00:00"),
+            visit("c1", 501, "rt-new-1", "search", "2026-03-01 11:00:30"),
+        ],
+        interactions=[{**interaction("i1", "rt-new-1", "click", "2026-03-01 11:00:40"), "user_id": 501}],
+        sessions=[{"session_id": "rt-new-1", "user_id": 501, "device": "mobile"}],
+        users=[{**NEW_USER, "user_id": 501}],
+    )
+    with pytest.raises(StoredEvents) as refused:
+        await store.record_events(reused, refuse_stored=True)
+    assert refused.value.ids == {"c1", "i1"}
+    assert (await store.count("page_visits"), await store.count("user_interactions")) == counts
+    assert await store.users_by_ids([501]) == [None]
+    assert await store.sessions_by_ids(["rt-new-1"]) == [None]
+    # Without those ids the same batch is written as usual.
+    kept = EventBatch(visits=reused.visits[:1], sessions=reused.sessions, users=reused.users)
+    assert await store.record_events(kept, refuse_stored=True) == ["new-1"]
+    [session] = await store.sessions_by_ids(["rt-new-1"])
+    assert (session["user_id"], session["pages_visited"]) == (501, ["home"])
+
+
+async def test_refuse_stored_does_not_refuse_an_id_repeated_in_the_batch(store: DocumentStore) -> None:
+    first = visit("dup", 500, "rt-1", "home", "2026-03-01 10:00:00")
+    second = visit("dup", 500, "rt-1", "search", "2026-03-01 10:00:30")
+    as_click = interaction("dup", "rt-1", "click", "2026-03-01 10:00:40")
+    batch = EventBatch(
+        visits=[first, second], interactions=[as_click], sessions=[dict(SEED)], users=[dict(NEW_USER)]
+    )
+    assert await store.record_events(batch, refuse_stored=True) == ["dup"]
+    [visits] = await store.visits_by_user_ids([500])
+    assert [(v["event_id"], v["page_type"]) for v in visits] == [("dup", "home")]
+    assert await store.count("user_interactions") == 0

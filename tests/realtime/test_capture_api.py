@@ -177,6 +177,47 @@ async def test_an_event_id_reused_under_another_type_and_user_is_a_duplicate(htt
     assert await services.store.interactions_by_user_ids([60, 61]) == [[], []]
 
 
+async def test_a_reused_event_id_starts_no_session_for_the_events_after_it(http, services: Services):
+    # User 60's view x-62 started session rt-x-62. New user 62 reuses that id, then sends a new view:
+    # the reused event is a duplicate, so it may not start rt-x-62 for user 62 either (the new view
+    # was stored in user 60's session, user 62 had none, and was created with the duplicate's day).
+    yesterday = NOW - timedelta(days=1)
+    assert (await post_events(http, [page_view("x-62", 60, "home_page", timestamp=iso(yesterday))]))[0] == 200
+    [before] = await services.store.sessions_by_user_ids([60])
+    assert [s["session_id"] for s in before] == ["rt-x-62"]
+    conversion = {"type": "conversion", "eventId": "x-62", "userId": 62, "pageType": "payment_page",
+                  "value": 5, "timestamp": iso(NOW - MINUTE), "device": "mobile"}  # fmt: skip
+    view = page_view("y-62", 62, "search_page", timestamp=iso(NOW), device="tablet")
+    assert await post_events(http, [conversion, view]) == (
+        200,
+        {"accepted": ["x-62", "y-62"], "duplicates": ["x-62"], "rejected": []},
+    )
+    assert await services.store.sessions_by_user_ids([60]) == [before]
+    [[session]] = await services.store.sessions_by_user_ids([62])
+    assert (session["session_id"], session["pages_visited"]) == ("rt-y-62", ["search_page"])
+    [[visit]] = await services.store.visits_by_user_ids([62])
+    assert (visit["event_id"], visit["session_id"], visit["device"]) == ("y-62", "rt-y-62", "tablet")
+    [user] = await services.store.users_by_ids([62])
+    assert (user["date"], user["device"]) == (NOW.date(), "tablet")
+
+
+async def test_a_replay_at_another_time_does_not_reopen_its_session(http, services: Services):
+    # A client replays its own stored event with a new timestamp, beside a new one: the replay changes
+    # nothing, so the new event starts a session of its own instead of joining the replay's old one.
+    early = NOW - timedelta(hours=3)
+    assert (await post_events(http, [page_view("r-63", 63, "home_page", timestamp=iso(early))]))[0] == 200
+    [before] = await services.store.sessions_by_user_ids([63])
+    replay = page_view("r-63", 63, "home_page", timestamp=iso(NOW - MINUTE))
+    assert await post_events(http, [replay, page_view("s-63", 63, "search_page", timestamp=iso(NOW))]) == (
+        200,
+        {"accepted": ["r-63", "s-63"], "duplicates": ["r-63"], "rejected": []},
+    )
+    [sessions] = await services.store.sessions_by_user_ids([63])
+    by_id = {s["session_id"]: s["pages_visited"] for s in sessions}
+    assert by_id == {"rt-r-63": ["home_page"], "rt-s-63": ["search_page"]}
+    assert [s for s in sessions if s["session_id"] == "rt-r-63"] == before
+
+
 async def test_a_duplicate_event_id_is_stored_counted_and_published_once(http, services: Services):
     cache, realtime = services.cache, services.realtime
     feed = streams.user_activity(realtime, 4)

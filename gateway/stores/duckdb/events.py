@@ -35,6 +35,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from gateway.errors import StoredEvents
 from gateway.models import EventBatch
 from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USERS
 from gateway.stores.duckdb import changes, event_ids, schema, writes
@@ -150,7 +151,23 @@ def _unregistered(cur: Cursor, batch: EventBatch) -> tuple[list[Mapping[str, Any
     return visits, [d for d in batch.interactions if d["event_id"] in fresh and d["event_id"] not in visited]
 
 
-def record(cur: Cursor, batch: EventBatch, last_visits: LastVisits, pending: PendingSessions) -> list[str]:
+def _stored(cur: Cursor, batch: EventBatch) -> set[str]:
+    """The batch's ids the register holds (a read: the plain insert's failure does not say which)."""
+    ids = [d["event_id"] for d in batch.visits] + [d["event_id"] for d in batch.interactions]
+    incoming = pa.table({"event_id": pa.array(ids, pa.string())})  # found by name: a replacement scan
+    sql = f"SELECT event_id FROM {event_ids.TABLE} WHERE event_id IN (SELECT event_id FROM incoming)"
+    found = cur.execute(sql).fetchnumpy()["event_id"].tolist()
+    del incoming
+    return set(found)
+
+
+def record(
+    cur: Cursor,
+    batch: EventBatch,
+    last_visits: LastVisits,
+    pending: PendingSessions,
+    refuse_stored: bool = False,
+) -> list[str]:
     """Run in the store's thread with its write lock held."""
     skip_stored = event_ids.TABLE in writes.UNKEYED
     try:
@@ -158,6 +175,9 @@ def record(cur: Cursor, batch: EventBatch, last_visits: LastVisits, pending: Pen
     except duckdb.ConstraintException:
         if skip_stored:
             raise
+        # An id is stored, or repeated in the batch (rolled back: nothing is written yet).
+        if refuse_stored and (held := _stored(cur, batch)):
+            raise StoredEvents(held) from None
         written = _write(cur, batch, last_visits, pending, skip_stored=True)  # an id is stored: which
     visits, users, new, deltas, ordered = written
     pending.appended(deltas, ordered)

@@ -8,7 +8,9 @@ refused one (its ``index`` in the batch) in ``writeErrors``; code 11000 (duplica
 An id is one event whatever its type: a visit whose id ``user_interactions`` holds (or an interaction
 whose id ``page_visits`` or a visit of the batch holds) is a duplicate, found by one indexed read of
 each collection before the inserts. Two gateways inserting one id as two types at the same instant can
-both find it absent (there is no cross-collection unique index); a replay is caught by the keys.
+both find it absent (there is no cross-collection unique index); a replay is caught by the keys. With
+``refuse_stored`` the two reads look for every id in both collections, and any found stops the write
+before it starts (``StoredEvents``).
 
 Users: only those of ``batch.users`` with a newly inserted event (a duplicate creates no one).
 
@@ -37,7 +39,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 from pymongo.write_concern import WriteConcern
 
-from gateway.errors import BadInput, StoreUnavailable
+from gateway.errors import BadInput, StoredEvents, StoreUnavailable
 from gateway.models import Document, EventBatch
 from gateway.stores.collections import PAGE_VISITS, PRIMARY_KEYS, USER_INTERACTIONS, USER_SESSIONS, USERS
 from gateway.stores.event_fold import (
@@ -150,9 +152,23 @@ async def _one_per_id(db: Any, batch: EventBatch) -> tuple[list[Document], list[
     return visits, [d for d in batch.interactions if d["event_id"] not in taken]
 
 
-async def record(db: Any, batch: EventBatch) -> list[str]:
+async def _none_stored(db: Any, batch: EventBatch) -> tuple[list[Document], list[Document]]:
+    """For ``refuse_stored``: raise StoredEvents if either collection holds an id of the batch (the same
+    two indexed reads as :func:`_one_per_id`, each of every id); else the visits, and the interactions
+    whose id no visit of the batch has."""
+    ids = list(dict.fromkeys([d["event_id"] for d in (*batch.visits, *batch.interactions)]))
+    as_visits, as_interactions = await asyncio.gather(
+        _stored_in(db, PAGE_VISITS, ids), _stored_in(db, USER_INTERACTIONS, ids)
+    )
+    if as_visits or as_interactions:
+        raise StoredEvents(as_visits | as_interactions)
+    visited = {d["event_id"] for d in batch.visits}
+    return list(batch.visits), [d for d in batch.interactions if d["event_id"] not in visited]
+
+
+async def record(db: Any, batch: EventBatch, refuse_stored: bool = False) -> list[str]:
     new: set[str] = set()
-    visits, interactions = await _one_per_id(db, batch)
+    visits, interactions = await (_none_stored if refuse_stored else _one_per_id)(db, batch)
     for collection, docs in ((PAGE_VISITS, visits), (USER_INTERACTIONS, interactions)):
         new |= await _insert_new(db, collection, docs)
     await _insert_new(db, USERS, users_with_new_events(batch, new))

@@ -394,7 +394,7 @@ class MongoStore(ServedGeneration):
                 deleted += (await self._db[USERS].delete_many(match)).deleted_count
         return deleted
 
-    async def record_events(self, batch: EventBatch) -> list[str]:
+    async def record_events(self, batch: EventBatch, *, refuse_stored: bool = False) -> list[str]:
         # A bounded batch of writes, like ingest's: no request deadline cuts it half-way.
         with operation("record_events", default_s=None):
-            return await events.record(self._db, batch)
+            return await events.record(self._db, batch, refuse_stored)
