@@ -24,6 +24,7 @@ from gateway.stores.collections import DESIGN_INDEXES
 from gateway.stores.contracts import DocumentStore
 from gateway.stores.mongo import funnel_pipelines
 from gateway.stores.mongo import store as mongo_store
+from gateway.stores.mongo import writes as mongo_writes
 from gateway.stores.mongo.documents import index_name
 from gateway.stores.mongo.driver import DEFAULT_TIME_LIMIT_S
 from gateway.stores.mongo.store import MongoStore
@@ -181,7 +182,7 @@ async def test_batch_lookups_issue_one_find_and_answer_in_key_order(wire: Wire) 
 async def test_insert_many_counts_duplicates_across_batches(
     wire: Wire, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(mongo_store, "WRITE_BATCH", 2)
+    monkeypatch.setattr(mongo_writes, "WRITE_BATCH", 2)
     first = [visit(f"v{i}", 1, "home", DAY1) for i in range(3)]
     assert await wire.store.insert_many("page_visits", first) == WriteResult(written=3, duplicates=0)
     again = [first[1], visit("v11", 9, "home", DAY1), first[2], visit("v11", 9, "home", DAY1)]
@@ -199,7 +200,7 @@ async def test_dates_are_stored_as_midnight_and_internal_ids_stripped(wire: Wire
 
 
 async def test_delete_users_sends_bounded_batches(wire: Wire, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mongo_store, "DELETE_BATCH", 2)
+    monkeypatch.setattr(mongo_writes, "DELETE_BATCH", 2)
     await load_users(wire.store, 6)
     wire.commands.clear()
     assert await wire.store.delete_users([0, 1, 1, 2, 4, 77]) == 4

@@ -39,7 +39,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 from pymongo.write_concern import WriteConcern
 
-from gateway.errors import BadInput, StoredEvents, StoreUnavailable
+from gateway.errors import StoredEvents, StoreUnavailable
 from gateway.models import Document, EventBatch
 from gateway.stores.collections import PAGE_VISITS, PRIMARY_KEYS, USER_INTERACTIONS, USER_SESSIONS, USERS
 from gateway.stores.event_fold import (
@@ -50,8 +50,8 @@ from gateway.stores.event_fold import (
     users_with_new_events,
 )
 from gateway.stores.mongo.documents import to_mongo
+from gateway.stores.mongo.writes import insert_unordered
 
-DUPLICATE_KEY = 11000
 JOURNALED = WriteConcern(j=True)
 
 
@@ -73,17 +73,7 @@ async def _insert_new(db: Any, collection: str, docs: Sequence[Mapping[str, Any]
     if not batch:
         return set()
     [key] = PRIMARY_KEYS[collection]
-    try:
-        await _journaled(db[collection]).insert_many(batch, ordered=False)
-        refused: set[int] = set()
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
-        if others:
-            raise BadInput(f"MongoDB rejected a {collection} document: {others[0].get('errmsg')}") from exc
-        if exc.details.get("writeConcernErrors"):
-            raise StoreUnavailable(f"MongoDB write concern failed on {collection}") from exc
-        refused = {int(e["index"]) for e in errors}
+    refused = await insert_unordered(_journaled(db[collection]), collection, batch)
     return {doc[key] for i, doc in enumerate(batch) if i not in refused}
 
 

@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
-from pymongo.errors import BulkWriteError, ConfigurationError
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.errors import ConfigurationError
 
 from gateway.config import env_name
-from gateway.errors import BadInput, ConfigError, StoreUnavailable
+from gateway.errors import BadInput, ConfigError
 from gateway.models import (
     DashboardMetrics,
     Document,
@@ -33,7 +33,6 @@ from gateway.models import (
     UserPage,
     WriteResult,
 )
-from gateway.stores.batches import batches
 from gateway.stores.collections import (
     COLLECTIONS,
     DEFAULT_FUNNEL,
@@ -41,15 +40,14 @@ from gateway.stores.collections import (
     FUNNEL_ANALYTICS,
     FUNNEL_DEFINITIONS,
     PAGE_VISITS,
-    PRIMARY_KEYS,
     USER_INTERACTIONS,
     USER_SESSIONS,
     USERS,
 )
-from gateway.stores.mongo import events, generations
+from gateway.stores.mongo import events, generations, writes
 from gateway.stores.mongo import funnel_pipelines as fp
 from gateway.stores.mongo import pipelines as mp
-from gateway.stores.mongo.documents import from_mongo, index_name, to_mongo
+from gateway.stores.mongo.documents import from_mongo, index_name
 from gateway.stores.mongo.driver import SOCKET_TIMEOUT_S, max_time_option, operation
 from gateway.stores.mongo.served import ServedGeneration
 from gateway.validation import (
@@ -65,13 +63,8 @@ from gateway.validation import (
     check_step_index,
 )
 
-WRITE_BATCH = 10_000
-# Ids per delete: one $in of 50,000 int64 ids is ~0.75 MB of BSON, far below the 16 MB command limit
-# that one $in of every id of a large ingest (~1.4M users) would exceed.
-DELETE_BATCH = 50_000
 # Visits per activity_by_user_page batch (whole users): bounds each aggregation's work and reply.
 ACTIVITY_BATCH_VISITS = 20_000
-DUPLICATE_KEY = 11000
 NO_ID = {"_id": 0}
 
 
@@ -329,46 +322,14 @@ class MongoStore(ServedGeneration):
             )
         return list(doc["steps"]) if doc else None
 
-    # -- writes: bounded batches, no default time limit (see driver.py) -------------------------------
+    # -- writes: bounded batches, no default time limit (see driver.py, writes.py) ---------------------
     async def insert_many(self, collection: str, documents: Sequence[Document]) -> WriteResult:
         self._check_collection(collection)
-        docs = [to_mongo(collection, doc) for doc in documents]  # copies: PyMongo adds _id to them
-        written = duplicates = 0
-        with operation(f"insert into {collection}", default_s=None):
-            for batch in batches(docs, WRITE_BATCH):
-                try:
-                    result = await self._db[collection].insert_many(batch, ordered=False)
-                    written += len(result.inserted_ids)
-                except BulkWriteError as exc:
-                    errors = exc.details.get("writeErrors", [])
-                    others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
-                    if others:
-                        raise BadInput(
-                            f"MongoDB rejected a {collection} document: {others[0].get('errmsg')}"
-                        ) from exc
-                    if exc.details.get("writeConcernErrors"):
-                        raise StoreUnavailable(f"MongoDB write concern failed on {collection}") from exc
-                    written += int(exc.details.get("nInserted", 0))
-                    duplicates += len(errors)
-        return WriteResult(written=written, duplicates=duplicates)
+        return await writes.insert_many(self._db, collection, documents)
 
     async def upsert_many(self, collection: str, documents: Sequence[Document]) -> WriteResult:
         self._check_collection(collection)
-        keys = PRIMARY_KEYS[collection]
-        docs = [to_mongo(collection, doc) for doc in documents]
-        ops = [ReplaceOne({key: doc[key] for key in keys}, doc, upsert=True) for doc in docs]
-        with operation(f"upsert into {collection}", default_s=None):
-            for batch in batches(ops, WRITE_BATCH):
-                try:
-                    await self._db[collection].bulk_write(list(batch), ordered=False)
-                except BulkWriteError as exc:
-                    errors = exc.details.get("writeErrors", [])
-                    if errors:
-                        raise BadInput(
-                            f"MongoDB rejected a {collection} document: {errors[0].get('errmsg')}"
-                        ) from exc
-                    raise StoreUnavailable(f"MongoDB write concern failed on {collection}") from exc
-        return WriteResult(written=len(docs))
+        return await writes.upsert_many(self._db, collection, documents)
 
     async def replace_funnel_analytics(self, start: date, end: date, rows: Sequence[Document]) -> int:
         check_dates(start, end)
@@ -376,23 +337,17 @@ class MongoStore(ServedGeneration):
         assert days is not None  # check_dates: both days are given
         with operation("replace funnel_analytics", default_s=None):
             await self._db[FUNNEL_ANALYTICS].delete_many({"date": days})
-        return (await self.upsert_many(FUNNEL_ANALYTICS, rows)).written
+        return (await writes.upsert_many(self._db, FUNNEL_ANALYTICS, rows)).written
 
     async def set_default_funnel(self, steps: Sequence[str]) -> None:
         check_default_funnel(steps)
-        await self.upsert_many(FUNNEL_DEFINITIONS, [{"name": DEFAULT_FUNNEL, "steps": list(steps)}])
+        await writes.upsert_many(
+            self._db, FUNNEL_DEFINITIONS, [{"name": DEFAULT_FUNNEL, "steps": list(steps)}]
+        )
 
     async def delete_users(self, user_ids: Sequence[int]) -> int:
         check_ids(user_ids, int, "user ids")
-        deleted = 0
-        with operation("delete_users", default_s=None):
-            for batch in batches(list(dict.fromkeys(user_ids)), DELETE_BATCH):
-                match = {"user_id": {"$in": list(batch)}}
-                # Their history first: an interrupted call leaves the users, so a retry finds them again.
-                for collection in (USER_INTERACTIONS, PAGE_VISITS, USER_SESSIONS):
-                    await self._db[collection].delete_many(match)
-                deleted += (await self._db[USERS].delete_many(match)).deleted_count
-        return deleted
+        return await writes.delete_users(self._db, user_ids)
 
     async def record_events(self, batch: EventBatch, *, refuse_stored: bool = False) -> list[str]:
         # A bounded batch of writes, like ingest's: no request deadline cuts it half-way.
