@@ -13,14 +13,24 @@ two before.
 Every write of the event tables goes with the register in one transaction: live capture
 (``events.record``), the generic inserts and deletes (``writes.py``; so ``insert_many`` counts an
 interaction with a stored visit's id as a duplicate, and ``upsert_many`` skips it -- MongoDB's generic
-writes keep each collection's own key, only its ``record_events`` applies the rule). A new generation builds it at
-``seal``, and a file made before it existed gets it built when opened (its tables' own key indexes
-are dropped by ``DuckDBStore.ensure_indexes``).
+writes keep each collection's own key, only its ``record_events`` applies the rule). A new generation
+builds it at ``seal``, and a file made before it existed gets it built when opened (its tables' own
+key indexes are dropped by ``DuckDBStore.ensure_indexes``).
+
+A delete takes from the register the ids its rows returned (``unregister``), through its key, and
+reads no event table for them -- unless the file holds an id in both tables (only versions before the
+register wrote one; the row counts tell, ``sizes``), when the ids the other table still holds stay.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from gateway.errors import BadInput
 from gateway.stores.duckdb import schema
@@ -86,12 +96,65 @@ def ensure(cur: Cursor) -> None:
     build(cur)
 
 
-def removed_where(table: str, where: str) -> str:
-    """The register's rows to delete with the rows of ``table`` matching ``where`` (in the same
-    transaction, before them): their ids, unless the other event table holds one too (a file from
-    before the register may)."""
-    [other] = [t for t in EVENT_TABLES if t != table]
-    return (
-        f"event_id IN (SELECT event_id FROM {schema.quote(table)} WHERE {where}) "
-        f"AND event_id NOT IN (SELECT event_id FROM {schema.quote(other)})"
+@dataclass(frozen=True)
+class Sizes:
+    doomed: dict[str, int]  # per event table asked about: the rows a delete takes
+    totals: dict[str, int]  # per event table asked about: the rows it holds
+    registered: int  # the ids the register holds
+    shared: bool  # whether an id may be in both event tables (then ``unregister`` keeps what one holds)
+
+
+def sizes(cur: Cursor, tables: Sequence[str], where: str, params: dict[str, Any]) -> Sizes:
+    """What deleting the rows of ``tables`` (event tables) matching ``where`` costs, and whether the
+    file may hold an id in both event tables (``shared``).
+
+    ``shared`` is read from row counts, which DuckDB keeps (~1 ms for millions of rows, no id read):
+    the register is the union of both tables' ids (every write path keeps it so, and opening the file
+    mends it: ``ensure``) and no id repeats within a table (the register refuses it, and each table's
+    own key did before), so the register holds fewer ids than the tables hold rows exactly when an id
+    is in both. Only versions before the register wrote one, and no write path writes one since, so a
+    verdict of none holds for the rest of the caller's work under the write lock. A flag set at open
+    would say the same, but stay set after the last such id is deleted, apart from the file itself."""
+    doomed = [f"(SELECT count(*) FROM {schema.quote(t)} WHERE {where})" for t in tables]
+    totals = [f"(SELECT count(*) FROM {schema.quote(t)})" for t in EVENT_TABLES]
+    row = cur.execute(
+        f"SELECT {', '.join(doomed + totals)}, (SELECT count(*) FROM {TABLE})", params
+    ).fetchall()[0]
+    counts = [int(n) for n in row]
+    stored = dict(zip(EVENT_TABLES, counts[len(tables) : -1], strict=True))
+    return Sizes(
+        doomed=dict(zip(tables, counts[: len(tables)], strict=True)),
+        totals={t: stored[t] for t in tables},
+        registered=counts[-1],
+        shared=counts[-1] < sum(stored.values()),
     )
+
+
+def unregister(cur: Cursor, tables: Sequence[str], gone: Sequence[Any], shared: bool) -> None:
+    """Delete from the register the ids ``gone`` (arrays of strings) of rows just deleted from
+    ``tables``, in the caller's transaction: exactly those, found by the register's key (DuckDB reads
+    its ART index for up to 50 ids, scans the register past that). With ``shared`` (see
+    :func:`sizes`), not those an event table still holds: the event is still stored under that id.
+    Asking costs a scan of that table's ids, which only a file from before the register pays."""
+    ids = pa.concat_arrays([pa.array(column, pa.string()) for column in gone])
+    if shared:
+        # The other table; both when both were deleted from (an id may have left one of them only).
+        # The table a single delete left holds none of its ids: no id repeats within a table.
+        asked = [t for t in EVENT_TABLES if t not in tables] or list(tables)
+        held = " UNION ALL ".join(
+            f"SELECT event_id FROM {schema.quote(t)} WHERE event_id IN (SELECT event_id FROM fg_gone_ids)"
+            for t in asked
+        )
+        kept = pa.array(_on_ids(cur, held, ids).fetchnumpy()["event_id"], pa.string())
+        ids = ids.filter(pc.invert(pc.is_in(ids, kept)))
+    _on_ids(cur, f"DELETE FROM {TABLE} WHERE event_id IN (SELECT event_id FROM fg_gone_ids)", ids).fetchall()
+
+
+def _on_ids(cur: Cursor, sql: str, ids: pa.Array) -> Any:
+    """Run ``sql``, which reads ``ids`` as the table ``fg_gone_ids`` (a replacement scan: no view to
+    register and drop, see ``writes.on_arrow``). Not named ``incoming``: a view of that name
+    (``writes.registered``, an upsert's rows) would be read instead."""
+    fg_gone_ids = pa.table({"event_id": ids})
+    result = cur.execute(sql)
+    del fg_gone_ids
+    return result

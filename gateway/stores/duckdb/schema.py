@@ -329,13 +329,21 @@ def cast_select(table: Table, source: str) -> str:
 
 
 def changed_rows_sql(table: Table, staged: str) -> str:
-    """A condition on ``table``'s rows: an incoming row (in ``staged``) has the same key but other values."""
+    """A condition on ``table``'s rows: an incoming row (in ``staged``) has the same key but other values.
+
+    The changed keys are found by a join of ``staged`` with the table, which the condition matches by
+    key alone: compared in the condition itself, the other columns made DuckDB decorrelate the
+    subquery over every column of the table's rows -- 160 ms against 45 for 1,000 changed visits of
+    1M, paid once to size a delete and once to run it (``writes.delete_rows``)."""
     name = quote(table.name)
-    same_key = " AND ".join(f"s.{quote(k)} = {name}.{quote(k)}" for k in table.key)
+    same_key = " AND ".join(f"s.{quote(k)} = t.{quote(k)}" for k in table.key)
     differs = " OR ".join(
-        f"s.{quote(c)} IS DISTINCT FROM {name}.{quote(c)}" for c, _ in table.columns if c not in table.key
+        f"s.{quote(c)} IS DISTINCT FROM t.{quote(c)}" for c, _ in table.columns if c not in table.key
     )
-    return f"EXISTS (SELECT 1 FROM {staged} s WHERE {same_key} AND ({differs}))"
+    keys = ", ".join(f"s.{quote(k)}" for k in table.key)
+    changed = f"SELECT {keys} FROM {staged} s JOIN {name} t ON {same_key} WHERE {differs}"
+    matched = " AND ".join(f"c.{quote(k)} = {name}.{quote(k)}" for k in table.key)
+    return f"EXISTS (SELECT 1 FROM ({changed}) c WHERE {matched})"
 
 
 # -- rows -> documents ----------------------------------------------------------------------------------

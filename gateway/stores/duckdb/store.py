@@ -378,8 +378,9 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
             with self._db.write_lock:
                 self.folded_first(cur)  # in this call: no group commits a delta of theirs in between
                 # Their history first: an interrupted call leaves the users, so a retry finds them again.
-                for collection in (USER_INTERACTIONS, PAGE_VISITS, USER_SESSIONS):
-                    writes.delete_rows(cur, collection, where, {"ids": ids})
+                # Both event tables in one transaction: the register's key is built again once at most.
+                writes.delete_events(cur, where, {"ids": ids})
+                writes.delete_rows(cur, USER_SESSIONS, where, {"ids": ids})
                 return writes.delete_rows(cur, USERS, where, {"ids": ids})
 
         return await self._db.run("delete_users", delete)
