@@ -5,9 +5,11 @@ Inside one BEGIN ... COMMIT, under the store's write lock, in as few statements 
   1. the group's ids into the register of stored ids (``event_ids.py``), the event tables' key: an id
      is one event whatever its type. Then visits and interactions, plain ``INSERT``s: every id new --
      the common case. When one is already stored, as any type, or repeated in the group, the
-     register's unique index refuses the statement, the transaction is rolled back and done again
-     with ``INSERT ... ON CONFLICT DO NOTHING RETURNING event_id`` on the register, which tells which
-     ids are new, and only their events inserted (the plain inserts return no ids: they stored every
+     register's unique index refuses the statement and the transaction is rolled back. With
+     ``refuse_stored`` (live capture) the stored ids are named (``StoredEvents``) and nothing is
+     written: the caller plans the group again without them. Otherwise it is done again with
+     ``INSERT ... ON CONFLICT DO NOTHING RETURNING event_id`` on the register, which tells which ids
+     are new, and only their events inserted (the plain inserts return no ids: they stored every
      one of the group; visits return only the change feed's columns). ``ON CONFLICT`` costs ~6 ms of
      CPU per commit whatever its size (measured at 100 and at 1,500 events), as much as the plain
      insert of a few hundred rows, so only a group holding a replayed id pays it (and the failed
