@@ -13,7 +13,8 @@ order ``gateway/web/app.py`` documents:
 
 Around them all runs the body deadline (:mod:`gateway.web.body_deadline`): a request whose body is still
 coming is answered 408 if the rest does not arrive within ``FUNNEL_BODY_TIMEOUT_S``, whichever step
-reads it. A step that fails unexpectedly is answered 500 ``INTERNAL_SERVER_ERROR`` in the route's error
+reads it; a body that does not match its headers (its ``Content-Encoding``, its chunking) is a 400
+``BAD_REQUEST``, whichever step reads it. A step that fails unexpectedly is answered 500 ``INTERNAL_SERVER_ERROR`` in the route's error
 shape (aiohttp's own answer is a text page), its trace logged.
 
 Each step is a plain function of its own module; they used to be one middleware each, and a cached
@@ -36,6 +37,14 @@ from gateway.web.requests import RequestReader
 from gateway.web.response_cache import ResponseCache
 
 log = logging.getLogger("funnelgate.web")
+
+
+def unreadable_body(exc: web.RequestPayloadError) -> str:
+    """The reason a body could not be read, as aiohttp's parser gave it (its exception's cause)."""
+    cause = exc.__cause__
+    reason = getattr(cause, "message", None) or str(cause or exc)
+    return f"the request body could not be read as its headers describe it: {reason}"
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -92,6 +101,18 @@ def middleware(
             raise
         except BodyTimeout:
             response = body_deadline.refusal(request, body_timeout_s, request.path == graphql_path)
+            status = response.status
+            decorate(request, response)
+            return response
+        except web.RequestPayloadError as exc:
+            # The body is not what its headers say (a Content-Encoding it does not match, broken
+            # chunking): the client's mistake, found only when a step reads it.
+            response = edge.error_response(request, 400, unreadable_body(exc), "BAD_REQUEST")
+            # The connection's byte stream is past saving: close it after the answer. Marked at its
+            # end, the body is not read again after the handler (aiohttp would re-raise the error
+            # there and log it as unhandled).
+            response.force_close()
+            request.content.feed_eof()
             status = response.status
             decorate(request, response)
             return response
