@@ -1,13 +1,15 @@
 """Which operation of a document runs, decided before strawberry executes it (GraphQL spec, GetOperation).
 
-strawberry 0.341 gets two cases wrong, both fixed here for HTTP and for ``funnelgate query`` (the first
+strawberry 0.341 gets three cases wrong, fixed here for HTTP and for ``funnelgate query`` (the first
 for WebSocket operations too, ``websocket.py``):
   * a document with several operations and no ``operationName`` runs the first one; the spec says it is
     a request error ("Must provide operation name...");
   * a subscription sent to the one-shot execution path (POST, GET, the CLI) is executed like a query,
     and its async generator fails as a null root field (HTTP 200, INTERNAL_SERVER_ERROR). Subscriptions
-    run over WebSocket (graphql-transport-ws) only.
-Both become GraphQL request errors with ``extensions.code`` ``BAD_REQUEST`` (no execution, ``data`` null).
+    run over WebSocket (graphql-transport-ws) only;
+  * an ``operationName`` the document does not hold raises out of ``Schema.execute``
+    (``CannotGetOperationTypeError``): its HTTP view answers 400, the one-shot runner failed.
+All become GraphQL request errors with ``extensions.code`` ``BAD_REQUEST`` (no execution, ``data`` null).
 
 The documents are parsed once, within the limits, by :mod:`gateway.web.documents` (shared with the
 schema's parse step and the response cache).
@@ -28,7 +30,7 @@ def operation_problem(
 ) -> GraphQLError | None:
     """A request error when ``document`` names no single operation to run, or a subscription where
     ``transport`` (e.g. "POST") cannot serve one; None when execution may go on (syntax errors,
-    limits, unknown operation names and validation are left to strawberry)."""
+    limits and validation are left to strawberry)."""
     if not isinstance(document, str) or not document:
         return None
     parsed = documents.parsed_or_none(document, limits)
@@ -41,6 +43,8 @@ def parsed_problem(parsed: DocumentNode, operation_name: str | None, transport: 
     if unnamed is not None:
         return unnamed
     chosen = chosen_operation(parsed, operation_name)
+    if chosen is None and operation_name is not None:
+        return unknown_operation(operation_name)
     if chosen is not None and chosen.operation is OperationType.SUBSCRIPTION:
         return request_error(
             f"subscriptions are not served over {transport}: open a WebSocket to /graphql "
@@ -56,6 +60,11 @@ def ambiguity(parsed: DocumentNode, operation_name: str | None) -> GraphQLError 
     if operation_name is None and count > 1:
         return request_error(f"the document holds {count} operations: name the one to run in operationName")
     return None
+
+
+def unknown_operation(operation_name: str) -> GraphQLError:
+    """The request error of an ``operationName`` no operation of the document has (graphql-js's words)."""
+    return request_error(f'Unknown operation named "{operation_name}".')
 
 
 def chosen_operation(parsed: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:

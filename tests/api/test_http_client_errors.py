@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.web.app import create_app
+from gateway.web.negotiation import GRAPHQL_RESPONSE_JSON
+from gateway.web.query_runner import run_query
 from tests.api.conftest import error_codes, run
 
 CLIENT_CODES = {
@@ -196,3 +199,30 @@ async def test_a_mutation_over_get_is_405_with_allow_post(services):
     assert error["message"] == (
         "mutations are not allowed when using GET (a GET may only run queries): send it with POST"
     )
+
+
+UNKNOWN_NAME = 'Unknown operation named "C".'
+
+
+@pytest.mark.parametrize(("accept", "status"), [("application/json", 200), (GRAPHQL_RESPONSE_JSON, 400)])
+async def test_an_unknown_operation_name_is_a_request_error_as_two_unnamed_are(services, accept, status):
+    # strawberry answered it 400 whatever the media type; the other request errors (several operations
+    # and no operationName) follow GraphQL over HTTP: 200 for application/json, 400 for its own type.
+    async with TestClient(TestServer(create_app(services))) as client:
+        responses = [
+            await client.post("/graphql", json=payload, headers={"Accept": accept})
+            for payload in ({"query": TWO_OPERATIONS, "operationName": "C"}, {"query": TWO_OPERATIONS})
+        ]
+        unknown, unnamed = [(r.status, await r.json(content_type=None)) for r in responses]
+    assert (unknown[0], unnamed[0]) == (status, status)
+    assert unknown[1]["errors"] == [{"message": UNKNOWN_NAME, "extensions": {"code": "BAD_REQUEST"}}]
+    assert unknown[1].get("data") == unnamed[1].get("data")  # none ran
+
+
+async def test_an_unknown_operation_name_is_a_coded_request_error_in_a_one_shot_query(services):
+    # funnelgate query (local) runs this: it raised strawberry's CannotGetOperationTypeError.
+    result = await run_query(services, TWO_OPERATIONS, None, "C")
+    assert result == {
+        "data": None,
+        "errors": [{"message": UNKNOWN_NAME, "extensions": {"code": "BAD_REQUEST"}}],
+    }
