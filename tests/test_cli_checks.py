@@ -49,6 +49,17 @@ def test_a_negative_generate_seed_is_a_usage_error(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_a_negative_ingest_seed_is_a_usage_error_before_anything_is_made(tmp_path, capsys):
+    data_dir = tmp_path / "data"
+    code = main(["ingest", "--seed", "-3", "--csv-dir", str(tmp_path), "--data-dir", str(data_dir)])
+    err = _one_line(capsys.readouterr().err)
+    assert (code, err) == (
+        2,
+        "funnelgate: configuration error: --seed: must be a non-negative integer, got -3\n",
+    )
+    assert not data_dir.exists()
+
+
 def _csv_dirs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     afile, empty, no_pages = tmp_path / "afile", tmp_path / "empty", tmp_path / "no_pages"
     afile.write_text("x\n")

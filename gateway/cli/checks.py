@@ -34,8 +34,12 @@ def _generate(args: argparse.Namespace) -> None:
 
 def _ingest(args: argparse.Namespace) -> None:
     from gateway.ingest.csv_files import page_of_file
+    from gateway.ingest.generator import seed_problem
     from gateway.jobs.ingest import check_steps_known, check_steps_option
 
+    seed = seed_problem(args.seed)  # as generate's and replay's: -1 would silently mean another seed
+    if seed is not None:
+        raise ConfigError(*seed)
     steps = steps_option(args.steps)
     funnel = None if steps is None else check_steps_option(steps)  # the API's rule: distinct, non-empty
     page_tables = _csv_dir("--csv-dir", args.csv_dir)

@@ -364,3 +364,10 @@ async def test_a_bad_page_points_at_its_argument(services):
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["locations"] == [{"line": 2, "column": 35}]
     assert "path" not in error
+
+
+async def test_a_float_argument_is_echoed_as_the_client_wrote_it(services):
+    # GraphQL coerces the Float 5 to 5.0; the message says 5, as JSON and JavaScript write it.
+    result = await run(services, "{ similarUsers(userId: 1, minScore: 5) { userId } }")
+    assert error_codes(result) == ["BAD_USER_INPUT"]
+    assert result["errors"][0]["message"] == "minScore must be a number in -1..1, got 5"
