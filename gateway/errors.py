@@ -120,9 +120,6 @@ def _cut(text: str, limit: int, value: object, written_as: str) -> str:
 def _as_json(value: object) -> str:
     if isinstance(value, Decimal) and value.is_finite():
         return str(value)  # a number, as a client would have written it
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        # GraphQL's Float coercion makes the 5 a client sent 5.0; JSON and JavaScript write it 5.
-        return str(int(value))
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
     except (TypeError, ValueError, RecursionError):  # no JSON form (bytes, a cycle): Python's is exact

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from gateway.errors import BadInput, shown, shown_repr
 from gateway.models import Breakdown, FunnelDefinition, FunnelQuery, Interval, StepOrder
@@ -215,7 +215,10 @@ def check_min_score(min_score: object) -> None:
     if min_score is None:
         return
     if isinstance(min_score, bool) or not isinstance(min_score, int | float) or not -1.0 <= min_score <= 1.0:
-        raise BadInput(f"minScore must be a number in -1..1, got {shown(min_score)}")
+        # A Float argument: GraphQL made the client's 5 the float 5.0; written back as 5.
+        whole = isinstance(min_score, float) and min_score.is_integer() and abs(min_score) < 2**53
+        got = str(int(cast(float, min_score))) if whole else shown(min_score)
+        raise BadInput(f"minScore must be a number in -1..1, got {got}")
 
 
 MIN_INTERVAL_S, MAX_INTERVAL_S = 0.1, 3600.0  # a subscription's period: an hour at most, not forever

@@ -30,9 +30,6 @@ class Colour(Enum):
         (None, "null"),
         (7, "7"),
         (-1.5, "-1.5"),
-        (5.0, "5"),  # a Float argument's 5, as the client wrote it (GraphQL coerced it to 5.0)
-        (-5.0, "-5"),
-        (1e300, "1e+300"),  # past 2**53 an integral float keeps its exponent form
         (2**80, "1208925819614629174706176"),
         ({"x": 1, "y": [True, None, "z"]}, '{"x":1,"y":[true,null,"z"]}'),
         ((1, "a"), '[1,"a"]'),

@@ -371,3 +371,8 @@ async def test_a_float_argument_is_echoed_as_the_client_wrote_it(services):
     result = await run(services, "{ similarUsers(userId: 1, minScore: 5) { userId } }")
     assert error_codes(result) == ["BAD_USER_INPUT"]
     assert result["errors"][0]["message"] == "minScore must be a number in -1..1, got 5"
+
+
+async def test_a_fractional_float_argument_is_echoed_exactly(services):
+    result = await run(services, "{ similarUsers(userId: 1, minScore: 1.0000001) { userId } }")
+    assert result["errors"][0]["message"] == "minScore must be a number in -1..1, got 1.0000001"
