@@ -200,7 +200,11 @@ def _milvus_uri(key: str, raw: str) -> str:
 
 def _data_dir(key: str, raw: str) -> Path:
     # Absolute from here on: child processes, socket URLs and Milvus Lite must not depend on the cwd.
-    path = Path(raw).expanduser().resolve()
+    return Path(raw).expanduser().resolve()
+
+
+def make_data_dir(key: str, path: Path) -> Path:
+    """Create the data directory (and its parents) if missing; it must be writable."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -318,11 +322,16 @@ def env_name(setting: str) -> str:
 
 
 def load_settings(
-    env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    make_dir: bool = True,
 ) -> Settings:
     """Build settings from ``env`` (default: the process environment), then CLI ``overrides``.
 
-    Empty environment values count as unset. Raises :class:`ConfigError` naming the first bad key.
+    Empty environment values count as unset. Raises :class:`ConfigError` naming the first bad key. The
+    data directory is created unless ``make_dir`` is False (a command that only reads an existing one
+    checks first: :func:`make_data_dir` then makes it when it may).
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
@@ -341,6 +350,8 @@ def load_settings(
         values[name] = _CASTS[name](flag, str(value))
     if "data_dir" not in values:
         values["data_dir"] = _data_dir(env_name("data_dir"), str(Settings.data_dir))
+    if make_dir:
+        make_data_dir(flags.get("data_dir", env_name("data_dir")), values["data_dir"])
     _check_cluster(values)
     return replace(Settings(), **values, flags=flags)
 

@@ -222,3 +222,17 @@ def test_replay_creates_nothing_locally(tmp_path, capsys, monkeypatch, url):
     out = capsys.readouterr().out
     assert f"to http://127.0.0.1:{port}/events" in out and "1 of 1 requests failed" in out
     assert list(tmp_path.iterdir()) == []  # no ./data
+
+
+@pytest.mark.parametrize("command", [["query", "{ health { status } }"], ["embed"]])
+def test_query_and_embed_refuse_a_data_dir_that_does_not_exist(tmp_path, capsys, command):
+    # A typo'd --data-dir made a new instance (DuckDB file, Milvus Lite, a private redis-server) and
+    # answered from empty data, or left an empty directory behind.
+    typo = tmp_path / "dtaa"
+    assert main([*command, "--data-dir", str(typo)]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert err == (
+        f"funnelgate: configuration error: --data-dir: no data directory at {str(typo)!r}: "
+        "ingest into it first (funnelgate ingest), or name the one you ingested into\n"
+    )
+    assert not typo.exists()

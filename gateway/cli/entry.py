@@ -16,7 +16,7 @@ from pathlib import Path
 from gateway.cli import access, clients, data
 from gateway.cli.checks import check_arguments
 from gateway.cli.parser import BACKEND_FLAGS, LISTEN_FLAGS, PERSIST_FLAGS, build_parser, given_paths
-from gateway.config import load_settings
+from gateway.config import Settings, env_name, load_settings, make_data_dir
 from gateway.errors import ConfigError, FunnelError
 
 # Third-party loggers that speak at INFO about their own start-up (faiss tries AVX512, then AVX2...).
@@ -56,6 +56,24 @@ def _path_error(exc: OSError, given: dict[str, list[Path]]) -> tuple[str, int] |
     return f"cannot use {str(failed)!r}: {reason}", 1
 
 
+# Commands that read what ingest (or serve) left in the data directory: a directory that does not exist
+# is a typo, not a new instance to create and answer from empty.
+READ_EXISTING_DATA = ("query", "embed")
+
+
+def _existing_data_dir(settings: Settings) -> None:
+    """The embedded store's data directory must exist; with MongoDB it holds only local files (Milvus
+    Lite, metrics) and is made."""
+    key = settings.flags.get("data_dir", env_name("data_dir"))
+    if settings.embedded_document_store and not settings.data_dir.is_dir():
+        raise ConfigError(
+            key,
+            f"no data directory at {str(settings.data_dir)!r}: ingest into it first "
+            "(funnelgate ingest), or name the one you ingested into",
+        )
+    make_data_dir(key, settings.data_dir)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -78,7 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = {
             name: getattr(args, name, None) for name in (*BACKEND_FLAGS, *LISTEN_FLAGS, *PERSIST_FLAGS)
         }
-        settings = load_settings(overrides=overrides)
+        reads_only = args.command in READ_EXISTING_DATA
+        settings = load_settings(overrides=overrides, make_dir=not reads_only)
+        if reads_only:
+            _existing_data_dir(settings)
         _configure_logging(settings.log_level, "%(asctime)s %(levelname)s %(name)s: %(message)s")
         if args.command == "mint-token":
             return access.mint_token(settings, args)
