@@ -270,7 +270,14 @@ def _parse(
     if not (type(user_id) is int and USER_ID_MIN <= user_id <= USER_ID_MAX) and (
         not _is_int(user_id) or not USER_ID_MIN <= user_id <= USER_ID_MAX
     ):
-        got = f"a decimal number ({shown(user_id)})" if isinstance(user_id, float) else _shown(user_id)
+        got = _shown(user_id)
+        if isinstance(user_id, float):
+            # orjson reads an integer past 64 bits as a float: the client wrote no decimal number then.
+            got = (
+                f"an integer past 64 bits ({got})"
+                if abs(user_id) >= 2**63
+                else f"a decimal number ({shown(user_id)})"
+            )
         raise Invalid(f"userId must be an integer {USER_ID_MIN}..{USER_ID_MAX}, got {got}")
     page_type = given["pageType"]
     if not isinstance(page_type, str) or not _SLUG.match(page_type):
