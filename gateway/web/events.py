@@ -33,6 +33,7 @@ from aiohttp import web
 
 from gateway.errors import BadInput, StoreUnavailable, shown
 from gateway.realtime.capture import TooManyEvents, capture
+from gateway.web import request_json
 from gateway.web.health import SERVICES
 
 
@@ -82,9 +83,11 @@ async def post_events(request: web.Request) -> web.Response:
             413, "PAYLOAD_TOO_LARGE", f"the body is larger than {limit} bytes (FUNNEL_EVENTS_MAX_BYTES)"
         )
     try:
-        payload = orjson.loads(body)
+        payload = orjson.loads(body.removeprefix(request_json.UTF8_BOM))  # as /graphql reads a body
     except orjson.JSONDecodeError as exc:
-        return _error(400, "BAD_REQUEST", f"the body is not valid JSON: {exc}")
+        # The same words as /graphql for bytes that are not UTF-8 (orjson's name the str it made).
+        reason = request_json.not_utf8(body) or str(exc)
+        return _error(400, "BAD_REQUEST", f"the body is not valid JSON: {reason}")
     events = _events_of(payload)
     if isinstance(events, str):
         return _error(400, "BAD_REQUEST", events)

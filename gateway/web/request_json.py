@@ -56,15 +56,25 @@ class BadJson(json.JSONDecodeError):
         return self.reason
 
 
+UTF8_BOM = b"\xef\xbb\xbf"  # skipped at the start of a body, as RFC 8259 allows a parser to
+
+
+def not_utf8(data: bytes) -> str | None:
+    """Why ``data`` is not UTF-8 (the first bad byte), or None when it is."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8 (byte {exc.start} is 0x{data[exc.start]:02x})"
+    return None
+
+
 def decode(data: str | bytes) -> Any:
     """``json.loads`` for client input: bytes must be UTF-8 and no string may hold a lone surrogate."""
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BadJson(
-                f"the JSON is not valid UTF-8 (byte {exc.start} is 0x{data[exc.start]:02x})"
-            ) from None
+        except UnicodeDecodeError:
+            raise BadJson(f"the JSON is {not_utf8(data)}") from None
         text = text.removeprefix("\ufeff")
     else:
         text = data

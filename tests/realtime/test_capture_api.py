@@ -338,6 +338,28 @@ async def test_bad_bodies_are_400(http, body: bytes, status: int, code: str):
     assert answer["code"] == code
 
 
+async def test_a_body_with_a_byte_order_mark_is_read_as_graphql_reads_one(http, services: Services):
+    body = b"\xef\xbb\xbf" + orjson.dumps([page_view("bom-1", 907, "home_page")])
+    resp = await http.post("/events", data=body, headers={"Content-Type": "application/json"})
+    assert (resp.status, (await resp.json())["accepted"]) == (200, ["bom-1"])
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"\xff[]", "the body is not valid JSON: not valid UTF-8 (byte 0 is 0xff)"),
+        (
+            '[{"a": "\u00e9"}]'.encode("utf-16"),
+            "the body is not valid JSON: not valid UTF-8 (byte 0 is 0xff)",
+        ),
+        (b'[{"a": "ok \xc3"}]', "the body is not valid JSON: not valid UTF-8 (byte 11 is 0xc3)"),
+    ],
+)
+async def test_a_body_that_is_not_utf8_names_the_first_bad_byte(http, body: bytes, reason: str):
+    resp = await http.post("/events", data=body, headers={"Content-Type": "application/json"})
+    assert (resp.status, await resp.json()) == (400, {"error": reason, "code": "BAD_REQUEST"})
+
+
 async def test_a_batch_object_with_another_key_names_it(http, services: Services):
     body = {"batch": [page_view("bk-1", 906, "home_page")], "x": 1, "source": "web"}
     status, answer = await post_events(http, body)
