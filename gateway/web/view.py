@@ -61,7 +61,7 @@ from gateway.web.edge import PRINCIPAL, error_response, method_not_allowed
 from gateway.web.negotiation import negotiate, not_a_request, response_body
 from gateway.web.operations import parsed_problem
 from gateway.web.requests import PREPARED
-from gateway.web.websocket import FunnelTransportWS, SocketPolicy
+from gateway.web.websocket import BoundedCloseWebSocket, FunnelTransportWS, SocketPolicy
 
 log = logging.getLogger("funnelgate.graphql")
 
@@ -147,7 +147,9 @@ class FunnelGraphQLView(GraphQLView):
             message = f"{cap} WebSockets are open from this address (FUNNEL_MAX_SOCKETS_PER_ADDRESS)"
             refusal = error_response(request, 429, message, TOO_MANY_SOCKETS)
             raise web.HTTPTooManyRequests(text=refusal.text, content_type=refusal.content_type)
-        ws = await super().create_websocket_response(request, subprotocol)
+        # strawberry's, with every close reason cut to what a close frame holds (websocket.py).
+        ws = BoundedCloseWebSocket(protocols=[subprotocol] if subprotocol else [])
+        await ws.prepare(request)
         if sockets is not None:
             sockets[ws] = address
         return ws

@@ -6,7 +6,10 @@ from the edge and the view applied to every ``subscribe`` message too (the view 
   ``id`` (at most ``MAX_ID_BYTES``) and a ``payload`` object whose ``query`` is a string (absent only with
   ``extensions.persistedQuery``), ``variables``/``extensions`` objects and ``operationName`` a string
   when present; ``complete`` a string ``id``. Anything else, and JSON that is malformed or nests too
-  deeply, closes the socket with 4400 and a reason, before or after ``connection_init``.
+  deeply, closes the socket with 4400 and a reason, before or after ``connection_init``. Every close
+  reason (ours, strawberry's, aiohttp's) is cut to ``MAX_CLOSE_REASON_BYTES`` by the socket itself
+  (:class:`BoundedCloseWebSocket`): RFC 6455 holds a close frame to 125 bytes, and a strict client
+  (aiohttp's, a browser) drops a longer one as a protocol error, never seeing the code.
 * **A context per operation**: fresh loaders (their memo would otherwise answer later operations with
   what the first one read, and grow for as long as the socket lives) and per-request state (e.g.
   ``funnelSources``); the connection keeps only its principal and its credential's expiry.
@@ -42,6 +45,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from aiohttp import WSCloseCode, web
 from graphql import GraphQLError, OperationType
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -67,7 +71,10 @@ log = logging.getLogger("funnelgate.graphql")
 
 INIT_TIMEOUT = timedelta(seconds=5)
 EXPIRED = 4403  # graphql-ws's Forbidden: its clients reconnect (asking connectionParams again)
-# strawberry echoes a duplicate id in its close reason, and a close frame holds at most 123 bytes of it.
+# RFC 6455 5.5: a control frame's payload is at most 125 bytes, the close code taking 2 of them.
+MAX_CLOSE_REASON_BYTES = 123
+CUT = b"..."
+# strawberry echoes a duplicate id in its close reason: 64 bytes leave it whole.
 MAX_ID_BYTES = 64
 TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"
 clock: Callable[[], float] = time.time  # the credential expiry's clock (epoch s, like JWT ``exp``)
@@ -86,8 +93,27 @@ class SocketPolicy:
     auth_enabled: bool
 
 
+def close_reason(reason: bytes) -> bytes:
+    """``reason`` as a close frame can carry it: at most ``MAX_CLOSE_REASON_BYTES`` of UTF-8, a longer
+    one cut on a character boundary and ending ``...``. (graphql-ws's server limits its own reasons too,
+    replacing one of 124 characters or more by a fixed text; a cut keeps what the client needs to read.)"""
+    if len(reason) <= MAX_CLOSE_REASON_BYTES:
+        return reason
+    kept = reason[: MAX_CLOSE_REASON_BYTES - len(CUT)]
+    return kept.decode("utf-8", "ignore").encode() + CUT  # "ignore" drops a character cut in two
+
+
+class BoundedCloseWebSocket(web.WebSocketResponse):
+    """The gateway's WebSockets (``view.py`` makes them): every close, whoever asks for it (this
+    handler, strawberry's, the shutdown), sends a reason a close frame can hold. Some echo the client
+    (strawberry's ``Unknown message type: …``)."""
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
+        return await super().close(code=code, message=close_reason(message), drain=drain)
+
+
 def frame_problem(message: object) -> str | None:
-    """Why a decoded graphql-transport-ws message cannot be handled (a close reason: under 123 bytes),
+    """Why a decoded graphql-transport-ws message cannot be handled (a close reason),
     None when its shape is fine. Values strawberry checks itself (connection_init's payload) pass."""
     if not isinstance(message, dict):
         return f"a message must be a JSON object, not {json_type(message)}"

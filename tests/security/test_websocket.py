@@ -422,3 +422,51 @@ async def test_a_null_connection_init_payload_means_no_parameters(services):
         await ws.send_json({"type": "connection_init", "payload": None})
         assert (await ws.receive_json(timeout=10)) == {"type": "connection_ack", "payload": {"role": "admin"}}
         await ws.close()
+
+
+# 8. Close reasons fit a close frame (RFC 6455: 125 bytes, the code's 2 included)
+
+
+@pytest.mark.parametrize(
+    ("frame", "starts"),
+    [
+        ({"type": "x" * 300}, "Unknown message type: xxx"),
+        ({"type": "é" * 200}, "Unknown message type: ééé"),  # 2 bytes each: the cut falls inside one
+        (
+            {"type": "subscribe", "id": "1", "payload": {"query": "{ health { status } }", "variables": [1]}},
+            None,
+        ),
+    ],
+    ids=["ascii", "two-byte characters", "short"],
+)
+async def test_every_close_reason_fits_a_close_frame(services, frame, starts):
+    # aiohttp's client (like a browser) refuses a close frame over 125 bytes: it saw no 4400 at all, only
+    # "Control frame payload cannot be larger than 125 bytes" (324 bytes of reason for the first frame).
+    async with client_of(with_keys(services)) as client:
+        ws = await open_ws(client, KEYS[Role.VIEWER])
+        await ws.send_json(frame)
+        code, reason = await closed(ws)
+    assert code == 4400
+    assert 0 < len(reason.encode()) <= 123
+    if starts is None:
+        assert reason == "Invalid message: payload.variables must be an object"  # short: kept whole
+    else:
+        assert reason.startswith(starts) and reason.endswith("...")
+        assert len(reason.encode()) >= 123 - 1  # cut only as far as the last whole character needs
+        assert reason[:-3] == f"Unknown message type: {frame['type']}"[: len(reason) - 3]
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        (b"x" * 123, b"x" * 123),
+        (b"x" * 124, b"x" * 120 + b"..."),
+        ("é".encode() * 62, "é".encode() * 60 + b"..."),  # 124 bytes: 120 kept end between characters
+        (b"y" + "é".encode() * 62, b"y" + "é".encode() * 59 + b"..."),  # byte 120 would halve an é
+        ("€".encode() * 42, "€".encode() * 40 + b"..."),  # 3 bytes each: 120 is a boundary
+        (b"ab" + "€".encode() * 41, b"ab" + "€".encode() * 39 + b"..."),  # 2 + 39 * 3 = 119
+    ],
+)
+def test_a_close_reason_is_cut_on_a_character_boundary(reason, expected):
+    assert websocket.close_reason(reason) == expected
+    assert len(expected) <= 123
