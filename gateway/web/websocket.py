@@ -10,6 +10,11 @@ from the edge and the view applied to every ``subscribe`` message too (the view 
   reason (ours, strawberry's, aiohttp's) is cut to ``MAX_CLOSE_REASON_BYTES`` by the socket itself
   (:class:`BoundedCloseWebSocket`): RFC 6455 holds a close frame to 125 bytes, and a strict client
   (aiohttp's, a browser) drops a longer one as a protocol error, never seeing the code.
+* **Mistakes in an operation are the operation's**: a document that is not GraphQL, is over
+  ``FUNNEL_MAX_QUERY_CHARS`` or ``FUNNEL_MAX_TOKENS``, or does not hold the operation ``operationName``
+  names gets an ``error`` message for that id with the code HTTP gives (``GRAPHQL_PARSE_FAILED``,
+  ``QUERY_TOO_LARGE``, ``BAD_REQUEST``); strawberry closed the socket with 4400 instead (ending every
+  other subscription on it), or masked an unknown name as ``INTERNAL_SERVER_ERROR`` with a traceback.
 * **A context per operation**: fresh loaders (their memo would otherwise answer later operations with
   what the first one read, and grow for as long as the socket lives) and per-request state (e.g.
   ``funnelSources``); the connection keeps only its principal and its credential's expiry.
@@ -47,23 +52,26 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 from graphql import GraphQLError, OperationType
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
     _OperationStreamClosed,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import CompleteMessage
+from strawberry.types.execution import PreExecutionError
 from strawberry.utils.aio import aclosing
 
 from gateway import deadlines
 from gateway.config import Settings
-from gateway.errors import QueryTimeout, json_type
+from gateway.errors import QueryTimeout, json_type, shown
 from gateway.security.limits import Limits
 from gateway.security.persisted import PersistedQueries, PersistedQueryProblem
 from gateway.security.ratelimit import RateLimiter
 from gateway.web import documents
 from gateway.web.context import Context, new_context
 from gateway.web.edge import rate_subject
+from gateway.web.errors import log_error
 from gateway.web.operations import ambiguity, chosen_operation
 from gateway.web.requests import resolve_persisted
 
@@ -143,6 +151,16 @@ def frame_problem(message: object) -> str | None:
 
 def coded(message: str, code: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code})
+
+
+def unknown_operation(operation_name: str | None) -> GraphQLError:
+    """The refusal of a document without the operation to run (an ``operationName`` it does not hold, or
+    no operation at all): HTTP's 400 reason (strawberry's) and code, the name shown as JSON and cut."""
+    if operation_name is None:
+        message = CannotGetOperationTypeError(None).as_http_error_reason()
+    else:
+        message = f"Unknown operation named {shown(operation_name)}."
+    return coded(message, "BAD_REQUEST")
 
 
 async def _replay(results: list[Any]) -> AsyncGenerator[Any, None]:
@@ -255,7 +273,12 @@ class FunnelTransportWS(BaseGraphQLTransportWSHandler[Context, Any]):
             return coded("payload.query must be a string", "BAD_REQUEST")
         operation.query = query
         document = await documents.parse(query, policy.limits)
-        return None if document is None else ambiguity(document, operation.operation_name)
+        if document is None:  # not GraphQL within the limits: strawberry's parse says why, as on HTTP
+            return None
+        unnamed = ambiguity(document, operation.operation_name)
+        if unnamed is not None or chosen_operation(document, operation.operation_name) is not None:
+            return unnamed
+        return unknown_operation(operation.operation_name)
 
     async def is_subscription(self, operation: Operation[Context, Any]) -> bool:
         document = await documents.parse(operation.query, self.policy.limits)
@@ -269,6 +292,7 @@ class FunnelTransportWS(BaseGraphQLTransportWSHandler[Context, Any]):
         try:
             problem = await self.refusal(operation, context)
             if problem is not None:
+                log_error(problem)  # the client's mistake: one INFO line
                 await operation.send_initial_errors([problem])
                 return
             if await self.is_subscription(operation):
@@ -292,6 +316,16 @@ class FunnelTransportWS(BaseGraphQLTransportWSHandler[Context, Any]):
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
             self.operations.pop(operation.id, None)
             raise
+
+    async def _handle_pre_execution_error(
+        self, operation: Operation[Context, Any], result: PreExecutionError
+    ) -> None:
+        """A request error (syntax, a size or token limit, validation, a limit) ends that operation with
+        an ``error`` message. strawberry closed the whole socket with 4400 on a syntax error (and on the
+        size and token limits, which the parser reports as syntax errors), ending every other operation
+        on it; graphql-transport-ws keeps 4400 for messages that break the protocol."""
+        assert result.errors
+        await operation.send_initial_errors(result.errors)
 
     async def _stream(self, operation: Operation[Context, Any], context: Context) -> Any:
         return await self.schema.stream(

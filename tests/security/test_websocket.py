@@ -1,6 +1,7 @@
 """graphql-transport-ws gets what HTTP gets (gateway/web/websocket.py): a context per operation, the
 credential's expiry, the rate limit, the persisted-query allow-list, the request timeout, the PII mask,
-and malformed frames closed with 4400 instead of crashing the handler."""
+malformed frames closed with 4400 (a reason a close frame holds) instead of crashing the handler, and a
+mistake in one operation's document answered for that operation alone."""
 
 from __future__ import annotations
 
@@ -470,3 +471,98 @@ async def test_every_close_reason_fits_a_close_frame(services, frame, starts):
 def test_a_close_reason_is_cut_on_a_character_boundary(reason, expected):
     assert websocket.close_reason(reason) == expected
     assert len(expected) <= 123
+
+
+# 9. A mistake in one operation is that operation's: an `error` for its id, the socket goes on
+
+LIVE = {"query": "subscription { health(intervalSeconds: 0.1, count: 0) { status } }"}
+
+
+async def _the_error_of(ws: Any, op: str, live: str) -> dict[str, Any]:
+    """``op``'s message (it must be its only one, an error); ``live``'s ``next`` messages are skipped."""
+    while True:
+        message = await ws.receive_json(timeout=20)
+        if message.get("id") == live:
+            assert message["type"] == "next", message
+            continue
+        assert message["id"] == op and message["type"] == "error", message
+        return message
+
+
+async def _still_running(ws: Any, live: str) -> None:
+    """``live`` sends two more events: it survived what came before (and nothing else arrives)."""
+    for _ in range(2):
+        message = await ws.receive_json(timeout=20)
+        assert message == {"id": live, "type": "next", "payload": {"data": {"health": {"status": "ok"}}}}
+
+
+# (document, operationName) -> (code, message): HTTP's answer to the same request (checked below too)
+OPERATION_MISTAKES: dict[str, tuple[str, str | None, str, str]] = {
+    "unknown name of a subscription": (
+        "subscription A { health { status } }", "B", "BAD_REQUEST", 'Unknown operation named "B".'
+    ),
+    "unknown name of a query": ("query A { health { status } }", "B", "BAD_REQUEST", 'Unknown operation named "B".'),
+    "no operation at all": (
+        "fragment F on Query { health { status } }", None, "BAD_REQUEST", "Can't get GraphQL operation type"
+    ),
+    "syntax error": (
+        "subscription { health { status ", None, "GRAPHQL_PARSE_FAILED", "Syntax Error: Expected Name, found <EOF>."
+    ),
+    "over FUNNEL_MAX_QUERY_CHARS (200 here)": (
+        "subscription { health { status } }" + " " * 200, None, "QUERY_TOO_LARGE",
+        "Syntax Error: Source contains more than 200 code points. Parsing aborted. "
+        "(limits: FUNNEL_MAX_QUERY_CHARS, FUNNEL_MAX_TOKENS)",
+    ),
+    "over FUNNEL_MAX_TOKENS (40 here)": (
+        "subscription{" + "a{b}" * 12 + "}", None, "QUERY_TOO_LARGE",  # 51 tokens in 62 characters
+        "Syntax Error: Document contains more than 40 tokens. Parsing aborted. "
+        "(limits: FUNNEL_MAX_QUERY_CHARS, FUNNEL_MAX_TOKENS)",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("mistake", OPERATION_MISTAKES)
+async def test_a_mistake_in_a_subscribe_is_an_error_for_it_and_the_sockets_other_subscription_runs_on(
+    services, caplog, mistake
+):
+    # Each once closed the socket with 4400 (a syntax error, the size and token limits: strawberry's
+    # parser reports those as syntax errors) or answered INTERNAL_SERVER_ERROR with a traceback (an
+    # unknown operationName); either way a live subscription on the same socket ended, or the log lied.
+    document, operation_name, code, text = OPERATION_MISTAKES[mistake]
+    caplog.set_level(logging.INFO, logger="funnelgate.graphql")
+    async with client_of(with_keys(services, max_query_chars=200, max_tokens=40)) as client:
+        ws = await open_ws(client, KEYS[Role.VIEWER])
+        await ws.send_json({"id": "live", "type": "subscribe", "payload": LIVE})
+        await _still_running(ws, "live")
+        caplog.clear()
+        payload = {"query": document, "operationName": operation_name}
+        await ws.send_json({"id": "bad", "type": "subscribe", "payload": payload})
+        [error] = (await _the_error_of(ws, "bad", "live"))["payload"]
+        assert (error["extensions"], error["message"]) == ({"code": code}, text)
+        await _still_running(ws, "live")
+        assert not ws.closed
+        await ws.close()
+        logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "funnelgate.graphql"]
+        assert logged == [(logging.INFO, f"client error {code} at request: {text.split(' (limits')[0]}")]
+        # HTTP answers the same request with the same code and message.
+        response = await client.post(
+            "/graphql", json=payload, headers={**bearer(Role.VIEWER), "Accept": GRAPHQL_RESPONSE}
+        )
+        assert response.status == 400
+        [over_http] = (await response.json())["errors"]
+        assert (over_http["extensions"]["code"], over_http["message"]) == (code, text)
+
+
+async def test_an_unknown_operation_name_is_echoed_as_json_and_cut(services):
+    name = 'a"' + "x" * 1_000
+    async with client_of(with_keys(services)) as client:
+        ws = await open_ws(client, KEYS[Role.VIEWER])
+        payload = {"query": "query A { health { status } }", "operationName": name}
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": payload})
+        message = await ws.receive_json(timeout=20)
+        await ws.close()
+    [error] = message["payload"]
+    # JSON's quote escape; the first 200 characters of that JSON text ("a\" is 4, then 196 x); the
+    # name's own length.
+    assert error["message"] == 'Unknown operation named "a\\"' + "x" * 196 + "... (1,002 characters)."
+    assert error["extensions"] == {"code": "BAD_REQUEST"}
