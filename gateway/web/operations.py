@@ -18,7 +18,9 @@ schema's parse step and the response cache).
 from __future__ import annotations
 
 from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 
+from gateway.errors import shown
 from gateway.security.limits import Limits
 from gateway.web import documents
 
@@ -62,9 +64,12 @@ def ambiguity(parsed: DocumentNode, operation_name: str | None) -> GraphQLError 
     return None
 
 
-def unknown_operation(operation_name: str) -> GraphQLError:
-    """The request error of an ``operationName`` no operation of the document has (graphql-js's words)."""
-    return request_error(f'Unknown operation named "{operation_name}".')
+def unknown_operation(operation_name: str | None) -> GraphQLError:
+    """The refusal of a document without the operation to run (an ``operationName`` it does not hold, or
+    no operation at all): graphql-js's words (strawberry's HTTP reason), the name shown as JSON and cut."""
+    if operation_name is None:
+        return request_error(CannotGetOperationTypeError(None).as_http_error_reason())
+    return request_error(f"Unknown operation named {shown(operation_name)}.")
 
 
 def chosen_operation(parsed: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:

@@ -52,7 +52,6 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 from graphql import GraphQLError, OperationType
-from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -64,7 +63,7 @@ from strawberry.utils.aio import aclosing
 
 from gateway import deadlines
 from gateway.config import Settings
-from gateway.errors import QueryTimeout, json_type, shown
+from gateway.errors import QueryTimeout, json_type
 from gateway.security.limits import Limits
 from gateway.security.persisted import PersistedQueries, PersistedQueryProblem
 from gateway.security.ratelimit import RateLimiter
@@ -72,7 +71,7 @@ from gateway.web import documents
 from gateway.web.context import Context, new_context
 from gateway.web.edge import rate_subject
 from gateway.web.errors import log_error
-from gateway.web.operations import ambiguity, chosen_operation
+from gateway.web.operations import ambiguity, chosen_operation, unknown_operation
 from gateway.web.requests import resolve_persisted
 
 log = logging.getLogger("funnelgate.graphql")
@@ -151,16 +150,6 @@ def frame_problem(message: object) -> str | None:
 
 def coded(message: str, code: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code})
-
-
-def unknown_operation(operation_name: str | None) -> GraphQLError:
-    """The refusal of a document without the operation to run (an ``operationName`` it does not hold, or
-    no operation at all): HTTP's 400 reason (strawberry's) and code, the name shown as JSON and cut."""
-    if operation_name is None:
-        message = CannotGetOperationTypeError(None).as_http_error_reason()
-    else:
-        message = f"Unknown operation named {shown(operation_name)}."
-    return coded(message, "BAD_REQUEST")
 
 
 async def _replay(results: list[Any]) -> AsyncGenerator[Any, None]:
