@@ -226,3 +226,11 @@ async def test_an_unknown_operation_name_is_a_coded_request_error_in_a_one_shot_
         "data": None,
         "errors": [{"message": UNKNOWN_NAME, "extensions": {"code": "BAD_REQUEST"}}],
     }
+
+
+async def test_an_unknown_operation_name_is_echoed_as_json_and_cut_over_http(services):
+    async with TestClient(TestServer(create_app(services))) as client:
+        response = await client.post("/graphql", json={"query": TWO_OPERATIONS, "operationName": "x" * 300})
+        body = await response.json()
+    # The echo is JSON cut to 200 characters: the opening quote and 199 x, then the name's length.
+    assert body["errors"][0]["message"] == 'Unknown operation named "' + "x" * 199 + "... (300 characters)."
