@@ -13,8 +13,11 @@ CLEAN = Path(__file__).parent / "fixtures" / "ingest" / "clean"
 
 
 @pytest.fixture(autouse=True)
-def no_data_dir_from_the_environment(monkeypatch):
-    monkeypatch.delenv("FUNNEL_DATA_DIR", raising=False)
+def no_backends_from_the_environment(monkeypatch):
+    # The embedded stack whatever the run sets (FUNNEL_MONGO_URL=... make test runs the contract suite
+    # against a real MongoDB; these checks are about the arguments, not that server).
+    for name in ("FUNNEL_DATA_DIR", "FUNNEL_MONGO_URL", "FUNNEL_MILVUS_URI", "FUNNEL_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def _one_line(err: str) -> str:
@@ -224,15 +227,18 @@ def test_replay_creates_nothing_locally(tmp_path, capsys, monkeypatch, url):
     assert list(tmp_path.iterdir()) == []  # no ./data
 
 
-@pytest.mark.parametrize("command", [["query", "{ health { status } }"], ["embed"]])
-def test_query_and_embed_refuse_a_data_dir_that_does_not_exist(tmp_path, capsys, command):
+@pytest.mark.parametrize(
+    "command", [["query", "{ health { status } }"], ["embed"], ["backup", "--out", "{tmp}/snap"]]
+)
+def test_reading_commands_refuse_a_data_dir_that_does_not_exist(tmp_path, capsys, command):
     # A typo'd --data-dir made a new instance (DuckDB file, Milvus Lite, a private redis-server) and
-    # answered from empty data, or left an empty directory behind.
+    # answered from empty data, backed an empty store up, or left an empty directory behind.
     typo = tmp_path / "dtaa"
-    assert main([*command, "--data-dir", str(typo)]) == 2
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in command]
+    assert main([*argv, "--data-dir", str(typo)]) == 2
     err = _one_line(capsys.readouterr().err)
     assert err == (
         f"funnelgate: configuration error: --data-dir: no data directory at {str(typo)!r}: "
         "ingest into it first (funnelgate ingest), or name the one you ingested into\n"
     )
-    assert not typo.exists()
+    assert list(tmp_path.iterdir()) == []

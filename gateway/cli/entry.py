@@ -57,8 +57,9 @@ def _path_error(exc: OSError, given: dict[str, list[Path]]) -> tuple[str, int] |
 
 
 # Commands that read what ingest (or serve) left in the data directory: a directory that does not exist
-# is a typo, not a new instance to create and answer from empty.
-READ_EXISTING_DATA = ("query", "embed")
+# is a typo, not a new instance to create and answer (or back up) from empty. One that exists but holds
+# no store is the command's to report (embed: nothing to embed).
+READ_EXISTING_DATA = ("query", "embed", "backup")
 
 
 def _existing_data_dir(settings: Settings) -> None:

@@ -13,8 +13,8 @@ order ``gateway/web/app.py`` documents:
 
 Around them all runs the body deadline (:mod:`gateway.web.body_deadline`): a request whose body is still
 coming is answered 408 if the rest does not arrive within ``FUNNEL_BODY_TIMEOUT_S``, whichever step
-reads it; a body that does not match its headers (its ``Content-Encoding``, its chunking) is a 400
-``BAD_REQUEST``, whichever step reads it. A step that fails unexpectedly is answered 500 ``INTERNAL_SERVER_ERROR`` in the route's error
+reads it; a body that does not match its ``Content-Encoding`` is a 400 ``BAD_REQUEST``, whichever
+step reads it. A step that fails unexpectedly is answered 500 ``INTERNAL_SERVER_ERROR`` in the route's error
 shape (aiohttp's own answer is a text page), its trace logged.
 
 Each step is a plain function of its own module; they used to be one middleware each, and a cached
@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.web import body_deadline, edge
 from gateway.web.observability import HttpMetrics
@@ -39,9 +40,9 @@ from gateway.web.response_cache import ResponseCache
 log = logging.getLogger("funnelgate.web")
 
 
-def unreadable_body(exc: web.RequestPayloadError) -> str:
-    """The reason a body could not be read, as aiohttp's parser gave it (its exception's cause)."""
-    cause = exc.__cause__
+def unreadable_body(exc: Exception) -> str:
+    """The reason a body could not be read, as aiohttp's parser gave it (the error, or its cause)."""
+    cause = exc if isinstance(exc, HttpProcessingError) else exc.__cause__
     reason = getattr(cause, "message", None) or str(cause or exc)
     return f"the request body could not be read as its headers describe it: {reason}"
 
@@ -104,9 +105,10 @@ def middleware(
             status = response.status
             decorate(request, response)
             return response
-        except web.RequestPayloadError as exc:
-            # The body is not what its headers say (a Content-Encoding it does not match, broken
-            # chunking): the client's mistake, found only when a step reads it.
+        except (web.RequestPayloadError, HttpProcessingError) as exc:
+            # The body is not what its headers say (a Content-Encoding it does not match; with
+            # aiohttp's pure-Python parser, broken chunking): the client's mistake, found only when a
+            # step reads it.
             response = edge.error_response(request, 400, unreadable_body(exc), "BAD_REQUEST")
             # The connection's byte stream is past saving: close it after the answer. Marked at its
             # end, the body is not read again after the handler (aiohttp would re-raise the error

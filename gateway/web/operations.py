@@ -7,8 +7,9 @@ for WebSocket operations too, ``websocket.py``):
   * a subscription sent to the one-shot execution path (POST, GET, the CLI) is executed like a query,
     and its async generator fails as a null root field (HTTP 200, INTERNAL_SERVER_ERROR). Subscriptions
     run over WebSocket (graphql-transport-ws) only;
-  * an ``operationName`` the document does not hold raises out of ``Schema.execute``
-    (``CannotGetOperationTypeError``): its HTTP view answers 400, the one-shot runner failed.
+  * an ``operationName`` the document does not hold, or a document without any operation (fragments
+    only), raises out of ``Schema.execute`` (``CannotGetOperationTypeError``): its HTTP view answers a
+    plain 400, the one-shot runner failed.
 All become GraphQL request errors with ``extensions.code`` ``BAD_REQUEST`` (no execution, ``data`` null).
 
 The documents are parsed once, within the limits, by :mod:`gateway.web.documents` (shared with the
@@ -45,7 +46,7 @@ def parsed_problem(parsed: DocumentNode, operation_name: str | None, transport: 
     if unnamed is not None:
         return unnamed
     chosen = chosen_operation(parsed, operation_name)
-    if chosen is None and operation_name is not None:
+    if chosen is None:  # a name the document does not hold, or no operation at all
         return unknown_operation(operation_name)
     if chosen is not None and chosen.operation is OperationType.SUBSCRIPTION:
         return request_error(

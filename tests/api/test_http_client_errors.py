@@ -234,3 +234,13 @@ async def test_an_unknown_operation_name_is_echoed_as_json_and_cut_over_http(ser
         body = await response.json()
     # The echo is JSON cut to 200 characters: the opening quote and 199 x, then the name's length.
     assert body["errors"][0]["message"] == 'Unknown operation named "' + "x" * 199 + "... (300 characters)."
+
+
+async def test_a_document_without_an_operation_is_a_coded_request_error(services):
+    fragments_only = "fragment F on Query { __typename }"
+    async with TestClient(TestServer(create_app(services))) as client:
+        response = await client.post("/graphql", json={"query": fragments_only})
+        body = await response.json()
+    expected = [{"message": "Can't get GraphQL operation type", "extensions": {"code": "BAD_REQUEST"}}]
+    assert (response.status, body["errors"]) == (200, expected)
+    assert (await run_query(services, fragments_only))["errors"] == expected  # funnelgate query raised

@@ -7,7 +7,10 @@ import gzip
 import logging
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.web.app import create_app
 
 QUERY = b'{"query": "{ __typename }"}'
 REASON = (
@@ -42,3 +45,28 @@ async def test_a_body_in_its_content_encoding_is_read(http: TestClient) -> None:
     response = await http.post("/graphql", data=gzip.compress(QUERY), headers=headers)
     assert response.status == 200
     assert (await response.json())["data"] == {"__typename": "Query"}
+
+
+async def test_a_parser_error_raised_while_reading_is_a_coded_400(services) -> None:
+    # aiohttp's pure-Python parser (AIOHTTP_NO_EXTENSIONS) raises its own error for broken chunking
+    # when the body is read, not RequestPayloadError; a handler standing in for the read raises it.
+    from aiohttp.http_exceptions import TransferEncodingError
+
+    async def reads_a_broken_body(request: web.Request) -> web.Response:
+        raise TransferEncodingError("Not enough data to satisfy transfer length header.")
+
+    app = create_app(services)
+    app.router.add_post("/events-broken", reads_a_broken_body)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post(
+            "/events-broken", data=b"[]", headers={"Content-Type": "application/json"}
+        )
+        body = await response.json()
+    assert (response.status, response.headers.get("Connection")) == (400, "close")
+    reason = "Not enough data to satisfy transfer length header."
+    assert body["errors"] == [
+        {
+            "message": f"the request body could not be read as its headers describe it: {reason}",
+            "extensions": {"code": "BAD_REQUEST"},
+        }
+    ]
