@@ -18,8 +18,10 @@ builds it at ``seal``, and a file made before it existed gets it built when open
 key indexes are dropped by ``DuckDBStore.ensure_indexes``).
 
 A delete takes from the register the ids its rows returned (``unregister``), through its key, and
-reads no event table for them -- unless the file holds an id in both tables (only versions before the
-register wrote one; the row counts tell, ``sizes``), when the ids the other table still holds stay.
+reads no event table for them -- unless the file holds an id in both tables (written before the
+register, or built by ``seal`` from data holding one: a MongoDB backup, whose generic writes keep each
+collection's own key; the row counts tell, ``sizes``), when the ids the other table still holds stay.
+Such a file builds its register again at every open (``ensure`` compares counts): a known cost.
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ _EXISTS = """
 
 def build(cur: Cursor) -> None:
     """Create the register from the event tables' ids, then its index (one build, not an insert per
-    id), in one transaction. An id held by both tables (a file written before the register) is
-    registered once."""
+    id), in one transaction. An id held by both tables (a file written before the register, or a
+    generation built from such data) is registered once."""
     cur.begin()
     try:
         cur.execute(f"DROP TABLE IF EXISTS {TABLE}").fetchall()
@@ -112,9 +114,9 @@ def sizes(cur: Cursor, tables: Sequence[str], where: str, params: dict[str, Any]
     the register is the union of both tables' ids (every write path keeps it so, and opening the file
     mends it: ``ensure``) and no id repeats within a table (the register refuses it, and each table's
     own key did before), so the register holds fewer ids than the tables hold rows exactly when an id
-    is in both. Only versions before the register wrote one, and no write path writes one since, so a
-    verdict of none holds for the rest of the caller's work under the write lock. A flag set at open
-    would say the same, but stay set after the last such id is deleted, apart from the file itself."""
+    is in both. No write under the write lock adds one (only a generation's build can hold one, from
+    its data), so a verdict of none holds for the rest of the caller's work. A flag set at open would
+    say the same, but stay set after the last such id is deleted, apart from the file itself."""
     doomed = [f"(SELECT count(*) FROM {schema.quote(t)} WHERE {where})" for t in tables]
     totals = [f"(SELECT count(*) FROM {schema.quote(t)})" for t in EVENT_TABLES]
     row = cur.execute(
@@ -135,7 +137,7 @@ def unregister(cur: Cursor, tables: Sequence[str], gone: Sequence[Any], shared: 
     ``tables``, in the caller's transaction: exactly those, found by the register's key (DuckDB reads
     its ART index for up to 50 ids, scans the register past that). With ``shared`` (see
     :func:`sizes`), not those an event table still holds: the event is still stored under that id.
-    Asking costs a scan of that table's ids, which only a file from before the register pays."""
+    Asking costs a scan of that table's ids, which only a file holding an id in both tables pays."""
     ids = pa.concat_arrays([pa.array(column, pa.string()) for column in gone])
     if shared:
         # The other table; both when both were deleted from (an id may have left one of them only).
