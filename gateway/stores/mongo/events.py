@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo import ReadPreference, UpdateOne
 from pymongo.errors import BulkWriteError
 from pymongo.write_concern import WriteConcern
 
@@ -57,6 +57,13 @@ JOURNALED = WriteConcern(j=True)
 
 def _journaled(collection: Any) -> Any:
     return collection.with_options(write_concern=JOURNALED)
+
+
+def _primary(collection: Any) -> Any:
+    """Reads the write depends on go to the primary, whatever the URL's read preference (docs/scaling.md
+    suggests secondaryPreferred for the API's reads): a secondary behind by a group would miss an id or a
+    session end this gateway has just written."""
+    return collection.with_options(read_preference=ReadPreference.PRIMARY)
 
 
 def _first_per_key(collection: str, docs: Sequence[Mapping[str, Any]]) -> list[Document]:
@@ -82,13 +89,15 @@ async def _stored_ends(db: Any, deltas: list[SessionDelta]) -> dict[str, Any]:
     ids = [d.session_id for d in deltas if d.pages]
     if not ids:
         return {}
-    found = db[USER_SESSIONS].find({"session_id": {"$in": ids}}, {"_id": 0, "session_id": 1, "end_time": 1})
+    found = _primary(db[USER_SESSIONS]).find(
+        {"session_id": {"$in": ids}}, {"_id": 0, "session_id": 1, "end_time": 1}
+    )
     return {doc["session_id"]: doc.get("end_time") for doc in await found.to_list(None)}
 
 
 async def _rebuild_pages(db: Any, session_ids: list[str]) -> list[UpdateOne]:
     """``pages_visited`` of sessions a late visit reordered, from their stored visits (new ones included)."""
-    found = db[PAGE_VISITS].find(
+    found = _primary(db[PAGE_VISITS]).find(
         {"session_id": {"$in": session_ids}},
         {"_id": 0, "session_id": 1, "page_type": 1, "timestamp": 1, "event_id": 1},
     )
@@ -124,7 +133,7 @@ async def _stored_in(db: Any, collection: str, ids: list[str]) -> set[str]:
     """Which of ``ids`` ``collection`` holds (one read of its unique ``event_id`` index)."""
     if not ids:
         return set()
-    found = db[collection].find({"event_id": {"$in": ids}}, {"_id": 0, "event_id": 1})
+    found = _primary(db[collection]).find({"event_id": {"$in": ids}}, {"_id": 0, "event_id": 1})
     return {doc["event_id"] for doc in await found.to_list(None)}
 
 
