@@ -103,6 +103,11 @@ async def test_a_bulk_delete_in_an_older_file_keeps_an_id_the_other_table_holds(
     visits = [visit(f"v{uid}-{n}", uid, seconds=n) for uid in range(1, 401) for n in range(10)]
     await older_file(path, visits, [], [raw_interaction("v1-3", 999)])
     store = await DuckDBStore.open(path)
+    # The funnel index's first build reads page_visits in a transaction of its own. DuckDB 2.0.1 builds
+    # an index over the rows a transaction still open can see: the bulk path's rebuilt key would then
+    # keep the deleted ids and refuse them again (a known hazard of the bulk path, not this test's
+    # subject; it failed here one run in several under the whole suite's load).
+    assert await store.wait_for_funnel_index()
     try:
         # 3,990 of 4,000 visits, and of 4,000 registered ids: the bulk path for both indexes.
         assert await store.delete_users(list(range(1, 400))) == 0
