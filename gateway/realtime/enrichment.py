@@ -24,7 +24,8 @@ remembered session does not settle, and the owners of named sessions the group d
   (stored, remembered, or begun earlier in the group) more than the gap outside its span as the
   group's earlier events (in time order) have extended it -- ``start - gap <= timestamp <= end +
   gap``, bounds included, the rule a sessionless event joins by (``named_sessions.py`` has both
-  rules). A refused event is listed in ``Planned.refused``, reported to its client as rejected, and
+  rules). A refused event is listed in ``Planned.refused``, reported to its client as rejected (unless
+  its id is stored: a replay, then a duplicate, ``runtime.Realtime._record``), and
   changes nothing: no document, no user created, no span moved, nothing remembered (it is not in
   ``Planned.events``). One store read finds the owners of named sessions this group does not already
   know; a named session that does not exist yet is started by its earliest event. A sessionless event

@@ -121,13 +121,19 @@ class Realtime:
         stored id's event is a duplicate and changes nothing, but the plan would have let it start or
         shape a session: ``rt-{its id}`` may be its first owner's session, and the group's new events
         after it would join that. So the store refuses a group holding a stored id, writing nothing,
-        and the group is planned again without those ids. Only a group with a replayed id pays it."""
+        and the group is planned again without those ids. Only a group with a replayed id pays it.
+        The events the plan refused are asked about too (``withheld``): a replay of a stored event that
+        no longer fits its session, or names it under another user, is a duplicate, not a rejection."""
         store = self._services.store
         planned = await plan(store, events, self.gap, self.memory, clock)
-        if not planned.events:
+        if not planned.events and not planned.refused:
             return planned, set()
         try:
-            return planned, set(await store.record_events(planned.batch, refuse_stored=True))
+            # The refused events too: a stored one is a replay, answered as a duplicate, not rejected.
+            written = await store.record_events(
+                planned.batch, refuse_stored=True, withheld=list(planned.refused)
+            )
+            return planned, set(written)
         except StoredEvents as stored:
             fresh = [e for e in events if e.event_id not in stored.ids]
         planned = await plan(store, fresh, self.gap, self.memory, clock)

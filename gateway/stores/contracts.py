@@ -169,7 +169,9 @@ class DocumentStore(Protocol):
         """Delete these users and everything of theirs (sessions, visits, interactions). Returns the
         number of users deleted. Lets ingest replace a user's synthesised history idempotently."""
 
-    async def record_events(self, batch: EventBatch, *, refuse_stored: bool = False) -> list[str]:
+    async def record_events(
+        self, batch: EventBatch, *, refuse_stored: bool = False, withheld: Sequence[str] = ()
+    ) -> list[str]:
         """The realtime write. Insert ``batch.visits`` and ``batch.interactions`` whose ``event_id`` is
         not stored yet as any event: an id is one event whatever its type, so an interaction reusing a
         stored visit's id (or the reverse) is a duplicate, and an id repeated in the batch is its first
@@ -185,7 +187,10 @@ class DocumentStore(Protocol):
         without them (live capture: a stored event must not name, start or shape a session). An id
         repeated within the batch is not "stored": the batch is written as without the flag. Another
         writer storing an id between the check and the write (MongoDB, several gateways) is not
-        refused: that id is then a duplicate as without the flag.
+        refused: that id is then a duplicate as without the flag. ``withheld``: ids of events the caller
+        left out of the batch (its own rules refused them); with ``refuse_stored``, those stored are
+        named too, and checked even when the batch is empty (a replay the caller would refuse is a
+        duplicate). Without ``refuse_stored`` it is ignored.
 
         Durable on return: DuckDB commits it all in one transaction (its commit fsyncs the WAL);
         MongoDB writes with a journaled write concern, events first, then users and sessions (see

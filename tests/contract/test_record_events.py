@@ -344,3 +344,24 @@ async def test_refuse_stored_does_not_refuse_an_id_repeated_in_the_batch(store: 
     [visits] = await store.visits_by_user_ids([500])
     assert [(v["event_id"], v["page_type"]) for v in visits] == [("dup", "home")]
     assert await store.count("user_interactions") == 0
+
+
+async def test_refuse_stored_also_names_stored_ids_the_caller_withheld(store: DocumentStore) -> None:
+    """``withheld``: events the caller refused and left out; a stored one is named (it is a replay), even
+    with an empty batch, and nothing is written. Unstored ones change nothing."""
+    await store.record_events(live_batch())
+    counts = (await store.count("page_visits"), await store.count("user_interactions"))
+    kept = EventBatch(
+        visits=[visit("new-2", 502, "rt-new-2", "home", "2026-03-01 12:00:00")],
+        sessions=[{"session_id": "rt-new-2", "user_id": 502, "device": "mobile"}],
+        users=[{**NEW_USER, "user_id": 502}],
+    )
+    with pytest.raises(StoredEvents) as refused:
+        await store.record_events(kept, refuse_stored=True, withheld=["v1", "never-stored"])
+    assert refused.value.ids == {"v1"}
+    with pytest.raises(StoredEvents) as alone:
+        await store.record_events(EventBatch(), refuse_stored=True, withheld=["c1"])
+    assert alone.value.ids == {"c1"}
+    assert (await store.count("page_visits"), await store.count("user_interactions")) == counts
+    assert await store.users_by_ids([502]) == [None]
+    assert await store.record_events(kept, refuse_stored=True, withheld=["never-stored"]) == ["new-2"]

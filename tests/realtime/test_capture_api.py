@@ -218,6 +218,28 @@ async def test_a_replay_at_another_time_does_not_reopen_its_session(http, servic
     assert [s for s in sessions if s["session_id"] == "rt-r-63"] == before
 
 
+async def test_a_replay_its_session_would_refuse_is_a_duplicate_not_a_rejection(http, services: Services):
+    # A stored event replayed three hours later (an offline queue stamping it anew), or under another
+    # user, names a session it no longer fits: the plan refuses it, but it is a stored event, so the
+    # answer is a duplicate and nothing changes (it was a 400 with the event rejected).
+    view = page_view("n-71", 71, "home_page", sessionId="s-71", timestamp=iso(NOW - timedelta(hours=3)))
+    assert (await post_events(http, [view]))[0] == 200
+    [before] = await services.store.sessions_by_user_ids([71])
+    later = view | {"timestamp": iso(NOW)}
+    other_user = view | {"userId": 72}
+    for replay in (later, other_user):
+        assert await post_events(http, [replay]) == (
+            200,
+            {"accepted": ["n-71"], "duplicates": ["n-71"], "rejected": []},
+        )
+    assert await services.store.sessions_by_user_ids([71, 72]) == [before, []]
+    # A new event naming that session out of its reach is still refused, beside the replay.
+    stray = page_view("n-72", 71, "search_page", sessionId="s-71", timestamp=iso(NOW))
+    status, body = await post_events(http, [later, stray])
+    assert (status, body["accepted"], body["duplicates"]) == (200, ["n-71"], ["n-71"])
+    assert [(r["index"], r["eventId"]) for r in body["rejected"]] == [(1, "n-72")]
+
+
 async def test_a_duplicate_event_id_is_stored_counted_and_published_once(http, services: Services):
     cache, realtime = services.cache, services.realtime
     feed = streams.user_activity(realtime, 4)

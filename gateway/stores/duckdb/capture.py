@@ -50,7 +50,9 @@ class LiveCapture:
         # records one group after the other); a background fold gives way after its current chunk.
         self.capture_waiting = threading.Event()
 
-    async def record_events(self, batch: EventBatch, *, refuse_stored: bool = False) -> list[str]:
+    async def record_events(
+        self, batch: EventBatch, *, refuse_stored: bool = False, withheld: Sequence[str] = ()
+    ) -> list[str]:
         pending, last_visits = self.pending, self.last_visits
 
         waiting = self.capture_waiting
@@ -62,7 +64,7 @@ class LiveCapture:
             finally:
                 waiting.clear()
             try:
-                return events.record(cur, batch, last_visits, pending, refuse_stored)
+                return events.record(cur, batch, last_visits, pending, refuse_stored, withheld)
             finally:
                 self._db.write_lock.release()
 

@@ -153,11 +153,11 @@ def _unregistered(cur: Cursor, batch: EventBatch) -> tuple[list[Mapping[str, Any
     return visits, [d for d in batch.interactions if d["event_id"] in fresh and d["event_id"] not in visited]
 
 
-def _stored(cur: Cursor, batch: EventBatch) -> set[str]:
+def _stored(cur: Cursor, batch: EventBatch, withheld: Sequence[str] = ()) -> set[str]:
     """The batch's ids the register holds (the plain insert's failure does not say which): its ``ON
     CONFLICT`` insert, rolled back. A read of the register would scan it (DuckDB reads an index for
     ``IN`` of up to 50 constants only); the insert probes its index, so the cost follows the batch."""
-    ids = list(dict.fromkeys([d["event_id"] for d in (*batch.visits, *batch.interactions)]))
+    ids = list(dict.fromkeys([*[d["event_id"] for d in (*batch.visits, *batch.interactions)], *withheld]))
     cur.begin()
     try:
         fresh = _register(cur, ids, "ON CONFLICT DO NOTHING RETURNING event_id").fetchnumpy()["event_id"]
@@ -172,9 +172,14 @@ def record(
     last_visits: LastVisits,
     pending: PendingSessions,
     refuse_stored: bool = False,
+    withheld: Sequence[str] = (),
 ) -> list[str]:
     """Run in the store's thread with its write lock held."""
     skip_stored = event_ids.TABLE in writes.UNKEYED
+    if refuse_stored and withheld and not skip_stored and (held := _stored(cur, batch, withheld)):
+        # Events the caller refused are asked about first (their ids are not in the batch, so the
+        # plain insert cannot tell): a group with a refused event pays this probe, others never.
+        raise StoredEvents(held)
     try:
         written = _write(cur, batch, last_visits, pending, skip_stored)
     except duckdb.ConstraintException:

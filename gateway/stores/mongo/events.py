@@ -151,11 +151,13 @@ async def _one_per_id(db: Any, batch: EventBatch) -> tuple[list[Document], list[
     return visits, [d for d in batch.interactions if d["event_id"] not in taken]
 
 
-async def _none_stored(db: Any, batch: EventBatch) -> tuple[list[Document], list[Document]]:
-    """For ``refuse_stored``: raise StoredEvents if either collection holds an id of the batch (the same
-    two indexed reads as :func:`_one_per_id`, each of every id); else the visits, and the interactions
-    whose id no visit of the batch has."""
-    ids = list(dict.fromkeys([d["event_id"] for d in (*batch.visits, *batch.interactions)]))
+async def _none_stored(
+    db: Any, batch: EventBatch, withheld: Sequence[str] = ()
+) -> tuple[list[Document], list[Document]]:
+    """For ``refuse_stored``: raise StoredEvents if either collection holds an id of the batch or of
+    ``withheld`` (the same two indexed reads as :func:`_one_per_id`, each of every id); else the visits,
+    and the interactions whose id no visit of the batch has."""
+    ids = list(dict.fromkeys([*[d["event_id"] for d in (*batch.visits, *batch.interactions)], *withheld]))
     as_visits, as_interactions = await asyncio.gather(
         _stored_in(db, PAGE_VISITS, ids), _stored_in(db, USER_INTERACTIONS, ids)
     )
@@ -165,9 +167,14 @@ async def _none_stored(db: Any, batch: EventBatch) -> tuple[list[Document], list
     return list(batch.visits), [d for d in batch.interactions if d["event_id"] not in visited]
 
 
-async def record(db: Any, batch: EventBatch, refuse_stored: bool = False) -> list[str]:
+async def record(
+    db: Any, batch: EventBatch, refuse_stored: bool = False, withheld: Sequence[str] = ()
+) -> list[str]:
     new: set[str] = set()
-    visits, interactions = await (_none_stored if refuse_stored else _one_per_id)(db, batch)
+    if refuse_stored:
+        visits, interactions = await _none_stored(db, batch, withheld)
+    else:
+        visits, interactions = await _one_per_id(db, batch)
     for collection, docs in ((PAGE_VISITS, visits), (USER_INTERACTIONS, interactions)):
         new |= await _insert_new(db, collection, docs)
     await _insert_new(db, USERS, users_with_new_events(batch, new))

@@ -349,7 +349,9 @@ class MongoStore(ServedGeneration):
         check_ids(user_ids, int, "user ids")
         return await writes.delete_users(self._db, user_ids)
 
-    async def record_events(self, batch: EventBatch, *, refuse_stored: bool = False) -> list[str]:
+    async def record_events(
+        self, batch: EventBatch, *, refuse_stored: bool = False, withheld: Sequence[str] = ()
+    ) -> list[str]:
         # A bounded batch of writes, like ingest's: no request deadline cuts it half-way.
         with operation("record_events", default_s=None):
-            return await events.record(self._db, batch, refuse_stored)
+            return await events.record(self._db, batch, refuse_stored, withheld)
