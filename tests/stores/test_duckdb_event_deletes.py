@@ -98,7 +98,10 @@ async def test_a_replaced_interaction_keeps_the_id_a_visit_holds(tmp_path: Path)
         await store.close()
 
 
-async def test_a_bulk_delete_in_an_older_file_keeps_an_id_the_other_table_holds(tmp_path: Path) -> None:
+async def test_a_bulk_delete_in_an_older_file_keeps_an_id_the_other_table_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(duckdb_writes, "BULK_DELETES", True)  # the mechanism, off in the product
     path = tmp_path / "older.duckdb"
     visits = [visit(f"v{uid}-{n}", uid, seconds=n) for uid in range(1, 401) for n in range(10)]
     await older_file(path, visits, [], [raw_interaction("v1-3", 999)])
@@ -133,6 +136,7 @@ async def test_more_than_fifty_ids_leave_the_register(store: DuckDBStore) -> Non
 async def test_the_registers_key_is_built_again_only_when_it_loses_many_ids(
     store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(duckdb_writes, "BULK_DELETES", True)
     monkeypatch.setattr(duckdb_writes, "BULK_DELETE_MIN", 10)
     dropped: list[str] = []
     run_sql = duckdb_writes.run_sql
@@ -165,6 +169,7 @@ async def test_a_delete_that_fails_changes_neither_table_nor_the_register(
     store: DuckDBStore, monkeypatch: pytest.MonkeyPatch, bulk: bool
 ) -> None:
     if bulk:
+        monkeypatch.setattr(duckdb_writes, "BULK_DELETES", True)
         monkeypatch.setattr(duckdb_writes, "BULK_DELETE_MIN", 1)
     await store.insert_many("page_visits", [visit("a", 1), visit("b", 2)])
     await store.insert_many("user_interactions", [interaction("c", 1), interaction("d", 2)])

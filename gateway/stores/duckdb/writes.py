@@ -29,7 +29,12 @@ T = TypeVar("T")
 Cursor = duckdb.DuckDBPyConnection
 
 WRITE_BATCH = 50_000
-# Deletes of at least this many rows, and at least 1/FRACTION of the table, rebuild the indexes instead.
+# Deletes of at least this many rows, and at least 1/FRACTION of the table, would rebuild the indexes
+# instead -- but only with BULK_DELETES on, and it is off: DuckDB 2.0.1 builds an index over the rows a
+# transaction still open on another cursor can see, deleted ones included, and keeps them (a unique key
+# then refuses those keys for good; a lookup index returns other rows after a reopen). A serving store
+# always has other cursors, so a rebuild is only safe once they are kept out (a follow-up).
+BULK_DELETES = False
 BULK_DELETE_MIN = 2_000
 BULK_DELETE_FRACTION = 50
 
@@ -88,17 +93,14 @@ def delete_rows(cur: Cursor, table: str, where: str, params: dict[str, Any]) -> 
     one transaction); returns how many.
 
     DuckDB removes deleted keys from each ART index when the delete commits, at roughly 0.1-0.3 ms per
-    row and index on a file database. Past a few thousand rows it is far cheaper to drop the table's
-    indexes (committed first, or the commit still pays), delete, and build them again. Readers meanwhile
-    see correct results, only unindexed; writers wait on the store's write lock. Each table's indexes
-    are sized on its own losses: an event table's on the rows that go, the register's (their key) on
-    the ids it loses out of all it holds -- so deleting most of a small table does not rebuild the key
-    of both tables' ids (2M ids: ~1.2 s, against ~35 us per id taken out of it at commit).
-
-    Known hazard, not yet handled: DuckDB 2.0.1 builds an index over the rows an older transaction still
-    open can see, deleted ones included, and keeps those keys after it ends. A bulk delete while another
-    cursor's transaction is open (a long read, the funnel index's build) leaves a rebuilt unique key
-    holding deleted keys, which then refuse those ids or user ids as stored.
+    row and index on a file database. Past a few thousand rows it would be far cheaper to drop the
+    table's indexes (committed first, or the commit still pays), delete, and build them again; that bulk
+    path is off (``BULK_DELETES``): built while another cursor's transaction is open (a long read, the
+    funnel index's build), the index keeps the deleted rows -- a unique key refuses their keys for good,
+    a lookup index returns other rows after a reopen (reproduced on DuckDB 2.0.1). With it on, each
+    table's indexes are sized on its own losses: an event table's on the rows that go, the register's
+    (their key) on the ids it loses out of all it holds (2M ids: ~1.2 s to build, against ~35 us per id
+    taken out of it at commit).
     """
     return _delete_from(cur, (table,), where, params)
 
@@ -151,8 +153,9 @@ def _delete_from(cur: Cursor, tables: Sequence[str], where: str, params: dict[st
 
 
 def _bulk(doomed: int, total: int) -> bool:
-    """Whether taking ``doomed`` of ``total`` keys out of an index costs more than building it again."""
-    return doomed >= max(BULK_DELETE_MIN, total // BULK_DELETE_FRACTION)
+    """Whether taking ``doomed`` of ``total`` keys out of an index costs more than building it again (and
+    building it again is allowed: ``BULK_DELETES``)."""
+    return BULK_DELETES and doomed >= max(BULK_DELETE_MIN, total // BULK_DELETE_FRACTION)
 
 
 # Tables whose indexes a bulk delete dropped and has not built again (it failed: the process goes on
