@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway import setting_values as parse
 from gateway.edge_settings import (
     DEFAULT_RATE_LIMITS,
     LOOPBACK_NAMES,
@@ -158,51 +159,6 @@ class Settings:
         return dict(self.rate_limits).get(role, 0)
 
 
-def _port(key: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(key, f"expected an integer port, got {raw!r}") from None
-    if not 1 <= value <= 65535:
-        raise ConfigError(key, f"port {value} is out of range 1..65535")
-    return value
-
-
-def _positive_int(key: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(key, f"expected a positive integer, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(key, f"expected a positive integer, got {value}")
-    return value
-
-
-def _url(key: str, raw: str, schemes: tuple[str, ...]) -> str:
-    try:
-        parts = urlsplit(raw)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError as exc:
-        raise ConfigError(key, f"unparsable URL {raw!r}: {exc}") from None
-    if parts.scheme not in schemes:
-        raise ConfigError(key, f"URL {raw!r} must start with one of {', '.join(s + '://' for s in schemes)}")
-    if parts.scheme != "unix" and not parts.hostname:
-        raise ConfigError(key, f"URL {raw!r} has no host")
-    return raw
-
-
-def _milvus_uri(key: str, raw: str) -> str:
-    # A path to a .db file means Milvus Lite at that place; anything else must be a server URL.
-    if raw.endswith(".db") and "://" not in raw:
-        return raw
-    return _url(key, raw, ("http", "https", "tcp", "grpc"))
-
-
-def _data_dir(key: str, raw: str) -> Path:
-    # Absolute from here on: child processes, socket URLs and Milvus Lite must not depend on the cwd.
-    return Path(raw).expanduser().resolve()
-
-
 def make_data_dir(key: str, path: Path) -> Path:
     """Create the data directory (and its parents) if missing; it must be writable."""
     try:
@@ -214,78 +170,28 @@ def make_data_dir(key: str, path: Path) -> Path:
     return path
 
 
-def _non_negative_int(key: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(key, f"expected an integer >= 0, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(key, f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _switch(key: str, raw: str) -> bool:
-    value = raw.lower()
-    if value in {"on", "true", "1", "yes"}:
-        return True
-    if value in {"off", "false", "0", "no"}:
-        return False
-    raise ConfigError(key, f"expected on or off, got {raw!r}")
-
-
-def _seconds(key: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(key, f"expected a number of seconds, got {raw!r}") from None
-    if not 0 <= value < float("inf"):
-        raise ConfigError(key, f"expected a number of seconds >= 0, got {raw!r}")
-    return value
-
-
-def _log_level(key: str, raw: str) -> str:
-    level = raw.upper()
-    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        raise ConfigError(key, f"expected DEBUG, INFO, WARNING or ERROR, got {raw!r}")
-    return level
-
-
-def _positive_float(key: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(key, f"expected a number of seconds, got {raw!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(key, f"expected a positive number of seconds, got {raw!r}")
-    return value
-
-
-def _path(key: str, raw: str) -> Path:
-    return Path(raw).expanduser().resolve()
-
-
 # setting name -> cast; the env var is PREFIX + name.upper(), the CLI flag --name-with-dashes.
 _CASTS = {
-    "data_dir": _data_dir,
+    "data_dir": parse.path,
     "host": lambda key, raw: raw,
-    "port": _port,
-    "mongo_url": lambda key, raw: _url(key, raw, ("mongodb", "mongodb+srv")),
+    "port": parse.port,
+    "mongo_url": lambda key, raw: parse.url(key, raw, ("mongodb", "mongodb+srv")),
     "mongo_db": lambda key, raw: raw,
-    "mongo_pool_size": _positive_int,
-    "mongo_timeout_ms": _positive_int,
-    "milvus_uri": _milvus_uri,
-    "redis_url": lambda key, raw: _url(key, raw, ("redis", "rediss", "unix")),
-    "redis_cluster": _switch,
-    "log_level": _log_level,
-    "max_page_size": _positive_int,
-    "events_max_batch": _positive_int,
-    "events_max_bytes": _positive_int,
-    "events_max_skew_s": _positive_int,
-    "events_max_age_days": _positive_int,
-    "session_gap_s": _positive_int,
-    "index": _switch,
-    "preaggregates": _switch,
-    "switch_grace_s": _seconds,
+    "mongo_pool_size": parse.positive_int,
+    "mongo_timeout_ms": parse.positive_int,
+    "milvus_uri": parse.milvus_uri,
+    "redis_url": lambda key, raw: parse.url(key, raw, ("redis", "rediss", "unix")),
+    "redis_cluster": parse.switch,
+    "log_level": parse.log_level,
+    "max_page_size": parse.positive_int,
+    "events_max_batch": parse.positive_int,
+    "events_max_bytes": parse.positive_int,
+    "events_max_skew_s": parse.positive_int,
+    "events_max_age_days": parse.positive_int,
+    "session_gap_s": parse.positive_int,
+    "index": parse.switch,
+    "preaggregates": parse.switch,
+    "switch_grace_s": parse.seconds,
     "api_keys": api_key_entries,
     "jwt_secret": jwt_secret,
     "jwt_public_key_file": pem_public_key,
@@ -294,26 +200,26 @@ _CASTS = {
     "jwt_issuer": lambda key, raw: raw,
     "allowed_hosts": hosts,
     "cors_origins": origins,
-    "max_depth": _positive_int,
-    "max_aliases": _positive_int,
-    "max_tokens": _positive_int,
-    "max_query_chars": _positive_int,
-    "max_body_bytes": _positive_int,
-    "max_cost": _positive_int,
-    "introspection": _switch,
-    "request_timeout_s": _positive_float,
-    "header_timeout_s": _positive_float,
-    "body_timeout_s": _positive_float,
-    "max_sockets_per_address": _non_negative_int,
-    "max_operations_per_socket": _positive_int,
+    "max_depth": parse.positive_int,
+    "max_aliases": parse.positive_int,
+    "max_tokens": parse.positive_int,
+    "max_query_chars": parse.positive_int,
+    "max_body_bytes": parse.positive_int,
+    "max_cost": parse.positive_int,
+    "introspection": parse.switch,
+    "request_timeout_s": parse.positive_float,
+    "header_timeout_s": parse.positive_float,
+    "body_timeout_s": parse.positive_float,
+    "max_sockets_per_address": parse.non_negative_int,
+    "max_operations_per_socket": parse.positive_int,
     "rate_limits": rate_limits,
-    "rate_window_s": _positive_int,
+    "rate_window_s": parse.positive_int,
     "persisted_queries": persisted_mode,
-    "persisted_queries_file": _path,
+    "persisted_queries_file": parse.path,
     "redis_maxmemory": memory,
-    "shutdown_timeout_s": _positive_float,
-    "slow_operation_ms": _non_negative_int,
-    "access_log": _switch,
+    "shutdown_timeout_s": parse.positive_float,
+    "slow_operation_ms": parse.non_negative_int,
+    "access_log": parse.switch,
 }
 
 
@@ -349,7 +255,7 @@ def load_settings(
             raise ConfigError(flag, "unknown setting")
         values[name] = _CASTS[name](flag, str(value))
     if "data_dir" not in values:
-        values["data_dir"] = _data_dir(env_name("data_dir"), str(Settings.data_dir))
+        values["data_dir"] = parse.path(env_name("data_dir"), str(Settings.data_dir))
     if make_dir:
         make_data_dir(flags.get("data_dir", env_name("data_dir")), values["data_dir"])
     _check_cluster(values)

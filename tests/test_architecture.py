@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "gateway.config",
             "gateway.deadlines",
             "gateway.edge_settings",
+            "gateway.setting_values",
             "gateway.errors",
             "gateway.models",
             "gateway.roles",

@@ -1,0 +1,102 @@
+"""How each general ``FUNNEL_*`` value is parsed and checked: ports, counts, URLs, switches, durations,
+paths. Parsers only, as ``edge_settings.py`` is for the edge's values: gateway/config.py reads the
+environment and calls them with the variable's (or the flag's) name, which every error names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from gateway.errors import ConfigError
+
+
+def port(key: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(key, f"expected an integer port, got {raw!r}") from None
+    if not 1 <= value <= 65535:
+        raise ConfigError(key, f"port {value} is out of range 1..65535")
+    return value
+
+
+def positive_int(key: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(key, f"expected a positive integer, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(key, f"expected a positive integer, got {value}")
+    return value
+
+
+def url(key: str, raw: str, schemes: tuple[str, ...]) -> str:
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ConfigError(key, f"unparsable URL {raw!r}: {exc}") from None
+    if parts.scheme not in schemes:
+        raise ConfigError(key, f"URL {raw!r} must start with one of {', '.join(s + '://' for s in schemes)}")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(key, f"URL {raw!r} has no host")
+    return raw
+
+
+def milvus_uri(key: str, raw: str) -> str:
+    # A path to a .db file means Milvus Lite at that place; anything else must be a server URL.
+    if raw.endswith(".db") and "://" not in raw:
+        return raw
+    return url(key, raw, ("http", "https", "tcp", "grpc"))
+
+
+def non_negative_int(key: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(key, f"expected an integer >= 0, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(key, f"expected an integer >= 0, got {value}")
+    return value
+
+
+def switch(key: str, raw: str) -> bool:
+    value = raw.lower()
+    if value in {"on", "true", "1", "yes"}:
+        return True
+    if value in {"off", "false", "0", "no"}:
+        return False
+    raise ConfigError(key, f"expected on or off, got {raw!r}")
+
+
+def seconds(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(key, f"expected a number of seconds, got {raw!r}") from None
+    if not 0 <= value < float("inf"):
+        raise ConfigError(key, f"expected a number of seconds >= 0, got {raw!r}")
+    return value
+
+
+def log_level(key: str, raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(key, f"expected DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return level
+
+
+def positive_float(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(key, f"expected a number of seconds, got {raw!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(key, f"expected a positive number of seconds, got {raw!r}")
+    return value
+
+
+def path(key: str, raw: str) -> Path:
+    # Absolute from here on: child processes, socket URLs and Milvus Lite must not depend on the cwd.
+    return Path(raw).expanduser().resolve()
