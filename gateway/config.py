@@ -85,6 +85,9 @@ class Settings:
     # 75 s: above nginx's 60 s upstream keep-alive, so a proxy closes its idle connections first.
     header_timeout_s: float = 75.0
     body_timeout_s: float = 60.0
+    # Open connections per client address (0: no cap), counted from the accept, before any request
+    # head (web/connection_cap.py): each holds a file descriptor whether or not it ever sends a request.
+    max_connections_per_address: int = 512
     # Open WebSockets per client address (0: no cap): a socket is held before it authenticates.
     max_sockets_per_address: int = 256
     # Operations running at once on one WebSocket (subscriptions, and queries still being answered):
@@ -210,6 +213,7 @@ _CASTS = {
     "request_timeout_s": parse.positive_float,
     "header_timeout_s": parse.positive_float,
     "body_timeout_s": parse.positive_float,
+    "max_connections_per_address": parse.non_negative_int,
     "max_sockets_per_address": parse.non_negative_int,
     "max_operations_per_socket": parse.positive_int,
     "rate_limits": rate_limits,

@@ -6,7 +6,9 @@ not start (exit 2, naming the settings). A client that leaves cancels its reques
 ``handler_cancellation``), and SIGTERM stops the server within ``FUNNEL_SHUTDOWN_TIMEOUT_S`` even under
 load: open WebSockets are closed, requests still running after that are cancelled. A slow client is
 cut off: a connection must send its request head within ``FUNNEL_HEADER_TIMEOUT_S`` (of opening, or of
-its previous response) and the body within ``FUNNEL_BODY_TIMEOUT_S`` (:mod:`gateway.web.body_deadline`).
+its previous response) and the body within ``FUNNEL_BODY_TIMEOUT_S`` (:mod:`gateway.web.body_deadline`),
+and one client address holds at most ``FUNNEL_MAX_CONNECTIONS_PER_ADDRESS`` connections
+(:mod:`gateway.web.connection_cap`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from gateway.config import Settings, env_name
 from gateway.errors import ConfigError
 from gateway.services import open_services
 from gateway.web.app import create_app
+from gateway.web.connection_cap import CappedRunner
 from gateway.web.observability import CombinedAccessLogger
 
 log = logging.getLogger("funnelgate")
@@ -154,6 +157,18 @@ def runner_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def app_runner(app: web.Application, settings: Settings, **options: Any) -> CappedRunner:
+    """The runner ``serve`` serves ``app`` with (tests serve apps with it too): :func:`runner_options`,
+    and at most FUNNEL_MAX_CONNECTIONS_PER_ADDRESS connections per client address."""
+    return CappedRunner(
+        app,
+        cap=settings.max_connections_per_address,
+        handle_signals=False,
+        **runner_options(settings),
+        **options,
+    )
+
+
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     """Serve until a stop signal. ``ready`` is set once the port accepts connections (for tests)."""
     check_listen_address(settings)
@@ -166,12 +181,8 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
         async with open_services(settings) as services:
             # The access log: Apache combined format on the "funnelgate.access" logger (FUNNEL_ACCESS_LOG).
             access = logging.getLogger("funnelgate.access") if settings.access_log else None
-            runner = web.AppRunner(
-                create_app(services),
-                handle_signals=False,
-                access_log=access,
-                access_log_class=CombinedAccessLogger,
-                **runner_options(settings),
+            runner = app_runner(
+                create_app(services), settings, access_log=access, access_log_class=CombinedAccessLogger
             )
             await runner.setup()
             freeze_startup_heap()

@@ -1,4 +1,4 @@
-"""Slow clients against the app served as ``funnelgate serve`` serves it (``server.runner_options``), on
+"""Slow clients against the app served as ``funnelgate serve`` serves it (``server.app_runner``), on
 an ephemeral port, with raw sockets: a request head trickled a byte at a time is cut off after
 FUNNEL_HEADER_TIMEOUT_S, a body that stalls or trickles is answered 408 after FUNNEL_BODY_TIMEOUT_S,
 and a normal client on another connection is served meanwhile.
@@ -23,7 +23,7 @@ from aiohttp.test_utils import make_mocked_request
 from gateway.services import Services
 from gateway.web import body_deadline
 from gateway.web.app import create_app
-from gateway.web.server import runner_options
+from gateway.web.server import app_runner
 from tests.security.conftest import with_settings
 
 BOUND_S = 10  # "closed eventually": generous against 0.5 s settings on two busy cores
@@ -33,7 +33,7 @@ HEAD = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"p" * 400 + b"\
 @asynccontextmanager
 async def served(opened: Services) -> AsyncIterator[int]:
     """The app on a real listening socket, with serve()'s runner options; yields the port."""
-    runner = web.AppRunner(create_app(opened), handle_signals=False, **runner_options(opened.settings))
+    runner = app_runner(create_app(opened), opened.settings)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
