@@ -122,7 +122,7 @@ def test_ingest_refuses_a_step_the_api_would_not_know(tmp_path, capsys, steps, u
 def _nothing_to_embed(data: Path) -> str:
     return (
         f"funnelgate: nothing to embed: the document store in {data} holds no users yet: "
-        "run `funnelgate ingest` first\n"
+        "run `funnelgate ingest`, or send events to the gateway (POST /events or trackEvents), first\n"
     )
 
 

@@ -1,6 +1,9 @@
 """`funnelgate embed`: stream the users from the store, fit the pre-outcome model, build the vector
 collections aside and switch to them.
 
+0. The outcome, which the vectors never see (its first visit and all after it are cut), is the last step
+   of the default funnel the API answers with (:func:`default_outcome`): the stored one, else the one
+   derived from the page views, so a store fed only by live events is embedded too.
 1. Read the store a bounded batch of users at a time (keyset over ``list_users``, then each batch's
    documents, visits and interactions: three queries per batch, never one per user); tokenise each batch
    in a worker thread while the next one is read. Memory holds the sparse token rows, not the documents.
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.analytics import default_funnel
 from gateway.config import Settings
 from gateway.embedded.datadir_lock import DataDirLock
 from gateway.embeddings.events import Outcome, UserEvents
@@ -39,6 +43,7 @@ from gateway.stores.vectors import PAGE_VECTORS, USER_VECTORS, IndexPlan, page_p
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 READ_CHUNK = 5_000  # users per store call while reading
 INSERT_CHUNK = 10_000  # vectors projected and inserted at a time, so memory stays bounded
+LIVE_CAPTURE = "POST /events or trackEvents"
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +144,10 @@ async def embed_all(
     progress: Progress | None = None,
 ) -> EmbedReport:
     report = progress or _quiet
-    outcome = Outcome.of_funnel(await store.default_funnel() or ())  # the funnel's last step
+    outcome = await default_outcome(store)
     data = await featurise(store, outcome, report)
     if not data.user_ids:
-        raise BadInput("the document store has no users yet: run `funnelgate ingest` first")
+        raise BadInput(_no_users("the document store"))
     version = await next_version(vectors, model_dir)
     report("fit", 0, 1)
     model = await asyncio.to_thread(BehaviourModel.fit, data, version)
@@ -179,6 +184,32 @@ async def embed_all(
         collections=built,
         dropped=dropped,
     )
+
+
+def _no_users(where: str) -> str:
+    return (
+        f"nothing to embed: {where} holds no users yet: run `funnelgate ingest`, or send events to the "
+        f"gateway ({LIVE_CAPTURE}), first"
+    )
+
+
+def _no_page_views(where: str) -> str:
+    return (
+        f"nothing to embed: {where} holds no page views yet, so no default funnel (none stored, none to "
+        f"derive) gives the outcome step: send page views to the gateway ({LIVE_CAPTURE}), or run "
+        "`funnelgate ingest`, first"
+    )
+
+
+async def default_outcome(store: DocumentStore, where: str = "the document store") -> Outcome:
+    """The outcome: the last step of the default funnel the API answers with
+    (``analytics/default_funnel.resolve``): the stored one (ingest's), else the one derived from the
+    stored page views, as a gateway fed only by live events has. Neither (no page view at all): a
+    BadInput naming what is missing."""
+    default = await default_funnel.resolve(store)
+    if default is None:
+        raise BadInput(_no_page_views(where))
+    return Outcome.of_funnel(default.steps)
 
 
 async def _build(
@@ -255,13 +286,11 @@ async def run_embed(settings: Settings, progress: Progress | None = None) -> Emb
 
 async def _check_something_to_embed(settings: Settings) -> None:
     """Said before Milvus Lite is opened, which would leave a new milvus.db behind (and, with no store
-    file yet, before the document store is opened, which would leave an empty one)."""
-    nothing = (
-        f"nothing to embed: the document store in {settings.data_dir} holds no users yet: "
-        "run `funnelgate ingest` first"
-    )
+    file yet, before the document store is opened, which would leave an empty one): no users, or users
+    but no page views (and no stored default funnel), so no outcome step."""
+    where = f"the document store in {settings.data_dir}"
     if settings.embedded_document_store and not settings.duckdb_path.exists():
-        raise BadInput(nothing)
+        raise BadInput(_no_users(where))
     if not settings.embedded_vectors:
         return  # a Milvus server: nothing is created here
     async with AsyncExitStack() as stack:
@@ -269,5 +298,6 @@ async def _check_something_to_embed(settings: Settings) -> None:
             stack.enter_context(DataDirLock(settings.data_dir))
         store = await open_store(settings, index=False)
         stack.push_async_callback(store.close)
-        if not await store.default_funnel() or not await store.count(USERS):
-            raise BadInput(nothing)
+        if not await store.count(USERS):
+            raise BadInput(_no_users(where))
+        await default_outcome(store, where)
