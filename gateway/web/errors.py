@@ -5,8 +5,9 @@ on purpose (:class:`gateway.errors.FunnelError`) keep their message and get thei
 errors get a client-side code: ``GRAPHQL_PARSE_FAILED`` (syntax), ``GRAPHQL_VALIDATION_FAILED`` (the
 document does not fit the schema), ``BAD_USER_INPUT`` (a variable value that cannot be coerced, before
 execution or, for an argument it is passed to, during it), in GraphQL's words (``null``, not Python's
-``None``); anything else is masked as ``INTERNAL_SERVER_ERROR``. Every message is cut to
-MAX_MESSAGE_CHARS and redacted (no data-dir path, no password: :func:`gateway.config.redact`).
+``None``; a variable's value as graphql-js prints it: :mod:`gateway.web.variable_echo`); anything else
+is masked as ``INTERNAL_SERVER_ERROR``. Every message is cut to MAX_MESSAGE_CHARS and redacted (no
+data-dir path, no password: :func:`gateway.config.redact`).
 
 Log side (:class:`FunnelSchema`, strawberry's ``process_errors`` hook, which logged every error at ERROR
 with its traceback and the whole request text): a client's mistake is one INFO line, a backend outage
@@ -26,6 +27,7 @@ from strawberry.types import ExecutionContext
 from gateway.config import redact
 from gateway.errors import FunnelError, QueryTimeout, StoreUnavailable
 from gateway.security.limits import QUERY_TOO_DEEP, QUERY_TOO_LARGE
+from gateway.web.variable_echo import variable_message
 
 log = logging.getLogger("funnelgate.graphql")
 
@@ -125,6 +127,8 @@ class ErrorPolicy(MaskErrors):
                 elif code in _GRAPHQL_CORE_CODES and not isinstance(error.original_error, FunnelError):
                     # graphql-core's own refusal of a null (a list item, a variable) names Python's None.
                     error.message = error.message.replace("not to be None.", "not to be null.")
+                    if code == "BAD_USER_INPUT":  # a variable's value, echoed as graphql-js would
+                        error.message = variable_message(error.message, self.execution_context.variables)
                 if code == QUERY_TOO_LARGE:
                     error.message += " (limits: FUNNEL_MAX_QUERY_CHARS, FUNNEL_MAX_TOKENS)"
                 elif code == QUERY_TOO_DEEP:
