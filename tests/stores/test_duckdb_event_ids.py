@@ -10,6 +10,7 @@ import pytest
 
 from gateway.errors import BadInput, StoreUnavailable
 from gateway.models import EventBatch, WriteResult
+from gateway.stores.duckdb import event_ids
 from gateway.stores.duckdb import writes as duckdb_writes
 from gateway.stores.duckdb.store import DuckDBStore
 from tests.stores.test_duckdb_store import interaction, user, visit
@@ -143,3 +144,132 @@ async def test_a_generic_insert_without_the_registers_key_fails_rather_than_stor
     with pytest.raises((StoreUnavailable, BadInput)):
         await store.insert_many("page_visits", [visit("a", 1), visit("b", 1)])
     assert await store.count("page_visits") == 1
+
+
+def count_builds(monkeypatch: pytest.MonkeyPatch) -> list[None]:
+    """Spy on the register's build: the list grows by one per build."""
+    builds: list[None] = []
+    real = event_ids.build
+
+    def spy(cur: duckdb.DuckDBPyConnection) -> None:
+        builds.append(None)
+        real(cur)
+
+    monkeypatch.setattr(event_ids, "build", spy)
+    return builds
+
+
+async def file_with_an_id_in_both_tables(path: Path) -> Path:
+    """A file as a version before the register left it: "both" is a visit of user 2 and an interaction
+    of user 2; "a" a visit and "c" an interaction of user 1. Its register is built at its next open."""
+    store = await DuckDBStore.open(path)
+    try:
+        await store.insert_many("page_visits", [visit("a", 1), visit("both", 2, seconds=1)])
+        await store.insert_many("user_interactions", [interaction("c", 1)])
+    finally:
+        await store.close()
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE event_ids")
+        con.execute(
+            "INSERT INTO user_interactions (event_id, user_id, session_id, page_type, interaction_type) "
+            "VALUES ('both', 2, 's2', 'search', 'click')"
+        )
+    return path
+
+
+async def test_a_file_holding_an_id_in_both_tables_builds_its_register_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = await file_with_an_id_in_both_tables(tmp_path / "shared.duckdb")
+    builds = count_builds(monkeypatch)
+    for opening in range(2):
+        store = await DuckDBStore.open(path)
+        try:
+            assert await registered(store) == {"a", "both", "c"}
+            assert len(builds) == 1, f"opening {opening}"
+        finally:
+            await store.close()
+    store = await DuckDBStore.open(path)
+    try:
+        # Replays of either type of every stored id are refused; a new id is stored.
+        assert await store.record_events(live("both", "c", interactions=("a", "both"))) == []
+        assert await store.record_events(live("d")) == ["d"]
+    finally:
+        await store.close()
+    # Its counts changed: the register is compared with the tables' ids, found right, not built.
+    for _ in range(2):
+        store = await DuckDBStore.open(path)
+        try:
+            assert len(builds) == 1
+            assert await registered(store) == {"a", "both", "c", "d"}
+            assert await store.record_events(live(interactions=("d",), uid=9)) == []
+            assert (await store.count("page_visits"), await store.count("user_interactions")) == (3, 2)
+        finally:
+            await store.close()
+
+
+async def test_a_file_that_no_longer_holds_an_id_in_both_tables_opens_without_a_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = await file_with_an_id_in_both_tables(tmp_path / "shared.duckdb")
+    store = await DuckDBStore.open(path)
+    try:
+        assert await store.delete_users([2]) == 0  # "both", from both tables
+        assert await registered(store) == {"a", "c"}
+    finally:
+        await store.close()
+    builds = count_builds(monkeypatch)
+    for _ in range(2):
+        store = await DuckDBStore.open(path)
+        try:
+            assert await registered(store) == {"a", "c"}
+            assert await store.record_events(live(interactions=("both",))) == ["both"]  # free again
+            await store.delete_users([7])
+        finally:
+            await store.close()
+    assert builds == []
+
+
+@pytest.mark.parametrize(
+    ("written", "expected", "stored_again", "free_again"),
+    [
+        # The register lost "c" (its count changed: 2 ids for 4 rows).
+        ("DELETE FROM event_ids WHERE event_id = 'c'", {"a", "both", "c"}, "c", None),
+        # A version before the register stored "x" without registering it.
+        (
+            "INSERT INTO user_interactions (event_id, user_id, session_id, page_type, interaction_type) "
+            "VALUES ('x', 1, 's1', 'search', 'click')",
+            {"a", "both", "c", "x"},
+            "x",
+            None,
+        ),
+        # The register holds "zzz", which no table holds (4 ids for 4 rows: equal counts).
+        ("INSERT INTO event_ids VALUES ('zzz')", {"a", "both", "c"}, "a", "zzz"),
+        # A version before the register deleted "a" and left it registered (3 ids for 3 rows).
+        ("DELETE FROM page_visits WHERE event_id = 'a'", {"both", "c"}, "c", "a"),
+        # The register lost its key (a failed bulk delete): an id could be held twice, not compared.
+        ("DROP INDEX event_ids__event_id", {"a", "both", "c"}, "both", None),
+    ],
+)
+async def test_a_checked_register_gone_wrong_is_built_again(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    written: str,
+    expected: set[str],
+    stored_again: str,
+    free_again: str | None,
+) -> None:
+    path = await file_with_an_id_in_both_tables(tmp_path / "shared.duckdb")
+    await (await DuckDBStore.open(path)).close()  # built, its counts recorded
+    with duckdb.connect(str(path)) as con:
+        con.execute(written)
+    builds = count_builds(monkeypatch)
+    store = await DuckDBStore.open(path)
+    try:
+        assert await registered(store) == expected
+        assert len(builds) == 1
+        assert await store.record_events(live(stored_again, uid=9)) == []
+        if free_again is not None:
+            assert await store.record_events(live(free_again, uid=9)) == [free_again]
+    finally:
+        await store.close()
