@@ -30,6 +30,7 @@ def _items(raw: str) -> tuple[str, ...]:
 def api_key_entries(key: str, raw: str) -> tuple[str, ...]:
     entries = _items(raw)
     names = set()
+    named_by: dict[str, str] = {}  # digest -> the entry holding it
     for entry in entries:
         match = _API_KEY_ENTRY.match(entry)
         if match is None:
@@ -38,7 +39,7 @@ def api_key_entries(key: str, raw: str) -> tuple[str, ...]:
                 f"expected name:role:sha256-hex entries separated by commas, got {entry[:80]!r} "
                 "(funnelgate create-key prints one; the key itself never goes here)",
             )
-        name, role, _ = match.groups()
+        name, role, digest = match.groups()
         if role not in ROLE_NAMES:
             raise ConfigError(
                 key, f"entry {name!r} has unknown role {role!r} (choose {', '.join(ROLE_NAMES)})"
@@ -46,6 +47,14 @@ def api_key_entries(key: str, raw: str) -> tuple[str, ...]:
         if name in names:
             raise ConfigError(key, f"two entries are named {name!r}")
         names.add(name)
+        if digest in named_by:
+            # One key would have two roles, and the last entry would win without a word.
+            raise ConfigError(
+                key,
+                f"entries {named_by[digest]!r} and {name!r} hold the same key digest "
+                "(a key has one role: funnelgate create-key makes one per entry)",
+            )
+        named_by[digest] = name
     return entries
 
 

@@ -31,6 +31,7 @@ import jwt
 
 from gateway.config import Settings
 from gateway.errors import ConfigError, Unauthenticated
+from gateway.roles import NAMES as ROLE_NAMES
 from gateway.roles import Principal, Role
 
 KEY_PREFIX = "fgk_"
@@ -100,6 +101,10 @@ class Authenticator:
         accepted = self._accepted.get(credential)
         if accepted is not None:
             return accepted, None
+        if not credential.isascii():
+            # Keys and JWTs are ASCII. A header byte past it reaches here as a lone surrogate (aiohttp
+            # decodes headers with surrogateescape), which no digest or JWT parser can even encode.
+            raise Unauthenticated("a credential is ASCII text: this one holds other characters")
         if credential.count(".") == 2:
             principal, expires = self._token(credential)
             return principal, expires + LEEWAY_S
@@ -139,11 +144,15 @@ class Authenticator:
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"invalid token: {exc}") from None
-        try:
-            role = Role.parse(str(claims.get("role", Role.VIEWER.label)))
-        except ValueError as exc:
-            raise Unauthenticated(f"invalid token: {exc}") from None
-        return Principal(f"jwt:{claims['sub']}", role), float(claims["exp"])
+        subject, role = claims["sub"], claims.get("role", Role.VIEWER.label)
+        if not isinstance(subject, str) or not subject.strip():
+            raise Unauthenticated("invalid token: sub must be a non-empty string")
+        # Exactly a role's name, as FUNNEL_API_KEYS takes it: " admin" or "ADMIN" is a token minted wrong.
+        if role not in ROLE_NAMES:
+            raise Unauthenticated(
+                f"invalid token: role must be one of {', '.join(ROLE_NAMES)}, got {json.dumps(role)}"
+            )
+        return Principal(f"jwt:{subject}", Role.parse(role)), float(claims["exp"])
 
     def _key_for(self, algorithm: object, kid: object) -> Any:
         if algorithm == "HS256" and self._secret:
@@ -151,11 +160,11 @@ class Authenticator:
         if algorithm == "RS256" and self._jwks:
             key = self._jwks.get(kid if isinstance(kid, str) else "")
             if key is None:
-                raise Unauthenticated(f"no key with kid {kid!r} in the configured JWKS")
+                raise Unauthenticated(f"no key with kid {json.dumps(kid)} in the configured JWKS")
             return key
         if algorithm == "RS256" and self._public_key:
             return self._public_key
-        raise Unauthenticated(f"tokens signed with {algorithm!r} are not accepted here")
+        raise Unauthenticated(f"tokens signed with {json.dumps(algorithm)} are not accepted here")
 
 
 def mint_token(

@@ -58,6 +58,8 @@ def test_api_keys_are_configured_by_digest_and_map_to_their_role(tmp_path):
         ("plainkey", "name:role:sha256-hex"),
         (f"a:superuser:{'0' * 64}", "unknown role"),
         (f"a:viewer:{'0' * 64},a:admin:{'1' * 64}", "two entries"),
+        # One key listed twice with two roles: the last entry used to win, silently.
+        (f"a:viewer:{'0' * 64},b:admin:{'0' * 64}", "entries 'a' and 'b' hold the same key digest"),
     ],
 )
 def test_bad_key_entries_stop_start_up_naming_the_variable(tmp_path, value, fragment):
@@ -84,7 +86,14 @@ def test_hs256_tokens(tmp_path):
         ({"sub": "a", "exp": now - 120, "aud": "funnelgate"}, "expired"),
         ({"exp": now + 60, "aud": "funnelgate"}, "sub"),
         ({"sub": "a", "exp": now + 60, "aud": "other"}, "(?i)audience"),
-        ({"sub": "a", "exp": now + 60, "aud": "funnelgate", "role": "root"}, "unknown role"),
+        ({"sub": "a", "exp": now + 60, "aud": "funnelgate", "role": "root"}, 'got "root"'),
+        # A role is exactly its name, as FUNNEL_API_KEYS takes it (before, any case and spaces passed).
+        ({"sub": "a", "exp": now + 60, "aud": "funnelgate", "role": "ADMIN"}, 'got "ADMIN"'),
+        ({"sub": "a", "exp": now + 60, "aud": "funnelgate", "role": " admin"}, 'got " admin"'),
+        ({"sub": "a", "exp": now + 60, "aud": "funnelgate", "role": ["admin"]}, r'got \["admin"\]'),
+        # sub is required and names someone: an empty one was accepted as the subject "jwt:".
+        ({"sub": "", "exp": now + 60, "aud": "funnelgate"}, "sub must be a non-empty string"),
+        ({"sub": "  ", "exp": now + 60, "aud": "funnelgate"}, "sub must be a non-empty string"),
     ]:
         with pytest.raises(Unauthenticated, match=fragment):
             auth.authenticate(jwt.encode(claims, SECRET, algorithm="HS256"))
@@ -134,6 +143,30 @@ def test_rs256_from_a_jwks_file_picks_the_key_by_kid(tmp_path, rsa_pair):
     other = mint_token(configured, "svc", Role.VIEWER, 60, private_key_pem=private_pem, kid="k2")
     with pytest.raises(Unauthenticated, match="kid"):
         auth.authenticate(other)
+
+
+@pytest.mark.parametrize("credential", ["fgk_\udce9", "eyJ\udce9.eyJ.sig", "fgk_é"])
+def test_a_credential_that_is_not_ascii_is_refused_not_a_fault(tmp_path, credential):
+    # aiohttp hands a header's non-UTF-8 byte over as a lone surrogate, which hashing used to raise on
+    # (UnicodeEncodeError: a 500 on every route that checks credentials).
+    auth = Authenticator(settings(tmp_path, FUNNEL_API_KEYS=key_entry("a", Role.ADMIN, new_api_key())))
+    with pytest.raises(Unauthenticated, match="a credential is ASCII text"):
+        auth.authenticate(credential)
+
+
+def test_token_refusals_quote_header_values_as_json(tmp_path, rsa_pair):
+    private_pem, public_pem = rsa_pair
+    public = serialization.load_pem_public_key(public_pem.encode())
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(
+        json.dumps({"keys": [{**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public)), "kid": "k1"}]})
+    )
+    auth = Authenticator(settings(tmp_path, FUNNEL_JWKS_FILE=str(jwks)))
+    claims = {"sub": "svc", "exp": int(time.time()) + 60}
+    with pytest.raises(Unauthenticated, match="no key with kid null in the configured JWKS"):
+        auth.authenticate(jwt.encode(claims, private_pem, algorithm="RS256"))
+    with pytest.raises(Unauthenticated, match='tokens signed with "HS256" are not accepted here'):
+        auth.authenticate(jwt.encode(claims, SECRET, algorithm="HS256"))
 
 
 def test_bearer_header_parsing():

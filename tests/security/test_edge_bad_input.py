@@ -3,6 +3,7 @@ coded GraphQL error, never a 5xx (the credentials, the body size, persisted-quer
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -10,6 +11,7 @@ import pytest
 
 from gateway.roles import Role
 from tests.security.conftest import bearer, client_of, with_keys
+from tests.security.test_slow_clients import served, split_response, until_closed
 
 HEALTH = {"query": "{ health { status } }"}
 
@@ -118,3 +120,23 @@ async def test_a_page_size_outside_its_range_is_bad_user_input(services, first):
     assert response.status < 500
     codes = [e["extensions"]["code"] for e in body["errors"]]
     assert codes == ["BAD_USER_INPUT"], body
+
+
+@pytest.mark.parametrize("path", ["/graphql", "/events", "/metrics"])
+async def test_a_credential_with_a_byte_past_utf8_is_401_not_a_fault(services, path):
+    # Raw bytes: "Bearer fgk_" then 0xE9, as a key typed with an "é" into a page's key dialog is sent
+    # (Latin-1). aiohttp reads it as a lone surrogate, which hashing the key used to raise on: a 500
+    # with a traceback on every route that checks credentials.
+    async with served(with_keys(services)) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n".encode()
+                + b"Authorization: Bearer fgk_\xe9\r\nConnection: close\r\nContent-Length: 2\r\n\r\n[]"
+            )
+            raw = await asyncio.wait_for(until_closed(reader), 10)
+        finally:
+            writer.close()
+    status, _, body = split_response(raw)
+    assert status.split()[1] == "401"
+    assert "UNAUTHENTICATED" in body.decode()
