@@ -119,6 +119,13 @@ class Settings:
         return max(self.max_body_bytes, 4 * self.max_query_chars)
 
     @property
+    def request_line_limit(self) -> int:
+        """The longest request line in bytes (aiohttp's default: 8,190): a GET /graphql carries its
+        document in the URL, so one of ``max_query_chars`` ASCII characters, every one percent-encoded,
+        fits, with 8 KB more for its variables and the rest."""
+        return max(8190, 3 * self.max_query_chars + 8192)
+
+    @property
     def duckdb_path(self) -> Path:
         return self.data_dir / "funnel.duckdb"
 

@@ -154,6 +154,9 @@ def runner_options(settings: Settings) -> dict[str, Any]:
         # is not pushed back by bytes that arrive: it closes a connection that has not sent a complete
         # request head by then. That makes it the header deadline (aiohttp's default: 3630 s).
         "keepalive_timeout": settings.header_timeout_s,
+        # A GET's document is in its URL: aiohttp's 8,190 bytes would cut GETs far below the document
+        # limit, with a plain-text 400.
+        "max_line_size": settings.request_line_limit,
     }
 
 
