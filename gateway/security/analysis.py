@@ -1,6 +1,15 @@
 """Who may run an operation, and what it costs, computed from the document before any resolver runs.
 
-One walk over the selected operation (fragments expanded, memoised) does both:
+One walk over the selected operation does both. It walks what execution runs: GraphQL's CollectFields
+flattens fragment spreads and inline fragments (a fragment once, however often it is spread), merges the
+fields of one response key under one parent into one field, and merges their selections, so ``{ ...U ...U }``,
+two fragments that both select ``users { id }``, or ``{ a { b } a { c } }`` (run as ``a { b c }``) are
+walked, checked and charged once; different response keys (aliases) are different fields. Fields under
+type conditions on different types are kept apart and all charged, as if every condition held (an upper
+bound). The walk is memoised per set of selections merged, so it stays linear in the document; a
+document whose fragments merge in ever new combinations (past :data:`MERGE_WORK` selections collected per
+selection written) is walked again charging each selection on its own, an upper bound, memoised per
+fragment.
 
 * **Roles** (``gateway/roles.py``): a field needs the highest role marked on its path from the root; an
   unmarked root field needs ``admin``. Fields the principal may not read make the whole operation a
@@ -33,7 +42,7 @@ The web layer reads them off the schema once into a :data:`FieldRules` table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -74,6 +83,9 @@ DEFAULT_LIST_SIZE = 10
 INTROSPECTION_COST = 100
 PAGE_ARGUMENTS = ("first", "limit")
 QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
+# The merging walk collects at most this many selections per selection the document writes (a document
+# whose fragments merge in ever new combinations, an attack, is walked again without merging).
+MERGE_WORK = 8
 
 _WEIGHT = "funnelgate.weight"
 _LIST_SIZE = "funnelgate.list_size"
@@ -213,6 +225,10 @@ def pick_operation(document: DocumentNode, operation_name: str | None) -> Operat
     return operations[0] if len(operations) == 1 else None
 
 
+class _Tangled(Exception):
+    """The merging walk went past its work budget (:data:`MERGE_WORK`)."""
+
+
 class _Walk:
     def __init__(
         self,
@@ -222,6 +238,7 @@ class _Walk:
         role: Role,
         variables: Any,
         max_page: int | None,
+        merge: bool = True,
     ) -> None:
         self.schema = schema
         self.max_page = max_page
@@ -231,8 +248,17 @@ class _Walk:
         self.fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
-        # Per (fragment, page, role so far): a fragment spread in many places is walked once for each,
-        # so the walk stays linear in the document (the paths it reports are those of the first place).
+        # Merging (CollectFields): per (parent type, the selection sets merged there, page, role so far,
+        # left out): their cost, so selection sets merged the same way in many places (a fragment's field
+        # spread in many places) are walked once for each, and the walk stays linear in the document (the
+        # paths it reports are those of the first place). ``steps`` counts the selections collected,
+        # within ``budget``.
+        self.merge = merge
+        self.merged_memo: dict[tuple[str, tuple[int, ...], int | None, Role, bool], int] = {}
+        self.steps = 0
+        self.budget = MERGE_WORK * _selection_count(document) + MERGE_WORK
+        # Not merging: per (fragment, page, role so far, left out), a fragment spread in many places is
+        # walked once for each.
         self.memo: dict[tuple[str, int | None, Role, bool], int] = {}
         self.result = Analysis()
         self.skipped = 0  # > 0 inside a selection @skip/@include leaves out: roles checked, nothing else
@@ -248,6 +274,92 @@ class _Walk:
             return True  # a bad directive value: execution reports it
         return not (skip and skip.get("if") is True) and not (include and include.get("if") is False)
 
+    def below(
+        self, parent: GraphQLNamedType, nodes: Sequence[FieldNode], page: int | None, needs: Role, path: str
+    ) -> int:
+        """The cost of the selections of the fields ``nodes`` (one response key), merged."""
+        if not self.merge:
+            return self.selections(parent, nodes[0].selection_set, page, needs, path)
+        sets = {id(s): s for s in (self.alone(parent, n.selection_set) for n in nodes) if s is not None}
+        return self.merged(parent, tuple(sets.values()), page, needs, path)
+
+    def alone(
+        self, parent: GraphQLNamedType, selection_set: SelectionSetNode | None
+    ) -> SelectionSetNode | None:
+        """``selection_set``, or the fragment's when it only spreads one on ``parent`` (``user { ...U }``),
+        so a fragment spread alone in many places is one key of the memo, and a set twice (``a { ...U }
+        a { ...U }``) merges as once."""
+        seen = set()
+        while selection_set is not None and len(selection_set.selections) == 1:
+            node = selection_set.selections[0]
+            if not isinstance(node, FragmentSpreadNode) or node.directives or node.name.value in seen:
+                break
+            seen.add(node.name.value)
+            fragment = self.fragments.get(node.name.value)
+            if fragment is None or fragment.type_condition.name.value != parent.name:
+                break
+            selection_set = fragment.selection_set
+        return selection_set
+
+    def merged(
+        self,
+        parent: GraphQLNamedType,
+        sets: tuple[SelectionSetNode, ...],
+        page: int | None,
+        needs: Role,
+        path: str,
+    ) -> int:
+        key = (parent.name, tuple(map(id, sets)), page, needs, self.skipped > 0)
+        if key not in self.merged_memo:
+            self.merged_memo[key] = 0  # a cycle is a validation error; count nothing for it
+            total = 0
+            for condition, group, left_out in self.collect(parent, sets).values():
+                # A selection left out still passes the role check (what a role may ask for does not
+                # depend on variables) but costs nothing and has no page to check: it will not run.
+                self.skipped += left_out
+                cost = self.field(condition, group, page, needs, path)
+                self.skipped -= left_out
+                total += 0 if left_out else cost
+            self.merged_memo[key] = total
+        return self.merged_memo[key]
+
+    def collect(
+        self, parent: GraphQLNamedType, sets: Iterable[SelectionSetNode]
+    ) -> dict[tuple[str, str, bool], tuple[GraphQLNamedType, list[FieldNode], bool]]:
+        """GraphQL's CollectFields over ``sets`` merged: fragments and inline fragments flattened (a
+        fragment once, however often it is spread), fields grouped by response key. A group is kept per
+        type the fields are selected on (a type condition: an upper bound, as if every condition held)
+        and apart for the selections @skip/@include leave out (walked for their roles only)."""
+        groups: dict[tuple[str, str, bool], tuple[GraphQLNamedType, list[FieldNode], bool]] = {}
+        visited: set[tuple[str, bool]] = set()
+
+        def add(parent: GraphQLNamedType, selection_set: SelectionSetNode, left_out: bool) -> None:
+            for node in selection_set.selections:
+                self.steps += 1
+                if self.steps > self.budget:
+                    raise _Tangled
+                out = left_out or not self.included(node)
+                if isinstance(node, FieldNode):
+                    key = (parent.name, node.alias.value if node.alias else node.name.value, out)
+                    groups.setdefault(key, (parent, [], out))[1].append(node)
+                elif isinstance(node, InlineFragmentNode):
+                    condition = (
+                        self.schema.get_type(node.type_condition.name.value)
+                        if node.type_condition
+                        else parent
+                    )
+                    add(condition or parent, node.selection_set, out)
+                elif isinstance(node, FragmentSpreadNode) and (node.name.value, out) not in visited:
+                    visited.add((node.name.value, out))
+                    fragment = self.fragments.get(node.name.value)
+                    condition = self.schema.get_type(fragment.type_condition.name.value) if fragment else None
+                    if fragment is not None and condition is not None:
+                        add(condition, fragment.selection_set, out)
+
+        for selection_set in sets:
+            add(parent, selection_set, False)
+        return groups
+
     def selections(
         self,
         parent: GraphQLNamedType,
@@ -256,15 +368,14 @@ class _Walk:
         needs: Role,
         path: str,
     ) -> int:
+        """Not merging: each selection costs on its own (an upper bound of the merged cost)."""
         total = 0
         for node in selection_set.selections if selection_set is not None else ():
-            # A selection left out still passes the role check (what a role may ask for does not depend
-            # on variables) but costs nothing and has no page to check: it will not run.
             left_out = not self.included(node)
             self.skipped += left_out
             cost = 0
             if isinstance(node, FieldNode):
-                cost = self.field(parent, node, page, needs, path)
+                cost = self.field(parent, [node], page, needs, path)
             elif isinstance(node, InlineFragmentNode):
                 condition = (
                     self.schema.get_type(node.type_condition.name.value) if node.type_condition else parent
@@ -287,8 +398,16 @@ class _Walk:
         return self.memo[key]
 
     def field(
-        self, parent: GraphQLNamedType, node: FieldNode, connection_page: int | None, needs: Role, path: str
+        self,
+        parent: GraphQLNamedType,
+        nodes: Sequence[FieldNode],
+        connection_page: int | None,
+        needs: Role,
+        path: str,
     ) -> int:
+        """The cost of the fields ``nodes``: one response key of ``parent``, run once. Validation made
+        their names and arguments the same, so the first stands for all (as in execution)."""
+        node = nodes[0]
         name = node.name.value
         if name == "__typename":
             return 0
@@ -332,9 +451,9 @@ class _Walk:
                 size = rule.sizer(arguments)
             else:
                 size = rule.list_size if rule.list_size is not None else DEFAULT_LIST_SIZE
-            return weight + max(size, 0) * (1 + self.selections(named, node.selection_set, None, needs, here))
+            return weight + max(size, 0) * (1 + self.below(named, nodes, None, needs, here))
         # An object: a connection passes its page on to its edges.
-        return weight + self.selections(named, node.selection_set, page, needs, here)
+        return weight + self.below(named, nodes, page, needs, here)
 
     def check_pages(
         self, here: str, rule: FieldRule, arguments: Mapping[str, Any], max_page: int, node: FieldNode
@@ -374,6 +493,26 @@ def analyse(
     coerced = get_variable_values(schema, operation.variable_definitions or (), dict(variables or {}))
     if isinstance(coerced, list):
         return None
-    walk = _Walk(schema, document, rules, role, coerced, max_page)
-    walk.result.cost = walk.selections(root, operation.selection_set, None, Role.VIEWER, "")
+    try:
+        walk = _Walk(schema, document, rules, role, coerced, max_page)
+        walk.result.cost = walk.merged(root, (operation.selection_set,), None, Role.VIEWER, "")
+    except _Tangled:  # past the merging walk's budget: each selection costs on its own, an upper bound
+        walk = _Walk(schema, document, rules, role, coerced, max_page, merge=False)
+        walk.result.cost = walk.selections(root, operation.selection_set, None, Role.VIEWER, "")
     return walk.result
+
+
+def _selection_count(document: DocumentNode) -> int:
+    """How many selections the document writes (fields, fragment spreads, inline fragments)."""
+    count = 0
+    stack: list[SelectionSetNode | None] = [
+        d.selection_set
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)
+    ]
+    while stack:
+        selection_set = stack.pop()
+        for node in selection_set.selections if selection_set is not None else ():
+            count += 1
+            stack.append(getattr(node, "selection_set", None))
+    return count

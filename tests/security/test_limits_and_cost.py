@@ -8,12 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
-from graphql import GraphQLError, parse
+from graphql import FragmentDefinitionNode, GraphQLError, OperationDefinitionNode, parse
 
 from gateway.config import Settings
 from gateway.roles import Role
 from gateway.security.analysis import analyse
-from gateway.security.limits import Limits, parse_limited
+from gateway.security.limits import Limits, alias_count, operation_depth, parse_limited
 from gateway.web.app import schema_for
 from gateway.web.documents import validate
 from gateway.web.guard import schema_rules
@@ -220,3 +220,153 @@ def test_a_left_out_selection_costs_nothing_but_still_needs_its_role():
         Role.VIEWER,
     )
     assert admin_only is not None and admin_only.forbidden
+
+
+# A page of 5 users and their sessions, by hand: users 20 + edges (1 + 5 x (1 + node)), node 1 + sessions,
+# sessions (User.sessions assumes 3) 1 + 3 x (1 + 0): 20 + 1 + 5 x (1 + 1 + 4) = 51.
+USERS = "users(first: 5) { edges { node { id sessions { id } } } }"
+USERS_COST = 51
+
+
+def test_what_graphql_merges_is_charged_once():
+    assert cost(f"{{ {USERS} }}") == USERS_COST
+    # The same fragment spread twice is collected once.
+    assert cost(f"query {{ ...U ...U }} fragment U on Query {{ {USERS} }}") == USERS_COST
+    # Two fragments (as Apollo clients write them) selecting the same field merge into one.
+    two = (
+        "query { ...A ...B } fragment A on Query { users(first: 5) { edges { node { id } } } } "
+        "fragment B on Query { users(first: 5) { edges { node { sessions { id } } } } }"
+    )
+    assert cost(two) == USERS_COST
+    # Inline fragments, with and without a type condition, and the field beside them.
+    assert cost(f"{{ ... on Query {{ {USERS} }} ... {{ {USERS} }} {USERS} }}") == USERS_COST
+    # A fragment and a field beside it, below the root.
+    beside = (
+        "{ users(first: 5) { edges { node { ...S sessions { id } } } } } "
+        "fragment S on User { id sessions { id } }"
+    )
+    assert cost(beside) == USERS_COST
+    # An alias that is the field's own name is the same response key.
+    assert cost(f"{{ users: {USERS} {USERS} }}") == USERS_COST
+
+
+def test_merged_fields_merge_their_selections():
+    # { users { .. sessions } users { .. journey { visits } } } is run as users { .. sessions journey }:
+    # journey 1 + visits (Journey.visits assumes 10) 1 + 10 x 1 = 12; node 1 + 4 + 12 = 17;
+    # 20 + 1 + 5 x (1 + 17) = 111 (each on its own: 51 + 20 + 1 + 5 x (1 + 1 + 12) = 142).
+    split = (
+        "{ users(first: 5) { edges { node { sessions { id } } } } "
+        "users(first: 5) { edges { node { journey { visits { eventId } } } } } }"
+    )
+    assert cost(split) == 111
+    assert (
+        cost("{ users(first: 5) { edges { node { sessions { id } journey { visits { eventId } } } } } }")
+        == 111
+    )
+
+
+def test_different_response_keys_are_different_fields():
+    assert cost(f"{{ a: {USERS} b: {USERS} }}") == 2 * USERS_COST
+    assert cost(f"{{ {USERS} u: {USERS} }}") == 2 * USERS_COST
+    # In fragments too: each alias is run.
+    assert cost(
+        f"query {{ ...A ...B }} fragment A on Query {{ a: {USERS} }} fragment B on Query {{ b: {USERS} }}"
+    ) == (2 * USERS_COST)
+
+
+def test_a_left_out_copy_neither_costs_nor_hides_the_one_that_runs():
+    fragment = f"fragment U on Query {{ {USERS} }}"
+    # health: an object (1) of scalars.
+    assert cost(f"query {{ ...U ...U @skip(if: true) }} {fragment}") == USERS_COST
+    assert cost(f"query {{ ...U @skip(if: true) ...U }} {fragment}") == USERS_COST
+    assert cost(f"{{ users(first: 5) @skip(if: true) {{ totalCount }} {USERS} }}") == USERS_COST
+    switched = f"query($on: Boolean!) {{ health {{ status }} ...U @include(if: $on) ...U @include(if: $on) }} {fragment}"
+    assert cost(switched, {"on": False}) == 1
+    assert cost(switched, {"on": True}) == 1 + USERS_COST
+
+
+def test_merged_fields_still_need_their_role():
+    def forbidden(query: str) -> dict[str, Role]:
+        analysis = analyse(SCHEMA._schema, parse(query), None, None, RULES, Role.VIEWER)
+        assert analysis is not None
+        return analysis.forbidden
+
+    fragments = (
+        "fragment A on Query { users(first: 5) { totalCount } } "
+        "fragment B on Query { users(first: 5) { edges { node { id } } } } "
+        "fragment H on Query { health { status } }"
+    )
+    assert forbidden(f"query {{ ...A ...B ...H }} {fragments}") == {"users": Role.ANALYST}
+    assert forbidden(f"query {{ ...A @skip(if: true) ...H }} {fragments}") == {"users": Role.ANALYST}
+    assert forbidden(f"query {{ ...H ...H }} {fragments}") == {}
+
+
+def test_a_fragment_reached_twice_under_one_field_is_charged_once():
+    # node { ...N } merged with node { ...N id }: N's fields once, id once (a scalar): 51 as USERS.
+    query = (
+        "{ users(first: 5) { edges { node { ...N } } } users(first: 5) { edges { node { ...N id } } } } "
+        "fragment N on User { id sessions { id } }"
+    )
+    assert cost(query) == USERS_COST
+
+
+def fan_out(levels: int, first: str, second: str) -> str:
+    """F(k) selects F(k - 1) in two places, k = 1..levels: a tree of 2^levels copies of F(0)."""
+    fragments = ["fragment F0 on User { id }"] + [
+        f"fragment F{k} on User {{ {first}sessions(first: 2) {{ user {{ ...F{k - 1} }} }} "
+        f"{second}sessions(first: 2) {{ user {{ ...F{k - 1} }} }} }}"
+        for k in range(1, levels + 1)
+    ]
+    return f"{{ user(id: 1) {{ ...F{levels} }} }} " + " ".join(fragments)
+
+
+def test_a_fragment_fan_out_is_walked_once_per_fragment_and_refused():
+    # Two keys (a, b): F(k) = 2 x (sessions 1 + 2 x (1 + user (1 + F(k - 1)))) = 10 + 4 F(k - 1), F(0) = 0,
+    # so F(30) = 10 x (4^30 - 1) / 3; user(id:) 1 above it.
+    assert cost(fan_out(30, "a: ", "b: ")) == 1 + 10 * (4**30 - 1) // 3
+    # One key: both copies merge (and F(k - 1), spread twice, is collected once): F(k) = 5 + 2 F(k - 1),
+    # F(30) = 5 x (2^30 - 1). Still far over the budget.
+    merged = cost(fan_out(30, "", ""))
+    assert merged == 1 + 5 * (2**30 - 1)
+    assert merged > LIMITS.max_cost
+
+
+def tangled(levels: int) -> str:
+    """Fragments whose fields merge in a different combination at every level (2^levels of them): Z(k)'s
+    `a` adds E(k) to what merges below it, its `b` does not."""
+    fragments = [f"fragment Z{levels} on User {{ id }}"]
+    for k in range(levels):
+        fragments.append(
+            f"fragment Z{k} on User {{ a: sessions(first: 1) {{ user {{ ...Z{k + 1} ...E{k}_{k + 1} }} }} "
+            f"b: sessions(first: 1) {{ user {{ ...Z{k + 1} }} }} }}"
+        )
+    for i in range(levels):
+        fragments.append(f"fragment E{i}_{levels} on User {{ id }}")
+        for k in range(levels):
+            fragments.append(
+                f"fragment E{i}_{k} on User {{ a: sessions(first: 1) {{ user {{ ...E{i}_{k + 1} }} }} "
+                f"b: sessions(first: 1) {{ user {{ ...E{i}_{k + 1} }} }} }}"
+            )
+    return "{ user(id: 1) { ...Z0 } } " + " ".join(fragments)
+
+
+def test_merges_in_ever_new_combinations_are_charged_each_on_its_own():
+    # Merged exactly, each level is a (3 + below) + b (3 + below), 1 + 6 x (2^20 - 1) in all, but finding
+    # that takes a walk per combination; past its budget the walk charges each selection on its own, an
+    # upper bound: with sessions 1 + (1 + user (1 + ...)), Z(k) = 6 + 2 Z(k + 1) + E(k + 1),
+    # E(k) = 6 + 2 E(k + 1), Z(20) = E(20) = 0.
+    z = e = 0
+    for _ in range(20):
+        z, e = 6 + 2 * z + e, 6 + 2 * e
+    assert cost(tangled(20)) == 1 + z > 1 + 6 * (2**20 - 1)
+
+
+def test_other_counts_do_not_repeat_a_fragment_spread_twice():
+    # The depth is a maximum and the aliases are counted as written: a fragment spread twice counts once.
+    fragment = "fragment U on Query { u: users(first: 5) { edges { node { sessions { user { id } } } } } }"
+    document = parse(f"query {{ ...U ...U }} {fragment}")
+    assert alias_count(document) == 1
+    operation, definition = document.definitions
+    assert isinstance(operation, OperationDefinitionNode) and isinstance(definition, FragmentDefinitionNode)
+    # edges 1, node 2, sessions 3, user 4, id 5 levels below the root field.
+    assert operation_depth(operation.selection_set, {"U": definition}) == 5
