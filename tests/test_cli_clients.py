@@ -4,6 +4,7 @@ and each command's --help lists only the flags it uses."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -67,6 +68,36 @@ def test_persist_reports_every_operation_of_a_document(tmp_path, capsys):
     argv = ["persist", "--data-dir", str(tmp_path / "d"), "--persisted-queries-file", str(manifest)]
     assert main([*argv, str(two)]) == 0
     assert "A (query), B (mutation)" in capsys.readouterr().out
+
+
+def test_persist_says_how_many_operations_are_new_and_how_many_the_file_holds(tmp_path, capsys):
+    documents = []
+    for name in "abcde":
+        document = tmp_path / f"{name}.graphql"
+        document.write_text(f"{{ {name}: health {{ status }} }}")
+        documents.append(document)
+    manifest = tmp_path / "persisted.json"
+    argv = ["persist", "--data-dir", str(tmp_path / "d"), "--persisted-queries-file", str(manifest)]
+    assert main([*argv, *map(str, documents[:2])]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith(
+        f"{manifest}: 2 new operation(s) registered, 0 already registered; the file holds 2 operation(s)\n"
+    )
+    # b again, and c, d, e: three new, one already there, five in all.
+    assert main([*argv, *map(str, documents[1:])]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith(
+        f"{manifest}: 3 new operation(s) registered, 1 already registered; the file holds 5 operation(s)\n"
+    )
+    assert out.count("(already registered)") == 1 and f"from {documents[1]}  (already registered)" in out
+    assert len(json.loads(manifest.read_text())["operations"]) == 5
+    inode = manifest.stat().st_ino
+    assert main([*argv, str(documents[0])]) == 0  # nothing new: the file is left as it is
+    out = capsys.readouterr().out
+    assert out.endswith(
+        f"{manifest}: 0 new operation(s) registered, 1 already registered; the file holds 5 operation(s)\n"
+    )
+    assert manifest.stat().st_ino == inode
 
 
 def test_persist_names_a_missing_file_once(tmp_path, capsys):

@@ -101,14 +101,17 @@ async def replay(args: argparse.Namespace) -> int:
 def persist(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.web.persist import register
 
-    added, problems = register(settings, args.files)
-    for line in added:
+    done = register(settings, args.files)
+    for line in [*done.added, *done.already]:
         print(line)
-    for problem in problems:
+    for problem in done.problems:
         print(f"funnelgate: {problem}", file=sys.stderr)
-    if added:  # else no manifest was written
-        print(f"{settings.persisted_queries_path}: {len(added)} operation(s) registered")
-    return 1 if problems else 0
+    if done.added or done.already:  # else nothing was accepted (and no manifest written)
+        print(
+            f"{settings.persisted_queries_path}: {len(done.added)} new operation(s) registered, "
+            f"{len(done.already)} already registered; the file holds {done.total} operation(s)"
+        )
+    return 1 if done.problems else 0
 
 
 def _json_object(flag: str, raw: str | None) -> dict[str, Any] | None:

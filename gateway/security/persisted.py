@@ -12,23 +12,37 @@ A request may name its document by hash: ``extensions.persistedQuery = {"version
   A text over the document limits (``FUNNEL_MAX_QUERY_CHARS``, the token limit, a syntax error) is never
   stored: it is refused like the same text sent without a hash (``QUERY_TOO_LARGE``…).
 * ``allowlist``: only the operations of the manifest run, by hash or by their exact text; anything else
-  is refused (``OPERATION_NOT_ALLOWED``) and nothing is registered by a request.
+  is refused (``OPERATION_NOT_ALLOWED``) and nothing is registered by a request. A hash alone that is not
+  in the manifest answers ``PERSISTED_QUERY_NOT_FOUND`` (an APQ client then sends the text with it); a
+  text with its hash that is not in the manifest is ``OPERATION_NOT_ALLOWED``, as without the hash: the
+  text is known, and it is not allowed.
 * ``off``: a hash is refused (``PERSISTED_QUERY_NOT_SUPPORTED``); plain queries run.
 
 The manifest (``FUNNEL_PERSISTED_QUERIES_FILE``, default ``<data dir>/persisted-queries.json``) is
 Apollo's persisted-query manifest format; ``funnelgate persist FILE…`` adds operations to it from
 ``.graphql`` files or other manifests, after checking them against the schema and the limits.
+
+A running gateway follows the manifest file: at most once a second (``CHECK_INTERVAL_S``), on a request,
+it looks at the file's inode, size, modification and change times, and reads it again when they changed
+(in a worker thread when it is over ``OFF_LOOP_BYTES``). A file that cannot be read or is not a valid manifest
+after a change, or that was removed, is logged as an error and the last good manifest stays in use:
+a half-written or broken file never empties the allow-list. A valid manifest replaces the old one whole
+(operations removed from it stop running); ``generation`` counts the replacements, so what was
+remembered under an older manifest (the request reader's body memo) is dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 from gateway.cache import keys
@@ -43,6 +57,8 @@ log = logging.getLogger(__name__)
 MANIFEST_FORMAT = "apollo-persisted-query-manifest"
 FAMILY = "apq"
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}\Z")
+CHECK_INTERVAL_S = 1.0  # how often a running gateway looks at the manifest file, at most
+OFF_LOOP_BYTES = 64 * 1024  # a manifest larger than this is read again in a worker thread
 
 
 def sha256(text: str) -> str:
@@ -60,6 +76,14 @@ class PersistedQueryProblem(Exception):
 def not_found() -> PersistedQueryProblem:
     # Apollo's message and code; status 200 as Apollo Server answers it, so clients retry with the text.
     return PersistedQueryProblem("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND", 200)
+
+
+def not_allowed() -> PersistedQueryProblem:
+    return PersistedQueryProblem(
+        "only registered operations run on this gateway (FUNNEL_PERSISTED_QUERIES=allowlist); "
+        "register it with: funnelgate persist FILE (a running gateway reads the file again within a second)",
+        "OPERATION_NOT_ALLOWED",
+    )
 
 
 @dataclass(frozen=True)
@@ -80,8 +104,13 @@ def read_manifest(path: Path) -> dict[str, Operation]:
     document = json.loads(path.read_text())
     if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
         raise ValueError(f"{path} is not an {MANIFEST_FORMAT} (version 1) file")
+    operations = document.get("operations") or []
+    if not isinstance(operations, list):
+        raise ValueError(f"{path}: operations must be a list, got {json_type(operations)}")
     out = {}
-    for item in document.get("operations") or []:
+    for item in operations:
+        if not isinstance(item, dict):
+            raise ValueError(f"{path}: an operation must be an object, got {json_type(item)}")
         body = item.get("body")
         if not isinstance(body, str) or sha256(body) != str(item.get("id", "")).lower():
             raise ValueError(
@@ -100,6 +129,20 @@ def write_manifest(path: Path, operations: Iterable[Operation]) -> None:
     tmp.replace(path)
 
 
+# (device, inode, size, mtime, ctime in ns): a replaced file is a new inode; ctime also moves on a chmod,
+# so a file that could not be read is tried again once its permissions change.
+Signature = tuple[int, int, int, int, int]
+
+
+def _signature(path: Path) -> Signature | None:
+    """What identifies this version of the file; None when there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
 class PersistedQueries:
     def __init__(
         self,
@@ -108,12 +151,71 @@ class PersistedQueries:
         mode: str,
         manifest: Mapping[str, Operation],
         max_query_chars: int = Settings.max_query_chars,
+        *,
+        path: Path | None = None,
+        seen: Signature | None = None,
     ) -> None:
+        """``manifest`` as read from ``path`` (when it is watched) in its version ``seen``; without a
+        path the manifest is fixed."""
         self.cache = cache
         self.max_query_chars = max_query_chars
         self.stats = stats
         self.mode = mode
         self.registered = {op_id: op.body for op_id, op in manifest.items()}
+        self.generation = 0  # how many times a changed manifest file replaced the operations
+        self._path = path
+        self._seen: Signature | str | None = seen  # a str: an OSError already logged for this path
+        self._next_check = monotonic() + CHECK_INTERVAL_S
+        self._reloading = False
+
+    @classmethod
+    def from_file(
+        cls, cache: Cache, stats: CacheStats, mode: str, path: Path, max_query_chars: int
+    ) -> PersistedQueries:
+        """Read the manifest at start-up (an invalid one raises: the gateway does not start) and follow
+        the file's changes from then on."""
+        seen = _signature(path)  # before reading: a change during the read is read again later
+        return cls(cache, stats, mode, read_manifest(path), max_query_chars, path=path, seen=seen)
+
+    async def refresh(self) -> None:
+        """Read the manifest file again if it changed since it was last read (looked at no more than
+        once per ``CHECK_INTERVAL_S``); a file that cannot be used keeps the last good manifest."""
+        if self._path is None or self._reloading:
+            return
+        now = monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + CHECK_INTERVAL_S
+        path = self._path
+        try:
+            seen: Signature | str | None = _signature(path)
+        except OSError as exc:
+            seen = f"{exc.strerror or exc}"
+        if seen == self._seen:
+            return
+        self._seen = seen
+        kept = f"keeping the {len(self.registered)} operation(s) read before"
+        if seen is None or isinstance(seen, str):
+            log.error("persisted-query manifest %s: %s; %s", path, seen or "the file was removed", kept)
+            return
+        self._reloading = True
+        try:
+            if seen[2] > OFF_LOOP_BYTES:
+                manifest = await asyncio.to_thread(read_manifest, path)
+            else:
+                manifest = read_manifest(path)
+        except (OSError, ValueError) as exc:  # JSON and UTF-8 errors are ValueErrors
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            log.error("persisted-query manifest %s changed but cannot be used (%s); %s", path, reason, kept)
+            return
+        finally:
+            self._reloading = False
+        before = len(self.registered)
+        self.registered = {op_id: op.body for op_id, op in manifest.items()}
+        self.generation += 1
+        log.info(
+            "persisted-query manifest %s read again: %d operation(s), %d before", path, len(manifest), before
+        )
 
     async def resolve(
         self, query: str | None, extensions: Mapping[str, Any] | None, *, store: bool = True
@@ -123,14 +225,11 @@ class PersistedQueries:
         ``store`` (the caller found the text a document within the limits) and the text is within
         ``FUNNEL_MAX_QUERY_CHARS``: otherwise it is returned unstored, for execution to refuse with the
         limit's own code, as it refuses the same text sent without a hash."""
+        await self.refresh()
         persisted = (extensions or {}).get("persistedQuery") if isinstance(extensions, Mapping) else None
         if persisted is None:
             if self.mode == "allowlist" and not (isinstance(query, str) and sha256(query) in self.registered):
-                raise PersistedQueryProblem(
-                    "only registered operations run on this gateway (FUNNEL_PERSISTED_QUERIES=allowlist); "
-                    "register it with: funnelgate persist FILE",
-                    "OPERATION_NOT_ALLOWED",
-                )
+                raise not_allowed()
             return query
         if self.mode == "off":
             raise PersistedQueryProblem("PersistedQueryNotSupported", "PERSISTED_QUERY_NOT_SUPPORTED")
@@ -149,7 +248,9 @@ class PersistedQueries:
         if digest in self.registered:
             return query
         if self.mode == "allowlist":
-            raise not_found()  # never registered by a request, only by the CLI
+            # Never registered by a request, only by the CLI. The text is known and not in the manifest:
+            # not allowed, as without the hash (not-found would make an APQ client report a missing hash).
+            raise not_allowed()
         if not store or len(query) > self.max_query_chars:
             return query
         item = (keys.persisted_query(digest), query.encode(), keys.TTL_PERSISTED_QUERY)

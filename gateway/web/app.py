@@ -25,7 +25,7 @@ from gateway.cache.stats import CacheStats
 from gateway.ops.metrics import SUBSCRIPTIONS
 from gateway.security.credentials import Authenticator
 from gateway.security.limits import Limits
-from gateway.security.persisted import PersistedQueries, read_manifest
+from gateway.security.persisted import PersistedQueries
 from gateway.security.ratelimit import RateLimiter
 from gateway.services import Services
 from gateway.stores.contracts import Cache
@@ -107,10 +107,17 @@ def create_app(
     schema = schema or schema_for(limits, settings.slow_operation_ms)
     authenticator = Authenticator(settings)
     limiter = RateLimiter(services.cache, settings.rate_window_s)
-    manifest = read_manifest(settings.persisted_queries_path) if settings.persisted_queries != "off" else {}
-    persisted = PersistedQueries(
-        services.cache, services.cache_stats, settings.persisted_queries, manifest, settings.max_query_chars
-    )
+    mode = settings.persisted_queries
+    if mode == "off":  # no manifest: hashes are refused
+        persisted = PersistedQueries(services.cache, services.cache_stats, mode, {}, settings.max_query_chars)
+    else:  # the manifest file is followed: `funnelgate persist` needs no restart
+        persisted = PersistedQueries.from_file(
+            services.cache,
+            services.cache_stats,
+            mode,
+            settings.persisted_queries_path,
+            settings.max_query_chars,
+        )
     middleware = front.middleware(
         HttpMetrics(ROUTES),
         edge.EdgePolicy(settings, authenticator, limiter, GRAPHQL_PATH),

@@ -4,12 +4,15 @@ Each ``.graphql`` file is one document, registered under the SHA-256 of its exac
 sends, byte for byte); a ``.json`` file is an Apollo persisted-query manifest whose operations are merged.
 Every document is checked first, the way a request would be: it must parse within the limits, be valid
 against the schema (depth, aliases and introspection rules included) and cost no more than the budget
-at its default variables; a document that fails is reported and not registered.
+at its default variables; a document that fails is reported and not registered. An operation already in
+the manifest is reported as such and left as it is; the summary says how many were new and how many
+the manifest holds. A running gateway reads the changed manifest within a second (no restart).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from graphql import GraphQLError, OperationDefinitionNode, parse, specified_rules
@@ -63,12 +66,23 @@ def _operations(text: str) -> str:
     )
 
 
-def register(settings: Settings, files: Iterable[Path]) -> tuple[list[str], list[str]]:
-    """Add the files' operations to the manifest; (one line per operation added, problems)."""
+@dataclass
+class Registered:
+    """What ``register`` did: one line per operation added (``added``) or found already registered
+    (``already``), the problems, and how many operations the manifest holds afterwards."""
+
+    added: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    total: int = 0
+
+
+def register(settings: Settings, files: Iterable[Path]) -> Registered:
+    """Add the files' operations to the manifest (written only when one is new)."""
     limits = Limits.from_settings(settings)
     path = settings.persisted_queries_path
     manifest = read_manifest(path)
-    added, problems = [], []
+    out = Registered()
     for file in files:
         try:
             if file.suffix == ".json":
@@ -76,22 +90,27 @@ def register(settings: Settings, files: Iterable[Path]) -> tuple[list[str], list
             else:
                 candidates = [Operation(sha256(file.read_text()), file.read_text())]
         except OSError as exc:  # its text names the path again: the reason alone
-            problems.append(f"{file}: {exc.strerror or exc}")
+            out.problems.append(f"{file}: {exc.strerror or exc}")
             continue
         except (ValueError, UnicodeDecodeError) as exc:
-            problems.append(f"{file}: {exc}")
+            out.problems.append(f"{file}: {exc}")
             continue
         for candidate in candidates:
             name, kind, found = _check(candidate.body, limits)
             if found:
-                problems += [f"{file}: {p}" for p in found]
+                out.problems += [f"{file}: {p}" for p in found]
                 continue
-            manifest[candidate.id] = Operation(candidate.id, candidate.body, name or candidate.name, kind)
             # The manifest's entry names the first operation (Apollo's format has one per entry); a client
             # may run any of the document's operations by operationName, so the report lists them all.
-            added.append(
+            line = (
                 f"{candidate.id}  {_operations(candidate.body) or name or '(anonymous)'}  {kind}  from {file}"
             )
-    if added:
+            if candidate.id in manifest:  # the same text: already allowed, its entry kept as it is
+                out.already.append(f"{line}  (already registered)")
+                continue
+            manifest[candidate.id] = Operation(candidate.id, candidate.body, name or candidate.name, kind)
+            out.added.append(line)
+    if out.added:
         write_manifest(path, manifest.values())
-    return added, problems
+    out.total = len(manifest)
+    return out

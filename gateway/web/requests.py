@@ -19,9 +19,11 @@ through without a principal is left to the view, which gives it no access.
 A polling dashboard sends the same bytes again and again, so a small POST body (``MEMO_BODY_BYTES``)
 that was read successfully is remembered with its result, a :class:`GraphQLRequest` shared by every
 identical request (``shared``): decoding, the surrogate scan and the persisted-query lookup run once. Only
-what cannot change is kept: a plain query (the allow-list is fixed for the process) and a hash found
-by lookup (SHA-256 fixes its text). A refusal is never kept, so it is decided, and refused, every time;
-nor is a hash sent with its text (APQ registration: each one writes the text to Redis again).
+what cannot change while the manifest stays the same is kept: a plain query and a hash found by lookup
+(SHA-256 fixes its text). The manifest file is followed (``PersistedQueries.refresh``): when a changed
+file replaces it, every remembered body is dropped, so an operation removed from the allow-list stops
+running. A refusal is never kept, so it is decided, and refused, every time; nor is a hash sent with its
+text (APQ registration: each one writes the text to Redis again).
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ class RequestReader:
         self.persisted = persisted
         self.limits = limits
         self._bodies = LRU(MEMO_BODIES)
+        self._generation = persisted.generation  # the manifest the remembered bodies were read under
 
     async def prepare(self, request: web.Request) -> web.Response | None:
         """Read a GraphQL request into ``request[PREPARED]``; a response when it is not one (HTTP 400,
@@ -130,6 +133,9 @@ class RequestReader:
                 if kind == "refused":
                     raise NotARequest(request_json.UNSUPPORTED, 415)
                 body = await request.read()
+                await self.persisted.refresh()  # before the memo: it may hold what a new manifest refuses
+                if self.persisted.generation != self._generation:
+                    self._bodies, self._generation = LRU(MEMO_BODIES), self.persisted.generation
                 known = self._bodies.get(body) if len(body) <= MEMO_BODY_BYTES else None
                 if known is not None:
                     request[PREPARED] = known
@@ -147,7 +153,9 @@ class RequestReader:
             resolved = await resolve_persisted(self.persisted, self.limits, query, extensions)
         except PersistedQueryProblem as problem:
             return _problem_response(request, problem)
-        keep = body is not None and len(body) <= MEMO_BODY_BYTES and not register
+        # Read under the manifest the memo holds: a reload during the awaits above may have dropped it.
+        current = self.persisted.generation == self._generation
+        keep = body is not None and len(body) <= MEMO_BODY_BYTES and not register and current
         request[PREPARED] = prepared = GraphQLRequest(
             resolved,
             payload.get("variables"),

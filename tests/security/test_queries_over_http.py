@@ -162,9 +162,19 @@ async def test_the_allow_list_runs_only_registered_operations(services, tmp_path
         refused = await client.post("/graphql", json={"query": other})
         assert refused.status == 400
         assert (await refused.json())["errors"][0]["extensions"]["code"] == "OPERATION_NOT_ALLOWED"
-        not_registered = await (await client.post("/graphql", json=persisted(other))).json()
-        assert not_registered["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+        # An APQ client: the hash alone is not found, then its text with the hash is not allowed (the
+        # text is known: "not found" again would be wrong), and nothing is registered by either.
+        unknown = await client.post("/graphql", json=persisted(None, sha(other)))
+        assert unknown.status == 200
+        assert (await unknown.json())["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+        with_text = await client.post("/graphql", json=persisted(other))
+        assert with_text.status == 400
+        assert (await with_text.json())["errors"][0]["extensions"]["code"] == "OPERATION_NOT_ALLOWED"
         assert await services.cache.get_many([keys.persisted_query(sha(other))]) == [None]
+        again = await client.post("/graphql", json=persisted(None, sha(other)))
+        assert (await again.json())["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+        registered = await (await client.post("/graphql", json=persisted(FUNNEL))).json()
+        assert registered["data"] == by_text["data"]  # a registered text with its hash runs
 
 
 async def test_hashes_are_refused_when_persisted_queries_are_off(services):

@@ -344,6 +344,14 @@ async def test_the_allowlist_applies_over_the_socket(services, tmp_path):
         named = {"persistedQuery": {"version": 1, "sha256Hash": sha256(allowed)}}
         await ws.send_json({"id": "3", "type": "subscribe", "payload": {"extensions": named}})
         assert (await ws.receive_json(timeout=20))["payload"]["data"] == {"health": {"status": "ok"}}
+        assert (await ws.receive_json(timeout=20)) == {"id": "3", "type": "complete"}
+        # An unregistered text with its hash: not allowed, as without it (not "not found").
+        other_named = {"persistedQuery": {"version": 1, "sha256Hash": sha256(other)}}
+        payload = {"query": other, "extensions": other_named}
+        await ws.send_json({"id": "4", "type": "subscribe", "payload": payload})
+        with_hash = await ws.receive_json(timeout=20)
+        assert with_hash["type"] == "error", with_hash
+        assert with_hash["payload"][0]["extensions"]["code"] == "OPERATION_NOT_ALLOWED"
         await ws.close()
 
 
