@@ -66,6 +66,7 @@ def _replay(args: argparse.Namespace) -> None:
 
 
 def _backup(args: argparse.Namespace) -> None:
+    args.out = _path_given(args.out, "--out")
     _directory_to_write("--out", args.out)
     if args.out.is_dir() and any(args.out.iterdir()):
         raise ConfigError(
@@ -76,6 +77,7 @@ def _backup(args: argparse.Namespace) -> None:
 def _restore(args: argparse.Namespace) -> None:
     from gateway.jobs.snapshot import MANIFEST
 
+    args.source = _path_given(args.source, "--from")
     if not args.source.is_dir():
         raise ConfigError("--from", f"cannot use {str(args.source)!r}: {_not_a_directory(args.source)}")
     if not (args.source / MANIFEST).is_file():  # what the manifest holds is the restore's to judge
@@ -102,6 +104,14 @@ def _csv_dir(flag: str, path: Path) -> list[Path]:
     for table in (user_table, *page_tables):
         _readable(flag, table)
     return page_tables
+
+
+def _path_given(raw: str, flag: str) -> Path:
+    """A path flag's string as the command's Path (the caller stores it back into ``args``): an empty
+    one is refused, where ``Path("")`` would quietly be ``"."``, the current directory."""
+    if raw == "":
+        raise ConfigError(flag, "cannot use '': an empty path (name a directory; '.' is the current one)")
+    return Path(raw)
 
 
 def _readable(flag: str, path: Path) -> None:

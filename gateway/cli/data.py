@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 from gateway.cli.checks import steps_option
-from gateway.config import Settings
+from gateway.config import Settings, make_data_dir
 from gateway.errors import ConfigError
 
 
@@ -33,9 +34,11 @@ async def backup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def restore(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.jobs.backup import run_restore
+    from gateway.jobs.backup import check_backup, run_restore
 
-    restored = await run_restore(settings, args.source)
+    manifest = await asyncio.to_thread(check_backup, args.source)  # refused: no data directory made
+    make_data_dir(settings.key_of("data_dir"), settings.data_dir)
+    restored = await run_restore(settings, args.source, manifest)
     for name, count in {**restored["documents"], **restored["vectors"]}.items():
         print(f"{name}: {count:,}")
     print(f"checksums match the backup; now serving dataset {restored['dataset']}")

@@ -29,14 +29,14 @@ def _configure_logging(level: str | int, fmt: str) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _made_from(failed: Path, given: Path) -> bool:
+    """``failed`` is a sibling the command made from ``given`` (``DIR.partial``, ``FILE.tmp``)."""
+    return failed.parent == given.parent and failed.name.startswith(given.name + ".")
+
+
 def _related(failed: Path, given: Path) -> bool:
-    """``failed`` is ``given``, inside it, one of its parents, or a sibling made from it (``DIR.partial``)."""
-    return (
-        failed == given
-        or given in failed.parents
-        or failed in given.parents
-        or (failed.parent == given.parent and failed.name.startswith(given.name + "."))
-    )
+    """``failed`` is ``given``, inside it, one of its parents, or a sibling made from it."""
+    return failed == given or given in failed.parents or failed in given.parents or _made_from(failed, given)
 
 
 def _path_error(exc: OSError, given: dict[str, list[Path]]) -> tuple[str, int] | None:
@@ -51,8 +51,10 @@ def _path_error(exc: OSError, given: dict[str, list[Path]]) -> tuple[str, int] |
         if blocker is not None:
             failed, reason = blocker, "it is a file, not a directory"
     for flag, paths in given.items():
-        if any(_related(failed, Path(os.path.abspath(path))) for path in paths):
-            return f"configuration error: {flag}: cannot use {str(failed)!r}: {reason}", 2
+        for path in (Path(os.path.abspath(p)) for p in paths):
+            if _related(failed, path):
+                named = path if _made_from(failed, path) else failed  # what the user typed, not DIR.partial
+                return f"configuration error: {flag}: cannot use {str(named)!r}: {reason}", 2
     return f"cannot use {str(failed)!r}: {reason}", 1
 
 
@@ -60,6 +62,9 @@ def _path_error(exc: OSError, given: dict[str, list[Path]]) -> tuple[str, int] |
 # is a typo, not a new instance to create and answer (or back up) from empty. One that exists but holds
 # no store is the command's to report (embed: nothing to embed).
 READ_EXISTING_DATA = ("query", "embed", "backup")
+# Commands that check their input before they make the data directory (restore: the backup's manifest and
+# files), so that one refused leaves no new, empty data directory behind.
+CHECK_BEFORE_DATA_DIR = ("restore",)
 
 
 def _existing_data_dir(settings: Settings) -> None:
@@ -98,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             name: getattr(args, name, None) for name in (*BACKEND_FLAGS, *LISTEN_FLAGS, *PERSIST_FLAGS)
         }
         reads_only = args.command in READ_EXISTING_DATA
-        settings = load_settings(overrides=overrides, make_dir=not reads_only)
+        make_dir = not reads_only and args.command not in CHECK_BEFORE_DATA_DIR
+        settings = load_settings(overrides=overrides, make_dir=make_dir)
         if reads_only:
             _existing_data_dir(settings)
         _configure_logging(settings.log_level, "%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -62,9 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "backup", parents=[common], help="write a consistent snapshot: documents, vectors, embedding model"
     )
-    p.add_argument("--out", type=Path, required=True, help="a new (or empty) directory")
+    # Strings, made Paths by checks.py: Path("") is ".", and an empty --out must not back up into the cwd.
+    p.add_argument("--out", required=True, help="a new (or empty) directory")
     p = sub.add_parser("restore", parents=[common], help="load a backup into the configured backends")
-    p.add_argument("--from", dest="source", type=Path, required=True, help="a directory `backup` wrote")
+    p.add_argument("--from", dest="source", required=True, help="a directory `backup` wrote")
 
     sub.add_parser("embed", parents=[common], help="(re)build behaviour embeddings in Milvus")
 

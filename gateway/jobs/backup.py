@@ -5,11 +5,12 @@ one generation), both Milvus collections and the newest embedding model, into ``
 renames it to ``DIR``: a directory named DIR is always a complete snapshot, and a backup that fails or
 is refused (the data directory in use) removes ``DIR.partial``.
 
-Restore checks every file against the manifest first (a damaged backup is refused before anything is
-written), then loads the documents into the configured document store as its next generation (the
-same build-aside path as ingest: a kill leaves the previous data served), compares the new generation's
-counts and checksums with the manifest before switching to it, and only then replaces the vectors and
-the model. The source and target backends may differ: embedded DuckDB -> MongoDB works like -> DuckDB.
+Restore checks the manifest's shape and every file against it first (``check_backup``: a malformed or
+damaged backup is refused before anything is written), then loads the documents into the configured
+document store as its next generation (the same build-aside path as ingest: a kill leaves the previous
+data served), compares the new generation's counts and checksums with the manifest before switching to
+it, and only then replaces the vectors and the model. The source and target backends may differ:
+embedded DuckDB -> MongoDB works like -> DuckDB.
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ async def _write_backup(settings: Settings, partial: Path) -> dict[str, Any]:
 
 async def run_backup(settings: Settings, out: Path) -> dict[str, Any]:
     """The command; returns the manifest."""
-    out = Path(out)
+    # Absolute and normalised: "." and ".." then have a name and a parent to put DIR.partial in.
+    out = Path(os.path.abspath(out))  # noqa: ASYNC240  (getcwd and string work: nothing to wait for)
     if out.exists() and any(out.iterdir()):
         raise BadInput(f"{out} exists and is not empty: back up into a new directory")
     partial = out.with_name(out.name + ".partial")
@@ -171,9 +173,7 @@ async def _restore_documents(
 ) -> str:
     build = await _generational(store).begin_build()
     try:
-        for collection, entry in manifest["documents"].items():
-            if collection not in COLLECTIONS:
-                raise BadInput(f"the backup holds an unknown collection {collection!r}")
+        for collection, entry in manifest["documents"].items():  # each a known one: check_manifest
             for records in snapshot.read_records(source / entry["file"], WRITE_BATCH):
                 await build.write(collection, records)
         new = await build.seal()
@@ -201,9 +201,7 @@ async def _restore_vectors(
     version = max(int(manifest.get("model", {}).get("version") or 0), await next_version(vectors, model_dir))
     counts, built = {}, {}
     for collection, entry in manifest.get("vectors", {}).items():
-        spec = next((s for s in VECTOR_SPECS if s.name == collection), None)
-        if spec is None:
-            raise BadInput(f"the backup holds an unknown vector collection {collection!r}")
+        spec = next(s for s in VECTOR_SPECS if s.name == collection)  # a known one: check_manifest
         name = await vectors.create_version(spec, version, int(entry["dim"]))
         counts[collection] = 0
         for rows in snapshot.read_records(source / entry["file"], WRITE_BATCH):
@@ -236,8 +234,10 @@ def _restore_model(model_dir: Path, source: Path, manifest: dict[str, Any]) -> N
         os.replace(model_dir / f"{name}.tmp", model_dir / name)
 
 
-async def run_restore(settings: Settings, source: Path) -> dict[str, Any]:
-    """The command; returns what was restored (dataset id, counts)."""
+def check_backup(source: Path) -> dict[str, Any]:
+    """The manifest of the backup in ``source``, once its shape, its document format and every file it
+    names are checked: BadInput naming the first problem, before anything is created or written (the
+    command checks before it makes the data directory: a refused restore leaves none behind)."""
     source = Path(source)
     manifest = snapshot.read_manifest(source)
     if manifest.get("schema_version") != DOCUMENT_FORMAT:
@@ -245,7 +245,18 @@ async def run_restore(settings: Settings, source: Path) -> dict[str, Any]:
             f"the backup holds documents of format {manifest.get('schema_version')}, this gateway writes "
             f"{DOCUMENT_FORMAT}: restore it with the version that wrote it, then ingest again"
         )
-    await asyncio.to_thread(snapshot.verify_files, source, manifest)
+    snapshot.verify_files(source, manifest)
+    return manifest
+
+
+async def run_restore(
+    settings: Settings, source: Path, manifest: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The command; returns what was restored (dataset id, counts). ``manifest``: what
+    :func:`check_backup` returned for ``source``, when the caller checked it already."""
+    source = Path(source)
+    if manifest is None:
+        manifest = await asyncio.to_thread(check_backup, source)
     async with open_services(settings, need_cache=False) as services:
         dataset = await _restore_documents(services.store, source, manifest, settings.switch_grace_s)
         vectors = await _restore_vectors(services.vectors, source, manifest, settings.model_dir)

@@ -16,12 +16,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from collections.abc import Iterator
+import re
+import zlib
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from gateway.errors import BadInput
+from gateway.stores.collections import COLLECTIONS, DIM, PAGE_COLLECTION, USER_COLLECTION
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -119,21 +122,123 @@ def bytes_digest(path: Path) -> str:
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
+    """The manifest of the backup in ``directory``, its shape checked (:func:`check_manifest`)."""
     path = directory / MANIFEST
     if not path.is_file():
         raise BadInput(f"{directory} is not a backup: no {MANIFEST}")
     try:
         manifest = json.loads(path.read_text())
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested past Python's stack
         raise BadInput(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    return check_manifest(manifest, path)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_ENTRIES = "an object of collection -> entry"
+
+
+def _shown(value: Any) -> str:
+    """A JSON value as a refusal quotes it: a scalar as written, a list or object by its kind."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return json.dumps(value)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _sha256(value: Any) -> bool:
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
+
+
+def _plain_name(name: str) -> bool:
+    """A file's own name: not empty, not ``.`` or ``..``, no separator (nor NUL)."""
+    return name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
+
+
+def _in_folder(folder: str) -> Callable[[Any], bool]:
+    """``folder/<plain name>``, as backup names a file: never absolute, ``..`` or deeper."""
+
+    def ok(value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        first, _, name = value.partition("/")
+        return first == folder and _plain_name(name)
+
+    return ok
+
+
+def _field(where: str, entry: dict[str, Any], key: str, ok: Callable[[Any], bool], want: str) -> None:
+    if key not in entry:
+        raise BadInput(f"{where} has no {key} ({want})")
+    if not ok(entry[key]):
+        raise BadInput(f"{where}.{key} must be {want}, got {_shown(entry[key])}")
+
+
+def check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
+    """``manifest`` (read from ``path``) as restore uses it, or BadInput naming the first thing wrong.
+
+    The one place the manifest's shape is checked, before any file it names is read or anything is
+    written: the format; ``documents``, an entry for every collection; ``vectors`` (optional), an entry
+    per vector collection, with its ``dim``; ``model`` (optional), ``version`` and ``files`` (file name ->
+    SHA-256). An entry names its file as backup writes it, ``documents/<name>`` or ``vectors/<name>``,
+    and a model file is a plain name in ``model/``: restore reads nothing outside the backup directory.
+    """
+    if not isinstance(manifest, dict):
+        raise BadInput(f"{path}: must be a JSON object, got {_shown(manifest)}")
+    if manifest.get("format") != FORMAT:
         raise BadInput(f"{path}: backup format {manifest.get('format')!r}, this gateway reads {FORMAT}")
+    where = f"{path}: "
+    if "documents" not in manifest:
+        raise BadInput(f"{where}no documents ({_ENTRIES})")
+    documents = manifest["documents"]
+    if not isinstance(documents, dict):
+        raise BadInput(f"{where}documents must be {_ENTRIES}, got {_shown(documents)}")
+    for collection, entry in documents.items():
+        if collection not in COLLECTIONS:
+            raise BadInput(f"{where}documents holds an unknown collection {collection!r}")
+        _check_entry(f"{where}documents.{collection}", "documents", entry)
+    missing = [c for c in COLLECTIONS if c not in documents]
+    if missing:
+        raise BadInput(f"{where}documents lacks {', '.join(missing)} (a backup holds every collection)")
+    vectors = manifest.get("vectors", {})
+    if not isinstance(vectors, dict):
+        raise BadInput(f"{where}vectors must be {_ENTRIES}, got {_shown(vectors)}")
+    for collection, entry in vectors.items():
+        if collection not in (USER_COLLECTION, PAGE_COLLECTION):
+            raise BadInput(f"{where}vectors holds an unknown vector collection {collection!r}")
+        _check_entry(f"{where}vectors.{collection}", "vectors", entry)
+        dims = f"an integer 1..{DIM}"
+        _field(f"{where}vectors.{collection}", entry, "dim", lambda v: _count(v) and 1 <= v <= DIM, dims)
+    model = manifest.get("model", {})
+    if not isinstance(model, dict):
+        raise BadInput(f"{where}model must be an object (version, files), got {_shown(model)}")
+    if model.get("version") is not None:
+        _field(f"{where}model", model, "version", _count, "a non-negative integer")
+    files = model.get("files", {})
+    if not isinstance(files, dict):
+        raise BadInput(f"{where}model.files must be an object of file name -> sha256, got {_shown(files)}")
+    for name in files:
+        if not _plain_name(name):
+            raise BadInput(f"{where}model.files: {name!r} is not a plain file name (the files are in model/)")
+        _field(f"{where}model.files", files, name, _sha256, "64 hex digits (a SHA-256)")
     return manifest
+
+
+def _check_entry(where: str, folder: str, entry: Any) -> None:
+    if not isinstance(entry, dict):
+        raise BadInput(f"{where} must be an object (file, count, sha256), got {_shown(entry)}")
+    _field(where, entry, "file", _in_folder(folder), f"a file name in {folder}/ of the backup")
+    _field(where, entry, "count", _count, "a non-negative integer")
+    _field(where, entry, "sha256", _sha256, "64 hex digits (a SHA-256)")
 
 
 def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
     """Every file the manifest names is there, with its count and checksum: BadInput naming the first
-    that is not (before anything is written to a store)."""
+    that is not (before anything is written to a store). ``manifest`` is :func:`check_manifest`'s."""
     for section in ("documents", "vectors"):
         for name, entry in manifest.get(section, {}).items():
             path = directory / entry["file"]
@@ -141,7 +246,7 @@ def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
                 raise BadInput(f"backup {directory}: {entry['file']} is missing")
             try:
                 found = file_digest(path)
-            except (OSError, EOFError) as exc:
+            except (OSError, EOFError, zlib.error) as exc:
                 raise BadInput(f"backup {directory}: {entry['file']} is unreadable: {exc}") from exc
             if found != {"count": entry["count"], "sha256": entry["sha256"]}:
                 raise BadInput(
