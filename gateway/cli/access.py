@@ -55,15 +55,64 @@ def mint_token(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigError("--ttl", "must be at least 1 second")
     if not args.sub.strip():
         raise ConfigError("--sub", "must name who the token is for, got an empty subject")
-    private_key = None
-    if args.private_key is not None:
-        try:
-            private_key = args.private_key.read_text()
-        except OSError as exc:
-            raise ConfigError(
-                "--private-key", f"cannot read {str(args.private_key)!r}: {exc.strerror}"
-            ) from None
+    private_key = None if args.private_key is None else rsa_private_key_pem(args.private_key)
     print(
         sign(settings, args.sub, Role.parse(args.role), args.ttl, private_key_pem=private_key, kid=args.kid)
     )
     return 0
+
+
+def rsa_private_key_pem(path: Path) -> str:
+    """The text of ``--private-key``'s file, checked to hold an unencrypted RSA private key in PEM, the
+    one key RS256 signs with. PyJWT would fail on anything else with an AttributeError (a public key),
+    an InvalidKeyError naming a generator object (an EC key) or a TypeError (an encrypted key): each is
+    one line naming the flag, the path and the reason here (exit 2), before anything is signed."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    def unusable(reason: str) -> ConfigError:
+        return ConfigError("--private-key", f"cannot use {str(path)!r}: {reason}")
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError("--private-key", f"cannot read {str(path)!r}: {exc.strerror}") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:  # cryptography's "Password was not given but private key is encrypted"
+        raise unusable(
+            "the key is encrypted with a passphrase; give an unencrypted PEM RSA private key"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        try:
+            serialization.load_pem_public_key(data)
+        except (ValueError, UnsupportedAlgorithm):
+            raise unusable(
+                "it holds no PEM private key (RS256 signs with an RSA private key in PEM)"
+            ) from None
+        raise unusable("it holds a public key; RS256 signs with the RSA private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise unusable(f"it holds {_key_kind(key)}; RS256 signs with an RSA private key")
+    # The key as it parsed, written out again: the file may carry text around the armour (openssl's
+    # "Bag Attributes", a comment in another encoding) that is no concern of the signer's.
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return pem.decode("ascii")
+
+
+def _key_kind(key: object) -> str:
+    """What kind of private key ``key`` is, for a message: "an EC private key", "an Ed25519 private key"."""
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, x448, x25519
+
+    kinds = (
+        (ec.EllipticCurvePrivateKey, "an EC"),
+        (ed25519.Ed25519PrivateKey, "an Ed25519"),
+        (ed448.Ed448PrivateKey, "an Ed448"),
+        (dsa.DSAPrivateKey, "a DSA"),
+        (x25519.X25519PrivateKey, "an X25519"),
+        (x448.X448PrivateKey, "an X448"),
+    )
+    kind = next((name for cls, name in kinds if isinstance(key, cls)), "a non-RSA")
+    return f"{kind} private key"
