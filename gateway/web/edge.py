@@ -15,11 +15,11 @@ middleware, :mod:`gateway.web.front`, calls it first and :func:`decorate` on wha
    the query would run, with the visitor's access.
 3. **Authentication** (when credentials are configured): ``Authorization: Bearer <API key or JWT>``;
    missing or bad: 401 with ``WWW-Authenticate: Bearer`` and code ``UNAUTHENTICATED``. Open:
-   ``/healthz``, preflights, the GraphiQL page, and WebSocket handshakes (a GET with ``Upgrade:
-   websocket`` and ``Connection: upgrade`` and no operation; their credential comes in
-   ``connection_init``). An open request gets no principal, and nothing after the edge reads its
-   absence as a role: with authentication on it is no access. With authentication off every request
-   acts as the local operator. Refusals on /events take that route's own error shape.
+   ``/healthz``, preflights, the GraphiQL page and the dashboard's files (GET, and HEAD as GET), and
+   WebSocket handshakes (a GET with ``Upgrade: websocket`` and ``Connection: upgrade`` and no
+   operation; their credential comes in ``connection_init``). An open request gets no principal, and
+   nothing after the edge reads its absence as a role: with authentication on it is no access. With
+   authentication off every request acts as the local operator. Refusals on /events take that route's own error shape.
    Routes other than /graphql need the role ``ROUTE_ROLES`` gives them (403 ``FORBIDDEN`` below it):
    ``POST /events`` writes, like the ``trackEvents`` mutation, so it needs admin; so does ``GET /metrics``
    (operation names and backend timings are for operators; Prometheus sends an admin API key).
@@ -60,6 +60,8 @@ PAGE_PATHS = ("/", "/static/")
 # Routes outside GraphQL, and the role each needs.
 ROUTE_ROLES = {"/events": Role.ADMIN, "/metrics": Role.ADMIN}
 CROSS_SITE = frozenset({"cross-site", "same-site"})
+# The methods that read: HEAD is answered as GET (status and headers, no body) wherever GET is.
+READS = frozenset({"GET", "HEAD"})
 HOSTS_KEPT = 64
 
 
@@ -261,7 +263,7 @@ def is_websocket_handshake(request: web.Request) -> bool:
 
 def _is_page(request: web.Request) -> bool:
     path = request.path
-    return request.method == "GET" and (path == PAGE_PATHS[0] or path.startswith(PAGE_PATHS[1]))
+    return request.method in READS and (path == PAGE_PATHS[0] or path.startswith(PAGE_PATHS[1]))
 
 
 def _carries_operation(request: web.Request) -> bool:
@@ -273,7 +275,7 @@ def _is_graphiql_page(request: web.Request, graphql_path: str) -> bool:
     the GraphQL path only (the same Accept on /metrics is a scraper's, which must authenticate)."""
     accept = request.headers.get("Accept", "")
     return (
-        request.method == "GET"
+        request.method in READS
         and request.path == graphql_path
         and ("text/html" in accept or "*/*" in accept)
         and not _carries_operation(request)
@@ -293,14 +295,14 @@ def _authenticate(request: web.Request, policy: EdgePolicy) -> web.Response | No
     elif (
         request.method == "OPTIONS"
         or (request.path == policy.graphql_path and is_websocket_handshake(request))
-        or (
-            request.method == "GET" and (_is_graphiql_page(request, policy.graphql_path) or _is_page(request))
-        )
+        or _is_graphiql_page(request, policy.graphql_path)
+        or _is_page(request)
     ):
         # Open: preflights, the GraphQL WebSocket handshake (it authenticates at connection_init; an
         # Upgrade header on a POST, or on a GET that carries an operation, does not make it one), the
-        # GraphiQL page and the dashboard's files. Nothing else: every other route answers only a
-        # credential. No principal is set: later steps treat its absence as no access (front.py).
+        # GraphiQL page and the dashboard's files (GET, and HEAD as GET: uptime monitors probe with
+        # it). Nothing else: every other route answers only a credential. No principal is set: later
+        # steps treat its absence as no access (front.py).
         return None
     else:
         credential = bearer(request.headers.get("Authorization"))

@@ -39,7 +39,7 @@ from gateway.security.limits import Limits
 from gateway.security.persisted import PersistedQueries, PersistedQueryProblem
 from gateway.web import documents, request_json
 from gateway.web.documents import LRU
-from gateway.web.edge import PRINCIPAL
+from gateway.web.edge import PRINCIPAL, READS
 from gateway.web.negotiation import negotiate, not_a_request
 
 MEMO_BODY_BYTES = 8 * 1024
@@ -141,7 +141,7 @@ class RequestReader:
                     request[PREPARED] = known
                     return None
                 payload = _decode(request, body)
-            elif request.method == "GET" and any(name in request.query for name, _ in _KINDS):
+            elif request.method in READS and any(name in request.query for name, _ in _KINDS):  # HEAD as GET
                 payload = _decode(request, None)
             else:
                 return None

@@ -23,9 +23,10 @@
   (:mod:`gateway.web.negotiation`). The media type is chosen once per request, in
   ``get_sub_response``, and kept on the sub-response (and the request): ``process_result`` only sees the
   request, ``create_response`` only the sub-response.
-* ``__call__``: strawberry's own 4xx (bad JSON, no query, a GET mutation) stay text for legacy
+* ``__call__``: HEAD is answered as GET would be (status and headers, no body), which strawberry
+  refuses with 405. strawberry's own 4xx (bad JSON, no query, a GET mutation) stay text for legacy
   clients; a client that asked for ``application/graphql-response+json`` gets a GraphQL response. A
-  method other than GET and POST (a PUT) is a GraphQL response for every client: 405 with ``Allow`` and
+  method other than GET, HEAD and POST (a PUT) is a GraphQL response for every client: 405 with ``Allow`` and
   code ``METHOD_NOT_ALLOWED``, as the router answers it on the other routes (``edge.router_refusal``).
 """
 
@@ -72,6 +73,8 @@ SUB_RESPONSE = web.RequestKey("sub_response", web.Response)
 # Not RATE_LIMITED: no Retry-After would help, only closing one of the address's sockets.
 TOO_MANY_SOCKETS = "TOO_MANY_SOCKETS"
 
+
+ALLOWED = "GET, HEAD, POST"  # HEAD as GET (__call__)
 
 # strawberry's bare reasons, with what the client should send instead (curl -d sends a form type).
 _HINTS = {
@@ -183,10 +186,10 @@ class FunnelGraphQLView(GraphQLView):
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         try:
-            return await self.run(request=request)
+            return await self.run(request=_as_get(request) if request.method == "HEAD" else request)
         except HTTPException as exc:
             if exc.status_code == 405:  # JSON with a code for every client, as on every other route
-                return method_not_allowed(request, "GET, POST")
+                return method_not_allowed(request, ALLOWED)
             if isinstance(exc.__cause__, InvalidOperationTypeError):
                 # A mutation over GET: GraphQL over HTTP says 405 (strawberry answers 400).
                 message = f"{exc.reason} (a GET may only run queries): send it with POST"
@@ -282,6 +285,14 @@ class FunnelGraphQLView(GraphQLView):
         except asyncio.CancelledError:
             context.loaders.cancel_pending()  # the client left: stop the backend work it started
             raise
+
+
+def _as_get(request: web.Request) -> web.Request:
+    """A HEAD request as the GET it is answered as (the GraphiQL page, a query in the URL): strawberry
+    knows only GET and POST. The answer goes out for the HEAD request, which aiohttp sends without its
+    body. No WebSocket opens on a HEAD (RFC 6455: a GET): its ``Upgrade`` header is dropped."""
+    headers = [(name, value) for name, value in request.headers.items() if name.lower() != "upgrade"]
+    return request.clone(method="GET", headers=headers)
 
 
 def _authorization(params: object) -> object:

@@ -77,7 +77,7 @@ async def test_requests_that_are_not_graphql(client):
     assert (response.status, await response.text()) == (400, "Unable to parse request body as JSON")
 
     response = await client.put("/graphql", json={"query": "{ __typename }"}, headers=NEW)
-    assert (response.status, response.headers["Allow"]) == (405, "GET, POST")
+    assert (response.status, response.headers["Allow"]) == (405, "GET, HEAD, POST")
     response = await client.get("/graphql", params={"query": "{ __typename }"}, headers=NEW)
     assert (response.status, response.content_type) == (200, GRAPHQL_RESPONSE_JSON)
 

@@ -33,8 +33,8 @@ def graphql_error(message: str, code: str) -> dict[str, object]:
         (
             "PUT",
             "/graphql",  # strawberry's refusal, answered by the view
-            "GET, POST",
-            graphql_error("PUT is not allowed on /graphql (allowed: GET, POST)", "METHOD_NOT_ALLOWED"),
+            "GET, HEAD, POST",
+            graphql_error("PUT is not allowed on /graphql (allowed: GET, HEAD, POST)", "METHOD_NOT_ALLOWED"),
         ),
         (
             "DELETE",
@@ -74,7 +74,11 @@ async def test_a_client_of_the_spec_gets_its_media_type(http: TestClient) -> Non
     missing = await http.get("/nope", headers=NEW)
     put = await http.put("/graphql", json={"query": "{ __typename }"}, headers=NEW)
     assert (missing.status, missing.content_type) == (404, GRAPHQL_RESPONSE_JSON)
-    assert (put.status, put.content_type, put.headers["Allow"]) == (405, GRAPHQL_RESPONSE_JSON, "GET, POST")
+    assert (put.status, put.content_type, put.headers["Allow"]) == (
+        405,
+        GRAPHQL_RESPONSE_JSON,
+        "GET, HEAD, POST",
+    )
     assert (await put.json(content_type=None))["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
 
 
