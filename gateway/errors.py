@@ -6,6 +6,7 @@ Each error carries the GraphQL ``extensions.code`` it maps to, so the API layer 
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, time
 from decimal import Decimal
 from enum import Enum
@@ -105,6 +106,21 @@ def shown_repr(value: object, limit: int = SHOWN_CHARS) -> str:
     header. Python's quoting marks where such text starts and ends and escapes what cannot be printed;
     JSON quoting would suggest the value was JSON. A cut string says its own length, as :func:`shown`."""
     return _cut(repr(value), limit, value, "of repr")
+
+
+# In repr's text: an escaped backslash, or the escape of a surrogate U+DC80..U+DCFF. Matched left to
+# right, so a backslash the value itself holds (written ``\\``) never starts a false escape.
+_REPR_ESCAPED_BYTE = re.compile(r"\\(?:\\|udc([89a-f][0-9a-f]))")
+
+
+def shown_header(value: str, limit: int = SHOWN_CHARS) -> str:
+    """An HTTP header value (Host, Origin, a preflight's method or header names) as :func:`shown_repr`
+    writes it, except a byte that is not UTF-8: aiohttp decodes headers as UTF-8 with
+    ``surrogateescape``, so byte 0xE9 arrives as the surrogate U+DCE9, which repr would print as
+    ``\\udce9``, naming no character and no byte the client sent. It is written as the byte, ``\\xe9``,
+    as Python's ``backslashreplace`` writes a byte it cannot decode: ``'127.0.0.1\\xe9'``."""
+    text = _REPR_ESCAPED_BYTE.sub(lambda m: m[0] if m[1] is None else f"\\x{m[1]}", repr(value))
+    return _cut(text, limit, value, "of repr")
 
 
 def _cut(text: str, limit: int, value: object, written_as: str) -> str:

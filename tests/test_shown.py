@@ -9,7 +9,7 @@ from enum import Enum
 import pytest
 from strawberry.exceptions import StrawberryInputCoercionError
 
-from gateway.errors import SHOWN_CHARS, shown, shown_repr
+from gateway.errors import SHOWN_CHARS, shown, shown_header, shown_repr
 from schema.scalars import parse_day
 
 
@@ -88,3 +88,20 @@ def test_a_date_argument_is_echoed_as_json_and_cut() -> None:
     with pytest.raises(StrawberryInputCoercionError) as impossible:
         parse_day("2015-13-45")
     assert str(impossible.value).startswith('Date "2015-13-45" is not a calendar day (')
+
+
+def test_shown_header_writes_a_byte_that_is_not_utf8_as_the_byte() -> None:
+    # As aiohttp decodes a header: UTF-8 with surrogateescape (byte 0xE9 -> U+DCE9).
+    sent = b"127.0.0.1\xe9".decode("utf-8", "surrogateescape")
+    assert shown_header(sent) == "'127.0.0.1\\xe9'"  # shown_repr would write '127.0.0.1\\udce9'
+    assert shown_header(b"\xff\xfe".decode("utf-8", "surrogateescape")) == "'\\xff\\xfe'"
+    # Everything else as shown_repr writes it: UTF-8 text readable, quotes and controls escaped.
+    assert shown_header("caf\u00e9.example") == "'caf\u00e9.example'"
+    assert shown_header("it's") == '"it\'s"'
+    assert shown_header("a\x00b") == "'a\\x00b'"
+    # A backslash the value holds is not taken for the start of an escape.
+    assert shown_header("a\\udce9") == "'a\\\\udce9'"
+    assert shown_header("a\\" + b"\xe9".decode("utf-8", "surrogateescape")) == "'a\\\\\\xe9'"
+    # Cut like shown_repr, counting the characters received.
+    long = "h" * 100 + b"\xe9".decode("utf-8", "surrogateescape")
+    assert shown_header(long, 20) == "'" + "h" * 19 + "... (101 characters)"

@@ -9,7 +9,7 @@ middleware, :mod:`gateway.web.front`, calls it first and :func:`decorate` on wha
    answers; any other preflight 403 ``FORBIDDEN``, naming the origin, method or header refused.
    Responses to allowed origins carry ``Access-Control-Allow-Origin`` (401 and 429 included, so a
    browser can read why). The WebSocket ``Origin`` is checked by the view
-   against the same list. A request a browser sends on behalf of a page of another site
+   against the same list (refused: 403 ``FORBIDDEN``, :func:`websocket_origin_refusal`). A request a browser sends on behalf of a page of another site
    (``Sec-Fetch-Site: cross-site`` or ``same-site``, e.g. an ``<img src="/graphql?query=…">``, which needs
    no preflight) is refused with 403 unless its origin is allowed: the response would be unreadable, but
    the query would run, with the visitor's access.
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway.config import Settings, env_name
-from gateway.errors import Unauthenticated, shown_repr
+from gateway.errors import Unauthenticated, shown_header
 from gateway.roles import ANONYMOUS, Principal, Role
 from gateway.security.credentials import Authenticator, bearer
 from gateway.security.ratelimit import RateLimiter
@@ -173,7 +173,7 @@ def admit(policy: EdgePolicy, request: web.Request) -> web.Response | None:
         return None
     # 1. Host
     if not policy.host_allowed(request.host or ""):
-        host = shown_repr(request.host or "", 80)
+        host = shown_header(request.host or "", 80)
         message = f"Host {host} is not served here (allowed hosts: {env_name('allowed_hosts')})"
         return error_response(request, 421, message, "MISDIRECTED_REQUEST")
     # 2. CORS
@@ -230,17 +230,30 @@ def _preflight_refusal(origin: str | None, allowed: bool, method: str, asked: se
     if not allowed:
         if origin is None:
             return "the preflight has no Origin header"
-        return f"origin {shown_repr(origin, 80)} is not allowed ({env_name('cors_origins')})"
+        return origin_refused(origin)
     if method not in ("GET", "POST"):
-        return f"method {shown_repr(method, 40)} is not allowed (allowed: {ALLOWED_METHODS})"
+        return f"method {shown_header(method, 40)} is not allowed (allowed: {ALLOWED_METHODS})"
     refused = sorted(asked - ALLOWED_HEADERS)
     if refused:
-        names = ", ".join(shown_repr(name, 40) for name in refused[:5])
+        names = ", ".join(shown_header(name, 40) for name in refused[:5])
         if len(refused) > 5:
             names += f" and {len(refused) - 5} more"
         which = f"header {names} is" if len(refused) == 1 else f"headers {names} are"
         return f"{which} not allowed (allowed: {', '.join(sorted(ALLOWED_HEADERS))})"
     return None
+
+
+def origin_refused(origin: str) -> str:
+    """Why a request from ``origin`` (a preflight, a WebSocket handshake) is refused."""
+    return f"origin {shown_header(origin, 80)} is not allowed ({env_name('cors_origins')})"
+
+
+def websocket_origin_refusal(request: web.Request) -> web.Response:
+    """The view's refusal of a WebSocket handshake from an origin ``FUNNEL_CORS_ORIGINS`` does not list
+    (strawberry checks it; its own answer is a bare ``Forbidden``): 403 ``FORBIDDEN`` in the route's
+    error shape, as the edge refuses a preflight from the same origin."""
+    message = f"WebSocket refused: {origin_refused(request.headers.get('Origin', ''))}"
+    return error_response(request, 403, message, "FORBIDDEN")
 
 
 def _tokens(value: str) -> set[str]:

@@ -9,6 +9,9 @@
 * ``parse_http_body``: the request the reader already decoded (and whose persisted query it resolved),
   when there is one (:mod:`gateway.web.requests`; a copy of one shared by identical bodies). A POST
   body strawberry would read as JSON is never read here (415): only the reader reads JSON bodies.
+* ``reject_websocket``: a handshake from an origin ``FUNNEL_CORS_ORIGINS`` does not list is 403 with code
+  ``FORBIDDEN`` in the route's error shape (:func:`gateway.web.edge.websocket_origin_refusal`), not
+  strawberry's bare ``Forbidden``.
 * ``render_graphql_ide``: our own GraphiQL page, its files served by the gateway (:mod:`gateway.web.pages`).
 * ``decode_json`` / ``parse_json``: client JSON must be UTF-8 Unicode text (:mod:`gateway.web.request_json`)
   and a request body a JSON object (or strawberry's batch array); anything else is HTTP 400, not a 500.
@@ -58,7 +61,7 @@ from gateway.security.limits import Limits
 from gateway.services import Services
 from gateway.web import documents, pages, request_json
 from gateway.web.context import Context, new_context
-from gateway.web.edge import PRINCIPAL, error_response, method_not_allowed
+from gateway.web.edge import PRINCIPAL, error_response, method_not_allowed, websocket_origin_refusal
 from gateway.web.negotiation import negotiate, not_a_request, response_body
 from gateway.web.operations import parsed_problem
 from gateway.web.requests import PREPARED
@@ -156,6 +159,9 @@ class FunnelGraphQLView(GraphQLView):
         if sockets is not None:
             sockets[ws] = address
         return ws
+
+    async def reject_websocket(self, request: web.Request) -> web.Response:
+        return websocket_origin_refusal(request)
 
     async def parse_http_body(self, request_adapter: AsyncHTTPRequestAdapter) -> Any:
         request: web.Request | None = getattr(request_adapter, "request", None)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 from gateway.roles import Role
 from tests.security.conftest import bearer, client_of, with_keys, with_settings
 
@@ -164,7 +167,74 @@ async def test_websocket_origin_follows_the_same_list(services):
                 "Sec-WebSocket-Protocol": "graphql-transport-ws",
             },
         )
-        assert response.status == 403
+        # JSON with a code in the route's shape, as the preflight from the same origin is refused.
+        assert (response.status, response.content_type) == (403, "application/json")
+        message = "WebSocket refused: origin 'https://evil.example' is not allowed (FUNNEL_CORS_ORIGINS)"
+        assert await response.json() == {
+            "errors": [{"message": message, "extensions": {"code": "FORBIDDEN"}}]
+        }
+
+
+async def _raw_answer(client, head: bytes) -> tuple[int, dict]:
+    """Status and JSON body of the answer to a request head sent as raw bytes (a client library would
+    refuse, or re-encode, a header byte that is not UTF-8)."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        answer_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        status_line, *header_lines = answer_head.decode("latin-1").split("\r\n")
+        length = next(
+            int(line.split(":", 1)[1]) for line in header_lines if line.lower().startswith("content-length:")
+        )
+        body = await asyncio.wait_for(reader.readexactly(length), 30)
+    finally:
+        writer.close()
+    return int(status_line.split()[1]), json.loads(body)
+
+
+async def test_a_header_byte_that_is_not_utf8_is_echoed_as_the_byte(services):
+    """aiohttp decodes headers with surrogateescape: byte 0xE9 arrives as U+DCE9, which repr would show
+    as \\udce9. The messages show the byte, \\xe9, as Python's backslashreplace writes it."""
+    async with client_of(with_settings(services, cors_origins=(APP,))) as client:
+        port = client.port
+        host = await _raw_answer(
+            client, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\xe9\r\nConnection: close\r\n\r\n"
+        )
+        assert host == (
+            421,
+            {
+                "errors": [
+                    {
+                        "message": "Host '127.0.0.1\\xe9' is not served here (allowed hosts: FUNNEL_ALLOWED_HOSTS)",
+                        "extensions": {"code": "MISDIRECTED_REQUEST"},
+                    }
+                ]
+            },
+        )
+        origin = b"https://evil\xe9.example"
+        preflight_head = (
+            b"OPTIONS /graphql HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nOrigin: %s\r\n"
+            b"Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n" % (port, origin)
+        )
+        refused = "origin 'https://evil\\xe9.example' is not allowed (FUNNEL_CORS_ORIGINS)"
+        assert await _raw_answer(client, preflight_head) == (
+            403,
+            {
+                "errors": [
+                    {"message": f"CORS preflight refused: {refused}", "extensions": {"code": "FORBIDDEN"}}
+                ]
+            },
+        )
+        handshake = (
+            b"GET /graphql HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nOrigin: %s\r\nConnection: Upgrade\r\n"
+            b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n" % (port, origin)
+        )
+        assert await _raw_answer(client, handshake) == (
+            403,
+            {"errors": [{"message": f"WebSocket refused: {refused}", "extensions": {"code": "FORBIDDEN"}}]},
+        )
 
 
 async def test_rate_limit_per_credential_with_retry_after(services):
