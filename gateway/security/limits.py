@@ -9,18 +9,21 @@
 | introspection | ``FUNNEL_INTROSPECTION`` (on) | validation | ``INTROSPECTION_DISABLED`` |
 | page size | ``FUNNEL_MAX_PAGE_SIZE`` (1,000) | argument check (``gateway/validation.py``) | ``BAD_USER_INPUT`` |
 | cost | ``FUNNEL_MAX_COST`` (200,000) | after validation (``analysis.py``) | ``QUERY_TOO_COSTLY`` |
+| repeated fields | none: graphql-core's validation budget (one field ~708 times) | validation | ``QUERY_TOO_LARGE`` |
 
 The rule classes are built once per :class:`Limits` (so a validation cache keyed by them can hit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from math import isqrt
 from typing import Any
 
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -28,12 +31,15 @@ from graphql import (
     GraphQLError,
     InlineFragmentNode,
     OperationDefinitionNode,
+    OverlappingFieldsCanBeMergedRule,
     SelectionSetNode,
     ValidationContext,
     ValidationRule,
     parse,
 )
 from graphql.error import GraphQLSyntaxError
+from graphql.validation.rules import overlapping_fields_can_be_merged
+from graphql.validation.validate import ValidationAbortedError
 
 from gateway.config import Settings
 from gateway.errors import shown
@@ -200,6 +206,52 @@ def _alias_rule(max_aliases: int) -> type[ValidationRule]:
                 )
 
     return AliasLimit
+
+
+class TooRepetitive(ValidationAbortedError):
+    """graphql-core's field-merging rule ran out of its work budget: the validation stops here, with this
+    error (graphql-core's own says only "Validation aborted.", and would read as a malformed document)."""
+
+
+def repeats_past_budget() -> int:
+    """How many times one field selected in a selection set exhausts the budget: its n copies are
+    compared pair by pair, n * (n - 1) / 2 comparisons of 2 units each (708 for graphql-core's 500,000)."""
+    budget = overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET
+    n = isqrt(budget)
+    while n * (n - 1) <= budget:
+        n += 1
+    return n
+
+
+class BoundedFieldMerging(OverlappingFieldsCanBeMergedRule):
+    """graphql-core's OverlappingFieldsCanBeMergedRule, whose budget refusal says why, with a limit code.
+
+    The rule compares every pair of fields that share a response name in a selection set (fragments
+    included), so its work grows with the square of the repeats; past ``MAX_COMPLEXITY_BUDGET`` units it
+    aborts the whole validation. ``{ health { status status ... } }`` with 708 ``status`` (about 5,000
+    characters, far under the token limit) is past it. The budget is graphql-core's guard against that
+    quadratic work and is process-wide: it is kept, and such a document is refused as too large
+    (``QUERY_TOO_LARGE``), naming the cause and the fix."""
+
+    def enter_selection_set(self, selection_set: SelectionSetNode, *args: Any) -> None:
+        try:
+            super().enter_selection_set(selection_set, *args)
+        except ValidationAbortedError:
+            if self.rule_context.remaining_complexity_budget >= 0:
+                raise  # validate()'s error limit (max_errors), reached while reporting a conflict
+            raise TooRepetitive(
+                "the document is too repetitive to validate: fields that share a response name in a "
+                "selection set (fragments included) are compared pair by pair, and it needs more "
+                "comparisons than the validator allows (one field selected "
+                f"{repeats_past_budget():,} times in a selection set is past it); select each field once",
+                [selection_set],
+                extensions={"code": QUERY_TOO_LARGE},
+            ) from None
+
+
+def bounded_rules(rules: Iterable[type[ASTValidationRule]]) -> tuple[type[ASTValidationRule], ...]:
+    """``rules`` with graphql-core's field-merging rule replaced by :class:`BoundedFieldMerging`."""
+    return tuple(BoundedFieldMerging if rule is OverlappingFieldsCanBeMergedRule else rule for rule in rules)
 
 
 class NoIntrospection(ValidationRule):

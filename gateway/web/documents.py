@@ -23,7 +23,7 @@ from typing import Any
 from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, print_ast
 from strawberry.schema.schema import validate_document  # graphql-core's rules + strawberry's own
 
-from gateway.security.limits import Limits, parse_limited
+from gateway.security.limits import Limits, bounded_rules, parse_limited
 
 OFF_LOOP_CHARS = 4_000
 CACHE_SIZE = 512
@@ -87,7 +87,7 @@ async def validate(
     hit = _VALIDATED.get(key)
     if hit is not None and hit[0] is document:
         return list(hit[1])
-    rules = tuple(rules)
+    rules = bounded_rules(rules)  # a budget refusal says why (limits.BoundedFieldMerging)
     if large:
         errors = await asyncio.to_thread(validate_document, schema, document, rules)
     else:

@@ -21,7 +21,7 @@ from strawberry.schema.schema import validate_document
 from gateway.config import Settings
 from gateway.roles import Role
 from gateway.security.analysis import analyse, cost_error
-from gateway.security.limits import Limits, parse_limited
+from gateway.security.limits import Limits, bounded_rules, parse_limited
 from gateway.security.persisted import Operation, read_manifest, sha256, write_manifest
 from gateway.web.app import schema_for
 from gateway.web.guard import schema_rules
@@ -39,7 +39,7 @@ def _check(text: str, limits: Limits) -> tuple[str | None, str, list[str]]:
     kind = operations[0].operation.value if operations else "query"
     # The standard rules as well: strawberry's validate_document runs only the rules it is given, and a
     # request is validated with both (guard.py), so `{ nope }` must be refused here too.
-    errors = validate_document(schema._schema, document, (*specified_rules, *limits.rules))
+    errors = validate_document(schema._schema, document, bounded_rules((*specified_rules, *limits.rules)))
     if errors:
         return name, kind, [e.message for e in errors]
     problems = []
