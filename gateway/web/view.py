@@ -40,7 +40,7 @@ import copy
 import json
 import logging
 import weakref
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 from aiohttp import web
@@ -73,6 +73,7 @@ MEDIA = web.ResponseKey("media_type", str)  # on the sub-response: the negotiate
 # Open WebSockets and their client addresses (FUNNEL_MAX_SOCKETS_PER_ADDRESS), closed at shutdown.
 SOCKETS: web.AppKey[weakref.WeakKeyDictionary[web.WebSocketResponse, str]] = web.AppKey("websockets")
 SUB_RESPONSE = web.RequestKey("sub_response", web.Response)
+HEAD_AS_GET = web.RequestKey("head_as_get", bool)  # the GET copy of a HEAD request (_as_get)
 # Not RATE_LIMITED: no Retry-After would help, only closing one of the address's sockets.
 TOO_MANY_SOCKETS = "TOO_MANY_SOCKETS"
 
@@ -159,6 +160,9 @@ class FunnelGraphQLView(GraphQLView):
         if sockets is not None:
             sockets[ws] = address
         return ws
+
+    def is_websocket_request(self, request: web.Request) -> TypeGuard[web.Request]:
+        return HEAD_AS_GET not in request and super().is_websocket_request(request)
 
     async def reject_websocket(self, request: web.Request) -> web.Response:
         return websocket_origin_refusal(request)
@@ -296,9 +300,12 @@ class FunnelGraphQLView(GraphQLView):
 def _as_get(request: web.Request) -> web.Request:
     """A HEAD request as the GET it is answered as (the GraphiQL page, a query in the URL): strawberry
     knows only GET and POST. The answer goes out for the HEAD request, which aiohttp sends without its
-    body. No WebSocket opens on a HEAD (RFC 6455: a GET): its ``Upgrade`` header is dropped."""
-    headers = [(name, value) for name, value in request.headers.items() if name.lower() != "upgrade"]
-    return request.clone(method="GET", headers=headers)
+    body. No WebSocket opens on a HEAD (RFC 6455: a GET): the copy is marked so
+    ``is_websocket_request`` says no. (Its headers are kept as received: handing ``clone`` new ones
+    would re-encode them as UTF-8, which a header byte that is not UTF-8 cannot be.)"""
+    as_get = request.clone(method="GET")
+    as_get[HEAD_AS_GET] = True
+    return as_get
 
 
 def _authorization(params: object) -> object:

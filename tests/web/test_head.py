@@ -3,6 +3,7 @@ uptime monitors probe with HEAD. What GET keeps closed, HEAD does too."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,22 @@ async def test_no_websocket_opens_on_head(services, web_assets: Path):
             head = await client.head("/graphql", headers={**upgrade, **credential})
             assert (head.status, head.content_type) == (200, "text/html"), credential  # the page, not 101
             assert "Sec-WebSocket-Accept" not in head.headers
+
+
+async def test_a_header_byte_that_is_not_utf8_does_not_break_head(services, web_assets: Path):
+    # aiohttp keeps such a byte as a surrogate (surrogateescape); a GET copy of the HEAD request made
+    # with new headers would re-encode them as UTF-8 and fail. Sent raw: a client library would refuse.
+    async with client_of(with_keys(services)) as client:
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        try:
+            writer.write(
+                b"HEAD /graphql HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept: text/html\r\n"
+                b"User-Agent: monitor\xe9\r\nConnection: close\r\n\r\n" % client.port
+            )
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 30)
+        finally:
+            writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n", 1)[0] == b"HTTP/1.1 200 OK"
+    assert b"Content-Type: text/html" in head and body == b""
