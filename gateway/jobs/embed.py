@@ -144,10 +144,10 @@ async def embed_all(
     progress: Progress | None = None,
 ) -> EmbedReport:
     report = progress or _quiet
+    if not (await store.list_users(UserFilter(), 1, None)).user_ids:
+        raise BadInput(_no_users("the document store"))  # before the outcome: the first thing missing
     outcome = await default_outcome(store)
     data = await featurise(store, outcome, report)
-    if not data.user_ids:
-        raise BadInput(_no_users("the document store"))
     version = await next_version(vectors, model_dir)
     report("fit", 0, 1)
     model = await asyncio.to_thread(BehaviourModel.fit, data, version)
@@ -204,11 +204,19 @@ def _no_page_views(where: str) -> str:
 async def default_outcome(store: DocumentStore, where: str = "the document store") -> Outcome:
     """The outcome: the last step of the default funnel the API answers with
     (``analytics/default_funnel.resolve``): the stored one (ingest's), else the one derived from the
-    stored page views, as a gateway fed only by live events has. Neither (no page view at all): a
-    BadInput naming what is missing."""
+    stored page views, as a gateway fed only by live events has. Neither (no page view at all), or a
+    funnel of one page: a BadInput naming what is missing."""
     default = await default_funnel.resolve(store)
     if default is None:
         raise BadInput(_no_page_views(where))
+    if len(default.steps) < 2:
+        # One page: visiting it is the outcome, so every user "converted", the vectors would learn
+        # nothing from before it, and every look-alike would score 1.0.
+        raise BadInput(
+            f"nothing to embed: the default funnel of {where} is one page ({default.steps[0]!r}), and its "
+            "last step is the outcome: a funnel needs a page before it (send page views of other pages, "
+            "or ingest a funnel)"
+        )
     return Outcome.of_funnel(default.steps)
 
 

@@ -195,3 +195,37 @@ async def test_embed_all_without_page_views_says_what_is_missing(live: Settings,
     finally:
         await milvus.close()
         await store.close()
+
+
+async def test_a_default_of_one_page_is_refused_not_embedded(live: Settings, tmp_path: Path) -> None:
+    # Page views of "landing" only: the derived default is that one page, so every user would be
+    # "converted" (its visit is the outcome) and every look-alike score 1.0 (review).
+    await capture(live, [page_view(f"v{uid}", uid, "landing", timestamp=at(uid)) for uid in (1, 2, 3)])
+    store = await open_store(live, index=False)
+    milvus = await MilvusIndex.open(str(tmp_path / "milvus.db"))
+    try:
+        with pytest.raises(BadInput) as raised:
+            await embed_all(store, milvus, tmp_path / "models")
+        assert str(raised.value) == (
+            "nothing to embed: the default funnel of the document store is one page ('landing'), and its "
+            "last step is the outcome: a funnel needs a page before it (send page views of other pages, "
+            "or ingest a funnel)"
+        )
+        assert await milvus.serving(USER_COLLECTION) is None
+    finally:
+        await milvus.close()
+        await store.close()
+
+
+async def test_embed_all_on_a_store_without_users_says_so_first(live: Settings, tmp_path: Path) -> None:
+    # As with a Milvus server, where run_embed's look before opening Milvus Lite is skipped: the first
+    # thing missing is users, not page views (review).
+    store = await open_store(live, index=False)
+    milvus = await MilvusIndex.open(str(tmp_path / "milvus.db"))
+    try:
+        with pytest.raises(BadInput) as raised:
+            await embed_all(store, milvus, tmp_path / "models")
+        assert "holds no users yet" in str(raised.value)
+    finally:
+        await milvus.close()
+        await store.close()
