@@ -490,7 +490,11 @@ def analyse(
     root = schema.get_root_type(operation.operation)
     if root is None:
         return None
-    coerced = get_variable_values(schema, operation.variable_definitions or (), dict(variables or {}))
+    # One error is enough to know execution will refuse them (and report them, capped): graphql-core words
+    # each error with the whole value, so uncapped, K unknown keys in one object took O(K²) (10 s at 10,000).
+    coerced = get_variable_values(
+        schema, operation.variable_definitions or (), dict(variables or {}), max_errors=1
+    )
     if isinstance(coerced, list):
         return None
     try:

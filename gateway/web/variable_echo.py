@@ -32,6 +32,10 @@ from graphql.pyutils.inspect import trunc_str
 # graphql-js's jsutils/inspect.js limits.
 MAX_ARRAY_LENGTH = 10
 MAX_RECURSIVE_DEPTH = 2
+# Ours: an object's entries stop past this many characters. graphql-js prints them all, but a message is
+# cut to 1,000 characters (errors.MAX_MESSAGE_CHARS) and each of up to 50 errors echoes the value: all of
+# 60,000 keys, 50 times, held the event loop 5 s (review).
+MAX_OBJECT_CHARS = 1_000
 
 # graphql-core's execution/values.py: f"Variable '${name}' has invalid value{print_path_list(path)}: "
 # where a path is " at " then ".field" (an input field's name, a GraphQL name) and "[index]" parts.
@@ -79,8 +83,15 @@ def _format(value: Any, seen: int) -> str:
             return "{}"
         if seen + 1 > MAX_RECURSIVE_DEPTH:
             return "[Object]"
-        entries = ", ".join(f"{key}: {_format(value[key], seen + 1)}" for key in _js_key_order(value))
-        return "{ " + entries + " }"
+        entries: list[str] = []
+        length = 0
+        for key in _js_key_order(value):
+            if length > MAX_OBJECT_CHARS:  # graphql-js prints every entry; the message is cut anyway
+                entries.append("...")
+                break
+            entries.append(f"{key}: {_format(value[key], seen + 1)}")
+            length += len(entries[-1]) + 2
+        return "{ " + ", ".join(entries) + " }"
     return inspect(value)  # nothing JSON decodes to: graphql-core's own words
 
 

@@ -263,3 +263,14 @@ def test_a_message_not_about_a_variable_value_is_kept():
     assert variable_message(text, {"f": [1, None]}) == text
     about_default = "Variable '$f' has invalid default value: found: [1, None]."
     assert variable_message(about_default, {"f": [1, None]}) == about_default
+
+
+def test_a_large_object_is_echoed_up_to_the_message_cut_not_whole():
+    # graphql-js prints every entry; every one of up to 50 errors echoed all 60,000 keys of a refused
+    # object, then cut the message to 1,000 characters (review: 5 s of the event loop).
+    value = {f"k{i}": "v" for i in range(5_000)}
+    echoed = js_inspect(value)
+    entries = [f'k{i}: "v"' for i in range(5_000)]
+    assert echoed.startswith("{ " + ", ".join(entries[:100]) + ", ")  # graphql-js's words, in order
+    assert echoed.endswith(", ... }") and 1_000 < len(echoed) < 1_100
+    assert js_inspect({"a": 1, "b": [True, None]}) == "{ a: 1, b: [true, null] }"  # small ones whole
