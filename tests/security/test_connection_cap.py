@@ -6,7 +6,10 @@ closed; another address, and the same one once a place is free, are served."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from unittest import mock
 
 import pytest
@@ -144,7 +147,7 @@ async def test_zero_means_no_cap(services):
     assert split_response(answered)[0].split()[1] in ("200", "503")
 
 
-def test_counts_per_address():
+async def test_counts_per_address():
     counts = ConnectionCounts(2)
     assert [counts.admit("a"), counts.admit("a"), counts.admit("a"), counts.admit("b")] == [
         True,
@@ -156,6 +159,10 @@ def test_counts_per_address():
     assert counts.admit("a") is True
     counts.release("b")
     assert counts.open == {"a": 2} and counts.refused == 1
+    assert [counts.linger("a") for _ in range(17)] == [True] * 16 + [False]
+    counts.lingered("a")
+    assert counts.lingering == {"a": 15}
+    counts.close()
 
 
 def test_the_refusal_names_the_setting_and_takes_the_path_without_its_query():
@@ -174,3 +181,84 @@ def test_the_setting():
     assert load_settings(env={"FUNNEL_MAX_CONNECTIONS_PER_ADDRESS": "0"}, make_dir=False).max_connections_per_address == 0  # fmt: skip
     with pytest.raises(ConfigError, match="FUNNEL_MAX_CONNECTIONS_PER_ADDRESS"):
         load_settings(env={"FUNNEL_MAX_CONNECTIONS_PER_ADDRESS": "-1"}, make_dir=False)
+
+
+@asynccontextmanager
+async def capped(opened, cap: int) -> AsyncIterator[tuple[int, ConnectionCounts]]:
+    """The app served as serve() serves it, capped at ``cap``; yields the port and the counts."""
+    settings = dataclasses.replace(opened.settings, max_connections_per_address=cap)
+    runner = app_runner(create_app(dataclasses.replace(opened, settings=settings)), settings)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield runner.addresses[0][1], runner.connections
+    finally:
+        await runner.cleanup()
+
+
+async def eventually(check, bound: int = 200) -> None:
+    for _ in range(bound):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("never became true")
+
+
+async def test_a_flood_of_refused_connections_holds_at_most_the_lingering_bound(services):
+    async with capped(services, 1) as (port, counts):
+        held = await idle(port, 1)
+        flood = [await asyncio.open_connection("127.0.0.1", port) for _ in range(40)]
+        try:
+            await eventually(lambda: counts.refused == 40)
+            # 16 wait for their heads; the other 24 were reset at once, unanswered.
+            assert counts.lingering == {"127.0.0.1": connection_cap.MAX_LINGERING}
+            ended = await asyncio.gather(*(asyncio.wait_for(until_closed(r), BOUND_S) for r, _ in flood[16:]))
+            assert ended == [b""] * 24
+        finally:
+            for _, writer in flood:
+                writer.close()
+            for writer in held:
+                writer.close()
+        await eventually(lambda: not counts.lingering and counts.open == {})  # every place given back
+
+
+async def test_a_refused_head_gets_the_answer_without_a_body_and_a_long_head_in_pieces_is_answered(services):
+    async with capped(services, 1) as (port, _):
+        held = await idle(port, 1)
+        try:
+            head = await exchange(port, b"HEAD /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            # A 20 KB request line, sent in 2 KB pieces: more than the 8 KB first taken as a whole head.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            request = f"GET /graphql?query={'x' * 20_000} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+            for i in range(0, len(request), 2048):
+                writer.write(request[i : i + 2048])
+                await writer.drain()
+            long_one = await asyncio.wait_for(until_closed(reader), BOUND_S)
+            writer.close()
+        finally:
+            held[0].close()
+    status, headers, body = split_response(head)
+    assert status == "HTTP/1.1 429 Too Many Requests" and int(headers["content-length"]) > 0 and body == b""
+    assert json.loads(split_response(long_one)[2]) == {
+        "errors": [
+            {"message": MESSAGE.replace("2 ", "1 ", 1), "extensions": {"code": "TOO_MANY_CONNECTIONS"}}
+        ]
+    }
+
+
+async def test_refusals_are_logged_when_they_start_then_counted(services, caplog):
+    with mock.patch.object(connection_cap, "LOG_EVERY_S", 0.2), caplog.at_level("WARNING", "funnelgate.web"):
+        async with capped(services, 1) as (port, _):
+            held = await idle(port, 1)
+            try:
+                for _ in range(3):
+                    await exchange(port, get("/healthz"))
+                await eventually(lambda: any("more connection" in r.getMessage() for r in caplog.records))
+            finally:
+                held[0].close()
+    messages = [r.getMessage() for r in caplog.records if r.name == "funnelgate.web"]
+    assert messages[0].startswith("refusing connections from 127.0.0.1: 1 are open from it")
+    assert (
+        messages[1] == "refused 2 more connection(s) in the last minute (FUNNEL_MAX_CONNECTIONS_PER_ADDRESS)"
+    )
