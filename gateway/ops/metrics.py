@@ -98,6 +98,19 @@ POOL_WAIT_FAILURES = Counter(
     ["pool", "reason"],
     registry=REGISTRY,
 )
+HTTP_CONNECTIONS_OPEN = Gauge(
+    "funnelgate_http_connections_open",
+    "Client connections open now, idle ones included (counted by FUNNEL_MAX_CONNECTIONS_PER_ADDRESS's "
+    "cap; not counted when it is 0).",
+    registry=REGISTRY,
+)
+HTTP_CONNECTIONS_REFUSED = Counter(
+    "funnelgate_http_connections_refused",
+    "Connections refused past FUNNEL_MAX_CONNECTIONS_PER_ADDRESS: lingered (waited for the head, then "
+    "answered 429) or reset (past 16 such waits from one address).",
+    ["how"],
+    registry=REGISTRY,
+)
 SUBSCRIPTIONS = Gauge(
     "funnelgate_subscriptions_active",
     "Live GraphQL subscriptions fed by this process's pub/sub hub.",

@@ -32,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.ops.metrics import HTTP_CONNECTIONS_OPEN, HTTP_CONNECTIONS_REFUSED
 from gateway.web.edge import PLAIN_ERROR_PATHS
 
 log = logging.getLogger("funnelgate.web")
@@ -45,6 +46,8 @@ MAX_REFUSED_HEAD = 128 * 1024
 # unanswered, so a flood of connections costs descriptors for the cap plus this, not for 2 s of it.
 MAX_LINGERING = 16
 LOG_EVERY_S = 60.0  # refusals are summed up in the log at most this often
+_LINGERED = HTTP_CONNECTIONS_REFUSED.labels(how="lingered")
+_RESET = HTTP_CONNECTIONS_REFUSED.labels(how="reset")
 
 
 def _address(transport: asyncio.BaseTransport) -> str:
@@ -69,6 +72,7 @@ class ConnectionCounts:
         held = self.open.get(address, 0)
         if held < self.cap:
             self.open[address] = held + 1
+            HTTP_CONNECTIONS_OPEN.inc()
             return True
         self.refused += 1
         if self._report is None:  # the first refusal in a while is logged at once, the rest summed up
@@ -84,13 +88,16 @@ class ConnectionCounts:
 
     def release(self, address: str) -> None:
         _take_one(self.open, address)
+        HTTP_CONNECTIONS_OPEN.dec()
 
     def linger(self, address: str) -> bool:
         """Whether a refused connection from ``address`` may wait for its head (else it is reset)."""
         held = self.lingering.get(address, 0)
         if held >= MAX_LINGERING:
+            _RESET.inc()
             return False
         self.lingering[address] = held + 1
+        _LINGERED.inc()
         return True
 
     def lingered(self, address: str) -> None:

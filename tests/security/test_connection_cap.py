@@ -17,6 +17,7 @@ from aiohttp import web
 
 from gateway.config import load_settings
 from gateway.errors import ConfigError
+from gateway.ops.metrics import REGISTRY
 from gateway.web import connection_cap
 from gateway.web.app import create_app
 from gateway.web.connection_cap import ConnectionCounts, refusal
@@ -205,7 +206,15 @@ async def eventually(check, bound: int = 200) -> None:
     raise AssertionError("never became true")
 
 
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def test_a_flood_of_refused_connections_holds_at_most_the_lingering_bound(services):
+    before = {
+        how: _metric("funnelgate_http_connections_refused_total", how=how) for how in ("lingered", "reset")
+    }
+    open_before = _metric("funnelgate_http_connections_open")
     async with capped(services, 1) as (port, counts):
         held = await idle(port, 1)
         flood = [await asyncio.open_connection("127.0.0.1", port) for _ in range(40)]
@@ -221,6 +230,11 @@ async def test_a_flood_of_refused_connections_holds_at_most_the_lingering_bound(
             for writer in held:
                 writer.close()
         await eventually(lambda: not counts.lingering and counts.open == {})  # every place given back
+    refused = {
+        how: _metric("funnelgate_http_connections_refused_total", how=how) - before[how] for how in before
+    }
+    assert refused == {"lingered": 16, "reset": 24}
+    assert _metric("funnelgate_http_connections_open") == open_before
 
 
 async def test_a_refused_head_gets_the_answer_without_a_body_and_a_long_head_in_pieces_is_answered(services):
