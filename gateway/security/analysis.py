@@ -71,6 +71,7 @@ from graphql.execution.values import get_argument_values, get_directive_values, 
 
 from gateway.errors import BadInput, Forbidden
 from gateway.roles import Role, is_masked, marked_role
+from gateway.security.limits import written_selections
 from gateway.validation import check_page_size
 
 # Prices of one resolution of a field (an object field costs 1 unless marked).
@@ -508,15 +509,4 @@ def analyse(
 
 def _selection_count(document: DocumentNode) -> int:
     """How many selections the document writes (fields, fragment spreads, inline fragments)."""
-    count = 0
-    stack: list[SelectionSetNode | None] = [
-        d.selection_set
-        for d in document.definitions
-        if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)
-    ]
-    while stack:
-        selection_set = stack.pop()
-        for node in selection_set.selections if selection_set is not None else ():
-            count += 1
-            stack.append(getattr(node, "selection_set", None))
-    return count
+    return sum(1 for _ in written_selections(document))

@@ -154,8 +154,9 @@ def operation_depth(
     return max(depth(selection_set) - 1, 0)
 
 
-def alias_count(document: DocumentNode) -> int:
-    count = 0
+def written_selections(document: DocumentNode) -> Iterator[Any]:
+    """Every selection the document writes (fields, fragment spreads, inline fragments), each once,
+    in every operation and fragment: what is written, not what would run."""
     stack: list[SelectionSetNode | None] = [
         d.selection_set
         for d in document.definitions
@@ -163,12 +164,13 @@ def alias_count(document: DocumentNode) -> int:
     ]
     while stack:
         for node in _selections(stack.pop()):
-            if isinstance(node, FieldNode):
-                count += node.alias is not None
+            yield node
+            if isinstance(node, FieldNode | InlineFragmentNode):
                 stack.append(node.selection_set)
-            elif isinstance(node, InlineFragmentNode):
-                stack.append(node.selection_set)
-    return count
+
+
+def alias_count(document: DocumentNode) -> int:
+    return sum(1 for node in written_selections(document) if isinstance(node, FieldNode) and node.alias)
 
 
 def _depth_rule(max_depth: int) -> type[ValidationRule]:
