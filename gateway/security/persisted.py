@@ -97,9 +97,10 @@ class Operation:
         return {"id": self.id, "name": self.name, "type": self.type, "body": self.body}
 
 
-def read_manifest(path: Path) -> dict[str, Operation]:
-    """The operations of an Apollo persisted-query manifest by id; {} when the file does not exist."""
-    if not path.exists():
+def read_manifest(path: Path, *, missing_ok: bool = True) -> dict[str, Operation]:
+    """The operations of an Apollo persisted-query manifest by id; {} when the file does not exist (with
+    ``missing_ok``; else FileNotFoundError)."""
+    if missing_ok and not path.exists():
         return {}
     document = json.loads(path.read_text())
     if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
@@ -167,6 +168,7 @@ class PersistedQueries:
         self._seen: Signature | str | None = seen  # a str: an OSError already logged for this path
         self._next_check = monotonic() + CHECK_INTERVAL_S
         self._reloading = False
+        self._reload: asyncio.Future[None] | None = None  # the reload running, held while it runs
 
     @classmethod
     def from_file(
@@ -199,12 +201,19 @@ class PersistedQueries:
             log.error("persisted-query manifest %s: %s; %s", path, seen or "the file was removed", kept)
             return
         self._reloading = True
+        # Its own task, shielded: the request that noticed the change may go away (a client that leaves
+        # cancels its request), and a reload cancelled after the version was noted would never be done.
+        self._reload = asyncio.ensure_future(self._read(path, seen[2] > OFF_LOOP_BYTES, kept))
+        await asyncio.shield(self._reload)
+
+    async def _read(self, path: Path, off_loop: bool, kept: str) -> None:
         try:
-            if seen[2] > OFF_LOOP_BYTES:
-                manifest = await asyncio.to_thread(read_manifest, path)
+            # Not missing_ok: a file removed since it was looked at keeps the last good manifest.
+            if off_loop:
+                manifest = await asyncio.to_thread(read_manifest, path, missing_ok=False)
             else:
-                manifest = read_manifest(path)
-        except (OSError, ValueError) as exc:  # JSON and UTF-8 errors are ValueErrors
+                manifest = read_manifest(path, missing_ok=False)
+        except (OSError, ValueError, RecursionError) as exc:  # JSON and UTF-8 errors are ValueErrors
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             log.error("persisted-query manifest %s changed but cannot be used (%s); %s", path, reason, kept)
             return

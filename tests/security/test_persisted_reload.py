@@ -203,9 +203,9 @@ async def test_a_large_file_is_read_off_the_event_loop(tmp_path, monkeypatch, li
     calls: list[Any] = []
     real = asyncio.to_thread
 
-    async def to_thread(func: Any, *args: Any) -> Any:
+    async def to_thread(func: Any, *args: Any, **kwargs: Any) -> Any:
         calls.append(func)
-        return await real(func, *args)
+        return await real(func, *args, **kwargs)
 
     monkeypatch.setattr(persisted_module.asyncio, "to_thread", to_thread)
     manifest = tmp_path / "persisted.json"
@@ -216,3 +216,52 @@ async def test_a_large_file_is_read_off_the_event_loop(tmp_path, monkeypatch, li
     await queries.refresh()
     assert set(queries.registered) == {sha(HEALTH)}
     assert len(calls) == threads
+
+
+async def test_a_reload_outlives_the_request_that_started_it(tmp_path, monkeypatch):
+    # A client that leaves cancels its request (handler_cancellation). The reload it started used to go
+    # with it, after the file's version was noted: the gateway stayed on the old allowlist for good.
+    clock = _Clock()
+    monkeypatch.setattr(persisted_module, "monotonic", clock)
+    monkeypatch.setattr(persisted_module, "OFF_LOOP_BYTES", 0)  # read in a worker thread: an await
+    manifest = tmp_path / "persisted.json"
+    write_manifest(manifest, [op(FUNNEL)])
+    queries = _allowlist(manifest)
+    write_manifest(manifest, [op(FUNNEL), op(HEALTH)])
+    clock.now += 2
+    request = asyncio.ensure_future(queries.refresh())
+    await asyncio.sleep(0)  # the read is under way in its thread
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    for _ in range(100):
+        if queries.generation:
+            break
+        await asyncio.sleep(0.02)
+    assert set(queries.registered) == {sha(FUNNEL), sha(HEALTH)} and queries.generation == 1
+
+
+async def test_a_file_gone_between_its_look_and_its_read_keeps_the_allowlist(tmp_path, monkeypatch, caplog):
+    clock = _Clock()
+    monkeypatch.setattr(persisted_module, "monotonic", clock)
+    manifest = tmp_path / "persisted.json"
+    write_manifest(manifest, [op(FUNNEL)])
+    queries = _allowlist(manifest)
+    manifest.unlink()
+    monkeypatch.setattr(persisted_module, "_signature", lambda path: (1, 2, 3, 4, 5))  # looked at: there
+    clock.now += 2
+    await queries.refresh()
+    assert set(queries.registered) == {sha(FUNNEL)} and queries.generation == 0  # not emptied
+    assert "cannot be used" in caplog.text
+
+
+async def test_a_manifest_nested_past_the_recursion_limit_keeps_the_allowlist(tmp_path, monkeypatch, caplog):
+    clock = _Clock()
+    monkeypatch.setattr(persisted_module, "monotonic", clock)
+    manifest = tmp_path / "persisted.json"
+    write_manifest(manifest, [op(FUNNEL)])
+    queries = _allowlist(manifest)
+    manifest.write_text("[" * 100_000 + "]" * 100_000)
+    clock.now += 2
+    await queries.refresh()  # used to raise RecursionError out of the request: a 500
+    assert set(queries.registered) == {sha(FUNNEL)} and "cannot be used" in caplog.text
