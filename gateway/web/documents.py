@@ -6,8 +6,9 @@ loop (and with it every other request and /healthz) for as long as they run. So:
 
 * the limits come first: the size check is O(1), and the parser stops at the token limit
   (``gateway/security/limits.py``);
-* documents over ``OFF_LOOP_CHARS`` are parsed and validated in a worker thread; the loop keeps
-  serving meanwhile (the interpreter switches threads every few milliseconds);
+* documents over ``OFF_LOOP_CHARS`` are parsed and validated in a worker thread, and so are documents
+  of more than ``OFF_LOOP_SELECTIONS`` selections, however short; the loop keeps serving meanwhile (the
+  interpreter switches threads every few milliseconds);
 * both are cached: the parse by (text, limits), the validation by the parsed document's *identity* and
   the rules (graphql-core's AST nodes hash by walking the whole tree on every call, which for a large
   document costs more than validating it; the parse cache hands out one object per text).
@@ -18,14 +19,19 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
+from itertools import islice
 from typing import Any
 
 from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, print_ast
 from strawberry.schema.schema import validate_document  # graphql-core's rules + strawberry's own
 
-from gateway.security.limits import Limits, bounded_rules, parse_limited
+from gateway.security.limits import Limits, bounded_rules, parse_limited, written_selections
 
 OFF_LOOP_CHARS = 4_000
+# Validation is quadratic in a selection set's same-named fields (graphql-core's field merging): 1,300
+# copies of one field fit in 3,919 characters and held the event loop 0.3 s (review). A document with
+# more selections than this is validated in a worker thread however short it is.
+OFF_LOOP_SELECTIONS = 100
 CACHE_SIZE = 512
 
 
@@ -88,12 +94,16 @@ async def validate(
     if hit is not None and hit[0] is document:
         return list(hit[1])
     rules = bounded_rules(rules)  # a budget refusal says why (limits.BoundedFieldMerging)
-    if large:
+    if large or _more_selections_than(document, OFF_LOOP_SELECTIONS):
         errors = await asyncio.to_thread(validate_document, schema, document, rules)
     else:
         errors = validate_document(schema, document, rules)
     _VALIDATED.put(key, (document, errors))
     return list(errors)
+
+
+def _more_selections_than(document: DocumentNode, limit: int) -> bool:
+    return next(islice(written_selections(document), limit, None), None) is not None
 
 
 def normalised(document: DocumentNode) -> str:

@@ -115,6 +115,25 @@ async def test_a_large_document_is_parsed_off_the_event_loop(services, monkeypat
     assert threads == [False]  # parsed once, in a worker thread
 
 
+@pytest.mark.parametrize(("copies", "off_loop"), [(documents.OFF_LOOP_SELECTIONS, False), (1_300, True)])
+async def test_a_short_document_of_many_selections_is_validated_off_the_event_loop(services, monkeypatch, copies, off_loop):  # fmt: skip
+    # 1,300 copies of one field fit in 3,919 characters (under OFF_LOOP_CHARS) and held the loop 0.3 s
+    # in graphql-core's field merging (review).
+    threads = []
+    real = documents.validate_document
+
+    def recording(*args):
+        threads.append(threading.current_thread() is not threading.main_thread())
+        return real(*args)
+
+    monkeypatch.setattr(documents, "validate_document", recording)
+    query = "{ user(id: 1) { " + " ".join(["id"] * (copies - 1)) + " } }"  # `copies` selections
+    assert len(query) < documents.OFF_LOOP_CHARS  # short: only the selections can send it off the loop
+    async with client_of(services) as client:
+        await client.post("/graphql", json={"query": query})
+    assert threads == [off_loop]
+
+
 async def test_automatic_persisted_queries(services):
     async with client_of(services) as client:
         miss = await client.post("/graphql", json=persisted(None, sha(FUNNEL)), headers=ACCEPT)
