@@ -23,7 +23,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import BadInput
+from gateway.errors import BadInput, json_type, shown
 from gateway.stores.collections import COLLECTIONS, DIM, PAGE_COLLECTION, USER_COLLECTION
 
 FORMAT = 1
@@ -39,12 +39,22 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} into a backup")
 
 
+class BadRecord(ValueError):
+    """A backup file's line that holds no record: not JSON, or JSON that is not an object. The message
+    completes "line N ..." (:func:`verify_files` names the file and the line)."""
+
+
+_TAGGED: dict[str, Callable[[str], date]] = {"$dt": datetime.fromisoformat, "$date": date.fromisoformat}
+
+
 def _hook(obj: dict[str, Any]) -> Any:
     if len(obj) == 1:
-        if "$dt" in obj:
-            return datetime.fromisoformat(obj["$dt"])
-        if "$date" in obj:
-            return date.fromisoformat(obj["$date"])
+        for tag, parse in _TAGGED.items():
+            if tag in obj:
+                try:
+                    return parse(obj[tag])
+                except (TypeError, ValueError) as exc:  # not a string, or not an ISO date (time)
+                    raise BadRecord(f"holds a {tag} that is not an ISO date: {shown(obj[tag])}") from exc
     return obj
 
 
@@ -53,7 +63,19 @@ def encode(record: dict[str, Any]) -> bytes:
 
 
 def decode(line: bytes) -> dict[str, Any]:
-    return dict(json.loads(line, object_hook=_hook))
+    """The record one line holds, or BadRecord saying why it holds none."""
+    try:
+        record = json.loads(line, object_hook=_hook)
+    except json.JSONDecodeError as exc:  # a ValueError: before the one below
+        raise BadRecord(f"is not valid JSON: {exc.msg} (column {exc.colno})") from exc
+    except UnicodeDecodeError as exc:
+        raise BadRecord(f"is not UTF-8: {exc.reason} (byte {exc.start + 1})") from exc
+    except RecursionError as exc:
+        raise BadRecord("is not valid JSON: nested deeper than Python's stack") from exc
+    if not isinstance(record, dict):
+        kind = "a date" if isinstance(record, date) else json_type(record)  # {"$dt": ...} alone
+        raise BadRecord(f"is {kind}, not a JSON object")
+    return record
 
 
 class Digest:
@@ -92,10 +114,15 @@ class RecordWriter:
 
 
 def read_records(path: Path, batch: int = LINES_PER_READ) -> Iterator[list[dict[str, Any]]]:
+    """The records of a file :func:`verify_files` checked (BadInput, not a traceback, should it have
+    changed since)."""
     with gzip.open(path, "rb") as fh:
         chunk: list[dict[str, Any]] = []
-        for line in fh:
-            chunk.append(decode(line))
+        for number, line in enumerate(fh, 1):
+            try:
+                chunk.append(decode(line))
+            except BadRecord as exc:
+                raise BadInput(f"{path} line {number} {exc}") from exc
             if len(chunk) >= batch:
                 yield chunk
                 chunk = []
@@ -104,12 +131,19 @@ def read_records(path: Path, batch: int = LINES_PER_READ) -> Iterator[list[dict[
 
 
 def file_digest(path: Path) -> dict[str, Any]:
-    """Count and checksum of a backup file as written (the lines themselves, not re-encoded)."""
+    """Count and checksum of a backup file as written (the lines themselves, not re-encoded), each line
+    decoded as restore will load it: BadRecord, its message starting "line N", for one that holds no
+    record (a checksum matching the manifest says the file is the one backup wrote, not that backup
+    wrote records into it)."""
     sha, count = hashlib.sha256(), 0
     with gzip.open(path, "rb") as fh:
         for line in fh:
-            sha.update(line)
             count += 1
+            try:
+                decode(line)
+            except BadRecord as exc:
+                raise BadRecord(f"line {count} {exc}") from exc
+            sha.update(line)
     return {"count": count, "sha256": sha.hexdigest()}
 
 
@@ -236,24 +270,45 @@ def _check_entry(where: str, folder: str, entry: Any) -> None:
     _field(where, entry, "sha256", _sha256, "64 hex digits (a SHA-256)")
 
 
+def _inside(directory: Path, name: str) -> Path:
+    """``directory/name``, refused (BadInput) if it is a symbolic link or leads outside ``directory``
+    through one (a linked folder): restore reads the backup's own files. ``directory`` itself may be
+    reached through links: both sides are resolved."""
+    path = directory / name
+    if path.is_symlink():
+        raise BadInput(f"backup {directory}: {name} is a symbolic link (a backup holds its files themselves)")
+    try:
+        inside = path.resolve().is_relative_to(directory.resolve())
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a loop of links
+        raise BadInput(f"backup {directory}: {name} cannot be resolved: {exc}") from exc
+    if not inside:
+        raise BadInput(
+            f"backup {directory}: {name} is outside the backup directory (through a symbolic link)"
+        )
+    return path
+
+
 def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
-    """Every file the manifest names is there, with its count and checksum: BadInput naming the first
-    that is not (before anything is written to a store). ``manifest`` is :func:`check_manifest`'s."""
+    """Every file the manifest names is in the backup (no symbolic link), with its count and checksum,
+    and holds one record a line: BadInput naming the first that is not (before anything is written to a
+    store). ``manifest`` is :func:`check_manifest`'s."""
     for section in ("documents", "vectors"):
         for name, entry in manifest.get(section, {}).items():
-            path = directory / entry["file"]
+            path = _inside(directory, entry["file"])
             if not path.is_file():
                 raise BadInput(f"backup {directory}: {entry['file']} is missing")
             try:
                 found = file_digest(path)
             except (OSError, EOFError, zlib.error) as exc:
                 raise BadInput(f"backup {directory}: {entry['file']} is unreadable: {exc}") from exc
+            except BadRecord as exc:
+                raise BadInput(f"backup {directory}: {entry['file']} {exc}") from exc
             if found != {"count": entry["count"], "sha256": entry["sha256"]}:
                 raise BadInput(
                     f"backup {directory}: {section} {name} has {found['count']} records with checksum "
                     f"{found['sha256'][:12]}…, the manifest says {entry['count']} and {entry['sha256'][:12]}…"
                 )
     for name, sha in manifest.get("model", {}).get("files", {}).items():
-        path = directory / "model" / name
+        path = _inside(directory, f"model/{name}")
         if not path.is_file() or bytes_digest(path) != sha:
             raise BadInput(f"backup {directory}: model file {name} is missing or differs from the manifest")

@@ -90,6 +90,19 @@ async def test_restore_into_a_fresh_data_dir_is_equal(
     )
 
 
+async def test_restore_from_a_backup_reached_through_a_symbolic_link(
+    source: tuple[Settings, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    # Restore refuses a file of the backup that is a link (test_restore_refusals.py), not a backup
+    # directory that is reached through one: both sides are resolved.
+    _, snap, seen = source
+    (tmp_path / "via").symlink_to(snap.parent)
+    target = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "fresh")})
+    restored = await run_restore(target, tmp_path / "via" / snap.name)
+    assert restored["documents"]["users"] == 400
+    assert (await state(target))["documents"] == seen["state"]["documents"]
+
+
 async def test_restore_into_mongodb_is_equal(
     source: tuple[Settings, Path, dict[str, Any]], tmp_path: Path, mongo_wire_url: str
 ) -> None:

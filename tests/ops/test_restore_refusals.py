@@ -1,5 +1,6 @@
 """Restore refuses a malformed backup (gateway/jobs/snapshot.py check_manifest, verify_files) with one line
-(exit 1), never a traceback; reads no file outside the backup directory; and refuses before anything is
+(exit 1), never a traceback; reads no file outside the backup directory, nor one through a symbolic
+link; refuses a line that holds no record though its checksum matches; and refuses before anything is
 written: no data directory is left behind. Backup names the --out it was given. The backups here are
 written by hand, checksums computed with hashlib, not by the code under test."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +318,147 @@ def test_a_corrupt_gzip_stream_is_one_line(tmp_path, capsys):
     (snap / "documents" / "users.jsonl.gz").write_bytes(bytes(damaged))
     err = _refused(tmp_path, capsys, snap, tmp_path / "data")
     assert err.startswith(f"funnelgate: backup {snap}: documents/users.jsonl.gz is unreadable: ")
+
+
+# Lines whose checksum the manifest matches but which hold no record (restore would fail half-way through
+# loading them), and what the refusal says after "line N". Columns and lines counted by hand.
+NOT_RECORDS = {
+    "not json": (b"not json\n", "line 1 is not valid JSON: Expecting value (column 1)"),
+    "an array": (b'{"_id":1}\n[1,2]\n', "line 2 is an array, not a JSON object"),
+    # dict() of this once read it as {"_id": 1}: still not what backup writes
+    "an array of pairs": (b'[["_id",1]]\n', "line 1 is an array, not a JSON object"),
+    "a string": (b'{"_id":1}\n{"_id":2}\n"x"\n', "line 3 is a string, not a JSON object"),
+    "a number": (b"7\n", "line 1 is a number, not a JSON object"),
+    "null": (b"null\n", "line 1 is null, not a JSON object"),
+    "a date": (b'{"$date":"2026-12-03"}\n', "line 1 is a date, not a JSON object"),
+    "an empty line": (b'{"_id":1}\n\n', "line 2 is not valid JSON: Expecting value (column 1)"),
+    "a trailing comma": (
+        b'{"_id":1,}\n',
+        "line 1 is not valid JSON: Expecting property name enclosed in double quotes (column 10)",
+    ),
+    "not utf-8": (b'{"_id":1}\n\xff\n', "line 2 is not UTF-8: invalid start byte (byte 1)"),
+    "nested past the stack": (
+        b"[" * 100_000 + b"\n",
+        "line 1 is not valid JSON: nested deeper than Python's stack",
+    ),
+    "a bad datetime": (
+        b'{"_id":1,"at":{"$dt":"yesterday"}}\n',
+        'line 1 holds a $dt that is not an ISO date: "yesterday"',
+    ),
+    "a datetime not a string": (b'{"at":{"$dt":5}}\n', "line 1 holds a $dt that is not an ISO date: 5"),
+}
+
+
+def _holding(lines: bytes, *entries: str) -> dict[str, Any]:
+    """_manifest(), with the entries at ``entries`` (dotted) naming files of ``lines``."""
+    manifest = _manifest()
+    for path in entries:
+        section, name = path.split(".")
+        manifest[section][name].update(count=lines.count(b"\n"), sha256=hashlib.sha256(lines).hexdigest())
+    return manifest
+
+
+@pytest.mark.parametrize("case", list(NOT_RECORDS))
+def test_a_document_line_that_is_no_record_is_one_line_and_nothing_is_written(tmp_path, capsys, case):
+    lines, expected = NOT_RECORDS[case]
+    snap = write_backup(tmp_path / "snap", _holding(lines, "documents.user_sessions"))
+    (snap / "documents" / "user_sessions.jsonl.gz").write_bytes(gzip.compress(lines))
+    data = tmp_path / "new" / "data"  # neither it nor its parent exists
+    err = _refused(tmp_path, capsys, snap, data)
+    assert err == f"funnelgate: backup {snap}: documents/user_sessions.jsonl.gz {expected}\n"
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_vector_line_that_is_no_record_is_refused(tmp_path, capsys):
+    lines = b'{"id":1}\n{"id":2}\n[3]\n'
+    snap = write_backup(tmp_path / "snap", _holding(lines, f"vectors.{USER_VECTORS}"))
+    (snap / "vectors" / f"{USER_VECTORS}.jsonl.gz").write_bytes(gzip.compress(lines))
+    err = _refused(tmp_path, capsys, snap, tmp_path / "data")
+    assert err == (
+        f"funnelgate: backup {snap}: vectors/{USER_VECTORS}.jsonl.gz line 3 is an array, not a JSON object\n"
+    )
+
+
+def test_a_line_that_is_no_record_keeps_an_existing_data_dir_as_it_was(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "keep.txt").write_text("mine\n")
+    lines = b"not json\n"
+    snap = write_backup(tmp_path / "snap", _holding(lines, "documents.users"))
+    (snap / "documents" / "users.jsonl.gz").write_bytes(gzip.compress(lines))
+    err = _refused(tmp_path, capsys, snap, data)
+    assert "documents/users.jsonl.gz line 1 is not valid JSON" in err
+    assert [p.name for p in data.iterdir()] == ["keep.txt"]
+
+
+def _link(path: Path, target: Path) -> None:
+    path.unlink()
+    path.symlink_to(target)
+
+
+LINKED = {
+    "a document file to a file outside": ("documents/users.jsonl.gz", "{outside}"),
+    # inside the backup, the very lines: still not a file the backup holds itself
+    "a document file to another inside": (
+        "documents/users.jsonl.gz",
+        "{snap}/documents/page_visits.jsonl.gz",
+    ),
+    "a relative link out": ("documents/users.jsonl.gz", "../../outside.jsonl.gz"),
+    "a dangling link": ("documents/users.jsonl.gz", "{tmp}/nowhere.jsonl.gz"),
+    "a vector file": (f"vectors/{USER_VECTORS}.jsonl.gz", "{outside}"),
+    "a model file": ("model/behaviour-v0001.json", "{tmp}/model.bin"),
+}
+
+
+@pytest.mark.parametrize("case", list(LINKED))
+def test_a_file_that_is_a_symbolic_link_is_refused(tmp_path, capsys, case):
+    name, target = LINKED[case]
+    outside = _outside(tmp_path)
+    (tmp_path / "model.bin").write_bytes(MODEL)  # the model's very bytes and checksum
+    snap = write_backup(tmp_path / "snap", _manifest())
+    _link(snap / name, Path(target.format(outside=outside, snap=snap, tmp=tmp_path)))
+    err = _refused(tmp_path, capsys, snap, tmp_path / "data")
+    assert (
+        err == f"funnelgate: backup {snap}: {name} is a symbolic link (a backup holds its files themselves)\n"
+    )
+
+
+@pytest.mark.parametrize("folder", ["documents", "vectors", "model"])
+def test_a_folder_that_is_a_symbolic_link_out_of_the_backup_is_refused(tmp_path, capsys, folder):
+    snap = write_backup(tmp_path / "snap", _manifest())
+    (snap / folder).rename(tmp_path / folder)  # the very files, outside
+    (snap / folder).symlink_to(tmp_path / folder)
+    first = {
+        "documents": "users.jsonl.gz",
+        "vectors": f"{USER_VECTORS}.jsonl.gz",
+        "model": "behaviour-v0001.json",
+    }
+    err = _refused(tmp_path, capsys, snap, tmp_path / "data")
+    assert err == (
+        f"funnelgate: backup {snap}: {folder}/{first[folder]} is outside the backup directory "
+        "(through a symbolic link)\n"
+    )
+
+
+def test_a_folder_that_is_a_loop_of_links_is_one_line(tmp_path, capsys):
+    snap = write_backup(tmp_path / "snap", _manifest())
+    shutil.rmtree(snap / "documents")
+    (snap / "documents").symlink_to("documents")
+    err = _refused(tmp_path, capsys, snap, tmp_path / "data")
+    # then Python's words: 3.11 "Symlink loop from '...'", 3.13 an OSError (ELOOP)
+    assert err.startswith(f"funnelgate: backup {snap}: documents/users.jsonl.gz cannot be resolved: ")
+
+
+def test_a_backup_reached_through_symbolic_links_passes_the_checks(tmp_path):
+    # The backup directory itself may be a link, or under one: only its own files must not be.
+    from gateway.jobs.backup import check_backup
+
+    write_backup(tmp_path / "real" / "snap", _manifest())
+    (tmp_path / "via").symlink_to(tmp_path / "real")
+    (tmp_path / "latest").symlink_to(tmp_path / "real" / "snap")
+    (tmp_path / "relative").symlink_to("real/snap")
+    for path in ("via/snap", "latest", "relative", "via/../real/snap"):
+        assert check_backup(tmp_path / path) == _manifest()
 
 
 def test_a_refused_restore_keeps_an_existing_data_dir_as_it_was(tmp_path, capsys):
