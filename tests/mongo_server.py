@@ -56,7 +56,7 @@ def server_command() -> str:
     return found
 
 
-def _die_with_us() -> list[str]:
+def die_with_us() -> list[str]:
     setpriv = shutil.which("setpriv")
     if setpriv is None or not sys.platform.startswith("linux"):
         return []  # then only the explicit stop below ends it
@@ -100,7 +100,7 @@ def running_mongo_wire_server(cache_size: str = "256M", port: int | None = None)
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [
-                    *_die_with_us(),
+                    *die_with_us(),
                     command,
                     "--config", str(config),
                     "--host", "127.0.0.1",

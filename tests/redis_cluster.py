@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.mongo_server import die_with_us
+
 MASTERS = 3
 
 
@@ -89,6 +91,9 @@ def _cluster() -> Iterator[list[int]]:
                 processes.append(
                     subprocess.Popen(
                         [
+                            # Killed with the test process, even by a SIGKILL or a crash: a test run that
+                            # segfaulted left its three nodes running for good.
+                            *die_with_us(),
                             server,
                             "--port",
                             str(port),
