@@ -3,7 +3,7 @@
 The funnel fields take their shared arguments through :func:`resolvers.funnel_arguments.takes_funnel`.
 A root field marked ``metadata=volatile()`` is never answered from the whole-response cache. Every root
 field names the role that may read it (``requires``, gateway/roles.py; unmarked means admin) and, when it
-costs more than a plain lookup, its price (``price``, gateway/security/analysis.py).
+costs more than a plain lookup, its price (``price``, gateway/security/field_rules.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from gateway.cache.responses import volatile
 from gateway.errors import NotFound, shown
 from gateway.models import FunnelDefinition, from_fields
 from gateway.roles import Role, requires
-from gateway.security.analysis import FUNNEL, FUNNEL_TREND, LISTING, REPORT, VECTOR_SEARCH, paged, price
+from gateway.security.field_rules import FUNNEL, FUNNEL_TREND, LISTING, REPORT, VECTOR_SEARCH, paged, price
 from gateway.services import check_health
 from gateway.validation import check_page_size, check_similar_limit, check_user_id
 from resolvers.funnel_arguments import takes_funnel

@@ -12,7 +12,7 @@ import strawberry
 from gateway.models import FunnelDefinition, from_fields
 from gateway.realtime import streams
 from gateway.roles import Role, requires
-from gateway.security.analysis import FUNNEL, price
+from gateway.security.field_rules import FUNNEL, price
 from gateway.services import check_health
 from gateway.validation import check_polling, check_user_id
 from resolvers.funnel_arguments import takes_funnel

@@ -8,7 +8,7 @@ import strawberry
 
 from gateway.analytics.journeys import summarise_journey
 from gateway.models import Document
-from gateway.security.analysis import price
+from gateway.security.field_rules import price
 from schema.events import PageVisit
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from gateway.models import from_fields
-from gateway.security.analysis import price
+from gateway.security.field_rules import price
 from gateway.stores.money import cents
 from schema.enums import Device
 from schema.events import Interaction, PageVisit

@@ -19,7 +19,7 @@ from gateway.analytics.similar_on_page import SimilarOnPageQuery
 from gateway.analytics.similar_users import DEFAULT_LIMIT, SimilarQuery
 from gateway.errors import BadInput, NotFound, shown
 from gateway.models import Document, UserPage, from_fields
-from gateway.security.analysis import VECTOR_SEARCH, paged, price
+from gateway.security.field_rules import VECTOR_SEARCH, paged, price
 from gateway.validation import USER_ID_MAX, check_page_size, check_similar_limit
 from schema.enums import Device, Sex, device_of, sex_of
 from schema.journey import Journey

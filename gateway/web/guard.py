@@ -31,15 +31,8 @@ from strawberry.types.graphql import OperationType
 
 from gateway.errors import Unauthenticated
 from gateway.roles import ANONYMOUS, NOBODY, Role
-from gateway.security.analysis import (
-    FieldRule,
-    FieldRules,
-    analyse,
-    argument_error,
-    cost_error,
-    field_rules,
-    page_error,
-)
+from gateway.security.analysis import analyse, argument_error, cost_error, page_error
+from gateway.security.field_rules import FieldRule, FieldRules, field_rules
 from gateway.security.limits import Limits
 from gateway.web import documents
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, parse
 
 from gateway.roles import TABLE, Role, requires
-from gateway.security.analysis import analyse, field_rules
+from gateway.security.analysis import analyse
+from gateway.security.field_rules import field_rules
 from gateway.security.limits import Limits
 from gateway.web.app import schema_for
 from gateway.web.guard import schema_rules
