@@ -95,6 +95,13 @@ def _match_unordered(
     return anchor, times
 
 
+def exact_seconds(median: float) -> float:
+    """A median in seconds as the decimal it is. Times are whole microseconds, so a median (one of them,
+    or the mean of two) is a multiple of 0.5 µs; the float arithmetic that found it can miss that
+    decimal by an ulp (34.632 and 34.634 average to 34.632999999999996). Seven places give it back."""
+    return round(float(median), 7)
+
+
 # (users, avg_time_spent, median_time_to_convert) of one step.
 StepStats = tuple[int, float | None, float | None]
 
@@ -120,7 +127,7 @@ def step_results(steps: Sequence[str], stats: Sequence[StepStats]) -> tuple[list
                 drop_off_rate=((prev - users) / prev if prev else 1.0) if k else 0.0,
                 conversion_from_start=users / first if first else 0.0,
                 avg_time_spent=float(avg) if users and avg is not None else None,
-                median_time_to_convert=float(median) if users and median is not None else None,
+                median_time_to_convert=exact_seconds(median) if users and median is not None else None,
             )
         )
     overall = stats[-1][0] / first if first else 0.0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from gateway.errors import BadInput
-from gateway.models import Breakdown, FunnelQuery, StepOrder, UserFilter
+from gateway.models import Breakdown, FunnelQuery, Interval, StepOrder, UserFilter
+from gateway.stores.collections import PAGE_VISITS, USERS
 from gateway.stores.contracts import DocumentStore
 from tests.contract import fixture_data as fx
 from tests.contract.fixture_data import STEPS, WINDOW, FunnelExpectation, assert_funnel, day
@@ -167,3 +170,28 @@ async def test_funnel_inverted_range_is_bad_input(shared_loaded_store: DocumentS
         await shared_loaded_store.funnel(
             FunnelQuery(STEPS, filter=UserFilter(start=day("2015-02-01"), end=day("2015-01-31")))
         )
+
+
+async def test_median_is_the_decimal_it_is(store: DocumentStore) -> None:
+    # Two users reach search 34.632 s and 34.634 s after home: the median is 34.633 exactly. The float
+    # mean of the two is 34.632999999999996; an analyst reading the answer should see 34.633.
+    start = datetime(2015, 3, 2, 12, 0, 0)
+    users = [
+        {"user_id": u, "device": "desktop", "sex": None, "date": start.date(), "attributes": {}}
+        for u in (1, 2)
+    ]
+    visits = []
+    for user, offset_ms in ((1, 34_632), (2, 34_634)):
+        for i, (page, at) in enumerate(
+            ((STEPS[0], start), (STEPS[1], start + timedelta(milliseconds=offset_ms)))
+        ):
+            visits.append({"event_id": f"m{user}-{i}", "user_id": user, "session_id": f"s{user}", "page_type": page,
+                           "timestamp": at, "duration": 1.0, "device": "desktop"})  # fmt: skip
+    await store.insert_many(USERS, users)
+    await store.insert_many(PAGE_VISITS, visits)
+    result = await store.funnel(FunnelQuery(STEPS[:2]))
+    assert [s.users for s in result.steps] == [2, 2]
+    assert [s.median_time_to_convert for s in result.steps] == [0.0, 34.633]
+    assert repr(result.steps[1].median_time_to_convert) == "34.633"
+    trend = await store.funnel_trend(FunnelQuery(STEPS[:2]), Interval.DAY)
+    assert [p.steps[1].median_time_to_convert for p in trend] == [34.633]
