@@ -8,10 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from gateway.errors import BadInput, StoreUnavailable
 from gateway.models import EventBatch, WriteResult
 from gateway.stores.duckdb import event_ids
-from gateway.stores.duckdb import writes as duckdb_writes
 from gateway.stores.duckdb.store import DuckDBStore
 from tests.stores.test_duckdb_store import interaction, user, visit
 
@@ -133,17 +131,6 @@ async def test_a_register_out_of_step_or_without_its_key_is_mended_on_open(tmp_p
         assert (await store.count("page_visits"), await store.count("user_interactions")) == (2, 3)
     finally:
         await store.close()
-
-
-async def test_a_generic_insert_without_the_registers_key_fails_rather_than_store_twice(
-    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await store.insert_many("page_visits", [visit("a", 1)])
-    await store.connection.run("drop", lambda cur: cur.execute("DROP INDEX event_ids__event_id").fetchall())
-    monkeypatch.setattr(duckdb_writes, "UNKEYED", {"event_ids"})  # as a failed bulk delete leaves it
-    with pytest.raises((StoreUnavailable, BadInput)):
-        await store.insert_many("page_visits", [visit("a", 1), visit("b", 1)])
-    assert await store.count("page_visits") == 1
 
 
 def count_builds(monkeypatch: pytest.MonkeyPatch) -> list[None]:

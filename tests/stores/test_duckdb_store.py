@@ -18,7 +18,6 @@ import pytest
 from gateway.errors import BadInput, DataDirLocked, StoreUnavailable
 from gateway.models import (
     Breakdown,
-    EventBatch,
     FunnelQuery,
     IndexSpec,
     StepOrder,
@@ -359,60 +358,18 @@ async def test_upsert_replaces_whole_documents_including_indexed_fields(store: D
     assert await store.count("page_visits") == 3
 
 
-async def test_bulk_delete_rebuilds_indexes_and_keeps_the_unique_key(
-    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(duckdb_writes, "BULK_DELETES", True)  # the mechanism, off in the product
-    visits = [visit(f"v{uid}-{n}", uid, seconds=n) for uid in range(1, 401) for n in range(10)]
-    await store.insert_many("users", [user(uid) for uid in range(1, 401)])
+async def test_a_delete_keeps_the_indexes_and_the_unique_key(store: DuckDBStore) -> None:
+    visits = [visit(f"v{uid}-{n}", uid, seconds=n) for uid in range(1, 41) for n in range(10)]
+    await store.insert_many("users", [user(uid) for uid in range(1, 41)])
     await store.insert_many("page_visits", visits)
-    # 3,990 visit rows: past BULK_DELETE_MIN, so the indexes are dropped and built again around the delete
-    assert await store.delete_users(list(range(1, 400))) == 399
+    assert await store.delete_users(list(range(1, 40))) == 39
     assert await store.count("page_visits") == 10
     assert await store.count("users") == 1
     assert existing_pairs(await store.indexes()) == duckdb_pairs()
     assert await store.insert_many("page_visits", visits[-10:]) == WriteResult(written=0, duplicates=10)
-    # a small delete takes the plain path
-    assert await store.delete_users([400, 400, 12345]) == 1
-    assert await store.count("page_visits") == 0
-
-
-@pytest.mark.parametrize("lost", ["event_ids", "page_visits"])
-async def test_capture_never_stores_a_duplicate_after_an_index_rebuild_failed(
-    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch, lost: str
-) -> None:
-    # Live capture inserts without ON CONFLICT first and relies on the register's unique key (the
-    # event tables' key) to refuse a replayed id. If a bulk delete could not build its indexes again,
-    # capture takes ON CONFLICT: it fails loudly where the register's key is gone (ON CONFLICT needs
-    # it), and finds the replay in the register where only a lookup index of page_visits is -- never
-    # storing it a second time. The register's key is built first, so the second case keeps it.
-    monkeypatch.setattr(duckdb_writes, "BULK_DELETES", True)  # the mechanism, off in the product
-    visits = [visit(f"v{uid}-{n}", uid, seconds=n) for uid in range(1, 401) for n in range(10)]
-    await store.insert_many("users", [user(uid) for uid in range(1, 401)])
-    await store.insert_many("page_visits", visits)
-    run_sql = duckdb_writes.run_sql
-
-    def no_index_builds(cur: Any, sql: str, *args: Any) -> Any:
-        on = sql.split(" ON ", 1)[-1].lstrip().lstrip('"')
-        if sql.startswith("CREATE") and "INDEX" in sql and on.startswith(lost):
-            raise duckdb.IOException("disk full (simulated)")
-        return run_sql(cur, sql, *args)
-
-    monkeypatch.setattr(duckdb_writes, "run_sql", no_index_builds)
-    monkeypatch.setattr(duckdb_writes, "UNKEYED", set())
-    with pytest.raises(StoreUnavailable):
-        await store.delete_users(list(range(1, 400)))  # 3,990 rows: the bulk path drops the indexes
-    monkeypatch.setattr(duckdb_writes, "run_sql", run_sql)
-    assert {"event_ids", "page_visits"} == duckdb_writes.UNKEYED
-    replay = EventBatch(visits=[visit("v400-0", 400, seconds=0)])
-    if lost == "event_ids":
-        with pytest.raises((StoreUnavailable, BadInput)):
-            await store.record_events(replay)
-    else:
-        assert await store.record_events(replay) == []
-    assert await store.count("page_visits") == 10  # deleted with their registered ids, in one transaction
-    [mine] = await store.visits_by_user_ids([400])
-    assert [v["event_id"] for v in mine] == [f"v400-{n}" for n in range(10)]  # once each
+    assert await store.insert_many("page_visits", visits[:1]) == WriteResult(written=1)  # its id left too
+    assert await store.delete_users([40, 40, 12345]) == 1
+    assert await store.count("page_visits") == 1
 
 
 async def test_a_large_delete_beside_an_open_read_leaves_every_key_usable(store: DuckDBStore) -> None:

@@ -113,7 +113,7 @@ def build_checked(cur: Cursor) -> None:
 def ensure(cur: Cursor) -> None:
     """Build the register if this file has none (a file made by an older version, or a new one) or if
     it is not the event tables' ids (a version before it wrote them since: a file downgraded and
-    upgraded again), and give it its key if a failed bulk delete left it without. Equal row counts
+    upgraded again), and give it its key if it has none (a file from before the key). Equal row counts
     prove it right unless the file held an id in both tables when last checked; otherwise (an id in
     both, or one missing) the register is compared with the tables' ids, unless it was found right at
     exactly these counts, and built only if they differ (see the module's docstring). Runs under the
@@ -165,14 +165,12 @@ def _record(cur: Cursor, counts: tuple[int, ...]) -> None:
 @dataclass(frozen=True)
 class Sizes:
     doomed: dict[str, int]  # per event table asked about: the rows a delete takes
-    totals: dict[str, int]  # per event table asked about: the rows it holds
-    registered: int  # the ids the register holds
     shared: bool  # whether an id may be in both event tables (then ``unregister`` keeps what one holds)
 
 
 def sizes(cur: Cursor, tables: Sequence[str], where: str, params: dict[str, Any]) -> Sizes:
-    """What deleting the rows of ``tables`` (event tables) matching ``where`` costs, and whether the
-    file may hold an id in both event tables (``shared``).
+    """How many rows of ``tables`` (event tables) match ``where``, and whether the file may hold an id in
+    both event tables (``shared``).
 
     ``shared`` is read from row counts, which DuckDB keeps (~1 ms for millions of rows, no id read):
     the register is the union of both tables' ids (every write path keeps it so, and opening the file
@@ -190,8 +188,6 @@ def sizes(cur: Cursor, tables: Sequence[str], where: str, params: dict[str, Any]
     stored = dict(zip(EVENT_TABLES, counts[len(tables) : -1], strict=True))
     return Sizes(
         doomed=dict(zip(tables, counts[: len(tables)], strict=True)),
-        totals={t: stored[t] for t in tables},
-        registered=counts[-1],
         shared=counts[-1] < sum(stored.values()),
     )
 

@@ -13,9 +13,7 @@ Inside one BEGIN ... COMMIT, under the store's write lock, in as few statements 
      one of the group; visits return only the change feed's columns). ``ON CONFLICT`` costs ~6 ms of
      CPU per commit whatever its size (measured at 100 and at 1,500 events), as much as the plain
      insert of a few hundred rows, so only a group holding a replayed id pays it (and the failed
-     attempt before it). While the register's key is missing (a bulk delete failed to build it
-     again: ``writes.UNKEYED``) every group takes ``ON CONFLICT``, which then fails loudly instead of
-     storing a replay twice;
+     attempt before it);
   2. users: ``INSERT ... ON CONFLICT DO NOTHING`` (an existing user document is never changed), only
      when the group has new users, and only those with a new event (a duplicate creates no one);
   3. sessions: the new events' deltas (``stores/event_fold.py``) appended to ``session_deltas``, folded
@@ -175,16 +173,13 @@ def record(
     withheld: Sequence[str] = (),
 ) -> list[str]:
     """Run in the store's thread with its write lock held."""
-    skip_stored = event_ids.TABLE in writes.UNKEYED
-    if refuse_stored and withheld and not skip_stored and (held := _stored(cur, batch, withheld)):
+    if refuse_stored and withheld and (held := _stored(cur, batch, withheld)):
         # Events the caller refused are asked about first (their ids are not in the batch, so the
         # plain insert cannot tell): a group with a refused event pays this probe, others never.
         raise StoredEvents(held)
     try:
-        written = _write(cur, batch, last_visits, pending, skip_stored)
+        written = _write(cur, batch, last_visits, pending, skip_stored=False)
     except duckdb.ConstraintException:
-        if skip_stored:
-            raise
         # An id is stored, or repeated in the batch (rolled back: nothing is written yet).
         if refuse_stored and (held := _stored(cur, batch)):
             raise StoredEvents(held) from None

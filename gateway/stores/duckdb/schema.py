@@ -2,8 +2,8 @@
 
 One table per collection, named like it. Each key is a UNIQUE INDEX made with the table (it lets
 ``ON CONFLICT`` skip duplicates) -- the event tables' is the register of event ids, one index for both
-(``REGISTER_KEYED``) -- rather than a PRIMARY KEY, because bulk deletes drop and rebuild a
-table's indexes (see DuckDBStore) and a primary key cannot be dropped. The other indexes are on the
+(``REGISTER_KEYED``) -- rather than a PRIMARY KEY, which is part of the table: a generation's bulk
+load makes its tables bare and builds every index once, at the end (``bare_table_ddl``). The other indexes are on the
 columns the store looks rows up by (``LOOKUP_COLUMNS``), not the design's, which are MongoDB's. Two
 document fields are stored in another shape and rebuilt on the way out: ``users.attributes`` as JSON text and ``user_interactions.coordinates`` as two integer columns.
 """

@@ -6,8 +6,8 @@ Every write to users, page_visits and funnel_analytics goes through ``_insert`` 
 cursor's change feed (``changes.py``): new write paths built on these functions keep the funnel index
 and the pre-aggregates current without further work.
 
-Statements run in autocommit mode (no surrounding transaction): ``delete_rows`` needs to commit the
-dropping of indexes before it deletes, see there.
+Statements run in autocommit mode unless a function says otherwise (events and their register's ids
+go in, and out, in one transaction).
 """
 
 from __future__ import annotations
@@ -29,14 +29,6 @@ T = TypeVar("T")
 Cursor = duckdb.DuckDBPyConnection
 
 WRITE_BATCH = 50_000
-# Deletes of at least this many rows, and at least 1/FRACTION of the table, would rebuild the indexes
-# instead -- but only with BULK_DELETES on, and it is off: DuckDB 2.0.1 builds an index over the rows a
-# transaction still open on another cursor can see, deleted ones included, and keeps them (a unique key
-# then refuses those keys for good; a lookup index returns other rows after a reopen). A serving store
-# always has other cursors, so a rebuild is only safe once they are kept out (a follow-up).
-BULK_DELETES = False
-BULK_DELETE_MIN = 2_000
-BULK_DELETE_FRACTION = 50
 
 
 def run_sql(cur: Cursor, sql: str, params: dict[str, Any] | None = None) -> None:
@@ -93,77 +85,34 @@ def delete_rows(cur: Cursor, table: str, where: str, params: dict[str, Any]) -> 
     one transaction); returns how many.
 
     DuckDB removes deleted keys from each ART index when the delete commits, at roughly 0.1-0.3 ms per
-    row and index on a file database. Past a few thousand rows it would be far cheaper to drop the
-    table's indexes (committed first, or the commit still pays), delete, and build them again; that bulk
-    path is off (``BULK_DELETES``): built while another cursor's transaction is open (a long read, the
-    funnel index's build), the index keeps the deleted rows -- a unique key refuses their keys for good,
-    a lookup index returns other rows after a reopen (reproduced on DuckDB 2.0.1). With it on, each
-    table's indexes are sized on its own losses: an event table's on the rows that go, the register's
-    (their key) on the ids it loses out of all it holds (2M ids: ~1.2 s to build, against ~35 us per id
-    taken out of it at commit).
+    row and index on a file database. Dropping a table's indexes around a large delete and building
+    them again would be far cheaper past a few thousand rows, but is not safe here: DuckDB 2.0.1 builds
+    an index over the rows a transaction still open on another cursor can see (a long read, the funnel
+    index's build), deleted ones included, and keeps them -- a unique key then refuses their keys for
+    good, a lookup index returns other rows after a reopen. A serving store always has other cursors.
     """
     return _delete_from(cur, (table,), where, params)
 
 
 def delete_events(cur: Cursor, where: str, params: dict[str, Any]) -> int:
-    """:func:`delete_rows` of both event tables in one transaction (``where`` fits both): the register
-    is sized on, and built again for, all the ids it loses at once, not once per table."""
+    """:func:`delete_rows` of both event tables in one transaction (``where`` fits both), and their ids
+    out of the register."""
     return _delete_from(cur, event_ids.EVENT_TABLES, where, params)
 
 
 def _delete_from(cur: Cursor, tables: Sequence[str], where: str, params: dict[str, Any]) -> int:
-    keyed = tables[0] in event_ids.EVENT_TABLES
-    registered, shared = 0, False
-    if keyed:
+    shared = False
+    if tables[0] in event_ids.EVENT_TABLES:
         counted = event_ids.sizes(cur, tables, where, params)
-        doomed, totals = counted.doomed, counted.totals
-        registered, shared = counted.registered, counted.shared
+        doomed, shared = counted.doomed, counted.shared
     else:
-        # Counted apart, so that a condition an index serves (a few users' ids) is read through it.
         [table] = tables
-        name = schema.quote(table)
-        sql = f"SELECT (SELECT count(*) FROM {name} WHERE {where}), (SELECT count(*) FROM {name})"
-        matching, total = first_row(cur, sql, params) or (0, 0)
-        doomed, totals = {table: int(matching)}, {table: int(total)}
-    if not any(doomed.values()):
-        return 0
+        row = first_row(cur, f"SELECT count(*) FROM {schema.quote(table)} WHERE {where}", params)
+        doomed = {table: int(row[0]) if row else 0}
     touched = [t for t in tables if doomed[t]]
-    dropped = [t for t in touched if _bulk(doomed[t], totals[t])]  # their indexes rebuilt after
-    # The register loses at most these ids (fewer when the other table holds some: ``shared``). Its
-    # key first when built again: without it capture stops (events.py), without a lookup index reads
-    # are only slower.
-    if keyed and _bulk(sum(doomed.values()), registered):
-        dropped.insert(0, event_ids.TABLE)
-    if not dropped:
+    if touched:
         _delete(cur, touched, where, params, shared)
-        return sum(doomed.values())
-    indexes = [
-        (t, *row) for t in dropped for row in cur.execute(schema.TABLE_INDEXES_SQL, {"table": t}).fetchall()
-    ]
-    for _, index, _ in indexes:
-        run_sql(cur, f"DROP INDEX {schema.quote(index)}")
-    UNKEYED.update(dropped)
-    try:
-        _delete(cur, touched, where, params, shared)
-    finally:
-        for _, _, ddl in indexes:
-            run_sql(cur, ddl)
-        UNKEYED.difference_update(dropped)  # not reached if an index could not be built again
     return sum(doomed.values())
-
-
-def _bulk(doomed: int, total: int) -> bool:
-    """Whether taking ``doomed`` of ``total`` keys out of an index costs more than building it again (and
-    building it again is allowed: ``BULK_DELETES``)."""
-    return BULK_DELETES and doomed >= max(BULK_DELETE_MIN, total // BULK_DELETE_FRACTION)
-
-
-# Tables whose indexes a bulk delete dropped and has not built again (it failed: the process goes on
-# without them until a restart builds them). Without the register's key (``event_ids.TABLE``) a plain
-# INSERT would take a replayed event id without a word, so live capture then writes only with
-# ``ON CONFLICT``, which fails loudly instead (gateway/stores/duckdb/events.py). Process-wide: a stale
-# entry only costs that capture its fast path.
-UNKEYED: set[str] = set()
 
 
 def _delete(cur: Cursor, tables: Sequence[str], where: str, params: dict[str, Any], shared: bool) -> None:
@@ -233,9 +182,7 @@ def _insert_events(cur: Cursor, table: schema.Table, source: str) -> int:
     change feed hears of the rows once they are committed."""
     feed = changes.feed_of(cur, table.name)
     register = f"INSERT INTO {event_ids.TABLE} SELECT event_id FROM {source}"
-    # Without the register's key (UNKEYED) a plain insert would take a stored id without a word:
-    # ON CONFLICT alone, which then fails loudly, as live capture does.
-    for only_new in (True,) if event_ids.TABLE in UNKEYED else (False, True):
+    for only_new in (False, True):
         cur.begin()
         try:
             if only_new:
