@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from gateway.errors import BadInput, DataDirLocked, StoreUnavailable
+from gateway.errors import BadInput, DataDirLocked, StoreQueryFailed, StoreUnavailable
 from gateway.models import (
     Breakdown,
     FunnelQuery,
@@ -267,6 +267,33 @@ async def test_close_is_idempotent_and_later_calls_are_unavailable(tmp_path: Pat
         await opened.ping()
     with pytest.raises(StoreUnavailable):
         await opened.users_by_ids([1])
+
+
+async def test_a_statement_duckdb_refuses_is_a_query_failure_logged_with_its_details(
+    store: DuckDBStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SQL the adapter built wrongly (a binder error) and a resource limit (memory) are neither the
+    # caller's fault nor an outage: StoreQueryFailed, as MongoDB's refusals, the details in the log only.
+    def unknown_column(cur: duckdb.DuckDBPyConnection) -> Any:
+        return cur.execute("SELECT no_such_column FROM users").fetchall()
+
+    with caplog.at_level("ERROR", logger="funnelgate.duckdb"), pytest.raises(StoreQueryFailed) as refused:
+        await store.connection.run("read users", unknown_column)
+    assert isinstance(refused.value.__cause__, duckdb.BinderException)
+    assert "no_such_column" not in str(refused.value)
+    assert "read users" in str(refused.value)
+    assert any("no_such_column" in r.getMessage() for r in caplog.records)
+
+    def distinct_millions(cur: duckdb.DuckDBPyConnection) -> Any:
+        cur.execute("SET memory_limit = '1MB'").fetchall()
+        try:
+            return cur.execute("SELECT count(DISTINCT i) FROM range(5000000) t(i)").fetchall()
+        finally:
+            cur.execute("RESET memory_limit").fetchall()
+
+    with pytest.raises(StoreQueryFailed) as limited:
+        await store.connection.run("count", distinct_millions)
+    assert isinstance(limited.value.__cause__, duckdb.OutOfMemoryException)
 
 
 async def test_calls_run_in_worker_threads_with_one_cursor_each(store: DuckDBStore) -> None:

@@ -2,7 +2,8 @@
 
 Every call runs off the event loop in the pool on that thread's own cursor (``con.cursor()``), so reads
 run side by side; writers take ``write_lock``, since DuckDB would abort one of two concurrent writers
-with a transaction conflict. Driver errors leave here translated (BadInput or StoreUnavailable).
+with a transaction conflict. Driver errors leave here translated (``translate``: BadInput,
+StoreQueryFailed, QueryTimeout or StoreUnavailable).
 
 A call whose awaiting task is cancelled (the request timed out, or its client left) stops: if it has
 not started it never runs; if it runs, its statement is interrupted (``cursor.interrupt()``, within
@@ -13,6 +14,7 @@ so it can never hit the next call the thread picks up.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,20 +23,30 @@ from typing import TypeVar
 
 import duckdb
 
-from gateway.errors import BadInput, DataDirLocked, QueryTimeout, StoreUnavailable
+from gateway.errors import BadInput, DataDirLocked, QueryTimeout, StoreQueryFailed, StoreUnavailable
 from gateway.ops.metrics import POOL_CAPACITY, POOL_IN_USE, POOL_OPEN
 from gateway.stores.duckdb import changes, event_ids, schema, writes
 
+log = logging.getLogger("funnelgate.duckdb")
 T = TypeVar("T")
 Cursor = duckdb.DuckDBPyConnection
 WORKERS = 4
-# Errors that mean the caller's data could not be stored as asked; every other driver error means the
-# database itself failed us (I/O, memory, closed connection, internal errors).
+# Errors that mean the caller's data could not be stored as asked.
 _BAD_INPUT_ERRORS = (
     duckdb.DataError,
     duckdb.InvalidInputException,
     duckdb.ConstraintException,
     duckdb.InvalidTypeException,
+)
+# The database is up but refused the statement: SQL the adapter built wrongly (binder, parser, catalog),
+# a feature it lacks, an internal error, or a resource limit (memory). Not the caller's fault and not an
+# outage; as MongoDB's refusals, the details go to the log, the client's message names the operation.
+# Every other driver error (I/O, a closed connection, a fatal error) means the database failed us.
+_REFUSED_ERRORS = (
+    duckdb.ProgrammingError,
+    duckdb.NotSupportedError,
+    duckdb.InternalError,
+    duckdb.OutOfMemoryException,
 )
 
 
@@ -43,6 +55,11 @@ def translate(exc: duckdb.Error, action: str) -> Exception:
         return QueryTimeout(f"DuckDB stopped {action}: the request was cancelled")
     if isinstance(exc, _BAD_INPUT_ERRORS):
         return BadInput(f"DuckDB rejected {action}: {exc}")
+    if isinstance(exc, _REFUSED_ERRORS):
+        log.error("DuckDB refused %s (%s): %s", action, type(exc).__name__, exc)
+        return StoreQueryFailed(
+            f"DuckDB refused {action} ({type(exc).__name__}); the gateway log has the details"
+        )
     return StoreUnavailable(f"DuckDB failed {action}: {exc}")
 
 
