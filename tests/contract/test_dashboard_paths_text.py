@@ -19,7 +19,7 @@ Session durations (end - start, seconds) and conversions, from fixture_data.SESS
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -219,6 +219,30 @@ async def test_dashboard_revenue_is_rounded_to_cents(store: DocumentStore) -> No
     assert got.revenue == 1.64
     assert [(d.device, d.revenue) for d in got.by_device] == [("desktop", 1.2), ("mobile", 0.44)]
     assert (got.users, got.sessions, got.conversions) == (3, 4, 4)
+
+
+async def test_dashboard_session_duration_is_one_exact_division(store: DocumentStore) -> None:
+    # Each duration summed in whole units and divided once: 100 and 200 ms average to 0.15 s, where a
+    # mean of the seconds gives 0.15000000000000002. A session without an end has no duration and is
+    # not in the mean (mobile: 1 s and 3 s -> 2.0). Total: 4,300 ms over 4 timed sessions = 1.075.
+    def timed(session_id: str, user_id: int, device: str, ms: int | None) -> dict:
+        doc = _session(session_id, user_id, device, ["home"], 0.0)
+        doc["end_time"] = None if ms is None else doc["start_time"] + timedelta(milliseconds=ms)
+        return doc
+
+    sessions = [
+        timed("d1", 1, "desktop", 100),
+        timed("d2", 2, "desktop", 200),
+        timed("m1", 3, "mobile", 1_000),
+        timed("m2", 3, "mobile", 3_000),
+        timed("m3", 4, "mobile", None),
+    ]
+    await store.insert_many("user_sessions", sessions)
+    got = await store.dashboard(None, None)
+    assert got.sessions == 5
+    assert got.avg_session_duration == 1.075
+    assert [(d.device, d.avg_session_duration) for d in got.by_device] == [("desktop", 0.15), ("mobile", 2.0)]
+    assert repr(got.by_device[0].avg_session_duration) == "0.15"
 
 
 # -- top_paths -------------------------------------------------------------------------------------------

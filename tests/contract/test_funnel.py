@@ -195,3 +195,23 @@ async def test_median_is_the_decimal_it_is(store: DocumentStore) -> None:
     assert repr(result.steps[1].median_time_to_convert) == "34.633"
     trend = await store.funnel_trend(FunnelQuery(STEPS[:2]), Interval.DAY)
     assert [p.steps[1].median_time_to_convert for p in trend] == [34.633]
+
+
+async def test_mean_time_on_page_is_the_same_float_in_every_engine(store: DocumentStore) -> None:
+    # 0.1, 0.2 and 0.3 s on home average to 0.20000000000000004 summed left to right and to
+    # 0.19999999999999998 by fsum: engines sum in their own orders. Rounded to 1 µs, all say 0.2.
+    start = datetime(2015, 3, 2, 12, 0, 0)
+    users = [
+        {"user_id": u, "device": None, "sex": None, "date": start.date(), "attributes": {}} for u in (1, 2, 3)
+    ]
+    visits = [
+        {"event_id": f"t{u}", "user_id": u, "session_id": f"s{u}", "page_type": STEPS[0],
+         "timestamp": start + timedelta(seconds=u), "duration": seconds, "device": None}
+        for u, seconds in ((1, 0.1), (2, 0.2), (3, 0.3))
+    ]  # fmt: skip
+    await store.insert_many(USERS, users)
+    await store.insert_many(PAGE_VISITS, visits)
+    result = await store.funnel(FunnelQuery(STEPS[:2]))
+    assert [s.users for s in result.steps] == [3, 0]
+    assert repr(result.steps[0].avg_time_spent) == "0.2"
+    assert result.steps[1].avg_time_spent is None

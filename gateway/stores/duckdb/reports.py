@@ -35,8 +35,8 @@ def list_users_sql(filter: UserFilter, after: int | None) -> tuple[str, Params]:
 def dashboard_sql(
     start: date | None, end: date | None, device: str | None = None, sex: str | None = None
 ) -> tuple[str, Params]:
-    """Rows (is_total, device, users, sessions, conversions, revenue, avg duration): the total and one
-    row per session device, over the sessions of users with that device and sex when given."""
+    """Rows (is_total, device, users, sessions, conversions, revenue, summed duration in µs, sessions
+    with a duration): the total and one row per session device, over the sessions of users with that device and sex when given."""
     params: Params = {}
     who = UserFilter(device=device, sex=sex)
     where = sqlf.day_range_sql("start_time", start, end, params) + sqlf.user_filter_sql(who, params)
@@ -44,7 +44,7 @@ def dashboard_sql(
         SELECT GROUPING(device) = 1, device, count(DISTINCT user_id), count(*),
                count(*) FILTER (WHERE converted),
                coalesce(sum(conversion_value) FILTER (WHERE converted), 0.0),
-               avg(date_diff('microsecond', start_time, end_time) / 1e6)
+               sum(date_diff('microsecond', start_time, end_time)), count(date_diff('microsecond', start_time, end_time))
         FROM user_sessions WHERE {where} GROUP BY GROUPING SETS ((), (device))"""
     return sql, params
 
@@ -53,7 +53,11 @@ def dashboard_metrics(rows: Sequence[Sequence[Any]]) -> DashboardMetrics:
     with_sessions = [row for row in rows if row[3]]  # an empty input still yields a zero total row
 
     def metrics(row: Sequence[Any]) -> DeviceMetrics:
-        return DeviceMetrics(row[1], int(row[2]), int(row[3]), int(row[4]), cents(row[5]), row[6])
+        # Whole microseconds summed, divided once (integers: a correctly rounded quotient, the float
+        # MongoDB's whole milliseconds give too): 0.15 for 100 and 200 ms, not 0.15000000000000002.
+        timed = int(row[7])
+        duration = int(row[6]) / (timed * 1_000_000) if timed else None
+        return DeviceMetrics(row[1], int(row[2]), int(row[3]), int(row[4]), cents(row[5]), duration)
 
     total = next((row for row in with_sessions if row[0]), None)
     if total is None:

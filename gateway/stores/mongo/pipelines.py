@@ -97,8 +97,13 @@ def _session_totals(group_id: Any) -> dict[str, Any]:
             "conversions": {"$sum": "$conversions"},
             "revenue": {"$sum": "$revenue"},
             "duration_ms": {"$sum": "$duration_ms"},
+            "timed": {"$sum": "$timed"},
         }
     }
+
+
+def _is_date(field: str) -> dict[str, Any]:
+    return {"$eq": [{"$type": field}, "date"]}
 
 
 def dashboard_pipeline(
@@ -125,6 +130,10 @@ def dashboard_pipeline(
                 "conversions": {"$sum": {"$cond": [converted, 1, 0]}},
                 "revenue": {"$sum": {"$cond": [converted, "$conversion_value", 0]}},
                 "duration_ms": {"$sum": {"$subtract": ["$end_time", "$start_time"]}},
+                # The sessions with both times: the mean is over those (as SQL's avg skips nulls).
+                "timed": {
+                    "$sum": {"$cond": [{"$and": [_is_date("$end_time"), _is_date("$start_time")]}, 1, 0]}
+                },
             }
         }
     )
@@ -143,6 +152,7 @@ def dashboard_pipeline(
                             "conversions": {"$sum": "$conversions"},
                             "revenue": {"$sum": "$revenue"},
                             "duration_ms": {"$sum": "$duration_ms"},
+                            "timed": {"$sum": "$timed"},
                         }
                     },
                     _session_totals(None),
@@ -304,7 +314,9 @@ def device_metrics(row: Document) -> DeviceMetrics:
         sessions=sessions,
         conversions=int(row["conversions"]),
         revenue=cents(row["revenue"]),  # the total row too: rounded once, after summing
-        avg_session_duration=row["duration_ms"] / sessions / 1000.0 if sessions else None,
+        # Whole milliseconds summed, divided once (integers: a correctly rounded quotient, the float DuckDB's
+        # whole microseconds give too): 0.15 for 100 and 200 ms, not 0.15000000000000002.
+        avg_session_duration=int(row["duration_ms"]) / (int(row["timed"]) * 1000) if row["timed"] else None,
     )
 
 
