@@ -118,7 +118,13 @@ def session_deltas(batch: EventBatch, new_ids: Collection[str]) -> list[SessionD
         seen.add(event_id)
         sid, ts = visit["session_id"], visit["timestamp"]
         duration = visit.get("duration")
-        end = ts + timedelta(seconds=float(duration)) if duration else ts
+        if duration:
+            # Kept to the millisecond, as timestamps are (validation) and as MongoDB stores a date
+            # (truncated): a 0.5 ms view must not end its session at .000500 on DuckDB only.
+            end = ts + timedelta(seconds=float(duration))
+            end = end.replace(microsecond=end.microsecond // 1000 * 1000)
+        else:
+            end = ts
         delta = deltas.get(sid)
         if delta is None:
             seed: Document = seeds.get(sid) or visit

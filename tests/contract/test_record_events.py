@@ -88,6 +88,19 @@ async def test_a_new_session_is_the_fold_of_its_events(store: DocumentStore) -> 
     }
 
 
+async def test_a_session_ends_to_the_millisecond(store: DocumentStore) -> None:
+    # A view of 1.2345 s at 10:00:00 ends at 10:00:01.234 (truncated, as MongoDB stores a date): the
+    # session's end is the same on every adapter, and never finer than the timestamps it comes from.
+    batch = EventBatch(
+        visits=[visit("v1", 500, "rt-1", "home", "2026-03-01 10:00:00", 1.2345)],
+        sessions=[dict(SEED)],
+        users=[dict(NEW_USER)],
+    )
+    await store.record_events(batch)
+    [session] = await store.sessions_by_ids(["rt-1"])
+    assert session["end_time"] == at("2026-03-01 10:00:00") + timedelta(milliseconds=1_234)
+
+
 async def test_replaying_a_batch_changes_nothing(store: DocumentStore) -> None:
     await store.record_events(live_batch())
     before = (await store.sessions_by_ids(["rt-1"]), await store.count("page_visits"))
