@@ -3,6 +3,9 @@ one needs admin, and what a viewer can reach is reviewed here whenever it change
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, parse
 
 from gateway.roles import TABLE, Role, requires
@@ -98,3 +101,22 @@ def test_markers_combine_with_other_metadata():
         "funnelgate.role": Role.ANALYST,
     }
     assert requires(Role.ADMIN, masked=True)["funnelgate.masked"] is True
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_role_table_names_every_root_field_in_its_row():
+    """README's "Access" table says which role may read which root field: a field added or re-marked
+    without the table following is a promise the docs no longer keep (pageTypes was left out once)."""
+    rows = dict(re.findall(r"^\| `(viewer|analyst|admin)` \| (.*) \|$", README.read_text(), flags=re.M))
+    assert set(rows) == {"viewer", "analyst", "admin"}, "the README's role table moved or changed shape"
+    roots = {name for root in ROOTS for name in root.fields}
+    named = {role: set(re.findall(r"`(\w+)`", text)) & roots for role, text in rows.items()}
+    marked: dict[str, set[str]] = {role.label: set() for role in Role}
+    for root in ROOTS:
+        for name in root.fields:
+            role = RULES[(root.name, name)].role
+            assert role is not None
+            marked[role.label].add(name)
+    assert named == marked
