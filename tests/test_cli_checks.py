@@ -242,3 +242,50 @@ def test_reading_commands_refuse_a_data_dir_that_does_not_exist(tmp_path, capsys
         "ingest into it first (funnelgate ingest), or name the one you ingested into\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+_DIRECTORY = "(name a directory; '.' is the current one)"
+_FILE = "(name a file)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "hint"),
+    [
+        (["generate", "--users", "5", "--out", ""], "--out", _DIRECTORY),
+        (["ingest", "--csv-dir", ""], "--csv-dir", _DIRECTORY),
+        (["ingest", "--csv-dir", "{clean}", "--data-dir", ""], "--data-dir", _DIRECTORY),
+        (["replay", "--csv-dir", "", "--url", "http://127.0.0.1:1", "--limit", "1"], "--csv-dir", _DIRECTORY),
+        (["fingerprint", ""], "CSV_DIR", _DIRECTORY),
+        (["embed", "--data-dir", ""], "--data-dir", _DIRECTORY),
+        (["query", "{ health { status } }", "--data-dir", ""], "--data-dir", _DIRECTORY),
+        (
+            ["query", "{ health { status } }", "--url", "http://127.0.0.1:1", "--credential-file", ""],
+            "--credential-file",
+            _FILE,
+        ),
+        (["mint-token", "--sub", "a", "--role", "viewer", "--private-key", ""], "--private-key", _FILE),
+        (["persist", ""], "FILES", _FILE),
+        (
+            ["persist", "--persisted-queries-file", "", "{clean}/user_table.csv"],
+            "--persisted-queries-file",
+            _FILE,
+        ),
+    ],
+)
+def test_an_empty_path_is_a_usage_error_not_the_current_directory(
+    tmp_path, capsys, monkeypatch, argv, flag, hint
+):
+    # Path("") is ".": generate --out '' wrote its CSVs into the current directory, ingest --csv-dir ''
+    # read it (here: a valid Kaggle export), --data-dir '' made a store, Milvus Lite and redis in it.
+    for table in CLEAN.iterdir():
+        (tmp_path / table.name).write_bytes(table.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main([arg.replace("{clean}", str(CLEAN)) for arg in argv]) == 2
+    captured = capsys.readouterr()
+    assert (
+        _one_line(captured.err)
+        == f"funnelgate: configuration error: {flag}: cannot use '': an empty path {hint}\n"
+    )
+    assert captured.out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

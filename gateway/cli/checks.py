@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gateway.cli.parser import EmptyPath
 from gateway.errors import ConfigError, IngestError
 
 
 def check_arguments(args: argparse.Namespace) -> None:
+    _no_empty_path(args)
     check = _CHECKS.get(args.command)
     if check is not None:
         check(args)
@@ -65,8 +67,18 @@ def _replay(args: argparse.Namespace) -> None:
     _csv_dir("--csv-dir", args.csv_dir)
 
 
+def _no_empty_path(args: argparse.Namespace) -> None:
+    """Every path argument given as ``''`` (the parser's :class:`EmptyPath`) is refused, where ``Path("")``
+    would quietly be ``"."``: ``generate --out ''`` wrote into, ``ingest --csv-dir ''`` read, and
+    ``--data-dir ''`` made a store in, the current directory."""
+    for value in vars(args).values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, EmptyPath):
+                hint = "; '.' is the current one" if item.names == "a directory" else ""
+                raise ConfigError(item.flag, f"cannot use '': an empty path (name {item.names}{hint})")
+
+
 def _backup(args: argparse.Namespace) -> None:
-    args.out = _path_given(args.out, "--out")
     _directory_to_write("--out", args.out)
     if args.out.is_dir() and any(args.out.iterdir()):
         raise ConfigError(
@@ -77,7 +89,6 @@ def _backup(args: argparse.Namespace) -> None:
 def _restore(args: argparse.Namespace) -> None:
     from gateway.jobs.snapshot import MANIFEST
 
-    args.source = _path_given(args.source, "--from")
     if not args.source.is_dir():
         raise ConfigError("--from", f"cannot use {str(args.source)!r}: {_not_a_directory(args.source)}")
     if not (args.source / MANIFEST).is_file():  # what the manifest holds is the restore's to judge
@@ -104,14 +115,6 @@ def _csv_dir(flag: str, path: Path) -> list[Path]:
     for table in (user_table, *page_tables):
         _readable(flag, table)
     return page_tables
-
-
-def _path_given(raw: str, flag: str) -> Path:
-    """A path flag's string as the command's Path (the caller stores it back into ``args``): an empty
-    one is refused, where ``Path("")`` would quietly be ``"."``, the current directory."""
-    if raw == "":
-        raise ConfigError(flag, "cannot use '': an empty path (name a directory; '.' is the current one)")
-    return Path(raw)
 
 
 def _readable(flag: str, path: Path) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.roles import NAMES as ROLE_NAMES
@@ -13,11 +14,46 @@ LISTEN_FLAGS = ("host", "port")  # only `serve` listens
 PERSIST_FLAGS = ("persisted_queries_file",)  # persist opens no backend: only the manifest's place
 
 
+@dataclass(frozen=True)
+class EmptyPath:
+    """What a path argument given as ``''`` parses to, for :mod:`gateway.cli.checks` to refuse with one line
+    naming ``flag``: ``Path("")`` is ``"."``, so the command would quietly read or write the current
+    directory."""
+
+    flag: str
+    names: str  # what to give instead: "a directory" or "a file"
+
+
+def _path(flag: str, names: str = "a directory") -> Callable[[str], Path | EmptyPath]:
+    def parse(raw: str) -> Path | EmptyPath:
+        return EmptyPath(flag, names) if raw == "" else Path(raw)
+
+    return parse
+
+
+def _setting_path(flag: str, names: str) -> Callable[[str], str | EmptyPath]:
+    # A setting stays a string (load_settings parses it as it parses FUNNEL_*), but not an empty one.
+    def parse(raw: str) -> str | EmptyPath:
+        return EmptyPath(flag, names) if raw == "" else raw
+
+    return parse
+
+
+_SETTING_PATHS = {"data_dir": "a directory", "persisted_queries_file": "a file"}
+
+
 def _flags(title: str, names: Sequence[str]) -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group(title)
     for name in names:
-        group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, metavar=name.upper())
+        flag = f"--{name.replace('_', '-')}"
+        kind = _SETTING_PATHS.get(name)
+        if kind is None:
+            group.add_argument(flag, dest=name, default=None, metavar=name.upper())
+        else:
+            group.add_argument(
+                flag, dest=name, default=None, metavar=name.upper(), type=_setting_path(flag, kind)
+            )
     return parent
 
 
@@ -44,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", parents=[common], help="load Kaggle-style funnel CSVs into the store")
     p.add_argument(
-        "--csv-dir", type=Path, required=True, help="directory with user_table.csv and *_table.csv"
+        "--csv-dir",
+        type=_path("--csv-dir"),
+        required=True,
+        help="directory with user_table.csv and *_table.csv",
     )
     p.add_argument("--steps", help="funnel order, comma separated (default: by decreasing reach)")
     p.add_argument("--seed", type=int, default=0, help="seed of the session/visit/interaction synthesis")
@@ -57,15 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="how many users to generate (default 20000, at most 10,000,000)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the generator: the same seed, the same files")
-    p.add_argument("--out", type=Path, required=True, help="the directory to write the CSV files into")
+    p.add_argument(
+        "--out", type=_path("--out"), required=True, help="the directory to write the CSV files into"
+    )
 
     p = sub.add_parser(
         "backup", parents=[common], help="write a consistent snapshot: documents, vectors, embedding model"
     )
-    # Strings, made Paths by checks.py: Path("") is ".", and an empty --out must not back up into the cwd.
-    p.add_argument("--out", required=True, help="a new (or empty) directory")
+    p.add_argument("--out", type=_path("--out"), required=True, help="a new (or empty) directory")
     p = sub.add_parser("restore", parents=[common], help="load a backup into the configured backends")
-    p.add_argument("--from", dest="source", required=True, help="a directory `backup` wrote")
+    p.add_argument(
+        "--from", dest="source", type=_path("--from"), required=True, help="a directory `backup` wrote"
+    )
 
     sub.add_parser("embed", parents=[common], help="(re)build behaviour embeddings in Milvus")
 
@@ -73,7 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
         "replay", help="post a Kaggle-style dataset to a running gateway as live events (POST /events)"
     )
     p.add_argument(
-        "--csv-dir", type=Path, required=True, help="directory with user_table.csv and *_table.csv"
+        "--csv-dir",
+        type=_path("--csv-dir"),
+        required=True,
+        help="directory with user_table.csv and *_table.csv",
     )
     p.add_argument(
         "--rate",
@@ -85,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--url", default=None, help="the gateway's base URL (default: http://FUNNEL_HOST:FUNNEL_PORT)"
     )
     p.add_argument(
-        "--credential-file", type=Path, default=None, help="a file holding an admin API key or JWT to send"
+        "--credential-file",
+        type=_path("--credential-file", "a file"),
+        default=None,
+        help="a file holding an admin API key or JWT to send",
     )
     p.add_argument(
         "--batch",
@@ -121,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--credential-file",
-        type=Path,
+        type=_path("--credential-file", "a file"),
         default=None,
         help="with --url: a file holding the API key or JWT to send (Authorization: Bearer)",
     )
@@ -140,7 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sub", required=True, help="the subject (who the token is for)")
     p.add_argument("--role", required=True, choices=ROLE_NAMES)
     p.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
-    p.add_argument("--private-key", type=Path, default=None, help="an RSA private key (PEM) for RS256")
+    p.add_argument(
+        "--private-key",
+        type=_path("--private-key", "a file"),
+        default=None,
+        help="an RSA private key (PEM) for RS256",
+    )
     p.add_argument("--kid", default=None, help="the key id to put in the header (JWKS)")
 
     manifest = _flags(
@@ -154,14 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="register operations (allow-list / persisted queries) from .graphql files or Apollo manifests",
     )
     p.add_argument(
-        "files", nargs="+", type=Path, help="a .graphql document (its exact text) or a manifest .json"
+        "files",
+        nargs="+",
+        type=_path("FILES", "a file"),
+        help="a .graphql document (its exact text) or a manifest .json",
     )
 
     p = sub.add_parser(
         "fingerprint",
         help="print a CSV directory's absolute path, a digest of its CSV files and the document format",
     )
-    p.add_argument("csv_dir", type=Path)
+    p.add_argument("csv_dir", type=_path("CSV_DIR"))
     return parser
 
 
