@@ -114,6 +114,7 @@ def read_dataset(csv_dir: Path) -> CsvDataset:
         raise IngestError(f"{user_path.name} has a header but no data rows")
 
     page_columns = [_page_of_table(table) for table in page_tables]  # fatal errors before any row
+    _check_user_columns(user_table)
 
     users, has_date_column = _read_users(user_table, report)
     known = {u.user_id for u in users}
@@ -157,6 +158,32 @@ def _value(raw: str) -> str | None:
 
 
 # -- users ------------------------------------------------------------------------------------------
+
+
+def _check_user_columns(table: Table) -> None:
+    """Every value of the user table has a column to be kept under: two columns of one name (after
+    normalising: ``Note`` and ``note``) would keep only one's values, and a value under a column with no
+    name would be dropped, each without a word. Which was meant is a guess, so the ingest stops. An
+    unnamed column with no value in it (a trailing comma on every line) loses nothing and is ignored."""
+    seen: dict[str, int] = {}
+    for number, column in enumerate(table.columns, start=1):
+        if column and column in seen:
+            raise IngestError(
+                f"{table.name} has two columns named {column!r} (columns {seen[column]} and {number}): "
+                "rename one of them, or only one's values would be kept"
+            )
+        seen.setdefault(column, number)
+    unnamed = [i for i, column in enumerate(table.columns) if not column]
+    if not unnamed:
+        return
+    for line, fields in table.rows:
+        for i in unnamed:
+            if i < len(fields) and fields[i].strip():
+                raise IngestError(
+                    f"{table.name}:{line}: a value ({shown_repr(fields[i].strip())}) under column {i + 1}, "
+                    "which has no name in the header: name the column (its values are kept in the "
+                    "user's attributes) or remove it"
+                )
 
 
 def _read_users(table: Table, report: IngestReport) -> tuple[list[UserRow], bool]:

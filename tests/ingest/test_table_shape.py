@@ -182,3 +182,58 @@ def test_an_unclosed_quote_in_the_header_stops_the_ingest(tmp_path: Path) -> Non
         "user_table.csv:1: unreadable header: unclosed quote: opened at line 1 and not closed on it "
         "(a quoted field may not span lines)"
     )
+
+
+# -- every value of the user table has a column to be kept under ---------------------------------------
+
+HOME_1_2 = "user_id,home_page\n1,home_page\n2,home_page\n"
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        # Only the second note ("b", "d") was kept in attributes; "a" and "c" were lost without a word.
+        (
+            "user_id,date,device,sex,note,note",
+            "user_table.csv has two columns named 'note' (columns 5 and 6): rename one of them, "
+            "or only one's values would be kept",
+        ),
+        # Headers are compared as ingest reads them: "Device" is device, and only the first was read.
+        (
+            "user_id,date,device,sex,Device",
+            "user_table.csv has two columns named 'device' (columns 3 and 5): rename one of them, "
+            "or only one's values would be kept",
+        ),
+        # An unnamed column's values were dropped.
+        (
+            "user_id,date,device,sex,",
+            "user_table.csv:2: a value ('a') under column 5, which has no name in the header: name the "
+            "column (its values are kept in the user's attributes) or remove it",
+        ),
+    ],
+)
+async def test_a_user_table_value_without_a_column_of_its_own_stops_the_ingest(
+    store: DocumentStore, tmp_path: Path, header: str, message: str
+) -> None:
+    extra = header.count(",") - 3
+    cells = [("a", "b"), ("c", "d")]
+    users = f"{header}\n" + "".join(
+        f"{n},2015-01-0{n},Desktop,Male,{','.join(cells[n - 1][:extra])}\n" for n in (1, 2)
+    )
+    csv = _write(tmp_path / "csv", {"user_table.csv": users, "home_page_table.csv": HOME_1_2})
+    with pytest.raises(IngestError) as raised:
+        await ingest_directory(store, csv)
+    assert str(raised.value) == message
+    assert await store.count("users") == 0
+
+
+def test_an_unnamed_column_without_values_loses_nothing_and_is_ignored(tmp_path: Path) -> None:
+    # A trailing comma on every line: an exporter's habit, not data.
+    users = "user_id,date,device,sex,\n1,2015-01-01,Desktop,Male,\n2,2015-01-02,Mobile,Female,\n"
+    dataset = read_dataset(
+        _write(tmp_path / "csv", {"user_table.csv": users, "home_page_table.csv": HOME_1_2})
+    )
+    assert [(u.user_id, u.device, u.attributes) for u in dataset.users] == [
+        (1, "desktop", {}),
+        (2, "mobile", {}),
+    ]
