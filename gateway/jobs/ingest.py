@@ -102,8 +102,10 @@ async def ingest_directory(
     dataset = await asyncio.to_thread(read_dataset, Path(csv_dir))
     report = dataset.report
     if not dataset.users:
-        raise IngestError(
-            f"no valid rows in {USER_TABLE} ({report.files[0].rejected} rejected): nothing to ingest"
+        rejections = report.files[0].rejections
+        first = min(rejections, key=lambda r: r.line)  # one at least: the table has rows (read_dataset)
+        raise IngestError(  # the report is never printed: its first reason says what to fix
+            f"no valid rows in {USER_TABLE} ({len(rejections)} rejected): nothing to ingest; the first: {first}"
         )
     funnel = resolve_steps(steps, dataset)
     report.steps = list(funnel)

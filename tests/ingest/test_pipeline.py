@@ -186,6 +186,22 @@ async def test_all_user_rows_invalid_is_fatal(store: DocumentStore, tmp_path: Pa
     assert await store.count(USERS) == 0
 
 
+async def test_all_user_rows_invalid_names_the_first_reason(store: DocumentStore, tmp_path: Path) -> None:
+    # The report, which lists every rejected row, is never printed when nothing is ingested: the error
+    # alone said "2 rejected" and left the user guessing why.
+    (tmp_path / "user_table.csv").write_text(
+        "user_id,date,device,sex\n7,9999-01-01,Desktop,Male\n-3,2015-01-01,Desktop,Male\n"
+    )
+    (tmp_path / "home_page_table.csv").write_text("user_id,home_page\n7,home_page\n")
+    with pytest.raises(IngestError) as raised:
+        await ingest_directory(store, tmp_path)
+    assert str(raised.value) == (
+        "no valid rows in user_table.csv (2 rejected): nothing to ingest; the first: "
+        "user_table.csv:2: date outside 1970-01-01..2999-12-31: '9999-01-01'"
+    )
+    assert await store.count(USERS) == 0
+
+
 # -- steps --------------------------------------------------------------------------------------------
 
 
