@@ -65,6 +65,9 @@ READ_EXISTING_DATA = ("query", "embed", "backup")
 # Commands that check their input before they make the data directory (restore: the backup's manifest and
 # files), so that one refused leaves no new, empty data directory behind.
 CHECK_BEFORE_DATA_DIR = ("restore",)
+# Commands that read settings but nothing of the data directory: they make none (mint-token made an empty
+# ./data in whatever directory it was run from, even when it refused to sign).
+NO_DATA_DIR = ("mint-token",)
 
 
 def _existing_data_dir(settings: Settings) -> None:
@@ -103,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             name: getattr(args, name, None) for name in (*BACKEND_FLAGS, *LISTEN_FLAGS, *PERSIST_FLAGS)
         }
         reads_only = args.command in READ_EXISTING_DATA
-        make_dir = not reads_only and args.command not in CHECK_BEFORE_DATA_DIR
+        make_dir = not reads_only and args.command not in (*CHECK_BEFORE_DATA_DIR, *NO_DATA_DIR)
         settings = load_settings(overrides=overrides, make_dir=make_dir)
         if reads_only:
             _existing_data_dir(settings)

@@ -92,3 +92,19 @@ def test_an_rsa_private_key_signs_a_token_the_public_key_accepts(
     )
     principal = Authenticator(settings).authenticate(token)
     assert (principal.subject, principal.role) == ("jwt:svc", Role.ANALYST)
+
+
+@pytest.mark.parametrize("secret", ["a-secret-of-at-least-thirty-two-bytes!!", None])
+def test_mint_token_makes_no_data_directory(tmp_path, capsys, monkeypatch, secret):
+    # It signs with FUNNEL_JWT_SECRET and reads nothing of the data directory, yet it made an empty
+    # ./data (or FUNNEL_DATA_DIR) wherever it was run, even when it refused to sign.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FUNNEL_DATA_DIR", raising=False)
+    if secret is None:
+        monkeypatch.delenv("FUNNEL_JWT_SECRET", raising=False)
+    else:
+        monkeypatch.setenv("FUNNEL_JWT_SECRET", secret)
+    code = main(["mint-token", "--sub", "alice", "--role", "viewer"])
+    captured = capsys.readouterr()
+    assert (code, captured.out.count(".")) == ((0, 2) if secret else (2, 0))  # a JWT: three dotted parts
+    assert list(tmp_path.iterdir()) == []
