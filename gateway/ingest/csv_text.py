@@ -6,6 +6,7 @@ What the columns mean is :mod:`gateway.ingest.csv_files`'s business.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import sys
@@ -51,15 +52,40 @@ def read_table(path: Path, report: IngestReport) -> Table:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        # Spreadsheet exports on Windows are often cp1252; latin-1 decodes any byte, so nothing is lost.
-        text = raw.decode("latin-1")
-        report.notes.append(f"{path.name} is not UTF-8; read as Latin-1")
+        text = _decode_by_line(path, raw, report)
     if not text.strip():
         raise IngestError(f"{path.name} is empty: expected a header line with a user_id column")
     if _mostly_control_characters(text):
         raise IngestError(f"{path.name} is binary data, not CSV text (mostly control characters)")
     with _no_field_limit(len(text)):
         return _read_rows(path, text, report)
+
+
+def _decode_by_line(path: Path, raw: bytes, report: IngestReport) -> str:
+    """A file that is not all UTF-8, one line at a time: a line that is UTF-8 is read as such, any other
+    as Latin-1 (spreadsheet exports on Windows are often cp1252; Latin-1 decodes any byte, so nothing is
+    lost). Reading the whole file as Latin-1 for one stray byte turned every accented letter of its
+    UTF-8 lines into two (``Zürich`` -> ``ZÃ¼rich``). No UTF-8 sequence holds a newline byte, so the
+    lines split alike in bytes and in text."""
+    lines = raw.removeprefix(codecs.BOM_UTF8).split(b"\n")
+    latin: list[int] = []  # line numbers, from 1
+    utf8_text = False  # a line with non-ASCII text read as UTF-8
+    decoded = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            decoded.append(line.decode("utf-8"))
+            utf8_text = utf8_text or not line.isascii()
+        except UnicodeDecodeError:
+            decoded.append(line.decode("latin-1"))
+            latin.append(number)
+    if utf8_text:
+        report.notes.append(
+            f"{path.name} is not all UTF-8: {len(latin):,} line(s) read as Latin-1 (the first: line "
+            f"{latin[0]}), the others as UTF-8"
+        )
+    else:
+        report.notes.append(f"{path.name} is not UTF-8; read as Latin-1")
+    return "\n".join(decoded)
 
 
 def _read_rows(path: Path, text: str, report: IngestReport) -> Table:

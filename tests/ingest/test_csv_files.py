@@ -232,6 +232,25 @@ def test_latin1_file_is_read_and_noted(tmp_path: Path) -> None:
     assert dataset.report.notes[-1] == "user_table.csv is not UTF-8; read as Latin-1"
 
 
+def test_a_utf8_file_with_a_stray_latin1_line_keeps_its_utf8_lines(tmp_path: Path) -> None:
+    # One Latin-1 byte (an ü written by another tool) on line 3 made the whole file Latin-1: line 2's
+    # UTF-8 "Zürich" was stored as "ZÃ¼rich", a valid row's value changed. A BOM is UTF-8's too.
+    (tmp_path / "user_table.csv").write_bytes(
+        "\ufeffuser_id,date,device,sex,city\r\n1,2015-01-01,Desktop,Male,Zürich\r\n".encode()
+        + b"2,2015-01-02,Mobile,Female,M\xfcnchen\r\n3,2015-01-03,Mobile,Male,K\xc3\xb8benhavn\r\n"
+    )
+    (tmp_path / "home_page_table.csv").write_text("user_id,home_page\n1,home_page\n")
+    dataset = read_dataset(tmp_path)
+    assert [u.attributes for u in dataset.users] == [
+        {"city": "Zürich"},
+        {"city": "München"},
+        {"city": "København"},
+    ]
+    assert dataset.report.notes[-1] == (
+        "user_table.csv is not all UTF-8: 1 line(s) read as Latin-1 (the first: line 3), the others as UTF-8"
+    )
+
+
 def test_unreadable_file_is_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "user_table.csv").write_text("user_id,date,device,sex\n1,2015-01-01,Desktop,Male\n")
     (tmp_path / "home_page_table.csv").write_text("user_id,home_page\n1,home_page\n")
