@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.errors import StoreQueryFailed
 from gateway.models import EventBatch
 from gateway.stores.duckdb import capture, pending_sessions
 from gateway.stores.duckdb.connection import DuckDBConnection
@@ -236,8 +237,9 @@ async def test_a_failed_fold_keeps_the_deltas_for_the_next_one(
     seed = {"session_id": "s1", "user_id": 1, "device": "mobile"}
     await store.record_events(EventBatch(visits=[_visit("a", 1, "s1", "home", 0, 5.0)], sessions=[seed]))
     monkeypatch.setattr(pending_sessions, "_STORED_ENDS", "SELECT no_such_column FROM user_sessions")
-    with pytest.raises(Exception, match="no_such_column"):
+    with pytest.raises(StoreQueryFailed, match="refused fold sessions") as refused:
         await store.sessions_by_ids(["s1"])
+    assert "no_such_column" in str(refused.value.__cause__)
     assert store.pending.rows == 1
     monkeypatch.setattr(pending_sessions, "FOLD_AGE_S", 0.0)
     await capture.LiveCapture._fold_quietly(store)  # the background fold logs and goes on
