@@ -129,8 +129,7 @@ class FunnelStepResult:
       (1 - conversion_rate, rounded once; 1.0 when the previous step has none), 0.0 for step 1.
     * ``conversion_from_start``: users / step 1's users (0.0 when step 1 has none).
     * ``avg_time_spent``: over users who reached this step, the mean of each user's total ``duration`` on
-      this step's page (all the user's filtered visits to it), in seconds, rounded to 1 µs; None without
-      users.
+      this step's page (all the user's filtered visits to it), in seconds; None without users.
     * ``median_time_to_convert``: median over users who reached this step of (t_k - anchor) in seconds,
       the mean of the two middle values for an even count, to 0.1 µs (exact: times are whole µs, so
       34.633 where the float sum gives 34.632999999999996); None without users.

@@ -126,9 +126,7 @@ def step_results(steps: Sequence[str], stats: Sequence[StepStats]) -> tuple[list
                 # 0.49765, not 1 - 0.50235 = 0.49765000000000004.
                 drop_off_rate=((prev - users) / prev if prev else 1.0) if k else 0.0,
                 conversion_from_start=users / first if first else 0.0,
-                # To 1 µs: each engine sums in its own order, so the last bits differ between them (0.1,
-                # 0.2 and 0.3 s average to 0.20000000000000004 or 0.19999999999999998); rounded, 0.2.
-                avg_time_spent=round(float(avg), 6) if users and avg is not None else None,
+                avg_time_spent=float(avg) if users and avg is not None else None,
                 median_time_to_convert=exact_seconds(median) if users and median is not None else None,
             )
         )
