@@ -119,10 +119,10 @@ def session_deltas(batch: EventBatch, new_ids: Collection[str]) -> list[SessionD
         sid, ts = visit["session_id"], visit["timestamp"]
         duration = visit.get("duration")
         if duration:
-            # Kept to the millisecond, as timestamps are (validation) and as MongoDB stores a date
-            # (truncated): a 0.5 ms view must not end its session at .000500 on DuckDB only.
-            end = ts + timedelta(seconds=float(duration))
-            end = end.replace(microsecond=end.microsecond // 1000 * 1000)
+            # Whole milliseconds of it, as timestamps are kept (validation) and as MongoDB stores a
+            # date: a 1.2345 s view must not end its session at .234500 on DuckDB and .234 on MongoDB.
+            spent = timedelta(seconds=float(duration))
+            end = ts + (spent - timedelta(microseconds=spent.microseconds % 1000))
         else:
             end = ts
         delta = deltas.get(sid)
