@@ -60,6 +60,8 @@ def _is_int(value: object) -> bool:
 
 # -- values of every query --------------------------------------------------------------------------
 def check_range(start: date | None, end: date | None) -> None:
+    if not isinstance(start, date | None) or not isinstance(end, date | None):
+        raise BadInput(f"start and end must be dates or null, got {shown(start)} and {shown(end)}")
     if start is not None and end is not None and start > end:
         raise BadInput(f"inverted date range: start {start.isoformat()} is after end {end.isoformat()}")
 
@@ -114,10 +116,13 @@ def check_steps(steps: Sequence[object], minimum: int) -> None:
         raise BadInput(f"duplicate funnel steps: {_step_names(repeated)}")
 
 
+MAX_WINDOW_S = 2**31 - 1  # GraphQL's Int; ~68 years, and every engine's time arithmetic holds it
+
+
 def check_window(window: object) -> None:
-    """A conversion window is a whole number of seconds >= 1, or None for no window."""
-    if window is not None and (not _is_int(window) or window < 1):  # type: ignore[operator]
-        raise BadInput(f"conversionWindowSeconds must be an integer >= 1, got {shown(window)}")
+    """A conversion window is a whole number of seconds in 1..MAX_WINDOW_S, or None for no window."""
+    if window is not None and (not _is_int(window) or not 1 <= window <= MAX_WINDOW_S):  # type: ignore[operator]
+        raise BadInput(f"conversionWindowSeconds must be an integer 1..{MAX_WINDOW_S}, got {shown(window)}")
 
 
 def _check_funnel_options(order: object, window: object, start: date | None, end: date | None) -> None:

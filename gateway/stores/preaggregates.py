@@ -53,6 +53,7 @@ def answerable_day(query: FunnelQuery) -> date | None:
         query.order is StepOrder.ORDERED
         and query.window_seconds is None
         and f.sex is None
+        and f.device != ALL_DEVICES  # the rows' name for everyone, not a device anyone has
         and query.breakdown in (None, Breakdown.DEVICE)
         and f.start is not None
         and f.start == f.end

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -165,6 +165,38 @@ async def test_funnel_negative_window_is_bad_input(shared_loaded_store: Document
         await shared_loaded_store.funnel(FunnelQuery(STEPS, window_seconds=-1))
 
 
+async def test_funnel_window_past_graphqls_int_is_bad_input(shared_loaded_store: DocumentStore) -> None:
+    # 10**13 s overflowed the funnel index's arithmetic (OverflowError) where SQL answered.
+    store = shared_loaded_store
+    assert (await store.funnel(FunnelQuery(STEPS, window_seconds=2**31 - 1))).steps[0].users == 8
+    for window in (2**31, 10**13):
+        with pytest.raises(BadInput, match=r"1\.\.2147483647"):
+            await store.funnel(FunnelQuery(STEPS, window_seconds=window))
+
+
+async def test_funnel_date_that_is_not_a_date_is_bad_input(shared_loaded_store: DocumentStore) -> None:
+    with pytest.raises(BadInput, match="must be dates"):
+        await shared_loaded_store.funnel(FunnelQuery(STEPS, UserFilter(start="2015-01-01")))  # type: ignore[arg-type]
+    with pytest.raises(BadInput, match="must be dates"):
+        await shared_loaded_store.dashboard(None, "2015-01-31")  # type: ignore[arg-type]
+
+
+async def test_a_device_named_all_is_nobodys_even_on_a_day_with_rows(store: DocumentStore) -> None:
+    # "all" is the stored day rows' name for everyone; as a filter it is a device nobody has.
+    day_ = date(2015, 3, 2)
+    await store.insert_many(
+        USERS, [{"user_id": 1, "device": "desktop", "sex": None, "date": day_, "attributes": {}}]
+    )
+    await store.insert_many(PAGE_VISITS, [{"event_id": "a1", "user_id": 1, "session_id": "s1", "page_type": STEPS[0],
+                                           "timestamp": datetime(2015, 3, 2, 9), "duration": 1.0, "device": "desktop"}])  # fmt: skip
+    await store.set_default_funnel(list(STEPS))  # DuckDB keeps day rows of the default funnel
+    for _ in range(2):  # the first ask computes the day's rows, the second reads them
+        on_day = UserFilter(start=day_, end=day_)
+        assert (await store.funnel(FunnelQuery(STEPS, on_day))).steps[0].users == 1
+        named_all = UserFilter(start=day_, end=day_, device="all")
+        assert (await store.funnel(FunnelQuery(STEPS, named_all))).steps[0].users == 0
+
+
 async def test_funnel_inverted_range_is_bad_input(shared_loaded_store: DocumentStore) -> None:
     with pytest.raises(BadInput):
         await shared_loaded_store.funnel(
@@ -195,23 +227,3 @@ async def test_median_is_the_decimal_it_is(store: DocumentStore) -> None:
     assert repr(result.steps[1].median_time_to_convert) == "34.633"
     trend = await store.funnel_trend(FunnelQuery(STEPS[:2]), Interval.DAY)
     assert [p.steps[1].median_time_to_convert for p in trend] == [34.633]
-
-
-async def test_mean_time_on_page_is_the_same_float_in_every_engine(store: DocumentStore) -> None:
-    # 0.1, 0.2 and 0.3 s on home average to 0.20000000000000004 summed left to right and to
-    # 0.19999999999999998 by fsum: engines sum in their own orders. Rounded to 1 µs, all say 0.2.
-    start = datetime(2015, 3, 2, 12, 0, 0)
-    users = [
-        {"user_id": u, "device": None, "sex": None, "date": start.date(), "attributes": {}} for u in (1, 2, 3)
-    ]
-    visits = [
-        {"event_id": f"t{u}", "user_id": u, "session_id": f"s{u}", "page_type": STEPS[0],
-         "timestamp": start + timedelta(seconds=u), "duration": seconds, "device": None}
-        for u, seconds in ((1, 0.1), (2, 0.2), (3, 0.3))
-    ]  # fmt: skip
-    await store.insert_many(USERS, users)
-    await store.insert_many(PAGE_VISITS, visits)
-    result = await store.funnel(FunnelQuery(STEPS[:2]))
-    assert [s.users for s in result.steps] == [3, 0]
-    assert repr(result.steps[0].avg_time_spent) == "0.2"
-    assert result.steps[1].avg_time_spent is None
