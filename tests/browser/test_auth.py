@@ -5,6 +5,7 @@ authentication): the key is asked once, kept for the tab, and sent on HTTP and i
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from gateway.services import Services
 from gateway.web.app import create_app
 from tests.browser.conftest import open_tab
 from tests.browser.test_dashboard import funnel_users
+from tests.browser.test_graphiql import RESULT, SET_QUERY
 from tests.security import conftest as edge_fixtures
 
 VIEWER_KEY: str = edge_fixtures.KEYS[Role.VIEWER]
@@ -99,6 +101,36 @@ async def test_graphiql_uses_the_key_the_dashboard_kept(browser: Any, keyed_gate
         result = "() => document.querySelector('.result-window .CodeMirror').CodeMirror.getValue()"
         await page.wait_for_function(f"() => ({result})().includes('overallConversionRate')", timeout=20_000)
         assert '"errors"' not in await page.evaluate(result)
+        assert await dialog.count() == 0
+        assert only_refusals(tab.errors), tab.errors
+        assert await tab.violations() == [] and tab.blocked == []
+
+
+async def test_a_graphiql_subscription_sends_the_key_in_connection_init(
+    browser: Any, keyed_gateway: TestServer
+) -> None:
+    """The key typed in GraphiQL's own dialog reaches the WebSocket: before, GraphiQL's createFetcher
+    spread the connection-params function into `{}`, so every subscription was refused (4403) and
+    retried without end while the result pane stayed empty."""
+    async with open_tab(browser, f"http://127.0.0.1:{keyed_gateway.port}") as tab:
+        page = tab.page
+        sent: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framesent", lambda f: sent.append(str(f))))
+        await page.goto(f"{tab.base}/graphql")
+        dialog = page.locator("dialog.key-dialog")
+        await dialog.wait_for(state="visible", timeout=20_000)  # GraphiQL's schema request got a 401
+        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
+        await dialog.locator("button[type=submit]").click()
+        await page.wait_for_selector(".graphiql-execute-button", timeout=20_000)
+
+        await page.evaluate(
+            SET_QUERY, "subscription Live { health(intervalSeconds: 0.2, count: 3) { status } }"
+        )
+        await page.wait_for_timeout(600)  # GraphiQL derives the operation name from the editor, debounced
+        await page.click(".graphiql-execute-button")
+        await page.wait_for_function(f"() => ({RESULT})().includes('\"status\"')", timeout=20_000)
+        inits = [json.loads(f) for f in sent if '"connection_init"' in f]
+        assert inits and inits[0]["payload"] == {"Authorization": f"Bearer {VIEWER_KEY}"}
         assert await dialog.count() == 0
         assert only_refusals(tab.errors), tab.errors
         assert await tab.violations() == [] and tab.blocked == []

@@ -8,12 +8,21 @@ const httpUrl = new URL(config.endpoint, window.location.href);
 const wsUrl = new URL(httpUrl.href);
 wsUrl.protocol = httpUrl.protocol === 'https:' ? 'wss:' : 'ws:';
 
+// The connection_init payload. createFetcher copies this object (`{...wsConnectionParams}`) when a
+// subscription starts, on a new socket each time, so the getter reads the key typed by then. A function
+// here would be copied as nothing: every connection_init empty, and with keys on every subscription
+// refused (4403) and retried without end.
+const wsConnectionParams = {
+  get Authorization() {
+    return authHeaders().Authorization;
+  },
+};
+
 const fetcher = window.GraphiQL.createFetcher({
   url: httpUrl.href,
   subscriptionUrl: wsUrl.href,
   fetch: authFetch,
-  // A function: graphql-ws calls it at every (re)connection, so a key typed meanwhile is used.
-  wsConnectionParams: () => authHeaders(),
+  wsConnectionParams,
 });
 
 const home = window.React.createElement(
