@@ -134,3 +134,64 @@ async def test_a_graphiql_subscription_sends_the_key_in_connection_init(
         assert await dialog.count() == 0
         assert only_refusals(tab.errors), tab.errors
         assert await tab.violations() == [] and tab.blocked == []
+
+
+async def test_a_key_with_a_non_ascii_character_is_refused_in_the_dialog(
+    browser: Any, keyed_gateway: TestServer
+) -> None:
+    """fetch() throws on a header holding "é": the page used to keep such a key, say "gateway
+    unreachable" on every panel and stay broken after the right key was typed in the next dialog."""
+    async with open_tab(browser, f"http://127.0.0.1:{keyed_gateway.port}") as tab:
+        page = tab.page
+        await page.goto(f"{tab.base}/")
+        dialog = page.locator("dialog.key-dialog")
+        await dialog.wait_for(state="visible", timeout=20_000)
+        await dialog.locator("input[name=key]").fill(f"{VIEWER_KEY}é")
+        await dialog.locator("button[type=submit]").click()
+        reason = dialog.locator(".key-dialog-reason")
+        await page.wait_for_function(
+            "() => document.querySelector('dialog.key-dialog .key-dialog-reason').textContent.includes('ASCII')",
+            timeout=20_000,
+        )
+        assert "“é”" in await reason.text_content()
+        assert await dialog.evaluate("d => d.open")  # still asking, nothing stored
+        assert await page.evaluate("() => sessionStorage.getItem('funnelgate.apiKey')") is None
+
+        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
+        await dialog.locator("button[type=submit]").click()
+        await page.wait_for_function(READY, timeout=20_000)
+        assert await funnel_users(tab) == FIXTURE_FUNNEL
+        assert await page.text_content("#health") == "all backends up"
+        await page.wait_for_function(LIVE, timeout=20_000)
+        assert await dialog.count() == 0
+        assert only_refusals(tab.errors), tab.errors
+        assert await tab.violations() == [] and tab.blocked == []
+
+
+async def test_a_cancelled_key_dialog_is_not_asked_again_on_the_page(
+    browser: Any, keyed_gateway: TestServer
+) -> None:
+    """Cancel used to bring the dialog straight back, once for the panels and once more for the live
+    socket: three cancels to see the page. Now each panel says a key is needed, and a reload asks."""
+    async with open_tab(browser, f"http://127.0.0.1:{keyed_gateway.port}") as tab:
+        page = tab.page
+        await page.goto(f"{tab.base}/")
+        dialog = page.locator("dialog.key-dialog")
+        await dialog.wait_for(state="visible", timeout=20_000)
+        await dialog.locator("button", has_text="Cancel").click()
+        await page.wait_for_function(READY, timeout=20_000)
+        await page.wait_for_function(
+            "() => document.querySelector('#live-status').dataset.state === 'unauthorized'", timeout=20_000
+        )
+        assert await dialog.count() == 0
+        assert "needs an API key" in await page.text_content("#funnel-state")
+        assert await page.text_content("#kpi-users") == "\u2013"  # the dash of a tile with no figure
+
+        await page.reload()  # a reload is how to enter a key after cancelling
+        await dialog.wait_for(state="visible", timeout=20_000)
+        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
+        await dialog.locator("button[type=submit]").click()
+        await page.wait_for_function(READY, timeout=20_000)
+        assert await funnel_users(tab) == FIXTURE_FUNNEL
+        assert only_refusals(tab.errors), tab.errors
+        assert await tab.violations() == [] and tab.blocked == []

@@ -5,9 +5,17 @@
 
 const STORAGE_KEY = 'funnelgate.apiKey';
 
+// A credential is ASCII text (README, "Access"); fetch() cannot even put another character in a header
+// (it throws, which read as "the gateway cannot be reached"). The first character that is not, or null.
+function notAscii(key) {
+  const found = /[^\x20-\x7e]/u.exec(key);
+  return found ? found[0] : null;
+}
+
 export function apiKey() {
   try {
-    return window.sessionStorage.getItem(STORAGE_KEY) || '';
+    const key = window.sessionStorage.getItem(STORAGE_KEY) || '';
+    return notAscii(key) ? '' : key;
   } catch {
     return '';
   }
@@ -31,11 +39,14 @@ export function authHeaders() {
 }
 
 let pending = null;
+// Cancelled once: not asked again on this page (each panel's 401 says to reload to enter a key).
+let declined = false;
 
 // Ask for a key in a modal dialog; resolves to the key, or '' when the person cancels. One dialog at a
 // time: concurrent callers share it.
 export function askKey(reason) {
   if (pending) return pending;
+  if (declined) return Promise.resolve('');
   pending = new Promise((resolve) => {
     const dialog = document.createElement('dialog');
     dialog.className = 'key-dialog';
@@ -50,6 +61,8 @@ export function askKey(reason) {
       'This gateway asks for a key. It is kept for this browser tab only and sent with each request.';
     const why = document.createElement('p');
     why.className = 'key-dialog-reason';
+    why.id = 'key-dialog-reason';
+    why.setAttribute('role', 'alert');
     why.textContent = reason || '';
     const label = document.createElement('label');
     label.textContent = 'API key or token';
@@ -59,6 +72,7 @@ export function askKey(reason) {
     input.autocomplete = 'off';
     input.required = true;
     input.spellcheck = false;
+    input.setAttribute('aria-describedby', 'key-dialog-reason');
     label.append(input);
     const buttons = document.createElement('div');
     buttons.className = 'key-dialog-buttons';
@@ -79,11 +93,19 @@ export function askKey(reason) {
       dialog.remove();
       pending = null;
       if (key) storeKey(key);
+      else declined = true;
       resolve(key);
     };
     form.addEventListener('submit', (event) => {
       event.preventDefault();
-      finish(input.value.trim());
+      const key = input.value.trim();
+      const bad = notAscii(key);
+      if (bad) {
+        why.textContent = `No key holds “${bad}”: an API key or token is ASCII text. Check for a character typed with an accent or pasted from elsewhere.`;
+        input.focus();
+        return;
+      }
+      finish(key);
     });
     cancel.addEventListener('click', () => finish(''));
     dialog.addEventListener('cancel', (event) => {
