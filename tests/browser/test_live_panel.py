@@ -175,3 +175,31 @@ async def test_with_redis_down_the_live_panel_says_paused_then_resumes_with_reve
     )
     assert await page.text_content("#live-at") != ""
     assert tab.errors == []  # an unavailable Redis is a state the page shows, not a script error
+
+
+async def test_the_revenue_tile_shows_its_whole_figure_at_phone_and_laptop_widths(tab: Tab) -> None:
+    """The widest amount shown to the cent, $999,999.99, read "$999,99…" at 390 px and at 1024 px
+    (the tile's figure had one size, 1.6rem, whatever the tile's width). The fixture's sessions bring
+    50.00 + 30.00; one conversion of 999,919.99 makes 999,999.99."""
+    await post_events(
+        tab.base,
+        [
+            {
+                "type": "conversion",
+                "eventId": "widest-cent-amount",
+                "userId": 1,
+                "pageType": "payment_confirmation_page",
+                "value": "999919.99",
+            }
+        ],
+    )
+    page = tab.page
+    for width in (390, 1024, 1360):
+        await page.set_viewport_size({"width": width, "height": 900})
+        await open_dashboard(tab)
+        tile = page.locator("#kpi-revenue")
+        assert await tile.text_content() == "$999,999.99"
+        shown, needed = await tile.evaluate("e => [e.clientWidth, e.scrollWidth]")
+        assert needed <= shown, f"{width} px: the figure needs {needed} px, its tile shows {shown}"
+    await tab.screenshot("dashboard-kpis-1360.png")
+    await assert_clean(tab)
