@@ -56,6 +56,11 @@ async def test_live_only_dashboard_says_no_page_views_then_shows_the_derived_fun
             timeout=20_000,
         )
     assert "No data yet" not in (await page.text_content("#funnel-panel") or "")
+    # No data is no failure: said as the trend says it (the funnel's was red, as an error), and no
+    # "Pick at least two steps" under a picker that has no page to pick.
+    for state in ("#funnel-state", "#trend-state"):
+        assert await page.get_attribute(state, "class") == "state empty"
+    assert await page.text_content("#steps-hint") == ""
 
     await post_events(
         tab.base,

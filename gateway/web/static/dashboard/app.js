@@ -39,6 +39,7 @@ const state = {
   steps: null, // null: the dataset's default funnel
   defaultSteps: [],
   pageTypes: [],
+  pageTypesError: '', // said under the picker (the steps can still be removed and reordered)
   interval: 'WEEK',
 };
 
@@ -91,7 +92,7 @@ async function loadFunnel() {
     $('funnel-overall').textContent = '–';
     const noData = noPageViews(error);
     const message = noData ? NO_PAGE_VIEWS : `The funnel could not be loaded: ${describe(error)}`;
-    showState($('funnel-state'), message, 'error', noData ? null : loadFunnel);
+    showState($('funnel-state'), message, noData ? 'empty' : 'error', noData ? null : loadFunnel);
   } finally {
     if (current()) busy(panel, false);
   }
@@ -133,6 +134,35 @@ function setSteps(steps) {
   state.steps = same ? null : steps;
   renderStepPicker();
   if (shownSteps().length >= 2) refreshFunnels();
+  else clearFunnels();
+}
+
+// Fewer than two steps is no funnel: the panels say so rather than keep the last funnel's numbers
+// beside a picker (and filters) they no longer match. Answers still on their way are dropped.
+const TOO_FEW_STEPS = 'Pick at least two steps to see a funnel.';
+
+function clearFunnels() {
+  funnelTurn();
+  trendTurn();
+  busy($('funnel-panel'), false);
+  busy($('trend-panel'), false);
+  clearChart($('funnel-chart'));
+  $('funnel-table').tBodies[0].replaceChildren();
+  $('funnel-overall').textContent = '–';
+  showState($('funnel-state'), TOO_FEW_STEPS, 'empty');
+  clearChart($('trend-chart'));
+  showState($('trend-state'), TOO_FEW_STEPS, 'empty');
+}
+
+// One line under the picker for what keeps the funnels from being drawn: a range that ends before it
+// starts, or too few steps (with no page type at all, the funnel panel already says there is no data).
+function renderHint() {
+  const { start, end } = state.filters;
+  const hint = $('steps-hint');
+  if (start && end && start > end) hint.textContent = 'The range ends before it starts.';
+  else if (state.pageTypesError) hint.textContent = state.pageTypesError;
+  else if (shownSteps().length < 2 && state.pageTypes.length) hint.textContent = 'Pick at least two steps.';
+  else hint.textContent = '';
 }
 
 function renderStepPicker() {
@@ -164,7 +194,7 @@ function renderStepPicker() {
   );
   add.disabled = remaining.length === 0;
   $('step-reset').disabled = state.steps === null;
-  $('steps-hint').textContent = steps.length < 2 ? 'Pick at least two steps.' : '';
+  renderHint();
 }
 
 async function loadPageTypes() {
@@ -172,7 +202,7 @@ async function loadPageTypes() {
     const { data } = await query(PAGE_TYPES);
     state.pageTypes = data.pageTypes;
   } catch (error) {
-    $('steps-hint').textContent = `Page types unavailable: ${describe(error)}`;
+    state.pageTypesError = `Page types unavailable: ${describe(error)}`;
   }
   renderStepPicker();
 }
@@ -251,9 +281,8 @@ function readFilters() {
   const form = $('filters');
   for (const key of Object.keys(state.filters)) state.filters[key] = form.elements[key].value;
   const { start, end } = state.filters;
-  const inverted = start && end && start > end;
-  $('steps-hint').textContent = inverted ? 'The range ends before it starts.' : '';
-  return !inverted;
+  renderHint();
+  return !(start && end && start > end);
 }
 
 let filterTimer = null;
