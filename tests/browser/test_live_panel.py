@@ -16,7 +16,7 @@ import pytest
 from gateway.errors import StoreUnavailable
 from gateway.services import Services
 from tests.browser.conftest import Tab
-from tests.browser.test_dashboard import assert_clean, funnel_users, open_dashboard
+from tests.browser.test_dashboard import FUNNEL_USERS, assert_clean, funnel_users, open_dashboard
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -203,3 +203,68 @@ async def test_the_revenue_tile_shows_its_whole_figure_at_phone_and_laptop_width
         assert needed <= shown, f"{width} px: the figure needs {needed} px, its tile shows {shown}"
     await tab.screenshot("dashboard-kpis-1360.png")
     await assert_clean(tab)
+
+
+async def test_when_the_gateway_goes_and_comes_back_the_page_says_so_and_reloads_what_failed(
+    tab: Tab,
+) -> None:
+    """The gateway stopped, as seen from the page: its HTTP requests refused, its live socket closed and
+    every new one closed at once. The header said "all backends up" for up to 30 s more, and a panel
+    that failed meanwhile kept its error after the gateway was back, until "Try again" was clicked."""
+    page = tab.page
+    gone = {"down": False}
+    sockets: list[Any] = []
+
+    async def socket(ws: Any) -> None:
+        if gone["down"]:
+            await ws.close()
+        else:
+            sockets.append(ws)
+            ws.connect_to_server()
+
+    async def http(route: Any) -> None:
+        if gone["down"]:
+            await route.abort("connectionrefused")
+        else:
+            await route.fallback()
+
+    await page.route_web_socket("**/graphql", socket)
+    await page.route("**/graphql", http)
+    await open_dashboard(tab)
+    await page.wait_for_function(
+        "() => document.querySelector('#live-status').dataset.state === 'live'", timeout=20_000
+    )
+    assert await page.text_content("#health") == "all backends up"
+
+    gone["down"] = True
+    for ws in sockets:
+        await ws.close()
+    await page.wait_for_function(
+        "() => document.querySelector('#health').textContent === 'gateway unreachable'", timeout=20_000
+    )
+    await page.select_option("#filters select[name=device]", "MOBILE")
+    await page.wait_for_function(
+        "() => document.querySelector('#funnel-state').classList.contains('error')", timeout=20_000
+    )
+    assert "cannot be reached" in (await page.text_content("#funnel-state") or "")
+    assert await funnel_users(tab) == []
+
+    gone["down"] = False  # back: the socket's next attempt connects, and the page catches up by itself
+    mobile = [
+        ["home_page", "2"],
+        ["search_page", "2"],
+        ["payment_page", "1"],
+        ["payment_confirmation_page", "1"],
+    ]
+    await page.wait_for_function(
+        f"expected => JSON.stringify(({FUNNEL_USERS})()) === JSON.stringify(expected)",
+        arg=mobile,
+        timeout=30_000,
+    )
+    await page.wait_for_function(
+        "() => document.querySelector('#health').textContent === 'all backends up'", timeout=20_000
+    )
+    assert await page.text_content("#kpi-sessions") == "3"  # users 2 and 4: s2, s4a, s4b
+    assert (await page.text_content("#funnel-state") or "").strip() == ""
+    # What the browser logs: the refused requests and sockets, nothing of the page's own.
+    assert all("ERR_CONNECTION_REFUSED" in e or "WebSocket" in e for e in tab.errors), tab.errors

@@ -316,6 +316,26 @@ async function loadHealth() {
   }
 }
 
+// ---- the gateway going away and coming back --------------------------------------------------------
+// The live socket is the page's one continuous link: when it drops, the health pill is checked at once
+// (it said "all backends up" for up to 30 s with the gateway gone), and when it is back, the pill and
+// every panel that failed meanwhile load again by themselves (they kept their error and a "Try again").
+
+let socketLost = false;
+
+function connectionChanged(status) {
+  if (status === 'reconnecting') {
+    if (!socketLost) loadHealth();
+    socketLost = true;
+  } else if (status === 'live' && socketLost) {
+    socketLost = false;
+    loadHealth();
+    if ($('kpis').classList.contains('failed')) loadTotals();
+    if ($('funnel-state').classList.contains('error')) loadFunnel();
+    if ($('trend-state').classList.contains('error')) loadTrend();
+  }
+}
+
 // ---- wiring ----------------------------------------------------------------------------------------
 
 function wire() {
@@ -351,7 +371,7 @@ async function main() {
   // The first query settles the API key (if the gateway wants one) before the others run.
   await loadHealth();
   await Promise.all([loadPageTypes(), loadFunnel(), loadTrend(), loadTotals()]);
-  startLive();
+  startLive(connectionChanged);
   setInterval(loadHealth, 30000);
   document.body.dataset.ready = 'true';
 }

@@ -89,8 +89,13 @@ function renderLive(metrics) {
   $('live-at').textContent = `Updated ${new Date(metrics.at).toLocaleTimeString()}`;
 }
 
-export function startLive() {
-  const client = new LiveClient(liveStatus);
+// onConnection(status) hears the socket's own states (connecting, live, reconnecting, unauthorized,
+// idle), not the per-payload ones: the page uses them to notice the gateway going and coming back.
+export function startLive(onConnection = () => {}) {
+  const client = new LiveClient((status, detail) => {
+    liveStatus(status, detail);
+    onConnection(status);
+  });
   client.subscribe(LIVE, {}, {
     next(payload) {
       if (payload.errors?.length) {
