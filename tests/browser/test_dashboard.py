@@ -13,6 +13,8 @@ Without search_page (home -> payment -> confirmation): 5, 4 (1 2 3 4), 2.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from gateway.services import Services
@@ -297,4 +299,23 @@ async def test_with_one_step_left_the_panels_say_so_whatever_the_filters(tab: Ta
         [["home_page", "2"], ["search_page", "2"], ["payment_page", "1"], ["payment_confirmation_page", "1"]],
     )
     assert await page.text_content("#steps-hint") == ""
+    await assert_clean(tab)
+
+
+async def test_a_user_id_past_graphql_int_is_stopped_in_the_form(tab: Tab) -> None:
+    """User ids are 1..2,147,483,647 (GraphQL Int). A larger one went to the gateway and came back as
+    "Variable '$id' has invalid value: Int cannot represent non 32-bit signed integer value"."""
+    await open_dashboard(tab)
+    page = tab.page
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.post_data or "") if r.url.endswith("/graphql") else None)
+    await page.fill("#user-id", "2147483648")
+    await page.click("#user-form button[type=submit]")
+    assert await page.eval_on_selector("#user-id", "e => e.validity.rangeOverflow")
+    await page.fill("#user-id", "4")  # a real lookup after it: by then the larger id would have gone out
+    await page.click("#user-form button[type=submit]")
+    await page.wait_for_selector("#user-result:not([hidden])")
+    lookups = [json.loads(body)["variables"] for body in sent if "DashboardUser" in body]
+    assert lookups == [{"id": 4}]
+    assert "Int cannot represent" not in (await page.text_content("#user-panel") or "")
     await assert_clean(tab)

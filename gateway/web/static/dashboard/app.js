@@ -360,7 +360,7 @@ function wire() {
   $('user-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const id = Number($('user-id').value);
-    if (Number.isInteger(id) && id > 0) lookUp(id);
+    if (Number.isInteger(id) && id > 0 && id <= 2147483647) lookUp(id); // GraphQL Int: 32 bits
   });
 }
 
