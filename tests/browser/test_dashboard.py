@@ -319,3 +319,24 @@ async def test_a_user_id_past_graphql_int_is_stopped_in_the_form(tab: Tab) -> No
     assert lookups == [{"id": 4}]
     assert "Int cannot represent" not in (await page.text_content("#user-panel") or "")
     await assert_clean(tab)
+
+
+async def test_the_period_picker_is_one_tab_stop_moved_with_the_arrow_keys(tab: Tab) -> None:
+    """Weekly/Monthly is announced as a radio group, which a keyboard user moves with the arrow keys;
+    they did nothing, and each button was its own tab stop."""
+    await open_dashboard(tab)
+    page = tab.page
+    await page.focus("#trend-panel [data-interval=WEEK]")
+    await page.keyboard.press("ArrowRight")
+    assert await page.evaluate("() => document.activeElement.dataset.interval") == "MONTH"
+    assert await page.get_attribute("[data-interval=MONTH]", "aria-checked") == "true"
+    assert await page.get_attribute("[data-interval=WEEK]", "aria-checked") == "false"
+    # The trend is drawn again, by month.
+    await page.wait_for_function(
+        "() => document.querySelector('#trend-chart svg')?.getAttribute('aria-label')?.startsWith('Conversion by month')",
+        timeout=20_000,
+    )
+    await page.keyboard.press("Shift+Tab")  # out of the group and back in: lands on the checked one
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("() => document.activeElement.dataset.interval") == "MONTH"
+    await assert_clean(tab)

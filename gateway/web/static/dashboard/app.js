@@ -348,15 +348,29 @@ function wire() {
     if (name) setSteps([...shownSteps(), name]);
   });
   $('step-reset').addEventListener('click', () => setSteps([...state.defaultSteps]));
-  for (const button of document.querySelectorAll('#trend-panel [data-interval]')) {
-    button.addEventListener('click', () => {
-      state.interval = button.dataset.interval;
-      for (const b of document.querySelectorAll('#trend-panel [data-interval]')) {
-        b.setAttribute('aria-checked', String(b === button));
-      }
-      loadTrend();
+  // The period picker is a radio group (WAI-ARIA): one tab stop, the checked button; the arrow keys
+  // move the choice, as they do between the radio buttons of a form.
+  const periods = [...document.querySelectorAll('#trend-panel [data-interval]')];
+  const choose = (button) => {
+    state.interval = button.dataset.interval;
+    for (const b of periods) {
+      b.setAttribute('aria-checked', String(b === button));
+      b.tabIndex = b === button ? 0 : -1;
+    }
+    loadTrend();
+  };
+  periods.forEach((button, i) => {
+    button.tabIndex = button.getAttribute('aria-checked') === 'true' ? 0 : -1;
+    button.addEventListener('click', () => choose(button));
+    button.addEventListener('keydown', (event) => {
+      const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[event.key];
+      if (!step) return;
+      event.preventDefault();
+      const next = periods[(i + step + periods.length) % periods.length];
+      next.focus();
+      choose(next);
     });
-  }
+  });
   $('user-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const id = Number($('user-id').value);
