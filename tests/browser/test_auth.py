@@ -185,6 +185,8 @@ async def test_a_cancelled_key_dialog_is_not_asked_again_on_the_page(
         )
         assert await dialog.count() == 0
         assert "needs an API key" in await page.text_content("#funnel-state")
+        # No "Try again": it would ask nobody and fail the same way (a reload is the way to a key).
+        assert await page.locator("#funnel-state button, #trend-state button").count() == 0
         assert await page.text_content("#kpi-users") == "\u2013"  # the dash of a tile with no figure
 
         await page.reload()  # a reload is how to enter a key after cancelling

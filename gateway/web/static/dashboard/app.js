@@ -75,6 +75,9 @@ const funnelTurn = latest();
 // means no page view at all: users and sessions (the totals) may still exist, from other events.
 const NO_PAGE_VIEWS = 'No page views yet: ingest a dataset (make demo-data) or post page_view events to /events.';
 const noPageViews = (error) => /no default funnel/i.test(error.message);
+// A 401 once the key dialog was cancelled: trying again asks nobody and fails the same way, so no
+// "Try again" button; the message says to reload the page to enter a key.
+const needsKey = (error) => error.status === 401;
 
 async function loadFunnel() {
   const current = funnelTurn();
@@ -92,7 +95,7 @@ async function loadFunnel() {
     $('funnel-overall').textContent = '–';
     const noData = noPageViews(error);
     const message = noData ? NO_PAGE_VIEWS : `The funnel could not be loaded: ${describe(error)}`;
-    showState($('funnel-state'), message, noData ? 'empty' : 'error', noData ? null : loadFunnel);
+    showState($('funnel-state'), message, noData ? 'empty' : 'error', noData || needsKey(error) ? null : loadFunnel);
   } finally {
     if (current()) busy(panel, false);
   }
@@ -231,7 +234,7 @@ async function loadTrend() {
     if (!current()) return;
     clearChart($('trend-chart'));
     if (noPageViews(error)) showState($('trend-state'), NO_PAGE_VIEWS, 'empty');
-    else showState($('trend-state'), `The trend could not be loaded: ${describe(error)}`, 'error', loadTrend);
+    else showState($('trend-state'), `The trend could not be loaded: ${describe(error)}`, 'error', needsKey(error) ? null : loadTrend);
   } finally {
     if (current()) busy(panel, false);
   }
