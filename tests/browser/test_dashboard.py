@@ -340,3 +340,31 @@ async def test_the_period_picker_is_one_tab_stop_moved_with_the_arrow_keys(tab: 
     await page.keyboard.press("Tab")
     assert await page.evaluate("() => document.activeElement.dataset.interval") == "MONTH"
     await assert_clean(tab)
+
+
+async def test_a_range_that_ends_before_it_starts_empties_the_panels_until_it_is_fixed(tab: Tab) -> None:
+    """With "To" set before "From", the hint said so but the funnel, the trend and the tiles kept the
+    numbers of the range before: figures for filters no longer on screen."""
+    await open_dashboard(tab)
+    page = tab.page
+    await page.fill("#filters input[name=start]", "2015-03-10")
+    await page.dispatch_event("#filters input[name=start]", "change")
+    await page.fill("#filters input[name=end]", "2015-03-01")
+    await page.dispatch_event("#filters input[name=end]", "change")
+    await page.wait_for_function(
+        "() => document.querySelector('#funnel-state').textContent.includes('ends before it starts')",
+        timeout=20_000,
+    )
+    assert await funnel_users(tab) == []
+    assert "ends before it starts" in (await page.text_content("#trend-state") or "")
+    assert await page.text_content("#kpi-users") == "\u2013"  # the dash of a tile with no figure
+    assert await page.text_content("#steps-hint") == "The range ends before it starts."
+    await page.click("#filters button[type=reset]")  # the whole history again
+
+    await wait_for_funnel(
+        tab,
+        [["home_page", "5"], ["search_page", "4"], ["payment_page", "3"], ["payment_confirmation_page", "2"]],
+    )
+    await page.wait_for_function("() => document.querySelector('#kpi-sessions').textContent === '6'")
+    assert await page.text_content("#steps-hint") == ""
+    await assert_clean(tab)

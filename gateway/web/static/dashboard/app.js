@@ -136,15 +136,23 @@ function setSteps(steps) {
   const same = steps.length === state.defaultSteps.length && steps.every((s, i) => s === state.defaultSteps[i]);
   state.steps = same ? null : steps;
   renderStepPicker();
-  if (shownSteps().length >= 2) refreshFunnels();
-  else clearFunnels();
+  if (rangeInverted()) clearFunnels(INVERTED_RANGE);
+  else if (shownSteps().length >= 2) refreshFunnels();
+  else clearFunnels(TOO_FEW_STEPS);
 }
 
-// Fewer than two steps is no funnel: the panels say so rather than keep the last funnel's numbers
-// beside a picker (and filters) they no longer match. Answers still on their way are dropped.
-const TOO_FEW_STEPS = 'Pick at least two steps to see a funnel.';
+function rangeInverted() {
+  const { start, end } = state.filters;
+  return Boolean(start && end && start > end);
+}
 
-function clearFunnels() {
+// Fewer than two steps, or a date range that ends before it starts, is no funnel: the panels say so
+// rather than keep the last funnel's numbers beside a picker or filters they no longer match. Answers
+// still on their way are dropped.
+const TOO_FEW_STEPS = 'Pick at least two steps to see a funnel.';
+const INVERTED_RANGE = 'The date range ends before it starts: nothing to show.';
+
+function clearFunnels(message) {
   funnelTurn();
   trendTurn();
   busy($('funnel-panel'), false);
@@ -152,17 +160,16 @@ function clearFunnels() {
   clearChart($('funnel-chart'));
   $('funnel-table').tBodies[0].replaceChildren();
   $('funnel-overall').textContent = '–';
-  showState($('funnel-state'), TOO_FEW_STEPS, 'empty');
+  showState($('funnel-state'), message, 'empty');
   clearChart($('trend-chart'));
-  showState($('trend-state'), TOO_FEW_STEPS, 'empty');
+  showState($('trend-state'), message, 'empty');
 }
 
 // One line under the picker for what keeps the funnels from being drawn: a range that ends before it
 // starts, or too few steps (with no page type at all, the funnel panel already says there is no data).
 function renderHint() {
-  const { start, end } = state.filters;
   const hint = $('steps-hint');
-  if (start && end && start > end) hint.textContent = 'The range ends before it starts.';
+  if (rangeInverted()) hint.textContent = 'The range ends before it starts.';
   else if (state.pageTypesError) hint.textContent = state.pageTypesError;
   else if (shownSteps().length < 2 && state.pageTypes.length) hint.textContent = 'Pick at least two steps.';
   else hint.textContent = '';
@@ -264,13 +271,20 @@ async function loadTotals() {
     panel.removeAttribute('title');
   } catch (error) {
     if (!current()) return;
-    for (const id of ['kpi-users', 'kpi-sessions', 'kpi-conversions', 'kpi-rate', 'kpi-revenue']) $(id).textContent = '–';
-    $('kpi-revenue').removeAttribute('title');
-    panel.classList.add('failed');
-    panel.title = `Totals unavailable: ${describe(error)}`;
+    clearTotals(`Totals unavailable: ${describe(error)}`);
   } finally {
     if (current()) busy(panel, false);
   }
+}
+
+function clearTotals(why) {
+  totalsTurn();
+  const panel = $('kpis');
+  busy(panel, false);
+  for (const id of ['kpi-users', 'kpi-sessions', 'kpi-conversions', 'kpi-rate', 'kpi-revenue']) $(id).textContent = '–';
+  $('kpi-revenue').removeAttribute('title');
+  panel.classList.add('failed');
+  panel.title = why;
 }
 
 function refreshFunnels() {
@@ -283,18 +297,22 @@ function refreshFunnels() {
 function readFilters() {
   const form = $('filters');
   for (const key of Object.keys(state.filters)) state.filters[key] = form.elements[key].value;
-  const { start, end } = state.filters;
   renderHint();
-  return !(start && end && start > end);
+  return !rangeInverted();
 }
 
 let filterTimer = null;
 function filtersChanged() {
   clearTimeout(filterTimer);
   filterTimer = setTimeout(() => {
-    if (!readFilters()) return;
+    if (!readFilters()) {
+      clearTotals(INVERTED_RANGE);
+      clearFunnels(INVERTED_RANGE);
+      return;
+    }
     loadTotals();
     if (shownSteps().length >= 2 || state.steps === null) refreshFunnels();
+    else clearFunnels(TOO_FEW_STEPS);
   }, 120);
 }
 
@@ -333,7 +351,7 @@ function connectionChanged(status) {
   } else if (status === 'live' && socketLost) {
     socketLost = false;
     loadHealth();
-    if ($('kpis').classList.contains('failed')) loadTotals();
+    if ($('kpis').classList.contains('failed') && !rangeInverted()) loadTotals();
     if ($('funnel-state').classList.contains('error')) loadFunnel();
     if ($('trend-state').classList.contains('error')) loadTrend();
   }
