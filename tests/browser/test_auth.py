@@ -197,3 +197,37 @@ async def test_a_cancelled_key_dialog_is_not_asked_again_on_the_page(
         assert await funnel_users(tab) == FIXTURE_FUNNEL
         assert only_refusals(tab.errors), tab.errors
         assert await tab.violations() == [] and tab.blocked == []
+
+
+async def test_a_key_refused_on_the_live_socket_is_asked_again_saying_why(
+    browser: Any, keyed_gateway: TestServer
+) -> None:
+    """The gateway closes the socket of a key it no longer knows (revoked, or a restart with other
+    keys) with 4403 and a bare "Forbidden", which the dialog printed as its whole explanation."""
+    async with open_tab(browser, f"http://127.0.0.1:{keyed_gateway.port}") as tab:
+        page = tab.page
+        sockets: list[Any] = []
+
+        async def socket(ws: Any) -> None:
+            sockets.append(ws)
+            ws.connect_to_server()
+
+        await page.route_web_socket("**/graphql", socket)
+        await page.goto(f"{tab.base}/")
+        dialog = page.locator("dialog.key-dialog")
+        await dialog.wait_for(state="visible", timeout=20_000)
+        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
+        await dialog.locator("button[type=submit]").click()
+        await page.wait_for_function(READY, timeout=20_000)
+        await page.wait_for_function(LIVE, timeout=20_000)
+
+        await sockets[-1].close(code=4403, reason="Forbidden")  # as the gateway refuses an unknown key
+        await dialog.wait_for(state="visible", timeout=20_000)
+        reason = await dialog.locator(".key-dialog-reason").text_content()
+        assert reason is not None and "no longer accepts this tab's key" in reason
+        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
+        await dialog.locator("button[type=submit]").click()
+        await page.wait_for_function(LIVE, timeout=20_000)
+        assert await dialog.count() == 0
+        assert only_refusals(tab.errors), tab.errors
+        assert await tab.violations() == [] and tab.blocked == []

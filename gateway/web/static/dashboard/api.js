@@ -58,6 +58,16 @@ export function errorsAt(errors, ...path) {
 const CLOSE_FORBIDDEN = 4403;
 const CLOSE_UNAUTHORIZED = 4401;
 
+// Why the live socket was refused, for the key dialog. A key the gateway does not know (revoked, or
+// the gateway restarted with other keys) is closed with a bare "Forbidden", which told nobody that it
+// was this tab's key that stopped working; an expired token's reason says so itself and is kept.
+function refusal(reason, hadKey) {
+  if (reason && reason !== 'Forbidden') return reason;
+  return hadKey
+    ? "The gateway no longer accepts this tab's key (the live connection was refused): enter another."
+    : 'The live connection needs an API key.';
+}
+
 export class LiveClient {
   constructor(onStatus = () => {}) {
     this.onStatus = onStatus;
@@ -138,9 +148,10 @@ export class LiveClient {
       return;
     }
     if (event.code === CLOSE_FORBIDDEN || event.code === CLOSE_UNAUTHORIZED) {
+      const reason = refusal(event.reason, Boolean(authHeaders().Authorization));
       forgetKey();
-      this.status('unauthorized', event.reason || 'the gateway refused the key');
-      const key = await askKey(event.reason || 'The live connection needs an API key.');
+      this.status('unauthorized', reason);
+      const key = await askKey(reason);
       if (!key) {
         this.status('unauthorized', 'no API key: live metrics are off');
         return;
