@@ -55,3 +55,24 @@ async def test_a_stopped_redis_costs_nothing_while_the_circuit_is_open(services,
     finally:
         await cache.close()
         await server.stop()
+
+
+async def test_the_message_counts_the_outage_not_the_last_probe(monkeypatch):
+    # A probe every cooldown reopens the circuit; the message read "circuit open for 0.0s" all outage long.
+    from gateway.stores.redis import breaker as breaker_module
+
+    clock = [100.0]
+    monkeypatch.setattr(breaker_module.time, "monotonic", lambda: clock[0])
+
+    async def still_down() -> None:
+        raise ConnectionError("refused")
+
+    breaker = breaker_module.CircuitBreaker(still_down, cooldown_s=1.0)
+    breaker.failed(TimeoutError("no answer"), timed_out=True)  # opens at 100
+    clock[0] = 101.5
+    assert not breaker.allow()  # past the cooldown: a probe starts
+    assert breaker._probing is not None
+    await breaker._probing  # it fails: open again, at 101.5
+    assert breaker.state == "open" and breaker.opened_at == 101.5
+    clock[0] = 103.4
+    assert breaker.describe() == "not answering for 3s (circuit open; retried every 1s)"

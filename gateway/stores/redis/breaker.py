@@ -41,7 +41,8 @@ class CircuitBreaker:
         self.name = name
         self.state = CLOSED
         self.failures = 0  # consecutive
-        self.opened_at = 0.0
+        self.opened_at = 0.0  # the last opening: a failed probe opens it again
+        self.down_since = 0.0  # the first opening of this outage: what a message reports
         self.short_circuited = 0  # calls refused while open (for tests and /healthz)
         self.trips = 0
         self.probes = 0
@@ -66,7 +67,7 @@ class CircuitBreaker:
 
     def _open(self, reason: str) -> None:
         self.state = OPEN
-        self.opened_at = time.monotonic()
+        self.opened_at = self.down_since = time.monotonic()
         self.trips += 1
         log.warning(
             "%s circuit open (%s): cache reads miss, writes are skipped until it answers", self.name, reason
@@ -86,7 +87,10 @@ class CircuitBreaker:
         log.warning("%s answers again: circuit closed", self.name)
 
     def describe(self) -> str:
-        return f"circuit {self.state} for {time.monotonic() - self.opened_at:.1f}s"
+        """Why calls are refused, for messages: how long Redis has been failing, not since the last
+        probe (a probe every ``cooldown_s`` reopens the circuit, which read "open for 0.0s")."""
+        down_s = time.monotonic() - self.down_since
+        return f"not answering for {down_s:.0f}s (circuit {self.state}; retried every {self.cooldown_s:g}s)"
 
     async def close(self) -> None:
         if self._probing is not None and not self._probing.done():
