@@ -94,7 +94,12 @@ async def funnel_updates(
     (an event that could change it but did not -- a step its user had already reached -- sends nothing);
     a recomputation that runs past the request timeout is sent as that error, and the next change
     retries. ``seen``: what the client sees of an answer (its selected fields); an answer it would see
-    as the last one it got is not sent."""
+    as the last one it got is not sent.
+
+    The pace holds for the computations too, not only for the messages: each one starts at least
+    ``interval_s`` after the previous one ended (or after the last message went out), sent or not. Paced
+    by the messages alone, a client whose answer did not move (it selected ``steps { name }``, or every
+    event was by users already counted) had the funnel recomputed for every event that arrived."""
     realtime = running(services.realtime)
     first = await _funnel(services, definition)  # checks the definition; errors end it here
     steps: Sequence[str] | None = definition.steps or tuple(s.name for s in first.steps)
@@ -105,10 +110,10 @@ async def funnel_updates(
     async with realtime.hub.subscribed(flag):
         yield first
         last: FunnelResult | None = first  # what the client holds; None after an error message
-        sent_at = loop.time()
+        paced_at = loop.time()  # the last computation ended, or the last message went out
         while True:
             await flag.wait()
-            await asyncio.sleep(max(0.0, sent_at + interval_s - loop.time()))  # coalesce meanwhile
+            await asyncio.sleep(max(0.0, paced_at + interval_s - loop.time()))  # coalesce meanwhile
             changed, status = flag.take()
             if status is not None and not status.up:
                 yield _unavailable(status)
@@ -120,13 +125,14 @@ async def funnel_updates(
                 except (StoreUnavailable, QueryTimeout) as exc:
                     yield exc
                     last = None
-                    sent_at = loop.time()
+                    paced_at = loop.time()
                     continue
+                paced_at = loop.time()  # sent or not, the next computation waits an interval
                 # An event of a step by a user already counted there changes nothing: say nothing.
                 if last is None or seen(result) != seen(last):
                     yield result
                     last = result
-                    sent_at = loop.time()
+                    paced_at = loop.time()
 
 
 async def realtime_metrics(
