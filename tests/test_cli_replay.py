@@ -339,3 +339,27 @@ def test_a_refusal_is_read_in_either_of_the_gateways_shapes(body):
         "HTTP 404 from http://h/x/events (--url takes the gateway's base URL, http(s)://host[:port]): "
         "/x/events: Not Found (NOT_FOUND)"
     )
+
+
+@pytest.mark.parametrize("content", [None, "", "Bearer \n"], ids=["missing", "empty", "bearer-only"])
+def test_an_unusable_credential_file_is_one_line_before_anything_is_read_or_sent(
+    stub_gateway, capsys, tmp_path, content
+):
+    posted: list[int] = []
+
+    def accept(batch):
+        posted.append(len(batch))
+        return 200, {"accepted": [e["eventId"] for e in batch], "duplicates": [], "rejected": []}
+
+    path = tmp_path / "admin.key"
+    if content is not None:
+        path.write_text(content)
+    reason = "No such file or directory" if content is None else None
+    argv = ["replay", "--csv-dir", str(CLEAN), "--url", stub_gateway(accept)]
+    argv += ["--credential-file", str(path), "--limit", "3"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # not the "replaying ..." line: nothing was read or sent
+    expected = f"cannot read {str(path)!r}: {reason}" if reason is not None else f"{str(path)!r} is empty"
+    assert captured.err == f"funnelgate: configuration error: --credential-file: {expected}\n"
+    assert posted == []

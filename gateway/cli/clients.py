@@ -64,6 +64,9 @@ async def replay(args: argparse.Namespace) -> int:
     url = args.url or "http://{}:{}".format(*gateway_address())
     endpoint = check_url(url, "/events")
     run = check_run(args.run) if args.run is not None else f"r{int(time.time())}"
+    # A credential file that cannot be used is a usage error like a bad --run: refused before the
+    # CSVs are read, the "replaying ..." line printed or anything sent.
+    credential = read_credential(args.credential_file)
     dataset = read_dataset(args.csv_dir)
     events = replay_stream(dataset, run, args.seed)
     # SIGTERM (kill, a supervisor stopping it) ends the run like Ctrl-C: with the summary so far.
@@ -83,7 +86,6 @@ async def replay(args: argparse.Namespace) -> int:
         if skipped:  # as ingest rejects them: a bad row is no event, and the user should know which
             print(f"skipped {skipped:,} bad CSV row(s), as ingest would reject them:", file=sys.stderr)
             print("\n".join(dataset.report.rejection_lines(SKIPPED_LISTED)), file=sys.stderr)
-        credential = read_credential(args.credential_file)
         await post_events(
             events, url, args.rate, args.batch, args.limit, credential=credential, report=report
         )
