@@ -14,8 +14,12 @@ One commit (:meth:`Realtime._commit`), for a group of valid events from any numb
 
 Redis is not needed to capture: if step 3 fails (or Redis failed less than a second ago) the events
 are still stored and acknowledged; the process remembers that some tokens may not have been replaced
-and replaces ``ver:epoch`` -- every versioned entry -- as soon as Redis answers again (the next commit
-or the hub's reconnection), so nothing cached before the outage is served after it.
+and replaces ``ver:epoch`` -- every versioned entry -- as soon as Redis answers again (the next commit,
+the hub's reconnection, or the cache's breaker closing), so nothing cached before the outage is served
+after it. Until then the cache's breaker is held open, so this process reads no cached entry at all: the
+debt is paid by the breaker's probe before it lets reads through (``stores/redis/breaker.py``). Without
+that, a gateway with no subscriber and no further event served its answers from before the outage for
+as long as they lived (a Redis that paused, or a network blip, keeps them).
 """
 
 from __future__ import annotations
@@ -98,6 +102,10 @@ class Realtime:
         self._effects_tail: asyncio.Future[None] | None = None
         self._default_funnel: tuple[float, list[str]] | None = None
         self._default_derived = False  # the remembered default is derived from the visits (or none yet)
+        # The cache's breaker (Redis adapters have one): held open while a debt is unpaid, and paying it
+        # is the last thing its probe does before reads go through again.
+        self._breaker = getattr(services.cache, "breaker", None)
+        self._unhook = self._breaker.before_close(self._pay_before_reads) if self._breaker else None
 
     async def _commit(self, events: list[Event]) -> tuple[set[str], dict[str, str], Awaitable[None]]:
         clock = asyncio.get_running_loop().time()
@@ -151,8 +159,10 @@ class Realtime:
         try:
             await self._effects(planned, new)
         except Exception:
-            # Its version tokens may not have been replaced: the next effects replace ver:epoch.
+            # Its version tokens may not have been replaced (a fault of ours, Redis may be fine): replace
+            # ver:epoch now; if Redis fails that too, the debt holds the cache closed until it is paid.
             self.redis_debt = True
+            await self.settle()
             raise
 
     async def _effects(self, planned: Planned, new: set[str]) -> None:
@@ -170,26 +180,40 @@ class Realtime:
     async def _redis(self, commands: Sequence[tuple[Any, ...]]) -> bool:
         loop = asyncio.get_running_loop()
         if loop.time() < self._redis_paused_until:
-            self.redis_debt = True
+            self._owe("Redis failed less than a second ago")
             return False
         try:
             await asyncio.wait_for(self._services.cache.execute_many(commands), REDIS_TIMEOUT_S)
         except (StoreUnavailable, TimeoutError) as exc:
+            reason = str(exc) or f"no answer within {REDIS_TIMEOUT_S:g} s"  # a TimeoutError says nothing
             if not self.redis_debt:
                 log.warning(
-                    "realtime: Redis failed (%s); events are stored, aggregates and pub/sub wait", exc
+                    "realtime: Redis failed (%s); events are stored, aggregates and pub/sub wait", reason
                 )
-            self.redis_debt = True
+            self._owe(f"realtime: {reason}")
             self._redis_paused_until = loop.time() + REDIS_PAUSE_S
             return False
         self.redis_debt = False
         return True
+
+    def _owe(self, reason: str) -> None:
+        """Some version tokens may not have been replaced: until ``ver:epoch`` is, no cached entry of
+        this process may be read (the breaker, held open, makes every read a miss)."""
+        self.redis_debt = True
+        if self._breaker is not None:
+            self._breaker.trip(f"version tokens not replaced: {reason}")
 
     async def settle(self) -> None:
         """Replace ``ver:epoch`` if a commit could not replace its tokens (called when Redis is back)."""
         if self.redis_debt:
             self._redis_paused_until = 0.0
             await self._redis([("SET", keys.version_epoch(), versions.new_token(), "EX", keys.TTL_VERSION)])
+
+    async def _pay_before_reads(self) -> None:
+        """The breaker's last step before it closes: pay the debt, or stay open (raise)."""
+        await self.settle()
+        if self.redis_debt:
+            raise StoreUnavailable("the version epoch could not be replaced yet")
 
     async def default_funnel(self) -> list[str]:
         """The default funnel's steps (``analytics/default_funnel``: stored, else derived from the
@@ -226,6 +250,8 @@ class Realtime:
         return snap
 
     async def close(self) -> None:
+        if self._unhook is not None:
+            self._unhook()
         await self.writer.close()
         await self.hub.stop()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -305,6 +307,54 @@ async def test_redis_down_capture_stays_durable_and_subscribers_hear_it_then_res
         assert resumed["payload"]["data"]["userActivity"]["eventId"] == "after"
         assert not services.realtime.redis_debt  # the epoch was replaced once Redis answered again
         await socket.ws.close()
+
+
+async def test_nothing_cached_before_a_redis_pause_is_served_after_it_with_no_subscriber(
+    tmp_path: Path, shared_redis
+):
+    # A Redis that pauses (SIGSTOP here; a network blip, a long fork) keeps what it cached. A capture
+    # during the pause cannot replace its version tokens; with no subscriber (no hub to reconnect) and
+    # no later event, nothing else replaced them, and the funnel from before the pause came back.
+    funnel = '{ funnel(steps: ["home_page", "search_page"]) { steps { users } } }'
+    at = datetime.now(UTC).isoformat()
+    async with gateway(tmp_path / "gw", shared_redis.url) as (services, http):
+
+        async def users() -> list[int]:
+            resp = await http.post("/graphql", json={"query": funnel})
+            body = await resp.json()
+            assert "errors" not in body, body
+            return [step["users"] for step in body["data"]["funnel"]["steps"]]
+
+        first = [page_view("a-home", 1, "home_page", timestamp=at)]
+        first.append(page_view("a-search", 1, "search_page", timestamp=at))
+        assert (await post_events(http, first))[0] == 200
+        assert await users() == [1, 1]
+        hits = services.cache_stats.hits["query:response"]
+        assert await users() == [1, 1]
+        assert services.cache_stats.hits["query:response"] == hits + 1  # the whole answer, cached
+
+        os.kill(shared_redis.pid, signal.SIGSTOP)  # type: ignore[arg-type]
+        try:
+            second = [page_view("b-home", 2, "home_page", timestamp=at)]
+            second.append(page_view("b-search", 2, "search_page", timestamp=at))
+            status, body = await post_events(http, second)
+            assert (status, body["accepted"]) == (200, ["b-home", "b-search"])  # stored all the same
+            assert services.realtime.redis_debt
+        finally:
+            os.kill(shared_redis.pid, signal.SIGCONT)  # type: ignore[arg-type]
+        assert services.realtime.hub.subscribers == 0
+
+        # Users 1 and 2 both reached both steps, whether Redis answers yet or not ...
+        assert await users() == [2, 2]
+        breaker = services.cache.breaker  # type: ignore[attr-defined]
+        for _ in range(400):  # ... and once it answers again and the breaker has closed (bounded)
+            if breaker.state == "closed" and not services.realtime.redis_debt:
+                break
+            assert await users() == [2, 2]
+            await asyncio.sleep(0.05)
+        assert breaker.state == "closed" and not services.realtime.redis_debt
+        assert await users() == [2, 2]
+        assert await users() == [2, 2]
 
 
 @pytest.mark.parametrize(

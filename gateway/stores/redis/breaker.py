@@ -11,6 +11,12 @@ waited seconds. The breaker:
   (PING) runs in the background, never in a request.
 * **half-open** (the probe is running): calls still fail fast; the probe's success closes the breaker,
   its failure keeps it open for another cooldown.
+
+A user of the cache that must act before anyone reads it again (the realtime runtime, when a capture could
+not replace its version tokens: an entry cached before the outage must not be served after it) trips the
+breaker (:meth:`CircuitBreaker.trip`) and registers a hook (:meth:`CircuitBreaker.before_close`): after a
+successful probe the hooks run, their own Redis calls let through, and only when every one succeeded does
+the breaker close; one that fails keeps it open for another cooldown.
 """
 
 from __future__ import annotations
@@ -20,10 +26,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 
 log = logging.getLogger("funnelgate.redis")
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+
+# The breaker whose before-close hooks are running in this task: their calls pass while it is half-open.
+_RECOVERING: ContextVar[CircuitBreaker | None] = ContextVar("funnelgate_breaker_recovering", default=None)
 
 
 class CircuitBreaker:
@@ -47,9 +57,22 @@ class CircuitBreaker:
         self.trips = 0
         self.probes = 0
         self._probing: asyncio.Task[None] | None = None
+        self._before_close: list[Callable[[], Awaitable[object]]] = []
+
+    def before_close(self, hook: Callable[[], Awaitable[object]]) -> Callable[[], None]:
+        """Run ``hook`` after each successful probe, before the breaker closes (its calls go through;
+        raising keeps the breaker open). Returns the function that removes it."""
+        self._before_close.append(hook)
+        return lambda: self._before_close.remove(hook) if hook in self._before_close else None
+
+    def trip(self, reason: str) -> None:
+        """Open a closed breaker now (a caller saw Redis fail in a way the breaker did not: a call it
+        gave up on). Open or half-open, nothing changes: the next probe decides."""
+        if self.state == CLOSED:
+            self._open(reason)
 
     def allow(self) -> bool:
-        if self.state == CLOSED:
+        if self.state == CLOSED or _RECOVERING.get() is self:
             return True
         self.short_circuited += 1
         if self.state == OPEN and time.monotonic() - self.opened_at >= self.cooldown_s:
@@ -77,7 +100,10 @@ class CircuitBreaker:
         self.probes += 1
         try:
             await self._probe()
-        except Exception as exc:  # still down: another cooldown
+            _RECOVERING.set(self)  # this task's context only: the hooks' calls pass, nobody else's
+            for hook in list(self._before_close):
+                await hook()
+        except Exception as exc:  # still down (or a hook could not do its part): another cooldown
             self.state = OPEN
             self.opened_at = time.monotonic()
             log.debug("%s probe failed: %s", self.name, exc)
