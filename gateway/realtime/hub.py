@@ -217,6 +217,10 @@ class Hub:
         else:
             self._unkeyed.add(subscriber)
         if not self.running:
+            # A new pump knows nothing of Redis yet. The status a stopped pump left behind (down, when
+            # its last subscriber left during an outage) is not news: kept, the pump's first failure
+            # would change nothing and tell no one, and this subscriber would never hear of the outage.
+            self.status = HubStatus(up=True)
             self._task = asyncio.create_task(self._run(), name="funnelgate-pubsub-hub")
         elif not self.status.up:
             subscriber.offer_status(self.status)

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from gateway.errors import StoreUnavailable
 from gateway.realtime.hub import Dropped, EventFeed, Hub, HubStatus
 from tests.realtime.conftest import wait_until
 
@@ -192,3 +193,29 @@ async def test_stop_still_raises_an_error_the_pump_ended_with() -> None:
         async with hub.subscribed(EventFeed(None, 10, user=1)):  # leaving it awaits hub.stop()
             await wait_until(lambda: len(cache.opened) == 1)
     assert not hub.running
+
+
+class _DownCache:
+    """A Redis that refuses every connection."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    async def open_subscription(self, channel: str) -> _SwallowingSubscription:
+        self.attempts += 1
+        raise StoreUnavailable("Error 111 connecting to redis.sock. Connection refused.")
+
+
+async def test_a_subscriber_who_restarts_the_hub_during_an_outage_hears_of_it() -> None:
+    # The first subscriber hears of the outage and leaves while Redis is still down, so the pump stops.
+    # The next one starts a new pump, whose first attempt fails too: it must hear of it as well.
+    cache = _DownCache()
+    hub = Hub(cache)  # type: ignore[arg-type]
+    down = "Redis is unavailable: Error 111 connecting to redis.sock. Connection refused."
+    first, second = EventFeed(None, 10, user=1), EventFeed(None, 10, user=2)
+    async with hub.subscribed(first):
+        assert await asyncio.wait_for(first.next(), 10) == HubStatus(up=False, reason=down)
+    assert not hub.running
+    async with hub.subscribed(second):
+        assert await asyncio.wait_for(second.next(), 10) == HubStatus(up=False, reason=down)
+        assert cache.attempts >= 2  # told by the new pump's own attempt, not from memory
