@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -79,7 +79,7 @@ async def test_unseen_changes_are_recomputed_at_most_once_per_interval(clock, mo
     hub = FakeHub()
     services = SimpleNamespace(realtime=SimpleNamespace(hub=hub))
     definition = FunnelDefinition(steps=("home", "search"), filter=UserFilter())
-    stream = streams.funnel_updates(services, definition, INTERVAL_S)  # type: ignore[arg-type]
+    stream = cast(AsyncGenerator[Any, None], streams.funnel_updates(services, definition, INTERVAL_S))  # type: ignore[arg-type]
 
     assert await anext(stream) is answer
     waiting = asyncio.ensure_future(anext(stream))  # nothing more is sent: this never completes
@@ -111,7 +111,7 @@ async def test_a_burst_between_computations_is_one_computation(clock, monkeypatc
     hub = FakeHub()
     services = SimpleNamespace(realtime=SimpleNamespace(hub=hub))
     definition = FunnelDefinition(steps=("home", "search"), filter=UserFilter())
-    stream = streams.funnel_updates(services, definition, INTERVAL_S)  # type: ignore[arg-type]
+    stream = cast(AsyncGenerator[Any, None], streams.funnel_updates(services, definition, INTERVAL_S))  # type: ignore[arg-type]
     try:
         assert await anext(stream) == 0
         following = asyncio.ensure_future(anext(stream))
