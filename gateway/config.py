@@ -285,6 +285,18 @@ def gateway_address(env: Mapping[str, str] | None = None) -> tuple[str, int]:
     return values.get("host", Settings.host), values.get("port", Settings.port)
 
 
+def url_host(host: str) -> str:
+    """``host`` as a URL holds it: an IPv6 address in brackets (``[::1]``), anything else as it is."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def gateway_url(env: Mapping[str, str] | None = None) -> str:
+    """The base URL of the gateway FUNNEL_HOST and FUNNEL_PORT name (``replay`` without ``--url``):
+    ``http://[::1]:8000`` for an IPv6 host, which ``http://::1:8000`` is not."""
+    host, port = gateway_address(env)
+    return f"http://{url_host(host)}:{port}"
+
+
 def _render(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"

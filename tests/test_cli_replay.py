@@ -43,14 +43,14 @@ def stub_gateway() -> Iterator[Callable[[Handler], str]]:
     thread.start()
     runners: list[web.AppRunner] = []
 
-    def start(answer: Handler) -> str:
+    def start(answer: Handler, host: str = "127.0.0.1") -> str:
         async def up() -> str:
             runner = web.AppRunner(_app(answer, []))
             await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(runner, host, 0)
             await site.start()
             runners.append(runner)
-            return f"http://127.0.0.1:{runner.addresses[0][1]}"
+            return f"http://{'[::1]' if host == '::1' else host}:{runner.addresses[0][1]}"
 
         return asyncio.run_coroutine_threadsafe(up(), loop).result(30)
 
@@ -363,3 +363,25 @@ def test_an_unusable_credential_file_is_one_line_before_anything_is_read_or_sent
     expected = f"cannot read {str(path)!r}: {reason}" if reason is not None else f"{str(path)!r} is empty"
     assert captured.err == f"funnelgate: configuration error: --credential-file: {expected}\n"
     assert posted == []
+
+
+def test_without_url_an_ipv6_funnel_host_is_posted_to_in_brackets(stub_gateway, capsys, monkeypatch):
+    # serve binds FUNNEL_HOST=::1 (a loopback address, so the demo's default); replay without --url
+    # must reach it there, as http://[::1]:PORT, not refuse its own http://::1:PORT as a bad --url.
+    posted: list[int] = []
+
+    def accept(batch):
+        posted.append(len(batch))
+        return 200, {"accepted": [e["eventId"] for e in batch], "duplicates": [], "rejected": []}
+
+    try:
+        base = stub_gateway(accept, host="::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    port = base.rsplit(":", 1)[1]
+    monkeypatch.setenv("FUNNEL_HOST", "::1")
+    monkeypatch.setenv("FUNNEL_PORT", port)
+    assert main(["replay", "--csv-dir", str(CLEAN), "--rate", "0", "--limit", "2", "--run", "v6"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(f"replaying {CLEAN} to http://[::1]:{port}/events at ")
+    assert posted == [2]

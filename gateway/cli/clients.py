@@ -54,14 +54,14 @@ async def replay(args: argparse.Namespace) -> int:
     read (checks.py has checked the arguments)."""
     import time
 
-    from gateway.config import gateway_address
+    from gateway.config import gateway_url
     from gateway.ingest.csv_files import read_dataset
     from gateway.realtime.replay import check_run, replay_stream
     from gateway.web.remote import check_url
     from gateway.web.replay import ReplayReport
     from gateway.web.replay import replay as post_events
 
-    url = args.url or "http://{}:{}".format(*gateway_address())
+    url = args.url or gateway_url()
     endpoint = check_url(url, "/events")
     run = check_run(args.run) if args.run is not None else f"r{int(time.time())}"
     # A credential file that cannot be used is a usage error like a bad --run: refused before the

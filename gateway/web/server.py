@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from gateway.config import Settings, env_name
+from gateway.config import Settings, env_name, url_host
 from gateway.errors import ConfigError
 from gateway.services import open_services
 from gateway.web.app import create_app
@@ -197,7 +197,7 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
                     raise listen_error(settings, exc) from None
                 log.info(
                     "serving the dashboard at http://%s:%s/ and GraphiQL at /graphql",
-                    settings.host,
+                    url_host(settings.host),
                     settings.port,
                 )
                 if ready is not None:
