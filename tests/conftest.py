@@ -58,6 +58,15 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_log_throttle() -> None:
+    # The outage WARNING is logged once per field and 10 s, process-wide: a test that expects it must
+    # not find it left out because an earlier test logged the same field's outage.
+    from gateway.web import errors
+
+    errors._THROTTLE.reset()
+
+
+@pytest.fixture(autouse=True)
 def _patient_redis_effects(monkeypatch: pytest.MonkeyPatch) -> None:
     # The gateway gives a group commit's Redis effects 1 s, then counts Redis as failed (the events
     # stay stored; that group's aggregates are skipped, ver:epoch is replaced). Two suites at once on

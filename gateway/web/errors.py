@@ -27,6 +27,7 @@ from strawberry.types import ExecutionContext
 from gateway.config import redact
 from gateway.errors import FunnelError, QueryTimeout, StoreUnavailable
 from gateway.security.limits import QUERY_TOO_DEEP, QUERY_TOO_LARGE
+from gateway.web.log_throttle import LogThrottle, left_out, path_key
 from gateway.web.variable_echo import variable_message
 
 log = logging.getLogger("funnelgate.graphql")
@@ -138,19 +139,28 @@ class ErrorPolicy(MaskErrors):
         return super()._process_errors(errors)
 
 
+# Outages and timeouts: one line per field and 10 s (every query fails alike while a backend is down).
+_THROTTLE = LogThrottle()
+
+
 def log_error(error: GraphQLError) -> None:
-    """One line per client mistake or outage; a traceback only for what nobody expected."""
+    """One line per client mistake, per outage or timeout of a field (at most one per 10 s: the next
+    says how many were left out); a traceback only for what nobody expected."""
     where = ".".join(str(p) for p in error.path) if error.path else "request"
     message = _cut(error.message, MAX_LOGGED_CHARS)
     original = error.original_error
     if _is_unexpected(error):
         log.error("unexpected error at %s: %s", where, message, exc_info=original)
     elif isinstance(original, StoreUnavailable):
-        log.warning("backend unavailable at %s: %s", where, message)
+        if (skipped := _THROTTLE.admit(f"unavailable {path_key(where)}")) is not None:
+            log.warning(
+                "backend unavailable at %s: %s%s", where, message, left_out(skipped, _THROTTLE.window_s)
+            )
     elif isinstance(original, QueryTimeout):
         # The caller gets a TIMEOUT code like a client mistake, but an operator should see it: queries
         # reaching their deadline mean an undersized backend or a missing index as often as a greedy query.
-        log.warning("query timed out at %s: %s", where, message)
+        if (skipped := _THROTTLE.admit(f"timeout {path_key(where)}")) is not None:
+            log.warning("query timed out at %s: %s%s", where, message, left_out(skipped, _THROTTLE.window_s))
     else:
         code = (error.extensions or {}).get("code") or client_code(error) or "GRAPHQL_ERROR"
         log.info("client error %s at %s: %s", code, where, message)
