@@ -95,6 +95,14 @@ def _match_unordered(
     return anchor, times
 
 
+def mean_seconds(total_us: float, users: int) -> float:
+    """The mean of ``users``' seconds on a page from their total in whole microseconds (each user's own
+    total rounded to the microsecond first): integers add up exactly in any order, and one division of
+    two exact numbers is correctly rounded, so every engine gives the same float -- 0.1, 0.2 and 0.3 s
+    average to 0.2, not 0.20000000000000004 or 0.19999999999999998 as float sums in two orders do."""
+    return float(total_us) / (users * 1_000_000)
+
+
 def exact_seconds(median: float) -> float:
     """A median in seconds as the decimal it is. Times are whole microseconds, so a median (one of them,
     or the mean of two) is a multiple of 0.5 µs; the float arithmetic that found it can miss that
@@ -143,7 +151,7 @@ def summarise(steps: Sequence[str], matches: Iterable[UserMatch]) -> tuple[list[
     stats: list[StepStats] = [
         (
             len(users),
-            statistics.fmean(m.time_on_step[k] for m in users) if users else None,
+            mean_seconds(sum(round(m.time_on_step[k] * 1e6) for m in users), len(users)) if users else None,
             statistics.median((m.times[k] - m.anchor).total_seconds() for m in users) if users else None,
         )
         for k, users in enumerate(reached)

@@ -227,3 +227,33 @@ async def test_median_is_the_decimal_it_is(store: DocumentStore) -> None:
     assert repr(result.steps[1].median_time_to_convert) == "34.633"
     trend = await store.funnel_trend(FunnelQuery(STEPS[:2]), Interval.DAY)
     assert [p.steps[1].median_time_to_convert for p in trend] == [34.633]
+
+
+async def test_mean_time_on_page_is_the_same_float_in_every_engine(store: DocumentStore) -> None:
+    # 0.1, 0.2 and 0.3 s on home average to 0.20000000000000004 summed left to right and to
+    # 0.19999999999999998 by fsum. In whole microseconds the sum is exact in any order: 0.2.
+    # Over 32 users (a power of two: a mean of milliseconds often ends in ...5 there), 31 at 15.614 s
+    # and one at 15.616 s make 499.65 s: 15.6140625, the same float whoever adds them.
+    start = datetime(2015, 3, 2, 12, 0, 0)
+    seconds = [0.1, 0.2, 0.3] + [15.614] * 31 + [15.616]
+    users = [
+        {"user_id": u, "device": None, "sex": None, "date": start.date(), "attributes": {}}
+        for u in range(len(seconds))
+    ]
+    visits = [
+        {"event_id": f"t{u}", "user_id": u, "session_id": f"s{u}", "page_type": STEPS[0],
+         "timestamp": start + timedelta(seconds=u), "duration": spent, "device": None}
+        for u, spent in enumerate(seconds)
+    ]  # fmt: skip
+    await store.insert_many(USERS, users[:3])
+    await store.insert_many(PAGE_VISITS, visits[:3])
+    result = await store.funnel(FunnelQuery(STEPS[:2]))
+    assert [s.users for s in result.steps] == [3, 0]
+    assert repr(result.steps[0].avg_time_spent) == "0.2"
+    assert result.steps[1].avg_time_spent is None
+    await store.delete_users([0, 1, 2])
+    await store.insert_many(USERS, users[3:])
+    await store.insert_many(PAGE_VISITS, visits[3:])
+    result = await store.funnel(FunnelQuery(STEPS[:2]))
+    assert result.steps[0].users == 32
+    assert repr(result.steps[0].avg_time_spent) == "15.6140625"  # 499,650,000 us / 32,000,000, exactly

@@ -180,7 +180,8 @@ def reached_sql(query: FunnelQuery, group: Breakdown | None = None) -> tuple[str
 def _stats(query: FunnelQuery) -> str:
     # In ORDERED/STRICT funnels step 1 *is* the anchor: no need to sort a column of zeros.
     skip = "" if query.order is StepOrder.UNORDERED else " FILTER (WHERE k > 0)"
-    return f"k, count(*), favg(d), median((t - anchor) / 1e6){skip}"
+    # The mean as funnel_math.mean_seconds: whole microseconds per user, summed (exact), divided once.
+    return f"k, count(*), sum(round_even(d * 1e6, 0)) / (count(*) * 1e6), median((t - anchor) / 1e6){skip}"
 
 
 def summary_sql(query: FunnelQuery) -> tuple[str, Params]:

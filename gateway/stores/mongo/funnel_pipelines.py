@@ -30,7 +30,7 @@ from gateway.models import (
     TrendPoint,
     UserPage,
 )
-from gateway.stores.funnel_math import StepStats, step_results
+from gateway.stores.funnel_math import StepStats, mean_seconds, step_results
 from gateway.stores.mongo.funnel_stages import Expr, Pipeline, anchor_expr, reached_stages
 
 K = TypeVar("K")
@@ -61,7 +61,7 @@ def _step_rows(scopes: Sequence[Expr], anchor: Expr) -> Pipeline:
 
 
 def _exact_stats() -> Pipeline:
-    """Rows -> one document per key: users, the mean of ``d``, the exact median of ``c`` (the mean of
+    """Rows -> one document per key: users, the sum of ``d`` in whole microseconds, the exact median of ``c`` (the mean of
     the rows ranked floor((n+1)/2) and floor(n/2)+1: the same row when n is odd)."""
     lower = {"$floor": {"$divide": [{"$add": ["$n", 1]}, 2]}}
     upper = {"$add": [{"$floor": {"$divide": ["$n", 2]}}, 1]}
@@ -81,7 +81,8 @@ def _exact_stats() -> Pipeline:
             "$group": {
                 "_id": "$row.key",
                 "users": {"$sum": 1},
-                "avg": {"$avg": "$row.d"},
+                # Whole microseconds per user, summed exactly: the mean is funnel_math.mean_seconds.
+                "d_us": {"$sum": {"$round": [{"$multiply": ["$row.d", 1_000_000]}, 0]}},
                 "median": {"$avg": {"$cond": [middle, "$row.c", None]}},  # $avg skips the nulls
             }
         },
@@ -89,7 +90,7 @@ def _exact_stats() -> Pipeline:
 
 
 def summary_pipeline(query: FunnelQuery) -> Pipeline:
-    """On page_visits: ``{_id: {scope, k}, users, avg, median}`` per scope and step reached."""
+    """On page_visits: ``{_id: {scope, k}, users, d_us, median}`` per scope and step reached."""
     scopes: list[Expr] = [TOTAL]
     if query.breakdown is not None:
         scopes.append({"b": 1, "g": "$g"})
@@ -135,7 +136,8 @@ def _stats_by(rows: Sequence[Document], n: int, key: Callable[[Any], K]) -> dict
     table: dict[K, list[StepStats]] = {}
     for row in rows:
         stats = table.setdefault(key(row["_id"]["scope"]), [(0, None, None)] * n)
-        stats[int(row["_id"]["k"])] = (int(row["users"]), row["avg"], row["median"])
+        users = int(row["users"])
+        stats[int(row["_id"]["k"])] = (users, mean_seconds(row["d_us"], users), row["median"])
     return table
 
 

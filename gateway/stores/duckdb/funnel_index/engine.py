@@ -21,8 +21,9 @@ from gateway.stores.duckdb.funnel_index.stats import (
     parts_stats,
     seconds,
     stats_table,
+    whole_us,
 )
-from gateway.stores.funnel_math import StepStats, step_results
+from gateway.stores.funnel_math import StepStats, mean_seconds, step_results
 
 EPOCH_DAY = date(1970, 1, 1)
 
@@ -54,21 +55,22 @@ def _breakdown(
     for k, users in enumerate(matched.users):
         zero = matched.anchored_step0 and k == 0
         pairs = []
+        dur_us = whole_us(matched.dur[k])
         for g, parts in enumerate(group_parts(index, attribute, users)):
-            stats, pair = parts_stats(parts, matched.dur[k], matched.rel[k], zero)
+            stats, pair = parts_stats(parts, dur_us, matched.rel[k], zero)
             tables[g].append(stats)
             if pair is not None:
                 pairs.append(pair)
         if not len(users):
             overall.append((0, None, None))
             continue
-        total = float(matched.dur[k].sum())
+        total = float(dur_us.sum())
         if zero:
             median = 0.0
         else:
             low, high = min(p[0] for p in pairs), max(p[1] for p in pairs)
             median = seconds(middles_between(matched.rel[k], low, high))
-        overall.append((len(users), total / len(users), median))
+        overall.append((len(users), mean_seconds(total, len(users)), median))
     return overall, list(zip(keys, tables, strict=True))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from gateway.stores.duckdb.funnel_index.layout import FunnelIndex
 from gateway.stores.duckdb.funnel_index.match import Matched
-from gateway.stores.funnel_math import StepStats
+from gateway.stores.funnel_math import StepStats, mean_seconds
 
 FEW_GROUPS = 8  # up to this many groups, medians by mask and partition; beyond, one lexsort
 Pair = tuple[int, int]
@@ -55,6 +55,12 @@ def middles_between(rel: np.ndarray, low: int, high: int) -> Pair:
     return (int(inside[:k].max()) if lo != hi else upper), upper
 
 
+def whole_us(dur: np.ndarray) -> np.ndarray:
+    """Each user's seconds on the page in whole microseconds (float64, exact below 2**53): their sums are
+    exact in any order, and a mean is one division (``funnel_math.mean_seconds``)."""
+    return np.rint(dur * 1e6)
+
+
 def seconds(pair: Pair) -> float:
     """statistics.median of the µs values as seconds, from the two middle values."""
     return (pair[0] / 1e6 + pair[1] / 1e6) / 2
@@ -64,14 +70,15 @@ def _group_stats(
     codes: np.ndarray | None, n_groups: int, dur: np.ndarray, rel: np.ndarray, zero_median: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per group: users, mean duration, median of rel in seconds (NaN for an empty group)."""
+    dur_us = whole_us(dur)
     if codes is None:
         counts = np.array([len(dur)])
-        sums = np.array([dur.sum()])
+        sums = np.array([dur_us.sum()])
     else:
         counts = np.bincount(codes, minlength=n_groups)
-        sums = np.bincount(codes, weights=dur, minlength=n_groups)
+        sums = np.bincount(codes, weights=dur_us, minlength=n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
-        avgs = sums / counts
+        avgs = sums / (counts * 1e6)  # funnel_math.mean_seconds, per group
     medians = np.full(n_groups, np.nan)
     if zero_median:
         medians[counts > 0] = 0.0
@@ -136,17 +143,18 @@ def group_parts(index: FunnelIndex, attribute: str, users: np.ndarray) -> list[G
 
 
 def parts_stats(
-    parts: GroupParts, dur: np.ndarray, rel: np.ndarray, zero_median: bool
+    parts: GroupParts, dur_us: np.ndarray, rel: np.ndarray, zero_median: bool
 ) -> tuple[StepStats, Pair | None]:
-    """One group's (users, avg, median) at one step, and its two middle values (None: no median)."""
+    """One group's (users, avg, median) at one step, and its two middle values (None: no median).
+    ``dur_us``: the users' seconds in whole microseconds (:func:`whole_us`)."""
     ranges, loose = parts
     count = sum(hi - lo for lo, hi in ranges) + len(loose)
     if not count:
         return (0, None, None), None
-    total = sum(float(dur[lo:hi].sum()) for lo, hi in ranges) + float(dur[loose].sum())
+    total = sum(float(dur_us[lo:hi].sum()) for lo, hi in ranges) + float(dur_us[loose].sum())
     if zero_median:
-        return (count, total / count, 0.0), None
+        return (count, mean_seconds(total, count), 0.0), None
     pieces = [rel[lo:hi] for lo, hi in ranges] + ([rel[loose]] if len(loose) else [])
     # a single range is a view of the query's rel: reordered in place, within the range only
     pair = middles(pieces[0] if len(pieces) == 1 else np.concatenate(pieces), inplace=True)
-    return (count, total / count, seconds(pair)), pair
+    return (count, mean_seconds(total, count), seconds(pair)), pair
