@@ -4,7 +4,8 @@
 ones into ``user_sessions`` with :func:`session_deltas` (a retried event changes nothing). Per session:
 
 * ``start_time`` = min(stored start, earliest new event), ``end_time`` = max(stored end, latest new
-  event's end: a visit ends at timestamp + duration, an interaction at its timestamp);
+  event's end: a visit ends at timestamp + its duration in whole milliseconds, an interaction at its
+  timestamp);
 * ``pages_visited`` is the page types of ALL the session's visits in (timestamp, event_id) order, however
   the events arrived. Cheap when they arrive in order: the new visits' pages are appended when the
   adapter knows the earliest of them comes after every stored visit -- after the stored ``end_time``

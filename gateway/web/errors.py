@@ -153,14 +153,12 @@ def log_error(error: GraphQLError) -> None:
         log.error("unexpected error at %s: %s", where, message, exc_info=original)
     elif isinstance(original, StoreUnavailable):
         if (skipped := _THROTTLE.admit(f"unavailable {path_key(where)}")) is not None:
-            log.warning(
-                "backend unavailable at %s: %s%s", where, message, left_out(skipped, _THROTTLE.window_s)
-            )
+            log.warning("backend unavailable at %s: %s%s", where, message, left_out(skipped))
     elif isinstance(original, QueryTimeout):
         # The caller gets a TIMEOUT code like a client mistake, but an operator should see it: queries
         # reaching their deadline mean an undersized backend or a missing index as often as a greedy query.
         if (skipped := _THROTTLE.admit(f"timeout {path_key(where)}")) is not None:
-            log.warning("query timed out at %s: %s%s", where, message, left_out(skipped, _THROTTLE.window_s))
+            log.warning("query timed out at %s: %s%s", where, message, left_out(skipped))
     else:
         code = (error.extensions or {}).get("code") or client_code(error) or "GRAPHQL_ERROR"
         log.info("client error %s at %s: %s", code, where, message)

@@ -45,6 +45,6 @@ class LogThrottle:
         return seen[1] if seen is not None else 0
 
 
-def left_out(count: int, window_s: float) -> str:
+def left_out(count: int) -> str:
     """The suffix of a line after ``count`` were left out (empty for none)."""
-    return f" ({count} more like it in the previous {window_s:g}s left out)" if count else ""
+    return f" ({count} more like it left out since the last line)" if count else ""

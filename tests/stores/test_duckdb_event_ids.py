@@ -234,7 +234,7 @@ async def test_a_file_that_no_longer_holds_an_id_in_both_tables_opens_without_a_
         ("INSERT INTO event_ids VALUES ('zzz')", {"a", "both", "c"}, "a", "zzz"),
         # A version before the register deleted "a" and left it registered (3 ids for 3 rows).
         ("DELETE FROM page_visits WHERE event_id = 'a'", {"both", "c"}, "c", "a"),
-        # The register lost its key (a failed bulk delete): an id could be held twice, not compared.
+        # The register lost its key (a file from before it had one): an id could be held twice, not compared.
         ("DROP INDEX event_ids__event_id", {"a", "both", "c"}, "both", None),
     ],
 )

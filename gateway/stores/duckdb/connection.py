@@ -39,14 +39,15 @@ _BAD_INPUT_ERRORS = (
     duckdb.InvalidTypeException,
 )
 # The database is up but refused the statement: SQL the adapter built wrongly (binder, parser, catalog),
-# a feature it lacks, an internal error, or a resource limit (memory). Not the caller's fault and not an
-# outage; as MongoDB's refusals, the details go to the log, the client's message names the operation.
-# Every other driver error (I/O, a closed connection, a fatal error) means the database failed us.
+# a feature it lacks, an internal error. Not the caller's fault and not an outage; as MongoDB's
+# refusals, the details go to the log, the client's message names the operation. Every other driver
+# error means the database failed us, for now: I/O, a closed connection, a fatal error, and memory --
+# in this process, shared with every other request, so a retry may well pass (POST /events answers
+# 503 "retry", a live funnel goes on): StoreUnavailable.
 _REFUSED_ERRORS = (
     duckdb.ProgrammingError,
     duckdb.NotSupportedError,
     duckdb.InternalError,
-    duckdb.OutOfMemoryException,
 )
 
 

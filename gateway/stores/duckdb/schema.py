@@ -238,11 +238,6 @@ UNKEPT_INDEXES_SQL = """
       AND table_name IN (SELECT unnest($tables)) AND index_name <> ALL($kept)
 """
 
-TABLE_INDEXES_SQL = """
-    SELECT index_name, sql FROM duckdb_indexes()
-    WHERE database_name = current_database() AND schema_name = 'main' AND table_name = $table
-"""
-
 
 # -- documents -> a DataFrame of storage columns ------------------------------------------------------
 
