@@ -114,7 +114,7 @@ def read_dataset(csv_dir: Path) -> CsvDataset:
         raise IngestError(f"{user_path.name} has a header but no data rows")
 
     page_columns = [_page_of_table(table) for table in page_tables]  # fatal errors before any row
-    _check_user_columns(user_table)
+    _check_user_columns(user_table, report)
 
     users, has_date_column = _read_users(user_table, report)
     known = {u.user_id for u in users}
@@ -160,11 +160,13 @@ def _value(raw: str) -> str | None:
 # -- users ------------------------------------------------------------------------------------------
 
 
-def _check_user_columns(table: Table) -> None:
+def _check_user_columns(table: Table, report: IngestReport) -> None:
     """Every value of the user table has a column to be kept under: two columns of one name (after
     normalising: ``Note`` and ``note``) would keep only one's values, and a value under a column with no
     name would be dropped, each without a word. Which was meant is a guess, so the ingest stops. An
-    unnamed column with no value in it (a trailing comma on every line) loses nothing and is ignored."""
+    unnamed column with no value in it (a trailing comma on every line) loses nothing and is ignored,
+    and so is an unnamed first column numbering the rows 0, 1, 2... or 1, 2, 3... (the row index pandas'
+    ``to_csv`` and R's ``write.csv`` write by default), with a note."""
     seen: dict[str, int] = {}
     for number, column in enumerate(table.columns, start=1):
         if column and column in seen:
@@ -174,6 +176,11 @@ def _check_user_columns(table: Table) -> None:
             )
         seen.setdefault(column, number)
     unnamed = [i for i, column in enumerate(table.columns) if not column]
+    if unnamed and unnamed[0] == 0 and _numbers_the_rows(table):
+        unnamed.pop(0)
+        report.notes.append(
+            f"{table.name}'s first column has no name and numbers the rows: ignored as a row index"
+        )
     if not unnamed:
         return
     for line, fields in table.rows:
@@ -184,6 +191,13 @@ def _check_user_columns(table: Table) -> None:
                     "which has no name in the header: name the column (its values are kept in the "
                     "user's attributes) or remove it"
                 )
+
+
+def _numbers_the_rows(table: Table) -> bool:
+    firsts = [fields[0].strip() if fields else "" for _, fields in table.rows]
+    return bool(firsts) and any(
+        firsts == [str(n) for n in range(start, start + len(firsts))] for start in (0, 1)
+    )
 
 
 def _read_users(table: Table, report: IngestReport) -> tuple[list[UserRow], bool]:

@@ -237,3 +237,30 @@ def test_an_unnamed_column_without_values_loses_nothing_and_is_ignored(tmp_path:
         (1, "desktop", {}),
         (2, "mobile", {}),
     ]
+
+
+@pytest.mark.parametrize("first", [0, 1])
+def test_a_row_index_first_column_is_ignored_with_a_note(tmp_path: Path, first: int) -> None:
+    # pandas' to_csv (index=True, its default) writes an unnamed first column 0, 1, 2...; R's write.csv
+    # one of 1, 2, 3... Neither is data: ignored, and the report says so.
+    users = (
+        ",user_id,date,device,sex\n"
+        f"{first},1,2015-01-01,Desktop,Male\n"
+        f"{first + 1},2,2015-01-02,Mobile,Female\n"
+    )
+    dataset = read_dataset(
+        _write(tmp_path / "csv", {"user_table.csv": users, "home_page_table.csv": HOME_1_2})
+    )
+    assert [(u.user_id, u.device, u.attributes) for u in dataset.users] == [
+        (1, "desktop", {}),
+        (2, "mobile", {}),
+    ]
+    assert "user_table.csv's first column has no name and numbers the rows: ignored as a row index" in (
+        dataset.report.notes
+    )
+
+
+def test_an_unnamed_first_column_that_is_not_a_row_index_still_stops_the_ingest(tmp_path: Path) -> None:
+    users = ",user_id,date,device,sex\n7,1,2015-01-01,Desktop,Male\n3,2,2015-01-02,Mobile,Female\n"
+    with pytest.raises(IngestError, match=r"user_table.csv:2: a value \('7'\) under column 1"):
+        read_dataset(_write(tmp_path / "csv", {"user_table.csv": users, "home_page_table.csv": HOME_1_2}))
