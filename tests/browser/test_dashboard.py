@@ -368,3 +368,35 @@ async def test_a_range_that_ends_before_it_starts_empties_the_panels_until_it_is
     await page.wait_for_function("() => document.querySelector('#kpi-sessions').textContent === '6'")
     assert await page.text_content("#steps-hint") == ""
     await assert_clean(tab)
+
+
+async def test_the_period_picker_sends_nothing_the_gateway_can_only_refuse(tab: Tab) -> None:
+    """With the range inverted or one step left the panels say why; choosing Monthly then sent the trend
+    request anyway and swapped that reason for the gateway's refusal and a "Try again"."""
+    await open_dashboard(tab)
+    page = tab.page
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.post_data or "") if r.url.endswith("/graphql") else None)
+    await page.fill("#filters input[name=start]", "2015-03-10")
+    await page.dispatch_event("#filters input[name=start]", "change")
+    await page.fill("#filters input[name=end]", "2015-03-01")
+    await page.dispatch_event("#filters input[name=end]", "change")
+    await page.wait_for_function(
+        "() => document.querySelector('#trend-state').textContent.includes('ends before it starts')",
+        timeout=20_000,
+    )
+    sent.clear()
+    await page.click("#trend-panel [data-interval=MONTH]")
+    await page.focus("#trend-panel [data-interval=MONTH]")
+    await page.keyboard.press("ArrowLeft")
+    await page.click("#filters button[type=reset]")  # then a request that is sent, to wait for
+    await page.wait_for_function(
+        "() => document.querySelector('#trend-chart svg')?.getAttribute('aria-label')?.startsWith('Conversion by week')",
+        timeout=20_000,
+    )
+    trends = [json.loads(body)["variables"] for body in sent if "DashboardTrend" in body]
+    assert [
+        v for v in trends if (v.get("filter") or {}).get("start") == "2015-03-10"
+    ] == []  # the inverted range
+    assert await page.locator("#trend-state.error").count() == 0
+    await assert_clean(tab)

@@ -152,6 +152,15 @@ function rangeInverted() {
 const TOO_FEW_STEPS = 'Pick at least two steps to see a funnel.';
 const INVERTED_RANGE = 'The date range ends before it starts: nothing to show.';
 
+// Why no funnel can be asked for now, or null. Every path that loads the funnel or the trend asks it
+// first (the filters, the step picker, the period picker, a reconnection), so none sends a request
+// the gateway can only refuse.
+function funnelsBlocked() {
+  if (rangeInverted()) return INVERTED_RANGE;
+  if (state.steps !== null && shownSteps().length < 2) return TOO_FEW_STEPS;
+  return null;
+}
+
 function clearFunnels(message) {
   funnelTurn();
   trendTurn();
@@ -352,6 +361,7 @@ function connectionChanged(status) {
     socketLost = false;
     loadHealth();
     if ($('kpis').classList.contains('failed') && !rangeInverted()) loadTotals();
+    if (funnelsBlocked()) return;
     if ($('funnel-state').classList.contains('error')) loadFunnel();
     if ($('trend-state').classList.contains('error')) loadTrend();
   }
@@ -378,7 +388,9 @@ function wire() {
       b.setAttribute('aria-checked', String(b === button));
       b.tabIndex = b === button ? 0 : -1;
     }
-    loadTrend();
+    const blocked = funnelsBlocked();
+    if (blocked) clearFunnels(blocked);
+    else loadTrend();
   };
   periods.forEach((button, i) => {
     button.tabIndex = button.getAttribute('aria-checked') === 'true' ? 0 : -1;
