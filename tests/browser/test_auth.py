@@ -231,3 +231,45 @@ async def test_a_key_refused_on_the_live_socket_is_asked_again_saying_why(
         assert await dialog.count() == 0
         assert only_refusals(tab.errors), tab.errors
         assert await tab.violations() == [] and tab.blocked == []
+
+
+async def test_a_key_of_spaces_is_asked_for_again_not_taken_for_cancel(
+    browser: Any, keyed_gateway: TestServer
+) -> None:
+    """Spaces passed the field's `required`, were trimmed to nothing and read as Cancel: the page then
+    never asked again and every panel said to reload."""
+    async with open_tab(browser, f"http://127.0.0.1:{keyed_gateway.port}") as tab:
+        page = tab.page
+        await page.goto(f"{tab.base}/")
+        dialog = page.locator("dialog.key-dialog")
+        await dialog.wait_for(state="visible", timeout=20_000)
+        await dialog.locator("input[name=key]").fill("   ")
+        await dialog.locator("button[type=submit]").click()
+        await page.wait_for_function(
+            "() => document.querySelector('dialog.key-dialog .key-dialog-reason').textContent === 'Enter a key, or Cancel.'",
+            timeout=20_000,
+        )
+        assert await dialog.evaluate("d => d.open")
+        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
+        await dialog.locator("button[type=submit]").click()
+        await page.wait_for_function(READY, timeout=20_000)
+        assert await funnel_users(tab) == FIXTURE_FUNNEL
+        assert only_refusals(tab.errors), tab.errors
+
+
+async def test_graphiql_asks_again_when_run_after_a_cancel(browser: Any, keyed_gateway: TestServer) -> None:
+    """A Cancel at load (GraphiQL's schema request) stopped every later Run from asking: each answered the
+    401 body, with no dialog and no hint. Run is the person asking: the dialog comes back."""
+    async with open_tab(browser, f"http://127.0.0.1:{keyed_gateway.port}") as tab:
+        page = tab.page
+        await page.goto(f"{tab.base}/graphql")
+        dialog = page.locator("dialog.key-dialog")
+        await dialog.wait_for(state="visible", timeout=20_000)
+        await dialog.locator("button", has_text="Cancel").click()
+        await page.wait_for_selector(".graphiql-execute-button", timeout=20_000)
+        await page.click(".graphiql-execute-button")  # the default query
+        await dialog.wait_for(state="visible", timeout=20_000)
+        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
+        await dialog.locator("button[type=submit]").click()
+        await page.wait_for_function(f"() => ({RESULT})().includes('\"data\": {{')", timeout=20_000)
+        assert "UNAUTHENTICATED" not in await page.evaluate(RESULT)

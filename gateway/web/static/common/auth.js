@@ -39,8 +39,13 @@ export function authHeaders() {
 }
 
 let pending = null;
-// Cancelled once: not asked again on this page (each panel's 401 says to reload to enter a key).
+// Cancelled once: not asked again on this page (each dashboard panel's 401 says to reload to enter a
+// key) until the person asks for something themselves: GraphiQL's Run calls askAgain().
 let declined = false;
+
+export function askAgain() {
+  declined = false;
+}
 
 // Ask for a key in a modal dialog; resolves to the key, or '' when the person cancels. One dialog at a
 // time: concurrent callers share it.
@@ -99,6 +104,12 @@ export function askKey(reason) {
     form.addEventListener('submit', (event) => {
       event.preventDefault();
       const key = input.value.trim();
+      if (!key) {
+        // Spaces only: not a key, and not a Cancel either (that would stop asking for the page).
+        why.textContent = 'Enter a key, or Cancel.';
+        input.focus();
+        return;
+      }
       const bad = notAscii(key);
       if (bad) {
         why.textContent = `No key holds “${bad}”: an API key or token is ASCII text. Check for a character typed with an accent or pasted from elsewhere.`;

@@ -1,7 +1,7 @@
 // GraphiQL 3 (UMD globals React, ReactDOM and GraphiQL, served by the gateway from npm) on this
 // gateway: queries over HTTP, subscriptions over graphql-transport-ws (graphql-ws is inside
 // graphiql.min.js). The API key, when the gateway asks for one, is shared with the dashboard.
-import { authFetch, authHeaders } from '/static/common/auth.js';
+import { askAgain, authFetch, authHeaders } from '/static/common/auth.js';
 
 const config = JSON.parse(document.getElementById('graphiql-config').textContent);
 const httpUrl = new URL(config.endpoint, window.location.href);
@@ -24,6 +24,23 @@ const fetcher = window.GraphiQL.createFetcher({
   fetch: authFetch,
   wsConnectionParams,
 });
+
+// A key dialog cancelled at load is not asked again by GraphiQL's own requests (its schema, retried),
+// but Run -- the button, or Ctrl/Cmd-Enter -- is the person asking: then it is.
+document.addEventListener(
+  'click',
+  (event) => {
+    if (event.target instanceof Element && event.target.closest('.graphiql-execute-button')) askAgain();
+  },
+  true,
+);
+document.addEventListener(
+  'keydown',
+  (event) => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) askAgain();
+  },
+  true,
+);
 
 const home = window.React.createElement(
   'a',
