@@ -296,7 +296,11 @@ async def _check_something_to_embed(settings: Settings) -> None:
     """Said before Milvus Lite is opened, which would leave a new milvus.db behind (and, with no store
     file yet, before the document store is opened, which would leave an empty one): no users, or users
     but no page views (and no stored default funnel), so no outcome step."""
-    where = f"the document store in {settings.data_dir}"
+    where = (
+        f"the document store in {settings.data_dir}"
+        if settings.embedded_document_store
+        else f"the MongoDB database {settings.mongo_db}"
+    )
     if settings.embedded_document_store and not settings.duckdb_path.exists():
         raise BadInput(_no_users(where))
     if not settings.embedded_vectors:
@@ -306,6 +310,11 @@ async def _check_something_to_embed(settings: Settings) -> None:
             stack.enter_context(DataDirLock(settings.data_dir))
         store = await open_store(settings, index=False)
         stack.push_async_callback(store.close)
+        refresh = getattr(store, "refresh_generation", None)
+        if refresh is not None:
+            # MongoDB: a store opens on no generation; the served one is read from funnelgate_meta
+            # (open_services does it in ensure_indexes), else this counts an ingest's data as none.
+            await refresh()
         if not await store.count(USERS):
             raise BadInput(_no_users(where))
         await default_outcome(store, where)
