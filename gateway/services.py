@@ -182,6 +182,11 @@ async def _probe(ping: Any, timeout_s: float) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         await asyncio.wait_for(ping(), timeout_s)
+    except TimeoutError as exc:
+        # The probe's own deadline says nothing ("TimeoutError: "): say what happened. A backend that
+        # cannot be reached usually ends here, e.g. MongoDB, whose server selection waits longer.
+        reason = str(exc) or f"no answer within {timeout_s:g} s"
+        return {"status": "down", "error": f"{type(exc).__name__}: {reason}"[:300]}
     except Exception as exc:  # any failure means "down"; the reason is reported, not raised
         return {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
     return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
