@@ -343,3 +343,19 @@ def redact(text: str, settings: Settings) -> str:
         if password:
             out = out.replace(password, "***")
     return out
+
+
+def hide_password(url: str) -> str:
+    """``url`` with the password of its user info as ``***`` (``mongodb://funnel:***@mongodb:27017/``),
+    for the log lines that name a configured backend: the start-up lines go wherever the logs go
+    (``docker compose logs``, a log shipper), and compose puts the database password in the URL."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}{sep}{user}{colon}***{at}{hostpart}"

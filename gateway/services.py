@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway.cache.stats import CacheStats
-from gateway.config import Settings, redact
+from gateway.config import Settings, hide_password, redact
 from gateway.embedded.datadir_lock import DataDirLock
 from gateway.errors import StoreUnavailable
 from gateway.ops.metrics import BACKEND_UP, POOL_CAPACITY
@@ -62,7 +62,7 @@ async def open_store(settings: Settings, *, index: bool | None = None) -> Docume
         store: DocumentStore = MongoStore.connect(
             settings.mongo_url, settings.mongo_db, settings.mongo_pool_size, settings.mongo_timeout_ms
         )
-        where = f"MongoDB {settings.mongo_url} db={settings.mongo_db}"
+        where = f"MongoDB {hide_password(settings.mongo_url)} db={settings.mongo_db}"
         POOL_CAPACITY.labels("mongo").set(settings.mongo_pool_size)
     else:
         from gateway.stores.duckdb.generations import remove_leftovers
@@ -89,7 +89,12 @@ async def open_vectors(settings: Settings) -> VectorIndex:
     # Milvus Lite runs in-process, so it is verified at once.
     vectors = await RecoveringVectors.open(settings.milvus_target, verify=settings.embedded_vectors)
     kind = "Milvus server" if settings.milvus_uri else "embedded Milvus Lite"
-    log.info("vector index: %s %s%s", kind, settings.milvus_target, " (broken)" if vectors.broken else "")
+    log.info(
+        "vector index: %s %s%s",
+        kind,
+        hide_password(settings.milvus_target),
+        " (broken)" if vectors.broken else "",
+    )
     return vectors
 
 
@@ -101,7 +106,7 @@ async def open_cache(settings: Settings, stack: AsyncExitStack) -> tuple[Cache, 
     supervisor = None
     if settings.redis_url:
         url = settings.redis_url
-        log.info("cache: Redis %s %s", "Cluster via" if settings.redis_cluster else "at", url)
+        log.info("cache: Redis %s %s", "Cluster via" if settings.redis_cluster else "at", hide_password(url))
     else:
         supervisor = RedisSupervisor(
             RedisServer(settings.data_dir / "redis", maxmemory=settings.redis_maxmemory)
@@ -142,7 +147,7 @@ async def invalidate_shared_cache(settings: Settings, dataset: str | None = None
         removed = await cache.delete_prefixes(prefixes)
     finally:
         await cache.close()
-    log.info("cache: dropped %d derived entries from %s", removed, settings.redis_url)
+    log.info("cache: dropped %d derived entries from %s", removed, hide_password(settings.redis_url))
     return removed
 
 
