@@ -46,6 +46,16 @@ def only_refusals(errors: list[str]) -> bool:
     return all("status of 401" in e or "status of 403" in e for e in errors)
 
 
+async def enter_key(dialog: Any, key: str) -> None:
+    await dialog.locator("input[name=key]").fill(key)
+    await dialog.locator("button[type=submit]").click()
+
+
+async def assert_only_refusals(tab: Any) -> None:
+    assert only_refusals(tab.errors), tab.errors
+    assert await tab.violations() == [] and tab.blocked == []
+
+
 async def test_the_key_is_asked_once_kept_for_the_tab_and_used_by_the_live_panel(
     browser: Any, keyed_gateway: TestServer
 ) -> None:
@@ -57,8 +67,7 @@ async def test_the_key_is_asked_once_kept_for_the_tab_and_used_by_the_live_panel
         dialog = page.locator("dialog.key-dialog")
         await dialog.wait_for(state="visible", timeout=20_000)
         assert "authentication required" in await dialog.text_content()
-        await dialog.locator("input[name=key]").fill(key)
-        await dialog.locator("button[type=submit]").click()
+        await enter_key(dialog, key)
         await page.wait_for_function(READY, timeout=20_000)
         assert await funnel_users(tab) == FIXTURE_FUNNEL
         assert await page.evaluate("() => sessionStorage.getItem('funnelgate.apiKey')") == key
@@ -81,8 +90,7 @@ async def test_the_key_is_asked_once_kept_for_the_tab_and_used_by_the_live_panel
         assert await funnel_users(tab) == FIXTURE_FUNNEL
         await page.wait_for_function(LIVE, timeout=20_000)
         assert tab.errors[errors_before:] == []  # after the reload every request carried the key
-        assert only_refusals(tab.errors), tab.errors
-        assert await tab.violations() == [] and tab.blocked == []
+        await assert_only_refusals(tab)
 
 
 async def test_graphiql_uses_the_key_the_dashboard_kept(browser: Any, keyed_gateway: TestServer) -> None:
@@ -91,8 +99,7 @@ async def test_graphiql_uses_the_key_the_dashboard_kept(browser: Any, keyed_gate
         await page.goto(f"{tab.base}/")
         dialog = page.locator("dialog.key-dialog")
         await dialog.wait_for(state="visible", timeout=20_000)
-        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
-        await dialog.locator("button[type=submit]").click()
+        await enter_key(dialog, VIEWER_KEY)
         await page.wait_for_function(READY, timeout=20_000)
 
         await page.goto(f"{tab.base}/graphql")
@@ -102,8 +109,7 @@ async def test_graphiql_uses_the_key_the_dashboard_kept(browser: Any, keyed_gate
         await page.wait_for_function(f"() => ({result})().includes('overallConversionRate')", timeout=20_000)
         assert '"errors"' not in await page.evaluate(result)
         assert await dialog.count() == 0
-        assert only_refusals(tab.errors), tab.errors
-        assert await tab.violations() == [] and tab.blocked == []
+        await assert_only_refusals(tab)
 
 
 async def test_a_graphiql_subscription_sends_the_key_in_connection_init(
@@ -119,8 +125,7 @@ async def test_a_graphiql_subscription_sends_the_key_in_connection_init(
         await page.goto(f"{tab.base}/graphql")
         dialog = page.locator("dialog.key-dialog")
         await dialog.wait_for(state="visible", timeout=20_000)  # GraphiQL's schema request got a 401
-        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
-        await dialog.locator("button[type=submit]").click()
+        await enter_key(dialog, VIEWER_KEY)
         await page.wait_for_selector(".graphiql-execute-button", timeout=20_000)
 
         await page.evaluate(
@@ -132,8 +137,7 @@ async def test_a_graphiql_subscription_sends_the_key_in_connection_init(
         inits = [json.loads(f) for f in sent if '"connection_init"' in f]
         assert inits and inits[0]["payload"] == {"Authorization": f"Bearer {VIEWER_KEY}"}
         assert await dialog.count() == 0
-        assert only_refusals(tab.errors), tab.errors
-        assert await tab.violations() == [] and tab.blocked == []
+        await assert_only_refusals(tab)
 
 
 async def test_a_key_with_a_non_ascii_character_is_refused_in_the_dialog(
@@ -146,8 +150,7 @@ async def test_a_key_with_a_non_ascii_character_is_refused_in_the_dialog(
         await page.goto(f"{tab.base}/")
         dialog = page.locator("dialog.key-dialog")
         await dialog.wait_for(state="visible", timeout=20_000)
-        await dialog.locator("input[name=key]").fill(f"{VIEWER_KEY}é")
-        await dialog.locator("button[type=submit]").click()
+        await enter_key(dialog, f"{VIEWER_KEY}é")
         reason = dialog.locator(".key-dialog-reason")
         await page.wait_for_function(
             "() => document.querySelector('dialog.key-dialog .key-dialog-reason').textContent.includes('ASCII')",
@@ -157,15 +160,13 @@ async def test_a_key_with_a_non_ascii_character_is_refused_in_the_dialog(
         assert await dialog.evaluate("d => d.open")  # still asking, nothing stored
         assert await page.evaluate("() => sessionStorage.getItem('funnelgate.apiKey')") is None
 
-        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
-        await dialog.locator("button[type=submit]").click()
+        await enter_key(dialog, VIEWER_KEY)
         await page.wait_for_function(READY, timeout=20_000)
         assert await funnel_users(tab) == FIXTURE_FUNNEL
         assert await page.text_content("#health") == "all backends up"
         await page.wait_for_function(LIVE, timeout=20_000)
         assert await dialog.count() == 0
-        assert only_refusals(tab.errors), tab.errors
-        assert await tab.violations() == [] and tab.blocked == []
+        await assert_only_refusals(tab)
 
 
 async def test_a_cancelled_key_dialog_is_not_asked_again_on_the_page(
@@ -191,12 +192,10 @@ async def test_a_cancelled_key_dialog_is_not_asked_again_on_the_page(
 
         await page.reload()  # a reload is how to enter a key after cancelling
         await dialog.wait_for(state="visible", timeout=20_000)
-        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
-        await dialog.locator("button[type=submit]").click()
+        await enter_key(dialog, VIEWER_KEY)
         await page.wait_for_function(READY, timeout=20_000)
         assert await funnel_users(tab) == FIXTURE_FUNNEL
-        assert only_refusals(tab.errors), tab.errors
-        assert await tab.violations() == [] and tab.blocked == []
+        await assert_only_refusals(tab)
 
 
 async def test_a_key_refused_on_the_live_socket_is_asked_again_saying_why(
@@ -216,8 +215,7 @@ async def test_a_key_refused_on_the_live_socket_is_asked_again_saying_why(
         await page.goto(f"{tab.base}/")
         dialog = page.locator("dialog.key-dialog")
         await dialog.wait_for(state="visible", timeout=20_000)
-        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
-        await dialog.locator("button[type=submit]").click()
+        await enter_key(dialog, VIEWER_KEY)
         await page.wait_for_function(READY, timeout=20_000)
         await page.wait_for_function(LIVE, timeout=20_000)
 
@@ -225,12 +223,10 @@ async def test_a_key_refused_on_the_live_socket_is_asked_again_saying_why(
         await dialog.wait_for(state="visible", timeout=20_000)
         reason = await dialog.locator(".key-dialog-reason").text_content()
         assert reason is not None and "no longer accepts this tab's key" in reason
-        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
-        await dialog.locator("button[type=submit]").click()
+        await enter_key(dialog, VIEWER_KEY)
         await page.wait_for_function(LIVE, timeout=20_000)
         assert await dialog.count() == 0
-        assert only_refusals(tab.errors), tab.errors
-        assert await tab.violations() == [] and tab.blocked == []
+        await assert_only_refusals(tab)
 
 
 async def test_a_key_of_spaces_is_asked_for_again_not_taken_for_cancel(
@@ -243,15 +239,13 @@ async def test_a_key_of_spaces_is_asked_for_again_not_taken_for_cancel(
         await page.goto(f"{tab.base}/")
         dialog = page.locator("dialog.key-dialog")
         await dialog.wait_for(state="visible", timeout=20_000)
-        await dialog.locator("input[name=key]").fill("   ")
-        await dialog.locator("button[type=submit]").click()
+        await enter_key(dialog, "   ")
         await page.wait_for_function(
             "() => document.querySelector('dialog.key-dialog .key-dialog-reason').textContent === 'Enter a key, or Cancel.'",
             timeout=20_000,
         )
         assert await dialog.evaluate("d => d.open")
-        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
-        await dialog.locator("button[type=submit]").click()
+        await enter_key(dialog, VIEWER_KEY)
         await page.wait_for_function(READY, timeout=20_000)
         assert await funnel_users(tab) == FIXTURE_FUNNEL
         assert only_refusals(tab.errors), tab.errors
@@ -269,7 +263,6 @@ async def test_graphiql_asks_again_when_run_after_a_cancel(browser: Any, keyed_g
         await page.wait_for_selector(".graphiql-execute-button", timeout=20_000)
         await page.click(".graphiql-execute-button")  # the default query
         await dialog.wait_for(state="visible", timeout=20_000)
-        await dialog.locator("input[name=key]").fill(VIEWER_KEY)
-        await dialog.locator("button[type=submit]").click()
+        await enter_key(dialog, VIEWER_KEY)
         await page.wait_for_function(f"() => ({RESULT})().includes('\"data\": {{')", timeout=20_000)
         assert "UNAUTHENTICATED" not in await page.evaluate(RESULT)

@@ -14,6 +14,7 @@ Without search_page (home -> payment -> confirmation): 5, 4 (1 2 3 4), 2.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -342,15 +343,20 @@ async def test_the_period_picker_is_one_tab_stop_moved_with_the_arrow_keys(tab: 
     await assert_clean(tab)
 
 
+async def invert_the_range(page: Any) -> None:
+    """From 2015-03-10 to 2015-03-01: a range that ends before it starts."""
+    await page.fill("#filters input[name=start]", "2015-03-10")
+    await page.dispatch_event("#filters input[name=start]", "change")
+    await page.fill("#filters input[name=end]", "2015-03-01")
+    await page.dispatch_event("#filters input[name=end]", "change")
+
+
 async def test_a_range_that_ends_before_it_starts_empties_the_panels_until_it_is_fixed(tab: Tab) -> None:
     """With "To" set before "From", the hint said so but the funnel, the trend and the tiles kept the
     numbers of the range before: figures for filters no longer on screen."""
     await open_dashboard(tab)
     page = tab.page
-    await page.fill("#filters input[name=start]", "2015-03-10")
-    await page.dispatch_event("#filters input[name=start]", "change")
-    await page.fill("#filters input[name=end]", "2015-03-01")
-    await page.dispatch_event("#filters input[name=end]", "change")
+    await invert_the_range(page)
     await page.wait_for_function(
         "() => document.querySelector('#funnel-state').textContent.includes('ends before it starts')",
         timeout=20_000,
@@ -377,10 +383,7 @@ async def test_the_period_picker_sends_nothing_the_gateway_can_only_refuse(tab: 
     page = tab.page
     sent: list[str] = []
     page.on("request", lambda r: sent.append(r.post_data or "") if r.url.endswith("/graphql") else None)
-    await page.fill("#filters input[name=start]", "2015-03-10")
-    await page.dispatch_event("#filters input[name=start]", "change")
-    await page.fill("#filters input[name=end]", "2015-03-01")
-    await page.dispatch_event("#filters input[name=end]", "change")
+    await invert_the_range(page)
     await page.wait_for_function(
         "() => document.querySelector('#trend-state').textContent.includes('ends before it starts')",
         timeout=20_000,
