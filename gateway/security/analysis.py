@@ -34,7 +34,7 @@ fragment.
   kept with graphql-core's own error, so the request is refused once, in the same words, not once per row.
 
 The field markers (``price()``, ``paged()``) and the table the web layer reads them into are
-``field_rules.py``.
+``field_rules.py``; the GraphQL errors a refused operation gets, ``refusals.py``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values, get_directive_values, get_variable_values
 
-from gateway.errors import BadInput, Forbidden
+from gateway.errors import BadInput
 from gateway.roles import Role
 from gateway.security.field_rules import FieldRule, FieldRules
 from gateway.security.limits import written_selections
@@ -75,7 +75,6 @@ from gateway.validation import check_page_size
 DEFAULT_LIST_SIZE = 10
 INTROSPECTION_COST = 100
 PAGE_ARGUMENTS = ("first", "limit")
-QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
 # The merging walk collects at most this many selections per selection the document writes (a document
 # whose fragments merge in ever new combinations, an attack, is walked again without merging).
 MERGE_WORK = 8
@@ -92,50 +91,6 @@ class Analysis:
     # "users.edges..." -> what is wrong with its page, and the argument's node (where it is written)
     bad_pages: dict[str, tuple[str, Node]] = field(default_factory=dict)
     bad_arguments: dict[str, GraphQLError] = field(default_factory=dict)  # path -> graphql-core's refusal
-
-    def forbidden_error(self, role: Role) -> GraphQLError:
-        paths = sorted(self.forbidden)
-        needs = max(self.forbidden.values())
-        listed = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
-        error = Forbidden(f"the {role.label} role may not read {listed} (needs {needs.label})")
-        return GraphQLError(
-            str(error),
-            original_error=error,
-            extensions={"code": error.code, "role": role.label, "fields": paths[:20]},
-        )
-
-
-def page_error(bad_pages: Mapping[str, tuple[str, Node]]) -> GraphQLError:
-    """The first bad page, located at its argument in the document (``locations``, as graphql-core's
-    own argument errors), with every field that has one."""
-    path, (problem, node) = next(iter(bad_pages.items()))
-    error = BadInput(f"{problem} at {path}")
-    return GraphQLError(
-        str(error),
-        nodes=node,
-        original_error=error,
-        extensions={"code": error.code, "fields": list(bad_pages)[:20]},
-    )
-
-
-def argument_error(bad_arguments: Mapping[str, GraphQLError]) -> GraphQLError:
-    """The first refusal as graphql-core words it at execution (the error policy, gateway/web/errors.py,
-    gives it its code and GraphQL's ``null``), not yet coded, with every field it concerns."""
-    refusal = next(iter(bad_arguments.values()))
-    return GraphQLError(
-        refusal.message,
-        nodes=refusal.nodes,
-        original_error=refusal,
-        extensions={"fields": list(bad_arguments)[:20]},
-    )
-
-
-def cost_error(cost: int, budget: int) -> GraphQLError:
-    return GraphQLError(
-        f"the query's cost {cost:,} exceeds the budget of {budget:,} (FUNNEL_MAX_COST): ask for smaller "
-        "pages (first, limit) or fewer nested lists",
-        extensions={"code": QUERY_TOO_COSTLY, "cost": cost, "budget": budget},
-    )
 
 
 def pick_operation(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:

@@ -31,9 +31,10 @@ from strawberry.types.graphql import OperationType
 
 from gateway.errors import Unauthenticated
 from gateway.roles import ANONYMOUS, NOBODY, Role
-from gateway.security.analysis import analyse, argument_error, cost_error, page_error
+from gateway.security.analysis import analyse
 from gateway.security.field_rules import FieldRule, FieldRules, field_rules
 from gateway.security.limits import Limits
+from gateway.security.refusals import argument_error, cost_error, forbidden_error, page_error
 from gateway.web import documents
 
 
@@ -134,7 +135,7 @@ class Guard(SchemaExtension):
                 if analysis is not None:
                     self.cost = analysis.cost
                     if analysis.forbidden:
-                        errors = [analysis.forbidden_error(principal.role)]
+                        errors = [forbidden_error(analysis.forbidden, principal.role)]
                     elif analysis.bad_arguments:
                         errors = [argument_error(analysis.bad_arguments)]
                     elif analysis.bad_pages:

@@ -20,9 +20,10 @@ from strawberry.schema.schema import validate_document
 
 from gateway.config import Settings
 from gateway.roles import Role
-from gateway.security.analysis import analyse, cost_error
+from gateway.security.analysis import analyse
 from gateway.security.limits import Limits, bounded_rules, parse_limited
 from gateway.security.persisted import Operation, read_manifest, sha256, write_manifest
+from gateway.security.refusals import cost_error
 from gateway.web.app import schema_for
 from gateway.web.guard import schema_rules
 
