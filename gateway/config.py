@@ -336,24 +336,24 @@ def redact(text: str, settings: Settings) -> str:
     if settings.jwt_secret:
         out = out.replace(settings.jwt_secret, "***")
     for url in (settings.mongo_url, settings.redis_url, settings.milvus_uri):
-        try:
-            password = urlsplit(url).password if url else None
-        except ValueError:
-            password = None
+        password = _password_of(url) if url else None
         if password:
             out = out.replace(password, "***")
     return out
+
+
+def _password_of(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:  # not a URL (a port that is not a number): nothing to hide
+        return None
 
 
 def hide_password(url: str) -> str:
     """``url`` with the password of its user info as ``***`` (``mongodb://funnel:***@mongodb:27017/``),
     for the log lines that name a configured backend: the start-up lines go wherever the logs go
     (``docker compose logs``, a log shipper), and compose puts the database password in the URL."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return url
-    if not password:
+    if not _password_of(url):
         return url
     scheme, sep, rest = url.partition("://")
     userinfo, at, hostpart = rest.rpartition("@")

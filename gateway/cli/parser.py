@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.roles import NAMES as ROLE_NAMES
 
@@ -24,17 +25,12 @@ class EmptyPath:
     names: str  # what to give instead: "a directory" or "a file"
 
 
-def _path(flag: str, names: str = "a directory") -> Callable[[str], Path | EmptyPath]:
-    def parse(raw: str) -> Path | EmptyPath:
-        return EmptyPath(flag, names) if raw == "" else Path(raw)
+def _path(flag: str, names: str = "a directory", cast: Callable[[str], Any] = Path) -> Callable[[str], Any]:
+    """The argument's parser: ``cast`` of its value (a Path; a setting stays a str, for load_settings
+    to parse as it parses FUNNEL_*), or EmptyPath for ``''``."""
 
-    return parse
-
-
-def _setting_path(flag: str, names: str) -> Callable[[str], str | EmptyPath]:
-    # A setting stays a string (load_settings parses it as it parses FUNNEL_*), but not an empty one.
-    def parse(raw: str) -> str | EmptyPath:
-        return EmptyPath(flag, names) if raw == "" else raw
+    def parse(raw: str) -> Any:
+        return EmptyPath(flag, names) if raw == "" else cast(raw)
 
     return parse
 
@@ -52,7 +48,7 @@ def _flags(title: str, names: Sequence[str]) -> argparse.ArgumentParser:
             group.add_argument(flag, dest=name, default=None, metavar=name.upper())
         else:
             group.add_argument(
-                flag, dest=name, default=None, metavar=name.upper(), type=_setting_path(flag, kind)
+                flag, dest=name, default=None, metavar=name.upper(), type=_path(flag, kind, str)
             )
     return parent
 

@@ -167,8 +167,7 @@ class PersistedQueries:
         self._path = path
         self._seen: Signature | str | None = seen  # a str: an OSError already logged for this path
         self._next_check = monotonic() + CHECK_INTERVAL_S
-        self._reloading = False
-        self._reload: asyncio.Future[None] | None = None  # the reload running, held while it runs
+        self._reload: asyncio.Future[None] | None = None  # the last reload (held: it is its own task)
 
     @classmethod
     def from_file(
@@ -182,7 +181,7 @@ class PersistedQueries:
     async def refresh(self) -> None:
         """Read the manifest file again if it changed since it was last read (looked at no more than
         once per ``CHECK_INTERVAL_S``); a file that cannot be used keeps the last good manifest."""
-        if self._path is None or self._reloading:
+        if self._path is None or (self._reload is not None and not self._reload.done()):
             return
         now = monotonic()
         if now < self._next_check:
@@ -200,7 +199,6 @@ class PersistedQueries:
         if seen is None or isinstance(seen, str):
             log.error("persisted-query manifest %s: %s; %s", path, seen or "the file was removed", kept)
             return
-        self._reloading = True
         # Its own task, shielded: the request that noticed the change may go away (a client that leaves
         # cancels its request), and a reload cancelled after the version was noted would never be done.
         self._reload = asyncio.ensure_future(self._read(path, seen[2] > OFF_LOOP_BYTES, kept))
@@ -217,8 +215,6 @@ class PersistedQueries:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             log.error("persisted-query manifest %s changed but cannot be used (%s); %s", path, reason, kept)
             return
-        finally:
-            self._reloading = False
         before = len(self.registered)
         self.registered = {op_id: op.body for op_id, op in manifest.items()}
         self.generation += 1
