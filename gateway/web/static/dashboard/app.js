@@ -136,9 +136,7 @@ function setSteps(steps) {
   const same = steps.length === state.defaultSteps.length && steps.every((s, i) => s === state.defaultSteps[i]);
   state.steps = same ? null : steps;
   renderStepPicker();
-  if (rangeInverted()) clearFunnels(INVERTED_RANGE);
-  else if (shownSteps().length >= 2) refreshFunnels();
-  else clearFunnels(TOO_FEW_STEPS);
+  refreshFunnels();
 }
 
 function rangeInverted() {
@@ -297,6 +295,11 @@ function clearTotals(why) {
 }
 
 function refreshFunnels() {
+  const blocked = funnelsBlocked();
+  if (blocked) {
+    clearFunnels(blocked);
+    return;
+  }
   loadFunnel();
   loadTrend();
 }
@@ -320,8 +323,7 @@ function filtersChanged() {
       return;
     }
     loadTotals();
-    if (shownSteps().length >= 2 || state.steps === null) refreshFunnels();
-    else clearFunnels(TOO_FEW_STEPS);
+    refreshFunnels();
   }, 120);
 }
 
