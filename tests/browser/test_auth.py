@@ -46,6 +46,14 @@ def only_refusals(errors: list[str]) -> bool:
     return all("status of 401" in e or "status of 403" in e for e in errors)
 
 
+async def asked_for_a_key(page: Any, url: str) -> Any:
+    """Open ``url``; the key dialog it asks with, once it shows."""
+    await page.goto(url)
+    dialog = page.locator("dialog.key-dialog")
+    await dialog.wait_for(state="visible", timeout=20_000)
+    return dialog
+
+
 async def enter_key(dialog: Any, key: str) -> None:
     await dialog.locator("input[name=key]").fill(key)
     await dialog.locator("button[type=submit]").click()
@@ -96,9 +104,7 @@ async def test_the_key_is_asked_once_kept_for_the_tab_and_used_by_the_live_panel
 async def test_graphiql_uses_the_key_the_dashboard_kept(browser: Any, keyed_gateway: TestServer) -> None:
     async with open_tab(browser, f"http://127.0.0.1:{keyed_gateway.port}") as tab:
         page = tab.page
-        await page.goto(f"{tab.base}/")
-        dialog = page.locator("dialog.key-dialog")
-        await dialog.wait_for(state="visible", timeout=20_000)
+        dialog = await asked_for_a_key(page, f"{tab.base}/")
         await enter_key(dialog, VIEWER_KEY)
         await page.wait_for_function(READY, timeout=20_000)
 
@@ -122,9 +128,7 @@ async def test_a_graphiql_subscription_sends_the_key_in_connection_init(
         page = tab.page
         sent: list[str] = []
         page.on("websocket", lambda ws: ws.on("framesent", lambda f: sent.append(str(f))))
-        await page.goto(f"{tab.base}/graphql")
-        dialog = page.locator("dialog.key-dialog")
-        await dialog.wait_for(state="visible", timeout=20_000)  # GraphiQL's schema request got a 401
+        dialog = await asked_for_a_key(page, f"{tab.base}/graphql")  # GraphiQL's schema request got a 401
         await enter_key(dialog, VIEWER_KEY)
         await page.wait_for_selector(".graphiql-execute-button", timeout=20_000)
 
@@ -147,9 +151,7 @@ async def test_a_key_with_a_non_ascii_character_is_refused_in_the_dialog(
     unreachable" on every panel and stay broken after the right key was typed in the next dialog."""
     async with open_tab(browser, f"http://127.0.0.1:{keyed_gateway.port}") as tab:
         page = tab.page
-        await page.goto(f"{tab.base}/")
-        dialog = page.locator("dialog.key-dialog")
-        await dialog.wait_for(state="visible", timeout=20_000)
+        dialog = await asked_for_a_key(page, f"{tab.base}/")
         await enter_key(dialog, f"{VIEWER_KEY}é")
         reason = dialog.locator(".key-dialog-reason")
         await page.wait_for_function(
@@ -176,9 +178,7 @@ async def test_a_cancelled_key_dialog_is_not_asked_again_on_the_page(
     socket: three cancels to see the page. Now each panel says a key is needed, and a reload asks."""
     async with open_tab(browser, f"http://127.0.0.1:{keyed_gateway.port}") as tab:
         page = tab.page
-        await page.goto(f"{tab.base}/")
-        dialog = page.locator("dialog.key-dialog")
-        await dialog.wait_for(state="visible", timeout=20_000)
+        dialog = await asked_for_a_key(page, f"{tab.base}/")
         await dialog.locator("button", has_text="Cancel").click()
         await page.wait_for_function(READY, timeout=20_000)
         await page.wait_for_function(
@@ -212,9 +212,7 @@ async def test_a_key_refused_on_the_live_socket_is_asked_again_saying_why(
             ws.connect_to_server()
 
         await page.route_web_socket("**/graphql", socket)
-        await page.goto(f"{tab.base}/")
-        dialog = page.locator("dialog.key-dialog")
-        await dialog.wait_for(state="visible", timeout=20_000)
+        dialog = await asked_for_a_key(page, f"{tab.base}/")
         await enter_key(dialog, VIEWER_KEY)
         await page.wait_for_function(READY, timeout=20_000)
         await page.wait_for_function(LIVE, timeout=20_000)
@@ -236,9 +234,7 @@ async def test_a_key_of_spaces_is_asked_for_again_not_taken_for_cancel(
     never asked again and every panel said to reload."""
     async with open_tab(browser, f"http://127.0.0.1:{keyed_gateway.port}") as tab:
         page = tab.page
-        await page.goto(f"{tab.base}/")
-        dialog = page.locator("dialog.key-dialog")
-        await dialog.wait_for(state="visible", timeout=20_000)
+        dialog = await asked_for_a_key(page, f"{tab.base}/")
         await enter_key(dialog, "   ")
         await page.wait_for_function(
             "() => document.querySelector('dialog.key-dialog .key-dialog-reason').textContent === 'Enter a key, or Cancel.'",
@@ -256,9 +252,7 @@ async def test_graphiql_asks_again_when_run_after_a_cancel(browser: Any, keyed_g
     401 body, with no dialog and no hint. Run is the person asking: the dialog comes back."""
     async with open_tab(browser, f"http://127.0.0.1:{keyed_gateway.port}") as tab:
         page = tab.page
-        await page.goto(f"{tab.base}/graphql")
-        dialog = page.locator("dialog.key-dialog")
-        await dialog.wait_for(state="visible", timeout=20_000)
+        dialog = await asked_for_a_key(page, f"{tab.base}/graphql")
         await dialog.locator("button", has_text="Cancel").click()
         await page.wait_for_selector(".graphiql-execute-button", timeout=20_000)
         await page.click(".graphiql-execute-button")  # the default query

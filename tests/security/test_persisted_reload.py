@@ -174,12 +174,23 @@ def _allowlist(path: Path) -> PersistedQueries:
     return PersistedQueries.from_file(None, None, "allowlist", path, 10_000)  # type: ignore[arg-type]
 
 
-async def test_the_file_is_looked_at_no_more_than_once_a_second(tmp_path, monkeypatch):
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    """The reload's clock, moved by hand."""
     clock = _Clock()
     monkeypatch.setattr(persisted_module, "monotonic", clock)
+    return clock
+
+
+def _funnel_allowlist(tmp_path: Path) -> tuple[Path, PersistedQueries]:
+    """A manifest registering FUNNEL, and the allowlist read from it."""
     manifest = tmp_path / "persisted.json"
     write_manifest(manifest, [op(FUNNEL)])
-    queries = _allowlist(manifest)
+    return manifest, _allowlist(manifest)
+
+
+async def test_the_file_is_looked_at_no_more_than_once_a_second(tmp_path, clock):
+    manifest, queries = _funnel_allowlist(tmp_path)
     write_manifest(manifest, [op(FUNNEL), op(HEALTH)])
     clock.now = 1000.5  # half a second after start-up: not looked at yet
     await queries.refresh()
@@ -196,9 +207,7 @@ async def test_the_file_is_looked_at_no_more_than_once_a_second(tmp_path, monkey
 
 
 @pytest.mark.parametrize(("limit", "threads"), [(0, 1), (1 << 20, 0)], ids=["large", "small"])
-async def test_a_large_file_is_read_off_the_event_loop(tmp_path, monkeypatch, limit, threads):
-    clock = _Clock()
-    monkeypatch.setattr(persisted_module, "monotonic", clock)
+async def test_a_large_file_is_read_off_the_event_loop(tmp_path, monkeypatch, clock, limit, threads):
     monkeypatch.setattr(persisted_module, "OFF_LOOP_BYTES", limit)
     calls: list[Any] = []
     real = asyncio.to_thread
@@ -208,9 +217,7 @@ async def test_a_large_file_is_read_off_the_event_loop(tmp_path, monkeypatch, li
         return await real(func, *args, **kwargs)
 
     monkeypatch.setattr(persisted_module.asyncio, "to_thread", to_thread)
-    manifest = tmp_path / "persisted.json"
-    write_manifest(manifest, [op(FUNNEL)])
-    queries = _allowlist(manifest)
+    manifest, queries = _funnel_allowlist(tmp_path)
     write_manifest(manifest, [op(HEALTH)])
     clock.now += 2
     await queries.refresh()
@@ -218,15 +225,11 @@ async def test_a_large_file_is_read_off_the_event_loop(tmp_path, monkeypatch, li
     assert len(calls) == threads
 
 
-async def test_a_reload_outlives_the_request_that_started_it(tmp_path, monkeypatch):
+async def test_a_reload_outlives_the_request_that_started_it(tmp_path, monkeypatch, clock):
     # A client that leaves cancels its request (handler_cancellation). The reload it started used to go
     # with it, after the file's version was noted: the gateway stayed on the old allowlist for good.
-    clock = _Clock()
-    monkeypatch.setattr(persisted_module, "monotonic", clock)
     monkeypatch.setattr(persisted_module, "OFF_LOOP_BYTES", 0)  # read in a worker thread: an await
-    manifest = tmp_path / "persisted.json"
-    write_manifest(manifest, [op(FUNNEL)])
-    queries = _allowlist(manifest)
+    manifest, queries = _funnel_allowlist(tmp_path)
     write_manifest(manifest, [op(FUNNEL), op(HEALTH)])
     clock.now += 2
     request = asyncio.ensure_future(queries.refresh())
@@ -241,12 +244,10 @@ async def test_a_reload_outlives_the_request_that_started_it(tmp_path, monkeypat
     assert set(queries.registered) == {sha(FUNNEL), sha(HEALTH)} and queries.generation == 1
 
 
-async def test_a_file_gone_between_its_look_and_its_read_keeps_the_allowlist(tmp_path, monkeypatch, caplog):
-    clock = _Clock()
-    monkeypatch.setattr(persisted_module, "monotonic", clock)
-    manifest = tmp_path / "persisted.json"
-    write_manifest(manifest, [op(FUNNEL)])
-    queries = _allowlist(manifest)
+async def test_a_file_gone_between_its_look_and_its_read_keeps_the_allowlist(
+    tmp_path, monkeypatch, clock, caplog
+):
+    manifest, queries = _funnel_allowlist(tmp_path)
     manifest.unlink()
     monkeypatch.setattr(persisted_module, "_signature", lambda path: (1, 2, 3, 4, 5))  # looked at: there
     clock.now += 2
@@ -255,12 +256,8 @@ async def test_a_file_gone_between_its_look_and_its_read_keeps_the_allowlist(tmp
     assert "cannot be used" in caplog.text
 
 
-async def test_a_manifest_nested_past_the_recursion_limit_keeps_the_allowlist(tmp_path, monkeypatch, caplog):
-    clock = _Clock()
-    monkeypatch.setattr(persisted_module, "monotonic", clock)
-    manifest = tmp_path / "persisted.json"
-    write_manifest(manifest, [op(FUNNEL)])
-    queries = _allowlist(manifest)
+async def test_a_manifest_nested_past_the_recursion_limit_keeps_the_allowlist(tmp_path, clock, caplog):
+    manifest, queries = _funnel_allowlist(tmp_path)
     manifest.write_text("[" * 100_000 + "]" * 100_000)
     clock.now += 2
     await queries.refresh()  # used to raise RecursionError out of the request: a 500
