@@ -58,7 +58,11 @@ def middles_between(rel: np.ndarray, low: int, high: int) -> Pair:
 def whole_us(dur: np.ndarray) -> np.ndarray:
     """Each user's seconds on the page in whole microseconds (float64, exact below 2**53): their sums are
     exact in any order, and a mean is one division (``funnel_math.mean_seconds``)."""
-    return np.rint(dur * 1e6)
+    us = dur * 1e6
+    # In place: a second new array of this size (np.rint(dur * 1e6)) cost 0.7 ms at 90,400 users, 4 ms
+    # at 904,000 (fresh pages faulted in), against 0.06 ms and 1.1 ms so.
+    np.rint(us, out=us)
+    return us
 
 
 def seconds(pair: Pair) -> float:
