@@ -19,6 +19,7 @@ from gateway.web.app import create_app
 from tests.browser.conftest import open_tab
 from tests.browser.test_dashboard import funnel_users
 from tests.browser.test_graphiql import RESULT, SET_QUERY
+from tests.browser.test_keeping_up import graphql_operations
 from tests.security import conftest as edge_fixtures
 
 VIEWER_KEY: str = edge_fixtures.KEYS[Role.VIEWER]
@@ -178,6 +179,7 @@ async def test_a_cancelled_key_dialog_is_not_asked_again_on_the_page(
     socket: three cancels to see the page. Now each panel says a key is needed, and a reload asks."""
     async with open_tab(browser, f"http://127.0.0.1:{keyed_gateway.port}") as tab:
         page = tab.page
+        await page.clock.install()
         dialog = await asked_for_a_key(page, f"{tab.base}/")
         await dialog.locator("button", has_text="Cancel").click()
         await page.wait_for_function(READY, timeout=20_000)
@@ -189,6 +191,10 @@ async def test_a_cancelled_key_dialog_is_not_asked_again_on_the_page(
         # No "Try again": it would ask nobody and fail the same way (a reload is the way to a key).
         assert await page.locator("#funnel-state button, #trend-state button").count() == 0
         assert await page.text_content("#kpi-users") == "\u2013"  # the dash of a tile with no figure
+        # Nor does the refresh that keeps the panels up with live events (every 15 s) ask again.
+        sent = graphql_operations(page)
+        await page.clock.run_for(45_000)
+        assert [name for name in sent if name != "DashboardHealth"] == []
 
         await page.reload()  # a reload is how to enter a key after cancelling
         await dialog.wait_for(state="visible", timeout=20_000)

@@ -78,18 +78,22 @@ const noPageViews = (error) => /no default funnel/i.test(error.message);
 // A 401 once the key dialog was cancelled: trying again asks nobody and fails the same way, so no
 // "Try again" button; the message says to reload the page to enter a key.
 const needsKey = (error) => error.status === 401;
+// A panel was refused for want of a key (the dialog cancelled): no refresh asks again (keepUp).
+let keyRefused = false;
 
-async function loadFunnel() {
+async function loadFunnel({ quiet = false } = {}) {
   const current = funnelTurn();
   const panel = $('funnel-panel');
-  busy(panel, true);
+  if (!quiet) busy(panel, true);
   try {
     const { data } = await query(FUNNEL, definition());
     if (!current()) return;
+    keyRefused = false;
     renderFunnel(data.funnel);
     showState($('funnel-state'), '');
   } catch (error) {
     if (!current()) return;
+    keyRefused ||= needsKey(error);
     clearChart($('funnel-chart'));
     $('funnel-table').tBodies[0].replaceChildren();
     $('funnel-overall').textContent = '–';
@@ -228,13 +232,14 @@ async function loadPageTypes() {
 
 const trendTurn = latest();
 
-async function loadTrend() {
+async function loadTrend({ quiet = false } = {}) {
   const current = trendTurn();
   const panel = $('trend-panel');
-  busy(panel, true);
+  if (!quiet) busy(panel, true);
   try {
     const { data } = await query(TREND, { interval: state.interval, ...definition() });
     if (!current()) return;
+    keyRefused = false;
     const points = data.funnelTrend;
     // A closed date range comes back as one zero point per period even when nobody started at all.
     if (!points.some((p) => p.steps[0]?.users)) {
@@ -246,6 +251,7 @@ async function loadTrend() {
     }
   } catch (error) {
     if (!current()) return;
+    keyRefused ||= needsKey(error);
     clearChart($('trend-chart'));
     if (noPageViews(error)) showState($('trend-state'), NO_PAGE_VIEWS, 'empty');
     else showState($('trend-state'), `The trend could not be loaded: ${describe(error)}`, 'error', needsKey(error) ? null : loadTrend);
@@ -258,15 +264,16 @@ async function loadTrend() {
 
 const totalsTurn = latest();
 
-async function loadTotals() {
+async function loadTotals({ quiet = false } = {}) {
   const current = totalsTurn();
   const panel = $('kpis');
-  busy(panel, true);
+  if (!quiet) busy(panel, true);
   const f = state.filters;
   const range = f.start || f.end ? { start: f.start || null, end: f.end || null } : null;
   try {
     const { data } = await query(TOTALS, { range, device: f.device || null, sex: f.sex || null });
     if (!current()) return;
+    keyRefused = false;
     const d = data.dashboard;
     $('kpi-users').textContent = fmt.int.format(d.users);
     $('kpi-sessions').textContent = fmt.int.format(d.sessions);
@@ -278,6 +285,7 @@ async function loadTotals() {
     panel.removeAttribute('title');
   } catch (error) {
     if (!current()) return;
+    keyRefused ||= needsKey(error);
     clearTotals(`Totals unavailable: ${describe(error)}`);
   } finally {
     if (current()) busy(panel, false);
@@ -369,6 +377,29 @@ function connectionChanged(status) {
   }
 }
 
+// ---- keeping up with live events -------------------------------------------------------------------
+// The tiles, the funnel and the trend are queries: alone they would keep the numbers of the moment they
+// loaded while events come in. While the period includes today (UTC: the gateway's days) they load
+// again every REFRESH_MS, without the busy veil. An unchanged answer comes from the gateway's cache
+// (an event drops exactly the cached answers it changes), so a dashboard left open costs little. Not
+// while the tab is hidden, the gateway is away (its return reloads what failed) or a key was refused
+// (a refresh would ask for it again and again).
+const REFRESH_MS = 15000;
+
+function includesToday() {
+  const today = new Date().toISOString().slice(0, 10);
+  const { start, end } = state.filters;
+  return (!start || start <= today) && (!end || end >= today);
+}
+
+function keepUp() {
+  if (document.hidden || socketLost || keyRefused || rangeInverted() || !includesToday()) return;
+  loadTotals({ quiet: true });
+  if (funnelsBlocked()) return;
+  loadFunnel({ quiet: true });
+  loadTrend({ quiet: true });
+}
+
 // ---- wiring ----------------------------------------------------------------------------------------
 
 function wire() {
@@ -422,6 +453,7 @@ async function main() {
   await Promise.all([loadPageTypes(), loadFunnel(), loadTrend(), loadTotals()]);
   startLive(connectionChanged);
   setInterval(loadHealth, 30000);
+  setInterval(keepUp, REFRESH_MS);
   document.body.dataset.ready = 'true';
 }
 
