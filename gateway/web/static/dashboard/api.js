@@ -13,6 +13,10 @@ export class ApiError extends Error {
   }
 }
 
+// Whether the last query was refused for want of a key (the key dialog cancelled): the page's own
+// refreshes then stop asking (a reload is the way to a key).
+export let refusedForKey = false;
+
 // Run a query; resolves to { data, errors } (errors: [] when none). Field errors come back beside
 // the data they spared; a request that produced no data at all rejects with an ApiError.
 export async function query(document, variables = {}) {
@@ -36,6 +40,7 @@ export async function query(document, variables = {}) {
     /* not JSON: the status says what happened */
   }
   const errors = (body && Array.isArray(body.errors) && body.errors) || [];
+  refusedForKey = response.status === 401;
   if (response.status === 401) {
     throw new ApiError('This gateway needs an API key; reload the page to enter one.', { status: 401, errors });
   }

@@ -1,8 +1,10 @@
 // The funnel dashboard: every number comes from the gateway's public GraphQL API (api.js).
-import { query } from './api.js';
+import { query, refusedForKey } from './api.js';
 import { clearChart, fmt, funnelChart, responsive, trendChart } from './charts.js';
 import { $, busy, describe, exactMoney, h, latest, showState } from './dom.js';
+import { loadHealth } from './health.js';
 import { startLive } from './live.js';
+import { clearTotals, loadTotals } from './totals.js';
 import { lookUp, useFunnelSteps } from './user.js';
 
 // ---- queries ---------------------------------------------------------------------------------------
@@ -23,14 +25,7 @@ const TREND = `query DashboardTrend($interval: Interval!, ${DEFINITION_VARS}) {
   }
 }`;
 
-// The same device and sex as the funnel beside the tiles, so numbers side by side agree.
-const TOTALS = `query DashboardTotals($range: DateRange, $device: Device, $sex: Sex) {
-  dashboard(range: $range, device: $device, sex: $sex) { users sessions conversions conversionRate revenue }
-}`;
-
 const PAGE_TYPES = 'query DashboardPageTypes { pageTypes }';
-
-const HEALTH = 'query DashboardHealth { health { status dependencies { role backend up } } }';
 
 // ---- state -----------------------------------------------------------------------------------------
 
@@ -78,8 +73,6 @@ const noPageViews = (error) => /no default funnel/i.test(error.message);
 // A 401 once the key dialog was cancelled: trying again asks nobody and fails the same way, so no
 // "Try again" button; the message says to reload the page to enter a key.
 const needsKey = (error) => error.status === 401;
-// A panel was refused for want of a key (the dialog cancelled): no refresh asks again (keepUp).
-let keyRefused = false;
 
 async function loadFunnel({ quiet = false } = {}) {
   const current = funnelTurn();
@@ -88,12 +81,10 @@ async function loadFunnel({ quiet = false } = {}) {
   try {
     const { data } = await query(FUNNEL, definition());
     if (!current()) return;
-    keyRefused = false;
     renderFunnel(data.funnel);
     showState($('funnel-state'), '');
   } catch (error) {
     if (!current()) return;
-    keyRefused ||= needsKey(error);
     clearChart($('funnel-chart'));
     $('funnel-table').tBodies[0].replaceChildren();
     $('funnel-overall').textContent = '–';
@@ -239,7 +230,6 @@ async function loadTrend({ quiet = false } = {}) {
   try {
     const { data } = await query(TREND, { interval: state.interval, ...definition() });
     if (!current()) return;
-    keyRefused = false;
     const points = data.funnelTrend;
     // A closed date range comes back as one zero point per period even when nobody started at all.
     if (!points.some((p) => p.steps[0]?.users)) {
@@ -251,55 +241,12 @@ async function loadTrend({ quiet = false } = {}) {
     }
   } catch (error) {
     if (!current()) return;
-    keyRefused ||= needsKey(error);
     clearChart($('trend-chart'));
     if (noPageViews(error)) showState($('trend-state'), NO_PAGE_VIEWS, 'empty');
     else showState($('trend-state'), `The trend could not be loaded: ${describe(error)}`, 'error', needsKey(error) ? null : loadTrend);
   } finally {
     if (current()) busy(panel, false);
   }
-}
-
-// ---- totals ----------------------------------------------------------------------------------------
-
-const totalsTurn = latest();
-
-async function loadTotals({ quiet = false } = {}) {
-  const current = totalsTurn();
-  const panel = $('kpis');
-  if (!quiet) busy(panel, true);
-  const f = state.filters;
-  const range = f.start || f.end ? { start: f.start || null, end: f.end || null } : null;
-  try {
-    const { data } = await query(TOTALS, { range, device: f.device || null, sex: f.sex || null });
-    if (!current()) return;
-    keyRefused = false;
-    const d = data.dashboard;
-    $('kpi-users').textContent = fmt.int.format(d.users);
-    $('kpi-sessions').textContent = fmt.int.format(d.sessions);
-    $('kpi-conversions').textContent = fmt.int.format(d.conversions);
-    $('kpi-rate').textContent = fmt.pct(d.conversionRate);
-    $('kpi-revenue').textContent = fmt.moneyFit(d.revenue); // $3.0B fits the tile where 13 digits do not
-    exactMoney($('kpi-revenue'), d.revenue);
-    panel.classList.remove('failed');
-    panel.removeAttribute('title');
-  } catch (error) {
-    if (!current()) return;
-    keyRefused ||= needsKey(error);
-    clearTotals(`Totals unavailable: ${describe(error)}`);
-  } finally {
-    if (current()) busy(panel, false);
-  }
-}
-
-function clearTotals(why) {
-  totalsTurn();
-  const panel = $('kpis');
-  busy(panel, false);
-  for (const id of ['kpi-users', 'kpi-sessions', 'kpi-conversions', 'kpi-rate', 'kpi-revenue']) $(id).textContent = '–';
-  $('kpi-revenue').removeAttribute('title');
-  panel.classList.add('failed');
-  panel.title = why;
 }
 
 function refreshFunnels() {
@@ -330,30 +277,9 @@ function filtersChanged() {
       clearFunnels(INVERTED_RANGE);
       return;
     }
-    loadTotals();
+    loadTotals(state.filters);
     refreshFunnels();
   }, 120);
-}
-
-// ---- health ----------------------------------------------------------------------------------------
-
-const ROLE_NAMES = { document_store: 'document store', vector_index: 'vector index', cache: 'cache' };
-
-async function loadHealth() {
-  const pill = $('health');
-  try {
-    const { data } = await query(HEALTH);
-    const down = data.health.dependencies.filter((d) => !d.up);
-    pill.dataset.state = down.length ? 'degraded' : 'ok';
-    pill.textContent = down.length
-      ? `${down.map((d) => `${ROLE_NAMES[d.role] || d.role} (${d.backend})`).join(', ')} down`
-      : 'all backends up';
-    pill.title = data.health.dependencies.map((d) => `${d.role}: ${d.backend} ${d.up ? 'up' : 'down'}`).join('\n');
-  } catch (error) {
-    pill.dataset.state = 'error';
-    pill.textContent = error.status === 0 ? 'gateway unreachable' : 'health unknown';
-    pill.title = describe(error);
-  }
 }
 
 // ---- the gateway going away and coming back --------------------------------------------------------
@@ -370,7 +296,7 @@ function connectionChanged(status) {
   } else if (status === 'live' && socketLost) {
     socketLost = false;
     loadHealth();
-    if ($('kpis').classList.contains('failed') && !rangeInverted()) loadTotals();
+    if ($('kpis').classList.contains('failed') && !rangeInverted()) loadTotals(state.filters);
     if (funnelsBlocked()) return;
     if ($('funnel-state').classList.contains('error')) loadFunnel();
     if ($('trend-state').classList.contains('error')) loadTrend();
@@ -393,8 +319,8 @@ function includesToday() {
 }
 
 function keepUp() {
-  if (document.hidden || socketLost || keyRefused || rangeInverted() || !includesToday()) return;
-  loadTotals({ quiet: true });
+  if (document.hidden || socketLost || refusedForKey || rangeInverted() || !includesToday()) return;
+  loadTotals(state.filters, { quiet: true });
   if (funnelsBlocked()) return;
   loadFunnel({ quiet: true });
   loadTrend({ quiet: true });
@@ -450,7 +376,7 @@ async function main() {
   readFilters();
   // The first query settles the API key (if the gateway wants one) before the others run.
   await loadHealth();
-  await Promise.all([loadPageTypes(), loadFunnel(), loadTrend(), loadTotals()]);
+  await Promise.all([loadPageTypes(), loadFunnel(), loadTrend(), loadTotals(state.filters)]);
   startLive(connectionChanged);
   setInterval(loadHealth, 30000);
   setInterval(keepUp, REFRESH_MS);

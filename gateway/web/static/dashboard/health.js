@@ -1,0 +1,24 @@
+// The header's health pill: which backend is down (`health`), or the gateway itself unreachable.
+import { query } from './api.js';
+import { $, describe } from './dom.js';
+
+const HEALTH = 'query DashboardHealth { health { status dependencies { role backend up } } }';
+
+const ROLE_NAMES = { document_store: 'document store', vector_index: 'vector index', cache: 'cache' };
+
+export async function loadHealth() {
+  const pill = $('health');
+  try {
+    const { data } = await query(HEALTH);
+    const down = data.health.dependencies.filter((d) => !d.up);
+    pill.dataset.state = down.length ? 'degraded' : 'ok';
+    pill.textContent = down.length
+      ? `${down.map((d) => `${ROLE_NAMES[d.role] || d.role} (${d.backend})`).join(', ')} down`
+      : 'all backends up';
+    pill.title = data.health.dependencies.map((d) => `${d.role}: ${d.backend} ${d.up ? 'up' : 'down'}`).join('\n');
+  } catch (error) {
+    pill.dataset.state = 'error';
+    pill.textContent = error.status === 0 ? 'gateway unreachable' : 'health unknown';
+    pill.title = describe(error);
+  }
+}
