@@ -268,3 +268,38 @@ async def test_when_the_gateway_goes_and_comes_back_the_page_says_so_and_reloads
     assert (await page.text_content("#funnel-state") or "").strip() == ""
     # What the browser logs: the refused requests and sockets, nothing of the page's own.
     assert all("ERR_CONNECTION_REFUSED" in e or "WebSocket" in e for e in tab.errors), tab.errors
+
+
+async def test_the_header_names_the_cache_down_as_soon_as_the_live_panel_pauses_and_up_when_it_resumes(
+    redis_down: dict[str, bool], services: Services, monkeypatch: pytest.MonkeyPatch, tab: Tab
+) -> None:
+    """The header polled health every 30 s, so it said "all backends up" for up to 30 s beside a live
+    panel paused for Redis. The page's clock is held here: only the live panel's news can move it."""
+    ping = services.cache.ping
+
+    async def maybe_down() -> None:
+        if redis_down["down"]:
+            raise StoreUnavailable("redis: connection refused")
+        await ping()
+
+    monkeypatch.setattr(services.cache, "ping", maybe_down)
+    redis_down["down"] = False
+    page = tab.page
+    await page.clock.install()
+    await open_dashboard(tab)
+    await page.wait_for_function("() => document.querySelector('#live-status').dataset.state === 'live'")
+    assert await page.text_content("#health") == "all backends up"
+
+    redis_down["down"] = True
+    await page.wait_for_function(
+        "() => document.querySelector('#live-status').dataset.state === 'degraded'"
+        " && document.querySelector('#health').textContent === 'cache (redis) down'",
+        timeout=20_000,
+    )
+    redis_down["down"] = False
+    await page.wait_for_function(
+        "() => document.querySelector('#live-status').dataset.state === 'live'"
+        " && document.querySelector('#health').textContent === 'all backends up'",
+        timeout=20_000,
+    )
+    assert tab.errors == []

@@ -303,6 +303,17 @@ function connectionChanged(status) {
   }
 }
 
+// The live metrics stop when Redis does (and come back with it) long before the 30 s health poll: the
+// header is checked again at each change, so it names the cache as down while the live panel is paused.
+let metricsFlowing = null; // unknown until the first message
+
+function metricsChanged(ok) {
+  if (ok === metricsFlowing) return;
+  const known = metricsFlowing !== null;
+  metricsFlowing = ok;
+  if (known || !ok) loadHealth();
+}
+
 // ---- keeping up with live events -------------------------------------------------------------------
 // The tiles, the funnel and the trend are queries: alone they would keep the numbers of the moment they
 // loaded while events come in. While the period includes today (UTC: the gateway's days) they load
@@ -377,7 +388,7 @@ async function main() {
   // The first query settles the API key (if the gateway wants one) before the others run.
   await loadHealth();
   await Promise.all([loadPageTypes(), loadFunnel(), loadTrend(), loadTotals(state.filters)]);
-  startLive(connectionChanged);
+  startLive(connectionChanged, metricsChanged);
   setInterval(loadHealth, 30000);
   setInterval(keepUp, REFRESH_MS);
   document.body.dataset.ready = 'true';

@@ -91,7 +91,9 @@ function renderLive(metrics) {
 
 // onConnection(status) hears the socket's own states (connecting, live, reconnecting, unauthorized,
 // idle), not the per-payload ones: the page uses them to notice the gateway going and coming back.
-export function startLive(onConnection = () => {}) {
+// onMetrics(ok) hears each message: false when it carried an error instead of metrics (Redis down), true
+// when it carried metrics, so the page can check its backends as soon as that changes.
+export function startLive(onConnection = () => {}, onMetrics = () => {}) {
   const client = new LiveClient((status, detail) => {
     liveStatus(status, detail);
     onConnection(status);
@@ -99,12 +101,14 @@ export function startLive(onConnection = () => {}) {
   client.subscribe(LIVE, {}, {
     next(payload) {
       if (payload.errors?.length) {
+        onMetrics(false);
         liveStatus('degraded', payload.errors[0].message);
         $('live-status').textContent = 'live metrics paused';
         $('live-at').textContent = payload.errors[0].message;
         return;
       }
       if (payload.data?.realtimeMetrics) {
+        onMetrics(true);
         liveStatus('live');
         renderLive(payload.data.realtimeMetrics);
       }
