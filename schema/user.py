@@ -175,7 +175,10 @@ def decode_cursor(cursor: str | None) -> int | None:
         after = int(base64.b64decode(cursor.encode(), validate=True).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadInput(f"invalid cursor {shown(cursor)}") from None
-    if not 0 <= after <= USER_ID_MAX:  # a cursor holds a user id: any other number was not one of ours
+    # A cursor holds a user id, written by encode_cursor: any other number was not one of ours, and
+    # neither is another spelling of one. int() reads "+1", " 1", "01", "1_0" (10) and other scripts'
+    # digits (U+0661): a made-up cursor would silently page from a user the client never saw.
+    if not 0 <= after <= USER_ID_MAX or encode_cursor(after) != cursor:
         raise BadInput(f"invalid cursor {shown(cursor)}")
     return after
 

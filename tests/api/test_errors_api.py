@@ -376,3 +376,32 @@ async def test_a_float_argument_is_echoed_as_the_client_wrote_it(services):
 async def test_a_fractional_float_argument_is_echoed_exactly(services):
     result = await run(services, "{ similarUsers(userId: 1, minScore: 1.0000001) { userId } }")
     assert result["errors"][0]["message"] == "minScore must be a number in -1..1, got 1.0000001"
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    # base64 of "+1", " 1", "01", "1_0", "\u0661" (ARABIC-INDIC DIGIT ONE) and "4 ": every one read by int()
+    # as a user id (1, 1, 1, 10, 1, 4), none of them a cursor the API ever wrote ("MQ==", "MTA=", "NA==").
+    ["KzE=", "IDE=", "MDE=", "MV8w", "2aE=", "NCA="],
+)
+async def test_a_cursor_is_only_one_the_api_wrote(services, cursor):
+    # A made-up cursor was read as the id int() found in it: "1_0" paged after user 10, silently.
+    for query in (
+        "query($a: String) { users(after: $a) { totalCount edges { node { id } } } }",
+        "query($a: String) { converted(after: $a) { totalCount edges { node { id } } } }",
+        'query($a: String) { droppedOff(afterStep: "home_page", after: $a) { totalCount } }',
+    ):
+        result = await run(services, query, {"a": cursor})
+        assert result["data"] is None, (cursor, result)
+        assert [(e["message"], e["extensions"]["code"]) for e in result["errors"]] == [
+            (f'invalid cursor "{cursor}"', "BAD_USER_INPUT")
+        ]
+
+
+async def test_the_cursors_the_api_writes_are_read_back(services):
+    # Users 1..6: after the cursor of user 1 ("MQ==") come 2..6; after user 4's ("NA==") 5 and 6.
+    query = "query($a: String) { users(after: $a) { edges { node { id } } } }"
+    after_1 = await data_of(services, query, {"a": "MQ=="})
+    after_4 = await data_of(services, query, {"a": "NA=="})
+    assert [e["node"]["id"] for e in after_1["users"]["edges"]] == [2, 3, 4, 5, 6]
+    assert [e["node"]["id"] for e in after_4["users"]["edges"]] == [5, 6]
