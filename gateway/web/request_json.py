@@ -6,7 +6,8 @@ surrogate (``"\\ud800"``) although that is no Unicode text: Python decodes it in
 UTF-8 encoder (DuckDB, MongoDB, Redis, the log) accepts, so the request would fail deep inside a store.
 Both are refused here, at the edge, as malformed JSON, and so is JSON nested more than ``MAX_DEPTH``
 levels deep: Python's parser (and every recursive step after it: copying, coercing variables) would
-raise RecursionError, which is no client error.
+raise RecursionError, which is no client error. ``NaN``, ``Infinity``, ``-Infinity`` and a number past
+a double's range (``1e400``) are refused too: no JSON, and POST /events (orjson) refuses them.
 
 What counts as a JSON request body is decided here too (:func:`body_kind`), once for the request
 reader and the view: strawberry reads a body as JSON when its media type merely *contains*
@@ -17,6 +18,7 @@ execution without passing the reader.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -84,7 +86,7 @@ def decode(data: str | bytes) -> Any:
     if text.count("[") + text.count("{") > MAX_DEPTH and _nests_over(text, MAX_DEPTH):
         raise BadJson(f"the JSON nests more than {MAX_DEPTH} levels of arrays and objects")
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
     except RecursionError:  # cannot happen after the scan; never a 500 if it does
         raise BadJson(f"the JSON nests more than {MAX_DEPTH} levels of arrays and objects") from None
     match = _SURROGATE_ESCAPE.search(text)
@@ -95,6 +97,22 @@ def decode(data: str | bytes) -> Any:
             text,
             match.start(),
         )
+    return value
+
+
+def _not_a_number(name: str) -> Any:
+    """Python's parser reads ``NaN``, ``Infinity`` and ``-Infinity``, which RFC 8259 has no place for and
+    POST /events (orjson) refuses: one body, one verdict, whichever endpoint it is sent to."""
+    raise BadJson(f"the JSON holds {name}, which is not a JSON value (RFC 8259): send a number or null")
+
+
+def _finite(text: str) -> float:
+    """A number past a double's range (``1e400``) would be read as infinity, a value the client never
+    wrote (a variable's error would say ``Infinity``); refused as POST /events refuses it."""
+    value = float(text)
+    if math.isinf(value):
+        shown = text if len(text) <= 40 else f"{text[:40]}... ({len(text):,} characters)"
+        raise BadJson(f"the JSON number {shown} is out of a double's range (it would read as infinity)")
     return value
 
 

@@ -26,6 +26,10 @@ CLIENT_CODES = {
 }
 JSON = {"Content-Type": "application/json"}
 SENTIMENT = "query($p: String!) { sentiment(pageType: $p) { texts } }"
+TRACK = (
+    b'{"query": "mutation($e: [EventInput!]!) { trackEvents(events: $e) { accepted } }", "variables": {"e": '
+    b'[{"type": "conversion", "userId": 1, "pageType": "payment_confirmation_page", %s}]}}'
+)
 TWO_OPERATIONS = "query A { health { status } } query B { funnel { overallConversionRate } }"
 
 # name -> (POST keyword arguments, expected status, expected code or a fragment of the 4xx text)
@@ -50,6 +54,28 @@ POSTS: dict[str, tuple[dict[str, Any], int, str]] = {
         {"data": json.dumps({"query": SENTIMENT, "variables": {"p": "\ud800"}}).encode(), "headers": JSON},
         400,
         "lone UTF-16 surrogate",
+    ),
+    # Python's json module reads NaN, Infinity and -Infinity, and 1e400 as infinity: none is JSON (RFC
+    # 8259), and POST /events refused the same body as "not valid JSON" while /graphql ran it.
+    "NaN in a Float variable": (
+        {"data": b'{"query": "query($m: Float) { pageTypes }", "variables": {"m": NaN}}', "headers": JSON},
+        400,
+        "the JSON holds NaN, which is not a JSON value (RFC 8259)",
+    ),
+    "Infinity in a JSON-typed event field": (
+        {"data": TRACK % b'"value": Infinity', "headers": JSON},
+        400,
+        "the JSON holds Infinity, which is not a JSON value (RFC 8259)",
+    ),
+    "-Infinity in a JSON-typed event field": (
+        {"data": TRACK % b'"timestamp": -Infinity', "headers": JSON},
+        400,
+        "the JSON holds -Infinity, which is not a JSON value (RFC 8259)",
+    ),
+    "a number past a double's range": (
+        {"data": TRACK % b'"value": 1e400', "headers": JSON},
+        400,
+        "the JSON number 1e400 is out of a double's range",
     ),
     "subscription over POST": (
         {"json": {"query": "subscription { health(count: 1) { status } }"}},
@@ -81,6 +107,11 @@ POSTS: dict[str, tuple[dict[str, Any], int, str]] = {
 }
 
 GETS: dict[str, tuple[dict[str, str], int, str]] = {
+    "NaN in GET variables": (
+        {"query": SENTIMENT, "variables": '{"p": NaN}'},
+        400,
+        "the JSON holds NaN, which is not a JSON value (RFC 8259)",
+    ),
     "subscription over GET": (
         {"query": "subscription { health(count: 1) { status } }"},
         200,
