@@ -95,6 +95,12 @@ def _decode(request: web.Request, body: bytes | None) -> dict[str, Any]:
             raise NotARequest(f"expected a JSON object, got {json_type(payload)}{batch}")
     else:
         params = request.query
+        for name, _ in _KINDS:
+            # Which of two queries would run? aiohttp's get() picks the first, a proxy or cache in front
+            # may read the last: ``?query={a}&query={b}`` is refused, not resolved by either guess.
+            given = len(params.getall(name, []))
+            if given > 1:
+                raise NotARequest(f"the {name} parameter is given {given} times: send it once")
         payload = {"query": params.get("query"), "operationName": params.get("operationName")}
         for name in ("variables", "extensions"):
             raw = params.get(name)

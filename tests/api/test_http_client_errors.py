@@ -126,6 +126,25 @@ GETS: dict[str, tuple[dict[str, str], int, str]] = {
     "GET variables not an object": ({"query": SENTIMENT, "variables": '"x"'}, 400, "object"),
 }
 
+# The same parameter twice: aiohttp's get() ran the first, silently (a proxy or cache may read the last).
+REPEATED_GETS = {
+    "query": "query=%7B%20pageTypes%20%7D&query=%7B%20health%20%7B%20status%20%7D%20%7D",
+    "operationName": "query=query%20A%20%7B%20pageTypes%20%7D&operationName=A&operationName=B",
+    "variables": "query=%7B%20pageTypes%20%7D&variables=%7B%7D&variables=%7B%7D&variables=%7B%7D",
+    "extensions": "query=%7B%20pageTypes%20%7D&extensions=%7B%7D&extensions=%7B%7D",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "times"), [("query", 2), ("operationName", 2), ("variables", 3), ("extensions", 2)]
+)
+async def test_a_get_parameter_given_twice_is_refused(services, name, times):
+    async with TestClient(TestServer(create_app(services))) as client:
+        response = await client.get(f"/graphql?{REPEATED_GETS[name]}")
+        text = await response.text()
+    assert response.status == 400, text
+    assert f"the {name} parameter is given {times} times: send it once" in text
+
 
 def _mismatch(status: int, text: str, expected_status: int, expected: str) -> str | None:
     """None when the answer is the expected one, else what came back."""
