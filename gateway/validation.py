@@ -239,7 +239,8 @@ def check_polling(interval_seconds: float, count: int = 0) -> None:
         raise BadInput(f"count must be >= 0 (0: forever), got {count}")
 
 
-def check_user_id(user_id: int) -> None:
-    """A user id as the store keeps them (1..2^31-1): a subscription to any other would wait forever."""
+def check_user_id(user_id: int, name: str = "userId") -> None:
+    """A user id as the store keeps them (1..2^31-1): a subscription to any other would wait forever.
+    ``name``: the argument as the client wrote it (``user`` takes ``id``, the others ``userId``)."""
     if isinstance(user_id, bool) or not isinstance(user_id, int) or not USER_ID_MIN <= user_id <= USER_ID_MAX:
-        raise BadInput(f"userId must be an integer {USER_ID_MIN}..{USER_ID_MAX}, got {shown(user_id)}")
+        raise BadInput(f"{name} must be an integer {USER_ID_MIN}..{USER_ID_MAX}, got {shown(user_id)}")

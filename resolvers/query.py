@@ -47,8 +47,8 @@ from schema.user import (
 DEFAULT_PAGE = 100
 
 
-async def _require_user(info: strawberry.Info, user_id: int) -> None:
-    check_user_id(user_id)  # -3 is a mistake to name, not a user to look for
+async def _require_user(info: strawberry.Info, user_id: int, argument: str = "userId") -> None:
+    check_user_id(user_id, argument)  # -3 is a mistake to name, not a user to look for
     if await info.context.loaders.users.load(user_id) is None:
         raise NotFound(f"user {user_id} does not exist")
 
@@ -142,7 +142,7 @@ class Query:
         metadata=requires(Role.ANALYST),
     )
     async def user(self, info: strawberry.Info, id: int) -> User | None:
-        await _require_user(info, id)
+        await _require_user(info, id, "id")
         return User(id=id)
 
     # A listing read from the store on every request, past the cache: never a cached response.

@@ -405,3 +405,24 @@ async def test_the_cursors_the_api_writes_are_read_back(services):
     after_4 = await data_of(services, query, {"a": "NA=="})
     assert [e["node"]["id"] for e in after_1["users"]["edges"]] == [2, 3, 4, 5, 6]
     assert [e["node"]["id"] for e in after_4["users"]["edges"]] == [5, 6]
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ("{ user(id: -3) { id } }", "user", "id must be an integer 1..2147483647, got -3"),
+        ("{ journey(userId: 0) { userId } }", "journey", "userId must be an integer 1..2147483647, got 0"),
+        (
+            "{ similarUsers(userId: -1) { userId } }",
+            "similarUsers",
+            "userId must be an integer 1..2147483647, got -1",
+        ),
+    ],
+)
+async def test_a_bad_user_id_is_named_as_the_argument_is(services, query, field, message):
+    # user's argument is `id`: its message said "userId", an argument user does not have.
+    result = await run(services, query)
+    assert result["data"] == {field: None}
+    assert [(e["message"], e["extensions"]["code"], e["path"]) for e in result["errors"]] == [
+        (message, "BAD_USER_INPUT", [field])
+    ]
