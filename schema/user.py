@@ -174,13 +174,20 @@ def decode_cursor(cursor: str | None) -> int | None:
     try:
         after = int(base64.b64decode(cursor.encode(), validate=True).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadInput(f"invalid cursor {shown(cursor)}") from None
+        raise _not_a_cursor(cursor) from None
     # A cursor holds a user id, written by encode_cursor: any other number was not one of ours, and
     # neither is another spelling of one. int() reads "+1", " 1", "01", "1_0" (10) and other scripts'
     # digits (U+0661): a made-up cursor would silently page from a user the client never saw.
     if not 0 <= after <= USER_ID_MAX or encode_cursor(after) != cursor:
-        raise BadInput(f"invalid cursor {shown(cursor)}")
+        raise _not_a_cursor(cursor)
     return after
+
+
+def _not_a_cursor(cursor: str) -> BadInput:
+    # Named as the argument is (`after`), and where a good one comes from.
+    return BadInput(
+        f"after must be a cursor of this connection (an edge's cursor or pageInfo.endCursor), got {shown(cursor)}"
+    )
 
 
 @strawberry.type(description="Relay's page info. Pages go forward only (`first`/`after`).")

@@ -382,7 +382,8 @@ async def test_a_fractional_float_argument_is_echoed_exactly(services):
     "cursor",
     # base64 of "+1", " 1", "01", "1_0", "\u0661" (ARABIC-INDIC DIGIT ONE) and "4 ": every one read by int()
     # as a user id (1, 1, 1, 10, 1, 4), none of them a cursor the API ever wrote ("MQ==", "MTA=", "NA==").
-    ["KzE=", "IDE=", "MDE=", "MV8w", "2aE=", "NCA="],
+    # And text that is no base64 at all, and no cursor either.
+    ["KzE=", "IDE=", "MDE=", "MV8w", "2aE=", "NCA=", "not a cursor!", ""],
 )
 async def test_a_cursor_is_only_one_the_api_wrote(services, cursor):
     # A made-up cursor was read as the id int() found in it: "1_0" paged after user 10, silently.
@@ -394,7 +395,10 @@ async def test_a_cursor_is_only_one_the_api_wrote(services, cursor):
         result = await run(services, query, {"a": cursor})
         assert result["data"] is None, (cursor, result)
         assert [(e["message"], e["extensions"]["code"]) for e in result["errors"]] == [
-            (f'invalid cursor "{cursor}"', "BAD_USER_INPUT")
+            (
+                f'after must be a cursor of this connection (an edge\'s cursor or pageInfo.endCursor), got "{cursor}"',
+                "BAD_USER_INPUT",
+            )
         ]
 
 
