@@ -21,9 +21,18 @@ from gateway.cache.responses import volatile
 from gateway.errors import NotFound, shown
 from gateway.models import FunnelDefinition, from_fields
 from gateway.roles import Role, requires
-from gateway.security.field_rules import FUNNEL, FUNNEL_TREND, LISTING, REPORT, VECTOR_SEARCH, paged, price
+from gateway.security.field_rules import (
+    FUNNEL,
+    FUNNEL_TREND,
+    LISTING,
+    REPORT,
+    VECTOR_SEARCH,
+    checked,
+    paged,
+    price,
+)
 from gateway.services import check_health
-from gateway.validation import check_page_size, check_similar_limit, check_user_id
+from gateway.validation import check_min_score, check_page_size, check_similar_limit, check_user_id
 from resolvers.funnel_arguments import takes_funnel
 from schema.dashboard import Dashboard, PathCount
 from schema.enums import Breakdown, Device, Interval, Sex
@@ -187,7 +196,10 @@ class Query:
             "Users whose behaviour before their outcome (conversion or leaving) was most like this user's, "
             f"best first; a filter returns `limit` users whenever that many match; {SIMILAR_NULL}."
         ),
-        metadata=requires(Role.ANALYST) | price(VECTOR_SEARCH) | paged(check_similar_limit),
+        metadata=requires(Role.ANALYST)
+        | price(VECTOR_SEARCH)
+        | paged(check_similar_limit)
+        | checked(minScore=check_min_score),
     )
     async def similar_users(
         self,

@@ -19,8 +19,8 @@ from gateway.analytics.similar_on_page import SimilarOnPageQuery
 from gateway.analytics.similar_users import DEFAULT_LIMIT, SimilarQuery
 from gateway.errors import BadInput, NotFound, shown
 from gateway.models import Document, UserPage, from_fields
-from gateway.security.field_rules import VECTOR_SEARCH, paged, price
-from gateway.validation import USER_ID_MAX, check_page_size, check_similar_limit
+from gateway.security.field_rules import VECTOR_SEARCH, checked, paged, price
+from gateway.validation import USER_ID_MAX, check_min_score, check_page_size, check_similar_limit
 from schema.enums import Device, Sex, device_of, sex_of
 from schema.journey import Journey
 from schema.session import Session
@@ -106,7 +106,7 @@ class User:
             "Users whose behaviour before their outcome (conversion or leaving) was most like this "
             f"user's, best first; {SIMILAR_NULL}."
         ),
-        metadata=price(VECTOR_SEARCH) | paged(check_similar_limit),
+        metadata=price(VECTOR_SEARCH) | paged(check_similar_limit) | checked(minScore=check_min_score),
     )
     async def similar_users(
         self,
@@ -123,7 +123,7 @@ class User:
             "the page: never visited it before the outcome, or created since the last `funnelgate "
             "embed` (then `similarUsers` is null). Every page but the outcome step has page vectors."
         ),
-        metadata=price(VECTOR_SEARCH) | paged(check_similar_limit),
+        metadata=price(VECTOR_SEARCH) | paged(check_similar_limit) | checked(minScore=check_min_score),
     )
     async def similar_on_page(
         self,

@@ -345,6 +345,15 @@ class _Walk:
             except BadInput as exc:
                 given = next((a for a in node.arguments or () if a.name.value == name), None)
                 self.result.bad_pages[here] = (str(exc), given or node)
+        for name, check in rule.argument_checks:
+            value = arguments.get(name)
+            if value is None or here in self.result.bad_pages:
+                continue  # absent or null (no check applies), or this field is already reported
+            try:
+                check(value)
+            except BadInput as exc:
+                given = next((a for a in node.arguments or () if a.name.value == name), None)
+                self.result.bad_pages[here] = (str(exc), given or node)
 
 
 def analyse(

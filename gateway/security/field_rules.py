@@ -1,6 +1,7 @@
 """Field markers for the operation analysis (``analysis.py``): what one resolution of a field costs and
 how big an unbounded list is assumed to be (``price``), and the range of its page argument
-(``paged``). They live in the field's metadata, next to ``requires(...)`` and ``volatile()``::
+(``paged``), and checks of its other arguments that depend on nothing but their value (``checked``).
+They live in the field's metadata, next to ``requires(...)`` and ``volatile()``::
 
     @strawberry.field(metadata=requires(Role.ANALYST) | price(VECTOR_SEARCH) | paged(check_similar_limit))
 
@@ -26,12 +27,15 @@ _WEIGHT = "funnelgate.weight"
 _LIST_SIZE = "funnelgate.list_size"
 _SIZER = "funnelgate.list_sizer"
 _PAGE_CHECK = "funnelgate.page_check"
+_ARGUMENT_CHECKS = "funnelgate.argument_checks"
 
 
 # A list's size from the field's coerced arguments, for a list that no page argument bounds.
 Sizer = Callable[[Mapping[str, Any]], int]
 # A page argument's value -> None, or BadInput saying what is wrong (the resolver's own check).
 PageCheck = Callable[[int], None]
+# Another argument's (non-null) value -> None, or BadInput saying what is wrong (the resolver's check).
+ArgumentCheck = Callable[[Any], None]
 
 
 def price(
@@ -55,6 +59,14 @@ def paged(check: PageCheck) -> dict[str, Any]:
     return {_PAGE_CHECK: check}
 
 
+def checked(**checks: ArgumentCheck) -> dict[str, Any]:
+    """Field metadata: checks of arguments (by their GraphQL name) whose range depends on nothing but the
+    value, as the resolver makes them. Checked before execution too, like a page argument: a nested
+    field's resolver would refuse the same value once per parent row (a thousand users, a thousand
+    errors, and the listing paid for)."""
+    return {_ARGUMENT_CHECKS: tuple(checks.items())}
+
+
 @dataclass(frozen=True)
 class FieldRule:
     role: Role | None = None  # None: inherits the path's role
@@ -63,6 +75,7 @@ class FieldRule:
     list_size: int | None = None
     sizer: Sizer | None = None
     page_check: PageCheck | None = None  # None: 1..FUNNEL_MAX_PAGE_SIZE
+    argument_checks: tuple[tuple[str, ArgumentCheck], ...] = ()
 
 
 def field_rule(metadata: Mapping[str, Any] | None) -> FieldRule:
@@ -74,6 +87,7 @@ def field_rule(metadata: Mapping[str, Any] | None) -> FieldRule:
         list_size=metadata.get(_LIST_SIZE),
         sizer=metadata.get(_SIZER),
         page_check=metadata.get(_PAGE_CHECK),
+        argument_checks=metadata.get(_ARGUMENT_CHECKS, ()),
     )
 
 

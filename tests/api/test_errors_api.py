@@ -234,8 +234,27 @@ NESTED_SIMILAR = "{ users(first: 50) { edges { node { id similarUsers(limit: %s)
             None,
             "limit must be between 1 and 1000 (FUNNEL_MAX_PAGE_SIZE), got 0 at topPaths",
         ),
+        # minScore's range depends on nothing but its value either: it was refused by the resolver once
+        # per user listed (six errors here, a thousand for users(first: 1000)), after the listing ran.
+        (
+            "{ users(first: 50) { edges { node { id similarUsers(minScore: 2) { userId } } } } }",
+            None,
+            "minScore must be a number in -1..1, got 2 at users.edges.node.similarUsers",
+        ),
+        (
+            'query($m: Float) { users { edges { node { similarOnPage(pageType: "home", minScore: $m) { userId } } } } }',
+            {"m": -1.5},
+            "minScore must be a number in -1..1, got -1.5 at users.edges.node.similarOnPage",
+        ),
     ],
-    ids=["nested literal", "nested variable", "nested similarOnPage", "root topPaths"],
+    ids=[
+        "nested literal",
+        "nested variable",
+        "nested similarOnPage",
+        "root topPaths",
+        "nested minScore",
+        "nested similarOnPage minScore variable",
+    ],
 )
 async def test_a_bad_limit_is_refused_once_before_execution(counted, query, variables, message):
     # A nested limit used to be checked by its resolver, once per parent row: six users, six errors.
@@ -370,12 +389,14 @@ async def test_a_float_argument_is_echoed_as_the_client_wrote_it(services):
     # GraphQL coerces the Float 5 to 5.0; the message says 5, as JSON and JavaScript write it.
     result = await run(services, "{ similarUsers(userId: 1, minScore: 5) { userId } }")
     assert error_codes(result) == ["BAD_USER_INPUT"]
-    assert result["errors"][0]["message"] == "minScore must be a number in -1..1, got 5"
+    assert result["errors"][0]["message"] == "minScore must be a number in -1..1, got 5 at similarUsers"
 
 
 async def test_a_fractional_float_argument_is_echoed_exactly(services):
     result = await run(services, "{ similarUsers(userId: 1, minScore: 1.0000001) { userId } }")
-    assert result["errors"][0]["message"] == "minScore must be a number in -1..1, got 1.0000001"
+    assert (
+        result["errors"][0]["message"] == "minScore must be a number in -1..1, got 1.0000001 at similarUsers"
+    )
 
 
 @pytest.mark.parametrize(
