@@ -86,7 +86,9 @@ UTC_DATETIME = strawberry.scalar(
     parse_literal=_located(parse_datetime),
 )
 
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+# [0-9], not \d: \d also matches other scripts' digits (fullwidth 2015-01-19), which date.fromisoformat then
+# refuses with Python's own words ("Invalid isoformat string") instead of the rule.
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 
 def parse_day(value: object) -> date:

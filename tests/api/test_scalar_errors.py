@@ -147,3 +147,22 @@ async def test_a_bad_datetime_literal_points_at_the_literal():
     result = await SCHEMA.execute("{ at(value: true) }")
     [error] = result.errors or []
     assert [(at.line, at.column) for at in error.locations or []] == [(1, 13)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\uff12\uff10\uff11\uff15-01-19",  # FULLWIDTH DIGITs TWO ZERO ONE FIVE
+        "2015-\u0660\u0661-19",  # ARABIC-INDIC DIGITs ZERO ONE
+    ],
+)
+async def test_a_date_in_other_digits_is_refused_by_the_rule_not_by_python(text):
+    # The day pattern's \d matched them, so date.fromisoformat refused the text in its own words:
+    # 'Date "..." is not a calendar day (Invalid isoformat string: "..."): use YYYY-MM-DD'.
+    assert await answer("query($v: Date!) { day(value: $v) }", {"v": text}) == [
+        (
+            f"Variable '$v' has invalid value: Date must be a calendar day as YYYY-MM-DD (e.g. 2015-01-19), "
+            f'got "{text}"',
+            "BAD_USER_INPUT",
+        )
+    ]
