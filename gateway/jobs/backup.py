@@ -1,7 +1,7 @@
 """`funnelgate backup --out DIR` and `funnelgate restore --from DIR` (the format: ``snapshot.py``).
 
 Backup reads the served generation whole (``stores/datasets.py``: DuckDB in one read transaction, MongoDB
-one generation), both Milvus collections and the newest embedding model, into ``DIR.partial``, then
+one generation), both Milvus collections and the embedding model that made them, into ``DIR.partial``, then
 renames it to ``DIR``: a directory named DIR is always a complete snapshot, and a backup that fails or
 is refused (the data directory in use) removes ``DIR.partial``.
 
@@ -96,8 +96,11 @@ async def vector_ids(vectors: VectorIndex, collection: str, low: int, high: int)
     return sorted(set(ids))
 
 
-async def _backup_vectors(vectors: VectorIndex, out: Path) -> dict[str, dict[str, Any]]:
+async def _backup_vectors(vectors: VectorIndex, out: Path) -> tuple[dict[str, dict[str, Any]], set[int]]:
+    """Each collection's rows into ``out/vectors``, and the model versions the user vectors carry (their
+    ``metadata.model_version``): the model a restore must pair them with."""
     result = {}
+    made_by: set[int] = set()
     for collection in VECTOR_COLLECTIONS:
         if not await vectors.count(collection):
             continue  # never embedded: restore leaves that collection as it finds it
@@ -109,16 +112,30 @@ async def _backup_vectors(vectors: VectorIndex, out: Path) -> dict[str, dict[str
             rows = await vectors.rows_between(collection, chunk[0], chunk[-1] + 1, QUERY_LIMIT)
             dim = len(rows[0]["embedding"]) if rows else dim  # up to 128: the data may have fewer directions
             writer.write(sorted(rows, key=lambda r: r["id"]))
+            if collection == USER_COLLECTION:
+                made_by.update(
+                    int(v) for r in rows if (v := (r.get("metadata") or {}).get("model_version")) is not None
+                )
         entry = writer.close()
         if entry["count"] != len(ids):
             raise BadInput(f"{collection} changed while it was backed up (an embed running?); try again")
         result[collection] = {"file": f"vectors/{collection}.jsonl.gz", "dim": dim, **entry}
-    return result
+    return result, made_by
 
 
-def _backup_model(model_dir: Path, out: Path) -> dict[str, Any]:
-    version = latest_version(model_dir)
+def _backup_model(model_dir: Path, out: Path, made_by: set[int]) -> dict[str, Any]:
+    """The model that made the backed-up vectors, so that a restore pairs them; the newest one when no
+    vectors were backed up. Not simply the newest: an embed interrupted after saving its model and
+    before switching the aliases leaves a newer model that fed no serving vector."""
+    if len(made_by) > 1:
+        raise BadInput(f"the user vectors carry models {sorted(made_by)} (an embed running?); try again")
+    version = next(iter(made_by)) if made_by else latest_version(model_dir)
     if version is None:
+        return {}
+    if version not in model_versions(model_dir):
+        log.warning(
+            "no behaviour model v%d in %s: the backup holds no model for its vectors", version, model_dir
+        )
         return {}
     files = {}
     (out / "model").mkdir(parents=True, exist_ok=True)
@@ -132,8 +149,8 @@ def _backup_model(model_dir: Path, out: Path) -> dict[str, Any]:
 async def _write_backup(settings: Settings, partial: Path) -> dict[str, Any]:
     async with open_services(settings, need_cache=False) as services:
         documents = await export_digests(services.store, partial)
-        vectors = await _backup_vectors(services.vectors, partial)
-        model = await asyncio.to_thread(_backup_model, settings.model_dir, partial)
+        vectors, made_by = await _backup_vectors(services.vectors, partial)
+        model = await asyncio.to_thread(_backup_model, settings.model_dir, partial, made_by)
         manifest = {
             "format": snapshot.FORMAT,
             "schema_version": DOCUMENT_FORMAT,

@@ -146,3 +146,31 @@ async def test_a_damaged_backup_is_refused_and_the_served_data_kept(
     with pytest.raises(BadInput, match="page_visits"):
         await run_restore(target, broken)
     assert (await state(target))["documents"] == seen["state"]["documents"]
+
+
+async def test_backup_pairs_the_vectors_with_their_model_not_an_interrupted_embeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An embed stopped after saving model v2 and before switching leaves v1's vectors serving: the
+    backup must hold v1, the model whose version the vectors carry, not the newest file."""
+    generate_dataset(tmp_path / "csv", 200, 5)
+    settings = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "data")})
+    await run_ingest(settings, tmp_path / "csv")
+    await run_embed(settings)
+
+    async def stopped(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("stopped before the switch")
+
+    monkeypatch.setattr("gateway.jobs.embed._build", stopped)
+    with pytest.raises(RuntimeError, match="before the switch"):
+        await run_embed(settings)
+    assert (settings.model_dir / "behaviour-v0002.json").exists()  # the interrupted embed's model
+
+    manifest = await run_backup(settings, tmp_path / "snap")
+    with gzip.open(tmp_path / "snap" / manifest["vectors"][USER_COLLECTION]["file"], "rb") as fh:
+        carried = {json.loads(line)["metadata"]["model_version"] for line in fh}
+    assert carried == {1}
+    assert manifest["model"]["version"] == 1
+    assert sorted(manifest["model"]["files"]) == ["behaviour-v0001.json", "behaviour-v0001.npz"]
+    saved = json.loads((tmp_path / "snap" / "model" / "behaviour-v0001.json").read_text())
+    assert saved["collections"]["users"]["name"] == "user_behavior_embeddings_v0001"
