@@ -212,7 +212,8 @@ async def check_health(services: Services, timeout_s: float = 2.0) -> dict[str, 
     }
     vector_index = deps["vector_index"]
     if vector_index["status"] == "up":
-        vector_index["embeddings"] = await _embeddings(services.vectors, timeout_s)
+        served = str(getattr(services.store, "dataset", "") or "")
+        vector_index["embeddings"] = await _embeddings(services.vectors, timeout_s, served)
     if services.redis_supervisor is not None:
         deps["cache"].update(services.redis_supervisor.state())
     for role, dep in deps.items():  # the report goes to clients (/healthz, the health field): no server paths
@@ -223,10 +224,12 @@ async def check_health(services: Services, timeout_s: float = 2.0) -> dict[str, 
     return {"status": "ok" if ok else "degraded", "dependencies": deps}
 
 
-async def _embeddings(vectors: VectorIndex, timeout_s: float) -> str:
+async def _embeddings(vectors: VectorIndex, timeout_s: float, served_dataset: str = "") -> str:
     """Which behaviour vectors serve. None yet is not "down": the vector index is up, every other field
     answers, and only the vector fields say UNAVAILABLE until an embed runs — so the gateway stays in its
-    load balancer (status ok) while health says plainly that there is nothing to search."""
+    load balancer (status ok) while health says plainly that there is nothing to search. Vectors embedded
+    from another dataset than the one served (a re-ingest since the embed) still answer, and health says
+    they are stale."""
     try:
         # serving() lists aliases rather than describing a missing one, which pymilvus logs as an ERROR.
         collection = await asyncio.wait_for(vectors.serving(USER_COLLECTION), timeout_s)
@@ -235,7 +238,24 @@ async def _embeddings(vectors: VectorIndex, timeout_s: float) -> str:
             return "embedded before versions (re-embed)" if legacy else NO_EMBEDDINGS
     except Exception as exc:  # reported, not raised: health must answer whatever the vectors do
         return f"unknown ({type(exc).__name__})"
-    return f"model version {version_of(USER_COLLECTION, collection)}"
+    version = f"model version {version_of(USER_COLLECTION, collection)}"
+    try:
+        embedded_from = await asyncio.wait_for(_embedded_from(vectors, collection), timeout_s)
+    except Exception:  # the version is known: say it, and nothing about the dataset
+        embedded_from = ""
+    if embedded_from and served_dataset and embedded_from != served_dataset:
+        return (
+            f"{version}, stale: embedded from dataset {embedded_from}, dataset {served_dataset} is served "
+            "now (re-ingested since): run `funnelgate embed`"
+        )
+    return version
+
+
+async def _embedded_from(vectors: VectorIndex, collection: str) -> str:
+    """The dataset a version's vectors were embedded from ("" when they do not say: embedded before
+    they did, or the version is empty)."""
+    rows = await vectors.rows_between(collection, -(2**62), 2**62, 1)
+    return str(((rows[0].get("metadata") or {}) if rows else {}).get("dataset") or "")
 
 
 class NoCache:

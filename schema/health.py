@@ -16,7 +16,9 @@ class Dependency:
     error: str | None
     embeddings: str | None = strawberry.field(
         description="Vector index only: the behaviour model version whose vectors serve, or "
-        "'no embeddings yet: run `funnelgate embed`' (the vector fields answer UNAVAILABLE until then)."
+        "'no embeddings yet: run `funnelgate embed`' (the vector fields answer UNAVAILABLE until then). "
+        "'model version N, stale: embedded from dataset A, dataset B is served now …' when a re-ingest "
+        "replaced the data since the embed: the vector fields still answer, from the data of dataset A."
     )
 
     @classmethod

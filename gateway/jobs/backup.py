@@ -210,11 +210,14 @@ async def _restore_documents(
 
 
 async def _restore_vectors(
-    vectors: VectorIndex, source: Path, manifest: dict[str, Any], model_dir: Path
+    vectors: VectorIndex, source: Path, manifest: dict[str, Any], model_dir: Path, dataset: str = ""
 ) -> dict[str, int]:
     """Each collection rebuilt as a new version beside the serving one, then switched to, as embed does:
     search keeps answering, and a restore killed half-way leaves the previous vectors serving. The
-    version is the backed-up model's when that number is free, else the next free one (never reused)."""
+    version is the backed-up model's when that number is free, else the next free one (never reused).
+    Vectors embedded from the backed-up dataset are marked as embedded from ``dataset``, the generation
+    the restore made of it (health compares the two); vectors that were stale already stay so."""
+    backed_up = str(manifest.get("source", {}).get("dataset") or "")
     version = max(int(manifest.get("model", {}).get("version") or 0), await next_version(vectors, model_dir))
     counts, built = {}, {}
     for collection, entry in manifest.get("vectors", {}).items():
@@ -224,6 +227,9 @@ async def _restore_vectors(
         for rows in snapshot.read_records(source / entry["file"], WRITE_BATCH):
             by_partition: dict[str | None, list[dict[str, Any]]] = {}
             for row in rows:
+                metadata = row.get("metadata") or {}
+                if dataset and backed_up and metadata.get("dataset") == backed_up:
+                    row["metadata"] = {**metadata, "dataset": dataset}
                 # Backups written before the typed fields hold them only in metadata.
                 for field, _ in spec.scalars:
                     row.setdefault(field, (row.get("metadata") or {}).get(field))
@@ -276,7 +282,7 @@ async def run_restore(
         manifest = await asyncio.to_thread(check_backup, source)
     async with open_services(settings, need_cache=False) as services:
         dataset = await _restore_documents(services.store, source, manifest, settings.switch_grace_s)
-        vectors = await _restore_vectors(services.vectors, source, manifest, settings.model_dir)
+        vectors = await _restore_vectors(services.vectors, source, manifest, settings.model_dir, dataset)
         await asyncio.to_thread(_restore_model, settings.model_dir, source, manifest)
     await invalidate_shared_cache(settings)
     return {

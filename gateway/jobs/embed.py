@@ -158,7 +158,7 @@ async def embed_all(
             log.warning(
                 "%s: %d dimensions, not %d: the data has no more directions", kind, embedder.dim, MAX_DIM
             )
-    names, plans = await _build(vectors, model, data, report)
+    names, plans = await _build(vectors, model, data, report, str(getattr(store, "dataset", "") or ""))
     dropped = []
     for spec in (USER_VECTORS, PAGE_VECTORS):  # the switch: from here on search reads the new vectors
         dropped += await vectors.switch(spec.name, names[spec.name])
@@ -221,12 +221,14 @@ async def default_outcome(store: DocumentStore, where: str = "the document store
 
 
 async def _build(
-    vectors: VectorIndex, model: BehaviourModel, data: Featurised, report: Progress
+    vectors: VectorIndex, model: BehaviourModel, data: Featurised, report: Progress, dataset: str = ""
 ) -> tuple[dict[str, str], dict[str, IndexPlan]]:
-    """Both versions created, filled, indexed and loaded; nothing switched yet."""
+    """Both versions created, filled, indexed and loaded; nothing switched yet. Every row's metadata
+    holds the model version and the dataset (the document store's generation) it was embedded from, so
+    health can say when a re-ingest has replaced that data since (``services._embeddings``)."""
     users = await vectors.create_version(USER_VECTORS, model.version, model.users.dim)
     pages = await vectors.create_version(PAGE_VECTORS, model.version, model.pages.dim)
-    meta = {"model_version": model.version}
+    meta: dict[str, Any] = {"model_version": model.version, **({"dataset": dataset} if dataset else {})}
     for start in range(0, len(data.user_ids), INSERT_CHUNK):
         stop = min(start + INSERT_CHUNK, len(data.user_ids))
         chunk = await asyncio.to_thread(model.users.apply, data.users, start, stop)

@@ -1,0 +1,61 @@
+"""Vectors outlive a re-ingest: similar users keep answering from the previous data until the next
+embed. Health must say so, naming both datasets, and must not after an embed or a restore (which brings
+its own vectors with its data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import Settings, load_settings
+from gateway.ingest.generator import generate_dataset
+from gateway.jobs.backup import run_backup, run_restore
+from gateway.jobs.embed import run_embed
+from gateway.jobs.ingest import run_ingest
+from gateway.services import check_health, open_services
+
+pytestmark = pytest.mark.slow
+
+
+async def embeddings_state(settings: Settings) -> tuple[str, str]:
+    """(the dataset served, what health says of the embeddings)."""
+    async with open_services(settings, need_cache=False) as services:
+        health = await check_health(services)
+        return str(services.store.dataset), health["dependencies"]["vector_index"]["embeddings"]  # type: ignore[attr-defined]
+
+
+async def test_health_says_the_vectors_are_stale_after_a_re_ingest_until_the_next_embed(
+    tmp_path: Path,
+) -> None:
+    generate_dataset(tmp_path / "csv", 150, 4)
+    settings = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "data")})
+    await run_ingest(settings, tmp_path / "csv")
+    await run_embed(settings)
+    first, said = await embeddings_state(settings)
+    assert said == "model version 1"
+
+    await run_ingest(settings, tmp_path / "csv", seed=9)  # every user's history synthesised anew
+    second, said = await embeddings_state(settings)
+    assert second != first
+    assert said == (
+        f"model version 1, stale: embedded from dataset {first}, dataset {second} is served now "
+        "(re-ingested since): run `funnelgate embed`"
+    )
+
+    await run_embed(settings)
+    assert await embeddings_state(settings) == (second, "model version 2")
+
+
+async def test_a_restore_brings_vectors_that_match_its_data(tmp_path: Path) -> None:
+    generate_dataset(tmp_path / "csv", 150, 4)
+    source = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "source")})
+    await run_ingest(source, tmp_path / "csv")
+    await run_embed(source)
+    await run_backup(source, tmp_path / "snap")
+
+    target = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "target")})
+    restored = await run_restore(target, tmp_path / "snap")
+    served, said = await embeddings_state(target)
+    assert served == restored["dataset"]
+    assert said == "model version 1"
