@@ -36,7 +36,16 @@ class DateRange:
     end: date | None = None
 
 
-@strawberry.input(description="Restrict look-alike users by their embedding metadata.")
+@strawberry.input(
+    description="Restrict look-alike users by their embedding metadata: what was true when `funnelgate "
+    "embed` last ran, not since."
+)
 class SimilarUserFilter:
-    device: Device | None = None
-    converted: bool | None = None
+    device: Device | None = strawberry.field(
+        default=None, description="The look-alike's device in its user document at the last embed."
+    )
+    converted: bool | None = strawberry.field(
+        default=None,
+        description="Whether the look-alike had visited the outcome step (the default funnel's last) at "
+        "the last embed. A conversion since then is not seen here: `user { converted }` is current.",
+    )
