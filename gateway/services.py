@@ -238,11 +238,14 @@ async def _embeddings(vectors: VectorIndex, timeout_s: float, served_dataset: st
             return "embedded before versions (re-embed)" if legacy else NO_EMBEDDINGS
     except Exception as exc:  # reported, not raised: health must answer whatever the vectors do
         return f"unknown ({type(exc).__name__})"
-    version = f"model version {version_of(USER_COLLECTION, collection)}"
     try:
-        embedded_from = await asyncio.wait_for(_embedded_from(vectors, collection), timeout_s)
-    except Exception:  # the version is known: say it, and nothing about the dataset
-        embedded_from = ""
+        made_by = await asyncio.wait_for(_made_by(vectors, collection), timeout_s)
+    except Exception:  # the collection is known: say its version, and nothing about the dataset
+        made_by = {}
+    # The model that made the vectors, as their rows say: a restore names its collections after the next
+    # free number, which need not be the backed-up model's (whose file it restores).
+    version = f"model version {made_by.get('model_version') or version_of(USER_COLLECTION, collection)}"
+    embedded_from = str(made_by.get("dataset") or "")
     if embedded_from and served_dataset and embedded_from != served_dataset:
         return (
             f"{version}, stale: embedded from dataset {embedded_from}, dataset {served_dataset} is served "
@@ -251,11 +254,11 @@ async def _embeddings(vectors: VectorIndex, timeout_s: float, served_dataset: st
     return version
 
 
-async def _embedded_from(vectors: VectorIndex, collection: str) -> str:
-    """The dataset a version's vectors were embedded from ("" when they do not say: embedded before
-    they did, or the version is empty)."""
+async def _made_by(vectors: VectorIndex, collection: str) -> dict[str, Any]:
+    """One row's metadata: the model version and the dataset the version's vectors were embedded from
+    (absent when they do not say: embedded before they did, or the version is empty)."""
     rows = await vectors.rows_between(collection, -(2**62), 2**62, 1)
-    return str(((rows[0].get("metadata") or {}) if rows else {}).get("dataset") or "")
+    return dict((rows[0].get("metadata") or {}) if rows else {})
 
 
 class NoCache:

@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from gateway.config import Settings, load_settings
+from gateway.embeddings.model import model_versions
 from gateway.ingest.generator import generate_dataset
 from gateway.jobs.backup import run_backup, run_restore
 from gateway.jobs.embed import run_embed
 from gateway.jobs.ingest import run_ingest
 from gateway.services import check_health, open_services
+from gateway.stores.collections import USER_COLLECTION
+from gateway.stores.vectors import version_name
 
 pytestmark = pytest.mark.slow
 
@@ -59,3 +62,23 @@ async def test_a_restore_brings_vectors_that_match_its_data(tmp_path: Path) -> N
     served, said = await embeddings_state(target)
     assert served == restored["dataset"]
     assert said == "model version 1"
+
+
+async def test_health_names_the_model_that_made_restored_vectors(tmp_path: Path) -> None:
+    """A restore names its collections after the next free number (3 here, after two embeds in the
+    target) but brings the backed-up model, v1: health names v1, the only model there is."""
+    generate_dataset(tmp_path / "csv", 150, 4)
+    source = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "source")})
+    await run_ingest(source, tmp_path / "csv")
+    await run_embed(source)
+    await run_backup(source, tmp_path / "snap")
+
+    target = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "target")})
+    await run_ingest(target, tmp_path / "csv")
+    await run_embed(target)
+    await run_embed(target)
+    await run_restore(target, tmp_path / "snap")
+    async with open_services(target, need_cache=False) as services:
+        assert await services.vectors.serving(USER_COLLECTION) == version_name(USER_COLLECTION, 3)
+    assert model_versions(target.model_dir) == [1]
+    assert (await embeddings_state(target))[1] == "model version 1"
