@@ -48,3 +48,35 @@ def test_lookalike_is_the_products_formula():
     nearest = np.argsort(-sims)[:50]
     neighbours = [{"score": sims[i], "metadata": {"converted": bool(labels[i])}} for i in nearest]
     assert score == pytest.approx(conversion_likelihood(neighbours, 0.2))
+
+
+def test_the_text_ablation_drops_exactly_the_named_blocks():
+    from bench.bench_lookalike_text import without_blocks
+    from gateway.embeddings.space import SparseRows
+
+    rows = SparseRows.of(
+        [
+            {"tx:search:pos": 0.7, "tw:shoes": 0.5, "pv:home": 1.1, "fv:rating=5": 0.3},
+            {"pv:search": 0.2},
+            {"tw:red": 0.9},
+        ]
+    )
+
+    def as_dicts(kept: SparseRows) -> list[dict[str, float]]:
+        names = kept.names()
+        indptr, cols, vals = kept.csr()
+        return [
+            {
+                names[c]: float(v)
+                for c, v in zip(cols[indptr[i] : indptr[i + 1]], vals[indptr[i] : indptr[i + 1]], strict=True)
+            }
+            for i in range(len(kept))
+        ]
+
+    assert as_dicts(without_blocks(rows, {"tx", "tw"})) == [
+        {"pv:home": 1.1, "fv:rating=5": 0.3},
+        {"pv:search": 0.2},
+        {},
+    ]
+    assert as_dicts(without_blocks(rows, {"tx", "tw", "fv"})) == [{"pv:home": 1.1}, {"pv:search": 0.2}, {}]
+    assert as_dicts(without_blocks(rows, set())) == as_dicts(rows)
