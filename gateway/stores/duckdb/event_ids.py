@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gateway.errors import BadInput
-from gateway.stores.duckdb import schema
+from gateway.stores.duckdb import rollback, schema
 
 Cursor = duckdb.DuckDBPyConnection
 
@@ -92,7 +92,7 @@ def build(cur: Cursor) -> None:
         _record(cur, _counts(cur))
         cur.commit()
     except BaseException:
-        cur.rollback()
+        rollback.undo(cur)
         raise
 
 

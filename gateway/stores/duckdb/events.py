@@ -38,7 +38,7 @@ import pyarrow as pa
 from gateway.errors import StoredEvents
 from gateway.models import EventBatch
 from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USERS
-from gateway.stores.duckdb import changes, event_ids, schema, writes
+from gateway.stores.duckdb import changes, event_ids, rollback, schema, writes
 from gateway.stores.duckdb.changes import Columns
 from gateway.stores.duckdb.connection import Cursor
 from gateway.stores.duckdb.pending_sessions import PendingSessions, naive
@@ -229,6 +229,6 @@ def _write(
         pending.append(cur, deltas, ordered)
         cur.commit()
     except BaseException:
-        cur.rollback()
+        rollback.undo(cur)
         raise
     return visits, users, new, deltas, ordered

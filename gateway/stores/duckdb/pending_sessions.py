@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from gateway.stores.collections import USER_SESSIONS
-from gateway.stores.duckdb import schema, writes
+from gateway.stores.duckdb import rollback, schema, writes
 from gateway.stores.duckdb.connection import Cursor
 from gateway.stores.event_fold import SessionDelta
 
@@ -281,7 +281,7 @@ class PendingSessions:
             rebuilt = _fold(cur, {s: self._merged[s] for s in chosen})
             cur.commit()
         except BaseException:
-            cur.rollback()
+            rollback.undo(cur)
             raise
         for session_id in chosen:
             folded = self._merged.pop(session_id)

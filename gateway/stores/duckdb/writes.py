@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from gateway.errors import BadInput
 from gateway.stores.batches import batches
-from gateway.stores.duckdb import changes, event_ids, schema
+from gateway.stores.duckdb import changes, event_ids, rollback, schema
 from gateway.stores.duckdb.changes import Columns
 
 T = TypeVar("T")
@@ -143,7 +143,7 @@ def _delete(cur: Cursor, tables: Sequence[str], where: str, params: dict[str, An
             event_ids.unregister(cur, tables, ids, shared)
             cur.commit()
         except BaseException:
-            cur.rollback()
+            rollback.undo(cur)
             raise
     for table, feed in feeds.items():
         if feed is not None:
@@ -201,12 +201,12 @@ def _insert_events(cur: Cursor, table: schema.Table, source: str) -> int:
                 )
             cur.commit()
         except duckdb.ConstraintException:
-            cur.rollback()
+            rollback.undo(cur)
             if only_new:
                 raise
             continue
         except BaseException:
-            cur.rollback()
+            rollback.undo(cur)
             raise
         if written and feed is not None:
             feed.inserted(table.name, stored)
