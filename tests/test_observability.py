@@ -146,6 +146,21 @@ async def test_subscriptions_gauge_reads_the_hub(client, services):  # noqa: F81
         hub._subscribers.discard(fake)
 
 
+async def test_a_scrape_reports_the_backends_as_they_are_now(client, services, monkeypatch):  # noqa: F811
+    # Nothing calls /healthz here: Prometheus alone watches the gateway. The gauge must still move.
+    assert _value(await _scrape(client), "funnelgate_backend_up", backend="cache") == 1
+
+    async def refused() -> None:
+        raise ConnectionRefusedError("redis is down")
+
+    monkeypatch.setattr(services.cache.wrapped, "ping", refused)
+    down = await _scrape(client)
+    assert _value(down, "funnelgate_backend_up", backend="cache") == 0
+    assert _value(down, "funnelgate_backend_up", backend="document_store") == 1
+    monkeypatch.undo()
+    assert _value(await _scrape(client), "funnelgate_backend_up", backend="cache") == 1
+
+
 def _schema_logging_every_operation() -> FunnelSchema:
     slow_always = type("SlowAlways", (OperationMetrics,), {"slow_s": 0.0})
     return FunnelSchema(

@@ -28,6 +28,8 @@ from strawberry.extensions import SchemaExtension
 
 from gateway.ops import metrics
 from gateway.ops.timing import tracing
+from gateway.services import check_health
+from gateway.web.health import SERVICES
 
 slow_log = logging.getLogger("funnelgate.slow")
 SHAPE_CHARS = 400
@@ -166,6 +168,11 @@ class HttpMetrics:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
+    # funnelgate_backend_up is what the last health probe found, and only /healthz and the health field
+    # probed: a gateway that Prometheus alone watches (no load balancer calling /healthz) reported its
+    # backends as they were at the last such call, or not at all, so FunnelgateBackendDown never fired.
+    # Each scrape probes them now (each ping bounded, as for /healthz).
+    await check_health(request.app[SERVICES])
     body = metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
