@@ -10,6 +10,7 @@ embeddings serve, or that there are none yet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.cache.stats import CacheStats
 from gateway.config import Settings, hide_password, redact
 from gateway.embedded.datadir_lock import DataDirLock
-from gateway.errors import StoreUnavailable
+from gateway.errors import QueryTimeout, StoreUnavailable
 from gateway.ops.metrics import BACKEND_UP, POOL_CAPACITY
 from gateway.ops.timing import timed
 from gateway.stores.collections import USER_COLLECTION
@@ -151,9 +152,56 @@ async def invalidate_shared_cache(settings: Settings, dataset: str | None = None
     return removed
 
 
+# How often a gateway that started with MongoDB down tries again to ensure its indexes (the generation is
+# re-read every second by the follower, and by each health probe, whichever comes first).
+STORE_RETRY_S = 5.0
+
+
+async def _store_ready(store: DocumentStore, stack: AsyncExitStack, settings: Settings) -> None:
+    """``serve`` on MongoDB: a server that cannot be reached at start does not stop the gateway (as a
+    Milvus server or Redis that is down does not). It starts with the document store refused --
+    store-backed fields answer UNAVAILABLE, /healthz 503 ``document_store: down`` -- and serves as soon
+    as MongoDB answers, without a restart. Anything else (bad credentials, a refused command) still
+    stops it."""
+    try:
+        await store.ensure_indexes()
+        return
+    except (StoreUnavailable, QueryTimeout) as exc:
+        log.warning(
+            "document store unreachable at start, serving without it until it answers "
+            "(/healthz: document_store down; retried every %g s): %s",
+            STORE_RETRY_S,
+            redact(str(exc), settings),
+        )
+    getattr(store, "generation_unknown", lambda: None)()
+    task = asyncio.create_task(_ensure_indexes_when_back(store), name="funnelgate-store-retry")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(stop)
+
+
+async def _ensure_indexes_when_back(store: DocumentStore) -> None:
+    while True:
+        await asyncio.sleep(STORE_RETRY_S)
+        try:
+            await store.ensure_indexes()
+        except (StoreUnavailable, QueryTimeout) as exc:
+            log.debug("document store still unreachable: %s", exc)
+            continue
+        log.info("document store answers again: indexes ensured")
+        return
+
+
 @asynccontextmanager
-async def open_services(settings: Settings, *, need_cache: bool = True) -> AsyncIterator[Services]:
-    """Open every backend; close them all (child redis-server included) on exit, even after errors."""
+async def open_services(
+    settings: Settings, *, need_cache: bool = True, serving: bool = False
+) -> AsyncIterator[Services]:
+    """Open every backend; close them all (child redis-server included) on exit, even after errors.
+    ``serving`` (``serve``): a MongoDB that cannot be reached at start is waited for, not fatal."""
     async with AsyncExitStack() as stack:
         if settings.uses_data_dir_exclusively:
             stack.enter_context(DataDirLock(settings.data_dir))
@@ -161,7 +209,10 @@ async def open_services(settings: Settings, *, need_cache: bool = True) -> Async
         cache, supervisor = await open_cache(settings, stack) if need_cache else (NoCache(), None)
         store = await open_store(settings)
         stack.push_async_callback(store.close)
-        await store.ensure_indexes()
+        if serving and settings.mongo_url:
+            await _store_ready(store, stack, settings)
+        else:
+            await store.ensure_indexes()
         follow = getattr(store, "follow", None)
         if follow is not None:
             follow()  # MongoDB: an ingest elsewhere may switch generations (stores/datasets.py)

@@ -181,7 +181,7 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with open_services(settings) as services:
+        async with open_services(settings, serving=True) as services:
             # The access log: Apache combined format on the "funnelgate.access" logger (FUNNEL_ACCESS_LOG).
             access = logging.getLogger("funnelgate.access") if settings.access_log else None
             runner = app_runner(

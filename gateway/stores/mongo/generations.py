@@ -98,8 +98,16 @@ class GenerationDatabase:
         self.raw = database
         self.generation = generation
         self.dataset = dataset
+        # False while the active generation has never been read (a gateway started with MongoDB down):
+        # the design collections are refused rather than read as generation 0, which is not the data.
+        self.known = True
 
     def __getitem__(self, name: str) -> Any:
+        if name in COLLECTIONS and not self.known:
+            raise StoreUnavailable(
+                "MongoDB has not been reachable since the gateway started: the served generation is not "
+                "known yet"
+            )
         return self.raw[collection_name(name, self.generation) if name in COLLECTIONS else name]
 
     def __getattr__(self, name: str) -> Any:

@@ -69,11 +69,26 @@ class ServedGeneration:
         return store
 
     def set_generation(self, generation: int, dataset: str) -> None:
-        if self._pinned or generation < self._db.generation:
-            return  # a pinned store never moves; the served generation only moves forward
-        if generation != self._db.generation:
+        if self._pinned:
+            return  # a pinned store never moves
+        if not self._db.known:
+            self._db.known = True
+            log.info("MongoDB is reachable: serving dataset %s (generation %d)", dataset or "-", generation)
+        elif generation < self._db.generation:
+            return  # the served generation only moves forward
+        elif generation != self._db.generation:
             log.info("now serving dataset %s (generation %d)", dataset, generation)
         self._db.generation, self._db.dataset = generation, dataset
+
+    def generation_unknown(self) -> None:
+        """The active generation could not be read (MongoDB down at start): refuse the design collections
+        until a read succeeds (the follower's, or a health probe's: see ``ping``)."""
+        if not self._pinned:
+            self._db.known = False
+
+    @property
+    def generation_known(self) -> bool:
+        return bool(self._db.known)
 
     async def refresh_generation(self) -> None:
         """Read the active-generation document now."""

@@ -176,6 +176,8 @@ class MongoStore(ServedGeneration):
         return out
 
     async def ping(self) -> None:
+        if not self.generation_known:  # up only once it can serve: the probe reads the generation too
+            await self.refresh_generation()
         with operation("ping"):
             await self._db.command("ping")
 
