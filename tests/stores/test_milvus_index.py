@@ -3,6 +3,7 @@ partitions per page type, and the errors."""
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -133,6 +134,16 @@ async def test_search_before_any_embed_says_what_to_run(milvus: MilvusIndex):
     with pytest.raises(StoreUnavailable, match="funnelgate embed"):
         await milvus.search(USER_COLLECTION, [[1.0] * 8], 3)
     assert await milvus.search(USER_COLLECTION, [], 3) == []
+
+
+async def test_a_missing_alias_is_not_logged_as_an_error(
+    milvus: MilvusIndex, caplog: pytest.LogCaptureFixture
+):
+    # Every similarUsers request before the first embed resolves the alias: one WARNING of the gateway's
+    # says so (gateway/web/errors.py), not a pymilvus ERROR with its traceback for each request.
+    with caplog.at_level(logging.DEBUG), pytest.raises(StoreUnavailable, match="funnelgate embed"):
+        await milvus.resolve(USER_COLLECTION)
+    assert [r.getMessage()[:80] for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_bad_arguments_are_bad_input(milvus: MilvusIndex):
