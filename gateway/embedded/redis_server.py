@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -132,6 +133,9 @@ class RedisServer:
             return
         with contextlib.suppress(ProcessLookupError):
             process.terminate()
+            # A stopped server (SIGSTOP: the "hung Redis" of docs/operations.md) keeps SIGTERM pending
+            # until it runs again: without this, shutdown waited the whole timeout, then killed it.
+            process.send_signal(signal.SIGCONT)
         try:
             await asyncio.wait_for(process.wait(), timeout_s)
         except TimeoutError:

@@ -1,6 +1,7 @@
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable
 from typing import Any
@@ -137,6 +138,18 @@ async def test_server_stop_reaps_the_child(tmp_path):
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     await server.stop()  # idempotent
+
+
+async def test_server_stop_ends_a_stopped_child_with_sigterm(tmp_path):
+    # A hung redis-server (SIGSTOP) keeps SIGTERM pending: stop() used to wait its whole timeout and then
+    # SIGKILL it (SIGTERM of serve took 6.7 s, 5 of them here). SIGCONT lets the SIGTERM act.
+    server = RedisServer(tmp_path / "r")
+    await server.start()
+    process = server.process
+    assert process is not None
+    os.kill(process.pid, signal.SIGSTOP)
+    await server.stop()
+    assert process.returncode is not None and process.returncode != -signal.SIGKILL
 
 
 async def test_missing_executable_names_install_command(tmp_path):
