@@ -122,6 +122,16 @@ EVENTS = Counter(
     ["result"],
     registry=REGISTRY,
 )
+# Events per group commit: one when idle, thousands under pressure (gateway/realtime/writer.py).
+_GROUP_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+CAPTURE_GROUPS = Histogram(
+    "funnelgate_capture_group_events",
+    "Events per group commit of live capture, by outcome (ok: committed; error: the store failed, "
+    "nothing of the group acknowledged).",
+    ["outcome"],
+    buckets=_GROUP_BUCKETS,
+    registry=REGISTRY,
+)
 REDIS_RESTARTS = Counter(
     "funnelgate_redis_restarts",
     "Times the private redis-server died and was started again by the supervisor.",

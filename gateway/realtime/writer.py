@@ -28,9 +28,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from gateway.errors import StoreUnavailable
+from gateway.ops.metrics import CAPTURE_GROUPS
 from gateway.realtime.captured import Event
 
 log = logging.getLogger("funnelgate.realtime")
+_COMMITTED = CAPTURE_GROUPS.labels("ok")
+_FAILED = CAPTURE_GROUPS.labels("error")
 
 # (events) -> (the ids newly stored, the refused ids and why, what must complete before the submitters
 # are answered)
@@ -105,12 +108,14 @@ class GroupCommitWriter:
             try:
                 new, refused, settled = await self._commit(events)
             except Exception as exc:  # the store failed: every submitter of the group hears it
+                _FAILED.observe(len(events))
                 log.warning("group commit of %d events failed: %s", len(events), exc)
                 for submission in group:
                     if not submission.done.done():
                         submission.done.set_exception(exc)
                 continue
             self.groups += 1
+            _COMMITTED.observe(len(events))
             task = asyncio.create_task(self._answer(group, owner, new, refused, settled))
             self._settling.add(task)
             task.add_done_callback(self._settling.discard)
