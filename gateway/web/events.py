@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.config import redact
 from gateway.errors import BadInput, StoreUnavailable, shown
 from gateway.realtime.capture import TooManyEvents, capture
 from gateway.web import request_json
@@ -97,8 +98,9 @@ async def post_events(request: web.Request) -> web.Response:
         return _error(413, "PAYLOAD_TOO_LARGE", str(exc))
     except BadInput as exc:
         return _error(400, "BAD_REQUEST", str(exc))
-    except StoreUnavailable as exc:
-        return _error(503, "UNAVAILABLE", f"events were not stored, retry: {exc}")
+    except StoreUnavailable as exc:  # redacted as GraphQL errors are: no data-dir path, no password
+        message = redact(str(exc), services.settings)
+        return _error(503, "UNAVAILABLE", f"events were not stored, retry: {message}")
     answer = {
         "accepted": result.accepted,
         "duplicates": result.duplicates,
