@@ -161,6 +161,14 @@ JOB_TOTAL = Gauge(
     registry=REGISTRY,
 )
 
+# Series whose label values are known in advance exist from start-up, at 0: a series that appears with
+# its first increment hides that increment from rate() and increase(), so the first rejected events or
+# the first failed group commit after a restart never showed in the alerts built on them.
+for _result in ("accepted", "duplicate", "rejected"):
+    EVENTS.labels(_result)
+for _outcome in ("ok", "error"):
+    CAPTURE_GROUPS.labels(_outcome)
+
 _names_lock = threading.Lock()
 _operation_names: set[str] = set()
 _backend_children: dict[tuple[str, str, str], Any] = {}
