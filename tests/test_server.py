@@ -89,6 +89,8 @@ async def test_serve_start_health_lock_and_clean_stop(tmp_path):
             await proc.wait()
     log = err_bytes.decode()
     assert proc.returncode == 0, log
+    # The stop is logged when it begins and when everything is closed, with how long it took.
+    assert re.search(r"INFO funnelgate: stopping\n.*INFO funnelgate: stopped in \d+\.\d s\n$", log, re.S), log
     # One line per role says which backend serves it.
     assert "document store: embedded DuckDB" in log
     assert "vector index: embedded Milvus Lite" in log

@@ -21,6 +21,7 @@ import logging
 import signal
 import socket
 import sys
+import time
 from typing import Any
 
 from aiohttp import web
@@ -177,6 +178,7 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     check_listen_address(settings)
     check_exposure(settings)
     stop = asyncio.Event()
+    stopping: float | None = None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -203,9 +205,12 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
                 if ready is not None:
                     ready.set()
                 await stop.wait()
+                stopping = time.monotonic()
                 log.info("stopping")
             finally:
                 await runner.cleanup()
+        if stopping is not None:  # the backends are closed too: the last line of a clean stop, with its time
+            log.info("stopped in %.1f s", time.monotonic() - stopping)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
