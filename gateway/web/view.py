@@ -74,6 +74,19 @@ MEDIA = web.ResponseKey("media_type", str)  # on the sub-response: the negotiate
 SOCKETS: web.AppKey[weakref.WeakKeyDictionary[web.WebSocketResponse, str]] = web.AppKey("websockets")
 SUB_RESPONSE = web.RequestKey("sub_response", web.Response)
 HEAD_AS_GET = web.RequestKey("head_as_get", bool)  # the GET copy of a HEAD request (_as_get)
+
+
+class _NoOverlapWarning(logging.Filter):
+    """aiohttp logs a WebSocket handshake whose subprotocols are none of ours as a WARNING each time a
+    response is checked or prepared for it: four lines per such client (strawberry checks three times,
+    then prepares one). It is a client's mistake: :meth:`FunnelGraphQLView.pick_websocket_subprotocol`
+    logs it once, at INFO, like every client error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "overlap server-known ones" not in record.getMessage()
+
+
+logging.getLogger("aiohttp.websocket").addFilter(_NoOverlapWarning())
 # Not RATE_LIMITED: no Retry-After would help, only closing one of the address's sockets.
 TOO_MANY_SOCKETS = "TOO_MANY_SOCKETS"
 
@@ -135,6 +148,18 @@ class FunnelGraphQLView(GraphQLView):
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A GET that names its document by hash only (APQ, ``extensions``) is a query, not a visit.
         return "extensions" not in request.query_params and super().should_render_graphql_ide(request)
+
+    async def pick_websocket_subprotocol(self, request: web.Request) -> str | None:
+        chosen = await super().pick_websocket_subprotocol(request)
+        asked = request.headers.get("Sec-WebSocket-Protocol")
+        if chosen is None and asked:  # strawberry closes it (4406): said once, as a client error
+            log.info(
+                "client error BAD_WEBSOCKET_PROTOCOL from %s: subprotocols %s, this server speaks %s",
+                request.remote,
+                repr(asked[:100]),
+                ", ".join(self.protocols),
+            )
+        return chosen
 
     async def create_websocket_response(
         self, request: web.Request, subprotocol: str | None
