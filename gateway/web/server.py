@@ -118,15 +118,14 @@ def check_exposure(settings: Settings) -> None:
             f"{' or '.join(CREDENTIAL_SETTINGS)} (funnelgate create-key makes an API key), or bind "
             "127.0.0.1 for a local demo",
         )
-    bar = "!" * 78
+    # One line, loud at its start: a banner over several lines became several events in a line-based log
+    # pipeline (journald, a container runtime's), all but the first without time or level.
     log.warning(
-        "\n%s\n  AUTHENTICATION IS OFF: anyone who can reach %s:%s acts as admin (PII included).\n"
-        "  Allowed on a loopback bind only. Set FUNNEL_API_KEYS (funnelgate create-key) or\n"
-        "  FUNNEL_JWT_SECRET to require credentials.\n%s",
-        bar,
+        "!!! AUTHENTICATION IS OFF: anyone who can reach %s:%s acts as admin (PII included). Allowed on a "
+        "loopback bind only; set FUNNEL_API_KEYS (funnelgate create-key) or FUNNEL_JWT_SECRET to require "
+        "credentials !!!",
         settings.host,
         settings.port,
-        bar,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
 import aiohttp
@@ -12,6 +13,7 @@ from gateway.cli import main
 from gateway.config import load_settings
 from gateway.roles import Role
 from gateway.security.credentials import Authenticator
+from gateway.web.server import check_exposure
 from tests.test_server import _env, _free_port, _run, _wait_healthy
 
 pytestmark = pytest.mark.slow
@@ -102,6 +104,18 @@ async def test_a_loopback_demo_without_credentials_says_so_loudly_and_stops_unde
     log = err.decode()
     assert proc.returncode == 0, log
     assert "AUTHENTICATION IS OFF" in log and "acts as admin" in log
+
+
+def test_the_authentication_off_warning_is_one_log_line(tmp_path, caplog):
+    # A banner over several lines was several events to a line-based log pipeline (journald, docker),
+    # all but the first without time or level.
+    settings = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "data"), "FUNNEL_HOST": "127.0.0.1"})
+    with caplog.at_level(logging.WARNING, logger="funnelgate"):
+        check_exposure(settings)
+    [record] = [r for r in caplog.records if r.name == "funnelgate"]
+    message = record.getMessage()
+    assert "AUTHENTICATION IS OFF" in message and "acts as admin" in message
+    assert "\n" not in message
 
 
 def test_create_key_and_mint_token(tmp_path, capsys, monkeypatch):
