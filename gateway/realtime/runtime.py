@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,7 @@ from gateway.realtime.captured import PAGE_VIEW, Event
 from gateway.realtime.digest import NewEvents, gather
 from gateway.realtime.enrichment import Planned, PlannerMemory, plan
 from gateway.realtime.events import utc_now
-from gateway.realtime.hub import Hub
+from gateway.realtime.hub import Hub, HubStatus, LiveEvent, Subscriber
 from gateway.realtime.invalidation import version_bumps
 from gateway.realtime.writer import GroupCommitWriter
 
@@ -112,7 +113,9 @@ class Realtime:
         planned, new = await self._record(events, clock)
         self.memory.remember(planned, new, clock)
         if self._default_derived:
-            self._forget_default_on_new_page(planned, new)
+            self.forget_default_on_pages(
+                e.page_type for e in planned.events if e.event_id in new and e.type == PAGE_VIEW
+            )
         if not new and not self.redis_debt:
             return new, planned.refused, _done()
         # The next group may commit meanwhile; effects run one group after the other, in commit order.
@@ -226,13 +229,25 @@ class Realtime:
             self._default_funnel = (now, list(default.steps) if default else [])
         return self._default_funnel[1]
 
-    def _forget_default_on_new_page(self, planned: Planned, new: Collection[str]) -> None:
+    def forget_default_on_pages(self, pages: Iterable[str | None]) -> None:
+        """Forget a remembered derived default when one of these page views is of a page outside it."""
         remembered = self._default_funnel
-        if remembered is None:
+        if remembered is None or not self._default_derived:
             return
         steps = remembered[1]
-        if any(e.type == PAGE_VIEW and e.page_type not in steps for e in planned.events if e.event_id in new):
+        if any(page not in steps for page in pages):
             self._default_funnel = None
+
+    def forget_default(self) -> None:
+        self._default_funnel = None
+
+    def watching_pages(self) -> AbstractAsyncContextManager[Subscriber]:
+        """While entered, the page views every replica publishes reach this process's remembered default
+        (``realtimeMetrics`` holds it): a new page stored through another gateway forgets a derived
+        default here too, as this process's own commits do, and so does the hub coming back after an
+        outage (messages published meanwhile are lost). Without it, each replica's live steps followed
+        only the pages posted to it, for up to DEFAULT_FUNNEL_MAX_AGE_S."""
+        return self.hub.subscribed(_PageWatch(self))
 
     async def snapshot(self, now: datetime | None = None) -> aggregates.Snapshot:
         """The live metrics (Redis reads, one pipeline), shared by this process's subscribers for 1 s."""
@@ -254,6 +269,22 @@ class Realtime:
             self._unhook()
         await self.writer.close()
         await self.hub.stop()
+
+
+class _PageWatch(Subscriber):
+    """Offered every published event: hands the page views' pages to the runtime (never blocks)."""
+
+    def __init__(self, realtime: Realtime) -> None:
+        self._realtime = realtime
+
+    def offer(self, events: list[LiveEvent]) -> None:
+        self._realtime.forget_default_on_pages(
+            e.get("pageType") for e in events if e.get("type") == PAGE_VIEW
+        )
+
+    def offer_status(self, status: HubStatus) -> None:
+        if status.up:  # back after an outage: page views published meanwhile were missed
+            self._realtime.forget_default()
 
 
 def running(realtime: Realtime | None) -> Realtime:

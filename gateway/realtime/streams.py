@@ -138,9 +138,10 @@ async def funnel_updates(
 async def realtime_metrics(
     realtime: Realtime, interval_s: float
 ) -> AsyncIterator[Snapshot | StoreUnavailable]:
-    while True:
-        try:
-            yield await realtime.snapshot()
-        except StoreUnavailable as exc:
-            yield StoreUnavailable(f"Redis is unavailable ({exc}); live metrics resume when it is back")
-        await asyncio.sleep(interval_s)
+    async with realtime.watching_pages():  # the steps follow pages posted to any replica
+        while True:
+            try:
+                yield await realtime.snapshot()
+            except StoreUnavailable as exc:
+                yield StoreUnavailable(f"Redis is unavailable ({exc}); live metrics resume when it is back")
+            await asyncio.sleep(interval_s)

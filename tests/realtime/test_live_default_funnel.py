@@ -5,6 +5,7 @@ the clear error stays."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -13,8 +14,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.cache import keys
 from gateway.config import load_settings
 from gateway.models import UserFilter
+from gateway.realtime import streams
+from gateway.realtime.aggregates import Snapshot
+from gateway.realtime.capture import capture
+from gateway.realtime.hub import EventFeed
+from gateway.realtime.runtime import Realtime
 from gateway.realtime.streams import changes_funnel
 from gateway.services import Services, open_services
 from gateway.web.app import create_app
@@ -158,3 +165,45 @@ def test_funnel_updates_on_a_derived_default_wake_on_any_page_view() -> None:
     assert changes_funnel(None, mobile_january)(typo)
     assert not changes_funnel(["landing", "cart"], mobile_january)(typo)
     assert not changes_funnel(None, mobile_january)({**typo, "type": "interaction"})
+
+
+async def test_a_new_page_posted_to_another_replica_joins_this_replica_s_live_steps(
+    http: TestClient, empty: Services
+) -> None:
+    """Replicas share the store and Redis. A second ``Realtime`` on the same services is another gateway
+    process: its own writer, planner memory, remembered default and hub, as a second replica has. A page
+    view of a new page captured there must reach this replica's live steps (``realtimeMetrics``) through
+    pub/sub, not only after this replica's remembered default ages out (DEFAULT_FUNNEL_MAX_AGE_S, 60 s)."""
+    here = empty.realtime
+    assert here is not None
+    await record(http, SHOP)  # through this replica
+    live = streams.realtime_metrics(here, 0.1)
+    first = await anext(live)  # a snapshot (Redis is up); the stream now follows the hub
+    assert isinstance(first, Snapshot)
+    assert [s.name for s in first.steps] == ["landing", "cart", "checkout"]
+    probe = EventFeed(lambda e: True, 100)  # tells the test when this replica has heard the message
+    other = Realtime(empty)
+    try:
+        async with here.hub.subscribed(probe):
+            await _until_subscribed(empty)
+            # Four new users each see only "pricing", through the other replica: reach pricing 4 >
+            # landing 3 > cart 2 > checkout 1.
+            pricing = [page_view(f"p{u}", u, "pricing", timestamp=at(40)) for u in (4, 5, 6, 7)]
+            result = await capture(other, pricing)
+            assert result.accepted == ["p4", "p5", "p6", "p7"]
+            heard = [await asyncio.wait_for(probe.next(), 10) for _ in pricing]
+            assert [e["eventId"] for e in heard if isinstance(e, dict)] == ["p4", "p5", "p6", "p7"]
+            assert await here.default_funnel() == ["pricing", "landing", "cart", "checkout"]
+    finally:
+        await live.aclose()
+        await other.close()
+
+
+async def _until_subscribed(services: Services) -> None:
+    """Until Redis counts a subscriber on the events channel (a bound of ~10 s: it only fails a leak)."""
+    for _ in range(1000):
+        [[_, count]] = await services.cache.pipeline([("PUBSUB", "NUMSUB", keys.CHANNEL_EVENTS)])
+        if int(count) >= 1:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the hub never subscribed")
