@@ -17,7 +17,9 @@ are still stored and acknowledged; the process remembers that some tokens may no
 and replaces ``ver:epoch`` -- every versioned entry -- as soon as Redis answers again (the next commit,
 the hub's reconnection, or the cache's breaker closing), so nothing cached before the outage is served
 after it. Until then the cache's breaker is held open, so this process reads no cached entry at all: the
-debt is paid by the breaker's probe before it lets reads through (``stores/redis/breaker.py``). Without
+debt is paid by the breaker's probe before it lets reads through (``stores/redis/breaker.py``). It is
+written down in the data directory (``DEBT_FILE``) until paid, so a process stopped before Redis came
+back pays it on its next start. Without
 that, a gateway with no subscriber and no further event served its answers from before the outage for
 as long as they lived (a Redis that paused, or a network blip, keeps them).
 """
@@ -54,6 +56,8 @@ REDIS_TIMEOUT_S = 1.0  # the capture pipeline waits no longer for Redis (events 
 REDIS_PAUSE_S = 1.0  # after a failure, skip Redis this long (no 1 s wait on every commit meanwhile)
 SNAPSHOT_MAX_AGE_S = 1.0  # realtimeMetrics subscribers of one process share a snapshot this fresh
 DEFAULT_FUNNEL_MAX_AGE_S = 60.0
+# In the data directory while version tokens may be unreplaced (``Realtime._owe``): read at start.
+DEBT_FILE = "redis-debt"
 
 
 async def _done() -> None:
@@ -107,6 +111,13 @@ class Realtime:
         # is the last thing its probe does before reads go through again.
         self._breaker = getattr(services.cache, "breaker", None)
         self._unhook = self._breaker.before_close(self._pay_before_reads) if self._breaker else None
+        # The debt outlives the process: a gateway stopped (or killed) during a Redis outage after
+        # storing events left tokens unreplaced, and nothing else would replace them once Redis is back
+        # (a Redis with persistence keeps the entries from before): its next run pays it.
+        self._debt_file = settings.data_dir / DEBT_FILE
+        self._debt_recorded = self._debt_file.exists()
+        if self._debt_recorded:
+            self._owe("a previous run stored events while Redis was unreachable")
 
     async def _commit(self, events: list[Event]) -> tuple[set[str], dict[str, str], Awaitable[None]]:
         clock = asyncio.get_running_loop().time()
@@ -197,11 +208,22 @@ class Realtime:
             self._redis_paused_until = loop.time() + REDIS_PAUSE_S
             return False
         self.redis_debt = False
+        if self._debt_recorded:  # paid
+            self._debt_file.unlink(missing_ok=True)
+            self._debt_recorded = False
         return True
 
     def _owe(self, reason: str) -> None:
         """Some version tokens may not have been replaced: until ``ver:epoch`` is, no cached entry of
-        this process may be read (the breaker, held open, makes every read a miss)."""
+        this process may be read (the breaker, held open, makes every read a miss). Written down in
+        the data directory first, so a restart before Redis is back still pays it."""
+        if not self._debt_recorded:
+            try:
+                self._debt_file.parent.mkdir(parents=True, exist_ok=True)
+                self._debt_file.write_text(f"{utc_now().isoformat()} {reason}\n")
+                self._debt_recorded = True
+            except OSError as exc:
+                log.error("realtime: could not record the unpaid cache debt in %s: %s", self._debt_file, exc)
         self.redis_debt = True
         if self._breaker is not None:
             self._breaker.trip(f"version tokens not replaced: {reason}")

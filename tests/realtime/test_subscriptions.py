@@ -357,6 +357,109 @@ async def test_nothing_cached_before_a_redis_pause_is_served_after_it_with_no_su
         assert await users() == [2, 2]
 
 
+class CuttableLink:
+    """A TCP relay in front of a Redis: ``cut`` refuses and drops every connection (Redis unreachable,
+    as in a network outage or a restart with persistence) while Redis keeps all it holds; ``restore``
+    listens again on the same port."""
+
+    def __init__(self, target: str) -> None:
+        self._target = target  # the Redis URL: unix://path or redis://127.0.0.1:port/0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._target.startswith("unix://"):
+            return await asyncio.open_unix_connection(self._target.removeprefix("unix://"))
+        host, port = self._target.removeprefix("redis://").split("/")[0].split(":")
+        return await asyncio.open_connection(host, int(port))
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await self._connect()
+        self._writers |= {writer, upstream_writer}
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pump(reader, upstream_writer), pump(upstream_reader, writer))
+
+    async def restore(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+        await self._server.wait_closed()
+
+
+async def test_a_gateway_stopped_while_redis_is_unreachable_pays_its_debt_when_it_runs_again(
+    tmp_path: Path, shared_redis
+):
+    # A gateway stores events while Redis is unreachable (their version tokens are not replaced), then
+    # stops (a deploy, a crash) before Redis is reachable again. Redis comes back with everything it
+    # cached (it never restarted, or restarted from its append-only file): the funnel from before, under
+    # tokens nothing has replaced. The next run of that gateway must not serve it, and once it has
+    # replaced the epoch no replica does.
+    funnel = '{ funnel(steps: ["home_page", "search_page"]) { steps { users } } }'
+    at = datetime.now(UTC).isoformat()
+    link = CuttableLink(shared_redis.url)
+    await link.restore()
+
+    async def users(http: TestClient) -> list[int]:
+        resp = await http.post("/graphql", json={"query": funnel})
+        body = await resp.json()
+        assert "errors" not in body, body
+        return [step["users"] for step in body["data"]["funnel"]["steps"]]
+
+    async with gateway(tmp_path / "gw", link.url) as (services, http):
+        first = [page_view("a-home", 1, "home_page", timestamp=at)]
+        first.append(page_view("a-search", 1, "search_page", timestamp=at))
+        assert (await post_events(http, first))[0] == 200
+        assert await users(http) == [1, 1]
+        hits = services.cache_stats.hits["query:response"]
+        assert await users(http) == [1, 1]
+        assert services.cache_stats.hits["query:response"] == hits + 1  # cached in Redis
+
+        await link.cut()
+        second = [page_view("b-home", 2, "home_page", timestamp=at)]
+        second.append(page_view("b-search", 2, "search_page", timestamp=at))
+        status, body = await post_events(http, second)
+        assert (status, body["accepted"]) == (200, ["b-home", "b-search"])  # stored all the same
+        assert services.realtime is not None and services.realtime.redis_debt
+    await link.restore()  # after the gateway stopped
+
+    # Another replica that never saw the outage (its own data directory, the same Redis) would still
+    # serve [1, 1] until the epoch is replaced: the stopped gateway's next run replaces it.
+    async with gateway(tmp_path / "gw", link.url) as (services, http):
+        assert await users(http) == [2, 2]  # users 1 and 2 both reached both steps
+        breaker = services.cache.breaker  # type: ignore[attr-defined]
+        realtime = services.realtime
+        assert realtime is not None
+        for _ in range(400):  # until a probe (made by a call) has closed the breaker, the debt paid
+            if breaker.state == "closed" and not realtime.redis_debt:
+                break
+            assert await users(http) == [2, 2]
+            await asyncio.sleep(0.05)
+        assert breaker.state == "closed" and not realtime.redis_debt
+        assert await users(http) == [2, 2]
+    async with gateway(tmp_path / "other", link.url) as (services, http):
+        assert await users(http) == [2, 2]
+        assert services.realtime is not None and not services.realtime.redis_debt  # it owes nothing
+    await link.cut()
+
+
 @pytest.mark.parametrize(
     ("query", "variables", "message"),
     [
