@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -162,3 +163,26 @@ async def test_a_message_published_on_any_node_reaches_a_subscriber_on_another(c
     # and the two messages published elsewhere reach it over the cluster bus.
     assert sorted(local_receivers) == [0, 0, 1]
     assert received == [f"from {port}" for port in redis_cluster]
+
+
+async def test_a_cluster_whose_node_does_not_answer_is_an_outage_not_a_fault() -> None:
+    # The node FUNNEL_REDIS_URL names is down (stopped; or gone after a failover): redis-py's cluster
+    # client raises RedisClusterException ("Redis Cluster cannot be connected"), which is no RedisError.
+    # It escaped the adapter, and every query and every POST /events answered 500 INTERNAL_SERVER_ERROR
+    # instead of running without the cache. It must be StoreUnavailable, and open the breaker.
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        down = probe.getsockname()[1]
+    cache = RedisClusterCache.connect(f"redis://127.0.0.1:{down}", timeout_s=0.5, cooldown_s=60)
+    try:
+        with pytest.raises(StoreUnavailable):
+            await cache.get_many(["a", "b"])
+        with pytest.raises(StoreUnavailable):
+            await cache.execute_many([("SET", "a", "1"), ("PUBLISH", "events", b"{}")])
+        with pytest.raises(StoreUnavailable):
+            await cache.ping()
+        with pytest.raises(StoreUnavailable):
+            await cache.open_subscription("events")
+        assert cache.breaker.state == "open"  # later calls fail fast, without waiting on the network
+    finally:
+        await cache.close()

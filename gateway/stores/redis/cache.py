@@ -12,14 +12,16 @@ from typing import Any, TypeVar
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import StoreUnavailable
 from gateway.ops.metrics import POOL_CAPACITY, POOL_IN_USE, POOL_OPEN
 from gateway.stores.redis.breaker import CircuitBreaker
 
-_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+# RedisClusterException is no RedisError: the cluster client raises it when no node it knows answers
+# ("Redis Cluster cannot be connected"), an outage like any refused connection, not a fault of ours.
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, RedisClusterException)
 T = TypeVar("T")
 
 # execute_many: ARGV[1] is the commands as one JSON array of arrays, decoded by the script (cjson). One
