@@ -44,6 +44,8 @@ class Settings:
     redis_url: str | None = None
     # FUNNEL_REDIS_URL names one node of a Redis Cluster (any node: the client discovers the others).
     redis_cluster: bool = False
+    # More nodes to discover the cluster from (host:port), asked when that one does not answer.
+    redis_cluster_nodes: tuple[str, ...] = ()
     log_level: str = "INFO"
     max_page_size: int = 1000
     # Realtime capture (gateway/realtime): limits of POST /events and trackEvents, and sessionisation.
@@ -192,6 +194,7 @@ _CASTS = {
     "milvus_uri": parse.milvus_uri,
     "redis_url": lambda key, raw: parse.url(key, raw, ("redis", "rediss", "unix")),
     "redis_cluster": parse.switch,
+    "redis_cluster_nodes": parse.host_ports,
     "log_level": parse.log_level,
     "max_page_size": parse.positive_int,
     "events_max_batch": parse.positive_int,
@@ -308,6 +311,8 @@ def _render(value: Any) -> str:
 def _check_cluster(values: Mapping[str, Any]) -> None:
     # A cluster is never the private redis-server, and its nodes are TCP addresses (CLUSTER SLOTS).
     if not values.get("redis_cluster"):
+        if values.get("redis_cluster_nodes"):
+            raise ConfigError(env_name("redis_cluster_nodes"), f"only with {env_name('redis_cluster')}=on")
         return
     url = values.get("redis_url")
     if url is None:

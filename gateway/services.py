@@ -120,9 +120,16 @@ async def open_cache(settings: Settings, stack: AsyncExitStack) -> tuple[Cache, 
             url,
             settings.redis_maxmemory,
         )
-    cache = connect(url, cluster=settings.redis_cluster)
+    cache = connect(url, cluster=settings.redis_cluster, nodes=cluster_nodes(settings))
     stack.push_async_callback(cache.close)
     return cache, supervisor
+
+
+def cluster_nodes(settings: Settings) -> list[tuple[str, int]]:
+    """FUNNEL_REDIS_CLUSTER_NODES as (host, port) pairs: more nodes to discover a cluster from."""
+    from gateway.setting_values import split_host_port
+
+    return [split_host_port(item) for item in settings.redis_cluster_nodes]
 
 
 def scoped_by_dataset(cache: Cache, store: DocumentStore) -> Cache:
@@ -143,7 +150,7 @@ async def invalidate_shared_cache(settings: Settings, dataset: str | None = None
 
     scopes = [""] if dataset == "" else [dataset] if dataset is not None else ["", ANY_DATASET]
     prefixes = list(dict.fromkeys(dataset_scoped(p, scope) for scope in scopes for p in DERIVED_PREFIXES))
-    cache = connect(settings.redis_url, cluster=settings.redis_cluster)
+    cache = connect(settings.redis_url, cluster=settings.redis_cluster, nodes=cluster_nodes(settings))
     try:
         removed = await cache.delete_prefixes(prefixes)
     finally:

@@ -21,6 +21,26 @@ def port(key: str, raw: str) -> int:
     return value
 
 
+def host_ports(key: str, raw: str) -> tuple[str, ...]:
+    """``host:port`` items, comma separated (``[::1]:7000`` for an IPv6 address), each checked."""
+    out = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        host, sep, number = item.rpartition(":")
+        if not sep or not host.strip("[]"):
+            raise ConfigError(key, f"expected host:port items separated by commas, got {item!r}")
+        port(key, number)
+        out.append(item)
+    return tuple(out)
+
+
+def split_host_port(item: str) -> tuple[str, int]:
+    """A checked ``host:port`` item (:func:`host_ports`) as (host, port)."""
+    host, _, number = item.rpartition(":")
+    return host.strip("[]"), int(number)
+
+
 def positive_int(key: str, raw: str) -> int:
     try:
         value = int(raw)

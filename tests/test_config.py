@@ -4,6 +4,7 @@ import pytest
 
 from gateway.config import load_settings, settings_env
 from gateway.errors import ConfigError
+from gateway.services import cluster_nodes
 
 
 def test_defaults(tmp_path, monkeypatch):
@@ -133,6 +134,22 @@ def test_redis_cluster_needs_a_tcp_node(tmp_path):
         load_settings(env={**base, "FUNNEL_REDIS_CLUSTER": "on"})
     with pytest.raises(ConfigError, match=r"FUNNEL_REDIS_URL.*redis://"):
         load_settings(env={**base, "FUNNEL_REDIS_URL": "unix:///tmp/r.sock", "FUNNEL_REDIS_CLUSTER": "yes"})
+
+
+def test_more_cluster_nodes_to_discover_the_cluster_from(tmp_path):
+    base = {"FUNNEL_DATA_DIR": str(tmp_path), "FUNNEL_REDIS_URL": "redis://10.0.0.5:7000"}
+    cluster = {**base, "FUNNEL_REDIS_CLUSTER": "on"}
+    s = load_settings(env={**cluster, "FUNNEL_REDIS_CLUSTER_NODES": " 10.0.0.6:7001, [::1]:7002,"})
+    assert s.redis_cluster_nodes == ("10.0.0.6:7001", "[::1]:7002")
+    assert cluster_nodes(s) == [("10.0.0.6", 7001), ("::1", 7002)]
+    assert load_settings(env=settings_env(s)) == s
+    assert cluster_nodes(load_settings(env=cluster)) == []
+    with pytest.raises(ConfigError, match=r"FUNNEL_REDIS_CLUSTER_NODES.*host:port.*'10.0.0.6'"):
+        load_settings(env={**cluster, "FUNNEL_REDIS_CLUSTER_NODES": "10.0.0.6"})
+    with pytest.raises(ConfigError, match=r"FUNNEL_REDIS_CLUSTER_NODES.*port 70000"):
+        load_settings(env={**cluster, "FUNNEL_REDIS_CLUSTER_NODES": "10.0.0.6:70000"})
+    with pytest.raises(ConfigError, match=r"FUNNEL_REDIS_CLUSTER_NODES.*only with FUNNEL_REDIS_CLUSTER=on"):
+        load_settings(env={**base, "FUNNEL_REDIS_CLUSTER_NODES": "10.0.0.6:7001"})
 
 
 def test_a_value_set_by_a_flag_is_named_by_the_flag_and_one_from_the_environment_by_its_variable(tmp_path):

@@ -14,7 +14,7 @@ from redis.asyncio.connection import AbstractConnection
 from gateway.cache.stats import CacheStats
 from gateway.errors import StoreUnavailable
 from gateway.stores.redis.cache import RedisCache
-from gateway.stores.redis.cluster import RedisClusterCache
+from gateway.stores.redis.cluster import RedisClusterCache, connect
 from tests.loaders.test_cached_loader import Squares
 from tests.redis_fixtures import flush_cluster
 
@@ -186,3 +186,28 @@ async def test_a_cluster_whose_node_does_not_answer_is_an_outage_not_a_fault() -
         assert cache.breaker.state == "open"  # later calls fail fast, without waiting on the network
     finally:
         await cache.close()
+
+
+async def test_the_cluster_is_found_through_another_node_when_the_url_s_node_is_down(
+    redis_cluster: list[int],
+) -> None:
+    # FUNNEL_REDIS_URL's node is down (stopped, or gone after a failover): the cluster itself is fine,
+    # and the gateway must still find it through FUNNEL_REDIS_CLUSTER_NODES instead of running with no
+    # cache until that one node comes back.
+    await flush_cluster(redis_cluster)
+    with socket.socket() as probe:  # a port nobody listens on: the node that is down
+        probe.bind(("127.0.0.1", 0))
+        down = probe.getsockname()[1]
+    nodes = [("127.0.0.1", port) for port in redis_cluster]
+    cache = connect(f"redis://127.0.0.1:{down}", cluster=True, nodes=nodes)
+    try:
+        await cache.set_many([("left", b"1", 60), ("right", b"2", 60)])  # slots 4555 and 14820: two masters
+        assert await cache.get_many(["left", "right", "absent"]) == [b"1", b"2", None]
+    finally:
+        await cache.close()
+    alone = connect(f"redis://127.0.0.1:{down}", cluster=True)  # that node alone: no cache at all
+    try:
+        with pytest.raises(StoreUnavailable):
+            await alone.get_many(["left"])
+    finally:
+        await alone.close()

@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import NoScriptError
 
 from gateway.stores.redis.cache import RedisCache, RedisSubscription, _text
@@ -96,8 +96,23 @@ class RedisClusterCache(RedisCache):
         self._script_loaded = False
 
     @classmethod
-    def connect(cls, url: str, timeout_s: float = 2.0, *, cooldown_s: float = 1.0) -> RedisClusterCache:
-        client = RedisCluster.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    def connect(
+        cls,
+        url: str,
+        timeout_s: float = 2.0,
+        *,
+        cooldown_s: float = 1.0,
+        nodes: Sequence[tuple[str, int]] = (),
+    ) -> RedisClusterCache:
+        """The cluster reached through ``url``'s node or any of ``nodes`` (host, port): the slots are
+        discovered from the first that answers, so one node down does not leave the gateway without a
+        cache. ``url``'s options (password, TLS) apply to every node."""
+        client = RedisCluster.from_url(
+            url,
+            startup_nodes=[ClusterNode(host, port) for host, port in nodes] or None,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+        )
         return cls(client, url, cooldown_s=cooldown_s)
 
     async def _discovered(self) -> None:
@@ -207,8 +222,11 @@ class RedisClusterCache(RedisCache):
                 await pipe.execute()
 
 
-def connect(url: str, *, cluster: bool, timeout_s: float = 2.0) -> RedisCache:
-    """The adapter for one Redis (``cluster=False``) or a Redis Cluster reached through ``url``."""
+def connect(
+    url: str, *, cluster: bool, timeout_s: float = 2.0, nodes: Sequence[tuple[str, int]] = ()
+) -> RedisCache:
+    """The adapter for one Redis (``cluster=False``) or a Redis Cluster reached through ``url`` or
+    any of ``nodes``."""
     if cluster:
-        return RedisClusterCache.connect(url, timeout_s)
+        return RedisClusterCache.connect(url, timeout_s, nodes=nodes)
     return RedisCache.connect(url, timeout_s)
