@@ -27,6 +27,7 @@ as long as they lived (a Redis that paused, or a network blip, keeps them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -58,6 +59,7 @@ SNAPSHOT_MAX_AGE_S = 1.0  # realtimeMetrics subscribers of one process share a s
 DEFAULT_FUNNEL_MAX_AGE_S = 60.0
 # In the data directory while version tokens may be unreplaced (``Realtime._owe``): read at start.
 DEBT_FILE = "redis-debt"
+DEBT_RETRY_S = 1.0  # how often an unpaid debt tries Redis again without any request to do it
 
 
 async def _done() -> None:
@@ -111,6 +113,7 @@ class Realtime:
         # is the last thing its probe does before reads go through again.
         self._breaker = getattr(services.cache, "breaker", None)
         self._unhook = self._breaker.before_close(self._pay_before_reads) if self._breaker else None
+        self._payer: asyncio.Task[None] | None = None  # pays the debt while no call would (_owe)
         # The debt outlives the process: a gateway stopped (or killed) during a Redis outage after
         # storing events left tokens unreplaced, and nothing else would replace them once Redis is back
         # (a Redis with persistence keeps the entries from before): its next run pays it.
@@ -227,6 +230,20 @@ class Realtime:
         self.redis_debt = True
         if self._breaker is not None:
             self._breaker.trip(f"version tokens not replaced: {reason}")
+        # The breaker probes Redis only when a call is refused: a replica that gets no request after
+        # Redis is back would never pay, and every other replica would serve the entries from before.
+        if self._payer is None or self._payer.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a runtime built outside one): the next call pays
+                return
+            self._payer = loop.create_task(self._pay_when_back(), name="funnelgate-cache-debt")
+
+    async def _pay_when_back(self) -> None:
+        while self.redis_debt:
+            await asyncio.sleep(DEBT_RETRY_S)
+            with contextlib.suppress(StoreUnavailable):
+                await self.settle()  # refused while the breaker is open, which makes it probe and pay
 
     async def settle(self) -> None:
         """Replace ``ver:epoch`` if a commit could not replace its tokens (called when Redis is back)."""
@@ -287,6 +304,9 @@ class Realtime:
         return snap
 
     async def close(self) -> None:
+        if self._payer is not None:
+            self._payer.cancel()
+            await asyncio.wait([self._payer])
         if self._unhook is not None:
             self._unhook()
         await self.writer.close()

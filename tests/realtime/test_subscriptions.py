@@ -16,11 +16,13 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.cache import keys
 from gateway.config import load_settings
 from gateway.embedded.redis_server import RedisServer
 from gateway.realtime import streams
 from gateway.realtime.hub import ChangeFlag, Dropped, EventFeed
 from gateway.services import Services, open_services
+from gateway.stores.redis.cache import RedisCache
 from gateway.web.app import LIMITER, create_app
 from tests.realtime.conftest import (
     numsub,
@@ -458,6 +460,42 @@ async def test_a_gateway_stopped_while_redis_is_unreachable_pays_its_debt_when_i
         assert await users(http) == [2, 2]
         assert services.realtime is not None and not services.realtime.redis_debt  # it owes nothing
     await link.cut()
+
+
+async def test_a_replica_that_owes_the_epoch_pays_it_without_any_request(tmp_path: Path, shared_redis):
+    # Replica A stores events while Redis is unreachable from it, then gets no request at all once it
+    # is back (the load balancer sends none its way; no subscriber, no orchestrator probe). Its breaker
+    # probes Redis only when a call is refused, so nothing replaced ver:epoch, and every other replica
+    # (reading the same Redis, which never went away for them) served the answers from before the
+    # events for as long as the entries lived. Redis is read here directly, as another replica would.
+    at = datetime.now(UTC).isoformat()
+    link = CuttableLink(shared_redis.url)
+    await link.restore()
+    other = RedisCache.connect(shared_redis.url)
+    try:
+        async with gateway(tmp_path / "a", link.url) as (a, http_a):
+            first = [page_view("a-home", 1, "home_page", timestamp=at)]
+            assert (await post_events(http_a, first))[0] == 200
+            [before] = await other.get_many([keys.version_epoch()])
+
+            await link.cut()  # Redis unreachable from A only
+            second = [page_view("b-home", 2, "home_page", timestamp=at)]
+            status, body = await post_events(http_a, second)
+            assert (status, body["accepted"]) == (200, ["b-home"])  # stored all the same
+            assert a.realtime is not None and a.realtime.redis_debt
+            await link.restore()
+
+            # No request to A from here on (bounded at ~20 s: A tries again every DEBT_RETRY_S).
+            for _ in range(400):
+                if not a.realtime.redis_debt:
+                    break
+                await asyncio.sleep(0.05)
+            assert not a.realtime.redis_debt
+            [after] = await other.get_many([keys.version_epoch()])
+            assert after is not None and after != before  # every versioned entry is stale now
+        await link.cut()
+    finally:
+        await other.close()
 
 
 @pytest.mark.parametrize(
