@@ -498,6 +498,35 @@ async def test_a_replica_that_owes_the_epoch_pays_it_without_any_request(tmp_pat
         await other.close()
 
 
+async def test_invalidate_cache_while_redis_is_unreachable_is_unavailable_not_an_internal_error(
+    tmp_path: Path, shared_redis
+):
+    # invalidateCache walks the keys with SCAN, which ran outside the adapter's outage handling: with
+    # Redis unreachable its ConnectionError escaped, the operator got INTERNAL_SERVER_ERROR ("the
+    # gateway logged it", with a traceback) for what is an outage: UNAVAILABLE, retry when it is back.
+    link = CuttableLink(shared_redis.url)
+    await link.restore()
+    mutation = "mutation($s: CacheScope!) { invalidateCache(scope: $s) { scope keysRemoved } }"
+    async with gateway(tmp_path / "gw", link.url) as (_, http):
+        await link.cut()
+        for scope in ("FUNNELS", "ALL"):
+            resp = await http.post("/graphql", json={"query": mutation, "variables": {"s": scope}})
+            body = await resp.json()
+            assert body["data"] is None, body
+            [error] = body["errors"]
+            assert error["extensions"]["code"] == "UNAVAILABLE", error
+        await link.restore()
+        resp = await http.post("/graphql", json={"query": mutation, "variables": {"s": "FUNNELS"}})
+        for _ in range(400):  # once the breaker has closed again (a probe each refused call; bounded)
+            body = await resp.json()
+            if "errors" not in body:
+                break
+            await asyncio.sleep(0.05)
+            resp = await http.post("/graphql", json={"query": mutation, "variables": {"s": "FUNNELS"}})
+        assert body["data"]["invalidateCache"]["scope"] == "FUNNELS", body
+    await link.cut()
+
+
 @pytest.mark.parametrize(
     ("query", "variables", "message"),
     [

@@ -183,6 +183,8 @@ async def test_a_cluster_whose_node_does_not_answer_is_an_outage_not_a_fault() -
             await cache.ping()
         with pytest.raises(StoreUnavailable):
             await cache.open_subscription("events")
+        with pytest.raises(StoreUnavailable):
+            await cache.delete_prefixes(["query:"])
         assert cache.breaker.state == "open"  # later calls fail fast, without waiting on the network
     finally:
         await cache.close()

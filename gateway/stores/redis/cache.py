@@ -173,18 +173,24 @@ class RedisCache:
         return int(await self._call(self._client.delete(*keys))) if keys else 0
 
     async def delete_prefixes(self, prefixes: Sequence[str]) -> int:
-        """Drop every key under these prefixes (SCAN + UNLINK, never KEYS: it would block Redis)."""
-        removed = 0
-        for prefix in prefixes:
-            batch: list[bytes] = []
-            async for key in self._client.scan_iter(match=f"{prefix}*", count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    removed += int(await self._call(self._client.unlink(*batch)))
-                    batch = []
-            if batch:
-                removed += int(await self._call(self._client.unlink(*batch)))
-        return removed
+        """Drop every key under these prefixes (SCAN + UNLINK, never KEYS: it would block Redis). The
+        whole walk is one guarded call: a Redis that is down is StoreUnavailable (an outage), not a
+        ConnectionError escaping from the SCAN as a fault of ours."""
+
+        async def drop() -> int:
+            removed = 0
+            for prefix in prefixes:
+                batch: list[bytes] = []
+                async for key in self._client.scan_iter(match=f"{prefix}*", count=1000):
+                    batch.append(key)
+                    if len(batch) >= 1000:
+                        removed += int(await self._client.unlink(*batch))
+                        batch = []
+                if batch:
+                    removed += int(await self._client.unlink(*batch))
+            return removed
+
+        return await self._guarded(drop, "SCAN + UNLINK")
 
     async def incr(self, key: str, amount: int = 1) -> int:
         return int(await self._call(self._client.incrby(key, amount)))

@@ -141,17 +141,22 @@ class RedisClusterCache(RedisCache):
         return sum(await self._per_slot("UNLINK", list(dict.fromkeys(keys))))
 
     async def delete_prefixes(self, prefixes: Sequence[str]) -> int:
-        """SCAN every primary (the cluster client walks them all), UNLINK per slot in batches of 1,000."""
-        removed = 0
-        for prefix in prefixes:
-            batch: list[str] = []
-            async for key in self._cluster.scan_iter(match=f"{prefix}*", count=1000):
-                batch.append(key.decode() if isinstance(key, bytes) else key)
-                if len(batch) >= 1000:
-                    removed += await self.delete(batch)
-                    batch = []
-            removed += await self.delete(batch)
-        return removed
+        """SCAN every primary (the cluster client walks them all), UNLINK per slot in batches of 1,000;
+        the walk is guarded like every call (a cluster that does not answer is StoreUnavailable)."""
+
+        async def drop() -> int:
+            removed = 0
+            for prefix in prefixes:
+                batch: list[str] = []
+                async for key in self._cluster.scan_iter(match=f"{prefix}*", count=1000):
+                    batch.append(key.decode() if isinstance(key, bytes) else key)
+                    if len(batch) >= 1000:
+                        removed += await self.delete(batch)
+                        batch = []
+                removed += await self.delete(batch)
+            return removed
+
+        return await self._guarded(drop, "SCAN + UNLINK")
 
     async def _per_slot(self, command: str, keys: list[str]) -> list[int]:
         slots: dict[int, list[str]] = {}
