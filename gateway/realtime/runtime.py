@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -114,6 +114,8 @@ class Realtime:
         self._breaker = getattr(services.cache, "breaker", None)
         self._unhook = self._breaker.before_close(self._pay_before_reads) if self._breaker else None
         self._payer: asyncio.Task[None] | None = None  # pays the debt while no call would (_owe)
+        self._page_watchers = 0  # realtimeMetrics streams open (watching_pages)
+        self._page_watch: AbstractAsyncContextManager[Subscriber] | None = None
         # The debt outlives the process: a gateway stopped (or killed) during a Redis outage after
         # storing events left tokens unreplaced, and nothing else would replace them once Redis is back
         # (a Redis with persistence keeps the entries from before): its next run pays it.
@@ -280,13 +282,26 @@ class Realtime:
     def forget_default(self) -> None:
         self._default_funnel = None
 
-    def watching_pages(self) -> AbstractAsyncContextManager[Subscriber]:
+    @contextlib.asynccontextmanager
+    async def watching_pages(self) -> AsyncIterator[None]:
         """While entered, the page views every replica publishes reach this process's remembered default
         (``realtimeMetrics`` holds it): a new page stored through another gateway forgets a derived
         default here too, as this process's own commits do, and so does the hub coming back after an
         outage (messages published meanwhile are lost). Without it, each replica's live steps followed
-        only the pages posted to it, for up to DEFAULT_FUNNEL_MAX_AGE_S."""
-        return self.hub.subscribed(_PageWatch(self))
+        only the pages posted to it, for up to DEFAULT_FUNNEL_MAX_AGE_S. One watch per process however
+        many streams enter: it is the process's state, and a watch per stream would read every published
+        event once per open dashboard."""
+        self._page_watchers += 1
+        if self._page_watchers == 1:
+            self._page_watch = self.hub.subscribed(_PageWatch(self))
+            await self._page_watch.__aenter__()
+        try:
+            yield
+        finally:
+            self._page_watchers -= 1
+            if self._page_watchers == 0 and self._page_watch is not None:
+                watch, self._page_watch = self._page_watch, None
+                await watch.__aexit__(None, None, None)
 
     async def snapshot(self, now: datetime | None = None) -> aggregates.Snapshot:
         """The live metrics (Redis reads, one pipeline), shared by this process's subscribers for 1 s."""

@@ -207,3 +207,24 @@ async def _until_subscribed(services: Services) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the hub never subscribed")
+
+
+async def test_every_realtime_metrics_stream_of_a_process_shares_one_page_watch(empty: Services) -> None:
+    """The watch reads every published event: one per open dashboard would multiply that work by the
+    number of dashboards. Two streams, one watch; none once both are closed."""
+    from gateway.realtime.runtime import _PageWatch
+
+    here = empty.realtime
+    assert here is not None
+
+    def watches() -> int:
+        return sum(isinstance(s, _PageWatch) for s in here.hub._subscribers)
+
+    first, second = streams.realtime_metrics(here, 0.1), streams.realtime_metrics(here, 0.1)
+    await anext(first)
+    await anext(second)
+    assert watches() == 1
+    await first.aclose()
+    assert watches() == 1  # the other stream still needs it
+    await second.aclose()
+    assert watches() == 0
