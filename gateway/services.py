@@ -255,9 +255,10 @@ async def _probe(ping: Any, timeout_s: float) -> dict[str, Any]:
     return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
-async def check_health(services: Services, timeout_s: float = 2.0) -> dict[str, Any]:
-    """{status: ok|degraded, dependencies: {role: {backend, status: up|down, latency_ms | error}}}; errors
-    are redacted (config.redact): no data-dir path, no password."""
+async def probe_backends(services: Services, timeout_s: float = 2.0) -> dict[str, dict[str, Any]]:
+    """Ping every backend concurrently (each bounded by ``timeout_s``) and set funnelgate_backend_up:
+    {role: {backend, status: up|down, latency_ms | error}}, errors not yet redacted. What /metrics needs;
+    :func:`check_health` adds what the embeddings are."""
     roles: dict[str, Any] = {
         "document_store": services.store,
         "vector_index": services.vectors,
@@ -268,14 +269,22 @@ async def check_health(services: Services, timeout_s: float = 2.0) -> dict[str, 
         role: {"backend": backend.name, **result}
         for (role, backend), result in zip(roles.items(), results, strict=True)
     }
+    for role, dep in deps.items():
+        BACKEND_UP.labels(role).set(1 if dep["status"] == "up" else 0)
+    return deps
+
+
+async def check_health(services: Services, timeout_s: float = 2.0) -> dict[str, Any]:
+    """{status: ok|degraded, dependencies: {role: {backend, status: up|down, latency_ms | error}}}; errors
+    are redacted (config.redact): no data-dir path, no password."""
+    deps = await probe_backends(services, timeout_s)
     vector_index = deps["vector_index"]
     if vector_index["status"] == "up":
         served = str(getattr(services.store, "dataset", "") or "")
         vector_index["embeddings"] = await _embeddings(services.vectors, timeout_s, served)
     if services.redis_supervisor is not None:
         deps["cache"].update(services.redis_supervisor.state())
-    for role, dep in deps.items():  # the report goes to clients (/healthz, the health field): no server paths
-        BACKEND_UP.labels(role).set(1 if dep["status"] == "up" else 0)
+    for dep in deps.values():  # the report goes to clients (/healthz, the health field): no server paths
         if "error" in dep:
             dep["error"] = redact(dep["error"], services.settings)
     ok = all(d["status"] == "up" for d in deps.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -159,6 +160,45 @@ async def test_a_scrape_reports_the_backends_as_they_are_now(client, services, m
     assert _value(down, "funnelgate_backend_up", backend="document_store") == 1
     monkeypatch.undo()
     assert _value(await _scrape(client), "funnelgate_backend_up", backend="cache") == 1
+
+
+async def test_concurrent_scrapes_share_one_probe_and_read_no_vectors(client, services, monkeypatch):  # noqa: F811
+    # Two Prometheus servers (or a retried scrape) behind a backend that is slow to answer: one probe
+    # for all, not one connection attempt per scrape; and no Milvus read for the embeddings report,
+    # which sets no metric.
+    import gateway.web.observability as observability
+
+    pings = 0
+
+    async def slow_ping() -> None:
+        nonlocal pings
+        pings += 1
+        await asyncio.sleep(0)
+
+    async def no_vector_reads(*args, **kwargs):
+        raise AssertionError("a scrape read the vectors")
+
+    monkeypatch.setattr(services.cache.wrapped, "ping", slow_ping)
+    monkeypatch.setattr(services.vectors, "serving", no_vector_reads)
+    monkeypatch.setattr(services.vectors, "rows_between", no_vector_reads)
+    # Three scrapes arrive before the first one's probe has run: they share it.
+    await asyncio.gather(*(observability._probed(client.app) for _ in range(3)))
+    assert pings == 1
+    scraped = await _scrape(client)  # a later scrape probes again, and reads no vectors either
+    assert pings == 2
+    assert _value(scraped, "funnelgate_backend_up", backend="cache") == 1
+
+
+async def test_a_probe_that_fails_still_answers_the_scrape(client, services, monkeypatch):  # noqa: F811
+    import gateway.web.observability as observability
+
+    async def broken(services, timeout_s=2.0):
+        raise RuntimeError("probe bug")
+
+    monkeypatch.setattr(observability, "probe_backends", broken)
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert "funnelgate_http_requests_total" in await response.text()
 
 
 def _schema_logging_every_operation() -> FunnelSchema:

@@ -37,6 +37,7 @@ from gateway.web.funnel_sources import FunnelSources
 from gateway.web.guard import guard, mask_fields, schema_rules
 from gateway.web.health import SERVICES, healthz
 from gateway.web.observability import (
+    METRICS_PROBE,
     HttpMetrics,
     RootResolverTiming,
     metrics_endpoint,
@@ -135,6 +136,7 @@ def create_app(
         SUBSCRIPTIONS.set_function(lambda: float(realtime.hub.subscribers))
     app[LIMITER] = limiter
     app[SOCKETS] = weakref.WeakKeyDictionary()
+    app[METRICS_PROBE] = {}
     view = FunnelGraphQLView(
         services,
         authenticator=authenticator,

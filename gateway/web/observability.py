@@ -9,6 +9,7 @@ argument names, never their values or the variables), and the access log drops q
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator
@@ -28,9 +29,10 @@ from strawberry.extensions import SchemaExtension
 
 from gateway.ops import metrics
 from gateway.ops.timing import tracing
-from gateway.services import check_health
+from gateway.services import probe_backends
 from gateway.web.health import SERVICES
 
+log = logging.getLogger(__name__)
 slow_log = logging.getLogger("funnelgate.slow")
 SHAPE_CHARS = 400
 
@@ -167,14 +169,37 @@ class HttpMetrics:
         metrics.child(metrics.HTTP_SECONDS, route).observe(time.perf_counter() - started)
 
 
+# The probe a scrape is waiting for, shared by every scrape that arrives meanwhile (_probed).
+METRICS_PROBE: web.AppKey[dict[str, asyncio.Task[Any]]] = web.AppKey("metrics_probe", dict)
+
+
 async def metrics_endpoint(request: web.Request) -> web.Response:
     # funnelgate_backend_up is what the last health probe found, and only /healthz and the health field
     # probed: a gateway that Prometheus alone watches (no load balancer calling /healthz) reported its
     # backends as they were at the last such call, or not at all, so FunnelgateBackendDown never fired.
     # Each scrape probes them now (each ping bounded, as for /healthz).
-    await check_health(request.app[SERVICES])
+    await _probed(request.app)
     body = metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+async def _probed(app: web.Application) -> None:
+    """Ping the backends for funnelgate_backend_up: the pings only (not the health report's embeddings
+    query, a Milvus read per scrape that sets no metric), and one probe at a time: scrapes that arrive
+    while one runs (two Prometheus servers, a retried scrape behind a hung backend) wait for it rather
+    than each opening connections to a backend that is not answering. A probe that fails is logged; the
+    scrape still answers with every other metric."""
+    shared = app[METRICS_PROBE]
+    task = shared.get("running")
+    if task is None or task.done():
+        task = asyncio.ensure_future(probe_backends(app[SERVICES]))
+        shared["running"] = task
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # never a 500 for the scrape: the gauge keeps its last value
+        log.exception("metrics: the backend probe failed")
 
 
 class CombinedAccessLogger(AbstractAccessLogger):
