@@ -120,6 +120,7 @@ class Realtime:
         # storing events left tokens unreplaced, and nothing else would replace them once Redis is back
         # (a Redis with persistence keeps the entries from before): its next run pays it.
         self._debt_file = settings.data_dir / DEBT_FILE
+        self._debt_unwritable = False  # the file could not be written (said once per debt)
         self._debt_recorded = self._debt_file.exists()
         if self._debt_recorded:
             self._owe("a previous run stored events while Redis was unreachable")
@@ -213,6 +214,7 @@ class Realtime:
             self._redis_paused_until = loop.time() + REDIS_PAUSE_S
             return False
         self.redis_debt = False
+        self._debt_unwritable = False
         if self._debt_recorded:  # paid
             self._debt_file.unlink(missing_ok=True)
             self._debt_recorded = False
@@ -222,13 +224,24 @@ class Realtime:
         """Some version tokens may not have been replaced: until ``ver:epoch`` is, no cached entry of
         this process may be read (the breaker, held open, makes every read a miss). Written down in
         the data directory first, so a restart before Redis is back still pays it."""
-        if not self._debt_recorded:
+        # Recorded again if the file is gone while this process still owes: another process on the data
+        # directory (a second run, a CLI command) read it at its start, paid, and removed it.
+        if not self._debt_recorded or not self._debt_file.exists():
             try:
                 self._debt_file.parent.mkdir(parents=True, exist_ok=True)
                 self._debt_file.write_text(f"{utc_now().isoformat()} {reason}\n")
                 self._debt_recorded = True
             except OSError as exc:
-                log.error("realtime: could not record the unpaid cache debt in %s: %s", self._debt_file, exc)
+                # Said once per debt: _owe runs on every commit and every DEBT_RETRY_S while Redis is
+                # down, and a read-only data directory would log an ERROR each time.
+                if not self._debt_unwritable:
+                    log.error(
+                        "realtime: could not record the unpaid cache debt in %s (a restart before Redis "
+                        "is back will not pay it): %s",
+                        self._debt_file,
+                        exc,
+                    )
+                self._debt_unwritable = True
         self.redis_debt = True
         if self._breaker is not None:
             self._breaker.trip(f"version tokens not replaced: {reason}")
