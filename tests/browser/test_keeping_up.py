@@ -102,3 +102,46 @@ async def test_a_period_that_ends_before_today_is_not_asked_again(tab: Tab) -> N
     assert [s for s in sent if s != "DashboardHealth"] == []
     assert await tiles(page) == ["5", "6"]
     await assert_clean(tab)
+
+
+async def test_a_refresh_still_waiting_for_its_answer_is_not_asked_again(tab: Tab) -> None:
+    # A gateway slower than REFRESH_MS to answer (a large range, a busy store): each tick superseded the
+    # previous refresh before it could show anything, and the queries piled up on the gateway. A tick
+    # that finds the last refresh still waiting leaves it be.
+    page = tab.page
+    await page.clock.install()
+    await open_dashboard(tab)
+    held: list[Any] = []
+
+    async def hold(route: Any) -> None:
+        held.append(route)
+
+    await page.route("**/graphql", hold)
+    sent = graphql_operations(page)
+    await page.clock.run_for(REFRESH_MS)
+    for _ in range(400):  # the first refresh's three queries reach the route (real time)
+        if len(held) == 3:
+            break
+        await page.wait_for_timeout(50)
+    assert sorted(sent) == ["DashboardFunnel", "DashboardTotals", "DashboardTrend"]
+
+    await page.clock.run_for(2 * REFRESH_MS)  # two more ticks while those three are unanswered
+    await page.wait_for_timeout(200)
+    assert sorted(s for s in sent if s != "DashboardHealth") == [
+        "DashboardFunnel", "DashboardTotals", "DashboardTrend",
+    ]  # fmt: skip
+
+    for route in held:
+        await route.continue_()
+    await page.unroute("**/graphql")
+    await page.wait_for_function("() => document.querySelector('#kpi-users').textContent === '5'")
+    sent.clear()
+    await page.clock.run_for(REFRESH_MS)  # answered: the next tick refreshes again
+    for _ in range(400):
+        if len([s for s in sent if s != "DashboardHealth"]) == 3:
+            break
+        await page.wait_for_timeout(50)
+    assert sorted(s for s in sent if s != "DashboardHealth") == [
+        "DashboardFunnel", "DashboardTotals", "DashboardTrend",
+    ]  # fmt: skip
+    await assert_clean(tab)

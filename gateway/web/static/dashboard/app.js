@@ -329,12 +329,20 @@ function includesToday() {
   return (!start || start <= today) && (!end || end >= today);
 }
 
-function keepUp() {
-  if (document.hidden || socketLost || refusedForKey || rangeInverted() || !includesToday()) return;
-  loadTotals(state.filters, { quiet: true });
-  if (funnelsBlocked()) return;
-  loadFunnel({ quiet: true });
-  loadTrend({ quiet: true });
+// A tick that finds the last refresh still waiting for its answers leaves it be: a gateway slower than
+// REFRESH_MS would otherwise see each refresh superseded before it showed anything, and the queries pile up.
+let keepingUp = false;
+
+async function keepUp() {
+  if (keepingUp || document.hidden || socketLost || refusedForKey || rangeInverted() || !includesToday()) return;
+  keepingUp = true;
+  try {
+    const loads = [loadTotals(state.filters, { quiet: true })];
+    if (!funnelsBlocked()) loads.push(loadFunnel({ quiet: true }), loadTrend({ quiet: true }));
+    await Promise.allSettled(loads);
+  } finally {
+    keepingUp = false;
+  }
 }
 
 // ---- wiring ----------------------------------------------------------------------------------------
