@@ -147,6 +147,22 @@ async def test_subscriptions_gauge_reads_the_hub(client, services):  # noqa: F81
         hub._subscribers.discard(fake)
 
 
+async def test_the_process_s_page_watch_is_no_subscription(client, services):  # noqa: F811
+    # realtimeMetrics streams share one hub subscriber of the process's own (170dc41, ab4dfa4): it is
+    # no client's subscription, and two dashboards are not one.
+    realtime = services.realtime
+    async with realtime.watching_pages(), realtime.watching_pages():
+        assert realtime.hub.subscribers == 1  # the watch, once for both streams
+        assert _value(await _scrape(client), "funnelgate_subscriptions_active") == 0
+        fake = object()
+        realtime.hub._subscribers.add(fake)
+        try:
+            assert _value(await _scrape(client), "funnelgate_subscriptions_active") == 1
+        finally:
+            realtime.hub._subscribers.discard(fake)
+    assert realtime.hub.subscribers == 0
+
+
 async def test_a_scrape_reports_the_backends_as_they_are_now(client, services, monkeypatch):  # noqa: F811
     # Nothing calls /healthz here: Prometheus alone watches the gateway. The gauge must still move.
     assert _value(await _scrape(client), "funnelgate_backend_up", backend="cache") == 1

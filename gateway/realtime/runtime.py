@@ -316,6 +316,12 @@ class Realtime:
                 watch, self._page_watch = self._page_watch, None
                 await watch.__aexit__(None, None, None)
 
+    @property
+    def client_subscriptions(self) -> int:
+        """The hub's subscribers that are GraphQL subscriptions: not the process's page watch, which
+        every realtimeMetrics stream shares (funnelgate_subscriptions_active)."""
+        return self.hub.subscribers - (1 if self._page_watch is not None else 0)
+
     async def snapshot(self, now: datetime | None = None) -> aggregates.Snapshot:
         """The live metrics (Redis reads, one pipeline), shared by this process's subscribers for 1 s."""
         clock = asyncio.get_running_loop().time()

@@ -133,7 +133,7 @@ def create_app(
     app[SERVICES] = services
     realtime = services.realtime
     if realtime is not None:  # read at scrape time; the newest app's hub wins (one per process)
-        SUBSCRIPTIONS.set_function(lambda: float(realtime.hub.subscribers))
+        SUBSCRIPTIONS.set_function(lambda: float(realtime.client_subscriptions))
     app[LIMITER] = limiter
     app[SOCKETS] = weakref.WeakKeyDictionary()
     app[METRICS_PROBE] = {}
