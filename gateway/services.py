@@ -199,6 +199,11 @@ async def _ensure_indexes_when_back(store: DocumentStore) -> None:
         except (StoreUnavailable, QueryTimeout) as exc:
             log.debug("document store still unreachable: %s", exc)
             continue
+        except Exception as exc:  # a background task: no one else would hear it
+            # MongoDB answers and refuses (credentials, a command not allowed): at start that stopped
+            # serve; now it serves, so it is said here, and not raised out of the exit stack at shutdown.
+            log.error("document store answers but its indexes could not be ensured: %s", exc)
+            return
         log.info("document store answers again: indexes ensured")
         return
 

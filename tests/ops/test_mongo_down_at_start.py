@@ -10,6 +10,7 @@ from it must not be served or cached.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 
@@ -64,3 +65,47 @@ async def test_other_commands_still_stop_when_mongodb_is_down(tmp_path: Path) ->
     with pytest.raises(StoreUnavailable):  # ingest, backup, query...: nothing to wait for
         async with open_services(settings, need_cache=False):
             pass
+
+
+class LateStore:
+    """ensure_indexes: unreachable at start, then MongoDB answers and refuses (bad credentials, say)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.unknown = False
+
+    def generation_unknown(self) -> None:
+        self.unknown = True
+
+    async def ensure_indexes(self) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise StoreUnavailable("MongoDB unreachable")
+        raise RuntimeError("not authorized on funnel to execute command createIndexes")
+
+
+async def test_a_retry_refused_by_mongodb_is_logged_and_does_not_fail_the_shutdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The retry runs in the background: its failure had no one to hear it while the gateway served,
+    # then came out of the exit stack at SIGTERM (serve ended with the traceback of an old error).
+    import contextlib
+    import logging
+
+    from gateway import services as services_module
+
+    monkeypatch.setattr(services_module, "STORE_RETRY_S", 0.0)
+    settings = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "data")})
+    store = LateStore()
+    with caplog.at_level(logging.ERROR, logger="funnelgate"):
+        async with contextlib.AsyncExitStack() as stack:
+            await services_module._store_ready(store, stack, settings)  # type: ignore[arg-type]
+            assert store.unknown
+            for _ in range(200):  # the retry's turn (no waiting: STORE_RETRY_S is 0)
+                if store.calls >= 2:
+                    break
+                await asyncio.sleep(0)
+            assert store.calls == 2
+            await asyncio.sleep(0)
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("not authorized" in m for m in errors), errors
