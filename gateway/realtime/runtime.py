@@ -114,6 +114,7 @@ class Realtime:
         self._breaker = getattr(services.cache, "breaker", None)
         self._unhook = self._breaker.before_close(self._pay_before_reads) if self._breaker else None
         self._payer: asyncio.Task[None] | None = None  # pays the debt while no call would (_owe)
+        self._closing = False  # close() has begun: no new payer
         self._page_watchers = 0  # realtimeMetrics streams open (watching_pages)
         self._page_watch: AbstractAsyncContextManager[Subscriber] | None = None
         # The debt outlives the process: a gateway stopped (or killed) during a Redis outage after
@@ -247,7 +248,7 @@ class Realtime:
             self._breaker.trip(f"version tokens not replaced: {reason}")
         # The breaker probes Redis only when a call is refused: a replica that gets no request after
         # Redis is back would never pay, and every other replica would serve the entries from before.
-        if self._payer is None or self._payer.done():
+        if not self._closing and (self._payer is None or self._payer.done()):
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop (a runtime built outside one): the next call pays
@@ -338,12 +339,16 @@ class Realtime:
         return snap
 
     async def close(self) -> None:
-        if self._payer is not None:
-            self._payer.cancel()
-            await asyncio.wait([self._payer])
+        # No payer starts from here on: draining the writer below may owe the epoch again (captures
+        # whose effects Redis refuses), and a payer started then would outlive the runtime. The debt
+        # stays written down for the next run.
+        self._closing = True
         if self._unhook is not None:
             self._unhook()
         await self.writer.close()
+        if self._payer is not None:
+            self._payer.cancel()
+            await asyncio.wait([self._payer])
         await self.hub.stop()
 
 

@@ -49,3 +49,22 @@ async def test_a_debt_file_removed_by_another_process_is_written_again(tmp_path:
         assert debt.exists()
     finally:
         await realtime.close()
+
+
+async def test_a_debt_owed_while_closing_leaves_no_payer_running(tmp_path: Path) -> None:
+    # close() drains the writer's pending captures; with Redis down their effects owe the epoch again,
+    # after the payer was cancelled: a new payer then outlived the runtime (settling through a closed
+    # cache every second until the loop ended). The debt itself stays written down for the next run.
+    realtime = runtime(tmp_path)
+    drain = realtime.writer.close
+
+    async def draining_a_capture_redis_refuses() -> None:
+        realtime._owe("realtime: Redis refused")
+        await drain()
+
+    realtime.writer.close = draining_a_capture_redis_refuses  # type: ignore[method-assign]
+    realtime._owe("realtime: Redis refused")
+    assert realtime._payer is not None and not realtime._payer.done()
+    await realtime.close()
+    assert realtime._payer is None or realtime._payer.done()
+    assert (tmp_path / DEBT_FILE).exists()
