@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import RedisClusterException
 
 from gateway.cache.stats import CacheStats
 from gateway.errors import StoreUnavailable
@@ -213,3 +214,34 @@ async def test_the_cluster_is_found_through_another_node_when_the_url_s_node_is_
             await alone.get_many(["left"])
     finally:
         await alone.close()
+
+
+async def test_a_call_the_cluster_client_cannot_route_is_a_fault_not_an_outage() -> None:
+    # RedisClusterException is also the cluster client's refusal of a call before any network: keys of
+    # different slots in one command, a command it cannot route, a node that is no cluster. Counted as
+    # an outage, three of them opened the breaker: the whole cache off, logged as Redis down, the bug
+    # hidden. Only a failure to find the cluster is an outage.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        down = probe.getsockname()[1]
+    cache = RedisClusterCache.connect(f"redis://127.0.0.1:{down}", timeout_s=0.5, cooldown_s=60)
+
+    async def cross_slot() -> None:
+        raise RedisClusterException("MGET - all keys must map to the same key slot")
+
+    async def no_cluster() -> None:
+        raise RedisClusterException(
+            "Redis Cluster cannot be connected. Please provide at least one reachable node"
+        )
+
+    try:
+        for _ in range(5):
+            with pytest.raises(RedisClusterException, match="same key slot"):
+                await cache._guarded(cross_slot, "MGET")
+        assert cache.breaker.state == "closed"
+        for _ in range(3):
+            with pytest.raises(StoreUnavailable, match="cannot be connected"):
+                await cache._guarded(no_cluster, "MGET")
+        assert cache.breaker.state == "open"
+    finally:
+        await cache.close()

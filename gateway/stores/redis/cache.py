@@ -66,6 +66,17 @@ async def _message_as_is(message: Any) -> Any:
     return message
 
 
+def _cluster_unreachable(exc: RedisClusterException) -> bool:
+    """Whether the cluster client failed to find the cluster (no node answered, the slots not covered,
+    the nodes disagreeing during a failover): an outage. Its other RedisClusterExceptions are refusals
+    of the call itself before any network (keys of different slots, a command it cannot route, a node
+    that is no cluster): faults to see, not an outage to hide behind the breaker."""
+    message = str(exc)
+    return any(
+        part in message for part in ("cannot be connected", "slots are not covered", "could not agree")
+    )
+
+
 def _timed_out(exc: BaseException) -> bool:
     return isinstance(exc, RedisTimeoutError | TimeoutError) or "timeout" in str(exc).lower()
 
@@ -117,6 +128,11 @@ class RedisCache:
             raise StoreUnavailable(f"redis {what} skipped: {self.breaker.describe()}")
         try:
             result = await call()
+        except RedisClusterException as exc:
+            if not _cluster_unreachable(exc):
+                raise  # the call is wrong, not the cluster down: neither an outage nor the breaker's
+            self.breaker.failed(exc, timed_out=_timed_out(exc))
+            raise StoreUnavailable(f"redis {what} failed: {exc}") from exc
         except _UNREACHABLE as exc:
             self.breaker.failed(exc, timed_out=_timed_out(exc))
             raise StoreUnavailable(f"redis {what} failed: {exc}") from exc
