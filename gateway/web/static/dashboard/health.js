@@ -1,15 +1,21 @@
 // The header's health pill: which backend is down (`health`), or the gateway itself unreachable.
 import { query } from './api.js';
-import { $, describe } from './dom.js';
+import { $, describe, latest } from './dom.js';
 
 const HEALTH = 'query DashboardHealth { health { status dependencies { role backend up } } }';
 
 const ROLE_NAMES = { document_store: 'document store', vector_index: 'vector index', cache: 'cache' };
 
+// Checks overlap (the 30 s poll, the live panel pausing or resuming, the socket coming back): the pill
+// shows the last one asked, not an older one that happened to answer after it.
+const healthTurn = latest();
+
 export async function loadHealth() {
+  const current = healthTurn();
   const pill = $('health');
   try {
     const { data } = await query(HEALTH);
+    if (!current()) return;
     const down = data.health.dependencies.filter((d) => !d.up);
     pill.dataset.state = down.length ? 'degraded' : 'ok';
     pill.textContent = down.length
@@ -17,6 +23,7 @@ export async function loadHealth() {
       : 'all backends up';
     pill.title = data.health.dependencies.map((d) => `${d.role}: ${d.backend} ${d.up ? 'up' : 'down'}`).join('\n');
   } catch (error) {
+    if (!current()) return;
     pill.dataset.state = 'error';
     pill.textContent = error.status === 0 ? 'gateway unreachable' : 'health unknown';
     pill.title = describe(error);
