@@ -204,8 +204,19 @@ async def test_a_date_is_a_calendar_day_yyyy_mm_dd(services, day):
 
 
 async def test_a_calendar_day_is_read(services):
-    answer = await run(services, '{ sentiment(pageType: "home_page", date: "2015-01-19") { texts } }')
-    assert "errors" not in answer and answer["data"]["sentiment"]["texts"] >= 0
+    # The fixture's payment-page texts (tests/api/fixture_data.py): 01-01 user 1 positive (user 2's is
+    # empty, not a text), 01-02 user 3 negative, 01-06 user 4 neutral; none on 01-19. A date read as
+    # another day, or ignored (3 texts), gives other counts.
+    query = 'query($d: Date) { sentiment(pageType: "payment_page", date: $d) { date texts negative } }'
+    expected = {"2015-01-02": (1, 1), "2015-01-01": (1, 0), "2015-01-19": (0, 0)}
+    for day, (texts, negative) in expected.items():
+        literal = await run(
+            services, f'{{ sentiment(pageType: "payment_page", date: "{day}") {{ date texts negative }} }}'
+        )
+        variable = await run(services, query, {"d": day})
+        for answer in (literal, variable):
+            assert "errors" not in answer, answer
+            assert answer["data"]["sentiment"] == {"date": day, "texts": texts, "negative": negative}, day
 
 
 NESTED_SIMILAR = "{ users(first: 50) { edges { node { id similarUsers(limit: %s) { userId } } } } }"
