@@ -219,5 +219,10 @@ def test_a_breakdown_with_users_without_a_device_is_not_answered() -> None:
          "conversion_rate": 1.0, "drop_off_rate": 0.0, "avg_time_spent": 1.0, "median_time_to_convert": 0.0},
     ]  # fmt: skip
     assert rule.answer_from_rows(query, rows) is None  # one user has no device: not in the rows
-    assert rule.answer_from_rows(replace(query, breakdown=None), rows) is not None
+    all_users = rule.answer_from_rows(replace(query, breakdown=None), rows)  # the "all" row: 3 users
+    assert all_users is not None and [s.users for s in all_users.steps] == [3] and all_users.breakdowns == []
+    mobile = rule.answer_from_rows(
+        replace(query, breakdown=None, filter=replace(query.filter, device="mobile")), rows
+    )
+    assert mobile is not None and [s.users for s in mobile.steps] == [2]
     assert rule.answer_from_rows(replace(query, steps=("search",)), rows) is None
