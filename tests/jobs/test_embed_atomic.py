@@ -36,22 +36,27 @@ async def test_search_keeps_answering_while_an_embed_runs(tmp_path: Path):
         await embed_all(cast(DocumentStore, MemoryStore(varied_journeys(40))), milvus, tmp_path / "models")
         before = await search_similar(milvus, [SimilarQuery(3, 5)])
         answers: list[int] = []
-        done = asyncio.Event()
+        embedded = asyncio.Event()
+        searched_after = asyncio.Event()  # a search that began once the embed had returned
 
         async def keep_searching() -> None:
-            while not done.is_set():
+            while not searched_after.is_set():
+                began_after = embedded.is_set()
                 [hits] = await search_similar(milvus, [SimilarQuery(3, 5)])
                 answers.append(hits[0]["metadata"]["model_version"])  # raises, and fails the test, if down
+                if began_after:
+                    searched_after.set()
                 await asyncio.sleep(0)
 
         searcher = asyncio.create_task(keep_searching())
         report = await embed_all(
             cast(DocumentStore, MemoryStore(varied_journeys(60, seed=1))), milvus, tmp_path / "models"
         )
-        await asyncio.sleep(0.05)
-        done.set()
-        await searcher
+        during = len(answers)  # searches answered while the embed ran
+        embedded.set()
+        await asyncio.wait_for(searcher, 60)  # waits for the search, whatever the machine's load
         assert report.model_version == 2
+        assert during >= 2, answers  # the searches did run during the embed, not only before and after it
         assert answers[0] == 1 and answers[-1] == 2 and answers == sorted(answers)  # old, then new, no gap
         assert before[0][0]["metadata"]["model_version"] == 1
     finally:
