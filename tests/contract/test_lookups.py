@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from gateway.errors import BadInput
+from gateway.errors import BadInput, StoreUnavailable
 from gateway.models import UserFilter, UserPage
 from gateway.stores.contracts import DocumentStore
 from gateway.stores.funnel_math import default_order
@@ -270,7 +270,10 @@ async def test_counts_empty_store(store: DocumentStore) -> None:
 
 
 async def test_ping(store: DocumentStore) -> None:
-    await store.ping()  # returns (raises StoreUnavailable when the backend does not answer)
+    assert await store.ping() is None  # an open store answers...
+    await store.close()
+    with pytest.raises(StoreUnavailable):  # ...and a ping that reaches nothing says so: it is no stub
+        await store.ping()
 
 
 # -- malformed arguments ----------------------------------------------------------------------------
