@@ -8,7 +8,7 @@ import pytest
 
 from gateway.analytics import default_funnel
 from gateway.analytics.default_funnel import DefaultFunnel
-from gateway.errors import BadInput
+from gateway.errors import BadInput, StoreUnavailable
 from gateway.models import WriteResult
 from gateway.stores.collections import COLLECTIONS, DESIGN_INDEXES
 from gateway.stores.contracts import DocumentStore
@@ -328,3 +328,8 @@ async def test_replace_funnel_analytics_inverted_range_is_bad_input(loaded_store
 async def test_close_is_idempotent(store: DocumentStore) -> None:
     await store.close()
     await store.close()  # and the fixture closes it a third time
+    # Closed for real, not a no-op: reads are refused as unavailable.
+    with pytest.raises(StoreUnavailable):
+        await store.users_by_ids([1])
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
