@@ -211,13 +211,21 @@ def _request_with_body() -> tuple[web.Request, aiohttp.StreamReader]:
     return make_mocked_request("POST", "/events", payload=content), content
 
 
-async def test_a_body_complete_before_the_deadline_is_still_readable_after_it():
+async def test_a_body_complete_before_the_deadline_is_still_readable_after_it(monkeypatch):
+    expired = asyncio.Event()  # set once the deadline has really fired (not hoped for after a sleep)
+    expire = body_deadline._expire
+
+    def observed(content: aiohttp.StreamReader, seconds: float) -> None:
+        expire(content, seconds)
+        expired.set()
+
+    monkeypatch.setattr(body_deadline, "_expire", observed)
     request, content = _request_with_body()
     timer = body_deadline.arm(request, 0.05)
     assert timer is not None
     content.feed_data(b"[1]")
     content.feed_eof()
-    await asyncio.sleep(0.2)  # the timer (0.05 s) has run before this sleep ends
+    await asyncio.wait_for(expired.wait(), 30)  # a bound: only a deadline that never fires reaches it
     assert await request.read() == b"[1]"
 
 
