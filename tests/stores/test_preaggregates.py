@@ -162,6 +162,13 @@ async def test_the_table_is_current_for_its_readers(loaded: Any) -> None:
         for field, value in want_row.items():
             same = value == got_row[field] or math.isclose(value, got_row[field], rel_tol=1e-12)
             assert same, (field, got_row, want_row)
+    # Independently of rows_for_day (which also wrote the rows): step 1's users that day are the users
+    # with a home visit on it, the live one included.
+    homes = {
+        v["user_id"] for v in [*visits, live] if v["page_type"] == "home" and v["timestamp"].date() == day
+    }
+    [first_step] = [r for r in rows if r["device"] == "all" and r["step_index"] == 0]
+    assert (first_step["funnel_step"], first_step["unique_users"]) == ("home", len(homes))
 
 
 async def test_rows_written_elsewhere_are_checked_before_use(loaded: Any) -> None:
