@@ -56,7 +56,18 @@ async def test_refresh_analytics_rewrites_the_range(services: Services):
     result = (await data_of(services, mutation))["refreshAnalytics"]
     assert (result["start"], result["end"], len(result["steps"])) == ("2015-01-01", "2015-01-31", 4)
     rows = await services.store.funnel_analytics(date(2015, 1, 1), date(2015, 1, 31), None)
-    assert result["rows"] == len(rows) > 0
+    # By hand (tests/api/fixture_data.py): 4 steps for "all" and for each device that reached home that
+    # day: 01-01 desktop+mobile, 01-02 desktop, 01-05 mobile+tablet, 01-06 mobile -> (3+2+3+2) * 4 = 40.
+    assert result["rows"] == len(rows) == 40
+    new_year = sorted(
+        (r["device"], r["step_index"], r["unique_users"]) for r in rows if r["date"] == date(2015, 1, 1)
+    )
+    # 01-01: users 1 (desktop, whole funnel) and 2 (mobile: search after home, payment before search)
+    assert new_year == [
+        *(("all", k, n) for k, n in enumerate([2, 2, 1, 1])),
+        *(("desktop", k, 1) for k in range(4)),
+        *(("mobile", k, n) for k, n in enumerate([1, 1, 0, 0])),
+    ]
     open_ended = await run(services, 'mutation { refreshAnalytics(range: {start: "2015-01-01"}) { rows } }')
     assert error_codes(open_ended) == ["BAD_USER_INPUT"]
 
