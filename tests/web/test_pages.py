@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
+from pytest import approx
 
 from gateway.web import pages
+from tests.api import fixture_data as fx
 from tests.api.conftest import data_of
 from tests.web.conftest import REPO
 
@@ -115,7 +117,16 @@ async def test_graphiql_is_our_page_wired_to_this_endpoint(http: TestClient, web
 
 async def test_graphiql_default_query_runs_on_the_data(services) -> None:
     data = await data_of(services, pages.DEFAULT_QUERY)
-    assert data["pageTypes"] and data["funnel"]["steps"][0]["users"] > 0
+    # The API fixture, by hand (tests/api/fixture_data.py and the funnel/dashboard tests there).
+    assert data["pageTypes"] == sorted([fx.HOME, fx.SEARCH, fx.PAYMENT, fx.CONFIRM])
+    steps = data["funnel"]["steps"]
+    assert [(s["name"], s["users"]) for s in steps] == list(zip(fx.DEFAULT_FUNNEL, [5, 4, 3, 2], strict=True))
+    assert [s["conversionRate"] for s in steps] == approx([1.0, 4 / 5, 3 / 4, 2 / 3])
+    assert [s["dropOffRate"] for s in steps] == approx([0.0, 1 / 5, 1 / 4, 1 / 3])
+    assert data["funnel"]["overallConversionRate"] == approx(2 / 5)
+    dashboard = data["dashboard"]
+    assert (dashboard["users"], dashboard["sessions"], dashboard["conversions"]) == (5, 6, 2)
+    assert (dashboard["conversionRate"], dashboard["revenue"]) == (approx(2 / 6), approx(80.0))
 
 
 async def test_graphiql_says_how_to_install_it_when_its_files_are_missing(
