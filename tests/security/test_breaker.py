@@ -21,7 +21,8 @@ async def test_a_stopped_redis_costs_nothing_while_the_circuit_is_open(services,
     cache = RedisCache.connect(await server.start(), timeout_s=0.3, cooldown_s=0.2)
     own = dataclasses.replace(services, cache=cache)
     breaker = cache.breaker
-    expected = await data_of(own, QUERY)
+    expected = {"dashboard": {"sessions": 6}, "user": {"device": "DESKTOP"}}  # tests/api/fixture_data.py
+    assert await data_of(own, QUERY) == expected
     assert breaker.state == "closed" and own.cache_stats.errors == {}
     os.kill(server.pid, signal.SIGSTOP)  # type: ignore[arg-type]
     try:
