@@ -11,6 +11,7 @@ import pytest
 
 from gateway.models import Breakdown, FunnelQuery, UserFilter
 from gateway.stores.contracts import DocumentStore
+from gateway.stores.duckdb.store import DuckDBStore
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
 
@@ -37,8 +38,7 @@ def fixture_dir(case: str) -> Path:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[DocumentStore]:
-    duckdb_store = pytest.importorskip("gateway.stores.duckdb.store")
-    opened = await duckdb_store.DuckDBStore.open(tmp_path / "t.duckdb")
+    opened = await DuckDBStore.open(tmp_path / "t.duckdb")
     await opened.ensure_indexes()
     try:
         yield opened

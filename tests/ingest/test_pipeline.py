@@ -12,6 +12,7 @@ from gateway.errors import ConfigError, IngestError
 from gateway.jobs.ingest import ingest_directory
 from gateway.stores.collections import PAGE_VISITS, USER_INTERACTIONS, USER_SESSIONS, USERS
 from gateway.stores.contracts import DocumentStore
+from gateway.stores.duckdb.store import DuckDBStore
 from tests.ingest.conftest import (
     BASE_DESKTOP,
     BASE_FUNNEL,
@@ -270,10 +271,9 @@ async def test_reingest_with_another_seed_replaces_the_synthesised_history(store
 
 
 async def test_same_input_and_seed_give_the_same_documents(tmp_path: Path) -> None:
-    duckdb_store = pytest.importorskip("gateway.stores.duckdb.store")
     dumps = []
     for name, seed in (("a", 11), ("b", 11), ("c", 12)):
-        store = await duckdb_store.DuckDBStore.open(tmp_path / f"{name}.duckdb")
+        store = await DuckDBStore.open(tmp_path / f"{name}.duckdb")
         try:
             await store.ensure_indexes()
             await ingest_directory(store, fixture_dir("clean"), seed=seed)
