@@ -216,6 +216,7 @@ async def test_a_subscriber_who_restarts_the_hub_during_an_outage_hears_of_it() 
     async with hub.subscribed(first):
         assert await asyncio.wait_for(first.next(), 10) == HubStatus(up=False, reason=down)
     assert not hub.running
+    attempts = cache.attempts  # the first pump may have retried any number of times: count from here
     async with hub.subscribed(second):
         assert await asyncio.wait_for(second.next(), 10) == HubStatus(up=False, reason=down)
-        assert cache.attempts >= 2  # told by the new pump's own attempt, not from memory
+        assert cache.attempts > attempts  # told by the new pump's own attempt, not from memory
