@@ -3,6 +3,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -15,9 +16,14 @@ from gateway.stores.redis.cache import RedisCache
 
 async def test_get_many_set_many_ttl(redis_cache):
     assert await redis_cache.get_many([]) == []
-    await redis_cache.set_many([("a", b"1", 100), ("b", b"2", 5)])
+    began = int(time.time())
+    await redis_cache.set_many([("a", b"1", 100), ("b", b"2", 50)])
+    ended = int(time.time()) + 1
     assert await redis_cache.get_many(["a", "missing", "b", "a"]) == [b"1", None, b"2", b"1"]
-    assert 95 <= await redis_cache.ttl("a") <= 100
+    # The expiry set, as an absolute moment (EXPIRETIME): no bound on how soon the test asks.
+    expire_a, expire_b = await redis_cache.pipeline([("EXPIRETIME", "a"), ("EXPIRETIME", "b")])
+    assert began + 100 <= int(expire_a) <= ended + 100 and began + 50 <= int(expire_b) <= ended + 50
+    assert 0 < await redis_cache.ttl("a") <= 100  # ttl() reads it back (in seconds left)
     assert await redis_cache.ttl("missing") == -2
     assert await redis_cache.delete(["a", "b", "missing"]) == 2
     assert await redis_cache.incr("n") == 1 and await redis_cache.incr("n", 4) == 5
