@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import cast
@@ -12,8 +13,7 @@ from typing import cast
 import pytest
 import pytest_asyncio
 
-from gateway.analytics.lookalike import DEFAULT_K, conversion_likelihood
-from gateway.analytics.similar_users import neighbours_of
+from gateway.analytics.lookalike import DEFAULT_K
 from gateway.cache import keys
 from gateway.cache.stats import CacheStats
 from gateway.embedded.redis_server import RedisServer
@@ -65,17 +65,27 @@ async def test_one_fetch_and_one_search_per_tick_and_the_score_by_hand(
     index = CountingIndex(milvus)
     loader = TableLoader(redis_cache, CacheStats(), CONVERSION_LIKELIHOOD, index)
     user_ids = [u for u in sorted(journeys.users) if u not in journeys.converted()][:30]
+    began = int(time.time())
     scores = await asyncio.gather(*(loader.load(u) for u in user_ids))
+    ended = int(time.time()) + 1
     assert index.calls == {"resolve": 1, "get_vectors": 1, "search": 1, "count": 2}  # counts: the base rate
     assert index.searches == [(30, DEFAULT_K + 1, None)]
     base = len(journeys.converted()) / len(journeys.users)
     [vector] = await milvus.get_vectors(USER_COLLECTION, [user_ids[0]])
     [hits] = await milvus.search(USER_COLLECTION, [vector or []], DEFAULT_K + 1)
-    assert scores[0] == pytest.approx(
-        conversion_likelihood(neighbours_of(user_ids[0], hits, DEFAULT_K), base)
+    # By hand, not through gateway.analytics: the 50 nearest others, similarities clipped at 0, the
+    # converters (reached the last step, from the journeys themselves) weighed against the whole, plus
+    # one pseudo-neighbour at the base rate.
+    weights = {uid: max(0.0, score) for uid, score, _ in hits if uid != user_ids[0]}
+    weights = dict(list(weights.items())[:50])
+    converters = sum(w for uid, w in weights.items() if uid in journeys.converted())
+    assert len(weights) == 50 and scores[0] == pytest.approx(
+        (converters + base) / (sum(weights.values()) + 1)
     )
     assert all(0.0 < s < 1.0 for s in scores)
-    assert 3590 <= await redis_cache.ttl(keys.conversion_likelihood(user_ids[0])) <= 3600
+    # Cached for an hour from the load: its expiry as an absolute moment, not a TTL left within 10 s
+    [expires] = await redis_cache.pipeline([("EXPIRETIME", keys.conversion_likelihood(user_ids[0]))])
+    assert began + 3600 <= int(expires) <= ended + 3600
     assert await TableLoader(redis_cache, CacheStats(), CONVERSION_LIKELIHOOD, index).load(10**6) is None
     assert await redis_cache.ttl(keys.conversion_likelihood(10**6)) == -2  # no vector: not cached
 
