@@ -10,7 +10,6 @@ embeddings serve, or that there are none yet.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -185,8 +184,8 @@ async def _store_ready(store: DocumentStore, stack: AsyncExitStack, settings: Se
 
     async def stop() -> None:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Bounded, as the generation follower's stop is: a cancelled driver call must not hold SIGTERM.
+        await asyncio.wait([task], timeout=2.0)
 
     stack.push_async_callback(stop)
 

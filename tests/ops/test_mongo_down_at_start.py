@@ -39,19 +39,23 @@ async def test_serving_starts_without_mongodb_and_recovers_when_it_answers(tmp_p
             "FUNNEL_MONGO_TIMEOUT_MS": "300",
         }
     )
-    async with open_services(settings, need_cache=False, serving=True) as services:
-        report = await check_health(services)
-        assert report["status"] == "degraded"
-        assert report["dependencies"]["document_store"]["status"] == "down"
-        with pytest.raises(StoreUnavailable, match="not been reachable since the gateway started"):
-            await services.store.users_by_ids([1])
-        try:
-            with running_mongo_wire_server(port=port):
-                report = await check_health(services)
-                assert report["dependencies"]["document_store"]["status"] == "up", report
-                assert await services.store.users_by_ids([1]) == [None]  # an empty database, read
-        except ServerUnavailable as exc:
-            pytest.skip(f"MONGODB WIRE LEG SKIPPED: the test server could not start: {exc}")
+    # Once, in a full run on a loaded machine, this test hung until pytest-timeout's 300 s with no trace of
+    # where (not reproduced in 20 runs since);
+    # bounded, a hang fails here with the stuck await in its traceback.
+    async with asyncio.timeout(90):
+        async with open_services(settings, need_cache=False, serving=True) as services:
+            report = await check_health(services)
+            assert report["status"] == "degraded"
+            assert report["dependencies"]["document_store"]["status"] == "down"
+            with pytest.raises(StoreUnavailable, match="not been reachable since the gateway started"):
+                await services.store.users_by_ids([1])
+            try:
+                with running_mongo_wire_server(port=port):
+                    report = await check_health(services)
+                    assert report["dependencies"]["document_store"]["status"] == "up", report
+                    assert await services.store.users_by_ids([1]) == [None]  # an empty database, read
+            except ServerUnavailable as exc:
+                pytest.skip(f"MONGODB WIRE LEG SKIPPED: the test server could not start: {exc}")
 
 
 async def test_other_commands_still_stop_when_mongodb_is_down(tmp_path: Path) -> None:

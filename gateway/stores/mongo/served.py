@@ -7,7 +7,6 @@ and the whole-dataset reads a build and a backup need. A mixin of :class:`MongoS
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("funnelgate.mongo")
 NO_ID = {"_id": 0}
+STOP_WAIT_S = 2.0  # at most this long for the follower to end once cancelled (close, SIGTERM)
 
 
 def _check(collection: str) -> None:
@@ -46,8 +46,11 @@ class ServedGeneration:
     async def _stop_following(self) -> None:
         if self._follower is not None:
             self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
+            # Bounded: a read cancelled inside the driver (server selection, a pool checkout) must not
+            # hold the close -- and SIGTERM -- for as long as the driver takes to notice.
+            done, _ = await asyncio.wait([self._follower], timeout=STOP_WAIT_S)
+            if not done:
+                log.warning("the generation follower did not stop within %g s; closing anyway", STOP_WAIT_S)
 
     # -- generations (stores/datasets.py; the steps are in generations.py) ---------------------------
     @property
