@@ -1,7 +1,7 @@
 // The funnel dashboard: every number comes from the gateway's public GraphQL API (api.js).
 import { query, refusedForKey } from './api.js';
 import { clearChart, fmt, funnelChart, responsive, trendChart } from './charts.js';
-import { $, busy, describe, exactMoney, h, latest, showState } from './dom.js';
+import { $, busy, describe, h, latest, radioGroup, showState } from './dom.js';
 import { loadHealth } from './health.js';
 import { startLive } from './live.js';
 import { clearTotals, loadTotals } from './totals.js';
@@ -357,30 +357,11 @@ function wire() {
     if (name) setSteps([...shownSteps(), name]);
   });
   $('step-reset').addEventListener('click', () => setSteps([...state.defaultSteps]));
-  // The period picker is a radio group (WAI-ARIA): one tab stop, the checked button; the arrow keys
-  // move the choice, as they do between the radio buttons of a form.
-  const periods = [...document.querySelectorAll('#trend-panel [data-interval]')];
-  const choose = (button) => {
+  radioGroup([...document.querySelectorAll('#trend-panel [data-interval]')], (button) => {
     state.interval = button.dataset.interval;
-    for (const b of periods) {
-      b.setAttribute('aria-checked', String(b === button));
-      b.tabIndex = b === button ? 0 : -1;
-    }
     const blocked = funnelsBlocked();
     if (blocked) clearFunnels(blocked);
     else loadTrend();
-  };
-  periods.forEach((button, i) => {
-    button.tabIndex = button.getAttribute('aria-checked') === 'true' ? 0 : -1;
-    button.addEventListener('click', () => choose(button));
-    button.addEventListener('keydown', (event) => {
-      const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[event.key];
-      if (!step) return;
-      event.preventDefault();
-      const next = periods[(i + step + periods.length) % periods.length];
-      next.focus();
-      choose(next);
-    });
   });
   $('user-form').addEventListener('submit', (event) => {
     event.preventDefault();

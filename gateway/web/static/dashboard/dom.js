@@ -54,3 +54,27 @@ export function exactMoney(node, amount) {
   if (fmt.moneyFit(amount) === exact) node.removeAttribute('title');
   else node.title = `${exact} exactly`;
 }
+
+// A radio group (WAI-ARIA) of buttons with aria-checked: one tab stop, the checked button; a click or the
+// arrow keys move the choice, as between the radio buttons of a form, and call onChoose(button).
+export function radioGroup(buttons, onChoose) {
+  const choose = (button) => {
+    for (const b of buttons) {
+      b.setAttribute('aria-checked', String(b === button));
+      b.tabIndex = b === button ? 0 : -1;
+    }
+    onChoose(button);
+  };
+  buttons.forEach((button, i) => {
+    button.tabIndex = button.getAttribute('aria-checked') === 'true' ? 0 : -1;
+    button.addEventListener('click', () => choose(button));
+    button.addEventListener('keydown', (event) => {
+      const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[event.key];
+      if (!step) return;
+      event.preventDefault();
+      const next = buttons[(i + step + buttons.length) % buttons.length];
+      next.focus();
+      choose(next);
+    });
+  });
+}
