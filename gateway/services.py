@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -325,11 +326,22 @@ async def _embeddings(vectors: VectorIndex, timeout_s: float, served_dataset: st
     return version
 
 
+# Per vector index, each version's metadata once read: a version is filled before it is switched to and
+# never written again (embed and restore build a new one), so every health check after the first -- a
+# load balancer's every few seconds -- would read the same row again.
+_MADE_BY: weakref.WeakKeyDictionary[VectorIndex, dict[str, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
 async def _made_by(vectors: VectorIndex, collection: str) -> dict[str, Any]:
     """One row's metadata: the model version and the dataset the version's vectors were embedded from
     (absent when they do not say: embedded before they did, or the version is empty)."""
-    rows = await vectors.rows_between(collection, -(2**62), 2**62, 1)
-    return dict((rows[0].get("metadata") or {}) if rows else {})
+    known = _MADE_BY.setdefault(vectors, {})
+    if collection not in known:
+        rows = await vectors.rows_between(collection, -(2**62), 2**62, 1)
+        if not rows:
+            return {}  # empty (being filled?): asked again next time
+        known[collection] = dict(rows[0].get("metadata") or {})
+    return known[collection]
 
 
 class NoCache:
