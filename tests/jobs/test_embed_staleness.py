@@ -28,6 +28,16 @@ async def embeddings_state(settings: Settings) -> tuple[str, str]:
         return str(services.store.dataset), health["dependencies"]["vector_index"]["embeddings"]  # type: ignore[attr-defined]
 
 
+async def backed_up_shop(tmp_path: Path) -> None:
+    """150 generated users ingested and embedded in ``source``, backed up to ``snap``; their CSVs in
+    ``csv``."""
+    generate_dataset(tmp_path / "csv", 150, 4)
+    source = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "source")})
+    await run_ingest(source, tmp_path / "csv")
+    await run_embed(source)
+    await run_backup(source, tmp_path / "snap")
+
+
 async def test_health_says_the_vectors_are_stale_after_a_re_ingest_until_the_next_embed(
     tmp_path: Path,
 ) -> None:
@@ -51,11 +61,7 @@ async def test_health_says_the_vectors_are_stale_after_a_re_ingest_until_the_nex
 
 
 async def test_a_restore_brings_vectors_that_match_its_data(tmp_path: Path) -> None:
-    generate_dataset(tmp_path / "csv", 150, 4)
-    source = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "source")})
-    await run_ingest(source, tmp_path / "csv")
-    await run_embed(source)
-    await run_backup(source, tmp_path / "snap")
+    await backed_up_shop(tmp_path)
 
     target = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "target")})
     restored = await run_restore(target, tmp_path / "snap")
@@ -67,11 +73,7 @@ async def test_a_restore_brings_vectors_that_match_its_data(tmp_path: Path) -> N
 async def test_health_names_the_model_that_made_restored_vectors(tmp_path: Path) -> None:
     """A restore names its collections after the next free number (3 here, after two embeds in the
     target) but brings the backed-up model, v1: health names v1, the only model there is."""
-    generate_dataset(tmp_path / "csv", 150, 4)
-    source = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "source")})
-    await run_ingest(source, tmp_path / "csv")
-    await run_embed(source)
-    await run_backup(source, tmp_path / "snap")
+    await backed_up_shop(tmp_path)
 
     target = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "target")})
     await run_ingest(target, tmp_path / "csv")
@@ -82,3 +84,26 @@ async def test_health_names_the_model_that_made_restored_vectors(tmp_path: Path)
         assert await services.vectors.serving(USER_COLLECTION) == version_name(USER_COLLECTION, 3)
     assert model_versions(target.model_dir) == [1]
     assert (await embeddings_state(target))[1] == "model version 1"
+
+
+async def test_health_reads_a_version_s_metadata_once(tmp_path: Path) -> None:
+    """A version's rows never change once it serves: health polled every few seconds reads its row the
+    first time only, and again for the next version an embed switches to."""
+    generate_dataset(tmp_path / "csv", 150, 4)
+    settings = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "data")})
+    await run_ingest(settings, tmp_path / "csv")
+    await run_embed(settings)
+    async with open_services(settings, need_cache=False) as services:
+        reads: list[str] = []
+        rows_between = services.vectors.rows_between
+
+        async def counted(collection: str, *args: object) -> object:
+            reads.append(collection)
+            return await rows_between(collection, *args)  # type: ignore[arg-type]
+
+        services.vectors.rows_between = counted  # type: ignore[method-assign]
+        said = [
+            (await check_health(services))["dependencies"]["vector_index"]["embeddings"] for _ in range(3)
+        ]
+    assert said == ["model version 1"] * 3
+    assert reads == [version_name(USER_COLLECTION, 1)]
