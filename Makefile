@@ -122,7 +122,7 @@ replay: install
 		$(if $(REPLAY_CREDENTIAL_FILE),--credential-file "$(REPLAY_CREDENTIAL_FILE)")
 
 test: install install-nginx
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: install
 	$(BIN)/ruff check gateway schema resolvers loaders tests bench
