@@ -9,7 +9,8 @@ work (~20 us a text), so it runs in a worker thread; the summary is cached under
 traffic the summary is computed again and again over the same texts: each distinct text is scored once per
 summary, and its score is remembered by the process (:data:`SCORES_REMEMBERED` texts, least recently used
 first out), so a recomputation scores only the texts it has not met. On the sample shop's search page that
-is 37 distinct texts of 16,507 (0.36 s of scoring before, ~1 ms after).
+is 37 distinct texts of 16,507: 0.33 s of scoring before, 7.5 ms now with nothing remembered, 2.4 ms
+after one new text.
 """
 
 from __future__ import annotations
