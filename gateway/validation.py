@@ -151,7 +151,14 @@ def check_funnel_query(query: FunnelQuery) -> None:
 def check_known_steps(steps: Sequence[str], known: Sequence[str]) -> None:
     unknown = [s for s in steps if s not in known]
     if unknown:
-        raise BadInput(f"unknown funnel steps: {_step_names(unknown)} (known: {', '.join(sorted(known))})")
+        raise BadInput(f"unknown funnel steps: {_step_names(unknown)} ({known_pages(known)})")
+
+
+def known_pages(known: Sequence[str]) -> str:
+    """The pages a refused name could have been, for a message: none at all says why."""
+    if not known:
+        return "no page is known yet: nothing ingested, no page view captured"
+    return f"known: {', '.join(sorted(known))}"
 
 
 NAMES_SHOWN = 10

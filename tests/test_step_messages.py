@@ -38,3 +38,11 @@ def test_each_duplicate_step_is_quoted_on_its_own() -> None:
     with pytest.raises(BadInput) as refused:
         check_steps(["search", "home", "search", "home", "pay"], 2)
     assert str(refused.value) == 'duplicate funnel steps: "home", "search"'
+
+
+def test_with_no_page_known_the_message_says_why_not_an_empty_list() -> None:
+    with pytest.raises(BadInput) as refused:
+        check_known_steps(["a", "b"], [])
+    assert str(refused.value) == (
+        'unknown funnel steps: "a", "b" (no page is known yet: nothing ingested, no page view captured)'
+    )

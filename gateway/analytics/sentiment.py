@@ -30,6 +30,7 @@ from gateway.cache.aside import read_through
 from gateway.cache.versions import entity_versions
 from gateway.errors import BadInput, shown
 from gateway.services import Services
+from gateway.validation import known_pages
 
 POSITIVE_AT = 0.05
 NEGATIVE_AT = -0.05
@@ -82,7 +83,7 @@ async def page_sentiment(services: Services, page_type: str, day: date | None) -
         store = services.store
         known = await store.page_types()
         if page_type not in known and not await store.form_texts(page_type, None):
-            raise BadInput(f"unknown page type {shown(page_type)} (known: {', '.join(known)})")
+            raise BadInput(f"unknown page type {shown(page_type)} ({known_pages(known)})")
         texts = await store.form_texts(page_type, day)
         return await asyncio.to_thread(summarise, page_type, day, texts)
 

@@ -28,7 +28,7 @@ class DataDirLock:
             os.close(fd)
             raise DataDirLocked(
                 f"data directory {self.path.parent} is in use by pid {holder}; "
-                "stop that process or point FUNNEL_DATA_DIR elsewhere (to ask a running gateway: "
+                "stop that process or use another data directory (--data-dir or FUNNEL_DATA_DIR; to ask a running gateway: "
                 "funnelgate query --url http://HOST:PORT/graphql)"
             ) from None
         os.ftruncate(fd, 0)

@@ -261,8 +261,9 @@ def _read_users(table: Table, report: IngestReport) -> tuple[list[UserRow], bool
     for kind, counts in unknown.items():
         listed = ", ".join(f"{shown_repr(raw)} x{n:,}" for raw, n in counts.most_common(5))
         more = f" and {len(counts) - 5:,} other values" if len(counts) > 5 else ""
+        users_outside = sum(counts.values())
         report.notes.append(
-            f"{sum(counts.values()):,} users have a {kind} outside {', '.join(KNOWN[kind])}: stored as "
+            f"{users_outside:,} {'user has' if users_outside == 1 else 'users have'} a {kind} outside {', '.join(KNOWN[kind])}: stored as "
             f"other, the raw value kept in attributes.{kind} ({listed}{more})"
         )
     return users, date_col is not None

@@ -60,7 +60,7 @@ def test_unknown_device_and_sex_read_as_other_and_keep_the_raw_value() -> None:
         6: ("other", "female", {}),
     }
     assert (
-        "1 users have a device outside desktop, mobile, tablet, other: stored as other, the raw value kept in "
+        "1 user has a device outside desktop, mobile, tablet, other: stored as other, the raw value kept in "
         "attributes.device ('SmartFridge' x1)"
     ) in dataset.report.notes
 

@@ -77,3 +77,18 @@ async def test_the_message_counts_the_outage_not_the_last_probe(monkeypatch):
     assert breaker.state == "open" and breaker.opened_at == 101.5
     clock[0] = 103.4
     assert breaker.describe() == "not answering for 3s (circuit open; retried every 1s)"
+
+
+def test_an_outage_under_a_second_old_does_not_read_as_zero_seconds(monkeypatch):
+    from gateway.stores.redis import breaker as breaker_module
+
+    clock = [100.0]
+    monkeypatch.setattr(breaker_module.time, "monotonic", lambda: clock[0])
+
+    async def down() -> None:
+        raise ConnectionError("refused")
+
+    breaker = breaker_module.CircuitBreaker(down, cooldown_s=1.0)
+    breaker.failed(TimeoutError("no answer"), timed_out=True)
+    clock[0] = 100.4
+    assert breaker.describe() == "not answering for under 1s (circuit open; retried every 1s)"

@@ -116,7 +116,9 @@ class CircuitBreaker:
         """Why calls are refused, for messages: how long Redis has been failing, not since the last
         probe (a probe every ``cooldown_s`` reopens the circuit, which read "open for 0.0s")."""
         down_s = time.monotonic() - self.down_since
-        return f"not answering for {down_s:.0f}s (circuit {self.state}; retried every {self.cooldown_s:g}s)"
+        # Under a second reads "for under 1s", not "for 0s" (as if it were not failing at all).
+        how_long = f"for {down_s:.0f}s" if down_s >= 1 else "for under 1s"
+        return f"not answering {how_long} (circuit {self.state}; retried every {self.cooldown_s:g}s)"
 
     async def close(self) -> None:
         if self._probing is not None and not self._probing.done():
