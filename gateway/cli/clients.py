@@ -68,7 +68,7 @@ async def replay(args: argparse.Namespace) -> int:
     # CSVs are read, the "replaying ..." line printed or anything sent.
     credential = read_credential(args.credential_file)
     dataset = read_dataset(args.csv_dir)
-    events = replay_stream(dataset, run, args.seed)
+    events = replay_stream(dataset, run, args.seed, rate=args.rate)
     # SIGTERM (kill, a supervisor stopping it) ends the run like Ctrl-C: with the summary so far.
     loop, replaying, terminated = asyncio.get_running_loop(), asyncio.current_task(), asyncio.Event()
 

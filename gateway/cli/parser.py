@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed",
         type=int,
         default=0,
-        help="seed of the visits made from the CSVs (order, timings, interactions; default: %(default)s): "
+        help="seed of the visits made from the CSVs (their order and interactions; times follow --rate; "
+        "default: %(default)s): "
         "the same seed and run, the same events",
     )
 

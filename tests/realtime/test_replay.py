@@ -62,6 +62,65 @@ async def test_replay_posts_everything_and_a_rerun_of_the_same_run_changes_nothi
     ]
 
 
+def _shop(root: Path, users: int) -> Path:
+    """``users`` users who all view home and search, every third one the payment page too."""
+    rows = {"user_table": ["user_id,date,device,sex"], "home_page_table": ["user_id,home_page"]}
+    rows |= {"search_page_table": ["user_id,search_page"], "payment_page_table": ["user_id,payment_page"]}
+    for user in range(1, users + 1):
+        rows["user_table"].append(f"{user},2015-01-01,Desktop,Male")
+        rows["home_page_table"].append(f"{user},home_page")
+        rows["search_page_table"].append(f"{user},search_page")
+        if user % 3 == 0:
+            rows["payment_page_table"].append(f"{user},payment_page")
+    for name, lines in rows.items():
+        (root / f"{name}.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _time_on_page(events: list[dict], rate: float) -> list[tuple[float, float, int]]:
+    """Per page view: (declared duration, the time the stream gives it, the position it lasts to). Event i
+    is sent at i / rate; a view lasts until its visitor's next view, on their last page to their last event."""
+    positions: dict[int, list[int]] = {}
+    for i, event in enumerate(events):
+        positions.setdefault(event["userId"], []).append(i)
+    timed = []
+    for visit in positions.values():
+        views = [i for i in visit if events[i]["type"] == "page_view"]
+        for view, until in zip(views, [*views[1:], visit[-1]], strict=True):
+            timed.append((events[view]["duration"], (until - view) / rate, until))
+    return timed
+
+
+def test_a_paced_replay_declares_the_time_on_page_its_pace_gives(tmp_path: Path) -> None:
+    # At 2 events/s, 120 visitors are in flight (one event a minute each); 300 users keep it full until
+    # the last 120 visits, whose visitors then come round faster: their declared times are upper bounds.
+    events = list(read_replay(_shop(tmp_path, 300), "paced", rate=2.0))
+    timed = _time_on_page(events, 2.0)
+    assert len(timed) == 300 * 2 + 100
+    # The first 40 % of the stream: 300 - 120 users still wait to enter (a visit is ~7 events), so the
+    # round stays 120 visitors throughout.
+    full = [(d, lasted) for d, lasted, until in timed if until < 0.4 * len(events)]
+    assert len(full) > 200
+    assert all(d == round(lasted, 1) for d, lasted in full)
+    assert {d for d, _ in full} <= {60.0, 120.0, 180.0}  # one minute per event of the page
+    assert all(d >= round(lasted, 1) for d, lasted, _ in timed)
+
+
+def test_an_unlimited_replay_declares_no_time_on_page(tmp_path: Path) -> None:
+    events = list(read_replay(_shop(tmp_path, 20), "burst", rate=0))
+    assert all("duration" not in e for e in events)
+    assert len([e for e in events if e["type"] == "page_view"]) == 20 * 2 + 6
+
+
+def test_a_slow_replay_keeps_each_visit_within_one_session(tmp_path: Path) -> None:
+    # At one event every 100 s a single visitor is in flight: their events 100 s apart, far under the
+    # 30-minute session gap (200 visitors would have put 20,000 s between them).
+    events = list(read_replay(_shop(tmp_path, 3), "slow", rate=0.01))
+    users = [e["userId"] for e in events]
+    assert users == sorted(users, key=users.index)  # one visit after the other, not interleaved
+    assert {e["duration"] for e in events if e["type"] == "page_view"} <= {100.0, 200.0, 300.0}
+
+
 def test_bad_replay_arguments_exit_2(capsys) -> None:
     assert main(["replay", "--csv-dir", str(CLEAN), "--rate", "-1"]) == 2
     assert "--rate" in capsys.readouterr().err
