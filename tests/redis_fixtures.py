@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +87,17 @@ def cluster_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _CLUSTER_FAILURE:
         terminalreporter.section("REDIS CLUSTER LEG SKIPPED", sep="!", red=True, bold=True)
         terminalreporter.line(f"the Redis Cluster did not start: {_CLUSTER_FAILURE[0]}", red=True)
+
+
+async def numsub(cache: Any, channel: str) -> int:
+    """``PUBSUB NUMSUB channel``: the connections subscribed to it. A cluster node counts only its own
+    subscribers (classic pub/sub: a subscription lives on one node, messages reach every node), and
+    which node a subscription or a keyless command goes to is the client's choice, so on a cluster every
+    node is asked and the counts summed."""
+    if isinstance(cache, RedisClusterCache):
+        replies = [
+            await node.execute_command("PUBSUB", "NUMSUB", channel) for node in cache._cluster.get_nodes()
+        ]
+        return sum(int(count) for [_, count] in replies)
+    [[_, count]] = await cache.pipeline([("PUBSUB", "NUMSUB", channel)])
+    return int(count)

@@ -16,6 +16,7 @@ from gateway.services import Services
 from gateway.stores.contracts import Cache
 from gateway.web.app import create_app
 from tests.api.conftest import counted, services  # noqa: F401  (re-exported fixtures)
+from tests.redis_fixtures import numsub as redis_numsub
 
 
 @pytest.fixture
@@ -86,8 +87,7 @@ async def wait_until(condition: Callable[[], bool], within_s: float = 30.0) -> N
 
 async def numsub(cache: Cache) -> int:
     """``PUBSUB NUMSUB`` of the events channel: how many connections are subscribed to it."""
-    [[_, count]] = await cache.pipeline([("PUBSUB", "NUMSUB", keys.CHANNEL_EVENTS)])
-    return int(count)
+    return await redis_numsub(cache, keys.CHANNEL_EVENTS)
 
 
 async def wait_for_subscription(cache: Cache, count: int = 1, within_s: float = 30.0) -> None:

@@ -26,6 +26,7 @@ from gateway.realtime.streams import changes_funnel
 from gateway.services import Services, open_services
 from gateway.web.app import create_app
 from tests.realtime.conftest import page_view, post_events
+from tests.redis_fixtures import numsub
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 FUNNEL = "{ funnel { steps { name users } } }"
@@ -202,8 +203,7 @@ async def test_a_new_page_posted_to_another_replica_joins_this_replica_s_live_st
 async def _until_subscribed(services: Services) -> None:
     """Until Redis counts a subscriber on the events channel (a bound of ~10 s: it only fails a leak)."""
     for _ in range(1000):
-        [[_, count]] = await services.cache.pipeline([("PUBSUB", "NUMSUB", keys.CHANNEL_EVENTS)])
-        if int(count) >= 1:
+        if await numsub(services.cache, keys.CHANNEL_EVENTS) >= 1:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the hub never subscribed")

@@ -12,6 +12,7 @@ import pytest
 from gateway.embedded.redis_server import RedisNotInstalled, RedisServer
 from gateway.errors import StoreUnavailable
 from gateway.stores.redis.cache import RedisCache
+from tests.redis_fixtures import numsub
 
 
 async def test_get_many_set_many_ttl(redis_cache):
@@ -68,15 +69,10 @@ async def test_a_subscription_takes_a_large_message_as_it_is_without_stringifyin
     assert not [line for line in built if line.startswith("Push response")]
 
 
-async def _numsub(cache: RedisCache, channel: str) -> int:
-    [[_, count]] = await cache.pipeline([("PUBSUB", "NUMSUB", channel)])
-    return int(count)
-
-
 async def _until_numsub(cache: RedisCache, channel: str, count: int) -> None:
     """Until the server counts ``count`` subscribers (a bound of ~10 s: it only fails a leak)."""
     for _ in range(1000):
-        if await _numsub(cache, channel) == count:
+        if await numsub(cache, channel) == count:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"PUBSUB NUMSUB {channel} never reached {count}")
