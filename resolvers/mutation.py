@@ -1,5 +1,13 @@
 """Mutation root: event capture (``trackEvents``, the same path as POST /events) and the admin operations
-the design calls "manual cache refresh endpoints" (role-gated through resolvers/permissions.py)."""
+the design calls "manual cache refresh endpoints" (role-gated through resolvers/permissions.py).
+
+Every mutation field is nullable, as the query fields are. Mutations run one after another; with a
+non-null field, the first that failed nulled the whole ``data`` and the ones after it never ran, so a
+client sending ``trackEvents`` then a ``refreshAnalytics`` it got wrong learnt nothing of the events
+already stored (which were accepted, which rejected). Now a failed mutation answers null with its
+coded error, the results of the others stay, and each runs whatever another's outcome: send
+mutations that depend on each other in separate requests.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +42,7 @@ class Mutation:
         ),
         metadata=requires(Role.ADMIN),
     )
-    async def track_events(self, info: strawberry.Info, events: list[EventInput]) -> TrackEventsResult:
+    async def track_events(self, info: strawberry.Info, events: list[EventInput]) -> TrackEventsResult | None:
         result = await capture(info.context.services.realtime, [event.to_wire() for event in events])
         return TrackEventsResult.from_result(result)
 
@@ -43,7 +51,7 @@ class Mutation:
         permission_classes=[AdminOnly],
         metadata=requires(Role.ADMIN),
     )
-    async def invalidate_cache(self, info: strawberry.Info, scope: CacheScope) -> InvalidationResult:
+    async def invalidate_cache(self, info: strawberry.Info, scope: CacheScope) -> InvalidationResult | None:
         removed = await invalidate_scope(info.context.services.cache, scope.value)
         return InvalidationResult(scope=scope, keys_removed=removed)
 
@@ -57,7 +65,7 @@ class Mutation:
     )
     async def refresh_analytics(
         self, info: strawberry.Info, range_: Annotated[DateRange, strawberry.argument(name="range")]
-    ) -> RefreshResult:
+    ) -> RefreshResult | None:
         if range_.start is None or range_.end is None:
             raise BadInput("refreshAnalytics needs a closed range: start and end")
         days = (range_.end - range_.start).days + 1

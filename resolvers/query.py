@@ -4,6 +4,11 @@ The funnel fields take their shared arguments through :func:`resolvers.funnel_ar
 A root field marked ``metadata=volatile()`` is never answered from the whole-response cache. Every root
 field names the role that may read it (``requires``, gateway/roles.py; unmarked means admin) and, when it
 costs more than a plain lookup, its price (``price``, gateway/security/field_rules.py).
+
+Every root field is nullable: a field that fails (its backend down, a bad argument) answers null with
+its coded error, and the other root fields of the request keep their data. A non-null root field's
+error would null the whole ``data`` (GraphQL's null propagation stops only at a nullable field), so a
+request asking ``funnel`` beside a ``dashboard`` whose store call failed lost the funnel too.
 """
 
 from __future__ import annotations
@@ -86,7 +91,7 @@ class Query:
     @takes_funnel
     async def funnel(
         self, info: strawberry.Info, definition: FunnelDefinition, breakdown: Breakdown | None = None
-    ) -> Funnel:
+    ) -> Funnel | None:
         result = await funnels.funnel(info.context.services, definition, breakdown)
         if result.source is not None:  # pre-aggregated or computed: said in the response's extensions
             info.context.funnel_sources[str(info.path.key)] = result.source
@@ -105,7 +110,7 @@ class Query:
     @takes_funnel
     async def funnel_trend(
         self, info: strawberry.Info, interval: Interval, definition: FunnelDefinition
-    ) -> list[FunnelTrendPoint]:
+    ) -> list[FunnelTrendPoint] | None:
         points = await funnels.trend(info.context.services, definition, interval)
         return [from_fields(FunnelTrendPoint, p) for p in points]
 
@@ -121,7 +126,7 @@ class Query:
         definition: FunnelDefinition,
         first: int = DEFAULT_PAGE,
         after: str | None = None,
-    ) -> UserConnection:
+    ) -> UserConnection | None:
         return await _funnel_users(info, definition, False, after_step, first, after)
 
     @strawberry.field(
@@ -135,7 +140,7 @@ class Query:
         definition: FunnelDefinition,
         first: int = DEFAULT_PAGE,
         after: str | None = None,
-    ) -> UserConnection:
+    ) -> UserConnection | None:
         return await _funnel_users(info, definition, True, None, first, after)
 
     # New pages arrive with live events and become steps at once: read past the cache, never kept.
@@ -143,7 +148,7 @@ class Query:
         description="Every page type of the page visits, sorted: the names `steps` accepts.",
         metadata=volatile() | requires(Role.VIEWER),
     )
-    async def page_types(self, info: strawberry.Info) -> list[str]:
+    async def page_types(self, info: strawberry.Info) -> list[str] | None:
         return await info.context.services.store.page_types()
 
     @strawberry.field(
@@ -167,7 +172,7 @@ class Query:
         filter: FunnelFilter | None = None,
         first: int = DEFAULT_PAGE,
         after: str | None = None,
-    ) -> UserConnection:
+    ) -> UserConnection | None:
         services = info.context.services
         check_page_size(first, services.settings.max_page_size)
         page = await services.store.list_users(user_filter(filter), first, decode_cursor(after))
@@ -226,7 +231,7 @@ class Query:
         range_: Annotated[DateRange | None, strawberry.argument(name="range")] = None,
         device: Device | None = None,
         sex: Sex | None = None,
-    ) -> Dashboard:
+    ) -> Dashboard | None:
         start, end = (range_.start, range_.end) if range_ else (None, None)
         device_, sex_ = (device.value if device else None), (sex.value if sex else None)
         metrics = await reports.dashboard(info.context.services, start, end, device_, sex_)
@@ -238,7 +243,7 @@ class Query:
     )
     async def top_paths(
         self, info: strawberry.Info, limit: int = 10, filter: FunnelFilter | None = None
-    ) -> list[PathCount]:
+    ) -> list[PathCount] | None:
         paths = await reports.top_paths(info.context.services, limit, user_filter(filter))
         return [from_fields(PathCount, p) for p in paths]
 
@@ -249,7 +254,9 @@ class Query:
         ),
         metadata=requires(Role.VIEWER) | price(REPORT),
     )
-    async def sentiment(self, info: strawberry.Info, page_type: str, date: date | None = None) -> Sentiment:
+    async def sentiment(
+        self, info: strawberry.Info, page_type: str, date: date | None = None
+    ) -> Sentiment | None:
         summary = await page_sentiment(info.context.services, page_type, date)
         return from_fields(Sentiment, summary, date="day")
 
@@ -257,5 +264,5 @@ class Query:
         description="Status of every backend the gateway uses.",
         metadata=volatile() | requires(Role.VIEWER),
     )
-    async def health(self, info: strawberry.Info) -> Health:
+    async def health(self, info: strawberry.Info) -> Health | None:
         return Health.from_report(await check_health(info.context.services))

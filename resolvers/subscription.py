@@ -1,6 +1,11 @@
 """Subscription root. The realtime streams (gateway/realtime/streams.py) yield records, or an error
 instance when Redis is down: sent as a payload with ``errors`` (code UNAVAILABLE) while the subscription
-stays open and resumes when Redis is back; hence the nullable item types."""
+stays open and resumes when Redis is back; hence the nullable item types.
+
+``health`` stays non-null, unlike the query and mutation root fields: a subscription selects exactly
+one root field, so there is no sibling whose data a nullable one could keep (and a backend down is a
+value of its report, not an error).
+"""
 
 from __future__ import annotations
 

@@ -56,6 +56,19 @@ export function errorsAt(errors, ...path) {
   return errors.filter((e) => Array.isArray(e.path) && path.every((p, i) => e.path[i] === p));
 }
 
+// Run a query and resolve to one root field's value. Root fields are nullable (an error in one spares
+// the others' data), so a field that failed comes back null beside its error: that rejects here with an
+// ApiError, as an answer without data does, and its caller shows the error it always showed.
+export async function queryField(name, document, variables = {}) {
+  const { data, errors } = await query(document, variables);
+  if (data[name] == null) {
+    const own = errorsAt(errors, name);
+    const message = (own[0] || errors[0])?.message || `The gateway answered no ${name}.`;
+    throw new ApiError(message, { status: 200, errors: own.length ? own : errors });
+  }
+  return data[name];
+}
+
 // ---- graphql-transport-ws --------------------------------------------------------------------------
 // One socket for all subscriptions, opened on the first one; reconnects with backoff and subscribes
 // again. The key goes in connection_init; a refusal (4403) asks for a key once, then reconnects.

@@ -1,5 +1,5 @@
 // The funnel dashboard: every number comes from the gateway's public GraphQL API (api.js).
-import { query, refusedForKey } from './api.js';
+import { queryField, refusedForKey } from './api.js';
 import { clearChart, fmt, funnelChart, responsive, trendChart } from './charts.js';
 import { $, busy, describe, h, latest, radioGroup, showState } from './dom.js';
 import { loadHealth } from './health.js';
@@ -79,9 +79,9 @@ async function loadFunnel({ quiet = false } = {}) {
   const panel = $('funnel-panel');
   if (!quiet) busy(panel, true);
   try {
-    const { data } = await query(FUNNEL, definition());
+    const funnel = await queryField('funnel', FUNNEL, definition());
     if (!current()) return;
-    renderFunnel(data.funnel);
+    renderFunnel(funnel);
     showState($('funnel-state'), '');
   } catch (error) {
     if (!current()) return;
@@ -211,8 +211,7 @@ function renderStepPicker() {
 
 async function loadPageTypes() {
   try {
-    const { data } = await query(PAGE_TYPES);
-    state.pageTypes = data.pageTypes;
+    state.pageTypes = await queryField('pageTypes', PAGE_TYPES);
   } catch (error) {
     state.pageTypesError = `Page types unavailable: ${describe(error)}`;
   }
@@ -228,9 +227,8 @@ async function loadTrend({ quiet = false } = {}) {
   const panel = $('trend-panel');
   if (!quiet) busy(panel, true);
   try {
-    const { data } = await query(TREND, { interval: state.interval, ...definition() });
+    const points = await queryField('funnelTrend', TREND, { interval: state.interval, ...definition() });
     if (!current()) return;
-    const points = data.funnelTrend;
     // A closed date range comes back as one zero point per period even when nobody started at all.
     if (!points.some((p) => p.steps[0]?.users)) {
       clearChart($('trend-chart'));

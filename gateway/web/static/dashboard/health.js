@@ -1,5 +1,5 @@
 // The header's health pill: which backend is down (`health`), or the gateway itself unreachable.
-import { query } from './api.js';
+import { queryField } from './api.js';
 import { $, describe, latest } from './dom.js';
 
 const HEALTH = 'query DashboardHealth { health { status dependencies { role backend up } } }';
@@ -14,14 +14,14 @@ export async function loadHealth() {
   const current = healthTurn();
   const pill = $('health');
   try {
-    const { data } = await query(HEALTH);
+    const health = await queryField('health', HEALTH);
     if (!current()) return;
-    const down = data.health.dependencies.filter((d) => !d.up);
+    const down = health.dependencies.filter((d) => !d.up);
     pill.dataset.state = down.length ? 'degraded' : 'ok';
     pill.textContent = down.length
       ? `${down.map((d) => `${ROLE_NAMES[d.role] || d.role} (${d.backend})`).join(', ')} down`
       : 'all backends up';
-    pill.title = data.health.dependencies.map((d) => `${d.role}: ${d.backend} ${d.up ? 'up' : 'down'}`).join('\n');
+    pill.title = health.dependencies.map((d) => `${d.role}: ${d.backend} ${d.up ? 'up' : 'down'}`).join('\n');
   } catch (error) {
     if (!current()) return;
     pill.dataset.state = 'error';

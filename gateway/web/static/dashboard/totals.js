@@ -1,6 +1,6 @@
 // The totals tiles: `dashboard` over the sessions in the date range of the users with the device and
 // sex chosen, the filters of the funnel beside them, so numbers side by side agree.
-import { query } from './api.js';
+import { queryField } from './api.js';
 import { fmt } from './charts.js';
 import { $, busy, describe, exactMoney, latest } from './dom.js';
 
@@ -17,9 +17,8 @@ export async function loadTotals(filters, { quiet = false } = {}) {
   const { start, end, device, sex } = filters;
   const range = start || end ? { start: start || null, end: end || null } : null;
   try {
-    const { data } = await query(TOTALS, { range, device: device || null, sex: sex || null });
+    const d = await queryField('dashboard', TOTALS, { range, device: device || null, sex: sex || null });
     if (!current()) return;
-    const d = data.dashboard;
     $('kpi-users').textContent = fmt.int.format(d.users);
     $('kpi-sessions').textContent = fmt.int.format(d.sessions);
     $('kpi-conversions').textContent = fmt.int.format(d.conversions);
