@@ -15,11 +15,11 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gateway.analytics.lookalike import DEFAULT_K
-from gateway.analytics.similar_on_page import SimilarOnPageQuery
+from gateway.analytics.similar_on_page import SimilarOnPageQuery, check_vector_page, vector_pages
 from gateway.analytics.similar_users import DEFAULT_LIMIT, SimilarQuery
 from gateway.errors import BadInput, NotFound, shown
 from gateway.models import Document, UserPage, from_fields
-from gateway.security.field_rules import VECTOR_SEARCH, checked, paged, price
+from gateway.security.field_rules import VECTOR_SEARCH, Catalogue, checked, known, paged, price
 from gateway.validation import USER_ID_MAX, check_min_score, check_page_size, check_similar_limit
 from schema.enums import Device, Sex, device_of, sex_of
 from schema.journey import Journey
@@ -49,6 +49,9 @@ MIN_SCORE = (
     "Only users at least this similar (cosine, -1..1), and then every one of them up to `limit`; the "
     "search is exact over all vectors when it is given."
 )
+
+# The pages similarOnPage can search: the page-vector partitions served now, read before execution.
+VECTOR_PAGES = Catalogue(read=lambda services: vector_pages(services.vectors), check=check_vector_page)
 
 
 @strawberry.type
@@ -121,9 +124,13 @@ class User:
             "Users who behaved most like this one on one page type (time spent, interactions, elements, "
             "scrolling, what they typed or picked there), best first. [] when the user has no vector for "
             "the page: never visited it before the outcome, or created since the last `funnelgate "
-            "embed` (then `similarUsers` is null). Every page but the outcome step has page vectors."
+            "embed` (then `similarUsers` is null). Every page but the outcome step has page vectors; "
+            "another pageType is BAD_USER_INPUT."
         ),
-        metadata=price(VECTOR_SEARCH) | paged(check_similar_limit) | checked(minScore=check_min_score),
+        metadata=price(VECTOR_SEARCH)
+        | paged(check_similar_limit)
+        | checked(minScore=check_min_score)
+        | known(pageType=VECTOR_PAGES),
     )
     async def similar_on_page(
         self,

@@ -11,7 +11,7 @@ number of users, all on one collection version.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from gateway.analytics.one_version import on_one_version
@@ -42,6 +42,22 @@ class SimilarOnPageQuery:
         return {"limit": self.limit, **({"min_score": self.min_score} if self.min_score is not None else {})}
 
 
+async def vector_pages(vectors: VectorIndex) -> list[str]:
+    """The partitions of the page vectors served now: the pages ``similarOnPage`` can search (the
+    catalogue the API checks ``pageType`` against before execution, ``check_vector_page``)."""
+    return await on_one_version(vectors, PAGE_COLLECTION, vectors.partitions)
+
+
+def check_vector_page(page_type: str, partitions: Collection[str]) -> None:
+    """BadInput unless ``page_type`` has page vectors among ``partitions`` (``vector_pages``)."""
+    if page_partition(page_type) not in partitions:
+        pages = sorted(p for p in map(page_of_partition, partitions) if p)
+        raise BadInput(
+            f"pageType {shown(page_type)} has no page vectors (pages with vectors: "
+            f"{', '.join(pages)}; the outcome step has none, it is never seen)"
+        )
+
+
 async def search_similar_on_page(vectors: VectorIndex, queries: Sequence[SimilarOnPageQuery]) -> list[Answer]:
     """Per query: the users most alike on that page, best first, the user itself left out. A user who
     never visited the page before the outcome gets [], and so does one created since the last embed
@@ -57,14 +73,12 @@ async def _read(vectors: VectorIndex, collection: str, queries: Sequence[Similar
     results: list[Answer] = [[] for _ in queries]
     groups: dict[tuple[str, float | None], list[int]] = {}
     for i, query in enumerate(queries):
-        if page_partition(query.page_type) in known:
-            groups.setdefault((query.page_type, query.min_score), []).append(i)
-        else:
-            pages = sorted(p for p in map(page_of_partition, known) if p)
-            results[i] = BadInput(
-                f"pageType {shown(query.page_type)} has no page vectors (pages with vectors: "
-                f"{', '.join(pages)}; the outcome step has none, it is never seen)"
-            )
+        try:
+            check_vector_page(query.page_type, known)
+        except BadInput as refused:
+            results[i] = refused
+            continue
+        groups.setdefault((query.page_type, query.min_score), []).append(i)
     fetched: dict[tuple[str, int], list[float]] = {}
     for page_type in dict.fromkeys(page for page, _ in groups):  # ONE fetch per page type
         user_ids = list(

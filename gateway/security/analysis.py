@@ -29,6 +29,8 @@ fragment.
 * **Page arguments** (``first``/``limit``, given ``max_page``): each is checked where it is written, with
   the check its resolver makes (``paged()``, else 1..FUNNEL_MAX_PAGE_SIZE), so a bad one is refused once,
   before anything runs, instead of once per parent row by a nested resolver.
+* **Catalogued values** (``known()``): the arguments whose values the served data decides are listed
+  (``Analysis.catalogued``) for the guard to check against one read of the catalogue.
 * **Argument values** graphql-core would refuse only while executing (validation lets a nullable variable
   reach a non-null argument that has a default, and a ``null`` sent for it fails when the field runs):
   kept with graphql-core's own error, so the request is refused once, in the same words, not once per row.
@@ -39,8 +41,9 @@ The field markers (``price()``, ``paged()``) and the table the web layer reads t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from graphql import (
@@ -68,7 +71,7 @@ from graphql.execution.values import get_argument_values, get_directive_values, 
 
 from gateway.errors import BadInput
 from gateway.roles import Role
-from gateway.security.field_rules import FieldRule, FieldRules
+from gateway.security.field_rules import Catalogue, FieldRule, FieldRules
 from gateway.security.limits import written_selections
 from gateway.validation import check_page_size
 
@@ -91,6 +94,8 @@ class Analysis:
     # "users.edges..." -> what is wrong with its page, and the argument's node (where it is written)
     bad_pages: dict[str, tuple[str, Node]] = field(default_factory=dict)
     bad_arguments: dict[str, GraphQLError] = field(default_factory=dict)  # path -> graphql-core's refusal
+    # path, catalogue, value, node: a value of an argument marked known(), for the guard to check
+    catalogued: list[tuple[str, Catalogue, Any, Node]] = field(default_factory=list)
 
 
 def pick_operation(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
@@ -333,27 +338,22 @@ class _Walk:
     def check_pages(
         self, here: str, rule: FieldRule, arguments: Mapping[str, Any], max_page: int, node: FieldNode
     ) -> None:
-        for name in PAGE_ARGUMENTS:
-            value = arguments.get(name)
-            if not isinstance(value, int) or here in self.result.bad_pages:
-                continue  # absent or null (its default applies), or this field is already reported
-            try:
-                if rule.page_check is not None:
-                    rule.page_check(value)
-                else:
-                    check_page_size(value, max_page, name)
-            except BadInput as exc:
-                given = next((a for a in node.arguments or () if a.name.value == name), None)
-                self.result.bad_pages[here] = (str(exc), given or node)
-        for name, check in rule.argument_checks:
+        pages = [
+            (n, rule.page_check or partial(check_page_size, maximum=max_page, name=n)) for n in PAGE_ARGUMENTS
+        ]
+        checks: list[tuple[str, Callable[[Any], None]]] = [*pages, *rule.argument_checks]
+        given = {a.name.value: a for a in node.arguments or ()}
+        for name, check in checks:
             value = arguments.get(name)
             if value is None or here in self.result.bad_pages:
-                continue  # absent or null (no check applies), or this field is already reported
+                continue  # absent or null (its default or no check applies), or this field is already reported
             try:
                 check(value)
             except BadInput as exc:
-                given = next((a for a in node.arguments or () if a.name.value == name), None)
-                self.result.bad_pages[here] = (str(exc), given or node)
+                self.result.bad_pages[here] = (str(exc), given.get(name, node))
+        for name, catalogue in rule.catalogues:
+            if arguments.get(name) is not None:
+                self.result.catalogued.append((here, catalogue, arguments[name], given.get(name, node)))
 
 
 def analyse(

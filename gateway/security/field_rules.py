@@ -1,7 +1,8 @@
 """Field markers for the operation analysis (``analysis.py``): what one resolution of a field costs and
 how big an unbounded list is assumed to be (``price``), and the range of its page argument
-(``paged``), and checks of its other arguments that depend on nothing but their value (``checked``).
-They live in the field's metadata, next to ``requires(...)`` and ``volatile()``::
+(``paged``), checks of its other arguments that depend on nothing but their value (``checked``), and
+of those whose values the served data decides (``known``). They live in the field's metadata, next to
+``requires(...)`` and ``volatile()``::
 
     @strawberry.field(metadata=requires(Role.ANALYST) | price(VECTOR_SEARCH) | paged(check_similar_limit))
 
@@ -10,7 +11,7 @@ The web layer reads them off the schema once into a :data:`FieldRules` table (``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,6 +29,7 @@ _LIST_SIZE = "funnelgate.list_size"
 _SIZER = "funnelgate.list_sizer"
 _PAGE_CHECK = "funnelgate.page_check"
 _ARGUMENT_CHECKS = "funnelgate.argument_checks"
+_CATALOGUES = "funnelgate.catalogues"
 
 
 # A list's size from the field's coerced arguments, for a list that no page argument bounds.
@@ -67,6 +69,23 @@ def checked(**checks: ArgumentCheck) -> dict[str, Any]:
     return {_ARGUMENT_CHECKS: tuple(checks.items())}
 
 
+@dataclass(frozen=True, eq=False)
+class Catalogue:
+    """The values an argument may take when the served data decides them (the pages with page vectors):
+    ``read`` from the request's services, ``check`` a value against them as the resolver does."""
+
+    read: Callable[[Any], Awaitable[Collection[str]]]  # the services -> the catalogue
+    check: Callable[[Any, Collection[str]], None]  # a value, the catalogue -> None, or BadInput
+
+
+def known(**catalogues: Catalogue) -> dict[str, Any]:
+    """Field metadata: arguments (by GraphQL name) whose values must be in a catalogue of the served
+    data. Checked before execution too, with one read of each catalogue per operation that needs one
+    (gateway/web/guard.py), so a nested field refuses an unknown value once, not once per parent row;
+    when the catalogue cannot be read, the resolver decides, as before."""
+    return {_CATALOGUES: tuple(catalogues.items())}
+
+
 @dataclass(frozen=True)
 class FieldRule:
     role: Role | None = None  # None: inherits the path's role
@@ -76,6 +95,7 @@ class FieldRule:
     sizer: Sizer | None = None
     page_check: PageCheck | None = None  # None: 1..FUNNEL_MAX_PAGE_SIZE
     argument_checks: tuple[tuple[str, ArgumentCheck], ...] = ()
+    catalogues: tuple[tuple[str, Catalogue], ...] = ()
 
 
 def field_rule(metadata: Mapping[str, Any] | None) -> FieldRule:
@@ -88,6 +108,7 @@ def field_rule(metadata: Mapping[str, Any] | None) -> FieldRule:
         sizer=metadata.get(_SIZER),
         page_check=metadata.get(_PAGE_CHECK),
         argument_checks=metadata.get(_ARGUMENT_CHECKS, ()),
+        catalogues=metadata.get(_CATALOGUES, ()),
     )
 
 

@@ -12,7 +12,9 @@ Per operation, before any resolver runs:
    cached per document; then the role and cost analysis (``gateway/security/analysis.py``): a field the
    principal may not read is ``FORBIDDEN``, a page argument out of its range, or a ``null`` variable for
    a non-null argument, ``BAD_USER_INPUT`` (once, not once per row of a nested list), a cost over the
-   budget ``QUERY_TOO_COSTLY``.
+   budget ``QUERY_TOO_COSTLY``; then, when nothing else is wrong, an argument value its catalogue of
+   the served data does not hold (``known()``: a ``similarOnPage(pageType:)`` without page vectors)
+   ``BAD_USER_INPUT`` too, each catalogue read once for the operation (:func:`unknown_values`).
 3. the cost is reported in the response's ``extensions.cost`` (not in subscription events).
 
 Masked fields (``requires(..., masked=True)``) read null below their role: their resolvers are wrapped
@@ -21,18 +23,18 @@ once, when the schema is built (:func:`mask_fields`); no other field pays anythi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from typing import Any, cast
 
 import strawberry
-from graphql import GraphQLError, GraphQLObjectType
+from graphql import GraphQLError, GraphQLObjectType, Node
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from gateway.errors import Unauthenticated
+from gateway.errors import BadInput, Unauthenticated
 from gateway.roles import ANONYMOUS, NOBODY, Role
 from gateway.security.analysis import analyse
-from gateway.security.field_rules import FieldRule, FieldRules, field_rules
+from gateway.security.field_rules import Catalogue, FieldRule, FieldRules, field_rules
 from gateway.security.limits import Limits
 from gateway.security.refusals import argument_error, cost_error, forbidden_error, page_error
 from gateway.web import documents
@@ -142,6 +144,10 @@ class Guard(SchemaExtension):
                         errors = [page_error(analysis.bad_pages)]
                     elif analysis.cost > self.limits.max_cost:
                         errors = [cost_error(analysis.cost, self.limits.max_cost)]
+                    elif analysis.catalogued:
+                        services = getattr(context.context, "services", None)
+                        unknown = await unknown_values(services, analysis.catalogued)
+                        errors = [page_error(unknown)] if unknown else []
             context.pre_execution_errors = errors
         yield
 
@@ -155,6 +161,30 @@ class Guard(SchemaExtension):
         except RuntimeError:
             return {}
         return {"cost": {"requested": self.cost, "budget": self.limits.max_cost}}
+
+
+async def unknown_values(
+    services: Any, catalogued: Sequence[tuple[str, Catalogue, Any, Node]]
+) -> dict[str, tuple[str, Node]]:
+    """The catalogued argument values (``Analysis.catalogued``) their catalogue does not hold: path ->
+    (the resolver's refusal, the argument's node). Each catalogue is read once; one that cannot be read
+    (its backend down, or no services) checks nothing: the resolver decides, and reports the outage."""
+    read: dict[Catalogue, Collection[str] | None] = {}
+    unknown: dict[str, tuple[str, Node]] = {}
+    for path, catalogue, value, node in catalogued:
+        if catalogue not in read:
+            try:
+                read[catalogue] = None if services is None else await catalogue.read(services)
+            except Exception:  # the check is only an early answer: never a failure of its own
+                read[catalogue] = None
+        known = read[catalogue]
+        if known is None or path in unknown:
+            continue
+        try:
+            catalogue.check(value, known)
+        except BadInput as refused:
+            unknown[path] = (str(refused), node)
+    return unknown
 
 
 def guard(limits: Limits, rules: FieldRules) -> Callable[[], Guard]:

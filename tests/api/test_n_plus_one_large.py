@@ -89,6 +89,7 @@ async def test_backend_calls_do_not_grow_with_first(counted_large):
     )
     # One search each for similarUsers, similarOnPage (its page's partition) and conversionLikelihood;
     # likewise one vector fetch and one version lookup each; the page partitions listed once; two counts
-    # for the base rate.
-    vector_calls = Counter({"resolve": 3, "search": 3, "get_vectors": 3, "partitions": 1, "count": 2})
+    # for the base rate. And before execution, one version lookup and one partitions listing to check
+    # similarOnPage's pageType (gateway/web/guard.py): constant too.
+    vector_calls = Counter({"resolve": 4, "search": 3, "get_vectors": 3, "partitions": 2, "count": 2})
     assert seen[3] == seen[30] == seen[N_USERS] == (expected, vector_calls)
