@@ -277,6 +277,33 @@ async def test_with_milvus_down_the_look_alikes_say_so_and_the_rest_works(
     assert tab.errors == []  # an unavailable backend is a state the page shows, not a script error
 
 
+@pytest.fixture
+def funnel_and_totals_down(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.errors import StoreUnavailable
+
+    def down() -> Exception:
+        return StoreUnavailable("document store: connection refused")
+
+    monkeypatch.setattr(services, "store", FailingProxy(services.store, {"funnel": down, "dashboard": down}))
+
+
+async def test_a_root_field_answered_null_with_its_error_is_shown_as_that_error(
+    funnel_and_totals_down: None, tab: Tab
+) -> None:
+    """Root fields are nullable: a failed `funnel` or `dashboard` comes back null beside its error, no
+    longer as a `data: null` answer. The panels read that null as the failure it is and show the
+    gateway's error, not a script's "Cannot read properties of null"."""
+    await open_dashboard(tab)
+    page = tab.page
+    funnel_state = await page.text_content("#funnel-state") or ""
+    assert "The funnel could not be loaded:" in funnel_state and "(UNAVAILABLE)" in funnel_state, funnel_state
+    totals = await page.get_attribute("#kpis", "title") or ""
+    assert totals.startswith("Totals unavailable:") and totals.endswith("(UNAVAILABLE)"), totals
+    assert await page.text_content("#kpi-users") == "\u2013"  # the dash of a tile with no figure
+    assert "null" not in funnel_state + totals
+    await assert_clean(tab)
+
+
 async def test_with_one_step_left_the_panels_say_so_whatever_the_filters(tab: Tab) -> None:
     """Down to one step, the funnel kept the last two-step funnel's rows beside a one-step picker, and
     a filter changed then wiped the "Pick at least two steps" hint while the tiles beside it moved on
