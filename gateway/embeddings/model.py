@@ -6,6 +6,11 @@ outcome step and the masked steps), and is saved next to the data as ``behaviour
 the json lists the features, dimensions and explained variance (and, after the build, the Milvus
 collections and index it fed), the npz the arrays. The version is also in the Milvus collection names
 (``user_behavior_embeddings_v{NNNN}``), so a backup pairs them. Plain numpy, meant for a worker thread.
+
+Retention (:func:`prune_models`): after a successful switch ``embed`` keeps the new model and the one(s)
+the vectors it replaced were made by, and deletes every other older one. No gateway reads a model file
+while serving (search reads Milvus), a backup copies the model into itself, and numbers are never reused
+(the newest is always kept), so the files of models no vector came from any more are only disk.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +35,8 @@ MODEL_FORMAT = 2  # 1 was main's hand-built features with zero padding; it canno
 KIND = "pre-outcome"
 CHUNK = 4_096  # rows densified at a time
 _MODEL_FILE = re.compile(r"^behaviour-v(\d+)\.json$")
+# Every file save() writes, finished (.json, .npz) or not (.tmp, left by a kill mid-save).
+_ANY_MODEL_FILE = re.compile(r"^behaviour-v(\d+)\.(json|npz)(\.tmp)?$")
 
 
 @dataclass(frozen=True)
@@ -163,3 +170,22 @@ def model_versions(model_dir: Path) -> list[int]:
 def latest_version(model_dir: Path) -> int | None:
     versions = model_versions(model_dir)
     return versions[-1] if versions else None
+
+
+def prune_models(model_dir: Path, keep: Iterable[int], below: int) -> list[int]:
+    """Delete the files of every model version under ``below`` that is not in ``keep``; the versions
+    removed, ascending. ``below``: the version just switched to. Versions at or above it are never
+    touched (another embed, beside a Milvus server, may be building one). A version's json goes first,
+    so a half-removed model is never taken for a complete one (``model_versions`` wants both)."""
+    if not model_dir.is_dir():
+        return []
+    kept = set(keep)
+    doomed: dict[int, list[Path]] = {}
+    for path in model_dir.iterdir():
+        match = _ANY_MODEL_FILE.match(path.name)
+        if match and (version := int(match.group(1))) < below and version not in kept:
+            doomed.setdefault(version, []).append(path)
+    for _, paths in sorted(doomed.items()):
+        for path in sorted(paths, key=lambda p: not p.name.endswith(".json")):  # the json first
+            path.unlink(missing_ok=True)
+    return sorted(doomed)

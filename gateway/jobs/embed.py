@@ -12,6 +12,9 @@ collections aside and switch to them.
 3. Create ``{name}_v{version}`` for users and pages, insert their vectors (projected a chunk at a time),
    index and load them, then point the aliases at them and drop the older versions. Until the switch,
    search answers from the previous version; an embed killed at any point leaves it serving.
+4. Once switched, delete the model files no vector needs (``model.prune_models``): every older model but
+   the one(s) the replaced vectors were made by. Nothing is deleted before the switch, so an embed that
+   fails or is killed leaves the serving model's files (and its own leftover, which the next one removes).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from gateway.config import Settings
 from gateway.embedded.datadir_lock import DataDirLock
 from gateway.embeddings.events import Outcome, UserEvents
 from gateway.embeddings.featurise import Featurised
-from gateway.embeddings.model import BehaviourModel, latest_version
+from gateway.embeddings.model import BehaviourModel, latest_version, prune_models
 from gateway.embeddings.pca import MAX_DIM
 from gateway.errors import BadInput
 from gateway.models import UserFilter
@@ -62,6 +65,7 @@ class EmbedReport:
     model: dict[str, Any]  # per kind: dim, features, explained variance (BehaviourModel.summary)
     collections: dict[str, dict[str, Any]] = field(default_factory=dict)  # per kind: name, index, nlist
     dropped: list[str] = field(default_factory=list)
+    models_removed: list[int] = field(default_factory=list)  # versions whose files were deleted
 
     def render(self) -> str:
         lines = [
@@ -80,6 +84,8 @@ class EmbedReport:
             )
         if self.dropped:
             lines.append(f"dropped: {', '.join(self.dropped)}")
+        if self.models_removed:
+            lines.append(f"models removed: {', '.join(f'v{v:04d}' for v in self.models_removed)}")
         return "\n".join(lines)
 
 
@@ -137,6 +143,32 @@ async def next_version(vectors: VectorIndex, model_dir: Path) -> int:
     return max(seen) + 1
 
 
+async def served_models(vectors: VectorIndex) -> set[int]:
+    """The models the serving vectors were made by: a row's ``metadata.model_version`` (a restore names its
+    collections after the next free number, not after the backed-up model whose file it restores), else
+    the version in the collection's name. Empty before the first embed."""
+    made_by: set[int] = set()
+    for spec in (USER_VECTORS, PAGE_VECTORS):
+        serving = await vectors.serving(spec.name)
+        if serving is None:
+            continue
+        rows = await vectors.rows_between(serving, -(2**62), 2**62, 1)
+        version = (rows[0].get("metadata") or {}).get("model_version") if rows else None
+        version = version if version is not None else version_of(spec.name, serving)
+        if version is not None:
+            made_by.add(int(version))
+    return made_by
+
+
+def _prune(model_dir: Path, keep: set[int], version: int) -> list[int]:
+    """:func:`prune_models`, a failure logged, not raised: the embed itself succeeded."""
+    try:
+        return prune_models(model_dir, keep, version)
+    except OSError as exc:
+        log.warning("old behaviour models in %s were not all removed: %s", model_dir, exc)
+        return []
+
+
 async def embed_all(
     store: DocumentStore,
     vectors: VectorIndex,
@@ -159,6 +191,7 @@ async def embed_all(
                 "%s: %d dimensions, not %d: the data has no more directions", kind, embedder.dim, MAX_DIM
             )
     names, plans = await _build(vectors, model, data, report, str(getattr(store, "dataset", "") or ""))
+    replaced = await served_models(vectors)  # read before the switch drops their collections
     dropped = []
     for spec in (USER_VECTORS, PAGE_VECTORS):  # the switch: from here on search reads the new vectors
         dropped += await vectors.switch(spec.name, names[spec.name])
@@ -171,6 +204,9 @@ async def embed_all(
         for kind, spec in (("users", USER_VECTORS), ("pages", PAGE_VECTORS))
     }
     await asyncio.to_thread(replace(model, collections=built).save, model_dir)
+    # Kept: the new model, and the replaced one (what a gateway answered from until the switch, and what
+    # an operator compares the new one with). Older ones made no vector that is still served.
+    removed = await asyncio.to_thread(_prune, model_dir, {version, *replaced}, version)
     log.info(
         "embedded %d users, %d (user, page) rows, model v%d", len(data.user_ids), len(data.page_rows), version
     )
@@ -183,6 +219,7 @@ async def embed_all(
         model=model.summary(),
         collections=built,
         dropped=dropped,
+        models_removed=removed,
     )
 
 
