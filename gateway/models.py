@@ -211,7 +211,7 @@ class PathCount:
 @dataclass(frozen=True)
 class WriteResult:
     written: int  # inserted or replaced
-    duplicates: int = 0  # skipped because the unique key already existed (insert only)
+    duplicates: int = 0  # skipped: the key was stored (insert), or the id is another type's event (upsert)
 
 
 @dataclass(frozen=True)

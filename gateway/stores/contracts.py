@@ -157,7 +157,11 @@ class DocumentStore(Protocol):
         in ``duplicates`` (not an error). Other documents of the batch are still written."""
 
     async def upsert_many(self, collection: str, documents: Sequence[Document]) -> WriteResult:
-        """Insert or replace whole documents by primary key. ``written`` counts all of them."""
+        """Insert or replace whole documents by primary key (a key repeated in the batch: its last
+        document). An event (page_visits, user_interactions) whose ``event_id`` a stored event of the
+        other type holds is another event -- an id is one event whatever its type, as in
+        :meth:`record_events` -- so it is not written, replaces nothing, and is counted in
+        ``duplicates`` (each repeat). ``written`` counts every other document, repeats included."""
 
     async def replace_funnel_analytics(self, start: date, end: date, rows: Sequence[Document]) -> int:
         """Delete the rows with date in [start, end], then write ``rows``. Returns rows written."""

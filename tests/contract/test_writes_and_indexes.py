@@ -19,6 +19,7 @@ from tests.contract.fixture_data import (
     FA_0106_DESKTOP_HOME,
     FA_0107_DESKTOP_HOME,
     FA_SORTED,
+    INTERACTION_BY_ID,
     SESSION_BY_ID,
     SESSIONS,
     USER_BY_ID,
@@ -168,6 +169,25 @@ async def test_upsert_composite_key(loaded_store: DocumentStore) -> None:
     assert await loaded_store.upsert_many("funnel_analytics", [row]) == WriteResult(written=1)
     assert await loaded_store.funnel_analytics(None, None, "mobile") == [row]
     assert await loaded_store.count("funnel_analytics") == 6
+
+
+async def test_upsert_leaves_out_an_event_whose_id_the_other_type_holds(loaded_store: DocumentStore) -> None:
+    # i20-1 is u20's stored search form: a page view sent under its id is another event (an id is one event
+    # whatever its type), not written and counted as a duplicate; the rest of the batch is written.
+    as_visit = changed(VISIT_BY_ID["v20-3"], event_id="i20-1", duration=1.0)
+    new_visit = changed(VISIT_BY_ID["v20-3"], event_id="v20-8", duration=3.0)
+    result = await loaded_store.upsert_many("page_visits", [as_visit, new_visit, as_visit])
+    assert result == WriteResult(written=1, duplicates=2)  # the repeat counted too, as written counts repeats
+    assert await loaded_store.count("page_visits") == 39
+    [s20a] = await loaded_store.visits_by_session_ids(["s20a"])
+    assert [v["event_id"] for v in s20a] == ["v20-1", "v20-2", "v20-3", "v20-8"]
+    [interactions] = await loaded_store.interactions_by_session_ids(["s20a"])
+    assert interactions[0] == INTERACTION_BY_ID["i20-1"]  # untouched
+    # The other way: an interaction under v20-1, a stored page view's id, replaces nothing either.
+    as_interaction = changed(INTERACTION_BY_ID["i20-2"], event_id="v20-1")
+    assert await loaded_store.upsert_many("user_interactions", [as_interaction]) == WriteResult(0, 1)
+    assert await loaded_store.count("user_interactions") == 19
+    assert (await loaded_store.visits_by_session_ids(["s20a"]))[0][0] == VISIT_BY_ID["v20-1"]
 
 
 # -- delete_users -----------------------------------------------------------------------------------------

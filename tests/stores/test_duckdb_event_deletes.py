@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from gateway.models import WriteResult
 from gateway.stores.duckdb import event_ids
 from gateway.stores.duckdb.store import DuckDBStore
 from tests.stores.test_duckdb_event_ids import live, registered
@@ -83,15 +84,20 @@ async def test_an_id_deleted_from_both_tables_at_once_is_unregistered(tmp_path: 
         await store.close()
 
 
-async def test_a_replaced_interaction_keeps_the_id_a_visit_holds(tmp_path: Path) -> None:
-    # upsert_many deletes the changed row from one table only; the visit with its id keeps it
-    # registered, so the new interaction is a repeat of that event and is skipped.
+async def test_an_interaction_whose_id_a_visit_also_holds_is_left_as_it_is(tmp_path: Path) -> None:
+    # An older file holds "both" in both tables. An upsert of the interaction (other values) is an event
+    # under an id a visit holds: left out, counted as a duplicate, and it deletes nothing. (It used to
+    # delete the stored interaction, then find the id registered and insert nothing: the row was lost
+    # while the upsert said it was written.)
     path = tmp_path / "older.duckdb"
     await older_file(path, [visit("both", 1), visit("x", 1, seconds=1)], [], [raw_interaction("both", 2)])
     store = await DuckDBStore.open(path)
     try:
-        await store.upsert_many("user_interactions", [interaction("both", 2)])  # other values: replaced
-        assert (await store.count("page_visits"), await store.count("user_interactions")) == (2, 0)
+        before = await store.interactions_by_user_ids([2])
+        result = await store.upsert_many("user_interactions", [interaction("both", 2)])
+        assert result == WriteResult(written=0, duplicates=1)
+        assert (await store.count("page_visits"), await store.count("user_interactions")) == (2, 1)
+        assert await store.interactions_by_user_ids([2]) == before
         assert await registered(store) == {"both", "x"}
     finally:
         await store.close()

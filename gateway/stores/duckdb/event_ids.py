@@ -12,8 +12,9 @@ two before.
 
 Every write of the event tables goes with the register in one transaction: live capture
 (``events.record``), the generic inserts and deletes (``writes.py``; so ``insert_many`` counts an
-interaction with a stored visit's id as a duplicate, and ``upsert_many`` skips it -- MongoDB's generic
-writes keep each collection's own key, only its ``record_events`` applies the rule). A new generation
+interaction with a stored visit's id as a duplicate, and ``upsert_many`` leaves it out and counts it so,
+as the store contract says and MongoDB's ``upsert_many`` does too -- MongoDB's ``insert_many`` keeps each
+collection's own key). A new generation
 builds it at ``seal``, and a file made before it existed gets it built when opened (its tables' own
 key indexes are dropped by ``DuckDBStore.ensure_indexes``).
 

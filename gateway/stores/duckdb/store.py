@@ -343,8 +343,8 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
         def upsert(cur: Cursor) -> WriteResult:
             with self._db.write_lock:
                 self.folded_first(cur)
-                writes.upsert_rows(cur, table, docs)
-            return WriteResult(written=len(docs))
+                held_back = writes.upsert_rows(cur, table, docs)
+            return WriteResult(written=len(docs) - held_back, duplicates=held_back)
 
         return await self._db.run(f"upsert into {collection}", upsert)
 

@@ -222,16 +222,46 @@ def insert_batch(cur: Cursor, table: schema.Table, batch: Sequence[Mapping[str, 
         return _insert(cur, table, source)
 
 
-def upsert_rows(cur: Cursor, table: schema.Table, docs: Sequence[Mapping[str, Any]]) -> None:
+def upsert_rows(cur: Cursor, table: schema.Table, docs: Sequence[Mapping[str, Any]]) -> int:
     """Replace by key (a repeated key: the last one wins): delete the stored rows an incoming document
     changes, then insert what is not stored yet. Unchanged documents cost no write at all, and no UPDATE
-    is issued (DuckDB's UPDATE of indexed columns is delete+insert anyway, with known index bugs)."""
+    is issued (DuckDB's UPDATE of indexed columns is delete+insert anyway, with known index bugs).
+
+    An event whose id an event of the other type holds is another event (an id is one event whatever its
+    type: the register): it is left out, neither written nor deleting anything. Returns how many of
+    ``docs`` were left out so (each repeat counted), for the caller's ``duplicates``."""
+    held_back = 0
     for batch in batches(docs, WRITE_BATCH):
+        held = _held_by_the_other_type(cur, table, batch)
+        if held:
+            keys = schema.keys_of(table, batch)
+            kept = [d for d, key in zip(batch, keys, strict=True) if str(key) not in held]
+            held_back += len(batch) - len(kept)
+            batch = kept
+        if not batch:
+            continue
         frame = schema.frame(table, schema.unique_by_key(table, batch, keep="last"))
         with registered(cur, frame) as source:
             staged = f"(SELECT {schema.cast_select(table, source)} FROM {source})"
             delete_rows(cur, table.name, schema.changed_rows_sql(table, staged), {})
             _insert(cur, table, source)
+    return held_back
+
+
+def _held_by_the_other_type(cur: Cursor, table: schema.Table, batch: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The event ids of ``batch`` (as stored: text) that the other event table holds (none for a table
+    that is not one): one join of the batch's ids with that table's, as ``changed_rows_sql`` joins the
+    batch with this one."""
+    if table.name not in event_ids.EVENT_TABLES:
+        return set()
+    [other] = [t for t in event_ids.EVENT_TABLES if t != table.name]
+    unique = dict.fromkeys(str(key) for key in schema.keys_of(table, batch))
+    ids = pa.table({"event_id": pa.array(list(unique), pa.string())})
+    with registered(cur, ids, "fg_upsert_ids"):
+        rows = cur.execute(
+            f"SELECT DISTINCT o.event_id FROM {schema.quote(other)} o JOIN fg_upsert_ids u USING (event_id)"
+        ).fetchall()
+    return {row[0] for row in rows}
 
 
 def append_batch(cur: Cursor, table: schema.Table, batch: Sequence[Mapping[str, Any]]) -> int:

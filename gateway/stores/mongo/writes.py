@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ReplaceOne
+from pymongo import ReadPreference, ReplaceOne
 from pymongo.errors import BulkWriteError
 
 from gateway.errors import BadInput, StoreUnavailable
@@ -57,14 +57,46 @@ async def insert_many(db: Any, collection: str, documents: Sequence[Document]) -
     return WriteResult(written=written, duplicates=duplicates)
 
 
+# The other event collection of each: an id is one event whatever its type.
+_OTHER_EVENTS = {PAGE_VISITS: USER_INTERACTIONS, USER_INTERACTIONS: PAGE_VISITS}
+
+
+async def _held_by_the_other_type(db: Any, collection: str, docs: list[Document]) -> set[Any]:
+    """The event ids of ``docs`` that the other event collection holds (one read of its unique
+    ``event_id`` index, on the primary); none for a collection that is not an event one."""
+    other = _OTHER_EVENTS.get(collection)
+    ids = list(dict.fromkeys(doc["event_id"] for doc in docs)) if other else []
+    if not ids:
+        return set()
+    found = (
+        db[other]
+        .with_options(read_preference=ReadPreference.PRIMARY)
+        .find({"event_id": {"$in": ids}}, {"_id": 0, "event_id": 1})
+    )
+    return {doc["event_id"] for doc in await found.to_list(None)}
+
+
 async def upsert_many(db: Any, collection: str, documents: Sequence[Document]) -> WriteResult:
+    """Replace by key; an event whose id the other event collection holds is another event, left out
+    and counted in ``duplicates`` (as DuckDB's register leaves it out). Checked per batch before its
+    write: two writers storing one id as two types at the same instant can both miss it, as in
+    ``events.py``."""
     keys = PRIMARY_KEYS[collection]
     docs = [to_mongo(collection, doc) for doc in documents]
-    ops = [ReplaceOne({key: doc[key] for key in keys}, doc, upsert=True) for doc in docs]
+    held_back = 0
     with operation(f"upsert into {collection}", default_s=None):
-        for batch in batches(ops, WRITE_BATCH):
+        for chunk in batches(docs, WRITE_BATCH):
+            held = await _held_by_the_other_type(db, collection, list(chunk))
+            batch = [
+                ReplaceOne({key: doc[key] for key in keys}, doc, upsert=True)
+                for doc in chunk
+                if not held or doc["event_id"] not in held
+            ]
+            held_back += len(chunk) - len(batch)
+            if not batch:
+                continue
             try:
-                await db[collection].bulk_write(list(batch), ordered=False)
+                await db[collection].bulk_write(batch, ordered=False)
             except BulkWriteError as exc:
                 errors = exc.details.get("writeErrors", [])
                 if errors:
@@ -72,7 +104,7 @@ async def upsert_many(db: Any, collection: str, documents: Sequence[Document]) -
                         f"MongoDB rejected a {collection} document: {errors[0].get('errmsg')}"
                     ) from exc
                 raise StoreUnavailable(f"MongoDB write concern failed on {collection}") from exc
-    return WriteResult(written=len(docs))
+    return WriteResult(written=len(docs) - held_back, duplicates=held_back)
 
 
 async def delete_users(db: Any, user_ids: Sequence[int]) -> int:
