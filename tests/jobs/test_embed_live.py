@@ -229,3 +229,31 @@ async def test_embed_all_on_a_store_without_users_says_so_first(live: Settings, 
     finally:
         await milvus.close()
         await store.close()
+
+
+async def test_live_users_converted_by_a_page_view_or_by_a_conversion_event(live: Settings) -> None:
+    """The two meanings of "converted" (README, "Two meanings of converted") on live-only data: the vectors'
+    label is a page view of the outcome step, ``User.converted`` a session a conversion event converted.
+    User 1 viewed checkout (the outcome) and sent no conversion; user 4 never viewed checkout and sent a
+    conversion on pricing. Neither conversion event nor its absence moves the derived default funnel."""
+    conversion = {
+        "type": "conversion",
+        "eventId": "c4",
+        "userId": 4,
+        "pageType": "pricing",
+        "value": 20,
+        "timestamp": at(425),  # between user 4's pricing (420) and about (440) views
+    }
+    await capture(live, [*live_events(), conversion])
+    report = await run_embed(live)
+    assert (report.outcome_step, report.converted) == ("checkout", 2)  # users 1 and 2, by page views
+    async with open_services(live) as services:
+        assert await converted_flags(services) == {1: True, 2: True} | {u: False for u in range(3, 9)}
+    data = await ask(
+        live,
+        "{ one: user(id: 1) { converted conversionLikelihood } four: user(id: 4) { converted "
+        "conversionLikelihood } }",
+    )
+    assert data["four"] == {"converted": True, "conversionLikelihood": 1.0}  # by its session
+    assert data["one"]["converted"] is False  # no conversion event: no converted session
+    assert 0 < data["one"]["conversionLikelihood"] < 1  # from its neighbours, not the 1.0 of a converter
