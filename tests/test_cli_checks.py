@@ -119,6 +119,25 @@ def test_ingest_refuses_a_step_the_api_would_not_know(tmp_path, capsys, steps, u
     assert not data.exists()  # the page tables' names tell these apart before anything is opened
 
 
+def test_a_step_whose_table_has_no_row_for_a_known_user_says_so(tmp_path, capsys):
+    # The check before reading accepts "payment" by its table's name; after reading, its table turned out
+    # to hold no known user's row: "unknown step, known: home, search" read as a contradiction.
+    csv_dir = tmp_path / "csv"
+    csv_dir.mkdir()
+    (csv_dir / "user_table.csv").write_text("user_id,date,device,sex\n1,2015-01-01,Desktop,Male\n")
+    (csv_dir / "home_page_table.csv").write_text("user_id,home_page\n1,home_page\n")
+    (csv_dir / "search_page_table.csv").write_text("user_id,search_page\n1,search_page\n")
+    (csv_dir / "payment_page_table.csv").write_text("user_id,payment_page\n7,payment_page\n")  # no user 7
+    data = tmp_path / "data"
+    assert (
+        main(["ingest", "--csv-dir", str(csv_dir), "--steps", "home,payment", "--data-dir", str(data)]) == 2
+    )
+    assert _one_line(capsys.readouterr().err) == (
+        'funnelgate: configuration error: --steps: no page rows for known users in the table of "payment": '
+        "a step needs at least one user who reached it (pages with rows: home, search)\n"
+    )
+
+
 def _nothing_to_embed(data: Path) -> str:
     return (
         f"funnelgate: nothing to embed: the document store in {data} holds no users yet: "

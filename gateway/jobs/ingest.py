@@ -27,7 +27,7 @@ from pathlib import Path
 from gateway.config import Settings
 from gateway.embedded.datadir_lock import DataDirLock
 from gateway.errors import BadInput, ConfigError, IngestError
-from gateway.ingest.csv_files import USER_TABLE, CsvDataset, UserRow, page_name, read_dataset
+from gateway.ingest.csv_files import USER_TABLE, CsvDataset, UserRow, page_name, page_of_file, read_dataset
 from gateway.ingest.report import IngestReport
 from gateway.ingest.synthesis import DEFAULT_VISIT_DATE, SynthesisPlan, synthesise, visit_order
 from gateway.jobs.refresh import refresh_funnel_analytics
@@ -213,6 +213,17 @@ def resolve_steps(steps: Sequence[str] | None, dataset: CsvDataset) -> tuple[str
             raise IngestError("no page rows for known users in the page tables: no funnel to build")
         return tuple(available)
     funnel = check_steps_option(steps)
+    # A page whose table the checks before reading accepted (by its file name) can still have no row
+    # for a known user: saying only "unknown", with a list that no longer holds it, read as a contradiction.
+    tables = {page_of_file(name) for name in dataset.page_files}
+    empty = [step for step in funnel if step in tables and step not in available]
+    if empty:
+        names = ", ".join(f'"{step}"' for step in empty)
+        raise ConfigError(
+            "--steps",
+            f"no page rows for known users in the table of {names}: a step needs at least one user who "
+            f"reached it (pages with rows: {', '.join(sorted(available))})",
+        )
     check_steps_known(funnel, available)
     return funnel
 
