@@ -9,8 +9,10 @@
   produce) is answered exactly as before: HTTP 200 and ``"data": null`` for request errors.
 
 A request that is not a GraphQL request at all (bad JSON, a media type we do not read, no query) is a 4xx
-either way (:func:`not_a_request`): a one-line text reason for legacy clients, as strawberry answers it,
-a GraphQL error with ``extensions.code`` ``BAD_REQUEST`` for ``application/graphql-response+json``.
+either way (:func:`not_a_request`), with a GraphQL error response in the negotiated type for every
+client: ``{"errors": [{"message": ..., "extensions": {"code": ...}}]}``, the code named after the status
+(``BAD_REQUEST`` for 400). strawberry answers these with a text reason, which Apollo, urql or
+graphql-request cannot read: they parse the body as JSON whatever the status.
 """
 
 from __future__ import annotations
@@ -106,9 +108,17 @@ def response_body(result: ExecutionResult, media: str, body: Mapping[str, Any]) 
     return {key: value for key, value in body.items() if key != "data"}, status
 
 
+# The code of a transport-level refusal, by its status; every other 4xx here is a malformed request.
+TRANSPORT_CODES = {
+    404: "NOT_FOUND",
+    408: "REQUEST_TIMEOUT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
 def not_a_request(accept: str | None, status: int, reason: str) -> web.Response:
     """The answer to a request that is not a GraphQL request (see the module's docstring)."""
-    if negotiate(accept) != GRAPHQL_RESPONSE_JSON:
-        return web.Response(text=reason, status=status)
-    body = json.dumps({"errors": [{"message": reason, "extensions": {"code": "BAD_REQUEST"}}]})
-    return web.Response(text=body, status=status, content_type=GRAPHQL_RESPONSE_JSON)
+    code = TRANSPORT_CODES.get(status, "BAD_REQUEST")
+    body = json.dumps({"errors": [{"message": reason, "extensions": {"code": code}}]})
+    return web.Response(text=body, status=status, content_type=negotiate(accept))

@@ -27,10 +27,11 @@
   ``get_sub_response``, and kept on the sub-response (and the request): ``process_result`` only sees the
   request, ``create_response`` only the sub-response.
 * ``__call__``: HEAD is answered as GET would be (status and headers, no body), which strawberry
-  refuses with 405. strawberry's own 4xx (bad JSON, no query, a GET mutation) stay text for legacy
-  clients; a client that asked for ``application/graphql-response+json`` gets a GraphQL response. A
-  method other than GET, HEAD and POST (a PUT) is a GraphQL response for every client: 405 with ``Allow`` and
-  code ``METHOD_NOT_ALLOWED``, as the router answers it on the other routes (``edge.router_refusal``).
+  refuses with 405. strawberry's own 4xx (bad JSON, no query, a form body), text in strawberry, are a
+  GraphQL error response with a code for every client, in the negotiated type
+  (:func:`gateway.web.negotiation.not_a_request`). A method other than GET, HEAD and POST (a PUT) is
+  405 with ``Allow`` and code ``METHOD_NOT_ALLOWED``, as the router answers it on the other routes
+  (``edge.router_refusal``); a GET mutation 405 with ``Allow: POST``.
 """
 
 from __future__ import annotations

@@ -74,7 +74,10 @@ async def test_requests_that_are_not_graphql(client):
     assert (response.status, response.content_type) == (400, GRAPHQL_RESPONSE_JSON)
     assert (await response.json(content_type=None))["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     response = await client.post("/graphql", data=b"{nope", headers=json_body)
-    assert (response.status, await response.text()) == (400, "Unable to parse request body as JSON")
+    assert (response.status, response.content_type) == (400, APPLICATION_JSON)
+    assert await response.json() == {
+        "errors": [{"message": "Unable to parse request body as JSON", "extensions": {"code": "BAD_REQUEST"}}]
+    }
 
     response = await client.put("/graphql", json={"query": "{ __typename }"}, headers=NEW)
     assert (response.status, response.headers["Allow"]) == (405, "GET, HEAD, POST")
