@@ -32,6 +32,7 @@ FAMILIES = {
     "funnelgate_pool_connections_open",
     "funnelgate_pool_connections_max",
     "funnelgate_subscriptions_active",
+    "funnelgate_websockets_open",
     "funnelgate_events",
     "funnelgate_redis_restarts",
     "funnelgate_backend_up",

@@ -55,7 +55,7 @@ HTTP_REQUESTS = Counter(
 )
 HTTP_SECONDS = Histogram(
     "funnelgate_http_request_seconds",
-    "Time to answer one HTTP request, by route (a WebSocket counts until it closes).",
+    "Time to answer one HTTP request, by route (a WebSocket until its handshake is answered, not its life).",
     ["route"],
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
@@ -109,6 +109,11 @@ HTTP_CONNECTIONS_REFUSED = Counter(
     "Connections refused past FUNNEL_MAX_CONNECTIONS_PER_ADDRESS: lingered (waited for the head, then "
     "answered 429) or reset (past 16 such waits from one address).",
     ["how"],
+    registry=REGISTRY,
+)
+WEBSOCKETS_OPEN = Gauge(
+    "funnelgate_websockets_open",
+    "GraphQL WebSockets open now (handshake answered 101, not yet closed).",
     registry=REGISTRY,
 )
 SUBSCRIPTIONS = Gauge(

@@ -2,7 +2,7 @@
 order ``gateway/web/app.py`` documents:
 
 1. HTTP metrics (:class:`gateway.web.observability.HttpMetrics`): counted and timed whatever answers,
-   the edge's own refusals included;
+   the edge's own refusals included (a WebSocket when its handshake is answered, not when it closes);
 2. the edge (:func:`gateway.web.edge.admit`): Host, CORS, authentication, route roles, rate limit;
 3. on /graphql, the request reader (:class:`gateway.web.requests.RequestReader`): the body decoded once,
    persisted queries resolved; only for a request with a principal (an open one, a WebSocket handshake
@@ -33,7 +33,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.web import body_deadline, edge
-from gateway.web.observability import HttpMetrics
+from gateway.web.observability import STARTED, HttpMetrics
 from gateway.web.requests import RequestReader
 from gateway.web.response_cache import ResponseCache
 
@@ -65,7 +65,7 @@ def middleware(
 
     @web.middleware
     async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
+        request[STARTED] = started = time.perf_counter()  # a WebSocket is timed to its 101 (observability)
         status = 500
         response: web.StreamResponse | None
         timer = arm(request, body_timeout_s)

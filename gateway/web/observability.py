@@ -152,21 +152,44 @@ def _selection(selection_set: SelectionSetNode | None) -> str:
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+STARTED = web.RequestKey("http_started", float)  # front.py: when the request was taken up
+UPGRADED = web.RequestKey("websocket_upgraded", bool)  # websocket_opened: counted at its handshake
+
+
 class HttpMetrics:
     """Count and time every request by route; a path outside ``routes`` counts as ``other`` (scanners
     would otherwise create a series per URL they try). :mod:`gateway.web.front` calls ``record`` once
-    per request, whatever answered it (the edge's refusals included)."""
+    per request, whatever answered it (the edge's refusals included).
+
+    A WebSocket's handler returns only when the socket closes: timed to then, a dashboard open for an
+    hour was a 3,600 s request in the latency histogram (its top bucket, and the p99 with it). A socket
+    is counted and timed when its handshake is answered (:func:`websocket_opened`, status 101), and
+    ``record`` at its close only takes it off ``funnelgate_websockets_open``."""
 
     def __init__(self, routes: frozenset[str]) -> None:
         self.routes = routes
 
     def record(self, request: web.BaseRequest, status: int, started: float) -> None:
+        if UPGRADED in request:
+            metrics.WEBSOCKETS_OPEN.dec()
+            return
         path = request.path
         route = path if path in self.routes else "other"
         # Any token is a method to aiohttp: a client's invented ones count as "other", not a series each.
         method = request.method if request.method in METHODS else "other"
         metrics.child(metrics.HTTP_REQUESTS, route, method, str(status)).inc()
         metrics.child(metrics.HTTP_SECONDS, route).observe(time.perf_counter() - started)
+
+
+def websocket_opened(request: web.Request, route: str) -> None:
+    """A WebSocket handshake just answered 101: the request is counted and timed now, as every other
+    request is when it is answered; the socket is counted open until ``HttpMetrics.record`` sees it end."""
+    request[UPGRADED] = True
+    metrics.child(metrics.HTTP_REQUESTS, route, request.method, "101").inc()
+    started = request.get(STARTED)
+    if started is not None:
+        metrics.child(metrics.HTTP_SECONDS, route).observe(time.perf_counter() - started)
+    metrics.WEBSOCKETS_OPEN.inc()
 
 
 # The probe a scrape is waiting for, shared by every scrape that arrives meanwhile (_probed).

@@ -64,6 +64,7 @@ from gateway.web import documents, pages, request_json
 from gateway.web.context import Context, new_context
 from gateway.web.edge import PRINCIPAL, error_response, method_not_allowed, websocket_origin_refusal
 from gateway.web.negotiation import negotiate, not_a_request, response_body
+from gateway.web.observability import websocket_opened
 from gateway.web.operations import parsed_problem
 from gateway.web.requests import PREPARED
 from gateway.web.websocket import BoundedCloseWebSocket, FunnelTransportWS, SocketPolicy
@@ -183,6 +184,7 @@ class FunnelGraphQLView(GraphQLView):
         # strawberry's, with every close reason cut to what a close frame holds (websocket.py).
         ws = BoundedCloseWebSocket(protocols=[subprotocol] if subprotocol else [])
         await ws.prepare(request)
+        websocket_opened(request, request.path)  # the request is answered (101); the socket lives on
         if sockets is not None:
             sockets[ws] = address
         return ws
