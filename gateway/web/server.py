@@ -4,7 +4,8 @@ Secure by default: with no credential configured, authentication is off, which o
 allows (the embedded demo), and the start says so loudly; a non-loopback bind without credentials does
 not start (exit 2, naming the settings). A client that leaves cancels its request (aiohttp's
 ``handler_cancellation``), and SIGTERM stops the server within ``FUNNEL_SHUTDOWN_TIMEOUT_S`` even under
-load: open WebSockets are closed, requests still running after that are cancelled. A slow client is
+load: open WebSockets are closed, requests still running after that are cancelled. A second SIGINT or
+SIGTERM while it stops exits at once (:func:`on_stop_signal`), as uvicorn and gunicorn do. A slow client is
 cut off: a connection must send its request head within ``FUNNEL_HEADER_TIMEOUT_S`` (of opening, or of
 its previous response) and the body within ``FUNNEL_BODY_TIMEOUT_S`` (:mod:`gateway.web.body_deadline`),
 and one client address holds at most ``FUNNEL_MAX_CONNECTIONS_PER_ADDRESS`` connections
@@ -18,11 +19,13 @@ import errno
 import gc
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -172,6 +175,35 @@ def app_runner(app: web.Application, settings: Settings, **options: Any) -> Capp
     )
 
 
+def force_exit(code: int) -> NoReturn:
+    """Exit now: no handler, backend close or ``finally`` runs (the log is flushed first). What is
+    acknowledged is stored already, as after a SIGKILL; the private redis-server gets SIGTERM from
+    the kernel as its parent dies (``gateway.embedded.redis_server``)."""
+    for handler in logging.getLogger().handlers:
+        try:
+            handler.flush()
+        except Exception:  # a broken log stream must not keep the process alive
+            continue
+    os._exit(code)
+
+
+def on_stop_signal(stop: asyncio.Event) -> Callable[[int], None]:
+    """The stop signals' handler: the first SIGINT or SIGTERM starts the graceful stop (running requests
+    get up to FUNNEL_SHUTDOWN_TIMEOUT_S, then the backends close); a second one while it runs exits at
+    once, with 128 + the signal's number as a shell reports a process the signal killed (130, 143).
+    An operator (or Ctrl-C) who sends it again means now, not after a hung backend lets go."""
+
+    def handle(signum: int) -> None:
+        if not stop.is_set():
+            stop.set()
+            return
+        name = signal.Signals(signum).name
+        log.warning("%s again while stopping: exiting now, without waiting for running requests", name)
+        force_exit(128 + signum)
+
+    return handle
+
+
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     """Serve until a stop signal. ``ready`` is set once the port accepts connections (for tests)."""
     check_listen_address(settings)
@@ -179,8 +211,9 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     stop = asyncio.Event()
     stopping: float | None = None
     loop = asyncio.get_running_loop()
+    handle = on_stop_signal(stop)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, handle, sig)
     try:
         async with open_services(settings, serving=True) as services:
             # The access log: Apache combined format on the "funnelgate.access" logger (FUNNEL_ACCESS_LOG).
