@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
+from json import decoder
 from typing import Any
 
 # A \uD800-\uDFFF escape in the raw text: only such escapes can produce a lone surrogate (UTF-8 cannot
@@ -70,8 +72,9 @@ def not_utf8(data: bytes) -> str | None:
     return None
 
 
-def decode(data: str | bytes) -> Any:
-    """``json.loads`` for client input: bytes must be UTF-8 and no string may hold a lone surrogate."""
+def decode(data: str | bytes, unique_keys: frozenset[str] = frozenset()) -> Any:
+    """``json.loads`` for client input: bytes must be UTF-8 and no string may hold a lone surrogate.
+    A key of ``unique_keys`` given twice in the top-level object is refused (:func:`_unique_top_level`)."""
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")
@@ -86,7 +89,7 @@ def decode(data: str | bytes) -> Any:
     if text.count("[") + text.count("{") > MAX_DEPTH and _nests_over(text, MAX_DEPTH):
         raise BadJson(f"the JSON nests more than {MAX_DEPTH} levels of arrays and objects")
     try:
-        value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
+        value = _unique_top_level(text, unique_keys) if unique_keys else _DECODER.decode(text)
     except RecursionError:  # cannot happen after the scan; never a 500 if it does
         raise BadJson(f"the JSON nests more than {MAX_DEPTH} levels of arrays and objects") from None
     match = _SURROGATE_ESCAPE.search(text)
@@ -97,6 +100,34 @@ def decode(data: str | bytes) -> Any:
             text,
             match.start(),
         )
+    return value
+
+
+def _unique_top_level(text: str, unique_keys: frozenset[str]) -> Any:
+    """``json.loads(text)``, except that a key of ``unique_keys`` given twice in the top-level object is
+    refused: json keeps the last (``{"query": "{a}", "query": "{b}"}`` runs ``{b}``), a proxy or WAF in
+    front may have read the first. The top-level object is read by json's own Python reader
+    (``json.decoder.JSONObject``, its messages and all), which hands each value to the C scanner.
+
+    Measured (2 shared cores, best of many runs): a 300-byte body decodes in ~5.5 us instead of ~2.7 us (a
+    body read before is remembered and not decoded again, ``requests.MEMO_BODY_BYTES``); on 1 MB bodies
+    the difference is within the noise (a 1 MB string: ~1.2 ms either way; 6,800 event objects: ~36 ms
+    in all, nearly all of it the nesting scan in :func:`decode`). A hook on every object
+    (``object_pairs_hook``) parsed objects ~50 % slower."""
+    at = _WHITESPACE.match(text, 0).end()  # type: ignore[union-attr]  # "*": it always matches
+    if text[at : at + 1] != "{":
+        return _DECODER.decode(text)  # not an object: whatever json makes of it, or its error
+    scan = _DECODER.scan_once  # type: ignore[attr-defined]  # the C scanner, made by JSONDecoder()
+    pairs, end = _json_object((text, at + 1), True, scan, None, list, {})
+    if _WHITESPACE.match(text, end).end() != len(text):  # type: ignore[union-attr]
+        raise json.JSONDecodeError("Extra data", text, end)
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen and key in unique_keys:
+                raise BadJson(f"the {key} field is given more than once in the JSON object: send it once")
+            seen.add(key)
     return value
 
 
@@ -116,6 +147,10 @@ def _finite(text: str) -> float:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_constant=_not_a_number, parse_float=_finite)
+_WHITESPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, as json.decoder skips it
+# json's reader of one object (the pure-Python one; its values are read by the decoder's scanner).
+_json_object: Callable[..., tuple[list[tuple[str, Any]], int]] = decoder.JSONObject  # type: ignore[attr-defined]
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')  # a JSON string: brackets inside it nest nothing
 _BRACKET = re.compile(r"[\[\]{}]")
 

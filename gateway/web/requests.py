@@ -6,7 +6,8 @@ view (which would otherwise decode the body again).
 It is the only reader of a JSON body (``request_json.body_kind``: ``application/json``; another media type
 naming JSON is refused with 415), so nothing reaches execution without passing it. What it cannot
 decode (bad JSON, nesting past ``request_json.MAX_DEPTH``, a batch, wrong types, a GET ``variables`` or
-``extensions`` parameter that is not JSON) is answered here with 400 (``negotiation.not_a_request``),
+``extensions`` parameter that is not JSON, a field given twice: a GET parameter or a key of the body's
+top-level object) is answered here with 400 (``negotiation.not_a_request``),
 never left to fail later. A persisted-query problem is answered here, as Apollo Server answers it
 (``PersistedQueryNotFound`` with HTTP 200 and ``Cache-Control: private, no-cache, must-revalidate``, so
 neither a CDN nor the client keeps the miss). An APQ registration (a hash sent with its text) is parsed
@@ -69,6 +70,10 @@ _KINDS: tuple[tuple[str, type], ...] = (
     ("operationName", str),
 )
 
+# Which of two `query` entries of a body would run? json keeps the last, a proxy or WAF in front may read
+# the first: a field given twice is refused, as a GET parameter is (request_json._unique_top_level).
+_FIELDS = frozenset(name for name, _ in _KINDS)
+
 
 class NotARequest(Exception):
     """A body or GET parameters that are not one well-formed GraphQL request: HTTP ``status``."""
@@ -85,7 +90,7 @@ def _decode(request: web.Request, body: bytes | None) -> dict[str, Any]:
     """The request's fields as JSON values; :class:`NotARequest` says why they are not one request."""
     if body is not None:
         try:
-            payload = request_json.decode(body)
+            payload = request_json.decode(body, unique_keys=_FIELDS)
         except request_json.BadJson as exc:
             raise NotARequest(str(exc)) from None
         except json.JSONDecodeError:

@@ -132,6 +132,13 @@ MALFORMED = {
         "`variables` must be an object or null",
     ),
     "not JSON at all": ("post", {"data": "{nope", "headers": JSON}, "Unable to parse request body as JSON"),
+    # The request object's fields are read one by one (duplicates: request_json._unique_top_level): a
+    # mistake between them is still the parser's.
+    "a trailing comma": ("post", {"data": '{"query": "{ a }",}', "headers": JSON}, "Unable to parse"),
+    "text after the object": ("post", {"data": '{"query": "{ a }"} x', "headers": JSON}, "Unable to parse"),
+    "no colon": ("post", {"data": '{"query" "{ a }"}', "headers": JSON}, "Unable to parse"),
+    "a field without its value": ("post", {"data": '{"query": ', "headers": JSON}, "Unable to parse"),
+    "whitespace only": ("post", {"data": " ", "headers": JSON}, "Unable to parse"),
 }
 
 

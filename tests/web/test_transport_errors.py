@@ -105,3 +105,39 @@ async def test_every_refusal_before_execution_is_coded_json_in_the_negotiated_ty
             if got != (status, expected_type, code, True):
                 wrong[name] = (*got, error["message"])
     assert wrong == {}
+
+
+# name -> (body, the field named in the refusal, or None where the body runs)
+BODIES: dict[str, tuple[bytes, str | None]] = {
+    "query twice": (b'{"query": "{ __typename }", "query": "{ pageTypes }"}', "query"),
+    "query twice, once escaped": (b'{"query": "{ __typename }", "\\u0071uery": "{ pageTypes }"}', "query"),
+    "operationName twice": (
+        b'{"query": "query A { __typename } query B { pageTypes }", "operationName": "A", "operationName": "B"}',
+        "operationName",
+    ),
+    "variables twice": (b'{"query": "{ __typename }", "variables": {}, "variables": {}}', "variables"),
+    "extensions twice": (b'{"query": "{ __typename }", "extensions": {}, "extensions": {}}', "extensions"),
+    # Only the request object's own fields: a key repeated inside a value, or one the gateway ignores.
+    "a key twice inside variables": (b'{"query": "{ __typename }", "variables": {"a": 1, "a": 2}}', None),
+    "an unknown field twice": (b'{"query": "{ __typename }", "id": 1, "id": 2}', None),
+}
+
+
+@pytest.mark.parametrize("name", list(BODIES))
+async def test_a_request_field_given_twice_in_the_body_is_refused(services, name):
+    body, field = BODIES[name]
+    async with TestClient(TestServer(create_app(services), port=PORT)) as client:
+        response = await client.post("/graphql", data=body, headers=JSON)
+        answer = await response.json()
+    if field is None:
+        assert (response.status, answer["data"]) == (200, {"__typename": "Query"})
+        return
+    assert response.status == 400
+    assert answer == {
+        "errors": [
+            {
+                "message": f"the {field} field is given more than once in the JSON object: send it once",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+    }
