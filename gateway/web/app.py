@@ -150,10 +150,11 @@ def create_app(
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         allowed_origins=list(settings.cors_origins),  # the WebSocket Origin check
     )
-    app.router.add_route("*", GRAPHQL_PATH, view)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_post("/events", post_events)
-    app.router.add_get("/metrics", metrics_endpoint)
+    expect = edge.expect_handler  # an Expect other than 100-continue: 417 in the route's error shape
+    app.router.add_route("*", GRAPHQL_PATH, view, expect_handler=expect)
+    app.router.add_get("/healthz", healthz, expect_handler=expect)
+    app.router.add_post("/events", post_events, expect_handler=expect)
+    app.router.add_get("/metrics", metrics_endpoint, expect_handler=expect)
     app.on_shutdown.append(_close_websockets)
     app.on_cleanup.append(_close_limiter)
     pages.add_routes(app)

@@ -30,7 +30,8 @@ middleware, :mod:`gateway.web.front`, calls it first and :func:`decorate` on wha
 Every refusal here is JSON with a code, in the route's error shape (:func:`error_response`): a client
 reads a refusal the same way whichever step gave it. So are the router's 404 and 405 on every path
 (:func:`router_refusal`, ``NOT_FOUND`` / ``METHOD_NOT_ALLOWED`` with ``Allow``), /graphql's own 405, and
-aiohttp's 413 for a body over ``FUNNEL_MAX_BODY_BYTES`` (:func:`body_too_large`, ``PAYLOAD_TOO_LARGE``).
+aiohttp's 413 for a body over ``FUNNEL_MAX_BODY_BYTES`` (:func:`body_too_large`, ``PAYLOAD_TOO_LARGE``),
+and its 417 for an ``Expect`` other than ``100-continue`` (:func:`expect_handler`, ``EXPECTATION_FAILED``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from gateway.config import Settings, env_name
 from gateway.errors import Unauthenticated, shown_header
@@ -100,6 +101,21 @@ def router_refusal(request: web.Request, exc: web.HTTPException) -> web.Response
     if allow is None:
         return error_response(request, exc.status, f"{request.path}: {exc.reason}", code)
     return method_not_allowed(request, allow)
+
+
+async def expect_handler(request: web.Request) -> web.Response | None:
+    """aiohttp's handling of ``Expect`` (it runs before any middleware): ``100-continue`` is answered
+    ``100 Continue`` as aiohttp does; any other expectation 417 ``EXPECTATION_FAILED`` in the route's
+    error shape, where aiohttp answers a text page ("Unknown Expect: ..."), which no GraphQL or /events
+    client can read. It is answered before the edge: no CORS headers, not in the HTTP metrics."""
+    expect = request.headers.get("Expect", "")
+    if expect.lower() != "100-continue":
+        message = f"Expect {shown_header(expect, 80)} is not supported (only 100-continue)"
+        return error_response(request, 417, message, "EXPECTATION_FAILED")
+    if request.version == HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # as aiohttp's: the 100 is not part of the response's size
+    return None
 
 
 def body_too_large(request: web.Request, settings: Settings) -> web.Response:

@@ -65,6 +65,10 @@ CASES: dict[str, tuple[str, str, dict[str, Any], int, str, str]] = {
         "get", "/graphql", {"headers": {"Upgrade": "websocket", "Connection": "upgrade"}}, 400, "BAD_REQUEST",
         "No GraphQL query found",
     ),
+    "an expectation other than 100-continue": (
+        "post", "/graphql", {"data": QUERY, "headers": {**JSON, "Expect": "teapot"}}, 417, "EXPECTATION_FAILED",
+        "Expect 'teapot' is not supported (only 100-continue)",
+    ),
     # Already JSON before: they stay so, with their codes.
     "a mutation over GET": (
         "get", "/graphql?query=mutation%7BinvalidateCache%7BkeysRemoved%7D%7D", {}, 405, "METHOD_NOT_ALLOWED",
@@ -141,3 +145,15 @@ async def test_a_request_field_given_twice_in_the_body_is_refused(services, name
             }
         ]
     }
+
+
+async def test_expect_100_continue_still_runs_and_events_refuse_other_expectations_in_their_shape(services):
+    async with TestClient(TestServer(create_app(services), port=PORT)) as client:
+        continued = await client.post("/graphql", data=QUERY, headers=JSON, expect100=True)
+        assert (continued.status, (await continued.json())["data"]) == (200, {"__typename": "Query"})
+        refused = await client.post("/events", data=b"[]", headers={**JSON, "Expect": "teapot"})
+        assert refused.status == 417
+        assert await refused.json() == {
+            "error": "Expect 'teapot' is not supported (only 100-continue)",
+            "code": "EXPECTATION_FAILED",
+        }
