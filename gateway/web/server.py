@@ -198,7 +198,7 @@ def on_stop_signal(stop: asyncio.Event) -> Callable[[int], None]:
             stop.set()
             return
         name = signal.Signals(signum).name
-        log.warning("%s again while stopping: exiting now, without waiting for running requests", name)
+        log.warning("%s during the graceful stop: exiting now, without waiting for running requests", name)
         force_exit(128 + signum)
 
     return handle

@@ -68,7 +68,7 @@ async def test_a_second_signal_while_stopping_exits_at_once(data_dir, first, sec
         await asyncio.wait_for(proc.wait(), BOUND_S)  # the graceful stop alone would take 600 s
         rest = (await proc.stderr.read()).decode()
         assert proc.returncode == 128 + second
-        assert f"{second.name} again while stopping: exiting now" in rest, "".join(seen) + rest
+        assert f"{second.name} during the graceful stop: exiting now" in rest, "".join(seen) + rest
         assert "stopped in" not in rest  # the graceful stop did not finish: it was cut short
     finally:
         if writer is not None:
