@@ -91,7 +91,8 @@ def is_request_error(result: ExecutionResult) -> bool:
     strawberry returns a PreExecutionError for parse and validation failures (and the gateway for a
     document naming no single operation); graphql-core reports a variable it cannot coerce, or an
     unknown operation, as ``data`` None with errors that have no ``path``. A field error always has a
-    path, even when a non-null root field nulls the whole ``data``.
+    path, even when it nulls the whole ``data`` (the one root field of a subscription, which is
+    non-null; query and mutation root fields are nullable).
     """
     if isinstance(result, PreExecutionError):
         return True
