@@ -18,6 +18,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gateway import background
 from gateway.cache.stats import CacheStats
 from gateway.config import Settings, hide_password, redact
 from gateway.embedded.datadir_lock import DataDirLock
@@ -183,12 +184,8 @@ async def _store_ready(store: DocumentStore, stack: AsyncExitStack, settings: Se
     getattr(store, "generation_unknown", lambda: None)()
     task = asyncio.create_task(_ensure_indexes_when_back(store), name="funnelgate-store-retry")
 
-    async def stop() -> None:
-        task.cancel()
-        # Bounded, as the generation follower's stop is: a cancelled driver call must not hold SIGTERM.
-        await asyncio.wait([task], timeout=2.0)
-
-    stack.push_async_callback(stop)
+    # Bounded, as the generation follower's stop is: a cancelled driver call must not hold SIGTERM.
+    stack.push_async_callback(background.stop, task, "the index retry")
 
 
 async def _ensure_indexes_when_back(store: DocumentStore) -> None:
@@ -197,6 +194,8 @@ async def _ensure_indexes_when_back(store: DocumentStore) -> None:
         try:
             await store.ensure_indexes()
         except (StoreUnavailable, QueryTimeout) as exc:
+            if background.stop_requested():  # cancelled, though the driver said "unreachable"
+                return
             log.debug("document store still unreachable: %s", exc)
             continue
         except Exception as exc:  # a background task: no one else would hear it

@@ -113,3 +113,78 @@ async def test_a_retry_refused_by_mongodb_is_logged_and_does_not_fail_the_shutdo
             await asyncio.sleep(0)
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("not authorized" in m for m in errors), errors
+
+
+class LosesTheCancellation:
+    """A driver call that loses its cancellation, as PyMongo's do on Python 3.11 (gateway/background.py):
+    cancelled, it either fails as a refused connect, every time (``fails``), or goes on waiting -- the
+    driver's retry selecting a server -- until it is cancelled again (``waits``). A test clears
+    ``losing`` when it is done, so that a loop that outlived its stop ends at the loop's teardown."""
+
+    def __init__(self, then: str) -> None:
+        self.then = then
+        self.started = asyncio.Event()
+        self.losing = True
+
+    async def __call__(self) -> None:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()  # in flight until cancelled
+        except asyncio.CancelledError:
+            if not self.losing:
+                raise
+            if self.then == "fails":
+                raise StoreUnavailable("MongoDB unavailable: [Errno 111] Connect call failed") from None
+        await asyncio.Event().wait()  # still selecting a server, until cancelled again
+
+
+@pytest.mark.parametrize("then", ["fails", "waits"])
+async def test_close_stops_the_follower_whose_read_lost_the_cancellation(then: str) -> None:
+    # Seen in the down-at-start test: the follower read on after close (every run logged "did not stop"
+    # for half of them), and before its stop was bounded, close waited for it forever (the 300 s hang).
+    from gateway.stores.mongo.store import MongoStore
+
+    store = MongoStore(database={}, client=None)
+    read = LosesTheCancellation(then)
+    store.refresh_generation = read  # type: ignore[method-assign]
+    store.follow(interval_s=0)
+    await read.started.wait()
+    try:
+        await store.close()
+        assert store._follower is not None and store._follower.done()
+    finally:
+        read.losing = False
+
+
+class DownThenLosesTheCancellation(LateStore):
+    """ensure_indexes: unreachable at start, then a retry that loses its cancellation (refused connect)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.retry = LosesTheCancellation("fails")
+
+    async def ensure_indexes(self) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise StoreUnavailable("MongoDB unreachable")
+        await self.retry()
+
+
+async def test_the_index_retry_whose_call_lost_the_cancellation_stops_at_shutdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+
+    from gateway import services as services_module
+
+    monkeypatch.setattr(services_module, "STORE_RETRY_S", 0.0)
+    settings = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "data")})
+    store = DownThenLosesTheCancellation()
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            await services_module._store_ready(store, stack, settings)  # type: ignore[arg-type]
+            await store.retry.started.wait()
+            (retry,) = [task for task in asyncio.all_tasks() if task.get_name() == "funnelgate-store-retry"]
+        assert retry.done()
+    finally:
+        store.retry.losing = False

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING
 
+from gateway import background
 from gateway.errors import BadInput, QueryTimeout, StoreUnavailable
 from gateway.models import Document
 from gateway.stores.collections import COLLECTIONS, PRIMARY_KEYS, USERS
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("funnelgate.mongo")
 NO_ID = {"_id": 0}
-STOP_WAIT_S = 2.0  # at most this long for the follower to end once cancelled (close, SIGTERM)
 
 
 def _check(collection: str) -> None:
@@ -45,12 +45,9 @@ class ServedGeneration:
 
     async def _stop_following(self) -> None:
         if self._follower is not None:
-            self._follower.cancel()
-            # Bounded: a read cancelled inside the driver (server selection, a pool checkout) must not
-            # hold the close -- and SIGTERM -- for as long as the driver takes to notice.
-            done, _ = await asyncio.wait([self._follower], timeout=STOP_WAIT_S)
-            if not done:
-                log.warning("the generation follower did not stop within %g s; closing anyway", STOP_WAIT_S)
+            # Bounded, and cancelled again while it waits: the driver can lose a cancellation
+            # (gateway/background.py), and close -- and SIGTERM -- must not wait for the follower.
+            await background.stop(self._follower, "the generation follower")
 
     # -- generations (stores/datasets.py; the steps are in generations.py) ---------------------------
     @property
@@ -102,7 +99,9 @@ class ServedGeneration:
         """Re-read the active generation every ``interval_s`` in the background, until close (serving
         processes: an ingest elsewhere switches generations)."""
         if self._follower is None and not self._pinned:
-            self._follower = asyncio.get_running_loop().create_task(self._follow(interval_s))
+            self._follower = asyncio.get_running_loop().create_task(
+                self._follow(interval_s), name="funnelgate-generation-follower"
+            )
 
     async def _follow(self, interval_s: float) -> None:
         while True:
@@ -111,6 +110,8 @@ class ServedGeneration:
                 await self.refresh_generation()
             except (StoreUnavailable, QueryTimeout) as exc:
                 log.debug("cannot read the active generation: %s", exc)
+            if background.stop_requested():  # cancelled, though the read ended as if it were not
+                return
 
     async def begin_build(self) -> generations.MongoBuild:
         return await generations.MongoBuild.begin(self)  # type: ignore[arg-type]  # the mixin of MongoStore
