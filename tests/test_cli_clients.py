@@ -193,8 +193,10 @@ def test_replay_without_a_rate_says_unlimited_and_the_failure(refused_url, capsy
     ("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "term"]
 )
 def test_a_stopped_replay_prints_the_summary_so_far(refused_url, stop, code):
-    # One batch at once, the next 100 s later: the interrupt lands while replay waits.
-    argv = ["replay", "--csv-dir", str(CLEAN), "--rate", "1", "--batch", "5", "--url", refused_url]
+    # The slowest rate: the first event is due 100 s after the start, so the signal lands while replay
+    # waits, however late a loaded machine lets this process send it. At --rate 1 (as it was) the 33
+    # events of CLEAN were all sent in 33 s, and a signal later than that found replay finished.
+    argv = ["replay", "--csv-dir", str(CLEAN), "--rate", "0.01", "--batch", "5", "--url", refused_url]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", *argv],
