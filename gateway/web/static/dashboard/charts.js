@@ -164,11 +164,21 @@ export function funnelChart(steps, width) {
   return svg;
 }
 
-function niceMax(x) {
-  if (x <= 0) return 1;
-  const p = 10 ** Math.floor(Math.log10(x));
-  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= x) return m * p;
-  return 10 * p;
+// An axis of 4 equal steps from 0 whose every tick is a short number shown exactly: the step is 1, 1.5,
+// 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten (a whole number when `whole`: counts), the max is 4
+// steps, and `decimals` is what the step needs, so no label rounds ("0.3%" on the 0.25% line).
+export function axisTicks(x, whole = false) {
+  const want = Math.max(x, 1e-9) / 4;
+  for (let p = 10 ** Math.floor(Math.log10(want)); ; p *= 10) {
+    for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8]) {
+      const step = Number((m * p).toPrecision(6));
+      if (step < want || (whole && !Number.isInteger(step))) continue;
+      let decimals = 0;
+      while (Math.abs(step * 10 ** decimals - Math.round(step * 10 ** decimals)) > 1e-9) decimals += 1;
+      const ticks = [0, 1, 2, 3, 4].map((t) => Number((step * t).toFixed(decimals)));
+      return { max: ticks[4], ticks, decimals };
+    }
+  }
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -252,18 +262,19 @@ export function trendChart(points, interval, width) {
   svg.dataset.periods = String(periodSlots.length);
   svg.dataset.gaps = String(gapSlots.length);
   const rates = points.map((p) => p.conversionRate);
-  const rMax = niceMax(Math.max(0.01, ...rates));
-  const most = Math.max(1, ...cohorts);
-  const cMax = most <= 8 ? Math.ceil(most / 4) * 4 : niceMax(most); // whole numbers on the 4 ticks
+  // Both axes in 4 exact steps: the rate's in percent (at least 1%), the count's in whole users.
+  const pctAxis = axisTicks(100 * Math.max(0.01, ...rates));
+  const countAxis = axisTicks(Math.max(1, ...cohorts), true);
+  const rMax = pctAxis.max / 100;
+  const cMax = countAxis.max;
   const x = new Map(periodSlots.map((s) => [s.index, s.centre]));
   const yr = (r) => m.top + h - (r / rMax) * h;
   const yc = (c) => m.top + h - (c / cMax) * h;
   for (let t = 0; t <= 4; t++) {
-    const r = (rMax * t) / 4;
-    const y = yr(r);
+    const y = yc(countAxis.ticks[t]);
     svg.append(el('line', { x1: m.left, x2: m.left + w, y1: y, y2: y, class: 'grid' }));
-    svg.append(text(m.left - 6, y + 4, `${Math.round(100 * r * 10) / 10}%`, { class: 'axis', 'text-anchor': 'end' }));
-    svg.append(text(m.left + w + 6, y + 4, fmt.int.format((cMax * t) / 4), { class: 'axis' }));
+    svg.append(text(m.left - 6, y + 4, `${pctAxis.ticks[t].toFixed(pctAxis.decimals)}%`, { class: 'axis tick-rate', 'text-anchor': 'end' }));
+    svg.append(text(m.left + w + 6, y + 4, fmt.int.format(countAxis.ticks[t]), { class: 'axis tick-count' }));
   }
   gapSlots.forEach((s) => {
     const g = spanText(points, s, interval);
