@@ -50,3 +50,32 @@ async def test_every_axis_label_names_the_value_of_its_gridline_exactly(tab: Tab
     assert [t for t, _ in chart["rate"]] == ["0.0%", "2.5%", "5.0%", "7.5%", "10.0%"]
     assert [t for t, _ in chart["count"]] == ["0", "3", "6", "9", "12"]
     await assert_clean(tab)
+
+
+NOTES = """async ([steps, width]) => {
+    const { funnelChart } = await import('/static/dashboard/charts.js');
+    return [...funnelChart(steps, width).querySelectorAll('text.note')].map((t) => t.textContent);
+}"""
+
+
+def step(name: str, users: int, rate: float, drop: float) -> dict:
+    return {"name": name, "users": users, "conversionRate": rate, "dropOffRate": drop}
+
+
+async def test_a_step_nobody_reached_says_so_not_that_everyone_dropped_off(tab: Tab) -> None:
+    await open_dashboard(tab)
+    # 4 users, 1 continues to search, nobody to payment; then no one reached payment, so nobody could
+    # continue to confirmation or drop off there (the API answers 0% and 100% for those rates).
+    steps = [
+        step("home", 4, 0, 0),
+        step("search", 1, 0.25, 0.75),
+        step("payment", 0, 0, 1),
+        step("confirm", 0, 0, 1),
+    ]
+    notes = await tab.page.evaluate(NOTES, [steps, 900])
+    assert notes == [
+        "↓ 25.0% continue  ·  3 dropped off (75.0%)",
+        "↓ 0.0% continue  ·  1 dropped off (100.0%)",  # true: the one at search went no further
+        "no one reached this step",
+    ]
+    await assert_clean(tab)

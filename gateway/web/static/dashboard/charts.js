@@ -122,12 +122,15 @@ export function funnelChart(steps, width) {
   steps.forEach((step, i) => {
     if (i > 0) {
       const dropped = Math.max(0, steps[i - 1].users - step.users);
-      const note = text(barX, y + 17, '', { class: 'small' });
-      note.append(
-        el('tspan', { class: 'good' }, `↓ ${fmt.pct(step.conversionRate)} continue`),
-        el('tspan', { class: 'muted' }, '  ·  '),
-        el('tspan', { class: 'drop' }, `${fmt.int.format(dropped)} dropped off (${fmt.pct(step.dropOffRate)})`),
-      );
+      const note = text(barX, y + 17, '', { class: 'small note' });
+      // Nobody at the step before: no one to continue or drop off (the API's rates are 0 there).
+      if (steps[i - 1].users === 0) note.append(el('tspan', { class: 'muted' }, 'no one reached this step'));
+      else
+        note.append(
+          el('tspan', { class: 'good' }, `↓ ${fmt.pct(step.conversionRate)} continue`),
+          el('tspan', { class: 'muted' }, '  ·  '),
+          el('tspan', { class: 'drop' }, `${fmt.int.format(dropped)} dropped off (${fmt.pct(step.dropOffRate)})`),
+        );
       parts.push(note);
       y += noteH;
     }
