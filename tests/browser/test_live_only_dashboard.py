@@ -61,6 +61,8 @@ async def test_live_only_dashboard_says_no_page_views_then_shows_the_derived_fun
     for state in ("#funnel-state", "#trend-state"):
         assert await page.get_attribute(state, "class") == "state empty"
     assert await page.text_content("#steps-hint") == ""
+    # Nor "every page is a step" in the picker: there is no page.
+    assert await page.text_content("#step-add option") == "no pages yet"
 
     await post_events(
         tab.base,
@@ -76,6 +78,7 @@ async def test_live_only_dashboard_says_no_page_views_then_shows_the_derived_fun
     await open_dashboard(tab)
     await wait_for_funnel(tab, [["landing", "3"], ["cart", "2"], ["checkout", "1"]])
     assert (await page.text_content("#funnel-state") or "").strip() == ""
+    assert await page.text_content("#step-add option") == "every page is a step"  # all three are steps
     # The live panel's steps are the same default funnel (today's unique users per step).
     await page.wait_for_function(
         """() => ['landing', 'cart', 'checkout'].every(

@@ -200,8 +200,9 @@ function renderStepPicker() {
   );
   const add = $('step-add');
   const remaining = state.pageTypes.filter((p) => !steps.includes(p));
+  const none = state.pageTypes.length ? 'every page is a step' : state.pageTypesError ? 'no page types' : 'no pages yet';
   add.replaceChildren(
-    h('option', { value: '', text: remaining.length ? '+ add a step' : 'every page is a step' }),
+    h('option', { value: '', text: remaining.length ? '+ add a step' : none }),
     ...remaining.map((p) => h('option', { value: p, text: p })),
   );
   add.disabled = remaining.length === 0;
