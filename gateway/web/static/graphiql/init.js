@@ -18,12 +18,35 @@ const wsConnectionParams = {
   },
 };
 
-const fetcher = window.GraphiQL.createFetcher({
+const toolkitFetcher = window.GraphiQL.createFetcher({
   url: httpUrl.href,
   subscriptionUrl: wsUrl.href,
   fetch: authFetch,
   wsConnectionParams,
 });
+
+// createFetcher picks WebSocket or HTTP from the editor's parsed document and operation name, which
+// GraphiQL refreshes ~0.5 s after an edit: Run sooner after pasting a subscription and it went over
+// POST (refused: "subscriptions are not served over POST"), with the old operation's name. This decides
+// from the text actually sent: parsed here, its operation name kept only when the text has it (else the
+// text's one operation's), so what runs is what the editor shows. Text that does not parse goes over
+// HTTP as it is, and the gateway says what is wrong with it.
+const { parse } = window.GraphiQL.GraphQL;
+
+function fetcher(params, options = {}) {
+  let documentAST;
+  try {
+    documentAST = parse(params.query);
+  } catch {
+    return toolkitFetcher(params, { ...options, documentAST: undefined });
+  }
+  const operations = documentAST.definitions.filter((d) => d.kind === 'OperationDefinition');
+  let { operationName } = params;
+  if (!operations.some((op) => (op.name?.value ?? null) === (operationName ?? null)) && operations.length === 1) {
+    operationName = operations[0].name?.value ?? null;
+  }
+  return toolkitFetcher({ ...params, operationName }, { ...options, documentAST });
+}
 
 // A key dialog cancelled at load is not asked again by GraphiQL's own requests (its schema, retried),
 // but Run -- the button, or Ctrl/Cmd-Enter -- is the person asking: then it is.
