@@ -115,9 +115,12 @@ async def gateway(services: Services) -> AsyncIterator[TestServer]:
 
 
 @asynccontextmanager
-async def open_tab(browser: Any, base: str) -> AsyncIterator[Tab]:
-    """A page in a fresh context on the gateway at ``base``; closed before the gateway is."""
-    context = await browser.new_context(viewport={"width": 1360, "height": 900}, color_scheme="light")
+async def open_tab(browser: Any, base: str, **options: Any) -> AsyncIterator[Tab]:
+    """A page in a fresh context on the gateway at ``base``; closed before the gateway is. ``options``
+    go to the context (``timezone_id="Pacific/Kiritimati"``)."""
+    context = await browser.new_context(
+        **{"viewport": {"width": 1360, "height": 900}, "color_scheme": "light", **options}
+    )
     tab = Tab(page=None, context=context, base=base)
 
     async def gate(route: Any) -> None:

@@ -7,15 +7,17 @@ now running plus the share of the previous minute still inside the last 60 s (RE
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
 from gateway.errors import StoreUnavailable
 from gateway.services import Services
-from tests.browser.conftest import Tab
+from tests.browser.conftest import Tab, open_tab
 from tests.browser.test_dashboard import FUNNEL_USERS, assert_clean, funnel_users, open_dashboard
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -303,3 +305,23 @@ async def test_the_header_names_the_cache_down_as_soon_as_the_live_panel_pauses_
         timeout=20_000,
     )
     assert tab.errors == []
+
+
+async def test_the_live_time_is_utc_and_the_revenue_tooltip_says_how_it_is_counted(
+    browser: Any, gateway: TestServer
+) -> None:
+    # A browser 14 hours ahead of UTC: its local time was shown ("Updated 7:45:01 PM") beside journeys
+    # in UTC. The time shown is the metrics' own `at`, in UTC, as a frame of the socket carried it.
+    async with open_tab(browser, f"http://127.0.0.1:{gateway.port}", timezone_id="Pacific/Kiritimati") as tab:
+        frames: list[str] = []
+        tab.page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f))))
+        page = await open_live(tab, "#live-epm", "0")
+        shown = await page.text_content("#live-at") or ""
+        found = re.fullmatch(r"Updated (\d\d:\d\d:\d\d) UTC", shown)
+        assert found, shown
+        assert any(f"T{found.group(1)}" in f and '"at"' in f for f in frames)
+        # Not "amounts in the last 60 s": the running minute plus a weighted share of the one before.
+        title = await page.get_attribute("#live-rpm-tile", "title") or ""
+        assert "minute now running" in title and "previous minute's weighted" in title
+        assert "Conversions' amounts in the last 60 s" not in title
+        await assert_clean(tab)

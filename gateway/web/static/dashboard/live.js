@@ -86,7 +86,8 @@ function renderLive(metrics) {
     }),
   );
   renderDevices(metrics.byDevice);
-  $('live-at').textContent = `Updated ${new Date(metrics.at).toLocaleTimeString()}`;
+  // In UTC, as the journeys and the gateway's days are (the browser's zone would go unsaid).
+  $('live-at').textContent = `Updated ${new Date(metrics.at).toISOString().slice(11, 19)} UTC`;
 }
 
 // onConnection(status) hears the socket's own states (connecting, live, reconnecting, unauthorized,
