@@ -5,6 +5,7 @@ import { $, busy, describe, h, latest, radioGroup, showState } from './dom.js';
 import { loadHealth } from './health.js';
 import { startLive } from './live.js';
 import { clearTotals, loadTotals } from './totals.js';
+import { refusedInput, trendPoints } from './trend.js';
 import { lookUp, useFunnelSteps } from './user.js';
 
 // ---- queries ---------------------------------------------------------------------------------------
@@ -16,12 +17,6 @@ const FUNNEL = `query DashboardFunnel(${DEFINITION_VARS}) {
   funnel(${DEFINITION_ARGS}) {
     overallConversionRate
     steps { name users conversionRate dropOffRate conversionFromStart avgTimeSpent medianTimeToConvert }
-  }
-}`;
-
-const TREND = `query DashboardTrend($interval: Interval!, ${DEFINITION_VARS}) {
-  funnelTrend(interval: $interval, ${DEFINITION_ARGS}) {
-    period conversionRate steps { users }
   }
 }`;
 
@@ -73,6 +68,8 @@ const noPageViews = (error) => /no default funnel/i.test(error.message);
 // A 401 once the key dialog was cancelled: trying again asks nobody and fails the same way, so no
 // "Try again" button; the message says to reload the page to enter a key.
 const needsKey = (error) => error.status === 401;
+// Nor for a refusal of the input (BAD_USER_INPUT): the same request is refused the same way.
+const final = (error) => needsKey(error) || refusedInput(error);
 
 async function loadFunnel({ quiet = false } = {}) {
   const current = funnelTurn();
@@ -90,7 +87,7 @@ async function loadFunnel({ quiet = false } = {}) {
     $('funnel-overall').textContent = '–';
     const noData = noPageViews(error);
     const message = noData ? NO_PAGE_VIEWS : `The funnel could not be loaded: ${describe(error)}`;
-    showState($('funnel-state'), message, noData ? 'empty' : 'error', noData || needsKey(error) ? null : loadFunnel);
+    showState($('funnel-state'), message, noData ? 'empty' : 'error', noData || final(error) ? null : loadFunnel);
   } finally {
     if (current()) busy(panel, false);
   }
@@ -228,7 +225,7 @@ async function loadTrend({ quiet = false } = {}) {
   const panel = $('trend-panel');
   if (!quiet) busy(panel, true);
   try {
-    const points = await queryField('funnelTrend', TREND, { interval: state.interval, ...definition() });
+    const points = await trendPoints(state.interval, definition());
     if (!current()) return;
     // A closed date range comes back as one zero point per period even when nobody started at all.
     if (!points.some((p) => p.steps[0]?.users)) {
@@ -242,7 +239,7 @@ async function loadTrend({ quiet = false } = {}) {
     if (!current()) return;
     clearChart($('trend-chart'));
     if (noPageViews(error)) showState($('trend-state'), NO_PAGE_VIEWS, 'empty');
-    else showState($('trend-state'), `The trend could not be loaded: ${describe(error)}`, 'error', needsKey(error) ? null : loadTrend);
+    else showState($('trend-state'), `The trend could not be loaded: ${describe(error)}`, 'error', final(error) ? null : loadTrend);
   } finally {
     if (current()) busy(panel, false);
   }
