@@ -99,6 +99,68 @@ function likelihoodNote(user) {
   return `${fmt.pct(user.conversionLikelihood)} likely to convert, from the outcomes of the 50 most similar users (weighted by similarity).`;
 }
 
+// A journey is drawn JOURNEY_ROWS visits at a time: a user with 5,000 page views made a panel 144,000 px
+// tall that took seconds to draw. What is left out is counted, with a control for more and for all.
+const JOURNEY_ROWS = 200;
+const CHIPS = 40; // pages named per session in the sessions table
+
+function drawJourney(box, user, errors, limit) {
+  const journey = user.journey;
+  box.replaceChildren();
+  if (!journey) {
+    box.append(sectionError(errors, 'journey', 'The journey') || h('p', { class: 'empty', text: 'No journey.' }));
+    return;
+  }
+  if (!journey.visits.length) {
+    box.append(h('p', { class: 'empty', text: 'No page visits.' }));
+    return;
+  }
+  const sessions = new Map((user.sessions || []).map((s) => [s.id, s]));
+  const bySession = new Map();
+  const total = journey.visits.length;
+  for (const v of journey.visits.slice(0, limit)) {
+    if (!bySession.has(v.sessionId)) bySession.set(v.sessionId, []);
+    bySession.get(v.sessionId).push(v);
+  }
+  if (journey.converted && journey.timeToConvertSeconds != null) {
+    box.append(h('p', { class: 'muted', text: `Converted ${fmt.seconds(journey.timeToConvertSeconds)} after the first step.` }));
+  }
+  for (const [sid, visits] of bySession) {
+    const s = sessions.get(sid);
+    const head = h(
+      'div',
+      { class: 'session-head' },
+      h('strong', { text: `Session ${sid}` }),
+      h('span', { class: 'muted', text: s ? ` · ${utc(s.startTime)} UTC · ${fmt.seconds(seconds(s.startTime, s.endTime))} · ${fmt.int.format(s.totalInteractions)} interactions` : '' }),
+      s && s.converted ? h('span', { class: 'badge good', text: `converted ${fmt.money.format(s.conversionValue)}` }) : null,
+    );
+    const items = visits.map((v) =>
+      h(
+        'li',
+        {},
+        h('time', { datetime: v.timestamp, text: v.timestamp.slice(11, 19) }),
+        pageChip(v.pageType),
+        h('span', { class: 'muted', text: fmt.seconds(v.duration) }),
+      ),
+    );
+    box.append(h('section', { class: 'session' }, head, h('ol', { class: 'timeline' }, ...items)));
+  }
+  const shown = Math.min(limit, total);
+  if (shown < total) {
+    const more = Math.min(JOURNEY_ROWS, total - shown);
+    box.append(
+      h(
+        'p',
+        { class: 'journey-more muted' },
+        h('span', { text: `The first ${fmt.int.format(shown)} of ${fmt.int.format(total)} visits; ${fmt.int.format(total - shown)} hidden. ` }),
+        h('button', { type: 'button', class: 'link', onclick: () => drawJourney(box, user, errors, shown + more), text: `Show ${fmt.int.format(more)} more` }),
+        ' · ',
+        h('button', { type: 'button', class: 'link', onclick: () => drawJourney(box, user, errors, total), text: `Show all ${fmt.int.format(total)}` }),
+      ),
+    );
+  }
+}
+
 function renderUser(user, errors) {
   const likelihoodError = errorsAt(errors, 'user', 'conversionLikelihood').length > 0;
   $('user-profile').replaceChildren(
@@ -120,43 +182,7 @@ function renderUser(user, errors) {
     ),
   );
 
-  const box = $('user-journey');
-  box.replaceChildren();
-  if (!journey) {
-    box.append(sectionError(errors, 'journey', 'The journey') || h('p', { class: 'empty', text: 'No journey.' }));
-  } else if (!journey.visits.length) {
-    box.append(h('p', { class: 'empty', text: 'No page visits.' }));
-  } else {
-    const sessions = new Map((user.sessions || []).map((s) => [s.id, s]));
-    const bySession = new Map();
-    for (const v of journey.visits) {
-      if (!bySession.has(v.sessionId)) bySession.set(v.sessionId, []);
-      bySession.get(v.sessionId).push(v);
-    }
-    if (journey.converted && journey.timeToConvertSeconds != null) {
-      box.append(h('p', { class: 'muted', text: `Converted ${fmt.seconds(journey.timeToConvertSeconds)} after the first step.` }));
-    }
-    for (const [sid, visits] of bySession) {
-      const s = sessions.get(sid);
-      const head = h(
-        'div',
-        { class: 'session-head' },
-        h('strong', { text: `Session ${sid}` }),
-        h('span', { class: 'muted', text: s ? ` · ${utc(s.startTime)} UTC · ${fmt.seconds(seconds(s.startTime, s.endTime))} · ${fmt.int.format(s.totalInteractions)} interactions` : '' }),
-        s && s.converted ? h('span', { class: 'badge good', text: `converted ${fmt.money.format(s.conversionValue)}` }) : null,
-      );
-      const items = visits.map((v) =>
-        h(
-          'li',
-          {},
-          h('time', { datetime: v.timestamp, text: v.timestamp.slice(11, 19) }),
-          pageChip(v.pageType),
-          h('span', { class: 'muted', text: fmt.seconds(v.duration) }),
-        ),
-      );
-      box.append(h('section', { class: 'session' }, head, h('ol', { class: 'timeline' }, ...items)));
-    }
-  }
+  drawJourney($('user-journey'), user, errors, JOURNEY_ROWS);
 
   const similar = $('user-similar');
   similar.replaceChildren();
@@ -218,7 +244,7 @@ function renderUser(user, errors) {
                   h('th', { scope: 'row', text: s.id }),
                   h('td', { text: utc(s.startTime) }),
                   h('td', { class: 'num', text: fmt.seconds(seconds(s.startTime, s.endTime)) }),
-                  h('td', {}, ...s.pagesVisited.map(pageChip)),
+                  h('td', {}, ...s.pagesVisited.slice(0, CHIPS).map(pageChip), s.pagesVisited.length > CHIPS ? h('span', { class: 'muted', text: ` +${fmt.int.format(s.pagesVisited.length - CHIPS)} more` }) : null),
                   h('td', { class: 'num', text: fmt.int.format(s.totalInteractions) }),
                   h('td', { text: s.converted ? fmt.money.format(s.conversionValue) : 'no' }),
                 ),
