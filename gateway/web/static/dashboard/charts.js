@@ -245,7 +245,7 @@ function spanText(points, gap, interval) {
 // "no cohort"): the line breaks there, and across every break.
 export function trendChart(points, interval, width) {
   const height = 240;
-  const m = { top: 16, right: 48, bottom: 34, left: 48 };
+  const m = { top: 28, right: 48, bottom: 34, left: 48 }; // the legends sit above the plot, clear of a top dot
   const w = width - m.left - m.right;
   const h = height - m.top - m.bottom;
   const cohorts = points.map((p) => p.steps[0]?.users || 0);
@@ -264,14 +264,19 @@ export function trendChart(points, interval, width) {
   const gapSlots = slots.filter((s) => s.kind === 'gap');
   svg.dataset.periods = String(periodSlots.length);
   svg.dataset.gaps = String(gapSlots.length);
-  const rates = points.map((p) => p.conversionRate);
+  // A cohort under a fifth of the median one is thin: its rate rests on a few users, so it neither sets
+  // the rate axis (10 users converting at 30% would flatten weeks of 300 at 4%) nor is drawn as firmly.
+  const filled = cohorts.filter((c) => c > 0).sort((a, b) => a - b);
+  const median = filled.length ? filled[Math.floor((filled.length - 1) / 2)] : 0;
+  const thin = cohorts.map((c) => c > 0 && c * 5 < median);
+  const rates = points.filter((p, i) => cohorts[i] && !thin[i]).map((p) => p.conversionRate);
   // Both axes in 4 exact steps: the rate's in percent (at least 1%), the count's in whole users.
   const pctAxis = axisTicks(100 * Math.max(0.01, ...rates));
   const countAxis = axisTicks(Math.max(1, ...cohorts), true);
   const rMax = pctAxis.max / 100;
   const cMax = countAxis.max;
   const x = new Map(periodSlots.map((s) => [s.index, s.centre]));
-  const yr = (r) => m.top + h - (r / rMax) * h;
+  const yr = (r) => m.top + h - (Math.min(r, rMax) / rMax) * h; // a thin rate above the axis: at its top
   const yc = (c) => m.top + h - (c / cMax) * h;
   for (let t = 0; t <= 4; t++) {
     const y = yc(countAxis.ticks[t]);
@@ -319,28 +324,36 @@ export function trendChart(points, interval, width) {
   shown.forEach((i, k) => {
     svg.append(text(x.get(i), height - m.bottom + 18, labels[k], { class: 'axis period', 'text-anchor': 'middle' }));
   });
-  // A segment joins two neighbouring slots that both had entrants: never across a break.
-  const d = slots
-    .map((s, k) => {
-      if (s.kind !== 'period' || !cohorts[s.index]) return '';
-      const prev = slots[k - 1];
-      const joined = prev?.kind === 'period' && cohorts[prev.index];
-      return `${joined ? 'L' : 'M'}${s.centre.toFixed(1)},${yr(points[s.index].conversionRate).toFixed(1)}`;
-    })
-    .filter(Boolean)
-    .join(' ');
-  if (d) svg.append(el('path', { d, class: 'line' }));
+  // A segment joins two neighbouring slots that both had entrants: never across a break. One to or
+  // from a thin period is dashed.
+  const solid = [];
+  const dashed = [];
+  slots.forEach((s, k) => {
+    if (s.kind !== 'period' || !cohorts[s.index]) return;
+    const i = s.index;
+    const at = `${s.centre.toFixed(1)},${yr(points[i].conversionRate).toFixed(1)}`;
+    const prev = slots[k - 1];
+    const joined = prev?.kind === 'period' && cohorts[prev.index];
+    if (joined && (thin[i] || thin[prev.index])) {
+      dashed.push(`M${prev.centre.toFixed(1)},${yr(points[prev.index].conversionRate).toFixed(1)} L${at}`);
+    }
+    if (!thin[i]) solid.push(`${joined && !thin[prev.index] ? 'L' : 'M'}${at}`);
+  });
+  if (solid.length) svg.append(el('path', { d: solid.join(' '), class: 'line' }));
+  if (dashed.length) svg.append(el('path', { d: dashed.join(' '), class: 'line-thin' }));
   periodSlots.forEach(({ index: i }) => {
     if (!cohorts[i]) return;
+    const rate = points[i].conversionRate;
+    const few = thin[i] ? `, of only ${fmt.int.format(cohorts[i])} users${rate > rMax ? ' (above the axis)' : ''}` : '';
     svg.append(
       titled(
-        el('circle', { cx: x.get(i), cy: yr(points[i].conversionRate), r: 4, class: 'dot' }),
-        `${points[i].period}: ${fmt.pct(points[i].conversionRate)} converted`,
+        el('circle', { cx: x.get(i), cy: yr(rate), r: thin[i] ? 3 : 4, class: thin[i] ? 'dot thin' : 'dot' }),
+        `${points[i].period}: ${fmt.pct(rate)} converted${few}`,
       ),
     );
   });
-  svg.append(text(m.left, 11, 'conversion', { class: 'axis legend-line' }));
-  svg.append(text(m.left + w, 11, 'users starting', { class: 'axis legend-bar', 'text-anchor': 'end' }));
+  svg.append(text(m.left, 12, 'conversion', { class: 'axis legend-line' }));
+  svg.append(text(m.left + w, 12, 'users starting', { class: 'axis legend-bar', 'text-anchor': 'end' }));
   return svg;
 }
 
