@@ -15,6 +15,7 @@ import pytest
 
 from tests.browser.conftest import Tab
 from tests.browser.test_dashboard import assert_clean, open_dashboard
+from tests.browser.test_keeping_up import REFRESH_MS
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -73,3 +74,20 @@ async def test_a_trend_the_gateway_refuses_offers_no_try_again(tab: Tab) -> None
     assert await page.get_attribute("#trend-state", "class") == "state error"
     assert await page.locator("#trend-state button").count() == 0
     assert tab.blocked == [] and await tab.violations() == []
+
+
+async def test_the_refresh_asks_for_the_clamped_range_at_once(tab: Tab) -> None:
+    # The range includes today, so the trend is asked again every 15 s: with the range it clamped last
+    # time (no dates: 1970 .. 2999 holds all the data), not refused and clamped anew each time.
+    page = tab.page
+    await page.clock.install()
+    await open_dashboard(tab)
+    await set_range(page, "1970-01-01", "2999-12-31")
+    await page.clock.run_for(500)  # the filters' debounce
+    await bars_become(page, ["2014-12-29: 3 users started", "2015-01-05: 2 users started"])
+    async with page.expect_request(lambda r: "DashboardTrend" in (r.post_data or "")) as asked:
+        await page.clock.run_for(REFRESH_MS)
+    request = await asked.value
+    assert json.loads(request.post_data)["variables"]["filter"] is None
+    await bars_become(page, ["2014-12-29: 3 users started", "2015-01-05: 2 users started"])
+    await assert_clean(tab)

@@ -22,11 +22,16 @@ export function periodEnd(period, interval) {
   return day.toISOString().slice(0, 10);
 }
 
+// The clamp last worked out, for the same request: the dashboard asks again every 15 s while the range
+// includes today, and each would otherwise be refused and clamped anew (three requests, not one).
+let clamp = { key: null, filter: null };
+
 export async function trendPoints(interval, definition) {
   const ask = (filter) => queryField('funnelTrend', TREND, { interval, ...definition, filter });
+  const key = JSON.stringify([interval, definition]);
   const filter = definition.filter;
   try {
-    return await ask(filter);
+    return await ask(clamp.key === key ? clamp.filter : filter);
   } catch (error) {
     if (!refusedInput(error) || !(filter?.start || filter?.end)) throw error;
     const { start, end, ...rest } = filter;
@@ -36,8 +41,9 @@ export async function trendPoints(interval, definition) {
     const clamped = { ...rest };
     if (start && start > span[0].period) clamped.start = start;
     if (end && end < periodEnd(span[span.length - 1].period, interval)) clamped.end = end;
-    if (!clamped.start && !clamped.end) return span; // the range holds all the data
     if (clamped.start === start && clamped.end === end) throw error; // within the data: too long still
-    return ask(clamped);
+    clamp = { key, filter: Object.keys(clamped).length ? clamped : null };
+    if (!clamped.start && !clamped.end) return span; // the range holds all the data
+    return ask(clamp.filter);
   }
 }
