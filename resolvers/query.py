@@ -186,7 +186,7 @@ class Query:
         doc = await info.context.loaders.session.load(id)
         if doc is None:
             raise NotFound(f"session {shown(id)} does not exist")
-        return from_fields(Session, doc, id="session_id")
+        return from_fields(Session, doc, id="session_id", stored_pages="pages_visited")
 
     @strawberry.field(
         description="A user's page visits and progress along the default funnel.",

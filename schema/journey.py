@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from gateway.analytics.journeys import summarise_journey
-from gateway.models import Document
+from gateway.analytics.journeys import DEFAULT_VISITS, PAGE, summarise_journey, visit_page
+from gateway.models import Document, from_fields
 from gateway.security.field_rules import price
 from schema.events import PageVisit
 
@@ -18,12 +18,20 @@ if TYPE_CHECKING:
 @strawberry.type(description="Every page visit of a user, and how far along the default funnel they got.")
 class Journey:
     user_id: int
-    visits: list[PageVisit] = strawberry.field(
-        description="All the user's page visits in time order.", metadata=price(list_size=10)
-    )
-    # The visits as stored: the progress below is summarised from them when asked, along the default
-    # funnel of that moment (resolved once per request), so asking only for visits reads no default.
+    # Every visit as stored: `visits` answers a page of them; the progress below is summarised from all
+    # of them (never the page) when asked, along the default funnel of that moment (resolved once per
+    # request), so asking only for visits reads no default.
     stored_visits: strawberry.Private[list[Document]]
+
+    @strawberry.field(
+        description=f"The user's page visits in time order. {PAGE}",
+        metadata=price(list_size=DEFAULT_VISITS),
+    )
+    def visits(
+        self, info: strawberry.Info, first: int | None = None, last: int | None = None
+    ) -> list[PageVisit]:
+        page = visit_page(self.stored_visits, first, last, info.context.services.settings.max_page_size)
+        return [from_fields(PageVisit, v) for v in page]
 
     @strawberry.field(
         description="Last default-funnel step reached (ordered matching, no window); null if none."

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from gateway.analytics.journeys import DEFAULT_VISITS, PAGE, visit_page
 from gateway.models import from_fields
 from gateway.security.field_rules import price
 from gateway.stores.money import cents
@@ -24,7 +25,8 @@ class Session:
     start_time: datetime = strawberry.field(description="UTC.")
     end_time: datetime = strawberry.field(description="UTC.")
     device: Device | None
-    pages_visited: list[str] = strawberry.field(description="Page types in visit order.")
+    # The page types in visit order as stored; `pagesVisited` answers a page of them.
+    stored_pages: strawberry.Private[list[str]]
     total_interactions: int = strawberry.field(
         description="How many entries `interactions` lists: clicks, scrolls, hovers, form entries and conversions."
     )
@@ -45,10 +47,24 @@ class Session:
 
         return User(id=self.user_id)
 
-    @strawberry.field(description="Page visits in time order.", metadata=price(list_size=5))
-    async def visits(self, info: strawberry.Info) -> list[PageVisit]:
+    @strawberry.field(
+        description=f"Page types in visit order. {PAGE}", metadata=price(list_size=DEFAULT_VISITS)
+    )
+    def pages_visited(
+        self, info: strawberry.Info, first: int | None = None, last: int | None = None
+    ) -> list[str]:
+        return visit_page(self.stored_pages, first, last, info.context.services.settings.max_page_size)
+
+    @strawberry.field(
+        description=f"Page visits in time order. {PAGE}", metadata=price(list_size=DEFAULT_VISITS)
+    )
+    async def visits(
+        self, info: strawberry.Info, first: int | None = None, last: int | None = None
+    ) -> list[PageVisit]:
+        max_page = info.context.services.settings.max_page_size
+        visit_page((), first, last, max_page)  # a bad page is refused before the visits are read
         docs = await info.context.loaders.visits_by_session.load(self.id)
-        return [from_fields(PageVisit, d) for d in docs or []]
+        return [from_fields(PageVisit, d) for d in visit_page(docs or [], first, last, max_page)]
 
     @strawberry.field(description="Interactions in time order.", metadata=price(list_size=15))
     async def interactions(self, info: strawberry.Info) -> list[Interaction]:

@@ -28,7 +28,7 @@ from schema.session import Session
 
 async def journey_of(info: strawberry.Info, user_id: int) -> Journey:
     visits = (await info.context.loaders.journey.load(user_id))["visits"]
-    return from_fields(Journey, {"visits": visits, "stored_visits": visits, "user_id": user_id})
+    return Journey(user_id=user_id, stored_visits=visits)
 
 
 async def similar_users(info: strawberry.Info, query: SimilarQuery) -> list[SimilarUser] | None:
@@ -93,7 +93,7 @@ class User:
         if first is not None:
             check_page_size(first, info.context.services.settings.max_page_size)
         docs = await info.context.loaders.sessions_by_user.load(self.id) or []
-        return [from_fields(Session, d, id="session_id") for d in docs[:first]]
+        return [from_fields(Session, d, id="session_id", stored_pages="pages_visited") for d in docs[:first]]
 
     @strawberry.field
     async def journey(self, info: strawberry.Info) -> Journey:

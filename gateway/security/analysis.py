@@ -18,15 +18,18 @@ fragment.
 
       cost(field) = weight + size x (1 + cost(its selections))   for a list of objects
       cost(field) = weight + cost(its selections)                for an object
-      cost(field) = 0                                            for a scalar or __typename
+      cost(field) = weight + size                                for a paged list of scalars
+      cost(field) = 0                                            for another scalar or __typename
 
   ``weight`` is 1 for a field that returns objects, or what its ``price()`` marker says: a vector search,
   a funnel (priced as *uncached*: the analysis runs before the cache is read, so it is an upper bound),
   a report. ``size`` is the page the arguments ask for (``first``/``limit``: literal, variable or
-  default; a connection's ``edges`` take the ``first`` of the field that returned the connection), else
-  what the field's marker computes from its arguments (``sizer``) or assumes (``list_size``), else 10. Nested lists multiply: ``users(first: 100)``
-  over ``sessions(first: 100)`` prices 100 x 100 sessions. An introspection field costs a flat 100.
-* **Page arguments** (``first``/``limit``, given ``max_page``): each is checked where it is written, with
+  default; ``last`` when there is no ``first``; a connection's ``edges`` take the ``first`` of the field
+  that returned the connection), else what the field's marker computes from its arguments (``sizer``)
+  or assumes (``list_size``), else 10. A list of scalars costs nothing unless it has a page or a size
+  marker (``pagesVisited``). Nested lists multiply: ``users(first: 100)`` over ``sessions(first: 100)``
+  prices 100 x 100 sessions. An introspection field costs a flat 100.
+* **Page arguments** (``first``/``limit``/``last``, given ``max_page``): each is checked where it is written, with
   the check its resolver makes (``paged()``, else 1..FUNNEL_MAX_PAGE_SIZE), so a bad one is refused once,
   before anything runs, instead of once per parent row by a nested resolver.
 * **Catalogued values** (``known()``): the arguments whose values the served data decides are listed
@@ -77,7 +80,7 @@ from gateway.validation import check_page_size
 
 DEFAULT_LIST_SIZE = 10
 INTROSPECTION_COST = 100
-PAGE_ARGUMENTS = ("first", "limit")
+PAGE_ARGUMENTS = ("first", "limit", "last")
 # The merging walk collects at most this many selections per selection the document writes (a document
 # whose fragments merge in ever new combinations, an attack, is walked again without merging).
 MERGE_WORK = 8
@@ -320,17 +323,14 @@ class _Walk:
         if self.max_page is not None and not self.skipped:
             self.check_pages(here, rule, arguments, self.max_page, node)
         weight = rule.weight if rule.weight is not None else int(composite)
+        listed = isinstance(get_nullable_type(definition.type), GraphQLList)
         if not composite:
-            return weight
-        if isinstance(get_nullable_type(definition.type), GraphQLList):
-            if name == "edges" and connection_page is not None:
-                size = connection_page
-            elif page is not None:
-                size = page
-            elif rule.sizer is not None:
-                size = rule.sizer(arguments)
-            else:
-                size = rule.list_size if rule.list_size is not None else DEFAULT_LIST_SIZE
+            # A list of scalars with a page (``pagesVisited(first:)``) or a size marker costs 1 an item.
+            sized = page is not None or rule.sizer is not None or rule.list_size is not None
+            return weight + (max(_size(rule, arguments, page), 0) if listed and sized else 0)
+        if listed:
+            size = connection_page if name == "edges" and connection_page is not None else None
+            size = _size(rule, arguments, page) if size is None else size
             return weight + max(size, 0) * (1 + self.below(named, nodes, None, needs, here))
         # An object: a connection passes its page on to its edges.
         return weight + self.below(named, nodes, page, needs, here)
@@ -388,6 +388,15 @@ def analyse(
         walk = _Walk(schema, document, rules, role, coerced, max_page, merge=False)
         walk.result.cost = walk.selections(root, operation.selection_set, None, Role.VIEWER, "")
     return walk.result
+
+
+def _size(rule: FieldRule, arguments: Mapping[str, Any], page: int | None) -> int:
+    """A list's size: its page, else what its marker computes or assumes, else the default."""
+    if page is not None:
+        return page
+    if rule.sizer is not None:
+        return rule.sizer(arguments)
+    return rule.list_size if rule.list_size is not None else DEFAULT_LIST_SIZE
 
 
 def _selection_count(document: DocumentNode) -> int:

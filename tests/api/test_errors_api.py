@@ -245,6 +245,18 @@ NESTED_SIMILAR = "{ users(first: 50) { edges { node { id similarUsers(limit: %s)
             None,
             "limit must be between 1 and 1000 (FUNNEL_MAX_PAGE_SIZE), got 0 at topPaths",
         ),
+        # Visit lists are paged too (first/last): a journey's or a session's, under a list of users.
+        (
+            "{ users(first: 50) { edges { node { journey { visits(first: 0) { pageType } } } } } }",
+            None,
+            "first must be between 1 and 1000 (FUNNEL_MAX_PAGE_SIZE), got 0 at users.edges.node.journey.visits",
+        ),
+        (
+            "query($n: Int) { users { edges { node { sessions { pagesVisited(last: $n) } } } } }",
+            {"n": 1001},
+            "last must be between 1 and 1000 (FUNNEL_MAX_PAGE_SIZE), got 1001 "
+            "at users.edges.node.sessions.pagesVisited",
+        ),
         # minScore's range depends on nothing but its value either: it was refused by the resolver once
         # per user listed (six errors here, a thousand for users(first: 1000)), after the listing ran.
         (
@@ -263,6 +275,8 @@ NESTED_SIMILAR = "{ users(first: 50) { edges { node { id similarUsers(limit: %s)
         "nested variable",
         "nested similarOnPage",
         "root topPaths",
+        "nested journey visits",
+        "nested pagesVisited last",
         "nested minScore",
         "nested similarOnPage minScore variable",
     ],

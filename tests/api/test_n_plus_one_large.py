@@ -16,7 +16,7 @@ from tests.api.conftest import CountingProxy, RecordingCache, data_of, load_vect
 
 N_USERS = 150
 QUERY = """query($n: Int!) { users(first: $n) { edges { node {
-    sessions { visits { pageType } }
+    sessions { visits(first: 5) { pageType } }
     similarUsers(limit: 5) { user { device } }
     similarOnPage(pageType: "home", limit: 3) { userId }
     conversionLikelihood } } } }"""

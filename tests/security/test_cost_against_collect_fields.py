@@ -38,8 +38,8 @@ FIELDS: dict[str, list[tuple[str, str | None]]] = {
     "UserConnection": [("totalCount", None), ("edges", "UserEdge")],
     "UserEdge": [("node", "User"), ("cursor", None)],
     "User": [("id", None), ("device", None), ("sessions(first: 2)", "Session"), ("journey", "Journey")],
-    "Session": [("id", None), ("user", "User"), ("visits", "PageVisit")],
-    "Journey": [("visits", "PageVisit"), ("converted", None)],
+    "Session": [("id", None), ("user", "User"), ("visits", "PageVisit"), ("pagesVisited", None)],
+    "Journey": [("visits", "PageVisit"), ("visits(last: 3)", "PageVisit"), ("converted", None)],
     "PageVisit": [("eventId", None), ("pageType", None)],
     "Health": [("status", None)],
 }
@@ -122,12 +122,17 @@ def spec_cost(document: DocumentNode) -> tuple[int, int]:
             definition = parent.fields[first.name.value]
             rule = RULES[(parent.name, first.name.value)]
             named = get_named_type(definition.type)
+            arguments = get_argument_values(definition, first, {})
+            page = next(
+                (arguments[a] for a in ("first", "limit", "last") if arguments.get(a) is not None), None
+            )
+            listed = isinstance(get_nullable_type(definition.type), GraphQLList)
             if not is_composite_type(named):
-                total += rule.weight or 0
+                # A paged list of scalars (pagesVisited) costs its page, else its marked size, 1 an item.
+                paged = listed and (page is not None or rule.list_size is not None)
+                total += (rule.weight or 0) + ((page if page is not None else rule.list_size) if paged else 0)
                 continue
             weight = 1 if rule.weight is None else rule.weight
-            arguments = get_argument_values(definition, first, {})
-            page = arguments.get("first")
             below = [node.selection_set for node in nodes if node.selection_set is not None]
             if not isinstance(get_nullable_type(definition.type), GraphQLList):
                 total += weight + cost(named, below, page)

@@ -143,6 +143,19 @@ def test_cost_multiplies_page_sizes_and_prices_backend_work():
     )
 
 
+def test_visit_lists_are_priced_by_their_page():
+    # journey 1 + visits (1 + size x 1 per visit, its scalars free); without first/last, the default 100.
+    assert cost("{ journey(userId: 1) { visits { pageType timestamp } } }") == 1 + 1 + 100
+    assert cost("{ journey(userId: 1) { visits(first: 1000) { pageType } } }") == 1 + 1 + 1000
+    assert cost("{ journey(userId: 1) { visits(last: 7) { pageType } } }") == 1 + 1 + 7
+    assert cost("query($n: Int) { journey(userId: 1) { visits(last: $n) { pageType } } }", {"n": 3}) == 5
+    # Page types are scalars, priced 1 each since they are paged: session 1 + 100, or its page.
+    assert cost('{ session(id: "s") { pagesVisited } }') == 1 + 100
+    assert cost('{ session(id: "s") { pagesVisited(first: 7) visits(last: 2) { pageType } } }') == 1 + 7 + 3
+    # Other lists of scalars still cost nothing.
+    assert cost("{ pageTypes }") == 0
+
+
 def test_a_trend_is_priced_by_the_periods_it_can_answer():
     # Zero-filled, a trend answers every period of its range (at most 1,000) whatever the data holds.
     point = "{ period conversionRate }"  # 2 scalars: each point costs 1
@@ -254,15 +267,17 @@ def test_what_graphql_merges_is_charged_once():
 
 def test_merged_fields_merge_their_selections():
     # { users { .. sessions } users { .. journey { visits } } } is run as users { .. sessions journey }:
-    # journey 1 + visits (Journey.visits assumes 10) 1 + 10 x 1 = 12; node 1 + 4 + 12 = 17;
+    # journey 1 + visits (a page of 10) 1 + 10 x 1 = 12; node 1 + 4 + 12 = 17;
     # 20 + 1 + 5 x (1 + 17) = 111 (each on its own: 51 + 20 + 1 + 5 x (1 + 1 + 12) = 142).
     split = (
         "{ users(first: 5) { edges { node { sessions { id } } } } "
-        "users(first: 5) { edges { node { journey { visits { eventId } } } } } }"
+        "users(first: 5) { edges { node { journey { visits(first: 10) { eventId } } } } } }"
     )
     assert cost(split) == 111
     assert (
-        cost("{ users(first: 5) { edges { node { sessions { id } journey { visits { eventId } } } } } }")
+        cost(
+            "{ users(first: 5) { edges { node { sessions { id } journey { visits(first: 10) { eventId } } } } } }"
+        )
         == 111
     )
 
