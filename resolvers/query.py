@@ -56,6 +56,7 @@ from schema.user import (
     decode_cursor,
     journey_of,
     similar_users,
+    with_documents,
 )
 
 DEFAULT_PAGE = 100
@@ -79,7 +80,7 @@ async def _funnel_users(
         info.context.services, definition,
         converted=converted, after_step=after_step, first=first, after=decode_cursor(after),
     )  # fmt: skip
-    return UserConnection.from_page(page)
+    return await with_documents(info, page)
 
 
 @strawberry.type
@@ -176,7 +177,7 @@ class Query:
         services = info.context.services
         check_page_size(first, services.settings.max_page_size)
         page = await services.store.list_users(user_filter(filter), first, decode_cursor(after))
-        return UserConnection.from_page(page)
+        return await with_documents(info, page)
 
     @strawberry.field(
         description="One session; null with a NOT_FOUND error when the id is unknown.",

@@ -1,18 +1,24 @@
 """Users, their look-alikes, and the Relay-style user connection.
 
-A ``User`` holds only its id: every other field asks the per-request ``users`` loader, so a list of
-users costs one batch only when some field actually needs the document.
+A ``User`` holds its id, and its documents when whoever made it had read them: a listing (``users``,
+``droppedOff``, ``converted``) reads the documents of its page in one batch when the query asks for
+profile fields or ``converted``, so those answer without an await per field per user. Elsewhere each
+field asks the per-request loaders, so a list of users costs one batch only when some field actually
+needs the document.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+from collections.abc import Callable, Sequence
 from datetime import date as Day  # `User.date` would shadow `date` in the class's annotations
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from gateway.analytics.lookalike import DEFAULT_K
 from gateway.analytics.similar_on_page import SimilarOnPageQuery, check_vector_page, vector_pages
@@ -57,20 +63,35 @@ VECTOR_PAGES = Catalogue(read=lambda services: vector_pages(services.vectors), c
 @strawberry.type
 class User:
     id: int
+    # The user's document when whoever made this User had already read it (a listing reads its page's in
+    # one batch, :func:`with_documents`): the profile fields then answer at once. Otherwise each asks the
+    # loader, an awaitable per field per user, which for 1,000 users was most of the request's time.
+    doc: strawberry.Private[Document | None] = None
+    # Its session documents, likewise read for a listing's page when `converted` is asked.
+    session_docs: strawberry.Private[list[Document] | None] = None
 
     async def _doc(self, info: strawberry.Info) -> Document:
-        doc = await info.context.loaders.users.load(self.id)
+        doc = self.doc if self.doc is not None else await info.context.loaders.users.load(self.id)
         if doc is None:
             raise NotFound(f"user {self.id} does not exist")
         return doc
 
-    @strawberry.field
-    async def device(self, info: strawberry.Info) -> Device | None:
-        return device_of((await self._doc(info)).get("device"))
+    def _profile(self, info: strawberry.Info, read: Callable[[Document], Any]) -> Any:
+        """``read`` of the document: a value when it is here, else an awaitable (GraphQL awaits it)."""
+        if self.doc is not None:
+            return read(self.doc)
+        return self._read_later(info, read)
+
+    async def _read_later(self, info: strawberry.Info, read: Callable[[Document], Any]) -> Any:
+        return read(await self._doc(info))
 
     @strawberry.field
-    async def sex(self, info: strawberry.Info) -> Sex | None:
-        return sex_of((await self._doc(info)).get("sex"))
+    def device(self, info: strawberry.Info) -> Device | None:
+        return self._profile(info, lambda d: device_of(d.get("device")))
+
+    @strawberry.field
+    def sex(self, info: strawberry.Info) -> Sex | None:
+        return self._profile(info, lambda d: sex_of(d.get("sex")))
 
     @strawberry.field(
         description=(
@@ -79,12 +100,12 @@ class User:
             "earlier-dated events)."
         )
     )
-    async def date(self, info: strawberry.Info) -> Day | None:
-        return (await self._doc(info)).get("date")
+    def date(self, info: strawberry.Info) -> Day | None:
+        return self._profile(info, lambda d: d.get("date"))
 
     @strawberry.field(description="Every other column the dataset had for this user.")
-    async def attributes(self, info: strawberry.Info) -> JSON:
-        return JSON((await self._doc(info)).get("attributes") or {})
+    def attributes(self, info: strawberry.Info) -> JSON:
+        return self._profile(info, lambda d: JSON(d.get("attributes") or {}))
 
     @strawberry.field(
         description="Sessions by start time; at most `first` when given.", metadata=price(list_size=3)
@@ -100,7 +121,12 @@ class User:
         return await journey_of(info, self.id)
 
     @strawberry.field(description="At least one of the user's sessions converted.")
-    async def converted(self, info: strawberry.Info) -> bool:
+    def converted(self, info: strawberry.Info) -> bool:
+        if self.session_docs is not None:
+            return any(d["converted"] for d in self.session_docs)
+        return self._converted_later(info)  # type: ignore[return-value]  # GraphQL awaits it
+
+    async def _converted_later(self, info: strawberry.Info) -> bool:
         docs = await info.context.loaders.sessions_by_user.load(self.id) or []
         return any(d["converted"] for d in docs)
 
@@ -170,6 +196,42 @@ class SimilarUser:
         return User(id=self.user_id)
 
 
+# The fields answered from the user's document.
+PROFILE = frozenset({"device", "sex", "date", "attributes"})
+
+
+async def with_documents(info: strawberry.Info, page: UserPage) -> UserConnection:
+    """The connection of ``page``, with its users' documents read in one batch when the query asks a
+    profile field of its nodes (a fragment there is taken as asking one)."""
+    selections, ids, loaders = info.selected_fields[0].selections, list(page.user_ids), info.context.loaders
+    profile = asks(selections, ("edges", "node"), PROFILE)
+    converted = asks(selections, ("edges", "node"), frozenset({"converted"}))
+    docs, sessions = await asyncio.gather(
+        loaders.users.load_many(ids) if profile else _nothing(),
+        loaders.sessions_by_user.load_many(ids) if converted else _nothing(),
+    )
+    return UserConnection.from_page(page, docs, sessions)
+
+
+async def _nothing() -> None:
+    return None
+
+
+def asks(selections: Sequence[Selection], path: tuple[str, ...], names: frozenset[str]) -> bool:
+    """Whether ``selections``, along the fields ``path``, select any of ``names``; fragments are looked
+    into (@skip/@include are not: a profile read for nothing costs one batch)."""
+    for selection in selections:
+        if isinstance(selection, FragmentSpread | InlineFragment):
+            if asks(selection.selections, path, names):
+                return True
+        elif isinstance(selection, SelectedField):
+            if not path and selection.name in names:
+                return True
+            if path and selection.name == path[0] and asks(selection.selections, path[1:], names):
+                return True
+    return False
+
+
 # -- the connection -----------------------------------------------------------------------------
 def encode_cursor(user_id: int) -> str:
     return base64.b64encode(str(user_id).encode()).decode()
@@ -225,8 +287,19 @@ class UserConnection:
     total_count: int = strawberry.field(description="Every match, not just this page.")
 
     @classmethod
-    def from_page(cls, page: UserPage) -> UserConnection:
-        edges = [UserEdge(cursor=encode_cursor(i), node=User(id=i)) for i in page.user_ids]
+    def from_page(
+        cls,
+        page: UserPage,
+        docs: Sequence[Document | None] | None = None,
+        sessions: Sequence[list[Document] | None] | None = None,
+    ) -> UserConnection:
+        """The connection of ``page``; ``docs`` and ``sessions`` (in the page's order), when read, are its
+        users' documents and session documents."""
+        nothing = [None] * len(page.user_ids)
+        edges = [
+            UserEdge(cursor=encode_cursor(i), node=User(id=i, doc=d, session_docs=s))
+            for i, d, s in zip(page.user_ids, docs or nothing, sessions or nothing, strict=True)
+        ]
         start, end = (edges[0].cursor, edges[-1].cursor) if edges else (None, None)
         return cls(
             edges=edges,
