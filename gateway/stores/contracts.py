@@ -308,7 +308,7 @@ class Cache(Protocol):
         """One MGET; None for missing keys."""
 
     async def set_many(self, items: Sequence[tuple[str, bytes, int]]) -> None:
-        """One pipeline of SET key value EX ttl."""
+        """SET key value EX ttl for each item, in one round trip."""
 
     async def set_absent(self, items: Sequence[tuple[str, bytes, int]]) -> list[bool]:
         """One pipeline of SET key value NX EX ttl; per item, whether it was set (False: the key existed)."""
