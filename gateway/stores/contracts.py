@@ -311,7 +311,8 @@ class Cache(Protocol):
         """SET key value EX ttl for each item, in one round trip."""
 
     async def set_absent(self, items: Sequence[tuple[str, bytes, int]]) -> list[bool]:
-        """One pipeline of SET key value NX EX ttl; per item, whether it was set (False: the key existed)."""
+        """SET key value NX EX ttl for each item, in one round trip; per item, whether it was set (False:
+        the key existed)."""
 
     async def ttl(self, key: str) -> int:
         """Remaining seconds, -1 without expiry, -2 when missing."""

@@ -31,6 +31,22 @@ async def test_set_many_is_one_call_and_keeps_bytes_as_they_are(redis_cache):
     assert 0 < await redis_cache.ttl("text") <= 30 < await redis_cache.ttl("bin") <= 60
 
 
+async def test_set_absent_sets_only_absent_keys_in_one_call(redis_cache):
+    await redis_cache.set_many([("there", b"old", 60)])
+    single = not redis_cache.clustered
+    if single:
+        await redis_cache.pipeline([("CONFIG", "RESETSTAT")])
+    items = [("there", b"new", 60), ("fresh", b"\xff\x00", 30), ("also", b"x", 60)]
+    assert await redis_cache.set_absent(items) == [False, True, True]
+    if single:  # one script call, not a SET NX per key (counted as in the test above)
+        [stats] = await redis_cache.pipeline([("INFO", "commandstats")])
+        evalsha = stats["cmdstat_evalsha"]
+        assert evalsha["calls"] - evalsha["failed_calls"] == 1
+    assert await redis_cache.get_many(["there", "fresh", "also"]) == [b"old", b"\xff\x00", b"x"]
+    assert 0 < await redis_cache.ttl("fresh") <= 30 < await redis_cache.ttl("also") <= 60
+    assert await redis_cache.set_absent([]) == []
+
+
 async def test_get_many_set_many_ttl(redis_cache):
     assert await redis_cache.get_many([]) == []
     began = int(time.time())

@@ -58,6 +58,15 @@ end
 return #commands
 """
 
+# set_absent: SET KEYS[i] ARGV[2i] NX EX ARGV[2i-1]; per key 1 when set, 0 when it existed.
+_SET_ABSENT = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('SET', key, ARGV[2 * i], 'NX', 'EX', ARGV[2 * i - 1]) and 1 or 0
+end
+return out
+"""
+
 
 async def _message_as_is(message: Any) -> Any:
     """The pub/sub message handler given to redis-py: the message, untouched. redis-py 8.1's own
@@ -168,8 +177,15 @@ class RedisCache:
         await self.execute_many([("MSETEX", ttl, *pairs) for ttl, pairs in by_ttl.items()])
 
     async def set_absent(self, items: Sequence[tuple[str, bytes, int]]) -> list[bool]:
+        """One script call on one server (a pipeline of 1,000 SET NX, a cold listing's version tokens,
+        took 70-100 ms, most of it redis-py building each command); a cluster pipelines them per node,
+        as its keys lie in many slots."""
         if not items:
             return []
+        if not self.clustered:
+            args = [x for _, value, ttl in items for x in (ttl, value)]
+            done = await self.run_script(_SET_ABSENT, [key for key, _, _ in items], args)
+            return [bool(d) for d in done]
 
         async def pipeline() -> list[bool]:
             async with self._client.pipeline(transaction=False) as pipe:
