@@ -1,7 +1,7 @@
 """Per-request DataLoaders, one per entity/key; build_loaders is called once per request.
 
 Each is Redis-first (see :mod:`loaders.cached`): whatever a query nests, one level costs at most one
-MGET, one backend call and one pipelined SET per loader. The table below is every loader there is:
+MGET, one backend call and one write call (`set_many`) per loader. The table below is every loader there is:
 a new one is a row here and a field of :class:`Loaders`.
 """
 

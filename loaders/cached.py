@@ -1,7 +1,7 @@
 """The one batching pattern every loader follows: Redis first, then one backend call for the misses.
 
 ``batch_load_fn`` gets every key loaded in one tick: one MGET for all of them, one ``fetch`` for the
-misses, one pipelined SET (with the family's TTL) for what came back, results in key order.
+misses, one write (`set_many`, with the family's TTL) for what came back, results in key order.
 A cache outage degrades to the backend instead of failing the query. Misses already being fetched for
 another request (or another loader of this one) are awaited, not fetched again (gateway/cache/flight.py);
 ``cancel_pending`` stops the batches of a request that timed out or whose client left.

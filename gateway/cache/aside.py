@@ -1,6 +1,6 @@
 """Cache-aside on the Cache Protocol, shared by the loaders, the services and the response cache.
 
-``read_cached``/``write_cached`` are one MGET and one pipelined SET; an outage is counted and degrades
+``read_cached``/``write_cached`` are one MGET and one write (`set_many`); an outage is counted and degrades
 to the backend instead of failing the query. ``read_through`` does the same for one computed value
 (a funnel, a dashboard, a sentiment score): read the key, compute on a miss, write it back with its TTL;
 identical misses in flight at the same time share one computation (:mod:`gateway.cache.flight`).
@@ -41,7 +41,7 @@ async def read_cached(
 async def write_cached(
     cache: Cache, stats: CacheStats, family: str, items: list[tuple[str, bytes, int]]
 ) -> None:
-    """One pipelined SET with TTLs; an outage skips the write (counted)."""
+    """One set_many with TTLs; an outage skips the write (counted)."""
     try:
         await cache.set_many(items)
     except StoreUnavailable as exc:
