@@ -19,6 +19,7 @@ ORDER = [
     "bench_vectors",
     "bench_lookalike",
     "bench_api",
+    "bench_listing",
     "bench_mongo_wire",
     "bench_realtime",
     "bench_replicas",
