@@ -34,6 +34,12 @@ class Journey:
         return [from_fields(PageVisit, v) for v in page]
 
     @strawberry.field(
+        description="How many page visits the user has: all of them, whatever page `visits` answers."
+    )
+    def visit_count(self) -> int:
+        return len(self.stored_visits)
+
+    @strawberry.field(
         description="Last default-funnel step reached (ordered matching, no window); null if none."
     )
     async def furthest_step(self, info: strawberry.Info) -> str | None:

@@ -57,3 +57,37 @@ async def test_a_long_journey_shows_200_visits_says_how_many_are_hidden_and_show
     assert await page.locator(ROWS).count() == 450
     assert await page.locator("#user-journey .journey-more").count() == 0
     await assert_clean(tab)
+
+
+async def test_past_the_thousand_visits_it_loads_the_panel_says_what_is_left_and_where(tab: Tab) -> None:
+    # User 51 has 1,010 page views: the panel asks for the first 1,000 (a visit list is a page, at most
+    # FUNNEL_MAX_PAGE_SIZE) and visitCount for all of them, so 10 are counted but not drawn.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=4)
+    views = [
+        {
+            "type": "page_view",
+            "eventId": f"longer-{k}",
+            "userId": 51,
+            "pageType": "home_page",
+            "timestamp": (start + timedelta(seconds=10 * k)).isoformat().replace("+00:00", "Z"),
+        }
+        for k in range(1_010)
+    ]
+    await post_events(tab.base, views[:505])
+    await post_events(tab.base, views[505:])
+    await open_dashboard(tab)
+    page = tab.page
+    await page.fill("#user-id", "51")
+    await page.press("#user-id", "Enter")
+    await page.wait_for_selector("#user-result:not([hidden])")
+    assert await page.locator(ROWS).count() == 200
+    assert await page.text_content("#user-journey .journey-more") == (
+        "The first 200 of 1,010 visits; 810 hidden. Show 200 more · Show the first 1,000"
+    )
+    await page.click("#user-journey .journey-more button:has-text('Show the first 1,000')")
+    assert await page.locator(ROWS).count() == 1_000
+    assert await page.text_content("#user-journey .journey-more") == (
+        "The first 1,000 of 1,010 visits; 10 hidden. "
+        "The panel loads the first 1,000; GraphiQL answers the latest: journey { visits(last: 100) { … } }."
+    )
+    await assert_clean(tab)

@@ -8,8 +8,8 @@ import { $, busy, describe, h, latest, showState } from './dom.js';
 const USER = `query DashboardUser($id: Int!) {
   user(id: $id) {
     id device sex date converted
-    sessions { id startTime endTime device pagesVisited totalInteractions converted conversionValue }
-    journey { furthestStep converted timeToConvertSeconds visits { pageType timestamp duration sessionId } }
+    sessions { id startTime endTime device pagesVisited(first: 1000) totalInteractions converted conversionValue }
+    journey { furthestStep converted timeToConvertSeconds visitCount visits(first: 1000) { pageType timestamp duration sessionId } }
     similarUsers(limit: 8) { userId score user { device converted } }
     conversionLikelihood
   }
@@ -101,6 +101,8 @@ function likelihoodNote(user) {
 
 // A journey is drawn JOURNEY_ROWS visits at a time: a user with 5,000 page views made a panel 144,000 px
 // tall that took seconds to draw. What is left out is counted, with a control for more and for all.
+// The query loads the first 1,000 visits (the API pages visit lists; 1,000 is FUNNEL_MAX_PAGE_SIZE's
+// default), and visitCount says how many there are in all.
 const JOURNEY_ROWS = 200;
 const CHIPS = 40; // pages named per session in the sessions table
 
@@ -117,7 +119,8 @@ function drawJourney(box, user, errors, limit) {
   }
   const sessions = new Map((user.sessions || []).map((s) => [s.id, s]));
   const bySession = new Map();
-  const total = journey.visits.length;
+  const loaded = journey.visits.length;
+  const total = Math.max(journey.visitCount ?? loaded, loaded);
   for (const v of journey.visits.slice(0, limit)) {
     if (!bySession.has(v.sessionId)) bySession.set(v.sessionId, []);
     bySession.get(v.sessionId).push(v);
@@ -145,17 +148,22 @@ function drawJourney(box, user, errors, limit) {
     );
     box.append(h('section', { class: 'session' }, head, h('ol', { class: 'timeline' }, ...items)));
   }
-  const shown = Math.min(limit, total);
+  const shown = Math.min(limit, loaded);
   if (shown < total) {
-    const more = Math.min(JOURNEY_ROWS, total - shown);
+    const more = Math.min(JOURNEY_ROWS, loaded - shown);
+    const controls = shown < loaded
+      ? [
+          h('button', { type: 'button', class: 'link', onclick: () => drawJourney(box, user, errors, shown + more), text: `Show ${fmt.int.format(more)} more` }),
+          ' · ',
+          h('button', { type: 'button', class: 'link', onclick: () => drawJourney(box, user, errors, loaded), text: loaded < total ? `Show the first ${fmt.int.format(loaded)}` : `Show all ${fmt.int.format(total)}` }),
+        ]
+      : [h('span', { text: `The panel loads the first ${fmt.int.format(loaded)}; GraphiQL answers the latest: journey { visits(last: 100) { … } }.` })];
     box.append(
       h(
         'p',
         { class: 'journey-more muted' },
         h('span', { text: `The first ${fmt.int.format(shown)} of ${fmt.int.format(total)} visits; ${fmt.int.format(total - shown)} hidden. ` }),
-        h('button', { type: 'button', class: 'link', onclick: () => drawJourney(box, user, errors, shown + more), text: `Show ${fmt.int.format(more)} more` }),
-        ' · ',
-        h('button', { type: 'button', class: 'link', onclick: () => drawJourney(box, user, errors, total), text: `Show all ${fmt.int.format(total)}` }),
+        ...controls,
       ),
     );
   }
