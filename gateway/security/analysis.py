@@ -139,7 +139,8 @@ class _Walk:
         self.merge = merge
         self.merged_memo: dict[tuple[str, tuple[int, ...], int | None, Role, bool], int] = {}
         self.steps = 0
-        self.budget = MERGE_WORK * _selection_count(document) + MERGE_WORK
+        # Per selection the document writes (fields, fragment spreads, inline fragments).
+        self.budget = MERGE_WORK * sum(1 for _ in written_selections(document)) + MERGE_WORK
         # Not merging: per (fragment, page, role so far, left out), a fragment spread in many places is
         # walked once for each.
         self.memo: dict[tuple[str, int | None, Role, bool], int] = {}
@@ -365,9 +366,9 @@ def analyse(
     role: Role,
     max_page: int | None = None,
 ) -> Analysis | None:
-    """The cost and the role check of the operation that will run, and (given ``max_page``) every
-    page argument outside its range (``paged()``, else 1..max_page); None when there is no single operation or the variables cannot be
-    coerced (execution reports both, with their codes)."""
+    """The cost and the role check of the operation that will run, and (given ``max_page``) every page
+    argument outside its range (``paged()``, else 1..max_page); None when there is no single operation
+    or the variables cannot be coerced (execution reports both, with their codes)."""
     operation = pick_operation(document, operation_name)
     if operation is None:
         return None
@@ -396,9 +397,4 @@ def _size(rule: FieldRule, arguments: Mapping[str, Any], page: int | None) -> in
         return page
     if rule.sizer is not None:
         return rule.sizer(arguments)
-    return rule.list_size if rule.list_size is not None else DEFAULT_LIST_SIZE
-
-
-def _selection_count(document: DocumentNode) -> int:
-    """How many selections the document writes (fields, fragment spreads, inline fragments)."""
-    return sum(1 for _ in written_selections(document))
+    return DEFAULT_LIST_SIZE if rule.list_size is None else rule.list_size
