@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_server import _env, _run, _wait_healthy
+from tests.test_server import _env, _free_port, _run, _wait_healthy
 
 pytestmark = pytest.mark.slow
 
-PORT = 8126  # this worktree's test port
 BOUND_S = 60  # each wait's bound, far below the stop's 600 s: never what the test measures
 
 
@@ -46,14 +45,15 @@ async def _line_with(stream: asyncio.StreamReader, fragment: str, seen: list[str
     ids=["SIGTERM twice", "Ctrl-C twice", "SIGTERM then Ctrl-C"],
 )
 async def test_a_second_signal_while_stopping_exits_at_once(data_dir, first, second):
-    env = _env(data_dir, PORT, FUNNEL_SHUTDOWN_TIMEOUT_S="600", FUNNEL_BODY_TIMEOUT_S="600")
+    port = _free_port()
+    env = _env(data_dir, port, FUNNEL_SHUTDOWN_TIMEOUT_S="600", FUNNEL_BODY_TIMEOUT_S="600")
     proc = await _run("serve", env=env)
     writer = None
     try:
-        await _wait_healthy(PORT, proc)
+        await _wait_healthy(port, proc)
         # A request the graceful stop waits for: the gateway took it up (aiohttp answers 100 Continue
         # from inside the request's handler), and its body never comes.
-        reader, writer = await asyncio.open_connection("127.0.0.1", PORT)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: 100\r\nExpect: 100-continue\r\n\r\n"

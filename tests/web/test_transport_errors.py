@@ -13,7 +13,6 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.web.app import create_app
 
-PORT = 8124  # this worktree's test port
 JSON = {"Content-Type": "application/json"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 LEGACY = "application/json"
@@ -87,7 +86,7 @@ PAGE_VISITS = {"a GET without a query", "a WebSocket handshake aiohttp cannot ac
 @pytest.mark.parametrize("accept", [None, LEGACY, "*/*", SPEC])
 async def test_every_refusal_before_execution_is_coded_json_in_the_negotiated_type(services, accept):
     wrong = {}
-    async with TestClient(TestServer(create_app(services), port=PORT)) as client:
+    async with TestClient(TestServer(create_app(services))) as client:
         for name, (method, path, kwargs, status, code, fragment) in CASES.items():
             if name in PAGE_VISITS and accept in (None, "*/*"):
                 continue
@@ -130,7 +129,7 @@ BODIES: dict[str, tuple[bytes, str | None]] = {
 @pytest.mark.parametrize("name", list(BODIES))
 async def test_a_request_field_given_twice_in_the_body_is_refused(services, name):
     body, field = BODIES[name]
-    async with TestClient(TestServer(create_app(services), port=PORT)) as client:
+    async with TestClient(TestServer(create_app(services))) as client:
         response = await client.post("/graphql", data=body, headers=JSON)
         answer = await response.json()
     if field is None:
@@ -148,7 +147,7 @@ async def test_a_request_field_given_twice_in_the_body_is_refused(services, name
 
 
 async def test_expect_100_continue_still_runs_and_events_refuse_other_expectations_in_their_shape(services):
-    async with TestClient(TestServer(create_app(services), port=PORT)) as client:
+    async with TestClient(TestServer(create_app(services))) as client:
         continued = await client.post("/graphql", data=QUERY, headers=JSON, expect100=True)
         assert (continued.status, (await continued.json())["data"]) == (200, {"__typename": "Query"})
         refused = await client.post("/events", data=b"[]", headers={**JSON, "Expect": "teapot"})

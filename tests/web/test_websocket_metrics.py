@@ -10,7 +10,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.ops.metrics import REGISTRY
 from gateway.web.app import create_app
 
-PORT = 8125  # this worktree's test port
 ROUTE = {"route": "/graphql"}
 
 
@@ -40,7 +39,7 @@ def _readings() -> tuple[float, float, float, float]:
 
 async def test_a_websocket_is_counted_and_timed_at_its_handshake_not_at_its_close(services):
     timed, upgrades, gets, open_now = _readings()
-    async with TestClient(TestServer(create_app(services), port=PORT)) as client:
+    async with TestClient(TestServer(create_app(services))) as client:
         ws = await client.ws_connect("/graphql", protocols=["graphql-transport-ws"])
         await ws.send_json({"type": "connection_init"})
         assert (await ws.receive_json(timeout=10))["type"] == "connection_ack"  # the 101 is long sent
