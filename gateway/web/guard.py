@@ -23,6 +23,7 @@ once, when the schema is built (:func:`mask_fields`); no other field pays anythi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from typing import Any, cast
 
@@ -38,6 +39,11 @@ from gateway.security.field_rules import Catalogue, FieldRule, FieldRules, field
 from gateway.security.limits import Limits
 from gateway.security.refusals import argument_error, cost_error, forbidden_error, page_error
 from gateway.web import documents
+
+# How long a catalogue read may hold an operation up before execution. A healthy read takes a few ms; a
+# backend that hangs would otherwise make the early check wait its client's whole timeout, and the
+# resolver then wait it again: past this, the resolver decides, as when the backend is down.
+CATALOGUE_WAIT_S = 1.0
 
 
 def schema_rules(schema: strawberry.Schema) -> dict[tuple[str, str], FieldRule]:
@@ -168,14 +174,19 @@ async def unknown_values(
 ) -> dict[str, tuple[str, Node]]:
     """The catalogued argument values (``Analysis.catalogued``) their catalogue does not hold: path ->
     (the resolver's refusal, the argument's node). Each catalogue is read once; one that cannot be read
-    (its backend down, or no services) checks nothing: the resolver decides, and reports the outage."""
+    (its backend down or slower than CATALOGUE_WAIT_S, or no services) checks nothing: the resolver
+    decides, and reports the outage."""
     read: dict[Catalogue, Collection[str] | None] = {}
     unknown: dict[str, tuple[str, Node]] = {}
     for path, catalogue, value, node in catalogued:
         if catalogue not in read:
             try:
-                read[catalogue] = None if services is None else await catalogue.read(services)
-            except Exception:  # the check is only an early answer: never a failure of its own
+                read[catalogue] = (
+                    None
+                    if services is None
+                    else await asyncio.wait_for(catalogue.read(services), CATALOGUE_WAIT_S)
+                )
+            except Exception:  # a timeout too: the check is only an early answer, never a failure of its own
                 read[catalogue] = None
         known = read[catalogue]
         if known is None or path in unknown:

@@ -5,12 +5,14 @@ instead of once per user listed after the listing ran. The fixture's page vector
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections import Counter
 
 import pytest
 
 from gateway.errors import StoreUnavailable
+from gateway.web import guard
 from tests.api.conftest import FailingProxy, error_codes, run
 
 NO_VECTORS = (
@@ -76,3 +78,37 @@ async def test_without_the_catalogue_the_resolver_decides(services):
     # Milvus back: refused once before execution, the listing not run.
     again = await run(services, query)
     assert again.get("data") is None and error_codes(again) == ["BAD_USER_INPUT"]
+
+
+class _HangsOnce:
+    """Forwards to ``target``; its first ``partitions`` call (the guard's) never answers, as a hung
+    Milvus would until the client's timeout."""
+
+    def __init__(self, target: object) -> None:
+        self._target = target
+        self.hung = 0
+
+    def __getattr__(self, name: str) -> object:
+        if name == "partitions" and not self.hung:
+            self.hung += 1
+
+            async def hangs(*args: object, **kwargs: object) -> object:
+                await asyncio.Event().wait()
+                raise AssertionError("unreachable")
+
+            return hangs
+        return getattr(self._target, name)
+
+
+async def test_a_catalogue_read_that_hangs_is_given_up_and_the_resolver_decides(services, monkeypatch):
+    # Before, the guard waited for the read as long as the backend's client did, and the resolver then
+    # waited again; now it gives up after CATALOGUE_WAIT_S and nothing is refused early.
+    monkeypatch.setattr(guard, "CATALOGUE_WAIT_S", 0.05)
+    hanging = _HangsOnce(services.vectors)
+    slow = dataclasses.replace(services, vectors=hanging)
+    query = '{ users(first: 2) { edges { node { id similarOnPage(pageType: "nope") { userId } } } } }'
+    result = await asyncio.wait_for(run(slow, query), 30)
+    assert hanging.hung == 1
+    nodes = [{"node": {"id": 1, "similarOnPage": None}}, {"node": {"id": 2, "similarOnPage": None}}]
+    assert result["data"] == {"users": {"edges": nodes}}  # the listing ran: each row's resolver refused
+    assert error_codes(result) == ["BAD_USER_INPUT", "BAD_USER_INPUT"]
