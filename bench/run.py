@@ -22,6 +22,7 @@ ORDER = [
     "bench_listing",
     "bench_mongo_wire",
     "bench_realtime",
+    "bench_capture_stages",
     "bench_replicas",
     "bench_ingest_scale",  # last: x10 of the Kaggle set is ~9M documents, minutes of ingest
 ]
