@@ -94,6 +94,17 @@ def check_page_size(first: int, maximum: int, name: str = "first") -> None:
         raise BadInput(f"{name} must be between 1 and {maximum} (FUNNEL_MAX_PAGE_SIZE), got {first}")
 
 
+# The most a list's `offset` may skip. A list is read whole into memory to be paged (a user's visits or
+# sessions, a session's visits or interactions): a million of one user's is past what one answer reads.
+MAX_OFFSET = 1_000_000
+
+
+def check_offset(offset: object) -> None:
+    """A client's ``offset``: how many items to skip, 0..MAX_OFFSET (also checked before execution)."""
+    if not _is_int(offset) or not 0 <= offset <= MAX_OFFSET:  # type: ignore[operator]
+        raise BadInput(f"offset must be an integer in 0..{MAX_OFFSET}, got {shown(offset)}")
+
+
 def check_after(after: object) -> None:
     if after is not None and not _is_int(after):
         raise BadInput(f"after must be a user id (int) or None, got {shown(after)}")

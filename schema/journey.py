@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from gateway.analytics.journeys import DEFAULT_VISITS, PAGE, summarise_journey, visit_page
+from gateway.analytics.journeys import summarise_journey
+from gateway.analytics.pages import DEFAULT_PAGE, PAGE, page_of
 from gateway.models import Document, from_fields
-from gateway.security.field_rules import price
 from schema.events import PageVisit
+from schema.paging import Offset, paged_list
 
 if TYPE_CHECKING:
     from schema.user import User
@@ -25,13 +26,17 @@ class Journey:
 
     @strawberry.field(
         description=f"The user's page visits in time order. {PAGE}",
-        metadata=price(list_size=DEFAULT_VISITS),
+        metadata=paged_list(DEFAULT_PAGE),
     )
     def visits(
-        self, info: strawberry.Info, first: int | None = None, last: int | None = None
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        last: int | None = None,
+        offset: Offset = None,
     ) -> list[PageVisit]:
-        page = visit_page(self.stored_visits, first, last, info.context.services.settings.max_page_size)
-        return [from_fields(PageVisit, v) for v in page]
+        max_page = info.context.services.settings.max_page_size
+        return [from_fields(PageVisit, v) for v in page_of(self.stored_visits, first, last, offset, max_page)]
 
     @strawberry.field(
         description="How many page visits the user has: all of them, whatever page `visits` answers."

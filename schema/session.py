@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from gateway.analytics.journeys import DEFAULT_VISITS, PAGE, visit_page
+from gateway.analytics.pages import DEFAULT_PAGE, PAGE, check_page, page_of
 from gateway.models import from_fields
-from gateway.security.field_rules import price
 from gateway.stores.money import cents
 from schema.enums import Device
 from schema.events import Interaction, PageVisit
+from schema.paging import Offset, paged_list
 
 if TYPE_CHECKING:
     from schema.user import User
@@ -28,7 +28,10 @@ class Session:
     # The page types in visit order as stored; `pagesVisited` answers a page of them.
     stored_pages: strawberry.Private[list[str]]
     total_interactions: int = strawberry.field(
-        description="How many entries `interactions` lists: clicks, scrolls, hovers, form entries and conversions."
+        description=(
+            "How many interactions the session has (clicks, scrolls, hovers, form entries and conversions): "
+            "all of them, whatever page `interactions` answers."
+        )
     )
     converted: bool
     conversion_value: float = strawberry.field(
@@ -48,25 +51,48 @@ class Session:
         return User(id=self.user_id)
 
     @strawberry.field(
-        description=f"Page types in visit order. {PAGE}", metadata=price(list_size=DEFAULT_VISITS)
+        description="How many page visits the session has: all of them, whatever page `visits` and "
+        "`pagesVisited` answer."
     )
-    def pages_visited(
-        self, info: strawberry.Info, first: int | None = None, last: int | None = None
-    ) -> list[str]:
-        return visit_page(self.stored_pages, first, last, info.context.services.settings.max_page_size)
+    def visit_count(self) -> int:
+        return len(self.stored_pages)
 
-    @strawberry.field(
-        description=f"Page visits in time order. {PAGE}", metadata=price(list_size=DEFAULT_VISITS)
-    )
+    @strawberry.field(description=f"Page types in visit order. {PAGE}", metadata=paged_list(DEFAULT_PAGE))
+    def pages_visited(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        last: int | None = None,
+        offset: Offset = None,
+    ) -> list[str]:
+        max_page = info.context.services.settings.max_page_size
+        return page_of(self.stored_pages, first, last, offset, max_page)
+
+    @strawberry.field(description=f"Page visits in time order. {PAGE}", metadata=paged_list(DEFAULT_PAGE))
     async def visits(
-        self, info: strawberry.Info, first: int | None = None, last: int | None = None
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        last: int | None = None,
+        offset: Offset = None,
     ) -> list[PageVisit]:
         max_page = info.context.services.settings.max_page_size
-        visit_page((), first, last, max_page)  # a bad page is refused before the visits are read
+        check_page(first, last, offset, max_page)  # a bad page is refused before the visits are read
         docs = await info.context.loaders.visits_by_session.load(self.id)
-        return [from_fields(PageVisit, d) for d in visit_page(docs or [], first, last, max_page)]
+        return [from_fields(PageVisit, d) for d in page_of(docs or [], first, last, offset, max_page)]
 
-    @strawberry.field(description="Interactions in time order.", metadata=price(list_size=15))
-    async def interactions(self, info: strawberry.Info) -> list[Interaction]:
+    @strawberry.field(
+        description=f"Interactions in time order. {PAGE} `totalInteractions` counts them all.",
+        metadata=paged_list(DEFAULT_PAGE),
+    )
+    async def interactions(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        last: int | None = None,
+        offset: Offset = None,
+    ) -> list[Interaction]:
+        max_page = info.context.services.settings.max_page_size
+        check_page(first, last, offset, max_page)  # a bad page is refused before the interactions are read
         docs = await info.context.loaders.interactions_by_session.load(self.id)
-        return [from_fields(Interaction, d) for d in docs or []]
+        return [from_fields(Interaction, d) for d in page_of(docs or [], first, last, offset, max_page)]

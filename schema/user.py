@@ -21,14 +21,16 @@ from strawberry.scalars import JSON
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from gateway.analytics.lookalike import DEFAULT_K
+from gateway.analytics.pages import DEFAULT_SESSIONS, SESSIONS_PAGE, check_page, page_of
 from gateway.analytics.similar_on_page import SimilarOnPageQuery, check_vector_page, vector_pages
 from gateway.analytics.similar_users import DEFAULT_LIMIT, SimilarQuery
 from gateway.errors import BadInput, NotFound, shown
 from gateway.models import Document, UserPage, from_fields
 from gateway.security.field_rules import VECTOR_SEARCH, Catalogue, checked, known, paged, price
-from gateway.validation import USER_ID_MAX, check_min_score, check_page_size, check_similar_limit
+from gateway.validation import USER_ID_MAX, check_min_score, check_similar_limit
 from schema.enums import Device, Sex, device_of, sex_of
 from schema.journey import Journey
+from schema.paging import Offset, paged_list
 from schema.session import Session
 
 
@@ -108,13 +110,36 @@ class User:
         return self._profile(info, lambda d: JSON(d.get("attributes") or {}))
 
     @strawberry.field(
-        description="Sessions by start time; at most `first` when given.", metadata=price(list_size=3)
+        description=(
+            f"Sessions by start time. {SESSIONS_PAGE} The default page is {DEFAULT_SESSIONS}, a tenth of the "
+            "visit lists': every session of a normal user (generated and Kaggle users have one or two), "
+            "and each session carries visit lists of its own, so a listing that nests sessions stays "
+            "within the cost budget. `sessionCount` says how many there are in all."
+        ),
+        metadata=paged_list(DEFAULT_SESSIONS),
     )
-    async def sessions(self, info: strawberry.Info, first: int | None = None) -> list[Session]:
-        if first is not None:
-            check_page_size(first, info.context.services.settings.max_page_size)
-        docs = await info.context.loaders.sessions_by_user.load(self.id) or []
-        return [from_fields(Session, d, id="session_id", stored_pages="pages_visited") for d in docs[:first]]
+    async def sessions(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        last: int | None = None,
+        offset: Offset = None,
+    ) -> list[Session]:
+        max_page = info.context.services.settings.max_page_size
+        check_page(first, last, offset, max_page)  # a bad page is refused before the sessions are read
+        page = page_of(await self._sessions(info), first, last, offset, max_page, DEFAULT_SESSIONS)
+        return [from_fields(Session, d, id="session_id", stored_pages="pages_visited") for d in page]
+
+    @strawberry.field(
+        description="How many sessions the user has: all of them, whatever page `sessions` answers."
+    )
+    async def session_count(self, info: strawberry.Info) -> int:
+        return len(await self._sessions(info))
+
+    async def _sessions(self, info: strawberry.Info) -> list[Document]:
+        if self.session_docs is not None:
+            return self.session_docs
+        return await info.context.loaders.sessions_by_user.load(self.id) or []
 
     @strawberry.field
     async def journey(self, info: strawberry.Info) -> Journey:

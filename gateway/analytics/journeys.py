@@ -3,35 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from gateway.models import Document, StepOrder
 from gateway.stores.contracts import DocumentStore
 from gateway.stores.funnel_math import match_steps
-from gateway.validation import check_page_size
-
-T = TypeVar("T")
-
-# The visits a visit list (`Journey.visits`, `Session.visits`, `Session.pagesVisited`) answers when
-# neither `first` nor `last` is given: every visit of a normal journey (the generated and Kaggle users
-# have at most a few dozen), while a user who sent thousands of page views gets a bounded answer.
-DEFAULT_VISITS = 100
-PAGE = (
-    "Neither `first` nor `last`: the first 100 (at most FUNNEL_MAX_PAGE_SIZE). `first`: the first N; "
-    "`last`: the last N; both: the last `last` of the first `first` (as Relay). Each 1..FUNNEL_MAX_PAGE_SIZE."
-)
-
-
-def visit_page(items: Sequence[T], first: int | None, last: int | None, max_page: int) -> list[T]:
-    """The part of a visit list (in time order) its page arguments ask for: see :data:`PAGE`. A page
-    out of 1..``max_page`` is BadInput (the cost analysis refuses it before execution, once)."""
-    for name, value in (("first", first), ("last", last)):
-        if value is not None:
-            check_page_size(value, max_page, name)
-    if first is None and last is None:
-        first = min(DEFAULT_VISITS, max_page)
-    page = list(items if first is None else items[:first])
-    return page if last is None else page[-last:]
 
 
 def summarise_journey(visits: list[Document], steps: Sequence[str] | None) -> dict[str, Any]:

@@ -18,22 +18,22 @@ from tests.ingest.conftest import FIXTURES
 # Fixtures that stop an ingest on purpose (tests/ingest/test_csv_files.py says why).
 FATAL = {"binary_page_table", "empty_file", "missing_user_table", "no_user_id_column"}
 
-# Visit lists answer 100 by default and are priced so: small pages keep every field of 1,000 users within
-# the default cost budget (the fixtures' sessions and journeys are shorter than these pages).
+# Visit and interaction lists answer 100 by default and sessions 10, each priced so: small pages keep
+# every field of 1,000 users within the default cost budget (a row past a page has the same fields).
 EVERY_USER_FIELD = """
 query($after: String) {
   users(first: 1000, after: $after) {
     pageInfo { hasNextPage endCursor }
     edges { node {
-      id device sex date attributes converted conversionLikelihood
+      id device sex date attributes converted conversionLikelihood sessionCount
       similarUsers(limit: 3) { userId score user { id device sex } }
-      sessions {
+      sessions(first: 3) {
         id userId startTime endTime device pagesVisited(first: 5) totalInteractions converted conversionValue
-        user { id }
+        visitCount user { id }
         visits(first: 5) { eventId userId sessionId pageType timestamp duration device }
-        interactions { eventId sessionId pageType interactionType element timestamp coordinates { x y } value }
+        interactions(first: 15) { eventId sessionId pageType interactionType element timestamp coordinates { x y } value }
       }
-      journey { userId furthestStep converted timeToConvertSeconds user { id } visits(first: 10) { eventId timestamp } }
+      journey { userId furthestStep converted timeToConvertSeconds visitCount user { id } visits(first: 10) { eventId timestamp } }
     } }
   }
 }

@@ -238,9 +238,9 @@ def test_a_left_out_selection_costs_nothing_but_still_needs_its_role():
 
 
 # A page of 5 users and their sessions, by hand: users 20 + edges (1 + 5 x (1 + node)), node 1 + sessions,
-# sessions (User.sessions assumes 3) 1 + 3 x (1 + 0): 20 + 1 + 5 x (1 + 1 + 4) = 51.
+# sessions (User.sessions' default page: 10) 1 + 10 x (1 + 0): 20 + 1 + 5 x (1 + 1 + 11) = 86.
 USERS = "users(first: 5) { edges { node { id sessions { id } } } }"
-USERS_COST = 51
+USERS_COST = 86
 
 
 def test_what_graphql_merges_is_charged_once():
@@ -267,18 +267,18 @@ def test_what_graphql_merges_is_charged_once():
 
 def test_merged_fields_merge_their_selections():
     # { users { .. sessions } users { .. journey { visits } } } is run as users { .. sessions journey }:
-    # journey 1 + visits (a page of 10) 1 + 10 x 1 = 12; node 1 + 4 + 12 = 17;
-    # 20 + 1 + 5 x (1 + 17) = 111 (each on its own: 51 + 20 + 1 + 5 x (1 + 1 + 12) = 142).
+    # journey 1 + visits (a page of 10) 1 + 10 x 1 = 12; node 1 + 11 + 12 = 24;
+    # 20 + 1 + 5 x (1 + 24) = 146 (each on its own: 86 + 20 + 1 + 5 x (1 + 1 + 12) = 177).
     split = (
         "{ users(first: 5) { edges { node { sessions { id } } } } "
         "users(first: 5) { edges { node { journey { visits(first: 10) { eventId } } } } } }"
     )
-    assert cost(split) == 111
+    assert cost(split) == 146
     assert (
         cost(
             "{ users(first: 5) { edges { node { sessions { id } journey { visits(first: 10) { eventId } } } } } }"
         )
-        == 111
+        == 146
     )
 
 
@@ -319,7 +319,7 @@ def test_merged_fields_still_need_their_role():
 
 
 def test_a_fragment_reached_twice_under_one_field_is_charged_once():
-    # node { ...N } merged with node { ...N id }: N's fields once, id once (a scalar): 51 as USERS.
+    # node { ...N } merged with node { ...N id }: N's fields once, id once (a scalar): 86 as USERS.
     query = (
         "{ users(first: 5) { edges { node { ...N } } } users(first: 5) { edges { node { ...N id } } } } "
         "fragment N on User { id sessions { id } }"

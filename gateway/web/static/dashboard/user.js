@@ -1,6 +1,10 @@
 // The user lookup: profile, progress along the default funnel, the journey per session, every session,
 // look-alikes with their scores, and the conversion likelihood. A field the gateway refuses or cannot
 // answer (FORBIDDEN, Milvus UNAVAILABLE) empties its own section; the rest still shows.
+// The API pages its lists (sessions answer 10 without `first`): the panel asks the first 1,000 sessions
+// (FUNNEL_MAX_PAGE_SIZE's default) and sessionCount, and of each session the CHIPS pages the table
+// names and visitCount, which counts the rest (a page of 1,000 pages under 1,000 sessions would cost
+// a million, five times the default budget).
 import { errorsAt, query } from './api.js';
 import { fmt } from './charts.js';
 import { $, busy, describe, h, latest, showState } from './dom.js';
@@ -8,7 +12,8 @@ import { $, busy, describe, h, latest, showState } from './dom.js';
 const USER = `query DashboardUser($id: Int!) {
   user(id: $id) {
     id device sex date converted
-    sessions { id startTime endTime device pagesVisited(first: 1000) totalInteractions converted conversionValue }
+    sessionCount
+    sessions(first: 1000) { id startTime endTime device visitCount pagesVisited(first: 40) totalInteractions converted conversionValue }
     journey { furthestStep converted timeToConvertSeconds visitCount visits(first: 1000) { pageType timestamp duration sessionId } }
     similarUsers(limit: 8) { userId score user { device converted } }
     conversionLikelihood
@@ -104,7 +109,7 @@ function likelihoodNote(user) {
 // The query loads the first 1,000 visits (the API pages visit lists; 1,000 is FUNNEL_MAX_PAGE_SIZE's
 // default), and visitCount says how many there are in all.
 const JOURNEY_ROWS = 200;
-const CHIPS = 40; // pages named per session in the sessions table
+const CHIPS = 40; // pages named per session in the sessions table: USER's pagesVisited(first: 40)
 
 function drawJourney(box, user, errors, limit) {
   const journey = user.journey;
@@ -169,6 +174,18 @@ function drawJourney(box, user, errors, limit) {
   }
 }
 
+function sessionsSummary(loaded, total) {
+  if (loaded < total) return `The first ${fmt.int.format(loaded)} of ${fmt.int.format(total)} sessions`;
+  return loaded === 1 ? 'The session' : `All ${fmt.int.format(loaded)} sessions`;
+}
+
+// The session's pages past the chips, counted by visitCount (the query loads CHIPS of them).
+function morePages(s) {
+  const named = Math.min(CHIPS, s.pagesVisited.length);
+  const rest = Math.max(s.visitCount ?? s.pagesVisited.length, s.pagesVisited.length) - named;
+  return rest > 0 ? h('span', { class: 'muted', text: ` +${fmt.int.format(rest)} more` }) : null;
+}
+
 function renderUser(user, errors) {
   const likelihoodError = errorsAt(errors, 'user', 'conversionLikelihood').length > 0;
   $('user-profile').replaceChildren(
@@ -176,7 +193,7 @@ function renderUser(user, errors) {
     fact('Device', (user.device || '–').toLowerCase()),
     fact('Sex', (user.sex || '–').toLowerCase()),
     fact('First visit', user.date || '–'),
-    fact('Sessions', fmt.int.format(user.sessions?.length || 0)),
+    fact('Sessions', fmt.int.format(user.sessionCount ?? user.sessions?.length ?? 0)),
     fact('Converted', user.converted ? 'yes' : 'no'),
     fact('Conversion likelihood', likelihoodError ? 'unavailable' : likelihoodText(user)),
   );
@@ -234,7 +251,7 @@ function renderUser(user, errors) {
       h(
         'details',
         { class: 'table-details sessions' },
-        h('summary', { text: sessions.length === 1 ? 'The session' : `All ${sessions.length} sessions` }),
+        h('summary', { text: sessionsSummary(sessions.length, user.sessionCount ?? sessions.length) }),
         h(
           'div',
           { class: 'table-wrap' },
@@ -252,7 +269,7 @@ function renderUser(user, errors) {
                   h('th', { scope: 'row', text: s.id }),
                   h('td', { text: utc(s.startTime) }),
                   h('td', { class: 'num', text: fmt.seconds(seconds(s.startTime, s.endTime)) }),
-                  h('td', {}, ...s.pagesVisited.slice(0, CHIPS).map(pageChip), s.pagesVisited.length > CHIPS ? h('span', { class: 'muted', text: ` +${fmt.int.format(s.pagesVisited.length - CHIPS)} more` }) : null),
+                  h('td', {}, ...s.pagesVisited.slice(0, CHIPS).map(pageChip), morePages(s)),
                   h('td', { class: 'num', text: fmt.int.format(s.totalInteractions) }),
                   h('td', { text: s.converted ? fmt.money.format(s.conversionValue) : 'no' }),
                 ),
