@@ -167,7 +167,18 @@ class DocumentStore(Protocol):
         """Delete the rows with date in [start, end], then write ``rows``. Returns rows written."""
 
     async def set_default_funnel(self, steps: Sequence[str]) -> None:
-        """Store the dataset's default funnel (upsert of funnel_definitions name='default')."""
+        """Store the dataset's default funnel (upsert of funnel_definitions name='default'). For a
+        generation being built, before it is served; the served one's changes by ``pin_default_funnel``."""
+
+    async def pin_default_funnel(self, steps: Sequence[str] | None) -> str:
+        """Change the served generation's default funnel: store ``steps`` (``None``: remove the stored
+        one, so the default is derived from the visits again), delete every funnel_analytics row (they
+        are the old default's), then give the generation a new ``default_revision`` (``datasets.
+        next_revision``), which ``cache_scope`` folds into the scope of cached answers. The revision is
+        written after the steps: a process that sees it reads the new steps. Every store over the same
+        data sees it with the served generation (MongoDB: at the follower's next read, or at once after
+        ``refresh_generation``). Returns the new revision. An ingest that switches generations meanwhile
+        makes it fail (StoreUnavailable): the new generation's default is the ingest's."""
 
     async def delete_users(self, user_ids: Sequence[int]) -> int:
         """Delete these users and everything of theirs (sessions, visits, interactions). Returns the

@@ -13,7 +13,11 @@ removed by the next build (and, on DuckDB, when the store opens under the data-d
 
 Every generation has a ``dataset`` id (its number and a random suffix). Cached answers are stored under
 keys scoped by it (``gateway/cache/scoped.py``), so no answer computed from one generation is ever read
-while another is served, on any gateway process.
+while another is served, on any gateway process. The default funnel is the one part of a generation an
+admin may change while it is served (``setDefaultFunnel``: ``pin_default_funnel``): each change gives the
+generation a new ``default_revision``, carried with the served generation (DuckDB: ``funnelgate_meta`` of
+its file; MongoDB: the active-generation document, which every gateway re-reads every second), and the
+scope of cached answers is the dataset id and that revision (:func:`cache_scope`).
 
 What a re-ingest keeps (``carry_over``): the CSVs are the source of truth for the users they name, whose
 ingested history is replaced by the new one; everything else already stored survives it. That is
@@ -44,6 +48,27 @@ def new_dataset_id(generation: int) -> str:
     """``7.a1b2c3``: the generation's number and a random part (a data directory wiped and ingested again
     must not reuse the id of cached answers in a shared Redis)."""
     return f"{generation}.{secrets.token_hex(3)}"
+
+
+def next_revision(previous: str) -> str:
+    """The revision of a default funnel pinned after ``previous`` ("" when never pinned): ``{n}-{random}``,
+    ``n`` one more than the previous one's (so a follower can tell newer from older), the random part so a
+    store wiped and pinned again never reuses the id of cached answers in a shared Redis."""
+    return f"{revision_number(previous) + 1}-{secrets.token_hex(3)}"
+
+
+def revision_number(revision: str) -> int:
+    head = revision.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def cache_scope(store: object) -> str:
+    """The id cached answers are scoped by (``gateway/cache/scoped.py``): the served generation's dataset
+    id, and the revision of its default funnel once one was pinned (``pin_default_funnel``), so that
+    every answer computed before a default changed sits under keys no reader asks for again."""
+    dataset = str(getattr(store, "dataset", "") or "")
+    revision = str(getattr(store, "default_revision", "") or "")
+    return f"{dataset}~{revision}" if revision else dataset
 
 
 def generation_of(dataset: str) -> int:

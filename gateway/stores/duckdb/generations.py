@@ -86,11 +86,26 @@ def remove_leftovers(live: Path, *, quiet: bool = False) -> list[Path]:
 
 def read_dataset(cur: Cursor) -> str:
     """The id of the generation in the current database ("" for a file no build wrote)."""
+    return read_meta(cur, "dataset")
+
+
+def read_meta(cur: Cursor, key: str) -> str:
+    """A value of ``funnelgate_meta`` ("" when absent, or in a file without the table)."""
     try:
-        row = writes.first_row(cur, f"SELECT value FROM {META_TABLE} WHERE key = 'dataset'")
+        row = writes.first_row(cur, f"SELECT value FROM {META_TABLE} WHERE key = $key", {"key": key})
     except duckdb.CatalogException:
         return ""
     return str(row[0]) if row else ""
+
+
+def write_meta(cur: Cursor, key: str, value: str) -> None:
+    """Set a value of ``funnelgate_meta`` in the current database (the table made if a build did not)."""
+    writes.run_sql(cur, f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    writes.run_sql(
+        cur,
+        f"INSERT INTO {META_TABLE} VALUES ($key, $value) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        {"key": key, "value": value},
+    )
 
 
 def _fsync(path: Path, directory: bool = False) -> None:

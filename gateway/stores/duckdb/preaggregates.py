@@ -121,6 +121,14 @@ class DayRows:
         with self._lock:
             return self._verified.get(day) == (steps, self._version[day], self._epoch)
 
+    def default_changed(self) -> None:
+        """The default funnel changed (its rows were deleted): no day is verified, every day is stale,
+        so a read of the rows computes them for the new steps."""
+        with self._lock:
+            self._epoch += 1
+            self._all_stale = True
+            self._verified.clear()
+
     # -- the change feed ---------------------------------------------------------------------------
     def inserted(self, table: str, rows: Columns) -> None:
         if table == PAGE_VISITS:

@@ -6,18 +6,27 @@ owns the connection and what is attached to it (``_attach``, ``_started``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.errors import BadInput
+from gateway.stores.collections import DEFAULT_FUNNEL, FUNNEL_ANALYTICS, FUNNEL_DEFINITIONS
+from gateway.stores.datasets import next_revision
 from gateway.stores.duckdb import generations, schema, writes
 from gateway.stores.duckdb.connection import Cursor, DuckDBConnection
 from gateway.stores.duckdb.funnel_index.live import LiveIndex
+from gateway.stores.duckdb.preaggregates import DayRows
+from gateway.validation import check_default_funnel
+
+DEFAULT_REVISION = "default_revision"  # the key of funnelgate_meta holding it (stores/datasets.py)
 
 
 class FileGenerations:
     _db: DuckDBConnection
     path: Path
     funnel_index: LiveIndex | None
+    day_rows: DayRows | None
+    default_revision = ""  # of the default funnel pinned in this file ("" never): read by _started
 
     def _attach(self, db: DuckDBConnection) -> None:
         raise NotImplementedError
@@ -52,6 +61,29 @@ class FileGenerations:
         finally:
             self._attach(await DuckDBConnection.open(self.path))
             await self._started()
+
+    async def pin_default_funnel(self, steps: Sequence[str] | None) -> str:
+        """The contract's (``contracts.py``), in one call under the write lock: the steps, the rows, then
+        the revision. One process serves the file (the data-dir lock), so it is seen at once."""
+        if steps is not None:
+            check_default_funnel(steps)
+        table = schema.TABLES[FUNNEL_DEFINITIONS]
+
+        def pin(cur: Cursor) -> str:
+            with self._db.write_lock:
+                revision = next_revision(generations.read_meta(cur, DEFAULT_REVISION))
+                if steps is None:
+                    writes.delete_rows(cur, FUNNEL_DEFINITIONS, "name = $name", {"name": DEFAULT_FUNNEL})
+                else:
+                    writes.upsert_rows(cur, table, [{"name": DEFAULT_FUNNEL, "steps": list(steps)}])
+                writes.delete_rows(cur, FUNNEL_ANALYTICS, "true", {})
+                if self.day_rows is not None:
+                    self.day_rows.default_changed()
+                generations.write_meta(cur, DEFAULT_REVISION, revision)
+                self.default_revision = revision
+            return revision
+
+        return await self._db.run("pin the default funnel", pin)
 
     async def export(self, sinks: dict[str, generations.Sink], batch: int = 10_000) -> dict[str, int]:
         for collection in sinks:

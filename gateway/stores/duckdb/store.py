@@ -48,7 +48,7 @@ from gateway.stores.duckdb.funnel_index.live import LiveIndex
 from gateway.stores.duckdb.funnels import FunnelEngines
 from gateway.stores.duckdb.lookups import KeyLookups
 from gateway.stores.duckdb.preaggregates import DayRows
-from gateway.stores.duckdb.served import FileGenerations
+from gateway.stores.duckdb.served import DEFAULT_REVISION, FileGenerations
 from gateway.validation import (
     check_after,
     check_count,
@@ -99,6 +99,9 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
 
     async def _started(self) -> None:
         self.dataset = await self._db.run("read the dataset id", generations.read_dataset)
+        self.default_revision = await self._db.run(
+            "read the default's revision", lambda cur: generations.read_meta(cur, DEFAULT_REVISION)
+        )
         await self.fold_sessions()  # what a killed process left pending, before anything reads
         if self.funnel_index is not None:
             self.funnel_index.start()

@@ -1,7 +1,8 @@
 """Generations on MongoDB: each dataset in collections suffixed ``__g{n}``, the served one named by a
 single document (the contract: ``gateway/stores/datasets.py``; the ops research, Q3).
 
-* ``funnelgate_meta`` holds ``{_id: "active", generation, dataset, switched_at}``; a switch is ONE
+* ``funnelgate_meta`` holds ``{_id: "active", generation, dataset, switched_at}`` (and, once the served
+  default funnel was changed, ``default_pins``, ``default_salt``: ``served.py``); a switch is ONE
   ``update_one`` of it, atomic on any deployment (no ``renameCollection``, which a transaction refuses and
   which takes a database lock per collection). Generation 0 is the unsuffixed collections: a database
   written before generations existed is served as it is until its first build.
@@ -56,6 +57,9 @@ log = logging.getLogger("funnelgate.ingest")
 META = "funnelgate_meta"
 ACTIVE = "active"
 BUILD = "build"
+# Of the active document: the served generation's default funnel pinned how many times, and a random
+# salt (``datasets.next_revision``'s form, ``{pins}-{salt}``: a wiped database never reuses a revision).
+PINS, SALT = "default_pins", "default_salt"
 FOLLOW_INTERVAL_S = 1.0
 LEASE_S = 120.0
 HEARTBEAT_S = 5.0
@@ -98,6 +102,7 @@ class GenerationDatabase:
         self.raw = database
         self.generation = generation
         self.dataset = dataset
+        self.revision = ""  # of the default funnel pinned in this generation (stores/datasets.py)
         # False while the active generation has never been read (a gateway started with MongoDB down):
         # the design collections are refused rather than read as generation 0, which is not the data.
         self.known = True
@@ -121,12 +126,18 @@ class GenerationDatabase:
         return list(_map_stages(stages, names))
 
 
-async def read_active(database: Any) -> tuple[int, str]:
+async def read_active(database: Any) -> tuple[int, str, str]:
+    """The served generation, its dataset id and its default funnel's revision ("" never pinned)."""
     with operation("read the active generation"):
         doc = await database[META].find_one({"_id": ACTIVE})
     if not doc:
-        return 0, ""
-    return int(doc.get("generation", 0)), str(doc.get("dataset", ""))
+        return 0, "", ""
+    return int(doc.get("generation", 0)), str(doc.get("dataset", "")), revision_of(doc)
+
+
+def revision_of(active: dict[str, Any]) -> str:
+    """The served default funnel's revision in the active document ("" never pinned)."""
+    return f"{int(active[PINS])}-{active.get(SALT, '')}" if active.get(PINS) else ""
 
 
 async def generations_present(database: Any) -> set[int]:
@@ -275,7 +286,8 @@ class MongoBuild:
                         "generation": self.generation,
                         "dataset": self.dataset,
                         "switched_at": datetime.now(UTC).replace(tzinfo=None),
-                    }
+                    },
+                    "$unset": {PINS: "", SALT: ""},  # the new generation has its own default
                 },
                 upsert=True,
             )

@@ -8,19 +8,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import secrets
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from gateway import background
 from gateway.errors import BadInput, QueryTimeout, StoreUnavailable
 from gateway.models import Document
-from gateway.stores.collections import COLLECTIONS, PRIMARY_KEYS, USERS
-from gateway.stores.datasets import Sink
-from gateway.stores.mongo import generations
+from gateway.stores.collections import (
+    COLLECTIONS,
+    DEFAULT_FUNNEL,
+    FUNNEL_ANALYTICS,
+    FUNNEL_DEFINITIONS,
+    PRIMARY_KEYS,
+    USERS,
+)
+from gateway.stores.datasets import Sink, revision_number
+from gateway.stores.mongo import generations, writes
 from gateway.stores.mongo.documents import from_mongo
 from gateway.stores.mongo.driver import operation
+from gateway.validation import check_default_funnel
 
 if TYPE_CHECKING:
     from gateway.stores.mongo.store import MongoStore
@@ -62,13 +72,17 @@ class ServedGeneration:
     def dataset(self) -> str:
         return str(self._db.dataset)
 
+    @property
+    def default_revision(self) -> str:
+        return str(self._db.revision)
+
     def pinned(self, generation: int, dataset: str) -> MongoStore:
         """A store over one generation, sharing this store's client (closing it closes nothing)."""
         store = self._new(self._db.raw, None, generation=generation)
         store._db.dataset = dataset
         return store
 
-    def set_generation(self, generation: int, dataset: str) -> None:
+    def set_generation(self, generation: int, dataset: str, revision: str = "") -> None:
         if self._pinned:
             return  # a pinned store never moves
         if not self._db.known:
@@ -78,7 +92,11 @@ class ServedGeneration:
             return  # the served generation only moves forward
         elif generation != self._db.generation:
             log.info("now serving dataset %s (generation %d)", dataset, generation)
-        self._db.generation, self._db.dataset = generation, dataset
+        elif revision_number(revision) < revision_number(self._db.revision):
+            return  # so does its default's revision (a read issued before a pin may end after it)
+        elif revision != self._db.revision:
+            log.info("the default funnel of dataset %s changed (revision %s)", dataset or "-", revision)
+        self._db.generation, self._db.dataset, self._db.revision = generation, dataset, revision
 
     def generation_unknown(self) -> None:
         """The active generation could not be read (MongoDB down at start): refuse the design collections
@@ -112,6 +130,42 @@ class ServedGeneration:
                 log.debug("cannot read the active generation: %s", exc)
             if background.stop_requested():  # cancelled, though the read ended as if it were not
                 return
+
+    async def pin_default_funnel(self, steps: Sequence[str] | None) -> str:
+        """The contract's (``contracts.py``): the steps and the rows in the served generation's
+        collections, then its revision in the active document (one findAndModify, only while that
+        generation is the active one: a counter that orders revisions, and a random salt), which every
+        follower reads within a second."""
+        if steps is not None:
+            check_default_funnel(steps)
+        if self._pinned:
+            raise BadInput("a store pinned to one generation does not change the served default")
+        await self.refresh_generation()
+        generation, dataset = self.generation, self.dataset
+        served = self.pinned(generation, dataset)._db
+        with operation("pin the default funnel", default_s=None):
+            if steps is None:
+                await served[FUNNEL_DEFINITIONS].delete_many({"name": DEFAULT_FUNNEL})
+            else:
+                await writes.upsert_many(
+                    served, FUNNEL_DEFINITIONS, [{"name": DEFAULT_FUNNEL, "steps": list(steps)}]
+                )
+            await served[FUNNEL_ANALYTICS].delete_many({})
+            try:  # ONE findAndModify; absent: generation 0, never switched (upserted)
+                doc = await self._db.raw[generations.META].find_one_and_update(
+                    {"_id": generations.ACTIVE, "generation": generation},
+                    {"$inc": {generations.PINS: 1}, "$set": {generations.SALT: secrets.token_hex(3)}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError as exc:  # another generation is active: an ingest switched
+                raise StoreUnavailable(
+                    "an ingest switched the served dataset while the default funnel was being changed: "
+                    "the new dataset has the ingest's default; change it again if you need to"
+                ) from exc
+        revision = generations.revision_of(doc)
+        self.set_generation(generation, dataset, revision)
+        return revision
 
     async def begin_build(self) -> generations.MongoBuild:
         return await generations.MongoBuild.begin(self)  # type: ignore[arg-type]  # the mixin of MongoStore
