@@ -47,8 +47,8 @@ class Services:
     cache_stats: CacheStats = field(default_factory=CacheStats)
     redis_supervisor: RedisSupervisor | None = None  # set when the cache is a private redis-server
     realtime: Realtime | None = None  # set by open_services: capture, the pub/sub hub (gateway/realtime)
-    # Generation id -> its stored default funnel, once seen (analytics/default_funnel: it never changes
-    # while a generation is served, so it is read from the store once)
+    # Cache scope (generation id and default revision) -> its stored default funnel, once seen
+    # (analytics/default_funnel: it never changes under one scope, so it is read from the store once)
     stored_defaults: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
@@ -134,10 +134,12 @@ def cluster_nodes(settings: Settings) -> list[tuple[str, int]]:
 
 
 def scoped_by_dataset(cache: Cache, store: DocumentStore) -> Cache:
-    """The cache with derived keys scoped by the generation ``store`` serves (gateway/cache/scoped.py)."""
+    """The cache with derived keys scoped by the generation ``store`` serves and the revision of its
+    default funnel (``datasets.cache_scope``; gateway/cache/scoped.py)."""
     from gateway.cache.scoped import DatasetScopedCache
+    from gateway.stores.datasets import cache_scope
 
-    return DatasetScopedCache(cache, lambda: str(getattr(store, "dataset", "")))
+    return DatasetScopedCache(cache, lambda: cache_scope(store))
 
 
 async def invalidate_shared_cache(settings: Settings, dataset: str | None = None) -> int:
@@ -149,7 +151,8 @@ async def invalidate_shared_cache(settings: Settings, dataset: str | None = None
     from gateway.cache.keys import ANY_DATASET, DERIVED_PREFIXES, dataset_scoped
     from gateway.stores.redis.cluster import connect
 
-    scopes = [""] if dataset == "" else [dataset] if dataset is not None else ["", ANY_DATASET]
+    # A generation's entries: under its id, and under its id and a pinned default's revision (``~``).
+    scopes = [dataset, f"{dataset}~{ANY_DATASET}"] if dataset is not None else ["", ANY_DATASET]
     prefixes = list(dict.fromkeys(dataset_scoped(p, scope) for scope in scopes for p in DERIVED_PREFIXES))
     cache = connect(settings.redis_url, cluster=settings.redis_cluster, nodes=cluster_nodes(settings))
     try:

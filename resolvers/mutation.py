@@ -15,6 +15,7 @@ from typing import Annotated
 
 import strawberry
 
+from gateway.analytics.pinned import MAX_PINNED_STEPS, pin
 from gateway.errors import BadInput
 from gateway.jobs.refresh import refresh_funnel_analytics
 from gateway.realtime.capture import capture
@@ -24,6 +25,7 @@ from resolvers.permissions import AdminOnly
 from schema.inputs import DateRange
 from schema.realtime import (
     CacheScope,
+    DefaultFunnelResult,
     EventInput,
     InvalidationResult,
     RefreshResult,
@@ -85,3 +87,22 @@ class Mutation:
             )
         rows = await refresh_funnel_analytics(store, steps, range_.start, range_.end)
         return RefreshResult(start=range_.start, end=range_.end, steps=list(steps), rows=rows)
+
+    @strawberry.mutation(
+        description=(
+            "Pin the default funnel (what funnel fields answer without steps) on the served data: 2.."
+            f"{MAX_PINNED_STEPS} distinct page types with page views. steps: [] removes the pinned one: the "
+            "default is derived from the page views again. Every gateway uses the new default within about a "
+            "second; no answer cached on the old one is served again, and its funnel_analytics rows are "
+            "dropped (refreshAnalytics recomputes them). An ingest stores its own default."
+        ),
+        permission_classes=[AdminOnly],
+        metadata=requires(Role.ADMIN),
+    )
+    async def set_default_funnel(self, info: strawberry.Info, steps: list[str]) -> DefaultFunnelResult | None:
+        default, revision = await pin(info.context.services, steps)
+        return DefaultFunnelResult(
+            steps=list(default.steps) if default else [],
+            derived=default is None or default.derived,
+            revision=revision,
+        )

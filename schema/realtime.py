@@ -148,6 +148,19 @@ class RefreshResult:
     rows: int
 
 
+@strawberry.type(description="The default funnel after setDefaultFunnel.")
+class DefaultFunnelResult:
+    steps: list[str] = strawberry.field(
+        description="The default funnel now: the pinned steps, or those derived from the page views."
+    )
+    derived: bool = strawberry.field(
+        description="True when no default is pinned: it is derived from the page views (and moves with them)."
+    )
+    revision: str = strawberry.field(
+        description="The default's revision: it names this change in logs and cache keys."
+    )
+
+
 @strawberry.type(description="One event as it arrived (userActivity).")
 class ActivityEvent:
     event_id: str

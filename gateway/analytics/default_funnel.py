@@ -10,6 +10,10 @@ The derived funnel keeps at most ``DERIVED_MAX_STEPS`` pages: live page types ar
 send, and a few typo'd slugs each reached by one user would otherwise make a funnel of dozens of
 steps whose tail is noise. Ingest's default is not capped: its pages are the CSV's page tables.
 
+An admin may pin the default on the served data (``setDefaultFunnel``, ``pinned.py``), or remove it so
+it is derived again; each change has a new revision, part of the cache scope (``datasets.cache_scope``),
+so what is remembered here per scope, and every cached answer, is the new default's.
+
 A derived default moves with every page view (a new page, or a page overtaking another), so answers
 built on it must depend on every page view: they also read the token :func:`every_page_view` names.
 """
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 
 from gateway.cache import keys, versions
 from gateway.stores.contracts import DocumentStore
+from gateway.stores.datasets import cache_scope
 from gateway.stores.funnel_math import default_order
 
 DERIVED_MAX_STEPS = 10
@@ -36,8 +41,9 @@ async def resolve(
     store: DocumentStore, stored_defaults: dict[str, tuple[str, ...]] | None = None
 ) -> DefaultFunnel | None:
     """The stored default, else the derived one; None when neither exists (no visits at all).
-    ``stored_defaults`` (generation id -> steps) remembers a generation's stored default once read:
-    ingest stores it before the generation is served, and it never changes while it is."""
+    ``stored_defaults`` (cache scope -> steps) remembers a generation's stored default once read: ingest
+    stores it before the generation is served, and ``setDefaultFunnel`` gives a change a new scope
+    (``datasets.cache_scope``: the generation's id and the default's revision)."""
     stored = await _stored(store, {} if stored_defaults is None else stored_defaults)
     if stored is not None:
         return DefaultFunnel(stored, derived=False)
@@ -49,6 +55,11 @@ async def is_derived(store: DocumentStore, stored_defaults: dict[str, tuple[str,
     """Whether the default funnel would be derived now (no default stored): one point read, skipped once
     the generation served is known to store one."""
     return await _stored(store, stored_defaults) is None
+
+
+async def stored(store: DocumentStore, stored_defaults: dict[str, tuple[str, ...]]) -> tuple[str, ...] | None:
+    """The stored default's steps (None: the default is derived), read once per cache scope."""
+    return await _stored(store, stored_defaults)
 
 
 def known_stored(store: DocumentStore, stored_defaults: dict[str, tuple[str, ...]]) -> DefaultFunnel | None:
@@ -72,7 +83,7 @@ async def _stored(
 
 
 def _generation(store: DocumentStore) -> str:
-    return str(getattr(store, "dataset", ""))
+    return cache_scope(store)
 
 
 def every_page_view() -> str:

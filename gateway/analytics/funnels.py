@@ -136,10 +136,15 @@ async def _cached(
     f = definition.filter
     # Live events change it through page visits of its users' device and sex on its days.
     tokens = range_versions(keys.VERSION_VISITS, f.device, f.sex, f.start, f.end)
-    if definition.steps is None and await default_funnel.is_derived(services.store, services.stored_defaults):
+    stored = None
+    if definition.steps is None:
+        stored = await default_funnel.stored(services.store, services.stored_defaults)
+        # A stored default's steps are in the key: an answer computed on a default that setDefaultFunnel
+        # replaced meanwhile (the cache scope moved during the computation) is never read as the new one's.
+        args["default"] = "derived" if stored is None else list(stored)
+    if definition.steps is None and stored is None:
         # The steps themselves move with any page view (any day, device, sex); apart in the key, so an
         # answer on a derived default is never read as one on a stored default.
-        args["default"] = "derived"
         tokens = list(dict.fromkeys([*tokens, default_funnel.every_page_view()]))
     key = keys.funnel(f.device, keys.days(f.start, f.end), args)
     return await read_through(

@@ -1,11 +1,18 @@
 """The Cache as the services see it: derived keys scoped by the generation being served.
 
 Every ``query:*`` and ``metrics:*`` key is read and written as ``d{dataset}:…`` (``keys.dataset_scoped``),
-with the id of the generation the store serves at that moment (``stores/datasets.py``). After an ingest
+with the id of the generation the store serves at that moment (``stores/datasets.py``), followed by
+``~{revision}`` once its default funnel was changed while served (``setDefaultFunnel``:
+``datasets.cache_scope``). After an ingest
 or a restore switches generations, every process reads keys of the new one: an answer computed from the
 old data, even one stored by a slow request after the switch, sits under the old generation's keys and is
 never read again (it expires with its TTL). The store's generation only moves forward and is read before
-the store is asked, so a key can hold data newer than its generation, never older.
+the store is asked, so a key can hold data newer than its generation, never older. The same holds for a
+default funnel changed by ``setDefaultFunnel``: its revision is written after its steps, and the steps
+are remembered per scope (``analytics/default_funnel``), so a reader of the new scope uses the new
+steps; a computation that began under the old scope and ends under the new one is the one exception a
+key alone cannot see, so the answers built on the default name their steps in their keys
+(``analytics/funnels``) and a whole response built across a change is not stored.
 
 Version tokens, realtime state and other families are not derived from a generation and pass unscoped.
 Commands given whole (``pipeline``, ``execute_many``) touch only those families and pass as they are. A
@@ -27,6 +34,11 @@ class DatasetScopedCache:
         self.inner = cache
         self._dataset = dataset
         self.name = cache.name
+
+    def scope(self) -> str:
+        """The scope keys are read and written under now (a response built across a change of it is not
+        stored: ``web/response_cache.py``)."""
+        return self._dataset()
 
     def _key(self, key: str) -> str:
         return dataset_scoped(key, self._dataset())

@@ -47,6 +47,7 @@ from gateway.realtime.events import utc_now
 from gateway.realtime.hub import Hub, HubStatus, LiveEvent, Subscriber
 from gateway.realtime.invalidation import version_bumps
 from gateway.realtime.writer import GroupCommitWriter
+from gateway.stores.datasets import cache_scope
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -105,9 +106,9 @@ class Realtime:
         self.hub = Hub(services.cache, on_reconnect=self.settle)
         self.redis_debt = False  # some version tokens may not have been replaced (Redis failed)
         self._redis_paused_until = 0.0
-        self._snapshot: tuple[float, aggregates.Snapshot] | None = None
+        self._snapshot: tuple[float, str, aggregates.Snapshot] | None = None  # (clock, scope, snapshot)
         self._effects_tail: asyncio.Future[None] | None = None
-        self._default_funnel: tuple[float, list[str]] | None = None
+        self._default_funnel: tuple[float, str, list[str]] | None = None  # (clock, cache scope, steps)
         self._default_derived = False  # the remembered default is derived from the visits (or none yet)
         # The cache's breaker (Redis adapters have one): held open while a debt is unpaid, and paying it
         # is the last thing its probe does before reads go through again.
@@ -276,20 +277,24 @@ class Realtime:
     async def default_funnel(self) -> list[str]:
         """The default funnel's steps (``analytics/default_funnel``: stored, else derived from the
         visits), remembered DEFAULT_FUNNEL_MAX_AGE_S; a derived one is forgotten as soon as a page view
-        of a page outside it is stored, so a new page joins the live steps at the next snapshot."""
+        of a page outside it is stored, so a new page joins the live steps at the next snapshot. Any
+        is forgotten when the cache scope moves (``datasets.cache_scope``): another generation served,
+        or the default changed by ``setDefaultFunnel`` on any gateway (this one's store follows it)."""
         now = asyncio.get_running_loop().time()
-        if self._default_funnel is None or now - self._default_funnel[0] > DEFAULT_FUNNEL_MAX_AGE_S:
+        scope = cache_scope(self._services.store)
+        remembered = self._default_funnel
+        if remembered is None or now - remembered[0] > DEFAULT_FUNNEL_MAX_AGE_S or remembered[1] != scope:
             default = await default_funnel.resolve(self._services.store, self._services.stored_defaults)
             self._default_derived = default is None or default.derived
-            self._default_funnel = (now, list(default.steps) if default else [])
-        return self._default_funnel[1]
+            remembered = self._default_funnel = (now, scope, list(default.steps) if default else [])
+        return remembered[2]
 
     def forget_default_on_pages(self, pages: Iterable[str | None]) -> None:
         """Forget a remembered derived default when one of these page views is of a page outside it."""
         remembered = self._default_funnel
         if remembered is None or not self._default_derived:
             return
-        steps = remembered[1]
+        steps = remembered[2]
         if any(page not in steps for page in pages):
             self._default_funnel = None
 
@@ -326,16 +331,24 @@ class Realtime:
     async def snapshot(self, now: datetime | None = None) -> aggregates.Snapshot:
         """The live metrics (Redis reads, one pipeline), shared by this process's subscribers for 1 s."""
         clock = asyncio.get_running_loop().time()
-        if now is None and self._snapshot is not None and clock - self._snapshot[0] < SNAPSHOT_MAX_AGE_S:
-            return self._snapshot[1]
+        scope = cache_scope(self._services.store)  # a new default's steps at once, not a second later
+        shared = self._snapshot
+        if (
+            now is None
+            and shared is not None
+            and clock - shared[0] < SNAPSHOT_MAX_AGE_S
+            and shared[1] == scope
+        ):
+            return shared[2]
         at = now or utc_now()
         steps = await self.default_funnel()
         cache = self._services.cache
         replies = await cache.pipeline(aggregates.snapshot_commands(steps, at))
         snap = aggregates.snapshot(steps, at, replies)
-        blob = orjson.dumps(snap, default=str)
-        await cache.set_many([(keys.realtime_metrics(), blob, keys.TTL_REALTIME)])
-        self._snapshot = (clock, snap)
+        if cache_scope(self._services.store) == scope:  # else its steps may be the old default's
+            blob = orjson.dumps(snap, default=str)
+            await cache.set_many([(keys.realtime_metrics(), blob, keys.TTL_REALTIME)])
+        self._snapshot = (clock, scope, snap)
         return snap
 
     async def close(self) -> None:

@@ -134,13 +134,17 @@ class ResponseCache:
         key = request.get(CACHE_KEY)
         if key is None:
             return await handler(request)
+        cache, stats = self.cache_of(request)
+        scope = getattr(cache, "scope", None)
+        before = scope() if scope is not None else None
         with collecting() as hints:
             response = await handler(request)
         body = getattr(response, "body", None)
         ttl = responses.ttl(hints.max_age)
         storable = response.status == 200 and isinstance(body, bytes) and b'"errors"' not in body
-        if storable and ttl and hints.complete:
-            cache, stats = self.cache_of(request)
+        # Built while the served generation or its default funnel changed: parts may be of the old one.
+        rescoped = scope is not None and scope() != before
+        if storable and ttl and hints.complete and not rescoped:
             entry = versions.stamp_pairs(hints.depends_on, body)  # type: ignore[arg-type]
             await write_cached(cache, stats, responses.FAMILY, [(key, entry, ttl)])
             response.headers["X-Cache"] = "miss"

@@ -163,6 +163,8 @@ async def test_capture_and_admin_operations_need_the_admin_role(services):
     track = (
         'mutation { trackEvents(events: [{type: "page_view", userId: 42, pageType: "search"}]) { accepted } }'
     )
+    pin = 'mutation { setDefaultFunnel(steps: ["search_page", "payment_page"]) { steps } }'
+    default = await services.store.default_funnel()
     async with client_of(with_keys(services, rate_limits=(("admin", 1),))) as client:
         response = await client.post("/events", json=EVENT)
         assert response.status == 401
@@ -171,11 +173,12 @@ async def test_capture_and_admin_operations_need_the_admin_role(services):
             response = await client.post("/events", json=EVENT, headers=bearer(role))
             assert response.status == 403, role
             assert (await response.json())["code"] == "FORBIDDEN"
-            for mutation in (invalidate, track):
+            for mutation in (invalidate, track, pin):
                 body = await (
                     await client.post("/graphql", json={"query": mutation}, headers=bearer(role))
                 ).json()
                 assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", (role, mutation)
+        assert await services.store.default_funnel() == default  # the refused pin changed nothing
         for n in range(3):  # capture is not counted against the GraphQL rate limit (admin: 1 here)
             response = await client.post(
                 "/events", json=[{**EVENT[0], "eventId": f"edge-{n}"}], headers=bearer(Role.ADMIN)
