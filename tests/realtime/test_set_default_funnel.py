@@ -199,3 +199,23 @@ async def test_another_gateway_uses_the_new_default_and_not_its_cached_answers(
         await two.store.refresh_generation()
         assert await funnel(http_two) == ([("landing", 3), ("checkout", 1)], "miss")
         assert await two.realtime.default_funnel() == ["landing", "checkout"]
+
+
+async def test_a_response_built_across_a_change_is_not_stored(
+    http: TestClient, empty: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await record(http, SHOP)
+    await pin(http, ["cart", "checkout"])
+    store = empty.store
+    compute = store.funnel
+
+    async def changed_meanwhile(query: Any) -> Any:
+        result = await compute(query)  # on cart > checkout ...
+        monkeypatch.setattr(store, "funnel", compute)
+        await store.pin_default_funnel(["landing", "checkout"])  # ... which another admin replaces now
+        return result
+
+    monkeypatch.setattr(store, "funnel", changed_meanwhile)
+    assert await funnel(http) == ([("cart", 2), ("checkout", 1)], "")  # answered, not stored
+    # landing: users 1, 2, 3; checkout after landing: user 1. Not the response built on cart > checkout.
+    assert await funnel(http) == ([("landing", 3), ("checkout", 1)], "miss")
