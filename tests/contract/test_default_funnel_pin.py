@@ -88,3 +88,23 @@ async def test_another_store_on_the_same_data_sees_the_revision(store: DocumentS
             assert other.default_revision == pinned
     finally:
         await other.close()
+
+
+async def test_a_new_generation_has_its_own_default_and_no_revision(loaded_store: DocumentStore) -> None:
+    await loaded_store.pin_default_funnel(NEW)
+    build = await loaded_store.begin_build()  # type: ignore[attr-defined]
+    try:
+        await build.carry_over(set())  # every user kept, as a re-ingest naming none would
+        new = await build.seal()
+        await new.set_default_funnel(["home", "search"])  # the ingest's own default
+        await build.activate()
+        await build.retire(0)
+    except BaseException:
+        await build.abandon()
+        raise
+    assert str(getattr(loaded_store, "dataset", "")) == build.dataset
+    assert revision(loaded_store) == ""
+    assert cache_scope(loaded_store) == build.dataset
+    assert await loaded_store.default_funnel() == ["home", "search"]
+    again = await loaded_store.pin_default_funnel(NEW)  # the new generation's first pin
+    assert again.startswith("1-")
