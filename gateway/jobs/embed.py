@@ -73,7 +73,7 @@ class EmbedReport:
             f"pages: {self.pages}",
             f"model_version: {self.model_version}",
             f"outcome: {self.outcome_step} (masked, with every later step: vectors describe what came "
-            f"before it; {self.converted} users reached it)",
+            f"before it; {self.converted} user{'' if self.converted == 1 else 's'} reached it)",
         ]
         for kind, built in self.collections.items():
             m = self.model[kind]
