@@ -336,6 +336,33 @@ async def test_a_late_event_starts_its_own_session_and_the_live_one_goes_on(
     ]
 
 
+@pytest.mark.parametrize("in_one_batch", [True, False], ids=["one batch", "the middle one late"])
+async def test_a_late_event_between_two_sessions_joins_the_later_and_merges_nothing(
+    http, services: Services, in_one_batch: bool
+):
+    # 40 and 20 minutes apart (the gap is 30): sent together, in time order, they are one session; the
+    # middle one sent after the others fits both sessions' gap and joins the later-starting one, whose
+    # start it moves back. The earlier session is not re-keyed (README, sessionId).
+    def at(minutes_ago: int) -> str:
+        return iso(NOW - minutes_ago * MINUTE)
+
+    first, middle, last = (
+        page_view("br-1", 902, "home_page", timestamp=at(60)),
+        page_view("br-2", 902, "search_page", timestamp=at(40)),
+        page_view("br-3", 902, "payment_page", timestamp=at(20)),
+    )
+    bodies = [[first, middle, last]] if in_one_batch else [[first, last], [middle]]
+    for body in bodies:
+        assert (await post_events(http, body))[0] == 200
+    [sessions] = await services.store.sessions_by_user_ids([902])
+    expected = (
+        [("rt-br-1", ["home_page", "search_page", "payment_page"])]
+        if in_one_batch
+        else [("rt-br-1", ["home_page"]), ("rt-br-3", ["search_page", "payment_page"])]
+    )
+    assert [(s["session_id"], s["pages_visited"]) for s in sessions] == expected
+
+
 async def test_an_event_joins_the_session_it_names(http, services: Services):
     # The fixture's s1 is of 2015: too far back to join (tests/realtime/test_named_session_window.py).
     for event_id, page, minutes_ago in (("n-0", "home_page", 2), ("n-1", "search_page", 1)):
