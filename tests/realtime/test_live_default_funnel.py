@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,30 +26,12 @@ from gateway.realtime.streams import changes_funnel
 from gateway.services import Services, open_services
 from gateway.web.app import create_app
 from tests.realtime.conftest import page_view, post_events
+from tests.realtime.live_shop import FUNNEL, SHOP, at
 from tests.redis_fixtures import numsub
 
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
-FUNNEL = "{ funnel { steps { name users } } }"
 # A closed range with no visits at all: its version tokens are not the ones today's events replace.
 PAST = '{ funnel(filter: {start: "2020-01-01", end: "2020-01-31"}) { steps { name users } } }'
 TREND = "{ funnelTrend(interval: DAY) { steps { name users } } }"
-
-
-def at(seconds: int) -> str:
-    return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
-
-
-# Three users: 1 lands, adds to cart, checks out; 2 lands and adds to cart; 3 only lands.
-# Reach: landing {1, 2, 3} = 3, cart {1, 2} = 2, checkout {1} = 1 -> landing > cart > checkout, and
-# in that order (each step after the one before) 3, 2, 1 users.
-SHOP = [
-    page_view("l1", 1, "landing", timestamp=at(0)),
-    page_view("c1", 1, "cart", timestamp=at(10)),
-    page_view("k1", 1, "checkout", timestamp=at(20)),
-    page_view("l2", 2, "landing", timestamp=at(0)),
-    page_view("c2", 2, "cart", timestamp=at(30)),
-    page_view("l3", 3, "landing", timestamp=at(5)),
-]
 
 
 @pytest.fixture

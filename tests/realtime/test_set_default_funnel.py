@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +19,10 @@ from gateway.embedded.redis_server import RedisServer
 from gateway.services import Services, open_services
 from gateway.web.app import create_app
 from tests.realtime.conftest import page_view, post_events
+from tests.realtime.live_shop import FUNNEL, SHOP, T0, at
 
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
-FUNNEL = "{ funnel { steps { name users } } }"
 PIN = "mutation($s: [String!]!) { setDefaultFunnel(steps: $s) { steps derived revision } }"
 
-
-def at(seconds: int) -> str:
-    return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
-
-
-# User 1 lands, adds to cart, checks out; 2 lands and adds to cart; 3 only lands. Reach: landing 3,
-# cart 2, checkout 1: the derived default is landing > cart > checkout.
-SHOP = [
-    page_view("l1", 1, "landing", timestamp=at(0)),
-    page_view("c1", 1, "cart", timestamp=at(10)),
-    page_view("k1", 1, "checkout", timestamp=at(20)),
-    page_view("l2", 2, "landing", timestamp=at(0)),
-    page_view("c2", 2, "cart", timestamp=at(30)),
-    page_view("l3", 3, "landing", timestamp=at(5)),
-]
 # Four more users each view only "home" (after the others): reach home 4 puts it first when derived.
 HOME = [page_view(f"h{u}", u, "home", timestamp=at(40)) for u in (4, 5, 6, 7)]
 
