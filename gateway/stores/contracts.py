@@ -178,7 +178,10 @@ class DocumentStore(Protocol):
         written after the steps: a process that sees it reads the new steps. Every store over the same
         data sees it with the served generation (MongoDB: at the follower's next read, or at once after
         ``refresh_generation``). Returns the new revision. An ingest that switches generations meanwhile
-        makes it fail (StoreUnavailable): the new generation's default is the ingest's."""
+        makes it fail (StoreUnavailable): the new generation's default is the ingest's. A pin that fails
+        or is interrupted never leaves changed steps under the old revision: it changes nothing, or it
+        gives a new revision too (MongoDB, whose three writes are not one transaction); it raises
+        either way."""
 
     async def delete_users(self, user_ids: Sequence[int]) -> int:
         """Delete these users and everything of theirs (sessions, visits, interactions). Returns the

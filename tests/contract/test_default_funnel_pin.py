@@ -3,6 +3,7 @@ rows dropped, and a new revision that every store over the same data sees (store
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
@@ -108,3 +109,26 @@ async def test_a_new_generation_has_its_own_default_and_no_revision(loaded_store
     assert await loaded_store.default_funnel() == ["home", "search"]
     again = await loaded_store.pin_default_funnel(NEW)  # the new generation's first pin
     assert again.startswith("1-")
+
+
+async def test_a_pin_that_fails_half_way_serves_no_new_steps_under_the_old_scope(
+    loaded_store: DocumentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The steps are written, then deleting the rows fails: the collection the adapter deletes them from
+    # is renamed to one no store has (DuckDB: no such table; MongoDB: "$" is not allowed in a name).
+    await loaded_store.pin_default_funnel(NEW)
+    scope = cache_scope(loaded_store)
+    package = {"duckdb": "duckdb", "mongodb": "mongo"}[loaded_store.name]
+    served = importlib.import_module(f"gateway.stores.{package}.served")
+    monkeypatch.setattr(served, "FUNNEL_ANALYTICS", "no$such_rows")
+    with pytest.raises(Exception):  # noqa: B017 -- whatever the adapter says of it, it raises
+        await loaded_store.pin_default_funnel(["home", "payment"])
+    monkeypatch.undo()
+
+    steps = await loaded_store.default_funnel()
+    assert steps in (NEW, ["home", "payment"])
+    assert steps == NEW or cache_scope(loaded_store) != scope, (steps, cache_scope(loaded_store))
+    # A retry pins the steps it asked for.
+    retried = await loaded_store.pin_default_funnel(["home", "payment"])
+    assert await loaded_store.default_funnel() == ["home", "payment"]
+    assert cache_scope(loaded_store).endswith(f"~{retried}") and cache_scope(loaded_store) != scope

@@ -12,7 +12,7 @@ from pathlib import Path
 from gateway.errors import BadInput
 from gateway.stores.collections import DEFAULT_FUNNEL, FUNNEL_ANALYTICS, FUNNEL_DEFINITIONS
 from gateway.stores.datasets import next_revision
-from gateway.stores.duckdb import generations, schema, writes
+from gateway.stores.duckdb import generations, rollback, schema, writes
 from gateway.stores.duckdb.connection import Cursor, DuckDBConnection
 from gateway.stores.duckdb.funnel_index.live import LiveIndex
 from gateway.stores.duckdb.preaggregates import DayRows
@@ -63,8 +63,10 @@ class FileGenerations:
             await self._started()
 
     async def pin_default_funnel(self, steps: Sequence[str] | None) -> str:
-        """The contract's (``contracts.py``), in one call under the write lock: the steps, the rows, then
-        the revision. One process serves the file (the data-dir lock), so it is seen at once."""
+        """The contract's (``contracts.py``), in one call under the write lock and one transaction: the
+        steps, the rows and the revision change together or not at all (a failed or interrupted pin
+        must not leave new steps served under the old revision's cached answers). One process serves
+        the file (the data-dir lock), so it is seen at once."""
         if steps is not None:
             check_default_funnel(steps)
         table = schema.TABLES[FUNNEL_DEFINITIONS]
@@ -72,14 +74,20 @@ class FileGenerations:
         def pin(cur: Cursor) -> str:
             with self._db.write_lock:
                 revision = next_revision(generations.read_meta(cur, DEFAULT_REVISION))
-                if steps is None:
-                    writes.delete_rows(cur, FUNNEL_DEFINITIONS, "name = $name", {"name": DEFAULT_FUNNEL})
-                else:
-                    writes.upsert_rows(cur, table, [{"name": DEFAULT_FUNNEL, "steps": list(steps)}])
-                writes.delete_rows(cur, FUNNEL_ANALYTICS, "true", {})
+                cur.begin()
+                try:
+                    if steps is None:
+                        writes.delete_rows(cur, FUNNEL_DEFINITIONS, "name = $name", {"name": DEFAULT_FUNNEL})
+                    else:
+                        writes.upsert_rows(cur, table, [{"name": DEFAULT_FUNNEL, "steps": list(steps)}])
+                    writes.delete_rows(cur, FUNNEL_ANALYTICS, "true", {})
+                    generations.write_meta(cur, DEFAULT_REVISION, revision)
+                    cur.commit()
+                except BaseException:
+                    rollback.undo(cur)
+                    raise
                 if self.day_rows is not None:
                     self.day_rows.default_changed()
-                generations.write_meta(cur, DEFAULT_REVISION, revision)
                 self.default_revision = revision
             return revision
 

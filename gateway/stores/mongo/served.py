@@ -135,7 +135,7 @@ class ServedGeneration:
         """The contract's (``contracts.py``): the steps and the rows in the served generation's
         collections, then its revision in the active document (one findAndModify, only while that
         generation is the active one: a counter that orders revisions, and a random salt), which every
-        follower reads within a second."""
+        follower reads within a second -- the revision also when a write before it failed."""
         if steps is not None:
             check_default_funnel(steps)
         if self._pinned:
@@ -143,14 +143,26 @@ class ServedGeneration:
         await self.refresh_generation()
         generation, dataset = self.generation, self.dataset
         served = self.pinned(generation, dataset)._db
+        try:
+            with operation("pin the default funnel", default_s=None):
+                if steps is None:
+                    await served[FUNNEL_DEFINITIONS].delete_many({"name": DEFAULT_FUNNEL})
+                else:
+                    await writes.upsert_many(
+                        served, FUNNEL_DEFINITIONS, [{"name": DEFAULT_FUNNEL, "steps": list(steps)}]
+                    )
+                await served[FUNNEL_ANALYTICS].delete_many({})
+        finally:
+            # Three writes, not one transaction: whatever a failed or interrupted pin changed is served
+            # under a new revision, never under the old one's cached answers. Its error is still the
+            # caller's (a retry pins again).
+            revision = await self._next_revision(generation)
+            self.set_generation(generation, dataset, revision)
+        return revision
+
+    async def _next_revision(self, generation: int) -> str:
+        """A new revision of ``generation``'s default in the active document, while it is the active one."""
         with operation("pin the default funnel", default_s=None):
-            if steps is None:
-                await served[FUNNEL_DEFINITIONS].delete_many({"name": DEFAULT_FUNNEL})
-            else:
-                await writes.upsert_many(
-                    served, FUNNEL_DEFINITIONS, [{"name": DEFAULT_FUNNEL, "steps": list(steps)}]
-                )
-            await served[FUNNEL_ANALYTICS].delete_many({})
             try:  # ONE findAndModify; absent: generation 0, never switched (upserted)
                 doc = await self._db.raw[generations.META].find_one_and_update(
                     {"_id": generations.ACTIVE, "generation": generation},
@@ -163,9 +175,7 @@ class ServedGeneration:
                     "an ingest switched the served dataset while the default funnel was being changed: "
                     "the new dataset has the ingest's default; change it again if you need to"
                 ) from exc
-        revision = generations.revision_of(doc)
-        self.set_generation(generation, dataset, revision)
-        return revision
+        return generations.revision_of(doc)
 
     async def begin_build(self) -> generations.MongoBuild:
         return await generations.MongoBuild.begin(self)  # type: ignore[arg-type]  # the mixin of MongoStore
