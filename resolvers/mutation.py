@@ -82,8 +82,8 @@ class Mutation:
             # A default derived from live page views moves as they arrive: rows of it would go stale
             # unseen, so only an ingested default is pre-aggregated (its funnels are computed meanwhile).
             raise BadInput(
-                "no stored default funnel to pre-aggregate: ingest sets one (a default derived from live "
-                "page views changes as they arrive and is always computed)"
+                "no stored default funnel to pre-aggregate: ingest or setDefaultFunnel sets one (a default "
+                "derived from live page views changes as they arrive and is always computed)"
             )
         rows = await refresh_funnel_analytics(store, steps, range_.start, range_.end)
         return RefreshResult(start=range_.start, end=range_.end, steps=list(steps), rows=rows)
@@ -94,7 +94,10 @@ class Mutation:
             f"{MAX_PINNED_STEPS} distinct page types with page views. steps: [] removes the pinned one: the "
             "default is derived from the page views again. Every gateway uses the new default within about a "
             "second; no answer cached on the old one is served again, and its funnel_analytics rows are "
-            "dropped (refreshAnalytics recomputes them). An ingest stores its own default."
+            "dropped (refreshAnalytics recomputes them). funnelUpdates subscriptions opened before keep "
+            "watching the old steps' pages (reopen them), and behaviour vectors keep the outcome they were "
+            "embedded with (run `funnelgate embed` after changing the last step). An ingest stores its own "
+            "default."
         ),
         permission_classes=[AdminOnly],
         metadata=requires(Role.ADMIN),
