@@ -196,7 +196,7 @@ _CASTS = {
     "redis_cluster": parse.switch,
     "redis_cluster_nodes": parse.host_ports,
     "log_level": parse.log_level,
-    "max_page_size": parse.positive_int,
+    "max_page_size": parse.max_page_size,
     "events_max_batch": parse.positive_int,
     "events_max_bytes": parse.positive_int,
     "events_max_skew_s": parse.positive_int,

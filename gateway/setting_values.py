@@ -51,6 +51,22 @@ def positive_int(key: str, raw: str) -> int:
     return value
 
 
+# The smallest FUNNEL_MAX_PAGE_SIZE: the lists' default page (``first`` unsent: ``users``, ``droppedOff``,
+# ``converted``, the visit and interaction lists all answer 100). A smaller maximum would refuse queries
+# for a page their client never asked.
+MIN_MAX_PAGE_SIZE = 100
+
+
+def max_page_size(key: str, raw: str) -> int:
+    value = positive_int(key, raw)
+    if value < MIN_MAX_PAGE_SIZE:
+        raise ConfigError(
+            key,
+            f"at least {MIN_MAX_PAGE_SIZE} (the lists' default page, when a query sends no first), got {value}",
+        )
+    return value
+
+
 def url(key: str, raw: str, schemes: tuple[str, ...]) -> str:
     try:
         parts = urlsplit(raw)

@@ -89,6 +89,7 @@ def test_cli_overrides_beat_env(tmp_path):
         ("FUNNEL_MILVUS_URI", "ftp://m:1", "must start with one of"),
         ("FUNNEL_LOG_LEVEL", "LOUD", "expected DEBUG"),
         ("FUNNEL_MAX_PAGE_SIZE", "-3", "positive integer"),
+        ("FUNNEL_MAX_PAGE_SIZE", "50", "at least 100 (the lists' default page"),
         ("FUNNEL_HEADER_TIMEOUT_S", "soon", "expected a number of seconds"),
         ("FUNNEL_HEADER_TIMEOUT_S", "0", "positive number of seconds"),
         ("FUNNEL_BODY_TIMEOUT_S", "-1", "positive number of seconds"),
@@ -159,3 +160,13 @@ def test_a_value_set_by_a_flag_is_named_by_the_flag_and_one_from_the_environment
     assert settings.key_of("port") == "--port"
     assert settings.key_of("host") == "FUNNEL_HOST"
     assert load_settings(env=env).key_of("port") == "FUNNEL_PORT"
+
+
+def test_the_smallest_max_page_size_holds_every_default_page():
+    # Every list's page when a query sends no `first`: none may exceed the smallest allowed maximum.
+    from gateway.analytics.pages import DEFAULT_PAGE as VISIT_LISTS
+    from gateway.setting_values import MIN_MAX_PAGE_SIZE
+    from resolvers.query import DEFAULT_PAGE as CONNECTIONS
+
+    assert max(VISIT_LISTS, CONNECTIONS) <= MIN_MAX_PAGE_SIZE
+    assert load_settings(env={"FUNNEL_MAX_PAGE_SIZE": "100"}).max_page_size == 100
