@@ -157,7 +157,7 @@ def create_app(
     app.router.add_get("/metrics", metrics_endpoint, expect_handler=expect)
     app.on_shutdown.append(_close_websockets)
     app.on_cleanup.append(_close_limiter)
-    pages.add_routes(app)
+    pages.add_routes(app, settings.max_page_size)
     return app
 
 

@@ -153,11 +153,27 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     return _respond(request, asset, {**SECURITY_HEADERS, "Cache-Control": cache_control})
 
 
+MAX_PAGE_SIZE = web.AppKey("dashboard_max_page_size", int)
+_PAGES: dict[tuple[str, int], Asset] = {}  # (the template's etag, the size) -> the page
+
+
+def _dashboard_page(template: Asset, max_page_size: int) -> Asset:
+    """The dashboard's page naming the gateway's largest list page (its lists ask no more), rendered once
+    per template version and size."""
+    page = _PAGES.get((template.etag, max_page_size))
+    if page is None:
+        body = template.body.replace(b"{{MAX_PAGE_SIZE}}", str(max_page_size).encode())
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        page = Asset(template.stamp, body, gzip.compress(body, 6, mtime=0), template.content_type, etag)
+        _PAGES[(template.etag, max_page_size)] = page
+    return page
+
+
 async def dashboard(request: web.Request) -> web.StreamResponse:
-    asset = _asset(STATIC_DIR / "dashboard" / "index.html")
-    if asset is None:
+    template = _asset(STATIC_DIR / "dashboard" / "index.html")
+    if template is None:
         raise web.HTTPNotFound()
-    return _respond(request, asset, PAGE_HEADERS)
+    return _respond(request, _dashboard_page(template, request.app[MAX_PAGE_SIZE]), PAGE_HEADERS)
 
 
 def graphiql_page(endpoint: str = "/graphql") -> web.Response:
@@ -181,6 +197,7 @@ def graphiql_page(endpoint: str = "/graphql") -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, max_page_size: int) -> None:
+    app[MAX_PAGE_SIZE] = max_page_size
     app.router.add_get("/", dashboard)
     app.router.add_get(r"/static/{name:[A-Za-z0-9_-]+/[A-Za-z0-9._-]+}", static_file)

@@ -40,6 +40,11 @@ async def test_the_dashboard_is_served_at_the_root_with_a_strict_policy(http: Te
     assert '<script type="module" src="/static/dashboard/app.js"></script>' in await response.text()
 
 
+async def test_the_dashboard_page_names_the_largest_list_page_the_gateway_serves(http: TestClient) -> None:
+    # The fixture gateway runs with FUNNEL_MAX_PAGE_SIZE's default, 1000: the user lookup asks no more.
+    assert '<meta name="funnelgate-max-page-size" content="1000">' in await (await http.get("/")).text()
+
+
 async def test_every_file_a_page_references_comes_from_the_gateway(
     http: TestClient, web_assets: Path
 ) -> None:

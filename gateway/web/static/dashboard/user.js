@@ -1,21 +1,32 @@
 // The user lookup: profile, progress along the default funnel, the journey per session, every session,
 // look-alikes with their scores, and the conversion likelihood. A field the gateway refuses or cannot
 // answer (FORBIDDEN, Milvus UNAVAILABLE) empties its own section; the rest still shows.
-// The API pages its lists (sessions answer 10 without `first`): the panel asks the first 1,000 sessions
-// (FUNNEL_MAX_PAGE_SIZE's default) and sessionCount, and of each session the CHIPS pages the table
-// names and visitCount, which counts the rest (a page of 1,000 pages under 1,000 sessions would cost
-// a million, five times the default budget).
+// The API pages its lists (sessions answer 10 without `first`): the panel asks the first PAGE sessions
+// and sessionCount, and of each session the CHIPS pages the table names and visitCount, which counts
+// the rest (a page of 1,000 pages under 1,000 sessions would cost a million, five times the default
+// budget).
 import { errorsAt, query } from './api.js';
 import { fmt } from './charts.js';
 import { $, busy, describe, h, latest, showState } from './dom.js';
 
-const USER = `query DashboardUser($id: Int!) {
+// A list page: 1,000, or less when the gateway pages less (FUNNEL_MAX_PAGE_SIZE, which the page it
+// serves names): a larger `first` is refused, and the whole lookup with it.
+export function pageSize(meta = document.querySelector('meta[name="funnelgate-max-page-size"]')) {
+  const max = Number.parseInt(meta?.content ?? '', 10);
+  return Number.isInteger(max) && max >= 1 ? Math.min(1000, max) : 1000;
+}
+
+const PAGE = pageSize();
+const CHIPS = Math.min(40, PAGE); // pages named per session in the sessions table: USER's pagesVisited
+const SIMILAR = Math.min(8, PAGE);
+
+const USER = `query DashboardUser($id: Int!, $page: Int!, $chips: Int!, $similar: Int!) {
   user(id: $id) {
     id device sex date converted
     sessionCount
-    sessions(first: 1000) { id startTime endTime device visitCount pagesVisited(first: 40) totalInteractions converted conversionValue }
-    journey { furthestStep converted timeToConvertSeconds visitCount visits(first: 1000) { pageType timestamp duration sessionId } }
-    similarUsers(limit: 8) { userId score user { device converted } }
+    sessions(first: $page) { id startTime endTime device visitCount pagesVisited(first: $chips) totalInteractions converted conversionValue }
+    journey { furthestStep converted timeToConvertSeconds visitCount visits(first: $page) { pageType timestamp duration sessionId } }
+    similarUsers(limit: $similar) { userId score user { device converted } }
     conversionLikelihood
   }
 }`;
@@ -51,7 +62,7 @@ export async function lookUp(id) {
   busy(panel, true);
   showState($('user-state'), `Looking up user ${id}…`);
   try {
-    const { data, errors } = await query(USER, { id });
+    const { data, errors } = await query(USER, { id, page: PAGE, chips: CHIPS, similar: SIMILAR });
     if (!current()) return;
     if (!data.user) {
       $('user-result').hidden = true;
@@ -106,10 +117,9 @@ function likelihoodNote(user) {
 
 // A journey is drawn JOURNEY_ROWS visits at a time: a user with 5,000 page views made a panel 144,000 px
 // tall that took seconds to draw. What is left out is counted, with a control for more and for all.
-// The query loads the first 1,000 visits (the API pages visit lists; 1,000 is FUNNEL_MAX_PAGE_SIZE's
-// default), and visitCount says how many there are in all.
+// The query loads the first PAGE visits (the API pages visit lists), and visitCount says how many there
+// are in all.
 const JOURNEY_ROWS = 200;
-const CHIPS = 40; // pages named per session in the sessions table: USER's pagesVisited(first: 40)
 
 function drawJourney(box, user, errors, limit) {
   const journey = user.journey;
