@@ -91,8 +91,8 @@ class Mutation:
     @strawberry.mutation(
         description=(
             "Pin the default funnel (what funnel fields answer without steps) on the served data: 2.."
-            f"{MAX_PINNED_STEPS} distinct page types with page views. steps: [] removes the pinned one: the "
-            "default is derived from the page views again. Every gateway uses the new default within about a "
+            f"{MAX_PINNED_STEPS} distinct page types with page views. steps: [] removes the stored one, pinned or "
+            "ingested: the default is derived from the page views again (a no-op when none is stored). Every gateway uses the new default within about a "
             "second; no answer cached on the old one is served again, and its funnel_analytics rows are "
             "dropped (refreshAnalytics recomputes them). funnelUpdates subscriptions opened before keep "
             "watching the old steps' pages (reopen them), and behaviour vectors keep the outcome they were "

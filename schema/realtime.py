@@ -151,13 +151,18 @@ class RefreshResult:
 @strawberry.type(description="The default funnel after setDefaultFunnel.")
 class DefaultFunnelResult:
     steps: list[str] = strawberry.field(
-        description="The default funnel now: the pinned steps, or those derived from the page views."
+        description=(
+            "The default funnel this change made: the pinned steps, or those derived from the page views."
+        )
     )
     derived: bool = strawberry.field(
         description="True when no default is pinned: it is derived from the page views (and moves with them)."
     )
     revision: str = strawberry.field(
-        description="The default's revision: it names this change in logs and cache keys."
+        description=(
+            'The default\'s revision: it names this change in logs and cache keys. Unchanged ("" when none '
+            "was ever pinned) for `steps: []` while no default is stored: nothing changed."
+        )
     )
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from gateway.analytics import default_funnel
 from gateway.analytics.default_funnel import DefaultFunnel
 from gateway.errors import BadInput
+from gateway.stores.datasets import default_revision
 from gateway.validation import MIN_STEPS_ASKED, check_known_steps, check_steps
 
 if TYPE_CHECKING:
@@ -35,13 +36,21 @@ def check_pinned_steps(steps: Sequence[str]) -> None:
 
 
 async def pin(services: Services, steps: Sequence[str]) -> tuple[DefaultFunnel | None, str]:
-    """Pin ``steps`` as the default funnel (``[]``: remove the pinned one); the default now (None: no
-    page view to derive one from) and the new revision."""
+    """Pin ``steps`` as the default funnel (``[]``: remove the stored one, pinned or ingested); the
+    default this change made (None: no page view to derive one from) and its revision.
+
+    A pin answers with its own steps, not the default read again afterwards: another admin's pin may
+    land in between, and the answer names this change (``revision``). ``[]`` when no default is stored
+    changes nothing (no new revision: every cached answer stays good) and answers the derived default."""
     store = services.store
     if steps:
         check_pinned_steps(steps)
         check_known_steps(steps, await store.page_types())
+    elif await store.default_funnel() is None:
+        return await default_funnel.resolve(store, services.stored_defaults), default_revision(store)
     revision = await store.pin_default_funnel(list(steps) if steps else None)
     if services.realtime is not None:
         services.realtime.forget_default()  # it would notice the new scope anyway: at once, here
+    if steps:
+        return DefaultFunnel(tuple(steps), derived=False), revision
     return await default_funnel.resolve(store, services.stored_defaults), revision

@@ -62,12 +62,17 @@ def revision_number(revision: str) -> int:
     return int(head) if head.isdigit() else 0
 
 
+def default_revision(store: object) -> str:
+    """The revision of the served default funnel: "" until one was pinned (``pin_default_funnel``)."""
+    return str(getattr(store, "default_revision", "") or "")
+
+
 def cache_scope(store: object) -> str:
     """The id cached answers are scoped by (``gateway/cache/scoped.py``): the served generation's dataset
     id, and the revision of its default funnel once one was pinned (``pin_default_funnel``), so that
     every answer computed before a default changed sits under keys no reader asks for again."""
     dataset = str(getattr(store, "dataset", "") or "")
-    revision = str(getattr(store, "default_revision", "") or "")
+    revision = default_revision(store)
     return f"{dataset}~{revision}" if revision else dataset
 
 

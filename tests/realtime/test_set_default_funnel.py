@@ -5,6 +5,7 @@ Redis; the live steps and the pre-aggregated rows follow."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -202,3 +203,42 @@ async def test_a_response_built_across_a_change_is_not_stored(
     assert await funnel(http) == ([("cart", 2), ("checkout", 1)], "")  # answered, not stored
     # landing: users 1, 2, 3; checkout after landing: user 1. Not the response built on cart > checkout.
     assert await funnel(http) == ([("landing", 3), ("checkout", 1)], "miss")
+
+
+async def test_concurrent_pins_each_answer_their_own_steps(http: TestClient, empty: Services) -> None:
+    # Each answer names its change: its steps and its revision, whichever pin the store took last. The
+    # default read again after the write (what the answer was) could be another admin's.
+    await record(http, SHOP)
+    asked = [
+        ["landing", "cart"],
+        ["cart", "checkout"],
+        ["landing", "checkout"],
+        ["landing", "cart", "checkout"],
+    ]
+    answers = await asyncio.gather(*(pin(http, steps) for steps in asked * 3))
+    assert [a["steps"] for a in answers] == asked * 3
+    assert all(a["derived"] is False for a in answers)
+    revisions = [a["revision"] for a in answers]
+    assert len(set(revisions)) == len(revisions)
+    # The one served is the last change's: the highest revision's steps.
+    last = max(answers, key=lambda a: int(a["revision"].split("-")[0]))
+    assert await empty.store.default_funnel() == last["steps"]
+
+
+async def test_clearing_when_nothing_is_stored_changes_nothing(http: TestClient, empty: Services) -> None:
+    await record(http, SHOP)
+    assert (await funnel(http))[1] == "miss"
+    assert (await funnel(http))[1] == "hit"
+    cleared = await pin(http, [])
+    # Derived before, derived after: no revision, and the cached answer is still served.
+    assert cleared == {"steps": ["landing", "cart", "checkout"], "derived": True, "revision": ""}
+    assert (await funnel(http))[1] == "hit"
+    pinned = await pin(http, ["cart", "checkout"])
+    cleared = await pin(http, [])
+    assert (
+        cleared["derived"]
+        and cleared["revision"].split("-")[0] == "2"
+        and pinned["revision"].startswith("1-")
+    )
+    again = await pin(http, [])
+    assert again == cleared  # nothing stored any more: the same revision
