@@ -15,11 +15,12 @@ QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
 
 
 def forbidden_error(forbidden: Mapping[str, Role], role: Role) -> GraphQLError:
-    """``forbidden``: each field ``role`` may not read -> the role it needs (``Analysis.forbidden``)."""
+    """``forbidden``: each field ``role`` may not use (read, or call) -> the role it needs
+    (``Analysis.forbidden``)."""
     paths = sorted(forbidden)
     needs = max(forbidden.values())
     listed = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
-    error = Forbidden(f"the {role.label} role may not read {listed} (needs {needs.label})")
+    error = Forbidden(f"the {role.label} role may not use {listed} (needs {needs.label})")
     return GraphQLError(
         str(error),
         original_error=error,

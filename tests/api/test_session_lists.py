@@ -13,7 +13,7 @@ import pytest
 from gateway.services import Services
 from gateway.stores.collections import USER_INTERACTIONS, USER_SESSIONS
 from tests.api.conftest import data_of, run
-from tests.api.test_visit_pages import USER_JS
+from tests.api.test_visit_pages import DASHBOARD_PAGES, USER_JS
 
 
 def _session(sid: str, user: int, start: datetime, interactions: int = 0) -> dict:
@@ -113,7 +113,7 @@ async def test_the_dashboard_asks_every_session_and_their_count(services: Servic
     await _many_sessions(services)
     document = re.search(r"const USER = `(.*?)`;", USER_JS.read_text(), flags=re.S)
     assert document is not None
-    user = (await data_of(services, document.group(1), {"id": 6}))["user"]
+    user = (await data_of(services, document.group(1), {"id": 6, **DASHBOARD_PAGES}))["user"]
     assert (user["sessionCount"], _ids(user["sessions"])) == (25, _s6(range(25)))
 
 

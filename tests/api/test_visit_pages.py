@@ -16,6 +16,9 @@ from tests.api import fixture_data as fx
 from tests.api.conftest import data_of
 
 USER_JS = Path(__file__).resolve().parents[2] / "gateway/web/static/dashboard/user.js"
+# What user.js sends with its query at FUNNEL_MAX_PAGE_SIZE's default (1000): its pageSize() and the
+# CHIPS and SIMILAR derived from it.
+DASHBOARD_PAGES = {"page": 1000, "chips": 40, "similar": 8}
 
 
 async def test_first_and_last_page_a_journey_and_progress_sees_every_visit(services: Services):
@@ -89,7 +92,7 @@ async def test_the_dashboards_user_query_still_gets_every_visit(services: Servic
     # pages its table names, with the counts that say what it did not load.
     document = re.search(r"const USER = `(.*?)`;", USER_JS.read_text(), flags=re.S)
     assert document is not None
-    data = await data_of(services, document.group(1), {"id": 4})
+    data = await data_of(services, document.group(1), {"id": 4, **DASHBOARD_PAGES})
     user = data["user"]
     assert [v["pageType"] for v in user["journey"]["visits"]] == [
         fx.HOME,

@@ -178,6 +178,10 @@ async def test_capture_and_admin_operations_need_the_admin_role(services):
                     await client.post("/graphql", json={"query": mutation}, headers=bearer(role))
                 ).json()
                 assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", (role, mutation)
+            # A mutation is used, not read: the message says what the role may not do in words that fit.
+            assert body["errors"][0]["message"] == (
+                f"the {role.label} role may not use setDefaultFunnel (needs admin)"
+            )
         assert await services.store.default_funnel() == default  # the refused pin changed nothing
         for n in range(3):  # capture is not counted against the GraphQL rate limit (admin: 1 here)
             response = await client.post(
