@@ -91,13 +91,13 @@ class Mutation:
     @strawberry.mutation(
         description=(
             "Pin the default funnel (what funnel fields answer without steps) on the served data: 2.."
-            f"{MAX_PINNED_STEPS} distinct page types with page views. steps: [] removes the stored one, pinned or "
-            "ingested: the default is derived from the page views again (a no-op when none is stored). Every gateway uses the new default within about a "
-            "second; no answer cached on the old one is served again, and its funnel_analytics rows are "
-            "dropped (refreshAnalytics recomputes them). funnelUpdates subscriptions opened before keep "
-            "watching the old steps' pages (reopen them), and behaviour vectors keep the outcome they were "
-            "embedded with (run `funnelgate embed` after changing the last step). An ingest stores its own "
-            "default."
+            f"{MAX_PINNED_STEPS} distinct page types with page views. steps: [] removes the stored one, "
+            "pinned or ingested: the default is derived from the page views again (a no-op when none is "
+            "stored). Every gateway uses the new default within about a second; no answer cached on the "
+            "old one is served again, and its funnel_analytics rows are dropped (refreshAnalytics "
+            "recomputes them). funnelUpdates subscriptions opened before keep watching the old steps' "
+            "pages (reopen them), and behaviour vectors keep the outcome they were embedded with (run "
+            "`funnelgate embed` after changing the last step). An ingest stores its own default."
         ),
         permission_classes=[AdminOnly],
         metadata=requires(Role.ADMIN),

@@ -44,9 +44,9 @@ async def resolve(
     ``stored_defaults`` (cache scope -> steps) remembers a generation's stored default once read: ingest
     stores it before the generation is served, and ``setDefaultFunnel`` gives a change a new scope
     (``datasets.cache_scope``: the generation's id and the default's revision)."""
-    stored = await _stored(store, {} if stored_defaults is None else stored_defaults)
-    if stored is not None:
-        return DefaultFunnel(stored, derived=False)
+    stored_steps = await stored(store, {} if stored_defaults is None else stored_defaults)
+    if stored_steps is not None:
+        return DefaultFunnel(stored_steps, derived=False)
     steps = default_order(await store.page_reach())[:DERIVED_MAX_STEPS]
     return DefaultFunnel(tuple(steps), derived=True) if steps else None
 
@@ -54,36 +54,26 @@ async def resolve(
 async def is_derived(store: DocumentStore, stored_defaults: dict[str, tuple[str, ...]]) -> bool:
     """Whether the default funnel would be derived now (no default stored): one point read, skipped once
     the generation served is known to store one."""
-    return await _stored(store, stored_defaults) is None
-
-
-async def stored(store: DocumentStore, stored_defaults: dict[str, tuple[str, ...]]) -> tuple[str, ...] | None:
-    """The stored default's steps (None: the default is derived), read once per cache scope."""
-    return await _stored(store, stored_defaults)
+    return await stored(store, stored_defaults) is None
 
 
 def known_stored(store: DocumentStore, stored_defaults: dict[str, tuple[str, ...]]) -> DefaultFunnel | None:
     """The generation's stored default if it was read before (no store call), else None."""
-    steps = stored_defaults.get(_generation(store))
+    steps = stored_defaults.get(cache_scope(store))
     return None if steps is None else DefaultFunnel(steps, derived=False)
 
 
-async def _stored(
-    store: DocumentStore, stored_defaults: dict[str, tuple[str, ...]]
-) -> tuple[str, ...] | None:
-    """The generation's stored default: remembered, else read (and remembered when there is one)."""
-    generation = _generation(store)
-    if generation in stored_defaults:
-        return stored_defaults[generation]
-    stored = await store.default_funnel()
-    if not stored:
+async def stored(store: DocumentStore, stored_defaults: dict[str, tuple[str, ...]]) -> tuple[str, ...] | None:
+    """The stored default's steps (None: the default is derived): remembered per cache scope, else read
+    (and remembered when there is one)."""
+    scope = cache_scope(store)
+    if scope in stored_defaults:
+        return stored_defaults[scope]
+    steps = await store.default_funnel()
+    if not steps:
         return None
-    stored_defaults[generation] = tuple(stored)
-    return stored_defaults[generation]
-
-
-def _generation(store: DocumentStore) -> str:
-    return cache_scope(store)
+    stored_defaults[scope] = tuple(steps)
+    return stored_defaults[scope]
 
 
 def every_page_view() -> str:

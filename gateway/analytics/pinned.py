@@ -46,7 +46,7 @@ async def pin(services: Services, steps: Sequence[str]) -> tuple[DefaultFunnel |
     if steps:
         check_pinned_steps(steps)
         check_known_steps(steps, await store.page_types())
-    elif await store.default_funnel() is None:
+    elif await default_funnel.stored(store, services.stored_defaults) is None:
         return await default_funnel.resolve(store, services.stored_defaults), default_revision(store)
     revision = await store.pin_default_funnel(list(steps) if steps else None)
     if services.realtime is not None:

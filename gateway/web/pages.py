@@ -113,12 +113,15 @@ def _asset(path: Path) -> Asset | None:
     known = _ASSETS.get(path)
     if known is not None and known.stamp == stamp:
         return known
-    body = path.read_bytes()
     ctype = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    asset = Asset(stamp, body, gzip.compress(body, 6, mtime=0), ctype, etag)
-    _ASSETS[path] = asset
+    asset = _ASSETS[path] = _prepared(stamp, path.read_bytes(), ctype)
     return asset
+
+
+def _prepared(stamp: tuple[int, int], body: bytes, content_type: str) -> Asset:
+    """A body as it is served: compressed once, and its ETag."""
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return Asset(stamp, body, gzip.compress(body, 6, mtime=0), content_type, etag)
 
 
 def _static_path(name: str) -> Path | None:
@@ -163,9 +166,7 @@ def _dashboard_page(template: Asset, max_page_size: int) -> Asset:
     page = _PAGES.get((template.etag, max_page_size))
     if page is None:
         body = template.body.replace(b"{{MAX_PAGE_SIZE}}", str(max_page_size).encode())
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        page = Asset(template.stamp, body, gzip.compress(body, 6, mtime=0), template.content_type, etag)
-        _PAGES[(template.etag, max_page_size)] = page
+        page = _PAGES[(template.etag, max_page_size)] = _prepared(template.stamp, body, template.content_type)
     return page
 
 

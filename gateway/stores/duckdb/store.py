@@ -98,9 +98,9 @@ class DuckDBStore(KeyLookups, LiveCapture, FileGenerations):
         return store
 
     async def _started(self) -> None:
-        self.dataset = await self._db.run("read the dataset id", generations.read_dataset)
-        self.default_revision = await self._db.run(
-            "read the default's revision", lambda cur: generations.read_meta(cur, DEFAULT_REVISION)
+        self.dataset, self.default_revision = await self._db.run(
+            "read the dataset id and the default's revision",
+            lambda cur: (generations.read_dataset(cur), generations.read_meta(cur, DEFAULT_REVISION)),
         )
         await self.fold_sessions()  # what a killed process left pending, before anything reads
         if self.funnel_index is not None:
