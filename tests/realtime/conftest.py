@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.cache import keys
+from gateway.config import load_settings
+from gateway.embedded.redis_server import RedisServer
 from gateway.errors import StoreUnavailable
-from gateway.services import Services
+from gateway.services import Services, open_services
 from gateway.stores.contracts import Cache
 from gateway.web.app import create_app
 from tests.api.conftest import counted, services  # noqa: F401  (re-exported fixtures)
@@ -29,6 +32,26 @@ async def http(services: Services) -> AsyncIterator[TestClient]:  # noqa: F811
 async def counted_http(counted: Services) -> AsyncIterator[TestClient]:  # noqa: F811
     async with TestClient(TestServer(create_app(counted))) as client:
         yield client
+
+
+@pytest.fixture
+async def empty(tmp_path: Path, redis_env: dict[str, str]) -> AsyncIterator[Services]:
+    """Services on an empty data dir: nothing ingested, no default funnel stored (a shop fed only by
+    live events)."""
+    settings = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "data"), **redis_env})
+    async with open_services(settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def shared_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A redis-server of the test's own, for gateways that share it (and outages of it)."""
+    server = RedisServer(tmp_path / "shared-redis")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 def page_view(event_id: str, user_id: int, page: str, **extra: Any) -> dict[str, Any]:

@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.cache import keys
-from gateway.config import load_settings
 from gateway.models import UserFilter
 from gateway.realtime import streams
 from gateway.realtime.aggregates import Snapshot
@@ -23,7 +21,7 @@ from gateway.realtime.capture import capture
 from gateway.realtime.hub import EventFeed
 from gateway.realtime.runtime import Realtime
 from gateway.realtime.streams import changes_funnel
-from gateway.services import Services, open_services
+from gateway.services import Services
 from gateway.web.app import create_app
 from tests.realtime.conftest import page_view, post_events
 from tests.realtime.live_shop import FUNNEL, SHOP, at
@@ -32,14 +30,6 @@ from tests.redis_fixtures import numsub
 # A closed range with no visits at all: its version tokens are not the ones today's events replace.
 PAST = '{ funnel(filter: {start: "2020-01-01", end: "2020-01-31"}) { steps { name users } } }'
 TREND = "{ funnelTrend(interval: DAY) { steps { name users } } }"
-
-
-@pytest.fixture
-async def empty(tmp_path: Path, redis_env: dict[str, str]) -> AsyncIterator[Services]:
-    """Services on an empty data dir: nothing ingested, no default funnel stored."""
-    settings = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "data"), **redis_env})
-    async with open_services(settings) as opened:
-        yield opened
 
 
 @pytest.fixture

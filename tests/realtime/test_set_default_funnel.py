@@ -54,13 +54,6 @@ async def record(http: TestClient, events: list[dict[str, Any]]) -> None:
 
 
 @pytest.fixture
-async def empty(tmp_path: Path, redis_env: dict[str, str]) -> AsyncIterator[Services]:
-    settings = load_settings(env={"FUNNEL_DATA_DIR": str(tmp_path / "data"), **redis_env})
-    async with open_services(settings) as opened:
-        yield opened
-
-
-@pytest.fixture
 async def http(empty: Services) -> AsyncIterator[TestClient]:
     async with TestClient(TestServer(create_app(empty))) as client:
         yield client
@@ -140,16 +133,6 @@ async def test_bad_steps_are_refused_and_change_nothing(
 
 
 # -- two gateways sharing MongoDB and Redis ------------------------------------------------------------
-
-
-@pytest.fixture
-async def shared_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    server = RedisServer(tmp_path / "shared-redis")
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @contextlib.asynccontextmanager

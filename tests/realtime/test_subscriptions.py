@@ -18,7 +18,6 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.cache import keys
 from gateway.config import load_settings
-from gateway.embedded.redis_server import RedisServer
 from gateway.realtime import streams
 from gateway.realtime.hub import ChangeFlag, Dropped, EventFeed
 from gateway.services import Services, open_services
@@ -232,16 +231,6 @@ async def test_100_subscribe_unsubscribe_cycles_leave_no_task_and_no_redis_subsc
 
 
 # -- with a Redis of our own: two gateways on it, and an outage ------------------------------------------
-@pytest.fixture
-async def shared_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    server = RedisServer(tmp_path / "shared-redis")
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 @contextlib.asynccontextmanager
 async def gateway(data_dir: Path, redis_url: str, **env: str) -> AsyncIterator[tuple[Services, TestClient]]:
     settings = load_settings(env={"FUNNEL_DATA_DIR": str(data_dir), "FUNNEL_REDIS_URL": redis_url, **env})
